@@ -1,0 +1,40 @@
+/** `bun run ingest <file> [--title T]`: add a local file to the library and print its JSON. */
+import { parseArgs } from "node:util";
+import { resolve, basename } from "node:path";
+import { existsSync } from "node:fs";
+import { loadConfig } from "../config.ts";
+import { openDatabase } from "../db/client.ts";
+import { createContext } from "../app.ts";
+import { toVideoJson } from "../modules/videos/schemas.ts";
+import { HttpError } from "../http/errors.ts";
+
+const { values, positionals } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: { title: { type: "string", short: "t" }, help: { type: "boolean", short: "h" } },
+  allowPositionals: true,
+});
+
+if (values.help || positionals.length !== 1) {
+  console.error("usage: bun run ingest <file> [--title T]");
+  process.exit(values.help ? 0 : 2);
+}
+
+const source = resolve(positionals[0]!);
+if (!existsSync(source)) {
+  console.error(`ingest: no such file: ${source}`);
+  process.exit(1);
+}
+
+const config = loadConfig();
+const handle = openDatabase(config.databaseUrl);
+try {
+  const ctx = createContext(config, handle.db);
+  await ctx.library.storage.init();
+  const row = await ctx.library.ingestPath(source, { title: values.title, originalFilename: basename(source) });
+  console.log(JSON.stringify(toVideoJson(row), null, 2));
+} catch (error) {
+  console.error(`ingest: ${error instanceof HttpError ? error.message : String(error)}`);
+  process.exitCode = 1;
+} finally {
+  handle.close();
+}

@@ -1,0 +1,60 @@
+/**
+ * A small open-file cache in the spirit of nginx's `open_file_cache`: a file's stat and derived
+ * headers are reused for `ttlMs`, after which the next request stats it again. Files that vanish
+ * or change are noticed within that window; the hot path does no syscall in between.
+ */
+import { stat } from "node:fs/promises";
+import { makeEntity, type FileEntity, type ServeOptions } from "./entity.ts";
+
+interface Slot {
+  entity: FileEntity;
+  expires: number;
+}
+
+export class FileCache {
+  private readonly slots = new Map<string, Slot>();
+
+  constructor(
+    readonly ttlMs = 1000,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  /**
+   * The entity for a regular file, or undefined when it is missing or not a file. `key` must
+   * change whenever `options` do (several disposition variants of one path may coexist).
+   */
+  async lookup(path: string, options: ServeOptions = {}, key = path): Promise<FileEntity | undefined> {
+    const now = Date.now();
+    const slot = this.slots.get(key);
+    if (slot && slot.expires > now) return slot.entity;
+    const entity = await statEntity(path, options);
+    if (!entity) {
+      this.slots.delete(key);
+      return undefined;
+    }
+    // Keep the same object when nothing changed, so identity-based callers stay cheap.
+    const reused = slot && slot.entity.size === entity.size && slot.entity.etag === entity.etag ? slot.entity : entity;
+    if (!slot && this.slots.size >= this.maxEntries) {
+      const oldest = this.slots.keys().next().value;
+      if (oldest !== undefined) this.slots.delete(oldest);
+    }
+    this.slots.set(key, { entity: reused, expires: now + this.ttlMs });
+    return reused;
+  }
+
+  forget(prefix: string): void {
+    for (const key of this.slots.keys()) if (key.startsWith(prefix)) this.slots.delete(key);
+  }
+}
+
+export async function statEntity(path: string, options: ServeOptions = {}): Promise<FileEntity | undefined> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) return undefined;
+    return makeEntity(path, info.size, info.mtimeMs, options);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES" || code === "ELOOP" || code === "ENAMETOOLONG") return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * A FileEntity is everything the engine needs to answer for one file, computed once: the BunFile
+ * handle, size, validators and the response headers that never change between requests.
+ */
+import type { BunFile } from "bun";
+import { contentDisposition, type DispositionType } from "../http/content-disposition.ts";
+import { contentTypeFor } from "../http/content-type.ts";
+import { formatHttpDate, type Validators } from "../http/conditional.ts";
+
+export interface ServeOptions {
+  /** Defaults to the type for the path's extension. */
+  contentType?: string;
+  /** The name offered to the user; with no disposition, this implies "inline". */
+  filename?: string;
+  disposition?: DispositionType;
+  cacheControl?: string;
+  /** A strong validator to use instead of the size/mtime one, e.g. from a content hash. */
+  etag?: string;
+  /** Unix seconds; defaults to the file's mtime. */
+  lastModified?: number;
+}
+
+export interface FileEntity extends Validators {
+  path: string;
+  file: BunFile;
+  size: number;
+  contentType: string;
+  /** Content-Type, ETag, Last-Modified, Accept-Ranges, Cache-Control, nosniff, disposition. */
+  headers: Readonly<Record<string, string>>;
+  /** The subset a 304 carries (§15.4.5). */
+  notModifiedHeaders: Readonly<Record<string, string>>;
+}
+
+export const DEFAULT_CACHE_CONTROL = "public, max-age=3600";
+
+/** nginx's ETag form: hex mtime and hex size. Cheap, and strong enough for files we don't hash. */
+export function statEtag(size: number, mtimeMs: number): string {
+  return `"${Math.floor(mtimeMs / 1000).toString(16)}-${size.toString(16)}"`;
+}
+
+export function makeEntity(path: string, size: number, mtimeMs: number, options: ServeOptions = {}): FileEntity {
+  const etag = options.etag ?? statEtag(size, mtimeMs);
+  const lastModified = options.lastModified ?? Math.floor(mtimeMs / 1000);
+  const contentType = options.contentType ?? contentTypeFor(path);
+  const cacheControl = options.cacheControl ?? DEFAULT_CACHE_CONTROL;
+  const validatorHeaders = {
+    etag,
+    "last-modified": formatHttpDate(lastModified),
+    "cache-control": cacheControl,
+  };
+  const headers: Record<string, string> = {
+    "content-type": contentType,
+    "accept-ranges": "bytes",
+    ...validatorHeaders,
+    "x-content-type-options": "nosniff",
+  };
+  // Always name a disposition: Bun otherwise invents one from the storage file name on ranges.
+  headers["content-disposition"] = contentDisposition(options.disposition ?? "inline", options.filename);
+  return {
+    path,
+    file: Bun.file(path),
+    size,
+    etag,
+    lastModified,
+    contentType,
+    headers,
+    notModifiedHeaders: validatorHeaders,
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * The HTTP file engine: turns a request and a FileEntity into the exact response RFC 9110 asks
+ * for. All decisions come from the pure modules in src/http; this file only assembles bodies.
+ *
+ * Bodies are `BunFile` slices, which Bun sends with sendfile(2): no copy through JavaScript.
+ * Two cases cannot be sent that way (see `streamSlices`) and use a bounded pull stream instead.
+ */
+import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
+import { errorResponse } from "../http/errors.ts";
+import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
+import { contentRange, planRange, unsatisfiedRange, type ByteRange, type RangeLimits, DEFAULT_RANGE_LIMITS } from "../http/range.ts";
+import type { FileEntity } from "./entity.ts";
+
+const CHUNK = 256 * 1024;
+const encoder = new TextEncoder();
+
+/**
+ * A pull stream over text and file ranges, reading at most CHUNK bytes at a time.
+ *
+ * Why not a BunFile: Bun.serve applies the request's Range header itself to any file-backed
+ * 200 response, and a Blob made of file slices loses their bytes. So the two responses that
+ * are not a single slice (a 200 that must ignore a Range, and multipart/byteranges) go here.
+ */
+function streamSlices(entity: FileEntity, pieces: (string | ByteRange)[]): ReadableStream<Uint8Array> {
+  let index = 0;
+  let offset = -1;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const piece = pieces[index];
+        if (piece === undefined) return controller.close();
+        if (typeof piece === "string") {
+          index++;
+          return controller.enqueue(encoder.encode(piece));
+        }
+        if (offset < 0) offset = piece.start;
+        const end = Math.min(offset + CHUNK, piece.end + 1);
+        const bytes = new Uint8Array(await entity.file.slice(offset, end).arrayBuffer());
+        // A file that shrank underneath us must not turn into an endless or short-framed body.
+        if (bytes.byteLength !== end - offset) return controller.error(new Error(`short read from ${entity.path}`));
+        controller.enqueue(bytes);
+        offset = end;
+        if (offset > piece.end) {
+          index++;
+          offset = -1;
+        }
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+export interface EngineOptions {
+  rangeLimits?: RangeLimits;
+}
+
+export function serveEntity(request: Request, entity: FileEntity, options: EngineOptions = {}): Response {
+  const method = request.method;
+  if (method !== "GET" && method !== "HEAD") {
+    return errorResponse(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" });
+  }
+  const headers = request.headers;
+
+  const outcome = evaluatePreconditions(method, headers, entity);
+  if (outcome === "not-modified") return new Response(null, { status: 304, headers: entity.notModifiedHeaders });
+  if (outcome === "failed") return errorResponse(412, "precondition_failed", "A precondition in the request did not hold");
+
+  const rangeHeader = headers.get("range");
+  if (rangeHeader === null) return new Response(entity.file, { headers: entity.headers });
+
+  const plan = ifRangeAllows(headers, entity) ? planRange(rangeHeader, entity.size, options.rangeLimits ?? DEFAULT_RANGE_LIMITS) : ({ kind: "full" } as const);
+  const size = entity.size;
+
+  if (plan.kind === "unsatisfiable") {
+    return errorResponse(416, "range_not_satisfiable", `No requested range is satisfiable for ${size} bytes`, {
+      "content-range": unsatisfiedRange(size),
+      "accept-ranges": "bytes",
+    });
+  }
+
+  if (plan.kind === "full") {
+    // HEAD has no body, so Bun leaves it alone and the exact Content-Length stays.
+    if (method === "HEAD" || size === 0) return new Response(entity.file, { headers: entity.headers });
+    return new Response(streamSlices(entity, [{ start: 0, end: size - 1 }]), { headers: entity.headers });
+  }
+
+  const ranges = plan.ranges;
+  if (ranges.length === 1) {
+    const r = ranges[0]!;
+    return new Response(entity.file.slice(r.start, r.end + 1), {
+      status: 206,
+      headers: { ...entity.headers, "content-range": contentRange(r, size) },
+    });
+  }
+
+  const boundary = makeBoundary();
+  const layout = layoutMultipart(ranges, size, entity.contentType, boundary);
+  const multipartHeaders = { ...entity.headers, "content-type": multipartContentType(boundary) };
+  if (method === "HEAD") {
+    return new Response(null, { status: 206, headers: { ...multipartHeaders, "content-length": String(layout.length) } });
+  }
+  const pieces: (string | ByteRange)[] = [];
+  ranges.forEach((r, i) => pieces.push(layout.heads[i]!, r));
+  pieces.push(layout.tail);
+  return new Response(streamSlices(entity, pieces), { status: 206, headers: multipartHeaders });
+}

@@ -1,0 +1,50 @@
+/**
+ * Maps a URL path under /static/ to a file inside STATIC_DIR, or to nothing. The request path is
+ * percent-decoded exactly once; every segment must be an ordinary, visible name; and the real
+ * path (symlinks followed) must still lie inside the real root.
+ */
+import { realpath } from "node:fs/promises";
+import { join, sep } from "node:path";
+
+/** Pure: the decoded, checked segments of a raw (still percent-encoded) relative path. */
+export function safeSegments(rawPath: string): string[] | undefined {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    return undefined; // malformed percent-encoding
+  }
+  if (decoded.includes("\0") || decoded.includes("\\")) return undefined;
+  const segments = decoded.split("/");
+  if (segments.length === 0) return undefined;
+  for (const segment of segments) {
+    // Empty (//), "." and ".." segments, and dotfiles (.env, .git) are never served.
+    if (segment === "" || segment.startsWith(".")) return undefined;
+  }
+  return segments;
+}
+
+export class StaticRoot {
+  private realRoot: Promise<string | undefined> | undefined;
+
+  constructor(readonly root: string) {}
+
+  private async rootPath(): Promise<string | undefined> {
+    this.realRoot ??= realpath(this.root).catch(() => undefined);
+    return this.realRoot;
+  }
+
+  /** The absolute path of a file to serve, or undefined (→ 404). */
+  async resolve(rawPath: string): Promise<string | undefined> {
+    const segments = safeSegments(rawPath);
+    const root = await this.rootPath();
+    if (!segments || !root) return undefined;
+    const candidate = join(root, ...segments);
+    try {
+      const real = await realpath(candidate);
+      return real.startsWith(root + sep) ? real : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}

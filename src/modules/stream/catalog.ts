@@ -1,0 +1,81 @@
+/**
+ * The stream route's view of the library: video id → ready-to-serve FileEntity, cached.
+ *
+ * A ready video's bytes never change under its id, so its row and stat are trusted for
+ * `ttlMs` (and dropped at once when this process changes the video). The hot path is then one
+ * Map lookup: no database round-trip and no stat per request. Other processes' changes (a
+ * separate worker, another server on the same database) are seen within `ttlMs`.
+ */
+import { makeEntity, type FileEntity } from "../../files/entity.ts";
+import { statEntity } from "../../files/cache.ts";
+import type { VideoRow } from "../../db/schema.ts";
+import { extensionOf } from "../../http/content-type.ts";
+import type { VideoLibrary } from "../videos/service.ts";
+
+export const VIDEO_CACHE_CONTROL = "public, max-age=86400";
+
+interface Entry {
+  /** undefined: no such ready video (cached too, so 404 floods stay off the database). */
+  inline?: FileEntity;
+  download?: FileEntity;
+  row?: VideoRow;
+  expires: number;
+}
+
+/** The file name a download gets: the title, with the container's extension. */
+export function downloadName(row: VideoRow): string {
+  const ext = extensionOf(row.originalFilename);
+  const title = row.title.trim() || "video";
+  return ext && extensionOf(title) !== ext ? `${title}.${ext}` : title;
+}
+
+export class StreamCatalog {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly library: VideoLibrary,
+    private readonly ttlMs: number,
+    private readonly maxEntries = 10_000,
+  ) {
+    library.events.on("changed", (id: string) => this.entries.delete(id));
+  }
+
+  /** The cached answer, if fresh: `null` means "known not to exist". */
+  peek(id: string, download: boolean): FileEntity | null | undefined {
+    const entry = this.entries.get(id);
+    if (!entry || entry.expires <= Date.now()) return undefined;
+    if (!entry.inline || !entry.row) return null;
+    return download ? (entry.download ??= this.downloadEntity(entry.row, entry.inline)) : entry.inline;
+  }
+
+  async load(id: string, download: boolean): Promise<FileEntity | null> {
+    const row = await this.library.get(id);
+    let inline: FileEntity | undefined;
+    if (row && row.status === "ready" && row.sha256) {
+      const path = this.library.absolutePath(row);
+      const found = await statEntity(path, this.options(row));
+      if (found && found.size === row.size) inline = found;
+      // A ready row whose file is gone or altered is an operator problem, not a client one.
+      else console.warn(`[stream] video ${id}: file ${path} is ${found ? `${found.size} bytes, expected ${row.size}` : "missing"}; answering 404`);
+    }
+    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    const entry: Entry = { inline, row: inline ? row : undefined, expires: Date.now() + this.ttlMs };
+    this.entries.set(id, entry);
+    if (!inline || !row) return null;
+    return download ? (entry.download = this.downloadEntity(row, inline)) : inline;
+  }
+
+  private options(row: VideoRow) {
+    return {
+      contentType: row.contentType,
+      // Content-addressed, so every server holding the same bytes gives the same tag.
+      etag: `"${row.sha256!.slice(0, 32)}"`,
+      lastModified: Math.floor(row.createdAt.getTime() / 1000),
+      cacheControl: VIDEO_CACHE_CONTROL,
+    };
+  }
+
+  private downloadEntity(row: VideoRow, inline: FileEntity): FileEntity {
+    return makeEntity(inline.path, inline.size, 0, { ...this.options(row), disposition: "attachment", filename: downloadName(row) });
+  }
+}
