@@ -1,0 +1,456 @@
+/**
+ * Start and stop each server under test, on loopback, on an ephemeral port, pinned to the server
+ * core when taskset is available. A target that cannot start is reported (failed or skipped), never
+ * thrown: the harness keeps going with the others.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import type { MediaFile } from "./media.ts";
+import {
+  BENCH_DIR,
+  CACHE_DIR,
+  LOOPBACK,
+  REPO_ROOT,
+  SERVER_CORE,
+  drain,
+  freePort,
+  log,
+  pinned,
+  run,
+  spawnTracked,
+  stopTracked,
+  waitForHttp,
+  which,
+  type Tracked,
+} from "./util.ts";
+
+export type TargetId = "spool" | "nginx" | "bun" | "express" | "fastapi";
+
+export const TARGET_ORDER: TargetId[] = ["spool", "nginx", "bun", "express", "fastapi"];
+
+export const TARGET_LABELS: Record<TargetId, string> = {
+  spool: "Spool",
+  nginx: "nginx",
+  bun: "bare Bun.serve",
+  express: "Express 5",
+  fastapi: "FastAPI",
+};
+
+/** Required targets make `--smoke` fail when they fail their checks. FastAPI is optional. */
+export const REQUIRED: Record<TargetId, boolean> = { spool: true, nginx: true, bun: true, express: true, fastapi: false };
+
+export interface Caps {
+  /** Answers If-None-Match with 304. */
+  etag: boolean;
+  lastModified: boolean;
+  /** Has a JSON listing at /api/videos. */
+  api: boolean;
+}
+
+export interface Running {
+  id: TargetId;
+  label: string;
+  port: number;
+  baseUrl: string;
+  /** Server process id (for RSS sampling; children are included by the sampler). */
+  pid: number;
+  /** Media key -> URL path on this server. */
+  paths: Record<string, string>;
+  caps: Caps;
+  version: string;
+  notes: string[];
+  stop(): Promise<void>;
+  logs(): string;
+}
+
+export type StartOutcome =
+  | { ok: true; running: Running }
+  | { ok: false; id: TargetId; label: string; skipped: boolean; reason: string };
+
+export interface NginxTuning {
+  tcpNopush: "on" | "off";
+  tcpNodelay: "on" | "off";
+  sendfileMaxChunk: string;
+}
+
+/** The tuning the suite uses; bench/nginx/tune.ts measured the alternatives (see bench/README.md). */
+export const NGINX_DEFAULT_TUNING: NginxTuning = { tcpNopush: "off", tcpNodelay: "on", sendfileMaxChunk: "2m" };
+
+export interface StartContext {
+  media: MediaFile[];
+  /** Temp dir for this run (world-traversable so nginx's worker user can read it). */
+  tmp: string;
+  /** `<tmp>/www`, holding `media/<key>.mp4` symlinks to the cached files. */
+  webroot: string;
+  nginxTuning: NginxTuning;
+  /** Written by the harness after Spool starts: Spool's /api/videos body, served by the bare Bun peer. */
+  apiJsonPath?: string;
+  /** Extra environment for Spool (e.g. WORKERS). */
+  spoolEnv?: Record<string, string>;
+}
+
+export function prepareWebroot(tmp: string, media: MediaFile[]): string {
+  const webroot = resolve(tmp, "www");
+  const dir = resolve(webroot, "media");
+  mkdirSync(dir, { recursive: true });
+  for (const m of media) {
+    const link = resolve(dir, `${m.key}.mp4`);
+    if (!existsSync(link)) symlinkSync(m.path, link);
+  }
+  for (const d of [tmp, webroot, dir]) chmodSync(d, 0o755);
+  return webroot;
+}
+
+const BUN = process.execPath;
+
+interface ServerProc {
+  tracked: Tracked;
+  logs: () => string;
+}
+
+function startServer(name: string, cmd: string[], env: Record<string, string>): ServerProc {
+  const tracked = spawnTracked(name, pinned(SERVER_CORE, cmd), { env, stdout: "pipe", stderr: "pipe" });
+  const out = drain(tracked.proc.stdout);
+  const err = drain(tracked.proc.stderr);
+  return { tracked, logs: () => `${out()}\n${err()}`.trim() };
+}
+
+const alive = (t: Tracked) => () => t.proc.exitCode === null && t.proc.signalCode === null;
+
+async function waitReady(sp: ServerProc, url: string, timeoutMs: number): Promise<string | null> {
+  const ok = await waitForHttp(url, timeoutMs, alive(sp.tracked));
+  if (ok) return null;
+  const why = alive(sp.tracked)() ? `no 200 from ${url} within ${timeoutMs} ms` : `exited with code ${sp.tracked.proc.exitCode}`;
+  await stopTracked(sp.tracked);
+  return `${why}\n${sp.logs().slice(-1500)}`;
+}
+
+function failed(id: TargetId, reason: string, skipped = false): StartOutcome {
+  return { ok: false, id, label: TARGET_LABELS[id], skipped, reason };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spool
+// ---------------------------------------------------------------------------------------------
+
+interface IngestedVideo {
+  id: string;
+  size?: number;
+  streamUrl?: string;
+}
+
+function parseIngestOutput(stdout: string): IngestedVideo | null {
+  const text = stdout.trim();
+  const candidates = [text, ...text.split("\n").reverse()];
+  const start = text.indexOf("{");
+  if (start >= 0) candidates.push(text.slice(start));
+  for (const c of candidates) {
+    try {
+      const v = JSON.parse(c) as unknown;
+      if (v && typeof v === "object") {
+        const o = v as Record<string, unknown>;
+        const inner = (o.video && typeof o.video === "object" ? o.video : o) as Record<string, unknown>;
+        if (typeof inner.id === "string" || typeof inner.id === "number") {
+          return {
+            id: String(inner.id),
+            size: typeof inner.size === "number" ? inner.size : undefined,
+            streamUrl: typeof inner.streamUrl === "string" ? inner.streamUrl : undefined,
+          };
+        }
+      }
+    } catch {}
+  }
+  return null;
+}
+
+async function startSpool(ctx: StartContext): Promise<StartOutcome> {
+  const entry = resolve(REPO_ROOT, "src/index.ts");
+  const ingestCli = resolve(REPO_ROOT, "src/cli/ingest.ts");
+  if (!existsSync(entry)) return failed("spool", "src/index.ts does not exist (server not built yet)");
+  if (!existsSync(ingestCli)) return failed("spool", "src/cli/ingest.ts does not exist");
+  const dataDir = resolve(ctx.tmp, "spool-data");
+  mkdirSync(dataDir, { recursive: true });
+  const env: Record<string, string> = {
+    NODE_ENV: "production",
+    HOST: LOOPBACK,
+    DATA_DIR: dataDir,
+    SEED_DEMO: "0",
+    WORKERS: "1",
+    ...(ctx.spoolEnv ?? {}),
+  };
+  const paths: Record<string, string> = {};
+  for (const m of ctx.media) {
+    const t0 = Date.now();
+    const r = await run([BUN, ingestCli, m.path, "--title", `bench ${m.key}`], {
+      env,
+      timeoutMs: 10 * 60_000,
+      name: `ingest ${m.key}`,
+    });
+    if (r.code !== 0 || r.timedOut) {
+      return failed("spool", `ingest of ${m.key} failed (code ${r.code}${r.timedOut ? ", timed out" : ""}): ${(r.stderr || r.stdout).slice(-1500)}`);
+    }
+    const v = parseIngestOutput(r.stdout);
+    if (!v) return failed("spool", `ingest of ${m.key} printed no video JSON: ${r.stdout.slice(-500)}`);
+    paths[m.key] = v.streamUrl ?? `/api/stream/${v.id}`;
+    log(`spool: ingested ${m.key} as ${v.id} in ${Date.now() - t0} ms`);
+  }
+  const port = await freePort();
+  const sp = startServer("spool", [BUN, entry], { ...env, PORT: String(port) });
+  const baseUrl = `http://${LOOPBACK}:${port}`;
+  const err = await waitReady(sp, `${baseUrl}/health`, 30_000);
+  if (err) return failed("spool", `did not become ready: ${err}`);
+  let version = "unknown";
+  try {
+    const pkg = JSON.parse(readFileSync(resolve(REPO_ROOT, "package.json"), "utf8")) as { version?: string };
+    version = `spool ${pkg.version ?? "?"} on Bun ${Bun.version}`;
+  } catch {}
+  const git = Bun.spawnSync(["git", "describe", "--always", "--dirty"], { cwd: REPO_ROOT, stderr: "ignore" });
+  if (git.exitCode === 0) version += ` (${git.stdout.toString().trim()})`;
+  return {
+    ok: true,
+    running: {
+      id: "spool",
+      label: TARGET_LABELS.spool,
+      port,
+      baseUrl,
+      pid: sp.tracked.proc.pid,
+      paths,
+      caps: { etag: true, lastModified: true, api: true },
+      version,
+      notes: [`NODE_ENV=production WORKERS=${env.WORKERS} bun src/index.ts`],
+      stop: () => stopTracked(sp.tracked),
+      logs: sp.logs,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx
+// ---------------------------------------------------------------------------------------------
+
+export function nginxBinary(): string | null {
+  return which("nginx") ?? which("/usr/sbin/nginx");
+}
+
+export function renderNginxConf(vars: Record<string, string>): string {
+  const tpl = readFileSync(resolve(BENCH_DIR, "nginx/nginx.conf.template"), "utf8");
+  return tpl.replace(/\{\{([A-Z_]+)\}\}/g, (_m, k: string) => {
+    const v = vars[k];
+    if (v === undefined) throw new Error(`nginx template: no value for {{${k}}}`);
+    return v;
+  });
+}
+
+export async function startNginx(ctx: StartContext, tuning: NginxTuning = ctx.nginxTuning, name = "nginx"): Promise<StartOutcome> {
+  const bin = nginxBinary();
+  if (!bin) return failed("nginx", "nginx not installed (apt-get install nginx-core)", true);
+  const v = Bun.spawnSync([bin, "-V"], { stderr: "pipe" });
+  const info = v.stderr.toString();
+  if (!info.includes("http_mp4_module")) return failed("nginx", "this nginx has no mp4 module (use Debian's nginx-core)", true);
+  const version = info.split("\n")[0]?.replace(/^nginx version:\s*/, "") ?? "nginx";
+  const prefix = resolve(ctx.tmp, name);
+  mkdirSync(resolve(prefix, "tmp"), { recursive: true });
+  chmodSync(prefix, 0o755);
+  const port = await freePort();
+  const conf = renderNginxConf({
+    PREFIX: prefix,
+    PORT: String(port),
+    WEBROOT: ctx.webroot,
+    TCP_NOPUSH: tuning.tcpNopush,
+    TCP_NODELAY: tuning.tcpNodelay,
+    SENDFILE_MAX_CHUNK: tuning.sendfileMaxChunk,
+  });
+  const confPath = resolve(prefix, "nginx.conf");
+  writeFileSync(confPath, conf);
+  const sp = startServer(name, [bin, "-p", prefix, "-e", resolve(prefix, "error.log"), "-c", confPath, "-g", "daemon off;"], {});
+  const baseUrl = `http://${LOOPBACK}:${port}`;
+  const err = await waitReady(sp, `${baseUrl}/health`, 15_000);
+  if (err) {
+    let elog = "";
+    try {
+      elog = readFileSync(resolve(prefix, "error.log"), "utf8").slice(-1000);
+    } catch {}
+    return failed("nginx", `did not become ready: ${err}\n${elog}`);
+  }
+  const paths: Record<string, string> = {};
+  for (const m of ctx.media) paths[m.key] = `/media/${m.key}.mp4`;
+  return {
+    ok: true,
+    running: {
+      id: "nginx",
+      label: TARGET_LABELS.nginx,
+      port,
+      baseUrl,
+      pid: sp.tracked.proc.pid,
+      paths,
+      caps: { etag: true, lastModified: true, api: false },
+      version,
+      notes: [`worker_processes 1, sendfile on, tcp_nopush ${tuning.tcpNopush}, tcp_nodelay ${tuning.tcpNodelay}, sendfile_max_chunk ${tuning.sendfileMaxChunk}, open_file_cache, mp4`],
+      stop: () => stopTracked(sp.tracked),
+      logs: sp.logs,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// bare Bun.serve
+// ---------------------------------------------------------------------------------------------
+
+async function startBareBun(ctx: StartContext): Promise<StartOutcome> {
+  const port = await freePort();
+  const files: Record<string, string> = {};
+  for (const m of ctx.media) files[m.key] = m.path;
+  const env: Record<string, string> = { PORT: String(port), HOST: LOOPBACK, BENCH_FILES: JSON.stringify(files), NODE_ENV: "production" };
+  if (ctx.apiJsonPath && existsSync(ctx.apiJsonPath)) env.BENCH_API_JSON = ctx.apiJsonPath;
+  const sp = startServer("bun", [BUN, resolve(BENCH_DIR, "peers/bare-bun.ts")], env);
+  const baseUrl = `http://${LOOPBACK}:${port}`;
+  const err = await waitReady(sp, `${baseUrl}/health`, 15_000);
+  if (err) return failed("bun", `did not become ready: ${err}`);
+  const paths: Record<string, string> = {};
+  for (const m of ctx.media) paths[m.key] = `/files/${m.key}`;
+  return {
+    ok: true,
+    running: {
+      id: "bun",
+      label: TARGET_LABELS.bun,
+      port,
+      baseUrl,
+      pid: sp.tracked.proc.pid,
+      paths,
+      caps: { etag: true, lastModified: false, api: env.BENCH_API_JSON !== undefined },
+      version: `Bun ${Bun.version}`,
+      notes: ["new Response(Bun.file(path)) + a precomputed-ETag 304 check"],
+      stop: () => stopTracked(sp.tracked),
+      logs: sp.logs,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Express 5 (on Node when available)
+// ---------------------------------------------------------------------------------------------
+
+/** Bundle a TS entry for Node into bench/.cache/peers (packages stay external, resolved from node_modules). */
+export async function bundleForNode(entry: string, outName: string): Promise<string> {
+  const outdir = resolve(CACHE_DIR, "peers");
+  mkdirSync(outdir, { recursive: true });
+  const res = await Bun.build({ entrypoints: [entry], outdir, target: "node", packages: "external", naming: outName, format: "esm" });
+  if (!res.success) throw new Error(`Bun.build ${entry}: ${res.logs.map((l) => String(l)).join("\n")}`);
+  return resolve(outdir, outName);
+}
+
+async function startExpress(ctx: StartContext): Promise<StartOutcome> {
+  if (!existsSync(resolve(REPO_ROOT, "node_modules/express/package.json"))) return failed("express", "express is not installed (npm install)", true);
+  const node = which("node");
+  let cmd: string[];
+  let runtime: string;
+  try {
+    if (node) {
+      cmd = [node, await bundleForNode(resolve(BENCH_DIR, "peers/express.ts"), "express.js")];
+      runtime = `Node ${Bun.spawnSync([node, "--version"]).stdout.toString().trim()}`;
+    } else {
+      cmd = [BUN, resolve(BENCH_DIR, "peers/express.ts")];
+      runtime = `Bun ${Bun.version} (node not found)`;
+    }
+  } catch (e) {
+    return failed("express", `could not bundle the Express peer: ${String(e)}`);
+  }
+  const port = await freePort();
+  const sp = startServer("express", cmd, { PORT: String(port), HOST: LOOPBACK, BENCH_ROOT: resolve(ctx.webroot, "media"), NODE_ENV: "production" });
+  const baseUrl = `http://${LOOPBACK}:${port}`;
+  const err = await waitReady(sp, `${baseUrl}/health`, 15_000);
+  if (err) return failed("express", `did not become ready: ${err}`);
+  let ev = "?";
+  try {
+    ev = (JSON.parse(readFileSync(resolve(REPO_ROOT, "node_modules/express/package.json"), "utf8")) as { version: string }).version;
+  } catch {}
+  const paths: Record<string, string> = {};
+  for (const m of ctx.media) paths[m.key] = `/media/${m.key}.mp4`;
+  return {
+    ok: true,
+    running: {
+      id: "express",
+      label: TARGET_LABELS.express,
+      port,
+      baseUrl,
+      pid: sp.tracked.proc.pid,
+      paths,
+      caps: { etag: true, lastModified: true, api: false },
+      version: `express ${ev} on ${runtime}`,
+      notes: ["express.static (send), defaults"],
+      stop: () => stopTracked(sp.tracked),
+      logs: sp.logs,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// FastAPI StreamingResponse design (optional)
+// ---------------------------------------------------------------------------------------------
+
+export function findFastapiPython(): { python: string; version: string } | null {
+  const candidates = [process.env.BENCH_PYTHON, "/usr/bin/python3", which("python3") ?? undefined].filter((x): x is string => !!x);
+  for (const py of [...new Set(candidates)]) {
+    if (!existsSync(py)) continue;
+    const r = Bun.spawnSync(
+      [py, "-c", "import sys, fastapi, uvicorn; print(f'FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}, Python {sys.version.split()[0]}')"],
+      { stdout: "pipe", stderr: "ignore" },
+    );
+    if (r.exitCode === 0) return { python: py, version: r.stdout.toString().trim() };
+  }
+  return null;
+}
+
+async function startFastapi(ctx: StartContext): Promise<StartOutcome> {
+  const found = findFastapiPython();
+  if (!found) return failed("fastapi", "python3-fastapi / python3-uvicorn not installed (optional: apt-get install python3-fastapi python3-uvicorn)", true);
+  const port = await freePort();
+  const files: Record<string, string> = {};
+  for (const m of ctx.media) files[m.key] = m.path;
+  const sp = startServer("fastapi", [found.python, resolve(BENCH_DIR, "peers/fastapi_seed.py")], {
+    PORT: String(port),
+    HOST: LOOPBACK,
+    BENCH_FILES: JSON.stringify(files),
+    PYTHONDONTWRITEBYTECODE: "1",
+  });
+  const baseUrl = `http://${LOOPBACK}:${port}`;
+  const err = await waitReady(sp, `${baseUrl}/health`, 20_000);
+  if (err) return failed("fastapi", `did not become ready: ${err}`);
+  const paths: Record<string, string> = {};
+  for (const m of ctx.media) paths[m.key] = `/video/${m.key}`;
+  return {
+    ok: true,
+    running: {
+      id: "fastapi",
+      label: TARGET_LABELS.fastapi,
+      port,
+      baseUrl,
+      pid: sp.tracked.proc.pid,
+      paths,
+      caps: { etag: false, lastModified: false, api: false },
+      version: found.version,
+      notes: ["StreamingResponse over a generator of 1 MiB chunks, regex Range parsing, no validators"],
+      stop: () => stopTracked(sp.tracked),
+      logs: sp.logs,
+    },
+  };
+}
+
+export async function startTarget(id: TargetId, ctx: StartContext): Promise<StartOutcome> {
+  try {
+    switch (id) {
+      case "spool":
+        return await startSpool(ctx);
+      case "nginx":
+        return await startNginx(ctx);
+      case "bun":
+        return await startBareBun(ctx);
+      case "express":
+        return await startExpress(ctx);
+      case "fastapi":
+        return await startFastapi(ctx);
+    }
+  } catch (e) {
+    return failed(id, `start threw: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+  }
+}
