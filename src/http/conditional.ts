@@ -69,9 +69,12 @@ export function weakMatch(a: EntityTag, b: EntityTag): boolean {
  * `Date.parse` understands) into Unix seconds; undefined when invalid.
  */
 export function parseHttpDate(value: string): number | undefined {
-  // Date.parse accepts far more than HTTP-date (e.g. bare numbers); demand a GMT-ish shape.
-  if (!/^[A-Za-z]{3},? /.test(value.trim())) return undefined;
-  const ms = Date.parse(value);
+  // Date.parse accepts far more than HTTP-date (e.g. bare numbers); demand a day-name first.
+  let text = value.trim();
+  if (!/^[A-Za-z]{3,9},? /.test(text)) return undefined;
+  // asctime carries no zone, and Date.parse would read it as local time; HTTP means GMT.
+  if (!/GMT$/i.test(text)) text += " GMT";
+  const ms = Date.parse(text);
   return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
 }
 

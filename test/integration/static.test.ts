@@ -1,0 +1,98 @@
+/** /static/...: the same engine as the stream route, confined to STATIC_DIR. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { comparableHeaders, get } from "../helpers/http.ts";
+import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+
+let spool: TestSpool;
+const TEXT = "hello, static world\n";
+
+beforeAll(async () => {
+  spool = await startTestSpool({ seedDemo: false });
+  const root = spool.staticDir;
+  const outside = dirname(root);
+  await writeFile(join(outside, "secret.txt"), "TOP SECRET");
+  await writeFile(join(root, "hello.txt"), TEXT);
+  await mkdir(join(root, "sub dir"), { recursive: true });
+  await writeFile(join(root, "sub dir", "clip.mp4"), Buffer.from("0123456789"));
+  await writeFile(join(root, ".env"), "SECRET=1");
+  await symlink(join(outside, "secret.txt"), join(root, "link-out"));
+  await symlink(join(root, "hello.txt"), join(root, "link-in.txt"));
+  await mkdir(join(root, "dir"));
+});
+afterAll(() => spool?.stop());
+
+describe("serving", () => {
+  test("200 with type, length and validators", async () => {
+    const r = await fetch(`${spool.url}/static/hello.txt`);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe(TEXT);
+    expect(r.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    expect(r.headers.get("content-length")).toBe(String(TEXT.length));
+    expect(r.headers.get("etag")).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/);
+    expect(r.headers.get("last-modified")).not.toBeNull();
+    expect(r.headers.get("accept-ranges")).toBe("bytes");
+  });
+
+  test("ranges, percent-encoded names and media types", async () => {
+    const r = await fetch(`${spool.url}/static/sub%20dir/clip.mp4`, { headers: { range: "bytes=2-4" } });
+    expect(r.status).toBe(206);
+    expect(r.headers.get("content-type")).toBe("video/mp4");
+    expect(r.headers.get("content-range")).toBe("bytes 2-4/10");
+    expect(await r.text()).toBe("234");
+  });
+
+  test("304 on revalidation, HEAD like GET", async () => {
+    const first = await fetch(`${spool.url}/static/hello.txt`, { method: "HEAD" });
+    const etag = first.headers.get("etag")!;
+    expect((await fetch(`${spool.url}/static/hello.txt`, { headers: { "if-none-match": etag } })).status).toBe(304);
+    const getR = await fetch(`${spool.url}/static/hello.txt`, { headers: { range: "bytes=0-4" } });
+    const headR = await fetch(`${spool.url}/static/hello.txt`, { headers: { range: "bytes=0-4" }, method: "HEAD" });
+    await getR.arrayBuffer();
+    expect(comparableHeaders(headR)).toEqual(comparableHeaders(getR));
+  });
+
+  test("a symlink that stays inside the root is served", async () => {
+    expect(await (await fetch(`${spool.url}/static/link-in.txt`)).text()).toBe(TEXT);
+  });
+
+  test("a file changed on disk is seen after the cache window", async () => {
+    await writeFile(join(spool.staticDir, "changing.txt"), "one");
+    expect(await (await fetch(`${spool.url}/static/changing.txt`)).text()).toBe("one");
+    await Bun.sleep(1100);
+    await writeFile(join(spool.staticDir, "changing.txt"), "two!");
+    await Bun.sleep(1100);
+    const r = await fetch(`${spool.url}/static/changing.txt`);
+    expect(await r.text()).toBe("two!");
+    expect(r.headers.get("content-length")).toBe("4");
+  });
+});
+
+describe("confinement: every escape is a 404 and never the secret", () => {
+  test.each([
+    "/static/../secret.txt",
+    "/static/%2e%2e/secret.txt",
+    "/static/%2E%2E/secret.txt",
+    "/static/..%2fsecret.txt",
+    "/static/%2e%2e%2fsecret.txt",
+    "/static/%252e%252e%252fsecret.txt",
+    "/static/sub%20dir/../../secret.txt",
+    "/static/sub%20dir/%2e%2e/%2e%2e/secret.txt",
+    "/static/..%5csecret.txt",
+    "/static/hello.txt%00.jpg",
+    "/static/link-out",
+    "/static/.env",
+    "/static/%2eenv",
+    "/static/dir",
+    "/static/",
+    "/static/%zz",
+    "/static//etc/passwd",
+  ])("%s", async (path) => {
+    const r = await get(spool.port, path);
+    expect(r.status).toBe(404);
+    expect(r.body.toString()).not.toContain("TOP SECRET");
+    expect(r.body.toString()).not.toContain("SECRET=1");
+    expect(JSON.parse(r.body.toString()).error.code).toBe("not_found");
+  });
+});

@@ -1,0 +1,109 @@
+/** POST /api/videos: streamed multipart uploads, and what a broken upload leaves behind (nothing). */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join, resolve } from "node:path";
+import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+
+const FIXTURE = resolve(import.meta.dir, "../../fixtures/demo.mp4");
+const bytes = readFileSync(FIXTURE);
+
+let spool: TestSpool;
+beforeAll(async () => {
+  spool = await startTestSpool({ seedDemo: false, maxUploadBytes: 1024 * 1024 });
+});
+afterAll(() => spool?.stop());
+
+type Video = { id: string; status: string; title: string; size: number; streamUrl: string; error: string | null };
+
+async function waitUntilSettled(id: string): Promise<Video> {
+  for (let i = 0; i < 300; i++) {
+    const video = (await (await fetch(`${spool.url}/api/videos/${id}`)).json()) as Video;
+    if (video.status === "ready" || video.status === "failed") return video;
+    await Bun.sleep(100);
+  }
+  throw new Error(`video ${id} never settled`);
+}
+
+function form(file: Blob | undefined, name: string, title?: string): FormData {
+  const data = new FormData();
+  if (title !== undefined) data.append("title", title);
+  if (file) data.append("file", file, name);
+  return data;
+}
+
+const listIds = async () => ((await (await fetch(`${spool.url}/api/videos`)).json()) as { items: Video[] }).items.map((v) => v.id);
+const tmpFiles = () => readdirSync(join(spool.dataDir, "tmp"));
+
+describe("POST /api/videos", () => {
+  test("201 with the video's JSON; the stream serves the exact bytes", async () => {
+    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(new Blob([bytes]), "clip.mp4", "My clip") });
+    expect(r.status).toBe(201);
+    const created = (await r.json()) as Video;
+    expect(r.headers.get("location")).toBe(`/api/videos/${created.id}`);
+    expect(created.id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(created.title).toBe("My clip");
+    const video = await waitUntilSettled(created.id);
+    expect(video.status).toBe("ready");
+    expect(video.size).toBe(bytes.length);
+    expect(video.streamUrl).toBe(`/api/stream/${created.id}`);
+    const streamed = await fetch(spool.url + video.streamUrl);
+    expect(Buffer.from(await streamed.arrayBuffer())).toEqual(bytes);
+    expect(await listIds()).toContain(created.id);
+    expect(tmpFiles()).toEqual([]);
+  });
+
+  test("title sent after the file part is still applied", async () => {
+    const data = new FormData();
+    data.append("file", new Blob([bytes]), "late-title.mp4");
+    data.append("title", "Late title");
+    const created = (await (await fetch(`${spool.url}/api/videos`, { method: "POST", body: data })).json()) as Video;
+    expect((await waitUntilSettled(created.id)).title).toBe("Late title");
+  });
+
+  test("no file field: 400", async () => {
+    const before = await listIds();
+    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(undefined, "", "nothing") });
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe("bad_request");
+    expect(await listIds()).toEqual(before);
+  });
+
+  test("not multipart: 415", async () => {
+    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: bytes, headers: { "content-type": "video/mp4" } });
+    expect(r.status).toBe(415);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe("unsupported_media_type");
+  });
+
+  test("over MAX_UPLOAD_BYTES: 413 and nothing kept", async () => {
+    const before = await listIds();
+    const big = new Blob([bytes, bytes, bytes, bytes, bytes]); // 5 x 280 KB > 1 MiB
+    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(big, "big.mp4") });
+    expect(r.status).toBe(413);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
+    expect(await listIds()).toEqual(before);
+    expect(tmpFiles()).toEqual([]);
+  });
+
+  test("an upload cut off midway leaves nothing streamable, and nothing on disk", async () => {
+    const before = await listIds();
+    const boundary = "----spooltestboundary";
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut.mp4"\r\nContent-Type: video/mp4\r\n\r\n`;
+    const total = head.length + bytes.length + `\r\n--${boundary}--\r\n`.length;
+    await new Promise<void>((done) => {
+      const socket = connect(spool.port, "127.0.0.1", () => {
+        socket.write(
+          `POST /api/videos HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${total}\r\n\r\n` + head,
+        );
+        socket.write(bytes.subarray(0, bytes.length / 2), () => setTimeout(() => (socket.destroy(), done()), 200));
+      });
+    });
+    // Give the server a moment to notice the reset and clean up.
+    for (let i = 0; i < 50 && tmpFiles().length > 0; i++) await Bun.sleep(100);
+    expect(tmpFiles()).toEqual([]);
+    const after = await listIds();
+    expect(after).toEqual(before);
+    const videoDirs = readdirSync(join(spool.dataDir, "videos"));
+    expect(videoDirs.sort()).toEqual(before.slice().sort());
+  });
+});
