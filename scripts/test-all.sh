@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian/Ubuntu machine, then runs it all:
+# type-check, every bun test (unit, integration, real Chromium), and a seconds-long smoke of
+# the benchmark harness. Ends with "N passed, M failed"; exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+SYSTEM_PACKAGES=(ffmpeg chromium chromium-driver nginx-core wrk hyperfine fonts-dejavu-core)
+
+missing=()
+for pkg in "${SYSTEM_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "== installing system packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || { echo "apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+echo "== npm ci"
+npm ci --no-audit --no-fund --loglevel=error || { echo "0 passed, 1 failed"; exit 1; }
+BUN=./node_modules/.bin/bun
+
+failed_steps=0
+echo "== type-check (tsc --noEmit)"
+./node_modules/.bin/tsc --noEmit -p . || failed_steps=$((failed_steps + 1))
+
+echo "== Dockerfile lint"
+./node_modules/.bin/dockerfilelint Dockerfile || failed_steps=$((failed_steps + 1))
+
+echo "== bun test"
+mkdir -p test-results
+rm -f test-results/junit.xml
+"$BUN" test --reporter=junit --reporter-outfile=test-results/junit.xml
+test_status=$?
+
+echo "== benchmark harness smoke"
+"$BUN" bench/run.ts --smoke || failed_steps=$((failed_steps + 1))
+
+# Exact counts from the junit report; the extra steps above count as one test each.
+read -r tests failures errors skipped < <(
+  python3 - <<'PY' 2>/dev/null || echo "0 1 0 0"
+import xml.etree.ElementTree as ET
+root = ET.parse("test-results/junit.xml").getroot()
+cases = list(root.iter("testcase"))
+failures = sum(1 for c in cases if c.find("failure") is not None)
+errors = sum(1 for c in cases if c.find("error") is not None)
+skipped = sum(1 for c in cases if c.find("skipped") is not None)
+print(len(cases), failures, errors, skipped)
+PY
+)
+passed=$((tests - failures - errors - skipped + 3 - failed_steps))
+failed=$((failures + errors + failed_steps))
+if [ "$test_status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
