@@ -19,7 +19,7 @@ export function rawRequest(port: number, requestText: string, timeoutMs = 5000):
       socket.destroy();
       reject(new Error("raw request timed out"));
     }, timeoutMs);
-    socket.on("data", (c) => chunks.push(c));
+    socket.on("data", (c: Buffer) => chunks.push(c));
     socket.on("error", (e) => {
       clearTimeout(timer);
       reject(e);

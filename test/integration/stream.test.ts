@@ -233,7 +233,7 @@ describe("HEAD answers the headers GET would", () => {
 
   test("304 and 412 too", async () => {
     const etag = (await fetchStream({}, "HEAD")).headers.get("etag")!;
-    for (const headers of [{ "if-none-match": etag }, { "if-match": '"x"' }]) {
+    for (const headers of [{ "if-none-match": etag }, { "if-match": '"x"' }] as Record<string, string>[]) {
       const get = await fetchStream(headers);
       const head = await fetchStream(headers, "HEAD");
       expect(head.status).toBe(get.status);
