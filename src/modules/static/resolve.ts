@@ -26,8 +26,14 @@ export function safeSegments(rawPath: string): string[] | undefined {
 
 export class StaticRoot {
   private realRoot: Promise<string | undefined> | undefined;
+  /** Resolutions are reused for `ttlMs`, like file stats: realpath costs a syscall per segment. */
+  private readonly resolved = new Map<string, { path: string | undefined; expires: number }>();
 
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    private readonly ttlMs = 1000,
+    private readonly maxEntries = 10_000,
+  ) {}
 
   private async rootPath(): Promise<string | undefined> {
     this.realRoot ??= realpath(this.root).catch(() => undefined);
@@ -36,6 +42,16 @@ export class StaticRoot {
 
   /** The absolute path of a file to serve, or undefined (→ 404). */
   async resolve(rawPath: string): Promise<string | undefined> {
+    const now = Date.now();
+    const hit = this.resolved.get(rawPath);
+    if (hit && hit.expires > now) return hit.path;
+    const path = await this.resolveUncached(rawPath);
+    if (!hit && this.resolved.size >= this.maxEntries) this.resolved.delete(this.resolved.keys().next().value!);
+    this.resolved.set(rawPath, { path, expires: now + this.ttlMs });
+    return path;
+  }
+
+  private async resolveUncached(rawPath: string): Promise<string | undefined> {
     const segments = safeSegments(rawPath);
     const root = await this.rootPath();
     if (!segments || !root) return undefined;

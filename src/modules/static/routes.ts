@@ -15,7 +15,7 @@ function rawRelativePath(url: string): string {
 }
 
 export function staticRoutes(staticDir: string, cacheTtlMs: number) {
-  const root = new StaticRoot(staticDir);
+  const root = new StaticRoot(staticDir, cacheTtlMs);
   const cache = new FileCache(cacheTtlMs);
   return new Elysia({ name: "spool.static" }).get(
     "/static/*",
