@@ -3,6 +3,7 @@
  * machine with an embedded SQLite database under DATA_DIR.
  */
 import { resolve } from "node:path";
+import { availableParallelism } from "node:os";
 
 export interface Config {
   port: number;
@@ -15,6 +16,7 @@ export interface Config {
   seedDemo: boolean;
   /** How long file stats and library rows are trusted before being checked again. */
   cacheTtlMs: number;
+  /** Processes serving the same port (SO_REUSEPORT). */
   workers: number;
   production: boolean;
 }
@@ -44,7 +46,8 @@ export function loadConfig(): Config {
     maxUploadBytes: integer("MAX_UPLOAD_BYTES", 8 * 1024 ** 3, 1),
     seedDemo: flag("SEED_DEMO", true),
     cacheTtlMs: integer("CACHE_TTL_MS", 1000),
-    workers: integer("WORKERS", 1, 1),
+    // One process per core by default; PORT=0 (any free port) cannot be shared, so it means one.
+    workers: process.env.PORT === "0" ? 1 : integer("WORKERS", availableParallelism(), 1),
     production: process.env.NODE_ENV === "production",
   };
 }

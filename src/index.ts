@@ -1,17 +1,44 @@
-/** `bun src/index.ts`: run Spool with configuration from the environment. */
+/**
+ * `bun src/index.ts`: run Spool with configuration from the environment.
+ *
+ * With WORKERS > 1 (default: one per core) this process is the primary: it prepares the data
+ * directory, listens, and starts WORKERS-1 serving processes on the same port (SO_REUSEPORT).
+ */
 import { loadConfig } from "./config.ts";
 import { DEMO_VIDEO_ID, startSpool } from "./server.ts";
 
 const config = loadConfig();
-const spool = await startSpool(config);
-console.log(`Spool listening on ${spool.url} (data: ${config.dataDir})`);
-if (config.seedDemo) console.log(`Demo video: ${spool.url}/api/stream/${DEMO_VIDEO_ID}`);
+const workerId = process.env.SPOOL_WORKER_ID;
+const spool = await startSpool(config, { primary: workerId === undefined });
 
+const children: ReturnType<typeof Bun.spawn>[] = [];
 let stopping = false;
+
+function spawnWorker(id: number): void {
+  const child = Bun.spawn([process.execPath, import.meta.path], {
+    env: { ...process.env, SPOOL_WORKER_ID: String(id) },
+    stdio: ["ignore", "inherit", "inherit"],
+    onExit(_proc, code, signal) {
+      if (stopping) return;
+      console.error(`[spool] worker ${id} exited (${signal ?? code}); restarting it`);
+      setTimeout(() => spawnWorker(id), 1000);
+    },
+  });
+  children[id - 1] = child;
+}
+
+if (workerId === undefined) {
+  for (let id = 1; id < config.workers; id++) spawnWorker(id);
+  console.log(`Spool listening on ${spool.url} (data: ${config.dataDir}, ${config.workers} worker${config.workers > 1 ? "s" : ""})`);
+  if (config.seedDemo) console.log(`Demo video: ${spool.url}/api/stream/${DEMO_VIDEO_ID}`);
+}
+
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, async () => {
     if (stopping) return;
     stopping = true;
+    for (const child of children) child?.kill("SIGTERM");
+    await Promise.all(children.map((child) => child?.exited));
     await spool.stop();
     process.exit(0);
   });

@@ -22,15 +22,26 @@ async function seedDemo(ctx: AppContext): Promise<void> {
   await ctx.library.ingestPath(DEMO_FIXTURE, { id: DEMO_VIDEO_ID, title: "Spool demo (test pattern)", originalFilename: "spool-demo.mp4" });
 }
 
-export async function startSpool(config: Config): Promise<RunningSpool> {
+export interface StartOptions {
+  /**
+   * The primary process owns start-up housekeeping (sweeping tmp/, failing interrupted uploads,
+   * seeding the demo). Extra `WORKERS` processes only serve: they must not touch uploads in flight.
+   */
+  primary?: boolean;
+}
+
+export async function startSpool(config: Config, { primary = true }: StartOptions = {}): Promise<RunningSpool> {
   const handle = openDatabase(config.databaseUrl);
   const ctx = createContext(config, handle.db);
-  await ctx.library.storage.init(true);
-  const interrupted = await ctx.library.failInterrupted();
-  if (interrupted) console.warn(`[spool] ${interrupted} upload(s) interrupted by the last shutdown were marked failed`);
-  if (config.seedDemo) await seedDemo(ctx);
+  await ctx.library.storage.init(primary);
+  if (primary) {
+    const interrupted = await ctx.library.failInterrupted();
+    if (interrupted) console.warn(`[spool] ${interrupted} upload(s) interrupted by the last shutdown were marked failed`);
+    if (config.seedDemo) await seedDemo(ctx);
+  }
 
-  const app = createApp(ctx).listen({ port: config.port, hostname: config.host });
+  // With several workers, each process binds the same port and the kernel spreads connections.
+  const app = createApp(ctx).listen({ port: config.port, hostname: config.host, reusePort: config.workers > 1 });
   const server = app.server!;
   const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   return {
