@@ -36,10 +36,30 @@ function validationMessage(error: Readonly<ValidationError>): string {
   return `Invalid ${error.type}`;
 }
 
+/**
+ * Errors raised by Bun itself, after a handler returned: in practice a file that vanished
+ * between the cached stat and sendfile. Drop the stale cache entry and answer like any 404.
+ */
+function nativeError(ctx: AppContext, error: Error): Response {
+  const { code, path } = error as NodeJS.ErrnoException;
+  if (code === "ENOENT" && path) {
+    ctx.catalog.forgetPath(path);
+    console.warn(`[stream] ${path} vanished while cached; answering 404`);
+    return errorResponse(404, "not_found", "The file is no longer available");
+  }
+  console.error("[error] in the server:", error);
+  return errorResponse(500, "internal_error", "Something went wrong on our side");
+}
+
 export function createApp(ctx: AppContext) {
   return new Elysia({
-    // Uploads are streamed to disk; let them be as large as MAX_UPLOAD_BYTES allows.
-    serve: { maxRequestBodySize: ctx.config.maxUploadBytes + 1024 * 1024 },
+    serve: {
+      // Uploads are streamed to disk; let them be as large as MAX_UPLOAD_BYTES allows.
+      maxRequestBodySize: ctx.config.maxUploadBytes + 1024 * 1024,
+      // Never Bun's HTML error page with a stack trace, whatever NODE_ENV says.
+      development: false,
+      error: (error) => nativeError(ctx, error),
+    },
   })
     .onError(({ code, error, request }) => {
       if (error instanceof HttpError) return httpErrorResponse(error);

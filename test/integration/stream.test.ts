@@ -276,6 +276,17 @@ describe("errors", () => {
     expect((await fetchStream({ range: "bytes=0-1" })).status).toBe(206);
   });
 
+  test("a file that vanishes while its metadata is cached: 404 JSON, not Bun's error page", async () => {
+    const row = await spool.ctx.library.ingestPath(FIXTURE, { title: "cached", originalFilename: "cached.mp4" });
+    const target = `${spool.url}/api/stream/${row.id}`;
+    expect((await fetch(target, { headers: { range: "bytes=0-1" } })).status).toBe(206);
+    const { rm } = await import("node:fs/promises");
+    await rm(spool.ctx.library.absolutePath(row));
+    await expectJsonError(await fetch(target, { headers: { range: "bytes=0-1" } }), 404, "not_found");
+    await expectJsonError(await fetch(target), 404, "not_found");
+    expect((await fetchStream({ range: "bytes=0-1" })).status).toBe(206);
+  });
+
   test("unknown routes and methods: JSON 404", async () => {
     await expectJsonError(await fetch(`${spool.url}/nope`), 404, "not_found");
     await expectJsonError(await fetch(url, { method: "DELETE" }), 404, "not_found");

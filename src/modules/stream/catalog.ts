@@ -40,6 +40,11 @@ export class StreamCatalog {
     library.events.on("changed", (id: string) => this.entries.delete(id));
   }
 
+  /** Drops whatever entry serves this file (it was found missing at send time). */
+  forgetPath(path: string): void {
+    for (const [id, entry] of this.entries) if (entry.inline?.path === path) this.entries.delete(id);
+  }
+
   /** The cached answer, if fresh: `null` means "known not to exist". */
   peek(id: string, download: boolean): FileEntity | null | undefined {
     const entry = this.entries.get(id);
