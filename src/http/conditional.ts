@@ -97,28 +97,31 @@ export function evaluatePreconditions(
   headers: HeaderSource,
   validators: Validators,
 ): PreconditionOutcome {
+  const ifMatch = headers.get("if-match");
+  const ifNoneMatch = headers.get("if-none-match");
+  const ius = ifMatch === null ? headers.get("if-unmodified-since") : null;
+  const ims = ifNoneMatch === null ? headers.get("if-modified-since") : null;
+  // The common case, on the hot path: no preconditions at all.
+  if (ifMatch === null && ifNoneMatch === null && ius === null && ims === null) return "proceed";
+
   const current = parseEntityTag(validators.etag);
   if (!current) throw new Error(`invalid ETag ${validators.etag}`);
 
   // Step 1 and 2: If-Match, else If-Unmodified-Since.
-  const ifMatch = headers.get("if-match");
   if (ifMatch !== null) {
     if (!anyMatches(parseEntityTagList(ifMatch), current, strongMatch)) return "failed";
   } else {
-    const ius = headers.get("if-unmodified-since");
     const date = ius === null ? undefined : parseHttpDate(ius);
     if (date !== undefined && validators.lastModified > date) return "failed";
   }
 
   const safe = method === "GET" || method === "HEAD";
   // Step 3 and 4: If-None-Match, else If-Modified-Since (GET/HEAD only).
-  const ifNoneMatch = headers.get("if-none-match");
   if (ifNoneMatch !== null) {
     if (anyMatches(parseEntityTagList(ifNoneMatch), current, weakMatch)) {
       return safe ? "not-modified" : "failed";
     }
   } else if (safe) {
-    const ims = headers.get("if-modified-since");
     const date = ims === null ? undefined : parseHttpDate(ims);
     if (date !== undefined && validators.lastModified <= date) return "not-modified";
   }
