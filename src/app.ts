@@ -8,9 +8,20 @@ import type { Db } from "./db/client.ts";
 import { fileServer } from "./files/send-file.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "./http/errors.ts";
 import { healthRoutes } from "./modules/health/routes.ts";
+import { corsRoutes } from "./modules/hls/cors.ts";
+import { hlsRoutes } from "./modules/hls/routes.ts";
+import { HlsService } from "./modules/hls/service.ts";
+import { playerRoutes } from "./modules/player/routes.ts";
+import { MediaTools } from "./modules/ingest/ffmpeg.ts";
+import { IngestPipeline } from "./modules/ingest/pipeline.ts";
+import { openapiRoutes } from "./modules/openapi/plugin.ts";
 import { staticRoutes } from "./modules/static/routes.ts";
 import { StreamCatalog } from "./modules/stream/catalog.ts";
 import { streamRoutes } from "./modules/stream/routes.ts";
+import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
+import { Thumbnails } from "./modules/thumbnails/service.ts";
+import { uploadRoutes } from "./modules/uploads/routes.ts";
+import { ResumableUploads } from "./modules/uploads/tus.ts";
 import { videoRoutes } from "./modules/videos/routes.ts";
 import { VideoLibrary } from "./modules/videos/service.ts";
 import { Storage } from "./modules/videos/storage.ts";
@@ -20,14 +31,28 @@ export interface AppContext {
   db: Db;
   library: VideoLibrary;
   catalog: StreamCatalog;
+  /** ffmpeg/ffprobe; undefined when not installed (ingest off, streaming on). */
+  media: MediaTools | undefined;
+  ingest: IngestPipeline;
+  thumbnails: Thumbnails;
+  uploads: ResumableUploads;
+  /** HLS ladder: transcode queue, (optional) worker, SSE progress. */
+  hls: HlsService;
 }
 
 export function createContext(config: Config, db: Db): AppContext {
   const library = new VideoLibrary(db, new Storage(config.dataDir));
-  return { config, db, library, catalog: new StreamCatalog(library, config.cacheTtlMs) };
+  const media = MediaTools.locate(config);
+  const thumbnails = new Thumbnails(library.storage, media);
+  const ingest = new IngestPipeline(library, media, thumbnails);
+  const uploads = new ResumableUploads(library, ingest, { dataDir: config.dataDir, maxUploadBytes: config.maxUploadBytes, expiryMs: config.uploadExpiryMs });
+  const hls = new HlsService(library, config);
+  return { config, db, library, catalog: new StreamCatalog(library, config.cacheTtlMs), media, ingest, thumbnails, uploads, hls };
 }
 
 function validationMessage(error: Readonly<ValidationError>): string {
+  // A schema's own `error` text (e.g. the video id's) says it better than the generic one.
+  if (typeof error.customError === "string") return error.customError;
   const first = error.all[0];
   if (first && "path" in first) {
     const where = first.path ? `${error.type} ${first.path.replace(/^\//, "").replaceAll("/", ".")}` : error.type;
@@ -78,10 +103,16 @@ export function createApp(ctx: AppContext) {
       console.error(`[error] ${request.method} ${request.url}:`, error);
       return errorResponse(500, "internal_error", "Something went wrong on our side");
     })
+    .use(corsRoutes(ctx.config.corsOrigins ?? ["*"]))
     .use(fileServer())
     .use(healthRoutes())
     .use(streamRoutes(ctx.catalog))
-    .use(videoRoutes(ctx.library, ctx.config.maxUploadBytes))
+    .use(hlsRoutes(ctx.hls, ctx.config.cacheTtlMs))
+    .use(playerRoutes(ctx.library, ctx.config.cacheTtlMs))
+    .use(videoRoutes(ctx.library, ctx.ingest, ctx.config.maxUploadBytes))
+    .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.config.cacheTtlMs))
+    .use(uploadRoutes(ctx.uploads))
+    .use(openapiRoutes())
     .use(staticRoutes(ctx.config.staticDir, ctx.config.cacheTtlMs));
 }
 

@@ -4,7 +4,7 @@
  */
 import { resolve } from "node:path";
 import { createApp, createContext, type AppContext } from "./app.ts";
-import type { Config } from "./config.ts";
+import { transcodeConfig, type Config } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 
 export const DEMO_VIDEO_ID = "demo";
@@ -17,9 +17,24 @@ export interface RunningSpool {
   stop(): Promise<void>;
 }
 
+/** What ffprobe says about fixtures/demo.mp4, for servers without ffmpeg. */
+const DEMO_MEDIA = {
+  contentType: "video/mp4",
+  container: "mp4",
+  duration: 8,
+  width: 640,
+  height: 360,
+  videoCodec: "h264",
+  audioCodec: "aac",
+  bitrate: 280571,
+};
+
 async function seedDemo(ctx: AppContext): Promise<void> {
   if (await ctx.library.get(DEMO_VIDEO_ID)) return;
-  await ctx.library.ingestPath(DEMO_FIXTURE, { id: DEMO_VIDEO_ID, title: "Spool demo (test pattern)", originalFilename: "spool-demo.mp4" });
+  const meta = { id: DEMO_VIDEO_ID, title: "Spool demo (test pattern)", originalFilename: "spool-demo.mp4" };
+  // With ffmpeg the demo goes through the real pipeline (probe, poster); without, known values.
+  if (ctx.ingest.available) await ctx.library.ingestPath(DEMO_FIXTURE, meta);
+  else await ctx.ingest.ingestTrusted(DEMO_FIXTURE, meta, DEMO_MEDIA);
 }
 
 export interface StartOptions {
@@ -35,9 +50,21 @@ export async function startSpool(config: Config, { primary = true }: StartOption
   const ctx = createContext(config, handle.db);
   await ctx.library.storage.init(primary);
   if (primary) {
-    const interrupted = await ctx.library.failInterrupted();
+    if (!ctx.media) {
+      console.warn(
+        "[spool] ingest needs ffmpeg/ffprobe, which were not found (install ffmpeg, or set FFMPEG_PATH/FFPROBE_PATH): uploads answer 503; ready videos stream as usual",
+      );
+    }
+    await ctx.uploads.init();
+    // Resumable (tus) uploads survive a restart; anything else still `uploading` was cut off.
+    const interrupted = await ctx.library.failInterrupted(await ctx.uploads.ids());
     if (interrupted) console.warn(`[spool] ${interrupted} upload(s) interrupted by the last shutdown were marked failed`);
+    const resumed = await ctx.ingest.resumeInterrupted();
+    if (resumed) console.warn(`[spool] resuming processing of ${resumed} video(s) interrupted by the last shutdown`);
+    ctx.uploads.startSweeper();
     if (config.seedDemo) await seedDemo(ctx);
+    // The HLS transcode worker runs in the primary only (or alone: `bun run worker`).
+    if (transcodeConfig(config).inServer) ctx.hls.startWorker(ctx.media);
   }
 
   // With several workers, each process binds the same port and the kernel spreads connections.
@@ -49,7 +76,12 @@ export async function startSpool(config: Config, { primary = true }: StartOption
     port: server.port!,
     ctx,
     async stop() {
+      ctx.uploads.stopSweeper();
       await app.stop(true);
+      // A running transcode is killed and handed back to the queue for the next start.
+      await ctx.hls.stopWorker();
+      // Processing jobs stop; their staged bytes stay for the next start-up to resume.
+      await ctx.ingest.close();
       handle.close();
     },
   };

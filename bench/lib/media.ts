@@ -3,11 +3,11 @@
  *
  * - `main`: a real H.264 + AAC MP4 (1280x720, 30 fps, ~22 Mbit/s, faststart) of at least 64 MiB,
  *   made with ffmpeg's testsrc2 plus temporal noise so the encoder cannot squeeze it small.
- * - size sweep files (`sweep-1m`, `sweep-1g`, `sweep-8g`): the real `ftyp`+`moov` header of the
- *   main file, an `mdat` box header covering the rest, then random bytes. The 8 GiB file is sparse
- *   (64 MiB of random bytes, then a hole made with truncate) so it costs no disk.
+ * - size sweep files (`sweep-1m`, `sweep-1g`, `sweep-8g`): a complete real MP4 followed by a
+ *   `free` box of random bytes up to the exact size. The 8 GiB file is sparse (64 MiB of random
+ *   bytes, then a hole made with truncate) so it costs no disk.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { randomFillSync } from "node:crypto";
 import { resolve } from "node:path";
 import { CACHE_DIR, GiB, MiB, fmtBytes, log, run, which } from "./util.ts";
@@ -68,43 +68,44 @@ export async function ensureMainVideo(): Promise<MediaFile> {
   throw new Error("could not produce a >= 64 MiB MP4");
 }
 
-/** Byte length of the leading boxes before `mdat` (ftyp + moov + free), read from the file. */
-function headerLength(path: string): number {
-  const fd = openSync(path, "r");
-  try {
-    const size = statSync(path).size;
-    const buf = Buffer.alloc(16);
-    let off = 0;
-    for (let i = 0; i < 64 && off + 8 <= size; i++) {
-      readSync(fd, buf, 0, 16, off);
-      let boxSize = buf.readUInt32BE(0);
-      const type = buf.toString("latin1", 4, 8);
-      if (boxSize === 1) boxSize = Number(buf.readBigUInt64BE(8));
-      if (type === "mdat") return off;
-      if (boxSize < 8) break;
-      off += boxSize;
-    }
-    throw new Error(`${path}: no mdat box found in the first boxes (not a faststart MP4?)`);
-  } finally {
-    closeSync(fd);
-  }
+/** A small real MP4 (2 s, 320x180) used as the head of size-sweep files smaller than the main one. */
+async function ensureTinyVideo(): Promise<string> {
+  const path = resolve(MEDIA_DIR, "tiny-180p.mp4");
+  if (existsSync(path) && statSync(path).size > 0) return path;
+  const ffmpeg = which("ffmpeg");
+  if (!ffmpeg) throw new Error("ffmpeg is required to generate the benchmark media");
+  const tmp = `${path}.tmp.mp4`;
+  const r = await run(
+    [
+      ffmpeg, "-v", "error", "-y",
+      "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
+      "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+      "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+      "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", tmp,
+    ],
+    { timeoutMs: 120_000, name: "ffmpeg" },
+  );
+  if (r.code !== 0) throw new Error(`ffmpeg failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  renameSync(tmp, path);
+  return path;
 }
 
 /**
- * A size-sweep file: real MP4 header + an mdat box over the rest. `randomBytes` bytes of the body
- * are random; anything beyond is a hole (sparse) when `sparse` is set.
+ * A size-sweep file: a complete real MP4 (the main video, or a tiny one for files smaller than
+ * it) followed by a trailing `free` box that pads it to exactly `size` bytes. The padding is random
+ * bytes; for files above 2 GiB only its first 64 MiB are written and the rest is a hole (sparse).
+ * Every offset in the MP4's sample tables stays valid, so ffprobe/ffmpeg accept the file.
  */
 async function ensureSweepFile(main: MediaFile, key: string, size: number): Promise<MediaFile> {
   const path = resolve(MEDIA_DIR, `${key}.mp4`);
   const sparse = size > 2 * GiB;
   const label = `${fmtBytes(size)}${sparse ? " (sparse)" : ""}`;
-  if (existsSync(path) && statSync(path).size === size) return { key, path, size, label, sparse };
+  const stamp = `${path}.v2`;
+  if (existsSync(path) && existsSync(stamp) && statSync(path).size === size) return { key, path, size, label, sparse };
   log(`media: writing ${key} (${label})`);
-  const hdrLen = headerLength(main.path);
-  const header = Buffer.alloc(hdrLen);
-  const mfd = openSync(main.path, "r");
-  readSync(mfd, header, 0, hdrLen, 0);
-  closeSync(mfd);
+  const basePath = main.size + 16 <= size ? main.path : await ensureTinyVideo();
+  const base = readFileSync(basePath);
+  if (base.length + 16 > size) throw new Error(`${key}: ${size} bytes is too small for the MP4 head (${base.length} bytes)`);
   const tmp = `${path}.tmp`;
   const fd = openSync(tmp, "w");
   try {
@@ -114,15 +115,18 @@ async function ensureSweepFile(main: MediaFile, key: string, size: number): Prom
       while (done < b.length) done += writeSync(fd, b, done, b.length - done, off + done);
       off += b.length;
     };
-    const useHeader = hdrLen + 16 <= size / 2;
-    if (useHeader) {
-      writeAll(header);
-      const mdat = Buffer.alloc(16);
-      mdat.writeUInt32BE(1, 0); // size 1 => 64-bit largesize follows
-      mdat.write("mdat", 4, "latin1");
-      mdat.writeBigUInt64BE(BigInt(size - off), 8);
-      writeAll(mdat);
+    writeAll(base);
+    const boxLen = size - off;
+    const hdr = Buffer.alloc(boxLen > 0xffffffff ? 16 : 8);
+    if (hdr.length === 16) {
+      hdr.writeUInt32BE(1, 0); // size 1 => 64-bit largesize follows
+      hdr.write("free", 4, "latin1");
+      hdr.writeBigUInt64BE(BigInt(boxLen), 8);
+    } else {
+      hdr.writeUInt32BE(boxLen, 0);
+      hdr.write("free", 4, "latin1");
     }
+    writeAll(hdr);
     const randomEnd = sparse ? Math.min(size, off + 64 * MiB) : size;
     const chunk = Buffer.alloc(16 * MiB);
     while (off < randomEnd) {
@@ -135,6 +139,7 @@ async function ensureSweepFile(main: MediaFile, key: string, size: number): Prom
     closeSync(fd);
   }
   renameSync(tmp, path);
+  writeFileSync(stamp, "mp4 + trailing free box\n");
   return { key, path, size, label, sparse };
 }
 

@@ -1,4 +1,7 @@
-/** `bun run ingest <file> [--title T]`: add a local file to the library and print its JSON. */
+/**
+ * `bun run ingest <file> [--title T]`: add a local file to the library through the same
+ * pipeline as uploads (probe, faststart, poster) and print its final JSON (after processing).
+ */
 import { parseArgs } from "node:util";
 import { resolve, basename } from "node:path";
 import { existsSync } from "node:fs";
@@ -30,8 +33,10 @@ const handle = openDatabase(config.databaseUrl);
 try {
   const ctx = createContext(config, handle.db);
   await ctx.library.storage.init();
+  ctx.ingest.requireTools();
   const row = await ctx.library.ingestPath(source, { title: values.title, originalFilename: basename(source) });
   console.log(JSON.stringify(toVideoJson(row), null, 2));
+  if (row.status !== "ready") process.exitCode = 1;
 } catch (error) {
   console.error(`ingest: ${error instanceof HttpError ? error.message : String(error)}`);
   process.exitCode = 1;

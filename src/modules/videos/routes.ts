@@ -1,18 +1,47 @@
 /** Library routes: upload, list, read, retitle, delete. */
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
 import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
 import { badRequest } from "../../http/errors.ts";
+import type { IngestPipeline } from "../ingest/pipeline.ts";
+import { jsonContent } from "../openapi/doc.ts";
 import { assertVideoId } from "./ids.ts";
-import { ErrorSchema, ListQuerySchema, VideoListSchema, VideoSchema, toVideoJson } from "./schemas.ts";
+import {
+  BadRequest,
+  ListQuerySchema,
+  NotFound,
+  TitleBody,
+  UploadForm,
+  VideoIdParams,
+  VideoListSchema,
+  VideoSchema,
+  errorSchema,
+  toVideoJson,
+} from "./schemas.ts";
 import type { VideoLibrary } from "./service.ts";
 import { receiveUpload } from "./upload.ts";
 
-export function videoRoutes(library: VideoLibrary, maxUploadBytes: number) {
+export const PayloadTooLarge = errorSchema(
+  "The file is larger than MAX_UPLOAD_BYTES: refused from Content-Length before reading, or as soon as the streamed body passes the limit. Nothing is kept.",
+  "payload_too_large",
+  "The upload exceeds the limit of 8589934592 bytes (MAX_UPLOAD_BYTES)",
+);
+export const UnsupportedMedia = errorSchema(
+  "The bytes are not audio or video Spool accepts (whatever the file name or Content-Type claimed), or the body is not multipart/form-data. Nothing is kept.",
+  "unsupported_media_type",
+  "Not a playable audio or video file (Invalid data found when processing input). Spool accepts video and audio files only.",
+);
+export const IngestUnavailable = errorSchema(
+  "ffmpeg/ffprobe are not installed on the server: ingest is off, streaming of ready videos still works",
+  "ingest_unavailable",
+  "Ingest needs ffmpeg and ffprobe, which this server cannot find (install ffmpeg, or set FFMPEG_PATH and FFPROBE_PATH). Videos already in the library still stream.",
+);
+
+export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUploadBytes: number) {
   return new Elysia({ name: "spool.videos", prefix: "/api/videos" })
     .post(
       "",
       async ({ request, set }) => {
-        const row = await receiveUpload(request, library, maxUploadBytes);
+        const row = await receiveUpload(request, library, ingest, maxUploadBytes);
         set.status = 201;
         set.headers.location = `/api/videos/${row.id}`;
         return toVideoJson(row);
@@ -20,11 +49,18 @@ export function videoRoutes(library: VideoLibrary, maxUploadBytes: number) {
       {
         // The body is streamed to disk by receiveUpload; Elysia must not buffer it.
         parse: "none",
+        response: { 201: VideoSchema, 400: BadRequest, 413: PayloadTooLarge, 415: UnsupportedMedia, 503: IngestUnavailable },
         detail: {
-          summary: "Upload a video",
-          description: "multipart/form-data with a `file` field and an optional `title`. Streamed to disk; the video is listed only once complete.",
+          operationId: "uploadVideo",
+          tags: ["videos"],
+          summary: "Upload a video (multipart)",
+          description:
+            "multipart/form-data with a `file` field and an optional `title`, streamed to disk. The bytes are identified with ffprobe before the response: anything that is not audio or video is refused with 415 and nothing is kept. The answer is 201 with the video in state `processing`; faststart remux, poster and checksum follow in the background. Poll `GET /api/videos/{id}` until `status` is `ready` (or `failed`). For large files or unreliable networks use the resumable `/api/uploads` (tus) instead.",
+          requestBody: {
+            required: true,
+            content: { "multipart/form-data": { schema: UploadForm as object, encoding: { file: { contentType: "video/*, audio/*, application/octet-stream" } } } },
+          },
         },
-        response: { 201: VideoSchema, 400: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema },
       },
     )
     .get(
@@ -35,16 +71,31 @@ export function videoRoutes(library: VideoLibrary, maxUploadBytes: number) {
         const page = await library.list({ limit: query.limit ?? 50, cursor: query.cursor, status });
         return { items: page.items.map(toVideoJson), nextCursor: page.nextCursor };
       },
-      { query: ListQuerySchema, response: { 200: VideoListSchema, 400: ErrorSchema }, detail: { summary: "List videos, newest first" } },
+      {
+        query: ListQuerySchema,
+        response: { 200: VideoListSchema, 400: BadRequest },
+        detail: {
+          operationId: "listVideos",
+          tags: ["videos"],
+          summary: "List videos, newest first",
+          description: "Cursor pagination: pass the previous page's `nextCursor` as `cursor`. Filter by `status`.",
+        },
+      },
     )
     .get("/:id", async ({ params }) => toVideoJson(await library.require(assertVideoId(params.id))), {
-      response: { 200: VideoSchema, 400: ErrorSchema, 404: ErrorSchema },
-      detail: { summary: "Get a video" },
+      params: VideoIdParams,
+      response: { 200: VideoSchema, 400: BadRequest, 404: NotFound },
+      detail: { operationId: "getVideo", tags: ["videos"], summary: "Get a video", description: "Its status, metadata and URLs. Poll this after an upload until `status` is `ready` or `failed`." },
     })
     .patch("/:id", async ({ params, body }) => toVideoJson(await library.rename(assertVideoId(params.id), body.title.trim())), {
-      body: t.Object({ title: t.String({ minLength: 1, maxLength: 500 }) }),
-      response: { 200: VideoSchema, 400: ErrorSchema, 404: ErrorSchema },
-      detail: { summary: "Change a video's title" },
+      params: VideoIdParams,
+      body: TitleBody,
+      response: { 200: VideoSchema, 400: BadRequest, 404: NotFound },
+      detail: {
+        operationId: "updateVideo",
+        tags: ["videos"],
+        summary: "Change a video's title",
+      },
     })
     .delete(
       "/:id",
@@ -54,6 +105,20 @@ export function videoRoutes(library: VideoLibrary, maxUploadBytes: number) {
         await library.remove(id);
         set.status = 204;
       },
-      { response: { 204: t.Void(), 400: ErrorSchema, 404: ErrorSchema }, detail: { summary: "Delete a video and all its files" } },
+      {
+        params: VideoIdParams,
+        detail: {
+          operationId: "deleteVideo",
+          tags: ["videos"],
+          summary: "Delete a video and all its files",
+          description: "Removes the row, the stored file, the poster and every thumbnail; stops processing if it is running. Streaming it afterwards answers 404.",
+          // Documented here rather than with `response`: the plugin renders a t.Void() 204 as invalid OpenAPI.
+          responses: {
+            204: { description: "Deleted" },
+            400: { description: BadRequest.description!, content: jsonContent(BadRequest) },
+            404: { description: NotFound.description!, content: jsonContent(NotFound) },
+          },
+        },
+      },
     );
 }

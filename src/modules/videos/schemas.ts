@@ -1,42 +1,107 @@
 /** The JSON a client sees for a video, and the request schemas of the library routes. */
 import { t } from "elysia";
 import { VIDEO_STATUSES, type VideoRow } from "../../db/schema.ts";
+import { Integer } from "../openapi/doc.ts";
+import { VIDEO_ID_PATTERN } from "./ids.ts";
+import { HlsSchema, toHlsJson } from "../hls/json.ts";
 
 export const ErrorSchema = t.Object(
   {
     error: t.Object({
       code: t.String({ description: "Stable, machine-readable code", examples: ["not_found"] }),
-      message: t.String({ description: "Human-readable explanation" }),
+      message: t.String({ description: "Human-readable explanation; may change between versions", examples: ["No video with id q7cN0l1dQ5m0tS9xYk3eZA"] }),
     }),
   },
-  { description: "Every error Spool returns has this shape" },
+  { description: "Every error Spool returns has this shape", examples: [{ error: { code: "not_found", message: "No video with id q7cN0l1dQ5m0tS9xYk3eZA" } }] },
 );
 
-export const VideoSchema = t.Object({
-  id: t.String({ description: "Opaque, URL-safe id", examples: ["q7cN0l1dQ5m0tS9xYk3eZA"] }),
-  title: t.String(),
-  originalFilename: t.String(),
-  size: t.Integer({ description: "Bytes" }),
-  contentType: t.String({ examples: ["video/mp4"] }),
-  sha256: t.Nullable(t.String({ description: "Hex SHA-256 of the stored file" })),
-  status: t.UnionEnum([...VIDEO_STATUSES]),
-  error: t.Nullable(t.String()),
-  createdAt: t.String({ format: "date-time" }),
-  updatedAt: t.String({ format: "date-time" }),
-  streamUrl: t.String({ examples: ["/api/stream/q7cN0l1dQ5m0tS9xYk3eZA"] }),
+/** An error response with its own description (the shape is always ErrorSchema's). */
+export function errorSchema(description: string, code: string, message: string) {
+  return t.Object(
+    {
+      error: t.Object({
+        code: t.String({ description: "Stable, machine-readable code", examples: [code] }),
+        message: t.String({ description: "Human-readable explanation; may change between versions", examples: [message] }),
+      }),
+    },
+    { description, examples: [{ error: { code, message } }] },
+  );
+}
+
+export const BadRequest = errorSchema("Malformed id, query parameter or body", "bad_request", "query limit: Expected integer");
+export const NotFound = errorSchema("No such video", "not_found", "No video with id q7cN0l1dQ5m0tS9xYk3eZA");
+
+export const VideoIdParams = t.Object({
+  id: t.String({
+    pattern: VIDEO_ID_PATTERN.source,
+    description: "Video id: 4-64 characters of A-Z a-z 0-9 _ - (generated ids are 22)",
+    examples: ["q7cN0l1dQ5m0tS9xYk3eZA"],
+    error: "params id: not a video id (4-64 characters of A-Z a-z 0-9 _ -)",
+  }),
 });
 
-export const VideoListSchema = t.Object({
-  items: t.Array(VideoSchema),
-  nextCursor: t.Nullable(t.String({ description: "Pass as `cursor` for the next page" })),
-});
+const EXAMPLE_ID = "q7cN0l1dQ5m0tS9xYk3eZA";
+
+export const VideoSchema = t.Object(
+  {
+    id: t.String({ description: "Opaque, URL-safe id", examples: [EXAMPLE_ID] }),
+    title: t.String({ description: "Display title (defaults to the uploaded file's name without extension)", examples: ["Holiday 2026"] }),
+    originalFilename: t.String({ description: "The file name the client sent; informative only, never trusted", examples: ["holiday.mov"] }),
+    size: Integer({ description: "Bytes of the stored file (0 until ready)", examples: [48213344] }),
+    contentType: t.String({ description: "Media type of the stored file, from the detected container", examples: ["video/mp4"] }),
+    sha256: t.Nullable(t.String({ description: "Hex SHA-256 of the stored bytes (after faststart remux); null until ready", examples: ["5e8d2c0a3b7f41d69c1e0f2a4b6d8e0f1a3c5e7092b4d6f8a0c2e4f6081a3c5e"] })),
+    status: t.UnionEnum([...VIDEO_STATUSES], {
+      description: "`uploading` → `processing` → `ready`, or `failed` (see `error`)",
+      examples: ["ready"],
+      // t.UnionEnum defaults to its first member, which a response has no use for.
+      default: undefined,
+    }),
+    error: t.Nullable(t.String({ description: "Why processing failed; null otherwise", examples: ["Processing failed: no video frame could be decoded"] })),
+    duration: t.Nullable(t.Number({ description: "Seconds (millisecond precision); null until processed or when unknown", examples: [12.48] })),
+    width: t.Nullable(Integer({ description: "Display width in pixels (rotation applied); null for audio", examples: [1920] })),
+    height: t.Nullable(Integer({ description: "Display height in pixels (rotation applied); null for audio", examples: [1080] })),
+    videoCodec: t.Nullable(t.String({ description: "ffmpeg codec name of the video stream", examples: ["h264"] })),
+    audioCodec: t.Nullable(t.String({ description: "ffmpeg codec name of the audio stream", examples: ["aac"] })),
+    bitrate: t.Nullable(Integer({ description: "Overall bits per second", examples: [2500000] })),
+    container: t.Nullable(t.String({ description: "Detected container: mp4, mov, m4a, 3gp, webm, mkv, ogv, ogg, mp3, flac, wav, aac, avi or ts", examples: ["mp4"] })),
+    createdAt: t.String({ format: "date-time", description: "When the upload started", examples: ["2026-11-22T10:00:00.000Z"] }),
+    updatedAt: t.String({ format: "date-time", description: "Last change of status, title or metadata", examples: ["2026-11-22T10:00:05.000Z"] }),
+    streamUrl: t.String({ description: "Where the stored file streams (ranges, validators) once ready", examples: [`/api/stream/${EXAMPLE_ID}`] }),
+    thumbnailUrl: t.Nullable(t.String({ description: "The poster (accepts `t` and `width`); null for audio and until ready", examples: [`/api/videos/${EXAMPLE_ID}/thumbnail.jpg`] })),
+    hls: HlsSchema,
+  },
+  { description: "A video in the library" },
+);
+
+export const VideoListSchema = t.Object(
+  {
+    items: t.Array(VideoSchema, { description: "Newest first" }),
+    nextCursor: t.Nullable(t.String({ description: "Pass as `cursor` for the next page; null on the last page", examples: ["MTc5NTM4ODM4MDkyMTpxN2NOMGwxZFE1bTB0Uzl4WWszZVpB"] })),
+  },
+  { description: "A page of videos" },
+);
 
 export const ListQuerySchema = t.Object({
-  limit: t.Optional(t.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  cursor: t.Optional(t.String({ maxLength: 200 })),
+  limit: t.Optional(
+    t.Integer({ minimum: 1, maximum: 200, default: 50, description: "Page size (1-200)", examples: [20], error: "query limit: must be an integer from 1 to 200" }),
+  ),
+  cursor: t.Optional(t.String({ maxLength: 200, description: "`nextCursor` of the previous page", error: "query cursor: not a cursor this API returned" })),
   // A plain string checked by the route: Elysia fills an optional enum with its first member.
-  status: t.Optional(t.String({ enum: [...VIDEO_STATUSES], description: "Only videos in this state" })),
+  status: t.Optional(t.String({ enum: [...VIDEO_STATUSES], description: "Only videos in this state", examples: ["ready"] })),
 });
+
+export const TitleBody = t.Object(
+  { title: t.String({ minLength: 1, maxLength: 500, description: "New title (surrounding whitespace is trimmed)", examples: ["Holiday 2026, edited"] }) },
+  { description: "The fields that can be changed" },
+);
+
+export const UploadForm = t.Object(
+  {
+    file: t.File({ description: "The video or audio file. Its name and type are informative only: the bytes decide." }),
+    title: t.Optional(t.String({ maxLength: 500, description: "Title (defaults to the file name without extension)" })),
+  },
+  { description: "multipart/form-data" },
+);
 
 export type VideoJson = typeof VideoSchema.static;
 
@@ -50,8 +115,17 @@ export function toVideoJson(row: VideoRow): VideoJson {
     sha256: row.sha256,
     status: row.status,
     error: row.error,
+    duration: row.duration,
+    width: row.width,
+    height: row.height,
+    videoCodec: row.videoCodec,
+    audioCodec: row.audioCodec,
+    bitrate: row.bitrate,
+    container: row.container,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
     streamUrl: `/api/stream/${row.id}`,
+    thumbnailUrl: row.width && row.status === "ready" ? `/api/videos/${row.id}/thumbnail.jpg` : null,
+    hls: toHlsJson(row),
   };
 }

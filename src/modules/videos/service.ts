@@ -4,12 +4,12 @@
  */
 import { EventEmitter } from "node:events";
 import { createReadStream } from "node:fs";
-import { copyFile, rm } from "node:fs/promises";
-import { and, desc, eq, lt, or } from "drizzle-orm";
+import { rm } from "node:fs/promises";
+import { and, desc, eq, lt, notInArray, or } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { videos, type VideoRow, type VideoStatus } from "../../db/schema.ts";
 import { HttpError, notFound } from "../../http/errors.ts";
-import { contentTypeFor, extensionOf, isMediaExtension } from "../../http/content-type.ts";
+import { DEFAULT_CONTENT_TYPE } from "../../http/content-type.ts";
 import { newVideoId } from "./ids.ts";
 import type { Storage } from "./storage.ts";
 
@@ -20,12 +20,11 @@ export interface IngestMeta {
   id?: string;
 }
 
-/** A file already written to a temporary path, with its digest when known. */
-export interface StagedFile {
-  tempPath: string;
-  size: number;
-  sha256: string;
-}
+/** What ffprobe established about a video, as stored in its row. */
+export type MediaFields = Pick<
+  VideoRow,
+  "contentType" | "container" | "duration" | "width" | "height" | "videoCodec" | "audioCodec" | "bitrate"
+>;
 
 export interface ListQuery {
   limit: number;
@@ -67,6 +66,8 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
 export class VideoLibrary {
   /** Emits "changed" with a video id after any write, so caches can drop it. */
   readonly events = new EventEmitter();
+  private readonly removeHooks: ((id: string) => Promise<void>)[] = [];
+  private ingester: ((sourcePath: string, meta: IngestMeta) => Promise<VideoRow>) | undefined;
 
   constructor(
     readonly db: Db,
@@ -102,35 +103,59 @@ export class VideoLibrary {
     return { items, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
   }
 
-  /** Registers a new video in state `uploading`, before any byte arrives. */
+  /**
+   * Registers a new video in state `uploading`, before any byte arrives. Nothing about the
+   * client's file name or type is trusted: the container is decided by ffprobe later.
+   */
   async begin(meta: IngestMeta): Promise<VideoRow> {
-    const ext = extensionOf(meta.originalFilename);
-    if (!isMediaExtension(ext)) throw unsupportedMedia(`"${meta.originalFilename}" is not a video or audio file Spool can serve`);
     const now = new Date();
     const row = {
       id: meta.id ?? newVideoId(),
       title: meta.title?.trim() || titleFromFilename(meta.originalFilename),
       originalFilename: meta.originalFilename,
       storagePath: "",
-      contentType: contentTypeFor(meta.originalFilename),
+      contentType: DEFAULT_CONTENT_TYPE,
       status: "uploading" as const,
       createdAt: now,
       updatedAt: now,
     };
     await this.db.insert(videos).values(row).run();
+    this.events.emit("changed", row.id);
     return (await this.get(row.id))!;
   }
 
-  /** Moves a fully received file into place and marks the video ready. */
-  async complete(row: VideoRow, staged: StagedFile): Promise<VideoRow> {
-    const final = await this.storage.commit(staged.tempPath, row.id, extensionOf(row.originalFilename));
+  /** Records what ffprobe found and moves the video to `processing`. */
+  async markProcessing(id: string, media: MediaFields): Promise<VideoRow | undefined> {
     await this.db
       .update(videos)
-      .set({ storagePath: this.storage.relative(final), size: staged.size, sha256: staged.sha256, status: "ready", updatedAt: new Date() })
-      .where(eq(videos.id, row.id))
+      .set({ ...media, status: "processing", error: null, updatedAt: new Date() })
+      .where(eq(videos.id, id))
       .run();
-    this.events.emit("changed", row.id);
-    return (await this.get(row.id))!;
+    this.events.emit("changed", id);
+    return this.get(id);
+  }
+
+  /** The stored file is in place: the video becomes streamable. */
+  async markReady(id: string, stored: { storagePath: string; size: number; sha256: string }): Promise<VideoRow | undefined> {
+    await this.db
+      .update(videos)
+      .set({ ...stored, status: "ready", error: null, updatedAt: new Date() })
+      .where(and(eq(videos.id, id), eq(videos.status, "processing")))
+      .run();
+    this.events.emit("changed", id);
+    return this.get(id);
+  }
+
+  /** Processing failed: the row stays, with a readable reason; its files are removed. */
+  async markFailed(id: string, message: string): Promise<VideoRow | undefined> {
+    await this.db
+      .update(videos)
+      .set({ status: "failed", error: message, storagePath: "", size: 0, sha256: null, updatedAt: new Date() })
+      .where(eq(videos.id, id))
+      .run();
+    await this.storage.removeVideo(id);
+    this.events.emit("changed", id);
+    return this.get(id);
   }
 
   /** Forgets a video that never completed: its row, its files and its temporary file. */
@@ -139,18 +164,25 @@ export class VideoLibrary {
     await this.remove(id);
   }
 
-  /** Adds a local file (the `ingest` CLI and the demo seed): copied, never moved. */
+  /** Installed by the ingest pipeline, which owns the way from bytes to a ready video. */
+  setIngester(ingester: (sourcePath: string, meta: IngestMeta) => Promise<VideoRow>): void {
+    this.ingester = ingester;
+  }
+
+  /**
+   * Adds a local file (the `ingest` CLI, the demo seed, tests) through the ingest pipeline,
+   * copied, never moved. Resolves with the row once processing has finished: `ready`, or
+   * `failed` with its error. Rejects with 415 for non-media and 503 without ffmpeg.
+   */
   async ingestPath(sourcePath: string, meta: IngestMeta): Promise<VideoRow> {
-    const row = await this.begin(meta);
-    const tempPath = this.storage.tempPath();
-    try {
-      await copyFile(sourcePath, tempPath);
-      const { sha256, size } = await hashFile(tempPath);
-      return await this.complete(row, { tempPath, sha256, size });
-    } catch (error) {
-      await this.abandon(row.id, tempPath);
-      throw error;
-    }
+    if (!this.ingester) throw new Error("no ingest pipeline is installed");
+    return this.ingester(sourcePath, meta);
+  }
+
+  /** Ids of videos in a state, oldest first. */
+  async idsWithStatus(status: VideoStatus): Promise<string[]> {
+    const rows = await this.db.select({ id: videos.id }).from(videos).where(eq(videos.status, status)).orderBy(videos.createdAt).all();
+    return rows.map((r) => r.id);
   }
 
   async rename(id: string, title: string): Promise<VideoRow> {
@@ -160,21 +192,32 @@ export class VideoLibrary {
     return (await this.get(id))!;
   }
 
+  /** Runs before a video's row and files are removed (e.g. to stop its processing job). */
+  onRemove(hook: (id: string) => Promise<void>): void {
+    this.removeHooks.push(hook);
+  }
+
   async remove(id: string): Promise<boolean> {
+    for (const hook of this.removeHooks) await hook(id);
     const result = await this.db.delete(videos).where(eq(videos.id, id)).returning({ id: videos.id }).all();
     await this.storage.removeVideo(id);
     this.events.emit("changed", id);
     return result.length > 0;
   }
 
-  /** Uploads cut short by a crash stay `uploading` forever; mark them failed at start-up. */
-  async failInterrupted(): Promise<number> {
+  /**
+   * Uploads cut short by a crash stay `uploading` forever; mark them failed at start-up.
+   * `resumable` names uploads that can still be resumed (tus) and must be left alone.
+   */
+  async failInterrupted(resumable: Iterable<string> = []): Promise<number> {
+    const keep = [...resumable];
     const rows = await this.db
       .update(videos)
       .set({ status: "failed", error: "The upload was interrupted by a server restart", updatedAt: new Date() })
-      .where(eq(videos.status, "uploading"))
+      .where(and(eq(videos.status, "uploading"), keep.length ? notInArray(videos.id, keep) : undefined))
       .returning({ id: videos.id })
       .all();
+    for (const row of rows) this.events.emit("changed", row.id);
     return rows.length;
   }
 

@@ -2,8 +2,14 @@
  * Where a video's files live: DATA_DIR/videos/<id>/, one directory per video so that everything
  * derived from it (renditions, posters) goes with it on delete. Uploads are written under
  * DATA_DIR/tmp and renamed into place only when complete, so nothing half-written is served.
+ *
+ *   videos/<id>/incoming        the received bytes while `processing` (no extension on purpose:
+ *                               ffmpeg must not guess a format from a name)
+ *   videos/<id>/source.<ext>    the stored file (faststart), streamed when `ready`
+ *   videos/<id>/poster.jpg      the poster made at ingest
+ *   videos/<id>/thumbs/         thumbnails generated on request
  */
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 
 export class Storage {
@@ -30,6 +36,23 @@ export class Storage {
     return join(this.videosDir, id);
   }
 
+  /** The received bytes of a video being processed. */
+  stagedPath(id: string): string {
+    return join(this.videoDir(id), "incoming");
+  }
+
+  sourcePath(id: string, ext: string): string {
+    return join(this.videoDir(id), ext ? `source.${ext}` : "source");
+  }
+
+  posterPath(id: string): string {
+    return join(this.videoDir(id), "poster.jpg");
+  }
+
+  thumbsDir(id: string): string {
+    return join(this.videoDir(id), "thumbs");
+  }
+
   /** The path stored in the database: relative to DATA_DIR. */
   relative(path: string): string {
     return relative(this.dataDir, path);
@@ -40,15 +63,6 @@ export class Storage {
     const path = resolve(this.dataDir, storagePath);
     if (!path.startsWith(this.dataDir + sep)) throw new Error(`storage path escapes DATA_DIR: ${storagePath}`);
     return path;
-  }
-
-  /** Moves a finished temporary file into the video's directory; returns the final path. */
-  async commit(tempPath: string, id: string, ext: string): Promise<string> {
-    const dir = this.videoDir(id);
-    await mkdir(dir, { recursive: true });
-    const final = join(dir, ext ? `source.${ext}` : "source");
-    await rename(tempPath, final);
-    return final;
   }
 
   async removeVideo(id: string): Promise<void> {

@@ -1,14 +1,19 @@
 /**
  * Streams a multipart/form-data upload (field `file`, optional `title`) to a temporary file,
- * hashing as it goes; nothing is buffered whole. The video becomes visible as `ready` only after
- * the last byte arrived and the file was renamed into place; any failure removes every trace.
+ * hashing as it goes; nothing is buffered whole. MAX_UPLOAD_BYTES is enforced twice: against a
+ * declared Content-Length before reading a byte, and while streaming, where the request is cut
+ * off with 413 the moment the file part passes the limit. Any failure removes every trace.
+ *
+ * The received bytes then go to the ingest pipeline, which decides from the bytes alone
+ * whether they are media (415 otherwise) and answers with the video in state `processing`.
  */
 import { createWriteStream } from "node:fs";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import busboy from "busboy";
-import { HttpError, badRequest } from "../../http/errors.ts";
 import type { VideoRow } from "../../db/schema.ts";
+import { HttpError, badRequest } from "../../http/errors.ts";
+import type { IngestPipeline } from "../ingest/pipeline.ts";
 import type { VideoLibrary } from "./service.ts";
 
 export const payloadTooLarge = (limit: number) =>
@@ -17,12 +22,13 @@ export const payloadTooLarge = (limit: number) =>
 /** Slack for multipart framing and the title field on top of the file itself. */
 const FRAMING_ALLOWANCE = 64 * 1024;
 
-export async function receiveUpload(request: Request, library: VideoLibrary, maxBytes: number): Promise<VideoRow> {
+export async function receiveUpload(request: Request, library: VideoLibrary, ingest: IngestPipeline, maxBytes: number): Promise<VideoRow> {
+  // Refuse before reading a byte whenever the answer is already known.
+  ingest.requireTools();
   const type = request.headers.get("content-type") ?? "";
   if (!type.toLowerCase().startsWith("multipart/form-data")) {
     throw new HttpError(415, "unsupported_media_type", "Send the video as multipart/form-data with a `file` field");
   }
-  // Refuse before reading a byte when the client announces too much.
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes + FRAMING_ALLOWANCE) throw payloadTooLarge(maxBytes);
   if (!request.body) throw badRequest("The request has no body");
@@ -40,61 +46,66 @@ export async function receiveUpload(request: Request, library: VideoLibrary, max
   let title: string | undefined;
   let row: VideoRow | undefined;
   let tempPath: string | undefined;
-  let failure: unknown;
   let sha256 = "";
-  let size = 0;
-  const writes: Promise<void>[] = [];
+  let fileDone: Promise<void> | undefined;
+  let fail!: (error: unknown) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => {});
 
   parser.on("field", (name, value) => {
     if (name === "title") title = value;
   });
   parser.on("file", (name, stream, info) => {
-    if (name !== "file" || row || failure) {
+    if (name !== "file" || fileDone) {
       stream.resume();
       return;
     }
-    writes.push(
-      (async () => {
-        try {
-          row = await library.begin({ originalFilename: info.filename || "upload", title });
-          tempPath = library.storage.tempPath();
-          const hasher = new Bun.CryptoHasher("sha256");
-          stream.on("data", (chunk: Buffer) => {
-            hasher.update(chunk);
-            size += chunk.byteLength;
-          });
-          stream.on("limit", () => stream.destroy(payloadTooLarge(maxBytes)));
-          await pipeline(stream, createWriteStream(tempPath));
-          if ((stream as { truncated?: boolean }).truncated) throw payloadTooLarge(maxBytes);
-          sha256 = hasher.digest("hex");
-        } catch (error) {
-          failure ??= error;
-          stream.resume();
-        }
-      })(),
-    );
+    fileDone = (async () => {
+      row = await library.begin({ originalFilename: info.filename || "upload", title });
+      tempPath = library.storage.tempPath();
+      const hasher = new Bun.CryptoHasher("sha256");
+      stream.on("limit", () => stream.destroy(payloadTooLarge(maxBytes)));
+      const hash = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          hasher.update(chunk);
+          callback(null, chunk);
+        },
+      });
+      await pipeline(stream, hash, createWriteStream(tempPath));
+      if ((stream as { truncated?: boolean }).truncated) throw payloadTooLarge(maxBytes);
+      sha256 = hasher.digest("hex");
+    })();
+    fileDone.catch((error) => {
+      stream.resume();
+      fail(error);
+    });
   });
 
-  try {
-    await pipeline(Readable.fromWeb(request.body as unknown as import("node:stream/web").ReadableStream), parser);
-  } catch (error) {
-    failure ??= error instanceof HttpError ? error : new HttpError(400, "upload_incomplete", "The upload was cut short or is not valid multipart/form-data");
-  }
-  await Promise.all(writes);
+  const source = Readable.fromWeb(request.body as unknown as import("node:stream/web").ReadableStream);
+  const parsed = pipeline(source, parser).catch((error) => {
+    throw error instanceof HttpError ? error : new HttpError(400, "upload_incomplete", "The upload was cut short or is not valid multipart/form-data");
+  });
+  parsed.catch(() => {});
 
-  if (!failure && !row) failure = badRequest("The form has no `file` field");
-  if (failure) {
-    if (row) await library.abandon(row.id, tempPath);
-    throw failure;
-  }
   try {
-    if (title !== undefined && title.trim() && row!.title !== title.trim()) {
-      // The title field arrived after the file part: apply it now.
-      row = await library.rename(row!.id, title.trim());
-    }
-    return await library.complete(row!, { tempPath: tempPath!, size, sha256 });
+    // The first failure wins, even while the client is still sending (413 mid-stream).
+    await Promise.race([parsed, failed]);
+    if (!fileDone) throw badRequest("The form has no `file` field");
+    await Promise.race([fileDone, failed]);
   } catch (error) {
-    await library.abandon(row!.id, tempPath);
+    source.destroy();
+    if (row) await library.abandon(row.id, tempPath);
     throw error;
   }
+
+  let current = row!;
+  try {
+    const wanted = title?.trim();
+    // The title field arrived after the file part: apply it now.
+    if (wanted && current.title !== wanted) current = await library.rename(current.id, wanted);
+  } catch (error) {
+    await library.abandon(current.id, tempPath);
+    throw error;
+  }
+  return ingest.accept(current, tempPath!, { sha256 });
 }

@@ -1,0 +1,466 @@
+/**
+ * Reports: latest.json (everything, every round), latest.md (tables with ratios vs nginx and bare
+ * Bun measured in the same run) and latest.svg (a hand-written bar chart, no chart library).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { relative, resolve } from "node:path";
+import type { CheckReport } from "./checks.ts";
+import type { MachineInfo } from "./machine.ts";
+import type { SlowResult } from "./slow-readers.ts";
+import { TARGET_LABELS, TARGET_ORDER, type NginxTuning, type TargetId } from "./targets.ts";
+import { BENCH_DIR, REPO_ROOT } from "./util.ts";
+import type { Cell, Mode } from "./workloads.ts";
+
+export interface TargetSummary {
+  id: TargetId;
+  label: string;
+  required: boolean;
+  status: "ok" | "failed" | "skipped";
+  reason?: string;
+  version?: string;
+  notes?: string[];
+  checks?: CheckReport;
+}
+
+export interface WorkloadResult {
+  id: string;
+  title: string;
+  short?: string;
+  group: "throughput" | "concurrency" | "sweep" | "api";
+  file: string;
+  fileLabel: string;
+  connections: number;
+  rangeLen?: number;
+  metric: "rps" | "gibps";
+  cells: Partial<Record<TargetId, Cell>>;
+}
+
+export interface SlowCell {
+  peakRss: number;
+  baselineRss: number;
+  hwm: number | null;
+  rssMidMean: number;
+  rssLastMean: number;
+  flat: boolean;
+  /** [seconds, MiB] */
+  samples: [number, number][];
+  result?: SlowResult;
+  error?: string;
+}
+
+export interface Goal {
+  text: string;
+  ok: boolean | null;
+  detail?: string;
+}
+
+export interface SuiteResult {
+  schema: 1;
+  mode: Mode;
+  startedAt: string;
+  finishedAt: string;
+  elapsedS: number;
+  machine: MachineInfo;
+  config: {
+    rounds: number;
+    durationS: number;
+    generator: string;
+    slowReaders: number;
+    slowSeconds: number;
+    slowRateBps: number;
+    nginxTuning: NginxTuning;
+  };
+  media: { key: string; label: string; size: number; sparse: boolean }[];
+  targets: TargetSummary[];
+  workloads: WorkloadResult[];
+  slow: Partial<Record<TargetId, SlowCell>>;
+  goals: Goal[];
+  notes: string[];
+}
+
+const MiBf = (n: number) => n / 2 ** 20;
+
+function value(w: WorkloadResult, c: Cell | undefined): number {
+  if (!c || !c.rounds.length) return NaN;
+  return w.metric === "gibps" ? c.gibps : c.rps;
+}
+
+export function ratio(w: WorkloadResult, a: TargetId, b: TargetId): number {
+  return value(w, w.cells[a]) / value(w, w.cells[b]);
+}
+
+function fmtNum(w: WorkloadResult, v: number): string {
+  if (!Number.isFinite(v)) return "–";
+  if (w.metric === "gibps") return `${v.toFixed(2)} GiB/s`;
+  if (v >= 100_000) return `${(v / 1000).toFixed(0)}k`;
+  if (v >= 10_000) return `${(v / 1000).toFixed(1)}k`;
+  if (v >= 1000) return `${(v / 1000).toFixed(2)}k`;
+  return v.toFixed(v >= 100 ? 0 : 1);
+}
+
+function fmtRatio(r: number): string {
+  if (!Number.isFinite(r)) return "–";
+  return `${r >= 10 ? r.toFixed(0) : r.toFixed(2)}×`;
+}
+
+const ms = (us: number) => (Number.isFinite(us) ? (us / 1000 >= 100 ? (us / 1000).toFixed(0) : (us / 1000).toFixed(2)) : "–");
+
+// ---------------------------------------------------------------------------------------------
+// Goals (Spool's targets from the issue; the benchmark reports them, tests never time anything)
+// ---------------------------------------------------------------------------------------------
+
+export function evaluateGoals(s: SuiteResult): Goal[] {
+  const spoolOk = s.targets.find((t) => t.id === "spool")?.status === "ok";
+  if (!spoolOk) return [{ text: "Spool targets", ok: null, detail: "Spool did not run (see Targets)" }];
+  const goals: Goal[] = [];
+  const vsBun = s.workloads
+    .map((w) => ({ w, r: ratio(w, "spool", "bun") }))
+    .filter((x) => Number.isFinite(x.r));
+  if (vsBun.length) {
+    const worst = vsBun.reduce((a, b) => (b.r < a.r ? b : a));
+    const misses = vsBun.filter((x) => x.r < 0.9).map((x) => `${x.w.title.replace(/`/g, "")} ${fmtRatio(x.r)}`);
+    goals.push({
+      text: "Every workload at or above 0.9× bare Bun.serve",
+      ok: misses.length === 0,
+      detail: misses.length ? `below: ${misses.join(", ")}` : `lowest ${fmtRatio(worst.r)} (${worst.w.title.replace(/`/g, "")})`,
+    });
+  } else goals.push({ text: "Every workload at or above 0.9× bare Bun.serve", ok: null, detail: "bare Bun.serve did not run" });
+  const r64 = s.workloads.find((w) => w.id === "range64k");
+  for (const peer of ["express", "fastapi"] as const) {
+    const r = r64 ? ratio(r64, "spool", peer) : NaN;
+    goals.push({
+      text: `At least 5× ${TARGET_LABELS[peer]} on random 64 KiB ranges`,
+      ok: Number.isFinite(r) ? r >= 5 : null,
+      detail: Number.isFinite(r) ? fmtRatio(r) : `${TARGET_LABELS[peer]} did not run`,
+    });
+  }
+  const sc = s.slow.spool;
+  if (sc && s.config.slowReaders >= 1000) {
+    goals.push({
+      text: `Peak RSS under 150 MiB with ${s.config.slowReaders.toLocaleString("en-US")} slow readers, flat over the run`,
+      ok: MiBf(sc.peakRss) < 150 && sc.flat,
+      detail: `peak ${MiBf(sc.peakRss).toFixed(1)} MiB, ${sc.flat ? "flat" : "growing"} (${MiBf(sc.rssMidMean).toFixed(1)} → ${MiBf(sc.rssLastMean).toFixed(1)} MiB)`,
+    });
+  } else {
+    goals.push({ text: "Peak RSS under 150 MiB with 1,000 slow readers, flat", ok: null, detail: sc ? `only ${s.config.slowReaders} readers in this mode` : "not measured" });
+  }
+  return goals;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+// ---------------------------------------------------------------------------------------------
+
+function versionsLine(s: SuiteResult): string {
+  const parts: string[] = [];
+  for (const t of s.targets) if (t.version) parts.push(`${t.label}: ${t.version}`);
+  const v = s.machine.versions;
+  const tools = [v.wrk ? `wrk ${v.wrk}` : null, `autocannon ${v.autocannon}`, v.ffmpeg ? `ffmpeg ${v.ffmpeg}` : null].filter(Boolean);
+  return `${parts.join(" · ")} · load: ${tools.join(", ")}`;
+}
+
+export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
+  const out: string[] = [];
+  const present = TARGET_ORDER.filter((id) => s.targets.some((t) => t.id === id && t.status === "ok"));
+  const date = s.startedAt.slice(0, 16).replace("T", " ");
+  out.push(`### Spool benchmark (${s.mode} run, ${date} UTC)`);
+  out.push("");
+  out.push(
+    `**Machine:** ${s.machine.cpu}, ${s.machine.cores} cores, ${s.machine.memGiB} GiB, ${s.machine.os}, Linux ${s.machine.kernel}; ${s.machine.pinning}.  `,
+  );
+  out.push(`**Versions:** ${versionsLine(s)}.  `);
+  out.push(
+    `**Method:** median of ${s.config.rounds} round(s) × ${s.config.durationS} s per target and workload, targets interleaved A/B/A/B (order rotated each round), the same seeded ranges for every target, every target's answers checked (206, exact bytes, headers) before timing. File workloads: ${s.config.generator} (1 thread, keep-alive); JSON API: autocannon; slow readers: a Bun raw-socket client.`,
+  );
+  out.push("");
+  if (svgRel) out.push(`![Spool benchmark chart](${svgRel})`, "");
+
+  const cols = present.map((id) => TARGET_LABELS[id]);
+  const ratioCols: [TargetId, TargetId, string][] = [];
+  if (present.includes("spool")) {
+    for (const other of ["bun", "nginx", "express", "fastapi"] as const) if (present.includes(other)) ratioCols.push(["spool", other, `Spool ÷ ${other === "bun" ? "Bun" : TARGET_LABELS[other]}`]);
+  }
+  const flagged: string[] = [];
+  const cellText = (w: WorkloadResult, id: TargetId) => {
+    const c = w.cells[id];
+    if (!c) return "–";
+    if (!c.rounds.length) return c.note ? "n/a" : "–";
+    let txt = fmtNum(w, value(w, c));
+    if (!c.sane) {
+      flagged.push(`${w.title} / ${TARGET_LABELS[id]}: ${c.note ?? "suspicious"}`);
+      txt += ` ⚠${flagged.length}`;
+    }
+    return txt;
+  };
+
+  const throughput = s.workloads.filter((w) => w.group === "throughput" || w.group === "api");
+  if (throughput.length) {
+    out.push("#### Throughput (requests/s unless stated; higher is better)", "");
+    const rc = (xs: string[]) => (xs.length ? ` ${xs.join(" | ")} |` : "");
+    out.push(`| Workload | ${cols.join(" | ")} |${rc(ratioCols.map((r) => r[2]))} Generator |`);
+    out.push(`|---|${cols.map(() => "---:").join("|")}|${ratioCols.map(() => "---:|").join("")}---|`);
+    for (const w of throughput) {
+      const gen = [...new Set(Object.values(w.cells).map((c) => c?.generator).filter((g): g is string => !!g))].join(", ");
+      const title = `${w.title}${w.metric === "gibps" ? " (GiB/s)" : ""}, c=${w.connections}`;
+      out.push(`| ${title} | ${present.map((id) => cellText(w, id)).join(" | ")} |${rc(ratioCols.map(([a, b]) => fmtRatio(ratio(w, a, b))))} ${gen || "–"} |`);
+    }
+    out.push("");
+  }
+
+  const conc = ["c1", "range64k", "c256"].map((id) => s.workloads.find((w) => w.id === id)).filter((w): w is WorkloadResult => !!w);
+  if (conc.length > 1) {
+    out.push("#### Latency vs connections, random 64 KiB ranges (p50 / p99 ms, and req/s)", "");
+    out.push(`| Connections | ${cols.join(" | ")} | Spool ÷ Bun (req/s) |`);
+    out.push(`|---:|${cols.map(() => "---:").join("|")}|---:|`);
+    for (const w of conc) {
+      const cells = present.map((id) => {
+        const c = w.cells[id];
+        return c && c.rounds.length ? `${ms(c.p50us)} / ${ms(c.p99us)} (${cellText(w, id)})` : "–";
+      });
+      out.push(`| ${w.connections} | ${cells.join(" | ")} | ${fmtRatio(ratio(w, "spool", "bun"))} |`);
+    }
+    out.push("");
+  }
+
+  const sweep = s.workloads.filter((w) => w.group === "sweep" || w.id === "range64k");
+  if (s.workloads.some((w) => w.group === "sweep")) {
+    const sorted = [...sweep].sort((a, b) => (s.media.find((m) => m.key === a.file)?.size ?? 0) - (s.media.find((m) => m.key === b.file)?.size ?? 0));
+    out.push("#### Size sweep: random 64 KiB ranges, c=64 (req/s; should not depend on file size)", "");
+    out.push(`| File | ${cols.join(" | ")} | Spool ÷ Bun |`);
+    out.push(`|---|${cols.map(() => "---:").join("|")}|---:|`);
+    for (const w of sorted) out.push(`| ${w.fileLabel} | ${present.map((id) => cellText(w, id)).join(" | ")} | ${fmtRatio(ratio(w, "spool", "bun"))} |`);
+    out.push("");
+  }
+
+  const slowIds = present.filter((id) => s.slow[id]);
+  if (slowIds.length) {
+    out.push(
+      `#### ${s.config.slowReaders.toLocaleString("en-US")} concurrent slow readers (${(s.config.slowRateBps * 8) / 1e6} Mbit/s each, ${s.config.slowSeconds} s, one ranged GET each)`,
+      "",
+    );
+    out.push("| Target | Peak RSS | Idle RSS before | RSS 2nd quarter → last quarter | Flat | Readers served | Median reader rate | TTFB p50 / p99 |");
+    out.push("|---|---:|---:|---:|:---:|---:|---:|---:|");
+    for (const id of slowIds) {
+      const c = s.slow[id] as SlowCell;
+      const r = c.result;
+      const served = r ? `${r.statuses["206"] ?? 0}/${r.n}${r.closedEarly ? ` (${r.closedEarly} closed early)` : ""}` : (c.error ?? "–");
+      out.push(
+        `| ${TARGET_LABELS[id]} | **${MiBf(c.peakRss).toFixed(1)} MiB** | ${MiBf(c.baselineRss).toFixed(1)} MiB | ${MiBf(c.rssMidMean).toFixed(1)} → ${MiBf(c.rssLastMean).toFixed(1)} MiB | ${c.flat ? "yes" : "**no**"} | ${served} | ${r ? `${(r.rateP50 / 1000).toFixed(0)} kB/s` : "–"} | ${r ? `${r.ttfbP50} / ${r.ttfbP99} ms` : "–"} |`,
+      );
+    }
+    out.push("");
+  }
+
+  if (s.goals.length) {
+    out.push("#### Spool's targets", "");
+    for (const g of s.goals) out.push(`- ${g.ok === null ? "➖" : g.ok ? "✅" : "❌"} ${g.text}${g.detail ? `: ${g.detail}` : ""}`);
+    out.push("");
+  }
+
+  out.push("#### Targets", "");
+  out.push("| Target | Status | Checks | Version / setup |");
+  out.push("|---|---|---|---|");
+  for (const t of s.targets) {
+    const checks = t.checks ? `${t.checks.items.filter((i) => i.ok).length}/${t.checks.items.length} passed` : "–";
+    const setup = [t.version, ...(t.notes ?? [])].filter(Boolean).join("; ");
+    const status = t.status === "ok" ? "ok" : `**${t.status}**: ${(t.reason ?? "").split("\n")[0]?.slice(0, 200)}`;
+    out.push(`| ${t.label}${t.required ? "" : " (optional)"} | ${status} | ${checks} | ${setup.replace(/\|/g, "\\|")} |`);
+  }
+  out.push("");
+  if (flagged.length || s.notes.length) {
+    out.push("#### Notes", "");
+    flagged.forEach((f, i) => out.push(`${i + 1}. ⚠ ${f}`));
+    for (const n of s.notes) out.push(`- ${n}`);
+    out.push("");
+  }
+  return out.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SVG (hand-written)
+// ---------------------------------------------------------------------------------------------
+
+const COLORS: Record<TargetId, string> = {
+  spool: "#e4572e",
+  nginx: "#2e8b57",
+  bun: "#7a7a7a",
+  express: "#3178c6",
+  fastapi: "#8e44ad",
+};
+
+const esc = (t: string) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+export function renderSvg(s: SuiteResult): string {
+  const present = TARGET_ORDER.filter((id) => s.targets.some((t) => t.id === id && t.status === "ok"));
+  const W = 1000;
+  const labelW = 270;
+  const rightPad = 170;
+  const plotW = W - labelW - rightPad;
+  const barH = 13;
+  const barGap = 3;
+  const groupGap = 14;
+  const parts: string[] = [];
+  let y = 0;
+  const text = (x: number, yy: number, t: string, attrs = "") => parts.push(`<text x="${x}" y="${yy}" ${attrs}>${esc(t)}</text>`);
+
+  // Header.
+  y = 30;
+  text(20, y, "Spool vs nginx, bare Bun.serve, Express 5 and FastAPI", 'font-size="20" font-weight="700"');
+  y += 22;
+  const date = s.startedAt.slice(0, 10);
+  text(20, y, `${s.mode} run ${date} · ${s.machine.cpu}, ${s.machine.cores} cores · servers pinned to 1 core · ${s.config.generator}`, 'font-size="12" fill="#555"');
+  y += 22;
+  // Legend.
+  let lx = 20;
+  for (const id of present) {
+    parts.push(`<rect x="${lx}" y="${y - 10}" width="12" height="12" rx="2" fill="${COLORS[id]}"/>`);
+    text(lx + 17, y, TARGET_LABELS[id], 'font-size="13"');
+    lx += 30 + TARGET_LABELS[id].length * 7.5;
+  }
+  y += 26;
+
+  // Panel 1: throughput relative to bare Bun.
+  const rows = s.workloads.filter((w) => Object.values(w.cells).some((c) => c && c.rounds.length));
+  const base = (w: WorkloadResult): { v: number; name: string } => {
+    const b = value(w, w.cells.bun);
+    if (Number.isFinite(b)) return { v: b, name: "bare Bun" };
+    const best = Math.max(...present.map((id) => value(w, w.cells[id])).filter(Number.isFinite));
+    return { v: best, name: "best" };
+  };
+  let maxR = 1.2;
+  for (const w of rows) for (const id of present) {
+    const r = value(w, w.cells[id]) / base(w).v;
+    if (Number.isFinite(r)) maxR = Math.max(maxR, r);
+  }
+  maxR = Math.min(4, Math.ceil(maxR * 4) / 4 + 0.05);
+  const xOf = (r: number) => labelW + (Math.min(r, maxR) / maxR) * plotW;
+  text(20, y, "Throughput relative to bare Bun.serve (1.0× = the runtime's ceiling; higher is better)", 'font-size="15" font-weight="600"');
+  y += 12;
+  const plotTop = y;
+  const groupH = (w: WorkloadResult) => present.filter((id) => w.cells[id]).length * (barH + barGap) + groupGap;
+  const plotBottom = plotTop + rows.reduce((a, w) => a + groupH(w), 0) + 4;
+  // Grid.
+  for (let g = 0; g <= maxR + 1e-9; g += maxR > 2 ? 0.5 : 0.25) {
+    const x = xOf(g);
+    parts.push(`<line x1="${x}" y1="${plotTop}" x2="${x}" y2="${plotBottom}" stroke="#e5e5e5"/>`);
+    text(x, plotBottom + 14, `${g.toFixed(g % 1 ? 2 : 1)}×`, 'font-size="11" fill="#777" text-anchor="middle"');
+  }
+  parts.push(`<line x1="${xOf(1)}" y1="${plotTop}" x2="${xOf(1)}" y2="${plotBottom}" stroke="#333" stroke-width="1.5"/>`);
+  parts.push(`<line x1="${xOf(0.9)}" y1="${plotTop}" x2="${xOf(0.9)}" y2="${plotBottom}" stroke="${COLORS.spool}" stroke-width="1.2" stroke-dasharray="4 3"/>`);
+  text(xOf(0.9) - 4, plotTop - 2, "Spool target 0.9×", `font-size="10" fill="${COLORS.spool}" text-anchor="end"`);
+  y = plotTop + 4;
+  for (const w of rows) {
+    const ids = present.filter((id) => w.cells[id]);
+    const gh = ids.length * (barH + barGap);
+    const title = (w.short ?? w.title).replace(/`/g, "");
+    const sub = `${w.group === "sweep" ? "" : `c=${w.connections}, `}${w.metric === "gibps" ? "GiB/s" : "req/s"}`;
+    text(labelW - 10, y + gh / 2 - 1, title.length > 34 ? `${title.slice(0, 33)}…` : title, 'font-size="12.5" text-anchor="end" font-weight="600"');
+    text(labelW - 10, y + gh / 2 + 13, sub, 'font-size="11" text-anchor="end" fill="#777"');
+    const b = base(w);
+    for (const id of ids) {
+      const c = w.cells[id] as Cell;
+      const v = value(w, c);
+      if (Number.isFinite(v)) {
+        const r = v / b.v;
+        const x2 = xOf(r);
+        parts.push(`<rect x="${labelW}" y="${y}" width="${Math.max(1, x2 - labelW).toFixed(1)}" height="${barH}" rx="2" fill="${COLORS[id]}"${c.sane ? "" : ' fill-opacity="0.45"'}><title>${esc(`${TARGET_LABELS[id]}: ${fmtNum(w, v)} (${fmtRatio(r)})`)}</title></rect>`);
+        const over = r > maxR ? " ▶" : "";
+        text(x2 + 5, y + barH - 2.5, `${fmtRatio(r)}  ${fmtNum(w, v)}${over}${c.sane ? "" : " ⚠"}`, `font-size="11" fill="${id === "spool" ? COLORS.spool : "#333"}"${id === "spool" ? ' font-weight="700"' : ""}`);
+      } else {
+        text(labelW + 5, y + barH - 2.5, `${TARGET_LABELS[id]}: ${c.note ?? "n/a"}`, 'font-size="11" fill="#999" font-style="italic"');
+      }
+      y += barH + barGap;
+    }
+    y += groupGap;
+  }
+  y = plotBottom + 34;
+
+  // Panel 2: peak RSS under slow readers.
+  const slowIds = present.filter((id) => s.slow[id]);
+  if (slowIds.length) {
+    text(20, y, `Peak RSS with ${s.config.slowReaders.toLocaleString("en-US")} slow readers at ${(s.config.slowRateBps * 8) / 1e6} Mbit/s (MiB; lower is better)`, 'font-size="15" font-weight="600"');
+    y += 12;
+    const maxM = Math.max(160, ...slowIds.map((id) => MiBf((s.slow[id] as SlowCell).peakRss))) * 1.05;
+    const xm = (m: number) => labelW + (m / maxM) * plotW;
+    const top = y;
+    const bottom = top + slowIds.length * (barH + barGap + 2) + 6;
+    const step = maxM > 1200 ? 500 : maxM > 600 ? 200 : maxM > 300 ? 100 : 50;
+    for (let g = 0; g <= maxM; g += step) {
+      parts.push(`<line x1="${xm(g)}" y1="${top}" x2="${xm(g)}" y2="${bottom}" stroke="#e5e5e5"/>`);
+      text(xm(g), bottom + 14, String(g), 'font-size="11" fill="#777" text-anchor="middle"');
+    }
+    if (s.config.slowReaders >= 1000) {
+      parts.push(`<line x1="${xm(150)}" y1="${top}" x2="${xm(150)}" y2="${bottom}" stroke="${COLORS.spool}" stroke-width="1.2" stroke-dasharray="4 3"/>`);
+      text(xm(150) + 4, top - 2, "Spool target 150 MiB", `font-size="10" fill="${COLORS.spool}"`);
+    }
+    y = top + 4;
+    for (const id of slowIds) {
+      const c = s.slow[id] as SlowCell;
+      const m = MiBf(c.peakRss);
+      text(labelW - 10, y + barH - 2.5, TARGET_LABELS[id], 'font-size="12.5" text-anchor="end" font-weight="600"');
+      parts.push(`<rect x="${labelW}" y="${y}" width="${Math.max(1, xm(m) - labelW).toFixed(1)}" height="${barH}" rx="2" fill="${COLORS[id]}"/>`);
+      text(xm(m) + 5, y + barH - 2.5, `${m.toFixed(1)} MiB${c.flat ? "" : " (growing)"}`, `font-size="11" fill="${id === "spool" ? COLORS.spool : "#333"}"${id === "spool" ? ' font-weight="700"' : ""}`);
+      y += barH + barGap + 2;
+    }
+    y = bottom + 30;
+  }
+
+  // Footer.
+  const spoolT = s.targets.find((t) => t.id === "spool");
+  if (spoolT && spoolT.status !== "ok") {
+    text(20, y, `Spool: ${spoolT.status} (${(spoolT.reason ?? "").split("\n")[0]?.slice(0, 120)})`, `font-size="12" fill="${COLORS.spool}"`);
+    y += 18;
+  }
+  const noisy = s.notes.some((n) => n.startsWith("Other processes"));
+  if (noisy) {
+    text(20, y, "⚠ Other processes competed for the CPUs during this run (see Notes in latest.md): treat small differences as noise.", 'font-size="12" fill="#b35900"');
+    y += 18;
+  }
+  text(20, y, `Median of ${s.config.rounds} interleaved round(s) × ${s.config.durationS} s; faded bars ⚠ = generator saw errors or wrong sizes. Tables: bench/results/latest.md · method: bench/README.md`, 'font-size="11" fill="#777"');
+  y += 14;
+  const H = y + 6;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    ...parts,
+    "</svg>",
+    "",
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+// ---------------------------------------------------------------------------------------------
+
+const START = "<!-- bench:results:start -->";
+const END = "<!-- bench:results:end -->";
+
+/** Replace the marked section of a README with the table and chart (only if the markers exist). */
+function updateMarked(file: string, body: string): boolean {
+  if (!existsSync(file)) return false;
+  const text = readFileSync(file, "utf8");
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) return false;
+  writeFileSync(file, `${text.slice(0, a + START.length)}\n${body.trim()}\n${text.slice(b)}`);
+  return true;
+}
+
+export async function writeReports(s: SuiteResult, outDir: string, base: string, updateReadme: boolean): Promise<string[]> {
+  s.goals = evaluateGoals(s);
+  mkdirSync(outDir, { recursive: true });
+  const json = resolve(outDir, `${base}.json`);
+  const md = resolve(outDir, `${base}.md`);
+  const svg = resolve(outDir, `${base}.svg`);
+  writeFileSync(json, `${JSON.stringify(s, null, 2)}\n`);
+  writeFileSync(svg, renderSvg(s));
+  writeFileSync(md, `${renderMarkdown(s, `${base}.svg`)}\n`);
+  const written = [json, md, svg].map((f) => relative(REPO_ROOT, f));
+  if (updateReadme) {
+    const benchReadme = resolve(BENCH_DIR, "README.md");
+    if (updateMarked(benchReadme, renderMarkdown(s, relative(BENCH_DIR, svg)))) written.push("bench/README.md (results section)");
+    const rootReadme = resolve(REPO_ROOT, "README.md");
+    if (updateMarked(rootReadme, renderMarkdown(s, relative(REPO_ROOT, svg)))) written.push("README.md (results section)");
+  }
+  return written;
+}

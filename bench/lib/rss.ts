@@ -1,0 +1,198 @@
+/**
+ * Resident memory of a server process and its descendants, sampled from /proc/<pid>/status
+ * (VmRSS now, VmHWM peak). Linux only; returns nulls elsewhere.
+ */
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+
+function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number | null {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** pid plus every descendant (nginx master + worker, a runtime that forks workers). */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  try {
+    for (const d of readdirSync("/proc")) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        const list = children.get(ppid) ?? [];
+        list.push(Number(d));
+        children.set(ppid, list);
+      } catch {}
+    }
+  } catch {
+    return [pid];
+  }
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length && out.length < 1000) {
+    const p = stack.pop() as number;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** Sum of VmRSS over the tree, in bytes (null when /proc is unavailable). */
+export function treeRss(pids: number[]): number | null {
+  let sum = 0;
+  let any = false;
+  for (const p of pids) {
+    const kb = statusKb(p, "VmRSS");
+    if (kb !== null) {
+      sum += kb;
+      any = true;
+    }
+  }
+  return any ? sum * 1024 : null;
+}
+
+/** Sum of VmHWM (per-process peaks) over the tree, in bytes. */
+export function treeHwm(pids: number[]): number | null {
+  let sum = 0;
+  let any = false;
+  for (const p of pids) {
+    const kb = statusKb(p, "VmHWM");
+    if (kb !== null) {
+      sum += kb;
+      any = true;
+    }
+  }
+  return any ? sum * 1024 : null;
+}
+
+/** Reset VmHWM to the current RSS (`echo 5 > /proc/<pid>/clear_refs`); false when not permitted. */
+export function resetHwm(pids: number[]): boolean {
+  let ok = true;
+  for (const p of pids) {
+    try {
+      writeFileSync(`/proc/${p}/clear_refs`, "5");
+    } catch {
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+export interface RssSample {
+  /** Seconds since sampling started. */
+  t: number;
+  rss: number;
+}
+
+export class RssSampler {
+  readonly samples: RssSample[] = [];
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private t0 = 0;
+  private pids: number[];
+  constructor(rootPid: number, private everyMs = 200) {
+    this.pids = processTree(rootPid);
+  }
+  start(): void {
+    this.t0 = performance.now();
+    const tick = () => {
+      const rss = treeRss(this.pids);
+      if (rss !== null) this.samples.push({ t: (performance.now() - this.t0) / 1000, rss });
+    };
+    tick();
+    this.timer = setInterval(tick, this.everyMs);
+  }
+  stop(): RssSample[] {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const rss = treeRss(this.pids);
+    if (rss !== null) this.samples.push({ t: (performance.now() - this.t0) / 1000, rss });
+    return this.samples;
+  }
+  get tree(): number[] {
+    return this.pids;
+  }
+}
+
+/** CPU time (user + system, clock ticks) used so far by a process tree. */
+export function treeCpuTicks(pids: number[]): number {
+  let sum = 0;
+  for (const p of pids) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      sum += Number(f[11]) + Number(f[12]);
+    } catch {}
+  }
+  return sum;
+}
+
+/**
+ * Wait until a server has stopped burning CPU (e.g. FastAPI generators still draining after the
+ * load generator hung up), so it cannot steal the shared core from the next target's measurement.
+ * Bounded by `maxMs`; returns false if it was still busy then.
+ */
+export async function waitIdle(rootPid: number, maxMs = 5000): Promise<boolean> {
+  const pids = processTree(rootPid);
+  const deadline = performance.now() + maxMs;
+  let last = treeCpuTicks(pids);
+  let quiet = 0;
+  while (performance.now() < deadline) {
+    await Bun.sleep(50);
+    const now = treeCpuTicks(pids);
+    quiet = now - last <= 1 ? quiet + 1 : 0;
+    last = now;
+    if (quiet >= 2) return true;
+  }
+  return false;
+}
+
+function procTicks(pid: number | "self", withChildren: boolean): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]) + (withChildren ? Number(f[13]) + Number(f[14]) : 0);
+  } catch {
+    return 0;
+  }
+}
+
+function machineBusyTicks(): number {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return (v[0] ?? 0) + (v[1] ?? 0) + (v[2] ?? 0) + (v[5] ?? 0) + (v[6] ?? 0) + (v[7] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * How much CPU other processes on the machine used during a measurement: all busy time minus the
+ * server's tree and this harness (whose reaped children, the load generators, count in its
+ * cutime/cstime). Returned as a share of the machine (0..1). Linux only; 0 elsewhere.
+ */
+export class NoiseMeter {
+  private t0 = 0;
+  private busy0 = 0;
+  private ours0 = 0;
+  private pids: number[] = [];
+  start(serverPid: number): void {
+    this.pids = processTree(serverPid);
+    this.t0 = performance.now();
+    this.busy0 = machineBusyTicks();
+    this.ours0 = this.ours();
+  }
+  private ours(): number {
+    return this.pids.reduce((s, p) => s + procTicks(p, true), 0) + procTicks("self", true);
+  }
+  stop(): number {
+    const seconds = (performance.now() - this.t0) / 1000;
+    const foreign = machineBusyTicks() - this.busy0 - (this.ours() - this.ours0);
+    const capacity = seconds * 100 * navigator.hardwareConcurrency; // USER_HZ is 100 on Linux
+    return capacity > 0 ? Math.max(0, Math.min(1, foreign / capacity)) : 0;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The workloads of the suite and the per-mode knobs (rounds, seconds per measurement, which
+ * size-sweep files, slow-reader duration).
+ */
+import type { CheckReport } from "./checks.ts";
+import type { LoadResult } from "./load.ts";
+import type { Running, TargetId } from "./targets.ts";
+import { KiB_64, MiB_1 } from "./sizes.ts";
+
+export type Mode = "smoke" | "quick" | "full";
+
+export interface Workload {
+  id: string;
+  title: string;
+  /** Shorter title for the chart. */
+  short?: string;
+  group: "throughput" | "concurrency" | "sweep" | "api";
+  /** Media key served. */
+  file: string;
+  /** A fixed URL path instead of the media file's (the JSON API). */
+  urlPath?: string;
+  kind: "ranges" | "fixed";
+  rangeLen?: number;
+  connections: number;
+  /** Headers for `fixed` requests; null means "not applicable to this target". */
+  headers?: (t: Running, check: CheckReport) => Record<string, string> | null;
+  /** Headline metric for tables and the chart. */
+  metric: "rps" | "gibps";
+  /** Expected body bytes per response (sanity check on what the generator received). */
+  expectBody: (fileSize: number) => number;
+  /** The generator this workload uses (API endpoints use autocannon). */
+  generator?: "autocannon";
+  /** Only these targets (default: all). */
+  only?: TargetId[];
+}
+
+export interface ModeConfig {
+  rounds: number;
+  durationS: number;
+  sweep: string[];
+  slowReaders: number;
+  slowSeconds: number;
+  workloads: Workload[];
+}
+
+const range64k = (id: string, title: string, connections: number, file = "main", group: Workload["group"] = "throughput"): Workload => ({
+  id,
+  title,
+  group,
+  file,
+  kind: "ranges",
+  rangeLen: KiB_64,
+  connections,
+  metric: "rps",
+  expectBody: () => KiB_64,
+});
+
+export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
+  if (mode === "smoke") {
+    return [{ ...range64k("range64k", "Random 64 KiB ranges (smoke)", 8) }];
+  }
+  const list: Workload[] = [
+    range64k("range64k", "Random 64 KiB ranges", 64),
+    { id: "range1m", title: "Random 1 MiB ranges", group: "throughput", file: "main", kind: "ranges", rangeLen: MiB_1, connections: 64, metric: "rps", expectBody: () => MiB_1 },
+    {
+      id: "probe",
+      title: "`bytes=0-1` probes",
+      group: "throughput",
+      file: "main",
+      kind: "fixed",
+      connections: 64,
+      headers: () => ({ Range: "bytes=0-1" }),
+      metric: "rps",
+      expectBody: () => 2,
+    },
+    {
+      id: "revalidate",
+      title: "If-None-Match revalidations (304)",
+      short: "If-None-Match → 304",
+      group: "throughput",
+      file: "main",
+      kind: "fixed",
+      connections: 64,
+      headers: (t, c) => (t.caps.etag && c.etag ? { "If-None-Match": c.etag } : null),
+      metric: "rps",
+      expectBody: () => 0,
+    },
+    {
+      id: "whole",
+      title: "Whole-file downloads",
+      group: "throughput",
+      file: "main",
+      kind: "fixed",
+      connections: 4,
+      headers: () => ({}),
+      metric: "gibps",
+      expectBody: (size) => size,
+    },
+    range64k("c1", "64 KiB ranges, 1 connection", 1, "main", "concurrency"),
+    range64k("c256", "64 KiB ranges, 256 connections", 256, "main", "concurrency"),
+    ...sweep.map((key) => range64k(`sweep:${key}`, `64 KiB ranges, ${key.replace("sweep-", "").toUpperCase().replace(/([MG])$/, " $1iB")} file`, 64, key, "sweep")),
+    {
+      id: "api",
+      title: "`GET /api/videos` (JSON)",
+      short: "GET /api/videos (JSON API)",
+      group: "api",
+      file: "main",
+      kind: "fixed",
+      connections: 64,
+      urlPath: "/api/videos",
+      headers: () => ({ Accept: "application/json" }),
+      metric: "rps",
+      expectBody: () => -1,
+      generator: "autocannon",
+      only: ["spool", "bun"],
+    },
+  ];
+  return list;
+}
+
+/** In quick mode the slow peers (Express, FastAPI) skip the concurrency and size sweeps. */
+const QUICK_FAST_ONLY = new Set(["c1", "c256"]);
+
+export function modeConfig(mode: Mode, sweep: string[]): ModeConfig {
+  let workloads = buildWorkloads(mode, sweep);
+  if (mode === "quick") {
+    workloads = workloads.map((w) =>
+      QUICK_FAST_ONLY.has(w.id) || w.group === "sweep" ? { ...w, only: w.only ?? (["spool", "nginx", "bun"] as TargetId[]) } : w,
+    );
+  }
+  switch (mode) {
+    case "smoke":
+      return { rounds: 1, durationS: 1, sweep, slowReaders: 50, slowSeconds: 2, workloads };
+    case "quick":
+      return { rounds: 2, durationS: 1, sweep, slowReaders: 1000, slowSeconds: 5, workloads };
+    case "full":
+      return { rounds: 3, durationS: 3, sweep, slowReaders: 1000, slowSeconds: 20, workloads };
+  }
+}
+
+/** Per-target outcome of one workload: every round, and the medians the report uses. */
+export interface Cell {
+  target: TargetId;
+  rounds: LoadResult[];
+  rps: number;
+  gibps: number;
+  p50us: number;
+  p99us: number;
+  errors: number;
+  generator: string;
+  /** Highest share of CPU used by unrelated processes during any round (0..1). */
+  noise?: number;
+  /** Why a cell is missing or suspicious. */
+  note?: string;
+  /** False when the generator saw errors or response sizes that do not match the request. */
+  sane: boolean;
+}

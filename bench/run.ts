@@ -1,0 +1,496 @@
+#!/usr/bin/env bun
+/**
+ * Spool benchmark suite (issue 5). Starts every server itself on loopback, checks each one's
+ * answers, measures A/B/A/B-interleaved rounds and writes bench/results/latest.{json,md,svg}.
+ *
+ *   bun bench/run.ts            full suite (<= ~15 min)          npm run bench
+ *   bun bench/run.ts --quick    ~2 min                            npm run bench:quick
+ *   bun bench/run.ts --smoke    seconds: checks + 1 s tiny load   npm run bench:smoke (CI)
+ *
+ * Options: --targets=spool,nginx,bun,express,fastapi  --rounds=N  --duration=S
+ *          --generator=wrk|autocannon  --readme / --no-readme  --out=DIR  --help
+ * Env: BENCH_NO_TASKSET=1 (do not pin), BENCH_PYTHON=/path/to/python3, SPOOL_WORKERS (default 1).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { checkTarget, type CheckReport } from "./lib/checks.ts";
+import { runLoad, wrkVersion, type Generator, type LoadResult, type LoadSpec } from "./lib/load.ts";
+import { machineInfo } from "./lib/machine.ts";
+import { ensureMainVideo, ensureSweep, freeBytes, type MediaFile } from "./lib/media.ts";
+import { writeReports, type SlowCell, type SuiteResult, type TargetSummary, type WorkloadResult } from "./lib/report.ts";
+import { NoiseMeter, RssSampler, resetHwm, treeHwm, treeRss, waitIdle } from "./lib/rss.ts";
+import type { SlowResult, SlowSpec } from "./lib/slow-readers.ts";
+import {
+  NGINX_DEFAULT_TUNING,
+  REQUIRED,
+  TARGET_LABELS,
+  TARGET_ORDER,
+  prepareWebroot,
+  startTarget,
+  type Running,
+  type TargetId,
+} from "./lib/targets.ts";
+import { BENCH_DIR, CACHE_DIR, CLIENT_CORE, GiB, LOOPBACK, RESULTS_DIR, canPin, installExitHooks, log, median, pinned, run, sleep, which } from "./lib/util.ts";
+import { modeConfig, type Cell, type Mode, type Workload } from "./lib/workloads.ts";
+
+// ---------------------------------------------------------------------------------------------
+// CLI
+// ---------------------------------------------------------------------------------------------
+
+interface Args {
+  mode: Mode;
+  targets: TargetId[];
+  rounds?: number;
+  durationS?: number;
+  generator?: Generator;
+  readme: boolean | null;
+  out: string;
+}
+
+function usage(): never {
+  console.log(
+    [
+      "usage: bun bench/run.ts [--quick | --smoke] [options]",
+      "  --targets=spool,nginx,bun,express,fastapi   subset of targets (default: all available)",
+      "  --rounds=N --duration=S                      override rounds / seconds per measurement",
+      "  --generator=wrk|autocannon                   load generator for file workloads (default: wrk if installed)",
+      "  --readme | --no-readme                       update the results section of bench/README.md (default: full runs only)",
+      "  --out=DIR                                    results directory (default bench/results)",
+    ].join("\n"),
+  );
+  process.exit(0);
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { mode: "full", targets: [...TARGET_ORDER], readme: null, out: RESULTS_DIR };
+  for (const arg of argv) {
+    const [k, v] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, ""];
+    switch (k) {
+      case "--quick":
+        a.mode = "quick";
+        break;
+      case "--smoke":
+        a.mode = "smoke";
+        break;
+      case "--full":
+        a.mode = "full";
+        break;
+      case "--targets": {
+        const ids = v.split(",").filter(Boolean);
+        for (const id of ids) if (!TARGET_ORDER.includes(id as TargetId)) throw new Error(`unknown target ${id}`);
+        a.targets = TARGET_ORDER.filter((t) => ids.includes(t));
+        break;
+      }
+      case "--rounds":
+        a.rounds = Math.max(1, Math.min(20, Number(v)));
+        break;
+      case "--duration":
+        a.durationS = Math.max(1, Math.min(60, Math.round(Number(v))));
+        break;
+      case "--generator":
+        if (v !== "wrk" && v !== "autocannon") throw new Error("--generator must be wrk or autocannon");
+        a.generator = v;
+        break;
+      case "--readme":
+        a.readme = true;
+        break;
+      case "--no-readme":
+        a.readme = false;
+        break;
+      case "--out":
+        a.out = resolve(v);
+        break;
+      case "--help":
+      case "-h":
+        usage();
+        break;
+      default:
+        throw new Error(`unknown option ${arg} (--help)`);
+    }
+  }
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suite
+// ---------------------------------------------------------------------------------------------
+
+const args = parseArgs(process.argv.slice(2));
+const startedAt = new Date();
+const notes: string[] = [];
+let tmp: string | null = null;
+
+installExitHooks(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Re-measure once when unrelated processes used more than this share of the machine's CPU. */
+const NOISE_RETRY = 0.15;
+
+function rotate<T>(xs: T[], n: number): T[] {
+  if (!xs.length) return xs;
+  const k = n % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+function fmtRate(r: LoadResult): string {
+  return `${Math.round(r.rps)} req/s, ${r.mibps.toFixed(0)} MiB/s, p50 ${(r.latency.p50 / 1000).toFixed(2)} ms, p99 ${(r.latency.p99 / 1000).toFixed(2)} ms${r.errors ? `, ERRORS ${r.errorDetail}` : ""}`;
+}
+
+/** Did the generator receive what the workload asks for? (A 200 for a range would be huge.) */
+function sanity(w: Workload, r: LoadResult, fileSize: number, connections: number): string | null {
+  if (r.errors) return `generator errors: ${r.errorDetail}`;
+  const expect = w.expectBody(fileSize);
+  if (r.requests === 0) return r.bytes > 0 && expect > 1e6 ? null : "no completed requests";
+  if (expect < 0) return null;
+  const perReq = r.bytes / r.requests;
+  const upper = ((expect + 2048) * (r.requests + connections)) / r.requests;
+  if (perReq < expect || perReq > upper) return `received ${Math.round(perReq)} bytes per response, expected ${expect} + headers`;
+  return null;
+}
+
+async function main(): Promise<number> {
+  const cfgSweep = args.mode === "smoke" ? ["sweep-1m"] : args.mode === "quick" ? ["sweep-1m", "sweep-1g"] : ["sweep-1m", "sweep-1g", "sweep-8g"];
+  const machine = machineInfo();
+  log(`spool bench: ${args.mode} mode on ${machine.cpu} (${machine.cores} cores), ${machine.pinning}`);
+  if (!canPin()) notes.push("taskset unavailable or a single core: servers and load generators share cores, figures are noisier.");
+
+  // The harness itself stays off the server core (children that must be on it are pinned explicitly).
+  if (canPin()) Bun.spawnSync([which("taskset") as string, "-apc", String(CLIENT_CORE), String(process.pid)], { stdout: "ignore", stderr: "ignore" });
+
+  let generator: Generator = args.generator ?? (which("wrk") ? "wrk" : "autocannon");
+  if (generator === "wrk" && !which("wrk")) generator = "autocannon";
+  if (generator === "autocannon") {
+    notes.push(
+      which("wrk")
+        ? "File workloads measured with autocannon (--generator=autocannon)."
+        : "wrk is not installed (apt-get install wrk): file workloads fell back to autocannon, a JS client that saturates before the fastest servers do; ratios between fast servers are compressed.",
+    );
+  }
+
+  // Is anything else busy on this machine? (Reported; the suite runs anyway.)
+  {
+    const meter = new NoiseMeter();
+    meter.start(process.pid);
+    await sleep(1000);
+    const busy = meter.stop();
+    if (busy >= NOISE_RETRY) {
+      log(`warning: other processes are using ${(busy * 100).toFixed(0)}% of the CPUs right now; figures will be noisy`);
+      notes.push(`Before the run, other processes were using ${(busy * 100).toFixed(0)}% of the machine's CPUs.`);
+    }
+  }
+
+  // Media.
+  const main = await ensureMainVideo();
+  let sweepKeys = cfgSweep;
+  if (sweepKeys.includes("sweep-8g") && args.targets.includes("spool")) {
+    const free = await freeBytes(CACHE_DIR);
+    if (free !== null && free < 24 * GiB) {
+      sweepKeys = sweepKeys.filter((k) => k !== "sweep-8g");
+      notes.push(`8 GiB size-sweep point skipped: ${Math.round(free / GiB)} GiB free under bench/.cache (Spool's ingest copies the file; 24 GiB wanted).`);
+    }
+  }
+  const sweep = await ensureSweep(main, sweepKeys);
+  const media: MediaFile[] = [main, ...sweep];
+  const cfg = modeConfig(args.mode, sweepKeys);
+  const rounds = args.rounds ?? cfg.rounds;
+  const durationS = args.durationS ?? cfg.durationS;
+
+  // Targets.
+  mkdirSync(CACHE_DIR, { recursive: true });
+  tmp = mkdtempSync(resolve(CACHE_DIR, "run-"));
+  const webroot = prepareWebroot(tmp, media);
+  const ctx = {
+    media,
+    tmp,
+    webroot,
+    nginxTuning: NGINX_DEFAULT_TUNING,
+    apiJsonPath: resolve(tmp, "api-videos.json"),
+    spoolEnv: { WORKERS: process.env.SPOOL_WORKERS ?? "1" },
+  };
+  const summaries: TargetSummary[] = [];
+  const running: Running[] = [];
+  const checks = new Map<TargetId, CheckReport>();
+  for (const id of args.targets) {
+    log(`starting ${TARGET_LABELS[id]}`);
+    const out = await startTarget(id, ctx);
+    if (!out.ok) {
+      log(`  ${out.skipped ? "SKIPPED" : "FAILED"}: ${out.reason.split("\n")[0]}`);
+      summaries.push({ id, label: out.label, required: REQUIRED[id], status: out.skipped ? "skipped" : "failed", reason: out.reason });
+      continue;
+    }
+    const t = out.running;
+    if (id === "spool") {
+      try {
+        const r = await fetch(`${t.baseUrl}/api/videos`, { signal: AbortSignal.timeout(5000) });
+        if (r.ok) writeFileSync(ctx.apiJsonPath, await r.text());
+      } catch {}
+    }
+    const report = await checkTarget(t, main, sweep);
+    checks.set(id, report);
+    const bad = report.items.filter((i) => !i.ok);
+    for (const i of bad) log(`  ${i.mandatory ? "FAIL" : "warn"} ${t.label}: ${i.name}${i.detail ? ` - ${i.detail}` : ""}`);
+    const summary: TargetSummary = { id, label: t.label, required: REQUIRED[id], status: report.ok ? "ok" : "failed", version: t.version, notes: t.notes, checks: report };
+    if (!report.ok) {
+      summary.reason = `failed checks: ${bad.filter((i) => i.mandatory).map((i) => i.name).join(", ")}`;
+      await t.stop();
+    } else {
+      log(`  ok on :${t.port} (${t.version}); ${report.items.length} checks passed${bad.length ? ` (${bad.length} warnings)` : ""}`);
+      running.push(t);
+    }
+    summaries.push(summary);
+  }
+
+  const crashed = new Map<TargetId, string>();
+  const checkAlive = (t: Running, during: string): boolean => {
+    if (crashed.has(t.id)) return false;
+    if (t.alive()) return true;
+    const why = `${t.label} ${t.exitInfo()} during ${during}; last output: ${t.logs().slice(-600) || "(none)"}`;
+    crashed.set(t.id, why);
+    notes.push(why);
+    log(`CRASH: ${why}`);
+    return false;
+  };
+  const workloads: WorkloadResult[] = [];
+  const slow: Partial<Record<TargetId, SlowCell>> = {};
+
+  if (running.length) {
+    // Warm-up (JIT, page cache, open-file caches), not recorded.
+    if (args.mode !== "smoke") {
+      for (const t of running) {
+        await runLoad(generator, { kind: "ranges", baseUrl: t.baseUrl, path: t.paths[main.key] ?? "", fileSize: main.size, rangeLen: 65536, seed: 7, connections: 16, durationS: 1 }).catch(() => null);
+        await waitIdle(t.pid);
+      }
+    }
+
+    const estimate = cfg.workloads.length * running.length * rounds * (durationS + 0.3) + running.length * (cfg.slowSeconds + 3);
+    log(`measuring: ${cfg.workloads.length} workloads x ${running.length} targets x ${rounds} rounds x ${durationS}s (~${Math.round(estimate / 60)} min)`);
+
+    // Noise retries are bounded: at most a tenth of the measurements are repeated.
+    let retryBudget = args.mode === "smoke" ? 0 : Math.ceil((cfg.workloads.length * running.length * rounds) / 10);
+    for (const w of cfg.workloads) {
+      const file = media.find((m) => m.key === w.file) ?? main;
+      const gen: Generator = w.generator ?? generator;
+      const cells: Partial<Record<TargetId, Cell>> = {};
+      const participants: { t: Running; spec: (round: number) => LoadSpec }[] = [];
+      for (const t of running) {
+        if (w.only && !w.only.includes(t.id)) continue;
+        const blank: Cell = { target: t.id, rounds: [], rps: NaN, gibps: NaN, p50us: NaN, p99us: NaN, errors: 0, generator: "", sane: false };
+        if (w.urlPath === "/api/videos" && !t.caps.api) {
+          cells[t.id] = { ...blank, note: "no JSON API" };
+          continue;
+        }
+        const headers = w.headers ? w.headers(t, checks.get(t.id) as CheckReport) : undefined;
+        if (headers === null) {
+          cells[t.id] = { ...blank, note: "n/a: sends no validators" };
+          continue;
+        }
+        const path = w.urlPath ?? t.paths[file.key];
+        if (path === undefined) continue;
+        participants.push({
+          t,
+          spec: (round) => ({
+            kind: w.kind,
+            baseUrl: t.baseUrl,
+            path,
+            fileSize: file.size,
+            rangeLen: w.rangeLen,
+            seed: 1000 + round,
+            headers,
+            connections: w.connections,
+            durationS,
+          }),
+        });
+      }
+      const results = new Map<TargetId, LoadResult[]>();
+      const problems = new Map<TargetId, string[]>();
+      for (let round = 0; round < rounds; round++) {
+        for (const { t, spec } of rotate(participants, round)) {
+          if (!checkAlive(t, `${w.id} round ${round + 1}`)) {
+            problems.set(t.id, [...(problems.get(t.id) ?? []), `round ${round + 1}: server not running (${t.exitInfo()})`]);
+            continue;
+          }
+          try {
+            // Measure, and measure once more if other processes took a real share of the CPUs.
+            let r: LoadResult | null = null;
+            for (let attempt = 0; attempt < (retryBudget > 0 ? 2 : 1); attempt++) {
+              if (attempt > 0) retryBudget--;
+              const meter = new NoiseMeter();
+              meter.start(t.pid);
+              r = await runLoad(gen, spec(round));
+              r.noise = meter.stop();
+              if (r.noise < NOISE_RETRY) break;
+              log(`  other processes used ${(r.noise * 100).toFixed(0)}% of the CPUs during ${t.label}'s run${attempt === 0 ? "; measuring again" : ""}`);
+              await waitIdle(t.pid);
+              await sleep(1000);
+            }
+            if (!r) throw new Error("no measurement");
+            results.set(t.id, [...(results.get(t.id) ?? []), r]);
+            const bad = sanity(w, r, file.size, w.connections);
+            if (bad) problems.set(t.id, [...(problems.get(t.id) ?? []), `round ${round + 1}: ${bad}`]);
+            log(`${w.id} r${round + 1}/${rounds} ${t.label}: ${fmtRate(r)}`);
+          } catch (e) {
+            problems.set(t.id, [...(problems.get(t.id) ?? []), `round ${round + 1}: ${e instanceof Error ? e.message : String(e)}`]);
+            log(`${w.id} r${round + 1}/${rounds} ${t.label}: FAILED ${String(e).slice(0, 300)}`);
+          }
+          if (checkAlive(t, `${w.id} round ${round + 1}`) && !(await waitIdle(t.pid))) log(`  (${t.label} still busy 5 s after the load stopped)`);
+        }
+      }
+      for (const { t } of participants) {
+        const rs = results.get(t.id) ?? [];
+        const probs = problems.get(t.id) ?? [];
+        cells[t.id] = {
+          target: t.id,
+          rounds: rs,
+          rps: median(rs.map((r) => r.rps)),
+          gibps: median(rs.map((r) => r.bytes / r.durationS / GiB)),
+          p50us: median(rs.map((r) => r.latency.p50)),
+          p99us: median(rs.map((r) => r.latency.p99)),
+          errors: rs.reduce((s, r) => s + r.errors, 0),
+          generator: rs[0]?.generator ?? "",
+          noise: Math.max(0, ...rs.map((r) => r.noise ?? 0)),
+          sane: rs.length > 0 && probs.length === 0,
+          note: probs.length ? probs.slice(0, 3).join("; ") : undefined,
+        };
+      }
+      workloads.push({
+        id: w.id,
+        title: w.title,
+        short: w.short,
+        group: w.group,
+        file: file.key,
+        fileLabel: file.label,
+        connections: w.connections,
+        rangeLen: w.rangeLen,
+        metric: w.metric,
+        cells,
+      });
+    }
+
+    // 1,000 slow readers at 2 Mbit/s, one target at a time, sampling the server's RSS.
+    log(`slow readers: ${cfg.slowReaders} x 2 Mbit/s for ${cfg.slowSeconds}s per target`);
+    for (const t of running) {
+      if (!checkAlive(t, "slow readers")) continue;
+      const sampler = new RssSampler(t.pid, 100);
+      const hwmReset = resetHwm(sampler.tree);
+      const baseline = treeRss(sampler.tree) ?? NaN;
+      const spec: SlowSpec = {
+        host: LOOPBACK,
+        port: t.port,
+        path: t.paths[main.key] ?? "",
+        fileSize: main.size,
+        n: cfg.slowReaders,
+        rateBps: 250_000,
+        seconds: cfg.slowSeconds,
+        seed: 42,
+      };
+      sampler.start();
+      const r = await run(pinned(CLIENT_CORE, [process.execPath, resolve(BENCH_DIR, "lib/slow-readers.ts"), JSON.stringify(spec)]), {
+        timeoutMs: (cfg.slowSeconds + 40) * 1000,
+        name: "slow-readers",
+      });
+      const samples = sampler.stop();
+      const hwm = hwmReset ? treeHwm(sampler.tree) : null;
+      const line = r.stdout.split("\n").find((l) => l.startsWith("@@SLOWJSON "));
+      const res = line ? (JSON.parse(line.slice("@@SLOWJSON ".length)) as SlowResult) : undefined;
+      const cell = summarizeSlow(samples, baseline, hwm, res, line ? undefined : `client failed: ${(r.stderr || r.stdout).slice(-300)}`);
+      slow[t.id] = cell;
+      checkAlive(t, "slow readers");
+      await waitIdle(t.pid);
+      log(
+        `slow ${t.label}: peak RSS ${(cell.peakRss / 2 ** 20).toFixed(1)} MiB (baseline ${(baseline / 2 ** 20).toFixed(1)}), ` +
+          `${res ? `${res.connected}/${res.n} connected, ${res.closedEarly} closed early, p50 rate ${(res.rateP50 / 1000).toFixed(0)} kB/s, statuses ${JSON.stringify(res.statuses)}` : cell.error}`,
+      );
+      await sleep(1000);
+    }
+  }
+
+  for (const t of running) await t.stop();
+  for (const [id, why] of crashed) {
+    const sum = summaries.find((x) => x.id === id);
+    if (sum) {
+      sum.status = "failed";
+      sum.reason = `crashed: ${why}`;
+    }
+  }
+
+  const finishedAt = new Date();
+  const suite: SuiteResult = {
+    schema: 1,
+    mode: args.mode,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    elapsedS: Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000),
+    machine,
+    config: {
+      rounds,
+      durationS,
+      generator: generator === "wrk" ? wrkVersion() ?? "wrk" : "autocannon",
+      slowReaders: cfg.slowReaders,
+      slowSeconds: cfg.slowSeconds,
+      slowRateBps: 250_000,
+      nginxTuning: NGINX_DEFAULT_TUNING,
+    },
+    media: media.map((m) => ({ key: m.key, label: m.label, size: m.size, sparse: m.sparse })),
+    targets: summaries,
+    workloads,
+    slow,
+    goals: [],
+    notes,
+  };
+  const noisy = workloads.flatMap((w) => Object.values(w.cells).filter((c): c is Cell => !!c && (c.noise ?? 0) >= NOISE_RETRY).map((c) => `${w.id}/${c.target} ${((c.noise ?? 0) * 100).toFixed(0)}%`));
+  if (noisy.length) {
+    notes.push(
+      `Other processes on the machine used over ${NOISE_RETRY * 100}% of the CPUs during some measurements even after a retry (${noisy.slice(0, 8).join(", ")}${noisy.length > 8 ? ", …" : ""}); medians damp this, but rerun on a quiet machine for publishable figures.`,
+    );
+  }
+  const outBase = args.mode === "smoke" ? "smoke" : "latest";
+  const updateReadme = args.readme ?? args.mode === "full";
+  const files = await writeReports(suite, args.out, outBase, updateReadme && args.mode !== "smoke");
+  for (const g of suite.goals) log(`goal ${g.ok === null ? "n/a " : g.ok ? "MET " : "MISS"}: ${g.text}${g.detail ? ` (${g.detail})` : ""}`);
+  log(`wrote ${files.join(", ")} in ${suite.elapsedS}s`);
+
+  const requiredFailed = summaries.filter((s) => s.required && s.status === "failed");
+  if (requiredFailed.length) {
+    log(`required target(s) failed: ${requiredFailed.map((s) => s.label).join(", ")}`);
+    return 1;
+  }
+  return 0;
+}
+
+function summarizeSlow(samples: { t: number; rss: number }[], baseline: number, hwm: number | null, res: SlowResult | undefined, error?: string): SlowCell {
+  const peakSample = samples.reduce((m, s) => Math.max(m, s.rss), 0);
+  const peakRss = Math.max(peakSample, hwm ?? 0);
+  const end = samples.at(-1)?.t ?? 0;
+  const window = (a: number, b: number) => {
+    const xs = samples.filter((s) => s.t >= a * end && s.t <= b * end).map((s) => s.rss);
+    return xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : NaN;
+  };
+  const mid = window(0.25, 0.5);
+  const last = window(0.75, 1);
+  const growth = last - mid;
+  const flat = Number.isFinite(growth) ? growth <= Math.max(10 * 2 ** 20, 0.1 * mid) : false;
+  const step = Math.max(1, Math.floor(samples.length / 60));
+  return {
+    peakRss,
+    baselineRss: baseline,
+    hwm,
+    rssMidMean: mid,
+    rssLastMean: last,
+    flat,
+    samples: samples.filter((_, i) => i % step === 0).map((s) => [Math.round(s.t * 10) / 10, Math.round((s.rss / 2 ** 20) * 10) / 10] as [number, number]),
+    result: res,
+    error,
+  };
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (e) {
+  console.error(`[bench] fatal: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+  code = 1;
+} finally {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(code);

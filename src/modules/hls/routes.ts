@@ -1,0 +1,239 @@
+/**
+ * `GET /api/hls/:id/:file` and `/api/hls/:id/:rendition/:file`: the published ladder, through
+ * the same file engine as the stream route (validators, HEAD, ranges). Only names the worker
+ * writes are served, matched exactly, so no path can reach outside the video's hls/ directory.
+ *
+ * `GET /api/videos/:id/events`: Server-Sent Events with the video's status and HLS progress.
+ */
+import { join } from "node:path";
+import { Elysia, t } from "elysia";
+import { FileCache } from "../../files/cache.ts";
+import { serveFile } from "../../files/send-file.ts";
+import { errorResponse } from "../../http/errors.ts";
+import { header, jsonContent } from "../openapi/doc.ts";
+import { VIDEO_ID_PATTERN, assertVideoId, isVideoId } from "../videos/ids.ts";
+import { BadRequest, NotFound, VideoIdParams, errorSchema, toVideoJson, type VideoJson } from "../videos/schemas.ts";
+import type { HlsService } from "./service.ts";
+
+/** Playlists and the storyboard index may be rebuilt; keep them short-lived in caches. */
+export const PLAYLIST_CACHE_CONTROL = "public, max-age=5";
+/** Segments, init segments and sprite sheets never change under their URL. */
+export const SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable";
+
+const FILE_PATTERN = /^(?:master\.m3u8|storyboard\.vtt|storyboard_\d{1,6}\.jpg|\d{2,4}p\/(?:index\.m3u8|init(?:_\d{1,3})?\.mp4|seg_\d{5,9}\.m4s))$/;
+
+/** The file name under hls/ for a request's remaining path, or null when it is not one we serve. Pure. */
+export function hlsFileName(rest: string): string | null {
+  return FILE_PATTERN.test(rest) ? rest : null;
+}
+
+export function cacheControlFor(name: string): string {
+  return name.endsWith(".m3u8") || name.endsWith(".vtt") ? PLAYLIST_CACHE_CONTROL : SEGMENT_CACHE_CONTROL;
+}
+
+const SSE_POLL_MS = 500;
+const SSE_PING_MS = 15_000;
+const encoder = new TextEncoder();
+
+function fingerprint(video: VideoJson): { status: string; progress: string } {
+  return {
+    status: JSON.stringify([video.status, video.error, video.title, video.hls.status, video.hls.error]),
+    progress: String(video.hls.progress),
+  };
+}
+
+function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJson): Response {
+  const library = hls.library;
+  let closed = false;
+  let counter = 0;
+  let last = fingerprint(first);
+  let cleanup = () => {};
+
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (event: string, data: unknown) => {
+        if (closed) return;
+        controller.enqueue(encoder.encode(`id: ${++counter}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+      };
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        cleanup();
+        try {
+          controller.close();
+        } catch {
+          // already closed by the client
+        }
+      };
+      let checking = false;
+      let again = false;
+      const check = async () => {
+        if (closed) return;
+        if (checking) {
+          again = true;
+          return;
+        }
+        checking = true;
+        try {
+          do {
+            again = false;
+            const row = await library.get(id);
+            if (!row) {
+              send("deleted", { id });
+              return close();
+            }
+            const video = toVideoJson(row);
+            const next = fingerprint(video);
+            if (next.status !== last.status) send("status", video);
+            else if (next.progress !== last.progress) send("progress", video);
+            last = next;
+          } while (again && !closed);
+        } catch {
+          close(); // the database is closing: the client reconnects (retry)
+        } finally {
+          checking = false;
+        }
+      };
+      const onChange = (changed: string) => {
+        if (changed === id) void check();
+      };
+      library.events.on("changed", onChange);
+      hls.events.on("changed", onChange);
+      // Other processes (a separate worker, other server processes) change the row too.
+      const poll = setInterval(check, SSE_POLL_MS);
+      const ping = setInterval(() => {
+        if (!closed) controller.enqueue(encoder.encode(": ping\n\n"));
+      }, SSE_PING_MS);
+      cleanup = () => {
+        clearInterval(poll);
+        clearInterval(ping);
+        library.events.off("changed", onChange);
+        hls.events.off("changed", onChange);
+      };
+      request.signal.addEventListener("abort", close, { once: true });
+      controller.enqueue(encoder.encode("retry: 2000\n\n"));
+      send("status", first);
+    },
+    cancel() {
+      closed = true;
+      cleanup();
+    },
+  });
+  return new Response(stream, {
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "x-accel-buffering": "no",
+      "x-content-type-options": "nosniff",
+    },
+  });
+}
+
+const ID_PARAM = {
+  name: "id",
+  in: "path",
+  required: true,
+  description: "Video id",
+  schema: t.String({ pattern: VIDEO_ID_PATTERN.source, examples: ["q7cN0l1dQ5m0tS9xYk3eZA"] }),
+};
+const RANGE_PARAMS = [
+  { name: "Range", in: "header", required: false, description: "`bytes=` ranges, as for /api/stream", schema: t.String({ examples: ["bytes=0-65535"] }) },
+  { name: "If-None-Match", in: "header", required: false, description: "304 when it matches the ETag", schema: t.String() },
+];
+const fileHeaders = {
+  ETag: header(t.String({ description: "Validator from size and modification time", examples: ['"6760f1a2-2c4f1"'] }), true),
+  "Last-Modified": header(t.String({ examples: ["Sun, 22 Nov 2026 10:00:00 GMT"] }), true),
+  "Cache-Control": header(t.String({ description: "Playlists and the storyboard index: `public, max-age=5`; segments and sprites: immutable", examples: [SEGMENT_CACHE_CONTROL] }), true),
+  "Accept-Ranges": header(t.Literal("bytes"), true),
+  "Access-Control-Allow-Origin": header(t.String({ description: "CORS (CORS_ORIGINS, default `*`)", examples: ["*"] })),
+};
+const NoFile = errorSchema("No such video, its ladder is not built yet, or no such file in it", "not_found", "No such HLS file");
+const binary = (description: string) => t.String({ format: "binary", description });
+
+function fileResponses(types: Record<string, string>) {
+  const content = Object.fromEntries(Object.entries(types).map(([type, description]) => [type, { schema: binary(description) }]));
+  return {
+    200: { description: "The file", headers: fileHeaders, content },
+    206: { description: "A byte range of the file", headers: { ...fileHeaders, "Content-Range": header(t.String({ examples: ["bytes 0-65535/181590"] }), true) }, content },
+    304: { description: "Not Modified (If-None-Match / If-Modified-Since matched)" },
+    404: { description: NoFile.description!, content: jsonContent(NoFile) },
+    416: { description: "No requested range lies within the file", content: jsonContent(errorSchema("Range not satisfiable", "range_not_satisfiable", "No requested range is satisfiable for 181590 bytes")) },
+  };
+}
+
+const EventsResponse = t.String({
+  description:
+    "An event stream. `event: status` / `event: progress` carry the video's JSON (as GET /api/videos/{id}); `event: deleted` carries `{\"id\"}`.",
+  examples: ['id: 3\nevent: progress\ndata: {"id":"q7cN0l1dQ5m0tS9xYk3eZA","status":"ready","hls":{"status":"processing","progress":42}}\n\n'],
+});
+
+export function hlsRoutes(hls: HlsService, cacheTtlMs: number) {
+  const cache = new FileCache(cacheTtlMs);
+  const forget = (id: string) => cache.forget(hls.library.storage.videoDir(id) + "/");
+  hls.library.events.on("changed", forget);
+  hls.events.on("changed", forget);
+
+  const serve = (request: Request, id: string, rest: string) => {
+    const name = isVideoId(id) ? hlsFileName(rest) : null;
+    if (!name) return errorResponse(404, "not_found", "No such HLS file");
+    return serveFile(request, join(hls.hlsDir(id), name), { cacheControl: cacheControlFor(name) }, cache);
+  };
+
+  return new Elysia({ name: "spool.hls" })
+    // One parameter name per path position (the router requires it): `name` is a file here...
+    .get("/api/hls/:id/:name", ({ request, params }) => serve(request, params.id, params.name), {
+      params: t.Object({ id: t.String(), name: t.String() }),
+      detail: {
+        operationId: "getHlsFile",
+        tags: ["hls"],
+        summary: "HLS master playlist or storyboard",
+        description:
+          "`master.m3u8`: the master playlist (application/vnd.apple.mpegurl) listing every rendition with BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, FRAME-RATE and CODECS. `storyboard.vtt`: WebVTT cues mapping time ranges to regions (`#xywh=`) of the sprite sheets `storyboard_<n>.jpg`. Served by the file engine (ranges, validators, HEAD); CORS on by default. Point hls.js, Safari or any HLS player at the master playlist.",
+        parameters: [ID_PARAM, { name: "name", in: "path", required: true, description: "`master.m3u8`, `storyboard.vtt` or `storyboard_<n>.jpg`", schema: t.String({ examples: ["master.m3u8"] }) }, ...RANGE_PARAMS],
+        responses: fileResponses({ "application/vnd.apple.mpegurl": "The master playlist", "text/vtt": "The storyboard's WebVTT", "image/jpeg": "A sprite sheet" }),
+      },
+    })
+    // ...and a rendition here.
+    .get("/api/hls/:id/:name/:file", ({ request, params }) => serve(request, params.id, `${params.name}/${params.file}`), {
+      params: t.Object({ id: t.String(), name: t.String(), file: t.String() }),
+      detail: {
+        operationId: "getHlsRenditionFile",
+        tags: ["hls"],
+        summary: "HLS rendition playlist, init segment or media segment",
+        description:
+          "`index.m3u8`: the rendition's media playlist (VOD). `init_<n>.mp4` (video/mp4): its fMP4 initialization segment. `seg_<n>.m4s` (video/iso.segment): CMAF media segments of about 4 s, each starting on a keyframe aligned across renditions. Segments are immutable (`Cache-Control: immutable`), playlists short-lived.",
+        parameters: [
+          ID_PARAM,
+          { name: "name", in: "path", required: true, description: "The rendition, e.g. `720p`", schema: t.String({ examples: ["720p"] }) },
+          { name: "file", in: "path", required: true, description: "`index.m3u8`, `init_<n>.mp4` or `seg_<n>.m4s`", schema: t.String({ examples: ["seg_00000.m4s"] }) },
+          ...RANGE_PARAMS,
+        ],
+        responses: fileResponses({ "application/vnd.apple.mpegurl": "The media playlist", "video/mp4": "The init segment", "video/iso.segment": "A media segment" }),
+      },
+    })
+    .get(
+      "/api/videos/:id/events",
+      async ({ params, request, server }) => {
+        const id = assertVideoId(params.id);
+        const row = await hls.library.require(id);
+        // An event stream is idle between events: no idle timeout for this request.
+        server?.timeout(request, 0);
+        return sseEvents(hls, request, id, toVideoJson(row));
+      },
+      {
+        params: VideoIdParams,
+        detail: {
+          operationId: "videoEvents",
+          tags: ["videos"],
+          summary: "Follow a video's processing and HLS progress (Server-Sent Events)",
+          description:
+            "`text/event-stream`, for `EventSource`. `status` (the video's JSON) first and whenever its status, error, title or HLS state changes; `progress` (the video's JSON) when only the HLS percentage moved; `deleted` when the video is removed, after which the stream ends. Changes made by other processes (a separate worker) arrive within half a second. A comment line every 15 s keeps proxies from closing the stream.",
+          responses: {
+            200: { description: "The event stream", content: { "text/event-stream": { schema: EventsResponse } } },
+            400: { description: BadRequest.description!, content: jsonContent(BadRequest) },
+            404: { description: NotFound.description!, content: jsonContent(NotFound) },
+          },
+        },
+      },
+    );
+}

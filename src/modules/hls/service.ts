@@ -1,0 +1,71 @@
+/**
+ * HLS wiring for one process: the durable queue, the hook that queues a build when a video
+ * becomes ready, cancellation when a video is deleted, and (when this process runs one) the
+ * worker. `events` emits "changed" with a video id whenever its HLS state or progress changes
+ * here, which the SSE route relays at once (changes made by other processes are polled).
+ */
+import { EventEmitter } from "node:events";
+import { join } from "node:path";
+import { transcodeConfig, type Config, type TranscodeConfig } from "../../config.ts";
+import type { MediaTools } from "../ingest/ffmpeg.ts";
+import type { VideoLibrary } from "../videos/service.ts";
+import { TranscodeQueue } from "./jobs.ts";
+import { HLS_DIR, TranscodeWorker, type WorkerLog } from "./worker.ts";
+
+export class HlsService {
+  readonly events = new EventEmitter();
+  readonly queue: TranscodeQueue;
+  readonly settings: TranscodeConfig;
+  private worker: TranscodeWorker | undefined;
+
+  constructor(
+    readonly library: VideoLibrary,
+    config: Pick<Config, "transcode">,
+  ) {
+    this.events.setMaxListeners(0);
+    this.settings = transcodeConfig(config);
+    this.queue = new TranscodeQueue(library.db, (id) => this.events.emit("changed", id));
+    library.events.on("changed", (id: string) => void this.videoChanged(id));
+    library.onRemove(async (id) => {
+      this.queue.cancelForVideo(id);
+      await this.worker?.cancelVideo(id);
+    });
+  }
+
+  /** Where a video's published ladder lives. */
+  hlsDir(videoId: string): string {
+    return join(this.library.storage.videoDir(videoId), HLS_DIR);
+  }
+
+  get runningWorker(): TranscodeWorker | undefined {
+    return this.worker;
+  }
+
+  private async videoChanged(id: string): Promise<void> {
+    try {
+      const row = await this.library.get(id);
+      if (row?.status === "ready" && row.hlsStatus === "none" && this.queue.enqueue(id)) this.worker?.wake();
+    } catch (error) {
+      // The database may be closing (shutdown); the worker's sweep catches anything missed.
+      if (!String(error).includes("closed")) console.warn(`[hls] could not queue video ${id}: ${String(error)}`);
+    }
+  }
+
+  /** Starts a worker in this process; undefined (with a warning) when ffmpeg is missing. */
+  startWorker(tools: MediaTools | undefined, log?: WorkerLog): TranscodeWorker | undefined {
+    if (this.worker) return this.worker;
+    if (!tools) {
+      console.warn("[hls] ffmpeg/ffprobe not found: no transcode worker in this process (HLS builds stay queued)");
+      return undefined;
+    }
+    this.worker = new TranscodeWorker(this.library, this.queue, tools, this.settings, log);
+    this.worker.start();
+    return this.worker;
+  }
+
+  async stopWorker(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.stop();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * A scanner for the top-level boxes ("atoms") of an ISO BMFF file (MP4, MOV, M4A, 3GP).
+ *
+ * It reads only box headers, 8 or 16 bytes at each box boundary, through a `ByteReader`, so
+ * deciding whether a multi-gigabyte file is "faststart" (its `moov` index before the `mdat`
+ * media data, which lets a browser start playing without fetching the file's tail) costs a
+ * handful of tiny reads. The parsing is pure; `fileReader` adapts a file with `Bun.file().slice()`.
+ */
+
+export interface Box {
+  type: string;
+  /** Offset of the box header in the file. */
+  offset: number;
+  /** Total size including the header. */
+  size: number;
+}
+
+/** Returns up to `length` bytes at `offset` (fewer only at the end of the file). */
+export type ByteReader = (offset: number, length: number) => Promise<Uint8Array>;
+
+export class BoxError extends Error {
+  override name = "BoxError";
+}
+
+const TYPE = /^[\x20-\x7e]{4}$/;
+
+/** Stops scanning after this many boxes: a real file has a dozen at most. */
+const MAX_BOXES = 10_000;
+
+/**
+ * Lists the top-level boxes. Throws BoxError when the structure is not ISO BMFF (a box that
+ * overruns the file, an impossible size, a non-printable type).
+ */
+export async function scanTopLevelBoxes(read: ByteReader, fileSize: number): Promise<Box[]> {
+  const boxes: Box[] = [];
+  let offset = 0;
+  while (offset < fileSize) {
+    if (boxes.length >= MAX_BOXES) throw new BoxError("too many top-level boxes");
+    const head = await read(offset, 16);
+    if (head.length < 8) throw new BoxError(`truncated box header at ${offset}`);
+    const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+    let size = view.getUint32(0);
+    const type = String.fromCharCode(head[4]!, head[5]!, head[6]!, head[7]!);
+    if (!TYPE.test(type)) throw new BoxError(`not a box type at ${offset}`);
+    let headerSize = 8;
+    if (size === 1) {
+      // 64-bit "largesize" follows the type.
+      if (head.length < 16) throw new BoxError(`truncated largesize at ${offset}`);
+      const large = view.getBigUint64(8);
+      if (large > BigInt(Number.MAX_SAFE_INTEGER)) throw new BoxError(`box too large at ${offset}`);
+      size = Number(large);
+      headerSize = 16;
+    } else if (size === 0) {
+      // "Extends to the end of the file": only legal for the last box.
+      size = fileSize - offset;
+    }
+    if (size < headerSize) throw new BoxError(`box "${type}" at ${offset} has impossible size ${size}`);
+    if (offset + size > fileSize) throw new BoxError(`box "${type}" at ${offset} overruns the file`);
+    boxes.push({ type, offset, size });
+    offset += size;
+  }
+  return boxes;
+}
+
+/** Whether the `moov` box precedes the first `mdat` (or there is no media data box at all). */
+export function isFaststart(boxes: Box[]): boolean {
+  const moov = boxes.findIndex((b) => b.type === "moov");
+  const mdat = boxes.findIndex((b) => b.type === "mdat");
+  if (moov < 0) return false;
+  return mdat < 0 || moov < mdat;
+}
+
+export function fileReader(path: string): ByteReader {
+  const file = Bun.file(path);
+  return async (offset, length) => new Uint8Array(await file.slice(offset, offset + length).arrayBuffer());
+}
+
+/** Reads `path`'s top-level boxes; the file's size is taken from disk. */
+export async function scanFile(path: string): Promise<Box[]> {
+  const size = Bun.file(path).size;
+  return scanTopLevelBoxes(fileReader(path), size);
+}

@@ -1,0 +1,124 @@
+/**
+ * OpenAPI path items for routes whose modules carry no schemas: the stream route (its 200/206/
+ * 304/412/416 semantics come from the file engine, and its bodies are video bytes or
+ * multipart/byteranges, which Elysia's `response` option cannot express) and the static
+ * folder (a wildcard route, which OpenAPI can only template as one `{path}` parameter).
+ * Built from `t` schemas like everything else, and merged over the generated spec.
+ */
+import { t } from "elysia";
+import { VIDEO_ID_PATTERN } from "../videos/ids.ts";
+import { errorSchema } from "../videos/schemas.ts";
+import { Integer, header, jsonContent } from "./doc.ts";
+
+const VideoBytes = t.String({ format: "binary", description: "The stored file's bytes (or the requested range)" });
+
+const validatorHeaders = {
+  ETag: header(t.String({ description: "Strong validator: the first 32 hex digits of the stored file's SHA-256", examples: ['"5e8d2c0a3b7f41d69c1e0f2a4b6d8e0f"'] }), true),
+  "Last-Modified": header(t.String({ description: "When the video was created", examples: ["Sun, 22 Nov 2026 10:00:00 GMT"] }), true),
+  "Cache-Control": header(t.String({ examples: ["public, max-age=86400"] }), true),
+};
+
+const entityHeaders = {
+  ...validatorHeaders,
+  "Accept-Ranges": header(t.Literal("bytes"), true),
+  "Content-Length": header(Integer({ description: "Bytes in this response" }), true),
+  "Content-Disposition": header(t.String({ description: "`inline`, or `attachment` with the title as file name for `?download=1`", examples: ['attachment; filename="Holiday 2026.mp4"'] }), true),
+  "X-Content-Type-Options": header(t.Literal("nosniff"), true),
+};
+
+const StreamParams = [
+  {
+    name: "id",
+    in: "path",
+    required: true,
+    description: "Video id",
+    schema: t.String({ pattern: VIDEO_ID_PATTERN.source, examples: ["q7cN0l1dQ5m0tS9xYk3eZA"] }),
+  },
+  {
+    name: "download",
+    in: "query",
+    required: false,
+    description: "`1` or `true`: Content-Disposition: attachment, named after the title",
+    schema: t.String({ enum: ["1", "true"] }),
+  },
+  { name: "Range", in: "header", required: false, description: "`bytes=` ranges (RFC 9110 §14.1.2); up to 64 range-specs", schema: t.String({ examples: ["bytes=0-1048575"] }) },
+  { name: "If-Range", in: "header", required: false, description: "Honour Range only if this validator still matches", schema: t.String() },
+  { name: "If-None-Match", in: "header", required: false, description: "304 when it matches the ETag (weak comparison)", schema: t.String() },
+  { name: "If-Modified-Since", in: "header", required: false, description: "304 when not modified since (ignored with If-None-Match)", schema: t.String() },
+  { name: "If-Match", in: "header", required: false, description: "412 unless it matches the ETag (strong comparison)", schema: t.String() },
+  { name: "If-Unmodified-Since", in: "header", required: false, description: "412 when modified since (ignored with If-Match)", schema: t.String() },
+];
+
+const streamErrors = {
+  400: { description: "Malformed id", content: jsonContent(errorSchema("Malformed id", "bad_request", "The id is not a video id (4-64 characters of A-Z a-z 0-9 _ -)")) },
+  404: { description: "No such video, or it is not ready yet", content: jsonContent(errorSchema("No ready video", "not_found", "No ready video with id q7cN0l1dQ5m0tS9xYk3eZA")) },
+  412: {
+    description: "Precondition Failed: If-Match / If-Unmodified-Since did not hold",
+    content: jsonContent(errorSchema("Precondition failed", "precondition_failed", "A precondition in the request did not hold")),
+  },
+  416: {
+    description: "Range Not Satisfiable: no range-spec lies within the file (or too many range-specs)",
+    headers: {
+      "Content-Range": header(t.String({ description: "`bytes */<size>`", examples: ["bytes */48213344"] }), true),
+      "Accept-Ranges": header(t.Literal("bytes"), true),
+    },
+    content: jsonContent(errorSchema("Range not satisfiable", "range_not_satisfiable", "No requested range is satisfiable for 48213344 bytes")),
+  },
+};
+
+function streamOperation(method: "get" | "head") {
+  const head = method === "head";
+  const body = (type: string) => (head ? {} : { content: { [type]: { schema: VideoBytes } } });
+  return {
+    operationId: head ? "headStream" : "getStream",
+    tags: ["stream"],
+    summary: head ? "Stream headers only" : "Stream a video",
+    description: head
+      ? "The same status and headers as GET (including Content-Length of the 200 or 206), without a body."
+      : "Serves the stored file of a `ready` video with exact RFC 9110 semantics: byte ranges give 206 (a single part, or multipart/byteranges for several), unsatisfiable ranges 416; validators give 304 (If-None-Match / If-Modified-Since) and 412 (If-Match / If-Unmodified-Since); If-Range is honoured. The body is sent with sendfile(2).",
+    parameters: StreamParams,
+    responses: {
+      200: { description: "The whole file, with the stored container's type (video/mp4, video/webm, audio/mpeg...)", headers: entityHeaders, ...body("video/*") },
+      206: {
+        description: "Partial Content: one range (with Content-Range), or several as multipart/byteranges",
+        headers: {
+          ...entityHeaders,
+          "Content-Range": header(t.String({ description: "For a single range", examples: ["bytes 0-1048575/48213344"] })),
+        },
+        ...(head ? {} : { content: { "video/*": { schema: VideoBytes }, "multipart/byteranges": { schema: t.String({ format: "binary", description: "One part per range, each with Content-Type and Content-Range" }) } } }),
+      },
+      304: { description: "Not Modified: If-None-Match / If-Modified-Since matched", headers: validatorHeaders },
+      ...streamErrors,
+    },
+  };
+}
+
+const staticOperation = {
+  operationId: "getStaticFile",
+  tags: ["static"],
+  summary: "A file from STATIC_DIR",
+  description:
+    "Any file under STATIC_DIR (the path may contain slashes; dotfiles, `..` and symlinks leaving the folder are refused), with the same range, validator and HEAD semantics as the stream.",
+  parameters: [
+    { name: "path", in: "path", required: true, description: "Path below /static/, percent-encoded once", schema: t.String({ examples: ["player/index.html"] }) },
+  ],
+  responses: {
+    200: { description: "The file", headers: entityHeaders, content: { "*/*": { schema: t.String({ format: "binary" }) } } },
+    206: { description: "Partial Content", headers: entityHeaders, content: { "*/*": { schema: t.String({ format: "binary" }) } } },
+    304: { description: "Not Modified", headers: validatorHeaders },
+    404: { description: "No such file", content: jsonContent(errorSchema("No such file", "not_found", "No such file")) },
+    412: streamErrors[412],
+    416: streamErrors[416],
+  },
+};
+
+/** Path items merged over the generated ones (keys are OpenAPI templated paths). */
+export const extraPaths = {
+  "/api/stream/{id}": { get: streamOperation("get"), head: streamOperation("head") },
+  "/static/{path}": { get: staticOperation },
+};
+
+/** Routes whose generated entries are replaced by `extraPaths` (Elysia path → OpenAPI path). */
+export const replacedRoutes: Record<string, string> = {
+  "/static/*": "/static/{path}",
+};

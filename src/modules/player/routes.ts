@@ -1,0 +1,80 @@
+/**
+ * The web player: `GET /` (library + upload), `GET /watch/:id`, and their assets under /assets/
+ * (Spool's own CSS/JS, and hls.js from the installed package: no CDN, works offline).
+ * Assets go through the file engine, so they get validators, ranges and HEAD like everything else.
+ */
+import { join } from "node:path";
+import { Elysia, t } from "elysia";
+import { FileCache } from "../../files/cache.ts";
+import { serveFile } from "../../files/send-file.ts";
+import { errorResponse } from "../../http/errors.ts";
+import { isVideoId } from "../videos/ids.ts";
+import { toVideoJson } from "../videos/schemas.ts";
+import type { VideoLibrary } from "../videos/service.ts";
+import { ASSET_PREFIX, libraryPage, notFoundPage, watchPage } from "./pages.ts";
+
+const ASSETS_DIR = join(import.meta.dir, "assets");
+const OWN_ASSETS = new Set(["spool.css", "library.js", "player.js"]);
+
+function locate(specifier: string): string | null {
+  try {
+    return Bun.resolveSync(specifier, import.meta.dir);
+  } catch {
+    return null;
+  }
+}
+
+const HLS_JS = locate("hls.js/dist/hls.min.js");
+const HLS_JS_VERSION = (() => {
+  const pkg = locate("hls.js/package.json");
+  try {
+    return pkg ? String((require(pkg) as { version?: string }).version ?? "") : "";
+  } catch {
+    return "";
+  }
+})();
+
+/** Pages must not be framed, sniffed or load anything from elsewhere. hls.js needs blob: workers and MSE. */
+const PAGE_HEADERS = {
+  "content-type": "text/html; charset=utf-8",
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "same-origin",
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+};
+
+const page = (html: string, status = 200) => new Response(html, { status, headers: PAGE_HEADERS });
+
+export function playerRoutes(library: VideoLibrary, cacheTtlMs: number) {
+  const cache = new FileCache(cacheTtlMs);
+  const hlsScript = HLS_JS ? `${ASSET_PREFIX}/hls.min.js${HLS_JS_VERSION ? `?v=${HLS_JS_VERSION}` : ""}` : null;
+  return new Elysia({ name: "spool.player" })
+    .get(
+      "/",
+      async () => {
+        const { items } = await library.list({ limit: 100 });
+        return page(libraryPage(items.map(toVideoJson)));
+      },
+      { detail: { hide: true } },
+    )
+    .get(
+      "/watch/:id",
+      async ({ params }) => {
+        const row = isVideoId(params.id) ? await library.get(params.id) : undefined;
+        if (!row) return page(notFoundPage(`There is no video with id ${params.id}.`), 404);
+        return page(watchPage(toVideoJson(row), { hlsScript }));
+      },
+      { params: t.Object({ id: t.String() }), detail: { hide: true } },
+    )
+    .get(
+      `${ASSET_PREFIX}/:file`,
+      ({ params, request }) => {
+        if (params.file === "hls.min.js" && HLS_JS) return serveFile(request, HLS_JS, { cacheControl: "public, max-age=604800" }, cache);
+        if (OWN_ASSETS.has(params.file)) return serveFile(request, join(ASSETS_DIR, params.file), { cacheControl: "public, max-age=300" }, cache);
+        return errorResponse(404, "not_found", "No such asset");
+      },
+      { params: t.Object({ file: t.String() }), detail: { hide: true } },
+    );
+}

@@ -1,0 +1,87 @@
+/** `GET`/`HEAD /api/videos/:id/thumbnail.jpg[?t=&width=]`: frames through the file engine. */
+import { Elysia, t } from "elysia";
+import { FileCache } from "../../files/cache.ts";
+import { serveFile } from "../../files/send-file.ts";
+import { Integer, header, jsonContent } from "../openapi/doc.ts";
+import { assertVideoId } from "../videos/ids.ts";
+import { BadRequest, VideoIdParams, errorSchema } from "../videos/schemas.ts";
+import type { VideoLibrary } from "../videos/service.ts";
+import { MAX_WIDTH, MIN_WIDTH, type Thumbnails } from "./service.ts";
+
+export const THUMBNAIL_CACHE_CONTROL = "public, max-age=86400";
+
+const ThumbnailQuery = t.Object({
+  t: t.Optional(
+    t.Numeric({
+      minimum: 0,
+      description: "Seconds into the video (rounded to milliseconds, at most its duration). Default: the poster time.",
+      examples: [3.5],
+      error: "query t: must be a number of seconds >= 0",
+    }),
+  ),
+  width: t.Optional(
+    t.Integer({
+      minimum: MIN_WIDTH,
+      maximum: MAX_WIDTH,
+      description: "Width in pixels; the height keeps the aspect ratio (rounded to even). Default: the video's width (posters at most 1280).",
+      examples: [320],
+      error: `query width: must be an integer from ${MIN_WIDTH} to ${MAX_WIDTH}`,
+    }),
+  ),
+});
+
+const Jpeg = t.String({ format: "binary", description: "A JPEG image" });
+
+const jpegHeaders = {
+  ETag: header(t.String({ description: "Strong validator of the cached JPEG", examples: ['"6760f1a2-5b3c"'] }), true),
+  "Last-Modified": header(t.String({ description: "When the JPEG was generated", examples: ["Sun, 22 Nov 2026 10:00:00 GMT"] }), true),
+  "Cache-Control": header(t.String({ examples: [THUMBNAIL_CACHE_CONTROL] }), true),
+  "Accept-Ranges": header(t.Literal("bytes")),
+  "Content-Length": header(Integer({ description: "Bytes in this response" })),
+};
+
+const NotReady = errorSchema("The video is still uploading or processing, or failed", "not_ready", "Video q7cN0l1dQ5m0tS9xYk3eZA is processing; thumbnails exist once it is ready");
+const NoPicture = errorSchema("No such video, or it is audio only", "no_video_stream", "Video q7cN0l1dQ5m0tS9xYk3eZA is audio only: it has no picture");
+const ThumbnailFailed = errorSchema("ffmpeg could not extract a frame", "thumbnail_failed", "No frame could be extracted from video q7cN0l1dQ5m0tS9xYk3eZA at that time");
+const Unavailable = errorSchema("The frame is not cached and ffmpeg is not installed", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find");
+const PreconditionFailed = errorSchema("If-Match / If-Unmodified-Since did not hold", "precondition_failed", "A precondition in the request did not hold");
+const RangeNotSatisfiable = errorSchema("No requested range lies within the JPEG", "range_not_satisfiable", "No requested range is satisfiable for 10240 bytes");
+
+export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, cacheTtlMs: number) {
+  const cache = new FileCache(cacheTtlMs);
+  return new Elysia({ name: "spool.thumbnails" }).get(
+    "/api/videos/:id/thumbnail.jpg",
+    async ({ params, query, request }) => {
+      const row = await library.require(assertVideoId(params.id));
+      const path = await thumbnails.pathFor(row, { t: query.t, width: query.width });
+      return serveFile(request, path, { contentType: "image/jpeg", cacheControl: THUMBNAIL_CACHE_CONTROL }, cache);
+    },
+    {
+      params: VideoIdParams,
+      query: ThumbnailQuery,
+      detail: {
+        operationId: "getThumbnail",
+        tags: ["thumbnails"],
+        summary: "A poster or thumbnail of a video (JPEG)",
+        description:
+          "Without parameters: the poster made at ingest. With `t` and/or `width`: that frame, generated with ffmpeg on first request and cached on disk. Served by the same file engine as the stream: ETag/Last-Modified validators, HEAD, and byte ranges.",
+        responses: {
+          200: { description: "The JPEG", headers: jpegHeaders, content: { "image/jpeg": { schema: Jpeg } } },
+          206: {
+            description: "A byte range of the JPEG (Range header)",
+            headers: { ...jpegHeaders, "Content-Range": header(t.String({ examples: ["bytes 0-1023/10240"] }), true) },
+            content: { "image/jpeg": { schema: Jpeg } },
+          },
+          304: { description: "Not modified (If-None-Match / If-Modified-Since matched)" },
+          400: { description: BadRequest.description!, content: jsonContent(errorSchema("Malformed id, `t` or `width`", "bad_request", "query width: must be an integer from 16 to 3840")) },
+          404: { description: NoPicture.description!, content: jsonContent(NoPicture) },
+          409: { description: NotReady.description!, content: jsonContent(NotReady) },
+          412: { description: PreconditionFailed.description!, content: jsonContent(PreconditionFailed) },
+          416: { description: RangeNotSatisfiable.description!, content: jsonContent(RangeNotSatisfiable) },
+          422: { description: ThumbnailFailed.description!, content: jsonContent(ThumbnailFailed) },
+          503: { description: Unavailable.description!, content: jsonContent(Unavailable) },
+        },
+      },
+    },
+  );
+}

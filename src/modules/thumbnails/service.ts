@@ -1,0 +1,146 @@
+/**
+ * Posters and thumbnails: JPEG frames extracted with ffmpeg, cached on disk next to the video
+ * (DATA_DIR/videos/<id>/poster.jpg and thumbs/), so they go with it on delete.
+ *
+ * The poster is made at ingest (it doubles as the proof that a frame decodes). Other frames are
+ * made on first request: concurrent requests for the same frame share one ffmpeg run, runs are
+ * limited in number, and each video keeps at most MAX_CACHED thumbnails (oldest evicted).
+ */
+import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { VideoRow } from "../../db/schema.ts";
+import { HttpError, badRequest } from "../../http/errors.ts";
+import { ingestUnavailable, type MediaTools, type RunOptions } from "../ingest/ffmpeg.ts";
+import { demuxerForContainer, type Demuxer } from "../ingest/formats.ts";
+import { Limiter } from "../ingest/limiter.ts";
+import type { Storage } from "../videos/storage.ts";
+
+export const MIN_WIDTH = 16;
+export const MAX_WIDTH = 3840;
+/** Posters are at most this wide; wider sources are scaled down. */
+export const POSTER_MAX_WIDTH = 1280;
+const MAX_CACHED = 200;
+
+/** Where the poster is taken: 10% into the video, at most 5 s in (skips black leaders). */
+export function posterSeconds(duration: number | null): number {
+  if (!duration || duration <= 0) return 0;
+  return Math.round(Math.min(duration * 0.1, 5) * 1000) / 1000;
+}
+
+export function posterWidth(width: number | null): number | null {
+  return width && width > POSTER_MAX_WIDTH ? POSTER_MAX_WIDTH : null;
+}
+
+/** Time keys are milliseconds; `t` is rounded to them (and the cache file is named by them). */
+export function thumbnailName(seconds: number, width: number | null): string {
+  return `t${Math.round(seconds * 1000)}-w${width ?? 0}.jpg`;
+}
+
+export interface ThumbnailRequest {
+  t?: number;
+  width?: number;
+}
+
+export class Thumbnails {
+  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly limiter = new Limiter(2);
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly tools: MediaTools | undefined,
+  ) {}
+
+  /** Extracts one frame into `output` atomically; falls back to the last frame past the end. */
+  private async extract(input: string, output: string, demuxer: Demuxer, seconds: number, width: number | null, options: RunOptions = {}): Promise<void> {
+    if (!this.tools) throw ingestUnavailable();
+    const tools = this.tools;
+    const part = `${output}.${crypto.randomUUID().slice(0, 8)}.part.jpg`;
+    const made = async () => ((await stat(part).catch(() => undefined))?.size ?? 0) > 0;
+    try {
+      let firstError: unknown;
+      try {
+        await this.limiter.run(() => tools.extractFrame(input, part, demuxer, seconds, width, options));
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        firstError = error;
+      }
+      // Seeking at or past the last frame yields nothing: take the last frame instead.
+      if (!(await made()) && seconds > 0) {
+        await this.limiter.run(() => tools.extractFrame(input, part, demuxer, "end", width, options));
+      }
+      if (!(await made())) throw firstError ?? new Error("no video frame could be decoded");
+      await rename(part, output);
+    } finally {
+      await rm(part, { force: true });
+    }
+  }
+
+  /** Makes the poster while the video is processing (its source file is given explicitly). */
+  async makePoster(id: string, source: string, media: { demuxer: Demuxer; duration: number | null; width: number | null }, options: RunOptions = {}): Promise<string> {
+    const output = this.storage.posterPath(id);
+    await mkdir(this.storage.videoDir(id), { recursive: true });
+    await this.extract(source, output, media.demuxer, posterSeconds(media.duration), posterWidth(media.width), options);
+    return output;
+  }
+
+  /** Validates the query against the video; throws 400 with a precise message. */
+  static check(row: VideoRow, request: ThumbnailRequest): void {
+    if (request.t !== undefined) {
+      if (!Number.isFinite(request.t) || request.t < 0) throw badRequest("query t: must be a number of seconds >= 0");
+      if (row.duration !== null && request.t > row.duration) {
+        throw badRequest(`query t: must be at most the video's duration (${row.duration} s)`);
+      }
+    }
+    if (request.width !== undefined && (!Number.isInteger(request.width) || request.width < MIN_WIDTH || request.width > MAX_WIDTH)) {
+      throw badRequest(`query width: must be an integer from ${MIN_WIDTH} to ${MAX_WIDTH}`);
+    }
+  }
+
+  /** The path of the requested JPEG for a ready video, generating it on first request. */
+  async pathFor(row: VideoRow, request: ThumbnailRequest): Promise<string> {
+    if (row.status !== "ready") throw new HttpError(409, "not_ready", `Video ${row.id} is ${row.status}; thumbnails exist once it is ready`);
+    if (!row.width || !row.height) throw new HttpError(404, "no_video_stream", `Video ${row.id} is audio only: it has no picture`);
+    Thumbnails.check(row, request);
+    const demuxer = demuxerForContainer(row.container);
+    const poster = request.t === undefined && request.width === undefined;
+    const output = poster ? this.storage.posterPath(row.id) : join(this.storage.thumbsDir(row.id), thumbnailName(request.t ?? posterSeconds(row.duration), request.width ?? null));
+    if (await exists(output)) return output;
+    if (!this.tools) throw ingestUnavailable();
+    if (!demuxer) throw new HttpError(404, "no_video_stream", `Video ${row.id} has no container Spool can read frames from`);
+
+    let pending = this.inflight.get(output);
+    if (!pending) {
+      const source = this.storage.absolute(row.storagePath);
+      pending = (async () => {
+        if (!poster) await this.prepareCache(row.id);
+        const seconds = request.t ?? posterSeconds(row.duration);
+        const width = request.width ?? (poster ? posterWidth(row.width) : null);
+        await this.extract(source, output, demuxer, seconds, width);
+      })().finally(() => this.inflight.delete(output));
+      this.inflight.set(output, pending);
+    }
+    try {
+      await pending;
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      console.error(`[thumbnails] ${row.id}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new HttpError(422, "thumbnail_failed", `No frame could be extracted from video ${row.id} at that time`);
+    }
+    return output;
+  }
+
+  /** Creates thumbs/ and keeps it under MAX_CACHED files by dropping the least recently made. */
+  private async prepareCache(id: string): Promise<void> {
+    const dir = this.storage.thumbsDir(id);
+    await mkdir(dir, { recursive: true });
+    const names = (await readdir(dir)).filter((n) => n.endsWith(".jpg") && !n.includes(".part"));
+    if (names.length < MAX_CACHED) return;
+    const dated = await Promise.all(names.map(async (n) => ({ n, t: (await stat(join(dir, n)).catch(() => undefined))?.mtimeMs ?? 0 })));
+    dated.sort((a, b) => a.t - b.t);
+    for (const { n } of dated.slice(0, names.length - MAX_CACHED + 1)) await rm(join(dir, n), { force: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return !!(await stat(path).catch(() => undefined))?.isFile();
+}

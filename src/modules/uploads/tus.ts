@@ -1,0 +1,233 @@
+/**
+ * Resumable uploads: the tus 1.0 protocol (core, creation, creation-with-upload,
+ * creation-defer-length, termination, expiration) under /api/uploads, served by @tus/server's
+ * web-standard `handleWeb(request)` over @tus/file-store.
+ *
+ * The upload id *is* the video id: creating an upload registers the video in state
+ * `uploading` (so the client knows `/api/videos/<id>` from the upload URL, also sent as
+ * `Spool-Video-Id`), and the final PATCH hands the file to the same ingest pipeline as a
+ * multipart upload, still inside that request: non-media is refused with 415 and nothing kept.
+ *
+ * Partial uploads live in DATA_DIR/uploads (not tmp/, which start-up clears), so they survive a
+ * restart too. An upload not completed UPLOAD_EXPIRY_MS after its creation expires (tus
+ * `Upload-Expires`; 410 after that) and a periodic sweep deletes its bytes and its video row.
+ */
+import { copyFile, link, mkdir, readFile, readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { FileStore } from "@tus/file-store";
+import { Server, type Upload } from "@tus/server";
+import { HttpError, errorBody } from "../../http/errors.ts";
+import type { IngestPipeline } from "../ingest/pipeline.ts";
+import { isVideoId, newVideoId } from "../videos/ids.ts";
+import type { VideoLibrary } from "../videos/service.ts";
+
+export const UPLOADS_PATH = "/api/uploads";
+export const DEFAULT_UPLOAD_EXPIRY_MS = 24 * 60 * 60 * 1000;
+/** Response header naming the video an upload becomes. */
+export const VIDEO_ID_HEADER = "Spool-Video-Id";
+
+/** tus errors are plain text; Spool's are JSON. Codes for the statuses tus answers with. */
+const TUS_CODES: Record<number, string> = {
+  400: "bad_request",
+  404: "not_found",
+  409: "offset_conflict",
+  410: "upload_expired",
+  412: "tus_version_required",
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+  500: "internal_error",
+  501: "not_implemented",
+  503: "ingest_unavailable",
+};
+
+/** What @tus/server expects to be thrown from a hook: a status and the body to send. */
+function tusError(error: unknown): { status_code: number; body: string } {
+  if (error instanceof HttpError) return { status_code: error.status, body: JSON.stringify(errorBody(error.code, error.message)) };
+  console.error("[uploads] hook failed:", error);
+  return { status_code: 500, body: JSON.stringify(errorBody("internal_error", "Something went wrong on our side")) };
+}
+
+function metadataValue(metadata: Upload["metadata"], ...keys: string[]): string | undefined {
+  for (const key of keys) {
+    const value = metadata?.[key];
+    if (typeof value === "string" && value.trim()) return value.trim();
+  }
+  return undefined;
+}
+
+export interface ResumableUploadOptions {
+  dataDir: string;
+  maxUploadBytes: number;
+  expiryMs?: number;
+}
+
+export class ResumableUploads {
+  readonly directory: string;
+  readonly expiryMs: number;
+  readonly server: Server;
+  private sweeper: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    private readonly library: VideoLibrary,
+    private readonly ingest: IngestPipeline,
+    options: ResumableUploadOptions,
+  ) {
+    this.directory = join(options.dataDir, "uploads");
+    this.expiryMs = options.expiryMs ?? DEFAULT_UPLOAD_EXPIRY_MS;
+    this.server = new Server({
+      path: UPLOADS_PATH,
+      datastore: new FileStore({ directory: this.directory, expirationPeriodInMilliseconds: this.expiryMs }),
+      maxSize: options.maxUploadBytes,
+      relativeLocation: true,
+      exposedHeaders: [VIDEO_ID_HEADER, "Upload-Expires"],
+      namingFunction: () => newVideoId(),
+      onUploadCreate: async (_req, upload) => {
+        try {
+          this.ingest.requireTools();
+          await this.library.begin({
+            id: upload.id,
+            originalFilename: metadataValue(upload.metadata, "filename", "name") ?? "upload",
+            title: metadataValue(upload.metadata, "title"),
+          });
+        } catch (error) {
+          throw tusError(error);
+        }
+        return {};
+      },
+      onUploadFinish: async (_req, upload) => {
+        try {
+          await this.finish(upload.id);
+        } catch (error) {
+          throw tusError(error);
+        }
+        return { headers: { [VIDEO_ID_HEADER]: upload.id } };
+      },
+    });
+    // Deleting a video that is still uploading also deletes its partial bytes.
+    library.onRemove((id) => this.discard(id));
+  }
+
+  private dataPath(id: string): string {
+    return join(this.directory, id);
+  }
+
+  /**
+   * The last byte arrived: the bytes go to the ingest pipeline. They are handed over as a hard
+   * link (no copy), because @tus/server still reads the upload after this hook; `handle`
+   * removes the tus files once the response is made.
+   */
+  private async finish(id: string): Promise<void> {
+    const row = await this.library.get(id);
+    if (!row || row.status !== "uploading") throw new HttpError(410, "upload_expired", `Upload ${id} no longer belongs to a video being uploaded`);
+    const staged = this.library.storage.tempPath();
+    try {
+      await link(this.dataPath(id), staged);
+    } catch {
+      await copyFile(this.dataPath(id), staged);
+    }
+    await this.ingest.accept(row, staged);
+  }
+
+  /** Removes an upload's bytes and info file (idempotent). */
+  async discard(id: string): Promise<void> {
+    if (!isVideoId(id)) return;
+    await rm(this.dataPath(id), { force: true });
+    await rm(`${this.dataPath(id)}.json`, { force: true });
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.directory, { recursive: true });
+  }
+
+  /** Ids of the uploads in the store (data file plus info file). */
+  async ids(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.directory);
+    } catch {
+      return [];
+    }
+    const present = new Set(names);
+    return names.filter((n) => n.endsWith(".json") && present.has(n.slice(0, -5))).map((n) => n.slice(0, -5));
+  }
+
+  /**
+   * Deletes uploads past their expiry (and stray files whose video is gone), with the
+   * `uploading` video rows they created. Returns how many uploads were removed.
+   */
+  async sweepExpired(now = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const id of await this.ids()) {
+      let created = NaN;
+      try {
+        const info = JSON.parse(await readFile(`${this.dataPath(id)}.json`, "utf8")) as { creation_date?: string };
+        created = Date.parse(info.creation_date ?? "");
+      } catch {
+        // unreadable info file: judge by the data file's age
+      }
+      if (!Number.isFinite(created)) created = (await stat(this.dataPath(id)).catch(() => undefined))?.mtimeMs ?? 0;
+      const row = await this.library.get(id);
+      const orphan = !row || row.status !== "uploading";
+      if (!orphan && created + this.expiryMs > now) continue;
+      await this.discard(id);
+      if (row?.status === "uploading") await this.library.remove(id);
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Runs `sweepExpired` periodically (primary process only). */
+  startSweeper(intervalMs = Math.min(Math.max(Math.floor(this.expiryMs / 4), 1000), 15 * 60 * 1000)): void {
+    this.stopSweeper();
+    this.sweeper = setInterval(() => {
+      this.sweepExpired().catch((error) => console.error("[uploads] sweep failed:", error));
+    }, intervalMs);
+    this.sweeper.unref?.();
+  }
+
+  stopSweeper(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /** Answers one tus request; errors get Spool's JSON shape, tus headers are kept. */
+  async handle(request: Request): Promise<Response> {
+    const response = await this.server.handleWeb(request);
+    const headers = new Headers(response.headers);
+    if (request.method === "POST" && response.status === 201) {
+      const location = headers.get("location") ?? "";
+      const id = location.slice(location.lastIndexOf("/") + 1);
+      if (id) headers.set(VIDEO_ID_HEADER, id);
+    }
+    if (request.method === "PATCH" || request.method === "POST") {
+      // An upload that was completed (accepted or refused) leaves the tus store.
+      const location = request.method === "POST" ? (headers.get("location") ?? "") : new URL(request.url).pathname;
+      const id = location.slice(location.lastIndexOf("/") + 1);
+      if (isVideoId(id) && (await this.library.get(id))?.status !== "uploading") await this.discard(id);
+    }
+    if (request.method === "DELETE" && response.status === 204) {
+      // Termination: the video that upload would have become goes too.
+      const id = new URL(request.url).pathname.split("/").pop() ?? "";
+      const row = isVideoId(id) ? await this.library.get(id) : undefined;
+      if (row?.status === "uploading") await this.library.remove(id);
+    }
+    if (response.status < 400) return new Response(response.body, { status: response.status, headers });
+
+    const text = (await response.text()).trim();
+    // tus-node-server answers a missing Upload-Offset or Content-Type with 403; it is a
+    // malformed request like any other, and Spool says so with 400.
+    const status = response.status === 403 ? 400 : response.status;
+    let body: string;
+    try {
+      const parsed = JSON.parse(text) as { error?: { code?: unknown } };
+      if (typeof parsed.error?.code !== "string") throw new Error("not ours");
+      body = text;
+    } catch {
+      body = JSON.stringify(errorBody(TUS_CODES[status] ?? "upload_error", text || `Upload request failed with status ${status}`));
+    }
+    headers.set("content-type", "application/json; charset=utf-8");
+    headers.set("cache-control", "no-store");
+    headers.delete("content-length");
+    return new Response(request.method === "HEAD" ? null : body, { status, headers });
+  }
+}

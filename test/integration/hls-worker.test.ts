@@ -1,0 +1,236 @@
+/**
+ * The transcode worker under real conditions: a separate `bun run worker` process, SIGKILL in
+ * the middle of a transcode and recovery, a graceful restart, retries with backoff up to
+ * failure, cancellation by deleting the video (ffmpeg killed), and TRANSCODE_CONCURRENCY.
+ * Real ffmpeg, real processes, real SQLite, no mocks.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { eq } from "drizzle-orm";
+import { transcodeJobs } from "../../src/db/schema.ts";
+import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { getVideo, hlsSettled, makeSource, processesMentioning, readEvents, upload, waitForVideo, type VideoJson } from "./hls-support.ts";
+
+const WORKER_CLI = resolve(import.meta.dir, "../../src/cli/worker.ts");
+/** Long enough to be caught mid-transcode on a busy 2-core machine, short enough for a test. */
+const LONG = { seconds: 24, width: 640, height: 360, bitrate: 1_200_000 };
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function spoolWithout(overrides: Parameters<typeof startTestSpool>[0] = {}): Promise<TestSpool> {
+  const spool = await startTestSpool({ seedDemo: false, ...overrides });
+  cleanups.push(() => spool.stop());
+  return spool;
+}
+
+interface WorkerProcess {
+  proc: ReturnType<typeof Bun.spawn>;
+  output: () => string;
+}
+
+function startWorker(spool: TestSpool, env: Record<string, string> = {}): WorkerProcess {
+  let output = "";
+  const proc = Bun.spawn([process.execPath, WORKER_CLI], {
+    env: {
+      ...process.env,
+      DATA_DIR: spool.dataDir,
+      DATABASE_URL: spool.config.databaseUrl,
+      TRANSCODE_HEARTBEAT_MS: "300",
+      TRANSCODE_POLL_MS: "100",
+      ...env,
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) output += new TextDecoder().decode(chunk);
+  };
+  void drain(proc.stdout as ReadableStream<Uint8Array>);
+  void drain(proc.stderr as ReadableStream<Uint8Array>);
+  cleanups.push(async () => {
+    proc.kill("SIGKILL");
+    await proc.exited;
+  });
+  return { proc, output: () => output };
+}
+
+const processing = (min: number) => (v: VideoJson) => v.hls.status === "processing" && v.hls.progress >= min;
+
+async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await Bun.sleep(50);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+}
+
+describe("a separate worker process", () => {
+  test("builds the ladder for a server that runs no worker; its progress reaches the server's SSE", async () => {
+    const spool = await spoolWithout({ transcode: { inServer: false } });
+    const source = await makeSource({ seconds: 8 });
+    const video = await upload(spool.url, source);
+    const queued = await waitForVideo(spool.url, video.id, (v) => v.status === "ready" && v.hls.status === "queued");
+    expect(queued.hls.progress).toBe(0);
+    // Nothing happens without a worker.
+    await Bun.sleep(500);
+    expect((await getVideo(spool.url, video.id)).hls.status).toBe("queued");
+
+    const events = readEvents(`${spool.url}/api/videos/${video.id}/events`, (e) => JSON.parse(e.data).hls.status === "ready", 45_000);
+    const worker = startWorker(spool);
+    const { events: seen } = await events;
+    const states = seen.map((e) => JSON.parse(e.data).hls.status);
+    expect(states[0]).toBe("queued");
+    expect(states).toContain("processing");
+    expect(states.at(-1)).toBe("ready");
+    const master = await fetch(`${spool.url}/api/hls/${video.id}/master.m3u8`);
+    expect(master.status).toBe(200);
+    expect(worker.output()).toContain("HLS ladder ready");
+  }, 60_000);
+
+  test("SIGKILL mid-transcode: ffmpeg dies with it, the next worker picks the job up and finishes", async () => {
+    const spool = await spoolWithout({ transcode: { inServer: false } });
+    const source = await makeSource(LONG);
+    const video = await upload(spool.url, source);
+    await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
+
+    const first = startWorker(spool);
+    await waitForVideo(spool.url, video.id, processing(5), 45_000);
+    const ffmpegs = await processesMentioning(video.id);
+    expect(ffmpegs.length).toBe(1);
+    first.proc.kill("SIGKILL");
+    await first.proc.exited;
+    // PR_SET_PDEATHSIG: the kernel kills ffmpeg when its worker dies.
+    await waitUntil("ffmpeg to die with its worker", async () => (await processesMentioning(video.id)).length === 0, 5000);
+    const orphaned = spool.ctx.db.select().from(transcodeJobs).where(eq(transcodeJobs.videoId, video.id)).get()!;
+    expect(orphaned).toMatchObject({ state: "running", attempts: 1 });
+    expect(readdirSync(join(spool.dataDir, "videos", video.id)).some((n) => n.startsWith(".hls-tmp-"))).toBe(true);
+
+    // A new worker on this host sees the dead pid and requeues at once (no waiting for staleness).
+    const second = startWorker(spool);
+    const done = await waitForVideo(spool.url, video.id, hlsSettled, 60_000);
+    expect(done.hls).toMatchObject({ status: "ready", progress: 100, error: null });
+    expect(second.output()).toContain("interrupted by a crash were requeued");
+    const job = spool.ctx.db.select().from(transcodeJobs).where(eq(transcodeJobs.videoId, video.id)).get()!;
+    expect(job).toMatchObject({ state: "done", attempts: 2 });
+    // The dead attempt's temporary directory is gone.
+    expect(readdirSync(join(spool.dataDir, "videos", video.id)).filter((n) => n.startsWith(".hls-tmp-"))).toEqual([]);
+  }, 90_000);
+
+  test("a worker on another machine that stops heartbeating is taken over after TRANSCODE_STALE_MS", async () => {
+    const spool = await spoolWithout({ transcode: { inServer: false } });
+    const source = await makeSource({ seconds: 4 });
+    const video = await upload(spool.url, source);
+    await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
+    // A claim by a worker whose host is not this one: only its heartbeat can tell it is gone.
+    const job = spool.ctx.hls.queue.claim("gone.example:4242:dead", { staleMs: 60_000, maxAttempts: 3 })!;
+    expect(job.videoId).toBe(video.id);
+    const worker = startWorker(spool, { TRANSCODE_STALE_MS: "1500" });
+    await Bun.sleep(500);
+    expect((await getVideo(spool.url, video.id)).hls.status).toBe("processing");
+    const done = await waitForVideo(spool.url, video.id, hlsSettled, 45_000);
+    expect(done.hls.status).toBe("ready");
+    expect(spool.ctx.hls.queue.get(job.id)).toMatchObject({ state: "done", attempts: 2 });
+    expect(worker.output()).toContain("HLS ladder ready");
+  }, 60_000);
+});
+
+describe("the in-server worker", () => {
+  test("a graceful stop hands the job back; the next start finishes it", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "spool-hls-restart-"));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const first = await startTestSpool({ seedDemo: false, dataDir });
+    const source = await makeSource(LONG);
+    const video = await upload(first.url, source);
+    await waitForVideo(first.url, video.id, processing(5), 45_000);
+    await first.stop();
+    expect(await processesMentioning(video.id)).toEqual([]);
+
+    const second = await spoolWithout({ dataDir, transcode: { inServer: false } });
+    const paused = await getVideo(second.url, video.id);
+    expect(paused.hls).toMatchObject({ status: "queued", progress: 0 });
+    expect(second.ctx.hls.queue.forVideo(video.id)).toMatchObject([{ state: "queued", attempts: 0 }]);
+    await second.stop();
+    cleanups.pop();
+
+    const third = await spoolWithout({ dataDir });
+    const done = await waitForVideo(third.url, video.id, hlsSettled, 60_000);
+    expect(done.hls.status).toBe("ready");
+    expect(third.ctx.hls.queue.forVideo(video.id)).toMatchObject([{ state: "done", attempts: 1 }]);
+  }, 120_000);
+
+  test("failures retry with backoff, then the video's HLS state is failed with ffmpeg's error", async () => {
+    const spool = await spoolWithout({ transcode: { maxAttempts: 2, retryBaseMs: 400, timeoutMs: 300 } });
+    const source = await makeSource(LONG);
+    const video = await upload(spool.url, source);
+    const retrying = await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued" && v.hls.error !== null, 30_000);
+    expect(retrying.hls.error).toMatch(/^Attempt 1 of 2 failed \(ffmpeg took longer than 0\.3 s \(TRANSCODE_TIMEOUT_MS\) and was stopped\); retrying in \d s$/);
+    const failed = await waitForVideo(spool.url, video.id, hlsSettled, 30_000);
+    expect(failed.hls).toMatchObject({ status: "failed", progress: 0, error: "ffmpeg took longer than 0.3 s (TRANSCODE_TIMEOUT_MS) and was stopped", masterUrl: null });
+    const [job] = spool.ctx.hls.queue.forVideo(video.id);
+    expect(job).toMatchObject({ state: "failed", attempts: 2, error: "ffmpeg took longer than 0.3 s (TRANSCODE_TIMEOUT_MS) and was stopped" });
+    // The original still streams; nothing half-built was published.
+    expect(failed.status).toBe("ready");
+    expect((await fetch(`${spool.url}${failed.streamUrl}`, { headers: { range: "bytes=0-1" } })).status).toBe(206);
+    expect(readdirSync(join(spool.dataDir, "videos", video.id)).filter((n) => n === "hls" || n.startsWith(".hls-tmp-"))).toEqual([]);
+  }, 60_000);
+
+  test("a source that became unreadable fails with the tool's message", async () => {
+    const spool = await spoolWithout({ transcode: { inServer: false, maxAttempts: 1 } });
+    const source = await makeSource({ seconds: 2 });
+    const video = await upload(spool.url, source);
+    const ready = await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
+    // The stored file is damaged after ingest (disk corruption, an operator's mistake).
+    const stored = join(spool.dataDir, "videos", video.id, readdirSync(join(spool.dataDir, "videos", video.id)).find((n) => n.startsWith("source"))!);
+    await writeFile(stored, Buffer.alloc(4096, 7));
+    spool.ctx.hls.startWorker(spool.ctx.media);
+    const failed = await waitForVideo(spool.url, ready.id, hlsSettled, 30_000);
+    expect(failed.hls.status).toBe("failed");
+    // ffprobe's verdict, as the ingest module words it.
+    expect(failed.hls.error).toMatch(/no movie index \(moov\)|Invalid data found when processing input/);
+  }, 60_000);
+
+  test("deleting a video cancels its job and kills its ffmpeg", async () => {
+    const spool = await spoolWithout();
+    const source = await makeSource(LONG);
+    const video = await upload(spool.url, source);
+    await waitForVideo(spool.url, video.id, processing(1), 45_000);
+    expect((await processesMentioning(video.id)).length).toBe(1);
+    const events = readEvents(`${spool.url}/api/videos/${video.id}/events`, (e) => e.event === "deleted", 20_000);
+    const response = await fetch(`${spool.url}/api/videos/${video.id}`, { method: "DELETE" });
+    expect(response.status).toBe(204);
+    // The delete returns after ffmpeg is gone.
+    expect(await processesMentioning(video.id)).toEqual([]);
+    expect((await events).events.at(-1)).toMatchObject({ event: "deleted", data: JSON.stringify({ id: video.id }) });
+    await Bun.sleep(300);
+    expect(existsSync(join(spool.dataDir, "videos", video.id))).toBe(false);
+    expect(spool.ctx.hls.queue.forVideo(video.id)).toEqual([]);
+    expect(spool.ctx.hls.runningWorker!.busy).toBe(0);
+  }, 60_000);
+
+  test("TRANSCODE_CONCURRENCY bounds the ffmpeg processes", async () => {
+    const spool = await spoolWithout({ transcode: { concurrency: 1 } });
+    const source = await makeSource({ seconds: 10 });
+    const videos = await Promise.all([upload(spool.url, source, "a.mp4"), upload(spool.url, source, "b.mp4")]);
+    let maxRunning = 0;
+    let maxFfmpeg = 0;
+    const sampler = setInterval(async () => {
+      const running = spool.ctx.db.select().from(transcodeJobs).where(eq(transcodeJobs.state, "running")).all().length;
+      maxRunning = Math.max(maxRunning, running);
+      maxFfmpeg = Math.max(maxFfmpeg, (await processesMentioning(spool.dataDir)).length);
+    }, 50);
+    try {
+      for (const v of videos) expect((await waitForVideo(spool.url, v.id, hlsSettled, 60_000)).hls.status).toBe("ready");
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(maxRunning).toBe(1);
+    expect(maxFfmpeg).toBe(1);
+  }, 90_000);
+});

@@ -1,0 +1,501 @@
+/**
+ * The ingest pipeline against a real server, real ffmpeg-made media and real SQLite:
+ * uploading → processing → ready with the right metadata, faststart remux, refusal of
+ * non-media with nothing kept, MAX_UPLOAD_BYTES while streaming, the library API, the CLI,
+ * restarts, and a server without ffmpeg.
+ */
+import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { openDatabase } from "../../src/db/client.ts";
+import { videos } from "../../src/db/schema.ts";
+import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
+import { expectError, filesUnder, listAll, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
+import { makeAudio, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
+import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const LIMIT = 4 * 1024 * 1024;
+/** The HLS worker would add its own files under videos/<id>/; these tests look at ingest's. */
+const NO_HLS = { inServer: false };
+
+let spool: TestSpool;
+let scratch: string;
+beforeAll(async () => {
+  // A long cache TTL: the stream route must still see every change at once (library events).
+  spool = await startTestSpool({ seedDemo: false, maxUploadBytes: LIMIT, cacheTtlMs: 60_000, transcode: NO_HLS });
+  scratch = await mkdtemp(join(tmpdir(), "spool-ingest-"));
+});
+afterAll(async () => {
+  await spool?.stop();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+const videoDir = (id: string) => join(spool.dataDir, "videos", id);
+const tmpFiles = () => filesUnder(join(spool.dataDir, "tmp"));
+
+async function created(response: Response): Promise<VideoJson> {
+  const body = (await response.json()) as VideoJson;
+  if (response.status !== 201) throw new Error(`expected 201, got ${response.status}: ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** Stream-copied packets are identical: ffmpeg's per-stream packet hash proves no re-encode. */
+async function packetHashes(path: string): Promise<string> {
+  const proc = Bun.spawn(["ffmpeg", "-v", "error", "-i", path, "-map", "0", "-c", "copy", "-f", "streamhash", "-hash", "sha256", "-"], { stdout: "pipe" });
+  const out = await new Response(proc.stdout).text();
+  expect(await proc.exited).toBe(0);
+  return out;
+}
+
+/** Everything the library holds: rows (via the API) and files under videos/ and tmp/. */
+async function snapshot() {
+  return { ids: (await listAll(spool.url)).map((v) => v.id).sort(), videos: filesUnder(join(spool.dataDir, "videos")), tmp: tmpFiles() };
+}
+
+describe("upload → processing → ready", () => {
+  test("a faststart MP4: 201 `processing` with its probed metadata, then `ready`; stored bytes identical", async () => {
+    const source = await makeVideo({ seconds: 2, width: 320, height: 240 });
+    const response = await uploadMultipart(spool.url, source, { name: "clip.mp4", type: "video/mp4", title: "  My clip " });
+    const first = await created(response);
+    expect(response.headers.get("location")).toBe(`/api/videos/${first.id}`);
+    expect(first).toMatchObject({
+      title: "My clip",
+      originalFilename: "clip.mp4",
+      status: "processing",
+      error: null,
+      size: 0,
+      sha256: null,
+      container: "mp4",
+      contentType: "video/mp4",
+      width: 320,
+      height: 240,
+      duration: 2,
+      videoCodec: "h264",
+      audioCodec: "aac",
+      thumbnailUrl: null,
+    });
+    expect(first.bitrate).toBeGreaterThan(10_000);
+
+    const video = await waitUntilSettled(spool.url, first.id);
+    const sha = await sha256File(source);
+    expect(video).toMatchObject({ status: "ready", error: null, size: Bun.file(source).size, sha256: sha, thumbnailUrl: `/api/videos/${first.id}/thumbnail.jpg` });
+    expect(Date.parse(video.updatedAt)).toBeGreaterThanOrEqual(Date.parse(first.updatedAt));
+
+    const row = (await spool.ctx.library.get(first.id))!;
+    expect(row).toMatchObject({ status: "ready", storagePath: `videos/${first.id}/source.mp4`, container: "mp4", width: 320, height: 240, videoCodec: "h264", audioCodec: "aac", sha256: sha });
+    expect(filesUnder(videoDir(first.id))).toEqual(["poster.jpg", "source.mp4"]);
+    expect(Buffer.from(await Bun.file(join(videoDir(first.id), "source.mp4")).arrayBuffer())).toEqual(Buffer.from(await Bun.file(source).arrayBuffer()));
+    expect(tmpFiles()).toEqual([]);
+
+    const streamed = await fetch(spool.url + video.streamUrl);
+    expect(streamed.status).toBe(200);
+    expect(streamed.headers.get("content-type")).toBe("video/mp4");
+    expect(streamed.headers.get("etag")).toBe(`"${sha.slice(0, 32)}"`);
+    expect(await sha256OfResponse(streamed)).toBe(sha);
+  });
+
+  test("an MP4 with its moov after the media data is remuxed to faststart, without re-encoding", async () => {
+    const source = await makeVideo({ seconds: 2, width: 320, height: 240, faststart: false });
+    const before = await topLevelBoxes(source);
+    expect(before.indexOf("mdat")).toBeLessThan(before.indexOf("moov"));
+
+    const first = await created(await uploadMultipart(spool.url, source, { name: "late-index.mp4" }));
+    // The stream is not there while processing (and that 404 is cached for the TTL)...
+    expect((await fetch(`${spool.url}${first.streamUrl}`)).status).toBe(404);
+    const video = await waitUntilSettled(spool.url, first.id);
+    expect(video.status).toBe("ready");
+
+    const stored = join(videoDir(first.id), "source.mp4");
+    const after = await topLevelBoxes(stored);
+    expect(after.indexOf("moov")).toBeGreaterThan(-1);
+    expect(after.indexOf("moov")).toBeLessThan(after.indexOf("mdat"));
+    expect(await packetHashes(stored)).toBe(await packetHashes(source));
+    // The checksum (and so the ETag) is of the stored, remuxed bytes.
+    expect(video.sha256).toBe(await sha256File(stored));
+    expect(video.sha256).not.toBe(await sha256File(source));
+    expect(video.size).toBe(Bun.file(stored).size);
+
+    // ...but the library's "changed" event makes it streamable at once, TTL or not. The first
+    // 64 KiB hold the index, so a browser can start playing without the file's tail.
+    const head = await fetch(`${spool.url}${video.streamUrl}`, { headers: { range: "bytes=0-65535" } });
+    expect(head.status).toBe(206);
+    const bytes = Buffer.from(await head.arrayBuffer());
+    expect(bytes.indexOf("moov")).toBeGreaterThan(0);
+    expect(bytes.indexOf("moov")).toBeLessThan(bytes.indexOf("mdat") < 0 ? Infinity : bytes.indexOf("mdat"));
+  });
+
+  test("a QuickTime movie stays QuickTime (remuxed with the mov muxer)", async () => {
+    const source = await makeVideo({ container: "mov", faststart: false });
+    const video = await waitUntilSettled(spool.url, (await created(await uploadMultipart(spool.url, source, { name: "camera.MOV" }))).id);
+    expect(video).toMatchObject({ status: "ready", container: "mov", contentType: "video/quicktime" });
+    const boxes = await topLevelBoxes(join(videoDir(video.id), "source.mov"));
+    expect(boxes.indexOf("moov")).toBeLessThan(boxes.indexOf("mdat"));
+  });
+
+  test("the bytes decide: a WebM named .mp4 and sent as video/mp4 is stored as WebM", async () => {
+    const source = await makeVideo({ container: "webm", seconds: 1 });
+    const first = await created(await uploadMultipart(spool.url, source, { name: "not-really.mp4", type: "video/mp4" }));
+    expect(first).toMatchObject({ container: "webm", contentType: "video/webm", videoCodec: "vp9", audioCodec: "opus" });
+    const video = await waitUntilSettled(spool.url, first.id);
+    expect(video.status).toBe("ready");
+    expect(filesUnder(videoDir(video.id))).toEqual(["poster.jpg", "source.webm"]);
+    expect((await fetch(spool.url + video.streamUrl, { method: "HEAD" })).headers.get("content-type")).toBe("video/webm");
+  });
+
+  test("audio only: ready, with no picture and no poster", async () => {
+    const source = await makeAudio({ format: "mp3", seconds: 2 });
+    const video = await waitUntilSettled(spool.url, (await created(await uploadMultipart(spool.url, source, { name: "song.bin", type: "application/octet-stream" }))).id);
+    expect(video).toMatchObject({ status: "ready", container: "mp3", contentType: "audio/mpeg", audioCodec: "mp3", videoCodec: null, width: null, height: null, thumbnailUrl: null });
+    expect(filesUnder(videoDir(video.id))).toEqual(["source.mp3"]);
+  });
+});
+
+describe("anything that is not playable media is refused: 415, nothing kept", () => {
+  test("a text file renamed .mp4", async () => {
+    const before = await snapshot();
+    const path = join(scratch, "notes.mp4");
+    await writeFile(path, "These are my notes, not a video.\n".repeat(100));
+    const body = await expectError(await uploadMultipart(spool.url, path, { name: "notes.mp4", type: "video/mp4" }), 415, "unsupported_media_type");
+    expect(body.error.message).toContain("not in a recognised video or audio format");
+    expect(body.error.message).not.toContain(spool.dataDir);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test("an HLS playlist disguised as a video: refused before ffmpeg opens any URL or file it names", async () => {
+    const before = await snapshot();
+    let hits = 0;
+    const bait = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => (hits++, new Response("#EXTM3U\n")) });
+    try {
+      const segment = await makeVideo({ container: "mp4", seconds: 1 });
+      const path = join(scratch, "movie.mp4");
+      await writeFile(
+        path,
+        `#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\nhttp://127.0.0.1:${bait.port}/segment.ts\n#EXTINF:10.0,\nfile://${segment}\n#EXTINF:10.0,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n`,
+      );
+      const body = await expectError(await uploadMultipart(spool.url, path, { name: "movie.mp4", type: "video/mp4" }), 415, "unsupported_media_type");
+      expect(body.error.message).toContain("HLS playlist");
+      await Bun.sleep(100);
+      expect(hits).toBe(0);
+      expect(await snapshot()).toEqual(before);
+    } finally {
+      bait.stop(true);
+    }
+  });
+
+  test("an ffmpeg concat script disguised as a video: the real video it names is never read", async () => {
+    const before = await snapshot();
+    // If ffmpeg followed the script, this would be perfectly good media and be accepted.
+    const target = await makeVideo({ seconds: 1 });
+    const path = join(scratch, "concat.mkv");
+    await writeFile(path, `ffconcat version 1.0\nfile '${target}'\nfile '${target}'\n`);
+    const body = await expectError(await uploadMultipart(spool.url, path, { name: "holiday.mkv", type: "video/x-matroska" }), 415, "unsupported_media_type");
+    expect(body.error.message).toContain("concat script");
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test("a picture", async () => {
+    const before = await snapshot();
+    const path = join(scratch, "frame.png");
+    const proc = Bun.spawn(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64", "-frames:v", "1", "-f", "image2", "-c:v", "png", "-y", path]);
+    expect(await proc.exited).toBe(0);
+    await expectError(await uploadMultipart(spool.url, path, { name: "frame.mp4", type: "video/mp4" }), 415, "unsupported_media_type");
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test("random bytes and an empty file", async () => {
+    const before = await snapshot();
+    const noise = join(scratch, "noise.mp4");
+    await writeFile(noise, crypto.getRandomValues(new Uint8Array(64 * 1024)));
+    await expectError(await uploadMultipart(spool.url, noise), 415, "unsupported_media_type");
+    const empty = join(scratch, "empty.mp4");
+    await writeFile(empty, "");
+    await expectError(await uploadMultipart(spool.url, empty), 415, "unsupported_media_type");
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test("media that identifies but does not hold together: accepted, then `failed` with a readable error and its files removed", async () => {
+    const source = await makeVideo({ seconds: 2 });
+    const bytes = new Uint8Array(await Bun.file(source).arrayBuffer());
+    const path = join(scratch, "truncated.mp4");
+    // A faststart file cut short: its index is intact (ffprobe is satisfied), its media data is not.
+    await writeFile(path, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+    const first = await created(await uploadMultipart(spool.url, path, { name: "truncated.mp4" }));
+    expect(first.status).toBe("processing");
+    const video = await waitUntilSettled(spool.url, first.id);
+    expect(video.status).toBe("failed");
+    expect(video.error).toMatch(/^Processing failed: box "mdat" at \d+ overruns the file$/);
+    expect(video).toMatchObject({ size: 0, sha256: null, thumbnailUrl: null });
+    expect(filesUnder(videoDir(video.id))).toEqual([]);
+    await expectError(await fetch(spool.url + video.streamUrl), 404, "not_found");
+    expect((await fetch(`${spool.url}/api/videos?status=failed`).then((r) => r.json()) as { items: VideoJson[] }).items.map((v) => v.id)).toContain(video.id);
+  });
+});
+
+/** Sends a multipart upload over a raw socket; resolves with what was sent when the answer came. */
+function rawUpload(port: number, options: { declaredLength?: number; chunked?: boolean; sendBytes: number }): Promise<{ sent: number; status: number; body: string }> {
+  const boundary = "spoolboundary";
+  const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\nContent-Type: video/mp4\r\n\r\n`;
+  return new Promise((done, fail) => {
+    let sent = 0;
+    let answered = false;
+    let response = "";
+    const socket = connect(port, "127.0.0.1", async () => {
+      const length = options.chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${options.declaredLength}`;
+      socket.write(`POST /api/videos HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n${length}\r\n\r\n`);
+      const write = (data: Buffer) => {
+        if (options.chunked) socket.write(`${data.length.toString(16)}\r\n`);
+        socket.write(data);
+        if (options.chunked) socket.write("\r\n");
+        sent += data.length;
+      };
+      if (options.sendBytes > 0) write(Buffer.from(head));
+      const piece = Buffer.alloc(64 * 1024, 0x2a);
+      while (!answered && !socket.destroyed && sent < options.sendBytes) {
+        write(piece);
+        await Bun.sleep(1);
+      }
+    });
+    socket.on("data", (data) => {
+      response += data.toString("latin1");
+      const end = response.indexOf("\r\n\r\n");
+      const length = /content-length: (\d+)/i.exec(response)?.[1];
+      if (!answered && end > 0 && length && response.length >= end + 4 + Number(length)) {
+        answered = true;
+        socket.destroy();
+        done({ sent, status: Number(response.split(" ")[1]), body: response.slice(end + 4) });
+      }
+    });
+    socket.on("error", (error) => answered || fail(error));
+    socket.on("close", () => answered || fail(new Error(`closed without an answer after ${sent} bytes`)));
+  });
+}
+
+describe("MAX_UPLOAD_BYTES", () => {
+  test("a declared Content-Length over the limit: 413 before a byte of the body is read", async () => {
+    const before = await snapshot();
+    // (Beyond MAX_UPLOAD_BYTES + 1 MiB, Bun's own maxRequestBodySize answers first.)
+    const result = await rawUpload(spool.port, { declaredLength: LIMIT + 512 * 1024, sendBytes: 0 });
+    expect(result.status).toBe(413);
+    expect(result.sent).toBe(0);
+    expect(JSON.parse(result.body).error.code).toBe("payload_too_large");
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test("a streamed body: 413 as soon as the file passes the limit, while the client is still sending", async () => {
+    const before = await snapshot();
+    const result = await rawUpload(spool.port, { chunked: true, sendBytes: LIMIT * 8 });
+    expect(result.status).toBe(413);
+    expect(JSON.parse(result.body)).toEqual({ error: { code: "payload_too_large", message: `The upload exceeds the limit of ${LIMIT} bytes (MAX_UPLOAD_BYTES)` } });
+    // Answered early: well before the 32 MiB the client meant to send.
+    expect(result.sent).toBeGreaterThan(LIMIT);
+    expect(result.sent).toBeLessThan(LIMIT * 2);
+    for (let i = 0; i < 50 && tmpFiles().length; i++) await Bun.sleep(20);
+    expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe("library API", () => {
+  let ids: string[] = [];
+  beforeAll(async () => {
+    const source = await makeVideo({ seconds: 1, width: 160, height: 120 });
+    ids = [];
+    for (const title of ["first", "second", "third"]) {
+      ids.push((await created(await uploadMultipart(spool.url, source, { title }))).id);
+      await Bun.sleep(5); // distinct creation times
+    }
+    for (const id of ids) await waitUntilSettled(spool.url, id);
+  });
+
+  test("list: newest first, limit + cursor pagination, status filter", async () => {
+    const page1 = (await (await fetch(`${spool.url}/api/videos?limit=2`)).json()) as { items: VideoJson[]; nextCursor: string | null };
+    expect(page1.items.map((v) => v.title)).toEqual(["third", "second"]);
+    expect(page1.nextCursor).toEqual(expect.any(String));
+    const page2 = (await (await fetch(`${spool.url}/api/videos?limit=2&cursor=${page1.nextCursor}`)).json()) as { items: VideoJson[]; nextCursor: string | null };
+    expect(page2.items[0]!.title).toBe("first");
+    const all = await listAll(spool.url);
+    for (let i = 1; i < all.length; i++) expect(Date.parse(all[i - 1]!.createdAt)).toBeGreaterThanOrEqual(Date.parse(all[i]!.createdAt));
+    const failed = (await (await fetch(`${spool.url}/api/videos?status=failed`)).json()) as { items: VideoJson[] };
+    expect(failed.items.every((v) => v.status === "failed")).toBe(true);
+    const ready = (await (await fetch(`${spool.url}/api/videos?status=ready&limit=200`)).json()) as { items: VideoJson[] };
+    expect(ready.items.map((v) => v.id)).toEqual(expect.arrayContaining(ids));
+  });
+
+  test.each([
+    ["limit=0", "query limit: must be an integer from 1 to 200"],
+    ["limit=201", "query limit: must be an integer from 1 to 200"],
+    ["limit=abc", "query limit: must be an integer from 1 to 200"],
+    ["status=done", "query status: must be one of uploading, processing, ready, failed"],
+    ["cursor=bm9wZQ", "cursor is not one this API returned"],
+  ])("list ?%s: 400 %j", async (query, message) => {
+    const body = await expectError(await fetch(`${spool.url}/api/videos?${query}`), 400, "bad_request");
+    expect(body.error.message).toBe(message);
+  });
+
+  test("get: the JSON of one video; 400 for a malformed id, 404 for an unknown one", async () => {
+    const video = (await (await fetch(`${spool.url}/api/videos/${ids[0]}`)).json()) as VideoJson;
+    expect(video.id).toBe(ids[0]!);
+    const bad = await expectError(await fetch(`${spool.url}/api/videos/no!such*id`), 400, "bad_request");
+    expect(bad.error.message).toBe("params id: not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
+    await expectError(await fetch(`${spool.url}/api/videos/AAAAAAAAAAAAAAAAAAAAAA`), 404, "not_found");
+  });
+
+  test("patch: changes the title only", async () => {
+    const before = (await (await fetch(`${spool.url}/api/videos/${ids[1]}`)).json()) as VideoJson;
+    const response = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: "  Renamed  " }) });
+    expect(response.status).toBe(200);
+    const after = (await response.json()) as VideoJson;
+    expect(after.title).toBe("Renamed");
+    expect({ ...after, title: before.title, updatedAt: before.updatedAt }).toEqual(before);
+    expect((await spool.ctx.library.get(ids[1]!))!.title).toBe("Renamed");
+  });
+
+  test.each([
+    [{ title: "" }, "body title: Expected string length greater or equal to 1"],
+    [{}, "body title: Expected string"],
+    [{ title: 42 }, "body title: Expected string"],
+  ])("patch %j: 400 %j", async (body, message) => {
+    const response = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    expect((await expectError(response, 400, "bad_request")).error.message).toBe(message);
+  });
+
+  test("patch with a body that is not JSON: 400; unknown id: 404", async () => {
+    await expectError(await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: "{nope" }), 400, "bad_request");
+    await expectError(
+      await fetch(`${spool.url}/api/videos/AAAAAAAAAAAAAAAAAAAAAA`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: "x" }) }),
+      404,
+      "not_found",
+    );
+  });
+
+  test("delete: removes the row and every file; streaming it afterwards gives 404", async () => {
+    const id = ids[2]!;
+    // Cache the stream and a thumbnail first: deletion must win over every cache.
+    expect((await fetch(`${spool.url}/api/stream/${id}`, { headers: { range: "bytes=0-1" } })).status).toBe(206);
+    expect((await fetch(`${spool.url}/api/videos/${id}/thumbnail.jpg?width=64`)).status).toBe(200);
+    expect(filesUnder(videoDir(id))).toEqual(["poster.jpg", "source.mp4", "thumbs/t100-w64.jpg"]);
+
+    const response = await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE" });
+    expect(response.status).toBe(204);
+    expect(await response.text()).toBe("");
+    expect(await spool.ctx.library.get(id)).toBeUndefined();
+    expect(filesUnder(videoDir(id))).toEqual([]);
+    await expectError(await fetch(`${spool.url}/api/stream/${id}`, { headers: { range: "bytes=0-1" } }), 404, "not_found");
+    await expectError(await fetch(`${spool.url}/api/videos/${id}`), 404, "not_found");
+    await expectError(await fetch(`${spool.url}/api/videos/${id}/thumbnail.jpg`), 404, "not_found");
+    await expectError(await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE" }), 404, "not_found");
+  });
+
+  test("delete while processing: the job stops and nothing is left", async () => {
+    const source = await makeVideo({ seconds: 3, faststart: false });
+    const first = await created(await uploadMultipart(spool.url, source));
+    expect((await fetch(`${spool.url}/api/videos/${first.id}`, { method: "DELETE" })).status).toBe(204);
+    await spool.ctx.ingest.settled(first.id);
+    await Bun.sleep(100);
+    expect(await spool.ctx.library.get(first.id)).toBeUndefined();
+    expect(filesUnder(videoDir(first.id))).toEqual([]);
+  });
+});
+
+describe("bun run ingest", () => {
+  async function ingest(dataDir: string, ...args: string[]) {
+    const proc = Bun.spawn([process.execPath, "src/cli/ingest.ts", ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DATA_DIR: dataDir, DATABASE_URL: "" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { stdout, stderr, code };
+  }
+
+  test("prints the final JSON, after processing; refuses non-media", async () => {
+    const dataDir = join(scratch, "cli-data");
+    const source = await makeVideo({ seconds: 1, faststart: false });
+    const ok = await ingest(dataDir, source, "--title", "From the CLI");
+    expect(ok.code).toBe(0);
+    const video = JSON.parse(ok.stdout) as VideoJson;
+    expect(video).toMatchObject({ title: "From the CLI", status: "ready", container: "mp4", width: 320, height: 240, videoCodec: "h264" });
+    const boxes = await topLevelBoxes(join(dataDir, "videos", video.id, "source.mp4"));
+    expect(boxes.indexOf("moov")).toBeLessThan(boxes.indexOf("mdat"));
+
+    const text = join(scratch, "cli.mp4");
+    await writeFile(text, "not a video");
+    const refused = await ingest(dataDir, text);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("ingest: The file is not in a recognised video or audio format");
+
+    const handle = openDatabase(`file:${join(dataDir, "spool.db")}`);
+    try {
+      expect(handle.db.select({ id: videos.id }).from(videos).all()).toEqual([{ id: video.id }]);
+    } finally {
+      handle.close();
+    }
+  });
+});
+
+describe("restarts", () => {
+  test("a cut-off multipart upload becomes `failed`; an interrupted processing job resumes", async () => {
+    const dataDir = join(scratch, "restart-data");
+    const first = await startTestSpool({ dataDir, seedDemo: false, transcode: NO_HLS });
+    const library = first.ctx.library;
+    const cut = await library.begin({ originalFilename: "cut.mp4" });
+    // A video whose processing was interrupted: staged bytes on disk, row `processing`.
+    const source = await makeVideo({ seconds: 1, faststart: false });
+    const pending = await library.begin({ originalFilename: "pending.mp4", title: "pending" });
+    await mkdir(library.storage.videoDir(pending.id), { recursive: true });
+    await copyFile(source, library.storage.stagedPath(pending.id));
+    await library.markProcessing(pending.id, mediaFields(await first.ctx.media!.probe(library.storage.stagedPath(pending.id))));
+    await first.stop();
+
+    const second = await startTestSpool({ dataDir, seedDemo: false, transcode: NO_HLS });
+    try {
+      const failed = (await (await fetch(`${second.url}/api/videos/${cut.id}`)).json()) as VideoJson;
+      expect(failed).toMatchObject({ status: "failed", error: "The upload was interrupted by a server restart" });
+      const resumed = await waitUntilSettled(second.url, pending.id);
+      expect(resumed).toMatchObject({ status: "ready", title: "pending", width: 320 });
+      const boxes = await topLevelBoxes(join(dataDir, "videos", pending.id, "source.mp4"));
+      expect(boxes.indexOf("moov")).toBeLessThan(boxes.indexOf("mdat"));
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe("without ffmpeg", () => {
+  test("starts, says ingest needs ffmpeg/ffprobe, answers uploads 503, and streams what is ready", async () => {
+    const warn = spyOn(console, "warn");
+    const bare = await startTestSpool({ ffmpegPath: "/nonexistent/ffmpeg", ffprobePath: "/nonexistent/ffprobe", seedDemo: true, transcode: NO_HLS });
+    try {
+      expect(warn.mock.calls.some((args) => String(args[0]).includes("ingest needs ffmpeg/ffprobe"))).toBe(true);
+      expect(bare.ctx.media).toBeUndefined();
+
+      const source = await makeVideo({ seconds: 1 });
+      const body = await expectError(await uploadMultipart(bare.url, source), 503, "ingest_unavailable");
+      expect(body.error.message).toContain("Ingest needs ffmpeg and ffprobe");
+      await expectError(await fetch(`${bare.url}/api/uploads`, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "10" } }), 503, "ingest_unavailable");
+      expect(filesUnder(join(bare.dataDir, "tmp"))).toEqual([]);
+
+      // The demo is seeded from known values and streams normally.
+      const demo = (await (await fetch(`${bare.url}/api/videos/demo`)).json()) as VideoJson;
+      expect(demo).toMatchObject({ status: "ready", container: "mp4", width: 640, height: 360, duration: 8, videoCodec: "h264", audioCodec: "aac" });
+      expect(demo.sha256).toBe(await sha256File(resolve(ROOT, "fixtures/demo.mp4")));
+      const ranged = await fetch(`${bare.url}/api/stream/demo`, { headers: { range: "bytes=0-99" } });
+      expect(ranged.status).toBe(206);
+      expect((await ranged.arrayBuffer()).byteLength).toBe(100);
+      // A poster needs ffmpeg.
+      await expectError(await fetch(`${bare.url}/api/videos/demo/thumbnail.jpg`), 503, "ingest_unavailable");
+    } finally {
+      warn.mockRestore();
+      await bare.stop();
+    }
+  });
+});
+
+async function sha256OfResponse(response: Response): Promise<string> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  hasher.update(new Uint8Array(await response.arrayBuffer()));
+  return hasher.digest("hex");
+}

@@ -1,0 +1,159 @@
+/**
+ * GET /api/videos/:id/thumbnail.jpg: the poster made at ingest, frames made on request and
+ * cached on disk, all through the file engine (validators, HEAD, ranges).
+ */
+import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
+import { jpegSize, makeAudio, makeVideo } from "../helpers/media.ts";
+import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+
+let spool: TestSpool;
+let video: VideoJson;
+beforeAll(async () => {
+  spool = await startTestSpool({ seedDemo: false, transcode: { inServer: false } });
+  video = await ingest(await makeVideo({ seconds: 2, width: 320, height: 240 }));
+});
+afterAll(() => spool?.stop());
+
+async function ingest(path: string): Promise<VideoJson> {
+  const response = await uploadMultipart(spool.url, path);
+  expect(response.status).toBe(201);
+  return waitUntilSettled(spool.url, ((await response.json()) as VideoJson).id);
+}
+
+const thumb = (id: string, query = "", init?: RequestInit) => fetch(`${spool.url}/api/videos/${id}/thumbnail.jpg${query}`, init);
+const bytesOf = async (response: Response) => new Uint8Array(await response.arrayBuffer());
+const dir = (id: string) => join(spool.dataDir, "videos", id);
+
+describe("the poster", () => {
+  test("is made at ingest and served as the thumbnail without parameters", async () => {
+    expect(video.thumbnailUrl).toBe(`/api/videos/${video.id}/thumbnail.jpg`);
+    expect(filesUnder(dir(video.id))).toContain("poster.jpg");
+    const response = await fetch(spool.url + video.thumbnailUrl);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("image/jpeg");
+    expect(response.headers.get("cache-control")).toBe("public, max-age=86400");
+    expect(response.headers.get("accept-ranges")).toBe("bytes");
+    const bytes = await bytesOf(response);
+    expect(jpegSize(bytes)).toEqual({ width: 320, height: 240 });
+    expect(bytes.length).toBe((await stat(join(dir(video.id), "poster.jpg"))).size);
+  });
+
+  test("of a wide video is at most 1280 pixels wide", async () => {
+    const wide = await ingest(await makeVideo({ seconds: 1, width: 1600, height: 900, audio: false }));
+    expect(jpegSize(await bytesOf(await thumb(wide.id)))).toEqual({ width: 1280, height: 720 });
+  });
+
+  test("of a portrait (rotated) video is upright", async () => {
+    const rotated = await ingest(await makeVideo({ seconds: 1, width: 320, height: 240, rotate: 90 }));
+    expect([rotated.width, rotated.height]).toEqual([240, 320]);
+    expect(jpegSize(await bytesOf(await thumb(rotated.id)))).toEqual({ width: 240, height: 320 });
+    expect(jpegSize(await bytesOf(await thumb(rotated.id, "?width=120")))).toEqual({ width: 120, height: 160 });
+  });
+});
+
+describe("frames on request", () => {
+  test("`width` scales keeping the aspect ratio; `t` picks the time; both are cached on disk", async () => {
+    const small = await thumb(video.id, "?width=160");
+    expect(small.status).toBe(200);
+    expect(jpegSize(await bytesOf(small))).toEqual({ width: 160, height: 120 });
+
+    const early = await bytesOf(await thumb(video.id, "?t=0.1&width=200"));
+    const late = await bytesOf(await thumb(video.id, "?t=1.9&width=200"));
+    expect(jpegSize(early)).toEqual({ width: 200, height: 150 });
+    expect(jpegSize(late)).toEqual({ width: 200, height: 150 });
+    expect(Buffer.from(early).equals(Buffer.from(late))).toBe(false); // the test pattern moves
+
+    const full = await bytesOf(await thumb(video.id, "?t=1"));
+    expect(jpegSize(full)).toEqual({ width: 320, height: 240 });
+
+    expect(filesUnder(join(dir(video.id), "thumbs"))).toEqual(expect.arrayContaining(["t100-w200.jpg", "t1900-w200.jpg", "t1000-w0.jpg", "t200-w160.jpg"]));
+  });
+
+  test("a cached frame is not made again: same file, same validators", async () => {
+    const first = await thumb(video.id, "?t=0.5&width=96");
+    const path = join(dir(video.id), "thumbs", "t500-w96.jpg");
+    const made = (await stat(path)).mtimeMs;
+    await Bun.sleep(20);
+    const second = await thumb(video.id, "?t=0.500&width=96");
+    expect(second.headers.get("etag")).toBe(first.headers.get("etag")!);
+    expect((await stat(path)).mtimeMs).toBe(made);
+    expect(Buffer.from(await bytesOf(second)).equals(Buffer.from(await bytesOf(first)))).toBe(true);
+  });
+
+  test("concurrent requests for a new frame share one ffmpeg run and all succeed", async () => {
+    const runs = spyOn(spool.ctx.media!, "extractFrame");
+    const responses = await Promise.all(Array.from({ length: 6 }, () => thumb(video.id, "?t=1.25&width=64")));
+    expect(runs).toHaveBeenCalledTimes(1);
+    runs.mockRestore();
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    const bodies = await Promise.all(responses.map(bytesOf));
+    for (const body of bodies) expect(Buffer.from(body).equals(Buffer.from(bodies[0]!))).toBe(true);
+  });
+
+  test("t at the very end still gives a frame (the last one)", async () => {
+    const response = await thumb(video.id, `?t=${video.duration}&width=80`);
+    expect(response.status).toBe(200);
+    expect(jpegSize(await bytesOf(response))).toEqual({ width: 80, height: 60 });
+  });
+});
+
+describe("served by the file engine", () => {
+  test("HEAD, ranges, 304 and 412", async () => {
+    const get = await thumb(video.id, "?width=160");
+    const body = await bytesOf(get);
+    const etag = get.headers.get("etag")!;
+    expect(etag).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/);
+    expect(get.headers.get("last-modified")).toEqual(expect.any(String));
+
+    const head = await thumb(video.id, "?width=160", { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe(String(body.length));
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+
+    const range = await thumb(video.id, "?width=160", { headers: { range: "bytes=0-9" } });
+    expect(range.status).toBe(206);
+    expect(range.headers.get("content-range")).toBe(`bytes 0-9/${body.length}`);
+    expect(Buffer.from(await bytesOf(range)).equals(Buffer.from(body.subarray(0, 10)))).toBe(true);
+
+    expect((await thumb(video.id, "?width=160", { headers: { "if-none-match": etag } })).status).toBe(304);
+    await expectError(await thumb(video.id, "?width=160", { headers: { "if-match": '"other"' } }), 412, "precondition_failed");
+    await expectError(await thumb(video.id, "?width=160", { headers: { range: `bytes=${body.length}-` } }), 416, "range_not_satisfiable");
+  });
+});
+
+describe("errors", () => {
+  test.each([
+    ["?t=-1", "query t: must be a number of seconds >= 0"],
+    ["?t=abc", "query t: must be a number of seconds >= 0"],
+    ["?t=2.5", "query t: must be at most the video's duration (2 s)"],
+    ["?width=8", "query width: must be an integer from 16 to 3840"],
+    ["?width=5000", "query width: must be an integer from 16 to 3840"],
+    ["?width=12.5", "query width: must be an integer from 16 to 3840"],
+    ["?width=wide", "query width: must be an integer from 16 to 3840"],
+  ])("%s: 400 %j", async (query, message) => {
+    const body = await expectError(await thumb(video.id, query), 400, "bad_request");
+    expect(body.error.message).toBe(message);
+  });
+
+  test("malformed id 400, unknown video 404", async () => {
+    await expectError(await thumb("bad!id"), 400, "bad_request");
+    await expectError(await thumb("AAAAAAAAAAAAAAAAAAAAAA"), 404, "not_found");
+  });
+
+  test("a video that is not ready: 409", async () => {
+    const row = await spool.ctx.library.begin({ originalFilename: "pending.mp4" });
+    const body = await expectError(await thumb(row.id), 409, "not_ready");
+    expect(body.error.message).toBe(`Video ${row.id} is uploading; thumbnails exist once it is ready`);
+    await spool.ctx.library.remove(row.id);
+  });
+
+  test("audio only: 404, there is no picture", async () => {
+    const audio = await ingest(await makeAudio({ format: "m4a" }));
+    expect(audio.thumbnailUrl).toBeNull();
+    await expectError(await thumb(audio.id), 404, "no_video_stream");
+    await expectError(await thumb(audio.id, "?t=1"), 404, "no_video_stream");
+  });
+});

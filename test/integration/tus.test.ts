@@ -1,0 +1,355 @@
+/**
+ * Resumable uploads (tus 1.0) with the real tus-js-client against a real server: a connection
+ * cut midway and resumed, byte-identical storage, refusal of non-media, termination, expiry,
+ * restarts, and every protocol error in Spool's JSON shape.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, connect, type Server as NetServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as tus from "tus-js-client";
+import { expectError, filesUnder, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
+import { makeLargeVideo, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
+import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+
+const NO_HLS = { inServer: false };
+const LIMIT = 32 * 1024 * 1024;
+
+let spool: TestSpool;
+let scratch: string;
+beforeAll(async () => {
+  spool = await startTestSpool({ seedDemo: false, maxUploadBytes: LIMIT, transcode: NO_HLS });
+  scratch = await mkdtemp(join(tmpdir(), "spool-tus-"));
+});
+afterAll(async () => {
+  await spool?.stop();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+const TUS = { "tus-resumable": "1.0.0" };
+const idOf = (url: string) => url.slice(url.lastIndexOf("/") + 1);
+const uploadsDir = (s: TestSpool = spool) => join(s.dataDir, "uploads");
+/** The tus store's files for one upload (its bytes and its info file). */
+const uploadFiles = (id: string, s: TestSpool = spool) => filesUnder(uploadsDir(s)).filter((name) => name.startsWith(id));
+const b64 = (text: string) => Buffer.from(text).toString("base64");
+
+/**
+ * A TCP proxy in front of Spool that can drop the connection after a number of request bytes:
+ * a real network failure in the middle of a PATCH body, as far as both ends can tell.
+ */
+class FlakyProxy {
+  private server: NetServer;
+  cutAfter = 0;
+  forwarded = 0;
+  port = 0;
+
+  constructor(private readonly upstreamPort: number) {
+    this.server = createServer((client: Socket) => {
+      const upstream = connect(this.upstreamPort, "127.0.0.1");
+      client.on("data", (data) => {
+        this.forwarded += data.length;
+        if (this.cutAfter > 0 && this.forwarded > this.cutAfter) {
+          this.cutAfter = 0;
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        upstream.write(data);
+      });
+      upstream.on("data", (data) => client.write(data));
+      for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+        a.on("error", () => b.destroy());
+        a.on("close", () => b.destroy());
+      }
+    });
+  }
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    this.port = (this.server.address() as { port: number }).port;
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  stop(): void {
+    this.server.close();
+  }
+}
+
+interface Outcome {
+  url: string;
+  error?: Error;
+  lastResponse?: tus.HttpResponse;
+}
+
+/** Runs one tus-js-client upload to completion or failure (no automatic retries). */
+function runUpload(data: Buffer, options: tus.UploadOptions): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const upload: tus.Upload = new tus.Upload(data, {
+      retryDelays: [],
+      ...options,
+      onError: (error) => resolve({ url: upload.url ?? "", error }),
+      onSuccess: (payload) => resolve({ url: upload.url ?? "", lastResponse: payload.lastResponse }),
+    });
+    upload.start();
+  });
+}
+
+async function head(base: string, id: string): Promise<Response> {
+  return fetch(`${base}/api/uploads/${id}`, { method: "HEAD", headers: TUS });
+}
+
+describe("a resumable upload", () => {
+  test("cut off midway by a dropped connection, resumed with tus-js-client, stored byte for byte", async () => {
+    const source = await makeLargeVideo(4);
+    const data = Buffer.from(await Bun.file(source).arrayBuffer());
+    const proxy = new FlakyProxy(spool.port);
+    const base = await proxy.start();
+    try {
+      // One PATCH with the whole file; the connection dies after ~40% of it.
+      proxy.cutAfter = Math.floor(data.length * 0.4);
+      const cut = await runUpload(data, { endpoint: `${base}/api/uploads`, metadata: { filename: "holiday.mp4", filetype: "video/mp4", title: "Holiday" } });
+      expect(cut.error?.message).toContain("failed to upload chunk at offset 0");
+      const id = idOf(cut.url);
+      expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+
+      // The server kept what arrived; the video exists, still uploading.
+      const state = await head(spool.url, id);
+      expect(state.status).toBe(200);
+      const offset = Number(state.headers.get("upload-offset"));
+      expect(offset).toBeGreaterThan(0);
+      expect(offset).toBeLessThan(data.length);
+      expect(state.headers.get("upload-length")).toBe(String(data.length));
+      expect(state.headers.get("cache-control")).toBe("no-store");
+      const during = (await (await fetch(`${spool.url}/api/videos/${id}`)).json()) as VideoJson;
+      expect(during).toMatchObject({ status: "uploading", title: "Holiday", originalFilename: "holiday.mp4" });
+      expect(uploadFiles(id)).toEqual([id, `${id}.json`]);
+
+      // A new client resumes from the server's offset, not from zero.
+      let firstProgress = -1;
+      const resumed = await runUpload(data, {
+        endpoint: `${base}/api/uploads`,
+        uploadUrl: cut.url,
+        onProgress: (sent) => {
+          if (firstProgress < 0) firstProgress = sent;
+        },
+      });
+      expect(resumed.error).toBeUndefined();
+      expect(resumed.lastResponse!.getStatus()).toBe(204);
+      expect(resumed.lastResponse!.getHeader("spool-video-id")).toBe(id);
+      expect(resumed.lastResponse!.getHeader("upload-offset")).toBe(String(data.length));
+      expect(proxy.forwarded).toBeLessThan(data.length * 1.7); // the first 40% were not sent twice
+
+      const video = await waitUntilSettled(spool.url, id);
+      expect(video).toMatchObject({ status: "ready", title: "Holiday", container: "mp4", width: 640, height: 360, size: data.length });
+      const stored = join(spool.dataDir, "videos", id, "source.mp4");
+      expect(await sha256File(stored)).toBe(await sha256File(source));
+      expect(Buffer.from(await Bun.file(stored).arrayBuffer()).equals(data)).toBe(true);
+      expect(video.sha256).toBe(await sha256File(source));
+      expect(uploadFiles(id)).toEqual([]);
+      // The upload is over: its URL is gone.
+      expect((await head(spool.url, id)).status).toBe(404);
+    } finally {
+      proxy.stop();
+    }
+  });
+
+  test("in chunks, with Uppy's metadata keys, and a non-faststart file: ready and faststart", async () => {
+    const source = await makeVideo({ seconds: 2, faststart: false });
+    const data = Buffer.from(await Bun.file(source).arrayBuffer());
+    const done = await runUpload(data, {
+      endpoint: `${spool.url}/api/uploads`,
+      chunkSize: 16 * 1024,
+      metadata: { name: "from-uppy.mov", type: "video/quicktime", filetype: "video/quicktime", relativePath: "null" },
+    });
+    expect(done.error).toBeUndefined();
+    const video = await waitUntilSettled(spool.url, idOf(done.url));
+    // The bytes are MP4 whatever the metadata said; the title comes from the file name.
+    expect(video).toMatchObject({ status: "ready", title: "from-uppy", originalFilename: "from-uppy.mov", container: "mp4", contentType: "video/mp4" });
+    const boxes = await topLevelBoxes(join(spool.dataDir, "videos", video.id, "source.mp4"));
+    expect(boxes.indexOf("moov")).toBeLessThan(boxes.indexOf("mdat"));
+  });
+
+  test("creation-with-upload: the whole file in the creating POST", async () => {
+    const source = await makeVideo({ seconds: 1, container: "webm" });
+    const data = Buffer.from(await Bun.file(source).arrayBuffer());
+    const done = await runUpload(data, { endpoint: `${spool.url}/api/uploads`, uploadDataDuringCreation: true, metadata: { filename: "one-shot.webm" } });
+    expect(done.error).toBeUndefined();
+    expect(done.lastResponse!.getStatus()).toBe(201);
+    const video = await waitUntilSettled(spool.url, idOf(done.url));
+    expect(video).toMatchObject({ status: "ready", container: "webm", size: data.length });
+  });
+
+  test("survives a server restart", async () => {
+    const dataDir = join(scratch, "restart");
+    const source = await makeLargeVideo(4);
+    const data = Buffer.from(await Bun.file(source).arrayBuffer());
+    const first = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, transcode: NO_HLS });
+    const proxy = new FlakyProxy(first.port);
+    const base = await proxy.start();
+    proxy.cutAfter = Math.floor(data.length / 2);
+    const cut = await runUpload(data, { endpoint: `${base}/api/uploads`, metadata: { filename: "restart.mp4" } });
+    proxy.stop();
+    expect(cut.error).toBeDefined();
+    const id = idOf(cut.url);
+    const offset = (await head(first.url, id)).headers.get("upload-offset");
+    await first.stop();
+
+    const second = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, transcode: NO_HLS });
+    try {
+      // Not marked failed like a cut-off multipart upload: it can still be resumed.
+      expect(((await (await fetch(`${second.url}/api/videos/${id}`)).json()) as VideoJson).status).toBe("uploading");
+      expect((await head(second.url, id)).headers.get("upload-offset")).toBe(offset);
+      const resumed = await runUpload(data, { endpoint: `${second.url}/api/uploads`, uploadUrl: `${second.url}/api/uploads/${id}` });
+      expect(resumed.error).toBeUndefined();
+      const video = await waitUntilSettled(second.url, id);
+      expect(video.status).toBe("ready");
+      expect(await sha256File(join(dataDir, "videos", id, "source.mp4"))).toBe(await sha256File(source));
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe("what is not media is refused when the last byte arrives", () => {
+  test("415 JSON to the final PATCH; the upload, its video and its bytes are gone", async () => {
+    const data = Buffer.from("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n");
+    const result = await runUpload(data, { endpoint: `${spool.url}/api/uploads`, metadata: { filename: "movie.mp4" } });
+    expect(result.error).toBeDefined();
+    const original = (result.error as tus.DetailedError).originalResponse!;
+    expect(original.getStatus()).toBe(415);
+    expect(original.getHeader("content-type")).toBe("application/json; charset=utf-8");
+    const body = JSON.parse(original.getBody()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("unsupported_media_type");
+    expect(body.error.message).toContain("HLS playlist");
+    const id = idOf(result.url);
+    await expectError(await fetch(`${spool.url}/api/videos/${id}`), 404, "not_found");
+    expect(uploadFiles(id)).toEqual([]);
+    expect(filesUnder(join(spool.dataDir, "videos", id))).toEqual([]);
+    expect(filesUnder(join(spool.dataDir, "tmp"))).toEqual([]);
+  });
+});
+
+describe("the protocol", () => {
+  test("OPTIONS: versions, extensions and the size limit", async () => {
+    const response = await fetch(`${spool.url}/api/uploads`, { method: "OPTIONS" });
+    expect(response.status).toBe(204);
+    expect(response.headers.get("tus-version")).toBe("1.0.0");
+    expect(response.headers.get("tus-extension")!.split(",").sort()).toEqual(["creation", "creation-defer-length", "creation-with-upload", "expiration", "termination"]);
+    expect(response.headers.get("tus-max-size")).toBe(String(LIMIT));
+  });
+
+  test("creation: 201, a relative Location, the video id, an expiry, and an `uploading` video", async () => {
+    const response = await fetch(`${spool.url}/api/uploads`, {
+      method: "POST",
+      headers: { ...TUS, "upload-length": "1000", "upload-metadata": `filename ${b64("a.mp4")},title ${b64("Été")}` },
+    });
+    expect(response.status).toBe(201);
+    const id = response.headers.get("spool-video-id")!;
+    expect(response.headers.get("location")).toBe(`/api/uploads/${id}`);
+    expect(response.headers.get("tus-resumable")).toBe("1.0.0");
+    const expires = Date.parse(response.headers.get("upload-expires")!);
+    expect(expires).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    expect(response.headers.get("access-control-expose-headers")).toContain("Spool-Video-Id");
+    const video = (await (await fetch(`${spool.url}/api/videos/${id}`)).json()) as VideoJson;
+    expect(video).toMatchObject({ status: "uploading", title: "Été", originalFilename: "a.mp4", size: 0 });
+    expect((await fetch(`${spool.url}/api/uploads/${id}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+  });
+
+  test("termination: DELETE removes the bytes and the video they were for", async () => {
+    const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+    const id = created.headers.get("spool-video-id")!;
+    const patch = await fetch(`${spool.url}/api/uploads/${id}`, {
+      method: "PATCH",
+      headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" },
+      body: new Uint8Array(40),
+    });
+    expect(patch.status).toBe(204);
+    expect(patch.headers.get("upload-offset")).toBe("40");
+    const deleted = await fetch(`${spool.url}/api/uploads/${id}`, { method: "DELETE", headers: TUS });
+    expect(deleted.status).toBe(204);
+    expect((await head(spool.url, id)).status).toBe(404);
+    await expectError(await fetch(`${spool.url}/api/videos/${id}`), 404, "not_found");
+    expect(uploadFiles(id)).toEqual([]);
+  });
+
+  test("deleting the `uploading` video deletes the upload too", async () => {
+    const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+    const id = created.headers.get("spool-video-id")!;
+    expect(uploadFiles(id)).toEqual([id, `${id}.json`]);
+    expect((await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE" })).status).toBe(204);
+    expect(uploadFiles(id)).toEqual([]);
+    expect((await head(spool.url, id)).status).toBe(404);
+  });
+
+  test("errors are Spool's JSON, with the tus headers kept", async () => {
+    const noVersion = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { "upload-length": "10" } });
+    expect((await expectError(noVersion, 412, "tus_version_required")).error.message).toBe("Tus-Resumable Required");
+    expect(noVersion.headers.get("tus-resumable")).toBe("1.0.0");
+
+    const before = filesUnder(uploadsDir());
+    const tooBig = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": String(LIMIT + 1) } });
+    await expectError(tooBig, 413, "payload_too_large");
+    expect(filesUnder(uploadsDir())).toEqual(before);
+
+    await expectError(await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: TUS }), 400, "bad_request");
+
+    const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+    const id = created.headers.get("spool-video-id")!;
+    const patch = (offset: string, body = new Uint8Array(10)) =>
+      fetch(`${spool.url}/api/uploads/${id}`, { method: "PATCH", headers: { ...TUS, "upload-offset": offset, "content-type": "application/offset+octet-stream" }, body });
+    await expectError(await patch("5"), 409, "offset_conflict");
+    await expectError(await patch("0", new Uint8Array(101)), 413, "payload_too_large");
+    await expectError(
+      await fetch(`${spool.url}/api/uploads/${id}`, { method: "PATCH", headers: { ...TUS, "content-type": "application/offset+octet-stream" }, body: "x" }),
+      400,
+      "bad_request",
+    );
+    await expectError(await fetch(`${spool.url}/api/uploads/AAAAAAAAAAAAAAAAAAAAAA`, { method: "PATCH", headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: "x" }), 404, "not_found");
+    const malformed = await expectError(await fetch(`${spool.url}/api/uploads/bad!id`, { method: "PATCH", headers: TUS }), 400, "bad_request");
+    expect(malformed.error.message).toBe("params id: not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
+    expect((await fetch(`${spool.url}/api/uploads/${id}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+  });
+});
+
+describe("abandoned uploads expire", () => {
+  test("after UPLOAD_EXPIRY_MS the sweeper deletes the bytes and the `uploading` video", async () => {
+    const short = await startTestSpool({ seedDemo: false, uploadExpiryMs: 1000, transcode: NO_HLS });
+    try {
+      const created = await fetch(`${short.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+      const id = created.headers.get("spool-video-id")!;
+      const expires = Date.parse(created.headers.get("upload-expires")!);
+      expect(expires).toBeLessThanOrEqual(Date.now() + 1000);
+      await fetch(`${short.url}/api/uploads/${id}`, {
+        method: "PATCH",
+        headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" },
+        body: new Uint8Array(50),
+      });
+      expect(uploadFiles(id, short)).toEqual([id, `${id}.json`]);
+      // Past its expiry, the protocol already refuses it...
+      await Bun.sleep(1100);
+      const late = await fetch(`${short.url}/api/uploads/${id}`, {
+        method: "PATCH",
+        headers: { ...TUS, "upload-offset": "50", "content-type": "application/offset+octet-stream" },
+        body: new Uint8Array(50),
+      });
+      expect([404, 410]).toContain(late.status);
+      // ...and the sweeper (every second here) removes every trace.
+      for (let i = 0; i < 40 && filesUnder(uploadsDir(short)).length; i++) await Bun.sleep(100);
+      expect(filesUnder(uploadsDir(short))).toEqual([]);
+      await expectError(await fetch(`${short.url}/api/videos/${id}`), 404, "not_found");
+    } finally {
+      await short.stop();
+    }
+  });
+
+  test("sweepExpired leaves live uploads alone", async () => {
+    const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+    const id = created.headers.get("spool-video-id")!;
+    expect(await spool.ctx.uploads.sweepExpired()).toBe(0);
+    expect(uploadFiles(id)).toEqual([id, `${id}.json`]);
+    expect(await spool.ctx.uploads.sweepExpired(Date.now() + 25 * 3600_000)).toBeGreaterThanOrEqual(1);
+    expect(uploadFiles(id)).toEqual([]); // everything, whatever other tests left
+    expect(await spool.ctx.library.get(id)).toBeUndefined();
+  });
+});
