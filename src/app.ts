@@ -7,6 +7,7 @@ import type { Config } from "./config.ts";
 import type { Db } from "./db/client.ts";
 import { fileServer } from "./files/send-file.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "./http/errors.ts";
+import { bodyLimits } from "./modules/body-limit/plugin.ts";
 import { healthRoutes } from "./modules/health/routes.ts";
 import { corsRoutes } from "./modules/hls/cors.ts";
 import { hlsRoutes } from "./modules/hls/routes.ts";
@@ -79,8 +80,9 @@ function nativeError(ctx: AppContext, error: Error): Response {
 export function createApp(ctx: AppContext) {
   return new Elysia({
     serve: {
-      // Uploads are streamed to disk; let them be as large as MAX_UPLOAD_BYTES allows.
-      maxRequestBodySize: ctx.config.maxUploadBytes + 1024 * 1024,
+      // Bun's own limit would answer a large Content-Length with a bare 413 before any handler
+      // runs; bodyLimits() below enforces the real limits with JSON errors instead.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       // Never Bun's HTML error page with a stack trace, whatever NODE_ENV says.
       development: false,
       error: (error) => nativeError(ctx, error),
@@ -103,6 +105,7 @@ export function createApp(ctx: AppContext) {
       console.error(`[error] ${request.method} ${request.url}:`, error);
       return errorResponse(500, "internal_error", "Something went wrong on our side");
     })
+    .use(bodyLimits(ctx.config.maxUploadBytes))
     .use(corsRoutes(ctx.config.corsOrigins ?? ["*"]))
     .use(fileServer())
     .use(healthRoutes())

@@ -69,9 +69,3 @@ export function extensionOf(name: string): string {
 export function contentTypeFor(name: string): string {
   return TYPES[extensionOf(name)] ?? DEFAULT_CONTENT_TYPE;
 }
-
-/** Whether the extension names a container Spool accepts into its library. */
-export function isMediaExtension(ext: string): boolean {
-  const type = TYPES[ext];
-  return !!type && (type.startsWith("video/") || type.startsWith("audio/")) && ext !== "ts" && ext !== "m4s";
-}

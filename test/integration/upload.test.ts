@@ -85,6 +85,37 @@ describe("POST /api/videos", () => {
     expect(tmpFiles()).toEqual([]);
   });
 
+  test("a declared Content-Length over the limit gets a JSON 413 before any byte is read", async () => {
+    const { rawRequest } = await import("../helpers/http.ts");
+    for (const [method, path] of [
+      ["POST", "/api/videos"],
+      ["PATCH", "/api/uploads/AAAAAAAAAAAAAAAAAAAAAA"],
+    ]) {
+      const r = await rawRequest(
+        spool.port,
+        `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n`,
+      );
+      expect(r.status).toBe(413);
+      expect(JSON.parse(r.body.toString()).error.code).toBe("payload_too_large");
+    }
+  });
+
+  test("JSON bodies: over 1 MiB is 413, unknown length is 411", async () => {
+    const { rawRequest } = await import("../helpers/http.ts");
+    const big = await rawRequest(
+      spool.port,
+      `PATCH /api/videos/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n`,
+    );
+    expect(big.status).toBe(413);
+    expect(JSON.parse(big.body.toString()).error.code).toBe("payload_too_large");
+    const chunked = await rawRequest(
+      spool.port,
+      `PATCH /api/videos/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`,
+    );
+    expect(chunked.status).toBe(411);
+    expect(JSON.parse(chunked.body.toString()).error.code).toBe("length_required");
+  });
+
   test("an upload cut off midway leaves nothing streamable, and nothing on disk", async () => {
     const before = await listIds();
     const boundary = "----spooltestboundary";

@@ -24,7 +24,8 @@ interface Entry {
 
 /** The file name a download gets: the title, with the container's extension. */
 export function downloadName(row: VideoRow): string {
-  const ext = extensionOf(row.originalFilename);
+  // The stored file's extension: it comes from the detected container, not the client's name.
+  const ext = extensionOf(row.storagePath);
   const title = row.title.trim() || "video";
   return ext && extensionOf(title) !== ext ? `${title}.${ext}` : title;
 }

@@ -1,0 +1,42 @@
+/**
+ * Request-body limits with JSON errors.
+ *
+ * Bun's own `maxRequestBodySize` answers an oversize Content-Length with a bare 413 before any
+ * handler runs, so it is set high and the limits live here instead: uploads may be as large as
+ * MAX_UPLOAD_BYTES (their routes enforce it again while streaming), everything else is a small
+ * JSON body that Elysia buffers, so it must declare a modest Content-Length.
+ */
+import { Elysia } from "elysia";
+import { errorResponse } from "../../http/errors.ts";
+
+export const JSON_BODY_LIMIT = 1024 * 1024;
+/** Multipart framing and form fields on top of the file itself. */
+export const UPLOAD_FRAMING_ALLOWANCE = 1024 * 1024;
+
+function isUploadRoute(method: string, path: string): boolean {
+  return (method === "POST" && path === "/api/videos") || path === "/api/uploads" || path.startsWith("/api/uploads/");
+}
+
+export function bodyLimits(maxUploadBytes: number) {
+  return new Elysia({ name: "spool.body-limits" }).onRequest(({ request }) => {
+    const method = request.method;
+    // The hot path (GET/HEAD streaming) pays one string comparison.
+    if (method === "GET" || method === "HEAD" || method === "OPTIONS") return;
+    const url = request.url;
+    const start = url.indexOf("/", url.indexOf("//") + 2);
+    const query = url.indexOf("?", start);
+    const path = url.slice(start, query < 0 ? undefined : query);
+    const upload = isUploadRoute(method, path);
+    const limit = upload ? maxUploadBytes + UPLOAD_FRAMING_ALLOWANCE : JSON_BODY_LIMIT;
+    const declared = request.headers.get("content-length");
+    if (declared !== null) {
+      if (Number(declared) > limit) {
+        const what = upload ? `the limit of ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES)` : `${limit} bytes, the limit for a JSON body`;
+        return errorResponse(413, "payload_too_large", `The request body exceeds ${what}`);
+      }
+    } else if (!upload && request.headers.get("transfer-encoding") !== null) {
+      // A JSON body of unknown length would be buffered without bound.
+      return errorResponse(411, "length_required", "Send a Content-Length with the request body");
+    }
+  });
+}
