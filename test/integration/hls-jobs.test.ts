@@ -4,9 +4,8 @@
  * release, cancellation and crash recovery by pid.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { hostname } from "node:os";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { eq } from "drizzle-orm";
 import { openDatabase, type DbHandle } from "../../src/db/client.ts";

@@ -141,10 +141,16 @@ export class TranscodeWorker {
   private launch(job: TranscodeJobRow): void {
     const active: Active = { job, abort: new AbortController(), done: Promise.resolve() };
     this.active.set(job.id, active);
-    active.done = this.run(active).finally(() => {
-      this.active.delete(job.id);
-      this.wake();
-    });
+    active.done = this.run(active)
+      .catch((error) => {
+        // Only the bookkeeping can get here (the database refused a write): the job's heartbeat
+        // stops, so it is taken over once stale.
+        this.log.warn(`job ${job.id}: ${error instanceof Error ? error.message : String(error)}`);
+      })
+      .finally(() => {
+        this.active.delete(job.id);
+        this.wake();
+      });
   }
 
   private async run(active: Active): Promise<void> {
