@@ -9,7 +9,7 @@ import { fileServer } from "./files/send-file.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "./http/errors.ts";
 import { bodyLimits } from "./modules/body-limit/plugin.ts";
 import { healthRoutes } from "./modules/health/routes.ts";
-import { corsRoutes } from "./modules/hls/cors.ts";
+import { corsRoutes } from "./modules/cors/plugin.ts";
 import { hlsRoutes } from "./modules/hls/routes.ts";
 import { HlsService } from "./modules/hls/service.ts";
 import { playerRoutes } from "./modules/player/routes.ts";
@@ -18,7 +18,7 @@ import { IngestPipeline } from "./modules/ingest/pipeline.ts";
 import { openapiRoutes } from "./modules/openapi/plugin.ts";
 import { staticRoutes } from "./modules/static/routes.ts";
 import { StreamCatalog } from "./modules/stream/catalog.ts";
-import { streamRoutes } from "./modules/stream/routes.ts";
+import { nativeStreamRoute, streamCorsHeaders, streamRoutes } from "./modules/stream/routes.ts";
 import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
 import { Thumbnails } from "./modules/thumbnails/service.ts";
 import { uploadRoutes } from "./modules/uploads/routes.ts";
@@ -48,7 +48,8 @@ export function createContext(config: Config, db: Db): AppContext {
   const ingest = new IngestPipeline(library, media, thumbnails);
   const uploads = new ResumableUploads(library, ingest, { dataDir: config.dataDir, maxUploadBytes: config.maxUploadBytes, expiryMs: config.uploadExpiryMs });
   const hls = new HlsService(library, config);
-  return { config, db, library, catalog: new StreamCatalog(library, config.cacheTtlMs), media, ingest, thumbnails, uploads, hls };
+  const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]));
+  return { config, db, library, catalog, media, ingest, thumbnails, uploads, hls };
 }
 
 function validationMessage(error: Readonly<ValidationError>): string {
@@ -86,6 +87,8 @@ export function createApp(ctx: AppContext) {
       // Never Bun's HTML error page with a stack trace, whatever NODE_ENV says.
       development: false,
       error: (error) => nativeError(ctx, error),
+      // The hot path as a native Bun route; Bun prefers it over Elysia's route of the same path.
+      routes: nativeStreamRoute(ctx.catalog, ctx.config.corsOrigins ?? ["*"]),
     },
   })
     .onError(({ code, error, request }) => {

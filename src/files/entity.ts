@@ -18,6 +18,8 @@ export interface ServeOptions {
   etag?: string;
   /** Unix seconds; defaults to the file's mtime. */
   lastModified?: number;
+  /** Constant extra headers for every success and 304 answer (e.g. CORS with a `*` policy). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export interface FileEntity extends Validators {
@@ -47,6 +49,7 @@ export function makeEntity(path: string, size: number, mtimeMs: number, options:
     etag,
     "last-modified": formatHttpDate(lastModified),
     "cache-control": cacheControl,
+    ...options.headers,
   };
   const headers: Record<string, string> = {
     "content-type": contentType,

@@ -29,50 +29,65 @@ export const DEFAULT_RANGE_LIMITS: RangeLimits = { maxRanges: 64, coalesceGap: 8
 
 type Spec = { first: number; last: number } | { suffix: number };
 
-const DIGITS = /^[0-9]+$/;
-
 /**
- * Parses a decimal position. Numbers beyond 2^53 cannot be represented exactly, but no file is
- * that large, so they become Infinity: past any end, which is exactly how they compare.
+ * Parses decimal digits in text[from, to). Numbers beyond 2^53 cannot be represented exactly,
+ * but no file is that large, so they become Infinity: past any end, which is how they compare.
+ * Returns -1 when the span is empty or holds anything but digits.
  */
-function position(text: string): number | undefined {
-  if (!DIGITS.test(text)) return undefined;
-  const value = Number(text);
-  return Number.isSafeInteger(value) ? value : Number.POSITIVE_INFINITY;
+function digits(text: string, from: number, to: number): number {
+  if (from >= to) return -1;
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    value = value * 10 + c;
+  }
+  // Past 2^53 the sum above has lost precision; all that matters is that it is huge.
+  return to - from > 15 && !Number.isSafeInteger(value) ? Number.POSITIVE_INFINITY : value;
+}
+
+function isOws(code: number): boolean {
+  return code === 32 || code === 9;
 }
 
 /**
  * Parses `bytes=<range-set>` into range-specs. Returns undefined when the header is not a
  * syntactically valid bytes range (other unit, garbage, last < first): such a header is ignored.
+ * A hand-written scanner: this runs on every seek, and splitting and regexes allocate.
  */
 export function parseRangeHeader(header: string): Spec[] | undefined {
   const eq = header.indexOf("=");
-  if (eq < 0) return undefined;
   // The unit is case-insensitive (RFC 9110 §14.1); whitespace around "=" is not allowed.
-  if (header.slice(0, eq).toLowerCase() !== "bytes") return undefined;
+  if (eq !== 5 || header.slice(0, 5).toLowerCase() !== "bytes") return undefined;
   const specs: Spec[] = [];
+  const length = header.length;
+  let pos = eq + 1;
   // range-set is a #list: empty elements and optional whitespace are permitted.
-  for (const raw of header.slice(eq + 1).split(",")) {
-    const item = raw.trim();
-    if (item === "") continue;
-    const dash = item.indexOf("-");
-    if (dash < 0) return undefined;
-    const left = item.slice(0, dash);
-    const right = item.slice(dash + 1);
-    if (left === "") {
-      const suffix = position(right);
-      if (suffix === undefined) return undefined;
+  while (pos <= length) {
+    let end = header.indexOf(",", pos);
+    if (end < 0) end = length;
+    let from = pos;
+    let to = end;
+    while (from < to && isOws(header.charCodeAt(from))) from++;
+    while (to > from && isOws(header.charCodeAt(to - 1))) to--;
+    pos = end + 1;
+    if (from === to) continue;
+    const dash = header.indexOf("-", from);
+    if (dash < 0 || dash >= to) return undefined;
+    if (dash === from) {
+      const suffix = digits(header, dash + 1, to);
+      if (suffix < 0) return undefined;
       specs.push({ suffix });
       continue;
     }
-    const first = position(left);
-    if (first === undefined) return undefined;
-    if (right === "") {
+    const first = digits(header, from, dash);
+    if (first < 0) return undefined;
+    if (dash + 1 === to) {
       specs.push({ first, last: Number.POSITIVE_INFINITY });
       continue;
     }
-    const last = position(right);
-    if (last === undefined || last < first) return undefined;
+    const last = digits(header, dash + 1, to);
+    if (last < 0 || last < first) return undefined;
     specs.push({ first, last });
   }
   return specs.length > 0 ? specs : undefined;

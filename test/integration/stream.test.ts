@@ -317,3 +317,37 @@ describe("aborted clients", () => {
     expect(await body(await fetchStream({ range: "bytes=100-109" }))).toEqual(bytes.subarray(100, 110));
   });
 });
+
+describe("CORS (default policy *)", () => {
+  const EXPOSED = "Content-Range, Content-Length, Accept-Ranges, ETag";
+  test.each([
+    ["200", {}],
+    ["206", { range: "bytes=0-1" }],
+    ["416", { range: `bytes=${SIZE}-` }],
+    ["304", { "if-none-match": "*" }],
+  ] as [string, Record<string, string>][])("%s answers are readable cross-origin", async (_n, headers) => {
+    const r = await fetchStream({ origin: "https://player.example", ...headers });
+    await r.arrayBuffer();
+    expect(r.headers.get("access-control-allow-origin")).toBe("*");
+    expect(r.headers.get("access-control-expose-headers")).toBe(EXPOSED);
+  });
+
+  test("errors (404, 400) carry CORS too", async () => {
+    for (const path of ["/api/stream/AAAAAAAAAAAAAAAAAAAAAA", "/api/stream/bad!id"]) {
+      const r = await fetch(spool.url + path, { headers: { origin: "https://player.example" } });
+      expect([400, 404]).toContain(r.status);
+      expect(r.headers.get("access-control-allow-origin")).toBe("*");
+    }
+  });
+
+  test("preflight for a ranged request", async () => {
+    const r = await fetch(url, {
+      method: "OPTIONS",
+      headers: { origin: "https://player.example", "access-control-request-method": "GET", "access-control-request-headers": "range" },
+    });
+    expect(r.status).toBe(204);
+    expect(r.headers.get("access-control-allow-origin")).toBe("*");
+    expect(r.headers.get("access-control-allow-methods")).toBe("GET, HEAD, OPTIONS");
+    expect(r.headers.get("access-control-allow-headers")!.toLowerCase()).toContain("range");
+  });
+});

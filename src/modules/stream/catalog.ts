@@ -36,6 +36,8 @@ export class StreamCatalog {
   constructor(
     private readonly library: VideoLibrary,
     private readonly ttlMs: number,
+    /** Headers every answer carries, precomputed into each entity (CORS for a `*` policy). */
+    private readonly extraHeaders: Readonly<Record<string, string>> = {},
     private readonly maxEntries = 10_000,
   ) {
     library.events.on("changed", (id: string) => this.entries.delete(id));
@@ -78,6 +80,7 @@ export class StreamCatalog {
       etag: `"${row.sha256!.slice(0, 32)}"`,
       lastModified: Math.floor(row.createdAt.getTime() / 1000),
       cacheControl: VIDEO_CACHE_CONTROL,
+      headers: this.extraHeaders,
     };
   }
 

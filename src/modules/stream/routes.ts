@@ -1,6 +1,15 @@
-/** `GET`/`HEAD /api/stream/:id`: the hot path. */
+/**
+ * `GET`/`HEAD /api/stream/:id`: the hot path.
+ *
+ * In the running server this is a native Bun route (`nativeStreamRoute`): Bun's router calls it
+ * directly, with no framework context or lifecycle hooks per request. A cached video costs one
+ * Map lookup and one `Response` around a file slice. The Elysia route (`streamRoutes`) serves the
+ * same function for `app.handle()` and documents it in OpenAPI.
+ */
+import type { BunRequest } from "bun";
 import { Elysia } from "elysia";
 import { serveEntity } from "../../files/serve.ts";
+import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { errorResponse } from "../../http/errors.ts";
 import { isVideoId } from "../videos/ids.ts";
 import type { StreamCatalog } from "./catalog.ts";
@@ -13,13 +22,64 @@ function wantsDownload(url: string): boolean {
   return value === "1" || value === "true";
 }
 
-export async function streamVideo(request: Request, id: string, catalog: StreamCatalog): Promise<Response> {
+function notFound(id: string): Response {
+  return errorResponse(404, "not_found", `No ready video with id ${id}`);
+}
+
+export function streamVideo(request: Request, id: string, catalog: StreamCatalog): Response | Promise<Response> {
   if (!isVideoId(id)) return errorResponse(400, "bad_request", "The id is not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
   const download = wantsDownload(request.url);
-  let entity = catalog.peek(id, download);
-  if (entity === undefined) entity = await catalog.load(id, download);
-  if (!entity) return errorResponse(404, "not_found", `No ready video with id ${id}`);
-  return serveEntity(request, entity);
+  const entity = catalog.peek(id, download);
+  if (entity) return serveEntity(request, entity);
+  if (entity === null) return notFound(id);
+  return catalog.load(id, download).then((loaded) => (loaded ? serveEntity(request, loaded) : notFound(id)));
+}
+
+/**
+ * CORS for the stream route. With a `*` policy the headers are constant and already inside every
+ * cached entity, so only error answers need them added; with an origin list they depend on the
+ * request's Origin and are added to every answer.
+ */
+export function streamCorsHeaders(allowed: readonly string[]): CorsHeaders | undefined {
+  return allowed.includes("*") ? (corsHeaders(allowed, null) ?? undefined) : undefined;
+}
+
+function withHeaders(response: Response, headers: CorsHeaders | null): Response {
+  if (headers) for (const name in headers) response.headers.set(name, headers[name]!);
+  return response;
+}
+
+export function nativeStreamRoute(catalog: StreamCatalog, allowedOrigins: readonly string[]) {
+  const constant = streamCorsHeaders(allowedOrigins);
+  const perRequest = !constant && allowedOrigins.length > 0;
+
+  const finish = (request: Request, response: Response): Response => {
+    if (perRequest) return withHeaders(response, corsHeaders(allowedOrigins, request.headers.get("origin")));
+    // Success and 304 answers carry the constant headers already (baked into the entity).
+    if (constant && response.status >= 400) return withHeaders(response, constant);
+    return response;
+  };
+  const failed = (error: unknown): Response => {
+    console.error("[error] in /api/stream:", error);
+    return errorResponse(500, "internal_error", "Something went wrong on our side");
+  };
+
+  const handle = (request: BunRequest): Response | Promise<Response> => {
+    try {
+      const result = streamVideo(request, request.params.id ?? "", catalog);
+      return result instanceof Response ? finish(request, result) : result.then((r) => finish(request, r), (e) => finish(request, failed(e)));
+    } catch (error) {
+      return finish(request, failed(error));
+    }
+  };
+  const preflight = (request: Request): Response => {
+    const headers = corsHeaders(allowedOrigins, request.headers.get("origin"));
+    if (!headers || !request.headers.has("access-control-request-method")) {
+      return errorResponse(405, "method_not_allowed", "OPTIONS is only for CORS preflight requests here", { allow: "GET, HEAD, OPTIONS" });
+    }
+    return new Response(null, { status: 204, headers: preflightHeaders(headers) });
+  };
+  return { "/api/stream/:id": { GET: handle, HEAD: handle, OPTIONS: preflight } };
 }
 
 export function streamRoutes(catalog: StreamCatalog) {

@@ -1,0 +1,30 @@
+/**
+ * Applies CORS to the media routes Elysia serves (/api/hls/*, and /api/stream/* under app.handle;
+ * the live stream route is a native Bun route that applies the same headers itself).
+ *
+ * The headers are put on `set.headers` in onRequest, which Elysia merges into whatever the route
+ * returns, error responses included (a player should be able to read a 404's JSON too).
+ */
+import { Elysia } from "elysia";
+import { corsHeaders, preflightHeaders } from "../../http/cors.ts";
+
+export const CORS_PREFIXES = ["/api/stream/", "/api/hls/"] as const;
+
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  return start < 0 ? "/" : url.slice(start);
+}
+
+export function corsRoutes(allowed: readonly string[], prefixes: readonly string[] = CORS_PREFIXES) {
+  return new Elysia({ name: "spool.cors" }).onRequest(({ request, set }) => {
+    if (allowed.length === 0) return;
+    const path = pathOf(request.url);
+    if (!prefixes.some((p) => path.startsWith(p))) return;
+    const headers = corsHeaders(allowed, request.headers.get("origin"));
+    if (!headers) return;
+    if (request.method === "OPTIONS" && request.headers.has("access-control-request-method")) {
+      return new Response(null, { status: 204, headers: preflightHeaders(headers) });
+    }
+    Object.assign(set.headers, headers);
+  });
+}
