@@ -3,7 +3,7 @@
  * core when taskset is available. A target that cannot start is reported (failed or skipped), never
  * thrown: the harness keeps going with the others.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { MediaFile } from "./media.ts";
 import {
@@ -56,6 +56,8 @@ export interface Running {
   pid: number;
   /** Media key -> URL path on this server. */
   paths: Record<string, string>;
+  /** Media key -> the file this server actually reads (Spool: its stored copy), when known. */
+  files?: Record<string, string>;
   caps: Caps;
   version: string;
   notes: string[];
@@ -99,7 +101,8 @@ export function prepareWebroot(tmp: string, media: MediaFile[]): string {
   mkdirSync(dir, { recursive: true });
   for (const m of media) {
     const link = resolve(dir, `${m.key}.mp4`);
-    if (!existsSync(link)) symlinkSync(m.path, link);
+    rmSync(link, { force: true });
+    symlinkSync(m.path, link);
   }
   for (const d of [tmp, webroot, dir]) chmodSync(d, 0o755);
   return webroot;
@@ -169,6 +172,23 @@ function parseIngestOutput(stdout: string): IngestedVideo | null {
   return null;
 }
 
+/**
+ * Spool keeps each video as `<DATA_DIR>/videos/<id>/source.<ext>`. When that file is found (same
+ * size), the other targets are pointed at it, so every server reads the very same inode and page
+ * cache (the 8 GiB sweep source is sparse; Spool's copy is not). Undefined when the layout differs.
+ */
+function findStoredCopy(dataDir: string, id: string, size: number): string | undefined {
+  const dir = resolve(dataDir, "videos", id);
+  try {
+    for (const name of readdirSync(dir)) {
+      if (!name.startsWith("source")) continue;
+      const p = resolve(dir, name);
+      if (statSync(p).size === size) return p;
+    }
+  } catch {}
+  return undefined;
+}
+
 async function startSpool(ctx: StartContext): Promise<StartOutcome> {
   const entry = resolve(REPO_ROOT, "src/index.ts");
   const ingestCli = resolve(REPO_ROOT, "src/cli/ingest.ts");
@@ -188,6 +208,7 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
     ...(ctx.spoolEnv ?? {}),
   };
   const paths: Record<string, string> = {};
+  const files: Record<string, string> = {};
   for (const m of ctx.media) {
     const t0 = Date.now();
     const r = await run([BUN, ingestCli, m.path, "--title", `bench ${m.key}`], {
@@ -201,8 +222,12 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
     const v = parseIngestOutput(r.stdout);
     if (!v) return failed("spool", `ingest of ${m.key} printed no video JSON: ${r.stdout.slice(-500)}`);
     paths[m.key] = v.streamUrl ?? `/api/stream/${v.id}`;
+    const stored = findStoredCopy(dataDir, v.id, m.size);
+    if (stored) files[m.key] = stored;
     log(`spool: ingested ${m.key} as ${v.id} in ${Date.now() - t0} ms`);
   }
+  // Flush the copies to disk now, not as writeback competing with the first measurements.
+  if (which("sync")) await run([which("sync") as string], { timeoutMs: 300_000, name: "sync" });
   const port = await freePort();
   const sp = startServer("spool", [BUN, entry], { ...env, PORT: String(port) });
   const baseUrl = `http://${LOOPBACK}:${port}`;
@@ -224,6 +249,7 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
       baseUrl,
       pid: sp.tracked.proc.pid,
       paths,
+      files,
       caps: { etag: true, lastModified: true, api: true },
       version,
       notes: [`NODE_ENV=production WORKERS=${env.WORKERS} TRANSCODE_IN_SERVER=${env.TRANSCODE_IN_SERVER} bun src/index.ts`],

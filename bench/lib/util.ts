@@ -98,9 +98,21 @@ export async function stopTracked(t: Tracked, graceMs = 3000): Promise<void> {
   live.delete(t);
 }
 
+/**
+ * Stop every tracked child synchronously: SIGTERM first (so nginx's master and a multi-process
+ * Spool take their own workers down), then SIGKILL whatever is left a second later.
+ */
 function killAllSync(): void {
+  if (!live.size) return;
   for (const t of live) {
     try {
+      t.proc.kill("SIGTERM");
+    } catch {}
+  }
+  Bun.sleepSync(1000);
+  for (const t of live) {
+    try {
+      process.kill(t.proc.pid, 0);
       t.proc.kill("SIGKILL");
     } catch {}
   }
