@@ -13,6 +13,7 @@
  *    `-nostdin`, a minimal environment, the working directory set to DATA_DIR/tmp, and
  *    bounded capture of output.
  */
+import { spawnLimited } from "./process.ts";
 import { resolve, sep } from "node:path";
 import type { Config } from "../../config.ts";
 import { HttpError } from "../../http/errors.ts";
@@ -114,33 +115,14 @@ export class MediaTools {
     const binary = tool === "ffmpeg" ? this.ffmpegPath : this.ffprobePath;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     if (options.signal?.aborted) throw new ToolError(`${tool} was cancelled`);
-    const proc = Bun.spawn([binary, ...args], {
-      cwd: this.tmpDir,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" },
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    let timedOut = false;
-    const kill = () => {
-      try {
-        proc.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, timeoutMs);
-    options.signal?.addEventListener("abort", kill, { once: true });
+    const { proc, timedOut, release } = spawnLimited([binary, ...args], { cwd: this.tmpDir, timeoutMs, signal: options.signal });
     try {
       const [stdout, stderr, code] = await Promise.all([
         readCapped(proc.stdout, MAX_STDOUT),
         readCapped(proc.stderr, MAX_STDERR),
         proc.exited,
       ]);
-      if (timedOut) {
+      if (timedOut()) {
         const limit = timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`;
         throw new ToolError(`${tool} took longer than ${limit} and was stopped`, stderr, true);
       }
@@ -148,8 +130,7 @@ export class MediaTools {
       if (code !== 0) throw new ToolError(lastErrorLine(stderr) || `${tool} exited with code ${code}`, stderr);
       return stdout;
     } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", kill);
+      release();
     }
   }
 

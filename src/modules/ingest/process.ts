@@ -1,0 +1,71 @@
+/**
+ * How Spool starts ffmpeg and ffprobe, for ingest and transcoding alike: a minimal environment,
+ * no stdin, a wall-clock limit, SIGKILL on cancel, and (on Linux) death with the parent process.
+ *
+ * `setpriv --pdeathsig KILL` makes a worker killed with SIGKILL (a crash, the OOM killer) take
+ * its ffmpeg with it instead of leaving an orphan burning CPU: ffmpeg ignores SIGPIPE, so a
+ * closed pipe alone does not stop it.
+ */
+import type { Subprocess } from "bun";
+
+let setprivPath: string | null | undefined;
+
+/** `setpriv` when it supports --pdeathsig (util-linux ≥ 2.33), else nothing. */
+function deathSignalWrapper(): string[] {
+  if (setprivPath === undefined) {
+    setprivPath = null;
+    if (process.platform === "linux") {
+      const found = Bun.which("setpriv");
+      if (found) {
+        const probe = Bun.spawnSync([found, "--pdeathsig", "KILL", "true"], { stdout: "ignore", stderr: "ignore" });
+        if (probe.exitCode === 0) setprivPath = found;
+      }
+    }
+  }
+  return setprivPath ? [setprivPath, "--pdeathsig", "KILL"] : [];
+}
+
+export interface LimitOptions {
+  cwd: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface LimitedProcess {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** Whether the time limit killed it. */
+  timedOut(): boolean;
+  /** Stops the timer and the abort listener; call once the process has exited. */
+  release(): void;
+}
+
+export function spawnLimited(command: string[], { cwd, timeoutMs, signal }: LimitOptions): LimitedProcess {
+  const proc = Bun.spawn([...deathSignalWrapper(), ...command], {
+    cwd,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let timedOut = false;
+  const kill = () => {
+    try {
+      proc.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    kill();
+  }, timeoutMs);
+  signal?.addEventListener("abort", kill, { once: true });
+  return {
+    proc,
+    timedOut: () => timedOut,
+    release() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", kill);
+    },
+  };
+}
