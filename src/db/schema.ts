@@ -45,7 +45,12 @@ export const videos = sqliteTable(
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },
-  (t) => [index("videos_status_created_idx").on(t.status, t.createdAt), index("videos_status_hls_idx").on(t.status, t.hlsStatus)],
+  (t) => [
+    // The library list: newest first, optionally by status, paged by (created_at, id).
+    index("videos_created_idx").on(t.createdAt, t.id),
+    index("videos_status_created_idx").on(t.status, t.createdAt, t.id),
+    index("videos_status_hls_idx").on(t.status, t.hlsStatus),
+  ],
 );
 
 export type VideoRow = typeof videos.$inferSelect;

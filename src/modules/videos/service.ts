@@ -5,7 +5,7 @@
 import { EventEmitter } from "node:events";
 import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
-import { and, desc, eq, lt, notInArray, or } from "drizzle-orm";
+import { and, desc, eq, lt, notInArray, or, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { videos, type VideoRow, type VideoStatus } from "../../db/schema.ts";
 import { HttpError, notFound } from "../../http/errors.ts";
@@ -74,8 +74,15 @@ export class VideoLibrary {
     readonly storage: Storage,
   ) {}
 
+  private byId?: ReturnType<VideoLibrary["prepareById"]>;
+  private readonly listStatements: ReturnType<VideoLibrary["prepareList"]>[] = [];
+
+  private prepareById() {
+    return this.db.select().from(videos).where(eq(videos.id, sql.placeholder("id"))).prepare();
+  }
+
   async get(id: string): Promise<VideoRow | undefined> {
-    return this.db.select().from(videos).where(eq(videos.id, id)).get();
+    return (this.byId ??= this.prepareById()).get({ id });
   }
 
   async require(id: string): Promise<VideoRow> {
@@ -85,22 +92,45 @@ export class VideoLibrary {
   }
 
   async list(query: ListQuery): Promise<{ items: VideoRow[]; nextCursor: string | null }> {
-    const conditions = [];
-    if (query.status) conditions.push(eq(videos.status, query.status));
-    if (query.cursor) {
-      const c = decodeCursor(query.cursor);
-      conditions.push(or(lt(videos.createdAt, c.createdAt), and(eq(videos.createdAt, c.createdAt), lt(videos.id, c.id))));
-    }
-    const rows = await this.db
-      .select()
-      .from(videos)
-      .where(and(...conditions))
-      .orderBy(desc(videos.createdAt), desc(videos.id))
-      .limit(query.limit + 1)
-      .all();
+    const cursor = query.cursor ? decodeCursor(query.cursor) : undefined;
+    const rows = this.listStatement(!!query.status, !!cursor).all({
+      status: query.status,
+      cursorAt: cursor?.createdAt.getTime(),
+      cursorId: cursor?.id,
+      limit: query.limit + 1,
+    });
     const items = rows.slice(0, query.limit);
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
+  }
+
+  /**
+   * The four shapes of the list query (with or without a status filter, with or without a
+   * cursor), each prepared once: building and preparing SQL per request cost more than running it.
+   */
+  private listStatement(byStatus: boolean, afterCursor: boolean) {
+    const key = Number(byStatus) * 2 + Number(afterCursor);
+    return (this.listStatements[key] ??= this.prepareList(byStatus, afterCursor));
+  }
+
+  private prepareList(byStatus: boolean, afterCursor: boolean) {
+    return this.db
+      .select()
+      .from(videos)
+      .where(
+        and(
+          byStatus ? eq(videos.status, sql.placeholder("status")) : undefined,
+          afterCursor
+            ? or(
+                lt(videos.createdAt, sql.placeholder("cursorAt")),
+                and(eq(videos.createdAt, sql.placeholder("cursorAt")), lt(videos.id, sql.placeholder("cursorId"))),
+              )
+            : undefined,
+        ),
+      )
+      .orderBy(desc(videos.createdAt), desc(videos.id))
+      .limit(sql.placeholder("limit"))
+      .prepare();
   }
 
   /**
