@@ -33,7 +33,8 @@ export interface TranscodeRun {
 
 export async function runTranscode(run: TranscodeRun): Promise<void> {
   if (run.signal?.aborted) throw new TranscodeError("the transcode was cancelled", "", "cancelled");
-  const { proc, timedOut, release } = spawnLimited([run.ffmpegPath, ...run.args], run);
+  // Transcoding is background work: it must not slow the streams served from the same machine.
+  const { proc, timedOut, release } = spawnLimited([run.ffmpegPath, ...run.args], { ...run, nice: 10 });
 
   const readProgress = async () => {
     const parser = new ProgressParser();

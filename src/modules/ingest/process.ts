@@ -29,6 +29,16 @@ export interface LimitOptions {
   cwd: string;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Lower the CPU priority (nice 1-19) so background work yields to serving requests. */
+  nice?: number;
+}
+
+let nicePath: string | null | undefined;
+
+function niceWrapper(level: number | undefined): string[] {
+  if (!level) return [];
+  nicePath ??= Bun.which("nice");
+  return nicePath ? [nicePath, "-n", String(level)] : [];
 }
 
 export interface LimitedProcess {
@@ -39,8 +49,8 @@ export interface LimitedProcess {
   release(): void;
 }
 
-export function spawnLimited(command: string[], { cwd, timeoutMs, signal }: LimitOptions): LimitedProcess {
-  const proc = Bun.spawn([...deathSignalWrapper(), ...command], {
+export function spawnLimited(command: string[], { cwd, timeoutMs, signal, nice }: LimitOptions): LimitedProcess {
+  const proc = Bun.spawn([...deathSignalWrapper(), ...niceWrapper(nice), ...command], {
     cwd,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" },
     stdin: "ignore",
