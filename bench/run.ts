@@ -11,7 +11,7 @@
  *          --generator=wrk|autocannon  --readme / --no-readme  --out=DIR  --help
  * Env: BENCH_NO_TASKSET=1 (do not pin), BENCH_PYTHON=/path/to/python3, SPOOL_WORKERS (default 1).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { checkTarget, type CheckReport } from "./lib/checks.ts";
 import { runLoad, wrkVersion, type Generator, type LoadResult, type LoadSpec } from "./lib/load.ts";
@@ -45,6 +45,8 @@ interface Args {
   generator?: Generator;
   readme: boolean | null;
   out: string;
+  /** Re-render md/svg (and README sections with --readme) from an existing results JSON. */
+  rerender?: string;
 }
 
 function usage(): never {
@@ -56,6 +58,7 @@ function usage(): never {
       "  --generator=wrk|autocannon                   load generator for file workloads (default: wrk if installed)",
       "  --readme | --no-readme                       update the results section of bench/README.md (default: full runs only)",
       "  --out=DIR                                    results directory (default bench/results)",
+      "  --rerender[=FILE]                            only re-render md/svg from a results JSON (default bench/results/latest.json)",
     ].join("\n"),
   );
   process.exit(0);
@@ -99,6 +102,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--out":
         a.out = resolve(v);
+        break;
+      case "--rerender":
+        a.rerender = v ? resolve(v) : resolve(RESULTS_DIR, "latest.json");
         break;
       case "--help":
       case "-h":
@@ -224,7 +230,14 @@ async function main(): Promise<number> {
       // Every other target serves Spool's stored copies (same bytes, same inode, same page cache).
       const copies = t.files;
       const moved = ctx.media.filter((m) => copies[m.key]).length;
-      ctx.media = ctx.media.map((m) => ({ ...m, path: copies[m.key] ?? m.path }));
+      ctx.media = ctx.media.map((m) => {
+        const copy = copies[m.key];
+        if (!copy) return m;
+        // The copy is what gets measured: a sparse source's copy is usually not sparse.
+        const st = statSync(copy);
+        const sparse = st.blocks * 512 < st.size / 2;
+        return { ...m, path: copy, sparse, label: m.sparse && !sparse ? m.label.replace(" (sparse)", "") : m.label };
+      });
       prepareWebroot(ctx.tmp, ctx.media);
       if (moved) log(`  other targets will serve Spool's stored copies of ${moved}/${media.length} files`);
     }
@@ -274,8 +287,8 @@ async function main(): Promise<number> {
     const estimate = cfg.workloads.length * running.length * rounds * (durationS + 0.3) + running.length * (cfg.slowSeconds + 3);
     log(`measuring: ${cfg.workloads.length} workloads x ${running.length} targets x ${rounds} rounds x ${durationS}s (~${Math.round(estimate / 60)} min)`);
 
-    // Noise retries are bounded: at most a tenth of the measurements are repeated.
-    let retryBudget = args.mode === "smoke" ? 0 : Math.ceil((cfg.workloads.length * running.length * rounds) / 10);
+    // Noise retries are bounded: at most one in fifteen measurements is repeated.
+    let retryBudget = args.mode === "smoke" ? 0 : Math.ceil((cfg.workloads.length * running.length * rounds) / 15);
     for (const w of cfg.workloads) {
       const file = media.find((m) => m.key === w.file) ?? main;
       const gen: Generator = w.generator ?? generator;
@@ -369,7 +382,7 @@ async function main(): Promise<number> {
         short: w.short,
         group: w.group,
         file: file.key,
-        fileLabel: file.label,
+        fileLabel: ctx.media.find((m) => m.key === file.key)?.label ?? file.label,
         connections: w.connections,
         rangeLen: w.rangeLen,
         metric: w.metric,
@@ -441,7 +454,7 @@ async function main(): Promise<number> {
       slowRateBps: 250_000,
       nginxTuning: NGINX_DEFAULT_TUNING,
     },
-    media: media.map((m) => ({ key: m.key, label: m.label, size: m.size, sparse: m.sparse })),
+    media: ctx.media.map((m) => ({ key: m.key, label: m.label, size: m.size, sparse: m.sparse })),
     targets: summaries,
     workloads,
     slow,
@@ -494,9 +507,17 @@ function summarizeSlow(samples: { t: number; rss: number }[], baseline: number, 
   };
 }
 
+async function rerender(file: string): Promise<number> {
+  const suite = JSON.parse(readFileSync(file, "utf8")) as SuiteResult;
+  const base = file.endsWith("smoke.json") ? "smoke" : "latest";
+  const files = await writeReports(suite, args.out, base, args.readme ?? false);
+  log(`re-rendered ${files.join(", ")} from ${file}`);
+  return 0;
+}
+
 let code = 1;
 try {
-  code = await main();
+  code = args.rerender ? await rerender(args.rerender) : await main();
 } catch (e) {
   console.error(`[bench] fatal: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
   code = 1;

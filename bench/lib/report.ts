@@ -381,8 +381,9 @@ export function renderSvg(s: SuiteResult): string {
   if (slowIds.length) {
     text(20, y, `Peak RSS with ${s.config.slowReaders.toLocaleString("en-US")} slow readers at ${(s.config.slowRateBps * 8) / 1e6} Mbit/s (MiB; lower is better)`, 'font-size="15" font-weight="600"');
     y += 12;
-    const maxM = Math.max(160, ...slowIds.map((id) => MiBf((s.slow[id] as SlowCell).peakRss))) * 1.05;
-    const xm = (m: number) => labelW + (m / maxM) * plotW;
+    // Axis capped at 400 MiB so the interesting range stays readable; longer bars end in ▶.
+    const maxM = Math.min(400, Math.max(160, ...slowIds.map((id) => MiBf((s.slow[id] as SlowCell).peakRss))) * 1.05);
+    const xm = (m: number) => labelW + (Math.min(m, maxM) / maxM) * plotW;
     const top = y;
     const bottom = top + slowIds.length * (barH + barGap + 2) + 6;
     const step = maxM > 1200 ? 500 : maxM > 600 ? 200 : maxM > 300 ? 100 : 50;
@@ -400,7 +401,7 @@ export function renderSvg(s: SuiteResult): string {
       const m = MiBf(c.peakRss);
       text(labelW - 10, y + barH - 2.5, TARGET_LABELS[id], 'font-size="12.5" text-anchor="end" font-weight="600"');
       parts.push(`<rect x="${labelW}" y="${y}" width="${Math.max(1, xm(m) - labelW).toFixed(1)}" height="${barH}" rx="2" fill="${COLORS[id]}"/>`);
-      text(xm(m) + 5, y + barH - 2.5, `${m.toFixed(1)} MiB${c.flat ? "" : " (growing)"}`, `font-size="11" fill="${id === "spool" ? COLORS.spool : "#333"}"${id === "spool" ? ' font-weight="700"' : ""}`);
+      text(xm(m) + 5, y + barH - 2.5, `${m > maxM ? "▶ " : ""}${m.toFixed(1)} MiB${c.flat ? "" : " (growing)"}`, `font-size="11" fill="${id === "spool" ? COLORS.spool : "#333"}"${id === "spool" ? ' font-weight="700"' : ""}`);
       y += barH + barGap + 2;
     }
     y = bottom + 30;
@@ -440,8 +441,9 @@ const END = "<!-- bench:results:end -->";
 function updateMarked(file: string, body: string): boolean {
   if (!existsSync(file)) return false;
   const text = readFileSync(file, "utf8");
-  const a = text.indexOf(START);
-  const b = text.indexOf(END);
+  // Markers count only alone on their line (prose may mention them in backticks).
+  const a = text.search(new RegExp(`^${START}$`, "m"));
+  const b = text.search(new RegExp(`^${END}$`, "m"));
   if (a < 0 || b < a) return false;
   writeFileSync(file, `${text.slice(0, a + START.length)}\n${body.trim()}\n${text.slice(b)}`);
   return true;

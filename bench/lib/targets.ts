@@ -432,7 +432,9 @@ async function startExpress(ctx: StartContext): Promise<StartOutcome> {
 // ---------------------------------------------------------------------------------------------
 
 export function findFastapiPython(): { python: string; version: string } | null {
-  const candidates = [process.env.BENCH_PYTHON, "/usr/bin/python3", which("python3") ?? undefined].filter((x): x is string => !!x);
+  // BENCH_PYTHON, when set, is the only interpreter tried (BENCH_PYTHON=none skips FastAPI).
+  const env = process.env.BENCH_PYTHON;
+  const candidates = env ? [env] : ["/usr/bin/python3", which("python3") ?? ""].filter((x) => !!x);
   for (const py of [...new Set(candidates)]) {
     if (!existsSync(py)) continue;
     const r = Bun.spawnSync(
