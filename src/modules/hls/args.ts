@@ -36,6 +36,9 @@ export const INIT_NAME = "init.mp4";
 export const THUMB_PATTERN = "thumb_%05d.jpg";
 
 /** A rational-ish rendering of a frame rate for ffmpeg filters (`30000/1001` for 29.97). */
+/** Every run: no banner, no stdin, no stats, errors only, overwrite our own temporary outputs. */
+const QUIET_BATCH = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"] as const;
+
 export function fpsExpression(fps: number): string {
   for (const base of [24, 30, 60, 120]) {
     const ntsc = (base * 1000) / 1001;
@@ -63,12 +66,7 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
   }
 
   const args = [
-    "-hide_banner",
-    "-nostdin",
-    "-nostats",
-    "-loglevel",
-    "error",
-    "-y",
+    ...QUIET_BATCH,
     // Only local files: a crafted source cannot make ffmpeg open URLs or other protocols.
     "-protocol_whitelist",
     "file",
@@ -141,12 +139,7 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
 /** Tiles the storyboard's frames (written by the transcode) into sprite sheets storyboard_<n>.jpg. */
 export function buildSpriteArgs(plan: StoryboardPlan): string[] {
   return [
-    "-hide_banner",
-    "-nostdin",
-    "-nostats",
-    "-loglevel",
-    "error",
-    "-y",
+    ...QUIET_BATCH,
     "-protocol_whitelist",
     "file",
     "-format_whitelist",
