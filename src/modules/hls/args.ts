@@ -35,10 +35,10 @@ export const INIT_NAME = "init.mp4";
 /** The storyboard's single frames, tiled into sheets by a second, quick pass (buildSpriteArgs). */
 export const THUMB_PATTERN = "thumb_%05d.jpg";
 
-/** A rational-ish rendering of a frame rate for ffmpeg filters (`30000/1001` for 29.97). */
 /** Every run: no banner, no stdin, no stats, errors only, overwrite our own temporary outputs. */
 const QUIET_BATCH = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"] as const;
 
+/** A rational-ish rendering of a frame rate for ffmpeg filters (`30000/1001` for 29.97). */
 export function fpsExpression(fps: number): string {
   for (const base of [24, 30, 60, 120]) {
     const ntsc = (base * 1000) / 1001;
