@@ -243,6 +243,32 @@ describe("progress", () => {
     expect(missing.status).toBe(404);
   });
 
+  test("SSE: many watchers at once raise no EventEmitter leak warning, and leave no listener behind", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
+    const events = spool.ctx.library.events;
+    const before = events.listenerCount("changed");
+    const aborts: AbortController[] = [];
+    try {
+      for (let i = 0; i < 20; i++) {
+        const abort = new AbortController();
+        aborts.push(abort);
+        const r = await fetch(`${spool.url}/api/videos/${video.id}/events`, { signal: abort.signal });
+        await r.body!.getReader().read(); // the stream has started: its listeners are on
+      }
+      expect(events.listenerCount("changed")).toBe(before + 20);
+      await Bun.sleep(50);
+      expect(warnings.filter((w) => w.startsWith("MaxListenersExceededWarning"))).toEqual([]);
+    } finally {
+      for (const abort of aborts) abort.abort();
+      process.off("warning", onWarning);
+    }
+    const deadline = Date.now() + 5000;
+    while (events.listenerCount("changed") > before && Date.now() < deadline) await Bun.sleep(50);
+    expect(events.listenerCount("changed")).toBe(before);
+  });
+
   test("an audio-only file is skipped with a reason, not failed", async () => {
     const audio = await makeAudio({ seconds: 2, format: "m4a" });
     const uploaded = await upload(spool.url, audio, "tone.m4a");

@@ -14,6 +14,7 @@ import { videos } from "../../src/db/schema.ts";
 import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
 import { expectError, filesUnder, listAll, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeAudio, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
+import type { Limiter } from "../../src/modules/ingest/limiter.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -354,6 +355,7 @@ describe("library API", () => {
 
   test.each([
     [{ title: "" }, "body title: Expected string length greater or equal to 1"],
+    [{ title: " \t " }, "body title: must not be blank"],
     [{}, "body title: Expected string"],
     [{ title: 42 }, "body title: Expected string"],
   ])("patch %j: 400 %j", async (body, message) => {
@@ -397,6 +399,27 @@ describe("library API", () => {
     expect(await spool.ctx.library.get(first.id)).toBeUndefined();
     expect(filesUnder(videoDir(first.id))).toEqual([]);
   });
+
+  test("delete of a video still queued for processing answers at once, not after the jobs ahead of it", async () => {
+    // Two long jobs (multi-gigabyte remuxes, say) hold both processing slots until `release`.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const limiter = (spool.ctx.ingest as unknown as { limiter: Limiter }).limiter;
+    const holders = Array.from({ length: limiter.concurrency }, () => limiter.run(() => gate));
+    try {
+      const source = await makeVideo({ seconds: 1, faststart: false });
+      const queued = await created(await uploadMultipart(spool.url, source));
+      const started = Date.now();
+      const response = await fetch(`${spool.url}/api/videos/${queued.id}`, { method: "DELETE", signal: AbortSignal.timeout(5000) });
+      expect(response.status).toBe(204);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(await spool.ctx.library.get(queued.id)).toBeUndefined();
+      expect(filesUnder(videoDir(queued.id))).toEqual([]);
+    } finally {
+      release();
+      await Promise.all(holders);
+    }
+  }, 15_000);
 });
 
 describe("bun run ingest", () => {

@@ -1,6 +1,6 @@
 /** /static/...: the same engine as the stream route, confined to STATIC_DIR. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir, symlink, writeFile } from "node:fs/promises";
+import { mkdir, rename, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { comparableHeaders, get } from "../helpers/http.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
@@ -95,4 +95,25 @@ describe("confinement: every escape is a 404 and never the secret", () => {
     expect(r.body.toString()).not.toContain("SECRET=1");
     expect(JSON.parse(r.body.toString()).error.code).toBe("not_found");
   });
+});
+
+test("a STATIC_DIR symlink re-pointed to a new release is followed after the cache window", async () => {
+  const base = join(dirname(spool.staticDir), "releases");
+  for (const v of ["v1", "v2"]) {
+    await mkdir(join(base, v), { recursive: true });
+    await writeFile(join(base, v, "app.txt"), `release ${v}`);
+  }
+  const current = join(base, "current");
+  await symlink(join(base, "v1"), current);
+  const other = await startTestSpool({ seedDemo: false, staticDir: current, cacheTtlMs: 100 });
+  try {
+    expect(await (await fetch(`${other.url}/static/app.txt`)).text()).toBe("release v1");
+    // The usual atomic deploy: a new link renamed over the old one.
+    await symlink(join(base, "v2"), `${current}.new`);
+    await rename(`${current}.new`, current);
+    await Bun.sleep(250);
+    expect(await (await fetch(`${other.url}/static/app.txt`)).text()).toBe("release v2");
+  } finally {
+    await other.stop();
+  }
 });

@@ -24,7 +24,7 @@ import type { Thumbnails } from "../thumbnails/service.ts";
 import { hashFile, unsupportedMedia, type IngestMeta, type MediaFields, type VideoLibrary } from "../videos/service.ts";
 import { ToolError, ingestUnavailable, type MediaTools } from "./ffmpeg.ts";
 import { isoMuxerFor } from "./formats.ts";
-import { Limiter } from "./limiter.ts";
+import { Limiter, WaitAborted } from "./limiter.ts";
 import { BoxError, isFaststart, scanFile } from "./mp4-atoms.ts";
 import { NotMediaError, type MediaInfo } from "./probe.ts";
 
@@ -209,9 +209,13 @@ export class IngestPipeline {
 
   private start(id: string, info: MediaInfo, sha256?: string): void {
     const controller = new AbortController();
+    // Cancelled while still queued (deleted, or shutting down): it leaves the queue at once, its
+    // staged bytes untouched, instead of waiting for the running jobs to finish.
     const done = this.limiter
-      .run(() => (controller.signal.aborted ? Promise.resolve() : this.process(id, info, sha256, controller.signal)))
-      .catch((error) => console.error(`[ingest] ${id}: unexpected failure`, error))
+      .run(() => this.process(id, info, sha256, controller.signal), controller.signal)
+      .catch((error) => {
+        if (!(error instanceof WaitAborted)) console.error(`[ingest] ${id}: unexpected failure`, error);
+      })
       .finally(() => this.jobs.delete(id));
     this.jobs.set(id, { controller, done });
   }

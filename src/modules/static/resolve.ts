@@ -25,7 +25,8 @@ export function safeSegments(rawPath: string): string[] | undefined {
 }
 
 export class StaticRoot {
-  private realRoot: Promise<string | undefined> | undefined;
+  /** The root's real path, re-resolved every `ttlMs` too: it may appear late, or be a symlink re-pointed at a new release. */
+  private realRoot: { path: Promise<string | undefined>; expires: number } | undefined;
   /** Resolutions are reused for `ttlMs`, like file stats: realpath costs a syscall per segment. */
   private readonly resolved = new Map<string, { path: string | undefined; expires: number }>();
 
@@ -36,8 +37,11 @@ export class StaticRoot {
   ) {}
 
   private async rootPath(): Promise<string | undefined> {
-    this.realRoot ??= realpath(this.root).catch(() => undefined);
-    return this.realRoot;
+    const now = Date.now();
+    if (!this.realRoot || this.realRoot.expires <= now) {
+      this.realRoot = { path: realpath(this.root).catch(() => undefined), expires: now + this.ttlMs };
+    }
+    return this.realRoot.path;
   }
 
   /** The absolute path of a file to serve, or undefined (→ 404). */

@@ -87,7 +87,12 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUp
       response: { 200: VideoSchema, 400: BadRequest, 404: NotFound },
       detail: { operationId: "getVideo", tags: ["videos"], summary: "Get a video", description: "Its status, metadata and URLs. Poll this after an upload until `status` is `ready` or `failed`." },
     })
-    .patch("/:id", async ({ params, body }) => toVideoJson(await library.rename(assertVideoId(params.id), body.title.trim())), {
+    .patch("/:id", async ({ params, body }) => {
+      const title = body.title.trim();
+      // minLength counts the spaces the trim removes: "   " would otherwise become an empty title.
+      if (!title) throw badRequest("body title: must not be blank");
+      return toVideoJson(await library.rename(assertVideoId(params.id), title));
+    }, {
       params: VideoIdParams,
       body: TitleBody,
       response: { 200: VideoSchema, 400: BadRequest, 404: NotFound },

@@ -72,7 +72,10 @@ export class VideoLibrary {
   constructor(
     readonly db: Db,
     readonly storage: Storage,
-  ) {}
+  ) {
+    // Every open event stream (GET /api/videos/:id/events) listens here: many is normal, not a leak.
+    this.events.setMaxListeners(0);
+  }
 
   private byId?: ReturnType<VideoLibrary["prepareById"]>;
   private readonly listStatements: ReturnType<VideoLibrary["prepareList"]>[] = [];
