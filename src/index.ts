@@ -21,7 +21,10 @@ function spawnWorker(id: number): void {
     onExit(_proc, code, signal) {
       if (stopping) return;
       console.error(`[spool] worker ${id} exited (${signal ?? code}); restarting it`);
-      setTimeout(() => spawnWorker(id), 1000);
+      // The shutdown may have begun during the pause: never start a worker it already passed.
+      setTimeout(() => {
+        if (!stopping) spawnWorker(id);
+      }, 1000);
     },
   });
   children[id - 1] = child;

@@ -287,9 +287,13 @@ describe("errors", () => {
     expect((await fetchStream({ range: "bytes=0-1" })).status).toBe(206);
   });
 
-  test("unknown routes and methods: JSON 404", async () => {
+  test("unknown routes: JSON 404; other methods on a stream: JSON 405 with Allow", async () => {
     await expectJsonError(await fetch(`${spool.url}/nope`), 404, "not_found");
-    await expectJsonError(await fetch(url, { method: "DELETE" }), 404, "not_found");
+    for (const method of ["DELETE", "POST", "PUT"]) {
+      const r = await fetch(url, { method });
+      expect(r.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
+      await expectJsonError(r, 405, "method_not_allowed");
+    }
   });
 });
 

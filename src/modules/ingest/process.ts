@@ -45,7 +45,7 @@ export interface LimitedProcess {
   proc: Subprocess<"ignore", "pipe", "pipe">;
   /** Whether the time limit killed it. */
   timedOut(): boolean;
-  /** Stops the timer and the abort listener; call once the process has exited. */
+  /** Stops the timer and the abort listener, and kills the process if it is still running. */
   release(): void;
 }
 
@@ -76,6 +76,8 @@ export function spawnLimited(command: string[], { cwd, timeoutMs, signal, nice }
     release() {
       clearTimeout(timer);
       signal?.removeEventListener("abort", kill);
+      // If reading its output failed, the caller is leaving early: never leave the tool running.
+      if (proc.exitCode === null && proc.signalCode === null) kill();
     },
   };
 }

@@ -79,7 +79,11 @@ export function nativeStreamRoute(catalog: StreamCatalog, allowedOrigins: readon
     }
     return new Response(null, { status: 204, headers: preflightHeaders(headers) });
   };
-  return { "/api/stream/:id": { GET: handle, HEAD: handle, OPTIONS: preflight } };
+  const notAllowed = (request: Request): Response =>
+    finish(request, errorResponse(405, "method_not_allowed", `${request.method} is not allowed on a stream`, { allow: "GET, HEAD, OPTIONS" }));
+  return {
+    "/api/stream/:id": { GET: handle, HEAD: handle, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed },
+  };
 }
 
 export function streamRoutes(catalog: StreamCatalog) {
