@@ -16,6 +16,7 @@ import { copyFile, link, mkdir, readFile, readdir, rm, stat } from "node:fs/prom
 import { join } from "node:path";
 import { FileStore } from "@tus/file-store";
 import { Server, type Upload } from "@tus/server";
+import { FileLocker } from "./file-locker.ts";
 import { HttpError, errorBody } from "../../http/errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { isVideoId, newVideoId } from "../videos/ids.ts";
@@ -77,6 +78,8 @@ export class ResumableUploads {
     this.server = new Server({
       path: UPLOADS_PATH,
       datastore: new FileStore({ directory: this.directory, expirationPeriodInMilliseconds: this.expiryMs }),
+      // Exclusive across every process sharing DATA_DIR, not just this one (WORKERS > 1).
+      locker: new FileLocker(join(options.dataDir, "locks", "uploads")),
       maxSize: options.maxUploadBytes,
       relativeLocation: true,
       exposedHeaders: [VIDEO_ID_HEADER, "Upload-Expires"],
