@@ -10,7 +10,7 @@
  * `locked_by`. The video's user-facing HLS state (`videos.hls_*`) changes in the same
  * transactions, so the two never disagree.
  */
-import { hostname } from "node:os";
+import { localPid, newOwnerId, processAlive } from "../ingest/process.ts";
 import { and, asc, eq, inArray, lt, lte, or } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { transcodeJobs, videos, type TranscodeJobRow } from "../../db/schema.ts";
@@ -33,7 +33,7 @@ const liveHere = new Set<string>();
 
 /** `<hostname>:<pid>:<random>`: unique per worker instance, and says where it ran. */
 export function newWorkerId(): string {
-  const id = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  const id = newOwnerId();
   liveHere.add(id);
   return id;
 }
@@ -41,24 +41,6 @@ export function newWorkerId(): string {
 /** A stopped worker's id: its jobs, if any are left running, belong to no one. */
 export function retireWorkerId(id: string): void {
   liveHere.delete(id);
-}
-
-/** The pid of a worker id, when it ran on this host. */
-export function localPid(workerId: string, host = hostname()): number | null {
-  const parts = workerId.split(":");
-  if (parts.length < 3) return null;
-  const pid = Number(parts[parts.length - 2]);
-  const workerHost = parts.slice(0, -2).join(":");
-  return workerHost === host && Number.isSafeInteger(pid) && pid > 0 ? pid : null;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 const oneLine = (message: string, max = 1000) => message.replace(/\s+/g, " ").trim().slice(0, max);

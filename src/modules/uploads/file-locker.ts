@@ -10,18 +10,10 @@
 import { hostname } from "node:os";
 import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { processAlive } from "../ingest/process.ts";
 import { ERRORS, MemoryLocker, type Lock, type Locker, type RequestRelease } from "@tus/server";
 
 const HOST = hostname();
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 export interface FileLockerOptions {
   /** How long a request waits for a lock before tus answers with an error. */
