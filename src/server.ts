@@ -45,7 +45,11 @@ export interface StartOptions {
   primary?: boolean;
 }
 
+/** How often the primary looks for processing jobs whose process died. */
+export const ORPHAN_SWEEP_MS = 2000;
+
 export async function startSpool(config: Config, { primary = true }: StartOptions = {}): Promise<RunningSpool> {
+  let orphanSweep: ReturnType<typeof setInterval> | undefined;
   const handle = openDatabase(config.databaseUrl);
   const ctx = createContext(config, handle.db);
   await ctx.library.storage.init(primary);
@@ -63,6 +67,10 @@ export async function startSpool(config: Config, { primary = true }: StartOption
     if (resumed) console.warn(`[spool] resuming processing of ${resumed} video(s) interrupted by the last shutdown`);
     ctx.uploads.startSweeper();
     if (config.seedDemo) await seedDemo(ctx);
+    // A WORKERS process that crashes mid-processing leaves its videos `processing`: take them over.
+    orphanSweep = setInterval(() => {
+      ctx.ingest.resumeInterrupted({ orphansOnly: true }).catch((error) => console.error("[ingest] orphan sweep failed:", error));
+    }, ORPHAN_SWEEP_MS);
     // The HLS transcode worker runs in the primary only (or alone: `bun run worker`).
     if (transcodeConfig(config).inServer) ctx.hls.startWorker(ctx.media);
   }
@@ -76,6 +84,7 @@ export async function startSpool(config: Config, { primary = true }: StartOption
     port: server.port!,
     ctx,
     async stop() {
+      clearInterval(orphanSweep);
       ctx.uploads.stopSweeper();
       await app.stop(true);
       // A running transcode is killed and handed back to the queue for the next start.

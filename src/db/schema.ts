@@ -42,6 +42,8 @@ export const videos = sqliteTable(
     hlsProgress: integer("hls_progress").notNull().default(0),
     /** Why the last attempt failed (kept while a retry is queued). */
     hlsError: text("hls_error"),
+    /** Which process runs the video's ingest job (`host:pid:random`), so a dead one's can be resumed. */
+    processingOwner: text("processing_owner"),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },

@@ -27,6 +27,7 @@ import { isoMuxerFor } from "./formats.ts";
 import { Limiter, WaitAborted } from "./limiter.ts";
 import { BoxError, isFaststart, scanFile } from "./mp4-atoms.ts";
 import { NotMediaError, type MediaInfo } from "./probe.ts";
+import { newOwnerId, ownerIsDead } from "./process.ts";
 
 export interface AcceptOptions {
   /** SHA-256 of the staged bytes when the receiver computed it while streaming. */
@@ -64,6 +65,8 @@ export class IngestPipeline {
   private readonly jobs = new Map<string, Job>();
   private readonly limiter: Limiter;
   private closed = false;
+  /** Recorded on every video this process processes, so others can tell when it died. */
+  readonly ownerId = newOwnerId();
 
   constructor(
     readonly library: VideoLibrary,
@@ -112,7 +115,7 @@ export class IngestPipeline {
     try {
       await mkdir(this.library.storage.videoDir(id), { recursive: true });
       await rename(stagedFrom, staged);
-      processing = await this.library.markProcessing(id, mediaFields(info));
+      processing = await this.library.markProcessing(id, mediaFields(info), this.ownerId);
     } catch (error) {
       await this.library.abandon(id, stagedFrom);
       throw error;
@@ -179,11 +182,18 @@ export class IngestPipeline {
     await Promise.all([...this.jobs.values()].map((j) => j.done));
   }
 
-  /** Start-up: re-queue videos left `processing` by a shutdown or crash. */
-  async resumeInterrupted(): Promise<number> {
-    const ids = await this.library.idsWithStatus("processing");
-    for (const id of ids) {
+  /**
+   * Re-queues videos left `processing`. At start-up (the primary, before serving) that is every
+   * such video: their jobs died with the last run. Later, periodically (`orphansOnly`), only those
+   * whose owner was another process on this host that has since died (a crashed WORKERS process).
+   */
+  async resumeInterrupted({ orphansOnly = false }: { orphansOnly?: boolean } = {}): Promise<number> {
+    let resumed = 0;
+    for (const { id, owner } of await this.library.processingOwners()) {
       if (this.jobs.has(id)) continue;
+      if (orphansOnly && (owner === null || !ownerIsDead(owner))) continue;
+      if (!(await this.library.claimProcessing(id, this.ownerId))) continue;
+      resumed++;
       const row = await this.library.get(id);
       if (!row) continue;
       const staged = this.library.storage.stagedPath(id);
@@ -204,7 +214,7 @@ export class IngestPipeline {
         await this.library.markFailed(id, `Processing failed: ${describe(error)}`);
       }
     }
-    return ids.length;
+    return resumed;
   }
 
   private start(id: string, info: MediaInfo, sha256?: string): void {

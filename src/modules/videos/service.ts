@@ -158,10 +158,10 @@ export class VideoLibrary {
   }
 
   /** Records what ffprobe found and moves the video to `processing`. */
-  async markProcessing(id: string, media: MediaFields): Promise<VideoRow | undefined> {
+  async markProcessing(id: string, media: MediaFields, owner: string | null = null): Promise<VideoRow | undefined> {
     await this.db
       .update(videos)
-      .set({ ...media, status: "processing", error: null, updatedAt: new Date() })
+      .set({ ...media, status: "processing", processingOwner: owner, error: null, updatedAt: new Date() })
       .where(eq(videos.id, id))
       .run();
     this.events.emit("changed", id);
@@ -213,6 +213,27 @@ export class VideoLibrary {
   }
 
   /** Ids of videos in a state, oldest first. */
+  /** Videos being processed, with the process that runs (or ran) each job. */
+  async processingOwners(): Promise<{ id: string; owner: string | null }[]> {
+    return this.db
+      .select({ id: videos.id, owner: videos.processingOwner })
+      .from(videos)
+      .where(eq(videos.status, "processing"))
+      .orderBy(videos.createdAt)
+      .all();
+  }
+
+  /** Takes over a video's processing job; false when it is no longer processing. */
+  async claimProcessing(id: string, owner: string): Promise<boolean> {
+    const rows = await this.db
+      .update(videos)
+      .set({ processingOwner: owner })
+      .where(and(eq(videos.id, id), eq(videos.status, "processing")))
+      .returning({ id: videos.id })
+      .all();
+    return rows.length > 0;
+  }
+
   async idsWithStatus(status: VideoStatus): Promise<string[]> {
     const rows = await this.db.select({ id: videos.id }).from(videos).where(eq(videos.status, status)).orderBy(videos.createdAt).all();
     return rows.map((r) => r.id);
