@@ -4,21 +4,11 @@
  * Usage: node autocannon-runner.js '<LoadSpec JSON>'
  */
 import autocannon from "autocannon";
+import type { LoadSpec } from "./load.ts";
 import { ParkMiller } from "./prng.ts";
 
-interface Spec {
-  kind: "ranges" | "fixed";
-  baseUrl: string;
-  path: string;
-  fileSize?: number;
-  rangeLen?: number;
-  seed?: number;
-  headers?: Record<string, string>;
-  connections: number;
-  durationS: number;
-}
 
-const spec = JSON.parse(process.argv[2] ?? "{}") as Spec;
+const spec = JSON.parse(process.argv[2] ?? "{}") as LoadSpec;
 const rng = new ParkMiller(spec.seed ?? 1);
 const fileSize = spec.fileSize ?? 0;
 const len = spec.rangeLen ?? 0;

@@ -1,28 +1,10 @@
 /** Client-side helpers for the library API in tests: upload, poll until settled, inspect disk. */
 import { existsSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
+import type { VideoJson } from "../../src/modules/videos/schemas.ts";
 
-export interface VideoJson {
-  id: string;
-  title: string;
-  originalFilename: string;
-  size: number;
-  contentType: string;
-  sha256: string | null;
-  status: "uploading" | "processing" | "ready" | "failed";
-  error: string | null;
-  duration: number | null;
-  width: number | null;
-  height: number | null;
-  videoCodec: string | null;
-  audioCodec: string | null;
-  bitrate: number | null;
-  container: string | null;
-  createdAt: string;
-  updatedAt: string;
-  streamUrl: string;
-  thumbnailUrl: string | null;
-}
+/** The API's own type for a video's JSON: tests read what the server declares. */
+export type { VideoJson };
 
 export interface ErrorJson {
   error: { code: string; message: string };
