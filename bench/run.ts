@@ -45,6 +45,8 @@ interface Args {
   generator?: Generator;
   readme: boolean | null;
   out: string;
+  /** Only these workload ids ("slow" = the slow readers); for quick A/B iterations. */
+  workloads?: string[];
   /** Re-render md/svg (and README sections with --readme) from an existing results JSON. */
   rerender?: string;
 }
@@ -58,6 +60,7 @@ function usage(): never {
       "  --generator=wrk|autocannon                   load generator for file workloads (default: wrk if installed)",
       "  --readme | --no-readme                       update the results section of bench/README.md (default: full runs only)",
       "  --out=DIR                                    results directory (default bench/results)",
+      "  --workloads=range64k,revalidate,slow         only these workloads (ids as in latest.json; slow = slow readers)",
       "  --rerender[=FILE]                            only re-render md/svg from a results JSON (default bench/results/latest.json)",
     ].join("\n"),
   );
@@ -102,6 +105,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--out":
         a.out = resolve(v);
+        break;
+      case "--workloads":
+        a.workloads = v.split(",").filter(Boolean);
         break;
       case "--rerender":
         a.rerender = v ? resolve(v) : resolve(RESULTS_DIR, "latest.json");
@@ -199,6 +205,12 @@ async function main(): Promise<number> {
   const sweep = await ensureSweep(main, sweepKeys);
   const media: MediaFile[] = [main, ...sweep];
   const cfg = modeConfig(args.mode, sweepKeys);
+  if (args.workloads) {
+    const known = new Set([...cfg.workloads.map((w) => w.id), "slow"]);
+    for (const id of args.workloads) if (!known.has(id)) throw new Error(`unknown workload ${id} (known: ${[...known].join(", ")})`);
+    cfg.workloads = cfg.workloads.filter((w) => args.workloads!.includes(w.id));
+  }
+  const runSlow = !args.workloads || args.workloads.includes("slow");
   const rounds = args.rounds ?? cfg.rounds;
   const durationS = args.durationS ?? cfg.durationS;
 
@@ -284,7 +296,7 @@ async function main(): Promise<number> {
       }
     }
 
-    const estimate = cfg.workloads.length * running.length * rounds * (durationS + 0.3) + running.length * (cfg.slowSeconds + 3);
+    const estimate = cfg.workloads.length * running.length * rounds * (durationS + 0.3) + (runSlow ? running.length * (cfg.slowSeconds + 3) : 0);
     log(`measuring: ${cfg.workloads.length} workloads x ${running.length} targets x ${rounds} rounds x ${durationS}s (~${Math.round(estimate / 60)} min)`);
 
     // Noise retries are bounded: at most one in fifteen measurements is repeated.
@@ -391,8 +403,8 @@ async function main(): Promise<number> {
     }
 
     // 1,000 slow readers at 2 Mbit/s, one target at a time, sampling the server's RSS.
-    log(`slow readers: ${cfg.slowReaders} x 2 Mbit/s for ${cfg.slowSeconds}s per target`);
-    for (const t of running) {
+    if (runSlow) log(`slow readers: ${cfg.slowReaders} x 2 Mbit/s for ${cfg.slowSeconds}s per target`);
+    for (const t of runSlow ? running : []) {
       if (!checkAlive(t, "slow readers")) continue;
       const sampler = new RssSampler(t.pid, 100);
       const hwmReset = resetHwm(sampler.tree);
@@ -467,8 +479,8 @@ async function main(): Promise<number> {
       `Other processes on the machine used over ${NOISE_RETRY * 100}% of the CPUs during some measurements even after a retry (${noisy.slice(0, 8).join(", ")}${noisy.length > 8 ? ", …" : ""}); medians damp this, but rerun on a quiet machine for publishable figures.`,
     );
   }
-  const outBase = args.mode === "smoke" ? "smoke" : "latest";
-  const updateReadme = args.readme ?? args.mode === "full";
+  const outBase = args.mode === "smoke" ? "smoke" : args.workloads ? "partial" : "latest";
+  const updateReadme = args.readme ?? (args.mode === "full" && !args.workloads);
   const files = await writeReports(suite, args.out, outBase, updateReadme && args.mode !== "smoke");
   for (const g of suite.goals) log(`goal ${g.ok === null ? "n/a " : g.ok ? "MET " : "MISS"}: ${g.text}${g.detail ? ` (${g.detail})` : ""}`);
   log(`wrote ${files.join(", ")} in ${suite.elapsedS}s`);
