@@ -29,8 +29,15 @@ export interface FileEntity extends Validators {
   contentType: string;
   /** Content-Type, ETag, Last-Modified, Accept-Ranges, Cache-Control, nosniff, disposition. */
   headers: Readonly<Record<string, string>>;
-  /** The subset a 304 carries (§15.4.5). */
-  notModifiedHeaders: Readonly<Record<string, string>>;
+  /**
+   * The same headers as a `Headers` object, for the hot path: Bun copies a `Headers` into a new
+   * Response natively, about three times faster than it converts a plain object. Never mutate.
+   */
+  responseHeaders: Headers;
+  /** For a Range that Bun's server applies itself: it adds its own Accept-Ranges then. */
+  nativeRangeHeaders: Headers;
+  /** What a 304 carries (§15.4.5): ETag, Cache-Control and the constant extras, no Last-Modified. */
+  notModifiedHeaders: Headers;
 }
 
 export const DEFAULT_CACHE_CONTROL = "public, max-age=3600";
@@ -45,16 +52,16 @@ export function makeEntity(path: string, size: number, mtimeMs: number, options:
   const lastModified = options.lastModified ?? Math.floor(mtimeMs / 1000);
   const contentType = options.contentType ?? contentTypeFor(path);
   const cacheControl = options.cacheControl ?? DEFAULT_CACHE_CONTROL;
-  const validatorHeaders = {
+  // §15.4.5: a 304 repeats ETag and Cache-Control; Last-Modified is only for tag-less answers,
+  // and every entity here has a tag (as Go's http.ServeContent does).
+  const notModified = { etag, "cache-control": cacheControl, ...options.headers };
+  const headers: Record<string, string> = {
+    "content-type": contentType,
+    "accept-ranges": "bytes",
     etag,
     "last-modified": formatHttpDate(lastModified),
     "cache-control": cacheControl,
     ...options.headers,
-  };
-  const headers: Record<string, string> = {
-    "content-type": contentType,
-    "accept-ranges": "bytes",
-    ...validatorHeaders,
     "x-content-type-options": "nosniff",
   };
   // Always name a disposition: Bun otherwise invents one from the storage file name on ranges.
@@ -67,6 +74,14 @@ export function makeEntity(path: string, size: number, mtimeMs: number, options:
     lastModified,
     contentType,
     headers,
-    notModifiedHeaders: validatorHeaders,
+    responseHeaders: new Headers(headers),
+    nativeRangeHeaders: withoutHeader(headers, "accept-ranges"),
+    notModifiedHeaders: new Headers(notModified),
   };
+}
+
+function withoutHeader(headers: Record<string, string>, name: string): Headers {
+  const copy = new Headers(headers);
+  copy.delete(name);
+  return copy;
 }

@@ -103,6 +103,10 @@ export function evaluatePreconditions(
   const ims = ifNoneMatch === null ? headers.get("if-modified-since") : null;
   // The common case, on the hot path: no preconditions at all.
   if (ifMatch === null && ifNoneMatch === null && ius === null && ims === null) return "proceed";
+  // The next most common: a cache revalidating with exactly the tag it was given (no parsing).
+  if (ifMatch === null && ius === null && (ifNoneMatch === validators.etag || ifNoneMatch === `W/${validators.etag}`)) {
+    return method === "GET" || method === "HEAD" ? "not-modified" : "failed";
+  }
 
   const current = parseEntityTag(validators.etag);
   if (!current) throw new Error(`invalid ETag ${validators.etag}`);

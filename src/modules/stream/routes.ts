@@ -27,10 +27,11 @@ function notFound(id: string): Response {
 }
 
 export function streamVideo(request: Request, id: string, catalog: StreamCatalog): Response | Promise<Response> {
-  if (!isVideoId(id)) return errorResponse(400, "bad_request", "The id is not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
   const download = wantsDownload(request.url);
   const entity = catalog.peek(id, download);
+  // Only valid ids are ever cached, so a hit needs no id check.
   if (entity) return serveEntity(request, entity);
+  if (!isVideoId(id)) return errorResponse(400, "bad_request", "The id is not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
   if (entity === null) return notFound(id);
   return catalog.load(id, download).then((loaded) => (loaded ? serveEntity(request, loaded) : notFound(id)));
 }
