@@ -28,7 +28,7 @@ export function errorBody(code: string, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
-const JSON_TYPE = "application/json; charset=utf-8";
+export const JSON_TYPE = "application/json; charset=utf-8";
 
 export function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(errorBody(code, message)), {

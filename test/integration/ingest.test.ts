@@ -5,6 +5,7 @@
  * restarts, and a server without ffmpeg.
  */
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -322,6 +323,54 @@ describe("library API", () => {
     expect(failed.items.every((v) => v.status === "failed")).toBe(true);
     const ready = (await (await fetch(`${spool.url}/api/videos?status=ready&limit=200`)).json()) as { items: VideoJson[] };
     expect(ready.items.map((v) => v.id)).toEqual(expect.arrayContaining(ids));
+  });
+
+  test("list: a strong ETag per page, 304 while nothing changed, 412 for a failed If-Match", async () => {
+    const first = await fetch(`${spool.url}/api/videos?limit=2`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect(first.headers.get("cache-control")).toBe("no-cache");
+    const etag = first.headers.get("etag")!;
+    expect(etag).toMatch(/^"[0-9a-f]+"$/);
+    const body = await first.text();
+    const again = await fetch(`${spool.url}/api/videos?limit=2`);
+    expect(again.headers.get("etag")).toBe(etag);
+    expect(await again.text()).toBe(body);
+    for (const inm of [etag, `W/${etag}`, `"other", ${etag}`, "*"]) {
+      const revalidated = await fetch(`${spool.url}/api/videos?limit=2`, { headers: { "if-none-match": inm } });
+      expect(revalidated.status).toBe(304);
+      expect(revalidated.headers.get("etag")).toBe(etag);
+      expect(await revalidated.text()).toBe("");
+    }
+    expect((await fetch(`${spool.url}/api/videos?limit=2`, { headers: { "if-none-match": '"stale"' } })).status).toBe(200);
+    // Another page is another representation.
+    expect((await fetch(`${spool.url}/api/videos?limit=1`)).headers.get("etag")).not.toBe(etag);
+    await expectError(await fetch(`${spool.url}/api/videos?limit=2`, { headers: { "if-match": '"stale"' } }), 412, "precondition_failed");
+  });
+
+  test("list: a change is visible at once, whether made by this server or by another connection", async () => {
+    const titles = async () => {
+      const r = await fetch(`${spool.url}/api/videos?limit=200`);
+      return { etag: r.headers.get("etag"), titles: ((await r.json()) as { items: VideoJson[] }).items.map((v) => v.title) };
+    };
+    const before = await titles();
+    // This server's own write.
+    const patched = await fetch(`${spool.url}/api/videos/${ids[0]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: "patched here" }) });
+    expect(patched.status).toBe(200);
+    const afterPatch = await titles();
+    expect(afterPatch.titles).toContain("patched here");
+    expect(afterPatch.etag).not.toBe(before.etag);
+    // A write by another connection to the same SQLite file (as a CLI ingest or a worker does).
+    const other = new Database(join(spool.dataDir, "spool.db"));
+    try {
+      other.query("update videos set title = 'renamed elsewhere' where id = ?").run(ids[0]!);
+    } finally {
+      other.close();
+    }
+    const afterOther = await titles();
+    expect(afterOther.titles).toContain("renamed elsewhere");
+    expect(afterOther.titles).not.toContain("patched here");
+    expect(afterOther.etag).not.toBe(afterPatch.etag);
   });
 
   test.each([

@@ -1,7 +1,9 @@
 /** Library routes: upload, list, read, retitle, delete. */
 import { Elysia } from "elysia";
 import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
-import { badRequest } from "../../http/errors.ts";
+import { changeToken } from "../../db/client.ts";
+import { evaluatePreconditions } from "../../http/conditional.ts";
+import { HttpError, JSON_TYPE, badRequest } from "../../http/errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { jsonContent } from "../openapi/doc.ts";
 import { assertVideoId } from "./ids.ts";
@@ -14,9 +16,11 @@ import {
   VideoIdParams,
   VideoListSchema,
   VideoSchema,
+  type VideoListJson,
   errorSchema,
   toVideoJson,
 } from "./schemas.ts";
+import { ListPageCache } from "./list-cache.ts";
 import type { VideoLibrary } from "./service.ts";
 import { receiveUpload } from "./upload.ts";
 
@@ -36,7 +40,11 @@ export const IngestUnavailable = errorSchema(
   "Ingest needs ffmpeg and ffprobe, which this server cannot find (install ffmpeg, or set FFMPEG_PATH and FFPROBE_PATH). Videos already in the library still stream.",
 );
 
+/** Clients may keep a page but must revalidate it (cheap: 304 when nothing changed). */
+const LIST_CACHE_CONTROL = "no-cache";
+
 export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUploadBytes: number) {
+  const pages = new ListPageCache(changeToken(library.db));
   return new Elysia({ name: "spool.videos", prefix: "/api/videos" })
     .post(
       "",
@@ -65,11 +73,21 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUp
     )
     .get(
       "",
-      async ({ query }) => {
+      async ({ query, request }) => {
         const status = query.status as VideoStatus | undefined;
         if (status !== undefined && !VIDEO_STATUSES.includes(status)) throw badRequest(`query status: must be one of ${VIDEO_STATUSES.join(", ")}`);
-        const page = await library.list({ limit: query.limit ?? 50, cursor: query.cursor, status });
-        return { items: page.items.map(toVideoJson), nextCursor: page.nextCursor };
+        const limit = query.limit ?? 50;
+        const page = await pages.get(`${limit} ${status ?? ""} ${query.cursor ?? ""}`, async () => {
+          const found = await library.list({ limit, cursor: query.cursor, status });
+          const json: VideoListJson = { items: found.items.map(toVideoJson), nextCursor: found.nextCursor };
+          return JSON.stringify(json);
+        });
+        const headers = { etag: page.etag, "cache-control": LIST_CACHE_CONTROL };
+        // A page has no modification date (NaN makes the date preconditions inapplicable, §13.1.3).
+        const outcome = evaluatePreconditions(request.method, request.headers, { etag: page.etag, lastModified: Number.NaN });
+        if (outcome === "not-modified") return new Response(null, { status: 304, headers });
+        if (outcome === "failed") throw new HttpError(412, "precondition_failed", "A precondition in the request did not hold");
+        return new Response(page.body, { headers: { ...headers, "content-type": JSON_TYPE } });
       },
       {
         query: ListQuerySchema,
@@ -78,7 +96,8 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUp
           operationId: "listVideos",
           tags: ["videos"],
           summary: "List videos, newest first",
-          description: "Cursor pagination: pass the previous page's `nextCursor` as `cursor`. Filter by `status`.",
+          description:
+            "Cursor pagination: pass the previous page's `nextCursor` as `cursor`. Filter by `status`. Each page has a strong `ETag`; send it back as `If-None-Match` to get 304 without a body while nothing changed (`Cache-Control: no-cache`).",
         },
       },
     )

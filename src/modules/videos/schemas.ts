@@ -104,6 +104,7 @@ export const UploadForm = t.Object(
 );
 
 export type VideoJson = typeof VideoSchema.static;
+export type VideoListJson = typeof VideoListSchema.static;
 
 export function toVideoJson(row: VideoRow): VideoJson {
   return {

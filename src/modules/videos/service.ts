@@ -7,6 +7,7 @@ import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { and, desc, eq, lt, notInArray, or, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
+import { boundInteger, boundLimit, boundText } from "../../db/params.ts";
 import { videos, type VideoRow, type VideoStatus } from "../../db/schema.ts";
 import { HttpError, notFound } from "../../http/errors.ts";
 import { DEFAULT_CONTENT_TYPE } from "../../http/content-type.ts";
@@ -122,17 +123,18 @@ export class VideoLibrary {
       .from(videos)
       .where(
         and(
-          byStatus ? eq(videos.status, sql.placeholder("status")) : undefined,
+          byStatus ? eq(videos.status, boundText("status")) : undefined,
           afterCursor
             ? or(
-                lt(videos.createdAt, sql.placeholder("cursorAt")),
-                and(eq(videos.createdAt, sql.placeholder("cursorAt")), lt(videos.id, sql.placeholder("cursorId"))),
+                lt(videos.createdAt, boundInteger("cursorAt")),
+                and(eq(videos.createdAt, boundInteger("cursorAt")), lt(videos.id, boundText("cursorId"))),
               )
             : undefined,
         ),
       )
       .orderBy(desc(videos.createdAt), desc(videos.id))
-      .limit(sql.placeholder("limit"))
+      // Bare placeholders here would make SQLite recompile the statement on every call.
+      .limit(boundLimit("limit"))
       .prepare();
   }
 
