@@ -11,7 +11,7 @@
  *          --generator=wrk|autocannon  --readme / --no-readme  --out=DIR  --help
  * Env: BENCH_NO_TASKSET=1 (do not pin), BENCH_PYTHON=/path/to/python3, SPOOL_WORKERS (default 1).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { checkTarget, type CheckReport } from "./lib/checks.ts";
 import { runLoad, wrkVersion, type Generator, type LoadResult, type LoadSpec } from "./lib/load.ts";
@@ -26,6 +26,7 @@ import {
   TARGET_LABELS,
   TARGET_ORDER,
   prepareWebroot,
+  spoolDataDir,
   startTarget,
   type Running,
   type TargetId,
@@ -223,7 +224,7 @@ async function main(): Promise<number> {
     tmp,
     webroot,
     nginxTuning: NGINX_DEFAULT_TUNING,
-    apiJsonPath: resolve(tmp, "api-videos.json"),
+    apiDbPath: undefined as string | undefined,
     spoolEnv: { WORKERS: process.env.SPOOL_WORKERS ?? "1" },
   };
   const summaries: TargetSummary[] = [];
@@ -253,12 +254,8 @@ async function main(): Promise<number> {
       prepareWebroot(ctx.tmp, ctx.media);
       if (moved) log(`  other targets will serve Spool's stored copies of ${moved}/${media.length} files`);
     }
-    if (id === "spool") {
-      try {
-        const r = await fetch(`${t.baseUrl}/api/videos`, { signal: AbortSignal.timeout(5000) });
-        if (r.ok) writeFileSync(ctx.apiJsonPath, await r.text());
-      } catch {}
-    }
+    // The bare Bun peer lists the same library, from the same SQLite file.
+    if (id === "spool") ctx.apiDbPath = resolve(spoolDataDir(ctx.tmp), "spool.db");
     const report = await checkTarget(t, main, sweep);
     checks.set(id, report);
     const bad = report.items.filter((i) => !i.ok);

@@ -89,10 +89,15 @@ export interface StartContext {
   /** `<tmp>/www`, holding `media/<key>.mp4` symlinks to the cached files. */
   webroot: string;
   nginxTuning: NginxTuning;
-  /** Written by the harness after Spool starts: Spool's /api/videos body, served by the bare Bun peer. */
-  apiJsonPath?: string;
+  /** Set by the harness after Spool starts: Spool's SQLite file, which the bare Bun peer lists from. */
+  apiDbPath?: string;
   /** Extra environment for Spool (e.g. WORKERS). */
   spoolEnv?: Record<string, string>;
+}
+
+/** Spool's DATA_DIR inside a run's temp dir (its SQLite file is `spool.db` there). */
+export function spoolDataDir(tmp: string): string {
+  return resolve(tmp, "spool-data");
 }
 
 export function prepareWebroot(tmp: string, media: MediaFile[]): string {
@@ -194,7 +199,7 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
   const ingestCli = resolve(REPO_ROOT, "src/cli/ingest.ts");
   if (!existsSync(entry)) return failed("spool", "src/index.ts does not exist (server not built yet)");
   if (!existsSync(ingestCli)) return failed("spool", "src/cli/ingest.ts does not exist");
-  const dataDir = resolve(ctx.tmp, "spool-data");
+  const dataDir = spoolDataDir(ctx.tmp);
   mkdirSync(dataDir, { recursive: true });
   const env: Record<string, string> = {
     NODE_ENV: "production",
@@ -340,7 +345,7 @@ async function startBareBun(ctx: StartContext): Promise<StartOutcome> {
   const files: Record<string, string> = {};
   for (const m of ctx.media) files[m.key] = m.path;
   const env: Record<string, string> = { PORT: String(port), HOST: LOOPBACK, BENCH_FILES: JSON.stringify(files), NODE_ENV: "production" };
-  if (ctx.apiJsonPath && existsSync(ctx.apiJsonPath)) env.BENCH_API_JSON = ctx.apiJsonPath;
+  if (ctx.apiDbPath && existsSync(ctx.apiDbPath)) env.BENCH_API_DB = ctx.apiDbPath;
   const sp = startServer("bun", [BUN, resolve(BENCH_DIR, "peers/bare-bun.ts")], env);
   const baseUrl = `http://${LOOPBACK}:${port}`;
   const err = await waitReady(sp, `${baseUrl}/health`, 15_000);
@@ -356,9 +361,9 @@ async function startBareBun(ctx: StartContext): Promise<StartOutcome> {
       baseUrl,
       pid: sp.tracked.proc.pid,
       paths,
-      caps: { etag: true, lastModified: false, api: env.BENCH_API_JSON !== undefined },
+      caps: { etag: true, lastModified: false, api: env.BENCH_API_DB !== undefined },
       version: `Bun ${Bun.version}`,
-      notes: ["new Response(Bun.file(path)) + a precomputed-ETag 304 check"],
+      notes: ["new Response(Bun.file(path)) + a precomputed-ETag 304 check; GET /api/videos from Spool's SQLite file via bun:sqlite + Response.json"],
       stop: () => stopTracked(sp.tracked),
       logs: sp.logs,
       alive: alive(sp.tracked),
