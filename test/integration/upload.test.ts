@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { filesUnder } from "../helpers/library.ts";
 
 const FIXTURE = resolve(import.meta.dir, "../../fixtures/demo.mp4");
 const bytes = readFileSync(FIXTURE);
@@ -33,7 +34,7 @@ function form(file: Blob | undefined, name: string, title?: string): FormData {
 }
 
 const listIds = async () => ((await (await fetch(`${spool.url}/api/videos`)).json()) as { items: Video[] }).items.map((v) => v.id);
-const tmpFiles = () => readdirSync(join(spool.dataDir, "tmp"));
+const tmpFiles = () => filesUnder(join(spool.dataDir, "tmp"));
 
 describe("POST /api/videos", () => {
   test("201 with the video's JSON; the stream serves the exact bytes", async () => {

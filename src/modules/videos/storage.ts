@@ -9,27 +9,54 @@
  *   videos/<id>/poster.jpg      the poster made at ingest
  *   videos/<id>/thumbs/         thumbnails generated on request
  */
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
+import { localPid, newOwnerId, ownerIsDead } from "../ingest/process.ts";
 
 export class Storage {
   readonly videosDir: string;
   readonly tmpDir: string;
+  /**
+   * This process's own part of tmp/ (`tmp/<host>:<pid>:<random>/`). Several processes share a
+   * DATA_DIR (the server, its workers, a CLI ingest, a transcode worker), so a starting server
+   * may only sweep what a dead process left behind, never a live one's files in progress.
+   */
+  readonly ownTmpDir: string;
 
   constructor(readonly dataDir: string) {
     this.videosDir = join(dataDir, "videos");
     this.tmpDir = join(dataDir, "tmp");
+    this.ownTmpDir = join(this.tmpDir, newOwnerId());
   }
 
-  /** Creates the directories; the server also clears tmp/ (`sweep`) of uploads a crash cut short. */
+  /** Creates the directories; the server also sweeps tmp/ (`sweep`) of what crashed processes left. */
   async init(sweep = false): Promise<void> {
-    if (sweep) await rm(this.tmpDir, { recursive: true, force: true });
+    if (sweep) await this.sweepTmp();
     await mkdir(this.videosDir, { recursive: true });
-    await mkdir(this.tmpDir, { recursive: true });
+    await mkdir(this.ownTmpDir, { recursive: true });
+  }
+
+  /**
+   * Removes the tmp/ directories of processes on this host that are gone, and loose files from
+   * versions before per-process directories. Directories of live processes and of other hosts
+   * (a DATA_DIR shared over the network) are left alone.
+   */
+  async sweepTmp(): Promise<string[]> {
+    const entries = await readdir(this.tmpDir, { withFileTypes: true }).catch(() => []);
+    const removed: string[] = [];
+    for (const entry of entries) {
+      const path = join(this.tmpDir, entry.name);
+      if (path === this.ownTmpDir) continue;
+      const stale = entry.isDirectory() ? localPid(entry.name) !== null && ownerIsDead(entry.name) : true;
+      if (!stale) continue;
+      await rm(path, { recursive: true, force: true });
+      removed.push(entry.name);
+    }
+    return removed;
   }
 
   tempPath(): string {
-    return join(this.tmpDir, `${crypto.randomUUID()}.part`);
+    return join(this.ownTmpDir, `${crypto.randomUUID()}.part`);
   }
 
   videoDir(id: string): string {

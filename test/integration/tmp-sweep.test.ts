@@ -1,0 +1,56 @@
+/**
+ * DATA_DIR/tmp is shared by every process on a DATA_DIR (the server and its workers, a CLI
+ * ingest, a transcode worker). A starting server removes what dead processes left there, and
+ * never the files of a live one: a CLI ingest in progress keeps its half-written file.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { filesUnder } from "../helpers/library.ts";
+import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+
+let spool: TestSpool | undefined;
+let live: ReturnType<typeof Bun.spawn> | undefined;
+let root: string | undefined;
+afterAll(async () => {
+  live?.kill();
+  await spool?.stop();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+test("a starting server sweeps tmp/ of dead processes only", async () => {
+  root = await mkdtemp(join(tmpdir(), "spool-sweep-"));
+  const dataDir = join(root, "data");
+  const tmp = join(dataDir, "tmp");
+  const exited = Bun.spawn(["true"]);
+  await exited.exited;
+  live = Bun.spawn(["sleep", "60"]);
+  const owners = {
+    dead: `${hostname()}:${exited.pid}:deadbeef`,
+    live: `${hostname()}:${live.pid}:a11ve000`,
+    remote: "another-host.example:4242:remote00",
+  };
+  for (const owner of Object.values(owners)) {
+    await mkdir(join(tmp, owner), { recursive: true });
+    await writeFile(join(tmp, owner, "upload.part"), "half a video");
+  }
+  await writeFile(join(tmp, "from-an-older-version.part"), "loose");
+
+  spool = await startTestSpool({ dataDir, seedDemo: false });
+  const own = spool.ctx.library.storage.ownTmpDir;
+  expect(own.startsWith(tmp + "/")).toBe(true);
+  expect(filesUnder(tmp)).toEqual([`${owners.live}/upload.part`, `${owners.remote}/upload.part`].sort());
+
+  // The server's own temp files go in its own directory, which a later sweep by another process spares.
+  const part = spool.ctx.library.storage.tempPath();
+  expect(part.startsWith(own + "/")).toBe(true);
+  await writeFile(part, "in progress");
+  const other = await startTestSpool({ dataDir, seedDemo: false });
+  try {
+    expect(filesUnder(tmp)).toContain(part.slice(tmp.length + 1));
+  } finally {
+    await other.stop();
+  }
+  await rm(part);
+});
