@@ -19,6 +19,7 @@ import type { Limiter } from "../../src/modules/ingest/limiter.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
+const FIXTURE = resolve(ROOT, "fixtures/demo.mp4");
 const LIMIT = 4 * 1024 * 1024;
 /** The HLS worker would add its own files under videos/<id>/; these tests look at ingest's. */
 const NO_HLS = { inServer: false };
@@ -410,6 +411,28 @@ describe("library API", () => {
   ])("patch %j: 400 %j", async (body, message) => {
     const response = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     expect((await expectError(response, 400, "bad_request")).error.message).toBe(message);
+  });
+
+  test("one title limit (500 characters) for PATCH and for uploads, with the title before or after the file", async () => {
+    const long = "t".repeat(501);
+    const patch = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: long }) });
+    expect((await expectError(patch, 400, "bad_request")).error.message).toBe("body title: Expected string length less or equal to 500");
+    const before = await listAll(spool.url);
+    const titleFirst = await expectError(await uploadMultipart(spool.url, FIXTURE, { title: long }), 400, "bad_request");
+    expect(titleFirst.error.message).toBe("title: at most 500 characters");
+    const form = new FormData();
+    form.append("file", new Blob([await Bun.file(FIXTURE).arrayBuffer()]), "late-title.mp4");
+    form.append("title", long);
+    const titleLast = await expectError(await fetch(`${spool.url}/api/videos`, { method: "POST", body: form }), 400, "bad_request");
+    expect(titleLast.error.message).toBe("title: at most 500 characters");
+    // Nothing kept either way.
+    expect((await listAll(spool.url)).map((v) => v.id)).toEqual(before.map((v) => v.id));
+    for (let i = 0; i < 50 && tmpFiles().length > 0; i++) await Bun.sleep(50);
+    expect(tmpFiles()).toEqual([]);
+    // Exactly the limit is fine.
+    const fits = await uploadMultipart(spool.url, FIXTURE, { title: "t".repeat(500) });
+    expect(fits.status).toBe(201);
+    await fetch(`${spool.url}/api/videos/${((await fits.json()) as VideoJson).id}`, { method: "DELETE" });
   });
 
   test("patch with a body that is not JSON: 400; unknown id: 404", async () => {

@@ -9,7 +9,7 @@ import { createServer, connect, type Server as NetServer, type Socket } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tus from "tus-js-client";
-import { expectError, filesUnder, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
+import { expectError, filesUnder, listAll, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeLargeVideo, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
@@ -254,6 +254,17 @@ describe("the protocol", () => {
     const video = (await (await fetch(`${spool.url}/api/videos/${id}`)).json()) as VideoJson;
     expect(video).toMatchObject({ status: "uploading", title: "Été", originalFilename: "a.mp4", size: 0 });
     expect((await fetch(`${spool.url}/api/uploads/${id}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+  });
+
+  test("creation with a title over 500 characters: 400 in the JSON error shape, no video", async () => {
+    const before = (await listAll(spool.url)).length;
+    const response = await fetch(`${spool.url}/api/uploads`, {
+      method: "POST",
+      headers: { ...TUS, "upload-length": "1000", "upload-metadata": `filename ${b64("a.mp4")},title ${b64("t".repeat(501))}` },
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: { code: string; message: string } }).error).toEqual({ code: "bad_request", message: "title: at most 500 characters" });
+    expect((await listAll(spool.url)).length).toBe(before);
   });
 
   test("termination: DELETE removes the bytes and the video they were for", async () => {

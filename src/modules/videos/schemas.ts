@@ -3,6 +3,7 @@ import { t } from "elysia";
 import { VIDEO_STATUSES, type VideoRow } from "../../db/schema.ts";
 import { Integer } from "../openapi/doc.ts";
 import { VIDEO_ID_PATTERN } from "./ids.ts";
+import { MAX_TITLE_LENGTH } from "./service.ts";
 import { HlsSchema, toHlsJson } from "../hls/json.ts";
 
 export const ErrorSchema = t.Object(
@@ -91,14 +92,14 @@ export const ListQuerySchema = t.Object({
 });
 
 export const TitleBody = t.Object(
-  { title: t.String({ minLength: 1, maxLength: 500, description: "New title (surrounding whitespace is trimmed)", examples: ["Holiday 2026, edited"] }) },
+  { title: t.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: "New title (surrounding whitespace is trimmed)", examples: ["Holiday 2026, edited"] }) },
   { description: "The fields that can be changed" },
 );
 
 export const UploadForm = t.Object(
   {
     file: t.File({ description: "The video or audio file. Its name and type are informative only: the bytes decide." }),
-    title: t.Optional(t.String({ maxLength: 500, description: "Title (defaults to the file name without extension)" })),
+    title: t.Optional(t.String({ maxLength: MAX_TITLE_LENGTH, description: "Title (defaults to the file name without extension)" })),
   },
   { description: "multipart/form-data" },
 );

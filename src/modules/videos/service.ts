@@ -64,6 +64,14 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   return { createdAt: new Date(ms), id: text.slice(colon + 1) };
 }
 
+/** One limit for titles, however they arrive (PATCH, multipart field, tus metadata, CLI). */
+export const MAX_TITLE_LENGTH = 500;
+
+function checkedTitle(title: string): string {
+  if (title.length > MAX_TITLE_LENGTH) throw new HttpError(400, "bad_request", `title: at most ${MAX_TITLE_LENGTH} characters`);
+  return title;
+}
+
 export class VideoLibrary {
   /** Emits "changed" with a video id after any write, so caches can drop it. */
   readonly events = new EventEmitter();
@@ -146,7 +154,8 @@ export class VideoLibrary {
     const now = new Date();
     const row = {
       id: meta.id ?? newVideoId(),
-      title: meta.title?.trim() || titleFromFilename(meta.originalFilename),
+      // A title someone chose must fit; one made from a file name is simply cut.
+      title: meta.title?.trim() ? checkedTitle(meta.title.trim()) : titleFromFilename(meta.originalFilename).slice(0, MAX_TITLE_LENGTH),
       originalFilename: meta.originalFilename,
       storagePath: "",
       contentType: DEFAULT_CONTENT_TYPE,
@@ -242,6 +251,7 @@ export class VideoLibrary {
   }
 
   async rename(id: string, title: string): Promise<VideoRow> {
+    checkedTitle(title);
     await this.require(id);
     await this.db.update(videos).set({ title, updatedAt: new Date() }).where(eq(videos.id, id)).run();
     this.events.emit("changed", id);

@@ -22,6 +22,15 @@ export const payloadTooLarge = (limit: number) =>
 /** Slack for multipart framing and the title field on top of the file itself. */
 const FRAMING_ALLOWANCE = 64 * 1024;
 
+/**
+ * When an upload is refused part-way (a bad title, a second failure), a small body is read to its
+ * end and discarded before the answer goes out, as nginx's lingering close does: a client still
+ * sending when the server closes usually sees a connection reset, not the JSON error. Large or
+ * undeclared bodies are cut off at once; that is what the early refusal is for.
+ */
+const LINGER_BYTES = 8 * 1024 * 1024;
+const LINGER_MS = 2000;
+
 export async function receiveUpload(request: Request, library: VideoLibrary, ingest: IngestPipeline, maxBytes: number): Promise<VideoRow> {
   // Refuse before reading a byte whenever the answer is already known.
   ingest.requireTools();
@@ -93,6 +102,8 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
     if (!fileDone) throw badRequest("The form has no `file` field");
     await Promise.race([fileDone, failed]);
   } catch (error) {
+    const lingering = (error as HttpError).status !== 413 && declared <= LINGER_BYTES;
+    if (lingering) await Promise.race([parsed.catch(() => {}), Bun.sleep(LINGER_MS)]);
     source.destroy();
     if (row) await library.abandon(row.id, tempPath);
     throw error;
