@@ -134,7 +134,7 @@ export function modeConfig(mode: Mode, sweep: string[]): ModeConfig {
     case "quick":
       return { rounds: 2, durationS: 1, sweep, slowReaders: 1000, slowSeconds: 5, workloads };
     case "full":
-      return { rounds: 3, durationS: 3, sweep, slowReaders: 1000, slowSeconds: 15, workloads };
+      return { rounds: 5, durationS: 2, sweep, slowReaders: 1000, slowSeconds: 15, workloads };
   }
 }
 
