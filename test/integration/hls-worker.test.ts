@@ -141,6 +141,44 @@ describe("a separate worker process", () => {
   }, 60_000);
 });
 
+describe("retrying a failed ladder", () => {
+  test("POST /api/videos/:id/hls/retry queues a fresh build of a failed ladder, and only of a failed one", async () => {
+    const spool = await spoolWithout({ transcode: { inServer: false } });
+    const video = await upload(spool.url, await makeSource({ seconds: 2 }));
+    await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
+    const retry = (id = video.id) => fetch(`${spool.url}/api/videos/${id}/hls/retry`, { method: "POST" });
+    const conflict = async (state: string) => {
+      const r = await retry();
+      expect(r.status).toBe(409);
+      expect(await r.json()).toEqual({ error: { code: "hls_not_failed", message: `Only a failed HLS build can be retried, and its HLS ladder is ${state}` } });
+    };
+    await conflict("queued");
+    expect((await retry("AAAAAAAAAAAAAAAAAAAAAA")).status).toBe(404);
+    expect((await retry("no!such*id")).status).toBe(400);
+
+    // The build fails for good, as after its last attempt (a worker elsewhere ran out of disk).
+    const queue = spool.ctx.hls.queue;
+    const job = queue.claim("builder.example:7:w", { staleMs: 60_000, maxAttempts: 1 })!;
+    expect(queue.fail(job, "builder.example:7:w", "No space left on device", { maxAttempts: 1, baseMs: 1000, maxMs: 1000 })).toEqual({ retrying: false });
+    expect((await getVideo(spool.url, video.id)).hls).toMatchObject({ status: "failed", error: "No space left on device" });
+
+    const accepted = await retry();
+    expect(accepted.status).toBe(202);
+    expect(((await accepted.json()) as VideoJson).hls).toMatchObject({ status: "queued", progress: 0, error: null, masterUrl: null });
+    expect(queue.forVideo(video.id)).toMatchObject([
+      { state: "failed", error: "No space left on device" },
+      { state: "queued", attempts: 0 },
+    ]);
+    await conflict("queued");
+
+    spool.ctx.hls.startWorker(spool.ctx.media);
+    const done = await waitForVideo(spool.url, video.id, hlsSettled, 45_000);
+    expect(done.hls).toMatchObject({ status: "ready", progress: 100, error: null });
+    expect((await fetch(`${spool.url}/api/hls/${video.id}/master.m3u8`)).status).toBe(200);
+    await conflict("ready");
+  }, 60_000);
+});
+
 describe("the in-server worker", () => {
   test("a graceful stop hands the job back; the next start finishes it", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "spool-hls-restart-"));

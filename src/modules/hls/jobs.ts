@@ -13,7 +13,7 @@
 import { localPid, newOwnerId, processAlive } from "../ingest/process.ts";
 import { and, asc, eq, inArray, lt, lte, or } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
-import { transcodeJobs, videos, type TranscodeJobRow } from "../../db/schema.ts";
+import { transcodeJobs, videos, type HlsStatus, type TranscodeJobRow } from "../../db/schema.ts";
 import { backoffMs, type BackoffOptions } from "./backoff.ts";
 
 export interface ClaimOptions {
@@ -62,12 +62,25 @@ export class TranscodeQueue {
    * caller that moves `hls_status` from "none" to "queued" inserts the job.
    */
   enqueue(videoId: string): TranscodeJobRow | null {
+    return this.queueFrom(videoId, "none");
+  }
+
+  /**
+   * Queues a fresh build (attempts from zero) for a ready video whose last build failed, once
+   * its cause is fixed (a timeout too short, a full disk). Race-free like `enqueue`: null when
+   * the video is not ready with a failed ladder.
+   */
+  retryFailed(videoId: string): TranscodeJobRow | null {
+    return this.queueFrom(videoId, "failed");
+  }
+
+  private queueFrom(videoId: string, from: HlsStatus): TranscodeJobRow | null {
     const job = this.tx((tx) => {
       const now = new Date(this.now());
       const moved = tx
         .update(videos)
         .set({ hlsStatus: "queued", hlsProgress: 0, hlsError: null })
-        .where(and(eq(videos.id, videoId), eq(videos.status, "ready"), eq(videos.hlsStatus, "none")))
+        .where(and(eq(videos.id, videoId), eq(videos.status, "ready"), eq(videos.hlsStatus, from)))
         .returning({ id: videos.id })
         .all();
       if (moved.length === 0) return null;

@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { Elysia, t } from "elysia";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
-import { errorResponse } from "../../http/errors.ts";
+import { HttpError, errorResponse } from "../../http/errors.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
 import { VIDEO_ID_PATTERN, assertVideoId, isVideoId } from "../videos/ids.ts";
-import { BadRequest, NotFound, VideoIdParams, errorSchema, toVideoJson, type VideoJson } from "../videos/schemas.ts";
+import { BadRequest, NotFound, VideoIdParams, VideoSchema, errorSchema, toVideoJson, type VideoJson } from "../videos/schemas.ts";
 import type { HlsService } from "./service.ts";
 
 /** Playlists and the storyboard index may be rebuilt; keep them short-lived in caches. */
@@ -147,6 +147,11 @@ const fileHeaders = {
   "Accept-Ranges": header(t.Literal("bytes"), true),
   "Access-Control-Allow-Origin": header(t.String({ description: "CORS (CORS_ORIGINS, default `*`)", examples: ["*"] })),
 };
+const NotFailed = errorSchema(
+  "The video's HLS build has not failed (it is queued, running, built or skipped), or the video is not ready",
+  "hls_not_failed",
+  "Only a failed HLS build can be retried, and its HLS ladder is ready",
+);
 const NoFile = errorSchema("No such video, its ladder is not built yet, or no such file in it", "not_found", "No such HLS file");
 const binary = (description: string) => t.String({ format: "binary", description });
 
@@ -211,6 +216,30 @@ export function hlsRoutes(hls: HlsService, cacheTtlMs: number) {
         responses: fileResponses({ "application/vnd.apple.mpegurl": "The media playlist", "video/mp4": "The init segment", "video/iso.segment": "A media segment" }),
       },
     })
+    .post(
+      "/api/videos/:id/hls/retry",
+      async ({ params, set }) => {
+        const id = assertVideoId(params.id);
+        const row = await hls.library.require(id);
+        if (!hls.retry(id)) {
+          const what = row.status !== "ready" ? `the video is ${row.status}` : `its HLS ladder is ${row.hlsStatus}`;
+          throw new HttpError(409, "hls_not_failed", `Only a failed HLS build can be retried, and ${what}`);
+        }
+        set.status = 202;
+        return toVideoJson(await hls.library.require(id));
+      },
+      {
+        params: VideoIdParams,
+        response: { 202: VideoSchema, 400: BadRequest, 404: NotFound, 409: NotFailed },
+        detail: {
+          operationId: "retryHls",
+          tags: ["hls"],
+          summary: "Build a failed HLS ladder again",
+          description:
+            "For a ready video whose HLS build failed (`hls.status` is `failed`, with ffmpeg's error in `hls.error`): queues a fresh build, attempts counted from zero, once the cause is fixed. Answers 202 with the video (`hls.status` is `queued`); follow it with `GET /api/videos/{id}/events`. 409 in any other state.",
+        },
+      },
+    )
     .get(
       "/api/videos/:id/events",
       async ({ params, request, server }) => {

@@ -51,6 +51,13 @@ export class HlsService {
     }
   }
 
+  /** Builds a failed ladder again; false when the video is not ready with a failed ladder. */
+  retry(id: string): boolean {
+    if (!this.queue.retryFailed(id)) return false;
+    this.worker?.wake();
+    return true;
+  }
+
   /** Starts a worker in this process; undefined (with a warning) when ffmpeg is missing. */
   startWorker(tools: MediaTools | undefined, log?: WorkerLog): TranscodeWorker | undefined {
     if (this.worker) return this.worker;
