@@ -150,6 +150,16 @@ describe("errors", () => {
     await spool.ctx.library.remove(row.id);
   });
 
+  test("a frame asked for a video deleted in the meantime: 404, and its directory stays gone", async () => {
+    const doomed = await ingest(await makeVideo({ seconds: 1, width: 160, height: 120 }));
+    const row = (await spool.ctx.library.get(doomed.id))!;
+    await spool.ctx.library.remove(doomed.id);
+    // The request looked the row up just before the delete, and reaches the cache just after.
+    const error = await spool.ctx.thumbnails.pathFor(row, { t: 0.5 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ status: 404, code: "not_found" });
+    expect(await stat(dir(doomed.id)).catch(() => null)).toBeNull();
+  });
+
   test("audio only: 404, there is no picture", async () => {
     const audio = await ingest(await makeAudio({ format: "m4a" }));
     expect(audio.thumbnailUrl).toBeNull();

@@ -132,7 +132,12 @@ export class Thumbnails {
   /** Creates thumbs/ and keeps it under MAX_CACHED files by dropping the least recently made. */
   private async prepareCache(id: string): Promise<void> {
     const dir = this.storage.thumbsDir(id);
-    await mkdir(dir, { recursive: true });
+    // Not recursive: a video deleted while this request was on its way has no directory left,
+    // and must not get an empty one back.
+    await mkdir(dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") throw new HttpError(404, "not_found", `No video with id ${id}`);
+      if (error.code !== "EEXIST") throw error;
+    });
     const names = (await readdir(dir)).filter((n) => n.endsWith(".jpg") && !n.includes(".part"));
     if (names.length < MAX_CACHED) return;
     const dated = await Promise.all(names.map(async (n) => ({ n, t: (await stat(join(dir, n)).catch(() => undefined))?.mtimeMs ?? 0 })));
