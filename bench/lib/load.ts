@@ -35,6 +35,8 @@ export interface LoadResult {
   errorDetail: string;
   /** Share of the machine's CPU used by unrelated processes during the run (0..1), when measured. */
   noise?: number;
+  /** Which round of the suite this was (0-based), to pair targets measured back to back. */
+  round?: number;
 }
 
 export type Generator = "wrk" | "autocannon";

@@ -8,7 +8,8 @@ import type { CheckReport } from "./checks.ts";
 import type { MachineInfo } from "./machine.ts";
 import type { SlowResult } from "./slow-readers.ts";
 import { TARGET_LABELS, TARGET_ORDER, type NginxTuning, type TargetId } from "./targets.ts";
-import { BENCH_DIR, REPO_ROOT } from "./util.ts";
+import type { LoadResult } from "./load.ts";
+import { BENCH_DIR, REPO_ROOT, median } from "./util.ts";
 import type { Cell, Mode } from "./workloads.ts";
 
 export interface TargetSummary {
@@ -85,8 +86,26 @@ function value(w: WorkloadResult, c: Cell | undefined): number {
   return w.metric === "gibps" ? c.gibps : c.rps;
 }
 
+function roundValue(w: WorkloadResult, r: LoadResult): number {
+  return w.metric === "gibps" ? r.bytes / r.durationS / 2 ** 30 : r.rps;
+}
+
+/**
+ * a ÷ b as the median of the per-round ratios: within a round the targets run back to back, so
+ * a slow phase of the machine (a neighbour on the host, a busy disk) hits both sides of a pair,
+ * where a ratio of two medians can pick one side's slow rounds. Results without round numbers
+ * (older JSON) fall back to the ratio of the medians.
+ */
 export function ratio(w: WorkloadResult, a: TargetId, b: TargetId): number {
-  return value(w, w.cells[a]) / value(w, w.cells[b]);
+  const ca = w.cells[a];
+  const cb = w.cells[b];
+  const pairs: number[] = [];
+  for (const ra of ca?.rounds ?? []) {
+    const rb = ra.round === undefined ? undefined : cb?.rounds.find((x) => x.round === ra.round);
+    if (rb) pairs.push(roundValue(w, ra) / roundValue(w, rb));
+  }
+  const paired = median(pairs.filter(Number.isFinite));
+  return Number.isFinite(paired) ? paired : value(w, ca) / value(w, cb);
 }
 
 function fmtNum(w: WorkloadResult, v: number): string {
@@ -171,7 +190,7 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
   );
   out.push(`**Versions:** ${versionsLine(s)}.  `);
   out.push(
-    `**Method:** median of ${s.config.rounds} round(s) × ${s.config.durationS} s per target and workload, targets interleaved A/B/A/B (order rotated each round), the same seeded ranges for every target, every target's answers checked (206, exact bytes, headers) before timing. File workloads: ${s.config.generator} (1 thread, keep-alive); JSON API: autocannon; slow readers: a Bun raw-socket client.`,
+    `**Method:** median of ${s.config.rounds} round(s) × ${s.config.durationS} s per target and workload, targets interleaved A/B/A/B (order rotated each round), ratios the median of the per-round ratios, the same seeded ranges for every target, every target's answers checked (206, exact bytes, headers) before timing. File workloads: ${s.config.generator} (1 thread, keep-alive); JSON API: autocannon; slow readers: a Bun raw-socket client.`,
   );
   out.push("");
   if (svgRel) out.push(`![Spool benchmark chart](${svgRel})`, "");
