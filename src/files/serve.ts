@@ -71,12 +71,21 @@ export function serveEntity(request: Request, entity: FileEntity, options: Engin
   if (method !== "GET" && method !== "HEAD") {
     return errorResponse(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" });
   }
-  const headers = request.headers;
+  return preconditionResponse(request, entity) ?? serveBody(request, entity, options);
+}
 
-  const outcome = evaluatePreconditions(method, headers, entity);
+/** For a GET or HEAD: the 304 or 412 its preconditions call for (§13.2.2), or null to go on. */
+export function preconditionResponse(request: Request, entity: FileEntity): Response | null {
+  const outcome = evaluatePreconditions(request.method, request.headers, entity);
   if (outcome === "not-modified") return new Response(null, { status: 304, headers: entity.notModifiedHeaders });
   if (outcome === "failed") return errorResponse(412, "precondition_failed", "A precondition in the request did not hold");
+  return null;
+}
 
+/** For a GET or HEAD whose preconditions passed: the whole file, a range, ranges, or 416. */
+export function serveBody(request: Request, entity: FileEntity, options: EngineOptions = {}): Response {
+  const method = request.method;
+  const headers = request.headers;
   const rangeHeader = headers.get("range");
   if (rangeHeader === null) return new Response(entity.file, { headers: entity.responseHeaders });
 

@@ -259,6 +259,17 @@ describe("downloads", () => {
     const inline = await fetch(`${spool.url}/api/stream/${row.id}`, { method: "HEAD" });
     expect(inline.headers.get("content-disposition")).toBe("inline");
     expect(inline.headers.get("etag")).toBe(r.headers.get("etag")!); // same bytes, same tag
+    // Revalidating a download: the same 304 as inline, with no disposition; 412 likewise.
+    const etag = inline.headers.get("etag")!;
+    for (const query of ["?download=1", ""]) {
+      const notModified = await fetch(`${spool.url}/api/stream/${row.id}${query}`, { headers: { "if-none-match": etag } });
+      expect(notModified.status).toBe(304);
+      expect(comparableHeaders(notModified)).toEqual({ etag, "cache-control": "public, max-age=86400", "access-control-allow-origin": "*", "access-control-expose-headers": "Content-Range, Content-Length, Accept-Ranges, ETag" });
+      expect((await fetch(`${spool.url}/api/stream/${row.id}${query}`, { headers: { "if-match": '"other"' } })).status).toBe(412);
+    }
+    const whole = await fetch(`${spool.url}/api/stream/${row.id}?download=true`, { headers: { "if-none-match": '"other"' } });
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get("content-disposition")).toStartWith("attachment;");
   });
 });
 

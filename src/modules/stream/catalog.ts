@@ -14,11 +14,24 @@ import type { VideoLibrary } from "../videos/service.ts";
 
 export const VIDEO_CACHE_CONTROL = "public, max-age=86400";
 
+/** A ready video as the stream route serves it: the inline entity, and the download one on demand. */
+export class CachedVideo {
+  private download: FileEntity | undefined;
+
+  constructor(
+    readonly inline: FileEntity,
+    private readonly makeDownload: () => FileEntity,
+  ) {}
+
+  /** Both variants have the same bytes and validators; only Content-Disposition differs. */
+  variant(download: boolean): FileEntity {
+    return download ? (this.download ??= this.makeDownload()) : this.inline;
+  }
+}
+
 interface Entry {
   /** undefined: no such ready video (cached too, so 404 floods stay off the database). */
-  inline?: FileEntity;
-  download?: FileEntity;
-  row?: VideoRow;
+  video?: CachedVideo;
   expires: number;
 }
 
@@ -45,18 +58,17 @@ export class StreamCatalog {
 
   /** Drops whatever entry serves this file (it was found missing at send time). */
   forgetPath(path: string): void {
-    for (const [id, entry] of this.entries) if (entry.inline?.path === path) this.entries.delete(id);
+    for (const [id, entry] of this.entries) if (entry.video?.inline.path === path) this.entries.delete(id);
   }
 
   /** The cached answer, if fresh: `null` means "known not to exist". */
-  peek(id: string, download: boolean): FileEntity | null | undefined {
+  peek(id: string): CachedVideo | null | undefined {
     const entry = this.entries.get(id);
     if (!entry || entry.expires <= Date.now()) return undefined;
-    if (!entry.inline || !entry.row) return null;
-    return download ? (entry.download ??= this.downloadEntity(entry.row, entry.inline)) : entry.inline;
+    return entry.video ?? null;
   }
 
-  async load(id: string, download: boolean): Promise<FileEntity | null> {
+  async load(id: string): Promise<CachedVideo | null> {
     const row = await this.library.get(id);
     let inline: FileEntity | undefined;
     if (row && row.status === "ready" && row.sha256) {
@@ -67,10 +79,9 @@ export class StreamCatalog {
       else console.warn(`[stream] video ${id}: file ${path} is ${found ? `${found.size} bytes, expected ${row.size}` : "missing"}; answering 404`);
     }
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    const entry: Entry = { inline, row: inline ? row : undefined, expires: Date.now() + this.ttlMs };
-    this.entries.set(id, entry);
-    if (!inline || !row) return null;
-    return download ? (entry.download = this.downloadEntity(row, inline)) : inline;
+    const video = inline && row ? new CachedVideo(inline, () => this.downloadEntity(row, inline)) : undefined;
+    this.entries.set(id, { video, expires: Date.now() + this.ttlMs });
+    return video ?? null;
   }
 
   private options(row: VideoRow) {

@@ -8,11 +8,11 @@
  */
 import type { BunRequest } from "bun";
 import { Elysia } from "elysia";
-import { serveEntity } from "../../files/serve.ts";
+import { preconditionResponse, serveBody } from "../../files/serve.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { errorResponse } from "../../http/errors.ts";
 import { isVideoId } from "../videos/ids.ts";
-import type { StreamCatalog } from "./catalog.ts";
+import type { CachedVideo, StreamCatalog } from "./catalog.ts";
 
 /** `?download=1` (or `true`) asks for `Content-Disposition: attachment`. */
 function wantsDownload(url: string): boolean {
@@ -27,13 +27,18 @@ function notFound(id: string): Response {
 }
 
 export function streamVideo(request: Request, id: string, catalog: StreamCatalog): Response | Promise<Response> {
-  const download = wantsDownload(request.url);
-  const entity = catalog.peek(id, download);
+  const video = catalog.peek(id);
   // Only valid ids are ever cached, so a hit needs no id check.
-  if (entity) return serveEntity(request, entity);
+  if (video) return serveVideo(request, video);
   if (!isVideoId(id)) return errorResponse(400, "bad_request", "The id is not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
-  if (entity === null) return notFound(id);
-  return catalog.load(id, download).then((loaded) => (loaded ? serveEntity(request, loaded) : notFound(id)));
+  if (video === null) return notFound(id);
+  return catalog.load(id).then((loaded) => (loaded ? serveVideo(request, loaded) : notFound(id)));
+}
+
+function serveVideo(request: Request, video: CachedVideo): Response {
+  // 304 and 412 carry no Content-Disposition, so they are settled before `?download` is read:
+  // `request.url` builds the whole URL string, which costs more than the rest of a 304.
+  return preconditionResponse(request, video.inline) ?? serveBody(request, video.variant(wantsDownload(request.url)));
 }
 
 /**
