@@ -18,7 +18,8 @@ export class ListPageCache {
 
   constructor(
     private readonly currentToken: () => string,
-    private readonly maxPages = 256,
+    // A page holds up to 200 videos (~150 KB of JSON): 64 of them bound the cache to ~10 MB.
+    private readonly maxPages = 64,
   ) {}
 
   /** The page for `key`, built by `build` (whose errors pass through, uncached) when stale. */
