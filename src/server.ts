@@ -68,8 +68,10 @@ export async function startSpool(config: Config, { primary = true }: StartOption
     ctx.uploads.startSweeper();
     if (config.seedDemo) await seedDemo(ctx);
     // A WORKERS process that crashes mid-processing leaves its videos `processing`: take them over.
+    // Likewise their tmp/ directories, and those of CLI ingests that were killed.
     orphanSweep = setInterval(() => {
       ctx.ingest.resumeInterrupted({ orphansOnly: true }).catch((error) => console.error("[ingest] orphan sweep failed:", error));
+      ctx.library.storage.sweepTmp().catch((error) => console.error("[storage] tmp sweep failed:", error));
     }, ORPHAN_SWEEP_MS);
     // The HLS transcode worker runs in the primary only (or alone: `bun run worker`).
     if (transcodeConfig(config).inServer) ctx.hls.startWorker(ctx.media);
@@ -91,6 +93,7 @@ export async function startSpool(config: Config, { primary = true }: StartOption
       await ctx.hls.stopWorker();
       // Processing jobs stop; their staged bytes stay for the next start-up to resume.
       await ctx.ingest.close();
+      await ctx.library.storage.close();
       handle.close();
     },
   };

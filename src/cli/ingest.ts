@@ -30,8 +30,8 @@ if (!existsSync(source)) {
 
 const config = loadConfig();
 const handle = openDatabase(config.databaseUrl);
+const ctx = createContext(config, handle.db);
 try {
-  const ctx = createContext(config, handle.db);
   await ctx.library.storage.init();
   ctx.ingest.requireTools();
   const row = await ctx.library.ingestPath(source, { title: values.title, originalFilename: basename(source) });
@@ -41,5 +41,6 @@ try {
   console.error(`ingest: ${error instanceof HttpError ? error.message : String(error)}`);
   process.exitCode = 1;
 } finally {
+  await ctx.library.storage.close();
   handle.close();
 }

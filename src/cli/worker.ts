@@ -25,6 +25,7 @@ const ctx = createContext(config, handle.db);
 await ctx.library.storage.init();
 const worker = ctx.hls.startWorker(ctx.media);
 if (!worker) {
+  await ctx.library.storage.close();
   handle.close();
   process.exit(1);
 }
@@ -38,6 +39,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     stopping = true;
     console.log(`[hls] ${signal}: stopping`);
     await ctx.hls.stopWorker();
+    await ctx.library.storage.close();
     handle.close();
     process.exit(0);
   });

@@ -4,9 +4,9 @@
  * never the files of a live one: a CLI ingest in progress keeps its half-written file.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { filesUnder } from "../helpers/library.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
@@ -54,3 +54,32 @@ test("a starting server sweeps tmp/ of dead processes only", async () => {
   }
   await rm(part);
 });
+
+test("a running server keeps sweeping; a clean exit leaves no directory behind, CLI ingests included", async () => {
+  const own = await mkdtemp(join(tmpdir(), "spool-sweep-"));
+  const server = await startTestSpool({ seedDemo: false, dataDir: join(own, "data") });
+  const tmp = join(server.dataDir, "tmp");
+  try {
+    // A CLI ingest that ran to completion: its own directory is gone with it.
+    const cli = Bun.spawn([process.execPath, join(import.meta.dir, "../../src/cli/ingest.ts"), join(import.meta.dir, "../../fixtures/demo.mp4"), "--title", "from the CLI"], {
+      env: { ...process.env, DATA_DIR: server.dataDir, DATABASE_URL: server.config.databaseUrl },
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    expect(await cli.exited).toBe(0);
+    // One killed the hard way leaves its directory, which the running server removes.
+    const exited = Bun.spawn(["true"]);
+    await exited.exited;
+    const dead = join(tmp, `${hostname()}:${exited.pid}:k111ed00`);
+    await mkdir(dead);
+    await writeFile(join(dead, "upload.part"), "cut short");
+    const deadline = Date.now() + 10_000;
+    while ((await readdir(tmp)).includes(`${hostname()}:${exited.pid}:k111ed00`) && Date.now() < deadline) await Bun.sleep(100);
+    expect(await readdir(tmp)).toEqual([basename(server.ctx.library.storage.ownTmpDir)]);
+  } finally {
+    await server.stop();
+  }
+  // The data directory outlives the server (it was given one); its tmp/ is empty again.
+  expect(await readdir(tmp)).toEqual([]);
+  await rm(own, { recursive: true, force: true });
+}, 30_000);

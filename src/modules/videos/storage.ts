@@ -9,7 +9,7 @@
  *   videos/<id>/poster.jpg      the poster made at ingest
  *   videos/<id>/thumbs/         thumbnails generated on request
  */
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm, rmdir } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import { localPid, newOwnerId, ownerIsDead } from "../ingest/process.ts";
 
@@ -53,6 +53,11 @@ export class Storage {
       removed.push(entry.name);
     }
     return removed;
+  }
+
+  /** Removes this process's tmp/ directory when it is empty (a clean exit leaves nothing behind). */
+  async close(): Promise<void> {
+    await rmdir(this.ownTmpDir).catch(() => {});
   }
 
   tempPath(): string {
