@@ -347,9 +347,14 @@ export function renderSvg(s: SuiteResult): string {
     const best = Math.max(...present.map((id) => value(w, w.cells[id])).filter(Number.isFinite));
     return { v: best, name: "best" };
   };
+  // Relative to bare Bun: the same paired ratio as the tables.
+  const rel = (w: WorkloadResult, id: TargetId): number => {
+    const b = base(w);
+    return b.name === "bare Bun" ? ratio(w, id, "bun") : value(w, w.cells[id]) / b.v;
+  };
   let maxR = 1.2;
   for (const w of rows) for (const id of present) {
-    const r = value(w, w.cells[id]) / base(w).v;
+    const r = rel(w, id);
     if (Number.isFinite(r)) maxR = Math.max(maxR, r);
   }
   maxR = Math.min(4, Math.ceil(maxR * 4) / 4 + 0.05);
@@ -376,12 +381,11 @@ export function renderSvg(s: SuiteResult): string {
     const sub = `${w.group === "sweep" ? "" : `c=${w.connections}, `}${w.metric === "gibps" ? "GiB/s" : "req/s"}`;
     text(labelW - 10, y + gh / 2 - 1, title.length > 34 ? `${title.slice(0, 33)}…` : title, 'font-size="12.5" text-anchor="end" font-weight="600"');
     text(labelW - 10, y + gh / 2 + 13, sub, 'font-size="11" text-anchor="end" fill="#777"');
-    const b = base(w);
     for (const id of ids) {
       const c = w.cells[id] as Cell;
       const v = value(w, c);
       if (Number.isFinite(v)) {
-        const r = v / b.v;
+        const r = rel(w, id);
         const x2 = xOf(r);
         parts.push(`<rect x="${labelW}" y="${y}" width="${Math.max(1, x2 - labelW).toFixed(1)}" height="${barH}" rx="2" fill="${COLORS[id]}"${c.sane ? "" : ' fill-opacity="0.45"'}><title>${esc(`${TARGET_LABELS[id]}: ${fmtNum(w, v)} (${fmtRatio(r)})`)}</title></rect>`);
         const over = r > maxR ? " ▶" : "";
@@ -437,7 +441,7 @@ export function renderSvg(s: SuiteResult): string {
     text(20, y, "⚠ Other processes competed for the CPUs during this run (see Notes in latest.md): treat small differences as noise.", 'font-size="12" fill="#b35900"');
     y += 18;
   }
-  text(20, y, `Median of ${s.config.rounds} interleaved round(s) × ${s.config.durationS} s; faded bars ⚠ = generator saw errors or wrong sizes. Tables: bench/results/latest.md · method: bench/README.md`, 'font-size="11" fill="#777"');
+  text(20, y, `Median of ${s.config.rounds} interleaved round(s) × ${s.config.durationS} s, ratios paired by round; faded bars ⚠ = generator saw errors or wrong sizes. Tables: bench/results/latest.md · method: bench/README.md`, 'font-size="11" fill="#777"');
   y += 14;
   const H = y + 6;
   return [
