@@ -212,6 +212,19 @@ describe("the OpenAPI description", () => {
     expect(spec.paths["/api/stream/{id}"].head.responses["206"]).toBeDefined();
   });
 
+  test("the list and the HLS retry: revalidation and conflict documented", () => {
+    const list = spec.paths["/api/videos"].get;
+    expect(Object.keys(list.responses).sort()).toEqual(["200", "304", "400", "412"]);
+    expect(Object.keys(list.responses["200"].headers)).toEqual(["ETag", "Cache-Control"]);
+    expect(list.responses["200"].content["application/json"].schema.properties.items).toBeDefined();
+    const retry = spec.paths["/api/videos/{id}/hls/retry"].post;
+    expect(retry.operationId).toBe("retryHls");
+    expect(Object.keys(retry.responses).sort()).toEqual(["202", "400", "404", "409"]);
+    expect(retry.responses["409"].content["application/json"].schema.examples[0]).toEqual({
+      error: { code: "hls_not_failed", message: "Only a failed HLS build can be retried, and its HLS ladder is ready" },
+    });
+  });
+
   test("every error response of the API has the one error shape, with an example", () => {
     let count = 0;
     for (const { path, method, op } of operations(spec)) {

@@ -1,11 +1,11 @@
 /** Library routes: upload, list, read, retitle, delete. */
-import { Elysia } from "elysia";
+import { Elysia, t } from "elysia";
 import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
 import { changeToken } from "../../db/client.ts";
 import { evaluatePreconditions } from "../../http/conditional.ts";
 import { HttpError, JSON_TYPE, badRequest } from "../../http/errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
-import { jsonContent } from "../openapi/doc.ts";
+import { header, jsonContent } from "../openapi/doc.ts";
 import { assertVideoId } from "./ids.ts";
 import {
   BadRequest,
@@ -39,6 +39,8 @@ export const IngestUnavailable = errorSchema(
   "ingest_unavailable",
   "Ingest needs ffmpeg and ffprobe, which this server cannot find (install ffmpeg, or set FFMPEG_PATH and FFPROBE_PATH). Videos already in the library still stream.",
 );
+
+const PreconditionFailed = errorSchema("If-Match named an ETag the page no longer has", "precondition_failed", "A precondition in the request did not hold");
 
 /** Clients may keep a page but must revalidate it (cheap: 304 when nothing changed). */
 const LIST_CACHE_CONTROL = "no-cache";
@@ -91,13 +93,27 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUp
       },
       {
         query: ListQuerySchema,
-        response: { 200: VideoListSchema, 400: BadRequest },
+        // Documented rather than declared: the handler answers with a prepared Response (a
+        // cached page), which Elysia would not validate anyway.
         detail: {
           operationId: "listVideos",
           tags: ["videos"],
           summary: "List videos, newest first",
           description:
             "Cursor pagination: pass the previous page's `nextCursor` as `cursor`. Filter by `status`. Each page has a strong `ETag`; send it back as `If-None-Match` to get 304 without a body while nothing changed (`Cache-Control: no-cache`).",
+          responses: {
+            200: {
+              description: VideoListSchema.description!,
+              headers: {
+                ETag: header(t.String({ description: "Strong validator of this page's JSON", examples: ['"9f86d081884c7d65"'] }), true),
+                "Cache-Control": header(t.Literal(LIST_CACHE_CONTROL), true),
+              },
+              content: jsonContent(VideoListSchema),
+            },
+            304: { description: "Not Modified: the page is unchanged since the ETag sent in If-None-Match" },
+            400: { description: BadRequest.description!, content: jsonContent(BadRequest) },
+            412: { description: PreconditionFailed.description!, content: jsonContent(PreconditionFailed) },
+          },
         },
       },
     )
