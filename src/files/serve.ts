@@ -53,7 +53,7 @@ function streamSlices(entity: FileEntity, pieces: (string | ByteRange)[]): Reada
 /**
  * Single ranges Bun's server resolves exactly as `planRange` does. Bun applies a GET's Range
  * itself to a whole-file body (206, Content-Range, Content-Length, sendfile), and doing so costs
- * it less than building a `slice()` Response in JavaScript (~10% per small range). Spool has
+ * it less than building a `slice()` Response in JavaScript (10-15% per small range). Spool has
  * already decided the range is satisfiable and that If-Range allows it; only the sending is
  * delegated, and only for this canonical form: one range, lower-case unit, no whitespace, and at
  * most 15 digits (Bun gives up past 2^64 where `planRange` clamps). Everything else, and HEAD
