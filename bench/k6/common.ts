@@ -24,23 +24,7 @@ export function options(extra: Partial<Options> = {}): Options {
   };
 }
 
-/**
- * Park-Miller PRNG (48271, 2^31-1), the same sequence as bench/lib/prng.ts and
- * bench/wrk/common.lua. Each VU gets its own stream (seed + VU number).
- */
-export class ParkMiller {
-  private state: number;
-  constructor(seed: number) {
-    this.state = (Math.abs(Math.floor(seed)) % 2147483646) + 1;
-  }
-  next(): number {
-    this.state = (this.state * 48271) % 2147483647;
-    return this.state;
-  }
-  below(span: number): number {
-    const hi = this.next() - 1;
-    const lo = this.next() - 1;
-    const u = (hi + lo / 2147483646) / 2147483646;
-    return Math.min(span - 1, Math.floor(u * span));
-  }
-}
+// The suite's own PRNG (dependency-free, so k6 loads it like ./common.ts): every generator, wrk
+// and autocannon included, requests the same ranges for the same seed. Each VU gets its own
+// stream (seed + VU number).
+export { ParkMiller } from "../lib/prng.ts";

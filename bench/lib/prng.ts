@@ -1,4 +1,4 @@
-/** Dependency-free so the autocannon runner (bundled for Node) can import it. */
+/** Dependency-free so the autocannon runner (bundled for Node) and the k6 scripts can import it. */
 /**
  * Park–Miller "minimal standard" PRNG (multiplier 48271, modulus 2^31-1). The same sequence is
  * produced by bench/wrk/ranges.lua, the autocannon runner and the k6 scripts, so every generator

@@ -2,7 +2,7 @@
 -- (wrk takes a single script), so every scenario reports through the same done() JSON line.
 
 -- Park-Miller minimal standard PRNG (48271, 2^31-1): the same sequence as ParkMiller in
--- bench/lib/util.ts, the autocannon runner and bench/k6/common.ts. Exact in doubles.
+-- bench/lib/prng.ts (which the autocannon runner and the k6 scripts import). Exact in doubles.
 local pm_state = 1
 function pm_seed(seed)
   pm_state = (math.floor(math.abs(seed)) % 2147483646) + 1
