@@ -303,7 +303,7 @@ async function main(): Promise<number> {
       const file = media.find((m) => m.key === w.file) ?? main;
       if (!warmed.has(file.key)) {
         warmed.add(file.key);
-        await warmPageCache(ctx.media.find((m) => m.key === file.key)?.path ?? file.path, file.size);
+        await warmPageCache(ctx.media.find((m) => m.key === file.key)?.path ?? file.path, file.size, file.key);
       }
       const gen: Generator = w.generator ?? generator;
       const cells: Partial<Record<TargetId, Cell>> = {};
@@ -501,15 +501,16 @@ async function main(): Promise<number> {
  * first in a round pays the disk reads (the 8 GiB sweep point showed it). Skipped, with a
  * note, when the file would not fit comfortably in the memory available.
  */
-async function warmPageCache(path: string, size: number): Promise<void> {
+async function warmPageCache(path: string, size: number, key: string): Promise<void> {
   const available = Number(/MemAvailable:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) * 1024;
+  const amount = size >= GiB ? `${(size / GiB).toFixed(1)} GiB` : `${(size / 2 ** 20).toFixed(1)} MiB`;
   if (size > available / 2) {
-    notes.push(`${path.split("/").pop()} (${(size / GiB).toFixed(1)} GiB) is larger than half the available memory: its figures include disk reads.`);
+    notes.push(`${key} (${amount}) is larger than half the available memory: its figures include disk reads.`);
     return;
   }
   const started = performance.now();
   const r = await run(pinned(CLIENT_CORE, ["dd", `if=${path}`, "of=/dev/null", "bs=8M", "status=none"]), { timeoutMs: 300_000, name: "warm" });
-  log(`page cache: read ${(size / GiB).toFixed(2)} GiB of ${path.split("/").pop()} in ${((performance.now() - started) / 1000).toFixed(1)} s${r.code === 0 ? "" : ` (dd exited ${r.code}: ${r.stderr.trim()})`}`);
+  log(`page cache: read ${key} (${amount}) in ${((performance.now() - started) / 1000).toFixed(1)} s${r.code === 0 ? "" : ` (dd exited ${r.code}: ${r.stderr.trim()})`}`);
 }
 
 function summarizeSlow(samples: { t: number; rss: number }[], baseline: number, hwm: number | null, res: SlowResult | undefined, error?: string): SlowCell {
