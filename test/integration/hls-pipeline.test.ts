@@ -248,7 +248,7 @@ describe("progress", () => {
     const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
     process.on("warning", onWarning);
     const events = spool.ctx.library.events;
-    const before = events.listenerCount("changed");
+    const before = events.listenerCount("invalidated");
     const aborts: AbortController[] = [];
     try {
       for (let i = 0; i < 20; i++) {
@@ -257,7 +257,7 @@ describe("progress", () => {
         const r = await fetch(`${spool.url}/api/videos/${video.id}/events`, { signal: abort.signal });
         await r.body!.getReader().read(); // the stream has started: its listeners are on
       }
-      expect(events.listenerCount("changed")).toBe(before + 20);
+      expect(events.listenerCount("invalidated")).toBe(before + 20);
       await Bun.sleep(50);
       expect(warnings.filter((w) => w.startsWith("MaxListenersExceededWarning"))).toEqual([]);
     } finally {
@@ -265,8 +265,8 @@ describe("progress", () => {
       process.off("warning", onWarning);
     }
     const deadline = Date.now() + 5000;
-    while (events.listenerCount("changed") > before && Date.now() < deadline) await Bun.sleep(50);
-    expect(events.listenerCount("changed")).toBe(before);
+    while (events.listenerCount("invalidated") > before && Date.now() < deadline) await Bun.sleep(50);
+    expect(events.listenerCount("invalidated")).toBe(before);
   });
 
   test("an audio-only file is skipped with a reason, not failed", async () => {

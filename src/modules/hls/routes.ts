@@ -97,7 +97,7 @@ function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJs
       const onChange = (changed: string) => {
         if (changed === id) void check();
       };
-      library.events.on("changed", onChange);
+      library.events.on("invalidated", onChange);
       hls.events.on("changed", onChange);
       // Other processes (a separate worker, other server processes) change the row too.
       const poll = setInterval(check, SSE_POLL_MS);
@@ -107,7 +107,7 @@ function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJs
       cleanup = () => {
         clearInterval(poll);
         clearInterval(ping);
-        library.events.off("changed", onChange);
+        library.events.off("invalidated", onChange);
         hls.events.off("changed", onChange);
       };
       request.signal.addEventListener("abort", close, { once: true });
@@ -175,7 +175,7 @@ const EventsResponse = t.String({
 export function hlsRoutes(hls: HlsService, cacheTtlMs: number) {
   const cache = new FileCache(cacheTtlMs);
   const forget = (id: string) => cache.forget(hls.library.storage.videoDir(id) + "/");
-  hls.library.events.on("changed", forget);
+  hls.library.events.on("invalidated", forget);
   hls.events.on("changed", forget);
 
   const serve = (request: Request, id: string, rest: string) => {

@@ -2,7 +2,8 @@
  * HLS wiring for one process: the durable queue, the hook that queues a build when a video
  * becomes ready, cancellation when a video is deleted, and (when this process runs one) the
  * worker. `events` emits "changed" with a video id whenever its HLS state or progress changes
- * here, which the SSE route relays at once (changes made by other processes are polled).
+ * here or in a sibling `WORKERS` process, which the SSE route relays at once (changes made by
+ * other processes, such as a separate worker, are polled).
  */
 import { EventEmitter } from "node:events";
 import { join } from "node:path";

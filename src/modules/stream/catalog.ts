@@ -53,7 +53,7 @@ export class StreamCatalog {
     private readonly extraHeaders: Readonly<Record<string, string>> = {},
     private readonly maxEntries = 10_000,
   ) {
-    library.events.on("changed", (id: string) => this.entries.delete(id));
+    library.events.on("invalidated", (id: string) => this.entries.delete(id));
   }
 
   /** Drops whatever entry serves this file (it was found missing at send time). */

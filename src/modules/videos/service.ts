@@ -73,7 +73,12 @@ function checkedTitle(title: string): string {
 }
 
 export class VideoLibrary {
-  /** Emits "changed" with a video id after any write, so caches can drop it. */
+  /**
+   * "changed" (a video id): this process wrote the video. "invalidated" (a video id): cached
+   * views of it are stale, after a write here, an HLS state change, or a write by a sibling
+   * `WORKERS` process (relayed by src/cluster.ts). Caches listen to "invalidated"; work that
+   * must happen once per write (queueing its HLS build) listens to "changed".
+   */
   readonly events = new EventEmitter();
   private readonly removeHooks: ((id: string) => Promise<void>)[] = [];
   private ingester: ((sourcePath: string, meta: IngestMeta) => Promise<VideoRow>) | undefined;
@@ -84,6 +89,7 @@ export class VideoLibrary {
   ) {
     // Every open event stream (GET /api/videos/:id/events) listens here: many is normal, not a leak.
     this.events.setMaxListeners(0);
+    this.events.on("changed", (id: string) => this.events.emit("invalidated", id));
   }
 
   private byId?: ReturnType<VideoLibrary["prepareById"]>;

@@ -1,0 +1,73 @@
+/**
+ * WORKERS > 1 as `npm start` runs it: several real processes on one port (SO_REUSEPORT). A
+ * change made through one process is seen at once by all of them, even with a cache TTL of a
+ * minute: the processes relay their changes over IPC (src/cluster.ts).
+ */
+import { afterAll, expect, test } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { get } from "../helpers/http.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+let root: string | undefined;
+let server: ReturnType<typeof Bun.spawn> | undefined;
+afterAll(async () => {
+  server?.kill("SIGTERM");
+  await server?.exited;
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
+async function waitForOutput(read: () => string, needles: string[], ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!needles.every((n) => read().includes(n))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${needles.join(", ")}; output: ${read()}`);
+    await Bun.sleep(50);
+  }
+}
+
+test("a title changed through one worker is what every worker serves next", async () => {
+  root = await mkdtemp(join(tmpdir(), "spool-workers-"));
+  const port = freePort();
+  let output = "";
+  server = Bun.spawn([process.execPath, join(ROOT, "src/index.ts")], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), TRANSCODE_IN_SERVER: "0" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  for (const stream of [server.stdout, server.stderr] as ReadableStream<Uint8Array>[]) {
+    void (async () => {
+      for await (const chunk of stream) output += new TextDecoder().decode(chunk);
+    })();
+  }
+  await waitForOutput(() => output, ["Spool listening", "worker 1 serving"], 20_000);
+
+  // Fresh connections, which the kernel spreads over both processes; each caches the demo.
+  const dispositions = async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 24; i++) {
+      const r = await get(port, "/api/stream/demo?download=1", "Range: bytes=0-1\r\n");
+      expect(r.status).toBe(206);
+      seen.add(r.headers["content-disposition"]!);
+    }
+    return [...seen];
+  };
+  expect(await dispositions()).toEqual(['attachment; filename="Spool demo (test pattern).mp4"']);
+
+  const rename = await fetch(`http://127.0.0.1:${port}/api/videos/demo`, {
+    method: "PATCH",
+    headers: { "content-type": "application/json", connection: "close" },
+    body: JSON.stringify({ title: "Renamed through one worker" }),
+  });
+  expect(rename.status).toBe(200);
+  // Without the relay, the other process would serve the old name for a minute.
+  expect(await dispositions()).toEqual(['attachment; filename="Renamed through one worker.mp4"']);
+}, 60_000);
