@@ -28,7 +28,15 @@ function broadcast(message: ChangeMessage, from?: ReturnType<typeof Bun.spawn>):
     }
   }
 }
-const applyChange = relayChanges(spool.ctx, (message) => (workerId === undefined ? broadcast(message) : process.send?.(message)));
+/** A child tells the primary. A closed channel (the primary is exiting) must not fail the write. */
+function tellPrimary(message: ChangeMessage): void {
+  try {
+    process.send?.(message);
+  } catch {
+    // shutting down
+  }
+}
+const applyChange = relayChanges(spool.ctx, (message) => (workerId === undefined ? broadcast(message) : tellPrimary(message)));
 if (workerId !== undefined) {
   process.on("message", (message: unknown) => {
     if (isChangeMessage(message)) applyChange(message);
