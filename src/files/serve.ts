@@ -6,7 +6,7 @@
  * Two cases cannot be sent that way (see `streamSlices`) and use a bounded pull stream instead.
  */
 import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
-import { errorResponse } from "../http/errors.ts";
+import { errorResponse, httpErrorResponse, preconditionFailed } from "../http/errors.ts";
 import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
 import { contentRange, planRange, unsatisfiedRange, type ByteRange, type RangeLimits, DEFAULT_RANGE_LIMITS } from "../http/range.ts";
 import type { FileEntity } from "./entity.ts";
@@ -78,7 +78,7 @@ export function serveEntity(request: Request, entity: FileEntity, options: Engin
 export function preconditionResponse(request: Request, entity: FileEntity): Response | null {
   const outcome = evaluatePreconditions(request.method, request.headers, entity);
   if (outcome === "not-modified") return new Response(null, { status: 304, headers: entity.notModifiedHeaders });
-  if (outcome === "failed") return errorResponse(412, "precondition_failed", "A precondition in the request did not hold");
+  if (outcome === "failed") return httpErrorResponse(preconditionFailed());
   return null;
 }
 

@@ -23,6 +23,8 @@ export class HttpError extends Error {
 
 export const badRequest = (message: string) => new HttpError(400, "bad_request", message);
 export const notFound = (message = "Not found") => new HttpError(404, "not_found", message);
+/** §13.2.2: If-Match or If-Unmodified-Since did not hold (files and list pages alike). */
+export const preconditionFailed = () => new HttpError(412, "precondition_failed", "A precondition in the request did not hold");
 
 export function errorBody(code: string, message: string): ErrorBody {
   return { error: { code, message } };

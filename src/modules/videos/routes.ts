@@ -3,7 +3,7 @@ import { Elysia, t } from "elysia";
 import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
 import { changeToken } from "../../db/client.ts";
 import { evaluatePreconditions } from "../../http/conditional.ts";
-import { HttpError, JSON_TYPE, badRequest } from "../../http/errors.ts";
+import { JSON_TYPE, badRequest, preconditionFailed } from "../../http/errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
 import { assertVideoId } from "./ids.ts";
@@ -88,7 +88,7 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUp
         // A page has no modification date (NaN makes the date preconditions inapplicable, §13.1.3).
         const outcome = evaluatePreconditions(request.method, request.headers, { etag: page.etag, lastModified: Number.NaN });
         if (outcome === "not-modified") return new Response(null, { status: 304, headers });
-        if (outcome === "failed") throw new HttpError(412, "precondition_failed", "A precondition in the request did not hold");
+        if (outcome === "failed") throw preconditionFailed();
         return new Response(page.body, { headers: { ...headers, "content-type": JSON_TYPE } });
       },
       {
