@@ -3,6 +3,8 @@
  * so tests and the CLI build exactly what production runs.
  */
 import { Elysia, ValidationError } from "elysia";
+import { accessRoutes } from "./access/plugin.ts";
+import { AccessControl } from "./access/service.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/client.ts";
 import { fileServer } from "./files/send-file.ts";
@@ -23,6 +25,7 @@ import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
 import { Thumbnails } from "./modules/thumbnails/service.ts";
 import { uploadRoutes } from "./modules/uploads/routes.ts";
 import { ResumableUploads } from "./modules/uploads/tus.ts";
+import { DirectUploads } from "./modules/uploads/direct.ts";
 import { videoRoutes } from "./modules/videos/routes.ts";
 import { VideoLibrary } from "./modules/videos/service.ts";
 import { Storage } from "./modules/videos/storage.ts";
@@ -39,17 +42,28 @@ export interface AppContext {
   uploads: ResumableUploads;
   /** HLS ladder: transcode queue, (optional) worker, SSE progress. */
   hls: HlsService;
+  /** The API key, sessions and playback tokens. */
+  access: AccessControl;
 }
 
-export function createContext(config: Config, db: Db): AppContext {
-  const library = new VideoLibrary(db, new Storage(config.dataDir));
+/** A Config whose secrets are known (src/server.ts reads or generates them before the app is built). */
+export type ResolvedConfig = Config & { apiKey: string; signingSecret: string };
+
+export function createContext(config: ResolvedConfig, db: Db): AppContext {
+  const library = new VideoLibrary(db, new Storage(config.dataDir), config.defaultPlayback);
   const media = MediaTools.locate(config);
   const thumbnails = new Thumbnails(library.storage, media);
   const ingest = new IngestPipeline(library, media, thumbnails);
-  const uploads = new ResumableUploads(library, ingest, { dataDir: config.dataDir, maxUploadBytes: config.maxUploadBytes, expiryMs: config.uploadExpiryMs });
+  const uploads = new ResumableUploads(library, ingest, new DirectUploads(db), {
+    dataDir: config.dataDir,
+    maxUploadBytes: config.maxUploadBytes,
+    expiryMs: config.uploadExpiryMs,
+    corsOrigins: config.corsOrigins ?? ["*"],
+  });
   const hls = new HlsService(library, config);
   const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]));
-  return { config, db, library, catalog, media, ingest, thumbnails, uploads, hls };
+  const access = new AccessControl(db, { apiKey: config.apiKey, signingSecret: config.signingSecret, trustProxy: config.trustProxy });
+  return { config, db, library, catalog, media, ingest, thumbnails, uploads, hls, access };
 }
 
 function validationMessage(error: Readonly<ValidationError>): string {
@@ -88,7 +102,7 @@ export function createApp(ctx: AppContext) {
       development: false,
       error: (error) => nativeError(ctx, error),
       // The hot path as a native Bun route; Bun prefers it over Elysia's route of the same path.
-      routes: nativeStreamRoute(ctx.catalog, ctx.config.corsOrigins ?? ["*"]),
+      routes: nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"]),
     },
   })
     .onError(({ code, error, request }) => {
@@ -108,16 +122,18 @@ export function createApp(ctx: AppContext) {
       console.error(`[error] ${request.method} ${request.url}:`, error);
       return errorResponse(500, "internal_error", "Something went wrong on our side");
     })
+    // Credentials first: an unauthenticated request learns nothing, not even a size limit.
+    .use(accessRoutes(ctx.access))
     .use(bodyLimits(ctx.config.maxUploadBytes))
     .use(corsRoutes(ctx.config.corsOrigins ?? ["*"]))
     .use(fileServer())
     .use(healthRoutes())
-    .use(streamRoutes(ctx.catalog))
-    .use(hlsRoutes(ctx.hls, ctx.config.cacheTtlMs))
-    .use(playerRoutes(ctx.library, ctx.config.cacheTtlMs))
-    .use(videoRoutes(ctx.library, ctx.ingest, ctx.config.maxUploadBytes))
-    .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.config.cacheTtlMs))
-    .use(uploadRoutes(ctx.uploads))
+    .use(streamRoutes(ctx.catalog, ctx.access))
+    .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access }, ctx.config.cacheTtlMs))
+    .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs))
+    .use(videoRoutes(ctx.library, ctx.ingest, ctx.access, ctx.config.maxUploadBytes))
+    .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs))
+    .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))
     .use(openapiRoutes())
     .use(staticRoutes(ctx.config.staticDir, ctx.config.cacheTtlMs));
 }

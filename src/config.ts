@@ -4,6 +4,7 @@
  */
 import { resolve } from "node:path";
 import { availableParallelism } from "node:os";
+import { PLAYBACK_POLICIES, type Playback } from "./db/schema.ts";
 
 export interface Config {
   port: number;
@@ -33,7 +34,23 @@ export interface Config {
    * separated): ["*"] (the default) for any, [] ("none") to send no CORS headers.
    */
   corsOrigins?: string[];
+  /** The management API's key (API_KEY); when unset, generated once and kept in DATA_DIR/api-key. */
+  apiKey?: string;
+  /** HS256 secret of playback tokens (SIGNING_SECRET); when unset, generated once into DATA_DIR/signing-secret. */
+  signingSecret?: string;
+  /** Playback policy of new videos when the upload names none (DEFAULT_PLAYBACK). Default "public". */
+  defaultPlayback?: Playback;
+  /**
+   * TRUST_PROXY: Spool runs behind a reverse proxy that appends the client's address to
+   * X-Forwarded-For; the last entry is then the client (for rate limits), not the socket's peer.
+   */
+  trustProxy?: boolean;
 }
+
+/** Shortest API_KEY accepted: anything shorter can be guessed despite the rate limit. */
+export const MIN_API_KEY_LENGTH = 16;
+/** Shortest SIGNING_SECRET accepted: an HS256 key of fewer than 256 bits weakens every token. */
+export const MIN_SIGNING_SECRET_LENGTH = 32;
 
 export const X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] as const;
 
@@ -128,6 +145,19 @@ function corsOrigins(): string[] {
     .filter(Boolean);
 }
 
+function secret(name: string, minLength: number): string | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return undefined;
+  if (raw.trim() !== raw || raw.length < minLength) throw new Error(`${name} must be at least ${minLength} characters with no surrounding whitespace`);
+  return raw;
+}
+
+function playback(): Playback {
+  const raw = process.env.DEFAULT_PLAYBACK || "public";
+  if (!(PLAYBACK_POLICIES as readonly string[]).includes(raw)) throw new Error(`DEFAULT_PLAYBACK must be one of ${PLAYBACK_POLICIES.join(", ")}, got "${raw}"`);
+  return raw as Playback;
+}
+
 export function loadConfig(): Config {
   const dataDir = resolve(process.env.DATA_DIR || "./data");
   return {
@@ -148,5 +178,9 @@ export function loadConfig(): Config {
     uploadExpiryMs: integer("UPLOAD_EXPIRY_MS", 24 * 60 * 60 * 1000, 1000),
     transcode: loadTranscodeConfig(),
     corsOrigins: corsOrigins(),
+    apiKey: secret("API_KEY", MIN_API_KEY_LENGTH),
+    signingSecret: secret("SIGNING_SECRET", MIN_SIGNING_SECRET_LENGTH),
+    defaultPlayback: playback(),
+    trustProxy: flag("TRUST_PROXY", false),
   };
 }

@@ -68,6 +68,7 @@ if (workerId !== undefined) console.log(`[spool] worker ${workerId} serving on $
 else {
   for (let id = 1; id < config.workers; id++) spawnWorker(id);
   console.log(`Spool listening on ${spool.url} (data: ${config.dataDir}, ${config.workers} worker${config.workers > 1 ? "s" : ""})`);
+  console.log(spool.apiKeyNotice);
   if (config.seedDemo) console.log(`Demo video: ${spool.url}/api/stream/${DEMO_VIDEO_ID}`);
 }
 

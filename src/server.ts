@@ -3,8 +3,9 @@
  * Used by src/index.ts and by the tests (which pass PORT=0 for an ephemeral port).
  */
 import { resolve } from "node:path";
-import { createApp, createContext, type AppContext } from "./app.ts";
-import { transcodeConfig, type Config } from "./config.ts";
+import { API_KEY_FILE, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
+import { createApp, createContext, type AppContext, type ResolvedConfig } from "./app.ts";
+import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 
 export const DEMO_VIDEO_ID = "demo";
@@ -14,7 +15,16 @@ export interface RunningSpool {
   url: string;
   port: number;
   ctx: AppContext;
+  /** Where the API key comes from and how to read it (never the key itself). */
+  apiKeyNotice: string;
   stop(): Promise<void>;
+}
+
+/** The config with its API key and signing secret: from the environment, else from DATA_DIR (made once). */
+export async function resolveSecrets(config: Config): Promise<{ config: ResolvedConfig; apiKeyNotice: string }> {
+  const apiKey = await resolveSecret("API_KEY", config.apiKey, config.dataDir, API_KEY_FILE, generateApiKey, MIN_API_KEY_LENGTH);
+  const signing = await resolveSecret("SIGNING_SECRET", config.signingSecret, config.dataDir, SIGNING_SECRET_FILE, generateSigningSecret, MIN_SIGNING_SECRET_LENGTH);
+  return { config: { ...config, apiKey: apiKey.value, signingSecret: signing.value }, apiKeyNotice: describeApiKey(apiKey) };
 }
 
 /** What ffprobe says about fixtures/demo.mp4, for servers without ffmpeg. */
@@ -31,7 +41,8 @@ const DEMO_MEDIA = {
 
 async function seedDemo(ctx: AppContext): Promise<void> {
   if (await ctx.library.get(DEMO_VIDEO_ID)) return;
-  const meta = { id: DEMO_VIDEO_ID, title: "Spool demo (test pattern)", originalFilename: "spool-demo.mp4" };
+  // Public whatever DEFAULT_PLAYBACK says: the README's first curl commands play it.
+  const meta = { id: DEMO_VIDEO_ID, title: "Spool demo (test pattern)", originalFilename: "spool-demo.mp4", playback: "public" as const };
   // With ffmpeg the demo goes through the real pipeline (probe, poster); without, known values.
   if (ctx.ingest.available) await ctx.library.ingestPath(DEMO_FIXTURE, meta);
   else await ctx.ingest.ingestTrusted(DEMO_FIXTURE, meta, DEMO_MEDIA);
@@ -48,8 +59,9 @@ export interface StartOptions {
 /** How often the primary looks for processing jobs whose process died. */
 export const ORPHAN_SWEEP_MS = 2000;
 
-export async function startSpool(config: Config, { primary = true }: StartOptions = {}): Promise<RunningSpool> {
+export async function startSpool(given: Config, { primary = true }: StartOptions = {}): Promise<RunningSpool> {
   let orphanSweep: ReturnType<typeof setInterval> | undefined;
+  const { config, apiKeyNotice } = await resolveSecrets(given);
   const handle = openDatabase(config.databaseUrl);
   const ctx = createContext(config, handle.db);
   await ctx.library.storage.init(primary);
@@ -61,7 +73,7 @@ export async function startSpool(config: Config, { primary = true }: StartOption
     }
     await ctx.uploads.init();
     // Resumable (tus) uploads survive a restart; anything else still `uploading` was cut off.
-    const interrupted = await ctx.library.failInterrupted(await ctx.uploads.ids());
+    const interrupted = await ctx.library.failInterrupted(await ctx.uploads.videoIds());
     if (interrupted) console.warn(`[spool] ${interrupted} upload(s) interrupted by the last shutdown were marked failed`);
     const resumed = await ctx.ingest.resumeInterrupted();
     if (resumed) console.warn(`[spool] resuming processing of ${resumed} video(s) interrupted by the last shutdown`);
@@ -85,6 +97,7 @@ export async function startSpool(config: Config, { primary = true }: StartOption
     url: `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`,
     port: server.port!,
     ctx,
+    apiKeyNotice,
     async stop() {
       clearInterval(orphanSweep);
       ctx.uploads.stopSweeper();

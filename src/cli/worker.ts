@@ -6,6 +6,7 @@
  * killed and handed back to the queue.
  */
 import { parseArgs } from "node:util";
+import { resolveSecrets } from "../server.ts";
 import { loadConfig, transcodeConfig } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext } from "../app.ts";
@@ -19,7 +20,7 @@ if (values.help) {
   process.exit(0);
 }
 
-const config = loadConfig();
+const { config } = await resolveSecrets(loadConfig());
 const handle = openDatabase(config.databaseUrl);
 const ctx = createContext(config, handle.db);
 await ctx.library.storage.init();

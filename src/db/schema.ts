@@ -5,6 +5,13 @@ export const VIDEO_STATUSES = ["uploading", "processing", "ready", "failed"] as 
 export type VideoStatus = (typeof VIDEO_STATUSES)[number];
 
 /** The adaptive-streaming (HLS) build of a video; see src/modules/hls. */
+/**
+ * Who may play a video: anyone (`public`), or holders of a playback token for it (`signed`).
+ * See src/access/playback.ts.
+ */
+export const PLAYBACK_POLICIES = ["public", "signed"] as const;
+export type Playback = (typeof PLAYBACK_POLICIES)[number];
+
 export const HLS_STATUSES = ["none", "queued", "processing", "ready", "failed", "skipped"] as const;
 export type HlsStatus = (typeof HLS_STATUSES)[number];
 
@@ -23,6 +30,7 @@ export const videos = sqliteTable(
     sha256: text("sha256"),
     status: text("status", { enum: VIDEO_STATUSES }).notNull(),
     error: text("error"),
+    playback: text("playback", { enum: PLAYBACK_POLICIES }).notNull().default("public"),
     // Media metadata from ffprobe, recorded while `processing` (null until then, and for
     // properties the media does not have: an audio file has no width).
     /** Seconds. */
@@ -89,3 +97,40 @@ export const transcodeJobs = sqliteTable(
 );
 
 export type TranscodeJobRow = typeof transcodeJobs.$inferSelect;
+
+/**
+ * Signed-in browser sessions (the `spool_session` cookie). Only a hash of the cookie's secret is
+ * stored, so a copy of the database opens no session.
+ */
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    /** Hex SHA-256 of the cookie value. */
+    id: text("id").primaryKey(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [index("sessions_expires_idx").on(t.expiresAt)],
+);
+
+/**
+ * One-time tus creation URLs for browsers without the API key (POST /api/uploads/direct).
+ * The video id is chosen when the URL is issued; the row is consumed by the first upload.
+ */
+export const directUploads = sqliteTable(
+  "direct_uploads",
+  {
+    /** Hex SHA-256 of the URL's secret. */
+    id: text("id").primaryKey(),
+    videoId: text("video_id").notNull(),
+    title: text("title"),
+    playback: text("playback", { enum: PLAYBACK_POLICIES }).notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+    /** Set by the one creation request that used it. */
+    usedAt: integer("used_at", { mode: "timestamp_ms" }),
+  },
+  (t) => [index("direct_uploads_expires_idx").on(t.expiresAt)],
+);
+
+export type DirectUploadRow = typeof directUploads.$inferSelect;

@@ -7,12 +7,18 @@
  */
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
+import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
-import { serveFile } from "../../files/send-file.ts";
-import { HttpError, errorResponse } from "../../http/errors.ts";
+import type { FileEntity } from "../../files/entity.ts";
+import { serveEntity } from "../../files/serve.ts";
+import { evaluatePreconditions } from "../../http/conditional.ts";
+import { HttpError, errorResponse, httpErrorResponse, preconditionFailed } from "../../http/errors.ts";
+import type { StreamCatalog } from "../stream/catalog.ts";
+import { signPlaylist, signStoryboard } from "./signed.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
 import { VIDEO_ID_PATTERN, assertVideoId, isVideoId } from "../videos/ids.ts";
-import { BadRequest, NotFound, VideoIdParams, VideoSchema, errorSchema, toVideoJson, type VideoJson } from "../videos/schemas.ts";
+import { errorSchema } from "../../http/error-schemas.ts";
+import { BadRequest, NotFound, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../videos/schemas.ts";
 import type { HlsService } from "./service.ts";
 
 /** Playlists and the storyboard index may be rebuilt; keep them short-lived in caches. */
@@ -27,8 +33,29 @@ export function hlsFileName(rest: string): string | null {
   return FILE_PATTERN.test(rest) ? rest : null;
 }
 
-export function cacheControlFor(name: string): string {
-  return name.endsWith(".m3u8") || name.endsWith(".vtt") ? PLAYLIST_CACHE_CONTROL : SEGMENT_CACHE_CONTROL;
+export function cacheControlFor(name: string, signed = false): string {
+  const playlist = name.endsWith(".m3u8") || name.endsWith(".vtt");
+  // A signed video's files stay out of shared caches, where they would outlive the token.
+  if (signed) return playlist ? "private, no-cache" : "private, max-age=86400";
+  return playlist ? PLAYLIST_CACHE_CONTROL : SEGMENT_CACHE_CONTROL;
+}
+
+/**
+ * A playlist or storyboard index of a signed video, rewritten so that every URI carries the
+ * token it was requested with. Small text, made per request; its tag is the file's tag and the
+ * token's, so revalidation (304) still works.
+ */
+async function signedTextResponse(request: Request, entity: FileEntity, name: string, token: string): Promise<Response> {
+  const tokenTag = new Bun.CryptoHasher("sha256").update(token).digest("hex").slice(0, 16);
+  const etag = `"${entity.etag.replace(/^W\/|"/g, "")}-${tokenTag}"`;
+  const headers = { etag, "cache-control": "private, no-cache", "x-content-type-options": "nosniff" };
+  const outcome = evaluatePreconditions(request.method, request.headers, { etag, lastModified: entity.lastModified });
+  if (outcome === "not-modified") return new Response(null, { status: 304, headers });
+  if (outcome === "failed") return httpErrorResponse(preconditionFailed());
+  const text = await entity.file.text();
+  const body = name.endsWith(".vtt") ? signStoryboard(text, token) : signPlaylist(text, token);
+  const full = { ...headers, "content-type": entity.contentType, "last-modified": entity.headers["last-modified"]!, "content-length": String(Buffer.byteLength(body)) };
+  return new Response(request.method === "HEAD" ? null : body, { headers: full });
 }
 
 const SSE_POLL_MS = 500;
@@ -172,23 +199,51 @@ const EventsResponse = t.String({
   examples: ['id: 3\nevent: progress\ndata: {"id":"q7cN0l1dQ5m0tS9xYk3eZA","status":"ready","hls":{"status":"processing","progress":42}}\n\n'],
 });
 
-export function hlsRoutes(hls: HlsService, cacheTtlMs: number) {
+export interface HlsAccess {
+  catalog: StreamCatalog;
+  access: AccessControl;
+}
+
+export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cacheTtlMs: number) {
   const cache = new FileCache(cacheTtlMs);
   const forget = (id: string) => cache.forget(hls.library.storage.videoDir(id) + "/");
   hls.library.events.on("invalidated", forget);
   hls.events.on("changed", forget);
+  const noFile = () => errorResponse(404, "not_found", "No such HLS file");
 
-  const serve = (request: Request, id: string, rest: string) => {
+  const serve = async (request: Request, id: string, rest: string, peer: () => string | undefined) => {
     const name = isVideoId(id) ? hlsFileName(rest) : null;
-    if (!name) return errorResponse(404, "not_found", "No such HLS file");
-    return serveFile(request, join(hls.hlsDir(id), name), { cacheControl: cacheControlFor(name) }, cache);
+    if (!name) return noFile();
+    // The ladder of a ready video only; its playback policy decides who may have it.
+    const cached = catalog.peek(id);
+    const video = cached === undefined ? await catalog.load(id) : cached;
+    if (!video) return noFile();
+    let token: string | null = null;
+    if (video.signed) {
+      try {
+        token = (await access.playback(request, id, "signed", peer)).token;
+      } catch (error) {
+        if (error instanceof HttpError) return httpErrorResponse(error);
+        throw error;
+      }
+    }
+    const path = join(hls.hlsDir(id), name);
+    const options = { cacheControl: cacheControlFor(name, video.signed) };
+    const entity = await cache.lookup(path, options, `${path}\0${options.cacheControl}`);
+    if (!entity) return noFile();
+    if (token !== null && (name.endsWith(".m3u8") || name.endsWith(".vtt"))) {
+      if (request.method !== "GET" && request.method !== "HEAD") return serveEntity(request, entity);
+      return signedTextResponse(request, entity, name, token);
+    }
+    return serveEntity(request, entity);
   };
 
   return new Elysia({ name: "spool.hls" })
     // One parameter name per path position (the router requires it): `name` is a file here...
-    .get("/api/hls/:id/:name", ({ request, params }) => serve(request, params.id, params.name), {
+    .get("/api/hls/:id/:name", ({ request, params, server }) => serve(request, params.id, params.name, () => server?.requestIP(request)?.address), {
       params: t.Object({ id: t.String(), name: t.String() }),
       detail: {
+        security: [],
         operationId: "getHlsFile",
         tags: ["hls"],
         summary: "HLS master playlist or storyboard",
@@ -199,9 +254,10 @@ export function hlsRoutes(hls: HlsService, cacheTtlMs: number) {
       },
     })
     // ...and a rendition here.
-    .get("/api/hls/:id/:name/:file", ({ request, params }) => serve(request, params.id, `${params.name}/${params.file}`), {
+    .get("/api/hls/:id/:name/:file", ({ request, params, server }) => serve(request, params.id, `${params.name}/${params.file}`, () => server?.requestIP(request)?.address), {
       params: t.Object({ id: t.String(), name: t.String(), file: t.String() }),
       detail: {
+        security: [],
         operationId: "getHlsRenditionFile",
         tags: ["hls"],
         summary: "HLS rendition playlist, init segment or media segment",

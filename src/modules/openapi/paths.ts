@@ -7,7 +7,7 @@
  */
 import { t } from "elysia";
 import { VIDEO_ID_PATTERN } from "../videos/ids.ts";
-import { errorSchema } from "../videos/schemas.ts";
+import { errorSchema } from "../../http/error-schemas.ts";
 import { Integer, header, jsonContent } from "./doc.ts";
 
 const VideoBytes = t.String({ format: "binary", description: "The stored file's bytes (or the requested range)" });

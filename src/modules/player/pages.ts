@@ -36,7 +36,7 @@ export function formatDuration(seconds: number | null): string {
   return h ? `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}` : `${m}:${String(s).padStart(2, "0")}`;
 }
 
-function layout(title: string, body: string, scripts: string[]): string {
+function layout(title: string, body: string, scripts: string[], signOut = false): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -47,7 +47,7 @@ function layout(title: string, body: string, scripts: string[]): string {
 <link rel="stylesheet" href="${ASSET_PREFIX}/spool.css">
 </head>
 <body>
-<header class="top"><a class="brand" href="/">Spool</a><nav><a href="/">Library</a><a href="/swagger">API</a></nav></header>
+<header class="top"><a class="brand" href="/">Spool</a><nav><a href="/">Library</a><a href="/swagger">API</a></nav>${signOut ? '<button type="button" id="sign-out" class="link">Sign out</button>' : ""}</header>
 ${body}
 ${scripts.map((src) => `<script src="${src}"></script>`).join("\n")}
 </body>
@@ -93,6 +93,7 @@ export function libraryPage(videos: VideoJson[]): string {
 <form id="upload-form" action="/api/videos" method="post" enctype="multipart/form-data">
 <label class="file"><input type="file" name="file" id="upload-file" accept="video/*,audio/*" required><span id="upload-file-name">Choose a file…</span></label>
 <input type="text" name="title" id="upload-title" placeholder="Title (optional)" maxlength="500">
+<select name="playback" id="upload-playback" aria-label="Who can play it"><option value="">Default playback</option><option value="public">Public</option><option value="signed">Signed links only</option></select>
 <button type="submit" id="upload-submit">Upload</button>
 </form>
 <div id="upload-status" class="job" hidden>
@@ -109,7 +110,23 @@ export function libraryPage(videos: VideoJson[]): string {
 <p class="empty" id="library-empty"${videos.length ? " hidden" : ""}>No videos yet: upload one above.</p>
 </section>
 </main>`;
-  return layout("Spool", body, [`${ASSET_PREFIX}/library.js`]);
+  return layout("Spool", body, [`${ASSET_PREFIX}/library.js`], true);
+}
+
+/** The library page of a browser that is not signed in: the key, nothing else. */
+export function signInPage(): string {
+  const body = `<main class="library">
+<section class="panel signin">
+<h1>Sign in</h1>
+<p>Enter the API key. It is in <code>DATA_DIR/api-key</code> on the server (or its <code>API_KEY</code> variable).</p>
+<form id="signin-form" action="/api/session" method="post">
+<input type="password" name="key" id="signin-key" placeholder="API key" autocomplete="current-password" required>
+<button type="submit" id="signin-submit">Sign in</button>
+</form>
+<p class="message error" id="signin-message" role="alert"></p>
+</section>
+</main>`;
+  return layout("Sign in · Spool", body, [`${ASSET_PREFIX}/library.js`]);
 }
 
 export interface WatchPageOptions {
@@ -141,13 +158,17 @@ export function watchPage(video: VideoJson, options: WatchPageOptions): string {
 <h1>${escapeHtml(video.title)}</h1>
 <p class="meta">${escapeHtml(meta)}</p>
 <p class="engine">Playing via <span id="engine">…</span><span id="level"></span></p>
-<p><a href="${escapeHtml(video.streamUrl)}?download=1">Download original</a></p>
+<p><a href="${escapeHtml(video.streamUrl)}${video.streamUrl.includes("?") ? "&amp;" : "?"}download=1">Download original</a></p>
 </section>
 </main>
 <script type="application/json" id="video-data">${scriptJson(video)}</script>
 <script type="application/json" id="player-icons">${scriptJson(ICONS)}</script>`;
   const scripts = options.hlsScript ? [options.hlsScript, `${ASSET_PREFIX}/player.js`] : [`${ASSET_PREFIX}/player.js`];
   return layout(video.title, body, scripts);
+}
+
+export function errorPage(title: string, message: string): string {
+  return layout(`${title} · Spool`, `<main class="library"><section class="panel"><h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p></section></main>`, []);
 }
 
 export function notFoundPage(message: string): string {

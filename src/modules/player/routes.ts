@@ -5,13 +5,14 @@
  */
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
+import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
-import { errorResponse } from "../../http/errors.ts";
+import { HttpError, errorResponse } from "../../http/errors.ts";
 import { isVideoId } from "../videos/ids.ts";
-import { toVideoJson } from "../videos/schemas.ts";
+import { toVideoJson, tokenizedJson } from "../videos/schemas.ts";
 import type { VideoLibrary } from "../videos/service.ts";
-import { ASSET_PREFIX, libraryPage, notFoundPage, watchPage } from "./pages.ts";
+import { ASSET_PREFIX, errorPage, libraryPage, notFoundPage, signInPage, watchPage } from "./pages.ts";
 
 const ASSETS_DIR = join(import.meta.dir, "assets");
 const OWN_ASSETS = new Set(["spool.css", "library.js", "player.js"]);
@@ -47,13 +48,25 @@ const PAGE_HEADERS = {
 
 const page = (html: string, status = 200) => new Response(html, { status, headers: PAGE_HEADERS });
 
-export function playerRoutes(library: VideoLibrary, cacheTtlMs: number) {
+/** How long the token a signed-in owner's watch page gets lasts. */
+const OWNER_PAGE_TOKEN_TTL_S = 6 * 60 * 60;
+
+const TOKEN_PAGE_MESSAGES: Record<string, string> = {
+  token_missing: "This video is private: it plays only through a link with a playback token.",
+  token_expired: "This link has expired: ask whoever shared it for a new one.",
+  token_wrong_video: "This link is for another video.",
+};
+
+export function playerRoutes(library: VideoLibrary, access: AccessControl, cacheTtlMs: number) {
   const cache = new FileCache(cacheTtlMs);
   const hlsScript = HLS_JS ? `${ASSET_PREFIX}/hls.min.js${HLS_JS_VERSION ? `?v=${HLS_JS_VERSION}` : ""}` : null;
   return new Elysia({ name: "spool.player" })
     .get(
       "/",
-      async () => {
+      async ({ request, server }) => {
+        // The library is the owner's page: without a session it is a sign-in form, nothing else.
+        const principal = await access.principal(request, access.client(request, server?.requestIP(request)?.address)).catch(() => null);
+        if (principal === null) return page(signInPage());
         const { items } = await library.list({ limit: 100 });
         return page(libraryPage(items.map(toVideoJson)));
       },
@@ -61,10 +74,23 @@ export function playerRoutes(library: VideoLibrary, cacheTtlMs: number) {
     )
     .get(
       "/watch/:id",
-      async ({ params }) => {
+      async ({ params, request, server }) => {
         const row = isVideoId(params.id) ? await library.get(params.id) : undefined;
         if (!row) return page(notFoundPage(`There is no video with id ${params.id}.`), 404);
-        return page(watchPage(toVideoJson(row), { hlsScript }));
+        let video = toVideoJson(row);
+        if (row.playback === "signed") {
+          let token: string | null;
+          try {
+            token = (await access.playback(request, row.id, row.playback, () => server?.requestIP(request)?.address)).token;
+          } catch (error) {
+            if (!(error instanceof HttpError)) throw error;
+            return page(errorPage("Cannot play this video", TOKEN_PAGE_MESSAGES[error.code] ?? "This link is not valid for this video."), error.status);
+          }
+          // The owner (signed in) watches with a token made for the page; a viewer's own is passed on.
+          token ??= (await access.tokens.mint(row.id, OWNER_PAGE_TOKEN_TTL_S)).token;
+          video = tokenizedJson(video, token);
+        }
+        return page(watchPage(video, { hlsScript }));
       },
       { params: t.Object({ id: t.String() }), detail: { hide: true } },
     )

@@ -13,12 +13,17 @@ import { extensionOf } from "../../http/content-type.ts";
 import type { VideoLibrary } from "../videos/service.ts";
 
 export const VIDEO_CACHE_CONTROL = "public, max-age=86400";
+/** A signed video's bytes: never in a shared cache, where they would outlive the token. */
+export const SIGNED_VIDEO_CACHE_CONTROL = "private, max-age=3600";
 
 /** A ready video as the stream route serves it: the inline entity, and the download one on demand. */
 export class CachedVideo {
   private download: FileEntity | undefined;
 
   constructor(
+    readonly id: string,
+    /** Playback needs a token (or the management credentials). */
+    readonly signed: boolean,
     readonly inline: FileEntity,
     private readonly makeDownload: () => FileEntity,
   ) {}
@@ -79,7 +84,7 @@ export class StreamCatalog {
       else console.warn(`[stream] video ${id}: file ${path} is ${found ? `${found.size} bytes, expected ${row.size}` : "missing"}; answering 404`);
     }
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    const video = inline && row ? new CachedVideo(inline, () => this.downloadEntity(row, inline)) : undefined;
+    const video = inline && row ? new CachedVideo(row.id, row.playback === "signed", inline, () => this.downloadEntity(row, inline)) : undefined;
     this.entries.set(id, { video, expires: Date.now() + this.ttlMs });
     return video ?? null;
   }
@@ -90,7 +95,7 @@ export class StreamCatalog {
       // Content-addressed, so every server holding the same bytes gives the same tag.
       etag: `"${row.sha256!.slice(0, 32)}"`,
       lastModified: Math.floor(row.createdAt.getTime() / 1000),
-      cacheControl: VIDEO_CACHE_CONTROL,
+      cacheControl: row.playback === "signed" ? SIGNED_VIDEO_CACHE_CONTROL : VIDEO_CACHE_CONTROL,
       headers: this.extraHeaders,
     };
   }

@@ -6,11 +6,12 @@
  * Map lookup and one `Response` around a file slice. The Elysia route (`streamRoutes`) serves the
  * same function for `app.handle()` and documents it in OpenAPI.
  */
-import type { BunRequest } from "bun";
+import type { BunRequest, Server } from "bun";
 import { Elysia } from "elysia";
+import type { AccessControl } from "../../access/service.ts";
 import { preconditionResponse, serveBody } from "../../files/serve.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
-import { errorResponse } from "../../http/errors.ts";
+import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.ts";
 import { isVideoId } from "../videos/ids.ts";
 import type { CachedVideo, StreamCatalog } from "./catalog.ts";
 
@@ -26,13 +27,33 @@ function notFound(id: string): Response {
   return errorResponse(404, "not_found", `No ready video with id ${id}`);
 }
 
-export function streamVideo(request: Request, id: string, catalog: StreamCatalog): Response | Promise<Response> {
-  const video = catalog.peek(id);
-  // Only valid ids are ever cached, so a hit needs no id check.
-  if (video) return serveVideo(request, video);
+/** What the stream route needs besides the request. */
+export interface StreamContext {
+  catalog: StreamCatalog;
+  access: AccessControl;
+  /** The client's socket address (for the failure limit when the owner's key is used). */
+  peer: () => string | undefined;
+}
+
+export function streamVideo(request: Request, id: string, context: StreamContext): Response | Promise<Response> {
+  const video = context.catalog.peek(id);
+  // Only valid ids are ever cached, so a hit needs no id check. A public video pays one boolean.
+  if (video) return video.signed ? serveSigned(request, video, context) : serveVideo(request, video);
   if (!isVideoId(id)) return errorResponse(400, "bad_request", "The id is not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
   if (video === null) return notFound(id);
-  return catalog.load(id).then((loaded) => (loaded ? serveVideo(request, loaded) : notFound(id)));
+  return context.catalog.load(id).then((loaded) => {
+    if (!loaded) return notFound(id);
+    return loaded.signed ? serveSigned(request, loaded, context) : serveVideo(request, loaded);
+  });
+}
+
+/**
+ * A signed video: the token is checked before anything else (a 304 would confirm the content
+ * hash to someone without one). A token seen before is a synchronous cache hit.
+ */
+function serveSigned(request: Request, video: CachedVideo, context: StreamContext): Response | Promise<Response> {
+  const grant = context.access.playback(request, video.id, "signed", context.peer);
+  return grant instanceof Promise ? grant.then(() => serveVideo(request, video)) : serveVideo(request, video);
 }
 
 function serveVideo(request: Request, video: CachedVideo): Response {
@@ -55,7 +76,7 @@ function withHeaders(response: Response, headers: CorsHeaders | null): Response 
   return response;
 }
 
-export function nativeStreamRoute(catalog: StreamCatalog, allowedOrigins: readonly string[]) {
+export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl, allowedOrigins: readonly string[]) {
   const constant = streamCorsHeaders(allowedOrigins);
   const perRequest = !constant && allowedOrigins.length > 0;
 
@@ -66,13 +87,14 @@ export function nativeStreamRoute(catalog: StreamCatalog, allowedOrigins: readon
     return response;
   };
   const failed = (error: unknown): Response => {
+    if (error instanceof HttpError) return httpErrorResponse(error);
     console.error("[error] in /api/stream:", error);
     return errorResponse(500, "internal_error", "Something went wrong on our side");
   };
 
-  const handle = (request: BunRequest): Response | Promise<Response> => {
+  const handle = (request: BunRequest, server: Server<undefined>): Response | Promise<Response> => {
     try {
-      const result = streamVideo(request, request.params.id ?? "", catalog);
+      const result = streamVideo(request, request.params.id ?? "", { catalog, access, peer: () => server.requestIP(request)?.address });
       return result instanceof Response ? finish(request, result) : result.then((r) => finish(request, r), (e) => finish(request, failed(e)));
     } catch (error) {
       return finish(request, failed(error));
@@ -92,12 +114,12 @@ export function nativeStreamRoute(catalog: StreamCatalog, allowedOrigins: readon
   };
 }
 
-export function streamRoutes(catalog: StreamCatalog) {
-  return new Elysia({ name: "spool.stream" }).get("/api/stream/:id", ({ request, params }) => streamVideo(request, params.id, catalog), {
+export function streamRoutes(catalog: StreamCatalog, access: AccessControl) {
+  return new Elysia({ name: "spool.stream" }).get("/api/stream/:id", ({ request, params, server }) => streamVideo(request, params.id, { catalog, access, peer: () => server?.requestIP(request)?.address }), {
     detail: {
       summary: "Stream a video",
       description:
-        "Byte ranges (RFC 9110 §14): 200 or 206 (single or multipart/byteranges), 416 when no range is satisfiable. Preconditions: 304 for If-None-Match / If-Modified-Since, 412 for If-Match / If-Unmodified-Since, If-Range honoured. `?download=1` adds Content-Disposition: attachment.",
+        "Byte ranges (RFC 9110 §14): 200 or 206 (single or multipart/byteranges), 416 when no range is satisfiable. Preconditions: 304 for If-None-Match / If-Modified-Since, 412 for If-Match / If-Unmodified-Since, If-Range honoured. `?download=1` adds Content-Disposition: attachment. A video with `playback: signed` needs `?token=<JWT>` (or the API key): 403 with code `token_missing`, `token_malformed`, `token_invalid`, `token_wrong_video` or `token_expired` otherwise, checked before any precondition.",
     },
   });
 }

@@ -1,10 +1,12 @@
 /** `GET`/`HEAD /api/videos/:id/thumbnail.jpg[?t=&width=]`: frames through the file engine. */
 import { Elysia, t } from "elysia";
+import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { Integer, header, jsonContent } from "../openapi/doc.ts";
 import { assertVideoId } from "../videos/ids.ts";
-import { BadRequest, VideoIdParams, errorSchema } from "../videos/schemas.ts";
+import { errorSchema } from "../../http/error-schemas.ts";
+import { BadRequest, VideoIdParams } from "../videos/schemas.ts";
 import type { VideoLibrary } from "../videos/service.ts";
 import { MAX_WIDTH, MIN_WIDTH, type Thumbnails } from "./service.ts";
 
@@ -40,6 +42,7 @@ const jpegHeaders = {
   "Content-Length": header(Integer({ description: "Bytes in this response" })),
 };
 
+const TokenRefused = errorSchema("The video is `signed` and the request has no valid `?token=` for it (nor the API key); `code` says why", "token_missing", "This video needs a playback token: add ?token=<JWT>");
 const NotReady = errorSchema("The video is still uploading or processing, or failed", "not_ready", "Video q7cN0l1dQ5m0tS9xYk3eZA is processing; thumbnails exist once it is ready");
 const NoPicture = errorSchema("No such video, or it is audio only", "no_video_stream", "Video q7cN0l1dQ5m0tS9xYk3eZA is audio only: it has no picture");
 const ThumbnailFailed = errorSchema("ffmpeg could not extract a frame", "thumbnail_failed", "No frame could be extracted from video q7cN0l1dQ5m0tS9xYk3eZA at that time");
@@ -47,19 +50,26 @@ const Unavailable = errorSchema("The frame is not cached and ffmpeg is not insta
 const PreconditionFailed = errorSchema("If-Match / If-Unmodified-Since did not hold", "precondition_failed", "A precondition in the request did not hold");
 const RangeNotSatisfiable = errorSchema("No requested range lies within the JPEG", "range_not_satisfiable", "No requested range is satisfiable for 10240 bytes");
 
-export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, cacheTtlMs: number) {
+/** A signed video's pictures stay out of shared caches, where they would outlive the token. */
+export const SIGNED_THUMBNAIL_CACHE_CONTROL = "private, max-age=3600";
+
+export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, access: AccessControl, cacheTtlMs: number) {
   const cache = new FileCache(cacheTtlMs);
   return new Elysia({ name: "spool.thumbnails" }).get(
     "/api/videos/:id/thumbnail.jpg",
-    async ({ params, query, request }) => {
+    async ({ params, query, request, server }) => {
       const row = await library.require(assertVideoId(params.id));
+      // Before any frame is made: a token-less request must not cost an ffmpeg run.
+      await access.playback(request, row.id, row.playback, () => server?.requestIP(request)?.address);
       const path = await thumbnails.pathFor(row, { t: query.t, width: query.width });
-      return serveFile(request, path, { contentType: "image/jpeg", cacheControl: THUMBNAIL_CACHE_CONTROL }, cache);
+      const cacheControl = row.playback === "signed" ? SIGNED_THUMBNAIL_CACHE_CONTROL : THUMBNAIL_CACHE_CONTROL;
+      return serveFile(request, path, { contentType: "image/jpeg", cacheControl }, cache);
     },
     {
       params: VideoIdParams,
       query: ThumbnailQuery,
       detail: {
+        security: [],
         operationId: "getThumbnail",
         tags: ["thumbnails"],
         summary: "A poster or thumbnail of a video (JPEG)",
@@ -74,6 +84,7 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, c
           },
           304: { description: "Not modified (If-None-Match / If-Modified-Since matched)" },
           400: { description: BadRequest.description!, content: jsonContent(errorSchema("Malformed id, `t` or `width`", "bad_request", "query width: must be an integer from 16 to 3840")) },
+          403: { description: TokenRefused.description!, content: jsonContent(TokenRefused) },
           404: { description: NoPicture.description!, content: jsonContent(NoPicture) },
           409: { description: NotReady.description!, content: jsonContent(NotReady) },
           412: { description: PreconditionFailed.description!, content: jsonContent(PreconditionFailed) },

@@ -1,7 +1,11 @@
 /** The tus 1.0 endpoints under /api/uploads (see tus.ts), with their OpenAPI description. */
 import { Elysia, t } from "elysia";
+import { AUTH_ERRORS, AUTH_RESPONSES } from "../../access/plugin.ts";
+import { PLAYBACK_POLICIES, type Playback } from "../../db/schema.ts";
+import { MAX_TITLE_LENGTH } from "../videos/service.ts";
+import { DEFAULT_DIRECT_UPLOAD_TTL_S, DIRECT_UPLOADS_PATH, MAX_DIRECT_UPLOAD_TTL_S } from "./direct.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
-import { VideoIdParams, errorSchema } from "../videos/schemas.ts";
+import { errorSchema } from "../../http/error-schemas.ts";
 import { UPLOADS_PATH, VIDEO_ID_HEADER, type ResumableUploads } from "./tus.ts";
 
 const TUS_DOC = "https://tus.io/protocols/resumable-upload";
@@ -23,8 +27,28 @@ function tusError(status: number, description: string, code: string, message: st
 }
 
 const UploadIdParams = t.Object({
-  id: t.String({ ...VideoIdParams.properties.id, description: "Upload id: the same as the id of the video it becomes" }),
+  id: t.String({ description: "Upload id, from the creation's Location: `<video id>.<secret>`. The URL is the upload's only credential: keep it private.", examples: ["q7cN0l1dQ5m0tS9xYk3eZA.Zm9vYmFyYmF6cXV4cXV1eHh5ejEyMzQ1Njc4"] }),
 });
+
+const DirectUploadBody = t.Object(
+  {
+    title: t.Optional(t.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: "The video's title (default: from the file name the browser sends)" })),
+    playback: t.Optional(t.String({ enum: [...PLAYBACK_POLICIES], description: "The video's playback policy (default: DEFAULT_PLAYBACK); the browser cannot change it", error: "body playback: must be public or signed" })),
+    expiresIn: t.Optional(
+      t.Integer({ minimum: 1, maximum: MAX_DIRECT_UPLOAD_TTL_S, description: `Seconds the URL may be used to start the upload (default ${DEFAULT_DIRECT_UPLOAD_TTL_S}, at most 7 days)`, error: `body expiresIn: must be an integer number of seconds from 1 to ${MAX_DIRECT_UPLOAD_TTL_S}` }),
+    ),
+  },
+  { additionalProperties: false, description: "Optional settings of the upload to come" },
+);
+
+const DirectUploadSchema = t.Object(
+  {
+    uploadUrl: t.String({ description: "A one-time tus creation endpoint: give it to tus-js-client as `endpoint`. No key needed; it works once.", examples: ["/api/uploads/direct/Zm9vYmFyYmF6cXV4cXV1eHh5ejEyMzQ1Njc4OTAxMjM0NTY3ODk"] }),
+    videoId: t.String({ description: "The video the upload becomes", examples: ["q7cN0l1dQ5m0tS9xYk3eZA"] }),
+    expiresAt: t.String({ format: "date-time", description: "After this the URL answers 410", examples: ["2026-11-22T11:00:00.000Z"] }),
+  },
+  { description: "A direct upload URL" },
+);
 
 const BadRequest = tusError(400, "A required tus header is missing or invalid (Upload-Length, Upload-Metadata, Upload-Offset, Content-Type)", "bad_request", "Upload-Offset header required");
 const NotFound = tusError(404, "No such upload (never created, completed, terminated or swept)", "not_found", "The file for this url was not found");
@@ -33,11 +57,61 @@ const VersionRequired = tusError(412, "Tus-Resumable header missing or unsupport
 const TooLarge = tusError(413, "Upload-Length (or the bytes sent) exceeds MAX_UPLOAD_BYTES", "payload_too_large", "Maximum size exceeded");
 const Unavailable = tusError(503, "ffmpeg/ffprobe are not installed: ingest is off", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find");
 
-export function uploadRoutes(uploads: ResumableUploads) {
+export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools(): void }, defaultPlayback: Playback) {
   const handle = ({ request }: { request: Request }) => uploads.handle(request);
+  const direct = ({ request, params }: { request: Request; params: { secret: string } }) => uploads.handleDirect(request, params.secret);
   return new Elysia({ name: "spool.uploads" })
+    .post(
+      DIRECT_UPLOADS_PATH,
+      async ({ body, set }) => {
+        ingest.requireTools();
+        const issued = await uploads.directUploads.issue({
+          title: body?.title?.trim() || undefined,
+          playback: (body?.playback as Playback | undefined) ?? defaultPlayback,
+          expiresIn: body?.expiresIn ?? DEFAULT_DIRECT_UPLOAD_TTL_S,
+        });
+        set.status = 201;
+        set.headers["cache-control"] = "no-store";
+        return { uploadUrl: issued.uploadUrl, videoId: issued.videoId, expiresAt: issued.expiresAt.toISOString() };
+      },
+      {
+        body: t.Optional(DirectUploadBody),
+        response: { 201: DirectUploadSchema, 400: errorSchema("Malformed body", "bad_request", "body expiresIn: must be an integer number of seconds from 1 to 604800"), ...AUTH_ERRORS, 503: errorSchema("ffmpeg/ffprobe are not installed: ingest is off", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find") },
+        detail: {
+          operationId: "createDirectUpload",
+          tags: ["uploads"],
+          summary: "A one-time upload URL for a browser without the key",
+          description:
+            "For uploads straight from a user's browser, as Mux's direct uploads: your backend (with the key) asks for a URL and passes it to the page, which uploads with tus-js-client (`endpoint: uploadUrl`) and no key. The URL creates one upload, for `videoId`, with the title and playback policy chosen here. Used a second time it answers 410 `upload_url_used`, after `expiresAt` 410 `upload_url_expired`; a URL this server never issued answers 403 `upload_url_invalid`. Nothing is created in any of these cases.",
+        },
+      },
+    )
+    .options(`${DIRECT_UPLOADS_PATH}/:secret`, direct, {
+      params: t.Object({ secret: t.String() }),
+      detail: { security: [], operationId: "preflightDirectUpload", tags: ["uploads"], summary: "tus: CORS preflight for a direct upload URL", responses: { 204: { description: "Capabilities" } } },
+    })
+    .post(`${DIRECT_UPLOADS_PATH}/:secret`, direct, {
+      parse: "none",
+      params: t.Object({ secret: t.String({ description: "From `uploadUrl`" }) }),
+      detail: {
+        security: [],
+        operationId: "createUploadDirect",
+        tags: ["uploads"],
+        summary: "tus: create the upload of a direct upload URL (no key)",
+        description: "A tus creation request, as `POST /api/uploads`, authorised by the URL. Works once.",
+        responses: {
+          201: { description: "Created; Location is the upload URL", headers: { ...commonHeaders, Location: header(t.String({ examples: ["/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.Zm9vYmFyYmF6cXV4cXV1eHh5ejEyMzQ1Njc4"] }), true), [VIDEO_ID_HEADER]: videoIdHeader } },
+          ...tusError(403, "Not a direct upload URL this server issued", "upload_url_invalid", "This is not a direct upload URL this server issued"),
+          ...tusError(410, "The URL was used already (`upload_url_used`) or has expired (`upload_url_expired`)", "upload_url_used", "This direct upload URL was already used; ask for a new one"),
+          ...BadRequest,
+          ...VersionRequired,
+          ...TooLarge,
+        },
+      },
+    })
     .options(UPLOADS_PATH, handle, {
       detail: {
+        security: [],
         operationId: "discoverUploads",
         tags: ["uploads"],
         summary: "tus: server capabilities",
@@ -62,7 +136,7 @@ export function uploadRoutes(uploads: ResumableUploads) {
         "upload-defer-length": t.Optional(t.String({ description: "`1` when the size is not known yet", examples: ["1"] })),
         "upload-metadata": t.Optional(
           t.String({
-            description: "Comma-separated `key base64(value)` pairs. Spool reads `filename` (or `name`) and `title`; the file's type is decided by its bytes, never by metadata.",
+            description: "Comma-separated `key base64(value)` pairs. Spool reads `filename` (or `name`), `title` and `playback` (`public` or `signed`); the file's type is decided by its bytes, never by metadata.",
             examples: ["filename aG9saWRheS5tb3Y=,title SG9saWRheSAyMDI2"],
           }),
         ),
@@ -71,7 +145,7 @@ export function uploadRoutes(uploads: ResumableUploads) {
         operationId: "createUpload",
         tags: ["uploads"],
         summary: "tus: create a resumable upload",
-        description: `Creates an upload and registers its video in state \`uploading\`. The body may already carry the first bytes (creation-with-upload, Content-Type: application/offset+octet-stream). Works with tus-js-client and Uppy. See ${TUS_DOC}.`,
+        description: `Needs the API key (browsers without it use a direct upload URL). Creates an upload and registers its video in state \`uploading\`. The body may already carry the first bytes (creation-with-upload, Content-Type: application/offset+octet-stream). Works with tus-js-client and Uppy. See ${TUS_DOC}.`,
         requestBody: {
           required: false,
           content: { "application/offset+octet-stream": { schema: t.String({ format: "binary", description: "Optional first bytes of the file" }) } },
@@ -88,6 +162,7 @@ export function uploadRoutes(uploads: ResumableUploads) {
             },
           },
           ...BadRequest,
+          ...AUTH_RESPONSES,
           ...VersionRequired,
           ...TooLarge,
           ...Unavailable,
@@ -97,6 +172,7 @@ export function uploadRoutes(uploads: ResumableUploads) {
     .options(`${UPLOADS_PATH}/:id`, handle, {
       params: UploadIdParams,
       detail: {
+        security: [],
         operationId: "preflightUpload",
         tags: ["uploads"],
         summary: "tus: capabilities / CORS preflight for an upload URL",
@@ -107,6 +183,7 @@ export function uploadRoutes(uploads: ResumableUploads) {
       params: UploadIdParams,
       headers: t.Object({ "tus-resumable": t.Optional(TusResumable) }),
       detail: {
+        security: [],
         operationId: "getUploadOffset",
         tags: ["uploads"],
         summary: "tus: how many bytes the server has",
@@ -138,6 +215,7 @@ export function uploadRoutes(uploads: ResumableUploads) {
         "upload-length": t.Optional(t.String({ pattern: "^[0-9]+$", description: "Declares the size of a deferred-length upload" })),
       }),
       detail: {
+        security: [],
         operationId: "appendUpload",
         tags: ["uploads"],
         summary: "tus: append bytes at an offset",
@@ -164,6 +242,7 @@ export function uploadRoutes(uploads: ResumableUploads) {
       params: UploadIdParams,
       headers: t.Object({ "tus-resumable": t.Optional(TusResumable) }),
       detail: {
+        security: [],
         operationId: "terminateUpload",
         tags: ["uploads"],
         summary: "tus: abandon an upload",

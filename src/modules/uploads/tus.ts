@@ -3,10 +3,12 @@
  * creation-defer-length, termination, expiration) under /api/uploads, served by @tus/server's
  * web-standard `handleWeb(request)` over @tus/file-store.
  *
- * The upload id *is* the video id: creating an upload registers the video in state
- * `uploading` (so the client knows `/api/videos/<id>` from the upload URL, also sent as
- * `Spool-Video-Id`), and the final PATCH hands the file to the same ingest pipeline as a
- * multipart upload, still inside that request: non-media is refused with 415 and nothing kept.
+ * Creating an upload needs the API key (or a one-time direct upload URL, see direct.ts) and
+ * registers the video in state `uploading`; `Spool-Video-Id` names it. The upload URL itself
+ * is a capability, `<video id>.<secret>` (upload-ids.ts): it alone lets its holder resume or
+ * cancel, and the video id, which the library lists, does not reveal it. The final PATCH hands
+ * the file to the same ingest pipeline as a multipart upload, still inside that request:
+ * non-media is refused with 415 and nothing kept.
  *
  * Partial uploads live in DATA_DIR/uploads (not tmp/, which start-up clears), so they survive a
  * restart too. An upload not completed UPLOAD_EXPIRY_MS after its creation expires (tus
@@ -17,10 +19,13 @@ import { join } from "node:path";
 import { FileStore } from "@tus/file-store";
 import { Server, type Upload } from "@tus/server";
 import { FileLocker } from "./file-locker.ts";
-import { HttpError, errorBody } from "../../http/errors.ts";
+import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
+import { HttpError, badRequest, errorBody } from "../../http/errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { isVideoId, newVideoId } from "../videos/ids.ts";
 import type { VideoLibrary } from "../videos/service.ts";
+import type { DirectUploads } from "./direct.ts";
+import { newUploadId, videoIdOfUpload } from "./upload-ids.ts";
 
 export const UPLOADS_PATH = "/api/uploads";
 export const DEFAULT_UPLOAD_EXPIRY_MS = 24 * 60 * 60 * 1000;
@@ -60,6 +65,21 @@ export interface ResumableUploadOptions {
   dataDir: string;
   maxUploadBytes: number;
   expiryMs?: number;
+  /** CORS_ORIGINS: ["*"], a list, or [] for none (tus answers CORS itself). */
+  corsOrigins?: readonly string[];
+}
+
+/** @tus/server's `allowedOrigins` for a CORS_ORIGINS list (undefined lets it answer `*`). */
+function tusOrigins(allowed: readonly string[]): ((origin: string) => boolean) | undefined {
+  if (allowed.includes("*")) return undefined;
+  return (origin) => allowed.includes(origin);
+}
+
+function playbackOf(metadata: Upload["metadata"]): Playback | undefined {
+  const value = metadataValue(metadata, "playback");
+  if (value === undefined) return undefined;
+  if (!(PLAYBACK_POLICIES as readonly string[]).includes(value)) throw badRequest(`Upload-Metadata playback: must be ${PLAYBACK_POLICIES.join(" or ")}`);
+  return value as Playback;
 }
 
 export class ResumableUploads {
@@ -67,10 +87,13 @@ export class ResumableUploads {
   readonly expiryMs: number;
   readonly server: Server;
   private sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Creation requests that came through a direct upload URL (never a client-settable header). */
+  private readonly direct = new WeakMap<Request, DirectUploadRow>();
 
   constructor(
     private readonly library: VideoLibrary,
     private readonly ingest: IngestPipeline,
+    readonly directUploads: DirectUploads,
     options: ResumableUploadOptions,
   ) {
     this.directory = join(options.dataDir, "uploads");
@@ -83,14 +106,20 @@ export class ResumableUploads {
       maxSize: options.maxUploadBytes,
       relativeLocation: true,
       exposedHeaders: [VIDEO_ID_HEADER, "Upload-Expires"],
-      namingFunction: () => newVideoId(),
-      onUploadCreate: async (_req, upload) => {
+      allowedOrigins: tusOrigins(options.corsOrigins ?? ["*"]),
+      namingFunction: (req) => newUploadId(this.direct.get(req)?.videoId ?? newVideoId()),
+      onUploadCreate: async (req, upload) => {
         try {
           this.ingest.requireTools();
+          const direct = this.direct.get(req);
+          const playback = playbackOf(upload.metadata);
+          // A direct upload's title and policy were fixed by the key holder who issued it.
+          if (direct) await this.directUploads.consume(direct);
           await this.library.begin({
-            id: upload.id,
+            id: videoIdOfUpload(upload.id)!,
             originalFilename: metadataValue(upload.metadata, "filename", "name") ?? "upload",
-            title: metadataValue(upload.metadata, "title"),
+            title: direct?.title ?? metadataValue(upload.metadata, "title"),
+            playback: direct ? direct.playback : playback,
           });
         } catch (error) {
           throw tusError(error);
@@ -103,15 +132,15 @@ export class ResumableUploads {
         } catch (error) {
           throw tusError(error);
         }
-        return { headers: { [VIDEO_ID_HEADER]: upload.id } };
+        return { headers: { [VIDEO_ID_HEADER]: videoIdOfUpload(upload.id) ?? "" } };
       },
     });
     // Deleting a video that is still uploading also deletes its partial bytes.
     library.onRemove((id) => this.discard(id));
   }
 
-  private dataPath(id: string): string {
-    return join(this.directory, id);
+  private dataPath(uploadId: string): string {
+    return join(this.directory, uploadId);
   }
 
   /**
@@ -119,27 +148,37 @@ export class ResumableUploads {
    * link (no copy), because @tus/server still reads the upload after this hook; `handle`
    * removes the tus files once the response is made.
    */
-  private async finish(id: string): Promise<void> {
-    const row = await this.library.get(id);
-    if (!row || row.status !== "uploading") throw new HttpError(410, "upload_expired", `Upload ${id} no longer belongs to a video being uploaded`);
+  private async finish(uploadId: string): Promise<void> {
+    const id = videoIdOfUpload(uploadId);
+    const row = id ? await this.library.get(id) : undefined;
+    if (!row || row.status !== "uploading") throw new HttpError(410, "upload_expired", `This upload no longer belongs to a video being uploaded`);
     const staged = this.library.storage.tempPath();
     try {
-      await link(this.dataPath(id), staged);
+      await link(this.dataPath(uploadId), staged);
     } catch {
-      await copyFile(this.dataPath(id), staged);
+      await copyFile(this.dataPath(uploadId), staged);
     }
     await this.ingest.accept(row, staged);
   }
 
-  /** Removes an upload's bytes and info file (idempotent). */
-  async discard(id: string): Promise<void> {
-    if (!isVideoId(id)) return;
-    await rm(this.dataPath(id), { force: true });
-    await rm(`${this.dataPath(id)}.json`, { force: true });
+  /** Removes the bytes and info file of video `videoId`'s upload, if any (idempotent). */
+  async discard(videoId: string): Promise<void> {
+    if (!isVideoId(videoId)) return;
+    for (const uploadId of await this.ids()) if (videoIdOfUpload(uploadId) === videoId) await this.discardUpload(uploadId);
+  }
+
+  private async discardUpload(uploadId: string): Promise<void> {
+    await rm(this.dataPath(uploadId), { force: true });
+    await rm(`${this.dataPath(uploadId)}.json`, { force: true });
   }
 
   async init(): Promise<void> {
     await mkdir(this.directory, { recursive: true });
+  }
+
+  /** Ids of the videos whose uploads are in the store. */
+  async videoIds(): Promise<string[]> {
+    return (await this.ids()).map(videoIdOfUpload).filter((id): id is string => id !== null);
   }
 
   /** Ids of the uploads in the store (data file plus info file). */
@@ -160,22 +199,24 @@ export class ResumableUploads {
    */
   async sweepExpired(now = Date.now()): Promise<number> {
     let removed = 0;
-    for (const id of await this.ids()) {
+    for (const uploadId of await this.ids()) {
       let created = NaN;
       try {
-        const info = JSON.parse(await readFile(`${this.dataPath(id)}.json`, "utf8")) as { creation_date?: string };
+        const info = JSON.parse(await readFile(`${this.dataPath(uploadId)}.json`, "utf8")) as { creation_date?: string };
         created = Date.parse(info.creation_date ?? "");
       } catch {
         // unreadable info file: judge by the data file's age
       }
-      if (!Number.isFinite(created)) created = (await stat(this.dataPath(id)).catch(() => undefined))?.mtimeMs ?? 0;
-      const row = await this.library.get(id);
+      if (!Number.isFinite(created)) created = (await stat(this.dataPath(uploadId)).catch(() => undefined))?.mtimeMs ?? 0;
+      const id = videoIdOfUpload(uploadId);
+      const row = id ? await this.library.get(id) : undefined;
       const orphan = !row || row.status !== "uploading";
       if (!orphan && created + this.expiryMs > now) continue;
-      await this.discard(id);
-      if (row?.status === "uploading") await this.library.remove(id);
+      await this.discardUpload(uploadId);
+      if (id && row?.status === "uploading") await this.library.remove(id);
       removed++;
     }
+    await this.directUploads.sweep();
     return removed;
   }
 
@@ -193,26 +234,37 @@ export class ResumableUploads {
     this.sweeper = undefined;
   }
 
+  /**
+   * A creation request through a direct upload URL (`POST /api/uploads/direct/<secret>`, and
+   * its CORS preflight): answered as a tus creation at /api/uploads, for that upload only.
+   */
+  async handleDirect(request: Request, secret: string): Promise<Response> {
+    const row = request.method === "OPTIONS" ? undefined : await this.directUploads.usable(secret);
+    const inner = new Request(new URL(UPLOADS_PATH, request.url), { method: request.method, headers: request.headers, body: request.body, duplex: "half" } as RequestInit);
+    if (row) this.direct.set(inner, row);
+    return this.handle(inner);
+  }
+
   /** Answers one tus request; errors get Spool's JSON shape, tus headers are kept. */
   async handle(request: Request): Promise<Response> {
     const response = await this.server.handleWeb(request);
     const headers = new Headers(response.headers);
+    const lastSegment = (path: string) => path.slice(path.lastIndexOf("/") + 1);
     if (request.method === "POST" && response.status === 201) {
-      const location = headers.get("location") ?? "";
-      const id = location.slice(location.lastIndexOf("/") + 1);
+      const id = videoIdOfUpload(lastSegment(headers.get("location") ?? ""));
       if (id) headers.set(VIDEO_ID_HEADER, id);
     }
     if (request.method === "PATCH" || request.method === "POST") {
       // An upload that was completed (accepted or refused) leaves the tus store.
-      const location = request.method === "POST" ? (headers.get("location") ?? "") : new URL(request.url).pathname;
-      const id = location.slice(location.lastIndexOf("/") + 1);
-      if (isVideoId(id) && (await this.library.get(id))?.status !== "uploading") await this.discard(id);
+      const uploadId = lastSegment(request.method === "POST" ? (headers.get("location") ?? "") : new URL(request.url).pathname);
+      const id = videoIdOfUpload(uploadId);
+      if (id && (await this.library.get(id))?.status !== "uploading") await this.discardUpload(uploadId);
     }
     if (request.method === "DELETE" && response.status === 204) {
       // Termination: the video that upload would have become goes too.
-      const id = new URL(request.url).pathname.split("/").pop() ?? "";
-      const row = isVideoId(id) ? await this.library.get(id) : undefined;
-      if (row?.status === "uploading") await this.library.remove(id);
+      const id = videoIdOfUpload(lastSegment(new URL(request.url).pathname));
+      const row = id ? await this.library.get(id) : undefined;
+      if (id && row?.status === "uploading") await this.library.remove(id);
     }
     if (response.status < 400) return new Response(response.body, { status: response.status, headers });
 

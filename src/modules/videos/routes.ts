@@ -1,9 +1,14 @@
 /** Library routes: upload, list, read, retitle, delete. */
 import { Elysia, t } from "elysia";
 import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
+import { errorSchema } from "../../http/error-schemas.ts";
 import { changeToken } from "../../db/client.ts";
 import { evaluatePreconditions } from "../../http/conditional.ts";
 import { JSON_TYPE, badRequest, preconditionFailed } from "../../http/errors.ts";
+import { AUTH_ERRORS, AUTH_RESPONSES } from "../../access/plugin.ts";
+import type { AccessControl } from "../../access/service.ts";
+import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
+import type { Playback } from "../../db/schema.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
 import { assertVideoId } from "./ids.ts";
@@ -11,14 +16,15 @@ import {
   BadRequest,
   ListQuerySchema,
   NotFound,
-  TitleBody,
+  VideoChangesBody,
   UploadForm,
   VideoIdParams,
   VideoListSchema,
   VideoSchema,
   type VideoListJson,
-  errorSchema,
+
   toVideoJson,
+  tokenizedJson,
 } from "./schemas.ts";
 import { ListPageCache } from "./list-cache.ts";
 import type { VideoLibrary } from "./service.ts";
@@ -45,7 +51,45 @@ const PreconditionFailed = errorSchema("If-Match named an ETag the page no longe
 /** Clients may keep a page but must revalidate it (cheap: 304 when nothing changed). */
 const LIST_CACHE_CONTROL = "no-cache";
 
-export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUploadBytes: number) {
+const TokenBody = t.Object(
+  {
+    expiresIn: t.Optional(
+      t.Integer({ minimum: 1, maximum: MAX_TOKEN_TTL_S, default: DEFAULT_TOKEN_TTL_S, description: `Seconds the token is valid (default ${DEFAULT_TOKEN_TTL_S}, at most ${MAX_TOKEN_TTL_S}: 7 days)`, examples: [3600], error: `body expiresIn: must be an integer number of seconds from 1 to ${MAX_TOKEN_TTL_S}` }),
+    ),
+  },
+  { description: "Optional: how long the token lasts", additionalProperties: false },
+);
+
+const TokenSchema = t.Object(
+  {
+    token: t.String({ description: "The JWT (HS256, `sub` = video id, `exp`): append as `?token=`", examples: ["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJxN2NOMGwxZFE1bTB0Uzl4WWszZVpBIiwiaWF0IjoxNzk1Mzg4MzgwLCJleHAiOjE3OTUzOTE5ODB9.c2lnbmF0dXJl"] }),
+    expiresAt: t.String({ format: "date-time", description: "When it stops working (its `exp`)", examples: ["2026-11-22T11:00:00.000Z"] }),
+    streamUrl: t.String({ description: "The stream, with the token", examples: ["/api/stream/q7cN0l1dQ5m0tS9xYk3eZA?token=eyJ…"] }),
+    hlsUrl: t.String({ description: "The HLS master playlist, with the token; every URI in the playlists it leads to carries the token too (404 until the ladder is built)", examples: ["/api/hls/q7cN0l1dQ5m0tS9xYk3eZA/master.m3u8?token=eyJ…"] }),
+    watchUrl: t.String({ description: "The watch page, with the token", examples: ["/watch/q7cN0l1dQ5m0tS9xYk3eZA?token=eyJ…"] }),
+    thumbnailUrl: t.Nullable(t.String({ description: "The poster, with the token (null for audio and until ready)", examples: ["/api/videos/q7cN0l1dQ5m0tS9xYk3eZA/thumbnail.jpg?token=eyJ…"] })),
+  },
+  { description: "A playback token and the URLs it opens" },
+);
+
+/** A token's URLs, relative like every URL in the API. */
+export function tokenUrls(id: string, token: string, hasPicture: boolean) {
+  const q = `token=${token}`;
+  return {
+    streamUrl: `/api/stream/${id}?${q}`,
+    hlsUrl: `/api/hls/${id}/master.m3u8?${q}`,
+    watchUrl: `/watch/${id}?${q}`,
+    thumbnailUrl: hasPicture ? `/api/videos/${id}/thumbnail.jpg?${q}` : null,
+  };
+}
+
+const TokenRefused = errorSchema(
+  "The video is `signed` and the request has no valid token for it (nor the API key). `code` says why: `token_missing`, `token_malformed`, `token_invalid` (bad signature or claims), `token_wrong_video` or `token_expired`.",
+  "token_expired",
+  "The playback token has expired",
+);
+
+export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, access: AccessControl, maxUploadBytes: number) {
   const pages = new ListPageCache(changeToken(library.db));
   return new Elysia({ name: "spool.videos", prefix: "/api/videos" })
     .post(
@@ -59,13 +103,13 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUp
       {
         // The body is streamed to disk by receiveUpload; Elysia must not buffer it.
         parse: "none",
-        response: { 201: VideoSchema, 400: BadRequest, 413: PayloadTooLarge, 415: UnsupportedMedia, 503: IngestUnavailable },
+        response: { 201: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 413: PayloadTooLarge, 415: UnsupportedMedia, 503: IngestUnavailable },
         detail: {
           operationId: "uploadVideo",
           tags: ["videos"],
           summary: "Upload a video (multipart)",
           description:
-            "multipart/form-data with a `file` field and an optional `title`, streamed to disk. The bytes are identified with ffprobe before the response: anything that is not audio or video is refused with 415 and nothing is kept. The answer is 201 with the video in state `processing`; faststart remux, poster and checksum follow in the background. Poll `GET /api/videos/{id}` until `status` is `ready` (or `failed`). For large files or unreliable networks use the resumable `/api/uploads` (tus) instead.",
+            "multipart/form-data with a `file` field, an optional `title` and an optional `playback` (`public` or `signed`; default DEFAULT_PLAYBACK), streamed to disk. The bytes are identified with ffprobe before the response: anything that is not audio or video is refused with 415 and nothing is kept. The answer is 201 with the video in state `processing`; faststart remux, poster and checksum follow in the background. Poll `GET /api/videos/{id}` until `status` is `ready` (or `failed`). For large files or unreliable networks use the resumable `/api/uploads` (tus) instead.",
           requestBody: {
             required: true,
             content: { "multipart/form-data": { schema: UploadForm as object, encoding: { file: { contentType: "video/*, audio/*, application/octet-stream" } } } },
@@ -113,30 +157,75 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUp
             304: { description: "Not Modified: the page is unchanged since the ETag sent in If-None-Match" },
             400: { description: BadRequest.description!, content: jsonContent(BadRequest) },
             412: { description: PreconditionFailed.description!, content: jsonContent(PreconditionFailed) },
+            ...AUTH_RESPONSES,
           },
         },
       },
     )
-    .get("/:id", async ({ params }) => toVideoJson(await library.require(assertVideoId(params.id))), {
-      params: VideoIdParams,
-      response: { 200: VideoSchema, 400: BadRequest, 404: NotFound },
-      detail: { operationId: "getVideo", tags: ["videos"], summary: "Get a video", description: "Its status, metadata and URLs. Poll this after an upload until `status` is `ready` or `failed`." },
-    })
-    .patch("/:id", async ({ params, body }) => {
-      const title = body.title.trim();
-      // minLength counts the spaces the trim removes: "   " would otherwise become an empty title.
-      if (!title) throw badRequest("body title: must not be blank");
-      return toVideoJson(await library.rename(assertVideoId(params.id), title));
-    }, {
-      params: VideoIdParams,
-      body: TitleBody,
-      response: { 200: VideoSchema, 400: BadRequest, 404: NotFound },
-      detail: {
-        operationId: "updateVideo",
-        tags: ["videos"],
-        summary: "Change a video's title",
+    .get(
+      "/:id",
+      async ({ params, request, server }) => {
+        const row = await library.require(assertVideoId(params.id));
+        const grant = await access.playback(request, row.id, row.playback, () => server?.requestIP(request)?.address);
+        // A token holder gets URLs that work for them.
+        return grant.token ? tokenizedJson(toVideoJson(row), grant.token) : toVideoJson(row);
       },
-    })
+      {
+        params: VideoIdParams,
+        response: { 200: VideoSchema, 400: BadRequest, 403: TokenRefused, 404: NotFound },
+        detail: {
+          security: [],
+          operationId: "getVideo",
+          tags: ["videos"],
+          summary: "Get a video",
+          description:
+            "Its status, metadata and URLs. Poll this after an upload until `status` is `ready` or `failed`. Open for a `public` video (the player needs it); a `signed` one needs `?token=` for it or the API key.",
+        },
+      },
+    )
+    .patch(
+      "/:id",
+      async ({ params, body }) => {
+        const title = body.title?.trim();
+        // minLength counts the spaces the trim removes: "   " would otherwise become an empty title.
+        if (title === "") throw badRequest("body title: must not be blank");
+        if (title === undefined && body.playback === undefined) throw badRequest("body: send `title` and/or `playback`");
+        return toVideoJson(await library.update(assertVideoId(params.id), { title, playback: body.playback as Playback | undefined }));
+      },
+      {
+        params: VideoIdParams,
+        body: VideoChangesBody,
+        response: { 200: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound },
+        detail: {
+          operationId: "updateVideo",
+          tags: ["videos"],
+          summary: "Change a video's title or playback policy",
+          description: "Every process of this server sees the change at once: making a video `signed` refuses token-less playback from the next request on.",
+        },
+      },
+    )
+    .post(
+      "/:id/tokens",
+      async ({ params, body, set }) => {
+        const row = await library.require(assertVideoId(params.id));
+        const minted = await access.tokens.mint(row.id, body?.expiresIn ?? DEFAULT_TOKEN_TTL_S);
+        set.status = 201;
+        set.headers["cache-control"] = "no-store";
+        return { token: minted.token, expiresAt: minted.expiresAt.toISOString(), ...tokenUrls(row.id, minted.token, !!toVideoJson(row).thumbnailUrl || !!row.width) };
+      },
+      {
+        params: VideoIdParams,
+        body: t.Optional(TokenBody),
+        response: { 201: TokenSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound },
+        detail: {
+          operationId: "createPlaybackToken",
+          tags: ["access"],
+          summary: "Mint a playback token for a video",
+          description:
+            "A JWT signed HS256 with SIGNING_SECRET (`sub` = the video id, `exp`), and the stream, HLS, watch and thumbnail URLs carrying it. Any JWT library can mint the same tokens without calling Spool (see the README). Works for public videos too (the token is then simply not needed).",
+        },
+      },
+    )
     .delete(
       "/:id",
       async ({ params, set }) => {
@@ -156,6 +245,7 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, maxUp
           responses: {
             204: { description: "Deleted" },
             400: { description: BadRequest.description!, content: jsonContent(BadRequest) },
+            ...AUTH_RESPONSES,
             404: { description: NotFound.description!, content: jsonContent(NotFound) },
           },
         },

@@ -1,36 +1,22 @@
 /** The JSON a client sees for a video, and the request schemas of the library routes. */
 import { t } from "elysia";
-import { VIDEO_STATUSES, type VideoRow } from "../../db/schema.ts";
+import { PLAYBACK_POLICIES, VIDEO_STATUSES, type VideoRow } from "../../db/schema.ts";
 import { Integer } from "../openapi/doc.ts";
 import { VIDEO_ID_PATTERN } from "./ids.ts";
 import { MAX_TITLE_LENGTH } from "./service.ts";
 import { HlsSchema, toHlsJson } from "../hls/json.ts";
-
-export const ErrorSchema = t.Object(
-  {
-    error: t.Object({
-      code: t.String({ description: "Stable, machine-readable code", examples: ["not_found"] }),
-      message: t.String({ description: "Human-readable explanation; may change between versions", examples: ["No video with id q7cN0l1dQ5m0tS9xYk3eZA"] }),
-    }),
-  },
-  { description: "Every error Spool returns has this shape", examples: [{ error: { code: "not_found", message: "No video with id q7cN0l1dQ5m0tS9xYk3eZA" } }] },
-);
-
-/** An error response with its own description (the shape is always ErrorSchema's). */
-export function errorSchema(description: string, code: string, message: string) {
-  return t.Object(
-    {
-      error: t.Object({
-        code: t.String({ description: "Stable, machine-readable code", examples: [code] }),
-        message: t.String({ description: "Human-readable explanation; may change between versions", examples: [message] }),
-      }),
-    },
-    { description, examples: [{ error: { code, message } }] },
-  );
-}
+import { errorSchema } from "../../http/error-schemas.ts";
+import { withToken } from "../../http/path.ts";
 
 export const BadRequest = errorSchema("Malformed id, query parameter or body", "bad_request", "query limit: Expected integer");
 export const NotFound = errorSchema("No such video", "not_found", "No video with id q7cN0l1dQ5m0tS9xYk3eZA");
+
+export const PlaybackSchema = t.UnionEnum([...PLAYBACK_POLICIES], {
+  description:
+    "`public`: anyone with the URL plays it. `signed`: the stream, HLS files, thumbnails, the watch page and this JSON need `?token=<JWT>` (HS256 with SIGNING_SECRET, `sub` = the video id, `exp`), or the API key. New videos get DEFAULT_PLAYBACK.",
+  examples: ["public"],
+  default: undefined,
+});
 
 export const VideoIdParams = t.Object({
   id: t.String({
@@ -58,6 +44,7 @@ export const VideoSchema = t.Object(
       default: undefined,
     }),
     error: t.Nullable(t.String({ description: "Why processing failed; null otherwise", examples: ["Processing failed: no video frame could be decoded"] })),
+    playback: PlaybackSchema,
     duration: t.Nullable(t.Number({ description: "Seconds (millisecond precision); null until processed or when unknown", examples: [12.48] })),
     width: t.Nullable(Integer({ description: "Display width in pixels (rotation applied); null for audio", examples: [1920] })),
     height: t.Nullable(Integer({ description: "Display height in pixels (rotation applied); null for audio", examples: [1080] })),
@@ -91,15 +78,19 @@ export const ListQuerySchema = t.Object({
   status: t.Optional(t.String({ enum: [...VIDEO_STATUSES], description: "Only videos in this state", examples: ["ready"] })),
 });
 
-export const TitleBody = t.Object(
-  { title: t.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: "New title (surrounding whitespace is trimmed)", examples: ["Holiday 2026, edited"] }) },
-  { description: "The fields that can be changed" },
+export const VideoChangesBody = t.Object(
+  {
+    title: t.Optional(t.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: "New title (surrounding whitespace is trimmed)", examples: ["Holiday 2026, edited"] })),
+    playback: t.Optional(t.String({ enum: [...PLAYBACK_POLICIES], description: "New playback policy", examples: ["signed"], error: "body playback: must be public or signed" })),
+  },
+  { description: "The fields to change (at least one)", additionalProperties: false, examples: [{ title: "Holiday 2026, edited" }, { playback: "signed" }] },
 );
 
 export const UploadForm = t.Object(
   {
     file: t.File({ description: "The video or audio file. Its name and type are informative only: the bytes decide." }),
     title: t.Optional(t.String({ maxLength: MAX_TITLE_LENGTH, description: "Title (defaults to the file name without extension)" })),
+    playback: t.Optional(t.UnionEnum([...PLAYBACK_POLICIES], { description: "`public` or `signed` (default: DEFAULT_PLAYBACK)", default: undefined })),
   },
   { description: "multipart/form-data" },
 );
@@ -117,6 +108,7 @@ export function toVideoJson(row: VideoRow): VideoJson {
     sha256: row.sha256,
     status: row.status,
     error: row.error,
+    playback: row.playback,
     duration: row.duration,
     width: row.width,
     height: row.height,
@@ -129,5 +121,16 @@ export function toVideoJson(row: VideoRow): VideoJson {
     streamUrl: `/api/stream/${row.id}`,
     thumbnailUrl: row.width && row.status === "ready" ? `/api/videos/${row.id}/thumbnail.jpg` : null,
     hls: toHlsJson(row),
+  };
+}
+
+/** The video's JSON with every playback URL carrying the token (for a signed video's page). */
+export function tokenizedJson(video: VideoJson, token: string): VideoJson {
+  const sign = (url: string | null) => (url === null ? null : withToken(url, token));
+  return {
+    ...video,
+    streamUrl: withToken(video.streamUrl, token),
+    thumbnailUrl: sign(video.thumbnailUrl),
+    hls: { ...video.hls, masterUrl: sign(video.hls.masterUrl), storyboardUrl: sign(video.hls.storyboardUrl) },
   };
 }

@@ -8,7 +8,7 @@ import { rm } from "node:fs/promises";
 import { and, desc, eq, lt, notInArray, or, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { boundInteger, boundLimit, boundText } from "../../db/params.ts";
-import { videos, type VideoRow, type VideoStatus } from "../../db/schema.ts";
+import { videos, type Playback, type VideoRow, type VideoStatus } from "../../db/schema.ts";
 import { HttpError, notFound } from "../../http/errors.ts";
 import { DEFAULT_CONTENT_TYPE } from "../../http/content-type.ts";
 import { newVideoId } from "./ids.ts";
@@ -17,8 +17,16 @@ import type { Storage } from "./storage.ts";
 export interface IngestMeta {
   title?: string;
   originalFilename: string;
-  /** Use a fixed id (the demo video); otherwise a random one. */
+  /** Use a fixed id (the demo video, a direct upload's); otherwise a random one. */
   id?: string;
+  /** Defaults to the library's default (DEFAULT_PLAYBACK). */
+  playback?: Playback;
+}
+
+/** What PATCH /api/videos/:id may change. */
+export interface VideoChanges {
+  title?: string;
+  playback?: Playback;
 }
 
 /** What ffprobe established about a video, as stored in its row. */
@@ -86,6 +94,8 @@ export class VideoLibrary {
   constructor(
     readonly db: Db,
     readonly storage: Storage,
+    /** Playback policy of videos whose upload names none (DEFAULT_PLAYBACK). */
+    readonly defaultPlayback: Playback = "public",
   ) {
     // Every open event stream (GET /api/videos/:id/events) listens here: many is normal, not a leak.
     this.events.setMaxListeners(0);
@@ -166,6 +176,7 @@ export class VideoLibrary {
       storagePath: "",
       contentType: DEFAULT_CONTENT_TYPE,
       status: "uploading" as const,
+      playback: meta.playback ?? this.defaultPlayback,
       createdAt: now,
       updatedAt: now,
     };
@@ -257,9 +268,18 @@ export class VideoLibrary {
   }
 
   async rename(id: string, title: string): Promise<VideoRow> {
-    checkedTitle(title);
+    return this.update(id, { title });
+  }
+
+  /** Changes a video's title and/or playback policy (caches hear of it at once). */
+  async update(id: string, changes: VideoChanges): Promise<VideoRow> {
+    if (changes.title !== undefined) checkedTitle(changes.title);
     await this.require(id);
-    await this.db.update(videos).set({ title, updatedAt: new Date() }).where(eq(videos.id, id)).run();
+    await this.db
+      .update(videos)
+      .set({ ...(changes.title !== undefined ? { title: changes.title } : {}), ...(changes.playback ? { playback: changes.playback } : {}), updatedAt: new Date() })
+      .where(eq(videos.id, id))
+      .run();
     this.events.emit("changed", id);
     return (await this.get(id))!;
   }

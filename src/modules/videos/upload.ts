@@ -11,7 +11,7 @@ import { createWriteStream } from "node:fs";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import busboy from "busboy";
-import type { VideoRow } from "../../db/schema.ts";
+import { PLAYBACK_POLICIES, type Playback, type VideoRow } from "../../db/schema.ts";
 import { HttpError, badRequest } from "../../http/errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import type { VideoLibrary } from "./service.ts";
@@ -53,6 +53,7 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
   }
 
   let title: string | undefined;
+  let playback: Playback | undefined;
   let row: VideoRow | undefined;
   let tempPath: string | undefined;
   let sha256 = "";
@@ -63,6 +64,10 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
 
   parser.on("field", (name, value) => {
     if (name === "title") title = value;
+    if (name === "playback") {
+      if ((PLAYBACK_POLICIES as readonly string[]).includes(value)) playback = value as Playback;
+      else fail(badRequest(`playback: must be ${PLAYBACK_POLICIES.join(" or ")}`));
+    }
   });
   parser.on("file", (name, stream, info) => {
     if (name !== "file" || fileDone) {
@@ -70,7 +75,7 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
       return;
     }
     fileDone = (async () => {
-      row = await library.begin({ originalFilename: info.filename || "upload", title });
+      row = await library.begin({ originalFilename: info.filename || "upload", title, playback });
       tempPath = library.storage.tempPath();
       const hasher = new Bun.CryptoHasher("sha256");
       stream.on("limit", () => stream.destroy(payloadTooLarge(maxBytes)));
@@ -112,8 +117,9 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
   let current = row!;
   try {
     const wanted = title?.trim();
-    // The title field arrived after the file part: apply it now.
-    if (wanted && current.title !== wanted) current = await library.rename(current.id, wanted);
+    // The title or playback field arrived after the file part: apply it now.
+    const changes = { title: wanted && current.title !== wanted ? wanted : undefined, playback: playback && current.playback !== playback ? playback : undefined };
+    if (changes.title !== undefined || changes.playback !== undefined) current = await library.update(current.id, changes);
   } catch (error) {
     await library.abandon(current.id, tempPath);
     throw error;

@@ -4,6 +4,41 @@
   "use strict";
 
   const $ = (id) => document.getElementById(id);
+
+  // --- session: sign in with the key (the page without a session is only this form) ---
+
+  const signIn = $("signin-form");
+  if (signIn) {
+    signIn.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const message = $("signin-message");
+      message.textContent = "";
+      $("signin-submit").disabled = true;
+      try {
+        const response = await fetch("/api/session", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ key: $("signin-key").value.trim() }),
+        });
+        if (response.status === 204) return location.reload();
+        const body = await response.json().catch(() => null);
+        message.textContent = (body && body.error && body.error.message) || `Sign-in failed (HTTP ${response.status})`;
+      } catch {
+        message.textContent = "Sign-in failed: network error";
+      }
+      $("signin-submit").disabled = false;
+    });
+    return;
+  }
+
+  const signOut = $("sign-out");
+  if (signOut) {
+    signOut.addEventListener("click", async () => {
+      await fetch("/api/session", { method: "DELETE" }).catch(() => {});
+      location.reload();
+    });
+  }
+
   const form = $("upload-form");
   const fileInput = $("upload-file");
   const list = $("library");
@@ -179,6 +214,8 @@
     const data = new FormData();
     const title = $("upload-title").value.trim();
     if (title) data.append("title", title);
+    const playback = $("upload-playback").value;
+    if (playback) data.append("playback", playback);
     data.append("file", file, file.name);
 
     status.hidden = false;

@@ -1,0 +1,92 @@
+/**
+ * Reading credentials off a request. Pure: no I/O, no clock; table-tested in
+ * test/unit/access-credentials.test.ts.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+
+export const SESSION_COOKIE = "spool_session";
+
+/** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 9110 §11.1), or null. */
+export function bearerToken(header: string | null): string | null {
+  if (!header) return null;
+  const match = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+  return match ? match[1]! : null;
+}
+
+/**
+ * Whether `given` equals `expected`, in time that depends on neither: both are hashed to 32
+ * bytes first, so even their lengths do not leak through timing.
+ */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** A cookie's value from a Cookie header (RFC 6265 §5.4), or null. */
+export function cookieValue(header: string | null, name: string): string | null {
+  if (!header) return null;
+  for (const pair of header.split(";")) {
+    const eq = pair.indexOf("=");
+    if (eq < 0) continue;
+    if (pair.slice(0, eq).trim() === name) {
+      const value = pair.slice(eq + 1).trim();
+      return value.startsWith('"') && value.endsWith('"') && value.length >= 2 ? value.slice(1, -1) : value;
+    }
+  }
+  return null;
+}
+
+/** The origin (`scheme://host[:port]`) a request was addressed to, as the browser saw it. */
+export function ownOrigin(requestUrl: string, headers: Headers): string {
+  const url = new URL(requestUrl);
+  const proto = forwardedProto(headers) ?? url.protocol.slice(0, -1);
+  const host = headers.get("x-forwarded-host")?.split(",")[0]?.trim() || headers.get("host") || url.host;
+  return `${proto}://${host}`.toLowerCase();
+}
+
+/** `X-Forwarded-Proto`'s first value, when it is http or https. */
+export function forwardedProto(headers: Headers): "http" | "https" | null {
+  const value = headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
+  return value === "http" || value === "https" ? value : null;
+}
+
+/** Whether the request reached us over HTTPS (directly, or through a proxy that says so). */
+export function isHttps(requestUrl: string, headers: Headers): boolean {
+  return (forwardedProto(headers) ?? (requestUrl.startsWith("https:") ? "https" : "http")) === "https";
+}
+
+/**
+ * Whether a state-changing request comes from one of our own pages (CSRF defence for cookie
+ * sessions). Browsers send Origin on every cross-origin request and on same-origin POST, PATCH
+ * and DELETE; when it is absent, Sec-Fetch-Site or Referer decides. With none of the three the
+ * request is not from a modern browser page, and it is refused: a cookie is a browser credential.
+ */
+export function isSameOrigin(own: string, headers: Headers): boolean {
+  const origin = headers.get("origin");
+  if (origin !== null) return origin.toLowerCase() === own;
+  const site = headers.get("sec-fetch-site");
+  if (site !== null) return site === "same-origin";
+  const referer = headers.get("referer");
+  if (referer === null) return false;
+  try {
+    return new URL(referer).origin.toLowerCase() === own;
+  } catch {
+    return false;
+  }
+}
+
+/** The client's address: the socket peer, or with a trusted proxy the last X-Forwarded-For entry. */
+export function clientAddress(peer: string | undefined, headers: Headers, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = headers.get("x-forwarded-for");
+    const last = forwarded?.slice(forwarded.lastIndexOf(",") + 1).trim();
+    if (last) return last;
+  }
+  return peer ?? "unknown";
+}
+
+/** Hex SHA-256: how session and upload secrets are stored (a database copy reveals none). */
+export function secretDigest(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex");
+}

@@ -1,0 +1,102 @@
+/**
+ * The management guard (before routing, so an unauthenticated request is refused before its
+ * body is parsed or validated) and the session routes: `POST /api/session` signs a browser in
+ * with the key, `DELETE /api/session` signs it out.
+ */
+import { Elysia, t } from "elysia";
+import { errorSchema } from "../http/error-schemas.ts";
+import { HttpError, httpErrorResponse } from "../http/errors.ts";
+import { requestPath } from "../http/path.ts";
+import { jsonContent } from "../modules/openapi/doc.ts";
+import { SESSION_COOKIE, cookieValue, isHttps, isSameOrigin, ownOrigin } from "./credentials.ts";
+import { accessFor } from "./policy.ts";
+import type { AccessControl } from "./service.ts";
+import { SESSION_MAX_AGE_S } from "./sessions.ts";
+
+function sessionCookie(value: string, maxAge: number, secure: boolean): string {
+  return `${SESSION_COOKIE}=${value}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure ? "; Secure" : ""}`;
+}
+
+export const Unauthorized = errorSchema(
+  "No credentials, or wrong ones: send `Authorization: Bearer <API key>`, or sign in with POST /api/session. The answer carries `WWW-Authenticate: Bearer`.",
+  "unauthorized",
+  "This needs the API key: send Authorization: Bearer <key>, or sign in (POST /api/session)",
+);
+export const CrossOrigin = errorSchema("A session cookie on a state-changing request from another site's page (CSRF)", "cross_origin_request", "A signed-in session may change the library only from Spool's own pages");
+export const TooManyAttempts = errorSchema("Too many failed attempts from this client; wait `Retry-After` seconds", "too_many_attempts", "Too many failed sign-in attempts; try again in 42 s");
+
+/** The errors every key-protected route may answer, for a route's `response` option. */
+export const AUTH_ERRORS = { 401: Unauthorized, 403: CrossOrigin, 429: TooManyAttempts };
+
+/** The same, for routes documented with `detail.responses`. */
+export const AUTH_RESPONSES = {
+  401: { description: Unauthorized.description!, content: jsonContent(Unauthorized) },
+  403: { description: CrossOrigin.description!, content: jsonContent(CrossOrigin) },
+  429: { description: TooManyAttempts.description!, content: jsonContent(TooManyAttempts) },
+};
+
+export function accessRoutes(access: AccessControl) {
+  return new Elysia({ name: "spool.access" })
+    .onRequest(async ({ request, server }) => {
+      if (accessFor(request.method, requestPath(request.url)) === "open") return;
+      try {
+        await access.requireManagement(request, access.client(request, server?.requestIP(request)?.address));
+      } catch (error) {
+        if (error instanceof HttpError) return httpErrorResponse(error);
+        throw error;
+      }
+    })
+    .post(
+      "/api/session",
+      async ({ body, request, server, set }) => {
+        // Signing in from another site's page would plant that site's session (login CSRF).
+        if (request.headers.has("origin") && !isSameOrigin(ownOrigin(request.url, request.headers), request.headers)) {
+          throw new HttpError(403, "cross_origin_request", "Sign in from Spool's own pages");
+        }
+        if (!access.checkKey(body.key, access.client(request, server?.requestIP(request)?.address))) {
+          throw new HttpError(401, "unauthorized", "The API key is not valid", { "www-authenticate": 'Bearer realm="spool"' });
+        }
+        const secret = await access.sessions.create();
+        set.status = 204;
+        set.headers["set-cookie"] = sessionCookie(secret, SESSION_MAX_AGE_S, isHttps(request.url, request.headers));
+        set.headers["cache-control"] = "no-store";
+      },
+      {
+        body: t.Object({ key: t.String({ minLength: 1, maxLength: 512, description: "The API key" }) }, { description: "Sign in with the API key" }),
+        detail: {
+          security: [],
+          operationId: "signIn",
+          tags: ["access"],
+          summary: "Sign a browser in (session cookie)",
+          description: `Exchanges the API key for a session: 204 with \`Set-Cookie: ${SESSION_COOKIE}=…; HttpOnly; SameSite=Strict\` (and \`Secure\` over HTTPS or with \`X-Forwarded-Proto: https\`), valid for ${SESSION_MAX_AGE_S / 86400} days. The cookie then stands for the key on every route, except that a state-changing request must come from Spool's own pages (Origin check). Failed attempts count toward the per-client limit (429).`,
+          responses: {
+            204: { description: "Signed in; the cookie is set" },
+            400: { description: "No key in the body", content: jsonContent(errorSchema("Malformed body", "bad_request", "body key: Expected string")) },
+            401: { description: "Wrong key", content: jsonContent(errorSchema("Wrong key", "unauthorized", "The API key is not valid")) },
+            403: AUTH_RESPONSES[403],
+            429: AUTH_RESPONSES[429],
+          },
+        },
+      },
+    )
+    .delete(
+      "/api/session",
+      async ({ request, set }) => {
+        const secret = cookieValue(request.headers.get("cookie"), SESSION_COOKIE);
+        if (secret) await access.sessions.remove(secret);
+        set.status = 204;
+        set.headers["set-cookie"] = sessionCookie("", 0, isHttps(request.url, request.headers));
+        set.headers["cache-control"] = "no-store";
+      },
+      {
+        detail: {
+          security: [],
+          operationId: "signOut",
+          tags: ["access"],
+          summary: "Sign out",
+          description: "Ends the session on every server at once and clears the cookie. 204 whether or not a session was open.",
+          responses: { 204: { description: "Signed out" } },
+        },
+      },
+    );
+}

@@ -1,0 +1,138 @@
+/**
+ * Access control: who may manage the library (the API key, or a session signed in with it) and
+ * who may play a signed video (a playback token for it, or the management credentials).
+ */
+import type { Playback } from "../db/schema.ts";
+import type { Db } from "../db/client.ts";
+import { HttpError } from "../http/errors.ts";
+import { queryParam } from "../http/path.ts";
+import { SESSION_COOKIE, bearerToken, clientAddress, cookieValue, isSameOrigin, ownOrigin, sameSecret } from "./credentials.ts";
+import { DEFAULT_FAILURE_LIMITS, FailureLimiter, type FailureLimits } from "./failures.ts";
+import { Sessions } from "./sessions.ts";
+import { PlaybackTokens, TOKEN_FAILURE_MESSAGES, type TokenFailure } from "./tokens.ts";
+
+export interface AccessOptions {
+  apiKey: string;
+  signingSecret: string;
+  trustProxy?: boolean;
+  failureLimits?: FailureLimits;
+}
+
+/** How a management request proved itself. */
+export type Principal = "key" | "session";
+
+/** How a playback request was allowed: `token` is the token to pass on in the URLs it leads to. */
+export interface PlaybackGrant {
+  token: string | null;
+}
+
+const PUBLIC_GRANT: PlaybackGrant = Object.freeze({ token: null });
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+export const unauthorized = (message: string, error?: "invalid_token") =>
+  new HttpError(401, "unauthorized", message, { "www-authenticate": error ? `Bearer realm="spool", error="${error}"` : 'Bearer realm="spool"' });
+
+export function tokenRefused(failure: TokenFailure): HttpError {
+  return new HttpError(403, failure, TOKEN_FAILURE_MESSAGES[failure]);
+}
+
+/** `?token=`, percent-decoded only when needed (JWTs are URL-safe as they are). */
+function tokenOf(url: string): string | null {
+  const raw = queryParam(url, "token");
+  if (raw === null || !raw.includes("%")) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+export class AccessControl {
+  readonly tokens: PlaybackTokens;
+  readonly sessions: Sessions;
+  private readonly failures: FailureLimiter;
+
+  constructor(
+    db: Db,
+    private readonly options: AccessOptions,
+  ) {
+    this.tokens = new PlaybackTokens(options.signingSecret);
+    this.sessions = new Sessions(db);
+    this.failures = new FailureLimiter(options.failureLimits ?? DEFAULT_FAILURE_LIMITS);
+  }
+
+  client(request: Request, peer: string | undefined): string {
+    return clientAddress(peer, request.headers, this.options.trustProxy ?? false);
+  }
+
+  /** Whether `key` is the API key (constant time), counting a wrong one against `client`. */
+  checkKey(key: string, client: string): boolean {
+    this.throwIfBlocked(client);
+    if (sameSecret(key, this.options.apiKey)) return true;
+    this.failures.recordFailure(client);
+    return false;
+  }
+
+  private throwIfBlocked(client: string): void {
+    const wait = this.failures.blockedFor(client);
+    if (wait > 0) throw new HttpError(429, "too_many_attempts", `Too many failed sign-in attempts; try again in ${wait} s`, { "retry-after": String(wait) });
+  }
+
+  /**
+   * The management credentials a request carries, checked: the key (Authorization: Bearer) or
+   * a session cookie. null when it carries none; throws 401 for wrong ones, 429 when blocked.
+   */
+  async principal(request: Request, client: string): Promise<Principal | null> {
+    const authorization = request.headers.get("authorization");
+    if (authorization !== null) {
+      const key = bearerToken(authorization);
+      if (key === null) throw unauthorized("Authorization must be `Bearer <API key>`", "invalid_token");
+      if (!this.checkKey(key, client)) throw unauthorized("The API key is not valid", "invalid_token");
+      return "key";
+    }
+    const session = cookieValue(request.headers.get("cookie"), SESSION_COOKIE);
+    if (session === null) return null;
+    this.throwIfBlocked(client);
+    if (await this.sessions.isValid(session)) return "session";
+    this.failures.recordFailure(client);
+    throw unauthorized("The session has expired or was signed out; sign in again");
+  }
+
+  /**
+   * For a route that needs the management credentials: passes, or throws 401 (none or wrong),
+   * 403 (a session cookie on a state-changing request from a foreign page: CSRF) or 429.
+   */
+  async requireManagement(request: Request, client: string): Promise<Principal> {
+    const principal = await this.principal(request, client);
+    if (principal === null) throw unauthorized("This needs the API key: send Authorization: Bearer <key>, or sign in (POST /api/session)");
+    if (principal === "session" && !SAFE_METHODS.has(request.method) && !isSameOrigin(ownOrigin(request.url, request.headers), request.headers)) {
+      throw new HttpError(403, "cross_origin_request", "A signed-in session may change the library only from Spool's own pages (the request's Origin is another site's)");
+    }
+    return principal;
+  }
+
+  /**
+   * Whether a request may play video `id` with policy `playback`; throws 403 with the token's
+   * failure code otherwise. Public videos cost nothing; a signed one costs a cached token check
+   * (synchronous after the first request with that token).
+   */
+  playback(request: Request, id: string, playback: Playback, peer: () => string | undefined): PlaybackGrant | Promise<PlaybackGrant> {
+    if (playback === "public") return PUBLIC_GRANT;
+    const token = tokenOf(request.url);
+    if (token === null) return this.ownerGrant(request, peer());
+    const result = this.tokens.check(token, id);
+    if (result === null) return { token };
+    if (typeof result === "string") throw tokenRefused(result);
+    return result.then((failure) => {
+      if (failure) throw tokenRefused(failure);
+      return { token };
+    });
+  }
+
+  /** No token: the library's owner (key or session) may still watch; anyone else needs a token. */
+  private async ownerGrant(request: Request, peer: string | undefined): Promise<PlaybackGrant> {
+    const principal = await this.principal(request, this.client(request, peer));
+    if (principal === null) throw tokenRefused("token_missing");
+    return PUBLIC_GRANT;
+  }
+}

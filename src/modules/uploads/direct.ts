@@ -1,0 +1,83 @@
+/**
+ * Direct uploads (as Mux has them): a key holder asks for a one-time tus creation URL and hands
+ * it to a browser, which uploads with no key. The URL's secret is stored hashed; the video id,
+ * title and playback policy are fixed when it is issued, so the browser cannot choose them.
+ * The first creation request consumes it atomically: a second one, or one after `expiresAt`,
+ * creates nothing.
+ */
+import { randomBytes } from "node:crypto";
+import { and, eq, gt, isNull, lt } from "drizzle-orm";
+import { secretDigest } from "../../access/credentials.ts";
+import type { Db } from "../../db/client.ts";
+import { directUploads, type DirectUploadRow, type Playback } from "../../db/schema.ts";
+import { HttpError } from "../../http/errors.ts";
+import { newVideoId } from "../videos/ids.ts";
+
+export const DIRECT_UPLOADS_PATH = "/api/uploads/direct";
+export const DEFAULT_DIRECT_UPLOAD_TTL_S = 60 * 60;
+export const MAX_DIRECT_UPLOAD_TTL_S = 7 * 24 * 60 * 60;
+
+export interface DirectUploadRequest {
+  title?: string;
+  playback: Playback;
+  expiresIn: number;
+}
+
+export interface IssuedDirectUpload {
+  uploadUrl: string;
+  videoId: string;
+  expiresAt: Date;
+}
+
+export const directUploadInvalid = () => new HttpError(403, "upload_url_invalid", "This is not a direct upload URL this server issued");
+export const directUploadUsed = () => new HttpError(410, "upload_url_used", "This direct upload URL was already used; ask for a new one");
+export const directUploadExpired = () => new HttpError(410, "upload_url_expired", "This direct upload URL has expired; ask for a new one");
+
+export class DirectUploads {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async issue(request: DirectUploadRequest): Promise<IssuedDirectUpload> {
+    const secret = randomBytes(32).toString("base64url");
+    const now = this.now();
+    const row = {
+      id: secretDigest(secret),
+      videoId: newVideoId(),
+      title: request.title ?? null,
+      playback: request.playback,
+      createdAt: new Date(now),
+      expiresAt: new Date(now + request.expiresIn * 1000),
+    };
+    await this.db.insert(directUploads).values(row);
+    return { uploadUrl: `${DIRECT_UPLOADS_PATH}/${secret}`, videoId: row.videoId, expiresAt: row.expiresAt };
+  }
+
+  /** The upload a URL secret stands for, if it may still be used; throws 403/410 otherwise. */
+  async usable(secret: string): Promise<DirectUploadRow> {
+    const [row] = await this.db.select().from(directUploads).where(eq(directUploads.id, secretDigest(secret)));
+    if (!row) throw directUploadInvalid();
+    if (row.usedAt) throw directUploadUsed();
+    if (row.expiresAt.getTime() <= this.now()) throw directUploadExpired();
+    return row;
+  }
+
+  /** Marks it used; exactly one caller wins, however many processes try at once. */
+  async consume(row: DirectUploadRow): Promise<void> {
+    const now = new Date(this.now());
+    const won = await this.db
+      .update(directUploads)
+      .set({ usedAt: now })
+      .where(and(eq(directUploads.id, row.id), isNull(directUploads.usedAt), gt(directUploads.expiresAt, now)))
+      .returning({ id: directUploads.id });
+    if (won.length === 0) {
+      throw row.expiresAt.getTime() <= now.getTime() ? directUploadExpired() : directUploadUsed();
+    }
+  }
+
+  /** Forgets URLs that expired (or were used) more than a day ago. */
+  async sweep(): Promise<void> {
+    await this.db.delete(directUploads).where(lt(directUploads.expiresAt, new Date(this.now() - 24 * 60 * 60 * 1000)));
+  }
+}
