@@ -25,6 +25,11 @@ export const Unauthorized = errorSchema(
 export const CrossOrigin = errorSchema("A session cookie on a state-changing request from another site's page (CSRF)", "cross_origin_request", "A signed-in session may change the library only from Spool's own pages");
 export const TooManyAttempts = errorSchema("Too many failed attempts from this client; wait `Retry-After` seconds", "too_many_attempts", "Too many failed sign-in attempts; try again in 42 s");
 
+/** OpenAPI `security` of an operation anyone may call. */
+export const OPEN_SECURITY: Record<string, string[]>[] = [];
+/** OpenAPI `security` of playback routes: open for public videos; a token (or the key) for signed ones. */
+export const PLAYBACK_SECURITY: Record<string, string[]>[] = [{}, { playbackToken: [] }, { apiKey: [] }, { session: [] }];
+
 /** The errors every key-protected route may answer, for a route's `response` option. */
 export const AUTH_ERRORS = { 401: Unauthorized, 403: CrossOrigin, 429: TooManyAttempts };
 
@@ -64,7 +69,7 @@ export function accessRoutes(access: AccessControl) {
       {
         body: t.Object({ key: t.String({ minLength: 1, maxLength: 512, description: "The API key" }) }, { description: "Sign in with the API key" }),
         detail: {
-          security: [],
+          security: OPEN_SECURITY,
           operationId: "signIn",
           tags: ["access"],
           summary: "Sign a browser in (session cookie)",
@@ -90,7 +95,7 @@ export function accessRoutes(access: AccessControl) {
       },
       {
         detail: {
-          security: [],
+          security: OPEN_SECURITY,
           operationId: "signOut",
           tags: ["access"],
           summary: "Sign out",

@@ -2,6 +2,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { VideoJson } from "../../src/modules/videos/schemas.ts";
+import { AUTH } from "./spool.ts";
 
 /** The API's own type for a video's JSON: tests read what the server declares. */
 export type { VideoJson };
@@ -11,19 +12,21 @@ export interface ErrorJson {
 }
 
 /** POST /api/videos with `file` (named `name`, typed `type`) and an optional title. */
-export async function uploadMultipart(base: string, path: string, options: { name?: string; type?: string; title?: string } = {}): Promise<Response> {
+/** POST /api/videos with `file` (named `name`, typed `type`), an optional title and playback, with the test key. */
+export async function uploadMultipart(base: string, path: string, options: { name?: string; type?: string; title?: string; playback?: string; headers?: Record<string, string> } = {}): Promise<Response> {
   const form = new FormData();
   if (options.title !== undefined) form.append("title", options.title);
+  if (options.playback !== undefined) form.append("playback", options.playback);
   const bytes = await Bun.file(path).arrayBuffer();
   form.append("file", new Blob([bytes], { type: options.type ?? "application/octet-stream" }), options.name ?? basename(path));
-  return fetch(`${base}/api/videos`, { method: "POST", body: form });
+  return fetch(`${base}/api/videos`, { method: "POST", body: form, headers: options.headers ?? AUTH });
 }
 
 /** Polls GET /api/videos/:id until the video is `ready` or `failed`. */
 export async function waitUntilSettled(base: string, id: string, timeoutMs = 30_000): Promise<VideoJson> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const response = await fetch(`${base}/api/videos/${id}`);
+    const response = await fetch(`${base}/api/videos/${id}`, { headers: AUTH });
     if (response.status !== 200) throw new Error(`GET /api/videos/${id}: ${response.status} ${await response.text()}`);
     const video = (await response.json()) as VideoJson;
     if (video.status === "ready" || video.status === "failed") return video;
@@ -36,7 +39,7 @@ export async function listAll(base: string): Promise<VideoJson[]> {
   const items: VideoJson[] = [];
   let cursor: string | null = null;
   do {
-    const page = (await (await fetch(`${base}/api/videos?limit=200${cursor ? `&cursor=${cursor}` : ""}`)).json()) as { items: VideoJson[]; nextCursor: string | null };
+    const page = (await (await fetch(`${base}/api/videos?limit=200${cursor ? `&cursor=${cursor}` : ""}`, { headers: AUTH })).json()) as { items: VideoJson[]; nextCursor: string | null };
     items.push(...page.items);
     cursor = page.nextCursor;
   } while (cursor);

@@ -5,6 +5,12 @@ import { join } from "node:path";
 import type { Config } from "../../src/config.ts";
 import { startSpool, type RunningSpool } from "../../src/server.ts";
 
+/** The API key and signing secret every test server uses (tests that need others pass their own). */
+export const TEST_API_KEY = "spool_test_key_0123456789abcdefghijklmnopqrstuv";
+export const TEST_SIGNING_SECRET = "test-signing-secret-0123456789abcdefghijklmnop";
+/** `Authorization` for the management API of a test server. */
+export const AUTH = { authorization: `Bearer ${TEST_API_KEY}` } as const;
+
 export interface TestSpool extends RunningSpool {
   dataDir: string;
   staticDir: string;
@@ -27,6 +33,8 @@ export async function startTestSpool(overrides: Partial<Config> = {}): Promise<T
     cacheTtlMs: 1000,
     workers: 1,
     production: false,
+    apiKey: TEST_API_KEY,
+    signingSecret: TEST_SIGNING_SECRET,
     ...overrides,
   };
   const spool = await startSpool(config);

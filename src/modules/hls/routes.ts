@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
+import { PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import type { FileEntity } from "../../files/entity.ts";
@@ -164,6 +165,7 @@ const ID_PARAM = {
   schema: t.String({ pattern: VIDEO_ID_PATTERN.source, examples: ["q7cN0l1dQ5m0tS9xYk3eZA"] }),
 };
 const RANGE_PARAMS = [
+  { name: "token", in: "query", required: false, description: "Playback token (JWT) of a `signed` video; the playlists served with it carry it in every URI", schema: t.String() },
   { name: "Range", in: "header", required: false, description: "`bytes=` ranges, as for /api/stream", schema: t.String({ examples: ["bytes=0-65535"] }) },
   { name: "If-None-Match", in: "header", required: false, description: "304 when it matches the ETag", schema: t.String() },
 ];
@@ -188,6 +190,10 @@ function fileResponses(types: Record<string, string>) {
     200: { description: "The file", headers: fileHeaders, content },
     206: { description: "A byte range of the file", headers: { ...fileHeaders, "Content-Range": header(t.String({ examples: ["bytes 0-65535/181590"] }), true) }, content },
     304: { description: "Not Modified (If-None-Match / If-Modified-Since matched)" },
+    403: {
+      description: "The video is `signed` and the request has no valid `?token=` for it (nor the API key); `code` says why",
+      content: jsonContent(errorSchema("No valid playback token", "token_wrong_video", "The playback token was issued for another video")),
+    },
     404: { description: NoFile.description!, content: jsonContent(NoFile) },
     416: { description: "No requested range lies within the file", content: jsonContent(errorSchema("Range not satisfiable", "range_not_satisfiable", "No requested range is satisfiable for 181590 bytes")) },
   };
@@ -243,7 +249,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
     .get("/api/hls/:id/:name", ({ request, params, server }) => serve(request, params.id, params.name, () => server?.requestIP(request)?.address), {
       params: t.Object({ id: t.String(), name: t.String() }),
       detail: {
-        security: [],
+        security: PLAYBACK_SECURITY,
         operationId: "getHlsFile",
         tags: ["hls"],
         summary: "HLS master playlist or storyboard",
@@ -257,7 +263,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
     .get("/api/hls/:id/:name/:file", ({ request, params, server }) => serve(request, params.id, `${params.name}/${params.file}`, () => server?.requestIP(request)?.address), {
       params: t.Object({ id: t.String(), name: t.String(), file: t.String() }),
       detail: {
-        security: [],
+        security: PLAYBACK_SECURITY,
         operationId: "getHlsRenditionFile",
         tags: ["hls"],
         summary: "HLS rendition playlist, init segment or media segment",

@@ -9,6 +9,7 @@ import { t } from "elysia";
 import { VIDEO_ID_PATTERN } from "../videos/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { Integer, header, jsonContent } from "./doc.ts";
+import { OPEN_SECURITY, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 
 const VideoBytes = t.String({ format: "binary", description: "The stored file's bytes (or the requested range)" });
 
@@ -41,6 +42,13 @@ const StreamParams = [
     description: "`1` or `true`: Content-Disposition: attachment, named after the title",
     schema: t.String({ enum: ["1", "true"] }),
   },
+  {
+    name: "token",
+    in: "query",
+    required: false,
+    description: "A playback token (JWT) for this video; needed when its `playback` is `signed`",
+    schema: t.String({ examples: ["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJxN2NOMGwxZFE1bTB0Uzl4WWszZVpBIiwiZXhwIjoxNzk1MzkxOTgwfQ.c2lnbmF0dXJl"] }),
+  },
   { name: "Range", in: "header", required: false, description: "`bytes=` ranges (RFC 9110 §14.1.2); up to 64 range-specs", schema: t.String({ examples: ["bytes=0-1048575"] }) },
   { name: "If-Range", in: "header", required: false, description: "Honour Range only if this validator still matches", schema: t.String() },
   { name: "If-None-Match", in: "header", required: false, description: "304 when it matches the ETag (weak comparison)", schema: t.String() },
@@ -70,6 +78,7 @@ function streamOperation(method: "get" | "head") {
   const head = method === "head";
   const body = (type: string) => (head ? {} : { content: { [type]: { schema: VideoBytes } } });
   return {
+    security: PLAYBACK_SECURITY,
     operationId: head ? "headStream" : "getStream",
     tags: ["stream"],
     summary: head ? "Stream headers only" : "Stream a video",
@@ -88,12 +97,17 @@ function streamOperation(method: "get" | "head") {
         ...(head ? {} : { content: { "video/*": { schema: VideoBytes }, "multipart/byteranges": { schema: t.String({ format: "binary", description: "One part per range, each with Content-Type and Content-Range" }) } } }),
       },
       304: { description: "Not Modified: If-None-Match / If-Modified-Since matched", headers: validatorHeaders },
+      403: {
+        description: "The video is `signed` and the request has no valid `?token=` for it (nor the API key). `code`: `token_missing`, `token_malformed`, `token_invalid`, `token_wrong_video` or `token_expired`. Checked before any precondition.",
+        content: jsonContent(errorSchema("No valid playback token", "token_expired", "The playback token has expired")),
+      },
       ...streamErrors,
     },
   };
 }
 
 const staticOperation = {
+  security: OPEN_SECURITY,
   operationId: "getStaticFile",
   tags: ["static"],
   summary: "A file from STATIC_DIR",

@@ -34,7 +34,39 @@ const TAGS = [
   { name: "hls", description: "Adaptive streaming: the HLS ladder (playlists, fMP4 segments) and the scrubbing storyboard" },
   { name: "thumbnails", description: "Posters and frames as JPEG" },
   { name: "static", description: "Files from STATIC_DIR" },
+  { name: "access", description: "Sessions for the web pages, and playback tokens for signed videos" },
 ];
+
+/**
+ * How clients authenticate. Management operations need the key (bearer) or a session cookie: that
+ * is the document-wide default, and open operations say `security: []`. Signed videos' playback
+ * routes also take `?token=` (a JWT), documented on each of them.
+ */
+const SECURITY = {
+  components: {
+    securitySchemes: {
+      apiKey: {
+        type: "http",
+        scheme: "bearer",
+        description:
+          "The API key: `Authorization: Bearer <API_KEY>`. Set it with API_KEY, or read the one Spool generated from DATA_DIR/api-key. Wrong keys count toward a per-client limit (429 with Retry-After).",
+      },
+      session: {
+        type: "apiKey",
+        in: "cookie",
+        name: "spool_session",
+        description: "A browser session from POST /api/session. State-changing requests with it must come from Spool's own pages (Origin check), else 403.",
+      },
+      playbackToken: {
+        type: "apiKey",
+        in: "query",
+        name: "token",
+        description: "For `signed` videos: a JWT signed HS256 with SIGNING_SECRET, `sub` = the video id, `exp` required (POST /api/videos/{id}/tokens, or mint your own).",
+      },
+    },
+  },
+  security: [{ apiKey: [] }, { session: [] }],
+};
 
 export function openapiRoutes() {
   const cache = new FileCache(60_000);
@@ -61,6 +93,7 @@ export function openapiRoutes() {
           },
           tags: TAGS,
           paths: extraPaths as never,
+          ...(SECURITY as object),
         },
         exclude: {
           // The thumbnail route ends in .jpg; without this the plugin would drop it as a static file.

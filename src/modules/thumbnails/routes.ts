@@ -1,5 +1,6 @@
 /** `GET`/`HEAD /api/videos/:id/thumbnail.jpg[?t=&width=]`: frames through the file engine. */
 import { Elysia, t } from "elysia";
+import { PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
@@ -69,7 +70,7 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
       params: VideoIdParams,
       query: ThumbnailQuery,
       detail: {
-        security: [],
+        security: PLAYBACK_SECURITY,
         operationId: "getThumbnail",
         tags: ["thumbnails"],
         summary: "A poster or thumbnail of a video (JPEG)",

@@ -1,8 +1,9 @@
 /** The tus 1.0 endpoints under /api/uploads (see tus.ts), with their OpenAPI description. */
 import { Elysia, t } from "elysia";
-import { AUTH_ERRORS, AUTH_RESPONSES } from "../../access/plugin.ts";
+import { AUTH_ERRORS, AUTH_RESPONSES, OPEN_SECURITY } from "../../access/plugin.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../../db/schema.ts";
 import { MAX_TITLE_LENGTH } from "../videos/service.ts";
+import { parsePlayback } from "../videos/schemas.ts";
 import { DEFAULT_DIRECT_UPLOAD_TTL_S, DIRECT_UPLOADS_PATH, MAX_DIRECT_UPLOAD_TTL_S } from "./direct.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
@@ -67,7 +68,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         ingest.requireTools();
         const issued = await uploads.directUploads.issue({
           title: body?.title?.trim() || undefined,
-          playback: (body?.playback as Playback | undefined) ?? defaultPlayback,
+          playback: parsePlayback(body?.playback, "body playback") ?? defaultPlayback,
           expiresIn: body?.expiresIn ?? DEFAULT_DIRECT_UPLOAD_TTL_S,
         });
         set.status = 201;
@@ -88,13 +89,13 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
     )
     .options(`${DIRECT_UPLOADS_PATH}/:secret`, direct, {
       params: t.Object({ secret: t.String() }),
-      detail: { security: [], operationId: "preflightDirectUpload", tags: ["uploads"], summary: "tus: CORS preflight for a direct upload URL", responses: { 204: { description: "Capabilities" } } },
+      detail: { security: OPEN_SECURITY, operationId: "preflightDirectUpload", tags: ["uploads"], summary: "tus: CORS preflight for a direct upload URL", responses: { 204: { description: "Capabilities" } } },
     })
     .post(`${DIRECT_UPLOADS_PATH}/:secret`, direct, {
       parse: "none",
       params: t.Object({ secret: t.String({ description: "From `uploadUrl`" }) }),
       detail: {
-        security: [],
+        security: OPEN_SECURITY,
         operationId: "createUploadDirect",
         tags: ["uploads"],
         summary: "tus: create the upload of a direct upload URL (no key)",
@@ -111,7 +112,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
     })
     .options(UPLOADS_PATH, handle, {
       detail: {
-        security: [],
+        security: OPEN_SECURITY,
         operationId: "discoverUploads",
         tags: ["uploads"],
         summary: "tus: server capabilities",
@@ -172,7 +173,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
     .options(`${UPLOADS_PATH}/:id`, handle, {
       params: UploadIdParams,
       detail: {
-        security: [],
+        security: OPEN_SECURITY,
         operationId: "preflightUpload",
         tags: ["uploads"],
         summary: "tus: capabilities / CORS preflight for an upload URL",
@@ -183,7 +184,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
       params: UploadIdParams,
       headers: t.Object({ "tus-resumable": t.Optional(TusResumable) }),
       detail: {
-        security: [],
+        security: OPEN_SECURITY,
         operationId: "getUploadOffset",
         tags: ["uploads"],
         summary: "tus: how many bytes the server has",
@@ -215,7 +216,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         "upload-length": t.Optional(t.String({ pattern: "^[0-9]+$", description: "Declares the size of a deferred-length upload" })),
       }),
       detail: {
-        security: [],
+        security: OPEN_SECURITY,
         operationId: "appendUpload",
         tags: ["uploads"],
         summary: "tus: append bytes at an offset",
@@ -242,7 +243,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
       params: UploadIdParams,
       headers: t.Object({ "tus-resumable": t.Optional(TusResumable) }),
       detail: {
-        security: [],
+        security: OPEN_SECURITY,
         operationId: "terminateUpload",
         tags: ["uploads"],
         summary: "tus: abandon an upload",

@@ -5,10 +5,9 @@ import { errorSchema } from "../../http/error-schemas.ts";
 import { changeToken } from "../../db/client.ts";
 import { evaluatePreconditions } from "../../http/conditional.ts";
 import { JSON_TYPE, badRequest, preconditionFailed } from "../../http/errors.ts";
-import { AUTH_ERRORS, AUTH_RESPONSES } from "../../access/plugin.ts";
+import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
-import type { Playback } from "../../db/schema.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
 import { assertVideoId } from "./ids.ts";
@@ -25,6 +24,7 @@ import {
 
   toVideoJson,
   tokenizedJson,
+  parsePlayback,
 } from "./schemas.ts";
 import { ListPageCache } from "./list-cache.ts";
 import type { VideoLibrary } from "./service.ts";
@@ -174,7 +174,7 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, acces
         params: VideoIdParams,
         response: { 200: VideoSchema, 400: BadRequest, 403: TokenRefused, 404: NotFound },
         detail: {
-          security: [],
+          security: PLAYBACK_SECURITY,
           operationId: "getVideo",
           tags: ["videos"],
           summary: "Get a video",
@@ -190,7 +190,8 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, acces
         // minLength counts the spaces the trim removes: "   " would otherwise become an empty title.
         if (title === "") throw badRequest("body title: must not be blank");
         if (title === undefined && body.playback === undefined) throw badRequest("body: send `title` and/or `playback`");
-        return toVideoJson(await library.update(assertVideoId(params.id), { title, playback: body.playback as Playback | undefined }));
+        const playback = parsePlayback(body.playback, "body playback");
+        return toVideoJson(await library.update(assertVideoId(params.id), { title, playback }));
       },
       {
         params: VideoIdParams,

@@ -1,6 +1,7 @@
 /** The JSON a client sees for a video, and the request schemas of the library routes. */
 import { t } from "elysia";
-import { PLAYBACK_POLICIES, VIDEO_STATUSES, type VideoRow } from "../../db/schema.ts";
+import { PLAYBACK_POLICIES, VIDEO_STATUSES, type Playback, type VideoRow } from "../../db/schema.ts";
+import { badRequest } from "../../http/errors.ts";
 import { Integer } from "../openapi/doc.ts";
 import { VIDEO_ID_PATTERN } from "./ids.ts";
 import { MAX_TITLE_LENGTH } from "./service.ts";
@@ -17,6 +18,16 @@ export const PlaybackSchema = t.UnionEnum([...PLAYBACK_POLICIES], {
   examples: ["public"],
   default: undefined,
 });
+
+/**
+ * A playback value from a request body or form, checked: TypeBox's `t.String({ enum })` only
+ * documents the enum (String checks length, pattern and format), so routes call this.
+ */
+export function parsePlayback(value: string | undefined, field: string): Playback | undefined {
+  if (value === undefined) return undefined;
+  if (!(PLAYBACK_POLICIES as readonly string[]).includes(value)) throw badRequest(`${field}: must be ${PLAYBACK_POLICIES.join(" or ")}`);
+  return value as Playback;
+}
 
 export const VideoIdParams = t.Object({
   id: t.String({

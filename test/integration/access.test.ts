@@ -1,0 +1,573 @@
+/**
+ * Access control on a real server over HTTP: the API key, sessions and CSRF, the failure limit,
+ * signed playback (stream, HEAD, ranges, HLS master → variant → segments, storyboard,
+ * thumbnails, the video JSON, the watch page) with minted and self-minted tokens, capability
+ * tus URLs and one-time direct uploads. Refusals are checked to change nothing: the database
+ * rows and the files under DATA_DIR are compared before and after.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { SignJWT } from "jose";
+import * as tus from "tus-js-client";
+import { accessFor } from "../../src/access/policy.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createApp } from "../../src/app.ts";
+import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
+import { AUTH, TEST_API_KEY, TEST_SIGNING_SECRET, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { makeSource } from "./hls-support.ts";
+
+let spool: TestSpool;
+let source: string;
+/** A signed video with its HLS ladder built. */
+let signed: VideoJson;
+let signedBytes: Uint8Array<ArrayBuffer>;
+/** Each wrong-key request comes from its own address (TRUST_PROXY), so the failure limit stays out of the way. */
+let addressCounter = 0;
+const freshClient = () => ({ "x-forwarded-for": `198.51.100.${++addressCounter % 250}, 10.${addressCounter >> 8}.0.${addressCounter % 250}` });
+
+beforeAll(async () => {
+  spool = await startTestSpool({ trustProxy: true });
+  source = await makeSource({ seconds: 6, bitrate: 600_000 });
+  const created = await uploadMultipart(spool.url, source, { name: "private.mp4", title: "Private one", playback: "signed" });
+  expect(created.status).toBe(201);
+  const id = ((await created.json()) as VideoJson).id;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    signed = (await (await fetch(`${spool.url}/api/videos/${id}`, { headers: AUTH })).json()) as VideoJson;
+    if (signed.status === "ready" && ["ready", "failed", "skipped"].includes(signed.hls.status)) break;
+    if (Date.now() > deadline) throw new Error(`video still ${signed.status}/${signed.hls.status}`);
+    await Bun.sleep(100);
+  }
+  expect(signed.hls.status).toBe("ready");
+  // The stored file, as the library says where it is.
+  const row = (await spool.ctx.library.get(id))!;
+  signedBytes = new Uint8Array(await Bun.file(spool.ctx.library.absolutePath(row)).arrayBuffer());
+  expect(signedBytes.byteLength).toBe(signed.size);
+}, 90_000);
+
+afterAll(() => spool?.stop());
+
+/** Everything a refused request must leave alone: every table's rows and every file. */
+function snapshot() {
+  const db = new Database(join(spool.dataDir, "spool.db"), { readonly: true });
+  try {
+    const rows = ["videos", "transcode_jobs", "direct_uploads", "sessions"].map((table) => db.query(`SELECT * FROM ${table} ORDER BY 1`).all());
+    const files = filesUnder(spool.dataDir).filter((f) => !f.startsWith("spool.db") && !f.startsWith("tmp/") && !f.startsWith("locks/"));
+    return JSON.stringify({ rows, files });
+  } finally {
+    db.close();
+  }
+}
+
+async function signIn(base = spool.url): Promise<string> {
+  const response = await fetch(`${base}/api/session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: TEST_API_KEY }) });
+  expect(response.status).toBe(204);
+  return response.headers.get("set-cookie")!.split(";")[0]!;
+}
+
+const selfMinted = (claims: Record<string, unknown>, secret = TEST_SIGNING_SECRET) =>
+  new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secret));
+
+async function mint(id: string, expiresIn?: number): Promise<{ token: string; expiresAt: string; streamUrl: string; hlsUrl: string; watchUrl: string; thumbnailUrl: string | null }> {
+  const response = await fetch(`${spool.url}/api/videos/${id}/tokens`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify(expiresIn === undefined ? {} : { expiresIn }) });
+  expect(response.status).toBe(201);
+  return response.json() as never;
+}
+
+/** Every management request the API has, as a fresh Request each time (bodies are single-use). */
+function managementRequests(): { name: string; make: (headers: Record<string, string>) => Request }[] {
+  const u = spool.url;
+  const json = (method: string, path: string, body: unknown) => (headers: Record<string, string>) =>
+    new Request(u + path, { method, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) });
+  const bare = (method: string, path: string, extra: Record<string, string> = {}) => (headers: Record<string, string>) => new Request(u + path, { method, headers: { ...headers, ...extra } });
+  return [
+    {
+      name: "POST /api/videos (multipart)",
+      make: (headers) => {
+        const form = new FormData();
+        form.append("file", Bun.file(source), "x.mp4");
+        return new Request(`${u}/api/videos`, { method: "POST", headers, body: form });
+      },
+    },
+    { name: "GET /api/videos", make: bare("GET", "/api/videos") },
+    { name: "PATCH /api/videos/demo", make: json("PATCH", "/api/videos/demo", { title: "taken over" }) },
+    { name: "PATCH playback", make: json("PATCH", `/api/videos/${signed.id}`, { playback: "public" }) },
+    { name: "DELETE /api/videos/demo", make: bare("DELETE", "/api/videos/demo") },
+    { name: "POST hls/retry", make: bare("POST", "/api/videos/demo/hls/retry") },
+    { name: "POST tokens", make: json("POST", `/api/videos/${signed.id}/tokens`, {}) },
+    { name: "GET events", make: bare("GET", "/api/videos/demo/events") },
+    { name: "POST /api/uploads (tus)", make: bare("POST", "/api/uploads", { "tus-resumable": "1.0.0", "upload-length": "100" }) },
+    { name: "POST /api/uploads/direct", make: json("POST", "/api/uploads/direct", {}) },
+  ];
+}
+
+describe("the management API needs the key", () => {
+  test("without credentials: 401, WWW-Authenticate: Bearer, the JSON error, and nothing changes", async () => {
+    const before = snapshot();
+    for (const { name, make } of managementRequests()) {
+      const response = await fetch(make({}));
+      expect({ name, status: response.status }).toEqual({ name, status: 401 });
+      expect(response.headers.get("www-authenticate")).toBe('Bearer realm="spool"');
+      await expectError(response, 401, "unauthorized");
+    }
+    expect(snapshot()).toBe(before);
+  });
+
+  test("with a wrong key (or a malformed Authorization): 401 invalid_token, and nothing changes", async () => {
+    const before = snapshot();
+    for (const { name, make } of managementRequests()) {
+      for (const authorization of [`Bearer ${TEST_API_KEY}x`, `Bearer ${TEST_API_KEY.slice(0, -1)}`, `Basic ${btoa(`admin:${TEST_API_KEY}`)}`, TEST_API_KEY]) {
+        const response = await fetch(make({ authorization, ...freshClient() }));
+        expect({ name, authorization, status: response.status }).toEqual({ name, authorization, status: 401 });
+        expect(response.headers.get("www-authenticate")).toBe('Bearer realm="spool", error="invalid_token"');
+        await expectError(response, 401, "unauthorized");
+      }
+    }
+    expect(snapshot()).toBe(before);
+  });
+
+  test("with a session cookie from another site's page: 403 cross_origin_request for every mutation, and nothing changes", async () => {
+    const cookie = await signIn();
+    const before = snapshot();
+    for (const { name, make } of managementRequests()) {
+      const request = make({ cookie, origin: "https://evil.example" });
+      const response = await fetch(request);
+      const expected = request.method === "GET" ? 200 : 403;
+      expect({ name, status: response.status }).toEqual({ name, status: expected });
+      if (expected === 403) await expectError(response, 403, "cross_origin_request");
+      else await response.body?.cancel();
+    }
+    // A cookie on a mutation with no Origin, Referer or Sec-Fetch-Site at all is not from a page either.
+    await expectError(await fetch(`${spool.url}/api/videos/demo`, { method: "DELETE", headers: { cookie } }), 403, "cross_origin_request");
+    expect(snapshot()).toBe(before);
+  });
+
+  test("every route the app registers is classified, and the open ones are exactly the expected set", () => {
+    const app = createApp(spool.ctx);
+    const open = new Set<string>();
+    for (const route of app.routes) {
+      const example = route.path.replace(/:id/g, "demo").replace(/:name/g, "360p").replace(/:file/g, "index.m3u8").replace(/:secret/g, "s").replace(/\*/g, "x/y");
+      const method = route.method.toUpperCase();
+      if (accessFor(method, example) === "open" && example.startsWith("/api/")) open.add(`${method} ${route.path}`);
+    }
+    expect([...open].sort()).toEqual(
+      [
+        "DELETE /api/session",
+        "DELETE /api/uploads/:id",
+        "GET /api/hls/:id/:name",
+        "GET /api/hls/:id/:name/:file",
+        "GET /api/stream/:id",
+        "GET /api/videos/:id",
+        "GET /api/videos/:id/thumbnail.jpg",
+        "HEAD /api/uploads/:id",
+        "OPTIONS /api/uploads",
+        "OPTIONS /api/uploads/:id",
+        "OPTIONS /api/uploads/direct/:secret",
+        "PATCH /api/uploads/:id",
+        "POST /api/session",
+        "POST /api/uploads/direct/:secret",
+      ].sort(),
+    );
+  });
+
+  test("the key works as a bearer token; keys are at least 16 characters", async () => {
+    expect((await fetch(`${spool.url}/api/videos`, { headers: AUTH })).status).toBe(200);
+    expect((await fetch(`${spool.url}/api/videos`, { headers: { authorization: `bearer   ${TEST_API_KEY}` } })).status).toBe(200);
+    const saved = process.env.API_KEY;
+    process.env.API_KEY = "short";
+    try {
+      expect(() => loadConfig()).toThrow("API_KEY must be at least 16 characters");
+    } finally {
+      if (saved === undefined) delete process.env.API_KEY;
+      else process.env.API_KEY = saved;
+    }
+  });
+});
+
+describe("the failure limit", () => {
+  test("ten wrong keys from one client: then 429 with Retry-After, even with the right key; other clients unaffected", async () => {
+    const client = { "x-forwarded-for": "203.0.113.77" };
+    for (let i = 0; i < 10; i++) expect((await fetch(`${spool.url}/api/videos`, { headers: { ...client, authorization: "Bearer wrong-key-wrong-key" } })).status).toBe(401);
+    const blocked = await fetch(`${spool.url}/api/videos`, { headers: { ...client, ...AUTH } });
+    const body = await expectError(blocked, 429, "too_many_attempts");
+    expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(Number(blocked.headers.get("retry-after"))).toBeLessThanOrEqual(60);
+    expect(body.error.message).toContain("try again");
+    // Signing in from there is blocked too; elsewhere the key works.
+    const session = await fetch(`${spool.url}/api/session`, { method: "POST", headers: { ...client, "content-type": "application/json" }, body: JSON.stringify({ key: TEST_API_KEY }) });
+    await expectError(session, 429, "too_many_attempts");
+    expect((await fetch(`${spool.url}/api/videos`, { headers: { "x-forwarded-for": "203.0.113.78", ...AUTH } })).status).toBe(200);
+    // Playback of public videos is never limited.
+    expect((await fetch(`${spool.url}/api/stream/demo`, { headers: { ...client, range: "bytes=0-1" } })).status).toBe(206);
+  });
+});
+
+describe("sessions", () => {
+  test("sign in: 204 and an HttpOnly, SameSite=Strict cookie (Secure over HTTPS); a wrong key: 401 and no cookie", async () => {
+    const wrong = await fetch(`${spool.url}/api/session`, { method: "POST", headers: { ...freshClient(), "content-type": "application/json" }, body: JSON.stringify({ key: "nope-nope-nope-nope" }) });
+    await expectError(wrong, 401, "unauthorized");
+    expect(wrong.headers.get("set-cookie")).toBeNull();
+
+    const plain = await fetch(`${spool.url}/api/session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: TEST_API_KEY }) });
+    expect(plain.status).toBe(204);
+    const cookie = plain.headers.get("set-cookie")!;
+    expect(cookie).toMatch(/^spool_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=604800; HttpOnly; SameSite=Strict$/);
+
+    const proxied = await fetch(`${spool.url}/api/session`, { method: "POST", headers: { "content-type": "application/json", "x-forwarded-proto": "https" }, body: JSON.stringify({ key: TEST_API_KEY }) });
+    expect(proxied.headers.get("set-cookie")).toEndWith("; HttpOnly; SameSite=Strict; Secure");
+
+    // Signing in from another site's page is refused (login CSRF).
+    await expectError(
+      await fetch(`${spool.url}/api/session`, { method: "POST", headers: { "content-type": "application/json", origin: "https://evil.example" }, body: JSON.stringify({ key: TEST_API_KEY }) }),
+      403,
+      "cross_origin_request",
+    );
+  });
+
+  test("the cookie manages the library from Spool's own pages; signing out ends it on the server", async () => {
+    const cookie = await signIn();
+    const own = { cookie, origin: spool.url };
+    expect((await fetch(`${spool.url}/api/videos`, { headers: { cookie } })).status).toBe(200);
+    const renamed = await fetch(`${spool.url}/api/videos/demo`, { method: "PATCH", headers: { ...own, "content-type": "application/json" }, body: JSON.stringify({ title: "Renamed from the page" }) });
+    expect(renamed.status).toBe(200);
+    expect(((await renamed.json()) as VideoJson).title).toBe("Renamed from the page");
+    // Sec-Fetch-Site: same-origin (no Origin) is a page of ours too.
+    const again = await fetch(`${spool.url}/api/videos/demo`, { method: "PATCH", headers: { cookie, "sec-fetch-site": "same-origin", "content-type": "application/json" }, body: JSON.stringify({ title: "Spool demo (test pattern)" }) });
+    expect(again.status).toBe(200);
+
+    const out = await fetch(`${spool.url}/api/session`, { method: "DELETE", headers: own });
+    expect(out.status).toBe(204);
+    expect(out.headers.get("set-cookie")).toStartWith("spool_session=; Path=/; Max-Age=0;");
+    // The old cookie is dead on the server, not only in the browser.
+    await expectError(await fetch(`${spool.url}/api/videos`, { headers: { cookie, ...freshClient() } }), 401, "unauthorized");
+  });
+
+  test("the library page is a sign-in form without a session, and the library with one", async () => {
+    const anonymous = await (await fetch(`${spool.url}/`)).text();
+    expect(anonymous).toContain('id="signin-form"');
+    expect(anonymous).not.toContain("Private one");
+    const cookie = await signIn();
+    const page = await (await fetch(`${spool.url}/`, { headers: { cookie } })).text();
+    expect(page).toContain('id="upload-form"');
+    expect(page).toContain("Private one");
+    expect(page).toContain('id="sign-out"');
+  });
+});
+
+describe("signed playback: the stream", () => {
+  const stream = (query = "", headers: Record<string, string> = {}, method = "GET") => fetch(`${spool.url}/api/stream/${signed.id}${query}`, { headers, method });
+
+  test("no token: 403 token_missing on GET, ranges and HEAD, before any precondition (no 304 leaks the tag)", async () => {
+    await expectError(await stream(), 403, "token_missing");
+    await expectError(await stream("", { range: "bytes=0-99" }), 403, "token_missing");
+    const head = await stream("", {}, "HEAD");
+    expect(head.status).toBe(403);
+    const etag = (await stream(`?token=${(await mint(signed.id)).token}`, {}, "HEAD")).headers.get("etag")!;
+    await expectError(await stream("", { "if-none-match": etag }), 403, "token_missing");
+    // CORS headers come with the refusal, so a player on another origin can read why.
+    expect((await stream("", { origin: "https://player.example" })).headers.get("access-control-allow-origin")).toBe("*");
+  });
+
+  test("a minted token: the exact bytes, ranges, HEAD, 304, private caching; the URLs it comes with work", async () => {
+    const minted = await mint(signed.id, 120);
+    expect(Date.parse(minted.expiresAt) - Date.now()).toBeGreaterThan(110_000);
+    expect(minted.streamUrl).toBe(`/api/stream/${signed.id}?token=${minted.token}`);
+    const whole = await fetch(spool.url + minted.streamUrl);
+    expect(whole.status).toBe(200);
+    expect(new Uint8Array(await whole.arrayBuffer())).toEqual(signedBytes);
+    expect(whole.headers.get("cache-control")).toBe("private, max-age=3600");
+
+    const part = await fetch(spool.url + minted.streamUrl, { headers: { range: "bytes=100-299" } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get("content-range")).toBe(`bytes 100-299/${signed.size}`);
+    expect(new Uint8Array(await part.arrayBuffer())).toEqual(signedBytes.subarray(100, 300));
+
+    const head = await fetch(spool.url + minted.streamUrl, { method: "HEAD" });
+    expect(head.headers.get("content-length")).toBe(String(signed.size));
+    expect((await fetch(spool.url + minted.streamUrl, { headers: { "if-none-match": head.headers.get("etag")! } })).status).toBe(304);
+
+    const download = await fetch(`${spool.url}${minted.streamUrl}&download=1`, { method: "HEAD" });
+    expect(download.headers.get("content-disposition")).toStartWith("attachment;");
+  });
+
+  test("a token minted by the customer's own backend (any JWT library, HS256, SIGNING_SECRET) works", async () => {
+    const token = await selfMinted({ sub: signed.id, exp: Math.floor(Date.now() / 1000) + 60 });
+    const response = await stream(`?token=${token}`, { range: "bytes=0-9" });
+    expect(response.status).toBe(206);
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(signedBytes.subarray(0, 10));
+  });
+
+  test("malformed, tampered, foreign-secret, wrong-video and expired tokens: 403 with the code that says which, never 200 or 500", async () => {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const good = await selfMinted({ sub: signed.id, exp });
+    const [h, , s] = good.split(".");
+    const forged = `${h}.${Buffer.from(JSON.stringify({ sub: signed.id, exp: exp + 86400 * 365 })).toString("base64url")}.${s}`;
+    const cases: [string, string, string][] = [
+      ["malformed", "not.a.jwt", "token_malformed"],
+      ["empty", "", "token_missing"],
+      ["tampered payload", forged, "token_invalid"],
+      ["another secret", await selfMinted({ sub: signed.id, exp }, "another-secret-that-is-long-enough-0123"), "token_invalid"],
+      ["no exp", await selfMinted({ sub: signed.id }), "token_invalid"],
+      ["another video", await selfMinted({ sub: "demo", exp }), "token_wrong_video"],
+      ["expired", await selfMinted({ sub: signed.id, exp: Math.floor(Date.now() / 1000) - 5 }), "token_expired"],
+    ];
+    for (const [name, token, code] of cases) {
+      for (const method of ["GET", "HEAD"]) {
+        const response = await stream(`?token=${encodeURIComponent(token)}`, { range: "bytes=0-1" }, method);
+        expect({ name, method, status: response.status }).toEqual({ name, method, status: 403 });
+        if (method === "GET") await expectError(response, 403, code);
+      }
+    }
+  });
+
+  test("a token expires while cached: the next request after exp is refused", async () => {
+    const token = await selfMinted({ sub: signed.id, exp: Math.floor(Date.now() / 1000) + 2 });
+    expect((await stream(`?token=${token}`, { range: "bytes=0-0" })).status).toBe(206);
+    expect((await stream(`?token=${token}`, { range: "bytes=0-0" })).status).toBe(206);
+    await Bun.sleep(2100);
+    await expectError(await stream(`?token=${token}`, { range: "bytes=0-0" }), 403, "token_expired");
+  });
+
+  test("the owner's key (or session) plays a signed video without a token", async () => {
+    expect((await stream("", { ...AUTH, range: "bytes=0-0" })).status).toBe(206);
+    const cookie = await signIn();
+    expect((await stream("", { cookie, range: "bytes=0-0" })).status).toBe(206);
+  });
+
+  test("PATCH playback public opens it at once; signed closes it again at once", async () => {
+    const patch = (playback: string) => fetch(`${spool.url}/api/videos/${signed.id}`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ playback }) });
+    expect(((await (await patch("public")).json()) as VideoJson).playback).toBe("public");
+    const open = await stream("", { range: "bytes=0-0" });
+    expect(open.status).toBe(206);
+    expect(open.headers.get("cache-control")).toBe("public, max-age=86400");
+    expect(((await (await patch("signed")).json()) as VideoJson).playback).toBe("signed");
+    await expectError(await stream("", { range: "bytes=0-0" }), 403, "token_missing");
+    // A value outside the enum is refused before anything is written: still signed.
+    await expectError(await patch("secret"), 400, "bad_request");
+    await expectError(await stream("", { range: "bytes=0-0" }), 403, "token_missing");
+    expect(((await (await fetch(`${spool.url}/api/videos/${signed.id}`, { headers: AUTH })).json()) as VideoJson).playback).toBe("signed");
+  });
+});
+
+describe("signed playback: HLS, pictures, JSON and the watch page", () => {
+  test("hls: master → variant → init and media segments using only the URIs in the playlists; each refused without the token", async () => {
+    const { hlsUrl, token } = await mint(signed.id);
+    const base = new URL(hlsUrl, spool.url);
+    const master = await fetch(base);
+    expect(master.status).toBe(200);
+    expect(master.headers.get("cache-control")).toBe("private, no-cache");
+    const variantUris = (await master.text()).split("\n").filter((l) => l && !l.startsWith("#"));
+    expect(variantUris.length).toBeGreaterThan(0);
+    for (const uri of variantUris) {
+      expect(uri).toEndWith(`?token=${token}`);
+      const variantUrl = new URL(uri, base);
+      const variant = await (await fetch(variantUrl)).text();
+      const map = variant.match(/#EXT-X-MAP:URI="([^"]+)"/)![1]!;
+      const segments = variant.split("\n").filter((l) => l && !l.startsWith("#"));
+      expect(segments.length).toBeGreaterThan(0);
+      for (const target of [map, ...segments]) {
+        const url = new URL(target, variantUrl);
+        const ok = await fetch(url);
+        expect({ target, status: ok.status }).toEqual({ target, status: 200 });
+        expect((await ok.arrayBuffer()).byteLength).toBeGreaterThan(0);
+        url.search = "";
+        await expectError(await fetch(url), 403, "token_missing");
+      }
+    }
+    await expectError(await fetch(`${spool.url}/api/hls/${signed.id}/master.m3u8`), 403, "token_missing");
+    // The rewritten playlist revalidates like a file.
+    const etag = (await fetch(base, { method: "HEAD" })).headers.get("etag")!;
+    expect((await fetch(base, { headers: { "if-none-match": etag } })).status).toBe(304);
+  });
+
+  test("the storyboard's sprites carry the token", async () => {
+    const { token } = await mint(signed.id);
+    const vttUrl = new URL(`/api/hls/${signed.id}/storyboard.vtt?token=${token}`, spool.url);
+    const vtt = await (await fetch(vttUrl)).text();
+    const sprite = vtt.split("\n").find((l) => l.includes("#xywh="))!;
+    expect(sprite).toContain(`?token=${token}#xywh=`);
+    const image = await fetch(new URL(sprite.slice(0, sprite.indexOf("#")), vttUrl));
+    expect(image.status).toBe(200);
+    expect(image.headers.get("content-type")).toBe("image/jpeg");
+  });
+
+  test("thumbnails: 403 without the token (and no frame is made), 200 with it", async () => {
+    const thumbs = () => filesUnder(join(spool.dataDir, "videos", signed.id)).filter((f) => f.startsWith("thumbs/"));
+    const before = thumbs();
+    await expectError(await fetch(`${spool.url}/api/videos/${signed.id}/thumbnail.jpg?t=1.5&width=64`), 403, "token_missing");
+    expect(thumbs()).toEqual(before);
+    const { thumbnailUrl } = await mint(signed.id);
+    const ok = await fetch(`${spool.url}${thumbnailUrl}&width=64`);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("cache-control")).toBe("private, max-age=3600");
+  });
+
+  test("GET /api/videos/:id: public videos are open; a signed one needs its token, and then its URLs carry it", async () => {
+    expect((await fetch(`${spool.url}/api/videos/demo`)).status).toBe(200);
+    await expectError(await fetch(`${spool.url}/api/videos/${signed.id}`), 403, "token_missing");
+    const { token } = await mint(signed.id);
+    const json = (await (await fetch(`${spool.url}/api/videos/${signed.id}?token=${token}`)).json()) as VideoJson;
+    expect(json.playback).toBe("signed");
+    expect(json.streamUrl).toBe(`/api/stream/${signed.id}?token=${token}`);
+    expect(json.hls.masterUrl).toBe(`/api/hls/${signed.id}/master.m3u8?token=${token}`);
+    expect(JSON.stringify(json)).not.toContain(spool.dataDir);
+  });
+
+  test("the watch page: refused without a token, plays with one, says when it has expired", async () => {
+    const refused = await fetch(`${spool.url}/watch/${signed.id}`);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).not.toContain("Private one");
+    const { watchUrl, token } = await mint(signed.id);
+    const page = await (await fetch(spool.url + watchUrl)).text();
+    expect(page).toContain(`/api/stream/${signed.id}?token=${token}`);
+    expect(page).toContain(`?token=${token}&amp;download=1`);
+    const expired = await fetch(`${spool.url}/watch/${signed.id}?token=${await selfMinted({ sub: signed.id, exp: 1 })}`);
+    expect(expired.status).toBe(403);
+    expect(await expired.text()).toContain("expired");
+  });
+
+  test("tokens: expiresIn from 1 s to 7 days; unknown videos 404", async () => {
+    const post = (body: unknown, id = signed.id) => fetch(`${spool.url}/api/videos/${id}/tokens`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify(body) });
+    await expectError(await post({ expiresIn: 0 }), 400, "bad_request");
+    await expectError(await post({ expiresIn: 604_801 }), 400, "bad_request");
+    await expectError(await post({ expiresIn: "soon" }), 400, "bad_request");
+    expect((await post({ expiresIn: 604_800 })).status).toBe(201);
+    const standard = (await (await post({})).json()) as { expiresAt: string };
+    expect(Math.abs(Date.parse(standard.expiresAt) - Date.now() - 3_600_000)).toBeLessThan(5000);
+    await expectError(await post({}, "AAAAAAAAAAAAAAAAAAAAAA"), 404, "not_found");
+  });
+});
+
+function tusUpload(endpoint: string, data: Buffer, options: Partial<tus.UploadOptions> = {}): Promise<{ url: string; videoId: string }> {
+  return new Promise((resolve, reject) => {
+    let videoId = "";
+    const upload = new tus.Upload(data, {
+      endpoint,
+      chunkSize: 64 * 1024,
+      retryDelays: [],
+      metadata: { filename: "browser.mp4" },
+      onAfterResponse: (_req, res) => {
+        videoId = res.getHeader("Spool-Video-Id") || videoId;
+      },
+      onSuccess: () => resolve({ url: upload.url!, videoId }),
+      onError: reject,
+      ...options,
+    });
+    upload.start();
+  });
+}
+
+describe("uploads", () => {
+  test("a tus upload URL is a capability: not the video id, not in any listing; the video id alone reaches nothing", async () => {
+    const data = Buffer.from(await Bun.file(source).arrayBuffer());
+    const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": String(data.length), "upload-metadata": `playback ${btoa("signed")}` } });
+    expect(created.status).toBe(201);
+    const location = created.headers.get("location")!;
+    const id = created.headers.get("spool-video-id")!;
+    const uploadId = location.slice(location.lastIndexOf("/") + 1);
+    expect(uploadId).not.toBe(id);
+    expect(uploadId).toStartWith(`${id}.`);
+    const listing = await (await fetch(`${spool.url}/api/videos?limit=200`, { headers: AUTH })).text();
+    expect(listing).toContain(id);
+    expect(listing).not.toContain(uploadId);
+    // Guessing from the id: nothing there.
+    expect((await fetch(`${spool.url}/api/uploads/${id}`, { method: "HEAD", headers: { "tus-resumable": "1.0.0" } })).status).toBe(404);
+    const guess = await fetch(`${spool.url}/api/uploads/${id}`, { method: "PATCH", headers: { "tus-resumable": "1.0.0", "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: "x" });
+    await expectError(guess, 404, "not_found");
+    // The URL alone (no key) resumes and completes it.
+    const patch = await fetch(`${spool.url}${location}`, { method: "PATCH", headers: { "tus-resumable": "1.0.0", "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: data });
+    expect(patch.status).toBe(204);
+    expect(patch.headers.get("spool-video-id")).toBe(id);
+    const video = await waitUntilSettled(spool.url, id, 30_000);
+    expect(video.status).toBe("ready");
+    expect(video.playback).toBe("signed");
+  });
+
+  test("a direct upload URL: a browser uploads with no key, once; title and playback are the issuer's", async () => {
+    const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title: "From a browser", playback: "signed" }) });
+    expect(issued.status).toBe(201);
+    const { uploadUrl, videoId, expiresAt } = (await issued.json()) as { uploadUrl: string; videoId: string; expiresAt: string };
+    expect(uploadUrl).toMatch(/^\/api\/uploads\/direct\/[A-Za-z0-9_-]{43}$/);
+    expect(Math.abs(Date.parse(expiresAt) - Date.now() - 3_600_000)).toBeLessThan(5000);
+
+    const data = Buffer.from(await Bun.file(source).arrayBuffer());
+    // tus-js-client as a page would use it: the URL as endpoint, no key, metadata trying to choose.
+    const done = await tusUpload(spool.url + uploadUrl, data, { metadata: { filename: "b.mp4", title: "Chosen by the browser", playback: "public" } });
+    expect(done.videoId).toBe(videoId);
+    expect(done.url).not.toContain(uploadUrl);
+    const video = await waitUntilSettled(spool.url, videoId, 30_000);
+    expect(video).toMatchObject({ status: "ready", title: "From a browser", playback: "signed" });
+
+    const before = snapshot();
+    const again = await fetch(spool.url + uploadUrl, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "10" } });
+    await expectError(again, 410, "upload_url_used");
+    await expectError(await fetch(`${spool.url}/api/uploads/direct/${"x".repeat(43)}`, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "10" } }), 403, "upload_url_invalid");
+    expect(snapshot()).toBe(before);
+  });
+
+  test("an expired direct upload URL: 410 upload_url_expired, nothing created", async () => {
+    const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ expiresIn: 1 }) });
+    const { uploadUrl } = (await issued.json()) as { uploadUrl: string };
+    await Bun.sleep(1100);
+    const before = snapshot();
+    await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "10" } }), 410, "upload_url_expired");
+    expect(snapshot()).toBe(before);
+  });
+
+  test("two creations racing on one direct upload URL: exactly one video", async () => {
+    const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{}" });
+    const { uploadUrl, videoId } = (await issued.json()) as { uploadUrl: string; videoId: string };
+    const create = () => fetch(spool.url + uploadUrl, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "100" } });
+    const statuses = (await Promise.all([create(), create(), create()])).map((r) => r.status).sort();
+    expect(statuses).toEqual([201, 410, 410]);
+    const db = new Database(join(spool.dataDir, "spool.db"), { readonly: true });
+    expect(db.query("SELECT count(*) AS n FROM videos WHERE id = ?").get(videoId)).toEqual({ n: 1 });
+    db.close();
+  });
+
+  test("multipart uploads take a playback field; a bad one is refused with nothing kept", async () => {
+    const before = snapshot();
+    await expectError(await uploadMultipart(spool.url, source, { playback: "secret" }), 400, "bad_request");
+    expect(snapshot()).toBe(before);
+    const created = (await (await uploadMultipart(spool.url, source, { playback: "public" })).json()) as VideoJson;
+    expect(created.playback).toBe("public");
+  });
+});
+
+describe("the key and secret files", () => {
+  test("unset, they are generated once into DATA_DIR with mode 0600; the notice says where, never the key", async () => {
+    const fresh = await startTestSpool({ apiKey: undefined, signingSecret: undefined, seedDemo: false, transcode: { inServer: false } });
+    try {
+      const keyFile = join(fresh.dataDir, "api-key");
+      const key = (await Bun.file(keyFile).text()).trim();
+      expect(key).toMatch(/^spool_[A-Za-z0-9_-]{43}$/);
+      expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+      expect(statSync(join(fresh.dataDir, "signing-secret")).mode & 0o777).toBe(0o600);
+      expect(fresh.apiKeyNotice).toContain(keyFile);
+      expect(fresh.apiKeyNotice).toContain(`cat ${keyFile}`);
+      expect(fresh.apiKeyNotice).not.toContain(key);
+      expect((await fetch(`${fresh.url}/api/videos`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+      expect((await fetch(`${fresh.url}/api/videos`, { headers: AUTH })).status).toBe(401);
+    } finally {
+      await fresh.stop();
+    }
+  });
+});
+
+describe("tus CORS follows CORS_ORIGINS", () => {
+  test("a listed origin gets its CORS headers; another gets none", async () => {
+    const listed = await startTestSpool({ corsOrigins: ["https://app.example"], seedDemo: false, transcode: { inServer: false } });
+    try {
+      const preflight = (origin: string) =>
+        fetch(`${listed.url}/api/uploads`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, tus-resumable, upload-length" } });
+      expect((await preflight("https://app.example")).headers.get("access-control-allow-origin")).toBe("https://app.example");
+      expect((await preflight("https://evil.example")).headers.get("access-control-allow-origin")).toBeNull();
+      const created = await fetch(`${listed.url}/api/uploads`, { method: "POST", headers: { ...AUTH, origin: "https://evil.example", "tus-resumable": "1.0.0", "upload-length": "10" } });
+      expect(created.headers.get("access-control-allow-origin")).toBeNull();
+    } finally {
+      await listed.stop();
+    }
+  });
+});

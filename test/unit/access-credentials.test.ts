@@ -1,0 +1,137 @@
+import { describe, expect, test } from "bun:test";
+import { bearerToken, clientAddress, cookieValue, isHttps, isSameOrigin, ownOrigin, sameSecret } from "../../src/access/credentials.ts";
+import { FailureLimiter } from "../../src/access/failures.ts";
+import { queryParam, withToken } from "../../src/http/path.ts";
+
+describe("bearerToken", () => {
+  const cases: [string | null, string | null][] = [
+    [null, null],
+    ["", null],
+    ["Bearer abc", "abc"],
+    ["bearer abc", "abc"],
+    ["BEARER   spool_x-y.z~+/=", "spool_x-y.z~+/="],
+    ["Bearer abc ", "abc"],
+    ["Basic YWJjOmRlZg==", null],
+    ["Bearer", null],
+    ["Bearer ", null],
+    ["Bearer a b", null],
+    ["Bearerabc", null],
+  ];
+  test.each(cases)("%p → %p", (header, expected) => expect(bearerToken(header)).toBe(expected));
+});
+
+describe("sameSecret", () => {
+  test.each([
+    ["same", "same", true],
+    ["same", "Same", false],
+    ["short", "shorter", false],
+    ["", "", true],
+    ["", "x", false],
+  ] as const)("%p vs %p → %p", (a, b, expected) => expect(sameSecret(a, b)).toBe(expected));
+});
+
+describe("cookieValue", () => {
+  const cases: [string | null, string | null][] = [
+    [null, null],
+    ["spool_session=abc", "abc"],
+    ["a=1; spool_session=abc; b=2", "abc"],
+    ["a=1;spool_session=abc", "abc"],
+    ['spool_session="abc"', "abc"],
+    ["xspool_session=abc", null],
+    ["spool_session", null],
+    ["spool_session=", ""],
+  ];
+  test.each(cases)("%p → %p", (header, expected) => expect(cookieValue(header, "spool_session")).toBe(expected));
+});
+
+describe("ownOrigin and isSameOrigin (CSRF)", () => {
+  const h = (o: Record<string, string>) => new Headers(o);
+  test.each([
+    ["http://127.0.0.1:3000/api/videos", { host: "127.0.0.1:3000" }, "http://127.0.0.1:3000"],
+    ["http://internal:3000/api/videos", { host: "internal:3000", "x-forwarded-proto": "https", "x-forwarded-host": "videos.example.com" }, "https://videos.example.com"],
+    ["http://Spool.Example/x", { host: "Spool.Example" }, "http://spool.example"],
+  ] as const)("%s", (url, headers, expected) => expect(ownOrigin(url, h(headers))).toBe(expected));
+
+  const own = "http://spool.example";
+  test.each([
+    ["matching Origin", { origin: "http://spool.example" }, true],
+    ["another site's Origin", { origin: "https://evil.example" }, false],
+    ["another port", { origin: "http://spool.example:8080" }, false],
+    ["the opaque null Origin", { origin: "null" }, false],
+    ["no Origin, Sec-Fetch-Site same-origin", { "sec-fetch-site": "same-origin" }, true],
+    ["no Origin, Sec-Fetch-Site cross-site", { "sec-fetch-site": "cross-site" }, false],
+    ["no Origin, Sec-Fetch-Site same-site is not enough", { "sec-fetch-site": "same-site" }, false],
+    ["no Origin, our Referer", { referer: "http://spool.example/watch/x" }, true],
+    ["no Origin, foreign Referer", { referer: "https://evil.example/" }, false],
+    ["no Origin, malformed Referer", { referer: "::" }, false],
+    ["nothing at all", {}, false],
+  ] as const)("%s → %p", (_name, headers, expected) => expect(isSameOrigin(own, h(headers))).toBe(expected));
+});
+
+describe("isHttps and clientAddress", () => {
+  test.each([
+    ["http://a/", {}, false],
+    ["https://a/", {}, true],
+    ["http://a/", { "x-forwarded-proto": "https" }, true],
+    ["http://a/", { "x-forwarded-proto": "https, http" }, true],
+    ["https://a/", { "x-forwarded-proto": "http" }, false],
+    ["http://a/", { "x-forwarded-proto": "gopher" }, false],
+  ] as const)("%s %p → %p", (url, headers, expected) => expect(isHttps(url, new Headers(headers))).toBe(expected));
+
+  test.each([
+    ["10.0.0.9", {}, false, "10.0.0.9"],
+    ["10.0.0.9", { "x-forwarded-for": "1.2.3.4" }, false, "10.0.0.9"],
+    ["10.0.0.9", { "x-forwarded-for": "6.6.6.6, 1.2.3.4" }, true, "1.2.3.4"],
+    ["10.0.0.9", { "x-forwarded-for": "" }, true, "10.0.0.9"],
+    [undefined, {}, false, "unknown"],
+  ] as const)("peer %p, %p, trust %p → %p", (peer, headers, trust, expected) => expect(clientAddress(peer, new Headers(headers), trust)).toBe(expected));
+});
+
+describe("queryParam and withToken", () => {
+  test.each([
+    ["http://a/x", "token", null],
+    ["http://a/x?token=abc", "token", "abc"],
+    ["http://a/x?download=1&token=abc", "token", "abc"],
+    ["http://a/x?xtoken=abc", "token", null],
+    ["http://a/x?token", "token", ""],
+    ["http://a/x?token=a.b.c#frag", "token", "a.b.c"],
+    ["http://a/x?token=first&token=second", "token", "first"],
+  ] as const)("%s %s → %p", (url, name, expected) => expect(queryParam(url, name)).toBe(expected));
+
+  test.each([
+    ["seg_00001.m4s", "seg_00001.m4s?token=T"],
+    ["720p/index.m3u8", "720p/index.m3u8?token=T"],
+    ["a.jpg#xywh=0,0,160,90", "a.jpg?token=T#xywh=0,0,160,90"],
+    ["x.m3u8?v=2", "x.m3u8?v=2&token=T"],
+  ] as const)("withToken(%p)", (uri, expected) => expect(withToken(uri, "T")).toBe(expected));
+});
+
+describe("FailureLimiter", () => {
+  test("blocks after maxFailures within the window, for the rest of it, per client", () => {
+    let now = 1_000_000;
+    const limiter = new FailureLimiter({ maxFailures: 3, windowMs: 10_000, maxClients: 100 }, () => now);
+    for (let i = 0; i < 2; i++) limiter.recordFailure("a");
+    expect(limiter.blockedFor("a")).toBe(0);
+    limiter.recordFailure("a");
+    expect(limiter.blockedFor("a")).toBe(10);
+    expect(limiter.blockedFor("b")).toBe(0);
+    now += 9_001;
+    expect(limiter.blockedFor("a")).toBe(1);
+    now += 999;
+    expect(limiter.blockedFor("a")).toBe(0);
+    limiter.recordFailure("a");
+    expect(limiter.blockedFor("a")).toBe(0);
+  });
+
+  test("holds at most maxClients entries, dropping expired ones first, then the oldest", () => {
+    let now = 0;
+    const limiter = new FailureLimiter({ maxFailures: 1, windowMs: 100, maxClients: 3 }, () => now);
+    limiter.recordFailure("old");
+    now = 200;
+    for (const c of ["a", "b", "c"]) limiter.recordFailure(c);
+    expect(["a", "b", "c"].map((c) => limiter.blockedFor(c))).toEqual([1, 1, 1]);
+    limiter.recordFailure("d");
+    // "a" was the oldest live window: it went to make room.
+    expect(["a", "b", "c", "d"].map((c) => limiter.blockedFor(c))).toEqual([0, 1, 1, 1]);
+  });
+});
