@@ -27,23 +27,24 @@ function notFound(id: string): Response {
   return errorResponse(404, "not_found", `No ready video with id ${id}`);
 }
 
-/** What the stream route needs besides the request. */
+/** What the stream route needs besides the request: made once, not per request. */
 export interface StreamContext {
   catalog: StreamCatalog;
   access: AccessControl;
-  /** The client's socket address (for the failure limit when the owner's key is used). */
-  peer: () => string | undefined;
 }
 
-export function streamVideo(request: Request, id: string, context: StreamContext): Response | Promise<Response> {
+/** Where the client's address comes from (Bun's server), for the failure limit on owner keys. */
+type PeerSource = { requestIP(request: Request): { address: string } | null } | null | undefined;
+
+export function streamVideo(request: Request, id: string, context: StreamContext, server?: PeerSource): Response | Promise<Response> {
   const video = context.catalog.peek(id);
   // Only valid ids are ever cached, so a hit needs no id check. A public video pays one boolean.
-  if (video) return video.signed ? serveSigned(request, video, context) : serveVideo(request, video);
+  if (video) return video.signed ? serveSigned(request, video, context, server) : serveVideo(request, video);
   if (!isVideoId(id)) return errorResponse(400, "bad_request", "The id is not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
   if (video === null) return notFound(id);
   return context.catalog.load(id).then((loaded) => {
     if (!loaded) return notFound(id);
-    return loaded.signed ? serveSigned(request, loaded, context) : serveVideo(request, loaded);
+    return loaded.signed ? serveSigned(request, loaded, context, server) : serveVideo(request, loaded);
   });
 }
 
@@ -51,8 +52,8 @@ export function streamVideo(request: Request, id: string, context: StreamContext
  * A signed video: the token is checked before anything else (a 304 would confirm the content
  * hash to someone without one). A token seen before is a synchronous cache hit.
  */
-function serveSigned(request: Request, video: CachedVideo, context: StreamContext): Response | Promise<Response> {
-  const grant = context.access.playback(request, video.id, "signed", context.peer);
+function serveSigned(request: Request, video: CachedVideo, context: StreamContext, server: PeerSource): Response | Promise<Response> {
+  const grant = context.access.playback(request, video.id, "signed", () => server?.requestIP(request)?.address);
   return grant instanceof Promise ? grant.then(() => serveVideo(request, video)) : serveVideo(request, video);
 }
 
@@ -92,9 +93,10 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
     return errorResponse(500, "internal_error", "Something went wrong on our side");
   };
 
+  const context: StreamContext = { catalog, access };
   const handle = (request: BunRequest, server: Server<undefined>): Response | Promise<Response> => {
     try {
-      const result = streamVideo(request, request.params.id ?? "", { catalog, access, peer: () => server.requestIP(request)?.address });
+      const result = streamVideo(request, request.params.id ?? "", context, server);
       return result instanceof Response ? finish(request, result) : result.then((r) => finish(request, r), (e) => finish(request, failed(e)));
     } catch (error) {
       return finish(request, failed(error));
@@ -115,7 +117,8 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
 }
 
 export function streamRoutes(catalog: StreamCatalog, access: AccessControl) {
-  return new Elysia({ name: "spool.stream" }).get("/api/stream/:id", ({ request, params, server }) => streamVideo(request, params.id, { catalog, access, peer: () => server?.requestIP(request)?.address }), {
+  const context: StreamContext = { catalog, access };
+  return new Elysia({ name: "spool.stream" }).get("/api/stream/:id", ({ request, params, server }) => streamVideo(request, params.id, context, server), {
     detail: {
       summary: "Stream a video",
       description:
