@@ -162,6 +162,67 @@ function sanity(w: Workload, r: LoadResult, fileSize: number, connections: numbe
   return null;
 }
 
+/** One target's part in one workload: what it is sent each round. */
+interface Participant {
+  t: Running;
+  spec: (round: number) => LoadSpec;
+}
+
+interface Unit extends Participant {
+  w: Workload;
+  file: MediaFile;
+}
+
+/**
+ * Who runs workload `w` and with what request; targets that cannot (no JSON API, no validators)
+ * get a blank cell with the reason instead.
+ */
+function participantsOf(
+  w: Workload,
+  file: MediaFile,
+  running: Running[],
+  checks: Map<TargetId, CheckReport>,
+  durationS: number,
+): { cells: Partial<Record<TargetId, Cell>>; participants: Participant[] } {
+  const cells: Partial<Record<TargetId, Cell>> = {};
+  const participants: Participant[] = [];
+  for (const t of running) {
+    if (w.only && !w.only.includes(t.id)) continue;
+    const blank: Cell = { target: t.id, rounds: [], rps: NaN, gibps: NaN, p50us: NaN, p99us: NaN, errors: 0, generator: "", sane: false };
+    if (w.urlPath === "/api/videos" && !t.caps.api) {
+      cells[t.id] = { ...blank, note: "no JSON API" };
+      continue;
+    }
+    const headers = w.headers ? w.headers(t, checks.get(t.id) as CheckReport) : undefined;
+    if (headers === null) {
+      cells[t.id] = { ...blank, note: "n/a: sends no validators" };
+      continue;
+    }
+    const path = w.urlPath ?? t.paths[w.pathKey ?? file.key];
+    if (path === undefined) {
+      if (w.pathKey) cells[t.id] = { ...blank, note: `no URL for ${w.pathKey}` };
+      continue;
+    }
+    participants.push({
+      t,
+      spec: (round) => ({
+        kind: w.kind,
+        baseUrl: t.baseUrl,
+        path,
+        fileSize: file.size,
+        rangeLen: w.rangeLen,
+        // The same seed per round for every workload: the signed workload requests the very
+        // ranges that range64k requests in the same round.
+        seed: 1000 + round,
+        headers,
+        connections: w.connections,
+        durationS,
+      }),
+    });
+  }
+  return { cells, participants };
+}
+
 async function main(): Promise<number> {
   const cfgSweep = args.mode === "smoke" ? ["sweep-1m"] : args.mode === "quick" ? ["sweep-1m", "sweep-1g"] : ["sweep-1m", "sweep-1g", "sweep-8g"];
   const machine = machineInfo();
@@ -206,6 +267,7 @@ async function main(): Promise<number> {
   const sweep = await ensureSweep(main, sweepKeys);
   const media: MediaFile[] = [main, ...sweep];
   const cfg = modeConfig(args.mode, sweepKeys);
+  const gen = (w: Workload): Generator => w.generator ?? generator;
   if (args.workloads) {
     const known = new Set([...cfg.workloads.map((w) => w.id), "slow"]);
     for (const id of args.workloads) if (!known.has(id)) throw new Error(`unknown workload ${id} (known: ${[...known].join(", ")})`);
@@ -299,86 +361,92 @@ async function main(): Promise<number> {
     // Noise retries are bounded: at most one in fifteen measurements is repeated.
     let retryBudget = args.mode === "smoke" ? 0 : Math.ceil((cfg.workloads.length * running.length * rounds) / 15);
     const warmed = new Set<string>([main.key]);
-    for (const w of cfg.workloads) {
-      const file = media.find((m) => m.key === w.file) ?? main;
-      if (!warmed.has(file.key)) {
-        warmed.add(file.key);
-        await warmPageCache(ctx.media.find((m) => m.key === file.key)?.path ?? file.path, file.size, file.key);
-      }
-      const gen: Generator = w.generator ?? generator;
-      const cells: Partial<Record<TargetId, Cell>> = {};
-      const participants: { t: Running; spec: (round: number) => LoadSpec }[] = [];
-      for (const t of running) {
-        if (w.only && !w.only.includes(t.id)) continue;
-        const blank: Cell = { target: t.id, rounds: [], rps: NaN, gibps: NaN, p50us: NaN, p99us: NaN, errors: 0, generator: "", sane: false };
-        if (w.urlPath === "/api/videos" && !t.caps.api) {
-          cells[t.id] = { ...blank, note: "no JSON API" };
-          continue;
+    // A workload with `relativeTo` (the signed one) is measured inside the rounds of the workload
+    // it is compared with, right next to the same target's run there; alone when that one is not
+    // selected.
+    const selected = new Set(cfg.workloads.map((w) => w.id));
+    const companions = (w: Workload) => cfg.workloads.filter((c) => c.relativeTo === w.id);
+    for (const w of cfg.workloads.filter((x) => !x.relativeTo || !selected.has(x.relativeTo))) {
+      const group = [w, ...companions(w)];
+      const units: Unit[] = [];
+      const cellsOf = new Map<string, Partial<Record<TargetId, Cell>>>();
+      for (const gw of group) {
+        const file = media.find((m) => m.key === gw.file) ?? main;
+        if (!warmed.has(file.key)) {
+          warmed.add(file.key);
+          await warmPageCache(ctx.media.find((m) => m.key === file.key)?.path ?? file.path, file.size, file.key);
         }
-        const headers = w.headers ? w.headers(t, checks.get(t.id) as CheckReport) : undefined;
-        if (headers === null) {
-          cells[t.id] = { ...blank, note: "n/a: sends no validators" };
-          continue;
-        }
-        const path = w.urlPath ?? t.paths[file.key];
-        if (path === undefined) continue;
-        participants.push({
-          t,
-          spec: (round) => ({
-            kind: w.kind,
-            baseUrl: t.baseUrl,
-            path,
-            fileSize: file.size,
-            rangeLen: w.rangeLen,
-            seed: 1000 + round,
-            headers,
-            connections: w.connections,
-            durationS,
-          }),
-        });
-      }
-      const results = new Map<TargetId, LoadResult[]>();
-      const problems = new Map<TargetId, string[]>();
-      for (let round = 0; round < rounds; round++) {
-        for (const { t, spec } of rotate(participants, round)) {
-          if (!checkAlive(t, `${w.id} round ${round + 1}`)) {
-            problems.set(t.id, [...(problems.get(t.id) ?? []), `round ${round + 1}: server not running (${t.exitInfo()})`]);
-            continue;
-          }
-          try {
-            // Measure, and measure once more if other processes took a real share of the CPUs.
-            let r: LoadResult | null = null;
-            for (let attempt = 0; attempt < 2; attempt++) {
-              if (attempt > 0) retryBudget--;
-              const meter = new NoiseMeter();
-              meter.start(t.pid);
-              r = await runLoad(gen, spec(round));
-              r.noise = meter.stop();
-              if (r.noise < NOISE_RETRY) break;
-              const again = attempt === 0 && retryBudget > 0;
-              log(`  other processes used ${(r.noise * 100).toFixed(0)}% of the CPUs during ${t.label}'s run${again ? "; measuring again" : ""}`);
-              if (!again) break;
-              await waitIdle(t.pid);
-              await sleep(1000);
+        const { cells, participants } = participantsOf(gw, file, running, checks, durationS);
+        cellsOf.set(gw.id, cells);
+        for (const p of participants) {
+          // Spool's own copy behind a path key (the signed video) is another inode: read it too.
+          const copy = gw.pathKey ? p.t.files?.[gw.pathKey] : undefined;
+          if (copy && !warmed.has(copy)) {
+            warmed.add(copy);
+            await warmPageCache(copy, file.size, gw.pathKey as string);
+            if (args.mode !== "smoke") {
+              await runLoad(gen(gw), { ...p.spec(0), seed: 7, connections: 16, durationS: 1 }).catch(() => null);
+              await waitIdle(p.t.pid);
             }
-            if (!r) throw new Error("no measurement");
-            r.round = round;
-            results.set(t.id, [...(results.get(t.id) ?? []), r]);
-            const bad = sanity(w, r, file.size, w.connections);
-            if (bad) problems.set(t.id, [...(problems.get(t.id) ?? []), `round ${round + 1}: ${bad}`]);
-            log(`${w.id} r${round + 1}/${rounds} ${t.label}: ${fmtRate(r)}`);
-          } catch (e) {
-            problems.set(t.id, [...(problems.get(t.id) ?? []), `round ${round + 1}: ${e instanceof Error ? e.message : String(e)}`]);
-            log(`${w.id} r${round + 1}/${rounds} ${t.label}: FAILED ${String(e).slice(0, 300)}`);
           }
-          if (checkAlive(t, `${w.id} round ${round + 1}`) && !(await waitIdle(t.pid))) log(`  (${t.label} still busy 5 s after the load stopped)`);
+          units.push({ w: gw, file, ...p });
         }
       }
-      for (const { t } of participants) {
-        const rs = results.get(t.id) ?? [];
-        const probs = problems.get(t.id) ?? [];
-        cells[t.id] = {
-          target: t.id,
+      // One slot per target: its run of `w`, then its companion runs (order flipped every other round).
+      const slots: Unit[][] = [];
+      for (const u of units) {
+        const slot = slots.find((s) => s[0]?.t.id === u.t.id);
+        if (slot) slot.push(u);
+        else slots.push([u]);
+      }
+      const results = new Map<string, LoadResult[]>();
+      const problems = new Map<string, string[]>();
+      const keyOf = (u: Unit) => `${u.w.id}\u0000${u.t.id}`;
+      const add = <T,>(m: Map<string, T[]>, k: string, v: T) => m.set(k, [...(m.get(k) ?? []), v]);
+      for (let round = 0; round < rounds; round++) {
+        for (const slot of rotate(slots, round)) {
+          for (const u of round % 2 ? [...slot].reverse() : slot) {
+            const { t, spec } = u;
+            const tag = `${u.w.id} r${round + 1}/${rounds} ${t.label}`;
+            if (!checkAlive(t, `${u.w.id} round ${round + 1}`)) {
+              add(problems, keyOf(u), `round ${round + 1}: server not running (${t.exitInfo()})`);
+              continue;
+            }
+            try {
+              // Measure, and measure once more if other processes took a real share of the CPUs.
+              let r: LoadResult | null = null;
+              for (let attempt = 0; attempt < 2; attempt++) {
+                if (attempt > 0) retryBudget--;
+                const meter = new NoiseMeter();
+                meter.start(t.pid);
+                r = await runLoad(gen(u.w), spec(round));
+                r.noise = meter.stop();
+                if (r.noise < NOISE_RETRY) break;
+                const again = attempt === 0 && retryBudget > 0;
+                log(`  other processes used ${(r.noise * 100).toFixed(0)}% of the CPUs during ${t.label}'s run${again ? "; measuring again" : ""}`);
+                if (!again) break;
+                await waitIdle(t.pid);
+                await sleep(1000);
+              }
+              if (!r) throw new Error("no measurement");
+              r.round = round;
+              add(results, keyOf(u), r);
+              const bad = sanity(u.w, r, u.file.size, u.w.connections);
+              if (bad) add(problems, keyOf(u), `round ${round + 1}: ${bad}`);
+              log(`${tag}: ${fmtRate(r)}`);
+            } catch (e) {
+              add(problems, keyOf(u), `round ${round + 1}: ${e instanceof Error ? e.message : String(e)}`);
+              log(`${tag}: FAILED ${String(e).slice(0, 300)}`);
+            }
+            if (checkAlive(t, `${u.w.id} round ${round + 1}`) && !(await waitIdle(t.pid))) log(`  (${t.label} still busy 5 s after the load stopped)`);
+          }
+        }
+      }
+      for (const u of units) {
+        const rs = results.get(keyOf(u)) ?? [];
+        const probs = problems.get(keyOf(u)) ?? [];
+        (cellsOf.get(u.w.id) as Partial<Record<TargetId, Cell>>)[u.t.id] = {
+          target: u.t.id,
           rounds: rs,
           rps: median(rs.map((r) => r.rps)),
           gibps: median(rs.map((r) => r.bytes / r.durationS / GiB)),
@@ -391,18 +459,22 @@ async function main(): Promise<number> {
           note: probs.length ? probs.slice(0, 3).join("; ") : undefined,
         };
       }
-      workloads.push({
-        id: w.id,
-        title: w.title,
-        short: w.short,
-        group: w.group,
-        file: file.key,
-        fileLabel: ctx.media.find((m) => m.key === file.key)?.label ?? file.label,
-        connections: w.connections,
-        rangeLen: w.rangeLen,
-        metric: w.metric,
-        cells,
-      });
+      for (const gw of group) {
+        const file = media.find((m) => m.key === gw.file) ?? main;
+        workloads.push({
+          id: gw.id,
+          title: gw.title,
+          short: gw.short,
+          group: gw.group,
+          file: file.key,
+          fileLabel: ctx.media.find((m) => m.key === file.key)?.label ?? file.label,
+          connections: gw.connections,
+          rangeLen: gw.rangeLen,
+          metric: gw.metric,
+          relativeTo: gw.relativeTo && selected.has(gw.relativeTo) ? gw.relativeTo : undefined,
+          cells: cellsOf.get(gw.id) ?? {},
+        });
+      }
     }
 
     // 1,000 slow readers at 2 Mbit/s, one target at a time, sampling the server's RSS.

@@ -1,7 +1,7 @@
 /**
  * Random fixed-length ranges at unaligned offsets (seeking). Same workload as `range64k` /
- * `range1m` / `c1` / `c256` in bench/run.ts.
- *   k6 run -e BASE_URL=... -e FILE_PATH=... -e FILE_SIZE=... [-e RANGE_LEN=65536] [-e VUS=64] bench/k6/ranges.ts
+ * `range1m` / `c1` / `c256` in bench/run.ts, and `signed` with -e TOKEN=<JWT> on a signed video.
+ *   k6 run -e BASE_URL=... -e FILE_PATH=... -e FILE_SIZE=... [-e RANGE_LEN=65536] [-e VUS=64] [-e TOKEN=...] bench/k6/ranges.ts
  */
 import { check } from "k6";
 import http from "k6/http";

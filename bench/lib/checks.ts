@@ -34,13 +34,13 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<R
   return await fetch(url, { headers, signal: AbortSignal.timeout(30_000), redirect: "manual" });
 }
 
-/** Check one `bytes=start-end` (or open-ended `bytes=start-`) request. */
-async function checkRange(t: Running, m: MediaFile, start: number, end: number | null, items: CheckItem[]): Promise<void> {
+/** Check one `bytes=start-end` (or open-ended `bytes=start-`) request (on `path`, default the file's URL). */
+async function checkRange(t: Running, m: MediaFile, start: number, end: number | null, items: CheckItem[], path = t.paths[m.key] ?? "", label = m.key): Promise<void> {
   const last = end === null ? m.size - 1 : Math.min(end, m.size - 1);
   const spec = `bytes=${start}-${end === null ? "" : end}`;
-  const name = `${m.key} ${spec}`;
+  const name = `${label} ${spec}`;
   try {
-    const res = await get(t.baseUrl + (t.paths[m.key] ?? ""), { Range: spec });
+    const res = await get(t.baseUrl + path, { Range: spec });
     const body = new Uint8Array(await res.arrayBuffer());
     const problems: string[] = [];
     if (res.status !== 206) problems.push(`status ${res.status} (want 206)`);
@@ -131,5 +131,92 @@ export async function checkTarget(t: Running, main: MediaFile, others: MediaFile
     await checkRange(t, m, tail, tail + 65_535, items);
   }
 
+  if (t.caps.api) await checkApi(t, items);
+  if (t.id === "spool") await checkSigned(t, main, mid, items);
+
   return { id: t.id, ok: items.every((i) => i.ok || !i.mandatory), items, etag };
+}
+
+/** An error answer's `error.code` (Spool's JSON errors: `{"error": {"code", "message"}}`). */
+async function errorCode(res: Response): Promise<string | undefined> {
+  try {
+    const body = (await res.json()) as { error?: { code?: unknown } };
+    return typeof body.error?.code === "string" ? body.error.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `GET /api/videos`, as the `api` workload sends it (with the target's API headers): 200 and a
+ * JSON page with items. Where the target needs a key (Spool), the same request without it must
+ * answer 401, so the timed row includes checking the key.
+ */
+async function checkApi(t: Running, items: CheckItem[]): Promise<void> {
+  const url = `${t.baseUrl}/api/videos`;
+  try {
+    const res = await get(url, { Accept: "application/json", ...(t.apiHeaders ?? {}) });
+    const text = await res.text();
+    let count = -1;
+    try {
+      const body = JSON.parse(text) as { items?: unknown };
+      if (Array.isArray(body.items)) count = body.items.length;
+    } catch {}
+    const ok = res.status === 200 && count > 0;
+    items.push({
+      name: `GET /api/videos${t.apiHeaders ? " with the API key" : ""}: 200 + items`,
+      ok,
+      mandatory: true,
+      detail: ok ? `${count} items` : `status ${res.status}, ${count < 0 ? `no items array: ${text.slice(0, 200)}` : `${count} items`}`,
+    });
+  } catch (e) {
+    items.push({ name: "GET /api/videos", ok: false, mandatory: true, detail: String(e) });
+  }
+  if (!t.apiHeaders) return;
+  try {
+    const res = await get(url, { Accept: "application/json" });
+    const code = await errorCode(res);
+    items.push({
+      name: "GET /api/videos without the key: 401",
+      ok: res.status === 401 && code === "unauthorized",
+      mandatory: true,
+      detail: res.status === 401 && code === "unauthorized" ? undefined : `status ${res.status}, code ${JSON.stringify(code)}`,
+    });
+  } catch (e) {
+    items.push({ name: "GET /api/videos without the key", ok: false, mandatory: true, detail: String(e) });
+  }
+}
+
+/**
+ * Spool's signed copy of the main video (the `signed` workload): a token was minted; without it
+ * the stream answers 403 `token_missing`, with a forged one 403 `token_invalid` (the token is
+ * really verified); with it, 206 and the exact bytes.
+ */
+async function checkSigned(t: Running, main: MediaFile, mid: number, items: CheckItem[]): Promise<void> {
+  const s = t.signed;
+  if (!s) {
+    items.push({ name: "signed video ingested", ok: false, mandatory: true, detail: "no signed copy of the main video" });
+    return;
+  }
+  items.push({ name: "signed: token minted (POST /api/videos/:id/tokens)", ok: !!s.path, mandatory: true, detail: s.error });
+  const range = { Range: `bytes=${mid}-${mid + 65_535}` };
+  const refused = async (name: string, path: string, want: string): Promise<void> => {
+    try {
+      const res = await get(t.baseUrl + path, range);
+      const code = await errorCode(res);
+      const ok = res.status === 403 && code === want;
+      items.push({ name, ok, mandatory: true, detail: ok ? undefined : `status ${res.status}, code ${JSON.stringify(code)} (want 403 ${want})` });
+    } catch (e) {
+      items.push({ name, ok: false, mandatory: true, detail: String(e) });
+    }
+  };
+  await refused("signed: no token -> 403 token_missing", s.tokenlessPath, "token_missing");
+  if (!s.token || !s.path) return;
+  // Change one character in the middle of the signature: a well-formed token that fails the HMAC.
+  const dot = s.token.lastIndexOf(".");
+  const at = dot + 1 + Math.floor((s.token.length - dot - 1) / 2);
+  const forged = s.token.slice(0, at) + (s.token[at] === "A" ? "B" : "A") + s.token.slice(at + 1);
+  await refused("signed: forged token -> 403 token_invalid", `${s.tokenlessPath}?token=${encodeURIComponent(forged)}`, "token_invalid");
+  await checkRange(t, main, mid + 7, mid + 7 + 65_535, items, s.path, "signed");
+  await checkRange(t, main, 0, 1, items, s.path, "signed");
 }

@@ -10,7 +10,7 @@ import type { SlowResult } from "./slow-readers.ts";
 import { TARGET_LABELS, TARGET_ORDER, type NginxTuning, type TargetId } from "./targets.ts";
 import type { LoadResult } from "./load.ts";
 import { BENCH_DIR, REPO_ROOT, median } from "./util.ts";
-import type { Cell, Mode } from "./workloads.ts";
+import { SIGNED_GOAL, type Cell, type Mode } from "./workloads.ts";
 
 export interface TargetSummary {
   id: TargetId;
@@ -33,6 +33,11 @@ export interface WorkloadResult {
   connections: number;
   rangeLen?: number;
   metric: "rps" | "gibps";
+  /**
+   * The workload this one is compared with (the signed workload: `range64k`). Measured in the
+   * same rounds, next to the same target's run there, with the same ranges.
+   */
+  relativeTo?: string;
   cells: Partial<Record<TargetId, Cell>>;
 }
 
@@ -97,15 +102,32 @@ function roundValue(w: WorkloadResult, r: LoadResult): number {
  * (older JSON) fall back to the ratio of the medians.
  */
 export function ratio(w: WorkloadResult, a: TargetId, b: TargetId): number {
-  const ca = w.cells[a];
-  const cb = w.cells[b];
+  return crossRatio(w, a, w, b);
+}
+
+/**
+ * Target `a` on workload `wa` ÷ target `b` on workload `wb`, paired by round the same way: for a
+ * workload measured inside another's rounds (`relativeTo`), round r of both ran back to back with
+ * the same seeded ranges.
+ */
+export function crossRatio(wa: WorkloadResult, a: TargetId, wb: WorkloadResult, b: TargetId): number {
+  const ca = wa.cells[a];
+  const cb = wb.cells[b];
   const pairs: number[] = [];
   for (const ra of ca?.rounds ?? []) {
     const rb = ra.round === undefined ? undefined : cb?.rounds.find((x) => x.round === ra.round);
-    if (rb) pairs.push(roundValue(w, ra) / roundValue(w, rb));
+    if (rb) pairs.push(roundValue(wa, ra) / roundValue(wb, rb));
   }
   const paired = median(pairs.filter(Number.isFinite));
-  return Number.isFinite(paired) ? paired : value(w, ca) / value(w, cb);
+  return Number.isFinite(paired) ? paired : value(wa, ca) / value(wb, cb);
+}
+
+/** The signed workload (Spool only) and its ratio to Spool's public row it was measured with. */
+function signedVsPublic(s: SuiteResult): { w: WorkloadResult; ref: WorkloadResult | undefined; r: number } | null {
+  const w = s.workloads.find((x) => x.id === "signed");
+  if (!w) return null;
+  const ref = w.relativeTo ? s.workloads.find((x) => x.id === w.relativeTo) : undefined;
+  return { w, ref, r: ref ? crossRatio(w, "spool", ref, "spool") : NaN };
 }
 
 function fmtNum(w: WorkloadResult, v: number): string {
@@ -153,6 +175,15 @@ export function evaluateGoals(s: SuiteResult): Goal[] {
       ok: Number.isFinite(r) ? r >= 5 : null,
       detail: Number.isFinite(r) ? fmtRatio(r) : `${TARGET_LABELS[peer]} did not run`,
     });
+  }
+  const sg = signedVsPublic(s);
+  if (sg) {
+    const text = `Signed playback (\`?token=\`) at or above ${SIGNED_GOAL}× Spool's public random 64 KiB ranges`;
+    goals.push(
+      Number.isFinite(sg.r)
+        ? { text, ok: sg.r >= SIGNED_GOAL, detail: `${fmtRatio(sg.r)} (${fmtNum(sg.w, value(sg.w, sg.w.cells.spool))} vs ${fmtNum(sg.w, value(sg.ref as WorkloadResult, sg.ref?.cells.spool))} req/s)` }
+        : { text, ok: null, detail: sg.ref ? "Spool's signed or public row has no measurement" : "the public 64 KiB range workload was not measured in this run" },
+    );
   }
   const sc = s.slow.spool;
   if (sc && s.config.slowReaders >= 1000) {
@@ -225,6 +256,13 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
       out.push(`| ${title} | ${present.map((id) => cellText(w, id)).join(" | ")} |${rc(ratioCols.map(([a, b]) => fmtRatio(ratio(w, a, b))))} ${gen || "–"} |`);
     }
     out.push("");
+    const sg = signedVsPublic(s);
+    if (sg && sg.ref) {
+      out.push(
+        `Signed video (Spool only, \`?token=<JWT>\` on every request): **${fmtRatio(sg.r)}** Spool's public "${sg.ref.title}, c=${sg.ref.connections}" row, the same ranges measured back to back in each round (median of the per-round ratios; goal ≥ ${SIGNED_GOAL}×).`,
+        "",
+      );
+    }
   }
 
   const conc = ["c1", "range64k", "c256"].map((id) => s.workloads.find((w) => w.id === id)).filter((w): w is WorkloadResult => !!w);
@@ -347,8 +385,12 @@ export function renderSvg(s: SuiteResult): string {
     const best = Math.max(...present.map((id) => value(w, w.cells[id])).filter(Number.isFinite));
     return { v: best, name: "best" };
   };
-  // Relative to bare Bun: the same paired ratio as the tables.
+  // Relative to bare Bun: the same paired ratio as the tables. A workload measured inside another's
+  // rounds (the signed one, Spool only) is drawn against bare Bun on that workload, paired by round.
   const rel = (w: WorkloadResult, id: TargetId): number => {
+    const ref = w.relativeTo ? s.workloads.find((x) => x.id === w.relativeTo) : undefined;
+    const r = ref ? crossRatio(w, id, ref, "bun") : NaN;
+    if (Number.isFinite(r)) return r;
     const b = base(w);
     return b.name === "bare Bun" ? ratio(w, id, "bun") : value(w, w.cells[id]) / b.v;
   };
@@ -378,7 +420,7 @@ export function renderSvg(s: SuiteResult): string {
     const ids = present.filter((id) => w.cells[id]);
     const gh = ids.length * (barH + barGap);
     const title = (w.short ?? w.title).replace(/`/g, "");
-    const sub = `${w.group === "sweep" ? "" : `c=${w.connections}, `}${w.metric === "gibps" ? "GiB/s" : "req/s"}`;
+    const sub = `${w.group === "sweep" ? "" : `c=${w.connections}, `}${w.metric === "gibps" ? "GiB/s" : "req/s"}${w.relativeTo ? ", vs Bun's public ranges" : ""}`;
     text(labelW - 10, y + gh / 2 - 1, title.length > 34 ? `${title.slice(0, 33)}…` : title, 'font-size="12.5" text-anchor="end" font-weight="600"');
     text(labelW - 10, y + gh / 2 + 13, sub, 'font-size="11" text-anchor="end" fill="#777"');
     for (const id of ids) {

@@ -47,6 +47,27 @@ export interface Caps {
   api: boolean;
 }
 
+/**
+ * The API key the suite gives Spool (API_KEY; Spool wants at least 16 characters). Spool's
+ * management routes, `GET /api/videos` among them, answer 401 without it.
+ */
+export const BENCH_API_KEY = "spool-bench-api-key-0123456789abcdef";
+
+/** Path key (in `Running.paths` / `files`) of Spool's second copy of the main video, `playback: signed`. */
+export const SIGNED_KEY = "main:signed";
+
+/** Spool's signed copy of the main video, and the playback token the suite minted for it. */
+export interface SignedVideo {
+  id: string;
+  /** `/api/stream/<id>` without a token (must answer 403 token_missing). */
+  tokenlessPath: string;
+  /** `/api/stream/<id>?token=<JWT>`; undefined when minting failed (see `error`). */
+  path?: string;
+  token?: string;
+  expiresAt?: string;
+  error?: string;
+}
+
 export interface Running {
   id: TargetId;
   label: string;
@@ -59,6 +80,10 @@ export interface Running {
   /** Media key -> the file this server actually reads (Spool: its stored copy), when known. */
   files?: Record<string, string>;
   caps: Caps;
+  /** Headers the JSON API needs (Spool: `Authorization: Bearer <BENCH_API_KEY>`). */
+  apiHeaders?: Record<string, string>;
+  /** Spool only: the signed copy of the main video (its path is also `paths[SIGNED_KEY]`). */
+  signed?: SignedVideo;
   version: string;
   notes: string[];
   stop(): Promise<void>;
@@ -194,6 +219,35 @@ function findStoredCopy(dataDir: string, id: string, size: number): string | und
   return undefined;
 }
 
+/** The longest lifetime Spool accepts (7 days): the token outlives any run. */
+const TOKEN_TTL_S = 604_800;
+
+/** Mints a playback token for the signed copy (POST /api/videos/:id/tokens, with the key). */
+async function mintToken(baseUrl: string, id: string, apiHeaders: Record<string, string>): Promise<SignedVideo> {
+  const tokenlessPath = `/api/stream/${id}`;
+  try {
+    const res = await fetch(`${baseUrl}/api/videos/${id}/tokens`, {
+      method: "POST",
+      headers: { ...apiHeaders, "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ expiresIn: TOKEN_TTL_S }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    if (res.status !== 201) return { id, tokenlessPath, error: `POST /api/videos/${id}/tokens answered ${res.status}: ${text.slice(0, 300)}` };
+    const body = JSON.parse(text) as { token?: unknown; expiresAt?: unknown };
+    if (typeof body.token !== "string" || !body.token) return { id, tokenlessPath, error: `no token in ${text.slice(0, 300)}` };
+    return {
+      id,
+      tokenlessPath,
+      token: body.token,
+      expiresAt: typeof body.expiresAt === "string" ? body.expiresAt : undefined,
+      path: `${tokenlessPath}?token=${encodeURIComponent(body.token)}`,
+    };
+  } catch (e) {
+    return { id, tokenlessPath, error: `minting a token failed: ${String(e)}` };
+  }
+}
+
 async function startSpool(ctx: StartContext): Promise<StartOutcome> {
   const entry = resolve(REPO_ROOT, "src/index.ts");
   const ingestCli = resolve(REPO_ROOT, "src/cli/ingest.ts");
@@ -210,26 +264,37 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
     // The HLS transcode worker would run ffmpeg on the server core during timing; the benchmark
     // measures streaming (in production it can also run apart: `bun run worker`).
     TRANSCODE_IN_SERVER: "0",
+    // Management routes (GET /api/videos among them) need this key; the `api` workload sends it.
+    API_KEY: BENCH_API_KEY,
     ...(ctx.spoolEnv ?? {}),
   };
   const paths: Record<string, string> = {};
   const files: Record<string, string> = {};
-  for (const m of ctx.media) {
+  // Every media file public (whatever DEFAULT_PLAYBACK says), plus the main video a second time
+  // as a separate, signed video for the `signed` workload.
+  const ingests = [
+    ...ctx.media.map((m) => ({ key: m.key, media: m, playback: "public" as const })),
+    ...ctx.media.filter((m) => m.key === "main").map((m) => ({ key: SIGNED_KEY, media: m, playback: "signed" as const })),
+  ];
+  let signedId: string | undefined;
+  for (const { key, media: m, playback } of ingests) {
     const t0 = Date.now();
-    const r = await run([BUN, ingestCli, m.path, "--title", `bench ${m.key}`], {
+    const r = await run([BUN, ingestCli, m.path, "--title", `bench ${key}`, "--playback", playback], {
       env,
       timeoutMs: 10 * 60_000,
-      name: `ingest ${m.key}`,
+      name: `ingest ${key}`,
     });
     if (r.code !== 0 || r.timedOut) {
-      return failed("spool", `ingest of ${m.key} failed (code ${r.code}${r.timedOut ? ", timed out" : ""}): ${(r.stderr || r.stdout).slice(-1500)}`);
+      return failed("spool", `ingest of ${key} failed (code ${r.code}${r.timedOut ? ", timed out" : ""}): ${(r.stderr || r.stdout).slice(-1500)}`);
     }
     const v = parseIngestOutput(r.stdout);
-    if (!v) return failed("spool", `ingest of ${m.key} printed no video JSON: ${r.stdout.slice(-500)}`);
-    paths[m.key] = v.streamUrl ?? `/api/stream/${v.id}`;
+    if (!v) return failed("spool", `ingest of ${key} printed no video JSON: ${r.stdout.slice(-500)}`);
+    const streamPath = `/api/stream/${v.id}`;
+    if (key === SIGNED_KEY) signedId = v.id;
+    else paths[key] = v.streamUrl ?? streamPath;
     const stored = findStoredCopy(dataDir, v.id, m.size);
-    if (stored) files[m.key] = stored;
-    log(`spool: ingested ${m.key} as ${v.id} in ${Date.now() - t0} ms`);
+    if (stored) files[key] = stored;
+    log(`spool: ingested ${key} (${playback}) as ${v.id} in ${Date.now() - t0} ms`);
   }
   // Flush the copies to disk now, not as writeback competing with the first measurements.
   if (which("sync")) await run([which("sync") as string], { timeoutMs: 300_000, name: "sync" });
@@ -238,6 +303,13 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
   const baseUrl = `http://${LOOPBACK}:${port}`;
   const err = await waitReady(sp, `${baseUrl}/health`, 30_000);
   if (err) return failed("spool", `did not become ready: ${err}`);
+  const apiHeaders = { Authorization: `Bearer ${env.API_KEY}` };
+  let signed: SignedVideo | undefined;
+  if (signedId) {
+    signed = await mintToken(baseUrl, signedId, apiHeaders);
+    if (signed.path) paths[SIGNED_KEY] = signed.path;
+    log(signed.path ? `spool: minted a playback token for ${signedId} (expires ${signed.expiresAt})` : `spool: no playback token for ${signedId}: ${signed.error}`);
+  }
   let version = "unknown";
   try {
     const pkg = JSON.parse(readFileSync(resolve(REPO_ROOT, "package.json"), "utf8")) as { version?: string };
@@ -256,8 +328,10 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
       paths,
       files,
       caps: { etag: true, lastModified: true, api: true },
+      apiHeaders,
+      signed,
       version,
-      notes: [`NODE_ENV=production WORKERS=${env.WORKERS} TRANSCODE_IN_SERVER=${env.TRANSCODE_IN_SERVER} bun src/index.ts`],
+      notes: [`NODE_ENV=production WORKERS=${env.WORKERS} TRANSCODE_IN_SERVER=${env.TRANSCODE_IN_SERVER} API_KEY=<bench key> bun src/index.ts`],
       stop: () => stopTracked(sp.tracked),
       logs: sp.logs,
       alive: alive(sp.tracked),

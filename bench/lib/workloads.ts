@@ -4,7 +4,7 @@
  */
 import type { CheckReport } from "./checks.ts";
 import type { LoadResult } from "./load.ts";
-import type { Running, TargetId } from "./targets.ts";
+import { SIGNED_KEY, type Running, type TargetId } from "./targets.ts";
 import { KiB_64, MiB_1 } from "./sizes.ts";
 
 export type Mode = "smoke" | "quick" | "full";
@@ -19,6 +19,14 @@ export interface Workload {
   file: string;
   /** A fixed URL path instead of the media file's (the JSON API). */
   urlPath?: string;
+  /** Request `Running.paths[pathKey]` instead of the media file's URL (the signed copy); `file` still gives the size. */
+  pathKey?: string;
+  /**
+   * The workload this one is a ratio to (Spool's row there). Its rounds are measured inside that
+   * workload's rounds, right next to Spool's run, with the same seeded ranges, so the per-round
+   * ratio compares two back-to-back measurements.
+   */
+  relativeTo?: string;
   kind: "ranges" | "fixed";
   rangeLen?: number;
   connections: number;
@@ -55,12 +63,28 @@ const range64k = (id: string, title: string, connections: number, file = "main",
   expectBody: () => KiB_64,
 });
 
+/** Spool's goal for the signed workload: at least this share of its public 64 KiB range rate. */
+export const SIGNED_GOAL = 0.95;
+
+/**
+ * The same random 64 KiB ranges on Spool's signed copy of the main video, `?token=<JWT>` on every
+ * request (one token, minted at start: Spool verifies it once and caches the result). Spool only.
+ */
+const signed = (title: string, connections: number): Workload => ({
+  ...range64k("signed", title, connections),
+  short: "Signed video, 64 KiB ranges",
+  pathKey: SIGNED_KEY,
+  relativeTo: "range64k",
+  only: ["spool"],
+});
+
 export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
   if (mode === "smoke") {
-    return [{ ...range64k("range64k", "Random 64 KiB ranges (smoke)", 8) }];
+    return [range64k("range64k", "Random 64 KiB ranges (smoke)", 8), signed("Signed video: random 64 KiB ranges (smoke)", 8)];
   }
   const list: Workload[] = [
     range64k("range64k", "Random 64 KiB ranges", 64),
+    signed("Signed video: random 64 KiB ranges", 64),
     { id: "range1m", title: "Random 1 MiB ranges", group: "throughput", file: "main", kind: "ranges", rangeLen: MiB_1, connections: 64, metric: "rps", expectBody: () => MiB_1 },
     {
       id: "probe",
@@ -108,7 +132,8 @@ export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
       kind: "fixed",
       connections: 64,
       urlPath: "/api/videos",
-      headers: () => ({ Accept: "application/json" }),
+      // Spool's list needs the API key (its row includes checking it); the bare peer has no auth.
+      headers: (t) => ({ Accept: "application/json", ...(t.apiHeaders ?? {}) }),
       metric: "rps",
       expectBody: () => -1,
       generator: "autocannon",

@@ -1,6 +1,7 @@
 /**
- * `bun run ingest <file> [--title T]`: add a local file to the library through the same
- * pipeline as uploads (probe, faststart, poster) and print its final JSON (after processing).
+ * `bun run ingest <file> [--title T] [--playback public|signed]`: add a local file to the library
+ * through the same pipeline as uploads (probe, faststart, poster) and print its final JSON (after
+ * processing). Without --playback the video gets the library's default (DEFAULT_PLAYBACK).
  */
 import { parseArgs } from "node:util";
 import { resolve, basename } from "node:path";
@@ -11,16 +12,25 @@ import { openDatabase } from "../db/client.ts";
 import { createContext } from "../app.ts";
 import { toVideoJson } from "../modules/videos/schemas.ts";
 import { HttpError } from "../http/errors.ts";
+import { PLAYBACK_POLICIES, type Playback } from "../db/schema.ts";
 
 const { values, positionals } = parseArgs({
   args: Bun.argv.slice(2),
-  options: { title: { type: "string", short: "t" }, help: { type: "boolean", short: "h" } },
+  options: { title: { type: "string", short: "t" }, playback: { type: "string", short: "p" }, help: { type: "boolean", short: "h" } },
   allowPositionals: true,
 });
 
+const USAGE = `usage: bun run ingest <file> [--title T] [--playback ${PLAYBACK_POLICIES.join("|")}]`;
+
 if (values.help || positionals.length !== 1) {
-  console.error("usage: bun run ingest <file> [--title T]");
+  console.error(USAGE);
   process.exit(values.help ? 0 : 2);
+}
+
+const playback = values.playback;
+if (playback !== undefined && !(PLAYBACK_POLICIES as readonly string[]).includes(playback)) {
+  console.error(`ingest: --playback must be ${PLAYBACK_POLICIES.join(" or ")}, got ${JSON.stringify(playback)}\n${USAGE}`);
+  process.exit(2);
 }
 
 const source = resolve(positionals[0]!);
@@ -35,7 +45,7 @@ const ctx = createContext(config, handle.db);
 try {
   await ctx.library.storage.init();
   ctx.ingest.requireTools();
-  const row = await ctx.library.ingestPath(source, { title: values.title, originalFilename: basename(source) });
+  const row = await ctx.library.ingestPath(source, { title: values.title, originalFilename: basename(source), playback: playback as Playback | undefined });
   console.log(JSON.stringify(toVideoJson(row), null, 2));
   if (row.status !== "ready") process.exitCode = 1;
 } catch (error) {
