@@ -13,14 +13,22 @@ export function bearerToken(header: string | null): string | null {
   return match ? match[1]! : null;
 }
 
+/** The SHA-256 of a secret, to compare against with `matchesDigest` (computed once per secret). */
+export function digestOf(secret: string): Buffer {
+  return createHash("sha256").update(secret).digest();
+}
+
 /**
- * Whether `given` equals `expected`, in time that depends on neither: both are hashed to 32
- * bytes first, so even their lengths do not leak through timing.
+ * Whether `given` hashes to `expected`, in time that depends on neither: comparing fixed-size
+ * digests, not the strings, so not even the key's length leaks through timing.
  */
+export function matchesDigest(given: string, expected: Buffer): boolean {
+  return timingSafeEqual(digestOf(given), expected);
+}
+
+/** `matchesDigest` for two strings (tests and one-off checks). */
 export function sameSecret(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
+  return matchesDigest(given, digestOf(expected));
 }
 
 /** A cookie's value from a Cookie header (RFC 6265 §5.4), or null. */

@@ -6,7 +6,7 @@ import type { Playback } from "../db/schema.ts";
 import type { Db } from "../db/client.ts";
 import { HttpError } from "../http/errors.ts";
 import { queryParam } from "../http/path.ts";
-import { SESSION_COOKIE, bearerToken, clientAddress, cookieValue, isSameOrigin, ownOrigin, sameSecret } from "./credentials.ts";
+import { SESSION_COOKIE, bearerToken, clientAddress, cookieValue, digestOf, isSameOrigin, matchesDigest, ownOrigin } from "./credentials.ts";
 import { DEFAULT_FAILURE_LIMITS, FailureLimiter, type FailureLimits } from "./failures.ts";
 import { Sessions } from "./sessions.ts";
 import { PlaybackTokens, TOKEN_FAILURE_MESSAGES, type TokenFailure } from "./tokens.ts";
@@ -51,11 +51,13 @@ export class AccessControl {
   readonly tokens: PlaybackTokens;
   readonly sessions: Sessions;
   private readonly failures: FailureLimiter;
+  private readonly keyDigest: Buffer;
 
   constructor(
     db: Db,
     private readonly options: AccessOptions,
   ) {
+    this.keyDigest = digestOf(options.apiKey);
     this.tokens = new PlaybackTokens(options.signingSecret);
     this.sessions = new Sessions(db);
     this.failures = new FailureLimiter(options.failureLimits ?? DEFAULT_FAILURE_LIMITS);
@@ -68,7 +70,7 @@ export class AccessControl {
   /** Whether `key` is the API key (constant time), counting a wrong one against `client`. */
   checkKey(key: string, client: string): boolean {
     this.throwIfBlocked(client);
-    if (sameSecret(key, this.options.apiKey)) return true;
+    if (matchesDigest(key, this.keyDigest)) return true;
     this.failures.recordFailure(client);
     return false;
   }
