@@ -186,6 +186,32 @@ describe("the management API needs the key", () => {
   });
 });
 
+describe("OpenAPI", () => {
+  test("documents the bearer, cookie and token schemes, and which operations need the key, exactly as the policy decides", async () => {
+    const spec = (await (await fetch(`${spool.url}/swagger/json`)).json()) as Record<string, any>;
+    expect(spec.components.securitySchemes.apiKey).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(spec.components.securitySchemes.session).toMatchObject({ type: "apiKey", in: "cookie", name: "spool_session" });
+    expect(spec.components.securitySchemes.playbackToken).toMatchObject({ type: "apiKey", in: "query", name: "token" });
+    expect(spec.security).toEqual([{ apiKey: [] }, { session: [] }]);
+    const mismatches: string[] = [];
+    let keyed = 0;
+    for (const [path, item] of Object.entries(spec.paths as Record<string, Record<string, any>>)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (!["get", "head", "post", "put", "patch", "delete", "options"].includes(method)) continue;
+        const example = path.replace(/\{[^}]+\}/g, (m) => (m === "{path}" ? "a/b" : m === "{name}" ? "360p" : m === "{file}" ? "index.m3u8" : "demo"));
+        const security = (op.security ?? spec.security) as Record<string, string[]>[];
+        const documented = security.length > 0 && !security.some((s) => Object.keys(s).length === 0) ? "key" : "open";
+        if (documented === "key") keyed++;
+        if (documented !== accessFor(method.toUpperCase(), example)) mismatches.push(`${method.toUpperCase()} ${path}: documented ${documented}, policy ${accessFor(method.toUpperCase(), example)}`);
+        if (documented === "key" && !op.responses?.["401"]) mismatches.push(`${method.toUpperCase()} ${path}: needs the key but documents no 401`);
+      }
+    }
+    expect(mismatches).toEqual([]);
+    // Upload, list, change, delete, tokens, retry, events, tus creation, direct uploads.
+    expect(keyed).toBeGreaterThanOrEqual(9);
+  });
+});
+
 describe("the failure limit", () => {
   test("ten wrong keys from one client: then 429 with Retry-After, even with the right key; other clients unaffected", async () => {
     const client = { "x-forwarded-for": "203.0.113.77" };

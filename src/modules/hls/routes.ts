@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
-import { PLAYBACK_SECURITY } from "../../access/plugin.ts";
+import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import type { FileEntity } from "../../files/entity.ts";
@@ -292,7 +292,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
       },
       {
         params: VideoIdParams,
-        response: { 202: VideoSchema, 400: BadRequest, 404: NotFound, 409: NotFailed },
+        response: { 202: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound, 409: NotFailed },
         detail: {
           operationId: "retryHls",
           tags: ["hls"],
@@ -322,6 +322,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
           responses: {
             200: { description: "The event stream", content: { "text/event-stream": { schema: EventsResponse } } },
             400: { description: BadRequest.description!, content: jsonContent(BadRequest) },
+            ...AUTH_RESPONSES,
             404: { description: NotFound.description!, content: jsonContent(NotFound) },
           },
         },
