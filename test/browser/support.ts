@@ -7,6 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { TEST_API_KEY } from "../helpers/spool.ts";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 export const ARTIFACTS = resolve(import.meta.dir, "../../test-results/browser");
@@ -114,6 +115,24 @@ export async function screenshot(page: Page, name: string): Promise<string> {
     console.warn(`[browser] screenshot ${name} failed: ${String(error)}`);
   }
   return path;
+}
+
+/**
+ * Signs the page's browser context in as the library's owner, through the page's own sign-in
+ * form (POST /api/session sets the session cookie, the page reloads into the library). The
+ * library page needs it: its upload (XHR) and progress (EventSource) requests carry the cookie,
+ * since neither can send an Authorization header.
+ */
+export async function signIn(page: Page, base: string, key: string = TEST_API_KEY): Promise<void> {
+  await page.goto(`${base}/`);
+  await page.fill("#signin-key", key);
+  await page.click("#signin-submit");
+  try {
+    await page.waitForSelector("#upload-form", { timeout: 10_000 });
+  } catch (error) {
+    const message = await page.textContent("#signin-message").catch(() => null);
+    throw new Error(`signing in failed${message ? `: ${message}` : ""} (${String(error)})`);
+  }
 }
 
 /** Runs a test body with a fresh context; screenshots at the end, and on failure too. */

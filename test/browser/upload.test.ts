@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Browser } from "playwright-core";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { makeSource } from "../integration/hls-support.ts";
-import { expectFrame, hasChromium, launch, screenshot, videoState, waitForEvent, withPage } from "./support.ts";
+import { expectFrame, hasChromium, launch, screenshot, signIn, videoState, waitForEvent, withPage } from "./support.ts";
 
 let browser: Browser;
 let spool: TestSpool;
@@ -25,7 +25,8 @@ test("a file uploaded through the page shows its progress and becomes playable",
   // 20 s: long enough for the transcode to report progress several times.
   const source = await makeSource({ seconds: 20, bitrate: 1_200_000 });
   await withPage(browser, "upload", async (page) => {
-    await page.goto(`${spool.url}/`);
+    // The library is the owner's page: the browser signs in first (a session cookie).
+    await signIn(page, spool.url);
     expect(await page.textContent("#library-empty")).toContain("No videos yet");
 
     // Record every value the progress texts take (the transcode moves fast on small files).

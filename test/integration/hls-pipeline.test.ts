@@ -8,8 +8,9 @@ import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { accessFor } from "../../src/access/policy.ts";
 import { jpegSize, makeAudio } from "../helpers/media.ts";
-import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { makeSource, readEvents, upload, waitForVideo, hlsSettled, type VideoJson } from "./hls-support.ts";
 
 let spool: TestSpool;
@@ -187,9 +188,17 @@ describe("serving", () => {
 
   test("only the names the worker writes are served", async () => {
     for (const path of ["source.mp4", "../source.mp4", "%2e%2e/source.mp4", "360p/../../source.mp4", "360p/seg_1.m4s", "master.m3u8.bak", "360p/index.m3u8/x", "360p/"]) {
-      const r = await fetch(`${spool.url}/api/hls/${video.id}/${path}`);
+      const url = `${spool.url}/api/hls/${video.id}/${path}`;
+      // fetch resolves dot segments, so some of these leave the HLS routes' shape for a path the
+      // access policy does not open: there the key is asked for first (401). Even the key holder
+      // gets no file (404).
+      const open = accessFor("GET", new URL(url).pathname) === "open";
+      const r = await fetch(url);
       await r.arrayBuffer();
-      expect([path, r.status]).toEqual([path, 404]);
+      expect([path, r.status]).toEqual([path, open ? 404 : 401]);
+      const keyed = await fetch(url, { headers: AUTH });
+      await keyed.arrayBuffer();
+      expect([path, keyed.status]).toEqual([path, 404]);
     }
     const other = await fetch(`${spool.url}/api/hls/nosuchvideo/master.m3u8`);
     expect(other.status).toBe(404);
@@ -234,12 +243,12 @@ describe("progress", () => {
 
   test("SSE: headers, a 404 for unknown videos", async () => {
     const abort = new AbortController();
-    const r = await fetch(`${spool.url}/api/videos/${video.id}/events`, { signal: abort.signal });
+    const r = await fetch(`${spool.url}/api/videos/${video.id}/events`, { signal: abort.signal, headers: AUTH });
     expect(r.status).toBe(200);
     expect(r.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
     expect(r.headers.get("cache-control")).toBe("no-store");
     abort.abort();
-    const missing = await fetch(`${spool.url}/api/videos/AAAAAAAAAAAAAAAAAAAAAA/events`);
+    const missing = await fetch(`${spool.url}/api/videos/AAAAAAAAAAAAAAAAAAAAAA/events`, { headers: AUTH });
     expect(missing.status).toBe(404);
   });
 
@@ -254,7 +263,7 @@ describe("progress", () => {
       for (let i = 0; i < 20; i++) {
         const abort = new AbortController();
         aborts.push(abort);
-        const r = await fetch(`${spool.url}/api/videos/${video.id}/events`, { signal: abort.signal });
+        const r = await fetch(`${spool.url}/api/videos/${video.id}/events`, { signal: abort.signal, headers: AUTH });
         await r.body!.getReader().read(); // the stream has started: its listeners are on
       }
       expect(events.listenerCount("invalidated")).toBe(before + 20);
@@ -285,7 +294,7 @@ test("deleting a video removes its ladder and stops serving it", async () => {
   const ready = await waitForVideo(spool.url, uploaded.id, hlsSettled);
   expect(ready.hls.status).toBe("ready");
   expect((await fetch(`${spool.url}${ready.hls.masterUrl}`)).status).toBe(200);
-  expect((await fetch(`${spool.url}/api/videos/${uploaded.id}`, { method: "DELETE" })).status).toBe(204);
+  expect((await fetch(`${spool.url}/api/videos/${uploaded.id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
   const gone = await fetch(`${spool.url}${ready.hls.masterUrl}`);
   expect(gone.status).toBe(404);
   expect(existsSync(join(spool.dataDir, "videos", uploaded.id))).toBe(false);

@@ -1,6 +1,6 @@
 /** The player's pages and assets over HTTP (their behaviour in a browser is in test/browser/). */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, TEST_API_KEY, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 let spool: TestSpool;
 beforeAll(async () => {
@@ -8,8 +8,17 @@ beforeAll(async () => {
 });
 afterAll(() => spool?.stop());
 
+/** Signs in as a browser does (POST /api/session with the key); returns the `Cookie` header to send. */
+async function sessionCookie(base: string): Promise<string> {
+  const r = await fetch(`${base}/api/session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: TEST_API_KEY }) });
+  expect(r.status).toBe(204);
+  const cookie = r.headers.get("set-cookie")?.match(/^spool_session=[^;]+/)?.[0];
+  if (!cookie) throw new Error(`sign-in set no session cookie: ${r.headers.get("set-cookie")}`);
+  return cookie;
+}
+
 test("GET / lists the library with the upload form, under a strict CSP", async () => {
-  const r = await fetch(`${spool.url}/`);
+  const r = await fetch(`${spool.url}/`, { headers: { cookie: await sessionCookie(spool.url) } });
   expect(r.status).toBe(200);
   expect(r.headers.get("content-type")).toBe("text/html; charset=utf-8");
   expect(r.headers.get("content-security-policy")).toContain("default-src 'self'");
@@ -22,7 +31,8 @@ test("GET / lists the library with the upload form, under a strict CSP", async (
 });
 
 test("GET /watch/:id embeds the video's JSON safely and loads hls.js from Spool", async () => {
-  await fetch(`${spool.url}/api/videos/demo`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: "</script><b>x</b>" }) });
+  const renamed = await fetch(`${spool.url}/api/videos/demo`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title: "</script><b>x</b>" }) });
+  expect(renamed.status).toBe(200);
   const html = await (await fetch(`${spool.url}/watch/demo`)).text();
   expect(html).toContain("<title>&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;</title>");
   const data = html.match(/<script type="application\/json" id="video-data">(.*?)<\/script>/)![1]!;

@@ -8,6 +8,7 @@ import { mkdirSync, rmSync, existsSync } from "node:fs";
 import { rename } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AUTH } from "../helpers/spool.ts";
 
 const DIR = join(tmpdir(), `spool-hls-media-${process.pid}`);
 mkdirSync(DIR, { recursive: true });
@@ -72,12 +73,12 @@ export interface VideoJson {
   hls: { status: string; progress: number; error: string | null; masterUrl: string | null; storyboardUrl: string | null };
 }
 
-/** Uploads a file through POST /api/videos; resolves with the 201 body. */
+/** Uploads a file through POST /api/videos (with the test key); resolves with the 201 body. */
 export async function upload(baseUrl: string, path: string, name = "clip.mp4", title?: string): Promise<VideoJson> {
   const form = new FormData();
   if (title) form.append("title", title);
   form.append("file", Bun.file(path), name);
-  const response = await fetch(`${baseUrl}/api/videos`, { method: "POST", body: form });
+  const response = await fetch(`${baseUrl}/api/videos`, { method: "POST", body: form, headers: AUTH });
   if (response.status !== 201) throw new Error(`upload answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as VideoJson;
 }
@@ -108,12 +109,13 @@ export interface SseEvent {
 
 /**
  * Reads a Server-Sent Events stream until `stop` returns true for an event (or the server
- * ends the stream), returning every event seen.
+ * ends the stream), returning every event seen. The event streams are management routes: the
+ * test key is sent unless `headers` says otherwise.
  */
-export async function readEvents(url: string, stop: (e: SseEvent, all: SseEvent[]) => boolean, timeoutMs = 45_000): Promise<{ events: SseEvent[]; response: Response }> {
+export async function readEvents(url: string, stop: (e: SseEvent, all: SseEvent[]) => boolean, timeoutMs = 45_000, headers: Record<string, string> = AUTH): Promise<{ events: SseEvent[]; response: Response }> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
-  const response = await fetch(url, { signal: abort.signal });
+  const response = await fetch(url, { signal: abort.signal, headers });
   const events: SseEvent[] = [];
   try {
     const reader = response.body!.getReader();

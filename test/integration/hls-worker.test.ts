@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { eq } from "drizzle-orm";
 import { transcodeJobs } from "../../src/db/schema.ts";
-import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { getVideo, hlsSettled, makeSource, processesMentioning, readEvents, upload, waitForVideo, type VideoJson } from "./hls-support.ts";
 
 const WORKER_CLI = resolve(import.meta.dir, "../../src/cli/worker.ts");
@@ -146,7 +146,7 @@ describe("retrying a failed ladder", () => {
     const spool = await spoolWithout({ transcode: { inServer: false } });
     const video = await upload(spool.url, await makeSource({ seconds: 2 }));
     await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
-    const retry = (id = video.id) => fetch(`${spool.url}/api/videos/${id}/hls/retry`, { method: "POST" });
+    const retry = (id = video.id) => fetch(`${spool.url}/api/videos/${id}/hls/retry`, { method: "POST", headers: AUTH });
     const conflict = async (state: string) => {
       const r = await retry();
       expect(r.status).toBe(409);
@@ -241,7 +241,7 @@ describe("the in-server worker", () => {
     await waitForVideo(spool.url, video.id, processing(1), 45_000);
     expect((await processesMentioning(video.id)).length).toBe(1);
     const events = readEvents(`${spool.url}/api/videos/${video.id}/events`, (e) => e.event === "deleted", 20_000);
-    const response = await fetch(`${spool.url}/api/videos/${video.id}`, { method: "DELETE" });
+    const response = await fetch(`${spool.url}/api/videos/${video.id}`, { method: "DELETE", headers: AUTH });
     expect(response.status).toBe(204);
     // The delete returns after ffmpeg is gone.
     expect(await processesMentioning(video.id)).toEqual([]);

@@ -16,7 +16,7 @@ import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
 import { expectError, filesUnder, listAll, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeAudio, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
 import type { Limiter } from "../../src/modules/ingest/limiter.ts";
-import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const FIXTURE = resolve(ROOT, "fixtures/demo.mp4");
@@ -233,7 +233,7 @@ describe("anything that is not playable media is refused: 415, nothing kept", ()
     expect(video).toMatchObject({ size: 0, sha256: null, thumbnailUrl: null });
     expect(filesUnder(videoDir(video.id))).toEqual([]);
     await expectError(await fetch(spool.url + video.streamUrl), 404, "not_found");
-    expect((await fetch(`${spool.url}/api/videos?status=failed`).then((r) => r.json()) as { items: VideoJson[] }).items.map((v) => v.id)).toContain(video.id);
+    expect((await fetch(`${spool.url}/api/videos?status=failed`, { headers: AUTH }).then((r) => r.json()) as { items: VideoJson[] }).items.map((v) => v.id)).toContain(video.id);
   });
 });
 
@@ -247,7 +247,7 @@ function rawUpload(port: number, options: { declaredLength?: number; chunked?: b
     let response = "";
     const socket = connect(port, "127.0.0.1", async () => {
       const length = options.chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${options.declaredLength}`;
-      socket.write(`POST /api/videos HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n${length}\r\n\r\n`);
+      socket.write(`POST /api/videos HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n${length}\r\n\r\n`);
       const write = (data: Buffer) => {
         if (options.chunked) socket.write(`${data.length.toString(16)}\r\n`);
         socket.write(data);
@@ -313,50 +313,50 @@ describe("library API", () => {
   });
 
   test("list: newest first, limit + cursor pagination, status filter", async () => {
-    const page1 = (await (await fetch(`${spool.url}/api/videos?limit=2`)).json()) as { items: VideoJson[]; nextCursor: string | null };
+    const page1 = (await (await fetch(`${spool.url}/api/videos?limit=2`, { headers: AUTH })).json()) as { items: VideoJson[]; nextCursor: string | null };
     expect(page1.items.map((v) => v.title)).toEqual(["third", "second"]);
     expect(page1.nextCursor).toEqual(expect.any(String));
-    const page2 = (await (await fetch(`${spool.url}/api/videos?limit=2&cursor=${page1.nextCursor}`)).json()) as { items: VideoJson[]; nextCursor: string | null };
+    const page2 = (await (await fetch(`${spool.url}/api/videos?limit=2&cursor=${page1.nextCursor}`, { headers: AUTH })).json()) as { items: VideoJson[]; nextCursor: string | null };
     expect(page2.items[0]!.title).toBe("first");
     const all = await listAll(spool.url);
     for (let i = 1; i < all.length; i++) expect(Date.parse(all[i - 1]!.createdAt)).toBeGreaterThanOrEqual(Date.parse(all[i]!.createdAt));
-    const failed = (await (await fetch(`${spool.url}/api/videos?status=failed`)).json()) as { items: VideoJson[] };
+    const failed = (await (await fetch(`${spool.url}/api/videos?status=failed`, { headers: AUTH })).json()) as { items: VideoJson[] };
     expect(failed.items.every((v) => v.status === "failed")).toBe(true);
-    const ready = (await (await fetch(`${spool.url}/api/videos?status=ready&limit=200`)).json()) as { items: VideoJson[] };
+    const ready = (await (await fetch(`${spool.url}/api/videos?status=ready&limit=200`, { headers: AUTH })).json()) as { items: VideoJson[] };
     expect(ready.items.map((v) => v.id)).toEqual(expect.arrayContaining(ids));
   });
 
   test("list: a strong ETag per page, 304 while nothing changed, 412 for a failed If-Match", async () => {
-    const first = await fetch(`${spool.url}/api/videos?limit=2`);
+    const first = await fetch(`${spool.url}/api/videos?limit=2`, { headers: AUTH });
     expect(first.status).toBe(200);
     expect(first.headers.get("content-type")).toBe("application/json; charset=utf-8");
     expect(first.headers.get("cache-control")).toBe("no-cache");
     const etag = first.headers.get("etag")!;
     expect(etag).toMatch(/^"[0-9a-f]+"$/);
     const body = await first.text();
-    const again = await fetch(`${spool.url}/api/videos?limit=2`);
+    const again = await fetch(`${spool.url}/api/videos?limit=2`, { headers: AUTH });
     expect(again.headers.get("etag")).toBe(etag);
     expect(await again.text()).toBe(body);
     for (const inm of [etag, `W/${etag}`, `"other", ${etag}`, "*"]) {
-      const revalidated = await fetch(`${spool.url}/api/videos?limit=2`, { headers: { "if-none-match": inm } });
+      const revalidated = await fetch(`${spool.url}/api/videos?limit=2`, { headers: { ...AUTH, "if-none-match": inm } });
       expect(revalidated.status).toBe(304);
       expect(revalidated.headers.get("etag")).toBe(etag);
       expect(await revalidated.text()).toBe("");
     }
-    expect((await fetch(`${spool.url}/api/videos?limit=2`, { headers: { "if-none-match": '"stale"' } })).status).toBe(200);
+    expect((await fetch(`${spool.url}/api/videos?limit=2`, { headers: { ...AUTH, "if-none-match": '"stale"' } })).status).toBe(200);
     // Another page is another representation.
-    expect((await fetch(`${spool.url}/api/videos?limit=1`)).headers.get("etag")).not.toBe(etag);
-    await expectError(await fetch(`${spool.url}/api/videos?limit=2`, { headers: { "if-match": '"stale"' } }), 412, "precondition_failed");
+    expect((await fetch(`${spool.url}/api/videos?limit=1`, { headers: AUTH })).headers.get("etag")).not.toBe(etag);
+    await expectError(await fetch(`${spool.url}/api/videos?limit=2`, { headers: { ...AUTH, "if-match": '"stale"' } }), 412, "precondition_failed");
   });
 
   test("list: a change is visible at once, whether made by this server or by another connection", async () => {
     const titles = async () => {
-      const r = await fetch(`${spool.url}/api/videos?limit=200`);
+      const r = await fetch(`${spool.url}/api/videos?limit=200`, { headers: AUTH });
       return { etag: r.headers.get("etag"), titles: ((await r.json()) as { items: VideoJson[] }).items.map((v) => v.title) };
     };
     const before = await titles();
     // This server's own write.
-    const patched = await fetch(`${spool.url}/api/videos/${ids[0]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: "patched here" }) });
+    const patched = await fetch(`${spool.url}/api/videos/${ids[0]}`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title: "patched here" }) });
     expect(patched.status).toBe(200);
     const afterPatch = await titles();
     expect(afterPatch.titles).toContain("patched here");
@@ -381,21 +381,22 @@ describe("library API", () => {
     ["status=done", "query status: must be one of uploading, processing, ready, failed"],
     ["cursor=bm9wZQ", "cursor is not one this API returned"],
   ])("list ?%s: 400 %j", async (query, message) => {
-    const body = await expectError(await fetch(`${spool.url}/api/videos?${query}`), 400, "bad_request");
+    const body = await expectError(await fetch(`${spool.url}/api/videos?${query}`, { headers: AUTH }), 400, "bad_request");
     expect(body.error.message).toBe(message);
   });
 
   test("get: the JSON of one video; 400 for a malformed id, 404 for an unknown one", async () => {
     const video = (await (await fetch(`${spool.url}/api/videos/${ids[0]}`)).json()) as VideoJson;
     expect(video.id).toBe(ids[0]!);
-    const bad = await expectError(await fetch(`${spool.url}/api/videos/no!such*id`), 400, "bad_request");
+    // A malformed id is no public video's, so only the key holder gets as far as the 400.
+    const bad = await expectError(await fetch(`${spool.url}/api/videos/no!such*id`, { headers: AUTH }), 400, "bad_request");
     expect(bad.error.message).toBe("params id: not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
     await expectError(await fetch(`${spool.url}/api/videos/AAAAAAAAAAAAAAAAAAAAAA`), 404, "not_found");
   });
 
   test("patch: changes the title only", async () => {
     const before = (await (await fetch(`${spool.url}/api/videos/${ids[1]}`)).json()) as VideoJson;
-    const response = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: "  Renamed  " }) });
+    const response = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title: "  Renamed  " }) });
     expect(response.status).toBe(200);
     const after = (await response.json()) as VideoJson;
     expect(after.title).toBe("Renamed");
@@ -406,16 +407,17 @@ describe("library API", () => {
   test.each([
     [{ title: "" }, "body title: Expected string length greater or equal to 1"],
     [{ title: " \t " }, "body title: must not be blank"],
-    [{}, "body title: Expected string"],
+    // `title` is optional since PATCH also takes `playback`; a body with neither changes nothing.
+    [{}, "body: send `title` and/or `playback`"],
     [{ title: 42 }, "body title: Expected string"],
   ])("patch %j: 400 %j", async (body, message) => {
-    const response = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const response = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify(body) });
     expect((await expectError(response, 400, "bad_request")).error.message).toBe(message);
   });
 
   test("one title limit (500 characters) for PATCH and for uploads, with the title before or after the file", async () => {
     const long = "t".repeat(501);
-    const patch = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: long }) });
+    const patch = await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title: long }) });
     expect((await expectError(patch, 400, "bad_request")).error.message).toBe("body title: Expected string length less or equal to 500");
     const before = await listAll(spool.url);
     const titleFirst = await expectError(await uploadMultipart(spool.url, FIXTURE, { title: long }), 400, "bad_request");
@@ -423,7 +425,7 @@ describe("library API", () => {
     const form = new FormData();
     form.append("file", new Blob([await Bun.file(FIXTURE).arrayBuffer()]), "late-title.mp4");
     form.append("title", long);
-    const titleLast = await expectError(await fetch(`${spool.url}/api/videos`, { method: "POST", body: form }), 400, "bad_request");
+    const titleLast = await expectError(await fetch(`${spool.url}/api/videos`, { method: "POST", body: form, headers: AUTH }), 400, "bad_request");
     expect(titleLast.error.message).toBe("title: at most 500 characters");
     // Nothing kept either way.
     expect((await listAll(spool.url)).map((v) => v.id)).toEqual(before.map((v) => v.id));
@@ -432,13 +434,13 @@ describe("library API", () => {
     // Exactly the limit is fine.
     const fits = await uploadMultipart(spool.url, FIXTURE, { title: "t".repeat(500) });
     expect(fits.status).toBe(201);
-    await fetch(`${spool.url}/api/videos/${((await fits.json()) as VideoJson).id}`, { method: "DELETE" });
+    expect((await fetch(`${spool.url}/api/videos/${((await fits.json()) as VideoJson).id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
   });
 
   test("patch with a body that is not JSON: 400; unknown id: 404", async () => {
-    await expectError(await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: "{nope" }), 400, "bad_request");
+    await expectError(await fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: "{nope" }), 400, "bad_request");
     await expectError(
-      await fetch(`${spool.url}/api/videos/AAAAAAAAAAAAAAAAAAAAAA`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: "x" }) }),
+      await fetch(`${spool.url}/api/videos/AAAAAAAAAAAAAAAAAAAAAA`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title: "x" }) }),
       404,
       "not_found",
     );
@@ -451,7 +453,7 @@ describe("library API", () => {
     expect((await fetch(`${spool.url}/api/videos/${id}/thumbnail.jpg?width=64`)).status).toBe(200);
     expect(filesUnder(videoDir(id))).toEqual(["poster.jpg", "source.mp4", "thumbs/t100-w64.jpg"]);
 
-    const response = await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE" });
+    const response = await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE", headers: AUTH });
     expect(response.status).toBe(204);
     expect(await response.text()).toBe("");
     expect(await spool.ctx.library.get(id)).toBeUndefined();
@@ -459,13 +461,13 @@ describe("library API", () => {
     await expectError(await fetch(`${spool.url}/api/stream/${id}`, { headers: { range: "bytes=0-1" } }), 404, "not_found");
     await expectError(await fetch(`${spool.url}/api/videos/${id}`), 404, "not_found");
     await expectError(await fetch(`${spool.url}/api/videos/${id}/thumbnail.jpg`), 404, "not_found");
-    await expectError(await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE" }), 404, "not_found");
+    await expectError(await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE", headers: AUTH }), 404, "not_found");
   });
 
   test("delete while processing: the job stops and nothing is left", async () => {
     const source = await makeVideo({ seconds: 3, faststart: false });
     const first = await created(await uploadMultipart(spool.url, source));
-    expect((await fetch(`${spool.url}/api/videos/${first.id}`, { method: "DELETE" })).status).toBe(204);
+    expect((await fetch(`${spool.url}/api/videos/${first.id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
     await spool.ctx.ingest.settled(first.id);
     await Bun.sleep(100);
     expect(await spool.ctx.library.get(first.id)).toBeUndefined();
@@ -482,7 +484,7 @@ describe("library API", () => {
       const source = await makeVideo({ seconds: 1, faststart: false });
       const queued = await created(await uploadMultipart(spool.url, source));
       const started = Date.now();
-      const response = await fetch(`${spool.url}/api/videos/${queued.id}`, { method: "DELETE", signal: AbortSignal.timeout(5000) });
+      const response = await fetch(`${spool.url}/api/videos/${queued.id}`, { method: "DELETE", headers: AUTH, signal: AbortSignal.timeout(5000) });
       expect(response.status).toBe(204);
       expect(Date.now() - started).toBeLessThan(2000);
       expect(await spool.ctx.library.get(queued.id)).toBeUndefined();
@@ -570,7 +572,7 @@ describe("without ffmpeg", () => {
       const source = await makeVideo({ seconds: 1 });
       const body = await expectError(await uploadMultipart(bare.url, source), 503, "ingest_unavailable");
       expect(body.error.message).toContain("Ingest needs ffmpeg and ffprobe");
-      await expectError(await fetch(`${bare.url}/api/uploads`, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "10" } }), 503, "ingest_unavailable");
+      await expectError(await fetch(`${bare.url}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": "10" } }), 503, "ingest_unavailable");
       expect(filesUnder(join(bare.dataDir, "tmp"))).toEqual([]);
 
       // The demo is seeded from known values and streams normally.

@@ -202,7 +202,8 @@ describe("the OpenAPI description", () => {
 
   test("the stream route: 200, 206 (with multipart/byteranges), 304, 412, 416 and the error shape", () => {
     const get = spec.paths["/api/stream/{id}"].get;
-    expect(Object.keys(get.responses).sort()).toEqual(["200", "206", "304", "400", "404", "412", "416"]);
+    // 403: a `signed` video without a valid playback token.
+    expect(Object.keys(get.responses).sort()).toEqual(["200", "206", "304", "400", "403", "404", "412", "416"]);
     expect(Object.keys(get.responses["206"].content)).toEqual(["video/*", "multipart/byteranges"]);
     expect(get.responses["206"].headers["Content-Range"]).toBeDefined();
     expect(get.responses["416"].headers["Content-Range"].schema.examples).toEqual(["bytes */48213344"]);
@@ -214,12 +215,13 @@ describe("the OpenAPI description", () => {
 
   test("the list and the HLS retry: revalidation and conflict documented", () => {
     const list = spec.paths["/api/videos"].get;
-    expect(Object.keys(list.responses).sort()).toEqual(["200", "304", "400", "412"]);
+    // 401, 403 and 429: the key (or a session) is required, as for every management operation.
+    expect(Object.keys(list.responses).sort()).toEqual(["200", "304", "400", "401", "403", "412", "429"]);
     expect(Object.keys(list.responses["200"].headers)).toEqual(["ETag", "Cache-Control"]);
     expect(list.responses["200"].content["application/json"].schema.properties.items).toBeDefined();
     const retry = spec.paths["/api/videos/{id}/hls/retry"].post;
     expect(retry.operationId).toBe("retryHls");
-    expect(Object.keys(retry.responses).sort()).toEqual(["202", "400", "404", "409"]);
+    expect(Object.keys(retry.responses).sort()).toEqual(["202", "400", "401", "403", "404", "409", "429"]);
     expect(retry.responses["409"].content["application/json"].schema.examples[0]).toEqual({
       error: { code: "hls_not_failed", message: "Only a failed HLS build can be retried, and its HLS ladder is ready" },
     });
@@ -329,5 +331,5 @@ describe("Swagger UI", () => {
     } finally {
       await browser.close();
     }
-  });
+  }, 30_000); // Chromium: ~4 s alone on 2 cores, over bun's 5 s default under load (see bunfig.toml)
 });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import * as tus from "tus-js-client";
 import { expectError, filesUnder, listAll, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeLargeVideo, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
-import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 const NO_HLS = { inServer: false };
 const LIMIT = 32 * 1024 * 1024;
@@ -28,10 +28,28 @@ afterAll(async () => {
 });
 
 const TUS = { "tus-resumable": "1.0.0" };
-const idOf = (url: string) => url.slice(url.lastIndexOf("/") + 1);
+/** Creating an upload is a management request: it takes the key. */
+const CREATE = { ...AUTH, ...TUS };
+/** An upload URL's last segment: the upload id, `<video id>.<secret>`. */
+const uploadIdOf = (url: string) => url.slice(url.lastIndexOf("/") + 1);
+/** The video an upload URL is for: its upload id up to the last '.'. */
+const videoIdOf = (url: string) => {
+  const uploadId = uploadIdOf(url);
+  return uploadId.slice(0, uploadId.lastIndexOf("."));
+};
+/** The upload URL contract: `/api/uploads/<video id>.<secret>`, never derivable from the video id. */
+function expectUploadUrlFor(url: string, videoId: string): void {
+  expect(videoId).toMatch(/^[A-Za-z0-9_-]{22}$/);
+  const uploadId = uploadIdOf(url);
+  expect(url).toMatch(/\/api\/uploads\/[^/]+$/);
+  expect(uploadId).toStartWith(`${videoId}.`);
+  expect(uploadId).not.toBe(videoId);
+  expect(videoIdOf(url)).toBe(videoId);
+  expect(uploadId.slice(videoId.length + 1)).toMatch(/^[A-Za-z0-9_-]{22,}$/);
+}
 const uploadsDir = (s: TestSpool = spool) => join(s.dataDir, "uploads");
-/** The tus store's files for one upload (its bytes and its info file). */
-const uploadFiles = (id: string, s: TestSpool = spool) => filesUnder(uploadsDir(s)).filter((name) => name.startsWith(id));
+/** The tus store's files for one video's upload(s) (bytes and info file, named after the upload id). */
+const uploadFiles = (videoId: string, s: TestSpool = spool) => filesUnder(uploadsDir(s)).filter((name) => name.startsWith(videoId));
 const b64 = (text: string) => Buffer.from(text).toString("base64");
 
 /**
@@ -78,25 +96,48 @@ class FlakyProxy {
 
 interface Outcome {
   url: string;
+  /** `Spool-Video-Id` of the creation's 201, when this run created the upload. */
+  videoId?: string;
   error?: Error;
   lastResponse?: tus.HttpResponse;
 }
 
-/** Runs one tus-js-client upload to completion or failure (no automatic retries). */
+/**
+ * Runs one tus-js-client upload to completion or failure (no automatic retries). The key goes
+ * with the creation (POST) only: the upload URL it returns is all the other requests carry.
+ */
 function runUpload(data: Buffer, options: tus.UploadOptions): Promise<Outcome> {
   return new Promise((resolve) => {
+    let videoId: string | undefined;
     const upload: tus.Upload = new tus.Upload(data, {
       retryDelays: [],
+      onBeforeRequest: (req) => {
+        if (req.getMethod() === "POST") for (const [name, value] of Object.entries(AUTH)) req.setHeader(name, value);
+      },
+      onAfterResponse: (req, res) => {
+        if (req.getMethod() === "POST" && res.getStatus() === 201) videoId = res.getHeader("spool-video-id");
+      },
       ...options,
-      onError: (error) => resolve({ url: upload.url ?? "", error }),
-      onSuccess: (payload) => resolve({ url: upload.url ?? "", lastResponse: payload.lastResponse }),
+      onError: (error) => resolve({ url: upload.url ?? "", videoId, error }),
+      onSuccess: (payload) => resolve({ url: upload.url ?? "", videoId, lastResponse: payload.lastResponse }),
     });
     upload.start();
   });
 }
 
-async function head(base: string, id: string): Promise<Response> {
-  return fetch(`${base}/api/uploads/${id}`, { method: "HEAD", headers: TUS });
+/** Creates an upload with fetch (and the key); resolves with the 201, its upload URL and its video id. */
+async function create(headers: Record<string, string>, s: TestSpool = spool): Promise<{ response: Response; uploadUrl: string; id: string }> {
+  const response = await fetch(`${s.url}/api/uploads`, { method: "POST", headers: { ...CREATE, ...headers } });
+  expect(response.status).toBe(201);
+  const id = response.headers.get("spool-video-id")!;
+  const uploadUrl = `${s.url}${response.headers.get("location")}`;
+  expectUploadUrlFor(uploadUrl, id);
+  return { response, uploadUrl, id };
+}
+
+/** HEAD on an upload URL (tus: how many bytes the server has). */
+async function head(uploadUrl: string): Promise<Response> {
+  return fetch(uploadUrl, { method: "HEAD", headers: TUS });
 }
 
 describe("a resumable upload", () => {
@@ -110,11 +151,12 @@ describe("a resumable upload", () => {
       proxy.cutAfter = Math.floor(data.length * 0.4);
       const cut = await runUpload(data, { endpoint: `${base}/api/uploads`, metadata: { filename: "holiday.mp4", filetype: "video/mp4", title: "Holiday" } });
       expect(cut.error?.message).toContain("failed to upload chunk at offset 0");
-      const id = idOf(cut.url);
-      expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      const id = cut.videoId!;
+      expectUploadUrlFor(cut.url, id);
+      const uploadUrl = `${spool.url}/api/uploads/${uploadIdOf(cut.url)}`;
 
       // The server kept what arrived; the video exists, still uploading.
-      const state = await head(spool.url, id);
+      const state = await head(uploadUrl);
       expect(state.status).toBe(200);
       const offset = Number(state.headers.get("upload-offset"));
       expect(offset).toBeGreaterThan(0);
@@ -123,9 +165,9 @@ describe("a resumable upload", () => {
       expect(state.headers.get("cache-control")).toBe("no-store");
       const during = (await (await fetch(`${spool.url}/api/videos/${id}`)).json()) as VideoJson;
       expect(during).toMatchObject({ status: "uploading", title: "Holiday", originalFilename: "holiday.mp4" });
-      expect(uploadFiles(id)).toEqual([id, `${id}.json`]);
+      expect(uploadFiles(id)).toEqual([uploadIdOf(cut.url), `${uploadIdOf(cut.url)}.json`]);
 
-      // A new client resumes from the server's offset, not from zero.
+      // A new client resumes from the server's offset, not from zero (with the URL alone, no key).
       let firstProgress = -1;
       const resumed = await runUpload(data, {
         endpoint: `${base}/api/uploads`,
@@ -148,7 +190,7 @@ describe("a resumable upload", () => {
       expect(video.sha256).toBe(await sha256File(source));
       expect(uploadFiles(id)).toEqual([]);
       // The upload is over: its URL is gone.
-      expect((await head(spool.url, id)).status).toBe(404);
+      expect((await head(uploadUrl)).status).toBe(404);
     } finally {
       proxy.stop();
     }
@@ -163,7 +205,9 @@ describe("a resumable upload", () => {
       metadata: { name: "from-uppy.mov", type: "video/quicktime", filetype: "video/quicktime", relativePath: "null" },
     });
     expect(done.error).toBeUndefined();
-    const video = await waitUntilSettled(spool.url, idOf(done.url));
+    expectUploadUrlFor(done.url, done.videoId!);
+    expect(done.lastResponse!.getHeader("spool-video-id")).toBe(done.videoId);
+    const video = await waitUntilSettled(spool.url, done.videoId!);
     // The bytes are MP4 whatever the metadata said; the title comes from the file name.
     expect(video).toMatchObject({ status: "ready", title: "from-uppy", originalFilename: "from-uppy.mov", container: "mp4", contentType: "video/mp4" });
     const boxes = await topLevelBoxes(join(spool.dataDir, "videos", video.id, "source.mp4"));
@@ -176,7 +220,8 @@ describe("a resumable upload", () => {
     const done = await runUpload(data, { endpoint: `${spool.url}/api/uploads`, uploadDataDuringCreation: true, metadata: { filename: "one-shot.webm" } });
     expect(done.error).toBeUndefined();
     expect(done.lastResponse!.getStatus()).toBe(201);
-    const video = await waitUntilSettled(spool.url, idOf(done.url));
+    expectUploadUrlFor(done.url, done.videoId!);
+    const video = await waitUntilSettled(spool.url, done.videoId!);
     expect(video).toMatchObject({ status: "ready", container: "webm", size: data.length });
   });
 
@@ -191,16 +236,18 @@ describe("a resumable upload", () => {
     const cut = await runUpload(data, { endpoint: `${base}/api/uploads`, metadata: { filename: "restart.mp4" } });
     proxy.stop();
     expect(cut.error).toBeDefined();
-    const id = idOf(cut.url);
-    const offset = (await head(first.url, id)).headers.get("upload-offset");
+    const id = cut.videoId!;
+    expectUploadUrlFor(cut.url, id);
+    const uploadId = uploadIdOf(cut.url);
+    const offset = (await head(`${first.url}/api/uploads/${uploadId}`)).headers.get("upload-offset");
     await first.stop();
 
     const second = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, transcode: NO_HLS });
     try {
       // Not marked failed like a cut-off multipart upload: it can still be resumed.
       expect(((await (await fetch(`${second.url}/api/videos/${id}`)).json()) as VideoJson).status).toBe("uploading");
-      expect((await head(second.url, id)).headers.get("upload-offset")).toBe(offset);
-      const resumed = await runUpload(data, { endpoint: `${second.url}/api/uploads`, uploadUrl: `${second.url}/api/uploads/${id}` });
+      expect((await head(`${second.url}/api/uploads/${uploadId}`)).headers.get("upload-offset")).toBe(offset);
+      const resumed = await runUpload(data, { endpoint: `${second.url}/api/uploads`, uploadUrl: `${second.url}/api/uploads/${uploadId}` });
       expect(resumed.error).toBeUndefined();
       const video = await waitUntilSettled(second.url, id);
       expect(video.status).toBe("ready");
@@ -222,7 +269,8 @@ describe("what is not media is refused when the last byte arrives", () => {
     const body = JSON.parse(original.getBody()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe("unsupported_media_type");
     expect(body.error.message).toContain("HLS playlist");
-    const id = idOf(result.url);
+    const id = result.videoId!;
+    expectUploadUrlFor(result.url, id);
     await expectError(await fetch(`${spool.url}/api/videos/${id}`), 404, "not_found");
     expect(uploadFiles(id)).toEqual([]);
     expect(filesUnder(join(spool.dataDir, "videos", id))).toEqual([]);
@@ -242,25 +290,28 @@ describe("the protocol", () => {
   test("creation: 201, a relative Location, the video id, an expiry, and an `uploading` video", async () => {
     const response = await fetch(`${spool.url}/api/uploads`, {
       method: "POST",
-      headers: { ...TUS, "upload-length": "1000", "upload-metadata": `filename ${b64("a.mp4")},title ${b64("Été")}` },
+      headers: { ...CREATE, "upload-length": "1000", "upload-metadata": `filename ${b64("a.mp4")},title ${b64("Été")}` },
     });
     expect(response.status).toBe(201);
     const id = response.headers.get("spool-video-id")!;
-    expect(response.headers.get("location")).toBe(`/api/uploads/${id}`);
+    const location = response.headers.get("location")!;
+    // Relative, and the upload id is the video id plus a secret: `<video id>.<secret>`.
+    expect(location).toStartWith(`/api/uploads/${id}.`);
+    expectUploadUrlFor(location, id);
     expect(response.headers.get("tus-resumable")).toBe("1.0.0");
     const expires = Date.parse(response.headers.get("upload-expires")!);
     expect(expires).toBeGreaterThan(Date.now() + 23 * 3600_000);
     expect(response.headers.get("access-control-expose-headers")).toContain("Spool-Video-Id");
     const video = (await (await fetch(`${spool.url}/api/videos/${id}`)).json()) as VideoJson;
     expect(video).toMatchObject({ status: "uploading", title: "Été", originalFilename: "a.mp4", size: 0 });
-    expect((await fetch(`${spool.url}/api/uploads/${id}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+    expect((await fetch(`${spool.url}${location}`, { method: "DELETE", headers: TUS })).status).toBe(204);
   });
 
   test("creation with a title over 500 characters: 400 in the JSON error shape, no video", async () => {
     const before = (await listAll(spool.url)).length;
     const response = await fetch(`${spool.url}/api/uploads`, {
       method: "POST",
-      headers: { ...TUS, "upload-length": "1000", "upload-metadata": `filename ${b64("a.mp4")},title ${b64("t".repeat(501))}` },
+      headers: { ...CREATE, "upload-length": "1000", "upload-metadata": `filename ${b64("a.mp4")},title ${b64("t".repeat(501))}` },
     });
     expect(response.status).toBe(400);
     expect(((await response.json()) as { error: { code: string; message: string } }).error).toEqual({ code: "bad_request", message: "title: at most 500 characters" });
@@ -268,58 +319,60 @@ describe("the protocol", () => {
   });
 
   test("termination: DELETE removes the bytes and the video they were for", async () => {
-    const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
-    const id = created.headers.get("spool-video-id")!;
-    const patch = await fetch(`${spool.url}/api/uploads/${id}`, {
+    const { uploadUrl, id } = await create({ "upload-length": "100" });
+    const patch = await fetch(uploadUrl, {
       method: "PATCH",
       headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" },
       body: new Uint8Array(40),
     });
     expect(patch.status).toBe(204);
     expect(patch.headers.get("upload-offset")).toBe("40");
-    const deleted = await fetch(`${spool.url}/api/uploads/${id}`, { method: "DELETE", headers: TUS });
+    const deleted = await fetch(uploadUrl, { method: "DELETE", headers: TUS });
     expect(deleted.status).toBe(204);
-    expect((await head(spool.url, id)).status).toBe(404);
+    expect((await head(uploadUrl)).status).toBe(404);
     await expectError(await fetch(`${spool.url}/api/videos/${id}`), 404, "not_found");
     expect(uploadFiles(id)).toEqual([]);
   });
 
   test("deleting the `uploading` video deletes the upload too", async () => {
-    const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
-    const id = created.headers.get("spool-video-id")!;
-    expect(uploadFiles(id)).toEqual([id, `${id}.json`]);
-    expect((await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE" })).status).toBe(204);
+    const { uploadUrl, id } = await create({ "upload-length": "100" });
+    expect(uploadFiles(id)).toEqual([uploadIdOf(uploadUrl), `${uploadIdOf(uploadUrl)}.json`]);
+    expect((await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
     expect(uploadFiles(id)).toEqual([]);
-    expect((await head(spool.url, id)).status).toBe(404);
+    expect((await head(uploadUrl)).status).toBe(404);
   });
 
   test("errors are Spool's JSON, with the tus headers kept", async () => {
-    const noVersion = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { "upload-length": "10" } });
+    const noVersion = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...AUTH, "upload-length": "10" } });
     expect((await expectError(noVersion, 412, "tus_version_required")).error.message).toBe("Tus-Resumable Required");
     expect(noVersion.headers.get("tus-resumable")).toBe("1.0.0");
 
     const before = filesUnder(uploadsDir());
-    const tooBig = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": String(LIMIT + 1) } });
+    const tooBig = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...CREATE, "upload-length": String(LIMIT + 1) } });
     await expectError(tooBig, 413, "payload_too_large");
     expect(filesUnder(uploadsDir())).toEqual(before);
 
-    await expectError(await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: TUS }), 400, "bad_request");
+    await expectError(await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: CREATE }), 400, "bad_request");
 
-    const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
-    const id = created.headers.get("spool-video-id")!;
+    const { uploadUrl, id } = await create({ "upload-length": "100" });
     const patch = (offset: string, body = new Uint8Array(10)) =>
-      fetch(`${spool.url}/api/uploads/${id}`, { method: "PATCH", headers: { ...TUS, "upload-offset": offset, "content-type": "application/offset+octet-stream" }, body });
+      fetch(uploadUrl, { method: "PATCH", headers: { ...TUS, "upload-offset": offset, "content-type": "application/offset+octet-stream" }, body });
     await expectError(await patch("5"), 409, "offset_conflict");
     await expectError(await patch("0", new Uint8Array(101)), 413, "payload_too_large");
     await expectError(
-      await fetch(`${spool.url}/api/uploads/${id}`, { method: "PATCH", headers: { ...TUS, "content-type": "application/offset+octet-stream" }, body: "x" }),
+      await fetch(uploadUrl, { method: "PATCH", headers: { ...TUS, "content-type": "application/offset+octet-stream" }, body: "x" }),
       400,
       "bad_request",
     );
-    await expectError(await fetch(`${spool.url}/api/uploads/AAAAAAAAAAAAAAAAAAAAAA`, { method: "PATCH", headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: "x" }), 404, "not_found");
-    const malformed = await expectError(await fetch(`${spool.url}/api/uploads/bad!id`, { method: "PATCH", headers: TUS }), 400, "bad_request");
-    expect(malformed.error.message).toBe("params id: not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
-    expect((await fetch(`${spool.url}/api/uploads/${id}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+    // Upload ids that are not this upload's reach nothing: a made-up one, the bare video id, a malformed one.
+    for (const other of ["AAAAAAAAAAAAAAAAAAAAAA", id, "bad!id"]) {
+      await expectError(await fetch(`${spool.url}/api/uploads/${other}`, { method: "PATCH", headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: "x" }), 404, "not_found");
+    }
+    // Something that is not the shape of an upload URL is "no such upload" before any header is read.
+    await expectError(await fetch(`${spool.url}/api/uploads/bad!id`, { method: "PATCH", headers: TUS }), 404, "not_found");
+    expect((await fetch(`${spool.url}/api/uploads/${id}`, { method: "HEAD", headers: TUS })).status).toBe(404);
+    expect((await head(uploadUrl)).headers.get("upload-offset")).toBe("0");
+    expect((await fetch(uploadUrl, { method: "DELETE", headers: TUS })).status).toBe(204);
   });
 });
 
@@ -327,19 +380,18 @@ describe("abandoned uploads expire", () => {
   test("after UPLOAD_EXPIRY_MS the sweeper deletes the bytes and the `uploading` video", async () => {
     const short = await startTestSpool({ seedDemo: false, uploadExpiryMs: 1000, transcode: NO_HLS });
     try {
-      const created = await fetch(`${short.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
-      const id = created.headers.get("spool-video-id")!;
+      const { response: created, uploadUrl, id } = await create({ "upload-length": "100" }, short);
       const expires = Date.parse(created.headers.get("upload-expires")!);
       expect(expires).toBeLessThanOrEqual(Date.now() + 1000);
-      await fetch(`${short.url}/api/uploads/${id}`, {
+      await fetch(uploadUrl, {
         method: "PATCH",
         headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" },
         body: new Uint8Array(50),
       });
-      expect(uploadFiles(id, short)).toEqual([id, `${id}.json`]);
+      expect(uploadFiles(id, short)).toEqual([uploadIdOf(uploadUrl), `${uploadIdOf(uploadUrl)}.json`]);
       // Past its expiry, the protocol already refuses it...
       await Bun.sleep(1100);
-      const late = await fetch(`${short.url}/api/uploads/${id}`, {
+      const late = await fetch(uploadUrl, {
         method: "PATCH",
         headers: { ...TUS, "upload-offset": "50", "content-type": "application/offset+octet-stream" },
         body: new Uint8Array(50),
@@ -355,10 +407,9 @@ describe("abandoned uploads expire", () => {
   });
 
   test("sweepExpired leaves live uploads alone", async () => {
-    const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
-    const id = created.headers.get("spool-video-id")!;
+    const { uploadUrl, id } = await create({ "upload-length": "100" });
     expect(await spool.ctx.uploads.sweepExpired()).toBe(0);
-    expect(uploadFiles(id)).toEqual([id, `${id}.json`]);
+    expect(uploadFiles(id)).toEqual([uploadIdOf(uploadUrl), `${uploadIdOf(uploadUrl)}.json`]);
     expect(await spool.ctx.uploads.sweepExpired(Date.now() + 25 * 3600_000)).toBeGreaterThanOrEqual(1);
     expect(uploadFiles(id)).toEqual([]); // everything, whatever other tests left
     expect(await spool.ctx.library.get(id)).toBeUndefined();

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
-import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { filesUnder } from "../helpers/library.ts";
 
 const FIXTURE = resolve(import.meta.dir, "../../fixtures/demo.mp4");
@@ -33,12 +33,12 @@ function form(file: Blob | undefined, name: string, title?: string): FormData {
   return data;
 }
 
-const listIds = async () => ((await (await fetch(`${spool.url}/api/videos`)).json()) as { items: Video[] }).items.map((v) => v.id);
+const listIds = async () => ((await (await fetch(`${spool.url}/api/videos`, { headers: AUTH })).json()) as { items: Video[] }).items.map((v) => v.id);
 const tmpFiles = () => filesUnder(join(spool.dataDir, "tmp"));
 
 describe("POST /api/videos", () => {
   test("201 with the video's JSON; the stream serves the exact bytes", async () => {
-    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(new Blob([bytes]), "clip.mp4", "My clip") });
+    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(new Blob([bytes]), "clip.mp4", "My clip"), headers: AUTH });
     expect(r.status).toBe(201);
     const created = (await r.json()) as Video;
     expect(r.headers.get("location")).toBe(`/api/videos/${created.id}`);
@@ -58,20 +58,20 @@ describe("POST /api/videos", () => {
     const data = new FormData();
     data.append("file", new Blob([bytes]), "late-title.mp4");
     data.append("title", "Late title");
-    const created = (await (await fetch(`${spool.url}/api/videos`, { method: "POST", body: data })).json()) as Video;
+    const created = (await (await fetch(`${spool.url}/api/videos`, { method: "POST", body: data, headers: AUTH })).json()) as Video;
     expect((await waitUntilSettled(created.id)).title).toBe("Late title");
   });
 
   test("no file field: 400", async () => {
     const before = await listIds();
-    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(undefined, "", "nothing") });
+    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(undefined, "", "nothing"), headers: AUTH });
     expect(r.status).toBe(400);
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe("bad_request");
     expect(await listIds()).toEqual(before);
   });
 
   test("not multipart: 415", async () => {
-    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: bytes, headers: { "content-type": "video/mp4" } });
+    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: bytes, headers: { ...AUTH, "content-type": "video/mp4" } });
     expect(r.status).toBe(415);
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe("unsupported_media_type");
   });
@@ -79,7 +79,7 @@ describe("POST /api/videos", () => {
   test("over MAX_UPLOAD_BYTES: 413 and nothing kept", async () => {
     const before = await listIds();
     const big = new Blob([bytes, bytes, bytes, bytes, bytes]); // 5 x 280 KB > 1 MiB
-    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(big, "big.mp4") });
+    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(big, "big.mp4"), headers: AUTH });
     expect(r.status).toBe(413);
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
     expect(await listIds()).toEqual(before);
@@ -88,30 +88,35 @@ describe("POST /api/videos", () => {
 
   test("a declared Content-Length over the limit gets a JSON 413 before any byte is read", async () => {
     const { rawRequest } = await import("../helpers/http.ts");
-    for (const [method, path] of [
-      ["POST", "/api/videos"],
-      ["PATCH", "/api/uploads/AAAAAAAAAAAAAAAAAAAAAA"],
+    // A real upload URL (the upload id is `<video id>.<secret>`, from the creation's Location).
+    const creation = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": "100" } });
+    expect(creation.status).toBe(201);
+    const uploadPath = creation.headers.get("location")!;
+    for (const [method, path, authorization] of [
+      ["POST", "/api/videos", `Authorization: ${AUTH.authorization}\r\n`],
+      ["PATCH", uploadPath, ""], // an upload URL needs no key: it is its own credential
     ]) {
       const r = await rawRequest(
         spool.port,
-        `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n`,
+        `${method} ${path} HTTP/1.1\r\nHost: x\r\n${authorization}Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n`,
       );
       expect(r.status).toBe(413);
       expect(JSON.parse(r.body.toString()).error.code).toBe("payload_too_large");
     }
+    expect((await fetch(`${spool.url}${uploadPath}`, { method: "DELETE", headers: { "tus-resumable": "1.0.0" } })).status).toBe(204);
   });
 
   test("JSON bodies: over 1 MiB is 413, unknown length is 411", async () => {
     const { rawRequest } = await import("../helpers/http.ts");
     const big = await rawRequest(
       spool.port,
-      `PATCH /api/videos/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n`,
+      `PATCH /api/videos/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n`,
     );
     expect(big.status).toBe(413);
     expect(JSON.parse(big.body.toString()).error.code).toBe("payload_too_large");
     const chunked = await rawRequest(
       spool.port,
-      `PATCH /api/videos/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`,
+      `PATCH /api/videos/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`,
     );
     expect(chunked.status).toBe(411);
     expect(JSON.parse(chunked.body.toString()).error.code).toBe("length_required");
@@ -125,7 +130,7 @@ describe("POST /api/videos", () => {
     await new Promise<void>((done) => {
       const socket = connect(spool.port, "127.0.0.1", () => {
         socket.write(
-          `POST /api/videos HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${total}\r\n\r\n` + head,
+          `POST /api/videos HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${total}\r\n\r\n` + head,
         );
         socket.write(bytes.subarray(0, bytes.length / 2), () => setTimeout(() => (socket.destroy(), done()), 200));
       });

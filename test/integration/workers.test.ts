@@ -8,6 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { get } from "../helpers/http.ts";
+import { AUTH, TEST_API_KEY } from "../helpers/spool.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 let root: string | undefined;
@@ -39,7 +40,7 @@ test("a title changed through one worker is what every worker serves next", asyn
   let output = "";
   server = Bun.spawn([process.execPath, join(ROOT, "src/index.ts")], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), TRANSCODE_IN_SERVER: "0" },
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -64,7 +65,7 @@ test("a title changed through one worker is what every worker serves next", asyn
 
   const rename = await fetch(`http://127.0.0.1:${port}/api/videos/demo`, {
     method: "PATCH",
-    headers: { "content-type": "application/json", connection: "close" },
+    headers: { ...AUTH, "content-type": "application/json", connection: "close" },
     body: JSON.stringify({ title: "Renamed through one worker" }),
   });
   expect(rename.status).toBe(200);

@@ -4,6 +4,8 @@ import { AUTH_ERRORS, AUTH_RESPONSES, OPEN_SECURITY } from "../../access/plugin.
 import { PLAYBACK_POLICIES, type Playback } from "../../db/schema.ts";
 import { MAX_TITLE_LENGTH } from "../videos/service.ts";
 import { parsePlayback } from "../videos/schemas.ts";
+import { errorResponse } from "../../http/errors.ts";
+import { videoIdOfUpload } from "./upload-ids.ts";
 import { DEFAULT_DIRECT_UPLOAD_TTL_S, DIRECT_UPLOADS_PATH, MAX_DIRECT_UPLOAD_TTL_S } from "./direct.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
@@ -60,6 +62,9 @@ const Unavailable = tusError(503, "ffmpeg/ffprobe are not installed: ingest is o
 
 export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools(): void }, defaultPlayback: Playback) {
   const handle = ({ request }: { request: Request }) => uploads.handle(request);
+  // An upload URL is a capability: anything that is not the shape of one names no upload.
+  const existing = ({ request, params }: { request: Request; params: { id: string } }) =>
+    videoIdOfUpload(params.id) ? uploads.handle(request) : errorResponse(404, "not_found", "No such upload", { "tus-resumable": "1.0.0" });
   const direct = ({ request, params }: { request: Request; params: { secret: string } }) => uploads.handleDirect(request, params.secret);
   return new Elysia({ name: "spool.uploads" })
     .post(
@@ -180,7 +185,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         responses: { 204: { description: "Capabilities" } },
       },
     })
-    .head(`${UPLOADS_PATH}/:id`, handle, {
+    .head(`${UPLOADS_PATH}/:id`, existing, {
       params: UploadIdParams,
       headers: t.Object({ "tus-resumable": t.Optional(TusResumable) }),
       detail: {
@@ -207,7 +212,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         },
       },
     })
-    .patch(`${UPLOADS_PATH}/:id`, handle, {
+    .patch(`${UPLOADS_PATH}/:id`, existing, {
       parse: "none",
       params: UploadIdParams,
       headers: t.Object({
@@ -239,7 +244,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         },
       },
     })
-    .delete(`${UPLOADS_PATH}/:id`, handle, {
+    .delete(`${UPLOADS_PATH}/:id`, existing, {
       params: UploadIdParams,
       headers: t.Object({ "tus-resumable": t.Optional(TusResumable) }),
       detail: {
