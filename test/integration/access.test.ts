@@ -5,7 +5,7 @@
  * tus URLs and one-time direct uploads. Refusals are checked to change nothing: the database
  * rows and the files under DATA_DIR are compared before and after.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { statSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +17,9 @@ import { createApp } from "../../src/app.ts";
 import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { AUTH, TEST_API_KEY, TEST_SIGNING_SECRET, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { makeSource } from "./hls-support.ts";
+
+// Snapshots wait for earlier tests' transcodes to finish (see snapshot()).
+setDefaultTimeout(60_000);
 
 let spool: TestSpool;
 let source: string;
@@ -49,10 +52,19 @@ beforeAll(async () => {
 
 afterAll(() => spool?.stop());
 
-/** Everything a refused request must leave alone: every table's rows and every file. */
-function snapshot() {
+/**
+ * Everything a refused request must leave alone: every table's rows and every file. Taken once
+ * earlier tests' background work (processing, HLS builds) has finished, so only the request
+ * under test can change it.
+ */
+async function snapshot(): Promise<string> {
   const db = new Database(join(spool.dataDir, "spool.db"), { readonly: true });
   try {
+    for (const deadline = Date.now() + 60_000; ; await Bun.sleep(100)) {
+      const busy = db.query("SELECT count(*) AS n FROM videos WHERE status = 'processing' OR hls_status IN ('queued', 'processing')").get() as { n: number };
+      if (busy.n === 0) break;
+      if (Date.now() > deadline) throw new Error("background work did not finish within 60 s");
+    }
     const rows = ["videos", "transcode_jobs", "direct_uploads", "sessions"].map((table) => db.query(`SELECT * FROM ${table} ORDER BY 1`).all());
     const files = filesUnder(spool.dataDir).filter((f) => !f.startsWith("spool.db") && !f.startsWith("tmp/") && !f.startsWith("locks/"));
     return JSON.stringify({ rows, files });
@@ -105,18 +117,18 @@ function managementRequests(): { name: string; make: (headers: Record<string, st
 
 describe("the management API needs the key", () => {
   test("without credentials: 401, WWW-Authenticate: Bearer, the JSON error, and nothing changes", async () => {
-    const before = snapshot();
+    const before = await snapshot();
     for (const { name, make } of managementRequests()) {
       const response = await fetch(make({}));
       expect({ name, status: response.status }).toEqual({ name, status: 401 });
       expect(response.headers.get("www-authenticate")).toBe('Bearer realm="spool"');
       await expectError(response, 401, "unauthorized");
     }
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
   });
 
   test("with a wrong key (or a malformed Authorization): 401 invalid_token, and nothing changes", async () => {
-    const before = snapshot();
+    const before = await snapshot();
     for (const { name, make } of managementRequests()) {
       for (const authorization of [`Bearer ${TEST_API_KEY}x`, `Bearer ${TEST_API_KEY.slice(0, -1)}`, `Basic ${btoa(`admin:${TEST_API_KEY}`)}`, TEST_API_KEY]) {
         const response = await fetch(make({ authorization, ...freshClient() }));
@@ -125,12 +137,12 @@ describe("the management API needs the key", () => {
         await expectError(response, 401, "unauthorized");
       }
     }
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
   });
 
   test("with a session cookie from another site's page: 403 cross_origin_request for every mutation, and nothing changes", async () => {
     const cookie = await signIn();
-    const before = snapshot();
+    const before = await snapshot();
     for (const { name, make } of managementRequests()) {
       const request = make({ cookie, origin: "https://evil.example" });
       const response = await fetch(request);
@@ -141,7 +153,7 @@ describe("the management API needs the key", () => {
     }
     // A cookie on a mutation with no Origin, Referer or Sec-Fetch-Site at all is not from a page either.
     await expectError(await fetch(`${spool.url}/api/videos/demo`, { method: "DELETE", headers: { cookie } }), 403, "cross_origin_request");
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
   });
 
   test("every route the app registers is classified, and the open ones are exactly the expected set", () => {
@@ -526,20 +538,20 @@ describe("uploads", () => {
     const video = await waitUntilSettled(spool.url, videoId, 30_000);
     expect(video).toMatchObject({ status: "ready", title: "From a browser", playback: "signed" });
 
-    const before = snapshot();
+    const before = await snapshot();
     const again = await fetch(spool.url + uploadUrl, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "10" } });
     await expectError(again, 410, "upload_url_used");
     await expectError(await fetch(`${spool.url}/api/uploads/direct/${"x".repeat(43)}`, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "10" } }), 403, "upload_url_invalid");
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
   });
 
   test("an expired direct upload URL: 410 upload_url_expired, nothing created", async () => {
     const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ expiresIn: 1 }) });
     const { uploadUrl } = (await issued.json()) as { uploadUrl: string };
     await Bun.sleep(1100);
-    const before = snapshot();
+    const before = await snapshot();
     await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "10" } }), 410, "upload_url_expired");
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
   });
 
   test("two creations racing on one direct upload URL: exactly one video", async () => {
@@ -554,9 +566,9 @@ describe("uploads", () => {
   });
 
   test("multipart uploads take a playback field; a bad one is refused with nothing kept", async () => {
-    const before = snapshot();
+    const before = await snapshot();
     await expectError(await uploadMultipart(spool.url, source, { playback: "secret" }), 400, "bad_request");
-    expect(snapshot()).toBe(before);
+    expect(await snapshot()).toBe(before);
     const created = (await (await uploadMultipart(spool.url, source, { playback: "public" })).json()) as VideoJson;
     expect(created.playback).toBe("public");
   });

@@ -531,6 +531,19 @@ describe("bun run ingest", () => {
       handle.close();
     }
   });
+
+  test("--playback signed makes a signed video; an unknown policy is refused before anything is read", async () => {
+    const dataDir = join(scratch, "cli-playback");
+    const source = await makeVideo({ seconds: 1 });
+    const signed = await ingest(dataDir, source, "--playback", "signed");
+    expect(signed.code).toBe(0);
+    expect((JSON.parse(signed.stdout) as VideoJson).playback).toBe("signed");
+    const plain = await ingest(dataDir, source);
+    expect((JSON.parse(plain.stdout) as VideoJson).playback).toBe("public");
+    const wrong = await ingest(dataDir, source, "--playback", "private");
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain("--playback must be public or signed");
+  });
 });
 
 describe("restarts", () => {
