@@ -4,7 +4,8 @@
  */
 import { resolve } from "node:path";
 import { availableParallelism } from "node:os";
-import { PLAYBACK_POLICIES, type Playback } from "./db/schema.ts";
+import type { Playback } from "./db/schema.ts";
+import { ConfigError, readEnv, type X264_PRESETS } from "./env.ts";
 
 export interface Config {
   port: number;
@@ -47,12 +48,8 @@ export interface Config {
   trustProxy?: boolean;
 }
 
-/** Shortest API_KEY accepted: anything shorter can be guessed despite the rate limit. */
-export const MIN_API_KEY_LENGTH = 16;
-/** Shortest SIGNING_SECRET accepted: an HS256 key of fewer than 256 bits weakens every token. */
-export const MIN_SIGNING_SECRET_LENGTH = 32;
 
-export const X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] as const;
+export { ConfigError, MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, X264_PRESETS } from "./env.ts";
 
 export interface TranscodeConfig {
   /** Run the worker inside the server's primary process (TRANSCODE_IN_SERVER); else use `bun run worker`. */
@@ -101,86 +98,58 @@ export function transcodeConfig(config: Pick<Config, "transcode">): TranscodeCon
   return { ...TRANSCODE_DEFAULTS, ...set };
 }
 
-function integer(name: string, fallback: number, min = 0): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
-  return value;
-}
-
-function flag(name: string, fallback: boolean): boolean {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  return !["0", "false", "no", "off"].includes(raw.toLowerCase());
-}
-
-function loadTranscodeConfig(): TranscodeConfig {
-  const d = TRANSCODE_DEFAULTS;
-  const preset = process.env.TRANSCODE_PRESET || d.preset;
-  if (!(X264_PRESETS as readonly string[]).includes(preset)) throw new Error(`TRANSCODE_PRESET must be one of ${X264_PRESETS.join(", ")}, got "${preset}"`);
+/**
+ * The configuration from the environment (src/env.ts declares and checks every variable).
+ * Throws a ConfigError, whose message is one line naming the variable, for a value it cannot use.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const e = readEnv(env);
+  const dataDir = resolve(e.DATA_DIR!);
   return {
-    inServer: flag("TRANSCODE_IN_SERVER", d.inServer),
-    concurrency: integer("TRANSCODE_CONCURRENCY", d.concurrency, 1),
-    maxAttempts: integer("TRANSCODE_MAX_ATTEMPTS", d.maxAttempts, 1),
-    retryBaseMs: integer("TRANSCODE_RETRY_BASE_MS", d.retryBaseMs),
-    retryMaxMs: integer("TRANSCODE_RETRY_MAX_MS", d.retryMaxMs),
-    timeoutMs: integer("TRANSCODE_TIMEOUT_MS", d.timeoutMs, 1000),
-    heartbeatMs: integer("TRANSCODE_HEARTBEAT_MS", d.heartbeatMs, 100),
-    staleMs: integer("TRANSCODE_STALE_MS", d.staleMs, 500),
-    pollMs: integer("TRANSCODE_POLL_MS", d.pollMs, 50),
-    preset: preset as TranscodeConfig["preset"],
-    segmentSeconds: integer("HLS_SEGMENT_SECONDS", d.segmentSeconds, 1),
-    maxHeight: integer("HLS_MAX_HEIGHT", d.maxHeight, 144),
-  };
-}
-
-/** "*" (default), "none", or a comma-separated list of origins. */
-function corsOrigins(): string[] {
-  const raw = (process.env.CORS_ORIGINS || "*").trim();
-  if (raw.toLowerCase() === "none") return [];
-  return raw
-    .split(",")
-    .map((o) => o.trim().replace(/\/+$/, ""))
-    .filter(Boolean);
-}
-
-function secret(name: string, minLength: number): string | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return undefined;
-  if (raw.trim() !== raw || raw.length < minLength) throw new Error(`${name} must be at least ${minLength} characters with no surrounding whitespace`);
-  return raw;
-}
-
-function playback(): Playback {
-  const raw = process.env.DEFAULT_PLAYBACK || "public";
-  if (!(PLAYBACK_POLICIES as readonly string[]).includes(raw)) throw new Error(`DEFAULT_PLAYBACK must be one of ${PLAYBACK_POLICIES.join(", ")}, got "${raw}"`);
-  return raw as Playback;
-}
-
-export function loadConfig(): Config {
-  const dataDir = resolve(process.env.DATA_DIR || "./data");
-  return {
-    port: integer("PORT", 3000),
-    host: process.env.HOST || "0.0.0.0",
+    port: e.PORT!,
+    host: e.HOST!,
     dataDir,
-    staticDir: resolve(process.env.STATIC_DIR || "./static"),
-    databaseUrl: process.env.DATABASE_URL || `file:${resolve(dataDir, "spool.db")}`,
-    maxUploadBytes: integer("MAX_UPLOAD_BYTES", 8 * 1024 ** 3, 1),
-    seedDemo: flag("SEED_DEMO", true),
-    cacheTtlMs: integer("CACHE_TTL_MS", 1000),
+    staticDir: resolve(e.STATIC_DIR!),
+    databaseUrl: e.DATABASE_URL ?? `file:${resolve(dataDir, "spool.db")}`,
+    maxUploadBytes: e.MAX_UPLOAD_BYTES!,
+    seedDemo: e.SEED_DEMO!,
+    cacheTtlMs: e.CACHE_TTL_MS!,
     // One process per core by default; PORT=0 (any free port) cannot be shared, so it means one.
-    workers: process.env.PORT === "0" ? 1 : integer("WORKERS", availableParallelism(), 1),
-    production: process.env.NODE_ENV === "production",
-    ffmpegPath: process.env.FFMPEG_PATH || "ffmpeg",
-    ffprobePath: process.env.FFPROBE_PATH || "ffprobe",
-    ffmpegTimeoutMs: integer("FFMPEG_TIMEOUT_MS", 30 * 60 * 1000, 1000),
-    uploadExpiryMs: integer("UPLOAD_EXPIRY_MS", 24 * 60 * 60 * 1000, 1000),
-    transcode: loadTranscodeConfig(),
-    corsOrigins: corsOrigins(),
-    apiKey: secret("API_KEY", MIN_API_KEY_LENGTH),
-    signingSecret: secret("SIGNING_SECRET", MIN_SIGNING_SECRET_LENGTH),
-    defaultPlayback: playback(),
-    trustProxy: flag("TRUST_PROXY", false),
+    workers: e.PORT === 0 ? 1 : (e.WORKERS ?? availableParallelism()),
+    production: e.NODE_ENV === "production",
+    ffmpegPath: e.FFMPEG_PATH!,
+    ffprobePath: e.FFPROBE_PATH!,
+    ffmpegTimeoutMs: e.FFMPEG_TIMEOUT_MS!,
+    uploadExpiryMs: e.UPLOAD_EXPIRY_MS!,
+    transcode: {
+      inServer: e.TRANSCODE_IN_SERVER!,
+      concurrency: e.TRANSCODE_CONCURRENCY!,
+      maxAttempts: e.TRANSCODE_MAX_ATTEMPTS!,
+      retryBaseMs: e.TRANSCODE_RETRY_BASE_MS!,
+      retryMaxMs: e.TRANSCODE_RETRY_MAX_MS!,
+      timeoutMs: e.TRANSCODE_TIMEOUT_MS!,
+      heartbeatMs: e.TRANSCODE_HEARTBEAT_MS!,
+      staleMs: e.TRANSCODE_STALE_MS!,
+      pollMs: e.TRANSCODE_POLL_MS!,
+      preset: e.TRANSCODE_PRESET as TranscodeConfig["preset"],
+      segmentSeconds: e.HLS_SEGMENT_SECONDS!,
+      maxHeight: e.HLS_MAX_HEIGHT!,
+    },
+    corsOrigins: e.CORS_ORIGINS!,
+    apiKey: e.API_KEY,
+    signingSecret: e.SIGNING_SECRET,
+    defaultPlayback: e.DEFAULT_PLAYBACK as Playback,
+    trustProxy: e.TRUST_PROXY!,
   };
+}
+
+/** For the commands: a bad variable stops start-up with one line naming it (exit code 2), not a stack trace. */
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`spool: ${error.message}`);
+    process.exit(2);
+  }
 }

@@ -6,10 +6,10 @@
  * They tell each other what they change over IPC (src/cluster.ts), so no cache lags behind.
  */
 import { isChangeMessage, relayChanges, type ChangeMessage } from "./cluster.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfigOrExit } from "./config.ts";
 import { DEMO_VIDEO_ID, startSpool } from "./server.ts";
 
-const config = loadConfig();
+const config = loadConfigOrExit();
 const workerId = process.env.SPOOL_WORKER_ID;
 const spool = await startSpool(config, { primary: workerId === undefined });
 

@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { resolve, basename } from "node:path";
 import { existsSync } from "node:fs";
 import { resolveSecrets } from "../server.ts";
-import { loadConfig } from "../config.ts";
+import { loadConfigOrExit } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext } from "../app.ts";
 import { toVideoJson } from "../modules/videos/schemas.ts";
@@ -39,7 +39,7 @@ if (!existsSync(source)) {
   process.exit(1);
 }
 
-const { config } = await resolveSecrets(loadConfig());
+const { config } = await resolveSecrets(loadConfigOrExit());
 const handle = openDatabase(config.databaseUrl);
 const ctx = createContext(config, handle.db);
 try {

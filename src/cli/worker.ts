@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { resolveSecrets } from "../server.ts";
-import { loadConfig, transcodeConfig } from "../config.ts";
+import { loadConfigOrExit, transcodeConfig } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext } from "../app.ts";
 
@@ -20,7 +20,7 @@ if (values.help) {
   process.exit(0);
 }
 
-const { config } = await resolveSecrets(loadConfig());
+const { config } = await resolveSecrets(loadConfigOrExit());
 const handle = openDatabase(config.databaseUrl);
 const ctx = createContext(config, handle.db);
 await ctx.library.storage.init();

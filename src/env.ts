@@ -1,0 +1,159 @@
+/**
+ * Every environment variable Spool reads, declared once: its type and bounds (a TypeBox
+ * schema, which also checks it), its default, and the line the README's configuration table
+ * shows for it. `src/config.ts` builds the Config from these; test/unit/env.test.ts keeps the
+ * README's table equal to `envTable()`, so the documentation cannot drift from the code.
+ */
+import { Type, type Static, type TArray, type TBoolean, type TInteger, type TSchema, type TString, type TUnsafe } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+
+export interface EnvVar<S extends TSchema = TSchema> {
+  schema: S;
+  /** The default as the README shows it (the schema's `default` is what the code uses). */
+  shown: string;
+  /** What it does, for the README. */
+  doc: string;
+  /** Turns the raw text into what the schema checks (booleans, lists); default: TypeBox's Convert. */
+  convert?: (raw: string) => unknown;
+}
+
+const code = (value: unknown) => `\`${value}\``;
+
+function int(doc: string, value: number, options: { minimum?: number; maximum?: number; shown?: string } = {}): EnvVar<TInteger> {
+  const { shown, ...bounds } = options;
+  return {
+    schema: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, ...bounds, default: value }),
+    shown: shown ?? code(value),
+    doc,
+    // Digits only: TypeBox's Convert would truncate "1.5" to 1.
+    convert: (raw) => (/^-?\d+$/.test(raw) ? Number(raw) : raw),
+  };
+}
+
+const FALSE = ["0", "false", "no", "off"];
+const TRUE = ["1", "true", "yes", "on"];
+function flag(doc: string, value: boolean): EnvVar<TBoolean> {
+  return {
+    schema: Type.Boolean({ default: value }),
+    shown: code(value ? 1 : 0),
+    doc,
+    convert: (raw) => (TRUE.includes(raw.toLowerCase()) ? true : FALSE.includes(raw.toLowerCase()) ? false : raw),
+  };
+}
+
+function text(doc: string, value: string | undefined, shown = value === undefined ? "" : code(value), minLength = 1): EnvVar<TString> {
+  return { schema: Type.String({ minLength, ...(value === undefined ? {} : { default: value }) }), shown, doc };
+}
+
+function oneOf<const T extends readonly string[]>(doc: string, values: T, value: T[number]): EnvVar<TUnsafe<T[number]>> {
+  const schema = Type.Union(values.map((v) => Type.Literal(v)), { default: value });
+  return { schema: schema as unknown as TUnsafe<T[number]>, shown: code(value), doc };
+}
+
+export const X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] as const;
+export const PLAYBACK_VALUES = ["public", "signed"] as const;
+
+/** Shortest API_KEY accepted: anything shorter can be guessed despite the rate limit. */
+export const MIN_API_KEY_LENGTH = 16;
+/** Shortest SIGNING_SECRET accepted: an HS256 key of fewer than 256 bits weakens every token. */
+export const MIN_SIGNING_SECRET_LENGTH = 32;
+
+/** In README order. */
+export const ENV = {
+  PORT: int("Port to listen on (`0`: any free port)", 3000, { maximum: 65535 }),
+  HOST: text("Address to bind", "0.0.0.0"),
+  DATA_DIR: text("Library files and the SQLite database", "./data"),
+  STATIC_DIR: text("Served at `/static/...`", "./static"),
+  DATABASE_URL: text("SQLite file (`file:/path/x.db`)", undefined, "`file:$DATA_DIR/spool.db`"),
+  API_KEY: text(
+    "The management key (at least 16 characters); unset, one is generated on first start (256 random bits, mode 0600) and the log says where",
+    undefined,
+    "generated into `DATA_DIR/api-key`",
+    MIN_API_KEY_LENGTH,
+  ),
+  SIGNING_SECRET: text("HS256 secret of playback tokens (at least 32 characters); changing it revokes every token", undefined, "generated into `DATA_DIR/signing-secret`", MIN_SIGNING_SECRET_LENGTH),
+  DEFAULT_PLAYBACK: oneOf("Playback policy of new videos whose upload names none: `public` or `signed` (the demo is always public)", PLAYBACK_VALUES, "public"),
+  TRUST_PROXY: flag("`1` behind a reverse proxy that appends the client to `X-Forwarded-For`: the failure limit then counts per client, not per proxy", false),
+  MAX_UPLOAD_BYTES: int("Largest accepted upload", 8 * 1024 ** 3, { minimum: 1, shown: "`8589934592` (8 GiB)" }),
+  CACHE_TTL_MS: int(
+    "How long a file's stat and a video's row are trusted on the hot path (changes made by this server's own processes are seen at once; by others, such as a CLI ingest, within this time)",
+    1000,
+  ),
+  SEED_DEMO: flag("Put the demo clip (id `demo`) in an empty library", true),
+  WORKERS: { ...int("", 1, { minimum: 1 }), schema: Type.Integer({ minimum: 1, maximum: 256 }) as TInteger, shown: "number of cores", doc: "Serving processes sharing the port (SO_REUSEPORT); they relay their changes to each other over IPC (`PORT=0` means one)" },
+  CORS_ORIGINS: {
+    schema: Type.Array(Type.String({ pattern: "^(\\*|[a-z][a-z0-9+.-]*://[^/\\s,]+)$" }), { default: ["*"] }) as TArray<TString>,
+    shown: "`*`",
+    doc: "CORS for `/api/stream`, `/api/hls` and tus `/api/uploads`: `*`, a comma-separated list of origins, or `none`",
+    convert: (raw) =>
+      raw.trim().toLowerCase() === "none"
+        ? []
+        : raw
+            .split(",")
+            .map((o) => o.trim().replace(/\/+$/, ""))
+            .filter(Boolean),
+  },
+  FFMPEG_PATH: text("The ffmpeg that ingest and transcoding use", "ffmpeg"),
+  FFPROBE_PATH: text("The ffprobe that ingest uses", "ffprobe"),
+  FFMPEG_TIMEOUT_MS: int("Longest a single ingest ffmpeg run may take", 30 * 60 * 1000, { minimum: 1000 }),
+  UPLOAD_EXPIRY_MS: int("When an unfinished resumable upload is deleted", 24 * 60 * 60 * 1000, { minimum: 1000 }),
+  TRANSCODE_IN_SERVER: flag("Run the HLS worker inside the server (`0`: run `npm run worker` elsewhere)", true),
+  TRANSCODE_CONCURRENCY: int("ffmpeg transcodes at once, per worker process", 1, { minimum: 1 }),
+  TRANSCODE_MAX_ATTEMPTS: int("Tries before a video's HLS state is `failed` (then `POST /api/videos/:id/hls/retry` starts over)", 3, { minimum: 1 }),
+  TRANSCODE_RETRY_BASE_MS: int("Backoff before the first retry; doubles with each failure", 30_000),
+  TRANSCODE_RETRY_MAX_MS: int("Longest backoff between tries", 30 * 60_000),
+  TRANSCODE_TIMEOUT_MS: int("Longest one transcode may run", 6 * 60 * 60_000, { minimum: 1000, shown: "`21600000` (6 h)" }),
+  TRANSCODE_HEARTBEAT_MS: int("How often a worker proves it still runs its job", 2000, { minimum: 100 }),
+  TRANSCODE_STALE_MS: int("How old a job's heartbeat may get before another worker takes the job over", 30_000, { minimum: 500 }),
+  TRANSCODE_POLL_MS: int("How often an idle worker looks for work", 1000, { minimum: 50 }),
+  TRANSCODE_PRESET: oneOf("x264 preset for the ladder", X264_PRESETS, "veryfast"),
+  HLS_SEGMENT_SECONDS: int("Target segment (and keyframe) interval", 4, { minimum: 1 }),
+  HLS_MAX_HEIGHT: int("Tallest rendition", 1080, { minimum: 144 }),
+  NODE_ENV: text("`production` in the Docker image", undefined, "", 0),
+} satisfies Record<string, EnvVar<TSchema>>;
+
+export type EnvName = keyof typeof ENV;
+export type EnvValues = { [K in EnvName]: Static<(typeof ENV)[K]["schema"]> | undefined };
+
+/** A variable with a value Spool cannot use: the message is one line that names it. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** What a schema accepts, in words, for the error message. */
+function expectation(schema: TSchema): string {
+  if (schema.type === "integer") {
+    const max = schema.maximum === undefined || schema.maximum >= Number.MAX_SAFE_INTEGER ? "" : ` and <= ${schema.maximum}`;
+    return `an integer >= ${schema.minimum ?? 0}${max}`;
+  }
+  if (schema.type === "boolean") return `one of ${[...TRUE, ...FALSE].join(", ")}`;
+  if (schema.type === "array") return "`*`, `none`, or a comma-separated list of origins like https://example.com";
+  if (schema.anyOf) return `one of ${(schema.anyOf as { const: string }[]).map((s) => s.const).join(", ")}`;
+  if (schema.minLength > 1) return `at least ${schema.minLength} characters with no surrounding whitespace`;
+  return "a non-empty string";
+}
+
+/** Reads and checks every declared variable; unset (or empty) ones take their default. */
+export function readEnv(env: Record<string, string | undefined> = process.env): EnvValues {
+  const values: Record<string, unknown> = {};
+  for (const [name, variable] of Object.entries(ENV) as [EnvName, EnvVar][]) {
+    const raw = env[name];
+    if (raw === undefined || raw === "") {
+      values[name] = variable.schema.default;
+      continue;
+    }
+    const converted = variable.convert ? variable.convert(raw) : Value.Convert(variable.schema, raw);
+    const secret = name === "API_KEY" || name === "SIGNING_SECRET";
+    if (!Value.Check(variable.schema, converted) || (typeof converted === "string" && converted.trim() !== converted)) {
+      throw new ConfigError(`${name} must be ${expectation(variable.schema)}, got ${secret ? `${raw.length} characters` : JSON.stringify(raw)}`);
+    }
+    values[name] = converted;
+  }
+  return values as EnvValues;
+}
+
+/** The README's configuration table, from the declarations. */
+export function envTable(): string {
+  const rows = (Object.entries(ENV) as [EnvName, EnvVar][]).map(([name, v]) => `| \`${name}\` | ${v.shown} | ${v.doc} |`);
+  return ["| Variable | Default | Meaning |", "| --- | --- | --- |", ...rows].join("\n");
+}

@@ -1,0 +1,74 @@
+import { describe, expect, test } from "bun:test";
+import { resolve } from "node:path";
+import { loadConfig } from "../../src/config.ts";
+import { ConfigError, ENV, envTable, readEnv } from "../../src/env.ts";
+
+describe("the README's configuration table", () => {
+  test("is exactly the declarations (run `bun -e 'console.log((await import(\"./src/env.ts\")).envTable())'` to regenerate)", async () => {
+    const readme = await Bun.file(resolve(import.meta.dir, "../../README.md")).text();
+    const section = readme.slice(readme.indexOf("## Configuration"));
+    const table = section
+      .split("\n")
+      .slice(1)
+      .filter((line, i, lines) => line.startsWith("|") && lines.slice(0, i).every((l) => l.startsWith("|") || l.trim() === ""))
+      .join("\n");
+    expect(table).toBe(envTable());
+  });
+
+  test("names every variable the code reads", async () => {
+    const glob = new Bun.Glob("src/**/*.ts");
+    const read = new Set<string>();
+    for await (const file of glob.scan({ cwd: resolve(import.meta.dir, "../..") })) {
+      const source = await Bun.file(resolve(import.meta.dir, "../..", file)).text();
+      for (const m of source.matchAll(/(?:process\.env|env)\.([A-Z][A-Z0-9_]+)/g)) read.add(m[1]!);
+    }
+    // Internal: how the primary tells a WORKERS child its number; PATH for spawned tools.
+    for (const internal of ["SPOOL_WORKER_ID", "PATH"]) read.delete(internal);
+    expect([...read].filter((name) => !(name in ENV))).toEqual([]);
+  });
+});
+
+describe("readEnv", () => {
+  const ok: [string, Record<string, string>, Partial<Record<keyof typeof ENV, unknown>>][] = [
+    ["nothing set: the defaults", {}, { PORT: 3000, SEED_DEMO: true, CORS_ORIGINS: ["*"], TRANSCODE_PRESET: "veryfast", WORKERS: undefined, API_KEY: undefined }],
+    ["empty means unset", { PORT: "", SEED_DEMO: "" }, { PORT: 3000, SEED_DEMO: true }],
+    ["integers", { PORT: "0", MAX_UPLOAD_BYTES: "1024", WORKERS: "4" }, { PORT: 0, MAX_UPLOAD_BYTES: 1024, WORKERS: 4 }],
+    ["flags", { SEED_DEMO: "off", TRUST_PROXY: "YES", TRANSCODE_IN_SERVER: "0" }, { SEED_DEMO: false, TRUST_PROXY: true, TRANSCODE_IN_SERVER: false }],
+    ["CORS lists, trailing slashes dropped", { CORS_ORIGINS: "https://a.example/, http://b.example:8080" }, { CORS_ORIGINS: ["https://a.example", "http://b.example:8080"] }],
+    ["CORS none", { CORS_ORIGINS: "none" }, { CORS_ORIGINS: [] }],
+    ["enums", { DEFAULT_PLAYBACK: "signed", TRANSCODE_PRESET: "slow" }, { DEFAULT_PLAYBACK: "signed", TRANSCODE_PRESET: "slow" }],
+    ["secrets", { API_KEY: "k".repeat(16), SIGNING_SECRET: "s".repeat(32) }, { API_KEY: "k".repeat(16), SIGNING_SECRET: "s".repeat(32) }],
+  ];
+  test.each(ok)("%s", (_name, env, expected) => expect(readEnv(env)).toMatchObject(expected));
+
+  const bad: [Record<string, string>, string][] = [
+    [{ PORT: "abc" }, 'PORT must be an integer >= 0 and <= 65535, got "abc"'],
+    [{ PORT: "70000" }, 'PORT must be an integer >= 0 and <= 65535, got "70000"'],
+    [{ PORT: "1.5" }, 'PORT must be an integer >= 0 and <= 65535, got "1.5"'],
+    [{ WORKERS: "0" }, 'WORKERS must be an integer >= 1 and <= 256, got "0"'],
+    [{ MAX_UPLOAD_BYTES: "-1" }, 'MAX_UPLOAD_BYTES must be an integer >= 1, got "-1"'],
+    [{ SEED_DEMO: "maybe" }, 'SEED_DEMO must be one of 1, true, yes, on, 0, false, no, off, got "maybe"'],
+    [{ DEFAULT_PLAYBACK: "private" }, 'DEFAULT_PLAYBACK must be one of public, signed, got "private"'],
+    [{ CORS_ORIGINS: "example.com" }, "CORS_ORIGINS must be `*`, `none`, or a comma-separated list of origins like https://example.com, got \"example.com\""],
+    [{ API_KEY: "short" }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 5 characters"],
+    [{ API_KEY: ` ${"k".repeat(20)}` }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 21 characters"],
+    [{ SIGNING_SECRET: "s".repeat(31) }, "SIGNING_SECRET must be at least 32 characters with no surrounding whitespace, got 31 characters"],
+    [{ TRANSCODE_STALE_MS: "10" }, 'TRANSCODE_STALE_MS must be an integer >= 500, got "10"'],
+  ];
+  test.each(bad)("%p → %s", (env, message) => {
+    expect(() => readEnv(env)).toThrow(ConfigError);
+    expect(() => readEnv(env)).toThrow(message);
+  });
+
+  test("a refused secret is never echoed", () => {
+    expect(() => readEnv({ API_KEY: "hunter2" })).not.toThrow(/hunter2/);
+  });
+});
+
+describe("loadConfig", () => {
+  test("PORT=0 means one process; paths are absolute; the database defaults to DATA_DIR/spool.db", () => {
+    const config = loadConfig({ PORT: "0", WORKERS: "8", DATA_DIR: "/srv/spool" });
+    expect(config).toMatchObject({ port: 0, workers: 1, dataDir: "/srv/spool", databaseUrl: "file:/srv/spool/spool.db" });
+    expect(config.transcode).toMatchObject({ heartbeatMs: 2000, staleMs: 30_000, pollMs: 1000, preset: "veryfast" });
+  });
+});
