@@ -18,6 +18,9 @@ export interface AccessOptions {
   failureLimits?: FailureLimits;
 }
 
+/** Where a request's socket address comes from: Bun's server (null outside a real server). */
+export type PeerSource = { requestIP(request: Request): { address: string } | null } | null | undefined;
+
 /** How a management request proved itself. */
 export type Principal = "key" | "session";
 
@@ -63,8 +66,9 @@ export class AccessControl {
     this.failures = new FailureLimiter(options.failureLimits ?? DEFAULT_FAILURE_LIMITS);
   }
 
-  client(request: Request, peer: string | undefined): string {
-    return clientAddress(peer, request.headers, this.options.trustProxy ?? false);
+  /** The client a request counts against in the failure limit. */
+  client(request: Request, server: PeerSource): string {
+    return clientAddress(server?.requestIP(request)?.address, request.headers, this.options.trustProxy ?? false);
   }
 
   /** Whether `key` is the API key (constant time), counting a wrong one against `client`. */
@@ -118,10 +122,10 @@ export class AccessControl {
    * failure code otherwise. Public videos cost nothing; a signed one costs a cached token check
    * (synchronous after the first request with that token).
    */
-  playback(request: Request, id: string, playback: Playback, peer: () => string | undefined): PlaybackGrant | Promise<PlaybackGrant> {
+  playback(request: Request, id: string, playback: Playback, server: PeerSource): PlaybackGrant | Promise<PlaybackGrant> {
     if (playback === "public") return PUBLIC_GRANT;
     const token = tokenOf(request.url);
-    if (token === null) return this.ownerGrant(request, peer());
+    if (token === null) return this.ownerGrant(request, server);
     const result = this.tokens.check(token, id);
     if (result === null) return { token };
     if (typeof result === "string") throw tokenRefused(result);
@@ -132,8 +136,8 @@ export class AccessControl {
   }
 
   /** No token: the library's owner (key or session) may still watch; anyone else needs a token. */
-  private async ownerGrant(request: Request, peer: string | undefined): Promise<PlaybackGrant> {
-    const principal = await this.principal(request, this.client(request, peer));
+  private async ownerGrant(request: Request, server: PeerSource): Promise<PlaybackGrant> {
+    const principal = await this.principal(request, this.client(request, server));
     if (principal === null) throw tokenRefused("token_missing");
     return PUBLIC_GRANT;
   }

@@ -135,3 +135,28 @@ describe("FailureLimiter", () => {
     expect(["a", "b", "c", "d"].map((c) => limiter.blockedFor(c))).toEqual([0, 1, 1, 1]);
   });
 });
+
+describe("queryParam against URLSearchParams", () => {
+  const urls = [
+    "http://a/x?token=abc",
+    "http://a/x?a=1&token=abc&b=2",
+    "http://a/x?mytoken=1&token=2",
+    "http://a/x?token=1&token=2",
+    "http://a/x?tokens=1",
+    "http://a/x?a=token=3",
+    "http://a/x?token",
+    "http://a/x?token&b",
+    "http://a/x?token=",
+    "http://a/x?token=a#token=b",
+    "http://a/x?a#token=b",
+    "http://a/x?download=1&token=eyJ.eyJ.sig",
+    "http://a/x",
+    "http://a/x?",
+    "http://a/x?&&token=z&",
+  ];
+  test.each(urls)("%s", (url) => {
+    const u = new URL(url);
+    // URLSearchParams decodes; every value here is plain, so the raw value must equal it.
+    expect(queryParam(url, "token")).toBe(u.searchParams.get("token"));
+  });
+});

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
 import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
-import type { AccessControl } from "../../access/service.ts";
+import type { AccessControl, PeerSource } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import type { FileEntity } from "../../files/entity.ts";
 import { serveEntity } from "../../files/serve.ts";
@@ -217,7 +217,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
   hls.events.on("changed", forget);
   const noFile = () => errorResponse(404, "not_found", "No such HLS file");
 
-  const serve = async (request: Request, id: string, rest: string, peer: () => string | undefined) => {
+  const serve = async (request: Request, id: string, rest: string, server: PeerSource) => {
     const name = isVideoId(id) ? hlsFileName(rest) : null;
     if (!name) return noFile();
     // The ladder of a ready video only; its playback policy decides who may have it.
@@ -227,7 +227,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
     let token: string | null = null;
     if (video.signed) {
       try {
-        token = (await access.playback(request, id, "signed", peer)).token;
+        token = (await access.playback(request, id, "signed", server)).token;
       } catch (error) {
         if (error instanceof HttpError) return httpErrorResponse(error);
         throw error;
@@ -246,7 +246,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
 
   return new Elysia({ name: "spool.hls" })
     // One parameter name per path position (the router requires it): `name` is a file here...
-    .get("/api/hls/:id/:name", ({ request, params, server }) => serve(request, params.id, params.name, () => server?.requestIP(request)?.address), {
+    .get("/api/hls/:id/:name", ({ request, params, server }) => serve(request, params.id, params.name, server), {
       params: t.Object({ id: t.String(), name: t.String() }),
       detail: {
         security: PLAYBACK_SECURITY,
@@ -260,7 +260,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
       },
     })
     // ...and a rendition here.
-    .get("/api/hls/:id/:name/:file", ({ request, params, server }) => serve(request, params.id, `${params.name}/${params.file}`, () => server?.requestIP(request)?.address), {
+    .get("/api/hls/:id/:name/:file", ({ request, params, server }) => serve(request, params.id, `${params.name}/${params.file}`, server), {
       params: t.Object({ id: t.String(), name: t.String(), file: t.String() }),
       detail: {
         security: PLAYBACK_SECURITY,

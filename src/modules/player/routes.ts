@@ -65,7 +65,7 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
       "/",
       async ({ request, server }) => {
         // The library is the owner's page: without a session it is a sign-in form, nothing else.
-        const principal = await access.principal(request, access.client(request, server?.requestIP(request)?.address)).catch(() => null);
+        const principal = await access.principal(request, access.client(request, server)).catch(() => null);
         if (principal === null) return page(signInPage());
         const { items } = await library.list({ limit: 100 });
         return page(libraryPage(items.map(toVideoJson)));
@@ -81,7 +81,7 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
         if (row.playback === "signed") {
           let token: string | null;
           try {
-            token = (await access.playback(request, row.id, row.playback, () => server?.requestIP(request)?.address)).token;
+            token = (await access.playback(request, row.id, row.playback, server)).token;
           } catch (error) {
             if (!(error instanceof HttpError)) throw error;
             return page(errorPage("Cannot play this video", TOKEN_PAGE_MESSAGES[error.code] ?? "This link is not valid for this video."), error.status);

@@ -8,7 +8,7 @@
  */
 import type { BunRequest, Server } from "bun";
 import { Elysia } from "elysia";
-import type { AccessControl } from "../../access/service.ts";
+import type { AccessControl, PeerSource } from "../../access/service.ts";
 import { preconditionResponse, serveBody } from "../../files/serve.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.ts";
@@ -33,9 +33,6 @@ export interface StreamContext {
   access: AccessControl;
 }
 
-/** Where the client's address comes from (Bun's server), for the failure limit on owner keys. */
-type PeerSource = { requestIP(request: Request): { address: string } | null } | null | undefined;
-
 export function streamVideo(request: Request, id: string, context: StreamContext, server?: PeerSource): Response | Promise<Response> {
   const video = context.catalog.peek(id);
   // Only valid ids are ever cached, so a hit needs no id check. A public video pays one boolean.
@@ -53,7 +50,7 @@ export function streamVideo(request: Request, id: string, context: StreamContext
  * hash to someone without one). A token seen before is a synchronous cache hit.
  */
 function serveSigned(request: Request, video: CachedVideo, context: StreamContext, server: PeerSource): Response | Promise<Response> {
-  const grant = context.access.playback(request, video.id, "signed", () => server?.requestIP(request)?.address);
+  const grant = context.access.playback(request, video.id, "signed", server);
   return grant instanceof Promise ? grant.then(() => serveVideo(request, video)) : serveVideo(request, video);
 }
 

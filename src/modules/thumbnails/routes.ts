@@ -61,7 +61,7 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
     async ({ params, query, request, server }) => {
       const row = await library.require(assertVideoId(params.id));
       // Before any frame is made: a token-less request must not cost an ffmpeg run.
-      await access.playback(request, row.id, row.playback, () => server?.requestIP(request)?.address);
+      await access.playback(request, row.id, row.playback, server);
       const path = await thumbnails.pathFor(row, { t: query.t, width: query.width });
       const cacheControl = row.playback === "signed" ? SIGNED_THUMBNAIL_CACHE_CONTROL : THUMBNAIL_CACHE_CONTROL;
       return serveFile(request, path, { contentType: "image/jpeg", cacheControl }, cache);

@@ -166,7 +166,7 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, acces
       "/:id",
       async ({ params, request, server }) => {
         const row = await library.require(assertVideoId(params.id));
-        const grant = await access.playback(request, row.id, row.playback, () => server?.requestIP(request)?.address);
+        const grant = await access.playback(request, row.id, row.playback, server);
         // A token holder gets URLs that work for them.
         return grant.token ? tokenizedJson(toVideoJson(row), grant.token) : toVideoJson(row);
       },
