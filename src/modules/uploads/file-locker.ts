@@ -2,45 +2,59 @@
  * A tus Locker that also excludes other processes sharing DATA_DIR (WORKERS > 1, or several
  * servers on one volume), so two requests for one upload never write it at once.
  *
- * In-process contention keeps @tus/server's MemoryLocker semantics (the holder is asked to let
- * go). Across processes the holder cannot be asked, so a lock file is taken with O_EXCL and
- * polled for until it is free or the request gives up. A lock file left by a process that died
- * (same host, pid gone) or older than `staleMs` (another host) is broken.
+ * In-process contention keeps @tus/server's MemoryLocker semantics: the holder is asked to let
+ * go through its release callback. Across processes the holder cannot be asked, so the request
+ * polls for the upload's lock until it is free or the request gives up.
+ *
+ * The cross-process lock is proper-lockfile's: a directory made with mkdir (atomic, also on
+ * network filesystems) whose mtime the holder refreshes every `updateMs` for as long as it holds
+ * it. A lock whose mtime is older than `staleMs` belongs to a holder that died (kill -9, a lost
+ * host) and is broken by the next contender; a live holder is never judged stale however long
+ * its upload takes. If the holder finds its lock was taken from it (its event loop stalled past
+ * `staleMs`, or two contenders broke the same stale lock at once), proper-lockfile says so and
+ * the holder is asked to let go, as for in-process contention, instead of writing on.
  */
-import { hostname } from "node:os";
-import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { processAlive } from "../ingest/process.ts";
+import { lock as lockPath } from "proper-lockfile";
 import { ERRORS, MemoryLocker, type Lock, type Locker, type RequestRelease } from "@tus/server";
 
-const HOST = hostname();
-
 export interface FileLockerOptions {
-  /** How long a request waits for a lock before tus answers with an error. */
+  /** How long a request waits for a lock (in-process and cross-process together) before tus answers with an error. */
   acquireTimeoutMs?: number;
+  /** How often a request waiting for another process's lock tries again. */
   pollMs?: number;
-  /** A lock file this old is abandoned whoever wrote it (a request never holds one that long). */
+  /** A lock not refreshed for this long is abandoned (its holder died); at least 2000 (proper-lockfile's floor). */
   staleMs?: number;
+  /** How often a holder refreshes its lock; at most staleMs / 2, at least 1000. Default staleMs / 2. */
+  updateMs?: number;
 }
 
+const DEFAULTS = { acquireTimeoutMs: 30_000, pollMs: 25, staleMs: 10_000 };
+
 export class FileLocker implements Locker {
+  readonly options: Required<Omit<FileLockerOptions, "updateMs">> & Pick<FileLockerOptions, "updateMs">;
   private readonly memory: MemoryLocker;
   private ready: Promise<unknown> | undefined;
 
   constructor(
     readonly directory: string,
-    readonly options: Required<FileLockerOptions> = { acquireTimeoutMs: 30_000, pollMs: 25, staleMs: 10 * 60_000 },
+    options: FileLockerOptions = {},
   ) {
-    this.memory = new MemoryLocker({ acquireLockTimeout: options.acquireTimeoutMs });
+    this.options = { ...DEFAULTS, ...options };
+    this.memory = new MemoryLocker({ acquireLockTimeout: this.options.acquireTimeoutMs });
   }
 
   newLock(id: string): Lock {
     this.ready ??= mkdir(this.directory, { recursive: true });
-    return new FileLock(this, this.memory.newLock(id), join(this.directory, `${id}.lock`), () => this.ready!);
+    // realpath: false, as the locked path (the lock is `${path}.lock`) never exists itself.
+    return new FileLock(this, this.memory.newLock(id), join(this.directory, id), () => this.ready!);
   }
 }
 
 class FileLock implements Lock {
+  private release: (() => Promise<void>) | undefined;
+
   constructor(
     private readonly locker: FileLocker,
     private readonly inProcess: Lock,
@@ -49,10 +63,11 @@ class FileLock implements Lock {
   ) {}
 
   async lock(signal: AbortSignal, requestRelease: RequestRelease): Promise<void> {
+    const deadline = Date.now() + this.locker.options.acquireTimeoutMs;
     await this.inProcess.lock(signal, requestRelease);
     try {
       await this.ready();
-      await this.acquireFile(signal);
+      this.release = await this.acquireFile(signal, deadline, requestRelease);
     } catch (error) {
       await this.inProcess.unlock();
       throw error;
@@ -60,39 +75,43 @@ class FileLock implements Lock {
   }
 
   async unlock(): Promise<void> {
-    await rm(this.path, { force: true });
-    await this.inProcess.unlock();
-  }
-
-  private async acquireFile(signal: AbortSignal): Promise<void> {
-    const { acquireTimeoutMs, pollMs } = this.locker.options;
-    const deadline = Date.now() + acquireTimeoutMs;
-    for (;;) {
-      try {
-        const handle = await open(this.path, "wx");
-        await handle.writeFile(`${HOST} ${process.pid}`);
-        await handle.close();
-        return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      }
-      if (await this.isStale()) {
-        await rm(this.path, { force: true });
-        continue;
-      }
-      if (signal.aborted || Date.now() > deadline) throw ERRORS.ERR_LOCK_TIMEOUT;
-      await Bun.sleep(pollMs);
+    const release = this.release;
+    this.release = undefined;
+    try {
+      // ERELEASED: the lock was compromised and is someone else's now; it must not be removed.
+      if (release) await release().catch((error) => { if (error?.code !== "ERELEASED") throw error; });
+    } finally {
+      await this.inProcess.unlock();
     }
   }
 
-  private async isStale(): Promise<boolean> {
-    try {
-      const [owner, info] = await Promise.all([readFile(this.path, "utf8"), stat(this.path)]);
-      const [host, pid] = owner.split(" ");
-      if (host === HOST && pid && !processAlive(Number(pid))) return true;
-      return Date.now() - info.mtimeMs > this.locker.options.staleMs;
-    } catch {
-      return false; // released between our attempt and this check: just try again
+  private async acquireFile(signal: AbortSignal, deadline: number, requestRelease: RequestRelease): Promise<() => Promise<void>> {
+    const { pollMs, staleMs, updateMs } = this.locker.options;
+    for (;;) {
+      try {
+        return await lockPath(this.path, {
+          realpath: false,
+          stale: staleMs,
+          update: updateMs,
+          retries: 0,
+          onCompromised: (error) => {
+            console.error(`[uploads] lost the lock of ${this.path}: ${error.message}`);
+            Promise.resolve()
+              .then(requestRelease)
+              .catch(() => {});
+          },
+        });
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOTDIR") {
+          // A stale lock *file* left by the hand-written locker this one replaced.
+          await rm(`${this.path}.lock`, { force: true });
+          continue;
+        }
+        if (code !== "ELOCKED") throw error;
+      }
+      if (signal.aborted || Date.now() >= deadline) throw ERRORS.ERR_LOCK_TIMEOUT;
+      await Bun.sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())));
     }
   }
 }
