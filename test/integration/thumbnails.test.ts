@@ -50,31 +50,37 @@ describe("the poster", () => {
     const rotated = await ingest(await makeVideo({ seconds: 1, width: 320, height: 240, rotate: 90 }));
     expect([rotated.width, rotated.height]).toEqual([240, 320]);
     expect(jpegSize(await bytesOf(await thumb(rotated.id)))).toEqual({ width: 240, height: 320 });
-    expect(jpegSize(await bytesOf(await thumb(rotated.id, "?width=120")))).toEqual({ width: 120, height: 160 });
+    // 120 snaps up to 160, the next width of the ladder.
+    expect(jpegSize(await bytesOf(await thumb(rotated.id, "?width=120")))).toEqual({ width: 160, height: 214 });
   });
 });
 
 describe("frames on request", () => {
-  test("`width` scales keeping the aspect ratio; `t` picks the time; both are cached on disk", async () => {
+  test("`width` scales keeping the aspect ratio; `t` picks the time; both snap to the grid and are cached on disk", async () => {
     const small = await thumb(video.id, "?width=160");
     expect(small.status).toBe(200);
     expect(jpegSize(await bytesOf(small))).toEqual({ width: 160, height: 120 });
 
+    // t to the nearest 0.5 s, width up to the next rung (200 → 240).
     const early = await bytesOf(await thumb(video.id, "?t=0.1&width=200"));
-    const late = await bytesOf(await thumb(video.id, "?t=1.9&width=200"));
-    expect(jpegSize(early)).toEqual({ width: 200, height: 150 });
-    expect(jpegSize(late)).toEqual({ width: 200, height: 150 });
+    const late = await bytesOf(await thumb(video.id, "?t=1.4&width=200"));
+    expect(jpegSize(early)).toEqual({ width: 240, height: 180 });
+    expect(jpegSize(late)).toEqual({ width: 240, height: 180 });
     expect(Buffer.from(early).equals(Buffer.from(late))).toBe(false); // the test pattern moves
 
     const full = await bytesOf(await thumb(video.id, "?t=1"));
     expect(jpegSize(full)).toEqual({ width: 320, height: 240 });
+    // A rung at least as wide as the video is the video's own width: the same file.
+    expect(Buffer.from(await bytesOf(await thumb(video.id, "?t=1&width=300"))).equals(Buffer.from(full))).toBe(true);
 
-    expect(filesUnder(join(dir(video.id), "thumbs"))).toEqual(expect.arrayContaining(["t100-w200.jpg", "t1900-w200.jpg", "t1000-w0.jpg", "t200-w160.jpg"]));
+    // Only `width`: the poster's time (0.2 s into this 2 s video), not snapped.
+    expect(filesUnder(join(dir(video.id), "thumbs"))).toEqual(expect.arrayContaining(["t0-w240.jpg", "t1500-w240.jpg", "t1000-w0.jpg", "t200-w160.jpg"]));
+    expect(filesUnder(join(dir(video.id), "thumbs"))).not.toContain("t1000-w320.jpg");
   });
 
   test("a cached frame is not made again: same file, same validators", async () => {
     const first = await thumb(video.id, "?t=0.5&width=96");
-    const path = join(dir(video.id), "thumbs", "t500-w96.jpg");
+    const path = join(dir(video.id), "thumbs", "t500-w160.jpg");
     const made = (await stat(path)).mtimeMs;
     await Bun.sleep(20);
     const second = await thumb(video.id, "?t=0.500&width=96");
@@ -166,5 +172,23 @@ describe("errors", () => {
     expect(audio.thumbnailUrl).toBeNull();
     await expectError(await thumb(audio.id), 404, "no_video_stream");
     await expectError(await thumb(audio.id, "?t=1"), 404, "no_video_stream");
+  });
+});
+
+describe("the grid", () => {
+  test("two requests that snap to the same frame share one file, one ffmpeg run, the bytes and the ETag", async () => {
+    const thumbs = join(dir(video.id), "thumbs");
+    const before = filesUnder(thumbs);
+    const runs = spyOn(spool.ctx.media!, "extractFrame");
+    // 0.9 s and 1.1 s both snap to 1.0 s; widths 100 and 150 both to 160.
+    const [a, b] = await Promise.all([thumb(video.id, "?t=0.9&width=100"), thumb(video.id, "?t=1.1&width=150")]);
+    expect(runs).toHaveBeenCalledTimes(1);
+    runs.mockRestore();
+    expect([a!.status, b!.status]).toEqual([200, 200]);
+    expect(a!.headers.get("etag")).toBe(b!.headers.get("etag")!);
+    const [bytesA, bytesB] = [await bytesOf(a!), await bytesOf(b!)];
+    expect(Buffer.from(bytesA).equals(Buffer.from(bytesB))).toBe(true);
+    expect(jpegSize(bytesA)).toEqual({ width: 160, height: 120 });
+    expect(filesUnder(thumbs).filter((n) => !before.includes(n))).toEqual(["t1000-w160.jpg"]);
   });
 });

@@ -9,15 +9,17 @@ import { assertVideoId } from "../videos/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, VideoIdParams } from "../videos/schemas.ts";
 import type { VideoLibrary } from "../videos/service.ts";
+import { MAX_TIME_STEPS, TIME_STEP_MS, WIDTH_LADDER } from "./grid.ts";
 import { MAX_WIDTH, MIN_WIDTH, type Thumbnails } from "./service.ts";
 
 export const THUMBNAIL_CACHE_CONTROL = "public, max-age=86400";
 
+const STEP = TIME_STEP_MS / 1000;
 const ThumbnailQuery = t.Object({
   t: t.Optional(
     t.Numeric({
       minimum: 0,
-      description: "Seconds into the video (rounded to milliseconds, at most its duration). Default: the poster time.",
+      description: `Seconds into the video (at most its duration), snapped to the nearest point of the video's grid: every ${STEP} s, or for videos longer than ${(TIME_STEP_MS * MAX_TIME_STEPS) / 1000} s the smallest multiple of ${STEP} s that makes at most ${MAX_TIME_STEPS} steps. Default: the poster time.`,
       examples: [3.5],
       error: "query t: must be a number of seconds >= 0",
     }),
@@ -26,7 +28,7 @@ const ThumbnailQuery = t.Object({
     t.Integer({
       minimum: MIN_WIDTH,
       maximum: MAX_WIDTH,
-      description: "Width in pixels; the height keeps the aspect ratio (rounded to even). Default: the video's width (posters at most 1280).",
+      description: `Width in pixels, snapped up to the next of ${WIDTH_LADDER.join(", ")}, and never wider than the video; the height keeps the aspect ratio (rounded to even). Default: the video's width (posters at most 1280).`,
       examples: [320],
       error: `query width: must be an integer from ${MIN_WIDTH} to ${MAX_WIDTH}`,
     }),
@@ -75,7 +77,7 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
         tags: ["thumbnails"],
         summary: "A poster or thumbnail of a video (JPEG)",
         description:
-          "Without parameters: the poster made at ingest. With `t` and/or `width`: that frame, generated with ffmpeg on first request and cached on disk. Served by the same file engine as the stream: ETag/Last-Modified validators, HEAD, and byte ranges.",
+          "Without parameters: the poster made at ingest. With `t` and/or `width`: that frame, snapped to a grid (`t` to the video's time step, `width` up a fixed ladder of sizes), generated with ffmpeg on first request and cached on disk; requests that snap to the same frame share the file and the run. Served by the same file engine as the stream: ETag/Last-Modified validators, HEAD, and byte ranges.",
         responses: {
           200: { description: "The JPEG", headers: jpegHeaders, content: { "image/jpeg": { schema: Jpeg } } },
           206: {

@@ -3,8 +3,9 @@
  * (DATA_DIR/videos/<id>/poster.jpg and thumbs/), so they go with it on delete.
  *
  * The poster is made at ingest (it doubles as the proof that a frame decodes). Other frames are
- * made on first request: concurrent requests for the same frame share one ffmpeg run, runs are
- * limited in number, and each video keeps at most MAX_CACHED thumbnails (oldest evicted).
+ * made on first request: `t` and `width` snap to a grid (grid.ts), so a video has a bounded set
+ * of frames; concurrent requests for the same frame share one ffmpeg run, runs are limited in
+ * number, and each video keeps at most MAX_CACHED thumbnails (oldest evicted).
  */
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { ingestUnavailable, type MediaTools, type RunOptions } from "../ingest/f
 import { demuxerForContainer, type Demuxer } from "../ingest/formats.ts";
 import { Limiter } from "../ingest/limiter.ts";
 import type { Storage } from "../videos/storage.ts";
+import { snapTimeMs, snapWidth } from "./grid.ts";
 
 export const MIN_WIDTH = 16;
 export const MAX_WIDTH = 3840;
@@ -39,6 +41,13 @@ export function thumbnailName(seconds: number, width: number | null): string {
 export interface ThumbnailRequest {
   t?: number;
   width?: number;
+}
+
+/** The frame a request stands for: its time in seconds and width (null: the video's own). */
+export interface Frame {
+  seconds: number;
+  width: number | null;
+  poster: boolean;
 }
 
 export class Thumbnails {
@@ -96,14 +105,30 @@ export class Thumbnails {
     }
   }
 
+  /**
+   * The frame a (valid) request stands for. No parameters: the poster. Otherwise `t` snapped to
+   * the grid (default: the poster's time) and `width` snapped up the ladder (default, and any
+   * rung at least as wide as the video: the video's own width).
+   */
+  static frame(row: Pick<VideoRow, "duration" | "width">, request: ThumbnailRequest): Frame {
+    if (request.t === undefined && request.width === undefined) {
+      return { seconds: posterSeconds(row.duration), width: posterWidth(row.width), poster: true };
+    }
+    return {
+      seconds: request.t === undefined ? posterSeconds(row.duration) : snapTimeMs(request.t, row.duration) / 1000,
+      width: request.width === undefined ? null : snapWidth(request.width, row.width),
+      poster: false,
+    };
+  }
+
   /** The path of the requested JPEG for a ready video, generating it on first request. */
   async pathFor(row: VideoRow, request: ThumbnailRequest): Promise<string> {
     if (row.status !== "ready") throw new HttpError(409, "not_ready", `Video ${row.id} is ${row.status}; thumbnails exist once it is ready`);
     if (!row.width || !row.height) throw new HttpError(404, "no_video_stream", `Video ${row.id} is audio only: it has no picture`);
     Thumbnails.check(row, request);
     const demuxer = demuxerForContainer(row.container);
-    const poster = request.t === undefined && request.width === undefined;
-    const output = poster ? this.storage.posterPath(row.id) : join(this.storage.thumbsDir(row.id), thumbnailName(request.t ?? posterSeconds(row.duration), request.width ?? null));
+    const frame = Thumbnails.frame(row, request);
+    const output = frame.poster ? this.storage.posterPath(row.id) : join(this.storage.thumbsDir(row.id), thumbnailName(frame.seconds, frame.width));
     if (await exists(output)) return output;
     if (!this.tools) throw ingestUnavailable();
     if (!demuxer) throw new HttpError(404, "no_video_stream", `Video ${row.id} has no container Spool can read frames from`);
@@ -112,10 +137,8 @@ export class Thumbnails {
     if (!pending) {
       const source = this.storage.absolute(row.storagePath);
       pending = (async () => {
-        if (!poster) await this.prepareCache(row.id);
-        const seconds = request.t ?? posterSeconds(row.duration);
-        const width = request.width ?? (poster ? posterWidth(row.width) : null);
-        await this.extract(source, output, demuxer, seconds, width);
+        if (!frame.poster) await this.prepareCache(row.id);
+        await this.extract(source, output, demuxer, frame.seconds, frame.width);
       })().finally(() => this.inflight.delete(output));
       this.inflight.set(output, pending);
     }
