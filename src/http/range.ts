@@ -46,6 +46,18 @@ function digits(text: string, from: number, to: number): number {
   return to - from > 15 && !Number.isSafeInteger(value) ? Number.POSITIVE_INFINITY : value;
 }
 
+/** Whether the digits in text[a, aEnd) are a smaller number than those in text[b, bEnd), exactly. */
+function digitsLess(text: string, a: number, aEnd: number, b: number, bEnd: number): boolean {
+  while (a < aEnd - 1 && text.charCodeAt(a) === 48) a++;
+  while (b < bEnd - 1 && text.charCodeAt(b) === 48) b++;
+  if (aEnd - a !== bEnd - b) return aEnd - a < bEnd - b;
+  for (; a < aEnd; a++, b++) {
+    const diff = text.charCodeAt(a) - text.charCodeAt(b);
+    if (diff !== 0) return diff < 0;
+  }
+  return false;
+}
+
 function isOws(code: number): boolean {
   return code === 32 || code === 9;
 }
@@ -88,6 +100,8 @@ export function parseRangeHeader(header: string): Spec[] | undefined {
     }
     const last = digits(header, dash + 1, to);
     if (last < 0 || last < first) return undefined;
+    // Both past 2^53 (Infinity): last < first is still invalid, so compare the digits themselves.
+    if (last === first && last === Number.POSITIVE_INFINITY && digitsLess(header, dash + 1, to, from, dash)) return undefined;
     specs.push({ first, last });
   }
   return specs.length > 0 ? specs : undefined;

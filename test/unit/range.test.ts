@@ -44,6 +44,13 @@ describe("planRange", () => {
     ["last past 2^53 is clamped", "bytes=100-99999999999999999999", SIZE, part([100, SIZE - 1])],
     ["suffix past 2^53 is the whole file", "bytes=-99999999999999999999", SIZE, part([0, SIZE - 1])],
     ["2^53 + 1 exactly", "bytes=9007199254740993-", SIZE, none],
+    // Found by range.property.test.ts: both ends past 2^53 were compared as Infinity, so a
+    // last < first there was taken for a valid (unsatisfiable: 416) range instead of ignored.
+    ["last < first, both past 2^53, is invalid: ignored", "bytes=9007199254740993-9007199254740992", SIZE, full],
+    ["last < first, both past 2^53, other lengths", "bytes=100000000000000000000-99999999999999999999", SIZE, full],
+    ["last < first, both past 2^53, leading zeros", "bytes=0009007199254740993-09007199254740992", SIZE, full],
+    ["last = first, both past 2^53: unsatisfiable", "bytes=99999999999999999999-0099999999999999999999", SIZE, none],
+    ["last > first, both past 2^53: unsatisfiable", "bytes=9007199254740992-9007199254740993", SIZE, none],
     ["empty representation ignores ranges", "bytes=0-1", 0, full],
     ["multiple disjoint ranges keep request order", "bytes=5000-5099,0-99", SIZE, part([5000, 5099], [0, 99])],
     ["overlapping ranges coalesce", "bytes=0-499,200-999", SIZE, part([0, 999])],
