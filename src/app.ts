@@ -52,7 +52,7 @@ export type ResolvedConfig = Config & { apiKey: string; signingSecret: string };
 export function createContext(config: ResolvedConfig, db: Db): AppContext {
   const library = new VideoLibrary(db, new Storage(config.dataDir), config.defaultPlayback);
   const media = MediaTools.locate(config);
-  const thumbnails = new Thumbnails(library.storage, media);
+  const thumbnails = new Thumbnails(library.storage, media, { concurrency: config.thumbnailConcurrency, queue: config.thumbnailQueue });
   const ingest = new IngestPipeline(library, media, thumbnails);
   const uploads = new ResumableUploads(library, ingest, new DirectUploads(db), {
     dataDir: config.dataDir,

@@ -30,6 +30,10 @@ export interface Config {
   uploadExpiryMs?: number;
   /** The HLS transcode worker (src/modules/hls); fields left out take TRANSCODE_DEFAULTS. */
   transcode?: Partial<TranscodeConfig>;
+  /** ffmpeg runs making thumbnails at once, per process (THUMBNAIL_CONCURRENCY). Default 2. */
+  thumbnailConcurrency?: number;
+  /** Thumbnails that may wait for a run before new ones get 503 (THUMBNAIL_QUEUE). Default 16. */
+  thumbnailQueue?: number;
   /**
    * Origins that may read the streaming and HLS routes cross-origin (CORS_ORIGINS, comma
    * separated): ["*"] (the default) for any, [] ("none") to send no CORS headers.
@@ -135,6 +139,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       segmentSeconds: e.HLS_SEGMENT_SECONDS!,
       maxHeight: e.HLS_MAX_HEIGHT!,
     },
+    thumbnailConcurrency: e.THUMBNAIL_CONCURRENCY!,
+    thumbnailQueue: e.THUMBNAIL_QUEUE!,
     corsOrigins: e.CORS_ORIGINS!,
     apiKey: e.API_KEY,
     signingSecret: e.SIGNING_SECRET,

@@ -28,6 +28,8 @@ export interface VideoOptions {
   /** Display rotation in degrees stored as metadata (ISO BMFF). */
   rotate?: 0 | 90 | 180 | 270;
   fps?: number;
+  /** Frames between keyframes (default: one a second). Long ones make late frames slow to decode. */
+  keyframeInterval?: number;
 }
 
 export interface AudioOptions {
@@ -70,7 +72,7 @@ export function makeVideo(options: VideoOptions = {}): Promise<string> {
     const codecs =
       o.container === "webm"
         ? ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", ...(o.audio ? ["-c:a", "libopus"] : [])]
-        : ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", String(o.fps), ...(o.audio ? ["-c:a", "aac"] : [])];
+        : ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", String(o.keyframeInterval ?? o.fps), ...(o.audio ? ["-c:a", "aac"] : [])];
     const rotated = o.rotate && iso;
     const target = rotated ? `${out}.unrotated.${o.container}` : out;
     await ffmpeg([

@@ -192,3 +192,193 @@ describe("the grid", () => {
     expect(filesUnder(thumbs).filter((n) => !before.includes(n))).toEqual(["t1000-w160.jpg"]);
   });
 });
+
+/** ffmpeg processes this test process started (the server runs in it): `pgrep -P <pid> -x ffmpeg`. */
+function ffmpegChildren(): number {
+  const out = Bun.spawnSync(["pgrep", "-P", String(process.pid), "-x", "ffmpeg"], { stdout: "pipe", stderr: "ignore" }).stdout.toString();
+  return out.split("\n").filter(Boolean).length;
+}
+
+/** Polls `condition` every 5 ms until it holds; false after `timeoutMs`. */
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) return false;
+    await Bun.sleep(5);
+  }
+  return true;
+}
+
+describe("bounded work (THUMBNAIL_CONCURRENCY=1, THUMBNAIL_QUEUE=2)", () => {
+  const CONCURRENCY = 1;
+  const QUEUE = 2;
+  let busy: TestSpool;
+  let long: VideoJson;
+  /** What one of the slowest frames costs on this machine right now (ms). */
+  let slowRunMs = 0;
+  const url = (t: number, width: number) => `${busy.url}/api/videos/${long.id}/thumbnail.jpg?t=${t}&width=${width}`;
+  const thumbsDir = () => join(busy.dataDir, "videos", long.id, "thumbs");
+  const fileOf = (t: number, width: number) => `t${t * 1000}-w${width}.jpg`;
+  const load = () => busy.ctx.thumbnails.load;
+
+  // Frames late in one 60 s GOP: ffmpeg decodes from the only keyframe, so each run takes a while.
+  let next = 0;
+  const slowFrames = [55, 55.5, 56, 56.5, 57, 57.5, 58, 58.5, 59, 59.5].flatMap((t) => [80, 160, 240, 320, 480].map((width) => ({ t, width })));
+  const slowFrame = () => slowFrames[next++]!;
+
+  beforeAll(async () => {
+    busy = await startTestSpool({ seedDemo: false, transcode: { inServer: false }, thumbnailConcurrency: CONCURRENCY, thumbnailQueue: QUEUE });
+    const path = await makeVideo({ seconds: 60, width: 640, height: 360, audio: false, keyframeInterval: 1500 });
+    const response = await uploadMultipart(busy.url, path);
+    expect(response.status).toBe(201);
+    long = await waitUntilSettled(busy.url, ((await response.json()) as VideoJson).id);
+    expect(long.status).toBe("ready");
+    const { t, width } = slowFrame();
+    const began = performance.now();
+    expect((await fetch(url(t, width))).status).toBe(200);
+    slowRunMs = performance.now() - began;
+  }, 60_000);
+  afterAll(() => busy?.stop());
+
+  test("a flood of distinct frames: the rest get 503 at once, ffmpeg runs stay within the limit, and a new frame waits only for the bounded queue", async () => {
+    let maxChildren = 0;
+    let maxRunning = 0;
+    let maxWaiting = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxChildren = Math.max(maxChildren, ffmpegChildren());
+        maxRunning = Math.max(maxRunning, load().running);
+        maxWaiting = Math.max(maxWaiting, load().waiting);
+        await Bun.sleep(10);
+      }
+    })();
+
+    // 60 distinct frames at once, each late in the GOP (30-59.5 s).
+    const began = performance.now();
+    const flood = Array.from({ length: 60 }, async (_, i) => {
+      const response = await fetch(url(30 + i * 0.5, 160));
+      const ms = performance.now() - began;
+      const body = response.status === 503 ? await response.json() : await response.arrayBuffer();
+      return { status: response.status, retryAfter: response.headers.get("retry-after"), type: response.headers.get("content-type"), body, ms };
+    });
+    // A new frame asked once every 503 of the flood is back, until it is served.
+    const refused = Promise.all(flood.map((p) => p.then((r) => (r.status === 503 ? r : undefined))));
+    const fresh = (async () => {
+      await refused;
+      const { t, width } = slowFrame();
+      for (;;) {
+        const response = await fetch(url(t, width));
+        if (response.status === 200) return performance.now() - began;
+        expect(response.status).toBe(503);
+        await Bun.sleep(50);
+      }
+    })();
+    const results = await Promise.all(flood);
+    const freshMs = await fresh;
+    sampling = false;
+    await sampler;
+
+    const ok = results.filter((r) => r.status === 200);
+    const busyAnswers = results.filter((r) => r.status === 503);
+    expect(ok.length + busyAnswers.length).toBe(60);
+    expect(ok.length).toBeGreaterThanOrEqual(CONCURRENCY + QUEUE);
+    expect(busyAnswers.length).toBeGreaterThanOrEqual(30);
+    for (const r of busyAnswers) {
+      expect(r.type).toStartWith("application/json");
+      expect(r.body).toMatchObject({ error: { code: "thumbnails_busy", message: expect.any(String) } });
+      expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
+      expect(Number.isInteger(Number(r.retryAfter))).toBe(true);
+    }
+    // Refused at once: every 503 came back before the last admitted frame was made.
+    expect(Math.max(...busyAnswers.map((r) => r.ms))).toBeLessThan(Math.max(...ok.map((r) => r.ms)));
+    // Never more ffmpeg runs than the limit, never more jobs waiting than the queue.
+    expect(maxChildren).toBeLessThanOrEqual(CONCURRENCY);
+    expect(maxRunning).toBeLessThanOrEqual(CONCURRENCY);
+    expect(maxWaiting).toBeLessThanOrEqual(QUEUE);
+    // The new frame waited for at most the runs the queue holds (plus its own), not for 60:
+    // generous slack for a shared machine, still far below what an unbounded queue costs.
+    const bound = Math.ceil((CONCURRENCY + QUEUE + 1) / CONCURRENCY) * slowRunMs * 3 + 2000;
+    console.log(`[thumbnails flood] one slow run ${Math.round(slowRunMs)} ms; ${ok.length} admitted, ${busyAnswers.length} refused; a new frame served after ${Math.round(freshMs)} ms (bound ${Math.round(bound)} ms)`);
+    expect(freshMs).toBeLessThan(bound);
+    expect(freshMs).toBeLessThan((60 * slowRunMs) / 3);
+    expect(await until(() => ffmpegChildren() === 0 && load().running === 0 && load().waiting === 0)).toBe(true);
+  }, 120_000);
+
+  test("a request aborted while its ffmpeg runs: the run is killed and no file is made", async () => {
+    expect(await until(() => load().running === 0 && load().waiting === 0)).toBe(true);
+    const { t, width } = slowFrame();
+    const controller = new AbortController();
+    const request = fetch(url(t, width), { signal: controller.signal }).catch((error: Error) => error.name);
+    expect(await until(() => load().running === 1 && ffmpegChildren() === 1)).toBe(true);
+    controller.abort();
+    expect(await request).toBe("AbortError");
+    // Killed, not left to finish: gone well before a run would end.
+    const abortedAt = performance.now();
+    expect(await until(() => ffmpegChildren() === 0 && load().running === 0)).toBe(true);
+    const goneAfterMs = performance.now() - abortedAt;
+    await Bun.sleep(slowRunMs * 1.5);
+    expect(filesUnder(thumbsDir())).not.toContain(fileOf(t, width));
+    expect(filesUnder(thumbsDir()).filter((n) => n.includes(".part"))).toEqual([]);
+    expect(goneAfterMs).toBeLessThan(Math.max(slowRunMs, 500));
+
+    // Asked again, the frame is made by a new job.
+    const again = await fetch(url(t, width));
+    expect(again.status).toBe(200);
+    expect(filesUnder(thumbsDir())).toContain(fileOf(t, width));
+  }, 60_000);
+
+  test("a request aborted while queued: it leaves the queue at once and its frame is never run", async () => {
+    expect(await until(() => load().running === 0 && load().waiting === 0)).toBe(true);
+    const runs = spyOn(busy.ctx.media!, "extractFrame");
+    try {
+      const first = slowFrame();
+      const queued = slowFrame();
+      const running = fetch(url(first.t, first.width));
+      expect(await until(() => load().running === 1)).toBe(true);
+      const controller = new AbortController();
+      const request = fetch(url(queued.t, queued.width), { signal: controller.signal }).catch((error: Error) => error.name);
+      expect(await until(() => load().waiting === 1)).toBe(true);
+      controller.abort();
+      expect(await request).toBe("AbortError");
+      // Out of the queue while the first frame is still being made.
+      expect(await until(() => load().waiting === 0, 2000)).toBe(true);
+
+      expect((await running).status).toBe(200);
+      expect(await until(() => ffmpegChildren() === 0 && load().running === 0)).toBe(true);
+      const outputs = runs.mock.calls.map((call) => String(call[1]));
+      expect(outputs.some((o) => o.includes(fileOf(first.t, first.width)))).toBe(true);
+      expect(outputs.some((o) => o.includes(fileOf(queued.t, queued.width)))).toBe(false);
+      expect(filesUnder(thumbsDir())).toContain(fileOf(first.t, first.width));
+      expect(filesUnder(thumbsDir())).not.toContain(fileOf(queued.t, queued.width));
+    } finally {
+      runs.mockRestore();
+    }
+  }, 60_000);
+
+  test("a frame still wanted by another request is made for it when one request goes away", async () => {
+    expect(await until(() => load().running === 0 && load().waiting === 0)).toBe(true);
+    const runs = spyOn(busy.ctx.media!, "extractFrame");
+    try {
+      const { t, width } = slowFrame();
+      const controller = new AbortController();
+      const leaving = fetch(url(t, width), { signal: controller.signal }).catch((error: Error) => error.name);
+      const staying = fetch(url(t, width));
+      expect(await until(() => load().running === 1 && ffmpegChildren() === 1)).toBe(true);
+      controller.abort();
+      expect(await leaving).toBe("AbortError");
+      const response = await staying;
+      expect(response.status).toBe(200);
+      expect(jpegSize(await bytesOf(response)).width).toBe(width);
+      expect(runs).toHaveBeenCalledTimes(1);
+      expect(filesUnder(thumbsDir())).toContain(fileOf(t, width));
+    } finally {
+      runs.mockRestore();
+    }
+  }, 60_000);
+
+  test("concurrency and queue come from THUMBNAIL_CONCURRENCY and THUMBNAIL_QUEUE", () => {
+    expect(busy.ctx.thumbnails.limits).toEqual({ concurrency: CONCURRENCY, queue: QUEUE });
+    expect(spool.ctx.thumbnails.limits).toEqual({ concurrency: 2, queue: 16 });
+  });
+});

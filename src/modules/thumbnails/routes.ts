@@ -50,6 +50,7 @@ const NotReady = errorSchema("The video is still uploading or processing, or fai
 const NoPicture = errorSchema("No such video, or it is audio only", "no_video_stream", "Video q7cN0l1dQ5m0tS9xYk3eZA is audio only: it has no picture");
 const ThumbnailFailed = errorSchema("ffmpeg could not extract a frame", "thumbnail_failed", "No frame could be extracted from video q7cN0l1dQ5m0tS9xYk3eZA at that time");
 const Unavailable = errorSchema("The frame is not cached and ffmpeg is not installed", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find");
+const Busy = errorSchema("The frame is not cached and too many are being made (every run taken, the queue full): retry after `Retry-After` seconds", "thumbnails_busy", "Too many thumbnails are being made; try again in 2 s");
 const PreconditionFailed = errorSchema("If-Match / If-Unmodified-Since did not hold", "precondition_failed", "A precondition in the request did not hold");
 const RangeNotSatisfiable = errorSchema("No requested range lies within the JPEG", "range_not_satisfiable", "No requested range is satisfiable for 10240 bytes");
 
@@ -64,7 +65,8 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
       const row = await library.require(assertVideoId(params.id));
       // Before any frame is made: a token-less request must not cost an ffmpeg run.
       await access.playback(request, row.id, row.playback, server);
-      const path = await thumbnails.pathFor(row, { t: query.t, width: query.width });
+      // The request's signal: a client that leaves stops waiting, and a frame nobody waits for is not made.
+      const path = await thumbnails.pathFor(row, { t: query.t, width: query.width }, request.signal);
       const cacheControl = row.playback === "signed" ? SIGNED_THUMBNAIL_CACHE_CONTROL : THUMBNAIL_CACHE_CONTROL;
       return serveFile(request, path, { contentType: "image/jpeg", cacheControl }, cache);
     },
@@ -77,7 +79,7 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
         tags: ["thumbnails"],
         summary: "A poster or thumbnail of a video (JPEG)",
         description:
-          "Without parameters: the poster made at ingest. With `t` and/or `width`: that frame, snapped to a grid (`t` to the video's time step, `width` up a fixed ladder of sizes), generated with ffmpeg on first request and cached on disk; requests that snap to the same frame share the file and the run. Served by the same file engine as the stream: ETag/Last-Modified validators, HEAD, and byte ranges.",
+          "Without parameters: the poster made at ingest. With `t` and/or `width`: that frame, snapped to a grid (`t` to the video's time step, `width` up a fixed ladder of sizes), generated with ffmpeg on first request and cached on disk; requests that snap to the same frame share the file and the run. A bounded number of frames are made at once (THUMBNAIL_CONCURRENCY) or wait (THUMBNAIL_QUEUE); beyond that a frame that is not cached is refused with 503 `thumbnails_busy` and `Retry-After`. A frame whose every request went away is not made. Served by the same file engine as the stream: ETag/Last-Modified validators, HEAD, and byte ranges.",
         responses: {
           200: { description: "The JPEG", headers: jpegHeaders, content: { "image/jpeg": { schema: Jpeg } } },
           206: {
@@ -93,7 +95,11 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
           412: { description: PreconditionFailed.description!, content: jsonContent(PreconditionFailed) },
           416: { description: RangeNotSatisfiable.description!, content: jsonContent(RangeNotSatisfiable) },
           422: { description: ThumbnailFailed.description!, content: jsonContent(ThumbnailFailed) },
-          503: { description: Unavailable.description!, content: jsonContent(Unavailable) },
+          503: {
+            description: `${Busy.description!}; or ${Unavailable.description!.toLowerCase()}`,
+            headers: { "Retry-After": header(Integer({ description: "Seconds to wait before asking again (with `thumbnails_busy`)", examples: [2] })) },
+            content: jsonContent(t.Object(Busy.properties, { description: "`thumbnails_busy` or `ingest_unavailable`", examples: [...(Busy.examples as unknown[]), ...(Unavailable.examples as unknown[])] })),
+          },
         },
       },
     },

@@ -3,9 +3,16 @@
  * (DATA_DIR/videos/<id>/poster.jpg and thumbs/), so they go with it on delete.
  *
  * The poster is made at ingest (it doubles as the proof that a frame decodes). Other frames are
- * made on first request: `t` and `width` snap to a grid (grid.ts), so a video has a bounded set
- * of frames; concurrent requests for the same frame share one ffmpeg run, runs are limited in
- * number, and each video keeps at most MAX_CACHED thumbnails (oldest evicted).
+ * made on first request, and the work a client can cause is bounded:
+ *
+ *  - `t` and `width` snap to a grid (grid.ts), so a video has a bounded set of frames; requests
+ *    that snap to the same frame share one cached file and one ffmpeg run (a job).
+ *  - At most `concurrency` ffmpeg runs at once (posters at ingest included) and at most `queue`
+ *    jobs waiting for one; a new job beyond that is refused at once with 503 `thumbnails_busy`
+ *    and a Retry-After, instead of making every thumbnail wait behind the flood.
+ *  - A job nobody waits for any more (every request for it aborted) leaves the queue, or its
+ *    ffmpeg is killed; no file is made for it.
+ *  - Each video keeps at most MAX_CACHED thumbnails (least recently made evicted).
  */
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -22,6 +29,15 @@ export const MAX_WIDTH = 3840;
 /** Posters are at most this wide; wider sources are scaled down. */
 export const POSTER_MAX_WIDTH = 1280;
 const MAX_CACHED = 200;
+
+export interface ThumbnailLimits {
+  /** ffmpeg frame extractions at once (THUMBNAIL_CONCURRENCY). */
+  concurrency: number;
+  /** Jobs that may wait for a free run; more are refused with 503 (THUMBNAIL_QUEUE). */
+  queue: number;
+}
+
+export const THUMBNAIL_DEFAULTS: Readonly<ThumbnailLimits> = { concurrency: 2, queue: 16 };
 
 /** Where the poster is taken: 10% into the video, at most 5 s in (skips black leaders). */
 export function posterSeconds(duration: number | null): number {
@@ -50,14 +66,69 @@ export interface Frame {
   poster: boolean;
 }
 
+/** One frame being made, shared by every request that waits for it. */
+interface Job {
+  done: Promise<void>;
+  controller: AbortController;
+  /** Requests waiting for it; when the last one goes away, the job is cancelled. */
+  waiters: number;
+}
+
+/** Seconds a refused client is told to wait: never less than 1, never more than this. */
+const MAX_RETRY_AFTER_S = 30;
+
+/**
+ * The request went away while its frame was being made. Nobody receives this answer; it only
+ * ends the handler (499, as nginx logs a client that closed the connection).
+ */
+export const clientGone = () => new HttpError(499, "client_closed_request", "The client went away before the thumbnail was ready");
+
 export class Thumbnails {
-  private readonly inflight = new Map<string, Promise<void>>();
-  private readonly limiter = new Limiter(2);
+  private readonly jobs = new Map<string, Job>();
+  private readonly limiter: Limiter;
+  readonly limits: Readonly<ThumbnailLimits>;
+  private running = 0;
+  private waiting = 0;
+  /** Moving average of a run's duration, for Retry-After. */
+  private runMs = 500;
 
   constructor(
     private readonly storage: Storage,
     private readonly tools: MediaTools | undefined,
-  ) {}
+    limits: Partial<ThumbnailLimits> = {},
+  ) {
+    const set = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+    this.limits = { ...THUMBNAIL_DEFAULTS, ...set };
+    this.limiter = new Limiter(Math.max(1, this.limits.concurrency));
+  }
+
+  /** ffmpeg runs in progress and jobs waiting for one (posters at ingest included). */
+  get load(): { running: number; waiting: number } {
+    return { running: this.running, waiting: this.waiting };
+  }
+
+  /** Runs `task` in one of the `concurrency` slots; `signal` takes it out of the queue. */
+  private async slot<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    this.waiting++;
+    let started = false;
+    try {
+      return await this.limiter.run(async () => {
+        started = true;
+        this.waiting--;
+        this.running++;
+        const began = performance.now();
+        try {
+          const result = await task();
+          this.runMs = this.runMs * 0.8 + (performance.now() - began) * 0.2;
+          return result;
+        } finally {
+          this.running--;
+        }
+      }, signal);
+    } finally {
+      if (!started) this.waiting--;
+    }
+  }
 
   /** Extracts one frame into `output` atomically; falls back to the last frame past the end. */
   private async extract(input: string, output: string, demuxer: Demuxer, seconds: number, width: number | null, options: RunOptions = {}): Promise<void> {
@@ -68,15 +139,13 @@ export class Thumbnails {
     try {
       let firstError: unknown;
       try {
-        await this.limiter.run(() => tools.extractFrame(input, part, demuxer, seconds, width, options));
+        await tools.extractFrame(input, part, demuxer, seconds, width, options);
       } catch (error) {
         if (options.signal?.aborted) throw error;
         firstError = error;
       }
       // Seeking at or past the last frame yields nothing: take the last frame instead.
-      if (!(await made()) && seconds > 0) {
-        await this.limiter.run(() => tools.extractFrame(input, part, demuxer, "end", width, options));
-      }
+      if (!(await made()) && seconds > 0) await tools.extractFrame(input, part, demuxer, "end", width, options);
       if (!(await made())) throw firstError ?? new Error("no video frame could be decoded");
       await rename(part, output);
     } finally {
@@ -88,7 +157,8 @@ export class Thumbnails {
   async makePoster(id: string, source: string, media: { demuxer: Demuxer; duration: number | null; width: number | null }, options: RunOptions = {}): Promise<string> {
     const output = this.storage.posterPath(id);
     await mkdir(this.storage.videoDir(id), { recursive: true });
-    await this.extract(source, output, media.demuxer, posterSeconds(media.duration), posterWidth(media.width), options);
+    // Ingest is never refused for want of a queue place: it has its own limit.
+    await this.slot(() => this.extract(source, output, media.demuxer, posterSeconds(media.duration), posterWidth(media.width), options), options.signal);
     return output;
   }
 
@@ -121,8 +191,12 @@ export class Thumbnails {
     };
   }
 
-  /** The path of the requested JPEG for a ready video, generating it on first request. */
-  async pathFor(row: VideoRow, request: ThumbnailRequest): Promise<string> {
+  /**
+   * The path of the requested JPEG for a ready video, generating it on first request. `signal`
+   * (the request's): when it aborts, this request stops waiting, and when no request waits for
+   * the frame any more, its job is cancelled.
+   */
+  async pathFor(row: VideoRow, request: ThumbnailRequest, signal?: AbortSignal): Promise<string> {
     if (row.status !== "ready") throw new HttpError(409, "not_ready", `Video ${row.id} is ${row.status}; thumbnails exist once it is ready`);
     if (!row.width || !row.height) throw new HttpError(404, "no_video_stream", `Video ${row.id} is audio only: it has no picture`);
     Thumbnails.check(row, request);
@@ -132,24 +206,66 @@ export class Thumbnails {
     if (await exists(output)) return output;
     if (!this.tools) throw ingestUnavailable();
     if (!demuxer) throw new HttpError(404, "no_video_stream", `Video ${row.id} has no container Spool can read frames from`);
+    if (signal?.aborted) throw clientGone();
 
-    let pending = this.inflight.get(output);
-    if (!pending) {
-      const source = this.storage.absolute(row.storagePath);
-      pending = (async () => {
-        if (!frame.poster) await this.prepareCache(row.id);
-        await this.extract(source, output, demuxer, frame.seconds, frame.width);
-      })().finally(() => this.inflight.delete(output));
-      this.inflight.set(output, pending);
+    let job = this.jobs.get(output);
+    if (!job) {
+      this.admit();
+      job = this.start(row, frame, demuxer, output);
     }
     try {
-      await pending;
+      await this.wait(job, output, signal);
     } catch (error) {
       if (error instanceof HttpError) throw error;
       console.error(`[thumbnails] ${row.id}: ${error instanceof Error ? error.message : String(error)}`);
       throw new HttpError(422, "thumbnail_failed", `No frame could be extracted from video ${row.id} at that time`);
     }
     return output;
+  }
+
+  /** Refuses a new job when every run is taken and the queue is full. */
+  private admit(): void {
+    const { concurrency, queue } = this.limits;
+    if (this.running + this.waiting < concurrency + queue) return;
+    // The queue drains `concurrency` runs at a time.
+    const seconds = Math.ceil(((this.waiting + 1) / concurrency) * (this.runMs / 1000));
+    const retryAfter = Math.min(MAX_RETRY_AFTER_S, Math.max(1, seconds));
+    throw new HttpError(503, "thumbnails_busy", `Too many thumbnails are being made; try again in ${retryAfter} s`, { "retry-after": String(retryAfter) });
+  }
+
+  private start(row: VideoRow, frame: Frame, demuxer: Demuxer, output: string): Job {
+    const controller = new AbortController();
+    const source = this.storage.absolute(row.storagePath);
+    const job: Job = { controller, waiters: 0, done: Promise.resolve() };
+    job.done = this.slot(async () => {
+      if (!frame.poster) await this.prepareCache(row.id);
+      await this.extract(source, output, demuxer, frame.seconds, frame.width, { signal: controller.signal });
+    }, controller.signal).finally(() => {
+      if (this.jobs.get(output) === job) this.jobs.delete(output);
+    });
+    // Its waiters see the outcome; a cancelled job has none left to see it.
+    job.done.catch(() => {});
+    this.jobs.set(output, job);
+    return job;
+  }
+
+  /** Waits for `job` on behalf of one request, which may leave early (`signal`). */
+  private wait(job: Job, output: string, signal: AbortSignal | undefined): Promise<void> {
+    job.waiters++;
+    if (!signal) return job.done;
+    return new Promise<void>((resolve, reject) => {
+      const leave = () => {
+        if (--job.waiters === 0) {
+          // Nobody wants this frame any more: out of the queue, or its ffmpeg killed. A request
+          // arriving meanwhile starts a new job rather than joining a cancelled one.
+          if (this.jobs.get(output) === job) this.jobs.delete(output);
+          job.controller.abort();
+        }
+        reject(clientGone());
+      };
+      signal.addEventListener("abort", leave, { once: true });
+      job.done.then(resolve, reject).finally(() => signal.removeEventListener("abort", leave));
+    });
   }
 
   /** Creates thumbs/ and keeps it under MAX_CACHED files by dropping the least recently made. */
