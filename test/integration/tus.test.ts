@@ -376,6 +376,37 @@ describe("the protocol", () => {
   });
 });
 
+describe("a creation-with-upload whose body overflows leaves nothing", () => {
+  /** Every row and every file of the tus store and the library, to compare before and after. */
+  const everything = async () => ({ ids: (await listAll(spool.url)).map((v) => v.id).sort(), uploads: filesUnder(uploadsDir()), videos: filesUnder(join(spool.dataDir, "videos")), tmp: filesUnder(join(spool.dataDir, "tmp")) });
+  /** A body streamed chunked (no Content-Length), `total` bytes in 64 KiB pieces. */
+  const chunked = (total: number) => {
+    let sent = 0;
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= total) return controller.close();
+        const piece = new Uint8Array(Math.min(64 * 1024, total - sent));
+        sent += piece.length;
+        controller.enqueue(piece);
+      },
+    });
+  };
+  const creation = { ...CREATE, "content-type": "application/offset+octet-stream" };
+
+  test.each([
+    ["a chunked body longer than its Upload-Length", { "upload-length": "1000" }, () => chunked(200 * 1024)],
+    ["a declared Content-Length longer than its Upload-Length", { "upload-length": "100" }, () => new Uint8Array(1000)],
+    ["a deferred length whose chunked body passes MAX_UPLOAD_BYTES", { "upload-defer-length": "1" }, () => chunked(LIMIT + 1024 * 1024)],
+  ])("%s: 413, no files, no video", async (_name, headers, body) => {
+    const before = await everything();
+    const response = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...creation, ...headers }, body: body(), duplex: "half" } as RequestInit);
+    await expectError(response, 413, "payload_too_large");
+    expect(response.headers.get("location")).toBeNull();
+    for (let i = 0; i < 40 && JSON.stringify(await everything()) !== JSON.stringify(before); i++) await Bun.sleep(50);
+    expect(await everything()).toEqual(before);
+  });
+});
+
 describe("abandoned uploads expire", () => {
   test("after UPLOAD_EXPIRY_MS the sweeper deletes the bytes and the `uploading` video", async () => {
     const short = await startTestSpool({ seedDemo: false, uploadExpiryMs: 1000, transcode: NO_HLS });

@@ -122,6 +122,71 @@ describe("POST /api/videos", () => {
     expect(JSON.parse(chunked.body.toString()).error.code).toBe("length_required");
   });
 
+  test.each([
+    ["other parts after a small file part", "parts"],
+    ["an epilogue after the closing boundary", "epilogue"],
+    ["other parts before the file part", "preamble-parts"],
+  ])("a chunked body with %s: 413 once the whole body passes the limit, before it is read to the end; nothing kept", async (_name, shape) => {
+    const before = await listIds();
+    const videoDirs = () => readdirSync(join(spool.dataDir, "videos")).sort();
+    const dirsBefore = videoDirs();
+    const boundary = "spoolbodycap";
+    const filePart = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="small.mp4"\r\nContent-Type: video/mp4\r\n\r\n`),
+      bytes, // 280 KB: well within MAX_UPLOAD_BYTES (1 MiB)
+      Buffer.from("\r\n"),
+    ]);
+    const otherHead = (i: number) => Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="extra${i}"; filename="extra${i}.bin"\r\n\r\n`);
+    const filler = Buffer.alloc(64 * 1024, 0x2a);
+    const total = 200 * 1024 * 1024; // what the client means to send
+    const result = await new Promise<{ sent: number; status: number; body: string }>((done, fail) => {
+      let sent = 0;
+      let response = "";
+      let answered = false;
+      const socket = connect(spool.port, "127.0.0.1", async () => {
+        socket.write(`POST /api/videos HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+        const chunk = (data: Buffer) => {
+          socket.write(`${data.length.toString(16)}\r\n`);
+          socket.write(data);
+          socket.write("\r\n");
+          sent += data.length;
+        };
+        let part = 0;
+        if (shape === "preamble-parts") chunk(otherHead(part++));
+        else chunk(filePart);
+        if (shape === "epilogue") chunk(Buffer.from(`--${boundary}--\r\n`));
+        else if (shape === "parts") chunk(otherHead(part++));
+        while (!answered && !socket.destroyed && sent < total) {
+          chunk(filler);
+          // Many parts, not one big one: each stays under any per-part limit.
+          if (shape !== "epilogue" && sent % (512 * 1024) < filler.length) chunk(Buffer.concat([Buffer.from("\r\n"), otherHead(part++)]));
+          await Bun.sleep(1);
+        }
+      });
+      socket.on("data", (data) => {
+        response += data.toString("latin1");
+        const end = response.indexOf("\r\n\r\n");
+        const length = /content-length: (\d+)/i.exec(response)?.[1];
+        if (!answered && end > 0 && length && response.length >= end + 4 + Number(length)) {
+          answered = true;
+          socket.destroy();
+          done({ sent, status: Number(response.split(" ")[1]), body: response.slice(end + 4) });
+        }
+      });
+      socket.on("error", (error) => answered || fail(error));
+      socket.on("close", () => answered || fail(new Error(`closed without an answer after ${sent} bytes`)));
+    });
+    expect(result.status).toBe(413);
+    expect(JSON.parse(result.body)).toEqual({ error: { code: "payload_too_large", message: "The upload exceeds the limit of 1048576 bytes (MAX_UPLOAD_BYTES)" } });
+    // Answered once the body passed 1 MiB + 64 KiB, not after the 200 MiB.
+    expect(result.sent).toBeGreaterThan(1024 * 1024);
+    expect(result.sent).toBeLessThan(8 * 1024 * 1024);
+    for (let i = 0; i < 50 && tmpFiles().length > 0; i++) await Bun.sleep(50);
+    expect(tmpFiles()).toEqual([]);
+    expect(await listIds()).toEqual(before);
+    expect(videoDirs()).toEqual(dirsBefore);
+  });
+
   test("an upload cut off midway leaves nothing streamable, and nothing on disk", async () => {
     const before = await listIds();
     const boundary = "----spooltestboundary";

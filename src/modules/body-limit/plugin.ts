@@ -5,13 +5,35 @@
  * handler runs, so it is set high and the limits live here instead: uploads may be as large as
  * MAX_UPLOAD_BYTES (their routes enforce it again while streaming), everything else is a small
  * JSON body that Elysia buffers, so it must declare a modest Content-Length.
+ *
+ * A declared Content-Length is all this hook can judge: a chunked body's size is known only as
+ * it arrives. Routes that stream a body count it with `capBody` (multipart uploads: the whole
+ * body, every part, preamble and epilogue, not just the file) or with @tus/server's limiter
+ * (tus: each body bounded by the upload's declared length, itself at most MAX_UPLOAD_BYTES).
  */
 import { Elysia } from "elysia";
 import { errorResponse } from "../../http/errors.ts";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
-/** Multipart framing and form fields on top of the file itself. */
-export const UPLOAD_FRAMING_ALLOWANCE = 1024 * 1024;
+/** Multipart framing and form fields on top of the file itself (a few short fields fit well within). */
+export const UPLOAD_FRAMING_ALLOWANCE = 64 * 1024;
+
+/**
+ * `body`, counted as it streams: once more than `limit` bytes have passed, the stream errors
+ * with `tooLarge()` (reading stops there, so a route answers 413 while the client still sends).
+ */
+export function capBody(body: ReadableStream<Uint8Array>, limit: number, tooLarge: () => Error): ReadableStream<Uint8Array> {
+  let received = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        received += chunk.byteLength;
+        if (received > limit) controller.error(tooLarge());
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+}
 
 function isUploadRoute(method: string, path: string): boolean {
   return (method === "POST" && path === "/api/videos") || path === "/api/uploads" || path.startsWith("/api/uploads/");

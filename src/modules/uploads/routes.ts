@@ -57,7 +57,13 @@ const BadRequest = tusError(400, "A required tus header is missing or invalid (U
 const NotFound = tusError(404, "No such upload (never created, completed, terminated or swept)", "not_found", "The file for this url was not found");
 const Gone = tusError(410, "The upload expired before it was completed", "upload_expired", "The file for this url no longer exists");
 const VersionRequired = tusError(412, "Tus-Resumable header missing or unsupported", "tus_version_required", "Tus-Resumable Required");
-const TooLarge = tusError(413, "Upload-Length (or the bytes sent) exceeds MAX_UPLOAD_BYTES", "payload_too_large", "Maximum size exceeded");
+const TooLarge = tusError(
+  413,
+  "Upload-Length exceeds MAX_UPLOAD_BYTES, or the body more than the upload declared (a creation request refused so keeps no upload and no video)",
+  "payload_too_large",
+  "Maximum size exceeded",
+);
+const NotMedia = tusError(415, "The completed file is not audio or video; nothing was kept", "unsupported_media_type", "Not a playable audio or video file (Invalid data found when processing input). Spool accepts video and audio files only.");
 const Unavailable = tusError(503, "ffmpeg/ffprobe are not installed: ingest is off", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find");
 
 export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools(): void }, defaultPlayback: Playback) {
@@ -112,6 +118,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           ...BadRequest,
           ...VersionRequired,
           ...TooLarge,
+          ...NotMedia,
         },
       },
     })
@@ -151,7 +158,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         operationId: "createUpload",
         tags: ["uploads"],
         summary: "tus: create a resumable upload",
-        description: `Needs the API key (browsers without it use a direct upload URL). Creates an upload and registers its video in state \`uploading\`. The body may already carry the first bytes (creation-with-upload, Content-Type: application/offset+octet-stream). Works with tus-js-client and Uppy. See ${TUS_DOC}.`,
+        description: `Needs the API key (browsers without it use a direct upload URL). Creates an upload and registers its video in state \`uploading\`. The body may already carry the first bytes (creation-with-upload, Content-Type: application/offset+octet-stream), or all of them: the file is then ingested within this request (415 as for the last PATCH). A creation that fails (a body longer than Upload-Length: 413) keeps no upload and no video. Works with tus-js-client and Uppy. See ${TUS_DOC}.`,
         requestBody: {
           required: false,
           content: { "application/offset+octet-stream": { schema: t.String({ format: "binary", description: "Optional first bytes of the file" }) } },
@@ -171,6 +178,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           ...AUTH_RESPONSES,
           ...VersionRequired,
           ...TooLarge,
+          ...NotMedia,
           ...Unavailable,
         },
       },
@@ -239,7 +247,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           ...Gone,
           ...VersionRequired,
           ...TooLarge,
-          ...tusError(415, "The completed file is not audio or video; nothing was kept", "unsupported_media_type", "Not a playable audio or video file (Invalid data found when processing input). Spool accepts video and audio files only."),
+          ...NotMedia,
           ...Unavailable,
         },
       },

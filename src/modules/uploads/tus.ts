@@ -9,6 +9,9 @@
  * cancel, and the video id, which the library lists, does not reveal it. The final PATCH hands
  * the file to the same ingest pipeline as a multipart upload, still inside that request:
  * non-media is refused with 415 and nothing kept.
+ * Each request body is bounded by @tus/server to what the upload declared (at most
+ * MAX_UPLOAD_BYTES), chunked or not. A creation request that fails (a creation-with-upload body
+ * over its length: 413) leaves neither files nor a video: nobody holds its upload URL.
  *
  * Partial uploads live in DATA_DIR/uploads (not tmp/, which start-up clears), so they survive a
  * restart too. An upload not completed UPLOAD_EXPIRY_MS after its creation expires (tus
@@ -89,6 +92,8 @@ export class ResumableUploads {
   private sweeper: ReturnType<typeof setInterval> | undefined;
   /** Creation requests that came through a direct upload URL (never a client-settable header). */
   private readonly direct = new WeakMap<Request, DirectUploadRow>();
+  /** The upload each creation request registered a video for, answered or not (a failed one has no Location). */
+  private readonly creating = new WeakMap<Request, string>();
 
   constructor(
     private readonly library: VideoLibrary,
@@ -121,6 +126,7 @@ export class ResumableUploads {
             title: direct?.title ?? metadataValue(upload.metadata, "title"),
             playback: direct ? direct.playback : playback,
           });
+          this.creating.set(req, upload.id);
         } catch (error) {
           throw tusError(error);
         }
@@ -255,10 +261,20 @@ export class ResumableUploads {
       if (id) headers.set(VIDEO_ID_HEADER, id);
     }
     if (request.method === "PATCH" || request.method === "POST") {
-      // An upload that was completed (accepted or refused) leaves the tus store.
-      const uploadId = lastSegment(request.method === "POST" ? (headers.get("location") ?? "") : new URL(request.url).pathname);
-      const id = videoIdOfUpload(uploadId);
-      if (id && (await this.library.get(id))?.status !== "uploading") await this.discardUpload(uploadId);
+      const uploadId = request.method === "POST" ? this.creating.get(request) : lastSegment(new URL(request.url).pathname);
+      const id = uploadId ? videoIdOfUpload(uploadId) : null;
+      if (uploadId && id) {
+        const row = await this.library.get(id);
+        if (request.method === "POST" && response.status >= 400) {
+          // A failed creation (a creation-with-upload body over its length, say): its client
+          // got no upload URL, so nothing can resume it. Its video and bytes go at once.
+          if (row?.status === "uploading") await this.library.remove(id);
+          await this.discardUpload(uploadId);
+        } else if (row?.status !== "uploading") {
+          // An upload that was completed (accepted or refused) leaves the tus store.
+          await this.discardUpload(uploadId);
+        }
+      }
     }
     if (request.method === "DELETE" && response.status === 204) {
       // Termination: the video that upload would have become goes too.

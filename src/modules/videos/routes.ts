@@ -31,7 +31,7 @@ import type { VideoLibrary } from "./service.ts";
 import { receiveUpload } from "./upload.ts";
 
 export const PayloadTooLarge = errorSchema(
-  "The file is larger than MAX_UPLOAD_BYTES: refused from Content-Length before reading, or as soon as the streamed body passes the limit. Nothing is kept.",
+  "The file is larger than MAX_UPLOAD_BYTES, or the whole body (every part, chunked or not) is larger than that plus 64 KiB of framing: refused from Content-Length before reading, or as soon as the streamed body passes the limit. Nothing is kept.",
   "payload_too_large",
   "The upload exceeds the limit of 8589934592 bytes (MAX_UPLOAD_BYTES)",
 );

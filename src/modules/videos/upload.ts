@@ -1,8 +1,9 @@
 /**
  * Streams a multipart/form-data upload (field `file`, optional `title`) to a temporary file,
- * hashing as it goes; nothing is buffered whole. MAX_UPLOAD_BYTES is enforced twice: against a
- * declared Content-Length before reading a byte, and while streaming, where the request is cut
- * off with 413 the moment the file part passes the limit. Any failure removes every trace.
+ * hashing as it goes; nothing is buffered whole. MAX_UPLOAD_BYTES is enforced against a declared
+ * Content-Length before reading a byte, and while streaming, where the request is cut off with
+ * 413 the moment the file part passes the limit, or the whole body (every part, skipped ones
+ * too) passes it plus a small framing allowance, chunked or not. Any failure removes every trace.
  *
  * The received bytes then go to the ingest pipeline, which decides from the bytes alone
  * whether they are media (415 otherwise) and answers with the video in state `processing`.
@@ -13,14 +14,12 @@ import { pipeline } from "node:stream/promises";
 import busboy from "busboy";
 import { PLAYBACK_POLICIES, type Playback, type VideoRow } from "../../db/schema.ts";
 import { HttpError, badRequest } from "../../http/errors.ts";
+import { UPLOAD_FRAMING_ALLOWANCE, capBody } from "../body-limit/plugin.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import type { VideoLibrary } from "./service.ts";
 
 export const payloadTooLarge = (limit: number) =>
   new HttpError(413, "payload_too_large", `The upload exceeds the limit of ${limit} bytes (MAX_UPLOAD_BYTES)`);
-
-/** Slack for multipart framing and the title field on top of the file itself. */
-const FRAMING_ALLOWANCE = 64 * 1024;
 
 /**
  * When an upload is refused part-way (a bad title, a second failure), a small body is read to its
@@ -39,7 +38,7 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
     throw new HttpError(415, "unsupported_media_type", "Send the video as multipart/form-data with a `file` field");
   }
   const declared = Number(request.headers.get("content-length") ?? NaN);
-  if (declared > maxBytes + FRAMING_ALLOWANCE) throw payloadTooLarge(maxBytes);
+  if (declared > maxBytes + UPLOAD_FRAMING_ALLOWANCE) throw payloadTooLarge(maxBytes);
   if (!request.body) throw badRequest("The request has no body");
 
   let parser: busboy.Busboy;
@@ -95,7 +94,9 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
     });
   });
 
-  const source = Readable.fromWeb(request.body as unknown as import("node:stream/web").ReadableStream);
+  // Every byte of the body counts, not only the file's: other parts are read (and skipped) too.
+  const body = capBody(request.body, maxBytes + UPLOAD_FRAMING_ALLOWANCE, () => payloadTooLarge(maxBytes));
+  const source = Readable.fromWeb(body as unknown as import("node:stream/web").ReadableStream);
   const parsed = pipeline(source, parser).catch((error) => {
     throw error instanceof HttpError ? error : new HttpError(400, "upload_incomplete", "The upload was cut short or is not valid multipart/form-data");
   });
@@ -110,6 +111,9 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
     const lingering = (error as HttpError).status !== 413 && declared <= LINGER_BYTES;
     if (lingering) await Promise.race([parsed.catch(() => {}), Bun.sleep(LINGER_MS)]);
     source.destroy();
+    // The file part may still be settling (its row being created, its file closing): let it,
+    // briefly, so that what it made is removed below rather than left behind.
+    if (fileDone) await Promise.race([fileDone.catch(() => {}), Bun.sleep(LINGER_MS)]);
     if (row) await library.abandon(row.id, tempPath);
     throw error;
   }
