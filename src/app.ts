@@ -17,6 +17,7 @@ import { HlsService } from "./modules/hls/service.ts";
 import { playerRoutes } from "./modules/player/routes.ts";
 import { MediaTools } from "./modules/ingest/ffmpeg.ts";
 import { IngestPipeline } from "./modules/ingest/pipeline.ts";
+import { DEFAULT_INGEST_LIMITS } from "./modules/ingest/probe.ts";
 import { openapiRoutes } from "./modules/openapi/plugin.ts";
 import { staticRoutes } from "./modules/static/routes.ts";
 import { StreamCatalog } from "./modules/stream/catalog.ts";
@@ -53,7 +54,11 @@ export function createContext(config: ResolvedConfig, db: Db): AppContext {
   const library = new VideoLibrary(db, new Storage(config.dataDir), config.defaultPlayback);
   const media = MediaTools.locate(config);
   const thumbnails = new Thumbnails(library.storage, media, { concurrency: config.thumbnailConcurrency, queue: config.thumbnailQueue });
-  const ingest = new IngestPipeline(library, media, thumbnails);
+  const ingest = new IngestPipeline(library, media, thumbnails, undefined, {
+    maxDurationS: config.maxDurationS ?? DEFAULT_INGEST_LIMITS.maxDurationS,
+    maxPixels: config.maxPixels ?? DEFAULT_INGEST_LIMITS.maxPixels,
+    maxFps: config.maxFps ?? DEFAULT_INGEST_LIMITS.maxFps,
+  });
   const uploads = new ResumableUploads(library, ingest, new DirectUploads(db), {
     dataDir: config.dataDir,
     maxUploadBytes: config.maxUploadBytes,

@@ -28,6 +28,10 @@ export interface Config {
   ffmpegTimeoutMs?: number;
   /** Resumable uploads not completed this long after creation are deleted. Default 24 h. */
   uploadExpiryMs?: number;
+  /** Ingest limits (MAX_DURATION_S, MAX_PIXELS, MAX_FPS; 0: none); unset, DEFAULT_INGEST_LIMITS. */
+  maxDurationS?: number;
+  maxPixels?: number;
+  maxFps?: number;
   /** The HLS transcode worker (src/modules/hls); fields left out take TRANSCODE_DEFAULTS. */
   transcode?: Partial<TranscodeConfig>;
   /** ffmpeg runs making thumbnails at once, per process (THUMBNAIL_CONCURRENCY). Default 2. */
@@ -125,6 +129,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ffprobePath: e.FFPROBE_PATH!,
     ffmpegTimeoutMs: e.FFMPEG_TIMEOUT_MS!,
     uploadExpiryMs: e.UPLOAD_EXPIRY_MS!,
+    maxDurationS: e.MAX_DURATION_S!,
+    maxPixels: e.MAX_PIXELS!,
+    maxFps: e.MAX_FPS!,
     transcode: {
       inServer: e.TRANSCODE_IN_SERVER!,
       concurrency: e.TRANSCODE_CONCURRENCY!,

@@ -1,8 +1,9 @@
 /** ffprobe JSON → MediaInfo, table-driven on output captured from real ffmpeg-made files. */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { readEnv } from "../../src/env.ts";
 import { FORMAT_WHITELIST, demuxerForContainer, demuxerOf, detectContainer, ebmlDocType } from "../../src/modules/ingest/formats.ts";
-import { NotMediaError, describeProbeFailure, parseProbe, parseRate, rotationOf, type MediaInfo } from "../../src/modules/ingest/probe.ts";
+import { DEFAULT_INGEST_LIMITS, MediaLimitError, NotMediaError, checkLimits, describeProbeFailure, parseProbe, parseRate, rotationOf, type MediaInfo } from "../../src/modules/ingest/probe.ts";
 
 const FIXTURES = join(import.meta.dir, "../fixtures/ffprobe");
 const captured = async (name: string) => JSON.parse(await Bun.file(join(FIXTURES, name)).text()) as unknown;
@@ -166,5 +167,50 @@ describe("describeProbeFailure", () => {
   ])("%j", (stderr, message) => {
     expect(describeProbeFailure(stderr)).toBe(message);
     expect(describeProbeFailure(stderr)).not.toContain("/data/");
+  });
+});
+
+describe("checkLimits (MAX_DURATION_S, MAX_PIXELS, MAX_FPS)", () => {
+  const video = { duration: 600, width: 1920, height: 1080, frameRate: 30000 / 1001, hasVideo: true };
+  const limits = { maxDurationS: 300, maxPixels: 3840 * 2160, maxFps: 60 };
+  const refused: [string, Partial<typeof video>, Partial<typeof limits>, string, string][] = [
+    ["too long", {}, {}, "MAX_DURATION_S", "The video is 600 s long; this server accepts at most 300 s (MAX_DURATION_S)"],
+    ["too long by a fraction", { duration: 300.0234 }, {}, "MAX_DURATION_S", "The video is 300.023 s long; this server accepts at most 300 s (MAX_DURATION_S)"],
+    ["audio too long", { duration: 301, width: null as unknown as number, height: null as unknown as number, frameRate: null as unknown as number, hasVideo: false }, {}, "MAX_DURATION_S", "The audio file is 301 s long; this server accepts at most 300 s (MAX_DURATION_S)"],
+    ["too many pixels", { duration: 10, width: 8192, height: 8192 }, {}, "MAX_PIXELS", "The video is 8192x8192 (67108864 pixels a frame); this server accepts at most 8294400 pixels a frame (MAX_PIXELS)"],
+    ["too fast", { duration: 10, frameRate: 1000 }, {}, "MAX_FPS", "The video runs at 1000 frames per second; this server accepts at most 60 (MAX_FPS)"],
+    ["too fast, fractional", { duration: 10, frameRate: 120000 / 1001 }, {}, "MAX_FPS", "The video runs at 119.88 frames per second; this server accepts at most 60 (MAX_FPS)"],
+  ];
+  test.each(refused)("refuses %s", (_name, media, over, limit, message) => {
+    const run = () => checkLimits({ ...video, ...media }, { ...limits, ...over });
+    expect(run).toThrow(MediaLimitError);
+    expect(run).toThrow(message);
+    try {
+      run();
+    } catch (error) {
+      expect((error as MediaLimitError).limit).toBe(limit as MediaLimitError["limit"]);
+    }
+  });
+
+  const accepted: [string, Partial<typeof video>, Partial<typeof limits>][] = [
+    ["exactly at every limit", { duration: 300, width: 3840, height: 2160, frameRate: 60 }, {}],
+    ["0 means no limit", { duration: 1e6, width: 100_000, height: 100_000, frameRate: 10_000 }, { maxDurationS: 0, maxPixels: 0, maxFps: 0 }],
+    ["what ffprobe could not tell is not judged", { duration: null as unknown as number, width: null as unknown as number, height: null as unknown as number, frameRate: null as unknown as number }, {}],
+    ["rotated: the same pixels", { duration: 10, width: 2160, height: 3840 }, {}],
+  ];
+  test.each(accepted)("accepts %s", (_name, media, over) => {
+    expect(() => checkLimits({ ...video, ...media }, { ...limits, ...over })).not.toThrow();
+  });
+
+  test("the defaults take 6 h, every 8K camera and 240 fps slow motion", () => {
+    expect(DEFAULT_INGEST_LIMITS).toEqual({ maxDurationS: 21600, maxPixels: 8192 * 4320, maxFps: 240 });
+    // The environment's defaults are the same numbers.
+    const env = readEnv({});
+    expect([env.MAX_DURATION_S, env.MAX_PIXELS, env.MAX_FPS]).toEqual([21600, 8192 * 4320, 240]);
+    for (const [width, height] of [[7680, 4320], [8192, 4320], [4320, 7680]] as const) {
+      expect(() => checkLimits({ duration: 21600, width, height, frameRate: 240, hasVideo: true }, DEFAULT_INGEST_LIMITS)).not.toThrow();
+    }
+    expect(() => checkLimits({ duration: 10, width: 8192, height: 8192, frameRate: 30, hasVideo: true }, DEFAULT_INGEST_LIMITS)).toThrow(MediaLimitError);
+    expect(() => checkLimits({ duration: 21601, width: 640, height: 360, frameRate: 30, hasVideo: true }, DEFAULT_INGEST_LIMITS)).toThrow(MediaLimitError);
   });
 });

@@ -5,11 +5,13 @@
  *   uploading ──accept()──▶ processing ──job──▶ ready
  *       │                        │
  *       └─ not media: 415,       └─ failed (row kept with a readable error, files removed)
+ *          over a limit: 422,
  *          row and bytes gone
  *
  * `accept` runs while the client waits: ffprobe decides (hardened, see ffmpeg.ts) whether the
- * bytes are media, and a refusal leaves nothing behind. The rest runs after the response, in a
- * background job limited in concurrency: faststart remux of ISO BMFF files whose `moov` box
+ * bytes are media (415 otherwise) within the server's limits on duration, frame size and frame
+ * rate (422 otherwise), and a refusal leaves nothing behind. The rest runs after the response,
+ * in a background job limited in concurrency: faststart remux of ISO BMFF files whose `moov` box
  * follows their media data (stream copy), the poster (or, for audio, a decode test), and the
  * SHA-256 of the final stored bytes. Clients poll `GET /api/videos/:id` until `ready`.
  *
@@ -21,18 +23,21 @@ import { join } from "node:path";
 import type { VideoRow } from "../../db/schema.ts";
 import { HttpError, notFound } from "../../http/errors.ts";
 import type { Thumbnails } from "../thumbnails/service.ts";
-import { hashFile, unsupportedMedia, type IngestMeta, type MediaFields, type VideoLibrary } from "../videos/service.ts";
+import { hashFile, unsupportedMedia, type IngestMeta, type IngestOptions, type MediaFields, type VideoLibrary } from "../videos/service.ts";
 import { ToolError, ingestUnavailable, type MediaTools } from "./ffmpeg.ts";
 import { isoMuxerFor } from "./formats.ts";
 import { Limiter, WaitAborted } from "./limiter.ts";
 import { BoxError, isFaststart, scanFile } from "./mp4-atoms.ts";
-import { NotMediaError, type MediaInfo } from "./probe.ts";
+import { DEFAULT_INGEST_LIMITS, MediaLimitError, NotMediaError, checkLimits, type IngestLimits, type MediaInfo } from "./probe.ts";
 import { newOwnerId, ownerIsDead } from "./process.ts";
 
-export interface AcceptOptions {
+export interface AcceptOptions extends IngestOptions {
   /** SHA-256 of the staged bytes when the receiver computed it while streaming. */
   sha256?: string;
 }
+
+/** 422: media Spool can read but this server will not take (MAX_DURATION_S, MAX_PIXELS, MAX_FPS). */
+export const mediaLimitExceeded = (message: string) => new HttpError(422, "media_limit_exceeded", message);
 
 interface Job {
   controller: AbortController;
@@ -73,11 +78,13 @@ export class IngestPipeline {
     readonly tools: MediaTools | undefined,
     readonly thumbnails: Thumbnails,
     concurrency = 2,
+    /** What uploads may be: every way in (multipart, tus, the CLI) goes through `accept`. */
+    readonly limits: Readonly<IngestLimits> = DEFAULT_INGEST_LIMITS,
   ) {
     this.limiter = new Limiter(concurrency);
     library.onRemove((id) => this.cancel(id));
-    library.setIngester(async (sourcePath, meta) => {
-      const row = await this.ingestFile(sourcePath, meta);
+    library.setIngester(async (sourcePath, meta, options) => {
+      const row = await this.ingestFile(sourcePath, meta, options);
       await this.settled(row.id);
       return (await library.get(row.id)) ?? row;
     });
@@ -94,9 +101,10 @@ export class IngestPipeline {
   }
 
   /**
-   * Decides whether the staged bytes of an `uploading` video are media. Refusal (415) deletes
-   * the bytes and the row. Acceptance moves the bytes into the video's directory, records the
-   * metadata, marks the video `processing` and queues the rest; it returns that row.
+   * Decides whether the staged bytes of an `uploading` video are media (415 otherwise) within
+   * the limits (422 otherwise). Refusal deletes the bytes and the row. Acceptance moves the
+   * bytes into the video's directory, records the metadata, marks the video `processing` and
+   * queues the rest; it returns that row.
    */
   async accept(row: VideoRow, stagedFrom: string, options: AcceptOptions = {}): Promise<VideoRow> {
     const id = row.id;
@@ -104,9 +112,11 @@ export class IngestPipeline {
     try {
       const tools = this.requireTools();
       info = await tools.probe(stagedFrom);
+      if (!options.trusted) checkLimits(info, this.limits);
     } catch (error) {
       await this.library.abandon(id, stagedFrom);
       if (error instanceof NotMediaError) throw unsupportedMedia(`${error.message}. Spool accepts video and audio files only.`);
+      if (error instanceof MediaLimitError) throw mediaLimitExceeded(error.message);
       if (error instanceof ToolError && error.timedOut) throw unsupportedMedia("The file could not be identified as audio or video in time");
       throw error;
     }
@@ -130,7 +140,7 @@ export class IngestPipeline {
   }
 
   /** Adds a local file (the CLI, the demo seed): copied, never moved; resolves when accepted. */
-  async ingestFile(sourcePath: string, meta: IngestMeta): Promise<VideoRow> {
+  async ingestFile(sourcePath: string, meta: IngestMeta, options: IngestOptions = {}): Promise<VideoRow> {
     this.requireTools();
     const row = await this.library.begin(meta);
     const tempPath = this.library.storage.tempPath();
@@ -140,7 +150,7 @@ export class IngestPipeline {
       await this.library.abandon(row.id, tempPath);
       throw error;
     }
-    return this.accept(row, tempPath);
+    return this.accept(row, tempPath, options);
   }
 
   /**

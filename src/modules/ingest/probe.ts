@@ -29,6 +29,55 @@ export class NotMediaError extends Error {
   override name = "NotMediaError";
 }
 
+/**
+ * What a server accepts, checked on ffprobe's description before anything else is done with the
+ * bytes (MAX_DURATION_S, MAX_PIXELS, MAX_FPS); 0 means no limit. They bound the work an upload
+ * can cause: every second and every pixel of a video is decoded again for its HLS ladder.
+ */
+export interface IngestLimits {
+  /** Longest duration, in seconds. */
+  maxDurationS: number;
+  /** Largest frame, width x height of the first video stream. */
+  maxPixels: number;
+  /** Highest average frame rate of the first video stream. */
+  maxFps: number;
+}
+
+/** The defaults of MAX_DURATION_S, MAX_PIXELS and MAX_FPS (src/env.ts declares them for the environment). */
+export const DEFAULT_INGEST_LIMITS: Readonly<IngestLimits> = { maxDurationS: 6 * 60 * 60, maxPixels: 8192 * 4320, maxFps: 240 };
+
+/** Media Spool could read but will not take: the message names the limit and the value found. */
+export class MediaLimitError extends Error {
+  override name = "MediaLimitError";
+  constructor(
+    /** The variable that sets the limit. */
+    readonly limit: "MAX_DURATION_S" | "MAX_PIXELS" | "MAX_FPS",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** 600 → "600", 2.0234 → "2.023", 29.97002997 → "29.97". */
+const figure = (n: number) => String(Number(n.toFixed(3)));
+
+/** Throws a MediaLimitError for the first limit the media exceeds (values ffprobe could not tell are not judged). */
+export function checkLimits(info: Pick<MediaInfo, "duration" | "width" | "height" | "frameRate" | "hasVideo">, limits: IngestLimits): void {
+  const what = info.hasVideo ? "video" : "audio file";
+  if (limits.maxDurationS > 0 && info.duration !== null && info.duration > limits.maxDurationS) {
+    throw new MediaLimitError("MAX_DURATION_S", `The ${what} is ${figure(info.duration)} s long; this server accepts at most ${limits.maxDurationS} s (MAX_DURATION_S)`);
+  }
+  if (limits.maxPixels > 0 && info.width !== null && info.height !== null && info.width * info.height > limits.maxPixels) {
+    throw new MediaLimitError(
+      "MAX_PIXELS",
+      `The video is ${info.width}x${info.height} (${info.width * info.height} pixels a frame); this server accepts at most ${limits.maxPixels} pixels a frame (MAX_PIXELS)`,
+    );
+  }
+  if (limits.maxFps > 0 && info.frameRate !== null && info.frameRate > limits.maxFps) {
+    throw new MediaLimitError("MAX_FPS", `The video runs at ${figure(info.frameRate)} frames per second; this server accepts at most ${limits.maxFps} (MAX_FPS)`);
+  }
+}
+
 /** What the parser needs besides ffprobe's output: facts about the bytes it cannot see. */
 export interface ProbeHints {
   /** File size in bytes, for a bitrate when the container states none. */

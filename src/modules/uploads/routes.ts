@@ -64,6 +64,12 @@ const TooLarge = tusError(
   "Maximum size exceeded",
 );
 const NotMedia = tusError(415, "The completed file is not audio or video; nothing was kept", "unsupported_media_type", "Not a playable audio or video file (Invalid data found when processing input). Spool accepts video and audio files only.");
+const OverLimits = tusError(
+  422,
+  "The completed file is audio or video but longer than MAX_DURATION_S, with frames larger than MAX_PIXELS (width x height) or faster than MAX_FPS; the message names the limit and the value found. Nothing was kept.",
+  "media_limit_exceeded",
+  "The video is 600 s long; this server accepts at most 300 s (MAX_DURATION_S)",
+);
 const Unavailable = tusError(503, "ffmpeg/ffprobe are not installed: ingest is off", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find");
 
 export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools(): void }, defaultPlayback: Playback) {
@@ -119,6 +125,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           ...VersionRequired,
           ...TooLarge,
           ...NotMedia,
+          ...OverLimits,
         },
       },
     })
@@ -158,7 +165,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         operationId: "createUpload",
         tags: ["uploads"],
         summary: "tus: create a resumable upload",
-        description: `Needs the API key (browsers without it use a direct upload URL). Creates an upload and registers its video in state \`uploading\`. The body may already carry the first bytes (creation-with-upload, Content-Type: application/offset+octet-stream), or all of them: the file is then ingested within this request (415 as for the last PATCH). A creation that fails (a body longer than Upload-Length: 413) keeps no upload and no video. Works with tus-js-client and Uppy. See ${TUS_DOC}.`,
+        description: `Needs the API key (browsers without it use a direct upload URL). Creates an upload and registers its video in state \`uploading\`. The body may already carry the first bytes (creation-with-upload, Content-Type: application/offset+octet-stream), or all of them: the file is then ingested within this request (415, 422 as for the last PATCH). A creation that fails (a body longer than Upload-Length: 413) keeps no upload and no video. Works with tus-js-client and Uppy. See ${TUS_DOC}.`,
         requestBody: {
           required: false,
           content: { "application/offset+octet-stream": { schema: t.String({ format: "binary", description: "Optional first bytes of the file" }) } },
@@ -179,6 +186,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           ...VersionRequired,
           ...TooLarge,
           ...NotMedia,
+          ...OverLimits,
           ...Unavailable,
         },
       },
@@ -234,7 +242,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         tags: ["uploads"],
         summary: "tus: append bytes at an offset",
         description:
-          "When the last byte arrives the file enters the ingest pipeline within this request: 204 with the video `processing` (Spool-Video-Id names it), or 415 when the bytes are not audio or video (the upload and its video are then deleted).",
+          "When the last byte arrives the file enters the ingest pipeline within this request: 204 with the video `processing` (Spool-Video-Id names it), 415 when the bytes are not audio or video, or 422 when they are longer than MAX_DURATION_S, larger than MAX_PIXELS or faster than MAX_FPS (the upload and its video are then deleted).",
         requestBody: { required: true, content: { "application/offset+octet-stream": { schema: t.String({ format: "binary" }) } } },
         responses: {
           204: {
@@ -248,6 +256,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           ...VersionRequired,
           ...TooLarge,
           ...NotMedia,
+          ...OverLimits,
           ...Unavailable,
         },
       },

@@ -8,7 +8,7 @@
  * is a capability, `<video id>.<secret>` (upload-ids.ts): it alone lets its holder resume or
  * cancel, and the video id, which the library lists, does not reveal it. The final PATCH hands
  * the file to the same ingest pipeline as a multipart upload, still inside that request:
- * non-media is refused with 415 and nothing kept.
+ * non-media is refused with 415, media over the ingest limits with 422, and nothing kept.
  * Each request body is bounded by @tus/server to what the upload declared (at most
  * MAX_UPLOAD_BYTES), chunked or not. A creation request that fails (a creation-with-upload body
  * over its length: 413) leaves neither files nor a video: nobody holds its upload URL.

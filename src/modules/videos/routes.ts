@@ -40,6 +40,11 @@ export const UnsupportedMedia = errorSchema(
   "unsupported_media_type",
   "Not a playable audio or video file (Invalid data found when processing input). Spool accepts video and audio files only.",
 );
+export const MediaLimitExceeded = errorSchema(
+  "The file is audio or video, but longer than MAX_DURATION_S, with frames larger than MAX_PIXELS (width x height) or faster than MAX_FPS. The message names the limit and the value found. Nothing is kept.",
+  "media_limit_exceeded",
+  "The video is 600 s long; this server accepts at most 300 s (MAX_DURATION_S)",
+);
 export const IngestUnavailable = errorSchema(
   "ffmpeg/ffprobe are not installed on the server: ingest is off, streaming of ready videos still works",
   "ingest_unavailable",
@@ -103,13 +108,13 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, acces
       {
         // The body is streamed to disk by receiveUpload; Elysia must not buffer it.
         parse: "none",
-        response: { 201: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 413: PayloadTooLarge, 415: UnsupportedMedia, 503: IngestUnavailable },
+        response: { 201: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 413: PayloadTooLarge, 415: UnsupportedMedia, 422: MediaLimitExceeded, 503: IngestUnavailable },
         detail: {
           operationId: "uploadVideo",
           tags: ["videos"],
           summary: "Upload a video (multipart)",
           description:
-            "multipart/form-data with a `file` field, an optional `title` and an optional `playback` (`public` or `signed`; default DEFAULT_PLAYBACK), streamed to disk. The bytes are identified with ffprobe before the response: anything that is not audio or video is refused with 415 and nothing is kept. The answer is 201 with the video in state `processing`; faststart remux, poster and checksum follow in the background. Poll `GET /api/videos/{id}` until `status` is `ready` (or `failed`). For large files or unreliable networks use the resumable `/api/uploads` (tus) instead.",
+            "multipart/form-data with a `file` field, an optional `title` and an optional `playback` (`public` or `signed`; default DEFAULT_PLAYBACK), streamed to disk. The bytes are identified with ffprobe before the response: anything that is not audio or video is refused with 415, media longer than MAX_DURATION_S, larger than MAX_PIXELS or faster than MAX_FPS with 422, and nothing is kept. The answer is 201 with the video in state `processing`; faststart remux, poster and checksum follow in the background. Poll `GET /api/videos/{id}` until `status` is `ready` (or `failed`). For large files or unreliable networks use the resumable `/api/uploads` (tus) instead.",
           requestBody: {
             required: true,
             content: { "multipart/form-data": { schema: UploadForm as object, encoding: { file: { contentType: "video/*, audio/*, application/octet-stream" } } } },

@@ -23,6 +23,12 @@ export interface IngestMeta {
   playback?: Playback;
 }
 
+/** How a local file is ingested. */
+export interface IngestOptions {
+  /** A file Spool ships itself (the demo clip): the ingest limits (MAX_DURATION_S...) do not apply. */
+  trusted?: boolean;
+}
+
 /** What PATCH /api/videos/:id may change. */
 export interface VideoChanges {
   title?: string;
@@ -89,7 +95,7 @@ export class VideoLibrary {
    */
   readonly events = new EventEmitter();
   private readonly removeHooks: ((id: string) => Promise<void>)[] = [];
-  private ingester: ((sourcePath: string, meta: IngestMeta) => Promise<VideoRow>) | undefined;
+  private ingester: ((sourcePath: string, meta: IngestMeta, options?: IngestOptions) => Promise<VideoRow>) | undefined;
 
   constructor(
     readonly db: Db,
@@ -226,18 +232,19 @@ export class VideoLibrary {
   }
 
   /** Installed by the ingest pipeline, which owns the way from bytes to a ready video. */
-  setIngester(ingester: (sourcePath: string, meta: IngestMeta) => Promise<VideoRow>): void {
+  setIngester(ingester: (sourcePath: string, meta: IngestMeta, options?: IngestOptions) => Promise<VideoRow>): void {
     this.ingester = ingester;
   }
 
   /**
    * Adds a local file (the `ingest` CLI, the demo seed, tests) through the ingest pipeline,
    * copied, never moved. Resolves with the row once processing has finished: `ready`, or
-   * `failed` with its error. Rejects with 415 for non-media and 503 without ffmpeg.
+   * `failed` with its error. Rejects with 415 for non-media, 422 for media over the ingest
+   * limits and 503 without ffmpeg.
    */
-  async ingestPath(sourcePath: string, meta: IngestMeta): Promise<VideoRow> {
+  async ingestPath(sourcePath: string, meta: IngestMeta, options: IngestOptions = {}): Promise<VideoRow> {
     if (!this.ingester) throw new Error("no ingest pipeline is installed");
-    return this.ingester(sourcePath, meta);
+    return this.ingester(sourcePath, meta, options);
   }
 
   /** Ids of videos in a state, oldest first. */
