@@ -29,6 +29,7 @@ import { ResumableUploads } from "./modules/uploads/tus.ts";
 import { DirectUploads } from "./modules/uploads/direct.ts";
 import { videoRoutes } from "./modules/videos/routes.ts";
 import { VideoLibrary } from "./modules/videos/service.ts";
+import { DEFAULT_FAILED_RETENTION_MS, RetentionSweeper } from "./modules/videos/retention.ts";
 import { Storage } from "./modules/videos/storage.ts";
 
 export interface AppContext {
@@ -45,6 +46,8 @@ export interface AppContext {
   hls: HlsService;
   /** The API key, sessions and playback tokens. */
   access: AccessControl;
+  /** Deletes failed and abandoned videos after FAILED_RETENTION_MS (the primary process runs it). */
+  retention: RetentionSweeper;
 }
 
 /** A Config whose secrets are known (src/server.ts reads or generates them before the app is built). */
@@ -68,7 +71,11 @@ export function createContext(config: ResolvedConfig, db: Db): AppContext {
   const hls = new HlsService(library, config);
   const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]));
   const access = new AccessControl(db, { apiKey: config.apiKey, signingSecret: config.signingSecret, trustProxy: config.trustProxy });
-  return { config, db, library, catalog, media, ingest, thumbnails, uploads, hls, access };
+  const retention = new RetentionSweeper(library, () => uploads.videoIds(), {
+    retentionMs: config.failedRetentionMs ?? DEFAULT_FAILED_RETENTION_MS,
+    uploadExpiryMs: uploads.expiryMs,
+  });
+  return { config, db, library, catalog, media, ingest, thumbnails, uploads, hls, access, retention };
 }
 
 function validationMessage(error: Readonly<ValidationError>): string {

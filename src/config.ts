@@ -32,6 +32,8 @@ export interface Config {
   maxDurationS?: number;
   maxPixels?: number;
   maxFps?: number;
+  /** Failed and abandoned videos are deleted this long after their last change (FAILED_RETENTION_MS; 0: never). Default 7 days. */
+  failedRetentionMs?: number;
   /** The HLS transcode worker (src/modules/hls); fields left out take TRANSCODE_DEFAULTS. */
   transcode?: Partial<TranscodeConfig>;
   /** ffmpeg runs making thumbnails at once, per process (THUMBNAIL_CONCURRENCY). Default 2. */
@@ -132,6 +134,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxDurationS: e.MAX_DURATION_S!,
     maxPixels: e.MAX_PIXELS!,
     maxFps: e.MAX_FPS!,
+    failedRetentionMs: e.FAILED_RETENTION_MS!,
     transcode: {
       inServer: e.TRANSCODE_IN_SERVER!,
       concurrency: e.TRANSCODE_CONCURRENCY!,

@@ -100,6 +100,11 @@ export const ENV = {
   MAX_DURATION_S: int("Longest accepted video or audio, in seconds; longer uploads are refused with 422 (`0`: no limit)", 6 * 60 * 60, { shown: "`21600` (6 h)" }),
   MAX_PIXELS: int("Largest accepted frame, width x height; larger videos are refused with 422 (`0`: no limit)", 8192 * 4320, { shown: "`35389440` (8192x4320)" }),
   MAX_FPS: int("Highest accepted frame rate; faster videos are refused with 422 (`0`: no limit)", 240),
+  FAILED_RETENTION_MS: int(
+    "How long a `failed` video (and an upload row left `uploading` with nothing behind it) stays listed before it is deleted with its files (`0`: kept forever)",
+    7 * 24 * 60 * 60 * 1000,
+    { shown: "`604800000` (7 days)" },
+  ),
   TRANSCODE_IN_SERVER: flag("Run the HLS worker inside the server (`0`: run `npm run worker` elsewhere)", true),
   TRANSCODE_CONCURRENCY: int("ffmpeg transcodes at once, per worker process", 1, { minimum: 1 }),
   TRANSCODE_MAX_ATTEMPTS: int("Tries before a video's HLS state is `failed` (then `POST /api/videos/:id/hls/retry` starts over)", 3, { minimum: 1 }),

@@ -79,6 +79,8 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     const resumed = await ctx.ingest.resumeInterrupted();
     if (resumed) console.warn(`[spool] resuming processing of ${resumed} video(s) interrupted by the last shutdown`);
     ctx.uploads.startSweeper();
+    // Failed and abandoned videos go after FAILED_RETENTION_MS.
+    ctx.retention.start();
     if (config.seedDemo) await seedDemo(ctx);
     // A WORKERS process that crashes mid-processing leaves its videos `processing`: take them over.
     // Likewise their tmp/ directories, and those of CLI ingests that were killed.
@@ -102,6 +104,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     async stop() {
       clearInterval(orphanSweep);
       ctx.uploads.stopSweeper();
+      ctx.retention.stop();
       await app.stop(true);
       // A running transcode is killed and handed back to the queue for the next start.
       await ctx.hls.stopWorker();

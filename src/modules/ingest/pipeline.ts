@@ -4,8 +4,8 @@
  *
  *   uploading ──accept()──▶ processing ──job──▶ ready
  *       │                        │
- *       └─ not media: 415,       └─ failed (row kept with a readable error, files removed)
- *          over a limit: 422,
+ *       └─ not media: 415,       └─ failed (row kept with a readable error, files removed,
+ *          over a limit: 422,       the row too after FAILED_RETENTION_MS)
  *          row and bytes gone
  *
  * `accept` runs while the client waits: ffprobe decides (hardened, see ffmpeg.ts) whether the

@@ -320,6 +320,36 @@ export class VideoLibrary {
     return rows.length;
   }
 
+  /**
+   * Deletes (rows and files, through `remove`) the videos whose time is up: `failed` ones not
+   * changed since `failedBefore`, and `uploading` ones not changed since `abandonedBefore` whose
+   * upload is not in `keep` (resumable uploads still in the store expire on their own).
+   * Returns the ids removed.
+   */
+  async removeStale(options: { failedBefore: Date; abandonedBefore: Date; keep?: Iterable<string> }): Promise<string[]> {
+    const keep = new Set(options.keep ?? []);
+    const stale = await this.db
+      .select({ id: videos.id })
+      .from(videos)
+      .where(
+        or(
+          and(eq(videos.status, "failed"), lt(videos.updatedAt, options.failedBefore)),
+          and(eq(videos.status, "uploading"), lt(videos.updatedAt, options.abandonedBefore)),
+        ),
+      )
+      .orderBy(videos.updatedAt)
+      .all();
+    const removed: string[] = [];
+    for (const { id } of stale) {
+      // Looked at again just before: it may have changed since the query (retitled, resumed).
+      const row = await this.get(id);
+      const before = row?.status === "failed" ? options.failedBefore : row?.status === "uploading" && !keep.has(id) ? options.abandonedBefore : undefined;
+      if (!row || !before || row.updatedAt.getTime() >= before.getTime()) continue;
+      if (await this.remove(id)) removed.push(id);
+    }
+    return removed;
+  }
+
   absolutePath(row: VideoRow): string {
     return this.storage.absolute(row.storagePath);
   }
