@@ -40,18 +40,32 @@ export function parseEntityTag(text: string): EntityTag | undefined {
 }
 
 /**
- * Splits an If-Match / If-None-Match value into tags. Commas may appear only between tags, never
- * inside one, so a split is exact. Returns "*" for the wildcard.
+ * Splits an If-Match / If-None-Match value into tags at its commas; malformed members are
+ * dropped. (RFC 9110 lets an opaque-tag hold a comma, but Spool's tags never do, so such a tag
+ * could not match either way.) Returns "*" for the wildcard.
  */
 export function parseEntityTagList(value: string): EntityTag[] | "*" {
-  const trimmed = value.trim();
+  const trimmed = trimOws(value);
   if (trimmed === "*") return "*";
   const tags: EntityTag[] = [];
   for (const part of trimmed.split(",")) {
-    const tag = parseEntityTag(part.trim());
+    const tag = parseEntityTag(trimOws(part));
     if (tag) tags.push(tag);
   }
   return tags;
+}
+
+/**
+ * Strips optional whitespace, which in HTTP is spaces and tabs only (RFC 9110 §5.6.3):
+ * String.prototype.trim would also take a no-break space or a vertical tab for one, and read
+ * `\u00a0"tag"` as the tag.
+ */
+function trimOws(text: string): string {
+  let from = 0;
+  let to = text.length;
+  while (from < to && (text.charCodeAt(from) === 32 || text.charCodeAt(from) === 9)) from++;
+  while (to > from && (text.charCodeAt(to - 1) === 32 || text.charCodeAt(to - 1) === 9)) to--;
+  return from === 0 && to === text.length ? text : text.slice(from, to);
 }
 
 /** Strong comparison (§8.8.3.2): both strong, same opaque-tag. */
@@ -64,18 +78,72 @@ export function weakMatch(a: EntityTag, b: EntityTag): boolean {
   return a.opaque === b.opaque;
 }
 
+const MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
+const DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
+const MONTH = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";
+const TIME = "(\\d\\d):(\\d\\d):(\\d\\d)";
+/** `Sun, 06 Nov 1994 08:49:37 GMT` */
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d\\d) ${MONTH} (\\d{4}) ${TIME} GMT$`);
+/** `Sunday, 06-Nov-94 08:49:37 GMT` (obsolete) */
+const RFC850_DATE = new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\\d\\d)-${MONTH}-(\\d\\d) ${TIME} GMT$`);
+/** `Sun Nov  6 08:49:37 1994` (obsolete) */
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} (\\d\\d| \\d) ${TIME} (\\d{4})$`);
+
+/** Days from 1970-01-01 to a proleptic Gregorian date (month 1-12); Howard Hinnant's days_from_civil. */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/** Unix seconds, or undefined for a date that does not exist (30 Feb, 24:00:00). */
+function instant(year: number, month: number, day: number, hour: number, minute: number, second: number): number | undefined {
+  // 00:00:00 - 23:59:60: a leap second is allowed and counts as the next second.
+  if (day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 60) return undefined;
+  return daysFromCivil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+}
+
 /**
- * Parses an HTTP-date (IMF-fixdate and the obsolete RFC 850 / asctime forms, which
- * `Date.parse` understands) into Unix seconds; undefined when invalid.
+ * Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, or the obsolete RFC 850 and asctime forms,
+ * case-sensitive, into Unix seconds; undefined for anything else, which the callers must then
+ * ignore (§13.1.3, §13.1.4). `Date.parse` is not used: it takes "Sun, 1" for 2001 and rolls
+ * 30 February over into March.
+ *
+ * An RFC 850 date's two-digit year is the latest year with those digits that is not more than
+ * 50 years after `nowMs` (§5.6.7).
  */
-export function parseHttpDate(value: string): number | undefined {
-  // Date.parse accepts far more than HTTP-date (e.g. bare numbers); demand a day-name first.
-  let text = value.trim();
-  if (!/^[A-Za-z]{3,9},? /.test(text)) return undefined;
-  // asctime carries no zone, and Date.parse would read it as local time; HTTP means GMT.
-  if (!/GMT$/i.test(text)) text += " GMT";
-  const ms = Date.parse(text);
-  return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
+export function parseHttpDate(value: string, nowMs?: number): number | undefined {
+  const text = trimOws(value);
+  let m = IMF_FIXDATE.exec(text);
+  if (m) return instant(Number(m[3]), monthNumber(m[2]!), Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+  m = ASCTIME_DATE.exec(text);
+  if (m) return instant(Number(m[6]), monthNumber(m[1]!), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]));
+  m = RFC850_DATE.exec(text);
+  if (!m) return undefined;
+  const [month, day, hour, minute, second] = [monthNumber(m[2]!), Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6])];
+  const now = new Date(nowMs ?? Date.now());
+  const limit = Date.UTC(now.getUTCFullYear() + 50, now.getUTCMonth(), now.getUTCDate(), now.getUTCHours(), now.getUTCMinutes(), now.getUTCSeconds()) / 1000;
+  // The candidates, latest first: the year with these digits in the century after now's, then back.
+  const first = now.getUTCFullYear() + 100 - ((now.getUTCFullYear() - Number(m[3])) % 100 + 100) % 100;
+  for (let year = first; year > first - 500; year -= 100) {
+    const at = instant(year, month, day, hour, minute, second);
+    if (at !== undefined && at <= limit) return at;
+    // Only 29 February exists in some of these years and not others; nothing else depends on it.
+    if (at === undefined && !(month === 2 && day === 29)) return undefined;
+  }
+  return undefined;
+}
+
+function monthNumber(name: string): number {
+  return MONTHS.indexOf(name) / 3 + 1;
 }
 
 /** Formats Unix seconds as an IMF-fixdate. */
@@ -139,7 +207,7 @@ export function evaluatePreconditions(
 export function ifRangeAllows(headers: HeaderSource, validators: Validators): boolean {
   const ifRange = headers.get("if-range");
   if (ifRange === null) return true;
-  const value = ifRange.trim();
+  const value = trimOws(ifRange);
   if (value.startsWith('"') || value.startsWith("W/")) {
     const tag = parseEntityTag(value);
     const current = parseEntityTag(validators.etag);
