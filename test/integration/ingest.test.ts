@@ -451,7 +451,7 @@ describe("library API", () => {
     // Cache the stream and a thumbnail first: deletion must win over every cache.
     expect((await fetch(`${spool.url}/api/stream/${id}`, { headers: { range: "bytes=0-1" } })).status).toBe(206);
     expect((await fetch(`${spool.url}/api/videos/${id}/thumbnail.jpg?width=64`)).status).toBe(200);
-    expect(filesUnder(videoDir(id))).toEqual(["poster.jpg", "source.mp4", "thumbs/t100-w64.jpg"]);
+    expect(filesUnder(videoDir(id))).toEqual(["poster.jpg", "source.mp4", "thumbs/t100-w80.jpg"]); // 64 snaps up to 80
 
     const response = await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE", headers: AUTH });
     expect(response.status).toBe(204);
