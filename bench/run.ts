@@ -188,6 +188,7 @@ function participantsOf(
   const participants: Participant[] = [];
   for (const t of running) {
     if (w.only && !w.only.includes(t.id)) continue;
+    if (t.onlyWorkloads && !t.onlyWorkloads.includes(w.id)) continue;
     const blank: Cell = { target: t.id, rounds: [], rps: NaN, gibps: NaN, p50us: NaN, p99us: NaN, errors: 0, generator: "", sane: false };
     if (w.urlPath === "/api/videos" && !t.caps.api) {
       cells[t.id] = { ...blank, note: "no JSON API" };
@@ -288,6 +289,7 @@ async function main(): Promise<number> {
     nginxTuning: NGINX_DEFAULT_TUNING,
     apiDbPath: undefined as string | undefined,
     spoolEnv: { WORKERS: process.env.SPOOL_WORKERS ?? "1" },
+    spool: undefined as Running | undefined,
   };
   const summaries: TargetSummary[] = [];
   const running: Running[] = [];
@@ -318,7 +320,8 @@ async function main(): Promise<number> {
     }
     // The bare Bun peer lists the same library, from the same SQLite file.
     if (id === "spool") ctx.apiDbPath = resolve(spoolDataDir(ctx.tmp), "spool.db");
-    const report = await checkTarget(t, main, sweep);
+    // Spool (METRICS=0) serves the same DATA_DIR: only what Spool's workloads need.
+    const report = await checkTarget(t, main, t.onlyWorkloads ? sweep.filter((m) => t.paths[m.key] !== undefined) : sweep);
     checks.set(id, report);
     const bad = report.items.filter((i) => !i.ok);
     for (const i of bad) log(`  ${i.mandatory ? "FAIL" : "warn"} ${t.label}: ${i.name}${i.detail ? ` - ${i.detail}` : ""}`);
@@ -329,6 +332,7 @@ async function main(): Promise<number> {
     } else {
       log(`  ok on :${t.port} (${t.version}); ${report.items.length} checks passed${bad.length ? ` (${bad.length} warnings)` : ""}`);
       running.push(t);
+      if (id === "spool") ctx.spool = t;
     }
     summaries.push(summary);
   }
@@ -355,7 +359,9 @@ async function main(): Promise<number> {
       }
     }
 
-    const estimate = cfg.workloads.length * running.length * rounds * (durationS + 0.3) + (runSlow ? running.length * (cfg.slowSeconds + 3) : 0);
+    const runs = cfg.workloads.reduce((n, w) => n + running.filter((t) => !t.onlyWorkloads || t.onlyWorkloads.includes(w.id)).length, 0);
+    const slowTargets = running.filter((t) => !t.onlyWorkloads || t.onlyWorkloads.includes("slow")).length;
+    const estimate = runs * rounds * (durationS + 0.3) + (runSlow ? slowTargets * (cfg.slowSeconds + 3) : 0);
     log(`measuring: ${cfg.workloads.length} workloads x ${running.length} targets x ${rounds} rounds x ${durationS}s (~${Math.round(estimate / 60)} min)`);
 
     // Noise retries are bounded: at most one in fifteen measurements is repeated.
@@ -392,19 +398,23 @@ async function main(): Promise<number> {
           units.push({ w: gw, file, ...p });
         }
       }
-      // One slot per target: its run of `w`, then its companion runs (order flipped every other round).
-      const slots: Unit[][] = [];
+      // One slot per target: its run of `w`, then its companion runs (order flipped every other
+      // round). A paired target (Spool (METRICS=0)) runs in its partner's slot, right before the
+      // partner's run of `w`, so both pairs (METRICS=0 | public | signed) are back to back.
+      const slots: { owner: TargetId; units: Unit[] }[] = [];
       for (const u of units) {
-        const slot = slots.find((s) => s[0]?.t.id === u.t.id);
-        if (slot) slot.push(u);
-        else slots.push([u]);
+        const owner = u.t.pairedWith && units.some((x) => x.t.id === u.t.pairedWith) ? u.t.pairedWith : u.t.id;
+        const slot = slots.find((s) => s.owner === owner);
+        if (!slot) slots.push({ owner, units: [u] });
+        else if (u.t.id !== owner) slot.units.unshift(u);
+        else slot.units.push(u);
       }
       const results = new Map<string, LoadResult[]>();
       const problems = new Map<string, string[]>();
       const keyOf = (u: Unit) => `${u.w.id}\u0000${u.t.id}`;
       const add = <T,>(m: Map<string, T[]>, k: string, v: T) => m.set(k, [...(m.get(k) ?? []), v]);
       for (let round = 0; round < rounds; round++) {
-        for (const slot of rotate(slots, round)) {
+        for (const { units: slot } of rotate(slots, round)) {
           for (const u of round % 2 ? [...slot].reverse() : slot) {
             const { t, spec } = u;
             const tag = `${u.w.id} r${round + 1}/${rounds} ${t.label}`;
@@ -479,7 +489,7 @@ async function main(): Promise<number> {
 
     // 1,000 slow readers at 2 Mbit/s, one target at a time, sampling the server's RSS.
     if (runSlow) log(`slow readers: ${cfg.slowReaders} x 2 Mbit/s for ${cfg.slowSeconds}s per target`);
-    for (const t of runSlow ? running : []) {
+    for (const t of runSlow ? running.filter((x) => !x.onlyWorkloads || x.onlyWorkloads.includes("slow")) : []) {
       if (!checkAlive(t, "slow readers")) continue;
       const sampler = new RssSampler(t.pid, 100);
       const hwmReset = resetHwm(sampler.tree);

@@ -133,6 +133,7 @@ export async function checkTarget(t: Running, main: MediaFile, others: MediaFile
 
   if (t.caps.api) await checkApi(t, items);
   if (t.id === "spool") await checkSigned(t, main, mid, items);
+  if (t.metrics !== undefined) await checkMetrics(t, url, items);
 
   return { id: t.id, ok: items.every((i) => i.ok || !i.mandatory), items, etag };
 }
@@ -219,4 +220,66 @@ async function checkSigned(t: Running, main: MediaFile, mid: number, items: Chec
   await refused("signed: forged token -> 403 token_invalid", `${s.tokenlessPath}?token=${encodeURIComponent(forged)}`, "token_invalid");
   await checkRange(t, main, mid + 7, mid + 7 + 65_535, items, s.path, "signed");
   await checkRange(t, main, 0, 1, items, s.path, "signed");
+}
+
+/** `spool_stream_responses_total{status="206"} N` in a Prometheus text answer (null when absent). */
+export function streamCount(text: string, status: number): number | null {
+  const m = new RegExp(`^spool_stream_responses_total\\{[^}]*status="${status}"[^}]*\\}\\s+(\\S+)`, "m").exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * Spool's two targets differ in METRICS only, so prove it: with metrics on, `GET /metrics` with
+ * the key answers 200 in Prometheus format and counts the stream's 206 answers (one more after
+ * one more range), and 401 without the key; with METRICS=0 it answers 404 even with the key.
+ * Both put an X-Request-Id on stream answers (a warning only: the id is not what is compared).
+ */
+async function checkMetrics(t: Running, streamUrl: string, items: CheckItem[]): Promise<void> {
+  const url = `${t.baseUrl}/metrics`;
+  const scrape = async (headers: Record<string, string>) => {
+    const res = await get(url, headers);
+    return { status: res.status, text: await res.text(), type: res.headers.get("content-type") ?? "" };
+  };
+  try {
+    const res = await get(streamUrl, { Range: "bytes=0-1" });
+    await res.arrayBuffer();
+    const id = res.headers.get("x-request-id");
+    items.push({ name: "stream answers carry X-Request-Id", ok: !!id, mandatory: false, detail: id ? undefined : "no X-Request-Id header" });
+  } catch (e) {
+    items.push({ name: "stream answers carry X-Request-Id", ok: false, mandatory: false, detail: String(e) });
+  }
+  try {
+    if (t.metrics) {
+      const before = await scrape(t.apiHeaders ?? {});
+      const n0 = streamCount(before.text, 206);
+      const ok = before.status === 200 && before.type.startsWith("text/plain") && n0 !== null && n0 > 0;
+      items.push({
+        name: "GET /metrics with the key: 200, stream 206 answers counted",
+        ok,
+        mandatory: true,
+        detail: ok ? `spool_stream_responses_total{status="206"} ${n0}` : `status ${before.status}, ${before.type}, 206 count ${n0}: ${before.text.slice(0, 200)}`,
+      });
+      const res = await get(streamUrl, { Range: "bytes=0-1" });
+      await res.arrayBuffer();
+      const n1 = streamCount((await scrape(t.apiHeaders ?? {})).text, 206);
+      items.push({
+        name: "metrics on: one more 206 counted after one more range",
+        ok: n0 !== null && n1 === n0 + 1,
+        mandatory: true,
+        detail: `${n0} -> ${n1}`,
+      });
+      const anon = await scrape({});
+      items.push({ name: "GET /metrics without the key: 401", ok: anon.status === 401, mandatory: true, detail: anon.status === 401 ? undefined : `status ${anon.status}` });
+    } else {
+      const off = await scrape(t.apiHeaders ?? {});
+      items.push({
+        name: "METRICS=0: GET /metrics with the key answers 404",
+        ok: off.status === 404,
+        mandatory: true,
+        detail: off.status === 404 ? undefined : `status ${off.status}: ${off.text.slice(0, 200)}`,
+      });
+    }
+  } catch (e) {
+    items.push({ name: "GET /metrics", ok: false, mandatory: true, detail: String(e) });
+  }
 }

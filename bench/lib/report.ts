@@ -10,7 +10,7 @@ import type { SlowResult } from "./slow-readers.ts";
 import { TARGET_LABELS, TARGET_ORDER, type NginxTuning, type TargetId } from "./targets.ts";
 import type { LoadResult } from "./load.ts";
 import { BENCH_DIR, REPO_ROOT, median } from "./util.ts";
-import { SIGNED_GOAL, type Cell, type Mode } from "./workloads.ts";
+import { METRICS_GOAL, SIGNED_GOAL, type Cell, type Mode } from "./workloads.ts";
 
 export interface TargetSummary {
   id: TargetId;
@@ -130,6 +130,16 @@ function signedVsPublic(s: SuiteResult): { w: WorkloadResult; ref: WorkloadResul
   return { w, ref, r: ref ? crossRatio(w, "spool", ref, "spool") : NaN };
 }
 
+const NOMETRICS: TargetId = "spool-nometrics";
+
+/** Spool ÷ Spool (METRICS=0) on each workload both ran (paired by round), when that target ran. */
+function metricsCost(s: SuiteResult): { w: WorkloadResult; r: number }[] | null {
+  if (!s.targets.some((t) => t.id === NOMETRICS)) return null;
+  return s.workloads.filter((w) => w.cells[NOMETRICS]?.rounds.length).map((w) => ({ w, r: ratio(w, "spool", NOMETRICS) }));
+}
+
+const plainTitle = (w: WorkloadResult) => w.title.replace(/`/g, "");
+
 function fmtNum(w: WorkloadResult, v: number): string {
   if (!Number.isFinite(v)) return "–";
   if (w.metric === "gibps") return `${v.toFixed(2)} GiB/s`;
@@ -185,6 +195,23 @@ export function evaluateGoals(s: SuiteResult): Goal[] {
         : { text, ok: null, detail: sg.ref ? "Spool's signed or public row has no measurement" : "the public 64 KiB range workload was not measured in this run" },
     );
   }
+  const mc = metricsCost(s);
+  if (mc) {
+    const text = `Metrics cost: Spool at or above ${METRICS_GOAL}× Spool (METRICS=0) on random 64 KiB ranges and \`bytes=0-1\` probes, same run`;
+    const measured = mc.filter((x) => Number.isFinite(x.r));
+    const missing = ["range64k", "probe"].filter((id) => !measured.some((x) => x.w.id === id));
+    const detail = measured.map((x) => `${plainTitle(x.w)} ${fmtRatio(x.r)}`).join(", ");
+    goals.push(
+      measured.length
+        ? {
+            text,
+            // A miss on one workload is a miss; all met but one not measured is undecided.
+            ok: !measured.every((x) => x.r >= METRICS_GOAL) ? false : missing.length ? null : true,
+            detail: `${detail}${missing.length ? `; not measured in this run: ${missing.join(", ")}` : ""}`,
+          }
+        : { text, ok: null, detail: s.targets.find((t) => t.id === NOMETRICS)?.status === "ok" ? "neither workload was measured in this run" : "Spool (METRICS=0) did not run (see Targets)" },
+    );
+  }
   const sc = s.slow.spool;
   if (sc && s.config.slowReaders >= 1000) {
     goals.push({
@@ -227,9 +254,12 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
   if (svgRel) out.push(`![Spool benchmark chart](${svgRel})`, "");
 
   const cols = present.map((id) => TARGET_LABELS[id]);
+  // The concurrency and size-sweep tables compare the peers; Spool (METRICS=0) runs neither.
+  const peers = present.filter((id) => id !== NOMETRICS);
+  const peerCols = peers.map((id) => TARGET_LABELS[id]);
   const ratioCols: [TargetId, TargetId, string][] = [];
   if (present.includes("spool")) {
-    for (const other of ["bun", "nginx", "express", "fastapi"] as const) if (present.includes(other)) ratioCols.push(["spool", other, `Spool ÷ ${other === "bun" ? "Bun" : TARGET_LABELS[other]}`]);
+    for (const other of ["bun", "nginx", "express", "fastapi", NOMETRICS] as const) if (present.includes(other)) ratioCols.push(["spool", other, `Spool ÷ ${other === "bun" ? "Bun" : TARGET_LABELS[other]}`]);
   }
   const flagged: string[] = [];
   const cellText = (w: WorkloadResult, id: TargetId) => {
@@ -263,15 +293,22 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
         "",
       );
     }
+    const mc = metricsCost(s)?.filter((x) => Number.isFinite(x.r));
+    if (mc?.length) {
+      out.push(
+        `Metrics cost (Spool ÷ Spool (METRICS=0), the same server and files with \`METRICS=0\`, measured back to back in each round): ${mc.map((x) => `**${fmtRatio(x.r)}** on ${x.w.title}`).join(", ")} (median of the per-round ratios; goal ≥ ${METRICS_GOAL}×).`,
+        "",
+      );
+    }
   }
 
   const conc = ["c1", "range64k", "c256"].map((id) => s.workloads.find((w) => w.id === id)).filter((w): w is WorkloadResult => !!w);
   if (conc.length > 1) {
     out.push("#### Latency vs connections, random 64 KiB ranges (p50 / p99 ms, and req/s)", "");
-    out.push(`| Connections | ${cols.join(" | ")} | Spool ÷ Bun (req/s) |`);
-    out.push(`|---:|${cols.map(() => "---:").join("|")}|---:|`);
+    out.push(`| Connections | ${peerCols.join(" | ")} | Spool ÷ Bun (req/s) |`);
+    out.push(`|---:|${peerCols.map(() => "---:").join("|")}|---:|`);
     for (const w of conc) {
-      const cells = present.map((id) => {
+      const cells = peers.map((id) => {
         const c = w.cells[id];
         return c && c.rounds.length ? `${ms(c.p50us)} / ${ms(c.p99us)} (${cellText(w, id)})` : "–";
       });
@@ -284,9 +321,9 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
   if (s.workloads.some((w) => w.group === "sweep")) {
     const sorted = [...sweep].sort((a, b) => (s.media.find((m) => m.key === a.file)?.size ?? 0) - (s.media.find((m) => m.key === b.file)?.size ?? 0));
     out.push("#### Size sweep: random 64 KiB ranges, c=64 (req/s; should not depend on file size)", "");
-    out.push(`| File | ${cols.join(" | ")} | Spool ÷ Bun |`);
-    out.push(`|---|${cols.map(() => "---:").join("|")}|---:|`);
-    for (const w of sorted) out.push(`| ${w.fileLabel} | ${present.map((id) => cellText(w, id)).join(" | ")} | ${fmtRatio(ratio(w, "spool", "bun"))} |`);
+    out.push(`| File | ${peerCols.join(" | ")} | Spool ÷ Bun |`);
+    out.push(`|---|${peerCols.map(() => "---:").join("|")}|---:|`);
+    for (const w of sorted) out.push(`| ${w.fileLabel} | ${peers.map((id) => cellText(w, id)).join(" | ")} | ${fmtRatio(ratio(w, "spool", "bun"))} |`);
     out.push("");
   }
 
@@ -340,6 +377,7 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
 
 const COLORS: Record<TargetId, string> = {
   spool: "#e4572e",
+  "spool-nometrics": "#f2a488",
   nginx: "#2e8b57",
   bun: "#7a7a7a",
   express: "#3178c6",

@@ -24,12 +24,13 @@ import {
   type Tracked,
 } from "./util.ts";
 
-export type TargetId = "spool" | "nginx" | "bun" | "express" | "fastapi";
+export type TargetId = "spool" | "spool-nometrics" | "nginx" | "bun" | "express" | "fastapi";
 
-export const TARGET_ORDER: TargetId[] = ["spool", "nginx", "bun", "express", "fastapi"];
+export const TARGET_ORDER: TargetId[] = ["spool", "spool-nometrics", "nginx", "bun", "express", "fastapi"];
 
 export const TARGET_LABELS: Record<TargetId, string> = {
   spool: "Spool",
+  "spool-nometrics": "Spool (METRICS=0)",
   nginx: "nginx",
   bun: "bare Bun.serve",
   express: "Express 5",
@@ -37,7 +38,13 @@ export const TARGET_LABELS: Record<TargetId, string> = {
 };
 
 /** Required targets make `--smoke` fail when they fail their checks. FastAPI is optional. */
-export const REQUIRED: Record<TargetId, boolean> = { spool: true, nginx: true, bun: true, express: true, fastapi: false };
+export const REQUIRED: Record<TargetId, boolean> = { spool: true, "spool-nometrics": true, nginx: true, bun: true, express: true, fastapi: false };
+
+/**
+ * The workloads Spool (METRICS=0) runs: the ones the metrics-cost goal is stated on. Each of its
+ * runs sits right next to Spool's run of the same workload in every round (same seeded ranges).
+ */
+export const NOMETRICS_WORKLOADS = ["range64k", "probe"];
 
 export interface Caps {
   /** Answers If-None-Match with 304. */
@@ -84,6 +91,15 @@ export interface Running {
   apiHeaders?: Record<string, string>;
   /** Spool only: the signed copy of the main video (its path is also `paths[SIGNED_KEY]`). */
   signed?: SignedVideo;
+  /** Spool's two targets: whether this server was started with metrics on (METRICS=1) or off (METRICS=0). */
+  metrics?: boolean;
+  /** Only these workload ids ("slow" = the slow readers); default: every workload. */
+  onlyWorkloads?: string[];
+  /**
+   * Measured inside this target's slot of every round, right next to its run of the same
+   * workload (Spool (METRICS=0) next to Spool), so the per-round ratio compares back-to-back runs.
+   */
+  pairedWith?: TargetId;
   version: string;
   notes: string[];
   stop(): Promise<void>;
@@ -118,6 +134,8 @@ export interface StartContext {
   apiDbPath?: string;
   /** Extra environment for Spool (e.g. WORKERS). */
   spoolEnv?: Record<string, string>;
+  /** Set by the harness once Spool runs: Spool (METRICS=0) serves the same DATA_DIR and videos. */
+  spool?: Running;
 }
 
 /** Spool's DATA_DIR inside a run's temp dir (its SQLite file is `spool.db` there). */
@@ -248,17 +266,12 @@ async function mintToken(baseUrl: string, id: string, apiHeaders: Record<string,
   }
 }
 
-async function startSpool(ctx: StartContext): Promise<StartOutcome> {
-  const entry = resolve(REPO_ROOT, "src/index.ts");
-  const ingestCli = resolve(REPO_ROOT, "src/cli/ingest.ts");
-  if (!existsSync(entry)) return failed("spool", "src/index.ts does not exist (server not built yet)");
-  if (!existsSync(ingestCli)) return failed("spool", "src/cli/ingest.ts does not exist");
-  const dataDir = spoolDataDir(ctx.tmp);
-  mkdirSync(dataDir, { recursive: true });
-  const env: Record<string, string> = {
+/** Spool's environment in the suite (both Spool targets; the METRICS=0 one overrides METRICS). */
+export function spoolEnv(ctx: StartContext): Record<string, string> {
+  return {
     NODE_ENV: "production",
     HOST: LOOPBACK,
-    DATA_DIR: dataDir,
+    DATA_DIR: spoolDataDir(ctx.tmp),
     SEED_DEMO: "0",
     WORKERS: "1",
     // The HLS transcode worker would run ffmpeg on the server core during timing; the benchmark
@@ -266,8 +279,43 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
     TRANSCODE_IN_SERVER: "0",
     // Management routes (GET /api/videos among them) need this key; the `api` workload sends it.
     API_KEY: BENCH_API_KEY,
+    // Explicit, so a METRICS=0 in the caller's environment cannot turn the normal target's metrics off.
+    METRICS: "1",
     ...(ctx.spoolEnv ?? {}),
   };
+}
+
+function spoolVersion(): string {
+  let version = "unknown";
+  try {
+    const pkg = JSON.parse(readFileSync(resolve(REPO_ROOT, "package.json"), "utf8")) as { version?: string };
+    version = `spool ${pkg.version ?? "?"} on Bun ${Bun.version}`;
+  } catch {}
+  const git = Bun.spawnSync(["git", "describe", "--always", "--dirty"], { cwd: REPO_ROOT, stderr: "ignore" });
+  if (git.exitCode === 0) version += ` (${git.stdout.toString().trim()})`;
+  return version;
+}
+
+/** Starts `bun src/index.ts` with `env` on a free port and waits for /health. */
+async function launchSpool(id: "spool" | "spool-nometrics", env: Record<string, string>): Promise<{ sp: ServerProc; port: number; baseUrl: string } | { error: string }> {
+  const port = await freePort();
+  const sp = startServer(id, [BUN, resolve(REPO_ROOT, "src/index.ts")], { ...env, PORT: String(port) });
+  const baseUrl = `http://${LOOPBACK}:${port}`;
+  const err = await waitReady(sp, `${baseUrl}/health`, 30_000);
+  return err ? { error: err } : { sp, port, baseUrl };
+}
+
+const spoolNote = (env: Record<string, string>) =>
+  `NODE_ENV=production WORKERS=${env.WORKERS} TRANSCODE_IN_SERVER=${env.TRANSCODE_IN_SERVER}${env.METRICS === "0" ? " METRICS=0" : ""} API_KEY=<bench key> bun src/index.ts`;
+
+async function startSpool(ctx: StartContext): Promise<StartOutcome> {
+  const entry = resolve(REPO_ROOT, "src/index.ts");
+  const ingestCli = resolve(REPO_ROOT, "src/cli/ingest.ts");
+  if (!existsSync(entry)) return failed("spool", "src/index.ts does not exist (server not built yet)");
+  if (!existsSync(ingestCli)) return failed("spool", "src/cli/ingest.ts does not exist");
+  const dataDir = spoolDataDir(ctx.tmp);
+  mkdirSync(dataDir, { recursive: true });
+  const env = spoolEnv(ctx);
   const paths: Record<string, string> = {};
   const files: Record<string, string> = {};
   // Every media file public (whatever DEFAULT_PLAYBACK says), plus the main video a second time
@@ -298,11 +346,9 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
   }
   // Flush the copies to disk now, not as writeback competing with the first measurements.
   if (which("sync")) await run([which("sync") as string], { timeoutMs: 300_000, name: "sync" });
-  const port = await freePort();
-  const sp = startServer("spool", [BUN, entry], { ...env, PORT: String(port) });
-  const baseUrl = `http://${LOOPBACK}:${port}`;
-  const err = await waitReady(sp, `${baseUrl}/health`, 30_000);
-  if (err) return failed("spool", `did not become ready: ${err}`);
+  const launched = await launchSpool("spool", env);
+  if ("error" in launched) return failed("spool", `did not become ready: ${launched.error}`);
+  const { sp, port, baseUrl } = launched;
   const apiHeaders = { Authorization: `Bearer ${env.API_KEY}` };
   let signed: SignedVideo | undefined;
   if (signedId) {
@@ -310,13 +356,6 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
     if (signed.path) paths[SIGNED_KEY] = signed.path;
     log(signed.path ? `spool: minted a playback token for ${signedId} (expires ${signed.expiresAt})` : `spool: no playback token for ${signedId}: ${signed.error}`);
   }
-  let version = "unknown";
-  try {
-    const pkg = JSON.parse(readFileSync(resolve(REPO_ROOT, "package.json"), "utf8")) as { version?: string };
-    version = `spool ${pkg.version ?? "?"} on Bun ${Bun.version}`;
-  } catch {}
-  const git = Bun.spawnSync(["git", "describe", "--always", "--dirty"], { cwd: REPO_ROOT, stderr: "ignore" });
-  if (git.exitCode === 0) version += ` (${git.stdout.toString().trim()})`;
   return {
     ok: true,
     running: {
@@ -330,8 +369,50 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
       caps: { etag: true, lastModified: true, api: true },
       apiHeaders,
       signed,
-      version,
-      notes: [`NODE_ENV=production WORKERS=${env.WORKERS} TRANSCODE_IN_SERVER=${env.TRANSCODE_IN_SERVER} API_KEY=<bench key> bun src/index.ts`],
+      metrics: true,
+      version: spoolVersion(),
+      notes: [spoolNote(env)],
+      stop: () => stopTracked(sp.tracked),
+      logs: sp.logs,
+      alive: alive(sp.tracked),
+      exitInfo: exitInfo(sp.tracked),
+    },
+  };
+}
+
+/**
+ * The same Spool with METRICS=0 (no /metrics, no counting on the stream route), on its own port
+ * and the very same DATA_DIR: the same videos, the same stored files (inodes, page cache), read
+ * through a second connection to the same SQLite file (WAL). It only serves: neither process runs
+ * the transcode worker (TRANSCODE_IN_SERVER=0), and it ingests nothing.
+ */
+async function startSpoolNoMetrics(ctx: StartContext): Promise<StartOutcome> {
+  const spool = ctx.spool;
+  if (!spool || !spool.alive()) return failed("spool-nometrics", "needs the Spool target (its DATA_DIR and videos): start it too (--targets=spool,spool-nometrics,…)");
+  const env = { ...spoolEnv(ctx), METRICS: "0" };
+  const launched = await launchSpool("spool-nometrics", env);
+  if ("error" in launched) return failed("spool-nometrics", `did not become ready: ${launched.error}`);
+  const { sp, port, baseUrl } = launched;
+  // Spool's public videos (not the signed copy: the signed workload is Spool's alone).
+  const paths = Object.fromEntries(Object.entries(spool.paths).filter(([k]) => k !== SIGNED_KEY));
+  const files = Object.fromEntries(Object.entries(spool.files ?? {}).filter(([k]) => k !== SIGNED_KEY));
+  return {
+    ok: true,
+    running: {
+      id: "spool-nometrics",
+      label: TARGET_LABELS["spool-nometrics"],
+      port,
+      baseUrl,
+      pid: sp.tracked.proc.pid,
+      paths,
+      files,
+      caps: { etag: true, lastModified: true, api: true },
+      apiHeaders: spool.apiHeaders,
+      metrics: false,
+      onlyWorkloads: NOMETRICS_WORKLOADS,
+      pairedWith: "spool",
+      version: spoolVersion(),
+      notes: [`${spoolNote(env)}; Spool's DATA_DIR, on its own port`],
       stop: () => stopTracked(sp.tracked),
       logs: sp.logs,
       alive: alive(sp.tracked),
@@ -567,6 +648,8 @@ export async function startTarget(id: TargetId, ctx: StartContext): Promise<Star
     switch (id) {
       case "spool":
         return await startSpool(ctx);
+      case "spool-nometrics":
+        return await startSpoolNoMetrics(ctx);
       case "nginx":
         return await startNginx(ctx);
       case "bun":

@@ -67,6 +67,12 @@ const range64k = (id: string, title: string, connections: number, file = "main",
 export const SIGNED_GOAL = 0.95;
 
 /**
+ * Spool's goal for its metrics: Spool ÷ Spool (METRICS=0) at least this on random 64 KiB ranges
+ * and `bytes=0-1` probes (the stream hot path pays one counter increment per answer).
+ */
+export const METRICS_GOAL = 0.97;
+
+/**
  * The same random 64 KiB ranges on Spool's signed copy of the main video, `?token=<JWT>` on every
  * request (one token, minted at start: Spool verifies it once and caches the result). Spool only.
  */
