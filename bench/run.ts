@@ -6,6 +6,8 @@
  *   bun bench/run.ts            full suite (<= ~15 min)          npm run bench
  *   bun bench/run.ts --quick    ~2 min                            npm run bench:quick
  *   bun bench/run.ts --smoke    seconds: checks + 1 s tiny load   npm run bench:smoke (CI)
+ *   bun bench/run.ts --soak     10 min leak test: Spool alone, mixed traffic, RSS / fds / errors
+ *                               (--soak-seconds=N, --soak-rate=R; CI runs --soak --soak-seconds=5)
  *
  * Options: --targets=spool,nginx,bun,express,fastapi  --rounds=N  --duration=S
  *          --generator=wrk|autocannon  --readme / --no-readme  --out=DIR  --help
@@ -19,6 +21,7 @@ import { machineInfo } from "./lib/machine.ts";
 import { ensureMainVideo, ensureSweep, freeBytes, type MediaFile } from "./lib/media.ts";
 import { writeReports, type SlowCell, type SuiteResult, type TargetSummary, type WorkloadResult } from "./lib/report.ts";
 import { NoiseMeter, RssSampler, resetHwm, treeHwm, treeRss, waitIdle } from "./lib/rss.ts";
+import { runSoak } from "./lib/soak.ts";
 import type { SlowResult, SlowSpec } from "./lib/slow-readers.ts";
 import {
   NGINX_DEFAULT_TUNING,
@@ -50,6 +53,10 @@ interface Args {
   workloads?: string[];
   /** Re-render md/svg (and README sections with --readme) from an existing results JSON. */
   rerender?: string;
+  /** The soak (bench/lib/soak.ts) instead of the suite. */
+  soak: boolean;
+  soakSeconds: number;
+  soakRate: number;
 }
 
 function usage(): never {
@@ -63,13 +70,14 @@ function usage(): never {
       "  --out=DIR                                    results directory (default bench/results)",
       "  --workloads=range64k,revalidate,slow         only these workloads (ids as in latest.json; slow = slow readers)",
       "  --rerender[=FILE]                            only re-render md/svg from a results JSON (default bench/results/latest.json)",
+      "  --soak [--soak-seconds=600] [--soak-rate=150]  leak test instead: Spool alone, mixed loopback traffic, RSS/fds/errors -> soak.{json,md}",
     ].join("\n"),
   );
   process.exit(0);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { mode: "full", targets: [...TARGET_ORDER], readme: null, out: RESULTS_DIR };
+  const a: Args = { mode: "full", targets: [...TARGET_ORDER], readme: null, out: RESULTS_DIR, soak: false, soakSeconds: 600, soakRate: 150 };
   for (const arg of argv) {
     const [k, v] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, ""];
     switch (k) {
@@ -109,6 +117,17 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--workloads":
         a.workloads = v.split(",").filter(Boolean);
+        break;
+      case "--soak":
+        a.soak = true;
+        break;
+      case "--soak-seconds":
+        a.soakSeconds = Math.round(Number(v));
+        if (!Number.isFinite(a.soakSeconds) || a.soakSeconds < 1 || a.soakSeconds > 86_400) throw new Error("--soak-seconds must be 1..86400");
+        break;
+      case "--soak-rate":
+        a.soakRate = Number(v);
+        if (!Number.isFinite(a.soakRate) || a.soakRate < 1 || a.soakRate > 5000) throw new Error("--soak-rate must be 1..5000 requests/s");
         break;
       case "--rerender":
         a.rerender = v ? resolve(v) : resolve(RESULTS_DIR, "latest.json");
@@ -631,7 +650,11 @@ async function rerender(file: string): Promise<number> {
 
 let code = 1;
 try {
-  code = args.rerender ? await rerender(args.rerender) : await main();
+  code = args.rerender
+    ? await rerender(args.rerender)
+    : args.soak
+      ? await runSoak({ seconds: args.soakSeconds, rate: args.soakRate, out: args.out, onTmp: (dir) => (tmp = dir) })
+      : await main();
 } catch (e) {
   console.error(`[bench] fatal: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
   code = 1;
