@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian/Ubuntu machine, then runs it all:
-# type-check, every bun test (unit, integration, real Chromium), and a seconds-long smoke of
-# the benchmark harness. Ends with "N passed, M failed"; exits non-zero if anything failed.
+# type-check, every bun test (unit, integration, real Chromium), and seconds-long smokes of
+# the benchmark harness and of its soak (leak test). Ends with "N passed, M failed"; exits
+# non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,9 @@ test_status=$?
 echo "== benchmark harness smoke"
 "$BUN" bench/run.ts --smoke || failed_steps=$((failed_steps + 1))
 
+echo "== benchmark soak smoke (5 s of mixed traffic: RSS, fds, errors)"
+"$BUN" bench/run.ts --soak --soak-seconds=5 || failed_steps=$((failed_steps + 1))
+
 # Exact counts from the junit report; the extra steps above count as one test each.
 read -r tests failures errors skipped < <(
   python3 - <<'PY' 2>/dev/null || echo "0 1 0 0"
@@ -51,7 +55,7 @@ skipped = sum(1 for c in cases if c.find("skipped") is not None)
 print(len(cases), failures, errors, skipped)
 PY
 )
-passed=$((tests - failures - errors - skipped + 3 - failed_steps))
+passed=$((tests - failures - errors - skipped + 4 - failed_steps))
 failed=$((failures + errors + failed_steps))
 if [ "$test_status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo "$passed passed, $failed failed, $skipped skipped"
