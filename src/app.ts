@@ -2,7 +2,15 @@
  * Composes Spool's Elysia app from its feature modules. Pure wiring: no listening, no globals,
  * so tests and the CLI build exactly what production runs.
  */
+import { access, constants } from "node:fs/promises";
 import { Elysia, ValidationError } from "elysia";
+import { errorFields, logger } from "./lib/log.ts";
+import { idOf, requestTelemetry } from "./lib/requests.ts";
+import { methodTable } from "./http/allow.ts";
+import { requestPath } from "./http/path.ts";
+import { registry } from "./metrics/metrics.ts";
+import { metricsRoutes } from "./metrics/routes.ts";
+import { mutationLimit } from "./access/mutation-limit.ts";
 import { accessRoutes } from "./access/plugin.ts";
 import { AccessControl } from "./access/service.ts";
 import type { Config } from "./config.ts";
@@ -32,6 +40,8 @@ import { VideoLibrary } from "./modules/videos/service.ts";
 import { DEFAULT_FAILED_RETENTION_MS, RetentionSweeper } from "./modules/videos/retention.ts";
 import { Storage } from "./modules/videos/storage.ts";
 
+const log = logger("http");
+
 export interface AppContext {
   config: Config;
   db: Db;
@@ -48,6 +58,10 @@ export interface AppContext {
   access: AccessControl;
   /** Deletes failed and abandoned videos after FAILED_RETENTION_MS (the primary process runs it). */
   retention: RetentionSweeper;
+  /** Set when shutdown begins: /ready answers 503 from then on. */
+  lifecycle: { draining: boolean };
+  /** What GET /metrics answers: this process's registry, or (WORKERS > 1) every process's, summed. */
+  metrics: { collect: () => Promise<string> };
 }
 
 /** A Config whose secrets are known (src/server.ts reads or generates them before the app is built). */
@@ -75,7 +89,8 @@ export function createContext(config: ResolvedConfig, db: Db): AppContext {
     retentionMs: config.failedRetentionMs ?? DEFAULT_FAILED_RETENTION_MS,
     uploadExpiryMs: uploads.expiryMs,
   });
-  return { config, db, library, catalog, media, ingest, thumbnails, uploads, hls, access, retention };
+  const metrics = { collect: () => registry.metrics() };
+  return { config, db, library, catalog, media, ingest, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false }, metrics };
 }
 
 function validationMessage(error: Readonly<ValidationError>): string {
@@ -97,15 +112,57 @@ function nativeError(ctx: AppContext, error: Error): Response {
   const { code, path } = error as NodeJS.ErrnoException;
   if (code === "ENOENT" && path) {
     ctx.catalog.forgetPath(path);
-    console.warn(`[stream] ${path} vanished while cached; answering 404`);
+    log.warn({ path }, "file vanished while cached; answering 404");
     return errorResponse(404, "not_found", "The file is no longer available");
   }
-  console.error("[error] in the server:", error);
+  log.error(errorFields(error), "error in the server");
   return errorResponse(500, "internal_error", "Something went wrong on our side");
 }
 
+/** What /ready checks: the database answers a query, and DATA_DIR can be written. */
+async function readinessChecks(ctx: AppContext): Promise<Record<string, string>> {
+  const check = async (probe: () => unknown): Promise<string> => {
+    try {
+      await probe();
+      return "ok";
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  };
+  const [database, storage] = await Promise.all([
+    check(() => ctx.db.$client.query("SELECT 1").get()),
+    check(() => access(ctx.config.dataDir, constants.W_OK)),
+  ]);
+  return { database, storage };
+}
+
 export function createApp(ctx: AppContext) {
-  return new Elysia({
+  // Which methods a path supports, for 405 + Allow; built from the route table on first need.
+  let methodsFor: ((path: string) => string[]) | undefined;
+  /** The JSON error for anything a handler (or Elysia) throws. */
+  const errorAnswer = ({ code, error, request }: { code: string | number; error: unknown; request: Request }): Response => {
+    if (error instanceof HttpError) return httpErrorResponse(error);
+    switch (code) {
+      case "NOT_FOUND": {
+        const path = requestPath(request.url);
+        const allowed = (methodsFor ??= methodTable(app.routes))(path);
+        if (allowed.length) return errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${path}`, { allow: allowed.join(", ") });
+        return errorResponse(404, "not_found", `No route for ${request.method} ${path}`);
+      }
+      case "VALIDATION":
+        return errorResponse(400, "bad_request", validationMessage(error as ValidationError));
+      case "PARSE":
+        return errorResponse(400, "bad_request", "The request body could not be parsed");
+      case "INVALID_COOKIE_SIGNATURE":
+      case "INVALID_FILE_TYPE":
+        return errorResponse(400, "bad_request", (error as Error).message);
+    }
+    // Anything else is our bug: log it in full (the path, never the query: it can hold a token),
+    // tell the client nothing internal.
+    log.error({ reqId: idOf(request), method: request.method, path: requestPath(request.url), ...errorFields(error) }, "unhandled error");
+    return errorResponse(500, "internal_error", "Something went wrong on our side");
+  };
+  const app = new Elysia({
     serve: {
       // Bun's own limit would answer a large Content-Length with a bare 413 before any handler
       // runs; bodyLimits() below enforces the real limits with JSON errors instead.
@@ -114,32 +171,25 @@ export function createApp(ctx: AppContext) {
       development: false,
       error: (error) => nativeError(ctx, error),
       // The hot path as a native Bun route; Bun prefers it over Elysia's route of the same path.
-      routes: nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"]),
+      routes: nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true }),
     },
   })
-    .onError(({ code, error, request }) => {
-      if (error instanceof HttpError) return httpErrorResponse(error);
-      switch (code) {
-        case "NOT_FOUND":
-          return errorResponse(404, "not_found", `No route for ${request.method} ${new URL(request.url).pathname}`);
-        case "VALIDATION":
-          return errorResponse(400, "bad_request", validationMessage(error));
-        case "PARSE":
-          return errorResponse(400, "bad_request", "The request body could not be parsed");
-        case "INVALID_COOKIE_SIGNATURE":
-        case "INVALID_FILE_TYPE":
-          return errorResponse(400, "bad_request", error.message);
-      }
-      // Anything else is our bug: log it in full, tell the client nothing internal.
-      console.error(`[error] ${request.method} ${request.url}:`, error);
-      return errorResponse(500, "internal_error", "Something went wrong on our side");
+    .onError((context) => {
+      const response = errorAnswer(context);
+      // The request log and metrics read the status from here (onAfterResponse).
+      context.set.status = response.status;
+      return response;
     })
+    // Every answer gets its X-Request-Id and log line, refusals included.
+    .use(requestTelemetry())
     // Credentials first: an unauthenticated request learns nothing, not even a size limit.
     .use(accessRoutes(ctx.access))
+    .use(mutationLimit(ctx.access, ctx.config.mutationRateLimit ?? 120))
     .use(bodyLimits(ctx.config.maxUploadBytes))
     .use(corsRoutes(ctx.config.corsOrigins ?? ["*"]))
     .use(fileServer())
-    .use(healthRoutes())
+    .use(healthRoutes({ draining: () => ctx.lifecycle.draining, checks: () => readinessChecks(ctx) }))
+    .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))
     .use(streamRoutes(ctx.catalog, ctx.access))
     .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access }, ctx.config.cacheTtlMs))
     .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs))
@@ -148,6 +198,7 @@ export function createApp(ctx: AppContext) {
     .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))
     .use(openapiRoutes())
     .use(staticRoutes(ctx.config.staticDir, ctx.config.cacheTtlMs));
+  return app;
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -43,3 +43,31 @@ export function relayChanges(ctx: AppContext, send: (message: ChangeMessage) => 
     }
   };
 }
+
+/**
+ * Metrics across the cluster: each process has its own registry, and a scrape reaches one
+ * process at random (SO_REUSEPORT), so the process that is asked collects everyone's numbers
+ * through the primary and answers their sum (prom-client's AggregatorRegistry).
+ */
+export interface MetricsRequest {
+  spool: "metrics?";
+  nonce: string;
+}
+
+export interface MetricsReply {
+  spool: "metrics";
+  nonce: string;
+  /** One process's `registry.getMetricsAsJSON()`, or (primary → asker) the summed text. */
+  json?: unknown[];
+  text?: string;
+}
+
+export function isMetricsRequest(message: unknown): message is MetricsRequest {
+  const m = message as Partial<MetricsRequest> | null;
+  return !!m && m.spool === "metrics?" && typeof m.nonce === "string";
+}
+
+export function isMetricsReply(message: unknown): message is MetricsReply {
+  const m = message as Partial<MetricsReply> | null;
+  return !!m && m.spool === "metrics" && typeof m.nonce === "string";
+}

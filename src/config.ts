@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import type { Playback } from "./db/schema.ts";
 import { ConfigError, readEnv, type X264_PRESETS } from "./env.ts";
+import type { LogFormat, LogLevel } from "./lib/log.ts";
 
 export interface Config {
   port: number;
@@ -56,6 +57,15 @@ export interface Config {
    * X-Forwarded-For; the last entry is then the client (for rate limits), not the socket's peer.
    */
   trustProxy?: boolean;
+  /** LOG_LEVEL / LOG_FORMAT (format undefined: pretty on a terminal, else JSON). */
+  logLevel?: LogLevel;
+  logFormat?: LogFormat;
+  /** SHUTDOWN_GRACE_MS: how long in-flight responses may take to finish on SIGTERM. */
+  shutdownGraceMs?: number;
+  /** METRICS: serve /metrics and count on the stream route (default true). */
+  metrics?: boolean;
+  /** MUTATION_RATE_LIMIT: changes per client per minute (0: unlimited). */
+  mutationRateLimit?: number;
 }
 
 
@@ -156,6 +166,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     signingSecret: e.SIGNING_SECRET,
     defaultPlayback: e.DEFAULT_PLAYBACK as Playback,
     trustProxy: e.TRUST_PROXY!,
+    logLevel: e.LOG_LEVEL as LogLevel,
+    logFormat: e.LOG_FORMAT,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS!,
+    mutationRateLimit: e.MUTATION_RATE_LIMIT!,
+    metrics: e.METRICS!,
   };
 }
 

@@ -52,6 +52,7 @@ function oneOf<const T extends readonly string[]>(doc: string, values: T, value:
 
 export const X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] as const;
 export const PLAYBACK_VALUES = ["public", "signed"] as const;
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
 /** Shortest API_KEY accepted: anything shorter can be guessed despite the rate limit. */
 export const MIN_API_KEY_LENGTH = 16;
@@ -74,6 +75,15 @@ export const ENV = {
   SIGNING_SECRET: text("HS256 secret of playback tokens (at least 32 characters); changing it revokes every token", undefined, "generated into `DATA_DIR/signing-secret`", MIN_SIGNING_SECRET_LENGTH),
   DEFAULT_PLAYBACK: oneOf("Playback policy of new videos whose upload names none: `public` or `signed` (the demo is always public)", PLAYBACK_VALUES, "public"),
   TRUST_PROXY: flag("`1` behind a reverse proxy that appends the client to `X-Forwarded-For`: the failure limit then counts per client, not per proxy", false),
+  LOG_LEVEL: oneOf("Least severe log lines written: `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `silent`", LOG_LEVELS, "info"),
+  LOG_FORMAT: {
+    schema: Type.Union([Type.Literal("json"), Type.Literal("pretty")]) as unknown as TUnsafe<"json" | "pretty">,
+    shown: "`pretty` on a terminal, else `json`",
+    doc: "`json`: one JSON object per line (for log collectors); `pretty`: readable lines",
+  },
+  MUTATION_RATE_LIMIT: int("Requests that change something (uploads, edits, deletes, tokens, sign-ins; not reads, not tus appends) per client per minute; beyond: 429 with `Retry-After` (`0`: no limit)", 120),
+  METRICS: flag("`0` turns metrics off: no `/metrics`, and the stream route counts nothing (the benchmark measures the difference)", true),
+  SHUTDOWN_GRACE_MS: int("On SIGTERM/SIGINT: how long responses in flight (a long download too) may take to finish before the connections are closed", 30_000),
   MAX_UPLOAD_BYTES: int("Largest accepted upload", 8 * 1024 ** 3, { minimum: 1, shown: "`8589934592` (8 GiB)" }),
   CACHE_TTL_MS: int(
     "How long a file's stat and a video's row are trusted on the hot path (changes made by this server's own processes are seen at once; by others, such as a CLI ingest, within this time)",

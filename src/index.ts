@@ -4,14 +4,33 @@
  * With WORKERS > 1 (default: one per core) this process is the primary: it prepares the data
  * directory, listens, and starts WORKERS-1 serving processes on the same port (SO_REUSEPORT).
  * They tell each other what they change over IPC (src/cluster.ts), so no cache lags behind.
+ *
+ * Lifecycle: SIGTERM/SIGINT drain every process (SHUTDOWN_GRACE_MS) and exit 0. A worker whose
+ * primary is gone, however it died, stops within a second: it must not keep serving a port
+ * that a restarted cluster will bind again.
  */
-import { isChangeMessage, relayChanges, type ChangeMessage } from "./cluster.ts";
+import { AggregatorRegistry } from "prom-client";
+import { isChangeMessage, isMetricsReply, isMetricsRequest, relayChanges, type ChangeMessage, type MetricsReply } from "./cluster.ts";
+import { registry } from "./metrics/metrics.ts";
 import { loadConfigOrExit } from "./config.ts";
-import { DEMO_VIDEO_ID, startSpool } from "./server.ts";
+import { configureLogging, errorFields, logger } from "./lib/log.ts";
+import { DEMO_VIDEO_ID, PortTakenError, startSpool, type RunningSpool } from "./server.ts";
 
 const config = loadConfigOrExit();
+configureLogging(config.logLevel ?? "info", config.logFormat);
+const log = logger("spool");
 const workerId = process.env.SPOOL_WORKER_ID;
-const spool = await startSpool(config, { primary: workerId === undefined });
+const isPrimary = workerId === undefined;
+
+let spool: RunningSpool;
+try {
+  spool = await startSpool(config, { primary: isPrimary });
+} catch (error) {
+  if (!(error instanceof PortTakenError)) throw error;
+  // One line, no stack: the operator needs to know which port, nothing else.
+  console.error(`spool: ${error.message}`);
+  process.exit(1);
+}
 
 const children: ReturnType<typeof Bun.spawn>[] = [];
 let stopping = false;
@@ -36,11 +55,64 @@ function tellPrimary(message: ChangeMessage): void {
     // shutting down
   }
 }
-const applyChange = relayChanges(spool.ctx, (message) => (workerId === undefined ? broadcast(message) : tellPrimary(message)));
-if (workerId !== undefined) {
-  process.on("message", (message: unknown) => {
-    if (isChangeMessage(message)) applyChange(message);
+const applyChange = relayChanges(spool.ctx, (message) => (isPrimary ? broadcast(message) : tellPrimary(message)));
+
+// --- metrics across the cluster (see src/cluster.ts) ---
+
+/** Replies awaited by nonce: a child's registry (primary side), or the sum (child side). */
+const awaiting = new Map<string, (reply: MetricsReply) => void>();
+const METRICS_WAIT_MS = 1000;
+
+function awaitReply(nonce: string, send: () => void): Promise<MetricsReply | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      awaiting.delete(nonce);
+      resolve(null);
+    }, METRICS_WAIT_MS);
+    awaiting.set(nonce, (reply) => {
+      clearTimeout(timer);
+      awaiting.delete(nonce);
+      resolve(reply);
+    });
+    try {
+      send();
+    } catch {
+      clearTimeout(timer);
+      awaiting.delete(nonce);
+      resolve(null);
+    }
   });
+}
+
+/** Primary: every live process's registry, summed. A child that does not answer in time is left out. */
+async function clusterMetrics(): Promise<string> {
+  const own = await registry.getMetricsAsJSON();
+  const replies = await Promise.all(
+    children.filter((c) => c && c.exitCode === null && !c.killed).map((child) => {
+      const nonce = crypto.randomUUID();
+      return awaitReply(nonce, () => child.send({ spool: "metrics?", nonce }));
+    }),
+  );
+  const all = [own, ...replies.flatMap((r) => (r?.json ? [r.json] : []))];
+  return AggregatorRegistry.aggregate(all as never).metrics();
+}
+
+function onPrimaryMessage(child: ReturnType<typeof Bun.spawn>, message: unknown): void {
+  if (isChangeMessage(message)) {
+    applyChange(message);
+    broadcast(message, child);
+  } else if (isMetricsReply(message)) {
+    awaiting.get(message.nonce)?.(message);
+  } else if (isMetricsRequest(message)) {
+    // A child was scraped: it gets everyone's sum.
+    void clusterMetrics().then((text) => {
+      try {
+        child.send({ spool: "metrics", nonce: message.nonce, text } satisfies MetricsReply);
+      } catch {
+        // the child is exiting
+      }
+    });
+  }
 }
 
 function spawnWorker(id: number): void {
@@ -48,13 +120,11 @@ function spawnWorker(id: number): void {
     env: { ...process.env, SPOOL_WORKER_ID: String(id) },
     stdio: ["ignore", "inherit", "inherit"],
     ipc(message) {
-      if (!isChangeMessage(message)) return;
-      applyChange(message);
-      broadcast(message, child);
+      onPrimaryMessage(child, message);
     },
     onExit(_proc, code, signal) {
       if (stopping) return;
-      console.error(`[spool] worker ${id} exited (${signal ?? code}); restarting it`);
+      log.error({ worker: id, code, signal }, "worker exited; restarting it");
       // The shutdown may have begun during the pause: never start a worker it already passed.
       setTimeout(() => {
         if (!stopping) spawnWorker(id);
@@ -64,21 +134,55 @@ function spawnWorker(id: number): void {
   children[id - 1] = child;
 }
 
-if (workerId !== undefined) console.log(`[spool] worker ${workerId} serving on ${spool.url}`);
-else {
-  for (let id = 1; id < config.workers; id++) spawnWorker(id);
-  console.log(`Spool listening on ${spool.url} (data: ${config.dataDir}, ${config.workers} worker${config.workers > 1 ? "s" : ""})`);
-  console.log(spool.apiKeyNotice);
-  if (config.seedDemo) console.log(`Demo video: ${spool.url}/api/stream/${DEMO_VIDEO_ID}`);
+async function shutdown(reason: string, graceMs: number): Promise<never> {
+  if (stopping) return new Promise<never>(() => {});
+  stopping = true;
+  log.info({ reason, graceMs }, "shutting down: draining requests in flight");
+  // Every process drains at the same time, each with the full grace period.
+  for (const child of children) child?.kill("SIGTERM");
+  await Promise.all([spool.stop({ graceMs }), ...children.map((child) => child?.exited)]);
+  log.info("stopped");
+  process.exit(0);
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, async () => {
-    if (stopping) return;
-    stopping = true;
-    for (const child of children) child?.kill("SIGTERM");
-    await Promise.all(children.map((child) => child?.exited));
-    await spool.stop();
-    process.exit(0);
-  });
+  process.on(signal, () => void shutdown(signal, config.shutdownGraceMs ?? 30_000));
 }
+
+if (!isPrimary) {
+  process.on("message", (message: unknown) => {
+    if (isChangeMessage(message)) applyChange(message);
+    else if (isMetricsRequest(message)) {
+      void registry.getMetricsAsJSON().then((json) => {
+        try {
+          process.send?.({ spool: "metrics", nonce: message.nonce, json } satisfies MetricsReply);
+        } catch {
+          // the primary is gone
+        }
+      });
+    } else if (isMetricsReply(message)) awaiting.get(message.nonce)?.(message);
+  });
+  // Scraped here: ask the primary for the cluster's sum; alone if it does not answer.
+  spool.ctx.metrics.collect = async () => {
+    const nonce = crypto.randomUUID();
+    const reply = await awaitReply(nonce, () => process.send?.({ spool: "metrics?", nonce }));
+    return reply?.text ?? registry.metrics();
+  };
+  // The primary died (kill -9, OOM): its IPC channel closes, or this process is re-parented.
+  // Either way this worker leaves the port at once, finishing what it is sending for a second.
+  const parent = process.ppid;
+  const orphaned = () => void shutdown("the primary process is gone", 1000);
+  process.on("disconnect", orphaned);
+  setInterval(() => {
+    if (process.ppid !== parent) orphaned();
+  }, 500).unref();
+  log.info({ worker: workerId, url: spool.url }, `worker ${workerId} serving on ${spool.url}`);
+} else {
+  for (let id = 1; id < config.workers; id++) spawnWorker(id);
+  if (config.workers > 1) spool.ctx.metrics.collect = clusterMetrics;
+  log.info({ url: spool.url, dataDir: config.dataDir, workers: config.workers }, `Spool listening on ${spool.url}`);
+  log.info(spool.apiKeyNotice);
+  if (config.seedDemo) log.info(`Demo video: ${spool.url}/api/stream/${DEMO_VIDEO_ID}`);
+}
+
+process.on("unhandledRejection", (error) => log.error(errorFields(error), "unhandled rejection"));

@@ -6,7 +6,9 @@ import { resolve } from "node:path";
 import { API_KEY_FILE, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
 import { createApp, createContext, type AppContext, type ResolvedConfig } from "./app.ts";
 import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
-import { openDatabase } from "./db/client.ts";
+import { openDatabase, type Db } from "./db/client.ts";
+import { errorFields, logger } from "./lib/log.ts";
+import { gauge } from "./metrics/metrics.ts";
 
 export const DEMO_VIDEO_ID = "demo";
 const DEMO_FIXTURE = resolve(import.meta.dir, "../fixtures/demo.mp4");
@@ -17,7 +19,32 @@ export interface RunningSpool {
   ctx: AppContext;
   /** Where the API key comes from and how to read it (never the key itself). */
   apiKeyNotice: string;
-  stop(): Promise<void>;
+  /**
+   * Stops everything. `graceMs` > 0 drains first: /ready turns 503, the listener closes, and
+   * responses in flight (a long download too) get up to `graceMs` to finish; then connections
+   * are closed, a running transcode is handed back to the queue, and the database is closed.
+   */
+  stop(options?: { graceMs?: number }): Promise<void>;
+}
+
+/** Another process already serves the port (another Spool cluster, or anything else). */
+export class PortTakenError extends Error {
+  override name = "PortTakenError";
+}
+
+/**
+ * SO_REUSEPORT lets any process join a port that another one serves with it, so a second Spool
+ * started by mistake would silently share the first one's traffic (and alternate between two
+ * libraries). The primary therefore binds once without it first: that fails while anyone holds
+ * the port. (The window between this probe and the real bind is a few microseconds.)
+ */
+function assertPortFree(port: number, hostname: string): void {
+  if (port === 0) return;
+  try {
+    Bun.serve({ port, hostname, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
+  } catch {
+    throw new PortTakenError(`port ${port} on ${hostname} is already in use (another Spool, or another program): stop it or set PORT`);
+  }
 }
 
 /** The config with its API key and signing secret: from the environment, else from DATA_DIR (made once). */
@@ -57,27 +84,37 @@ export interface StartOptions {
   primary?: boolean;
 }
 
+const log = logger("spool");
+
+function countProcessing(db: Db): number {
+  return (db.$client.query("SELECT count(*) AS n FROM videos WHERE status = 'processing'").get() as { n: number }).n;
+}
+
+function countJobs(db: Db, state: "queued" | "running"): number {
+  return (db.$client.query("SELECT count(*) AS n FROM transcode_jobs WHERE state = ?").get(state) as { n: number }).n;
+}
+
 /** How often the primary looks for processing jobs whose process died. */
 export const ORPHAN_SWEEP_MS = 2000;
 
 export async function startSpool(given: Config, { primary = true }: StartOptions = {}): Promise<RunningSpool> {
   let orphanSweep: ReturnType<typeof setInterval> | undefined;
+  // Before any housekeeping: a second instance must not touch the first one's uploads or jobs.
+  if (primary) assertPortFree(given.port, given.host);
   const { config, apiKeyNotice } = await resolveSecrets(given);
   const handle = openDatabase(config.databaseUrl);
   const ctx = createContext(config, handle.db);
   await ctx.library.storage.init(primary);
   if (primary) {
     if (!ctx.media) {
-      console.warn(
-        "[spool] ingest needs ffmpeg/ffprobe, which were not found (install ffmpeg, or set FFMPEG_PATH/FFPROBE_PATH): uploads answer 503; ready videos stream as usual",
-      );
+      log.warn("ingest needs ffmpeg/ffprobe, which were not found (install ffmpeg, or set FFMPEG_PATH/FFPROBE_PATH): uploads answer 503; ready videos stream as usual");
     }
     await ctx.uploads.init();
     // Resumable (tus) uploads survive a restart; anything else still `uploading` was cut off.
     const interrupted = await ctx.library.failInterrupted(await ctx.uploads.videoIds());
-    if (interrupted) console.warn(`[spool] ${interrupted} upload(s) interrupted by the last shutdown were marked failed`);
+    if (interrupted) log.warn({ interrupted }, "uploads interrupted by the last shutdown were marked failed");
     const resumed = await ctx.ingest.resumeInterrupted();
-    if (resumed) console.warn(`[spool] resuming processing of ${resumed} video(s) interrupted by the last shutdown`);
+    if (resumed) log.warn({ resumed }, "resuming the processing of videos interrupted by the last shutdown");
     ctx.uploads.startSweeper();
     // Failed and abandoned videos go after FAILED_RETENTION_MS.
     ctx.retention.start();
@@ -85,26 +122,42 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     // A WORKERS process that crashes mid-processing leaves its videos `processing`: take them over.
     // Likewise their tmp/ directories, and those of CLI ingests that were killed.
     orphanSweep = setInterval(() => {
-      ctx.ingest.resumeInterrupted({ orphansOnly: true }).catch((error) => console.error("[ingest] orphan sweep failed:", error));
-      ctx.library.storage.sweepTmp().catch((error) => console.error("[storage] tmp sweep failed:", error));
+      ctx.ingest.resumeInterrupted({ orphansOnly: true }).catch((error) => log.error(errorFields(error), "orphan sweep failed"));
+      ctx.library.storage.sweepTmp().catch((error) => log.error(errorFields(error), "tmp sweep failed"));
     }, ORPHAN_SWEEP_MS);
     // The HLS transcode worker runs in the primary only (or alone: `bun run worker`).
     if (transcodeConfig(config).inServer) ctx.hls.startWorker(ctx.media);
   }
 
   // With several workers, each process binds the same port and the kernel spreads connections.
-  const app = createApp(ctx).listen({ port: config.port, hostname: config.host, reusePort: config.workers > 1 });
+  let app: ReturnType<typeof createApp>;
+  try {
+    app = createApp(ctx).listen({ port: config.port, hostname: config.host, reusePort: config.workers > 1 });
+  } catch (error) {
+    handle.close();
+    throw new PortTakenError(`cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   const server = app.server!;
+  gauge("spool_http_requests_in_flight", "Requests being answered by this process (streams included)", () => server.pendingRequests);
+  gauge("spool_ingest_jobs", "Videos waiting for or in processing (probe, faststart, poster)", () => countProcessing(handle.db));
+  gauge("spool_transcode_jobs_queued", "HLS transcodes waiting for a worker", () => countJobs(handle.db, "queued"));
+  gauge("spool_transcode_jobs_running", "HLS transcodes running", () => countJobs(handle.db, "running"));
   const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`,
     port: server.port!,
     ctx,
     apiKeyNotice,
-    async stop() {
+    async stop({ graceMs = 0 } = {}) {
+      ctx.lifecycle.draining = true;
       clearInterval(orphanSweep);
       ctx.uploads.stopSweeper();
       ctx.retention.stop();
+      if (graceMs > 0) {
+        // Stop accepting; let what is in flight finish, up to the grace period.
+        const drained = await Promise.race([server.stop(false).then(() => true), Bun.sleep(graceMs).then(() => false)]);
+        if (!drained) log.warn({ graceMs, inFlight: server.pendingRequests }, "grace period over: closing the connections still open");
+      }
       await app.stop(true);
       // A running transcode is killed and handed back to the queue for the next start.
       await ctx.hls.stopWorker();

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { logger } from "../lib/log.ts";
 
 export const API_KEY_FILE = "api-key";
 export const SIGNING_SECRET_FILE = "signing-secret";
@@ -62,7 +63,7 @@ async function readSecret(path: string, minLength: number): Promise<string | und
   const value = text.trim();
   if (value.length < minLength) throw new Error(`${path} must hold at least ${minLength} characters; delete it to have a new one generated`);
   const mode = (await stat(path)).mode & 0o777;
-  if (mode & 0o077) console.warn(`[access] ${path} is readable by other users (mode ${mode.toString(8)}); run: chmod 600 ${path}`);
+  if (mode & 0o077) logger("access").warn({ path, mode: mode.toString(8) }, `${path} is readable by other users; run: chmod 600 ${path}`);
   return value;
 }
 

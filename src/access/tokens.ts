@@ -8,6 +8,7 @@
  * `exp`: afterwards a request costs one Map lookup and two comparisons, synchronously.
  */
 import { SignJWT, jwtVerify } from "jose";
+import { hot } from "../metrics/metrics.ts";
 
 export const DEFAULT_TOKEN_TTL_S = 60 * 60;
 export const MAX_TOKEN_TTL_S = 7 * 24 * 60 * 60;
@@ -61,8 +62,12 @@ export class PlaybackTokens {
   check(token: string | null, videoId: string): TokenFailure | null | Promise<TokenFailure | null> {
     if (!token) return "token_missing";
     const known = this.verified.get(token);
-    if (known) return this.judge(known, videoId);
+    if (known) {
+      hot.tokenCacheHits++;
+      return this.judge(known, videoId);
+    }
     if (token.length > MAX_TOKEN_LENGTH) return "token_malformed";
+    hot.tokenVerifications++;
     return this.verify(token).then((result) => (typeof result === "string" ? result : this.judge(result, videoId)));
   }
 

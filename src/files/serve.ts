@@ -9,6 +9,7 @@ import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
 import { errorResponse, httpErrorResponse, preconditionFailed } from "../http/errors.ts";
 import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
 import { contentRange, planRange, unsatisfiedRange, type ByteRange, type RangeLimits, DEFAULT_RANGE_LIMITS } from "../http/range.ts";
+import { hot } from "../metrics/metrics.ts";
 import type { FileEntity } from "./entity.ts";
 
 const CHUNK = 256 * 1024;
@@ -62,6 +63,12 @@ function streamSlices(entity: FileEntity, pieces: (string | ByteRange)[]): Reada
  */
 const NATIVE_RANGE = /^bytes=(?:\d{1,15}-\d{0,15}|-\d{1,15})$/;
 
+/**
+ * Responses whose 206 Bun makes itself: they say 200 until Bun sends them, so whoever counts
+ * statuses (the stream route's metrics) asks here. A WeakSet: nothing to clean up.
+ */
+export const nativeRanged = new WeakSet<Response>();
+
 export interface EngineOptions {
   rangeLimits?: RangeLimits;
 }
@@ -87,7 +94,10 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
   const method = request.method;
   const headers = request.headers;
   const rangeHeader = headers.get("range");
-  if (rangeHeader === null) return new Response(entity.file, { headers: entity.responseHeaders });
+  if (rangeHeader === null) {
+    if (method === "GET") hot.fileBytes += entity.size;
+    return new Response(entity.file, { headers: entity.responseHeaders });
+  }
 
   const plan = ifRangeAllows(headers, entity) ? planRange(rangeHeader, entity.size, options.rangeLimits ?? DEFAULT_RANGE_LIMITS) : ({ kind: "full" } as const);
   const size = entity.size;
@@ -102,13 +112,19 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
   if (plan.kind === "full") {
     // HEAD has no body, so Bun leaves it alone and the exact Content-Length stays.
     if (method === "HEAD" || size === 0) return new Response(entity.file, { headers: entity.responseHeaders });
+    hot.fileBytes += size;
     return new Response(streamSlices(entity, [{ start: 0, end: size - 1 }]), { headers: entity.responseHeaders });
   }
 
   const ranges = plan.ranges;
+  if (method === "GET") for (const r of ranges) hot.fileBytes += r.end - r.start + 1;
   if (ranges.length === 1) {
     // Same bytes, less work: Bun's own range code sends this one (see NATIVE_RANGE).
-    if (method === "GET" && NATIVE_RANGE.test(rangeHeader)) return new Response(entity.file, { headers: entity.nativeRangeHeaders });
+    if (method === "GET" && NATIVE_RANGE.test(rangeHeader)) {
+      const response = new Response(entity.file, { headers: entity.nativeRangeHeaders });
+      nativeRanged.add(response);
+      return response;
+    }
     const r = ranges[0]!;
     const response = new Response(entity.file.slice(r.start, r.end + 1), { status: 206, headers: entity.responseHeaders });
     // The response holds its own copy of the shared Headers, so this does not leak into it.

@@ -44,8 +44,11 @@ export function get(port: number, path: string, extra = ""): Promise<RawResponse
   return rawRequest(port, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra}\r\n`);
 }
 
-/** Headers as a plain object, minus the ones that legitimately differ between two responses. */
-export function comparableHeaders(response: Response, drop: string[] = ["date"]): Record<string, string> {
+/**
+ * Headers as a plain object, minus the ones that legitimately differ between two responses:
+ * the date, and the request id every answer carries (checked in operations.test.ts).
+ */
+export function comparableHeaders(response: Response, drop: string[] = ["date", "x-request-id"]): Record<string, string> {
   const out: Record<string, string> = {};
   response.headers.forEach((value, key) => {
     if (!drop.includes(key)) out[key] = value;

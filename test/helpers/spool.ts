@@ -3,6 +3,7 @@ import { mkdtemp, rm, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../src/config.ts";
+import { configureLogging, type LogLevel } from "../../src/lib/log.ts";
 import { startSpool, type RunningSpool } from "../../src/server.ts";
 
 /** The API key and signing secret every test server uses (tests that need others pass their own). */
@@ -35,6 +36,8 @@ export async function startTestSpool(overrides: Partial<Config> = {}): Promise<T
     production: false,
     apiKey: TEST_API_KEY,
     signingSecret: TEST_SIGNING_SECRET,
+    // Tests make many changes from one address; test/integration/operations.test.ts sets a limit.
+    mutationRateLimit: 0,
     ...overrides,
   };
   const spool = await startSpool(config);
@@ -48,4 +51,17 @@ export async function startTestSpool(overrides: Partial<Config> = {}): Promise<T
       await rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Runs `body` with Spool's log lines captured (JSON objects), then restores the tests' logging.
+ */
+export async function withCapturedLogs<T>(body: (lines: () => Record<string, unknown>[]) => Promise<T>): Promise<T> {
+  const captured: Record<string, unknown>[] = [];
+  configureLogging("info", "json", { write: (line: string) => void captured.push(JSON.parse(line) as Record<string, unknown>) });
+  try {
+    return await body(() => captured);
+  } finally {
+    configureLogging((process.env.LOG_LEVEL as LogLevel | undefined) ?? "warn", "json");
+  }
 }

@@ -299,4 +299,5 @@ test("deleting a video removes its ladder and stops serving it", async () => {
   expect(gone.status).toBe(404);
   expect(existsSync(join(spool.dataDir, "videos", uploaded.id))).toBe(false);
   expect(spool.ctx.hls.queue.forVideo(uploaded.id)).toEqual([]);
-});
+  // A whole upload and transcode: seconds on an idle machine, more on a busy one.
+}, 60_000);

@@ -4,7 +4,7 @@
  * non-media with nothing kept, MAX_UPLOAD_BYTES while streaming, the library API, the CLI,
  * restarts, and a server without ffmpeg.
  */
-import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
@@ -16,7 +16,7 @@ import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
 import { expectError, filesUnder, listAll, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeAudio, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
 import type { Limiter } from "../../src/modules/ingest/limiter.ts";
-import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const FIXTURE = resolve(ROOT, "fixtures/demo.mp4");
@@ -576,10 +576,12 @@ describe("restarts", () => {
 
 describe("without ffmpeg", () => {
   test("starts, says ingest needs ffmpeg/ffprobe, answers uploads 503, and streams what is ready", async () => {
-    const warn = spyOn(console, "warn");
-    const bare = await startTestSpool({ ffmpegPath: "/nonexistent/ffmpeg", ffprobePath: "/nonexistent/ffprobe", seedDemo: true, transcode: NO_HLS });
+    const bare = await withCapturedLogs(async (lines) => {
+      const started = await startTestSpool({ ffmpegPath: "/nonexistent/ffmpeg", ffprobePath: "/nonexistent/ffprobe", seedDemo: true, transcode: NO_HLS });
+      expect(lines().some((l) => l.level === 40 && String(l.msg).includes("ingest needs ffmpeg/ffprobe"))).toBe(true);
+      return started;
+    });
     try {
-      expect(warn.mock.calls.some((args) => String(args[0]).includes("ingest needs ffmpeg/ffprobe"))).toBe(true);
       expect(bare.ctx.media).toBeUndefined();
 
       const source = await makeVideo({ seconds: 1 });
@@ -598,7 +600,6 @@ describe("without ffmpeg", () => {
       // A poster needs ffmpeg.
       await expectError(await fetch(`${bare.url}/api/videos/demo/thumbnail.jpg`), 503, "ingest_unavailable");
     } finally {
-      warn.mockRestore();
       await bare.stop();
     }
   });

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { isLimitedMutation } from "../../src/access/mutation-limit.ts";
 import { accessFor, type Access } from "../../src/access/policy.ts";
 
 const ID = "q7cN0l1dQ5m0tS9xYk3eZA";
@@ -62,4 +63,22 @@ describe("accessFor: which requests need the management credentials", () => {
   test.each(cases)("%s %s → %s", (method, path, expected) => {
     expect(accessFor(method, path)).toBe(expected);
   });
+});
+
+describe("isLimitedMutation: what the per-client change limit counts", () => {
+  const cases: [string, string, boolean][] = [
+    ["GET", "/api/stream/demo", false],
+    ["HEAD", "/api/videos/demo", false],
+    ["OPTIONS", "/api/uploads", false],
+    ["GET", "/api/videos", false],
+    ["POST", "/api/videos", true],
+    ["PATCH", "/api/videos/demo", true],
+    ["DELETE", "/api/videos/demo", true],
+    ["POST", "/api/session", true],
+    ["POST", "/api/uploads", true],
+    ["DELETE", `/api/uploads/${UPLOAD}`, true],
+    // A large tus upload is many appends: its size bounds it, not a request count.
+    ["PATCH", `/api/uploads/${UPLOAD}`, false],
+  ];
+  test.each(cases)("%s %s → %p", (method, path, expected) => expect(isLimitedMutation(method, path)).toBe(expected));
 });

@@ -5,6 +5,7 @@
  * here or in a sibling `WORKERS` process, which the SSE route relays at once (changes made by
  * other processes, such as a separate worker, are polled).
  */
+import { logger } from "../../lib/log.ts";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { transcodeConfig, type Config, type TranscodeConfig } from "../../config.ts";
@@ -48,7 +49,7 @@ export class HlsService {
       if (row?.status === "ready" && row.hlsStatus === "none" && this.queue.enqueue(id)) this.worker?.wake();
     } catch (error) {
       // The database may be closing (shutdown); the worker's sweep catches anything missed.
-      if (!String(error).includes("closed")) console.warn(`[hls] could not queue video ${id}: ${String(error)}`);
+      if (!String(error).includes("closed")) logger("hls").warn({ video: id, err: String(error) }, "could not queue the HLS build");
     }
   }
 
@@ -63,7 +64,7 @@ export class HlsService {
   startWorker(tools: MediaTools | undefined, log?: WorkerLog): TranscodeWorker | undefined {
     if (this.worker) return this.worker;
     if (!tools) {
-      console.warn("[hls] ffmpeg/ffprobe not found: no transcode worker in this process (HLS builds stay queued)");
+      logger("hls").warn("ffmpeg/ffprobe not found: no transcode worker in this process (HLS builds stay queued)");
       return undefined;
     }
     this.worker = new TranscodeWorker(this.library, this.queue, tools, this.settings, log);

@@ -8,6 +8,8 @@
  * output and the directory is renamed to DATA_DIR/videos/<id>/hls/ in one step, so nothing
  * half-built is ever served.
  */
+import { logger } from "../../lib/log.ts";
+import { jobDuration } from "../../metrics/metrics.ts";
 import { EventEmitter } from "node:events";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -45,8 +47,8 @@ export interface WorkerLog {
 }
 
 const consoleLog: WorkerLog = {
-  info: (m) => console.log(`[hls] ${m}`),
-  warn: (m) => console.warn(`[hls] ${m}`),
+  info: (m) => logger("hls").info(m),
+  warn: (m) => logger("hls").warn(m),
 };
 
 export class TranscodeWorker {
@@ -168,8 +170,8 @@ export class TranscodeWorker {
     const videoDir = this.library.storage.videoDir(job.videoId);
     const tempDir = join(videoDir, `${TEMP_PREFIX}${job.id}-${job.attempts}-${crypto.randomUUID().slice(0, 8)}`);
     let outcome = "done";
+    const started = Date.now();
     try {
-      const started = Date.now();
       const result = await this.build(job, videoDir, tempDir, abort.signal);
       if (result.skipped) {
         this.queue.skip(job, this.id, result.skipped);
@@ -200,6 +202,7 @@ export class TranscodeWorker {
       await rm(tempDir, { recursive: true, force: true }).catch(() => {});
       // A video deleted while ffmpeg ran: ffmpeg may have recreated directories under it.
       if (!(await this.library.get(job.videoId).catch(() => undefined))) await this.library.storage.removeVideo(job.videoId).catch(() => {});
+      jobDuration.observe({ kind: "transcode", outcome }, (Date.now() - started) / 1000);
       this.events.emit("job", { videoId: job.videoId, jobId: job.id, outcome });
     }
   }

@@ -13,6 +13,7 @@ import { Elysia, t } from "elysia";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { errorResponse } from "../../http/errors.ts";
+import { pageHeaders } from "../../http/page-headers.ts";
 import pkg from "../../../package.json" with { type: "json" };
 import { extraPaths, replacedRoutes } from "./paths.ts";
 
@@ -35,6 +36,7 @@ const TAGS = [
   { name: "thumbnails", description: "Posters and frames as JPEG" },
   { name: "static", description: "Files from STATIC_DIR" },
   { name: "access", description: "Sessions for the web pages, and playback tokens for signed videos" },
+  { name: "operations", description: "Liveness, readiness and Prometheus metrics" },
 ];
 
 /**
@@ -68,12 +70,41 @@ const SECURITY = {
   security: [{ apiKey: [] }, { session: [] }],
 };
 
+/** The Swagger UI start-up script (swagger-init.js beside this file), so the page has no inline script. */
+const SWAGGER_INIT = "swagger-init.js";
+
+const SWAGGER_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Spool API</title>
+<link rel="icon" href="${ASSETS_PATH}/favicon-32x32.png">
+<link rel="stylesheet" href="${ASSETS_PATH}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="${ASSETS_PATH}/swagger-ui-bundle.js"></script>
+<script src="${ASSETS_PATH}/${SWAGGER_INIT}"></script>
+</body>
+</html>
+`;
+
+/** Swagger UI styles its elements inline at run time, hence 'unsafe-inline' for styles only. */
+const SWAGGER_HEADERS = pageHeaders(
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+);
+
 export function openapiRoutes() {
   const cache = new FileCache(60_000);
   return new Elysia({ name: "spool.openapi" })
+    // Spool's own page rather than the plugin's: the plugin's has an inline script, which a
+    // strict Content-Security-Policy (the same as the player's) would block.
+    .get(SWAGGER_PATH, () => new Response(SWAGGER_PAGE, { headers: SWAGGER_HEADERS }), { detail: { hide: true } })
     .get(
       `${ASSETS_PATH}/:file`,
       ({ params, request }) => {
+        if (params.file === SWAGGER_INIT) return serveFile(request, join(import.meta.dir, SWAGGER_INIT), { cacheControl: "public, max-age=300" }, cache);
         if (!ASSETS.has(params.file)) return errorResponse(404, "not_found", "No such file");
         return serveFile(request, join(DIST, params.file), { cacheControl: "public, max-age=86400" }, cache);
       },
@@ -81,7 +112,8 @@ export function openapiRoutes() {
     )
     .use(
       openapi({
-        provider: "swagger-ui",
+        // The spec only (GET /swagger/json); the page is above.
+        provider: null,
         path: SWAGGER_PATH,
         specPath: SPEC_PATH,
         documentation: {
@@ -101,14 +133,6 @@ export function openapiRoutes() {
           // tus OPTIONS (capability discovery) is part of the API.
           methods: [],
           paths: Object.keys(replacedRoutes),
-        },
-        swagger: {
-          cdn: `${ASSETS_PATH}/swagger-ui-bundle.js`,
-          theme: `${ASSETS_PATH}/swagger-ui.css`,
-          // The default would load a badge image from validator.swagger.io.
-          validatorUrl: "none",
-          deepLinking: true,
-          displayRequestDuration: true,
         },
       }),
     );

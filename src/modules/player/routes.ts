@@ -9,6 +9,7 @@ import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { HttpError, errorResponse } from "../../http/errors.ts";
+import { pageHeaders } from "../../http/page-headers.ts";
 import { isVideoId } from "../videos/ids.ts";
 import { toVideoJson, tokenizedJson } from "../videos/schemas.ts";
 import type { VideoLibrary } from "../videos/service.ts";
@@ -36,15 +37,9 @@ const HLS_JS_VERSION = (() => {
 })();
 
 /** Pages must not be framed, sniffed or load anything from elsewhere. hls.js needs blob: workers and MSE. */
-const PAGE_HEADERS = {
-  "content-type": "text/html; charset=utf-8",
-  "cache-control": "no-store",
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "same-origin",
-  "content-security-policy":
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
-};
+const PAGE_HEADERS = pageHeaders(
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+);
 
 const page = (html: string, status = 200) => new Response(html, { status, headers: PAGE_HEADERS });
 

@@ -10,6 +10,8 @@ import { makeEntity, type FileEntity } from "../../files/entity.ts";
 import { statEntity } from "../../files/cache.ts";
 import type { VideoRow } from "../../db/schema.ts";
 import { extensionOf } from "../../http/content-type.ts";
+import { logger } from "../../lib/log.ts";
+import { hot } from "../../metrics/metrics.ts";
 import type { VideoLibrary } from "../videos/service.ts";
 
 export const VIDEO_CACHE_CONTROL = "public, max-age=86400";
@@ -69,7 +71,11 @@ export class StreamCatalog {
   /** The cached answer, if fresh: `null` means "known not to exist". */
   peek(id: string): CachedVideo | null | undefined {
     const entry = this.entries.get(id);
-    if (!entry || entry.expires <= Date.now()) return undefined;
+    if (!entry || entry.expires <= Date.now()) {
+      hot.catalogMisses++;
+      return undefined;
+    }
+    hot.catalogHits++;
     return entry.video ?? null;
   }
 
@@ -81,7 +87,7 @@ export class StreamCatalog {
       const found = await statEntity(path, this.options(row));
       if (found && found.size === row.size) inline = found;
       // A ready row whose file is gone or altered is an operator problem, not a client one.
-      else console.warn(`[stream] video ${id}: file ${path} is ${found ? `${found.size} bytes, expected ${row.size}` : "missing"}; answering 404`);
+      else logger("stream").warn({ video: id, path, size: found?.size, expected: row.size }, found ? "stored file has the wrong size; answering 404" : "stored file is missing; answering 404");
     }
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
     const video = inline && row ? new CachedVideo(row.id, row.playback === "signed", inline, () => this.downloadEntity(row, inline)) : undefined;

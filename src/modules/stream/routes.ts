@@ -9,9 +9,12 @@
 import type { BunRequest, Server } from "bun";
 import { Elysia } from "elysia";
 import type { AccessControl, PeerSource } from "../../access/service.ts";
-import { preconditionResponse, serveBody } from "../../files/serve.ts";
+import { nativeRanged, preconditionResponse, serveBody } from "../../files/serve.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.ts";
+import { errorFields, logger } from "../../lib/log.ts";
+import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/requests.ts";
+import { hot } from "../../metrics/metrics.ts";
 import { isVideoId } from "../videos/ids.ts";
 import type { CachedVideo, StreamCatalog } from "./catalog.ts";
 
@@ -74,19 +77,23 @@ function withHeaders(response: Response, headers: CorsHeaders | null): Response 
   return response;
 }
 
-export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl, allowedOrigins: readonly string[]) {
+export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl, allowedOrigins: readonly string[], { metrics = true } = {}) {
   const constant = streamCorsHeaders(allowedOrigins);
   const perRequest = !constant && allowedOrigins.length > 0;
 
   const finish = (request: Request, response: Response): Response => {
+    // The hot path's whole telemetry: a counter, and the request id (no log line per hit).
+    const status = response.status;
+    if (metrics) hot.stream[status === 200 && nativeRanged.has(response) ? 206 : status]! += 1;
+    response.headers.set(REQUEST_ID_HEADER, requestIdOf(request));
     if (perRequest) return withHeaders(response, corsHeaders(allowedOrigins, request.headers.get("origin")));
     // Success and 304 answers carry the constant headers already (baked into the entity).
-    if (constant && response.status >= 400) return withHeaders(response, constant);
+    if (constant && status >= 400) return withHeaders(response, constant);
     return response;
   };
   const failed = (error: unknown): Response => {
     if (error instanceof HttpError) return httpErrorResponse(error);
-    console.error("[error] in /api/stream:", error);
+    logger("stream").error(errorFields(error), "error in /api/stream");
     return errorResponse(500, "internal_error", "Something went wrong on our side");
   };
 

@@ -1,0 +1,33 @@
+/**
+ * The methods a path supports, from the app's route table: for 405 Method Not Allowed and its
+ * Allow header (RFC 9110 §15.5.6). Pure; the table is compiled once.
+ */
+
+export interface RouteEntry {
+  method: string;
+  path: string;
+}
+
+interface Compiled {
+  method: string;
+  pattern: RegExp;
+}
+
+function compile(path: string): RegExp {
+  const source = path
+    .split("/")
+    .map((segment) => (segment === "*" ? ".*" : segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("/");
+  return new RegExp(`^${source}$`);
+}
+
+export function methodTable(routes: readonly RouteEntry[]): (path: string) => string[] {
+  const compiled: Compiled[] = routes.filter((r) => r.method !== "ALL").map((r) => ({ method: r.method.toUpperCase(), pattern: compile(r.path) }));
+  return (path) => {
+    const methods = new Set<string>();
+    for (const route of compiled) if (route.pattern.test(path)) methods.add(route.method);
+    // A GET route answers HEAD too.
+    if (methods.has("GET")) methods.add("HEAD");
+    return [...methods].sort();
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * Structured logs (pino): JSON lines for log collectors, or pretty lines on a terminal.
+ * LOG_LEVEL and LOG_FORMAT (src/env.ts) configure it; `configureLogging` is called once at
+ * start-up (src/index.ts, test/setup.ts). Components take `logger("hls")` at import time, before
+ * that call, so what they get resolves the configured logger on every call.
+ */
+import pino, { type DestinationStream, type LogFn, type Logger } from "pino";
+import pretty from "pino-pretty";
+import type { LOG_LEVELS } from "../env.ts";
+
+export type LogFormat = "json" | "pretty";
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+function make(level: LogLevel, format: LogFormat, destination?: DestinationStream): Logger {
+  const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  if (destination) return pino(options, destination);
+  if (format === "pretty") {
+    // In-process and synchronous: no transport worker thread, and nothing lost on exit.
+    return pino(options, pretty({ sync: true, colorize: !!process.stdout.isTTY, ignore: "hostname", translateTime: "SYS:HH:MM:ss.l" }));
+  }
+  return pino(options, pino.destination({ fd: 1, sync: true }));
+}
+
+/** The default before configuration: info, pretty on a terminal, else JSON. */
+let root: Logger = make("info", process.stdout.isTTY ? "pretty" : "json");
+let children = new Map<string, Logger>();
+
+/** `destination`: where lines go instead of stdout (tests that read what was logged). */
+export function configureLogging(level: LogLevel, format: LogFormat | undefined, destination?: DestinationStream): void {
+  root = make(level, format ?? (process.stdout.isTTY ? "pretty" : "json"), destination);
+  children = new Map();
+}
+
+function child(component: string): Logger {
+  let found = children.get(component);
+  if (!found) children.set(component, (found = root.child({ component })));
+  return found;
+}
+
+export interface Log {
+  trace: LogFn;
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+  fatal: LogFn;
+  isLevelEnabled(level: string): boolean;
+}
+
+/** A component's logger (its lines carry `component`); follows `configureLogging`. */
+export function logger(component: string): Log {
+  const at =
+    (level: "trace" | "debug" | "info" | "warn" | "error" | "fatal"): LogFn =>
+    (...args: Parameters<LogFn>) =>
+      (child(component)[level] as (...a: unknown[]) => void)(...args);
+  return {
+    trace: at("trace"),
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+    fatal: at("fatal"),
+    isLevelEnabled: (level) => child(component).isLevelEnabled(level),
+  };
+}
+
+/** An error as log fields: message and code, the stack only at debug level. */
+export function errorFields(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { err: String(error) };
+  return { err: { type: error.name, message: error.message, code: (error as NodeJS.ErrnoException).code, stack: root.isLevelEnabled("debug") ? error.stack : undefined } };
+}

@@ -1,0 +1,70 @@
+/**
+ * Per-request telemetry for the Elysia routes: an X-Request-Id on every answer (the client's,
+ * when it sent a sane one, else a new one), one log line per request, and the request counter
+ * and duration histogram. The stream route is a native Bun route and does its own, cheaper
+ * accounting (src/modules/stream/routes.ts): a counter, and no log line per hit.
+ */
+import { Elysia } from "elysia";
+import { requestPath } from "../http/path.ts";
+import { httpDuration, httpRequests } from "../metrics/metrics.ts";
+import { logger } from "./log.ts";
+
+export const REQUEST_ID_HEADER = "x-request-id";
+/** What we accept from a client as a request id: short, printable, no separators that break logs. */
+const SANE_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
+
+/** This process's ids: a random prefix and a counter, cheap enough for the stream route. */
+const PREFIX = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(36);
+let counter = 0;
+
+export function newRequestId(): string {
+  return `${PREFIX}-${(++counter).toString(36)}`;
+}
+
+/** The id a request goes by: its own X-Request-Id when sane, else a new one. */
+export function requestIdOf(request: Request): string {
+  const given = request.headers.get(REQUEST_ID_HEADER);
+  return given !== null && SANE_ID.test(given) ? given : newRequestId();
+}
+
+interface Started {
+  id: string;
+  at: number;
+}
+
+const started = new WeakMap<Request, Started>();
+
+/** The id of a request being answered (for log lines about it). */
+export function idOf(request: Request): string | undefined {
+  return started.get(request)?.id;
+}
+
+function statusOf(response: unknown, setStatus: number | string | undefined): number {
+  if (response instanceof Response) return response.status;
+  if (typeof setStatus === "number") return setStatus;
+  return 200;
+}
+
+export function requestTelemetry() {
+  const log = logger("http");
+  return new Elysia({ name: "spool.requests" })
+    .onRequest(({ request, set }) => {
+      const id = requestIdOf(request);
+      started.set(request, { id, at: performance.now() });
+      set.headers[REQUEST_ID_HEADER] = id;
+    })
+    .onAfterResponse({ as: "global" }, ({ request, route, set, responseValue }) => {
+      const start = started.get(request);
+      const seconds = start ? (performance.now() - start.at) / 1000 : 0;
+      const status = statusOf(responseValue, set.status as number | undefined);
+      // Unmatched paths are one label, not one per path a scanner tries.
+      const template = route || "unmatched";
+      httpRequests.inc({ route: template, method: request.method, status: String(status) });
+      httpDuration.observe({ route: template, method: request.method }, seconds);
+      // The path, never the query: it can hold a playback token.
+      const fields = { reqId: start?.id, method: request.method, path: requestPath(request.url), route: template, status, ms: Math.round(seconds * 10000) / 10 };
+      // 503 is a state (draining, busy, no ffmpeg), not a fault of ours.
+      if (status >= 500 && status !== 503) log.error(fields, "request failed");
+      else log.info(fields, "request");
+    });
+}

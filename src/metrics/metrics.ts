@@ -1,0 +1,111 @@
+/**
+ * Prometheus metrics (prom-client), served at GET /metrics (API key required).
+ *
+ * The stream hot path pays one array increment per response (`hot.stream[status]++`) and the
+ * file engine one addition per body (`hot.fileBytes += n`); prom-client reads these plain
+ * numbers at scrape time. Everything else (Elysia routes, uploads, jobs) uses prom-client's
+ * own counters and histograms, whose label lookups would cost more than the stream can afford.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Status code → count, for the native stream route (indexes 100-599). */
+const STREAM_STATUSES = new Float64Array(600);
+
+/** The numbers the hot path bumps: no labels, no function calls. */
+export const hot = {
+  stream: STREAM_STATUSES,
+  /** Body bytes the file engine answered (the length of each range; 0 for HEAD and 304). */
+  fileBytes: 0,
+  catalogHits: 0,
+  catalogMisses: 0,
+  tokenCacheHits: 0,
+  tokenVerifications: 0,
+};
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: "spool_" });
+
+new Counter({
+  name: "spool_stream_responses_total",
+  help: "Answers of the stream route (GET/HEAD /api/stream/:id), by status",
+  labelNames: ["status"],
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (let status = 100; status < 600; status++) if (STREAM_STATUSES[status]) this.inc({ status: String(status) }, STREAM_STATUSES[status]);
+  },
+});
+
+new Counter({
+  name: "spool_file_response_bytes_total",
+  help: "Body bytes answered by the file engine (stream, HLS, thumbnails, static; each range counted by its length)",
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc(hot.fileBytes);
+  },
+});
+
+new Counter({
+  name: "spool_cache_lookups_total",
+  help: "Lookups in Spool's in-memory caches, by cache and result (hit ratio = hit / (hit + miss))",
+  labelNames: ["cache", "result"],
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc({ cache: "stream_catalog", result: "hit" }, hot.catalogHits);
+    this.inc({ cache: "stream_catalog", result: "miss" }, hot.catalogMisses);
+    this.inc({ cache: "playback_tokens", result: "hit" }, hot.tokenCacheHits);
+    this.inc({ cache: "playback_tokens", result: "miss" }, hot.tokenVerifications);
+  },
+});
+
+export const httpRequests = new Counter({
+  name: "spool_http_requests_total",
+  help: "Answers of every route but the stream, by route template, method and status",
+  labelNames: ["route", "method", "status"],
+  registers: [registry],
+});
+
+export const httpDuration = new Histogram({
+  name: "spool_http_request_duration_seconds",
+  help: "Time to the response of every route but the stream (an upload counts until its answer)",
+  labelNames: ["route", "method"],
+  buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+  registers: [registry],
+});
+
+export const uploadBytes = new Counter({
+  name: "spool_upload_bytes_total",
+  help: "Bytes of media received, by way in (multipart, tus)",
+  labelNames: ["via"],
+  registers: [registry],
+});
+
+export const jobDuration = new Histogram({
+  name: "spool_job_duration_seconds",
+  help: "How long background jobs ran, by kind (ingest: probe, faststart, poster; transcode: the HLS ladder) and outcome",
+  labelNames: ["kind", "outcome"],
+  buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200],
+  registers: [registry],
+});
+
+const readers = new Map<string, () => number | Promise<number>>();
+
+/**
+ * A gauge read from the application at scrape time (queue depths, in-flight requests). Metrics
+ * are per process: a second server in the same process (tests) replaces the reader.
+ */
+export function gauge(name: string, help: string, read: () => number | Promise<number>): void {
+  if (!readers.has(name)) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        this.set(await readers.get(name)!());
+      },
+    });
+  }
+  readers.set(name, read);
+}

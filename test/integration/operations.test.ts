@@ -1,0 +1,307 @@
+/**
+ * Operations: /metrics, X-Request-Id, /ready, 405 with Allow, the pages' security headers, and
+ * the process lifecycle of `bun src/index.ts` as `npm start` runs it: graceful drain on SIGTERM
+ * (a slow download finishes with every byte), workers that leave when their primary is killed
+ * with SIGKILL, a second instance refused on a port already served, metrics summed across WORKERS.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expectError, type VideoJson } from "../helpers/library.ts";
+import { makeLargeVideo } from "../helpers/media.ts";
+import { freePort, listening, childrenOf, spawnSpool, ROOT } from "../helpers/process.ts";
+import { AUTH, TEST_API_KEY, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+
+setDefaultTimeout(60_000);
+
+let spool: TestSpool;
+let scratch: string;
+beforeAll(async () => {
+  spool = await startTestSpool({ transcode: { inServer: false } });
+  scratch = await mkdtemp(join(tmpdir(), "spool-ops-"));
+});
+afterAll(async () => {
+  await spool?.stop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+/** One sample's value from Prometheus text (0 when absent). */
+function sample(text: string, name: string, labels = ""): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `) || (labels === "" && l.startsWith(`${name} `)));
+  return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
+}
+
+const scrape = async (base = spool.url) => {
+  const response = await fetch(`${base}/metrics`, { headers: AUTH });
+  expect(response.status).toBe(200);
+  expect(response.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
+  return response.text();
+};
+
+describe("/metrics", () => {
+  test("needs the key", async () => {
+    await expectError(await fetch(`${spool.url}/metrics`), 401, "unauthorized");
+  });
+
+  test("counts stream answers by status and the bytes they carried, exactly", async () => {
+    const before = await scrape();
+    for (let i = 0; i < 5; i++) expect((await fetch(`${spool.url}/api/stream/demo`, { headers: { range: "bytes=0-99" } })).status).toBe(206);
+    // Two ranges far enough apart not to be merged: 20 bytes of body.
+    expect((await fetch(`${spool.url}/api/stream/demo`, { headers: { range: "bytes=0-9,1000-1009" } })).status).toBe(206);
+    const whole = await fetch(`${spool.url}/api/stream/demo`);
+    const size = (await whole.arrayBuffer()).byteLength;
+    expect((await fetch(`${spool.url}/api/stream/AAAAAAAAAAAAAAAAAAAAAA`)).status).toBe(404);
+    const after = await scrape();
+    const delta = (labels: string) => sample(after, "spool_stream_responses_total", labels) - sample(before, "spool_stream_responses_total", labels);
+    expect(delta('{status="206"}')).toBe(6);
+    expect(delta('{status="200"}')).toBe(1);
+    expect(delta('{status="404"}')).toBe(1);
+    expect(sample(after, "spool_file_response_bytes_total") - sample(before, "spool_file_response_bytes_total")).toBe(5 * 100 + 20 + size);
+  });
+
+  test("counts other routes by template and status, and reports the process, caches and queues", async () => {
+    const before = await scrape();
+    await fetch(`${spool.url}/api/videos/demo`);
+    await fetch(`${spool.url}/api/videos/AAAAAAAAAAAAAAAAAAAAAA`);
+    const after = await scrape();
+    const delta = (labels: string) => sample(after, "spool_http_requests_total", labels) - sample(before, "spool_http_requests_total", labels);
+    expect(delta('{route="/api/videos/:id",method="GET",status="200"}')).toBe(1);
+    expect(delta('{route="/api/videos/:id",method="GET",status="404"}')).toBe(1);
+    for (const family of [
+      "spool_http_request_duration_seconds_bucket",
+      "spool_cache_lookups_total",
+      "spool_http_requests_in_flight",
+      "spool_ingest_jobs",
+      "spool_transcode_jobs_queued",
+      "spool_transcode_jobs_running",
+      "spool_process_resident_memory_bytes",
+      "spool_process_open_fds",
+    ]) {
+      expect({ family, present: after.includes(`\n${family}`) }).toEqual({ family, present: true });
+    }
+  });
+});
+
+describe("X-Request-Id", () => {
+  test("every answer has one: generated, or the client's own when it is sane", async () => {
+    const routes = ["/api/stream/demo", "/api/videos/demo", "/api/videos", "/health", "/nope", "/api/stream/no!such"];
+    const ids = new Set<string>();
+    for (const path of routes) {
+      const response = await fetch(spool.url + path, { headers: { range: "bytes=0-0" } });
+      const id = response.headers.get("x-request-id");
+      expect({ path, id: /^[a-z0-9]+-[a-z0-9]+$/.test(id ?? "") }).toEqual({ path, id: true });
+      ids.add(id!);
+    }
+    expect(ids.size).toBe(routes.length);
+    for (const path of ["/api/stream/demo", "/api/videos", "/health"]) {
+      expect((await fetch(spool.url + path, { headers: { "x-request-id": "trace-abc.123" } })).headers.get("x-request-id")).toBe("trace-abc.123");
+      // Not something a log line could be forged with.
+      expect((await fetch(spool.url + path, { headers: { "x-request-id": "a b\tc" } })).headers.get("x-request-id")).not.toBe("a b\tc");
+      expect((await fetch(spool.url + path, { headers: { "x-request-id": "x".repeat(300) } })).headers.get("x-request-id")).not.toBe("x".repeat(300));
+    }
+  });
+});
+
+describe("/ready", () => {
+  test("200 with each check while the database and storage answer; 503 while draining", async () => {
+    const ready = await fetch(`${spool.url}/ready`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: "ready", checks: { database: "ok", storage: "ok" } });
+    expect((await fetch(`${spool.url}/health`)).status).toBe(200);
+
+    const draining = await startTestSpool({ seedDemo: false, transcode: { inServer: false } });
+    try {
+      draining.ctx.lifecycle.draining = true;
+      const body = await expectError(await fetch(`${draining.url}/ready`), 503, "draining");
+      expect((body as unknown as { checks: Record<string, string> }).checks).toEqual({ database: "ok", storage: "ok" });
+      // Liveness is not readiness.
+      expect((await fetch(`${draining.url}/health`)).status).toBe(200);
+    } finally {
+      await draining.stop();
+    }
+  });
+
+  test("503 naming the dependency when the database does not answer", async () => {
+    const broken = await startTestSpool({ seedDemo: false, transcode: { inServer: false } });
+    try {
+      broken.ctx.db.$client.close();
+      const response = await fetch(`${broken.url}/ready`);
+      const body = (await response.json()) as { error: { code: string; message: string }; checks: Record<string, string> };
+      expect(response.status).toBe(503);
+      expect(body.error.code).toBe("not_ready");
+      expect(body.checks.storage).toBe("ok");
+      expect(body.checks.database).not.toBe("ok");
+      expect(body.error.message).toStartWith("database: ");
+    } finally {
+      await broken.stop().catch(() => {});
+    }
+  });
+});
+
+describe("methods", () => {
+  test("a method a route does not support: 405 with Allow, for every kind of route", async () => {
+    const cases: [string, string, string][] = [
+      ["DELETE", "/health", "GET, HEAD"],
+      ["POST", "/ready", "GET, HEAD"],
+      ["PUT", "/api/videos/demo", "DELETE, GET, HEAD, PATCH"],
+      ["PROPFIND", "/api/stream/demo", "GET, HEAD"],
+      ["PUT", "/api/stream/demo", "GET, HEAD, OPTIONS"],
+      ["DELETE", "/swagger", "GET, HEAD"],
+      ["POST", "/watch/demo", "GET, HEAD"],
+      ["OPTIONS", "/health", "GET, HEAD"],
+    ];
+    for (const [method, path, allow] of cases) {
+      const response = await fetch(spool.url + path, { method, headers: AUTH });
+      expect({ method, path, status: response.status, allow: response.headers.get("allow") }).toEqual({ method, path, status: 405, allow });
+      await expectError(response, 405, "method_not_allowed");
+    }
+    await expectError(await fetch(`${spool.url}/nothing/here`, { method: "DELETE", headers: AUTH }), 404, "not_found");
+  });
+});
+
+describe("the mutation rate limit", () => {
+  test("changes beyond MUTATION_RATE_LIMIT a minute get 429 with Retry-After; reads never do", async () => {
+    const limited = await startTestSpool({ mutationRateLimit: 5, transcode: { inServer: false } });
+    try {
+      const patch = () => fetch(`${limited.url}/api/videos/demo`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title: "again" }) });
+      for (let i = 0; i < 5; i++) expect((await patch()).status).toBe(200);
+      const refused = await patch();
+      await expectError(refused, 429, "rate_limited");
+      const wait = Number(refused.headers.get("retry-after"));
+      expect(wait).toBeGreaterThan(0);
+      expect(wait).toBeLessThanOrEqual(60);
+      // Reads by the hundred: never limited.
+      for (let i = 0; i < 100; i++) expect((await fetch(`${limited.url}/api/stream/demo`, { headers: { range: "bytes=0-0" } })).status).toBe(206);
+      expect((await fetch(`${limited.url}/api/videos/demo`)).status).toBe(200);
+      expect((await fetch(`${limited.url}/api/videos/demo/thumbnail.jpg`, { method: "HEAD" })).status).not.toBe(429);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
+describe("page headers", () => {
+  test("Swagger UI gets the same protections as the player pages: CSP, no framing, nosniff, no inline script", async () => {
+    for (const path of ["/swagger", "/", "/watch/demo"]) {
+      const response = await fetch(spool.url + path);
+      expect(response.headers.get("x-frame-options")).toBe("DENY");
+      expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+      const csp = response.headers.get("content-security-policy")!;
+      expect(csp).toContain("default-src 'self'");
+      expect(csp).toContain("script-src 'self';");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(await response.text()).not.toMatch(/<script>(?!<)/);
+    }
+  });
+});
+
+describe("the process lifecycle", () => {
+  test("SIGTERM drains: a slow download in flight finishes with every byte, new connections are refused, exit 0", async () => {
+    const dataDir = join(scratch, "drain");
+    // A file much larger than the socket buffers, so the download really is in flight.
+    const source = await makeLargeVideo(24);
+    const ingest = Bun.spawn([process.execPath, "src/cli/ingest.ts", source], { cwd: ROOT, env: { ...process.env, DATA_DIR: dataDir }, stdout: "pipe", stderr: "pipe" });
+    const video = JSON.parse(await new Response(ingest.stdout).text()) as VideoJson;
+    expect(await ingest.exited).toBe(0);
+    const port = freePort();
+    const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", DATA_DIR: dataDir, TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY, SEED_DEMO: "0" });
+    await server.waitFor(["Spool listening"]);
+
+    const response = await fetch(`http://127.0.0.1:${port}${video.streamUrl}`);
+    const reader = response.body!.getReader();
+    const hasher = new Bun.CryptoHasher("sha256");
+    let received = 0;
+    const first = await reader.read();
+    hasher.update(first.value!);
+    received += first.value!.byteLength;
+    server.proc.kill("SIGTERM");
+    await server.waitFor(["shutting down"]);
+    expect(await listening(port)).toBe(false);
+    // Read slowly: ~8 MB/s, so the drain lasts seconds.
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      hasher.update(value);
+      received += value.byteLength;
+      await Bun.sleep(2);
+    }
+    expect(received).toBe(video.size);
+    expect(hasher.digest("hex")).toBe(video.sha256!);
+    expect(await server.proc.exited).toBe(0);
+    expect(server.output()).toContain('"msg":"stopped"');
+  });
+
+  test("WORKERS=2: kill -9 of the primary, and within two seconds nothing serves the port", async () => {
+    const port = freePort();
+    const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", DATA_DIR: join(scratch, "orphans"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY, SEED_DEMO: "0" });
+    await server.waitFor(["Spool listening", "worker 1 serving"]);
+    const workers = await childrenOf(server.proc.pid);
+    expect(workers.length).toBeGreaterThanOrEqual(1);
+    server.proc.kill("SIGKILL");
+    await server.proc.exited;
+    const deadline = Date.now() + 2500;
+    while ((await listening(port)) && Date.now() < deadline) await Bun.sleep(100);
+    expect(await listening(port)).toBe(false);
+    // ...and the workers themselves are gone within a second or two more (they drain first).
+    const alive = () => workers.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    while (alive().length && Date.now() < deadline + 2000) await Bun.sleep(100);
+    expect(alive()).toEqual([]);
+  });
+
+  test("a second Spool on a port another one serves exits non-zero with one line naming the port", async () => {
+    const port = freePort();
+    const first = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", DATA_DIR: join(scratch, "first"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY, SEED_DEMO: "0" });
+    try {
+      await first.waitFor(["Spool listening", "worker 1 serving"]);
+      for (const workers of ["2", "1"]) {
+        const second = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: workers, DATA_DIR: join(scratch, "second"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY });
+        expect(await second.proc.exited).toBe(1);
+        const lines = second.output().trim().split("\n");
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toContain(`port ${port}`);
+        expect(lines[0]).not.toContain("    at ");
+      }
+      // The first one still serves, alone.
+      expect((await fetch(`http://127.0.0.1:${port}/ready`)).status).toBe(200);
+    } finally {
+      first.proc.kill("SIGTERM");
+      expect(await first.proc.exited).toBe(0);
+    }
+  });
+
+  test("metrics are summed across WORKERS: every scrape counts every process's answers", async () => {
+    const port = freePort();
+    const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", DATA_DIR: join(scratch, "metrics"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY });
+    try {
+      await server.waitFor(["Spool listening", "worker 1 serving", "Demo video"]);
+      const base = `http://127.0.0.1:${port}`;
+      // Fresh connections: the kernel spreads them over both processes.
+      for (let i = 0; i < 30; i++) {
+        const r = await fetch(`${base}/api/stream/demo`, { headers: { range: "bytes=0-0", connection: "close" } });
+        expect(r.status).toBe(206);
+        await r.arrayBuffer();
+      }
+      for (let i = 0; i < 4; i++) {
+        const text = await (await fetch(`${base}/metrics`, { headers: { ...AUTH, connection: "close" } })).text();
+        expect(sample(text, "spool_stream_responses_total", '{status="206"}')).toBe(30);
+      }
+    } finally {
+      server.proc.kill("SIGTERM");
+      expect(await server.proc.exited).toBe(0);
+    }
+  });
+
+  test("a bad variable stops start-up with one line naming it, exit 2", async () => {
+    const bad = spawnSpool({ PORT: "3000", SHUTDOWN_GRACE_MS: "soon", DATA_DIR: join(scratch, "bad") });
+    expect(await bad.proc.exited).toBe(2);
+    expect(bad.output().trim()).toBe('spool: SHUTDOWN_GRACE_MS must be an integer >= 0, got "soon"');
+  });
+});

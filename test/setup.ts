@@ -1,0 +1,8 @@
+/**
+ * Preloaded by `bun test` (bunfig.toml): servers started inside the test process log warnings
+ * and errors only, so a failing test's output is not buried under a line per request. Set
+ * LOG_LEVEL to see everything (e.g. LOG_LEVEL=debug bun test test/integration/stream.test.ts).
+ */
+import { configureLogging, type LogLevel } from "../src/lib/log.ts";
+
+configureLogging((process.env.LOG_LEVEL as LogLevel | undefined) ?? "warn", "json");
