@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expectError, type VideoJson } from "../helpers/library.ts";
+import { expectError, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeLargeVideo } from "../helpers/media.ts";
 import { freePort, listening, childrenOf, spawnSpool, ROOT } from "../helpers/process.ts";
 import { AUTH, TEST_API_KEY, startTestSpool, type TestSpool } from "../helpers/spool.ts";
@@ -80,6 +80,30 @@ describe("/metrics", () => {
     ]) {
       expect({ family, present: after.includes(`\n${family}`) }).toEqual({ family, present: true });
     }
+  });
+});
+
+describe("/metrics: uploads and jobs", () => {
+  test("counts the bytes received by each way in, and times the ingest jobs", async () => {
+    const file = join(ROOT, "fixtures/demo.mp4");
+    const bytes = new Uint8Array(await Bun.file(file).arrayBuffer());
+    const before = await scrape();
+    const form = new FormData();
+    form.append("file", new Blob([bytes]), "m.mp4");
+    const created = await fetch(`${spool.url}/api/videos`, { method: "POST", headers: AUTH, body: form });
+    expect(created.status).toBe(201);
+    const tus = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": String(bytes.length) } });
+    const half = 100_000;
+    const headers = { "tus-resumable": "1.0.0", "content-type": "application/offset+octet-stream" };
+    expect((await fetch(spool.url + tus.headers.get("location"), { method: "PATCH", headers: { ...headers, "upload-offset": "0" }, body: bytes.subarray(0, half) })).status).toBe(204);
+    expect((await fetch(spool.url + tus.headers.get("location"), { method: "PATCH", headers: { ...headers, "upload-offset": String(half) }, body: bytes.subarray(half) })).status).toBe(204);
+    await waitUntilSettled(spool.url, ((await created.json()) as VideoJson).id);
+    await waitUntilSettled(spool.url, tus.headers.get("spool-video-id")!);
+    const after = await scrape();
+    const delta = (name: string, labels: string) => sample(after, name, labels) - sample(before, name, labels);
+    expect(delta("spool_upload_bytes_total", '{via="multipart"}')).toBe(bytes.length);
+    expect(delta("spool_upload_bytes_total", '{via="tus"}')).toBe(bytes.length);
+    expect(delta("spool_job_duration_seconds_count", '{kind="ingest",outcome="done"}')).toBe(2);
   });
 });
 

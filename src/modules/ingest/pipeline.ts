@@ -18,6 +18,8 @@
  * Jobs interrupted by a shutdown keep their staged bytes (videos/<id>/incoming) and are resumed
  * by the next start-up (`resumeInterrupted`).
  */
+import { errorFields, logger } from "../../lib/log.ts";
+import { jobDuration } from "../../metrics/metrics.ts";
 import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { VideoRow } from "../../db/schema.ts";
@@ -43,6 +45,8 @@ interface Job {
   controller: AbortController;
   done: Promise<void>;
 }
+
+const log = logger("ingest");
 
 export function mediaFields(info: MediaInfo): MediaFields {
   return {
@@ -234,7 +238,7 @@ export class IngestPipeline {
     const done = this.limiter
       .run(() => this.process(id, info, sha256, controller.signal), controller.signal)
       .catch((error) => {
-        if (!(error instanceof WaitAborted)) console.error(`[ingest] ${id}: unexpected failure`, error);
+        if (!(error instanceof WaitAborted)) log.error({ video: id, ...errorFields(error) }, "unexpected failure");
       })
       .finally(() => this.jobs.delete(id));
     this.jobs.set(id, { controller, done });
@@ -247,6 +251,8 @@ export class IngestPipeline {
     const final = storage.sourcePath(id, info.extension);
     const remuxed = join(storage.videoDir(id), "remux.part");
     let digest = sha256;
+    const started = performance.now();
+    const took = () => (performance.now() - started) / 1000;
     try {
       const muxer = isoMuxerFor(info.container);
       if (muxer && !isFaststart(await scanFile(staged))) {
@@ -264,6 +270,7 @@ export class IngestPipeline {
       if (signal.aborted) throw new ToolError("cancelled");
       const hashed = digest ? { sha256: digest, size: (await stat(final)).size } : await hashFile(final);
       await this.library.markReady(id, { storagePath: storage.relative(final), ...hashed });
+      jobDuration.observe({ kind: "ingest", outcome: "done" }, took());
     } catch (error) {
       await rm(remuxed, { force: true });
       if (signal.aborted) {
@@ -272,7 +279,8 @@ export class IngestPipeline {
         return;
       }
       const reason = error instanceof HttpError ? error.message : describe(error);
-      console.warn(`[ingest] ${id}: processing failed: ${reason}`);
+      log.warn({ video: id, reason }, "processing failed");
+      jobDuration.observe({ kind: "ingest", outcome: "failed" }, took());
       await this.library.markFailed(id, `Processing failed: ${reason}`);
     }
   }

@@ -14,6 +14,7 @@
  *    ffmpeg is killed; no file is made for it.
  *  - Each video keeps at most MAX_CACHED thumbnails (least recently made evicted).
  */
+import { errorFields, logger } from "../../lib/log.ts";
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { VideoRow } from "../../db/schema.ts";
@@ -217,7 +218,7 @@ export class Thumbnails {
       await this.wait(job, output, signal);
     } catch (error) {
       if (error instanceof HttpError) throw error;
-      console.error(`[thumbnails] ${row.id}: ${error instanceof Error ? error.message : String(error)}`);
+      logger("thumbnails").error({ video: row.id, ...errorFields(error) }, "no frame could be extracted");
       throw new HttpError(422, "thumbnail_failed", `No frame could be extracted from video ${row.id} at that time`);
     }
     return output;

@@ -14,6 +14,7 @@
  * `staleMs`, or two contenders broke the same stale lock at once), proper-lockfile says so and
  * the holder is asked to let go, as for in-process contention, instead of writing on.
  */
+import { logger } from "../../lib/log.ts";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { lock as lockPath } from "proper-lockfile";
@@ -95,7 +96,7 @@ class FileLock implements Lock {
           update: updateMs,
           retries: 0,
           onCompromised: (error) => {
-            console.error(`[uploads] lost the lock of ${this.path}: ${error.message}`);
+            logger("uploads").error({ path: this.path, err: error.message }, "lost the upload lock");
             Promise.resolve()
               .then(requestRelease)
               .catch(() => {});

@@ -17,6 +17,8 @@
  * restart too. An upload not completed UPLOAD_EXPIRY_MS after its creation expires (tus
  * `Upload-Expires`; 410 after that) and a periodic sweep deletes its bytes and its video row.
  */
+import { uploadBytes } from "../../metrics/metrics.ts";
+import { errorFields, logger } from "../../lib/log.ts";
 import { copyFile, link, mkdir, readFile, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { FileStore } from "@tus/file-store";
@@ -52,7 +54,7 @@ const TUS_CODES: Record<number, string> = {
 /** What @tus/server expects to be thrown from a hook: a status and the body to send. */
 function tusError(error: unknown): { status_code: number; body: string } {
   if (error instanceof HttpError) return { status_code: error.status, body: JSON.stringify(errorBody(error.code, error.message)) };
-  console.error("[uploads] hook failed:", error);
+  logger("uploads").error(errorFields(error), "tus hook failed");
   return { status_code: 500, body: JSON.stringify(errorBody("internal_error", "Something went wrong on our side")) };
 }
 
@@ -230,7 +232,7 @@ export class ResumableUploads {
   startSweeper(intervalMs = Math.min(Math.max(Math.floor(this.expiryMs / 4), 1000), 15 * 60 * 1000)): void {
     this.stopSweeper();
     this.sweeper = setInterval(() => {
-      this.sweepExpired().catch((error) => console.error("[uploads] sweep failed:", error));
+      this.sweepExpired().catch((error) => logger("uploads").error(errorFields(error), "sweep failed"));
     }, intervalMs);
     this.sweeper.unref?.();
   }
@@ -256,6 +258,11 @@ export class ResumableUploads {
     const response = await this.server.handleWeb(request);
     const headers = new Headers(response.headers);
     const lastSegment = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+    // Bytes stored by this request (an append, or a creation-with-upload).
+    if ((request.method === "PATCH" && response.status === 204) || (request.method === "POST" && response.status === 201)) {
+      const stored = Number(headers.get("upload-offset") ?? 0) - Number(request.method === "PATCH" ? (request.headers.get("upload-offset") ?? 0) : 0);
+      if (stored > 0) uploadBytes.inc({ via: "tus" }, stored);
+    }
     if (request.method === "POST" && response.status === 201) {
       const id = videoIdOfUpload(lastSegment(headers.get("location") ?? ""));
       if (id) headers.set(VIDEO_ID_HEADER, id);

@@ -11,6 +11,7 @@
  *
  * FAILED_RETENTION_MS=0 keeps them forever.
  */
+import { errorFields, logger } from "../../lib/log.ts";
 import type { VideoLibrary } from "./service.ts";
 
 export const DEFAULT_FAILED_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
@@ -53,9 +54,9 @@ export class RetentionSweeper {
       running = true;
       this.sweep()
         .then((removed) => {
-          if (removed.length) console.info(`[retention] removed ${removed.length} failed or abandoned video(s)`);
+          if (removed.length) logger("retention").info({ removed: removed.length }, "removed failed or abandoned videos");
         })
-        .catch((error) => console.error("[retention] sweep failed:", error))
+        .catch((error) => logger("retention").error(errorFields(error), "sweep failed"))
         .finally(() => (running = false));
     }, intervalMs);
     this.timer.unref?.();

@@ -8,6 +8,7 @@
  * The received bytes then go to the ingest pipeline, which decides from the bytes alone
  * whether they are media (415 otherwise) and answers with the video in state `processing`.
  */
+import { uploadBytes } from "../../metrics/metrics.ts";
 import { createWriteStream } from "node:fs";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -81,6 +82,7 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
       const hash = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
           hasher.update(chunk);
+          uploadBytes.inc({ via: "multipart" }, chunk.byteLength);
           callback(null, chunk);
         },
       });
