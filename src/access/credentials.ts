@@ -14,15 +14,16 @@ export function bearerToken(header: string | null): string | null {
 }
 
 /** The SHA-256 of a secret, to compare against with `matchesDigest` (computed once per secret). */
-export function digestOf(secret: string): Buffer {
-  return createHash("sha256").update(secret).digest();
+export function digestOf(secret: string): Uint8Array {
+  // Bun's one-shot hash: a third of node:crypto's createHash per call, and this runs per request.
+  return Bun.CryptoHasher.hash("sha256", secret) as Uint8Array;
 }
 
 /**
  * Whether `given` hashes to `expected`, in time that depends on neither: comparing fixed-size
  * digests, not the strings, so not even the key's length leaks through timing.
  */
-export function matchesDigest(given: string, expected: Buffer): boolean {
+export function matchesDigest(given: string, expected: Uint8Array): boolean {
   return timingSafeEqual(digestOf(given), expected);
 }
 

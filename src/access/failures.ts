@@ -29,6 +29,11 @@ export class FailureLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** No client has failed lately: nothing to look up (the common case, checked per request). */
+  get empty(): boolean {
+    return this.clients.size === 0;
+  }
+
   /** Seconds until `client` may try again, or 0 when it is not blocked. */
   blockedFor(client: string): number {
     const entry = this.clients.get(client);

@@ -45,7 +45,7 @@ export function accessRoutes(access: AccessControl) {
     .onRequest(async ({ request, server }) => {
       if (accessFor(request.method, requestPath(request.url)) === "open") return;
       try {
-        await access.requireManagement(request, access.client(request, server));
+        await access.requireManagement(request, server);
       } catch (error) {
         if (error instanceof HttpError) return httpErrorResponse(error);
         throw error;
@@ -58,7 +58,7 @@ export function accessRoutes(access: AccessControl) {
         if (request.headers.has("origin") && !isSameOrigin(ownOrigin(request.url, request.headers), request.headers)) {
           throw new HttpError(403, "cross_origin_request", "Sign in from Spool's own pages");
         }
-        if (!access.checkKey(body.key, access.client(request, server))) {
+        if (!access.checkKey(body.key, request, server)) {
           throw new HttpError(401, "unauthorized", "The API key is not valid", { "www-authenticate": 'Bearer realm="spool"' });
         }
         const secret = await access.sessions.create();

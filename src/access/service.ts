@@ -54,7 +54,7 @@ export class AccessControl {
   readonly tokens: PlaybackTokens;
   readonly sessions: Sessions;
   private readonly failures: FailureLimiter;
-  private readonly keyDigest: Buffer;
+  private readonly keyDigest: Uint8Array;
 
   constructor(
     db: Db,
@@ -71,11 +71,14 @@ export class AccessControl {
     return clientAddress(server?.requestIP(request)?.address, request.headers, this.options.trustProxy ?? false);
   }
 
-  /** Whether `key` is the API key (constant time), counting a wrong one against `client`. */
-  checkKey(key: string, client: string): boolean {
-    this.throwIfBlocked(client);
+  /**
+   * Whether `key` is the API key (constant time), counting a wrong one against the client. The
+   * client's address is looked up only when someone has failed lately, or this one fails.
+   */
+  checkKey(key: string, request: Request, server: PeerSource): boolean {
+    if (!this.failures.empty) this.throwIfBlocked(this.client(request, server));
     if (matchesDigest(key, this.keyDigest)) return true;
-    this.failures.recordFailure(client);
+    this.failures.recordFailure(this.client(request, server));
     return false;
   }
 
@@ -88,19 +91,19 @@ export class AccessControl {
    * The management credentials a request carries, checked: the key (Authorization: Bearer) or
    * a session cookie. null when it carries none; throws 401 for wrong ones, 429 when blocked.
    */
-  async principal(request: Request, client: string): Promise<Principal | null> {
+  async principal(request: Request, server: PeerSource): Promise<Principal | null> {
     const authorization = request.headers.get("authorization");
     if (authorization !== null) {
       const key = bearerToken(authorization);
       if (key === null) throw unauthorized("Authorization must be `Bearer <API key>`", "invalid_token");
-      if (!this.checkKey(key, client)) throw unauthorized("The API key is not valid", "invalid_token");
+      if (!this.checkKey(key, request, server)) throw unauthorized("The API key is not valid", "invalid_token");
       return "key";
     }
     const session = cookieValue(request.headers.get("cookie"), SESSION_COOKIE);
     if (session === null) return null;
-    this.throwIfBlocked(client);
+    if (!this.failures.empty) this.throwIfBlocked(this.client(request, server));
     if (await this.sessions.isValid(session)) return "session";
-    this.failures.recordFailure(client);
+    this.failures.recordFailure(this.client(request, server));
     throw unauthorized("The session has expired or was signed out; sign in again");
   }
 
@@ -108,8 +111,8 @@ export class AccessControl {
    * For a route that needs the management credentials: passes, or throws 401 (none or wrong),
    * 403 (a session cookie on a state-changing request from a foreign page: CSRF) or 429.
    */
-  async requireManagement(request: Request, client: string): Promise<Principal> {
-    const principal = await this.principal(request, client);
+  async requireManagement(request: Request, server: PeerSource): Promise<Principal> {
+    const principal = await this.principal(request, server);
     if (principal === null) throw unauthorized("This needs the API key: send Authorization: Bearer <key>, or sign in (POST /api/session)");
     if (principal === "session" && !SAFE_METHODS.has(request.method) && !isSameOrigin(ownOrigin(request.url, request.headers), request.headers)) {
       throw new HttpError(403, "cross_origin_request", "A signed-in session may change the library only from Spool's own pages (the request's Origin is another site's)");
@@ -137,7 +140,7 @@ export class AccessControl {
 
   /** No token: the library's owner (key or session) may still watch; anyone else needs a token. */
   private async ownerGrant(request: Request, server: PeerSource): Promise<PlaybackGrant> {
-    const principal = await this.principal(request, this.client(request, server));
+    const principal = await this.principal(request, server);
     if (principal === null) throw tokenRefused("token_missing");
     return PUBLIC_GRANT;
   }

@@ -12,13 +12,37 @@ export type LogFormat = "json" | "pretty";
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 function make(level: LogLevel, format: LogFormat, destination?: DestinationStream): Logger {
+  flushLogs();
+  buffered = undefined;
   const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (destination) return pino(options, destination);
   if (format === "pretty") {
     // In-process and synchronous: no transport worker thread, and nothing lost on exit.
     return pino(options, pretty({ sync: true, colorize: !!process.stdout.isTTY, ignore: "hostname", translateTime: "SYS:HH:MM:ss.l" }));
   }
-  return pino(options, pino.destination({ fd: 1, sync: true }));
+  // Buffered: a write(2) per 4 KiB of lines, not per request. Flushed every second, and on exit.
+  const stream = pino.destination({ fd: 1, sync: false, minLength: 4096 });
+  buffered = stream;
+  return pino(options, stream);
+}
+
+let buffered: { flush(): void; flushSync(): void } | undefined;
+setInterval(() => {
+  try {
+    buffered?.flush();
+  } catch {
+    // a flush already in flight
+  }
+}, 1000).unref();
+process.on("exit", () => flushLogs());
+
+/** Writes out buffered log lines now (before process.exit; also done on normal exit). */
+export function flushLogs(): void {
+  try {
+    buffered?.flushSync();
+  } catch {
+    // nothing buffered, or stdout is gone
+  }
 }
 
 /** The default before configuration: info, pretty on a terminal, else JSON. */

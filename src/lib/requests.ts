@@ -45,6 +45,24 @@ function statusOf(response: unknown, setStatus: number | string | undefined): nu
   return 200;
 }
 
+/** prom-client hashes a label set on every call; the few label sets in use are kept instead. */
+const counters = new Map<string, ReturnType<typeof httpRequests.labels>>();
+const histograms = new Map<string, ReturnType<typeof httpDuration.labels>>();
+
+function counterFor(route: string, method: string, status: number) {
+  const key = `${route} ${method} ${status}`;
+  let child = counters.get(key);
+  if (!child) counters.set(key, (child = httpRequests.labels({ route, method, status: String(status) })));
+  return child;
+}
+
+function histogramFor(route: string, method: string) {
+  const key = `${route} ${method}`;
+  let child = histograms.get(key);
+  if (!child) histograms.set(key, (child = httpDuration.labels({ route, method })));
+  return child;
+}
+
 export function requestTelemetry() {
   const log = logger("http");
   return new Elysia({ name: "spool.requests" })
@@ -59,8 +77,8 @@ export function requestTelemetry() {
       const status = statusOf(responseValue, set.status as number | undefined);
       // Unmatched paths are one label, not one per path a scanner tries.
       const template = route || "unmatched";
-      httpRequests.inc({ route: template, method: request.method, status: String(status) });
-      httpDuration.observe({ route: template, method: request.method }, seconds);
+      counterFor(template, request.method, status).inc();
+      histogramFor(template, request.method).observe(seconds);
       // The path, never the query: it can hold a playback token.
       const fields = { reqId: start?.id, method: request.method, path: requestPath(request.url), route: template, status, ms: Math.round(seconds * 10000) / 10 };
       // 503 is a state (draining, busy, no ffmpeg), not a fault of ours.

@@ -60,7 +60,7 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
       "/",
       async ({ request, server }) => {
         // The library is the owner's page: without a session it is a sign-in form, nothing else.
-        const principal = await access.principal(request, access.client(request, server)).catch(() => null);
+        const principal = await access.principal(request, server).catch(() => null);
         if (principal === null) return page(signInPage());
         const { items } = await library.list({ limit: 100 });
         return page(libraryPage(items.map(toVideoJson)));
