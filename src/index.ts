@@ -13,7 +13,7 @@ import { AggregatorRegistry } from "prom-client";
 import { isChangeMessage, isMetricsReply, isMetricsRequest, relayChanges, type ChangeMessage, type MetricsReply } from "./cluster.ts";
 import { registry } from "./metrics/metrics.ts";
 import { loadConfigOrExit } from "./config.ts";
-import { configureLogging, errorFields, logger } from "./lib/log.ts";
+import { configureLogging, errorFields, flushLogs, logger } from "./lib/log.ts";
 import { DEMO_VIDEO_ID, PortTakenError, startSpool, type RunningSpool } from "./server.ts";
 
 const config = loadConfigOrExit();
@@ -138,6 +138,7 @@ async function shutdown(reason: string, graceMs: number): Promise<never> {
   if (stopping) return new Promise<never>(() => {});
   stopping = true;
   log.info({ reason, graceMs }, "shutting down: draining requests in flight");
+  flushLogs();
   // Every process drains at the same time, each with the full grace period.
   for (const child of children) child?.kill("SIGTERM");
   await Promise.all([spool.stop({ graceMs }), ...children.map((child) => child?.exited)]);
@@ -184,5 +185,7 @@ if (!isPrimary) {
   log.info(spool.apiKeyNotice);
   if (config.seedDemo) log.info(`Demo video: ${spool.url}/api/stream/${DEMO_VIDEO_ID}`);
 }
+// Start-up lines go out now, not with the first 4 KiB of request lines.
+flushLogs();
 
 process.on("unhandledRejection", (error) => log.error(errorFields(error), "unhandled rejection"));
