@@ -17,7 +17,7 @@ import { configureLogging, errorFields, flushLogs, logger } from "./lib/log.ts";
 import { DEMO_VIDEO_ID, PortTakenError, startSpool, type RunningSpool } from "./server.ts";
 
 const config = loadConfigOrExit();
-configureLogging(config.logLevel ?? "info", config.logFormat);
+configureLogging(config.logLevel ?? "info", config.logFormat, undefined, true);
 const log = logger("spool");
 const workerId = process.env.SPOOL_WORKER_ID;
 const isPrimary = workerId === undefined;

@@ -5,6 +5,7 @@
  * TRANSCODE_CONCURRENCY jobs at a time. SIGINT/SIGTERM stop it cleanly: a running transcode is
  * killed and handed back to the queue.
  */
+import { configureLogging } from "../lib/log.ts";
 import { parseArgs } from "node:util";
 import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit, transcodeConfig } from "../config.ts";
@@ -21,6 +22,7 @@ if (values.help) {
 }
 
 const { config } = await resolveSecrets(loadConfigOrExit());
+configureLogging(config.logLevel ?? "info", config.logFormat);
 const handle = openDatabase(config.databaseUrl);
 const ctx = createContext(config, handle.db);
 await ctx.library.storage.init();

@@ -11,7 +11,7 @@ import type { LOG_LEVELS } from "../env.ts";
 export type LogFormat = "json" | "pretty";
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-function make(level: LogLevel, format: LogFormat, destination?: DestinationStream): Logger {
+function make(level: LogLevel, format: LogFormat, destination?: DestinationStream, buffer = false): Logger {
   flushLogs();
   buffered = undefined;
   const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
@@ -20,7 +20,9 @@ function make(level: LogLevel, format: LogFormat, destination?: DestinationStrea
     // In-process and synchronous: no transport worker thread, and nothing lost on exit.
     return pino(options, pretty({ sync: true, colorize: !!process.stdout.isTTY, ignore: "hostname", translateTime: "SYS:HH:MM:ss.l" }));
   }
-  // Buffered: a write(2) per 4 KiB of lines, not per request. Flushed every second, and on exit.
+  if (!buffer) return pino(options, pino.destination({ fd: 1, sync: true }));
+  // The server's request lines: a write(2) per 4 KiB of lines, not per request. Flushed every
+  // second, and on exit. (Quiet processes, such as the worker CLI, write each line at once.)
   const stream = pino.destination({ fd: 1, sync: false, minLength: 4096 });
   buffered = stream;
   return pino(options, stream);
@@ -49,9 +51,12 @@ export function flushLogs(): void {
 let root: Logger = make("info", process.stdout.isTTY ? "pretty" : "json");
 let children = new Map<string, Logger>();
 
-/** `destination`: where lines go instead of stdout (tests that read what was logged). */
-export function configureLogging(level: LogLevel, format: LogFormat | undefined, destination?: DestinationStream): void {
-  root = make(level, format ?? (process.stdout.isTTY ? "pretty" : "json"), destination);
+/**
+ * `destination`: where lines go instead of stdout (tests that read what was logged). `buffer`:
+ * JSON lines are written 4 KiB at a time (the server, which logs every request).
+ */
+export function configureLogging(level: LogLevel, format: LogFormat | undefined, destination?: DestinationStream, buffer = false): void {
+  root = make(level, format ?? (process.stdout.isTTY ? "pretty" : "json"), destination, buffer);
   children = new Map();
 }
 
