@@ -87,3 +87,50 @@ export function parseMultipart(body: Buffer, boundary: string): Part[] {
     pos = next + 2;
   }
 }
+
+export interface RawAnswer {
+  /** Body bytes written before the answer arrived. */
+  sent: number;
+  status: number;
+  body: string;
+}
+
+/**
+ * Sends `head` over a raw socket, then whatever `produce` writes as the body (chunked framing
+ * when `chunked`), and resolves as soon as a whole answer (status, headers, Content-Length body)
+ * has arrived, however much of the body the client meant to send: for refusals mid-upload.
+ */
+export function sendUntilAnswered(
+  port: number,
+  head: string,
+  chunked: boolean,
+  produce: (write: (data: Buffer) => void, stop: () => boolean, sent: () => number) => Promise<void>,
+): Promise<RawAnswer> {
+  return new Promise((done, fail) => {
+    let sent = 0;
+    let answered = false;
+    let response = "";
+    const socket = connect(port, "127.0.0.1", async () => {
+      socket.write(head);
+      const write = (data: Buffer) => {
+        if (chunked) socket.write(`${data.length.toString(16)}\r\n`);
+        socket.write(data);
+        if (chunked) socket.write("\r\n");
+        sent += data.length;
+      };
+      await produce(write, () => answered || socket.destroyed, () => sent);
+    });
+    socket.on("data", (data) => {
+      response += data.toString("latin1");
+      const end = response.indexOf("\r\n\r\n");
+      const length = /content-length: (\d+)/i.exec(response)?.[1];
+      if (!answered && end > 0 && length && response.length >= end + 4 + Number(length)) {
+        answered = true;
+        socket.destroy();
+        done({ sent, status: Number(response.split(" ")[1]), body: response.slice(end + 4) });
+      }
+    });
+    socket.on("error", (error) => answered || fail(error));
+    socket.on("close", () => answered || fail(new Error(`closed without an answer after ${sent} bytes`)));
+  });
+}

@@ -7,7 +7,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { openDatabase } from "../../src/db/client.ts";
@@ -16,6 +15,7 @@ import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
 import { expectError, filesUnder, listAll, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeAudio, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
 import type { Limiter } from "../../src/modules/ingest/limiter.ts";
+import { sendUntilAnswered, type RawAnswer } from "../helpers/http.ts";
 import { AUTH, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -238,41 +238,18 @@ describe("anything that is not playable media is refused: 415, nothing kept", ()
 });
 
 /** Sends a multipart upload over a raw socket; resolves with what was sent when the answer came. */
-function rawUpload(port: number, options: { declaredLength?: number; chunked?: boolean; sendBytes: number }): Promise<{ sent: number; status: number; body: string }> {
+function rawUpload(port: number, options: { declaredLength?: number; chunked?: boolean; sendBytes: number }): Promise<RawAnswer> {
   const boundary = "spoolboundary";
   const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\nContent-Type: video/mp4\r\n\r\n`;
-  return new Promise((done, fail) => {
-    let sent = 0;
-    let answered = false;
-    let response = "";
-    const socket = connect(port, "127.0.0.1", async () => {
-      const length = options.chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${options.declaredLength}`;
-      socket.write(`POST /api/videos HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n${length}\r\n\r\n`);
-      const write = (data: Buffer) => {
-        if (options.chunked) socket.write(`${data.length.toString(16)}\r\n`);
-        socket.write(data);
-        if (options.chunked) socket.write("\r\n");
-        sent += data.length;
-      };
-      if (options.sendBytes > 0) write(Buffer.from(head));
-      const piece = Buffer.alloc(64 * 1024, 0x2a);
-      while (!answered && !socket.destroyed && sent < options.sendBytes) {
-        write(piece);
-        await Bun.sleep(1);
-      }
-    });
-    socket.on("data", (data) => {
-      response += data.toString("latin1");
-      const end = response.indexOf("\r\n\r\n");
-      const length = /content-length: (\d+)/i.exec(response)?.[1];
-      if (!answered && end > 0 && length && response.length >= end + 4 + Number(length)) {
-        answered = true;
-        socket.destroy();
-        done({ sent, status: Number(response.split(" ")[1]), body: response.slice(end + 4) });
-      }
-    });
-    socket.on("error", (error) => answered || fail(error));
-    socket.on("close", () => answered || fail(new Error(`closed without an answer after ${sent} bytes`)));
+  const length = options.chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${options.declaredLength}`;
+  const request = `POST /api/videos HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n${length}\r\n\r\n`;
+  return sendUntilAnswered(port, request, !!options.chunked, async (write, stop, sent) => {
+    if (options.sendBytes > 0) write(Buffer.from(head));
+    const piece = Buffer.alloc(64 * 1024, 0x2a);
+    while (!stop() && sent() < options.sendBytes) {
+      write(piece);
+      await Bun.sleep(1);
+    }
   });
 }
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
+import { sendUntilAnswered } from "../helpers/http.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { filesUnder } from "../helpers/library.ts";
 
@@ -139,42 +140,19 @@ describe("POST /api/videos", () => {
     const otherHead = (i: number) => Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="extra${i}"; filename="extra${i}.bin"\r\n\r\n`);
     const filler = Buffer.alloc(64 * 1024, 0x2a);
     const total = 200 * 1024 * 1024; // what the client means to send
-    const result = await new Promise<{ sent: number; status: number; body: string }>((done, fail) => {
-      let sent = 0;
-      let response = "";
-      let answered = false;
-      const socket = connect(spool.port, "127.0.0.1", async () => {
-        socket.write(`POST /api/videos HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`);
-        const chunk = (data: Buffer) => {
-          socket.write(`${data.length.toString(16)}\r\n`);
-          socket.write(data);
-          socket.write("\r\n");
-          sent += data.length;
-        };
-        let part = 0;
-        if (shape === "preamble-parts") chunk(otherHead(part++));
-        else chunk(filePart);
-        if (shape === "epilogue") chunk(Buffer.from(`--${boundary}--\r\n`));
-        else if (shape === "parts") chunk(otherHead(part++));
-        while (!answered && !socket.destroyed && sent < total) {
-          chunk(filler);
-          // Many parts, not one big one: each stays under any per-part limit.
-          if (shape !== "epilogue" && sent % (512 * 1024) < filler.length) chunk(Buffer.concat([Buffer.from("\r\n"), otherHead(part++)]));
-          await Bun.sleep(1);
-        }
-      });
-      socket.on("data", (data) => {
-        response += data.toString("latin1");
-        const end = response.indexOf("\r\n\r\n");
-        const length = /content-length: (\d+)/i.exec(response)?.[1];
-        if (!answered && end > 0 && length && response.length >= end + 4 + Number(length)) {
-          answered = true;
-          socket.destroy();
-          done({ sent, status: Number(response.split(" ")[1]), body: response.slice(end + 4) });
-        }
-      });
-      socket.on("error", (error) => answered || fail(error));
-      socket.on("close", () => answered || fail(new Error(`closed without an answer after ${sent} bytes`)));
+    const request = `POST /api/videos HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`;
+    const result = await sendUntilAnswered(spool.port, request, true, async (chunk, stop, sent) => {
+      let part = 0;
+      if (shape === "preamble-parts") chunk(otherHead(part++));
+      else chunk(filePart);
+      if (shape === "epilogue") chunk(Buffer.from(`--${boundary}--\r\n`));
+      else if (shape === "parts") chunk(otherHead(part++));
+      while (!stop() && sent() < total) {
+        chunk(filler);
+        // Many parts, not one big one: each stays under any per-part limit.
+        if (shape !== "epilogue" && sent() % (512 * 1024) < filler.length) chunk(Buffer.concat([Buffer.from("\r\n"), otherHead(part++)]));
+        await Bun.sleep(1);
+      }
     });
     expect(result.status).toBe(413);
     expect(JSON.parse(result.body)).toEqual({ error: { code: "payload_too_large", message: "The upload exceeds the limit of 1048576 bytes (MAX_UPLOAD_BYTES)" } });
