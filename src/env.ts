@@ -6,6 +6,7 @@
  */
 import { Type, type Static, type TArray, type TBoolean, type TInteger, type TSchema, type TString, type TUnsafe } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { PLAYBACK_POLICIES } from "./db/schema.ts";
 
 export interface EnvVar<S extends TSchema = TSchema> {
   schema: S;
@@ -51,7 +52,6 @@ function oneOf<const T extends readonly string[]>(doc: string, values: T, value:
 }
 
 export const X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] as const;
-export const PLAYBACK_VALUES = ["public", "signed"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
 /** Shortest API_KEY accepted: anything shorter can be guessed despite the rate limit. */
@@ -73,7 +73,7 @@ export const ENV = {
     MIN_API_KEY_LENGTH,
   ),
   SIGNING_SECRET: text("HS256 secret of playback tokens (at least 32 characters); changing it revokes every token", undefined, "generated into `DATA_DIR/signing-secret`", MIN_SIGNING_SECRET_LENGTH),
-  DEFAULT_PLAYBACK: oneOf("Playback policy of new videos whose upload names none: `public` or `signed` (the demo is always public)", PLAYBACK_VALUES, "public"),
+  DEFAULT_PLAYBACK: oneOf("Playback policy of new videos whose upload names none: `public` or `signed` (the demo is always public)", PLAYBACK_POLICIES, "public"),
   TRUST_PROXY: flag("`1` behind a reverse proxy that appends the client to `X-Forwarded-For`: the failure limit then counts per client, not per proxy", false),
   LOG_LEVEL: oneOf("Least severe log lines written: `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `silent`", LOG_LEVELS, "info"),
   LOG_FORMAT: {

@@ -27,10 +27,6 @@ export function matchesDigest(given: string, expected: Uint8Array): boolean {
   return timingSafeEqual(digestOf(given), expected);
 }
 
-/** `matchesDigest` for two strings (tests and one-off checks). */
-export function sameSecret(given: string, expected: string): boolean {
-  return matchesDigest(given, digestOf(expected));
-}
 
 /** A cookie's value from a Cookie header (RFC 6265 §5.4), or null. */
 export function cookieValue(header: string | null, name: string): string | null {

@@ -4,14 +4,15 @@
  * thumbnail requests), and neither are tus appends (PATCH of an upload URL: a large upload is
  * many of them, and its size is what bounds it).
  *
- * Hand-written on the failure limiter's fixed-window counter rather than elysia-rate-limit: that
+ * Hand-written on the same fixed-window counter as the failed-key limit rather than
+ * elysia-rate-limit: that
  * plugin's hook runs on every route and asks Elysia for the cookies, which cost ~7 µs on each
  * read (measured with app.handle() on GET /api/videos); here a read costs one Set lookup.
  */
 import { Elysia } from "elysia";
 import { errorResponse } from "../http/errors.ts";
 import { requestPath } from "../http/path.ts";
-import { FailureLimiter } from "./failures.ts";
+import { WindowLimiter } from "./window-limiter.ts";
 import type { AccessControl } from "./service.ts";
 
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -26,8 +27,7 @@ export function isLimitedMutation(method: string, path: string): boolean {
 export function mutationLimit(access: AccessControl, perMinute: number) {
   const plugin = new Elysia({ name: "spool.mutation-limit" });
   if (perMinute <= 0) return plugin;
-  // Every change counts as a "failure" of the fixed-window counter: over `perMinute`, blocked.
-  const counter = new FailureLimiter({ maxFailures: perMinute, windowMs: 60_000, maxClients: 10_000 });
+  const counter = new WindowLimiter({ max: perMinute, windowMs: 60_000, maxClients: 10_000 });
   return plugin.onRequest(({ request, server }) => {
     if (READS.has(request.method) || !isLimitedMutation(request.method, requestPath(request.url))) return;
     const client = access.client(request, server);
@@ -37,6 +37,6 @@ export function mutationLimit(access: AccessControl, perMinute: number) {
         "retry-after": String(wait),
       });
     }
-    counter.recordFailure(client);
+    counter.record(client);
   });
 }

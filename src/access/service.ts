@@ -7,7 +7,7 @@ import type { Db } from "../db/client.ts";
 import { HttpError } from "../http/errors.ts";
 import { queryParam } from "../http/path.ts";
 import { SESSION_COOKIE, bearerToken, clientAddress, cookieValue, digestOf, isSameOrigin, matchesDigest, ownOrigin } from "./credentials.ts";
-import { DEFAULT_FAILURE_LIMITS, FailureLimiter, type FailureLimits } from "./failures.ts";
+import { DEFAULT_FAILURE_LIMITS, WindowLimiter, type WindowLimits } from "./window-limiter.ts";
 import { Sessions } from "./sessions.ts";
 import { PlaybackTokens, TOKEN_FAILURE_MESSAGES, type TokenFailure } from "./tokens.ts";
 
@@ -15,7 +15,7 @@ export interface AccessOptions {
   apiKey: string;
   signingSecret: string;
   trustProxy?: boolean;
-  failureLimits?: FailureLimits;
+  failureLimits?: WindowLimits;
 }
 
 /** Where a request's socket address comes from: Bun's server (null outside a real server). */
@@ -53,7 +53,7 @@ function tokenOf(url: string): string | null {
 export class AccessControl {
   readonly tokens: PlaybackTokens;
   readonly sessions: Sessions;
-  private readonly failures: FailureLimiter;
+  private readonly failures: WindowLimiter;
   private readonly keyDigest: Uint8Array;
 
   constructor(
@@ -63,7 +63,7 @@ export class AccessControl {
     this.keyDigest = digestOf(options.apiKey);
     this.tokens = new PlaybackTokens(options.signingSecret);
     this.sessions = new Sessions(db);
-    this.failures = new FailureLimiter(options.failureLimits ?? DEFAULT_FAILURE_LIMITS);
+    this.failures = new WindowLimiter(options.failureLimits ?? DEFAULT_FAILURE_LIMITS);
   }
 
   /** The client a request counts against in the failure limit. */
@@ -78,7 +78,7 @@ export class AccessControl {
   checkKey(key: string, request: Request, server: PeerSource): boolean {
     if (!this.failures.empty) this.throwIfBlocked(this.client(request, server));
     if (matchesDigest(key, this.keyDigest)) return true;
-    this.failures.recordFailure(this.client(request, server));
+    this.failures.record(this.client(request, server));
     return false;
   }
 
@@ -103,7 +103,7 @@ export class AccessControl {
     if (session === null) return null;
     if (!this.failures.empty) this.throwIfBlocked(this.client(request, server));
     if (await this.sessions.isValid(session)) return "session";
-    this.failures.recordFailure(this.client(request, server));
+    this.failures.record(this.client(request, server));
     throw unauthorized("The session has expired or was signed out; sign in again");
   }
 

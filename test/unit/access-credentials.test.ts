@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { bearerToken, clientAddress, cookieValue, isHttps, isSameOrigin, ownOrigin, sameSecret } from "../../src/access/credentials.ts";
-import { FailureLimiter } from "../../src/access/failures.ts";
+import { bearerToken, clientAddress, cookieValue, isHttps, isSameOrigin, ownOrigin, digestOf, matchesDigest } from "../../src/access/credentials.ts";
+import { WindowLimiter } from "../../src/access/window-limiter.ts";
 import { queryParam, withToken } from "../../src/http/path.ts";
 
 describe("bearerToken", () => {
@@ -20,14 +20,14 @@ describe("bearerToken", () => {
   test.each(cases)("%p → %p", (header, expected) => expect(bearerToken(header)).toBe(expected));
 });
 
-describe("sameSecret", () => {
+describe("matchesDigest", () => {
   test.each([
     ["same", "same", true],
     ["same", "Same", false],
     ["short", "shorter", false],
     ["", "", true],
     ["", "x", false],
-  ] as const)("%p vs %p → %p", (a, b, expected) => expect(sameSecret(a, b)).toBe(expected));
+  ] as const)("%p vs %p → %p", (a, b, expected) => expect(matchesDigest(a, digestOf(b))).toBe(expected));
 });
 
 describe("cookieValue", () => {
@@ -106,31 +106,31 @@ describe("queryParam and withToken", () => {
   ] as const)("withToken(%p)", (uri, expected) => expect(withToken(uri, "T")).toBe(expected));
 });
 
-describe("FailureLimiter", () => {
-  test("blocks after maxFailures within the window, for the rest of it, per client", () => {
+describe("WindowLimiter", () => {
+  test("blocks after max events within the window, for the rest of it, per client", () => {
     let now = 1_000_000;
-    const limiter = new FailureLimiter({ maxFailures: 3, windowMs: 10_000, maxClients: 100 }, () => now);
-    for (let i = 0; i < 2; i++) limiter.recordFailure("a");
+    const limiter = new WindowLimiter({ max: 3, windowMs: 10_000, maxClients: 100 }, () => now);
+    for (let i = 0; i < 2; i++) limiter.record("a");
     expect(limiter.blockedFor("a")).toBe(0);
-    limiter.recordFailure("a");
+    limiter.record("a");
     expect(limiter.blockedFor("a")).toBe(10);
     expect(limiter.blockedFor("b")).toBe(0);
     now += 9_001;
     expect(limiter.blockedFor("a")).toBe(1);
     now += 999;
     expect(limiter.blockedFor("a")).toBe(0);
-    limiter.recordFailure("a");
+    limiter.record("a");
     expect(limiter.blockedFor("a")).toBe(0);
   });
 
   test("holds at most maxClients entries, dropping expired ones first, then the oldest", () => {
     let now = 0;
-    const limiter = new FailureLimiter({ maxFailures: 1, windowMs: 100, maxClients: 3 }, () => now);
-    limiter.recordFailure("old");
+    const limiter = new WindowLimiter({ max: 1, windowMs: 100, maxClients: 3 }, () => now);
+    limiter.record("old");
     now = 200;
-    for (const c of ["a", "b", "c"]) limiter.recordFailure(c);
+    for (const c of ["a", "b", "c"]) limiter.record(c);
     expect(["a", "b", "c"].map((c) => limiter.blockedFor(c))).toEqual([1, 1, 1]);
-    limiter.recordFailure("d");
+    limiter.record("d");
     // "a" was the oldest live window: it went to make room.
     expect(["a", "b", "c", "d"].map((c) => limiter.blockedFor(c))).toEqual([0, 1, 1, 1]);
   });

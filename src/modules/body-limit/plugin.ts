@@ -13,6 +13,7 @@
  */
 import { Elysia } from "elysia";
 import { errorResponse } from "../../http/errors.ts";
+import { requestPath } from "../../http/path.ts";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
 /** Multipart framing and form fields on top of the file itself (a few short fields fit well within). */
@@ -44,10 +45,7 @@ export function bodyLimits(maxUploadBytes: number) {
     const method = request.method;
     // The hot path (GET/HEAD streaming) pays one string comparison.
     if (method === "GET" || method === "HEAD" || method === "OPTIONS") return;
-    const url = request.url;
-    const start = url.indexOf("/", url.indexOf("//") + 2);
-    const query = url.indexOf("?", start);
-    const path = url.slice(start, query < 0 ? undefined : query);
+    const path = requestPath(request.url);
     const upload = isUploadRoute(method, path);
     const limit = upload ? maxUploadBytes + UPLOAD_FRAMING_ALLOWANCE : JSON_BODY_LIMIT;
     const declared = request.headers.get("content-length");

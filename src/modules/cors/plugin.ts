@@ -7,18 +7,14 @@
  */
 import { Elysia } from "elysia";
 import { corsHeaders, preflightHeaders } from "../../http/cors.ts";
+import { requestPath } from "../../http/path.ts";
 
 export const CORS_PREFIXES = ["/api/stream/", "/api/hls/"] as const;
-
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  return start < 0 ? "/" : url.slice(start);
-}
 
 export function corsRoutes(allowed: readonly string[], prefixes: readonly string[] = CORS_PREFIXES) {
   return new Elysia({ name: "spool.cors" }).onRequest(({ request, set }) => {
     if (allowed.length === 0) return;
-    const path = pathOf(request.url);
+    const path = requestPath(request.url);
     if (!prefixes.some((p) => path.startsWith(p))) return;
     const headers = corsHeaders(allowed, request.headers.get("origin"));
     if (!headers) return;
