@@ -23,9 +23,9 @@ import { corsRoutes } from "./modules/cors/plugin.ts";
 import { hlsRoutes } from "./modules/hls/routes.ts";
 import { HlsService } from "./modules/hls/service.ts";
 import { playerRoutes } from "./modules/player/routes.ts";
-import { MediaTools } from "./modules/ingest/ffmpeg.ts";
+import { MediaTools } from "./media/tools.ts";
 import { IngestPipeline } from "./modules/ingest/pipeline.ts";
-import { DEFAULT_INGEST_LIMITS } from "./modules/ingest/probe.ts";
+import { DEFAULT_INGEST_LIMITS } from "./media/probe.ts";
 import { openapiRoutes } from "./modules/openapi/plugin.ts";
 import { staticRoutes } from "./modules/static/routes.ts";
 import { StreamCatalog } from "./modules/stream/catalog.ts";
@@ -36,9 +36,9 @@ import { uploadRoutes } from "./modules/uploads/routes.ts";
 import { ResumableUploads } from "./modules/uploads/tus.ts";
 import { DirectUploads } from "./modules/uploads/direct.ts";
 import { videoRoutes } from "./modules/videos/routes.ts";
-import { VideoLibrary } from "./modules/videos/service.ts";
+import { VideoLibrary } from "./library/videos.ts";
 import { DEFAULT_FAILED_RETENTION_MS, RetentionSweeper } from "./modules/videos/retention.ts";
-import { Storage } from "./modules/videos/storage.ts";
+import { Storage } from "./library/storage.ts";
 
 const log = logger("http");
 

@@ -10,8 +10,8 @@ import { join, resolve } from "node:path";
 import { eq } from "drizzle-orm";
 import { openDatabase, type DbHandle } from "../../src/db/client.ts";
 import { transcodeJobs, videos } from "../../src/db/schema.ts";
-import { TranscodeQueue, newWorkerId } from "../../src/modules/hls/jobs.ts";
-import { localPid } from "../../src/modules/ingest/process.ts";
+import { TranscodeQueue, newWorkerId } from "../../src/queue/jobs.ts";
+import { localPid } from "../../src/lib/process-identity.ts";
 
 let dir: string;
 let handle: DbHandle;

@@ -14,7 +14,7 @@ import { videos } from "../../src/db/schema.ts";
 import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
 import { expectError, filesUnder, listAll, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeAudio, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
-import type { Limiter } from "../../src/modules/ingest/limiter.ts";
+import type { Limiter } from "../../src/lib/limiter.ts";
 import { sendUntilAnswered, type RawAnswer } from "../helpers/http.ts";
 import { AUTH, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
 

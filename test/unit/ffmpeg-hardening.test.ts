@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MediaTools, ToolError } from "../../src/modules/ingest/ffmpeg.ts";
-import { FORMAT_WHITELIST } from "../../src/modules/ingest/formats.ts";
+import { MediaTools, ToolError } from "../../src/media/tools.ts";
+import { FORMAT_WHITELIST } from "../../src/media/formats.ts";
 
 let root: string;
 let dataDir: string;

@@ -1,6 +1,6 @@
 /** ffmpeg -progress parsing and the percentage shown to users; retry backoff. */
 import { describe, expect, test } from "bun:test";
-import { backoffMs } from "../../src/modules/hls/backoff.ts";
+import { backoffMs } from "../../src/queue/backoff.ts";
 import { ProgressParser, outTimeSeconds, progressPercent } from "../../src/modules/hls/progress.ts";
 
 const BLOCK = `frame=90

@@ -1,6 +1,6 @@
 /** The top-level ISO BMFF box scanner: reads headers only, and knows a faststart file. */
 import { describe, expect, test } from "bun:test";
-import { BoxError, isFaststart, scanTopLevelBoxes, type Box, type ByteReader } from "../../src/modules/ingest/mp4-atoms.ts";
+import { BoxError, isFaststart, scanTopLevelBoxes, type Box, type ByteReader } from "../../src/media/mp4-atoms.ts";
 
 /** A box: 32-bit size (or 1 + 64-bit largesize, or 0), type, payload of `payload` bytes. */
 function box(type: string, payload: number, form: "normal" | "large" | "to-end" = "normal"): Uint8Array {

@@ -2,8 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { readEnv } from "../../src/env.ts";
-import { FORMAT_WHITELIST, demuxerForContainer, demuxerOf, detectContainer, ebmlDocType } from "../../src/modules/ingest/formats.ts";
-import { DEFAULT_INGEST_LIMITS, MediaLimitError, NotMediaError, checkLimits, describeProbeFailure, parseProbe, parseRate, rotationOf, type MediaInfo } from "../../src/modules/ingest/probe.ts";
+import { FORMAT_WHITELIST, demuxerForContainer, demuxerOf, detectContainer, ebmlDocType } from "../../src/media/formats.ts";
+import { DEFAULT_INGEST_LIMITS, MediaLimitError, NotMediaError, checkLimits, describeProbeFailure, parseProbe, parseRate, rotationOf, type MediaInfo } from "../../src/media/probe.ts";
 
 const FIXTURES = join(import.meta.dir, "../fixtures/ffprobe");
 const captured = async (name: string) => JSON.parse(await Bun.file(join(FIXTURES, name)).text()) as unknown;

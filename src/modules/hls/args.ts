@@ -10,6 +10,7 @@
  * ffmpeg runs in the output directory with relative output names, so nothing in DATA_DIR's path
  * can be mistaken for an ffmpeg pattern (`%d`) or protocol.
  */
+import { hardenedInput } from "../../media/input-args.ts";
 import type { Rendition } from "./ladder.ts";
 import type { StoryboardPlan } from "./storyboard.ts";
 
@@ -67,12 +68,8 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
 
   const args = [
     ...QUIET_BATCH,
-    // Only local files: a crafted source cannot make ffmpeg open URLs or other protocols.
-    "-protocol_whitelist",
-    "file",
-    ...(plan.demuxer ? ["-format_whitelist", plan.demuxer, "-f", plan.demuxer] : []),
-    "-i",
-    `file:${plan.input}`,
+    // Only local files, only the identified container: the same hardening as ingest's runs.
+    ...hardenedInput(`file:${plan.input}`, plan.demuxer),
     "-filter_complex",
     graph.join(";"),
   ];
@@ -140,16 +137,9 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
 export function buildSpriteArgs(plan: StoryboardPlan): string[] {
   return [
     ...QUIET_BATCH,
-    "-protocol_whitelist",
-    "file",
-    "-format_whitelist",
-    "image2",
-    "-f",
-    "image2",
     "-start_number",
     "1",
-    "-i",
-    THUMB_PATTERN,
+    ...hardenedInput(THUMB_PATTERN, "image2"),
     "-vf",
     `tile=${plan.columns}x${plan.rows}`,
     "-c:v",

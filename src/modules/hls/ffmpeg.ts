@@ -5,8 +5,8 @@
  * rules: `-protocol_whitelist file`, the input pinned to the demuxer ffprobe identified, `file:`
  * URLs, `-nostdin`, a minimal environment, a wall-clock limit, SIGKILL on cancel.
  */
-import { lastErrorLine } from "../ingest/ffmpeg.ts";
-import { spawnLimited } from "../ingest/process.ts";
+import { lastErrorLine } from "../../media/tools.ts";
+import { spawnLimited } from "../../media/spawn.ts";
 import { ProgressParser, type ProgressBlock } from "./progress.ts";
 
 const MAX_STDERR = 64 * 1024;

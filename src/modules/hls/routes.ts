@@ -17,7 +17,7 @@ import { HttpError, errorResponse, httpErrorResponse, preconditionFailed } from 
 import type { StreamCatalog } from "../stream/catalog.ts";
 import { signPlaylist, signStoryboard } from "./signed.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
-import { VIDEO_ID_PATTERN, assertVideoId, isVideoId } from "../videos/ids.ts";
+import { VIDEO_ID_PATTERN, assertVideoId, isVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, NotFound, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../videos/schemas.ts";
 import type { HlsService } from "./service.ts";

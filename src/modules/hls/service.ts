@@ -9,9 +9,9 @@ import { logger } from "../../lib/log.ts";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { transcodeConfig, type Config, type TranscodeConfig } from "../../config.ts";
-import type { MediaTools } from "../ingest/ffmpeg.ts";
-import type { VideoLibrary } from "../videos/service.ts";
-import { TranscodeQueue } from "./jobs.ts";
+import type { MediaTools } from "../../media/tools.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
+import { TranscodeQueue } from "../../queue/jobs.ts";
 import { HLS_DIR, TranscodeWorker, type WorkerLog } from "./worker.ts";
 
 export class HlsService {

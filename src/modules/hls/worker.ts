@@ -15,10 +15,10 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/p
 import { join } from "node:path";
 import type { TranscodeConfig } from "../../config.ts";
 import type { TranscodeJobRow } from "../../db/schema.ts";
-import type { MediaTools } from "../ingest/ffmpeg.ts";
-import type { VideoLibrary } from "../videos/service.ts";
+import type { MediaTools } from "../../media/tools.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
 import { MASTER_NAME, PLAYLIST_NAME, STORYBOARD_VTT, buildSpriteArgs, buildTranscodeArgs } from "./args.ts";
-import { TranscodeQueue, newWorkerId, retireWorkerId } from "./jobs.ts";
+import { TranscodeQueue, newWorkerId, retireWorkerId } from "../../queue/jobs.ts";
 import { selectLadder, type Rendition } from "./ladder.ts";
 import { avcCodecFromInit, hasAacTrack, measureBandwidth, parseMediaPlaylist, writeMasterPlaylist, type VariantEntry } from "./playlist.ts";
 import { runTranscode, TranscodeError } from "./ffmpeg.ts";

@@ -25,13 +25,14 @@ import { join } from "node:path";
 import type { VideoRow } from "../../db/schema.ts";
 import { HttpError, notFound } from "../../http/errors.ts";
 import type { Thumbnails } from "../thumbnails/service.ts";
-import { hashFile, unsupportedMedia, type IngestMeta, type IngestOptions, type MediaFields, type VideoLibrary } from "../videos/service.ts";
-import { ToolError, ingestUnavailable, type MediaTools } from "./ffmpeg.ts";
-import { isoMuxerFor } from "./formats.ts";
-import { Limiter, WaitAborted } from "./limiter.ts";
-import { BoxError, isFaststart, scanFile } from "./mp4-atoms.ts";
-import { DEFAULT_INGEST_LIMITS, MediaLimitError, NotMediaError, checkLimits, type IngestLimits, type MediaInfo } from "./probe.ts";
-import { newOwnerId, ownerIsDead } from "./process.ts";
+import { hashFile } from "../../lib/hash.ts";
+import { unsupportedMedia, type IngestMeta, type IngestOptions, type MediaFields, type VideoLibrary } from "../../library/videos.ts";
+import { ToolError, ingestUnavailable, type MediaTools } from "../../media/tools.ts";
+import { isoMuxerFor } from "../../media/formats.ts";
+import { Limiter, WaitAborted } from "../../lib/limiter.ts";
+import { BoxError, isFaststart, scanFile } from "../../media/mp4-atoms.ts";
+import { DEFAULT_INGEST_LIMITS, MediaLimitError, NotMediaError, checkLimits, type IngestLimits, type MediaInfo } from "../../media/probe.ts";
+import { newOwnerId, ownerIsDead } from "../../lib/process-identity.ts";
 
 export interface AcceptOptions extends IngestOptions {
   /** SHA-256 of the staged bytes when the receiver computed it while streaming. */

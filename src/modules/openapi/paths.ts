@@ -6,7 +6,7 @@
  * Built from `t` schemas like everything else, and merged over the generated spec.
  */
 import { t } from "elysia";
-import { VIDEO_ID_PATTERN } from "../videos/ids.ts";
+import { VIDEO_ID_PATTERN } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { Integer, header, jsonContent } from "./doc.ts";
 import { OPEN_SECURITY, PLAYBACK_SECURITY } from "../../access/plugin.ts";

@@ -10,9 +10,9 @@ import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { HttpError, errorResponse } from "../../http/errors.ts";
 import { pageHeaders } from "../../http/page-headers.ts";
-import { isVideoId } from "../videos/ids.ts";
+import { isVideoId } from "../../library/ids.ts";
 import { toVideoJson, tokenizedJson } from "../videos/schemas.ts";
-import type { VideoLibrary } from "../videos/service.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
 import { ASSET_PREFIX, errorPage, libraryPage, notFoundPage, signInPage, watchPage } from "./pages.ts";
 
 const ASSETS_DIR = join(import.meta.dir, "assets");

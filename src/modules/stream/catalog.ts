@@ -12,7 +12,7 @@ import type { VideoRow } from "../../db/schema.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { logger } from "../../lib/log.ts";
 import { hot } from "../../metrics/metrics.ts";
-import type { VideoLibrary } from "../videos/service.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
 
 export const VIDEO_CACHE_CONTROL = "public, max-age=86400";
 /** A signed video's bytes: never in a shared cache, where they would outlive the token. */

@@ -15,7 +15,7 @@ import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.t
 import { errorFields, logger } from "../../lib/log.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/requests.ts";
 import { hot } from "../../metrics/metrics.ts";
-import { isVideoId } from "../videos/ids.ts";
+import { isVideoId } from "../../library/ids.ts";
 import type { CachedVideo, StreamCatalog } from "./catalog.ts";
 
 /** `?download=1` (or `true`) asks for `Content-Disposition: attachment`. */

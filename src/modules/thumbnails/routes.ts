@@ -5,10 +5,10 @@ import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { Integer, header, jsonContent } from "../openapi/doc.ts";
-import { assertVideoId } from "../videos/ids.ts";
+import { assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, VideoIdParams } from "../videos/schemas.ts";
-import type { VideoLibrary } from "../videos/service.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
 import { MAX_TIME_STEPS, TIME_STEP_MS, WIDTH_LADDER } from "./grid.ts";
 import { MAX_WIDTH, MIN_WIDTH, type Thumbnails } from "./service.ts";
 

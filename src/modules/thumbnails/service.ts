@@ -19,10 +19,10 @@ import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { VideoRow } from "../../db/schema.ts";
 import { HttpError, badRequest } from "../../http/errors.ts";
-import { ingestUnavailable, type MediaTools, type RunOptions } from "../ingest/ffmpeg.ts";
-import { demuxerForContainer, type Demuxer } from "../ingest/formats.ts";
-import { Limiter } from "../ingest/limiter.ts";
-import type { Storage } from "../videos/storage.ts";
+import { ingestUnavailable, type MediaTools, type RunOptions } from "../../media/tools.ts";
+import { demuxerForContainer, type Demuxer } from "../../media/formats.ts";
+import { Limiter } from "../../lib/limiter.ts";
+import type { Storage } from "../../library/storage.ts";
 import { snapTimeMs, snapWidth } from "./grid.ts";
 
 export const MIN_WIDTH = 16;

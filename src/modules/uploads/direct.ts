@@ -11,7 +11,7 @@ import { secretDigest } from "../../access/credentials.ts";
 import type { Db } from "../../db/client.ts";
 import { directUploads, type DirectUploadRow, type Playback } from "../../db/schema.ts";
 import { HttpError } from "../../http/errors.ts";
-import { newVideoId } from "../videos/ids.ts";
+import { newVideoId } from "../../library/ids.ts";
 
 export const DIRECT_UPLOADS_PATH = "/api/uploads/direct";
 export const DEFAULT_DIRECT_UPLOAD_TTL_S = 60 * 60;

@@ -2,7 +2,7 @@
 import { Elysia, t } from "elysia";
 import { AUTH_ERRORS, AUTH_RESPONSES, OPEN_SECURITY } from "../../access/plugin.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../../db/schema.ts";
-import { MAX_TITLE_LENGTH } from "../videos/service.ts";
+import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
 import { parsePlayback } from "../videos/schemas.ts";
 import { errorResponse } from "../../http/errors.ts";
 import { videoIdOfUpload } from "./upload-ids.ts";

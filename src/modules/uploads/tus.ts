@@ -27,8 +27,8 @@ import { FileLocker } from "./file-locker.ts";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
 import { HttpError, badRequest, errorBody } from "../../http/errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
-import { isVideoId, newVideoId } from "../videos/ids.ts";
-import type { VideoLibrary } from "../videos/service.ts";
+import { isVideoId, newVideoId } from "../../library/ids.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
 import type { DirectUploads } from "./direct.ts";
 import { newUploadId, videoIdOfUpload } from "./upload-ids.ts";
 

@@ -5,7 +5,7 @@
  * that every upload maps to its video without a lookup. Pure.
  */
 import { randomBytes } from "node:crypto";
-import { isVideoId } from "../videos/ids.ts";
+import { isVideoId } from "../../library/ids.ts";
 
 const SECRET = /^[A-Za-z0-9_-]{32}$/;
 

@@ -12,7 +12,7 @@
  * FAILED_RETENTION_MS=0 keeps them forever.
  */
 import { errorFields, logger } from "../../lib/log.ts";
-import type { VideoLibrary } from "./service.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
 
 export const DEFAULT_FAILED_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 

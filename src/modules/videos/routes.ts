@@ -10,7 +10,7 @@ import type { AccessControl } from "../../access/service.ts";
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { header, jsonContent } from "../openapi/doc.ts";
-import { assertVideoId } from "./ids.ts";
+import { assertVideoId } from "../../library/ids.ts";
 import {
   BadRequest,
   ListQuerySchema,
@@ -27,7 +27,7 @@ import {
   parsePlayback,
 } from "./schemas.ts";
 import { ListPageCache } from "./list-cache.ts";
-import type { VideoLibrary } from "./service.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
 import { receiveUpload } from "./upload.ts";
 
 export const PayloadTooLarge = errorSchema(

@@ -17,7 +17,7 @@ import { PLAYBACK_POLICIES, type Playback, type VideoRow } from "../../db/schema
 import { HttpError, badRequest } from "../../http/errors.ts";
 import { UPLOAD_FRAMING_ALLOWANCE, capBody } from "../body-limit/plugin.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
-import type { VideoLibrary } from "./service.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
 
 export const payloadTooLarge = (limit: number) =>
   new HttpError(413, "payload_too_large", `The upload exceeds the limit of ${limit} bytes (MAX_UPLOAD_BYTES)`);

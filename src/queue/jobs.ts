@@ -10,10 +10,10 @@
  * `locked_by`. The video's user-facing HLS state (`videos.hls_*`) changes in the same
  * transactions, so the two never disagree.
  */
-import { localPid, newOwnerId, processAlive } from "../ingest/process.ts";
+import { localPid, newOwnerId, processAlive } from "../lib/process-identity.ts";
 import { and, asc, eq, inArray, lt, lte, or } from "drizzle-orm";
-import type { Db } from "../../db/client.ts";
-import { transcodeJobs, videos, type HlsStatus, type TranscodeJobRow } from "../../db/schema.ts";
+import type { Db } from "../db/client.ts";
+import { transcodeJobs, videos, type HlsStatus, type TranscodeJobRow } from "../db/schema.ts";
 import { backoffMs, type BackoffOptions } from "./backoff.ts";
 
 export interface ClaimOptions {

@@ -11,7 +11,7 @@
  */
 import { mkdir, readdir, rm, rmdir } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
-import { localPid, newOwnerId, ownerIsDead } from "../ingest/process.ts";
+import { localPid, newOwnerId, ownerIsDead } from "../lib/process-identity.ts";
 
 export class Storage {
   readonly videosDir: string;

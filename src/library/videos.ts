@@ -3,14 +3,13 @@
  * that caches (the stream catalog) hear about it.
  */
 import { EventEmitter } from "node:events";
-import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { and, desc, eq, lt, notInArray, or, sql } from "drizzle-orm";
-import type { Db } from "../../db/client.ts";
-import { boundInteger, boundLimit, boundText } from "../../db/params.ts";
-import { videos, type Playback, type VideoRow, type VideoStatus } from "../../db/schema.ts";
-import { HttpError, notFound } from "../../http/errors.ts";
-import { DEFAULT_CONTENT_TYPE } from "../../http/content-type.ts";
+import type { Db } from "../db/client.ts";
+import { boundInteger, boundLimit, boundText } from "../db/params.ts";
+import { videos, type Playback, type VideoRow, type VideoStatus } from "../db/schema.ts";
+import { HttpError, notFound } from "../http/errors.ts";
+import { DEFAULT_CONTENT_TYPE } from "../http/content-type.ts";
 import { newVideoId } from "./ids.ts";
 import type { Storage } from "./storage.ts";
 
@@ -53,17 +52,6 @@ export function titleFromFilename(name: string): string {
   const base = name.slice(name.lastIndexOf("/") + 1);
   const dot = base.lastIndexOf(".");
   return (dot > 0 ? base.slice(0, dot) : base) || "Untitled";
-}
-
-/** Hex SHA-256 of a file, streamed: never the whole file in memory. */
-export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
-  const hasher = new Bun.CryptoHasher("sha256");
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    hasher.update(chunk as Buffer);
-    size += (chunk as Buffer).byteLength;
-  }
-  return { sha256: hasher.digest("hex"), size };
 }
 
 function encodeCursor(row: Pick<VideoRow, "createdAt" | "id">): string {

@@ -13,11 +13,12 @@
  *    `-nostdin`, a minimal environment, the working directory set to DATA_DIR/tmp, and
  *    bounded capture of output.
  */
-import { spawnLimited } from "./process.ts";
+import { spawnLimited } from "./spawn.ts";
 import { resolve, sep } from "node:path";
-import type { Config } from "../../config.ts";
-import { HttpError } from "../../http/errors.ts";
-import { FORMAT_WHITELIST, ebmlDocType, type Demuxer } from "./formats.ts";
+import type { Config } from "../config.ts";
+import { HttpError } from "../http/errors.ts";
+import { ebmlDocType, type Demuxer } from "./formats.ts";
+import { hardenedInput } from "./input-args.ts";
 import { NotMediaError, describeProbeFailure, parseProbe, type MediaInfo } from "./probe.ts";
 
 export const DEFAULT_FFMPEG_TIMEOUT_MS = 30 * 60 * 1000;
@@ -97,17 +98,9 @@ export class MediaTools {
     return `file:${absolute}`;
   }
 
-  /** Input options every run on user bytes carries. */
+  /** Input options every run on user bytes carries (see input-args.ts). */
   private input(path: string, demuxer?: Demuxer): string[] {
-    return [
-      "-protocol_whitelist",
-      "file",
-      "-format_whitelist",
-      demuxer ?? FORMAT_WHITELIST,
-      ...(demuxer ? ["-f", demuxer] : []),
-      "-i",
-      this.url(path),
-    ];
+    return hardenedInput(this.url(path), demuxer);
   }
 
   /** Runs one of the two binaries with a time limit; resolves with stdout, rejects with ToolError. */

@@ -1,5 +1,5 @@
 /** Video ids: 128 random bits, base64url (22 characters). Opaque and unguessable. */
-import { badRequest } from "../../http/errors.ts";
+import { badRequest } from "../http/errors.ts";
 
 export function newVideoId(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
