@@ -1,0 +1,398 @@
+/**
+ * Downloads an http(s) URL to a file while hashing it, for imports. Pure of the database: a job
+ * handler, the API and the CLI call it the same way.
+ *
+ * - **SSRF.** Every connection (the first, each redirect hop, each resumption) resolves the
+ *   host itself with `dns.promises.lookup({all: true})`, refuses it when any address is not
+ *   public (addresses.ts; IMPORT_ALLOW_PRIVATE lifts that), and then connects to exactly the
+ *   address it checked: the request gets a `lookup` function that answers only that address, so
+ *   a DNS answer that changes between the check and the connection (rebinding) is never asked.
+ *   Why node:http(s) and not `fetch`: Bun 1.4.5's fetch has no way to choose the address it
+ *   connects to, and fetching the IP literal with a `Host` header breaks HTTPS (SNI and the
+ *   certificate would be checked against the IP). Bun's node:http honours `lookup`, keeps the URL's
+ *   host name for the Host header, SNI and certificate verification (checked on Bun 1.4.5: a
+ *   certificate for another name fails with ERR_TLS_CERT_ALTNAME_INVALID, a made-up host name
+ *   with a `lookup` answering 127.0.0.1 connects there). `agent: false`: no pooled socket to some
+ *   earlier address.
+ * - **Limits.** `maxBytes` by Content-Length or Content-Range before reading, then by the bytes
+ *   counted; `connectTimeoutMs` until the response headers of each request (DNS, connect, TLS and
+ *   the server's first answer); `idleTimeoutMs` between two pieces of the body; `maxRedirects`.
+ * - **Resumption.** A body that breaks off (an error, or fewer bytes than announced) from a source
+ *   that said `Accept-Ranges: bytes` and gave a validator is asked again from where it stopped,
+ *   with `Range` and `If-Range` (the strong ETag, else Last-Modified): a 206 continues the same
+ *   file and hash, a 200 means the source changed and the download starts over.
+ * - On any failure the file is removed and an ImportError says why in words.
+ */
+import { lookup as dnsLookup } from "node:dns/promises";
+import { open, rm, type FileHandle } from "node:fs/promises";
+import http, { STATUS_CODES, type IncomingMessage, type ClientRequest } from "node:http";
+import https from "node:https";
+import type { LookupFunction } from "node:net";
+import { formatBytes, formatSeconds } from "../bytes.ts";
+import { classifyAddress, inNetworks, isIpLiteral } from "./addresses.ts";
+import { ImportError } from "./errors.ts";
+import { bareHost, checkAddress, checkSourceUrl, type ImportPolicy } from "./policy.ts";
+
+export interface DownloadProgress {
+  /** Bytes written so far. */
+  bytes: number;
+  /** The whole size, when the source said (Content-Length or Content-Range). */
+  total: number | null;
+}
+
+export interface DownloadOptions extends ImportPolicy {
+  /** Largest file accepted (MAX_UPLOAD_BYTES). */
+  maxBytes: number;
+  /** Per request: from the start to the response headers. Default 30 s. */
+  connectTimeoutMs?: number;
+  /** Longest wait for the next piece of the body. Default 30 s. */
+  idleTimeoutMs?: number;
+  /** Redirects followed per request. Default 5. */
+  maxRedirects?: number;
+  /** Times a broken-off body is resumed. Default 5. */
+  maxResumes?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: DownloadProgress) => void;
+  /** Least time between two progress calls (the last one always comes). Default 250 ms. */
+  progressIntervalMs?: number;
+  /** Extra trusted CA certificates (PEM) for HTTPS sources. */
+  ca?: string | string[];
+}
+
+export interface DownloadResult {
+  sha256: string;
+  size: number;
+  /** The source's Content-Type (informative only: ffprobe decides what the bytes are). */
+  contentType: string | null;
+  /** The URL the bytes finally came from, after redirects. */
+  url: string;
+  /** A file name for the record: Content-Disposition's, else the URL path's last segment. */
+  filename: string | null;
+  /** Requests made, redirects and resumptions included. */
+  requests: number;
+  resumes: number;
+}
+
+export const DOWNLOAD_DEFAULTS = {
+  connectTimeoutMs: 30_000,
+  idleTimeoutMs: 30_000,
+  maxRedirects: 5,
+  maxResumes: 5,
+  progressIntervalMs: 250,
+} as const;
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const USER_AGENT = "Spool-import/1";
+
+type Settings = DownloadOptions & typeof DOWNLOAD_DEFAULTS;
+
+/** The body broke off: the bytes so far stay, the download may resume. */
+class BodyInterrupted extends Error {
+  constructor(override readonly cause: unknown) {
+    super("interrupted");
+  }
+}
+
+function statusText(code: number): string {
+  const text = STATUS_CODES[code];
+  return text ? `${code} ${text}` : String(code);
+}
+
+/** A node/Bun network error in words. */
+function networkMessage(error: unknown, url: URL): string {
+  const e = error as NodeJS.ErrnoException & { reason?: string };
+  const where = url.host;
+  switch (e?.code) {
+    case "ECONNREFUSED":
+      return `could not connect to ${where}: connection refused`;
+    case "ECONNRESET":
+      return `the connection to ${where} was reset`;
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return `${where} is unreachable`;
+    case "EPIPE":
+      return `the connection to ${where} was closed`;
+  }
+  if (typeof e?.code === "string" && (e.code.startsWith("ERR_TLS") || e.code.includes("CERT") || e.code.startsWith("UNABLE_TO") || e.code.includes("SELF_SIGNED"))) {
+    return `the TLS connection to ${where} failed: ${e.message}`;
+  }
+  const message = e instanceof Error ? e.message : String(error);
+  return `the connection to ${where} failed: ${message}`;
+}
+
+/** `lookup` for node:http that answers only the address already checked. */
+function fixedLookup(address: string, family: 4 | 6): LookupFunction {
+  return ((_host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    if (options?.all) callback(null, [{ address, family }]);
+    else callback(null, address, family);
+  }) as unknown as LookupFunction;
+}
+
+/** The addresses `host` resolves to, every one checked; the one to connect to first. */
+async function resolveChecked(url: URL, settings: Settings, context: "source" | "redirect"): Promise<{ address: string; family: 4 | 6 }> {
+  const host = bareHost(url);
+  if (isIpLiteral(host)) {
+    checkAddress(host, settings, context);
+    return { address: host, family: host.includes(":") ? 6 : 4 };
+  }
+  let found: { address: string; family: number }[];
+  try {
+    found = await dnsLookup(host, { all: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ImportError("dns_failed", code === "ENOTFOUND" || code === "ENODATA" ? `The host ${host} was not found (DNS)` : `The host ${host} could not be resolved (${code ?? String(error)})`);
+  }
+  if (!found.length) throw new ImportError("dns_failed", `The host ${host} has no address`);
+  if (!settings.allowPrivate) {
+    // Every address, not just the one used: a name that also points inside is refused outright.
+    for (const { address } of found) {
+      const verdict = classifyAddress(address);
+      if (!verdict.public && !inNetworks(address, settings.allowedNetworks ?? [])) {
+        const what = context === "redirect" ? "Redirect to" : "Import from";
+        throw new ImportError("blocked_address", `${what} ${verdict.description} is not allowed (${host} resolves to ${address}); the server allows public addresses only (IMPORT_ALLOW_PRIVATE, IMPORT_ALLOWED_NETWORKS)`);
+      }
+    }
+  }
+  const first = found.find((a) => a.family === 4) ?? found[0]!;
+  return { address: first.address, family: first.family === 6 ? 6 : 4 };
+}
+
+interface Live {
+  request?: ClientRequest;
+  response?: IncomingMessage;
+}
+
+/** One request to the checked address; resolves with the response headers. */
+async function request(url: URL, headers: Record<string, string>, settings: Settings, context: "source" | "redirect", live: Live): Promise<IncomingMessage> {
+  const limit = settings.connectTimeoutMs;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new ImportError("timeout", `timed out after ${formatSeconds(limit)} waiting for ${url.host} to answer`);
+      live.request?.destroy(error);
+      reject(error);
+    }, limit);
+  });
+  timedOut.catch(() => {});
+  try {
+    const resolving = resolveChecked(url, settings, context);
+    resolving.catch(() => {});
+    const target = await Promise.race([resolving, timedOut]);
+    settings.signal?.throwIfAborted();
+    const client = url.protocol === "https:" ? https : http;
+    const answered = new Promise<IncomingMessage>((resolve, reject) => {
+      const req = client.request(url, {
+        method: "GET",
+        agent: false,
+        lookup: fixedLookup(target.address, target.family),
+        headers: { "user-agent": USER_AGENT, accept: "*/*", "accept-encoding": "identity", ...headers },
+        ...(settings.ca ? { ca: settings.ca } : {}),
+      });
+      live.request = req;
+      req.once("response", resolve);
+      req.once("error", (error) => reject(error instanceof ImportError ? error : new ImportError("network", networkMessage(error, url))));
+      req.end();
+    });
+    // The loser of each race may still reject later: that must not be an unhandled rejection.
+    answered.catch(() => {});
+    return await Promise.race([answered, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Follows redirects (each hop checked like the first URL); resolves with the final response. */
+async function follow(start: URL, headers: Record<string, string>, settings: Settings, live: Live, counter: { requests: number }): Promise<{ response: IncomingMessage; url: URL }> {
+  let url = start;
+  for (let hops = 0; ; hops++) {
+    counter.requests++;
+    const response = await request(url, headers, settings, hops === 0 ? "source" : "redirect", live);
+    live.response = response;
+    const status = response.statusCode ?? 0;
+    if (!REDIRECTS.has(status)) return { response, url };
+    response.destroy();
+    const location = response.headers.location;
+    if (!location) throw new ImportError("redirect", `source answered ${statusText(status)} without a Location`);
+    if (hops >= settings.maxRedirects) throw new ImportError("redirect", `too many redirects (more than ${settings.maxRedirects})`);
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch {
+      throw new ImportError("redirect", `source redirected to an invalid URL: ${JSON.stringify(location.slice(0, 200))}`);
+    }
+    url = checkSourceUrl(next, settings, "redirect");
+  }
+}
+
+/** "bytes 100-199/1000" → its parts; total null for "*". */
+function parseContentRange(value: string | undefined): { start: number; end: number; total: number | null } | null {
+  const m = value ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value.trim()) : null;
+  if (!m) return null;
+  return { start: Number(m[1]), end: Number(m[2]), total: m[3] === "*" ? null : Number(m[3]) };
+}
+
+function contentLength(response: IncomingMessage): number | null {
+  const raw = response.headers["content-length"];
+  return raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : null;
+}
+
+/** The strong ETag, else Last-Modified: what `If-Range` may carry (RFC 9110 §13.1.5). */
+function validatorOf(response: IncomingMessage): string | null {
+  const etag = response.headers.etag;
+  if (etag && !etag.startsWith("W/")) return etag;
+  return response.headers["last-modified"] ?? null;
+}
+
+/** A file name from Content-Disposition (`filename*` or `filename`), else the URL's last path segment. */
+export function filenameFor(url: URL, disposition: string | undefined): string | null {
+  if (disposition) {
+    const star = /filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)/.exec(disposition);
+    if (star) {
+      try {
+        return decodeURIComponent(star[1]!.trim());
+      } catch {
+        // fall through to the plain form
+      }
+    }
+    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/.exec(disposition);
+    if (plain) return (plain[1] ?? plain[2]!).replace(/\\(.)/g, "$1");
+  }
+  const segment = url.pathname.split("/").filter(Boolean).pop();
+  if (!segment) return null;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** `size` announced by the source, or (undefined) counted past the limit. */
+function tooLarge(size: number | undefined, maxBytes: number): ImportError {
+  const what = size === undefined ? `it sent more than the limit of ${formatBytes(maxBytes)}` : `it announces ${formatBytes(size)}, the limit is ${formatBytes(maxBytes)}`;
+  return new ImportError("too_large", `The source is larger than this server accepts: ${what} (MAX_UPLOAD_BYTES)`);
+}
+
+/**
+ * Streams `source` into `dest` (created or truncated), hashing it. Resolves once every byte is
+ * on disk; rejects with an ImportError, having removed `dest`.
+ */
+export async function downloadToFile(source: string | URL, dest: string, options: DownloadOptions): Promise<DownloadResult> {
+  const settings: Settings = { ...DOWNLOAD_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Settings;
+  const live: Live = {};
+  const onAbort = () => {
+    const error = new ImportError("aborted", "The import was cancelled");
+    live.request?.destroy(error);
+    live.response?.destroy(error);
+  };
+  settings.signal?.addEventListener("abort", onAbort, { once: true });
+  let file: FileHandle | undefined;
+  try {
+    settings.signal?.throwIfAborted();
+    const start = checkSourceUrl(source, settings);
+    file = await open(dest, "w");
+    return await transfer(start, file, settings, live);
+  } catch (error) {
+    await file?.close().catch(() => {});
+    file = undefined;
+    await rm(dest, { force: true });
+    live.request?.destroy();
+    live.response?.destroy();
+    if (error instanceof ImportError) throw error;
+    if (settings.signal?.aborted) throw new ImportError("aborted", "The import was cancelled");
+    throw error;
+  } finally {
+    await file?.close().catch(() => {});
+    settings.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+async function transfer(start: URL, file: FileHandle, settings: Settings, live: Live): Promise<DownloadResult> {
+  const counter = { requests: 0 };
+  let { response, url } = await follow(start, {}, settings, live, counter);
+  const first = response.statusCode ?? 0;
+  if (first !== 200) throw new ImportError("source_status", `source answered ${statusText(first)}`, first);
+
+  let hasher = new Bun.CryptoHasher("sha256");
+  let bytes = 0;
+  let total = contentLength(response);
+  let validator = validatorOf(response);
+  let ranges = response.headers["accept-ranges"]?.toLowerCase() === "bytes";
+  const contentType = response.headers["content-type"] ?? null;
+  const filename = filenameFor(url, response.headers["content-disposition"]);
+  let resumes = 0;
+  let lastProgress = 0;
+  const progress = (force = false) => {
+    if (!settings.onProgress) return;
+    const now = performance.now();
+    if (!force && now - lastProgress < settings.progressIntervalMs) return;
+    lastProgress = now;
+    settings.onProgress({ bytes, total });
+  };
+  if (total !== null && total > settings.maxBytes) throw tooLarge(total, settings.maxBytes);
+  progress(true);
+
+  for (;;) {
+    try {
+      await readBody(response);
+      if (total !== null && bytes < total) throw new BodyInterrupted(new ImportError("network", `the connection closed after ${formatBytes(bytes)} of ${formatBytes(total)}`));
+      break;
+    } catch (error) {
+      if (!(error instanceof BodyInterrupted)) throw error;
+      const reason = error.cause instanceof ImportError ? error.cause : new ImportError("network", networkMessage(error.cause, url));
+      if (reason.code === "aborted" || settings.signal?.aborted) throw new ImportError("aborted", "The import was cancelled");
+      if (!ranges || !validator) {
+        const why = !ranges ? "the source does not accept range requests" : "the source gives no ETag or Last-Modified to resume against";
+        throw new ImportError(reason.code, `${reason.message} (${formatBytes(bytes)} received; not resumed: ${why})`);
+      }
+      if (resumes >= settings.maxResumes) throw new ImportError(reason.code, `${reason.message} (${formatBytes(bytes)} received; gave up after ${resumes} resumptions)`);
+      resumes++;
+      ({ response, url } = await follow(url, { range: `bytes=${bytes}-`, "if-range": validator }, settings, live, counter));
+      const status = response.statusCode ?? 0;
+      if (status === 206) {
+        const range = parseContentRange(response.headers["content-range"]);
+        if (!range || range.start !== bytes) throw new ImportError("network", `the source answered the resumption with a different range (${response.headers["content-range"] ?? "none"})`);
+        if (range.total !== null) total = range.total;
+      } else if (status === 200) {
+        // The file changed (If-Range failed) or the range was ignored: start over.
+        await file.truncate(0);
+        hasher = new Bun.CryptoHasher("sha256");
+        bytes = 0;
+        total = contentLength(response);
+        validator = validatorOf(response);
+        ranges = response.headers["accept-ranges"]?.toLowerCase() === "bytes";
+      } else {
+        throw new ImportError("source_status", `source answered ${statusText(status)} when asked to resume`, status);
+      }
+      if (total !== null && total > settings.maxBytes) throw tooLarge(total, settings.maxBytes);
+    }
+  }
+  progress(true);
+  return { sha256: hasher.digest("hex"), size: bytes, contentType, url: url.href, filename, requests: counter.requests, resumes };
+
+  /** Appends the response's body; a break-off becomes BodyInterrupted, a limit an ImportError. */
+  async function readBody(body: IncomingMessage): Promise<void> {
+    const idle = settings.idleTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => body.destroy(new ImportError("timeout", `timed out after ${formatSeconds(idle)} without data`)), idle);
+    };
+    arm();
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        arm();
+        if (bytes + chunk.byteLength > settings.maxBytes) throw tooLarge(undefined, settings.maxBytes);
+        // Positioned writes: a restart (truncate) begins again at 0 whatever was written before.
+        await file.write(chunk, 0, chunk.byteLength, bytes);
+        hasher.update(chunk);
+        bytes += chunk.byteLength;
+        progress();
+      }
+    } catch (error) {
+      if (error instanceof ImportError && error.code === "too_large") throw error;
+      throw new BodyInterrupted(error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
