@@ -1,0 +1,416 @@
+/**
+ * Time-based clips of an MP4: which samples of each track an interval keeps (`planClip`), and
+ * the new `ftyp` + `moov` + `mdat` header that describes them (`writeClip`). Pure.
+ *
+ * The clip's media data is one contiguous span of the source file, [dataStart, dataEnd): every
+ * chunk offset is moved by the same amount, so the body is the header followed by a file slice.
+ *
+ * Frame-exact start: a video track has to begin decoding at a key frame, which may lie before
+ * the requested start S. The clip keeps the samples from that key frame on, and its edit list
+ * starts presentation at the frame shown at S, so the frames in between are decoded but never
+ * shown. Every other track starts at that same presentation time (audio with one sample of
+ * decoder pre-roll, also hidden by its edit list), so the tracks stay in sync.
+ */
+import { Mp4Error, Writer, childBoxes, type BoxRef } from "./boxes.ts";
+import type { Movie, Track } from "./movie.ts";
+import {
+  cttsOf,
+  dtsOf,
+  durationOf,
+  lastAtOrBefore,
+  sampleAtDts,
+  sliceChunks,
+  sliceCtts,
+  sliceGroups,
+  sliceStss,
+  sliceStts,
+  writeChunkOffsets,
+  writeRunsBox,
+  writeSbgp,
+  writeSdtp,
+  writeStsc,
+  writeStss,
+  writeStsz,
+  type ChunkCut,
+} from "./sample-tables.ts";
+
+/** The requested interval is outside the movie (start at or past its end): the client's mistake, not the file's. */
+export class ClipRangeError extends Error {
+  override name = "ClipRangeError";
+  constructor(
+    message: string,
+    readonly duration: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface TrackCut {
+  track: Track;
+  /** Kept samples [a, b). */
+  a: number;
+  b: number;
+  /** The new edit list: an empty edit (movie ticks, may be 0), then media from `mediaTime` (media ticks, new timeline) for `editDuration` movie ticks. */
+  emptyDuration: number;
+  mediaTime: number;
+  editDuration: number;
+  /** Sum of the kept samples' durations, media ticks. */
+  mediaDuration: number;
+  chunks: ChunkCut;
+}
+
+export interface ClipPlan {
+  /** Where presentation starts in the source, seconds: the frame shown at the requested start. */
+  start: number;
+  /** Where it ends, seconds. */
+  end: number;
+  tracks: TrackCut[];
+  dataStart: number;
+  dataEnd: number;
+  /** Movie ticks. */
+  duration: number;
+}
+
+/** The movie's length in seconds: the movie header's, or the longest track's when that says 0. */
+export function movieSeconds(movie: Movie): number {
+  if (movie.duration > 0) return movie.duration / movie.timescale;
+  let longest = 0;
+  for (const t of movie.tracks) longest = Math.max(longest, t.timeline.emptyBefore + (t.tables.stts.duration - t.timeline.mediaTime) / t.timescale);
+  return longest;
+}
+
+function ptsOf(track: Track, sample: number): number {
+  return dtsOf(track.tables.stts, sample) + cttsOf(track.tables.ctts, sample);
+}
+
+/** The key frame to start decoding from so that the frame shown at media time `target` can be: the last sync sample shown at or before it. */
+function keyFrameFor(track: Track, target: number): number {
+  const { stts, stss } = track.tables;
+  const byDts = sampleAtDts(stts, target);
+  if (!stss) {
+    let k = byDts;
+    while (k > 0 && ptsOf(track, k) > target) k--;
+    return k;
+  }
+  if (stss.length === 0) throw new Mp4Error("a track without key frames");
+  let i = lastAtOrBefore(stss, byDts);
+  while (i > 0 && ptsOf(track, stss[i]!) > target) i--;
+  return stss[Math.max(0, i)]!;
+}
+
+/** The presentation time of the frame on screen at `target`: the largest pts <= target of the samples from `k` on (or pts(k) if target precedes it). */
+function shownFrameTime(track: Track, k: number, target: number): number {
+  const { stts, ctts } = track.tables;
+  const minOffset = ctts?.min ?? 0;
+  let best = ptsOf(track, k);
+  if (best > target) return best;
+  for (let i = k + 1; i < stts.sampleCount; i++) {
+    const dts = dtsOf(stts, i);
+    // No later sample can be shown at or before `target`.
+    if (dts + minOffset > target) break;
+    const pts = dts + cttsOf(ctts, i);
+    if (pts <= target && pts > best) best = pts;
+  }
+  return best;
+}
+
+/** The end of presentation of samples [a, b), media ticks: the latest pts + duration among them. */
+function presentationEnd(track: Track, a: number, b: number): number {
+  const { stts, ctts } = track.tables;
+  const maxOffset = ctts?.max ?? 0;
+  let best = Number.NEGATIVE_INFINITY;
+  for (let i = b - 1; i >= a; i--) {
+    const dts = dtsOf(stts, i);
+    const delta = durationOf(stts, i);
+    // Earlier samples end before this bound; with no reordering the first one checked wins.
+    if (dts + maxOffset + delta <= best) break;
+    const end = dts + cttsOf(ctts, i) + delta;
+    if (end > best) best = end;
+  }
+  return best;
+}
+
+/** The first sample whose decode time is >= `time`. */
+function firstAtOrAfter(track: Track, time: number): number {
+  const { stts } = track.tables;
+  if (stts.sampleCount === 0) return 0;
+  const s = sampleAtDts(stts, time);
+  return dtsOf(stts, s) < time ? s + 1 : s;
+}
+
+/**
+ * Which samples each track keeps for [start, end) seconds (`end` undefined: to the end), and
+ * the edit lists that show exactly that interval.
+ */
+export function planClip(movie: Movie, start: number, end?: number): ClipPlan {
+  const total = movieSeconds(movie);
+  if (!(start >= 0) || (end !== undefined && !(end > start))) throw new RangeError("start must be >= 0 and end > start");
+  if (start >= total) throw new ClipRangeError(`start ${start} s is at or past the end of the video (${round3(total)} s)`, total);
+  const stop = end === undefined ? total : Math.min(end, total);
+
+  // The presentation start: the frame of the first video track that is on screen at `start`.
+  let shown = start;
+  const reference = movie.tracks.find((t) => t.handler === "vide" && t.tables.stts.sampleCount > 0);
+  let referenceTarget: number | undefined;
+  if (reference && start > reference.timeline.emptyBefore) {
+    const target = reference.timeline.mediaTime + Math.floor((start - reference.timeline.emptyBefore) * reference.timescale + 1e-6);
+    const k = keyFrameFor(reference, target);
+    referenceTarget = shownFrameTime(reference, k, target);
+    shown = reference.timeline.emptyBefore + (referenceTarget - reference.timeline.mediaTime) / reference.timescale;
+    // A start before the first frame's time shows the first frame: it begins no earlier.
+    if (shown < start && referenceTarget > target) shown = start;
+  }
+
+  const cuts: TrackCut[] = [];
+  for (const track of movie.tracks) {
+    const cut = cutTrack(movie, track, shown, stop, track === reference ? referenceTarget : undefined);
+    if (cut) cuts.push(cut);
+  }
+  if (cuts.length === 0) throw new ClipRangeError(`no samples between ${start} s and ${stop} s`, total);
+  let dataStart = Number.POSITIVE_INFINITY;
+  let dataEnd = 0;
+  let duration = 0;
+  for (const c of cuts) {
+    dataStart = Math.min(dataStart, c.chunks.dataStart);
+    dataEnd = Math.max(dataEnd, c.chunks.dataEnd);
+    duration = Math.max(duration, c.emptyDuration + c.editDuration);
+  }
+  return { start: shown, end: stop, tracks: cuts, dataStart, dataEnd, duration };
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+function cutTrack(movie: Movie, track: Track, start: number, stop: number, exactTarget: number | undefined): TrackCut | undefined {
+  const { stts, stss } = track.tables;
+  const { emptyBefore, mediaTime } = track.timeline;
+  const ts = track.timescale;
+  if (stts.sampleCount === 0 || stop <= emptyBefore) return undefined;
+  const late = Math.max(0, emptyBefore - start);
+  const target = exactTarget ?? mediaTime + Math.max(0, Math.round((start - emptyBefore) * ts));
+  const mediaEnd = mediaTime + Math.round((stop - emptyBefore) * ts);
+  // The track ends before the clip begins.
+  if (target >= presentationEnd(track, Math.max(0, stts.sampleCount - 1), stts.sampleCount) && target > mediaTime) return undefined;
+
+  let a: number;
+  if (stss || track.tables.ctts) a = keyFrameFor(track, target);
+  else {
+    a = sampleAtDts(stts, target);
+    // Audio decoders need the previous frame to reconstruct the first one (AAC overlaps frames).
+    if (track.handler === "soun" && a > 0 && dtsOf(stts, a) < target + 1) a = Math.max(0, a - 1);
+  }
+  let b = Number.isFinite(stop) ? firstAtOrAfter(track, mediaEnd - (track.tables.ctts?.min ?? 0)) : stts.sampleCount;
+  b = Math.min(stts.sampleCount, Math.max(b, a + 1));
+
+  const base = dtsOf(stts, a);
+  const newMediaTime = Math.max(0, target - base);
+  const shownUntil = Math.min(mediaEnd, presentationEnd(track, a, b)) - base;
+  const editMedia = Math.max(0, shownUntil - newMediaTime);
+  const endDts = b >= stts.sampleCount ? stts.duration : dtsOf(stts, b);
+  return {
+    track,
+    a,
+    b,
+    emptyDuration: Math.round(late * movie.timescale),
+    mediaTime: newMediaTime,
+    editDuration: Math.round((editMedia / ts) * movie.timescale),
+    mediaDuration: endDts - base,
+    chunks: sliceChunks(track.tables, a, b),
+  };
+}
+
+export interface ClipLayout {
+  /** ftyp + moov + mdat header: the clip's first `header.length` bytes. */
+  header: Uint8Array;
+  /** The rest of the clip is the source file's bytes [dataStart, dataEnd). */
+  dataStart: number;
+  dataEnd: number;
+  /** Where the clip starts and ends in the source, seconds (start snapped to a frame). */
+  start: number;
+  end: number;
+  /** Total clip size in bytes. */
+  size: number;
+}
+
+/**
+ * The clip's header bytes for `plan`. `ftyp` is the source's (copied as is); `fileSize` bounds
+ * the media span, so a hostile table cannot make the clip read past the file.
+ */
+export function writeClip(movie: Movie, plan: ClipPlan, ftyp: Uint8Array | undefined, fileSize: number): ClipLayout {
+  if (plan.dataEnd > fileSize || plan.dataStart < 0 || plan.dataStart > plan.dataEnd) throw new Mp4Error("sample data lies outside the file");
+  const dataLength = plan.dataEnd - plan.dataStart;
+  const mdatHeader = dataLength + 8 > 0xffffffff ? 16 : 8;
+  const wide = new Set<number>();
+  for (let pass = 0; pass < 4; pass++) {
+    const probe = writeMoov(movie, plan, 0, wide, true);
+    const headerLength = (ftyp?.length ?? 0) + probe.length + mdatHeader;
+    const shift = headerLength - plan.dataStart;
+    let grew = false;
+    for (const c of plan.tracks) {
+      const max = maxOf(c.chunks.offsets) + shift;
+      if (max > 0xffffffff && !wide.has(c.track.id)) {
+        wide.add(c.track.id);
+        grew = true;
+      }
+    }
+    if (grew) continue;
+    const moov = writeMoov(movie, plan, shift, wide, false);
+    const header = new Uint8Array(headerLength);
+    let at = 0;
+    if (ftyp) {
+      header.set(ftyp, 0);
+      at = ftyp.length;
+    }
+    header.set(moov, at);
+    at += moov.length;
+    const view = new DataView(header.buffer);
+    if (mdatHeader === 16) {
+      view.setUint32(at, 1);
+      view.setUint32(at + 4, 0x6d646174);
+      view.setBigUint64(at + 8, BigInt(dataLength + 16));
+    } else {
+      view.setUint32(at, dataLength + 8);
+      view.setUint32(at + 4, 0x6d646174);
+    }
+    return { header, dataStart: plan.dataStart, dataEnd: plan.dataEnd, start: plan.start, end: plan.end, size: headerLength + dataLength };
+  }
+  throw new Mp4Error("could not lay out the clip's chunk offsets");
+}
+
+/** Math.max over a long array without spreading it onto the stack. */
+function maxOf(values: number[]): number {
+  let m = 0;
+  for (const v of values) if (v > m) m = v;
+  return m;
+}
+
+function copy(w: Writer, bytes: Uint8Array, box: BoxRef): void {
+  w.bytes(bytes.subarray(box.start, box.end));
+}
+
+/** Copies `mvhd`/`mdhd` (duration after timescale) or `tkhd` (after track id + reserved) with a new duration. */
+function copyWithDuration(w: Writer, bytes: Uint8Array, box: BoxRef, duration: number, kind: "times" | "tkhd"): void {
+  const at = w.pos + (box.body - box.start);
+  copy(w, bytes, box);
+  const version = bytes[box.body]!;
+  const offset = kind === "times" ? (version === 1 ? 24 : 16) : version === 1 ? 28 : 20;
+  if (box.body + offset + (version === 1 ? 8 : 4) > box.end) throw new Mp4Error(`truncated ${box.type}`);
+  if (version === 1) w.setU64(at + offset, duration);
+  else w.setU32(at + offset, Math.min(duration, 0xffffffff));
+}
+
+function writeEdits(w: Writer, c: TrackCut): void {
+  const edts = w.begin("edts");
+  const wide = c.editDuration > 0xffffffff || c.mediaTime > 0x7fffffff;
+  const elst = w.beginFull("elst", wide ? 1 : 0, 0);
+  w.u32(c.emptyDuration > 0 ? 2 : 1);
+  const entry = (duration: number, mediaTime: number) => {
+    if (wide) {
+      w.u64(duration);
+      w.i64(mediaTime);
+    } else {
+      w.u32(duration);
+      w.i32(mediaTime);
+    }
+    w.u32(0x00010000);
+  };
+  if (c.emptyDuration > 0) entry(c.emptyDuration, -1);
+  entry(c.editDuration, c.mediaTime);
+  w.end(elst);
+  w.end(edts);
+}
+
+/** Per-sample boxes whose meaning a cut would break and that players do without. */
+const DROPPED = new Set(["cslg", "stps", "stsh", "stdp", "padb", "subs"]);
+
+function writeStbl(w: Writer, bytes: Uint8Array, c: TrackCut, shift: number, co64: boolean, sizing: boolean): void {
+  const { stbl, tables } = c.track;
+  const { a, b } = c;
+  const mark = w.begin("stbl");
+  let sbgp = 0;
+  for (const box of childBoxes(bytes, stbl.body, stbl.end, 5)) {
+    switch (box.type) {
+      case "stts":
+        writeRunsBox(w, "stts", 0, sliceStts(tables.stts, a, b));
+        break;
+      case "ctts":
+        writeRunsBox(w, "ctts", tables.ctts!.version, sliceCtts(tables.ctts!, a, b));
+        break;
+      case "stss":
+        writeStss(w, sliceStss(tables.stss!, a, b));
+        break;
+      case "stsc":
+        writeStsc(w, c.chunks.stsc);
+        break;
+      case "stsz":
+      case "stz2":
+        writeStsz(w, tables.sizes, a, b);
+        break;
+      case "stco":
+      case "co64":
+        // While sizing, the values do not matter yet, only how many bytes they take.
+        writeChunkOffsets(w, c.chunks.offsets, shift, co64, sizing);
+        break;
+      case "sdtp":
+        writeSdtp(w, tables.sdtp!, Math.min(a, tables.sdtp!.length), Math.min(b, tables.sdtp!.length));
+        break;
+      case "sbgp": {
+        const group = tables.sbgp[sbgp++]!;
+        writeSbgp(w, group, sliceGroups(group, a, b));
+        break;
+      }
+      default:
+        if (!DROPPED.has(box.type)) copy(w, bytes, box);
+    }
+  }
+  w.end(mark);
+}
+
+function writeMoov(movie: Movie, plan: ClipPlan, shift: number, wide: Set<number>, sizing: boolean): Uint8Array {
+  const bytes = movie.bytes;
+  const w = new Writer(movie.bytes.length + 1024);
+  const byTrak = new Map(plan.tracks.map((c) => [c.track.trak.start, c]));
+  const moov = childBoxes(bytes, 0, bytes.length)[0]!;
+  const mark = w.begin("moov");
+  for (const box of childBoxes(bytes, moov.body, moov.end, 1)) {
+    if (box.type === "mvhd") copyWithDuration(w, bytes, box, plan.duration, "times");
+    else if (box.type === "trak") {
+      const c = byTrak.get(box.start);
+      if (c) writeTrak(w, bytes, c, shift, wide.has(c.track.id), sizing);
+    } else copy(w, bytes, box);
+  }
+  w.end(mark);
+  return w.result();
+}
+
+function writeTrak(w: Writer, bytes: Uint8Array, c: TrackCut, shift: number, co64: boolean, sizing: boolean): void {
+  const { trak, tkhd, mdia, mdhd, minf, stbl } = c.track;
+  const mark = w.begin("trak");
+  let edits = false;
+  for (const box of childBoxes(bytes, trak.body, trak.end, 2)) {
+    if (box.start === tkhd.start) {
+      copyWithDuration(w, bytes, box, c.emptyDuration + c.editDuration, "tkhd");
+      // The edit list goes right after tkhd, where ISO BMFF puts it.
+      writeEdits(w, c);
+      edits = true;
+    } else if (box.type === "edts") continue;
+    else if (box.start === mdia.start) {
+      const m = w.begin("mdia");
+      for (const inner of childBoxes(bytes, mdia.body, mdia.end, 3)) {
+        if (inner.start === mdhd.start) copyWithDuration(w, bytes, inner, c.mediaDuration, "times");
+        else if (inner.start === minf.start) {
+          const n = w.begin("minf");
+          for (const leaf of childBoxes(bytes, minf.body, minf.end, 4)) {
+            if (leaf.start === stbl.start) writeStbl(w, bytes, c, shift, co64, sizing);
+            else copy(w, bytes, leaf);
+          }
+          w.end(n);
+        } else copy(w, bytes, inner);
+      }
+      w.end(m);
+    } else copy(w, bytes, box);
+  }
+  if (!edits) throw new Mp4Error("trak without tkhd");
+  w.end(mark);
+}

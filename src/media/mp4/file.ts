@@ -1,0 +1,67 @@
+/**
+ * The I/O around the pure clip code: finds `ftyp` and `moov` among a file's top-level boxes
+ * (reading 16-byte headers only) and reads just those two boxes.
+ */
+import { Mp4Error } from "./boxes.ts";
+import { parseMovie, type Movie } from "./movie.ts";
+
+/** nginx's mp4_max_buffer_size is 10 MiB; a ten-hour file's `moov` is about that, so allow more. */
+export const DEFAULT_MAX_MOOV_BYTES = 64 * 1024 * 1024;
+
+export interface MovieFile {
+  movie: Movie;
+  ftyp?: Uint8Array;
+  /** Bytes this takes in memory (for byte-bounded caches). */
+  cost: number;
+}
+
+interface TopBox {
+  type: string;
+  offset: number;
+  size: number;
+}
+
+async function read(path: string, offset: number, length: number): Promise<Uint8Array> {
+  return new Uint8Array(await Bun.file(path).slice(offset, offset + length).arrayBuffer());
+}
+
+/** At most this many top-level boxes are looked at: real files have a handful. */
+const MAX_TOP_BOXES = 1024;
+
+async function topLevel(path: string, fileSize: number): Promise<TopBox[]> {
+  const boxes: TopBox[] = [];
+  let offset = 0;
+  while (offset < fileSize) {
+    if (boxes.length >= MAX_TOP_BOXES) throw new Mp4Error("too many top-level boxes");
+    const head = await read(path, offset, 16);
+    if (head.length < 8) throw new Mp4Error(`truncated box header at ${offset}`);
+    const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+    let size = view.getUint32(0);
+    const type = String.fromCharCode(head[4]!, head[5]!, head[6]!, head[7]!);
+    let headerSize = 8;
+    if (size === 1) {
+      if (head.length < 16) throw new Mp4Error(`truncated largesize at ${offset}`);
+      const large = view.getBigUint64(8);
+      size = large > BigInt(fileSize) ? fileSize + 1 : Number(large);
+      headerSize = 16;
+    } else if (size === 0) size = fileSize - offset;
+    if (size < headerSize || offset + size > fileSize) throw new Mp4Error(`top-level box at ${offset} overruns the file`);
+    boxes.push({ type, offset, size });
+    offset += size;
+  }
+  return boxes;
+}
+
+/** Reads and parses the file's `moov` (and `ftyp`). Throws Mp4Error when it is not a cuttable MP4. */
+export async function readMovieFile(path: string, fileSize: number, maxMoovBytes = DEFAULT_MAX_MOOV_BYTES): Promise<MovieFile> {
+  const boxes = await topLevel(path, fileSize);
+  if (boxes.some((b) => b.type === "moof")) throw new Mp4Error("fragmented MP4 (moof) is not supported");
+  const moov = boxes.find((b) => b.type === "moov");
+  if (!moov) throw new Mp4Error("no moov box");
+  if (moov.size > maxMoovBytes) throw new Mp4Error(`moov of ${moov.size} bytes is over the limit of ${maxMoovBytes}`);
+  const ftypBox = boxes.find((b) => b.type === "ftyp");
+  const [bytes, ftyp] = await Promise.all([read(path, moov.offset, moov.size), ftypBox && ftypBox.size <= 4096 ? read(path, ftypBox.offset, ftypBox.size) : undefined]);
+  if (bytes.length !== moov.size) throw new Mp4Error("the file changed while its moov was read");
+  const movie = parseMovie(bytes);
+  return { movie, ftyp, cost: bytes.length * 2 + 4096 };
+}
