@@ -7,6 +7,7 @@ import { availableParallelism } from "node:os";
 import type { Playback } from "./db/schema.ts";
 import { ConfigError, readEnv, type X264_PRESETS } from "./env.ts";
 import type { LogFormat, LogLevel } from "./lib/log.ts";
+import { parseNetwork } from "./media/import/addresses.ts";
 
 export interface Config {
   port: number;
@@ -66,6 +67,48 @@ export interface Config {
   metrics?: boolean;
   /** MUTATION_RATE_LIMIT: changes per client per minute (0: unlimited). */
   mutationRateLimit?: number;
+  /** URL imports (IMPORT_*): what they may reach and how long they wait; unset, IMPORT_DEFAULTS. */
+  imports?: Partial<ImportConfig>;
+}
+
+export interface ImportConfig {
+  /** IMPORT_ALLOW_PRIVATE: non-public addresses too. */
+  allowPrivate: boolean;
+  /** IMPORT_ALLOWED_NETWORKS: non-public networks (CIDR) reachable anyway. */
+  allowedNetworks: string[];
+  /** IMPORT_ALLOWED_HOSTS: when non-empty, only these host names. */
+  allowedHosts: string[];
+  /** IMPORT_CONNECT_TIMEOUT_MS, IMPORT_IDLE_TIMEOUT_MS, IMPORT_MAX_REDIRECTS. */
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxRedirects: number;
+}
+
+export const IMPORT_DEFAULTS: Readonly<ImportConfig> = {
+  allowPrivate: false,
+  allowedNetworks: [],
+  allowedHosts: [],
+  connectTimeoutMs: 30_000,
+  idleTimeoutMs: 30_000,
+  maxRedirects: 5,
+};
+
+/** The effective import settings: defaults overlaid with what the config sets. */
+export function importConfig(config: Pick<Config, "imports">): ImportConfig {
+  const set = Object.fromEntries(Object.entries(config.imports ?? {}).filter(([, v]) => v !== undefined));
+  return { ...IMPORT_DEFAULTS, ...set };
+}
+
+/** CIDR texts checked (the env pattern lets "10.0.0.0/99" through). */
+function networks(values: string[]): string[] {
+  for (const value of values) {
+    try {
+      parseNetwork(value);
+    } catch {
+      throw new ConfigError(`IMPORT_ALLOWED_NETWORKS must be a comma-separated list of CIDR networks like 192.168.1.0/24, got ${JSON.stringify(value)}`);
+    }
+  }
+  return values;
 }
 
 
@@ -171,6 +214,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS!,
     mutationRateLimit: e.MUTATION_RATE_LIMIT!,
     metrics: e.METRICS!,
+    imports: {
+      allowPrivate: e.IMPORT_ALLOW_PRIVATE!,
+      allowedNetworks: networks(e.IMPORT_ALLOWED_NETWORKS ?? []),
+      allowedHosts: e.IMPORT_ALLOWED_HOSTS ?? [],
+      connectTimeoutMs: e.IMPORT_CONNECT_TIMEOUT_MS!,
+      idleTimeoutMs: e.IMPORT_IDLE_TIMEOUT_MS!,
+      maxRedirects: e.IMPORT_MAX_REDIRECTS!,
+    },
   };
 }
 

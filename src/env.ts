@@ -51,6 +51,20 @@ function oneOf<const T extends readonly string[]>(doc: string, values: T, value:
   return { schema: schema as unknown as TUnsafe<T[number]>, shown: code(value), doc };
 }
 
+/** A comma-separated list, each item checked by `item` (empty: none). */
+function list(doc: string, expected: string, item: { pattern: string }, normalize: (s: string) => string = (s) => s): EnvVar<TArray<TString>> {
+  return {
+    schema: Type.Array(Type.String(item), { default: [], description: expected }) as TArray<TString>,
+    shown: "",
+    doc,
+    convert: (raw) =>
+      raw
+        .split(",")
+        .map((s) => normalize(s.trim()))
+        .filter(Boolean),
+  };
+}
+
 export const X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
@@ -107,6 +121,12 @@ export const ENV = {
   FFPROBE_PATH: text("The ffprobe that ingest uses", "ffprobe"),
   FFMPEG_TIMEOUT_MS: int("Longest a single ingest ffmpeg run may take", 30 * 60 * 1000, { minimum: 1000 }),
   UPLOAD_EXPIRY_MS: int("When an unfinished resumable upload is deleted", 24 * 60 * 60 * 1000, { minimum: 1000 }),
+  IMPORT_ALLOW_PRIVATE: flag("`1` lets URL imports reach loopback, private, link-local and other non-public addresses (trusted networks, tests); by default only public addresses", false),
+  IMPORT_ALLOWED_NETWORKS: list("Non-public networks URL imports may reach anyway, as comma-separated CIDRs (`192.168.1.0/24,fd00::/8`), without opening all of them", "a comma-separated list of CIDR networks like 192.168.1.0/24", { pattern: "^[0-9a-fA-F.:]+(/\\d{1,3})?$" }),
+  IMPORT_ALLOWED_HOSTS: list("When set, URL imports only from these host names (comma-separated, exact match; redirects too)", "a comma-separated list of host names like cdn.example.com", { pattern: "^[A-Za-z0-9.-]+$|^\\[[0-9a-fA-F:.]+\\]$" }, (h) => h.toLowerCase()),
+  IMPORT_CONNECT_TIMEOUT_MS: int("URL imports: longest wait for a source's answer (DNS, connection, TLS, response headers), each request", 30_000, { minimum: 100 }),
+  IMPORT_IDLE_TIMEOUT_MS: int("URL imports: longest a download may go without receiving data", 30_000, { minimum: 100 }),
+  IMPORT_MAX_REDIRECTS: int("URL imports: redirects followed", 5, { maximum: 20 }),
   MAX_DURATION_S: int("Longest accepted video or audio, in seconds; longer uploads are refused with 422 (`0`: no limit)", 6 * 60 * 60, { shown: "`21600` (6 h)" }),
   MAX_PIXELS: int("Largest accepted frame, width x height; larger videos are refused with 422 (`0`: no limit)", 8192 * 4320, { shown: "`35389440` (8192x4320)" }),
   MAX_FPS: int("Highest accepted frame rate; faster videos are refused with 422 (`0`: no limit)", 240),
@@ -147,7 +167,7 @@ function expectation(schema: TSchema): string {
     return `an integer >= ${schema.minimum ?? 0}${max}`;
   }
   if (schema.type === "boolean") return `one of ${[...TRUE, ...FALSE].join(", ")}`;
-  if (schema.type === "array") return "`*`, `none`, or a comma-separated list of origins like https://example.com";
+  if (schema.type === "array") return schema.description ?? "`*`, `none`, or a comma-separated list of origins like https://example.com";
   if (schema.anyOf) return `one of ${(schema.anyOf as { const: string }[]).map((s) => s.const).join(", ")}`;
   if (schema.minLength > 1) return `at least ${schema.minLength} characters with no surrounding whitespace`;
   return "a non-empty string";
