@@ -3,10 +3,13 @@
  * full range, validator and HEAD semantics. Install the engine once with `.use(fileServer())`.
  *
  *   app.use(fileServer()).get("/report", () => sendFile("data/report.pdf", { filename: "Report.pdf", disposition: "attachment" }))
+ *
+ * `sendClip(path, { start, end })` answers with the MP4 clip of that interval (seconds) instead.
  */
 import { Elysia } from "elysia";
-import { errorResponse } from "../http/errors.ts";
-import { FileCache } from "./cache.ts";
+import { HttpError, errorResponse, httpErrorResponse } from "../http/errors.ts";
+import { FileCache, statEntity } from "./cache.ts";
+import { ClipCache, clipFilename, serveClipEntity, type ClipInterval } from "./clip.ts";
 import type { ServeOptions } from "./entity.ts";
 import { serveEntity } from "./serve.ts";
 
@@ -14,6 +17,8 @@ export class FileReply {
   constructor(
     readonly path: string,
     readonly options: ServeOptions = {},
+    /** Set: answer with the MP4 clip of this interval. */
+    readonly clip?: ClipInterval,
   ) {}
 }
 
@@ -21,17 +26,48 @@ export function sendFile(path: string, options: ServeOptions = {}): FileReply {
   return new FileReply(path, options);
 }
 
+/** The clip [start, end) seconds of the MP4 at `path`; `options.filename` gets the interval added. */
+export function sendClip(path: string, interval: ClipInterval, options: ServeOptions = {}): FileReply {
+  return new FileReply(path, options, interval);
+}
+
+function cacheKey(path: string, options: ServeOptions): string {
+  return options.filename || options.disposition ? `${path}\0${options.disposition ?? ""}\0${options.filename ?? ""}` : path;
+}
+
 /** Answers a request with a file from disk, or the JSON 404 when it is not a regular file. */
 export async function serveFile(request: Request, path: string, options: ServeOptions = {}, cache?: FileCache): Promise<Response> {
-  const key = options.filename || options.disposition ? `${path}\0${options.disposition ?? ""}\0${options.filename ?? ""}` : path;
-  const entity = cache ? await cache.lookup(path, options, key) : await new FileCache(0).lookup(path, options);
+  // Without a cache, one stat: nothing is kept, so nothing needs allocating per call.
+  const entity = cache ? await cache.lookup(path, options, cacheKey(path, options)) : await statEntity(path, options);
   if (!entity) return errorResponse(404, "not_found", "No such file");
   return serveEntity(request, entity);
 }
 
-export function fileServer(options: { cache?: FileCache } = {}) {
+/** Answers with the clip `interval` of the MP4 at `path`: 404 when missing, 400/422 when it cannot be cut. */
+export async function serveClip(request: Request, path: string, interval: ClipInterval, options: ServeOptions = {}, caches: { files?: FileCache; clips: ClipCache } = { clips: defaultClips() }): Promise<Response> {
+  const base = caches.files ? await caches.files.lookup(path, options, cacheKey(path, options)) : await statEntity(path, options);
+  if (!base) return errorResponse(404, "not_found", "No such file");
+  try {
+    const variant = { disposition: options.disposition, filename: options.filename ? clipFilename(options.filename, interval) : undefined };
+    const clip = await caches.clips.get(base, interval, variant);
+    return serveClipEntity(request, clip);
+  } catch (error) {
+    if (error instanceof HttpError) return httpErrorResponse(error);
+    throw error;
+  }
+}
+
+let shared: ClipCache | undefined;
+function defaultClips(): ClipCache {
+  return (shared ??= new ClipCache());
+}
+
+export function fileServer(options: { cache?: FileCache; clips?: ClipCache } = {}) {
   const cache = options.cache ?? new FileCache();
+  const clips = options.clips ?? new ClipCache();
   return new Elysia({ name: "spool.file-server" }).mapResponse({ as: "global" }, ({ responseValue, request }) => {
-    if (responseValue instanceof FileReply) return serveFile(request, responseValue.path, responseValue.options, cache);
+    if (!(responseValue instanceof FileReply)) return;
+    if (responseValue.clip) return serveClip(request, responseValue.path, responseValue.clip, responseValue.options, { files: cache, clips });
+    return serveFile(request, responseValue.path, responseValue.options, cache);
   });
 }

@@ -278,8 +278,8 @@ describe("errors", () => {
     await expectJsonError(await fetch(`${spool.url}/api/stream/AAAAAAAAAAAAAAAAAAAAAA`), 404, "not_found");
   });
 
-  test("malformed id: 400 JSON", async () => {
-    await expectJsonError(await fetch(`${spool.url}/api/stream/${encodeURIComponent("no such id!")}`), 400, "bad_request");
+  test("malformed id: 404 JSON (it names no ready video)", async () => {
+    await expectJsonError(await fetch(`${spool.url}/api/stream/${encodeURIComponent("no such id!")}`), 404, "not_found");
   });
 
   test("a video that is not ready: 404", async () => {

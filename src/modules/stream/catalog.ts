@@ -28,6 +28,8 @@ export class CachedVideo {
     readonly signed: boolean,
     readonly inline: FileEntity,
     private readonly makeDownload: () => FileEntity,
+    /** What a download is called (the title with the container's extension); clips add their interval. */
+    readonly downloadName = "video",
   ) {}
 
   /** Both variants have the same bytes and validators; only Content-Disposition differs. */
@@ -60,7 +62,8 @@ export class StreamCatalog {
     private readonly extraHeaders: Readonly<Record<string, string>> = {},
     private readonly maxEntries = 10_000,
   ) {
-    library.events.on("invalidated", (id: string) => this.entries.delete(id));
+    // "*": another process's changes may have been missed (the listener reconnected).
+    library.events.on("invalidated", (id: string) => (id === "*" ? this.entries.clear() : this.entries.delete(id)));
   }
 
   /** Drops whatever entry serves this file (it was found missing at send time). */
@@ -90,7 +93,7 @@ export class StreamCatalog {
       else logger("stream").warn({ video: id, path, size: found?.size, expected: row.size }, found ? "stored file has the wrong size; answering 404" : "stored file is missing; answering 404");
     }
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    const video = inline && row ? new CachedVideo(row.id, row.playback === "signed", inline, () => this.downloadEntity(row, inline)) : undefined;
+    const video = inline && row ? new CachedVideo(row.id, row.playback === "signed", inline, () => this.downloadEntity(row, inline), downloadName(row)) : undefined;
     this.entries.set(id, { video, expires: Date.now() + this.ttlMs });
     return video ?? null;
   }

@@ -9,7 +9,9 @@
 import type { BunRequest, Server } from "bun";
 import { Elysia } from "elysia";
 import type { AccessControl, PeerSource } from "../../access/service.ts";
+import { ClipCache, clipFilename, isClippable, parseClipInterval, serveClipEntity, type ClipInterval } from "../../files/clip.ts";
 import { nativeRanged, preconditionResponse, serveBody } from "../../files/serve.ts";
+import { extensionOf } from "../../http/content-type.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.ts";
 import { errorFields, logger } from "../../lib/log.ts";
@@ -17,14 +19,6 @@ import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/requests.ts";
 import { hot } from "../../metrics/metrics.ts";
 import { isVideoId } from "../../library/ids.ts";
 import type { CachedVideo, StreamCatalog } from "./catalog.ts";
-
-/** `?download=1` (or `true`) asks for `Content-Disposition: attachment`. */
-function wantsDownload(url: string): boolean {
-  const q = url.indexOf("?");
-  if (q < 0) return false;
-  const value = new URLSearchParams(url.slice(q + 1)).get("download");
-  return value === "1" || value === "true";
-}
 
 function notFound(id: string): Response {
   return errorResponse(404, "not_found", `No ready video with id ${id}`);
@@ -34,18 +28,51 @@ function notFound(id: string): Response {
 export interface StreamContext {
   catalog: StreamCatalog;
   access: AccessControl;
+  clips: ClipCache;
+}
+
+/** One clip cache per catalog, shared by the native route and the Elysia one. */
+const clipCaches = new WeakMap<StreamCatalog, ClipCache>();
+function clipCacheFor(catalog: StreamCatalog): ClipCache {
+  let cache = clipCaches.get(catalog);
+  if (!cache) clipCaches.set(catalog, (cache = new ClipCache()));
+  return cache;
+}
+
+export function streamContext(catalog: StreamCatalog, access: AccessControl): StreamContext {
+  return { catalog, access, clips: clipCacheFor(catalog) };
 }
 
 export function streamVideo(request: Request, id: string, context: StreamContext, server?: PeerSource): Response | Promise<Response> {
   const video = context.catalog.peek(id);
   // Only valid ids are ever cached, so a hit needs no id check. A public video pays one boolean.
-  if (video) return video.signed ? serveSigned(request, video, context, server) : serveVideo(request, video);
-  if (!isVideoId(id)) return errorResponse(400, "bad_request", "The id is not a video id (4-64 characters of A-Z a-z 0-9 _ -)");
+  if (video) return video.signed ? serveSigned(request, video, context, server) : serveVideo(request, video, context);
+  if (!isVideoId(id)) return streamSuffixed(request, id, context, server);
   if (video === null) return notFound(id);
   return context.catalog.load(id).then((loaded) => {
     if (!loaded) return notFound(id);
-    return loaded.signed ? serveSigned(request, loaded, context, server) : serveVideo(request, loaded);
+    return loaded.signed ? serveSigned(request, loaded, context, server) : serveVideo(request, loaded, context);
   });
+}
+
+/**
+ * `/api/stream/<id>.<ext>`: the same entity, for players and download tools that key on the
+ * extension. The extension must be the stored container's (or `mp4` for any ISO BMFF file);
+ * anything else, like any path that names no ready video, is a 404.
+ */
+function streamSuffixed(request: Request, path: string, context: StreamContext, server?: PeerSource): Response | Promise<Response> {
+  const dot = path.lastIndexOf(".");
+  const id = dot > 0 ? path.slice(0, dot) : "";
+  const ext = path.slice(dot + 1).toLowerCase();
+  if (dot < 0 || !isVideoId(id)) return notFound(path);
+  const named = (video: CachedVideo | null): Response | Promise<Response> => {
+    if (!video) return notFound(path);
+    const stored = extensionOf(video.inline.path);
+    if (ext !== stored && !(ext === "mp4" && isClippable(video.inline.path, video.inline.contentType))) return notFound(path);
+    return video.signed ? serveSigned(request, video, context, server) : serveVideo(request, video, context);
+  };
+  const cached = context.catalog.peek(id);
+  return cached === undefined ? context.catalog.load(id).then(named) : named(cached);
 }
 
 /**
@@ -54,13 +81,52 @@ export function streamVideo(request: Request, id: string, context: StreamContext
  */
 function serveSigned(request: Request, video: CachedVideo, context: StreamContext, server: PeerSource): Response | Promise<Response> {
   const grant = context.access.playback(request, video.id, "signed", server);
-  return grant instanceof Promise ? grant.then(() => serveVideo(request, video)) : serveVideo(request, video);
+  return grant instanceof Promise ? grant.then(() => serveVideo(request, video, context)) : serveVideo(request, video, context);
 }
 
-function serveVideo(request: Request, video: CachedVideo): Response {
-  // 304 and 412 carry no Content-Disposition, so they are settled before `?download` is read:
-  // `request.url` builds the whole URL string, which costs more than the rest of a 304.
-  return preconditionResponse(request, video.inline) ?? serveBody(request, video.variant(wantsDownload(request.url)));
+function serveVideo(request: Request, video: CachedVideo, context: StreamContext): Response | Promise<Response> {
+  // A 304 for the file's own tag is settled before the URL is read (`request.url` builds the
+  // whole string, which costs more than the rest of a 304): a clip's tag never equals it.
+  const settled = preconditionResponse(request, video.inline);
+  if (settled !== null && settled.status === 304 && request.headers.get("if-none-match") !== null) return settled;
+  const url = request.url;
+  const q = url.indexOf("?");
+  if (q < 0) return settled ?? serveBody(request, video.inline);
+  const query = new URLSearchParams(url.slice(q + 1));
+  const value = query.get("download");
+  const download = value === "1" || value === "true";
+  const start = query.get("start");
+  const end = query.get("end");
+  if (start === null && end === null) return settled ?? serveBody(request, video.variant(download));
+  return serveVideoClip(request, video, context, start, end, download) ?? settled ?? serveBody(request, video.variant(download));
+}
+
+/** `?start=&end=`: the clip, or null when the interval is the whole file (`start=0` alone). */
+function serveVideoClip(request: Request, video: CachedVideo, context: StreamContext, start: string | null, end: string | null, download: boolean): Response | Promise<Response> | null {
+  let interval: ClipInterval | undefined;
+  try {
+    interval = parseClipInterval(start, end);
+  } catch (error) {
+    if (error instanceof HttpError) return httpErrorResponse(error);
+    throw error;
+  }
+  if (!interval) return null;
+  const base = video.inline;
+  if (!isClippable(base.path, base.contentType)) {
+    return errorResponse(400, "clip_unsupported_container", `Clips need an MP4 or MOV video; this one is ${extensionOf(base.path) || base.contentType}`);
+  }
+  const variant = download ? { disposition: "attachment" as const, filename: clipFilename(video.downloadName, interval) } : {};
+  try {
+    const clip = context.clips.get(base, interval, variant);
+    return clip instanceof Promise ? clip.then((c) => serveClipEntity(request, c), refusal) : serveClipEntity(request, clip);
+  } catch (error) {
+    return refusal(error);
+  }
+}
+
+function refusal(error: unknown): Response {
+  if (error instanceof HttpError) return httpErrorResponse(error);
+  throw error;
 }
 
 /**
@@ -97,7 +163,7 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
     return errorResponse(500, "internal_error", "Something went wrong on our side");
   };
 
-  const context: StreamContext = { catalog, access };
+  const context = streamContext(catalog, access);
   const handle = (request: BunRequest, server: Server<undefined>): Response | Promise<Response> => {
     try {
       const result = streamVideo(request, request.params.id ?? "", context, server);
@@ -121,7 +187,7 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
 }
 
 export function streamRoutes(catalog: StreamCatalog, access: AccessControl) {
-  const context: StreamContext = { catalog, access };
+  const context = streamContext(catalog, access);
   return new Elysia({ name: "spool.stream" }).get("/api/stream/:id", ({ request, params, server }) => streamVideo(request, params.id, context, server), {
     detail: {
       summary: "Stream a video",

@@ -1,0 +1,319 @@
+/**
+ * Clips: a representation made of bytes held in memory (a rewritten MP4 header) followed by a
+ * slice of a file. The engine answers for it exactly as for a file (ranges, multipart,
+ * validators, HEAD), mapping each requested range onto the header, the file, or both.
+ *
+ * The file's bytes never pass through JavaScript when a range lies inside the file slice: that
+ * is a `BunFile` slice, sent with sendfile(2). Ranges that span the header and the file (the
+ * whole clip, `bytes=0-`) and multipart answers go through a bounded pull stream, as the file
+ * engine's own multipart answers do (see `streamSlices` in serve.ts for why).
+ */
+import type { BunFile } from "bun";
+import { evaluatePreconditions, ifRangeAllows, type Validators } from "../http/conditional.ts";
+import { contentDisposition, type DispositionType } from "../http/content-disposition.ts";
+import { HttpError, errorResponse, httpErrorResponse, preconditionFailed } from "../http/errors.ts";
+import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
+import { DEFAULT_RANGE_LIMITS, contentRange, planRange, unsatisfiedRange, type ByteRange } from "../http/range.ts";
+import { ClipRangeError, planClip, writeClip, type ClipLayout } from "../media/mp4/clip.ts";
+import { Mp4Error } from "../media/mp4/boxes.ts";
+import { DEFAULT_MAX_MOOV_BYTES, readMovieFile, type MovieFile } from "../media/mp4/file.ts";
+import { hot } from "../metrics/metrics.ts";
+import { ByteCache } from "./byte-cache.ts";
+import type { EngineOptions } from "./serve.ts";
+import type { FileEntity } from "./entity.ts";
+
+/** Seconds; `end` undefined means "to the end". */
+export interface ClipInterval {
+  start: number;
+  end?: number;
+}
+
+export interface ClipEntity extends Validators {
+  path: string;
+  file: BunFile;
+  /** The clip's first bytes. */
+  head: Uint8Array;
+  /** Then the file's bytes [dataStart, dataEnd). */
+  dataStart: number;
+  dataEnd: number;
+  size: number;
+  contentType: string;
+  /** Where the clip starts and ends in the source, seconds (the start snapped to the frame shown there). */
+  start: number;
+  end: number;
+  headers: Readonly<Record<string, string>>;
+  responseHeaders: Headers;
+  notModifiedHeaders: Headers;
+}
+
+/** The clip's tag: the file's tag and the interval, so it changes with either. */
+export function clipEtag(fileEtag: string, interval: ClipInterval): string {
+  const opaque = fileEtag.replace(/^W\//, "").slice(1, -1);
+  return `"${opaque}.${interval.start}-${interval.end ?? ""}"`;
+}
+
+/** `Title 12.5-20s.mp4`: the name says the interval. */
+export function clipFilename(name: string, interval: ClipInterval): string {
+  const dot = name.lastIndexOf(".");
+  const base = dot > 0 ? name.slice(0, dot) : name;
+  return `${base} ${interval.start}-${interval.end ?? "end"}s.mp4`;
+}
+
+export interface ClipVariant {
+  disposition?: DispositionType;
+  filename?: string;
+}
+
+/**
+ * The entity for `layout` cut from the file `base` serves: its headers (Cache-Control, CORS
+ * extras, Last-Modified) are kept; type, tag and disposition are the clip's.
+ */
+export function makeClipEntity(base: FileEntity, layout: ClipLayout, interval: ClipInterval, variant: ClipVariant = {}): ClipEntity {
+  const etag = clipEtag(base.etag, interval);
+  const headers: Record<string, string> = {
+    ...base.headers,
+    "content-type": "video/mp4",
+    etag,
+    "content-disposition": contentDisposition(variant.disposition ?? "inline", variant.filename),
+  };
+  const notModified: Record<string, string> = {};
+  for (const name of base.notModifiedHeaders.keys()) notModified[name] = base.notModifiedHeaders.get(name)!;
+  notModified.etag = etag;
+  return {
+    path: base.path,
+    file: base.file,
+    head: layout.header,
+    dataStart: layout.dataStart,
+    dataEnd: layout.dataEnd,
+    size: layout.size,
+    contentType: "video/mp4",
+    start: layout.start,
+    end: layout.end,
+    etag,
+    lastModified: base.lastModified,
+    headers,
+    responseHeaders: new Headers(headers),
+    notModifiedHeaders: new Headers(notModified),
+  };
+}
+
+type Piece = string | Uint8Array | ByteRange;
+const CHUNK = 256 * 1024;
+const encoder = new TextEncoder();
+
+/** The clip's bytes [start, end] (inclusive) as header bytes and/or a file range. */
+export function clipPieces(clip: ClipEntity, range: ByteRange): (Uint8Array | ByteRange)[] {
+  const headLength = clip.head.length;
+  const pieces: (Uint8Array | ByteRange)[] = [];
+  if (range.start < headLength) pieces.push(clip.head.subarray(range.start, Math.min(range.end + 1, headLength)));
+  if (range.end >= headLength) {
+    const from = Math.max(range.start, headLength) - headLength + clip.dataStart;
+    pieces.push({ start: from, end: range.end - headLength + clip.dataStart });
+  }
+  return pieces;
+}
+
+/** A pull stream over text, memory and file ranges, at most CHUNK bytes of file at a time. */
+function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Array> {
+  let index = 0;
+  let offset = -1;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const piece = pieces[index];
+        if (piece === undefined) return controller.close();
+        if (typeof piece === "string") {
+          index++;
+          return controller.enqueue(encoder.encode(piece));
+        }
+        if (piece instanceof Uint8Array) {
+          index++;
+          return controller.enqueue(piece);
+        }
+        if (offset < 0) offset = piece.start;
+        const end = Math.min(offset + CHUNK, piece.end + 1);
+        const bytes = new Uint8Array(await clip.file.slice(offset, end).arrayBuffer());
+        // A file that shrank must end the body in error, never as a short but "complete" one.
+        if (bytes.byteLength !== end - offset) return controller.error(new Error(`short read from ${clip.path}`));
+        controller.enqueue(bytes);
+        offset = end;
+        if (offset > piece.end) {
+          index++;
+          offset = -1;
+        }
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** One range of the clip as a body: a file slice (sendfile) or memory when it lies in one part. */
+function rangeBody(clip: ClipEntity, range: ByteRange): BodyInit {
+  const pieces = clipPieces(clip, range);
+  if (pieces.length === 1) {
+    const only = pieces[0]!;
+    return only instanceof Uint8Array ? (only as Uint8Array<ArrayBuffer>) : clip.file.slice(only.start, only.end + 1);
+  }
+  return streamPieces(clip, pieces);
+}
+
+export function serveClipEntity(request: Request, clip: ClipEntity, options: EngineOptions = {}): Response {
+  const method = request.method;
+  if (method !== "GET" && method !== "HEAD") {
+    return errorResponse(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" });
+  }
+  const outcome = evaluatePreconditions(method, request.headers, clip);
+  if (outcome === "not-modified") return new Response(null, { status: 304, headers: clip.notModifiedHeaders });
+  if (outcome === "failed") return httpErrorResponse(preconditionFailed());
+
+  const size = clip.size;
+  const rangeHeader = request.headers.get("range");
+  const plan = rangeHeader === null || !ifRangeAllows(request.headers, clip) ? ({ kind: "full" } as const) : planRange(rangeHeader, size, options.rangeLimits ?? DEFAULT_RANGE_LIMITS);
+  const head = method === "HEAD";
+  if (plan.kind === "unsatisfiable") {
+    return errorResponse(416, "range_not_satisfiable", `No requested range is satisfiable for ${size} bytes`, {
+      "content-range": unsatisfiedRange(size),
+      "accept-ranges": "bytes",
+    });
+  }
+  if (plan.kind === "full") {
+    if (head) return withLength(new Response(null, { headers: clip.responseHeaders }), size);
+    hot.fileBytes += size;
+    return new Response(rangeBody(clip, { start: 0, end: size - 1 }), { headers: clip.responseHeaders });
+  }
+  const ranges = plan.ranges;
+  if (ranges.length === 1) {
+    const r = ranges[0]!;
+    const response = new Response(head ? null : rangeBody(clip, r), { status: 206, headers: clip.responseHeaders });
+    response.headers.set("content-range", contentRange(r, size));
+    if (head) response.headers.set("content-length", String(r.end - r.start + 1));
+    else hot.fileBytes += r.end - r.start + 1;
+    return response;
+  }
+  const boundary = makeBoundary();
+  const layout = layoutMultipart(ranges, size, clip.contentType, boundary);
+  const headers = { ...clip.headers, "content-type": multipartContentType(boundary) };
+  if (head) return new Response(null, { status: 206, headers: { ...headers, "content-length": String(layout.length) } });
+  const pieces: Piece[] = [];
+  ranges.forEach((r, i) => pieces.push(layout.heads[i]!, ...clipPieces(clip, r)));
+  pieces.push(layout.tail);
+  hot.fileBytes += layout.length;
+  return new Response(streamPieces(clip, pieces), { status: 206, headers });
+}
+
+function withLength(response: Response, length: number): Response {
+  response.headers.set("content-length", String(length));
+  return response;
+}
+
+/** Parses `?start=` / `?end=`: plain decimal seconds ("12", "12.5", ".5"); anything else is a 400. */
+export function parseClipInterval(start: string | null, end: string | null): ClipInterval | undefined {
+  if (start === null && end === null) return undefined;
+  const s = start === null ? 0 : seconds("start", start);
+  const e = end === null ? undefined : seconds("end", end);
+  if (e !== undefined && e <= s) throw new HttpError(400, "bad_request", `end (${e}) must be greater than start (${s})`);
+  // start=0 with no end is the whole file: no clip.
+  if (s === 0 && e === undefined) return undefined;
+  return { start: s, end: e };
+}
+
+const DECIMAL = /^(?:\d{1,9}(?:\.\d{0,6})?|\.\d{1,6})$/;
+
+function seconds(name: string, text: string): number {
+  if (text.startsWith("-")) throw new HttpError(400, "bad_request", `${name} must not be negative`);
+  if (!DECIMAL.test(text)) throw new HttpError(400, "bad_request", `${name} must be a number of seconds, like 12 or 12.5 (at most 6 decimals)`);
+  return Number(text);
+}
+
+/** Containers clips can be cut from (ISO BMFF by extension or media type). */
+export function isClippable(path: string, contentType: string): boolean {
+  return /\.(mp4|m4v|mov|m4a|3gp)$/i.test(path) || /^(video|audio)\/(mp4|quicktime|x-m4v|3gpp)\b/.test(contentType);
+}
+
+export interface ClipCacheOptions {
+  /** Bound on the memory held by cached headers and parsed `moov`s (default 64 MiB). */
+  maxBytes?: number;
+  maxMoovBytes?: number;
+}
+
+/**
+ * Clip headers, computed once per (file version, interval) and kept until evicted by size;
+ * parsed `moov`s too, so a new interval on a known file costs the cut, not the read and parse.
+ * A file that cannot be cut is remembered as such (its error), so it is not read again.
+ */
+export class ClipCache {
+  readonly store: ByteCache<ClipEntity | MovieFile | HttpError>;
+  private readonly pending = new Map<string, Promise<ClipEntity>>();
+  private readonly maxMoovBytes: number;
+
+  constructor(options: ClipCacheOptions = {}) {
+    this.store = new ByteCache(options.maxBytes ?? 64 * 1024 * 1024);
+    this.maxMoovBytes = options.maxMoovBytes ?? DEFAULT_MAX_MOOV_BYTES;
+  }
+
+  private static fileKey(base: FileEntity): string {
+    return `${base.path}\0${base.etag}\0${base.size}`;
+  }
+
+  private static clipKey(base: FileEntity, interval: ClipInterval, variant: ClipVariant): string {
+    return `${ClipCache.fileKey(base)}\0${interval.start}\0${interval.end ?? ""}\0${variant.disposition ?? ""}\0${variant.filename ?? ""}`;
+  }
+
+  /** The cached entity, synchronously: the hot path of a popular clip. Throws a cached refusal. */
+  peek(base: FileEntity, interval: ClipInterval, variant: ClipVariant = {}): ClipEntity | undefined {
+    const hit = this.store.get(ClipCache.clipKey(base, interval, variant));
+    if (hit instanceof HttpError) throw hit;
+    return hit as ClipEntity | undefined;
+  }
+
+  get(base: FileEntity, interval: ClipInterval, variant: ClipVariant = {}): ClipEntity | Promise<ClipEntity> {
+    const key = ClipCache.clipKey(base, interval, variant);
+    const hit = this.store.get(key);
+    if (hit instanceof HttpError) throw hit;
+    if (hit) return hit as ClipEntity;
+    let job = this.pending.get(key);
+    if (!job) {
+      job = this.build(base, interval, variant, key).finally(() => this.pending.delete(key));
+      this.pending.set(key, job);
+    }
+    return job;
+  }
+
+  private async build(base: FileEntity, interval: ClipInterval, variant: ClipVariant, key: string): Promise<ClipEntity> {
+    const fileKey = ClipCache.fileKey(base);
+    let movie = this.store.get(fileKey);
+    if (movie instanceof HttpError) throw movie;
+    if (!movie) {
+      try {
+        movie = await readMovieFile(base.path, base.size, this.maxMoovBytes);
+      } catch (error) {
+        if (!(error instanceof Mp4Error)) throw error;
+        const refusal = new HttpError(422, "clip_unsupported", `This video cannot be cut into clips: ${error.message}`);
+        this.store.set(fileKey, refusal, 256);
+        throw refusal;
+      }
+      this.store.set(fileKey, movie, (movie as MovieFile).cost);
+    }
+    const parsed = movie as MovieFile;
+    let layout: ClipLayout;
+    try {
+      layout = writeClip(parsed.movie, planClip(parsed.movie, interval.start, interval.end), parsed.ftyp, base.size);
+    } catch (error) {
+      if (error instanceof ClipRangeError) {
+        // 400, not 416: see README "Clips". The interval names the resource; no Range was refused.
+        const refusal = new HttpError(400, "clip_out_of_range", error.message);
+        this.store.set(key, refusal, 256);
+        throw refusal;
+      }
+      if (error instanceof Mp4Error) {
+        const refusal = new HttpError(422, "clip_unsupported", `This video cannot be cut into clips: ${error.message}`);
+        this.store.set(key, refusal, 256);
+        throw refusal;
+      }
+      throw error;
+    }
+    const entity = makeClipEntity(base, layout, interval, variant);
+    this.store.set(key, entity, layout.header.length + 2048);
+    return entity;
+  }
+}
