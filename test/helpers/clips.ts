@@ -1,0 +1,143 @@
+/**
+ * Test-side tools for MP4 clips: media ffmpeg makes for them (B-frames, 64-bit chunk offsets),
+ * and checks done by ffprobe/ffmpeg rather than by Spool's own parser.
+ */
+import { mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const DIR = join(tmpdir(), `spool-test-clips-${process.pid}`);
+mkdirSync(DIR, { recursive: true });
+process.on("exit", () => rmSync(DIR, { recursive: true, force: true }));
+
+let counter = 0;
+/** A fresh path in this process's temporary directory. */
+export function tempPath(ext: string): string {
+  return join(DIR, `f${counter++}.${ext}`);
+}
+
+async function run(args: string[]): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
+  const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).arrayBuffer(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout: new Uint8Array(stdout), stderr };
+}
+
+async function ffmpeg(args: string[]): Promise<void> {
+  const r = await run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", ...args]);
+  if (r.code !== 0) throw new Error(`ffmpeg ${args.join(" ")}: ${r.stderr}`);
+}
+
+/** H.264 with B-frames (x264 `medium`, 2 B-frames, GOP of 2 s at 25 fps) and AAC, faststart. */
+export async function makeBframesVideo(seconds = 8): Promise<string> {
+  const out = tempPath("mp4");
+  await ffmpeg([
+    "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+    "-t", String(seconds),
+    "-c:v", "libx264", "-preset", "medium", "-bf", "2", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac",
+    "-movflags", "+faststart", "-y", out,
+  ]);
+  return out;
+}
+
+/**
+ * The same media with `co64` instead of `stco`: the source must have its `moov` after `mdat`,
+ * so the bigger `moov` moves no sample and the offsets stay as they are.
+ */
+export async function toCo64(source: string): Promise<string> {
+  const bytes = new Uint8Array(await Bun.file(source).arrayBuffer());
+  const out = tempPath("mp4");
+  const parts: Uint8Array[] = [];
+  for (const box of boxesIn(bytes, 0, bytes.length)) {
+    parts.push(box.type === "moov" ? rewrite(bytes, box) : bytes.subarray(box.start, box.end));
+  }
+  await Bun.write(out, new Blob(parts as BlobPart[]));
+  return out;
+}
+
+interface Box {
+  type: string;
+  start: number;
+  end: number;
+}
+
+function boxesIn(bytes: Uint8Array, from: number, to: number): Box[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
+  const out: Box[] = [];
+  for (let at = from; at + 8 <= to; ) {
+    const size = view.getUint32(at);
+    out.push({ type: String.fromCharCode(...bytes.subarray(at + 4, at + 8)), start: at, end: at + size });
+    at += size;
+  }
+  return out;
+}
+
+const CONTAINERS = new Set(["moov", "trak", "mdia", "minf", "stbl"]);
+
+function rewrite(bytes: Uint8Array, box: Box): Uint8Array {
+  if (box.type === "stco") {
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    const n = view.getUint32(box.start + 12);
+    const out = new Uint8Array(16 + n * 8);
+    const w = new DataView(out.buffer);
+    w.setUint32(0, out.length);
+    out.set(new TextEncoder().encode("co64"), 4);
+    w.setUint32(12, n);
+    for (let i = 0; i < n; i++) w.setBigUint64(16 + i * 8, BigInt(view.getUint32(box.start + 16 + i * 4)));
+    return out;
+  }
+  if (!CONTAINERS.has(box.type)) return bytes.subarray(box.start, box.end);
+  const children = boxesIn(bytes, box.start + 8, box.end).map((c) => rewrite(bytes, c));
+  const length = 8 + children.reduce((n, c) => n + c.length, 0);
+  const out = new Uint8Array(length);
+  new DataView(out.buffer).setUint32(0, length);
+  out.set(bytes.subarray(box.start + 4, box.start + 8), 4);
+  let at = 8;
+  for (const c of children) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** Whether a file's `moov` holds a box of this type anywhere in the sample tables. */
+export async function hasBox(path: string, type: string): Promise<boolean> {
+  const bytes = new Uint8Array(await Bun.file(path).arrayBuffer());
+  const walk = (from: number, to: number): boolean =>
+    boxesIn(bytes, from, to).some((b) => b.type === type || (CONTAINERS.has(b.type) && walk(b.start + 8, b.end)));
+  return walk(0, bytes.length);
+}
+
+export interface Probe {
+  duration: number;
+  streams: { codec_type: string; duration?: string; nb_frames?: string }[];
+}
+
+export async function ffprobe(path: string): Promise<Probe> {
+  const r = await run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path]);
+  if (r.code !== 0) throw new Error(`ffprobe ${path}: ${r.stderr}`);
+  const json = JSON.parse(new TextDecoder().decode(r.stdout)) as { format: { duration: string }; streams: Probe["streams"] };
+  return { duration: Number(json.format.duration), streams: json.streams };
+}
+
+/** ffmpeg's decoder's complaints about a file (empty when it decodes cleanly). */
+export async function decodeErrors(path: string): Promise<string> {
+  const r = await run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-"]);
+  return r.code === 0 ? r.stderr.trim() : `exit ${r.code}: ${r.stderr}`;
+}
+
+/** The `index`-th shown frame (presentation order) of a file as 8-bit luma. */
+export async function lumaFrame(path: string, index = 0): Promise<Uint8Array> {
+  const r = await run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-vf", `select=eq(n\\,${index})`, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"]);
+  if (r.code !== 0 || r.stdout.length === 0) throw new Error(`no frame ${index} in ${path}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Peak signal-to-noise ratio of two same-sized 8-bit images, in dB (Infinity when identical). */
+export function psnr(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new Error(`frames differ in size: ${a.length} vs ${b.length}`);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2;
+  const mse = sum / a.length;
+  return mse === 0 ? Number.POSITIVE_INFINITY : 10 * Math.log10((255 * 255) / mse);
+}
