@@ -19,7 +19,8 @@ const OPEN: readonly [readonly string[], RegExp][] = [
   // Playback: the stream, HLS files, a video's JSON and its pictures (each checks the video's policy).
   [["GET", "HEAD"], new RegExp(`^/api/stream/${ANY}$`)],
   [["GET", "HEAD"], new RegExp(`^/api/hls/${ID}/${ANY}(?:/${ANY})?$`)],
-  [["GET", "HEAD"], new RegExp(`^/api/videos/${ID}$`)],
+  // (not /api/videos/events: the library's event feed needs the key)
+  [["GET", "HEAD"], new RegExp(`^/api/videos/(?!events$)${ID}$`)],
   [["GET", "HEAD"], new RegExp(`^/api/videos/${ID}/thumbnail\\.jpg$`)],
   // Signing in and out.
   [["POST", "DELETE"], /^\/api\/session$/],

@@ -17,6 +17,8 @@ describe("accessFor: which requests need the management credentials", () => {
     ["POST", `/api/videos/${ID}/hls/retry`, "key"],
     ["POST", `/api/videos/${ID}/tokens`, "key"],
     ["GET", `/api/videos/${ID}/events`, "key"],
+    ["GET", "/api/videos/events", "key"],
+    ["HEAD", "/api/videos/events", "key"],
     ["POST", "/api/uploads", "key"],
     ["POST", "/api/uploads/direct", "key"],
     ["GET", "/metrics", "key"],

@@ -29,6 +29,9 @@ import {
 import { ListPageCache } from "./list-cache.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import { receiveUpload } from "./upload.ts";
+import { FEED_ROUTE_OPTIONS, LibraryFeed, feedResponse } from "./feed.ts";
+import { IMPORT_DESCRIPTION, IMPORT_REQUEST_CONTENT, importFromRequest, isJsonRequest } from "../imports/routes.ts";
+import { ImportService, importSettingsFromEnv } from "../imports/service.ts";
 
 export const PayloadTooLarge = errorSchema(
   "The file is larger than MAX_UPLOAD_BYTES, or the whole body (every part, chunked or not) is larger than that plus 64 KiB of framing: refused from Content-Length before reading, or as soon as the streamed body passes the limit. Nothing is kept.",
@@ -94,13 +97,21 @@ const TokenRefused = errorSchema(
   "The playback token has expired",
 );
 
-export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, access: AccessControl, maxUploadBytes: number) {
+export function videoRoutes(
+  library: VideoLibrary,
+  ingest: IngestPipeline,
+  access: AccessControl,
+  maxUploadBytes: number,
+  imports: ImportService = new ImportService(library, ingest, importSettingsFromEnv(maxUploadBytes)),
+) {
   const pages = new ListPageCache(changeToken(library.db));
+  const feed = new LibraryFeed(library, imports);
   return new Elysia({ name: "spool.videos", prefix: "/api/videos" })
     .post(
       "",
       async ({ request, set }) => {
-        const row = await receiveUpload(request, library, ingest, maxUploadBytes);
+        // JSON is the import form ({"url": ...}); anything else the multipart upload.
+        const row = isJsonRequest(request) ? await importFromRequest(request, imports) : await receiveUpload(request, library, ingest, maxUploadBytes);
         set.status = 201;
         set.headers.location = `/api/videos/${row.id}`;
         return toVideoJson(row);
@@ -114,10 +125,10 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, acces
           tags: ["videos"],
           summary: "Upload a video (multipart)",
           description:
-            "multipart/form-data with a `file` field, an optional `title` and an optional `playback` (`public` or `signed`; default DEFAULT_PLAYBACK), streamed to disk. The bytes are identified with ffprobe before the response: anything that is not audio or video is refused with 415, media longer than MAX_DURATION_S, larger than MAX_PIXELS or faster than MAX_FPS with 422, and nothing is kept. The answer is 201 with the video in state `processing`; faststart remux, poster and checksum follow in the background. Poll `GET /api/videos/{id}` until `status` is `ready` (or `failed`). For large files or unreliable networks use the resumable `/api/uploads` (tus) instead.",
+            "multipart/form-data with a `file` field, an optional `title` and an optional `playback` (`public` or `signed`; default DEFAULT_PLAYBACK), streamed to disk. The bytes are identified with ffprobe before the response: anything that is not audio or video is refused with 415, media longer than MAX_DURATION_S, larger than MAX_PIXELS or faster than MAX_FPS with 422, and nothing is kept. The answer is 201 with the video in state `processing`; faststart remux, poster and checksum follow in the background. Poll `GET /api/videos/{id}` until `status` is `ready` (or `failed`). For large files or unreliable networks use the resumable `/api/uploads` (tus) instead." + IMPORT_DESCRIPTION,
           requestBody: {
             required: true,
-            content: { "multipart/form-data": { schema: UploadForm as object, encoding: { file: { contentType: "video/*, audio/*, application/octet-stream" } } } },
+            content: { "multipart/form-data": { schema: UploadForm as object, encoding: { file: { contentType: "video/*, audio/*, application/octet-stream" } } }, ...IMPORT_REQUEST_CONTENT },
           },
         },
       },
@@ -166,6 +177,15 @@ export function videoRoutes(library: VideoLibrary, ingest: IngestPipeline, acces
           },
         },
       },
+    )
+    .get(
+      "/events",
+      ({ request, server }) => {
+        // An event stream is idle between events: no idle timeout for this request.
+        server?.timeout(request, 0);
+        return feedResponse(feed, request);
+      },
+      FEED_ROUTE_OPTIONS,
     )
     .get(
       "/:id",

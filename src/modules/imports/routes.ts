@@ -1,0 +1,55 @@
+/**
+ * The JSON form of `POST /api/videos`: `{"url": "https://...", "title"?: "...", "playback"?: ...}`
+ * → 201 with the new video, which then downloads in the background (follow it with
+ * `GET /api/videos/:id/events` or `GET /api/videos/events`). The multipart route in
+ * src/modules/videos/routes.ts hands JSON bodies here (one method and path, two body types).
+ */
+import { t } from "elysia";
+import { Value } from "@sinclair/typebox/value";
+import type { VideoRow } from "../../db/schema.ts";
+import { badRequest } from "../../http/errors.ts";
+import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
+import { JSON_BODY_LIMIT } from "../body-limit/plugin.ts";
+import { parsePlayback } from "../videos/schemas.ts";
+import type { ImportService } from "./service.ts";
+
+export const ImportBody = t.Object(
+  {
+    url: t.String({ minLength: 1, maxLength: 8192, description: "An `http` or `https` URL of a video or audio file; the server downloads it (redirects followed, public addresses only unless IMPORT_ALLOW_PRIVATE)", examples: ["https://media.example.com/holiday.mp4"] }),
+    title: t.Optional(t.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: "Title (defaults to the URL's file name without extension)", examples: ["Holiday 2026"] })),
+    playback: t.Optional(t.String({ enum: ["public", "signed"], description: "`public` or `signed` (default: DEFAULT_PLAYBACK)", examples: ["public"] })),
+  },
+  { description: "Import from a URL", additionalProperties: false, examples: [{ url: "https://media.example.com/holiday.mp4", title: "Holiday 2026" }] },
+);
+
+/** Whether a `POST /api/videos` body is the JSON import form. */
+export function isJsonRequest(request: Request): boolean {
+  const type = (request.headers.get("content-type") ?? "").toLowerCase();
+  return type.startsWith("application/json") || /^application\/[a-z0-9.+-]+\+json/.test(type);
+}
+
+/** Reads and checks an import body (400 with the first problem), then starts the import. */
+export async function importFromRequest(request: Request, imports: ImportService): Promise<VideoRow> {
+  const text = await request.text();
+  if (text.length > JSON_BODY_LIMIT) throw badRequest(`The body exceeds ${JSON_BODY_LIMIT} bytes`);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw badRequest("The request body is not valid JSON");
+  }
+  if (!Value.Check(ImportBody, body)) {
+    const first = Value.Errors(ImportBody, body).First();
+    const where = first?.path ? `body ${first.path.replace(/^\//, "").replaceAll("/", ".")}` : "body";
+    throw badRequest(`${where}: ${first?.message ?? "not an import request"} (send {"url": "https://...", "title"?: "...", "playback"?: "public" | "signed"})`);
+  }
+  const title = body.title?.trim();
+  if (title === "") throw badRequest("body title: must not be blank");
+  return imports.start(body.url, { title, playback: parsePlayback(body.playback, "body playback") });
+}
+
+/** The OpenAPI `requestBody` entry of the JSON form, next to the multipart one. */
+export const IMPORT_REQUEST_CONTENT = { "application/json": { schema: ImportBody as object } };
+
+export const IMPORT_DESCRIPTION =
+  " **Or import from a URL**: `Content-Type: application/json` with `{\"url\": \"https://...\", \"title\"?, \"playback\"?}`. The answer is 201 at once with the video `uploading` while the server downloads it (progress in `GET /api/videos/events`), then `processing` and `ready`, or `failed` with the reason in `error` (`source answered 404 Not Found`, `timed out after 30 s without data`, the upload's message for non-media). Only http(s), public addresses (checked on every connection and redirect) unless IMPORT_ALLOW_PRIVATE. A URL that can never work is refused with 400 and nothing is created: `invalid_url` (not http(s), malformed), `blocked_address` (loopback, private, link-local... by its literal address), `host_not_allowed` (not in IMPORT_ALLOWED_HOSTS).";
