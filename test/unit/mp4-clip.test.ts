@@ -1,0 +1,226 @@
+/**
+ * The clip arithmetic on synthetic sample tables, table-driven: run-length cuts, chunk cuts with
+ * variable stsc runs, co64, B-frames (ctts), several tracks, edit lists already present.
+ */
+import { describe, expect, test } from "bun:test";
+import { Writer } from "../../src/media/mp4/boxes.ts";
+import { planClip, writeClip, ClipRangeError } from "../../src/media/mp4/clip.ts";
+import { parseMovie } from "../../src/media/mp4/movie.ts";
+import { indexStsc, sliceChunks, sliceRuns, sliceStss, type SampleTables } from "../../src/media/mp4/sample-tables.ts";
+
+describe("sliceRuns", () => {
+  const counts = [3, 2, 4];
+  const values = [10, 20, 10];
+  const first = [0, 3, 5];
+  const cases: [number, number, number[], number[]][] = [
+    [0, 9, [3, 2, 4], [10, 20, 10]],
+    [1, 4, [2, 1], [10, 20]],
+    [3, 5, [2], [20]],
+    [4, 6, [1, 1], [20, 10]],
+    [5, 9, [4], [10]],
+    [8, 9, [1], [10]],
+  ];
+  for (const [a, b, c, v] of cases) {
+    test(`[${a}, ${b})`, () => expect(sliceRuns(counts, values, first, a, b)).toEqual({ counts: c, values: v }));
+  }
+  test("adjacent runs with one value merge", () => expect(sliceRuns([2, 2], [5, 5], [0, 2], 1, 4)).toEqual({ counts: [3], values: [5] }));
+});
+
+describe("sliceStss", () => {
+  const sync = Uint32Array.from([0, 50, 100, 150]);
+  const cases: [number, number, number[]][] = [
+    [0, 200, [0, 50, 100, 150]],
+    [50, 120, [0, 50]],
+    [51, 150, [49]],
+    [151, 200, []],
+  ];
+  for (const [a, b, expected] of cases) test(`[${a}, ${b})`, () => expect(sliceStss(sync, a, b)).toEqual(expected));
+});
+
+/** Tables for `sizes` samples in chunks laid out by stsc runs [firstChunk (0-based), perChunk, desc]. */
+function tables(sizes: number[], runs: [number, number, number][], offsets: number[]): SampleTables {
+  const stsc = { firstChunk: runs.map((r) => r[0]), perChunk: runs.map((r) => r[1]), descIndex: runs.map((r) => r[2]), firstSample: [] as number[] };
+  indexStsc(stsc, offsets.length, sizes.length);
+  return {
+    stts: { counts: [sizes.length], deltas: [1], firstSample: [0], firstDts: [0], sampleCount: sizes.length, duration: sizes.length },
+    stsc,
+    sizes: { constant: 0, count: sizes.length, table: Uint32Array.from(sizes) },
+    chunkOffsets: Float64Array.from(offsets),
+    co64: false,
+    sbgp: [],
+  };
+}
+
+describe("sliceChunks", () => {
+  // Ten samples of 10 bytes: chunks of 3, 3, then 2, 2 (descriptions 1, 1, 2, 2), far apart.
+  const t = tables(Array(10).fill(10), [[0, 3, 1], [2, 2, 2]], [1000, 2000, 3000, 4000]);
+  const cases: [string, number, number, Partial<ReturnType<typeof sliceChunks>>][] = [
+    ["everything", 0, 10, { offsets: [1000, 2000, 3000, 4000], stsc: { firstChunk: [0, 2], perChunk: [3, 2], descIndex: [1, 2] }, dataStart: 1000, dataEnd: 4020 }],
+    ["from inside the first chunk", 1, 10, { offsets: [1010, 2000, 3000, 4000], stsc: { firstChunk: [0, 1, 2], perChunk: [2, 3, 2], descIndex: [1, 1, 2] }, dataStart: 1010 }],
+    ["inside one chunk", 4, 5, { offsets: [2010], stsc: { firstChunk: [0], perChunk: [1], descIndex: [1] }, dataStart: 2010, dataEnd: 2020 }],
+    ["across a run boundary", 5, 9, { offsets: [2020, 3000, 4000], stsc: { firstChunk: [0, 1, 2], perChunk: [1, 2, 1], descIndex: [1, 2, 2] }, dataStart: 2020, dataEnd: 4010 }],
+  ];
+  for (const [name, a, b, expected] of cases) test(name, () => expect(sliceChunks(t, a, b)).toMatchObject(expected));
+});
+
+// ---- synthetic movies, written with the library's box writer ----
+
+interface SyntheticTrack {
+  handler: "vide" | "soun";
+  timescale: number;
+  deltas: [number, number][];
+  ctts?: [number, number][];
+  sync?: number[];
+  sizes: number[];
+  /** stsc runs, 1-based first chunk as in the box. */
+  stsc: [number, number][];
+  offsets: number[];
+  co64?: boolean;
+  edits?: [number, number][];
+}
+
+function fullBox(w: Writer, type: string, body: () => void, version = 0): void {
+  const m = w.beginFull(type, version, 0);
+  body();
+  w.end(m);
+}
+
+function box(w: Writer, type: string, body: () => void): void {
+  const m = w.begin(type);
+  body();
+  w.end(m);
+}
+
+/** A moov with mvhd (timescale 1000) and the given tracks. */
+function synthesize(tracks: SyntheticTrack[], movieDuration: number): Uint8Array {
+  const w = new Writer();
+  box(w, "moov", () => {
+    fullBox(w, "mvhd", () => {
+      w.u32(0), w.u32(0), w.u32(1000), w.u32(movieDuration);
+      for (let i = 0; i < 80; i++) w.u8(0);
+    });
+    tracks.forEach((t, index) =>
+      box(w, "trak", () => {
+        fullBox(w, "tkhd", () => {
+          w.u32(0), w.u32(0), w.u32(index + 1), w.u32(0), w.u32(movieDuration);
+          for (let i = 0; i < 60; i++) w.u8(0);
+        });
+        if (t.edits) box(w, "edts", () => fullBox(w, "elst", () => {
+          w.u32(t.edits!.length);
+          for (const [d, m] of t.edits!) w.u32(d), w.i32(m), w.u32(0x10000);
+        }));
+        box(w, "mdia", () => {
+          fullBox(w, "mdhd", () => {
+            w.u32(0), w.u32(0), w.u32(t.timescale), w.u32(t.deltas.reduce((n, [c, d]) => n + c * d, 0)), w.u32(0);
+          });
+          fullBox(w, "hdlr", () => {
+            w.u32(0), w.fourcc(t.handler), w.u32(0), w.u32(0), w.u32(0), w.u8(0);
+          });
+          box(w, "minf", () => box(w, "stbl", () => {
+            fullBox(w, "stsd", () => w.u32(0));
+            fullBox(w, "stts", () => { w.u32(t.deltas.length); for (const [c, d] of t.deltas) w.u32(c), w.u32(d); });
+            if (t.ctts) fullBox(w, "ctts", () => { w.u32(t.ctts!.length); for (const [c, o] of t.ctts!) w.u32(c), w.i32(o); });
+            if (t.sync) fullBox(w, "stss", () => { w.u32(t.sync!.length); for (const s of t.sync!) w.u32(s + 1); });
+            fullBox(w, "stsc", () => { w.u32(t.stsc.length); for (const [f, n] of t.stsc) w.u32(f), w.u32(n), w.u32(1); });
+            fullBox(w, "stsz", () => { w.u32(0), w.u32(t.sizes.length); for (const s of t.sizes) w.u32(s); });
+            fullBox(w, t.co64 ? "co64" : "stco", () => { w.u32(t.offsets.length); for (const o of t.offsets) t.co64 ? w.u64(o) : w.u32(o); });
+          }));
+        });
+      }),
+    );
+  });
+  return w.result();
+}
+
+/** 10 s of 10 fps video, GOP of 20 frames, B-frames (I P B B ... with ctts), one chunk per 5 frames. */
+function bframeVideo(extra: Partial<SyntheticTrack> = {}): SyntheticTrack {
+  const n = 100;
+  // Decode order I0 P3 B1 B2 P6 B4 B5 ...: offsets 1 (shown a frame later, as x264's delay) then 3, 0, 0.
+  const ctts: [number, number][] = [];
+  for (let i = 0; i < n; i++) ctts.push([1, i % 3 === 0 ? 300 : 0]);
+  return {
+    handler: "vide",
+    timescale: 1000,
+    deltas: [[n, 100]],
+    ctts,
+    sync: [0, 20, 40, 60, 80],
+    sizes: Array(n).fill(100),
+    stsc: [[1, 5]],
+    offsets: Array.from({ length: 20 }, (_, i) => 100_000 + i * 1000),
+    edits: [[10_000, 100]],
+    ...extra,
+  };
+}
+
+/** 10 s of audio at 1000 Hz in frames of 100 ticks, variable stsc runs (3 then 7 per chunk). */
+function audio(extra: Partial<SyntheticTrack> = {}): SyntheticTrack {
+  return {
+    handler: "soun",
+    timescale: 1000,
+    deltas: [[100, 100]],
+    sizes: Array(100).fill(10),
+    stsc: [[1, 3], [5, 7]],
+    // 4 chunks of 3 (12 samples), then 88 / 7 → 13 chunks (the last one partly used).
+    offsets: Array.from({ length: 17 }, (_, i) => 100_500 + i * 1000),
+    edits: [[10_000, 0]],
+    ...extra,
+  };
+}
+
+describe("planClip on synthetic movies", () => {
+  const cases: { name: string; tracks: SyntheticTrack[]; start: number; end?: number; expect: { start: number; cuts: [number, number, number][] } }[] = [
+    // Video: the frame shown at 3.35 s is sample 34 (pts 3400, 3.3 s after the 100-tick edit); it
+    // decodes from key frame 20 (dts 2000), so the new edit starts 1400 ticks in. The end keeps
+    // every sample decoded before 5.1 s (pts may exceed it: the edit hides them). Audio starts one
+    // frame (pre-roll) before 3.3 s: sample 32, 100 ticks hidden.
+    { name: "B-frames, mid-GOP start, with audio", tracks: [bframeVideo(), audio()], start: 3.35, end: 5, expect: { start: 3.3, cuts: [[20, 51, 1400], [32, 50, 100]] } },
+    { name: "start on a key frame", tracks: [bframeVideo(), audio()], start: 4, end: 6, expect: { start: 4, cuts: [[40, 61, 100], [39, 60, 100]] } },
+    { name: "to the end", tracks: [bframeVideo(), audio()], start: 9.05, expect: { start: 9.0, cuts: [[80, 100, 1100], [89, 100, 100]] } },
+    { name: "co64 offsets", tracks: [bframeVideo({ co64: true, offsets: Array.from({ length: 20 }, (_, i) => 2 ** 33 + i * 1000) })], start: 1, end: 2, expect: { start: 1, cuts: [[0, 21, 1100]] } },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const movie = parseMovie(synthesize(c.tracks, 10_000));
+      const plan = planClip(movie, c.start, c.end);
+      expect(plan.start).toBeCloseTo(c.expect.start, 6);
+      expect(plan.tracks.map((t) => [t.a, t.b, t.mediaTime])).toEqual(c.expect.cuts);
+      for (const t of plan.tracks) expect(t.editDuration).toBe(Math.round(((c.end ?? 10) - plan.start) * 1000));
+    });
+  }
+
+  test("the written header parses back, with every offset moved by the same amount", () => {
+    const tracks = [bframeVideo(), audio()];
+    const movie = parseMovie(synthesize(tracks, 10_000));
+    const plan = planClip(movie, 3.35, 5);
+    const layout = writeClip(movie, plan, undefined, 200_000);
+    const moovLength = new DataView(layout.header.buffer).getUint32(0);
+    const back = parseMovie(layout.header.subarray(0, moovLength));
+    const shift = layout.header.length - layout.dataStart;
+    expect(back.tracks.map((t) => t.tables.stts.sampleCount)).toEqual([31, 18]);
+    expect(back.tracks[0]!.tables.chunkOffsets[0]).toBe(plan.tracks[0]!.chunks.offsets[0]! + shift);
+    expect([...back.tracks[0]!.tables.stss!]).toEqual([0, 20]);
+    expect(back.tracks.map((t) => t.timeline)).toEqual([{ emptyBefore: 0, mediaTime: 1400 }, { emptyBefore: 0, mediaTime: 100 }]);
+    expect(back.tracks.map((t) => t.tables.co64)).toEqual([false, false]);
+  });
+
+  test("co64 in, offsets past 4 GiB in the clip: co64 out", () => {
+    const far = bframeVideo({ co64: true, offsets: Array.from({ length: 20 }, (_, i) => 2 ** 33 + i * 2 ** 30) });
+    const movie = parseMovie(synthesize([far], 10_000));
+    const layout = writeClip(movie, planClip(movie, 1, 9), undefined, 2 ** 35);
+    const back = parseMovie(layout.header.subarray(0, new DataView(layout.header.buffer).getUint32(0)));
+    expect(back.tracks[0]!.tables.co64).toBe(true);
+    expect(back.tracks[0]!.tables.chunkOffsets[1]! - back.tracks[0]!.tables.chunkOffsets[0]!).toBe(2 ** 30);
+    expect(back.tracks[0]!.tables.chunkOffsets[0]).toBe(layout.header.length);
+  });
+
+  test("a media span past the end of the file is refused", () => {
+    const movie = parseMovie(synthesize([bframeVideo()], 10_000));
+    expect(() => writeClip(movie, planClip(movie, 1, 2), undefined, 50_000)).toThrow("outside the file");
+  });
+
+  test("start at or past the end: ClipRangeError", () => {
+    const movie = parseMovie(synthesize([bframeVideo()], 10_000));
+    expect(() => planClip(movie, 10)).toThrow(ClipRangeError);
+    expect(() => planClip(movie, 12, 13)).toThrow(ClipRangeError);
+  });
+});
