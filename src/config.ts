@@ -8,6 +8,7 @@ import type { Playback } from "./db/schema.ts";
 import { ConfigError, readEnv, type X264_PRESETS } from "./env.ts";
 import type { LogFormat, LogLevel } from "./lib/log.ts";
 import { parseNetwork } from "./media/import/addresses.ts";
+import { storageFromEnv, type StorageConfig } from "./storage/index.ts";
 
 export interface Config {
   port: number;
@@ -69,6 +70,8 @@ export interface Config {
   mutationRateLimit?: number;
   /** URL imports (IMPORT_*): what they may reach and how long they wait; unset, IMPORT_DEFAULTS. */
   imports?: Partial<ImportConfig>;
+  /** Where media objects live (STORAGE, S3_*, S3_DELIVERY, CACHE_DIR, CACHE_MAX_BYTES); unset: local disk under DATA_DIR. */
+  storage?: StorageConfig;
 }
 
 export interface ImportConfig {
@@ -214,6 +217,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS!,
     mutationRateLimit: e.MUTATION_RATE_LIMIT!,
     metrics: e.METRICS!,
+    storage: storageFromEnv(e, dataDir),
     imports: {
       allowPrivate: e.IMPORT_ALLOW_PRIVATE!,
       allowedNetworks: networks(e.IMPORT_ALLOWED_NETWORKS ?? []),

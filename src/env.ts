@@ -7,6 +7,7 @@
 import { Type, type Static, type TArray, type TBoolean, type TInteger, type TSchema, type TString, type TUnsafe } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { PLAYBACK_POLICIES } from "./db/schema.ts";
+import { DEFAULT_BLOCK_SIZE } from "./storage/blocks.ts";
 
 export interface EnvVar<S extends TSchema = TSchema> {
   schema: S;
@@ -80,6 +81,16 @@ export const ENV = {
   DATA_DIR: text("Library files and the SQLite database", "./data"),
   STATIC_DIR: text("Served at `/static/...`", "./static"),
   DATABASE_URL: text("SQLite file (`file:/path/x.db`)", undefined, "`file:$DATA_DIR/spool.db`"),
+  STORAGE: oneOf("Where videos, posters and HLS files live: `local` (under `DATA_DIR`) or `s3` (an S3-compatible bucket, see Object storage)", ["local", "s3"] as const, "local"),
+  S3_ENDPOINT: text("S3 API endpoint (`https://<account>.r2.cloudflarestorage.com`, `http://minio:9000`); unset: AWS S3 in `S3_REGION`", undefined),
+  S3_BUCKET: text("The bucket (required with `STORAGE=s3`)", undefined),
+  S3_REGION: text("The bucket's region (`auto` for R2); unset: Bun's default (`auto` with an endpoint)", undefined),
+  S3_ACCESS_KEY_ID: text("Access key of the bucket", undefined),
+  S3_SECRET_ACCESS_KEY: text("Secret of that key", undefined),
+  S3_SESSION_TOKEN: text("Session token, with temporary credentials", undefined),
+  S3_DELIVERY: oneOf("With `STORAGE=s3`, how video bytes reach clients: `proxy` (Spool reads them from the bucket, through the cache) or `redirect` (a 302 to a presigned bucket URL valid 5 minutes)", ["proxy", "redirect"] as const, "proxy"),
+  CACHE_DIR: text("With `STORAGE=s3`: the local read-through cache of video bytes (may be shared by the processes of one machine)", undefined, "`$DATA_DIR/cache`"),
+  CACHE_MAX_BYTES: int("Largest size of `CACHE_DIR`; least recently used blocks are evicted", 10 * 1024 ** 3, { minimum: 4 * DEFAULT_BLOCK_SIZE, shown: "`10737418240` (10 GiB)" }),
   API_KEY: text(
     "The management key (at least 16 characters); unset, one is generated on first start (256 random bits, mode 0600) and the log says where",
     undefined,
@@ -183,7 +194,7 @@ export function readEnv(env: Record<string, string | undefined> = process.env): 
       continue;
     }
     const converted = variable.convert ? variable.convert(raw) : Value.Convert(variable.schema, raw);
-    const secret = name === "API_KEY" || name === "SIGNING_SECRET";
+    const secret = ["API_KEY", "SIGNING_SECRET", "S3_SECRET_ACCESS_KEY", "S3_SESSION_TOKEN"].includes(name);
     if (!Value.Check(variable.schema, converted) || (typeof converted === "string" && converted.trim() !== converted)) {
       throw new ConfigError(`${name} must be ${expectation(variable.schema)}, got ${secret ? `${raw.length} characters` : JSON.stringify(raw)}`);
     }

@@ -34,7 +34,9 @@
 import { createHash } from "node:crypto";
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
 import { join } from "node:path";
-import { blockLength, blockSpan, checkBlockSize, sliceRange, type BlockSlice, type Span } from "./blocks.ts";
+import { blockLength, blockSpan, checkBlockSize, DEFAULT_BLOCK_SIZE, sliceRange, type BlockSlice, type Span } from "./blocks.ts";
+
+export { DEFAULT_BLOCK_SIZE };
 import { StorageUnavailable, type ObjectStore } from "./object-store.ts";
 
 /** A part of a range that is in a cache file: send `length` bytes at `offset` of `path`. */
@@ -76,13 +78,6 @@ export interface BlockCacheStats {
   fills: number;
   evictions: number;
 }
-
-/**
- * 2 MiB: a cold 64 KiB seek costs one block fetch (tens of ms from a bucket), and a hot range
- * of up to 2 MiB usually lies in one block, so it goes out with a single sendfile. Measured
- * against s3rver on loopback (see the README's Object storage section).
- */
-export const DEFAULT_BLOCK_SIZE = 2 * 1024 * 1024;
 
 const LOW_WATER = 0.9;
 const NAME = /^[0-9a-f]{40}\.\d+k\.\d+$/;
