@@ -77,15 +77,21 @@ function card(video: VideoJson): string {
   const badge = videoBadge(video);
   const poster = video.thumbnailUrl ? `<img src="${escapeHtml(video.thumbnailUrl)}?width=320" alt="" loading="lazy">` : `<div class="noposter"></div>`;
   const duration = formatDuration(video.duration);
-  return `<li class="card" data-id="${escapeHtml(video.id)}">
+  // library.js renders the card again with its actions (rename, delete, copy); this is the no-script view.
+  return `<li class="card${video.status === "failed" ? " failed" : ""}" data-id="${escapeHtml(video.id)}">
 <a href="/watch/${escapeHtml(video.id)}">
 <div class="thumb">${poster}${duration ? `<span class="duration">${duration}</span>` : ""}</div>
-<div class="meta"><span class="title">${escapeHtml(video.title)}</span><span class="badge ${badge.kind}" data-badge>${escapeHtml(badge.text)}</span></div>
-</a>
+<div class="meta"><span class="title" title="${escapeHtml(video.title)}">${escapeHtml(video.title)}</span><span class="badge ${badge.kind}" data-badge>${escapeHtml(badge.text)}</span></div>
+</a>${video.status === "failed" && video.error ? `\n<p class="error">${escapeHtml(video.error)}</p>` : ""}
 </li>`;
 }
 
-export function libraryPage(videos: VideoJson[]): string {
+export interface LibraryPageOptions {
+  /** The tus-js-client script URL (resumable uploads); null when the package is missing (multipart then). */
+  tusScript: string | null;
+}
+
+export function libraryPage(videos: VideoJson[], options: LibraryPageOptions = { tusScript: null }): string {
   const list = videos.length ? videos.map(card).join("\n") : "";
   const body = `<main class="library">
 <section class="panel upload">
@@ -95,6 +101,15 @@ export function libraryPage(videos: VideoJson[]): string {
 <input type="text" name="title" id="upload-title" placeholder="Title (optional)" maxlength="500">
 <select name="playback" id="upload-playback" aria-label="Who can play it"><option value="">Default playback</option><option value="public">Public</option><option value="signed">Signed links only</option></select>
 <button type="submit" id="upload-submit">Upload</button>
+</form>
+<div id="resume-offer" class="offer" role="alertdialog" hidden>
+<p id="resume-text">An earlier upload of this file stopped part-way.</p>
+<button type="button" id="resume-yes">Resume it</button>
+<button type="button" id="resume-no" class="secondary">Start over</button>
+</div>
+<form id="import-form" class="import" action="/api/videos" method="post">
+<input type="url" id="import-url" placeholder="…or import from a URL: https://example.com/video.mp4" required>
+<button type="submit" id="import-submit">Import</button>
 </form>
 <div id="upload-status" class="job" hidden>
 <div class="step"><span class="label">Upload</span><progress id="upload-progress" max="100" value="0"></progress><span class="value" id="upload-percent">0%</span></div>
@@ -107,10 +122,12 @@ export function libraryPage(videos: VideoJson[]): string {
 <section class="panel">
 <h2>Library</h2>
 <ul class="grid" id="library">${list}</ul>
+<script type="application/json" id="library-data">${scriptJson(videos)}</script>
 <p class="empty" id="library-empty"${videos.length ? " hidden" : ""}>No videos yet: upload one above.</p>
 </section>
 </main>`;
-  return layout("Spool", body, [`${ASSET_PREFIX}/library.js`], true);
+  const scripts = options.tusScript ? [options.tusScript, `${ASSET_PREFIX}/library.js`] : [`${ASSET_PREFIX}/library.js`];
+  return layout("Spool", body, scripts, true);
 }
 
 /** The library page of a browser that is not signed in: the key, nothing else. */

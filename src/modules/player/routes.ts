@@ -27,6 +27,15 @@ function locate(specifier: string): string | null {
 }
 
 const HLS_JS = locate("hls.js/dist/hls.min.js");
+const TUS_JS = locate("tus-js-client/dist/tus.min.js");
+const versionOf = (name: string) => {
+  const pkg = locate(`${name}/package.json`);
+  try {
+    return pkg ? String((require(pkg) as { version?: string }).version ?? "") : "";
+  } catch {
+    return "";
+  }
+};
 const HLS_JS_VERSION = (() => {
   const pkg = locate("hls.js/package.json");
   try {
@@ -55,6 +64,8 @@ const TOKEN_PAGE_MESSAGES: Record<string, string> = {
 export function playerRoutes(library: VideoLibrary, access: AccessControl, cacheTtlMs: number) {
   const cache = new FileCache(cacheTtlMs);
   const hlsScript = HLS_JS ? `${ASSET_PREFIX}/hls.min.js${HLS_JS_VERSION ? `?v=${HLS_JS_VERSION}` : ""}` : null;
+  const tusVersion = versionOf("tus-js-client");
+  const tusScript = TUS_JS ? `${ASSET_PREFIX}/tus.min.js${tusVersion ? `?v=${tusVersion}` : ""}` : null;
   return new Elysia({ name: "spool.player" })
     .get(
       "/",
@@ -63,7 +74,7 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
         const principal = await access.principal(request, server).catch(() => null);
         if (principal === null) return page(signInPage());
         const { items } = await library.list({ limit: 100 });
-        return page(libraryPage(items.map(toVideoJson)));
+        return page(libraryPage(items.map(toVideoJson), { tusScript }));
       },
       { detail: { hide: true } },
     )
@@ -93,6 +104,7 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
       `${ASSET_PREFIX}/:file`,
       ({ params, request }) => {
         if (params.file === "hls.min.js" && HLS_JS) return serveFile(request, HLS_JS, { cacheControl: "public, max-age=604800" }, cache);
+        if (params.file === "tus.min.js" && TUS_JS) return serveFile(request, TUS_JS, { cacheControl: "public, max-age=604800" }, cache);
         if (OWN_ASSETS.has(params.file)) return serveFile(request, join(ASSETS_DIR, params.file), { cacheControl: "public, max-age=300" }, cache);
         return errorResponse(404, "not_found", "No such asset");
       },
