@@ -181,6 +181,27 @@ function sanity(w: Workload, r: LoadResult, fileSize: number, connections: numbe
   return null;
 }
 
+/** The size of each target's clip (`target\0path`), measured once with a GET before the clip workloads. */
+const clipSizes = new Map<string, number>();
+
+/** GETs each clip once: its size (the targets' headers differ), or a note when it fails. */
+async function measureClips(workloads: Workload[], running: Running[], mainKey: string): Promise<void> {
+  for (const w of workloads) {
+    if (!w.query) continue;
+    for (const t of running) {
+      if (w.only && !w.only.includes(t.id)) continue;
+      const base = t.paths[w.pathKey ?? mainKey];
+      if (base === undefined) continue;
+      const path = base + w.query;
+      if (clipSizes.has(`${t.id}\0${path}`)) continue;
+      const response = await fetch(t.baseUrl + path).catch(() => null);
+      const body = response?.status === 200 ? await response.arrayBuffer() : null;
+      if (body && body.byteLength > 0) clipSizes.set(`${t.id}\0${path}`, body.byteLength);
+      else log(`warning: ${t.id} ${path} answered ${response?.status ?? "nothing"}; its clip workloads are skipped`);
+    }
+  }
+}
+
 /** One target's part in one workload: what it is sent each round. */
 interface Participant {
   t: Running;
@@ -218,9 +239,15 @@ function participantsOf(
       cells[t.id] = { ...blank, note: "n/a: sends no validators" };
       continue;
     }
-    const path = w.urlPath ?? t.paths[w.pathKey ?? file.key];
-    if (path === undefined) {
+    const mediaPath = w.urlPath ?? t.paths[w.pathKey ?? file.key];
+    if (mediaPath === undefined) {
       if (w.pathKey) cells[t.id] = { ...blank, note: `no URL for ${w.pathKey}` };
+      continue;
+    }
+    const path = mediaPath + (w.query ?? "");
+    const size = w.query ? clipSizes.get(`${t.id}\0${path}`) : file.size;
+    if (size === undefined) {
+      cells[t.id] = { ...blank, note: "n/a: no clip size (the clip request failed)" };
       continue;
     }
     participants.push({
@@ -229,7 +256,7 @@ function participantsOf(
         kind: w.kind,
         baseUrl: t.baseUrl,
         path,
-        fileSize: file.size,
+        fileSize: size,
         rangeLen: w.rangeLen,
         // The same seed per round for every workload: the signed workload requests the very
         // ranges that range64k requests in the same round.
@@ -390,6 +417,7 @@ async function main(): Promise<number> {
     // it is compared with, right next to the same target's run there; alone when that one is not
     // selected.
     const selected = new Set(cfg.workloads.map((w) => w.id));
+    await measureClips(cfg.workloads, running, main.key);
     const companions = (w: Workload) => cfg.workloads.filter((c) => c.relativeTo === w.id);
     for (const w of cfg.workloads.filter((x) => !x.relativeTo || !selected.has(x.relativeTo))) {
       const group = [w, ...companions(w)];
@@ -460,7 +488,7 @@ async function main(): Promise<number> {
               if (!r) throw new Error("no measurement");
               r.round = round;
               add(results, keyOf(u), r);
-              const bad = sanity(u.w, r, u.file.size, u.w.connections);
+              const bad = sanity(u.w, r, u.spec(0).fileSize ?? u.file.size, u.w.connections);
               if (bad) add(problems, keyOf(u), `round ${round + 1}: ${bad}`);
               log(`${tag}: ${fmtRate(r)}`);
             } catch (e) {

@@ -40,6 +40,12 @@ export interface Workload {
   generator?: "autocannon";
   /** Only these targets (default: all). */
   only?: TargetId[];
+  /**
+   * A query appended to the media path (`?start=&end=`: a time clip). The representation is then
+   * the clip, whose size each target reports itself (their headers differ): ranges and the body
+   * check use that size, measured with one GET before the workload.
+   */
+  query?: string;
 }
 
 export interface ModeConfig {
@@ -84,9 +90,38 @@ const signed = (title: string, connections: number): Workload => ({
   only: ["spool"],
 });
 
+/** The clip the clip workloads ask for: 2 s from the middle of a GOP of the main video. */
+export const CLIP_QUERY = "?start=10.5&end=12.5";
+
+/**
+ * Time clips (`?start=&end=`), Spool against nginx's mp4 module on the same file: whole-clip
+ * GETs, and random 64 KiB ranges inside the clip (what a player seeking in a shared clip sends).
+ * nginx parses the `moov` on every request; Spool caches the clip's header.
+ */
+const clipWorkloads = (connections: number, suffix = ""): Workload[] => [
+  {
+    id: "clip",
+    title: `Whole 2 s clips (\`?start=10.5&end=12.5\`)${suffix}`,
+    short: "Whole 2 s clips",
+    group: "throughput",
+    file: "main",
+    kind: "fixed",
+    query: CLIP_QUERY,
+    connections: Math.min(connections, 16),
+    headers: () => ({}),
+    metric: "rps",
+    expectBody: (size) => size,
+    only: ["spool", "nginx"],
+  },
+  { ...range64k("clip64k", `Random 64 KiB ranges inside a 2 s clip${suffix}`, connections), short: "64 KiB ranges in a clip", query: CLIP_QUERY, only: ["spool", "nginx"] },
+];
+
+/** Spool's goal on the clip workloads: at least this multiple of nginx's rate. */
+export const CLIP_GOAL = 1.5;
+
 export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
   if (mode === "smoke") {
-    return [range64k("range64k", "Random 64 KiB ranges (smoke)", 8), signed("Signed video: random 64 KiB ranges (smoke)", 8)];
+    return [range64k("range64k", "Random 64 KiB ranges (smoke)", 8), signed("Signed video: random 64 KiB ranges (smoke)", 8), ...clipWorkloads(8, " (smoke)")];
   }
   const list: Workload[] = [
     range64k("range64k", "Random 64 KiB ranges", 64),
@@ -126,6 +161,7 @@ export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
       metric: "gibps",
       expectBody: (size) => size,
     },
+    ...clipWorkloads(64),
     range64k("c1", "64 KiB ranges, 1 connection", 1, "main", "concurrency"),
     range64k("c256", "64 KiB ranges, 256 connections", 256, "main", "concurrency"),
     ...sweep.map((key) => range64k(`sweep:${key}`, `64 KiB ranges, ${key.replace("sweep-", "").toUpperCase().replace(/([MG])$/, " $1iB")} file`, 64, key, "sweep")),

@@ -39,8 +39,23 @@ const StreamParams = [
     name: "download",
     in: "query",
     required: false,
-    description: "`1` or `true`: Content-Disposition: attachment, named after the title",
+    description: "`1` or `true`: Content-Disposition: attachment, named after the title (a clip's name adds its interval)",
     schema: t.String({ enum: ["1", "true"] }),
+  },
+  {
+    name: "start",
+    in: "query",
+    required: false,
+    description:
+      "Seconds (decimals allowed): answer the MP4 clip that starts here, frame-exact (MP4/MOV only). The clip is its own entity: its own length, ranges and strong ETag. `start=0` alone is the whole file.",
+    schema: t.String({ pattern: "^(\\d{1,9}(\\.\\d{0,6})?|\\.\\d{1,6})$", examples: ["12.5"] }),
+  },
+  {
+    name: "end",
+    in: "query",
+    required: false,
+    description: "Seconds: the clip ends here (after the last frame before it); omitted, at the end of the video. Must be greater than `start`.",
+    schema: t.String({ pattern: "^(\\d{1,9}(\\.\\d{0,6})?|\\.\\d{1,6})$", examples: ["20"] }),
   },
   {
     name: "token",
@@ -58,7 +73,11 @@ const StreamParams = [
 ];
 
 const streamErrors = {
-  400: { description: "Malformed id", content: jsonContent(errorSchema("Malformed id", "bad_request", "The id is not a video id (4-64 characters of A-Z a-z 0-9 _ -)")) },
+  400: {
+    description:
+      "A bad clip interval: `start`/`end` not plain non-negative seconds, or `end <= start` (`bad_request`); `start` at or past the video's end (`clip_out_of_range`); a clip of a video that is not MP4/MOV (`clip_unsupported_container`)",
+    content: jsonContent(errorSchema("Bad clip interval", "clip_out_of_range", "start 99 s is at or past the end of the video (30 s)")),
+  },
   404: { description: "No such video, or it is not ready yet", content: jsonContent(errorSchema("No ready video", "not_found", "No ready video with id q7cN0l1dQ5m0tS9xYk3eZA")) },
   412: {
     description: "Precondition Failed: If-Match / If-Unmodified-Since did not hold",
@@ -84,7 +103,7 @@ function streamOperation(method: "get" | "head") {
     summary: head ? "Stream headers only" : "Stream a video",
     description: head
       ? "The same status and headers as GET (including Content-Length of the 200 or 206), without a body."
-      : "Serves the stored file of a `ready` video with exact RFC 9110 semantics: byte ranges give 206 (a single part, or multipart/byteranges for several), unsatisfiable ranges 416; validators give 304 (If-None-Match / If-Modified-Since) and 412 (If-Match / If-Unmodified-Since); If-Range is honoured. The body is sent with sendfile(2).",
+      : "Serves the stored file of a `ready` video with exact RFC 9110 semantics: byte ranges give 206 (a single part, or multipart/byteranges for several), unsatisfiable ranges 416; validators give 304 (If-None-Match / If-Modified-Since) and 412 (If-Match / If-Unmodified-Since); If-Range is honoured. The body is sent with sendfile(2). `?start=&end=` (seconds) answer a time clip of an MP4/MOV video instead: a complete MP4 (rewritten `moov`, then the interval's media bytes from the stored file) whose first shown frame is the one at `start`. `/api/stream/{id}.mp4` (or the stored container's extension) is the same resource. A stored MP4 that cannot be cut (fragmented, encrypted, a complex edit list, a malformed `moov`) answers 422 `clip_unsupported`.",
     parameters: StreamParams,
     responses: {
       200: { description: "The whole file, with the stored container's type (video/mp4, video/webm, audio/mpeg...)", headers: entityHeaders, ...body("video/*") },
