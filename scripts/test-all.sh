@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian/Ubuntu machine, then runs it all:
-# type-check, every bun test (unit, integration, real Chromium), and seconds-long smokes of
+# type-check, every bun test (unit, integration, real Chromium; the integration suite once on
+# SQLite and once on PostgreSQL), and seconds-long smokes of
 # the benchmark harness and of its soak (leak test). Ends with "N passed, M failed"; exits
 # non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(ffmpeg chromium chromium-driver nginx-core wrk hyperfine fonts-dejavu-core)
+SYSTEM_PACKAGES=(ffmpeg chromium chromium-driver nginx-core wrk hyperfine fonts-dejavu-core postgresql)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
@@ -31,11 +32,31 @@ echo "== type-check (tsc --noEmit)"
 echo "== Dockerfile lint"
 ./node_modules/.bin/dockerfilelint Dockerfile || failed_steps=$((failed_steps + 1))
 
-echo "== bun test"
+# One throwaway PostgreSQL for the whole run (tests make a database each): Debian's binaries,
+# run as the `postgres` user because initdb refuses root. Stopped on exit, whatever happens.
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PG_DIR=$(mktemp -d /tmp/spool-ci-pg.XXXXXX)
+chmod 777 "$PG_DIR"
+PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+AS_PG=()
+[ "$(id -u)" -eq 0 ] && AS_PG=(runuser -u postgres --)
+stop_postgres() { "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$PG_DIR"; }
+trap stop_postgres EXIT
+echo "== PostgreSQL ($PG_BIN) on 127.0.0.1:$PG_PORT"
+"${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust --no-sync >/dev/null \
+  && "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+  || { echo "PostgreSQL did not start"; echo "0 passed, 1 failed"; exit 1; }
+export SPOOL_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+
+echo "== bun test (SQLite, the default; PostgreSQL-specific tests use the server above)"
 mkdir -p test-results
-rm -f test-results/junit.xml
+rm -f test-results/junit*.xml
 "$BUN" test --reporter=junit --reporter-outfile=test-results/junit.xml
 test_status=$?
+
+echo "== bun test test/integration on PostgreSQL (SPOOL_TEST_DATABASE=postgres)"
+SPOOL_TEST_DATABASE=postgres "$BUN" test test/integration --reporter=junit --reporter-outfile=test-results/junit-postgres.xml
+[ $? -ne 0 ] && test_status=1
 
 echo "== benchmark harness smoke"
 "$BUN" bench/run.ts --smoke || failed_steps=$((failed_steps + 1))
@@ -46,9 +67,9 @@ echo "== benchmark soak smoke (5 s of mixed traffic: RSS, fds, errors)"
 # Exact counts from the junit report; the extra steps above count as one test each.
 read -r tests failures errors skipped < <(
   python3 - <<'PY' 2>/dev/null || echo "0 1 0 0"
+import glob
 import xml.etree.ElementTree as ET
-root = ET.parse("test-results/junit.xml").getroot()
-cases = list(root.iter("testcase"))
+cases = [c for f in sorted(glob.glob("test-results/junit*.xml")) for c in ET.parse(f).getroot().iter("testcase")]
 failures = sum(1 for c in cases if c.find("failure") is not None)
 errors = sum(1 for c in cases if c.find("error") is not None)
 skipped = sum(1 for c in cases if c.find("skipped") is not None)

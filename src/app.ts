@@ -14,7 +14,7 @@ import { mutationLimit } from "./access/mutation-limit.ts";
 import { accessRoutes } from "./access/plugin.ts";
 import { AccessControl } from "./access/service.ts";
 import type { Config } from "./config.ts";
-import type { Db } from "./db/client.ts";
+import type { SpoolDb } from "./db/client.ts";
 import { fileServer } from "./files/send-file.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "./http/errors.ts";
 import { bodyLimits } from "./modules/body-limit/plugin.ts";
@@ -24,6 +24,11 @@ import { hlsRoutes } from "./modules/hls/routes.ts";
 import { HlsService } from "./modules/hls/service.ts";
 import { playerRoutes } from "./modules/player/routes.ts";
 import { MediaTools } from "./media/tools.ts";
+import { IngestJobs } from "./modules/ingest/job.ts";
+import { TranscodeJobs } from "./modules/hls/worker.ts";
+import { JobQueue } from "./queue/jobs.ts";
+import { JobRunner, type JobHandler } from "./queue/runner.ts";
+import { transcodeConfig } from "./config.ts";
 import { IngestPipeline } from "./modules/ingest/pipeline.ts";
 import { DEFAULT_INGEST_LIMITS } from "./media/probe.ts";
 import { openapiRoutes } from "./modules/openapi/plugin.ts";
@@ -44,7 +49,11 @@ const log = logger("http");
 
 export interface AppContext {
   config: Config;
-  db: Db;
+  db: SpoolDb;
+  /** The durable queue of background work (ingest, transcode, import). */
+  jobs: JobQueue;
+  /** This process's worker, when it runs one (startWorker). */
+  worker: JobRunner | undefined;
   library: VideoLibrary;
   catalog: StreamCatalog;
   /** ffmpeg/ffprobe; undefined when not installed (ingest off, streaming on). */
@@ -67,22 +76,31 @@ export interface AppContext {
 /** A Config whose secrets are known (src/server.ts reads or generates them before the app is built). */
 export type ResolvedConfig = Config & { apiKey: string; signingSecret: string };
 
-export function createContext(config: ResolvedConfig, db: Db): AppContext {
+export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
   const library = new VideoLibrary(db, new Storage(config.dataDir), config.defaultPlayback);
+  const jobs = new JobQueue(db);
   const media = MediaTools.locate(config);
   const thumbnails = new Thumbnails(library.storage, media, { concurrency: config.thumbnailConcurrency, queue: config.thumbnailQueue });
-  const ingest = new IngestPipeline(library, media, thumbnails, undefined, {
-    maxDurationS: config.maxDurationS ?? DEFAULT_INGEST_LIMITS.maxDurationS,
-    maxPixels: config.maxPixels ?? DEFAULT_INGEST_LIMITS.maxPixels,
-    maxFps: config.maxFps ?? DEFAULT_INGEST_LIMITS.maxFps,
-  });
+  // Work queued here is looked at at once by this process's worker, if it runs one.
+  const wake = () => ctx.worker?.wake();
+  const ingest = new IngestPipeline(
+    library,
+    jobs,
+    media,
+    {
+      maxDurationS: config.maxDurationS ?? DEFAULT_INGEST_LIMITS.maxDurationS,
+      maxPixels: config.maxPixels ?? DEFAULT_INGEST_LIMITS.maxPixels,
+      maxFps: config.maxFps ?? DEFAULT_INGEST_LIMITS.maxFps,
+    },
+    wake,
+  );
   const uploads = new ResumableUploads(library, ingest, new DirectUploads(db), {
     dataDir: config.dataDir,
     maxUploadBytes: config.maxUploadBytes,
     expiryMs: config.uploadExpiryMs,
     corsOrigins: config.corsOrigins ?? ["*"],
   });
-  const hls = new HlsService(library, config);
+  const hls = new HlsService(library, jobs, wake);
   const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]));
   const access = new AccessControl(db, { apiKey: config.apiKey, signingSecret: config.signingSecret, trustProxy: config.trustProxy });
   const retention = new RetentionSweeper(library, () => uploads.videoIds(), {
@@ -90,7 +108,43 @@ export function createContext(config: ResolvedConfig, db: Db): AppContext {
     uploadExpiryMs: uploads.expiryMs,
   });
   const metrics = { collect: () => registry.metrics() };
-  return { config, db, library, catalog, media, ingest, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false }, metrics };
+  const ctx: AppContext = { config, db, jobs, worker: undefined, library, catalog, media, ingest, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false }, metrics };
+  // A deleted video's jobs stop everywhere: cancelled in the queue (a worker elsewhere sees its
+  // heartbeat refused), and aborted at once here.
+  library.onRemove(async (id) => {
+    await jobs.cancelForVideo(id);
+    await ctx.worker?.cancelVideo(id);
+  });
+  return ctx;
+}
+
+/**
+ * Starts this process's worker: it claims every kind of job (undefined, with a warning, when
+ * ffmpeg is missing: the jobs wait for a worker that has it).
+ */
+export async function startWorker(ctx: AppContext): Promise<JobRunner | undefined> {
+  if (ctx.worker) return ctx.worker;
+  if (!ctx.media) {
+    log.warn("ffmpeg/ffprobe not found: no worker in this process (processing and HLS builds wait for one)");
+    return undefined;
+  }
+  const settings = transcodeConfig(ctx.config);
+  const kinds = ctx.config.jobKinds;
+  const handlers: JobHandler[] = [
+    new IngestJobs(ctx.library, ctx.media, ctx.thumbnails, ctx.jobs, settings),
+    new TranscodeJobs(ctx.library, ctx.jobs, ctx.media, settings),
+  ].filter((h) => !kinds || kinds.includes(h.kind));
+  const workerLog = logger("worker");
+  ctx.worker = new JobRunner(ctx.jobs, handlers, settings, { info: (m) => workerLog.info(m), warn: (m) => workerLog.warn(m) });
+  await ctx.worker.start();
+  return ctx.worker;
+}
+
+/** Stops this process's worker: running jobs are aborted and handed back to the queue. */
+export async function stopWorker(ctx: AppContext): Promise<void> {
+  const worker = ctx.worker;
+  ctx.worker = undefined;
+  await worker?.stop();
 }
 
 function validationMessage(error: Readonly<ValidationError>): string {
@@ -130,7 +184,7 @@ async function readinessChecks(ctx: AppContext): Promise<Record<string, string>>
     }
   };
   const [database, storage] = await Promise.all([
-    check(() => ctx.db.$client.query("SELECT 1").get()),
+    check(() => ctx.db.ping()),
     check(() => access(ctx.config.dataDir, constants.W_OK)),
   ]);
   return { database, storage };

@@ -3,22 +3,24 @@
  * stream catalog, the HLS file cache) and drops an entry the moment it writes that video; this
  * tells its siblings at once, instead of leaving them to find out when their cache entry ages
  * out (CACHE_TTL_MS). Messages go child → primary → every other child over Bun's IPC channel.
+ * On PostgreSQL every process hears every other through the database as well (NOTIFY); the
+ * relay stays for SQLite clusters.
  *
  * Only invalidations travel: a relayed change never re-runs the work of a write (queueing an
- * HLS build happens once, in the process that wrote). Processes outside the cluster (a CLI
- * ingest, `bun run worker`, another machine) are still seen through the TTL.
+ * HLS build happens once, in the process that wrote). On SQLite, processes outside the cluster
+ * (a CLI ingest, `bun run worker`) are seen through the TTL.
  */
 import type { AppContext } from "./app.ts";
 
 export interface ChangeMessage {
   spool: "changed";
-  kind: "video" | "hls";
+  kind: "video";
   id: string;
 }
 
 export function isChangeMessage(message: unknown): message is ChangeMessage {
   const m = message as Partial<ChangeMessage> | null;
-  return !!m && m.spool === "changed" && (m.kind === "video" || m.kind === "hls") && typeof m.id === "string";
+  return !!m && m.spool === "changed" && m.kind === "video" && typeof m.id === "string";
 }
 
 /**
@@ -31,13 +33,11 @@ export function relayChanges(ctx: AppContext, send: (message: ChangeMessage) => 
     if (!applying) send({ spool: "changed", kind, id });
   };
   ctx.library.events.on("changed", out("video"));
-  ctx.hls.events.on("changed", out("hls"));
   return (message) => {
     // Emitted synchronously: the flag keeps a relayed HLS change from being sent back out.
     applying = true;
     try {
-      if (message.kind === "video") ctx.library.events.emit("invalidated", message.id);
-      else ctx.hls.events.emit("changed", message.id);
+      ctx.library.events.emit("invalidated", message.id);
     } finally {
       applying = false;
     }

@@ -4,7 +4,7 @@
  */
 import { resolve } from "node:path";
 import { availableParallelism } from "node:os";
-import type { Playback } from "./db/schema.ts";
+import type { JobKind, Playback } from "./db/schema.ts";
 import { ConfigError, readEnv, type X264_PRESETS } from "./env.ts";
 import type { LogFormat, LogLevel } from "./lib/log.ts";
 import { parseNetwork } from "./media/import/addresses.ts";
@@ -72,6 +72,11 @@ export interface Config {
   imports?: Partial<ImportConfig>;
   /** Where media objects live (STORAGE, S3_*, S3_DELIVERY, CACHE_DIR, CACHE_MAX_BYTES); unset: local disk under DATA_DIR. */
   storage?: StorageConfig;
+  /**
+   * The kinds of jobs this process's worker claims (all by default). Not an environment
+   * variable: for embedders and tests that want, say, processing without HLS builds.
+   */
+  jobKinds?: readonly JobKind[];
 }
 
 export interface ImportConfig {

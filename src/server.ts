@@ -4,9 +4,9 @@
  */
 import { resolve } from "node:path";
 import { API_KEY_FILE, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
-import { createApp, createContext, type AppContext, type ResolvedConfig } from "./app.ts";
+import { createApp, createContext, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
 import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
-import { openDatabase, type Db } from "./db/client.ts";
+import { openDatabase } from "./db/client.ts";
 import { errorFields, logger } from "./lib/log.ts";
 import { gauge } from "./metrics/metrics.ts";
 
@@ -72,7 +72,7 @@ async function seedDemo(ctx: AppContext): Promise<void> {
   const meta = { id: DEMO_VIDEO_ID, title: "Spool demo (test pattern)", originalFilename: "spool-demo.mp4", playback: "public" as const };
   // With ffmpeg the demo goes through the real pipeline (probe, poster); without, known values.
   // (Spool's own fixture: the ingest limits, which may be set below its 8 s, do not apply to it.)
-  if (ctx.ingest.available) await ctx.library.ingestPath(DEMO_FIXTURE, meta, { trusted: true });
+  if (ctx.ingest.available) await ctx.ingest.ingestPath(DEMO_FIXTURE, meta, { trusted: true });
   else await ctx.ingest.ingestTrusted(DEMO_FIXTURE, meta, DEMO_MEDIA);
 }
 
@@ -86,24 +86,26 @@ export interface StartOptions {
 
 const log = logger("spool");
 
-function countProcessing(db: Db): number {
-  return (db.$client.query("SELECT count(*) AS n FROM videos WHERE status = 'processing'").get() as { n: number }).n;
+/** Queue depths on /metrics, from the shared queue (every worker's jobs, not this process's). */
+function jobGauges(ctx: AppContext): void {
+  const count = async (kind: string, states: string[]) =>
+    (await ctx.jobs.activeCounts()).filter((c) => c.kind === kind && states.includes(c.state)).reduce((n, c) => n + c.n, 0);
+  gauge("spool_ingest_jobs", "Videos waiting for or in processing (probe, faststart, poster)", () => count("ingest", ["queued", "running"]));
+  gauge("spool_transcode_jobs_queued", "HLS transcodes waiting for a worker", () => count("transcode", ["queued"]));
+  gauge("spool_transcode_jobs_running", "HLS transcodes running", () => count("transcode", ["running"]));
 }
 
-function countJobs(db: Db, state: "queued" | "running"): number {
-  return (db.$client.query("SELECT count(*) AS n FROM transcode_jobs WHERE state = ?").get(state) as { n: number }).n;
-}
-
-/** How often the primary looks for processing jobs whose process died. */
-export const ORPHAN_SWEEP_MS = 2000;
+/** How often the primary sweeps tmp/ of what dead processes (CLI ingests, crashed workers) left. */
+export const TMP_SWEEP_MS = 10_000;
 
 export async function startSpool(given: Config, { primary = true }: StartOptions = {}): Promise<RunningSpool> {
-  let orphanSweep: ReturnType<typeof setInterval> | undefined;
+  let tmpSweep: ReturnType<typeof setInterval> | undefined;
   // Before any housekeeping: a second instance must not touch the first one's uploads or jobs.
   if (primary) assertPortFree(given.port, given.host);
   const { config, apiKeyNotice } = await resolveSecrets(given);
-  const handle = openDatabase(config.databaseUrl);
-  const ctx = createContext(config, handle.db);
+  const handle = await openDatabase(config.databaseUrl);
+  const ctx = createContext(config, handle);
+  await ctx.library.listen();
   await ctx.library.storage.init(primary);
   if (primary) {
     if (!ctx.media) {
@@ -113,20 +115,17 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     // Resumable (tus) uploads survive a restart; anything else still `uploading` was cut off.
     const interrupted = await ctx.library.failInterrupted(await ctx.uploads.videoIds());
     if (interrupted) log.warn({ interrupted }, "uploads interrupted by the last shutdown were marked failed");
-    const resumed = await ctx.ingest.resumeInterrupted();
-    if (resumed) log.warn({ resumed }, "resuming the processing of videos interrupted by the last shutdown");
     ctx.uploads.startSweeper();
     // Failed and abandoned videos go after FAILED_RETENTION_MS.
     ctx.retention.start();
+    // The worker (processing, HLS) runs in the primary only, or elsewhere (`bun run worker`).
+    // Started before the demo is seeded: its processing is a job like any other.
+    if (transcodeConfig(config).inServer) await startWorker(ctx);
     if (config.seedDemo) await seedDemo(ctx);
-    // A WORKERS process that crashes mid-processing leaves its videos `processing`: take them over.
-    // Likewise their tmp/ directories, and those of CLI ingests that were killed.
-    orphanSweep = setInterval(() => {
-      ctx.ingest.resumeInterrupted({ orphansOnly: true }).catch((error) => log.error(errorFields(error), "orphan sweep failed"));
+    // The tmp/ directories of CLI ingests and workers that were killed.
+    tmpSweep = setInterval(() => {
       ctx.library.storage.sweepTmp().catch((error) => log.error(errorFields(error), "tmp sweep failed"));
-    }, ORPHAN_SWEEP_MS);
-    // The HLS transcode worker runs in the primary only (or alone: `bun run worker`).
-    if (transcodeConfig(config).inServer) ctx.hls.startWorker(ctx.media);
+    }, TMP_SWEEP_MS);
   }
 
   // With several workers, each process binds the same port and the kernel spreads connections.
@@ -134,14 +133,13 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   try {
     app = createApp(ctx).listen({ port: config.port, hostname: config.host, reusePort: config.workers > 1 });
   } catch (error) {
-    handle.close();
+    await stopWorker(ctx);
+    await handle.close();
     throw new PortTakenError(`cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}`);
   }
   const server = app.server!;
   gauge("spool_http_requests_in_flight", "Requests being answered by this process (streams included)", () => server.pendingRequests);
-  gauge("spool_ingest_jobs", "Videos waiting for or in processing (probe, faststart, poster)", () => countProcessing(handle.db));
-  gauge("spool_transcode_jobs_queued", "HLS transcodes waiting for a worker", () => countJobs(handle.db, "queued"));
-  gauge("spool_transcode_jobs_running", "HLS transcodes running", () => countJobs(handle.db, "running"));
+  jobGauges(ctx);
   const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`,
@@ -150,7 +148,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     apiKeyNotice,
     async stop({ graceMs = 0 } = {}) {
       ctx.lifecycle.draining = true;
-      clearInterval(orphanSweep);
+      clearInterval(tmpSweep);
       ctx.uploads.stopSweeper();
       ctx.retention.stop();
       if (graceMs > 0) {
@@ -159,12 +157,10 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
         if (!drained) log.warn({ graceMs, inFlight: server.pendingRequests }, "grace period over: closing the connections still open");
       }
       await app.stop(true);
-      // A running transcode is killed and handed back to the queue for the next start.
-      await ctx.hls.stopWorker();
-      // Processing jobs stop; their staged bytes stay for the next start-up to resume.
-      await ctx.ingest.close();
+      // Running jobs are stopped and handed back to the queue (staged bytes stay for the next run).
+      await stopWorker(ctx);
       await ctx.library.storage.close();
-      handle.close();
+      await handle.close();
     },
   };
 }

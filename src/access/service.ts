@@ -3,7 +3,7 @@
  * who may play a signed video (a playback token for it, or the management credentials).
  */
 import type { Playback } from "../db/schema.ts";
-import type { Db } from "../db/client.ts";
+import type { SpoolDb } from "../db/client.ts";
 import { HttpError } from "../http/errors.ts";
 import { queryParam } from "../http/path.ts";
 import { SESSION_COOKIE, bearerToken, clientAddress, cookieValue, digestOf, isSameOrigin, matchesDigest, ownOrigin } from "./credentials.ts";
@@ -57,7 +57,7 @@ export class AccessControl {
   private readonly keyDigest: Uint8Array;
 
   constructor(
-    db: Db,
+    db: SpoolDb,
     private readonly options: AccessOptions,
   ) {
     this.keyDigest = digestOf(options.apiKey);

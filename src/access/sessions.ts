@@ -5,8 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { and, eq, gt, lte } from "drizzle-orm";
-import type { Db } from "../db/client.ts";
-import { sessions } from "../db/schema.ts";
+import type { SpoolDb } from "../db/client.ts";
 import { secretDigest } from "./credentials.ts";
 
 /** A session lasts a week from sign-in (the cookie's Max-Age says the same). */
@@ -14,30 +13,38 @@ export const SESSION_MAX_AGE_S = 7 * 24 * 60 * 60;
 
 export class Sessions {
   constructor(
-    private readonly db: Db,
+    private readonly handle: SpoolDb,
     private readonly now: () => number = Date.now,
   ) {}
+
+  private get db() {
+    return this.handle.db;
+  }
+
+  private get sessions() {
+    return this.handle.tables.sessions;
+  }
 
   /** A new session; returns the cookie value (only its hash is stored). */
   async create(): Promise<string> {
     const secret = randomBytes(32).toString("base64url");
     const now = this.now();
     // Expired sessions go as new ones come: the table holds only live ones and a few stale.
-    await this.db.delete(sessions).where(lte(sessions.expiresAt, new Date(now)));
-    await this.db.insert(sessions).values({ id: secretDigest(secret), createdAt: new Date(now), expiresAt: new Date(now + SESSION_MAX_AGE_S * 1000) });
+    await this.db.delete(this.sessions).where(lte(this.sessions.expiresAt, new Date(now)));
+    await this.db.insert(this.sessions).values({ id: secretDigest(secret), createdAt: new Date(now), expiresAt: new Date(now + SESSION_MAX_AGE_S * 1000) });
     return secret;
   }
 
   async isValid(secret: string): Promise<boolean> {
     if (secret.length === 0 || secret.length > 100) return false;
     const rows = await this.db
-      .select({ id: sessions.id })
-      .from(sessions)
-      .where(and(eq(sessions.id, secretDigest(secret)), gt(sessions.expiresAt, new Date(this.now()))));
+      .select({ id: this.sessions.id })
+      .from(this.sessions)
+      .where(and(eq(this.sessions.id, secretDigest(secret)), gt(this.sessions.expiresAt, new Date(this.now()))));
     return rows.length > 0;
   }
 
   async remove(secret: string): Promise<void> {
-    await this.db.delete(sessions).where(eq(sessions.id, secretDigest(secret)));
+    await this.db.delete(this.sessions).where(eq(this.sessions.id, secretDigest(secret)));
   }
 }

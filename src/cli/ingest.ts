@@ -1,7 +1,8 @@
 /**
  * `bun run ingest <file> [--title T] [--playback public|signed]`: add a local file to the library
- * through the same pipeline as uploads (probe, faststart, poster) and print its final JSON (after
- * processing). Without --playback the video gets the library's default (DEFAULT_PLAYBACK).
+ * through the same pipeline as uploads (probe, then a processing job: faststart, poster) and
+ * print its final JSON (after processing). Without --playback the video gets the library's
+ * default (DEFAULT_PLAYBACK).
  */
 import { parseArgs } from "node:util";
 import { resolve, basename } from "node:path";
@@ -9,7 +10,7 @@ import { existsSync } from "node:fs";
 import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
-import { createContext } from "../app.ts";
+import { createContext, startWorker, stopWorker } from "../app.ts";
 import { toVideoJson } from "../modules/videos/schemas.ts";
 import { HttpError } from "../http/errors.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../db/schema.ts";
@@ -40,18 +41,22 @@ if (!existsSync(source)) {
 }
 
 const { config } = await resolveSecrets(loadConfigOrExit());
-const handle = openDatabase(config.databaseUrl);
-const ctx = createContext(config, handle.db);
+const handle = await openDatabase(config.databaseUrl);
+const ctx = createContext(config, handle);
 try {
   await ctx.library.storage.init();
   ctx.ingest.requireTools();
-  const row = await ctx.library.ingestPath(source, { title: values.title, originalFilename: basename(source), playback: playback as Playback | undefined });
+  // This process works the queue while it waits, so a library without a running server or
+  // worker still gets its video processed; whatever else it claimed goes back on exit.
+  await startWorker(ctx);
+  const row = await ctx.ingest.ingestPath(source, { title: values.title, originalFilename: basename(source), playback: playback as Playback | undefined });
   console.log(JSON.stringify(toVideoJson(row), null, 2));
   if (row.status !== "ready") process.exitCode = 1;
 } catch (error) {
   console.error(`ingest: ${error instanceof HttpError ? error.message : String(error)}`);
   process.exitCode = 1;
 } finally {
+  await stopWorker(ctx);
   await ctx.library.storage.close();
-  handle.close();
+  await handle.close();
 }

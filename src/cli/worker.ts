@@ -1,16 +1,18 @@
 /**
- * `bun run worker`: the HLS transcode worker on its own, against the same DATA_DIR and database
- * as the server, so transcoding can move off the streaming machine (run the server with
- * TRANSCODE_IN_SERVER=0). Any number of workers may run; each takes up to
- * TRANSCODE_CONCURRENCY jobs at a time. SIGINT/SIGTERM stop it cleanly: a running transcode is
- * killed and handed back to the queue.
+ * `bun run worker`: a worker on its own, against the same database and storage as the servers
+ * (the same DATABASE_URL; the same DATA_DIR, shared over the network, between machines), so
+ * background work moves off the streaming machines (run the servers with
+ * TRANSCODE_IN_SERVER=0). It claims every kind of job: processing of new uploads and HLS builds.
+ * Any number of workers may run; each takes up to TRANSCODE_CONCURRENCY transcodes (and two
+ * processing jobs) at a time. SIGINT/SIGTERM stop it cleanly: running jobs are stopped and
+ * handed back to the queue.
  */
 import { configureLogging } from "../lib/log.ts";
 import { parseArgs } from "node:util";
 import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit, transcodeConfig } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
-import { createContext } from "../app.ts";
+import { createContext, startWorker, stopWorker } from "../app.ts";
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -23,27 +25,27 @@ if (values.help) {
 
 const { config } = await resolveSecrets(loadConfigOrExit());
 configureLogging(config.logLevel ?? "info", config.logFormat);
-const handle = openDatabase(config.databaseUrl);
-const ctx = createContext(config, handle.db);
+const handle = await openDatabase(config.databaseUrl);
+const ctx = createContext(config, handle);
 await ctx.library.storage.init();
-const worker = ctx.hls.startWorker(ctx.media);
+const worker = await startWorker(ctx);
 if (!worker) {
   await ctx.library.storage.close();
-  handle.close();
+  await handle.close();
   process.exit(1);
 }
 const settings = transcodeConfig(config);
-console.log(`[hls] worker ${worker.id} started (concurrency ${settings.concurrency}, data: ${config.dataDir})`);
+console.log(`[worker] ${worker.id} started (${worker.kinds.join(", ")}; transcode concurrency ${settings.concurrency}; database: ${handle.dialect}; data: ${config.dataDir})`);
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, async () => {
     if (stopping) return;
     stopping = true;
-    console.log(`[hls] ${signal}: stopping`);
-    await ctx.hls.stopWorker();
+    console.log(`[worker] ${signal}: stopping`);
+    await stopWorker(ctx);
     await ctx.library.storage.close();
-    handle.close();
+    await handle.close();
     process.exit(0);
   });
 }

@@ -1,47 +1,152 @@
-/** Opens the database named by DATABASE_URL and applies the committed migrations. */
+/**
+ * Opens the database named by DATABASE_URL and applies that dialect's committed migrations:
+ * `postgres://` / `postgresql://` → PostgreSQL through Bun's built-in client (Bun.SQL, which also
+ * gives LISTEN/NOTIFY); anything else (`file:<path>`, a bare path, the default) → SQLite,
+ * embedded, through bun:sqlite.
+ *
+ * Services get a `SpoolDb` and write one version of each query for both dialects (awaited
+ * builders only). What must differ lives in small per-dialect functions side by side: the list
+ * cache's freshness check (./revision.ts) and the queue's claim (src/queue/claim.ts).
+ */
 import { Database } from "bun:sqlite";
+import { SQL } from "bun";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
-import { migrate } from "drizzle-orm/bun-sqlite/migrator";
-import * as schema from "./schema.ts";
+import { drizzle as drizzleSqlite, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
+import { migrate as migrateSqlite } from "drizzle-orm/bun-sqlite/migrator";
+import { drizzle as drizzlePg, type BunSQLDatabase } from "drizzle-orm/bun-sql";
+import { migrate as migratePg } from "drizzle-orm/bun-sql/migrator";
+import * as pgTables from "./schema/pg.ts";
+import * as sqliteTables from "./schema/sqlite.ts";
+import type { Tables } from "./schema.ts";
+import { postgresRevision, sqliteRevision, type Revision } from "./revision.ts";
 
-export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
+export type Dialect = "sqlite" | "postgres";
 
-export interface DbHandle {
-  db: Db;
-  close(): void;
+/**
+ * The query builder services use, typed by the SQLite twin. On PostgreSQL it is a Bun.SQL
+ * Drizzle database: services only use builders both implement, awaited (never SQLite's
+ * synchronous `.run()/.all()/.get()`), on the open database's own `tables`.
+ */
+export type Db = BunSQLiteDatabase;
+
+/** A video id, or "*" (everything may have changed: the listener reconnected). */
+export type ChangeListener = (videoId: string) => void;
+
+export interface SpoolDb {
+  readonly dialect: Dialect;
+  readonly db: Db;
+  readonly tables: Tables;
+  /** Changes whenever a cached list page may be stale (see ./revision.ts). */
+  readonly revision: Revision;
+  /**
+   * Tells every other process on this database that a video changed (PostgreSQL: NOTIFY).
+   * On SQLite, a no-op: one machine's processes hear it over IPC (src/cluster.ts), others by TTL.
+   */
+  announce(videoId: string): Promise<void>;
+  /** Hears other processes' announcements (PostgreSQL: LISTEN, reconnecting by itself). */
+  listen(listener: ChangeListener): Promise<void>;
+  /** One round-trip, for /ready. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** The raw clients, for the per-dialect functions only. */
+  readonly sqlite?: Database;
+  readonly pg?: SQL;
 }
 
 const MIGRATIONS = resolve(import.meta.dir, "../../drizzle");
+/** NOTIFY channel for video changes; the payload is `<origin> <videoId>`. */
+const CHANNEL = "spool_videos";
+/** Any fixed 64-bit number: serializes migrations of servers starting at the same time. */
+const MIGRATION_LOCK = 7_152_050_221;
 
-function sqlitePath(url: string): string {
-  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
-    throw new Error("PostgreSQL support is not built yet: unset DATABASE_URL to use the embedded SQLite database");
-  }
-  return url.startsWith("file:") ? url.slice("file:".length) : url;
+export function dialectOf(url: string): Dialect {
+  return /^postgres(ql)?:\/\//i.test(url) ? "postgres" : "sqlite";
 }
 
-export function openDatabase(url: string): DbHandle {
-  const path = sqlitePath(url);
+export async function openDatabase(url: string): Promise<SpoolDb> {
+  return dialectOf(url) === "postgres" ? openPostgres(url) : openSqlite(url);
+}
+
+function openSqlite(url: string): SpoolDb {
+  const path = url.startsWith("file:") ? url.slice("file:".length) : url;
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const sqlite = new Database(path, { create: true, strict: true });
   // WAL lets the streaming server read while an ingest or worker process writes.
   sqlite.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;");
-  const db = drizzle({ client: sqlite, schema });
-  migrate(db, { migrationsFolder: MIGRATIONS });
-  return { db, close: () => sqlite.close() };
+  const db = drizzleSqlite({ client: sqlite });
+  migrateSqlite(db, { migrationsFolder: `${MIGRATIONS}/sqlite` });
+  return {
+    dialect: "sqlite",
+    db,
+    tables: sqliteTables,
+    revision: sqliteRevision(sqlite),
+    sqlite,
+    announce: async () => {},
+    listen: async () => {},
+    ping: async () => void sqlite.query("SELECT 1").get(),
+    close: async () => sqlite.close(),
+  };
 }
 
-/**
- * A token that changes whenever the database's content may have: SQLite's data_version moves
- * with every commit by another connection (other processes included) and total_changes() with
- * every row this connection writes. Equal tokens mean an unchanged database, so anything derived
- * from it can be reused: an exact check, not a time-to-live. About 4 µs.
- */
-export function changeToken(db: Db): () => string {
-  // Two statements: the pragma alone is cheaper than its table-valued form in one select.
-  const external = db.$client.prepare<[number], []>("PRAGMA data_version");
-  const local = db.$client.prepare<[number], []>("SELECT total_changes()");
-  return () => `${external.values()[0]![0]}.${local.values()[0]![0]}`;
+async function openPostgres(url: string): Promise<SpoolDb> {
+  const client = new SQL(url);
+  const pg = drizzlePg({ client });
+  // Two servers starting at once must not both create the tables: one migrates, the other waits.
+  const lock = await client.reserve();
+  try {
+    await lock`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+    await migratePg(pg, { migrationsFolder: `${MIGRATIONS}/pg` });
+  } finally {
+    await lock`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
+    lock.release();
+  }
+  const origin = crypto.randomUUID();
+  const revision = postgresRevision();
+  const listeners: ChangeListener[] = [];
+  let subscription: SQL.ListenSubscription | undefined;
+  return {
+    dialect: "postgres",
+    db: pg as unknown as Db,
+    tables: pgTables as unknown as Tables,
+    revision,
+    pg: client,
+    async announce(videoId) {
+      revision.bump();
+      await client.notify(CHANNEL, `${origin} ${videoId}`);
+    },
+    async listen(listener) {
+      listeners.push(listener);
+      if (subscription) return;
+      let subscribed = false;
+      subscription = await client.listen(
+        CHANNEL,
+        (payload) => {
+          const space = payload.indexOf(" ");
+          // Our own announcements were acted on when they were made.
+          if (payload.slice(0, space) === origin) return;
+          revision.bump();
+          for (const l of listeners) l(payload.slice(space + 1));
+        },
+        () => {
+          // Notifications sent while the connection was down are lost: forget everything.
+          if (subscribed) {
+            revision.bump();
+            for (const l of listeners) l("*");
+          }
+          subscribed = true;
+        },
+      );
+    },
+    ping: async () => void (await client`SELECT 1`),
+    async close() {
+      await subscription?.unlisten().catch(() => {});
+      await client.close({ timeout: 1 });
+    },
+  };
+}
+
+/** The PostgreSQL Drizzle database and tables behind a SpoolDb (for per-dialect functions). */
+export function postgresOf(handle: SpoolDb): { db: BunSQLDatabase; tables: typeof pgTables } {
+  return { db: handle.db as unknown as BunSQLDatabase, tables: handle.tables as unknown as typeof pgTables };
 }

@@ -1,13 +1,15 @@
 /**
- * The video library: rows in the database, files in Storage. Every write goes through here so
- * that caches (the stream catalog) hear about it.
+ * The video library: rows in the database, files in Storage. The only writer of the videos
+ * table, so every change is heard: by this process's caches at once (the "changed" and
+ * "invalidated" events) and, on PostgreSQL, by every other process through the database's
+ * announcements (SpoolDb.announce / listen).
  */
 import { EventEmitter } from "node:events";
 import { rm } from "node:fs/promises";
-import { and, desc, eq, lt, notInArray, or, sql } from "drizzle-orm";
-import type { Db } from "../db/client.ts";
-import { boundInteger, boundLimit, boundText } from "../db/params.ts";
-import { videos, type Playback, type VideoRow, type VideoStatus } from "../db/schema.ts";
+import { and, desc, eq, inArray, lt, notInArray, or, sql } from "drizzle-orm";
+import type { SpoolDb } from "../db/client.ts";
+import { boundLimit, boundText, boundTime, timeValue } from "../db/params.ts";
+import type { HlsStatus, Playback, VideoRow, VideoStatus } from "../db/schema.ts";
 import { HttpError, notFound } from "../http/errors.ts";
 import { DEFAULT_CONTENT_TYPE } from "../http/content-type.ts";
 import { newVideoId } from "./ids.ts";
@@ -76,35 +78,52 @@ function checkedTitle(title: string): string {
 
 export class VideoLibrary {
   /**
-   * "changed" (a video id): this process wrote the video. "invalidated" (a video id): cached
-   * views of it are stale, after a write here, an HLS state change, or a write by a sibling
-   * `WORKERS` process (relayed by src/cluster.ts). Caches listen to "invalidated"; work that
-   * must happen once per write (queueing its HLS build) listens to "changed".
+   * "changed" (a video id): this process wrote the video. "invalidated" (a video id, or "*" for
+   * all): cached views are stale, after a write here, or a write by another process (a sibling
+   * `WORKERS` process, relayed by src/cluster.ts; any process on a PostgreSQL database,
+   * announced by it). Caches listen to "invalidated"; work that must happen once per write
+   * (queueing its HLS build) listens to "changed".
    */
   readonly events = new EventEmitter();
+  readonly db: SpoolDb["db"];
+  private readonly t: SpoolDb["tables"];
   private readonly removeHooks: ((id: string) => Promise<void>)[] = [];
-  private ingester: ((sourcePath: string, meta: IngestMeta, options?: IngestOptions) => Promise<VideoRow>) | undefined;
 
   constructor(
-    readonly db: Db,
+    readonly handle: SpoolDb,
     readonly storage: Storage,
     /** Playback policy of videos whose upload names none (DEFAULT_PLAYBACK). */
     readonly defaultPlayback: Playback = "public",
   ) {
     // Every open event stream (GET /api/videos/:id/events) listens here: many is normal, not a leak.
     this.events.setMaxListeners(0);
+    this.db = handle.db;
+    this.t = handle.tables;
     this.events.on("changed", (id: string) => this.events.emit("invalidated", id));
+  }
+
+  /** Starts hearing other processes' writes (PostgreSQL; a no-op on SQLite). */
+  async listen(): Promise<void> {
+    await this.handle.listen((id) => this.events.emit("invalidated", id));
+  }
+
+  /** After every write: this process hears at once, the others through the database. */
+  private changed(id: string): void {
+    this.events.emit("changed", id);
+    // A lost announcement is covered by the listeners' reconnect, which drops every cache.
+    this.handle.announce(id).catch(() => {});
   }
 
   private byId?: ReturnType<VideoLibrary["prepareById"]>;
   private readonly listStatements: ReturnType<VideoLibrary["prepareList"]>[] = [];
 
   private prepareById() {
-    return this.db.select().from(videos).where(eq(videos.id, sql.placeholder("id"))).prepare();
+    return this.db.select().from(this.t.videos).where(eq(this.t.videos.id, sql.placeholder("id"))).prepare();
   }
 
   async get(id: string): Promise<VideoRow | undefined> {
-    return (this.byId ??= this.prepareById()).get({ id });
+    const [row] = await (this.byId ??= this.prepareById()).execute({ id });
+    return row;
   }
 
   async require(id: string): Promise<VideoRow> {
@@ -115,9 +134,9 @@ export class VideoLibrary {
 
   async list(query: ListQuery): Promise<{ items: VideoRow[]; nextCursor: string | null }> {
     const cursor = query.cursor ? decodeCursor(query.cursor) : undefined;
-    const rows = this.listStatement(!!query.status, !!cursor).all({
+    const rows = await this.listStatement(!!query.status, !!cursor).execute({
       status: query.status,
-      cursorAt: cursor?.createdAt.getTime(),
+      cursorAt: cursor ? timeValue(this.handle.dialect, cursor.createdAt) : undefined,
       cursorId: cursor?.id,
       limit: query.limit + 1,
     });
@@ -136,18 +155,15 @@ export class VideoLibrary {
   }
 
   private prepareList(byStatus: boolean, afterCursor: boolean) {
+    const { videos } = this.t;
+    const at = boundTime(this.handle.dialect, "cursorAt");
     return this.db
       .select()
       .from(videos)
       .where(
         and(
           byStatus ? eq(videos.status, boundText("status")) : undefined,
-          afterCursor
-            ? or(
-                lt(videos.createdAt, boundInteger("cursorAt")),
-                and(eq(videos.createdAt, boundInteger("cursorAt")), lt(videos.id, boundText("cursorId"))),
-              )
-            : undefined,
+          afterCursor ? or(lt(videos.createdAt, at), and(eq(videos.createdAt, at), lt(videos.id, boundText("cursorId")))) : undefined,
         ),
       )
       .orderBy(desc(videos.createdAt), desc(videos.id))
@@ -157,10 +173,10 @@ export class VideoLibrary {
   }
 
   /**
-   * Registers a new video in state `uploading`, before any byte arrives. Nothing about the
-   * client's file name or type is trusted: the container is decided by ffprobe later.
+   * Registers a new video before any byte arrives: `uploading`, or `importing` for a URL import.
+   * Nothing about the client's file name or type is trusted: ffprobe decides the container later.
    */
-  async begin(meta: IngestMeta): Promise<VideoRow> {
+  async begin(meta: IngestMeta, status: "uploading" | "importing" = "uploading"): Promise<VideoRow> {
     const now = new Date();
     const row = {
       id: meta.id ?? newVideoId(),
@@ -169,48 +185,86 @@ export class VideoLibrary {
       originalFilename: meta.originalFilename,
       storagePath: "",
       contentType: DEFAULT_CONTENT_TYPE,
-      status: "uploading" as const,
+      status,
       playback: meta.playback ?? this.defaultPlayback,
       createdAt: now,
       updatedAt: now,
     };
-    await this.db.insert(videos).values(row).run();
-    this.events.emit("changed", row.id);
+    await this.db.insert(this.t.videos).values(row);
+    this.changed(row.id);
     return (await this.get(row.id))!;
   }
 
-  /** Records what ffprobe found and moves the video to `processing`. */
-  async markProcessing(id: string, media: MediaFields, owner: string | null = null): Promise<VideoRow | undefined> {
+  /** Records what ffprobe found (and the received bytes' hash) and moves the video to `processing`. */
+  async markProcessing(id: string, media: MediaFields, source?: { sha256?: string; size?: number }): Promise<VideoRow | undefined> {
+    const { videos } = this.t;
     await this.db
       .update(videos)
-      .set({ ...media, status: "processing", processingOwner: owner, error: null, updatedAt: new Date() })
-      .where(eq(videos.id, id))
-      .run();
-    this.events.emit("changed", id);
+      .set({ ...media, status: "processing", sourceSha256: source?.sha256 ?? null, sourceSize: source?.size ?? null, error: null, updatedAt: new Date() })
+      .where(eq(videos.id, id));
+    this.changed(id);
     return this.get(id);
   }
 
   /** The stored file is in place: the video becomes streamable. */
-  async markReady(id: string, stored: { storagePath: string; size: number; sha256: string }): Promise<VideoRow | undefined> {
+  async markReady(id: string, stored: { storagePath: string; size: number; sha256: string }, source?: { sha256: string; size: number }): Promise<VideoRow | undefined> {
+    const { videos } = this.t;
+    const received = source ? { sourceSha256: source.sha256, sourceSize: source.size } : {};
     await this.db
       .update(videos)
-      .set({ ...stored, status: "ready", error: null, updatedAt: new Date() })
-      .where(and(eq(videos.id, id), eq(videos.status, "processing")))
-      .run();
-    this.events.emit("changed", id);
+      .set({ ...stored, ...received, status: "ready", error: null, updatedAt: new Date() })
+      .where(and(eq(videos.id, id), eq(videos.status, "processing")));
+    this.changed(id);
     return this.get(id);
   }
 
   /** Processing failed: the row stays, with a readable reason; its files are removed. */
   async markFailed(id: string, message: string): Promise<VideoRow | undefined> {
+    const { videos } = this.t;
     await this.db
       .update(videos)
       .set({ status: "failed", error: message, storagePath: "", size: 0, sha256: null, updatedAt: new Date() })
-      .where(eq(videos.id, id))
-      .run();
+      .where(eq(videos.id, id));
     await this.storage.removeVideo(id);
-    this.events.emit("changed", id);
+    this.changed(id);
     return this.get(id);
+  }
+
+  /**
+   * Sets a video's HLS state. With `from`, only when the current state is one of those
+   * (and the video is ready): a compare-and-set, true when it happened.
+   */
+  async setHls(id: string, state: { status: HlsStatus; progress?: number; error?: string | null }, from?: readonly HlsStatus[]): Promise<boolean> {
+    const { videos } = this.t;
+    const rows = await this.db
+      .update(videos)
+      .set({ hlsStatus: state.status, hlsProgress: Math.max(0, Math.min(100, Math.round(state.progress ?? 0))), ...(state.error !== undefined ? { hlsError: state.error } : {}) })
+      .where(and(eq(videos.id, id), from ? and(eq(videos.status, "ready"), inArray(videos.hlsStatus, [...from])) : undefined))
+      .returning({ id: videos.id });
+    if (rows.length) this.changed(id);
+    return rows.length > 0;
+  }
+
+  /** HLS progress (0-100) while a build runs: written only while the state is still `processing`. */
+  async setHlsProgress(id: string, percent: number): Promise<void> {
+    const { videos } = this.t;
+    const rows = await this.db
+      .update(videos)
+      .set({ hlsProgress: Math.max(0, Math.min(100, Math.round(percent))) })
+      .where(and(eq(videos.id, id), eq(videos.hlsStatus, "processing")))
+      .returning({ id: videos.id });
+    if (rows.length) this.changed(id);
+  }
+
+  /** Ready videos in an HLS state, oldest first (for the worker's sweep). */
+  async readyWithHls(statuses: readonly HlsStatus[], limit = 100): Promise<VideoRow[]> {
+    const { videos } = this.t;
+    return this.db
+      .select()
+      .from(videos)
+      .where(and(eq(videos.status, "ready"), inArray(videos.hlsStatus, [...statuses])))
+      .orderBy(videos.createdAt)
+      .limit(limit);
   }
 
   /** Forgets a video that never completed: its row, its files and its temporary file. */
@@ -219,46 +273,14 @@ export class VideoLibrary {
     await this.remove(id);
   }
 
-  /** Installed by the ingest pipeline, which owns the way from bytes to a ready video. */
-  setIngester(ingester: (sourcePath: string, meta: IngestMeta, options?: IngestOptions) => Promise<VideoRow>): void {
-    this.ingester = ingester;
-  }
-
-  /**
-   * Adds a local file (the `ingest` CLI, the demo seed, tests) through the ingest pipeline,
-   * copied, never moved. Resolves with the row once processing has finished: `ready`, or
-   * `failed` with its error. Rejects with 415 for non-media, 422 for media over the ingest
-   * limits and 503 without ffmpeg.
-   */
-  async ingestPath(sourcePath: string, meta: IngestMeta, options: IngestOptions = {}): Promise<VideoRow> {
-    if (!this.ingester) throw new Error("no ingest pipeline is installed");
-    return this.ingester(sourcePath, meta, options);
-  }
-
-  /** Ids of videos in a state, oldest first. */
-  /** Videos being processed, with the process that runs (or ran) each job. */
-  async processingOwners(): Promise<{ id: string; owner: string | null }[]> {
-    return this.db
-      .select({ id: videos.id, owner: videos.processingOwner })
-      .from(videos)
-      .where(eq(videos.status, "processing"))
-      .orderBy(videos.createdAt)
-      .all();
-  }
-
-  /** Takes over a video's processing job; false when it is no longer processing. */
-  async claimProcessing(id: string, owner: string): Promise<boolean> {
+  /** Ids of videos in a state, oldest first, optionally only those unchanged since `before`. */
+  async idsWithStatus(status: VideoStatus, before?: Date): Promise<string[]> {
+    const { videos } = this.t;
     const rows = await this.db
-      .update(videos)
-      .set({ processingOwner: owner })
-      .where(and(eq(videos.id, id), eq(videos.status, "processing")))
-      .returning({ id: videos.id })
-      .all();
-    return rows.length > 0;
-  }
-
-  async idsWithStatus(status: VideoStatus): Promise<string[]> {
-    const rows = await this.db.select({ id: videos.id }).from(videos).where(eq(videos.status, status)).orderBy(videos.createdAt).all();
+      .select({ id: videos.id })
+      .from(videos)
+      .where(and(eq(videos.status, status), before ? lt(videos.updatedAt, before) : undefined))
+      .orderBy(videos.createdAt);
     return rows.map((r) => r.id);
   }
 
@@ -268,14 +290,14 @@ export class VideoLibrary {
 
   /** Changes a video's title and/or playback policy (caches hear of it at once). */
   async update(id: string, changes: VideoChanges): Promise<VideoRow> {
+    const { videos } = this.t;
     if (changes.title !== undefined) checkedTitle(changes.title);
     await this.require(id);
     await this.db
       .update(videos)
       .set({ ...(changes.title !== undefined ? { title: changes.title } : {}), ...(changes.playback ? { playback: changes.playback } : {}), updatedAt: new Date() })
-      .where(eq(videos.id, id))
-      .run();
-    this.events.emit("changed", id);
+      .where(eq(videos.id, id));
+    this.changed(id);
     return (await this.get(id))!;
   }
 
@@ -285,10 +307,11 @@ export class VideoLibrary {
   }
 
   async remove(id: string): Promise<boolean> {
+    const { videos } = this.t;
     for (const hook of this.removeHooks) await hook(id);
-    const result = await this.db.delete(videos).where(eq(videos.id, id)).returning({ id: videos.id }).all();
+    const result = await this.db.delete(videos).where(eq(videos.id, id)).returning({ id: videos.id });
     await this.storage.removeVideo(id);
-    this.events.emit("changed", id);
+    this.changed(id);
     return result.length > 0;
   }
 
@@ -297,14 +320,14 @@ export class VideoLibrary {
    * `resumable` names uploads that can still be resumed (tus) and must be left alone.
    */
   async failInterrupted(resumable: Iterable<string> = []): Promise<number> {
+    const { videos } = this.t;
     const keep = [...resumable];
     const rows = await this.db
       .update(videos)
       .set({ status: "failed", error: "The upload was interrupted by a server restart", updatedAt: new Date() })
       .where(and(eq(videos.status, "uploading"), keep.length ? notInArray(videos.id, keep) : undefined))
-      .returning({ id: videos.id })
-      .all();
-    for (const row of rows) this.events.emit("changed", row.id);
+      .returning({ id: videos.id });
+    for (const row of rows) this.changed(row.id);
     return rows.length;
   }
 
@@ -316,6 +339,7 @@ export class VideoLibrary {
    */
   async removeStale(options: { failedBefore: Date; abandonedBefore: Date; keep?: Iterable<string> }): Promise<string[]> {
     const keep = new Set(options.keep ?? []);
+    const { videos } = this.t;
     const stale = await this.db
       .select({ id: videos.id })
       .from(videos)
@@ -325,8 +349,7 @@ export class VideoLibrary {
           and(eq(videos.status, "uploading"), lt(videos.updatedAt, options.abandonedBefore)),
         ),
       )
-      .orderBy(videos.updatedAt)
-      .all();
+      .orderBy(videos.updatedAt);
     const removed: string[] = [];
     for (const { id } of stale) {
       // Looked at again just before: it may have changed since the query (retitled, resumed).

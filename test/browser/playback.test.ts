@@ -38,7 +38,7 @@ describe("direct MP4 (the original file, byte ranges)", () => {
 
   beforeAll(async () => {
     // No worker: the ladder stays queued and the player must use the original file.
-    spool = await startTestSpool({ seedDemo: false, transcode: { inServer: false } });
+    spool = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"] });
     // 60 s at 2 Mb/s: ~15 MB, more than Chromium buffers ahead, so seeks need new ranges.
     const source = await makeSource({ seconds: 60, bitrate: 2_000_000 });
     const uploaded = await upload(spool.url, source, "direct.mp4");

@@ -5,6 +5,27 @@ import { join } from "node:path";
 import type { Config } from "../../src/config.ts";
 import { configureLogging, type LogLevel } from "../../src/lib/log.ts";
 import { startSpool, type RunningSpool } from "../../src/server.ts";
+import { startPostgres, type TestPostgres } from "./postgres.ts";
+
+/**
+ * `SPOOL_TEST_DATABASE=postgres` runs every test server on PostgreSQL (scripts/test-all.sh runs
+ * the integration suite once per dialect): a database of its own per DATA_DIR, so a server
+ * restarted on the same DATA_DIR finds its library again.
+ */
+export const TEST_DIALECT = process.env.SPOOL_TEST_DATABASE === "postgres" ? "postgres" : "sqlite";
+let postgres: Promise<TestPostgres> | undefined;
+const databases = new Map<string, Promise<string>>();
+
+async function databaseFor(dataDir: string): Promise<string> {
+  if (TEST_DIALECT === "sqlite") return `file:${join(dataDir, "spool.db")}`;
+  let url = databases.get(dataDir);
+  if (!url) {
+    postgres ??= startPostgres();
+    url = postgres.then((pg) => pg.createDatabase());
+    databases.set(dataDir, url);
+  }
+  return url;
+}
 
 /** The API key and signing secret every test server uses (tests that need others pass their own). */
 export const TEST_API_KEY = "spool_test_key_0123456789abcdefghijklmnopqrstuv";
@@ -28,7 +49,7 @@ export async function startTestSpool(overrides: Partial<Config> = {}): Promise<T
     host: "127.0.0.1",
     dataDir,
     staticDir,
-    databaseUrl: `file:${join(dataDir, "spool.db")}`,
+    databaseUrl: await databaseFor(dataDir),
     maxUploadBytes: 64 * 1024 * 1024,
     seedDemo: true,
     cacheTtlMs: 1000,

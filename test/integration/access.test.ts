@@ -576,7 +576,7 @@ describe("uploads", () => {
 
 describe("the key and secret files", () => {
   test("unset, they are generated once into DATA_DIR with mode 0600; the notice says where, never the key", async () => {
-    const fresh = await startTestSpool({ apiKey: undefined, signingSecret: undefined, seedDemo: false, transcode: { inServer: false } });
+    const fresh = await startTestSpool({ apiKey: undefined, signingSecret: undefined, seedDemo: false, jobKinds: ["ingest"] });
     try {
       const keyFile = join(fresh.dataDir, "api-key");
       const key = (await Bun.file(keyFile).text()).trim();
@@ -596,7 +596,7 @@ describe("the key and secret files", () => {
 
 describe("tus CORS follows CORS_ORIGINS", () => {
   test("a listed origin gets its CORS headers; another gets none", async () => {
-    const listed = await startTestSpool({ corsOrigins: ["https://app.example"], seedDemo: false, transcode: { inServer: false } });
+    const listed = await startTestSpool({ corsOrigins: ["https://app.example"], seedDemo: false, jobKinds: ["ingest"] });
     try {
       const preflight = (origin: string) =>
         fetch(`${listed.url}/api/uploads`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, tus-resumable, upload-length" } });

@@ -144,8 +144,8 @@ describe("the ladder", () => {
     expect(readdirSync(join(dir, "hls")).sort()).toEqual(["240p", "360p", "master.m3u8", "storyboard.vtt", "storyboard_1.jpg"]);
   });
 
-  test("the job row is done after one attempt", () => {
-    const jobs = spool.ctx.hls.queue.forVideo(video.id);
+  test("the job row is done after one attempt", async () => {
+    const jobs = await spool.ctx.jobs.forVideo(video.id, "transcode");
     expect(jobs.map((j) => [j.state, j.attempts, j.error])).toEqual([["done", 1, null]]);
   });
 });
@@ -298,6 +298,6 @@ test("deleting a video removes its ladder and stops serving it", async () => {
   const gone = await fetch(`${spool.url}${ready.hls.masterUrl}`);
   expect(gone.status).toBe(404);
   expect(existsSync(join(spool.dataDir, "videos", uploaded.id))).toBe(false);
-  expect(spool.ctx.hls.queue.forVideo(uploaded.id)).toEqual([]);
+  expect(await spool.ctx.jobs.forVideo(uploaded.id)).toEqual([]);
   // A whole upload and transcode: seconds on an idle machine, more on a busy one.
 }, 60_000);

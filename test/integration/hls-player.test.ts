@@ -4,7 +4,7 @@ import { AUTH, TEST_API_KEY, startTestSpool, type TestSpool } from "../helpers/s
 
 let spool: TestSpool;
 beforeAll(async () => {
-  spool = await startTestSpool({ transcode: { inServer: false } });
+  spool = await startTestSpool({ jobKinds: ["ingest"] });
 });
 afterAll(() => spool?.stop());
 
@@ -64,7 +64,7 @@ test("assets come through the file engine: hls.js from its package, Spool's own 
 });
 
 test("CORS_ORIGINS as a list: listed origins are echoed, others get no CORS headers", async () => {
-  const listed = await startTestSpool({ transcode: { inServer: false }, corsOrigins: ["https://player.example"] });
+  const listed = await startTestSpool({ jobKinds: ["ingest"], corsOrigins: ["https://player.example"] });
   try {
     const url = `${listed.url}/api/stream/demo`;
     const ok = await fetch(url, { headers: { origin: "https://player.example", range: "bytes=0-0" } });
@@ -80,7 +80,7 @@ test("CORS_ORIGINS as a list: listed origins are echoed, others get no CORS head
   } finally {
     await listed.stop();
   }
-  const off = await startTestSpool({ transcode: { inServer: false }, corsOrigins: [] });
+  const off = await startTestSpool({ jobKinds: ["ingest"], corsOrigins: [] });
   try {
     const r = await fetch(`${off.url}/api/stream/demo`, { headers: { origin: "https://player.example", range: "bytes=0-0" } });
     await r.arrayBuffer();

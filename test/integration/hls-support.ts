@@ -63,6 +63,8 @@ export function makeSource(options: SourceOptions): Promise<string> {
 
 export interface VideoJson {
   id: string;
+  title: string;
+  sha256: string | null;
   status: string;
   error: string | null;
   duration: number | null;

@@ -2,15 +2,15 @@
  * The transcode worker under real conditions: a separate `bun run worker` process, SIGKILL in
  * the middle of a transcode and recovery, a graceful restart, retries with backoff up to
  * failure, cancellation by deleting the video (ffmpeg killed), and TRANSCODE_CONCURRENCY.
- * Real ffmpeg, real processes, real SQLite, no mocks.
+ * Real ffmpeg, real processes, a real database (SQLite, or PostgreSQL with
+ * SPOOL_TEST_DATABASE=postgres), no mocks.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { eq } from "drizzle-orm";
-import { transcodeJobs } from "../../src/db/schema.ts";
+import { startWorker as startInProcess, stopWorker } from "../../src/app.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { getVideo, hlsSettled, makeSource, processesMentioning, readEvents, upload, waitForVideo, type VideoJson } from "./hls-support.ts";
 
@@ -22,6 +22,18 @@ const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
+
+/** A server that processes uploads but builds no ladders: a worker elsewhere will. */
+const NO_TRANSCODES = { jobKinds: ["ingest"] as const };
+
+/** Lets the server's own worker build ladders too, from now on. */
+async function transcodeInServer(spool: TestSpool): Promise<void> {
+  await stopWorker(spool.ctx);
+  spool.ctx.config.jobKinds = undefined;
+  await startInProcess(spool.ctx);
+}
+
+const transcodeJob = async (spool: TestSpool, id: string) => (await spool.ctx.jobs.forVideo(id, "transcode"))[0];
 
 async function spoolWithout(overrides: Parameters<typeof startTestSpool>[0] = {}): Promise<TestSpool> {
   const spool = await startTestSpool({ seedDemo: false, ...overrides });
@@ -73,7 +85,7 @@ async function waitUntil(what: string, check: () => boolean | Promise<boolean>, 
 
 describe("a separate worker process", () => {
   test("builds the ladder for a server that runs no worker; its progress reaches the server's SSE", async () => {
-    const spool = await spoolWithout({ transcode: { inServer: false } });
+    const spool = await spoolWithout(NO_TRANSCODES);
     const source = await makeSource({ seconds: 8 });
     const video = await upload(spool.url, source);
     const queued = await waitForVideo(spool.url, video.id, (v) => v.status === "ready" && v.hls.status === "queued");
@@ -95,7 +107,7 @@ describe("a separate worker process", () => {
   }, 60_000);
 
   test("SIGKILL mid-transcode: ffmpeg dies with it, the next worker picks the job up and finishes", async () => {
-    const spool = await spoolWithout({ transcode: { inServer: false } });
+    const spool = await spoolWithout(NO_TRANSCODES);
     const source = await makeSource(LONG);
     const video = await upload(spool.url, source);
     await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
@@ -108,7 +120,7 @@ describe("a separate worker process", () => {
     await first.proc.exited;
     // PR_SET_PDEATHSIG: the kernel kills ffmpeg when its worker dies.
     await waitUntil("ffmpeg to die with its worker", async () => (await processesMentioning(video.id)).length === 0, 5000);
-    const orphaned = spool.ctx.db.select().from(transcodeJobs).where(eq(transcodeJobs.videoId, video.id)).get()!;
+    const orphaned = await transcodeJob(spool, video.id);
     expect(orphaned).toMatchObject({ state: "running", attempts: 1 });
     expect(readdirSync(join(spool.dataDir, "videos", video.id)).some((n) => n.startsWith(".hls-tmp-"))).toBe(true);
 
@@ -116,34 +128,36 @@ describe("a separate worker process", () => {
     const second = startWorker(spool);
     const done = await waitForVideo(spool.url, video.id, hlsSettled, 60_000);
     expect(done.hls).toMatchObject({ status: "ready", progress: 100, error: null });
-    expect(second.output()).toContain("interrupted by a crash were requeued");
-    const job = spool.ctx.db.select().from(transcodeJobs).where(eq(transcodeJobs.videoId, video.id)).get()!;
+    expect(second.output()).toContain("job(s) of a worker that died were requeued");
+    const job = await transcodeJob(spool, video.id);
     expect(job).toMatchObject({ state: "done", attempts: 2 });
     // The dead attempt's temporary directory is gone.
     expect(readdirSync(join(spool.dataDir, "videos", video.id)).filter((n) => n.startsWith(".hls-tmp-"))).toEqual([]);
   }, 90_000);
 
   test("a worker on another machine that stops heartbeating is taken over after TRANSCODE_STALE_MS", async () => {
-    const spool = await spoolWithout({ transcode: { inServer: false } });
+    const spool = await spoolWithout(NO_TRANSCODES);
     const source = await makeSource({ seconds: 4 });
     const video = await upload(spool.url, source);
     await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
     // A claim by a worker whose host is not this one: only its heartbeat can tell it is gone.
-    const job = spool.ctx.hls.queue.claim("gone.example:4242:dead", { staleMs: 60_000, maxAttempts: 3 })!;
+    const job = (await spool.ctx.jobs.claim("gone.example:4242:dead", ["transcode"], { staleMs: 60_000, maxAttempts: 3 })).job!;
     expect(job.videoId).toBe(video.id);
+    // What that worker's claim recorded before it vanished.
+    await spool.ctx.library.setHls(video.id, { status: "processing" });
     const worker = startWorker(spool, { TRANSCODE_STALE_MS: "1500" });
     await Bun.sleep(500);
     expect((await getVideo(spool.url, video.id)).hls.status).toBe("processing");
     const done = await waitForVideo(spool.url, video.id, hlsSettled, 45_000);
     expect(done.hls.status).toBe("ready");
-    expect(spool.ctx.hls.queue.get(job.id)).toMatchObject({ state: "done", attempts: 2 });
+    expect(await spool.ctx.jobs.get(job.id)).toMatchObject({ state: "done", attempts: 2 });
     expect(worker.output()).toContain("HLS ladder ready");
   }, 60_000);
 });
 
 describe("retrying a failed ladder", () => {
   test("POST /api/videos/:id/hls/retry queues a fresh build of a failed ladder, and only of a failed one", async () => {
-    const spool = await spoolWithout({ transcode: { inServer: false } });
+    const spool = await spoolWithout(NO_TRANSCODES);
     const video = await upload(spool.url, await makeSource({ seconds: 2 }));
     await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
     const retry = (id = video.id) => fetch(`${spool.url}/api/videos/${id}/hls/retry`, { method: "POST", headers: AUTH });
@@ -157,21 +171,23 @@ describe("retrying a failed ladder", () => {
     expect((await retry("no!such*id")).status).toBe(400);
 
     // The build fails for good, as after its last attempt (a worker elsewhere ran out of disk).
-    const queue = spool.ctx.hls.queue;
-    const job = queue.claim("builder.example:7:w", { staleMs: 60_000, maxAttempts: 1 })!;
-    expect(queue.fail(job, "builder.example:7:w", "No space left on device", { maxAttempts: 1, baseMs: 1000, maxMs: 1000 })).toEqual({ retrying: false });
+    const queue = spool.ctx.jobs;
+    const job = (await queue.claim("builder.example:7:w", ["transcode"], { staleMs: 60_000, maxAttempts: 1 })).job!;
+    expect(await queue.fail(job, "builder.example:7:w", "No space left on device", { maxAttempts: 1, baseMs: 1000, maxMs: 1000 })).toEqual({ retrying: false, attempts: 1 });
+    // ...and, as that worker's handler does, the video says so.
+    await spool.ctx.library.setHls(video.id, { status: "failed", error: "No space left on device" });
     expect((await getVideo(spool.url, video.id)).hls).toMatchObject({ status: "failed", error: "No space left on device" });
 
     const accepted = await retry();
     expect(accepted.status).toBe(202);
     expect(((await accepted.json()) as VideoJson).hls).toMatchObject({ status: "queued", progress: 0, error: null, masterUrl: null });
-    expect(queue.forVideo(video.id)).toMatchObject([
+    expect(await queue.forVideo(video.id, "transcode")).toMatchObject([
       { state: "failed", error: "No space left on device" },
       { state: "queued", attempts: 0 },
     ]);
     await conflict("queued");
 
-    spool.ctx.hls.startWorker(spool.ctx.media);
+    await transcodeInServer(spool);
     const done = await waitForVideo(spool.url, video.id, hlsSettled, 45_000);
     expect(done.hls).toMatchObject({ status: "ready", progress: 100, error: null });
     expect((await fetch(`${spool.url}/api/hls/${video.id}/master.m3u8`)).status).toBe(200);
@@ -190,17 +206,17 @@ describe("the in-server worker", () => {
     await first.stop();
     expect(await processesMentioning(video.id)).toEqual([]);
 
-    const second = await spoolWithout({ dataDir, transcode: { inServer: false } });
+    const second = await spoolWithout({ dataDir, ...NO_TRANSCODES });
     const paused = await getVideo(second.url, video.id);
     expect(paused.hls).toMatchObject({ status: "queued", progress: 0 });
-    expect(second.ctx.hls.queue.forVideo(video.id)).toMatchObject([{ state: "queued", attempts: 0 }]);
+    expect(await second.ctx.jobs.forVideo(video.id, "transcode")).toMatchObject([{ state: "queued", attempts: 0 }]);
     await second.stop();
     cleanups.pop();
 
     const third = await spoolWithout({ dataDir });
     const done = await waitForVideo(third.url, video.id, hlsSettled, 60_000);
     expect(done.hls.status).toBe("ready");
-    expect(third.ctx.hls.queue.forVideo(video.id)).toMatchObject([{ state: "done", attempts: 1 }]);
+    expect(await third.ctx.jobs.forVideo(video.id, "transcode")).toMatchObject([{ state: "done", attempts: 1 }]);
   }, 120_000);
 
   test("failures retry with backoff, then the video's HLS state is failed with ffmpeg's error", async () => {
@@ -211,7 +227,7 @@ describe("the in-server worker", () => {
     expect(retrying.hls.error).toMatch(/^Attempt 1 of 2 failed \(ffmpeg took longer than 0\.3 s \(TRANSCODE_TIMEOUT_MS\) and was stopped\); retrying in \d s$/);
     const failed = await waitForVideo(spool.url, video.id, hlsSettled, 30_000);
     expect(failed.hls).toMatchObject({ status: "failed", progress: 0, error: "ffmpeg took longer than 0.3 s (TRANSCODE_TIMEOUT_MS) and was stopped", masterUrl: null });
-    const [job] = spool.ctx.hls.queue.forVideo(video.id);
+    const job = await transcodeJob(spool, video.id);
     expect(job).toMatchObject({ state: "failed", attempts: 2, error: "ffmpeg took longer than 0.3 s (TRANSCODE_TIMEOUT_MS) and was stopped" });
     // The original still streams; nothing half-built was published.
     expect(failed.status).toBe("ready");
@@ -220,14 +236,14 @@ describe("the in-server worker", () => {
   }, 60_000);
 
   test("a source that became unreadable fails with the tool's message", async () => {
-    const spool = await spoolWithout({ transcode: { inServer: false, maxAttempts: 1 } });
+    const spool = await spoolWithout({ ...NO_TRANSCODES, transcode: { maxAttempts: 1 } });
     const source = await makeSource({ seconds: 2 });
     const video = await upload(spool.url, source);
     const ready = await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
     // The stored file is damaged after ingest (disk corruption, an operator's mistake).
     const stored = join(spool.dataDir, "videos", video.id, readdirSync(join(spool.dataDir, "videos", video.id)).find((n) => n.startsWith("source"))!);
     await writeFile(stored, Buffer.alloc(4096, 7));
-    spool.ctx.hls.startWorker(spool.ctx.media);
+    await transcodeInServer(spool);
     const failed = await waitForVideo(spool.url, ready.id, hlsSettled, 30_000);
     expect(failed.hls.status).toBe("failed");
     // ffprobe's verdict, as the ingest module words it.
@@ -248,8 +264,8 @@ describe("the in-server worker", () => {
     expect((await events).events.at(-1)).toMatchObject({ event: "deleted", data: JSON.stringify({ id: video.id }) });
     await Bun.sleep(300);
     expect(existsSync(join(spool.dataDir, "videos", video.id))).toBe(false);
-    expect(spool.ctx.hls.queue.forVideo(video.id)).toEqual([]);
-    expect(spool.ctx.hls.runningWorker!.busy).toBe(0);
+    expect(await spool.ctx.jobs.forVideo(video.id)).toEqual([]);
+    expect(spool.ctx.worker!.busy).toBe(0);
   }, 60_000);
 
   test("TRANSCODE_CONCURRENCY bounds the ffmpeg processes", async () => {
@@ -259,7 +275,7 @@ describe("the in-server worker", () => {
     let maxRunning = 0;
     let maxFfmpeg = 0;
     const sampler = setInterval(async () => {
-      const running = spool.ctx.db.select().from(transcodeJobs).where(eq(transcodeJobs.state, "running")).all().length;
+      const running = (await spool.ctx.jobs.activeCounts()).find((c) => c.kind === "transcode" && c.state === "running")?.n ?? 0;
       maxRunning = Math.max(maxRunning, running);
       maxFfmpeg = Math.max(maxFfmpeg, (await processesMentioning(spool.dataDir)).length);
     }, 50);

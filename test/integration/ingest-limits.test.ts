@@ -15,14 +15,14 @@ import { makeAudio, makeVideo } from "../helpers/media.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
-const NO_HLS = { inServer: false };
+const NO_HLS = ["ingest"] as const;
 /** Small limits, so that small test media exceed them. */
 const LIMITS = { maxDurationS: 2, maxPixels: 320 * 240, maxFps: 30 };
 
 let spool: TestSpool;
 let scratch: string;
 beforeAll(async () => {
-  spool = await startTestSpool({ seedDemo: false, transcode: NO_HLS, ...LIMITS });
+  spool = await startTestSpool({ seedDemo: false, jobKinds: NO_HLS, ...LIMITS });
   scratch = await mkdtemp(join(tmpdir(), "spool-limits-"));
 });
 afterAll(async () => {
@@ -185,7 +185,7 @@ describe("bun run ingest", () => {
 });
 
 test("the demo clip Spool seeds itself is exempt (its 8 s are over MAX_DURATION_S=2 here)", async () => {
-  const seeded = await startTestSpool({ seedDemo: true, transcode: NO_HLS, ...LIMITS });
+  const seeded = await startTestSpool({ seedDemo: true, jobKinds: NO_HLS, ...LIMITS });
   try {
     const demo = (await (await fetch(`${seeded.url}/api/videos/demo`)).json()) as VideoJson;
     expect(demo).toMatchObject({ status: "ready", duration: 8, width: 640, height: 360 });

@@ -1,6 +1,9 @@
 /**
- * WORKERS > 1: a serving process that dies mid-processing leaves its videos `processing`. The
- * primary takes over the jobs of owners that are certainly dead, and leaves live owners alone.
+ * Processing is a durable job: a worker that dies mid-job (a crashed WORKERS process, a killed
+ * `bun run worker`) leaves it `running`; a worker on the same host takes over the jobs of
+ * processes that are certainly dead at its next sweep, and leaves live ones alone. A crash
+ * between accepting an upload and queueing its job leaves a `processing` video without a job:
+ * the sweep queues it.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { copyFile, mkdir } from "node:fs/promises";
@@ -13,41 +16,52 @@ const FIXTURE = resolve(import.meta.dir, "../../fixtures/demo.mp4");
 let spool: TestSpool;
 
 beforeAll(async () => {
-  spool = await startTestSpool({ seedDemo: false });
+  spool = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"] });
 });
 afterAll(() => spool?.stop());
 
-/** A video as a crashed (or busy) worker with this pid would have left it: staged, `processing`. */
-async function leftProcessingBy(pid: number): Promise<string> {
+/** A video staged and `processing`, as an upload leaves it once accepted, but with no job yet. */
+async function stagedProcessing(title: string): Promise<string> {
   const library = spool.ctx.library;
-  const row = await library.begin({ originalFilename: "orphan.mp4", title: `owned by ${pid}` });
+  const row = await library.begin({ originalFilename: "orphan.mp4", title });
   const staged = library.storage.stagedPath(row.id);
   await mkdir(library.storage.videoDir(row.id), { recursive: true });
   await copyFile(FIXTURE, staged);
   const info = await spool.ctx.media!.probe(staged);
-  await library.markProcessing(row.id, mediaFields(info), `${hostname()}:${pid}:crashed`);
+  await library.markProcessing(row.id, mediaFields(info));
   return row.id;
 }
 
-const statusOf = async (id: string) => ((await (await fetch(`${spool.url}/api/videos/${id}`)).json()) as { status: string }).status;
+/** Its ingest job, as a worker with this pid that then vanished would have left it: running. */
+async function runningFor(id: string, pid: number): Promise<void> {
+  const { db, tables } = spool.ctx.db;
+  const now = new Date();
+  await db.insert(tables.jobs).values({ kind: "ingest", videoId: id, state: "running", attempts: 1, runAfter: now, lockedBy: `${hostname()}:${pid}:crashed`, heartbeatAt: now, createdAt: now, updatedAt: now });
+}
+
+const statusOf = async (id: string) => (await spool.ctx.library.get(id))?.status;
 
 async function waitForStatus(id: string, status: string, ms: number): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await Bun.sleep(100)) if ((await statusOf(id)) === status) return true;
   return false;
 }
 
-test("a dead owner's video is finished by the primary; a live owner's is left alone until it dies", async () => {
+test("a dead worker's job is taken over at the next sweep; a live worker's is left alone until it dies", async () => {
   const gone = Bun.spawn(["true"]);
   await gone.exited;
   const busy = Bun.spawn(["sleep", "30"]);
   try {
-    const orphan = await leftProcessingBy(gone.pid);
-    const owned = await leftProcessingBy(busy.pid);
+    const orphan = await stagedProcessing("dead worker");
+    await runningFor(orphan, gone.pid);
+    const owned = await stagedProcessing("live worker");
+    await runningFor(owned, busy.pid);
     expect(await waitForStatus(orphan, "ready", 15_000)).toBe(true);
     const streamed = await fetch(`${spool.url}/api/stream/${orphan}`, { headers: { range: "bytes=0-3" } });
     expect(streamed.status).toBe(206);
-    // Two sweeps later, the live owner's video is still its own.
-    await Bun.sleep(4500);
+    const [job] = await spool.ctx.jobs.forVideo(orphan, "ingest");
+    expect(job).toMatchObject({ state: "done", attempts: 2, lockedBy: null });
+    // Two sweeps later, the live worker's job is still its own.
+    await Bun.sleep(5500);
     expect(await statusOf(owned)).toBe("processing");
     busy.kill("SIGKILL");
     await busy.exited;
@@ -55,4 +69,17 @@ test("a dead owner's video is finished by the primary; a live owner's is left al
   } finally {
     busy.kill("SIGKILL");
   }
+}, 60_000);
+
+test("a processing video without a job (a crash between accepting and queueing) is queued by the sweep", async () => {
+  const id = await stagedProcessing("never queued");
+  expect(await spool.ctx.jobs.forVideo(id)).toEqual([]);
+  // Seen by two sweeps (5 s apart) before it is queued: a sweep may fall between the two writes.
+  expect(await waitForStatus(id, "ready", 20_000)).toBe(true);
+  const jobs = await spool.ctx.jobs.forVideo(id, "ingest");
+  expect(jobs.map((j) => j.state)).toEqual(["done"]);
+  // The received bytes' hash was computed by the job (nothing streamed them through a hasher).
+  const row = (await spool.ctx.library.get(id))!;
+  expect(row.sourceSha256).toBe(row.sha256);
+  expect(row.sourceSize).toBe(row.size);
 }, 60_000);

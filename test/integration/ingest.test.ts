@@ -10,7 +10,6 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { openDatabase } from "../../src/db/client.ts";
-import { videos } from "../../src/db/schema.ts";
 import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
 import { expectError, filesUnder, listAll, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeAudio, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
@@ -22,13 +21,13 @@ const ROOT = resolve(import.meta.dir, "../..");
 const FIXTURE = resolve(ROOT, "fixtures/demo.mp4");
 const LIMIT = 4 * 1024 * 1024;
 /** The HLS worker would add its own files under videos/<id>/; these tests look at ingest's. */
-const NO_HLS = { inServer: false };
+const NO_HLS = ["ingest"] as const;
 
 let spool: TestSpool;
 let scratch: string;
 beforeAll(async () => {
   // A long cache TTL: the stream route must still see every change at once (library events).
-  spool = await startTestSpool({ seedDemo: false, maxUploadBytes: LIMIT, cacheTtlMs: 60_000, transcode: NO_HLS });
+  spool = await startTestSpool({ seedDemo: false, maxUploadBytes: LIMIT, cacheTtlMs: 60_000, jobKinds: NO_HLS });
   scratch = await mkdtemp(join(tmpdir(), "spool-ingest-"));
 });
 afterAll(async () => {
@@ -501,11 +500,11 @@ describe("bun run ingest", () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("ingest: The file is not in a recognised video or audio format");
 
-    const handle = openDatabase(`file:${join(dataDir, "spool.db")}`);
+    const handle = await openDatabase(`file:${join(dataDir, "spool.db")}`);
     try {
-      expect(handle.db.select({ id: videos.id }).from(videos).all()).toEqual([{ id: video.id }]);
+      expect(await handle.db.select({ id: handle.tables.videos.id }).from(handle.tables.videos)).toEqual([{ id: video.id }]);
     } finally {
-      handle.close();
+      await handle.close();
     }
   });
 
@@ -526,7 +525,7 @@ describe("bun run ingest", () => {
 describe("restarts", () => {
   test("a cut-off multipart upload becomes `failed`; an interrupted processing job resumes", async () => {
     const dataDir = join(scratch, "restart-data");
-    const first = await startTestSpool({ dataDir, seedDemo: false, transcode: NO_HLS });
+    const first = await startTestSpool({ dataDir, seedDemo: false, jobKinds: NO_HLS });
     const library = first.ctx.library;
     const cut = await library.begin({ originalFilename: "cut.mp4" });
     // A video whose processing was interrupted: staged bytes on disk, row `processing`.
@@ -537,7 +536,7 @@ describe("restarts", () => {
     await library.markProcessing(pending.id, mediaFields(await first.ctx.media!.probe(library.storage.stagedPath(pending.id))));
     await first.stop();
 
-    const second = await startTestSpool({ dataDir, seedDemo: false, transcode: NO_HLS });
+    const second = await startTestSpool({ dataDir, seedDemo: false, jobKinds: NO_HLS });
     try {
       const failed = (await (await fetch(`${second.url}/api/videos/${cut.id}`)).json()) as VideoJson;
       expect(failed).toMatchObject({ status: "failed", error: "The upload was interrupted by a server restart" });
@@ -554,7 +553,7 @@ describe("restarts", () => {
 describe("without ffmpeg", () => {
   test("starts, says ingest needs ffmpeg/ffprobe, answers uploads 503, and streams what is ready", async () => {
     const bare = await withCapturedLogs(async (lines) => {
-      const started = await startTestSpool({ ffmpegPath: "/nonexistent/ffmpeg", ffprobePath: "/nonexistent/ffprobe", seedDemo: true, transcode: NO_HLS });
+      const started = await startTestSpool({ ffmpegPath: "/nonexistent/ffmpeg", ffprobePath: "/nonexistent/ffprobe", seedDemo: true, jobKinds: NO_HLS });
       expect(lines().some((l) => l.level === 40 && String(l.msg).includes("ingest needs ffmpeg/ffprobe"))).toBe(true);
       return started;
     });

@@ -16,7 +16,7 @@ type Json = Record<string, any>;
 let spool: TestSpool;
 let spec: Json;
 beforeAll(async () => {
-  spool = await startTestSpool({ seedDemo: false, transcode: { inServer: false } });
+  spool = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"] });
   const response = await fetch(`${spool.url}/swagger/json`);
   expect(response.status).toBe(200);
   expect(response.headers.get("content-type")).toStartWith("application/json");

@@ -18,7 +18,7 @@ setDefaultTimeout(60_000);
 let spool: TestSpool;
 let scratch: string;
 beforeAll(async () => {
-  spool = await startTestSpool({ transcode: { inServer: false } });
+  spool = await startTestSpool({ jobKinds: ["ingest"] });
   scratch = await mkdtemp(join(tmpdir(), "spool-ops-"));
 });
 afterAll(async () => {
@@ -134,7 +134,7 @@ describe("/ready", () => {
     expect(await ready.json()).toEqual({ status: "ready", checks: { database: "ok", storage: "ok" } });
     expect((await fetch(`${spool.url}/health`)).status).toBe(200);
 
-    const draining = await startTestSpool({ seedDemo: false, transcode: { inServer: false } });
+    const draining = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"] });
     try {
       draining.ctx.lifecycle.draining = true;
       const body = await expectError(await fetch(`${draining.url}/ready`), 503, "draining");
@@ -147,9 +147,9 @@ describe("/ready", () => {
   });
 
   test("503 naming the dependency when the database does not answer", async () => {
-    const broken = await startTestSpool({ seedDemo: false, transcode: { inServer: false } });
+    const broken = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"] });
     try {
-      broken.ctx.db.$client.close();
+      await broken.ctx.db.close();
       const response = await fetch(`${broken.url}/ready`);
       const body = (await response.json()) as { error: { code: string; message: string }; checks: Record<string, string> };
       expect(response.status).toBe(503);
@@ -186,7 +186,7 @@ describe("methods", () => {
 
 describe("the mutation rate limit", () => {
   test("changes beyond MUTATION_RATE_LIMIT a minute get 429 with Retry-After; reads never do", async () => {
-    const limited = await startTestSpool({ mutationRateLimit: 5, transcode: { inServer: false } });
+    const limited = await startTestSpool({ mutationRateLimit: 5, jobKinds: ["ingest"] });
     try {
       const patch = () => fetch(`${limited.url}/api/videos/demo`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title: "again" }) });
       for (let i = 0; i < 5; i++) expect((await patch()).status).toBe(200);

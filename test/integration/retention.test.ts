@@ -20,7 +20,7 @@ let spool: TestSpool;
 let scratch: string;
 beforeAll(async () => {
   // The sweep runs every quarter of the retention (at least every second): here every 1.5 s.
-  spool = await startTestSpool({ seedDemo: false, transcode: { inServer: false }, failedRetentionMs: RETENTION_MS });
+  spool = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"], failedRetentionMs: RETENTION_MS });
   scratch = await mkdtemp(join(tmpdir(), "spool-retention-"));
 });
 afterAll(async () => {
@@ -108,7 +108,7 @@ test("failed and abandoned videos older than FAILED_RETENTION_MS are deleted wit
 }, 30_000);
 
 test("sweep(now): FAILED_RETENTION_MS=0 keeps failed videos forever", async () => {
-  const keeper = await startTestSpool({ seedDemo: false, transcode: { inServer: false }, failedRetentionMs: 0 });
+  const keeper = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"], failedRetentionMs: 0 });
   try {
     const row = await keeper.ctx.library.begin({ originalFilename: "x.mp4" });
     await keeper.ctx.library.markFailed(row.id, "Processing failed: test");

@@ -252,7 +252,7 @@ describe("HEAD answers the headers GET would", () => {
 
 describe("downloads", () => {
   test("?download=1 names the title, with an RFC 5987 filename* for non-ASCII", async () => {
-    const row = await spool.ctx.library.ingestPath(FIXTURE, { title: "Café 日本", originalFilename: "x.mp4" });
+    const row = await spool.ctx.ingest.ingestPath(FIXTURE, { title: "Café 日本", originalFilename: "x.mp4" });
     const r = await fetch(`${spool.url}/api/stream/${row.id}?download=1`, { headers: { range: "bytes=0-1" } });
     expect(r.status).toBe(206);
     expect(r.headers.get("content-disposition")).toBe(`attachment; filename="Cafe __.mp4"; filename*=UTF-8''Caf%C3%A9%20%E6%97%A5%E6%9C%AC.mp4`);
@@ -288,7 +288,7 @@ describe("errors", () => {
   });
 
   test("a ready row whose file vanished: 404, and the server keeps serving", async () => {
-    const row = await spool.ctx.library.ingestPath(FIXTURE, { title: "doomed", originalFilename: "doomed.mp4" });
+    const row = await spool.ctx.ingest.ingestPath(FIXTURE, { title: "doomed", originalFilename: "doomed.mp4" });
     const { rm } = await import("node:fs/promises");
     await rm(spool.ctx.library.absolutePath(row));
     await expectJsonError(await fetch(`${spool.url}/api/stream/${row.id}`), 404, "not_found");
@@ -296,7 +296,7 @@ describe("errors", () => {
   });
 
   test("a file that vanishes while its metadata is cached: 404 JSON, not Bun's error page", async () => {
-    const row = await spool.ctx.library.ingestPath(FIXTURE, { title: "cached", originalFilename: "cached.mp4" });
+    const row = await spool.ctx.ingest.ingestPath(FIXTURE, { title: "cached", originalFilename: "cached.mp4" });
     const target = `${spool.url}/api/stream/${row.id}`;
     expect((await fetch(target, { headers: { range: "bytes=0-1" } })).status).toBe(206);
     const { rm } = await import("node:fs/promises");

@@ -12,7 +12,7 @@ import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 let spool: TestSpool;
 let video: VideoJson;
 beforeAll(async () => {
-  spool = await startTestSpool({ seedDemo: false, transcode: { inServer: false } });
+  spool = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"] });
   video = await ingest(await makeVideo({ seconds: 2, width: 320, height: 240 }));
 });
 afterAll(() => spool?.stop());
@@ -227,7 +227,7 @@ describe("bounded work (THUMBNAIL_CONCURRENCY=1, THUMBNAIL_QUEUE=2)", () => {
   const slowFrame = () => slowFrames[next++]!;
 
   beforeAll(async () => {
-    busy = await startTestSpool({ seedDemo: false, transcode: { inServer: false }, thumbnailConcurrency: CONCURRENCY, thumbnailQueue: QUEUE });
+    busy = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"], thumbnailConcurrency: CONCURRENCY, thumbnailQueue: QUEUE });
     const path = await makeVideo({ seconds: 60, width: 640, height: 360, audio: false, keyframeInterval: 1500 });
     const response = await uploadMultipart(busy.url, path);
     expect(response.status).toBe(201);

@@ -13,13 +13,13 @@ import { expectError, filesUnder, listAll, waitUntilSettled, type VideoJson } fr
 import { makeLargeVideo, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
-const NO_HLS = { inServer: false };
+const NO_HLS = ["ingest"] as const;
 const LIMIT = 32 * 1024 * 1024;
 
 let spool: TestSpool;
 let scratch: string;
 beforeAll(async () => {
-  spool = await startTestSpool({ seedDemo: false, maxUploadBytes: LIMIT, transcode: NO_HLS });
+  spool = await startTestSpool({ seedDemo: false, maxUploadBytes: LIMIT, jobKinds: NO_HLS });
   scratch = await mkdtemp(join(tmpdir(), "spool-tus-"));
 });
 afterAll(async () => {
@@ -229,7 +229,7 @@ describe("a resumable upload", () => {
     const dataDir = join(scratch, "restart");
     const source = await makeLargeVideo(4);
     const data = Buffer.from(await Bun.file(source).arrayBuffer());
-    const first = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, transcode: NO_HLS });
+    const first = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, jobKinds: NO_HLS });
     const proxy = new FlakyProxy(first.port);
     const base = await proxy.start();
     proxy.cutAfter = Math.floor(data.length / 2);
@@ -242,7 +242,7 @@ describe("a resumable upload", () => {
     const offset = (await head(`${first.url}/api/uploads/${uploadId}`)).headers.get("upload-offset");
     await first.stop();
 
-    const second = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, transcode: NO_HLS });
+    const second = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, jobKinds: NO_HLS });
     try {
       // Not marked failed like a cut-off multipart upload: it can still be resumed.
       expect(((await (await fetch(`${second.url}/api/videos/${id}`)).json()) as VideoJson).status).toBe("uploading");
@@ -409,7 +409,7 @@ describe("a creation-with-upload whose body overflows leaves nothing", () => {
 
 describe("abandoned uploads expire", () => {
   test("after UPLOAD_EXPIRY_MS the sweeper deletes the bytes and the `uploading` video", async () => {
-    const short = await startTestSpool({ seedDemo: false, uploadExpiryMs: 1000, transcode: NO_HLS });
+    const short = await startTestSpool({ seedDemo: false, uploadExpiryMs: 1000, jobKinds: NO_HLS });
     try {
       const { response: created, uploadUrl, id } = await create({ "upload-length": "100" }, short);
       const expires = Date.parse(created.headers.get("upload-expires")!);

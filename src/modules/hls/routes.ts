@@ -123,10 +123,9 @@ function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJs
         }
       };
       const onChange = (changed: string) => {
-        if (changed === id) void check();
+        if (changed === id || changed === "*") void check();
       };
       library.events.on("invalidated", onChange);
-      hls.events.on("changed", onChange);
       // Other processes (a separate worker, other server processes) change the row too.
       const poll = setInterval(check, SSE_POLL_MS);
       const ping = setInterval(() => {
@@ -136,7 +135,6 @@ function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJs
         clearInterval(poll);
         clearInterval(ping);
         library.events.off("invalidated", onChange);
-        hls.events.off("changed", onChange);
       };
       request.signal.addEventListener("abort", close, { once: true });
       controller.enqueue(encoder.encode("retry: 2000\n\n"));
@@ -212,9 +210,8 @@ export interface HlsAccess {
 
 export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cacheTtlMs: number) {
   const cache = new FileCache(cacheTtlMs);
-  const forget = (id: string) => cache.forget(hls.library.storage.videoDir(id) + "/");
+  const forget = (id: string) => cache.forget(id === "*" ? "" : hls.library.storage.videoDir(id) + "/");
   hls.library.events.on("invalidated", forget);
-  hls.events.on("changed", forget);
   const noFile = () => errorResponse(404, "not_found", "No such HLS file");
 
   const serve = async (request: Request, id: string, rest: string, server: PeerSource) => {
@@ -283,7 +280,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
       async ({ params, set }) => {
         const id = assertVideoId(params.id);
         const row = await hls.library.require(id);
-        if (!hls.retry(id)) {
+        if (!(await hls.retry(id))) {
           const what = row.status !== "ready" ? `the video is ${row.status}` : `its HLS ladder is ${row.hlsStatus}`;
           throw new HttpError(409, "hls_not_failed", `Only a failed HLS build can be retried, and ${what}`);
         }

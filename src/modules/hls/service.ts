@@ -1,37 +1,22 @@
 /**
- * HLS wiring for one process: the durable queue, the hook that queues a build when a video
- * becomes ready, cancellation when a video is deleted, and (when this process runs one) the
- * worker. `events` emits "changed" with a video id whenever its HLS state or progress changes
- * here or in a sibling `WORKERS` process, which the SSE route relays at once (changes made by
- * other processes, such as a separate worker, are polled).
+ * HLS for one process: queues a video's ladder build when it becomes ready, and builds a failed
+ * one again on request. The builds are `transcode` jobs (./worker.ts) in the durable queue; the
+ * ladder's state is a part of the video's row, so its changes are heard like any other.
  */
-import { logger } from "../../lib/log.ts";
-import { EventEmitter } from "node:events";
 import { join } from "node:path";
-import { transcodeConfig, type Config, type TranscodeConfig } from "../../config.ts";
-import type { MediaTools } from "../../media/tools.ts";
+import { logger } from "../../lib/log.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
-import { TranscodeQueue } from "../../queue/jobs.ts";
-import { HLS_DIR, TranscodeWorker, type WorkerLog } from "./worker.ts";
+import type { JobQueue } from "../../queue/jobs.ts";
+import { HLS_DIR } from "./worker.ts";
 
 export class HlsService {
-  readonly events = new EventEmitter();
-  readonly queue: TranscodeQueue;
-  readonly settings: TranscodeConfig;
-  private worker: TranscodeWorker | undefined;
-
   constructor(
     readonly library: VideoLibrary,
-    config: Pick<Config, "transcode">,
+    readonly queue: JobQueue,
+    /** Called when a job was queued here (the worker in this process, if any, looks at once). */
+    private readonly queued: () => void = () => {},
   ) {
-    this.events.setMaxListeners(0);
-    this.settings = transcodeConfig(config);
-    this.queue = new TranscodeQueue(library.db, (id) => this.events.emit("changed", id));
     library.events.on("changed", (id: string) => void this.videoChanged(id));
-    library.onRemove(async (id) => {
-      this.queue.cancelForVideo(id);
-      await this.worker?.cancelVideo(id);
-    });
   }
 
   /** Where a video's published ladder lives. */
@@ -39,42 +24,30 @@ export class HlsService {
     return join(this.library.storage.videoDir(videoId), HLS_DIR);
   }
 
-  get runningWorker(): TranscodeWorker | undefined {
-    return this.worker;
-  }
-
   private async videoChanged(id: string): Promise<void> {
     try {
       const row = await this.library.get(id);
-      if (row?.status === "ready" && row.hlsStatus === "none" && this.queue.enqueue(id)) this.worker?.wake();
+      if (row?.status === "ready" && row.hlsStatus === "none") await this.queueFrom(id, "none");
     } catch (error) {
       // The database may be closing (shutdown); the worker's sweep catches anything missed.
       if (!String(error).includes("closed")) logger("hls").warn({ video: id, err: String(error) }, "could not queue the HLS build");
     }
   }
 
-  /** Builds a failed ladder again; false when the video is not ready with a failed ladder. */
-  retry(id: string): boolean {
-    if (!this.queue.retryFailed(id)) return false;
-    this.worker?.wake();
+  /**
+   * Queues a build when the ladder is in state `from` (race-free: only the caller whose
+   * compare-and-set moves it to `queued` inserts the job). A crash in between is repaired by
+   * the transcode handler's sweep.
+   */
+  private async queueFrom(id: string, from: "none" | "failed"): Promise<boolean> {
+    if (!(await this.library.setHls(id, { status: "queued", progress: 0, error: null }, [from]))) return false;
+    await this.queue.enqueue("transcode", id);
+    this.queued();
     return true;
   }
 
-  /** Starts a worker in this process; undefined (with a warning) when ffmpeg is missing. */
-  startWorker(tools: MediaTools | undefined, log?: WorkerLog): TranscodeWorker | undefined {
-    if (this.worker) return this.worker;
-    if (!tools) {
-      logger("hls").warn("ffmpeg/ffprobe not found: no transcode worker in this process (HLS builds stay queued)");
-      return undefined;
-    }
-    this.worker = new TranscodeWorker(this.library, this.queue, tools, this.settings, log);
-    this.worker.start();
-    return this.worker;
-  }
-
-  async stopWorker(): Promise<void> {
-    const worker = this.worker;
-    this.worker = undefined;
-    await worker?.stop();
+  /** Builds a failed ladder again; false when the video is not ready with a failed ladder. */
+  retry(id: string): Promise<boolean> {
+    return this.queueFrom(id, "failed");
   }
 }

@@ -1,27 +1,26 @@
 /**
- * The transcode worker: claims jobs from the durable queue and builds each video's HLS ladder
- * with ffmpeg. It runs inside the server (the default) or alone (`bun run worker`), against the
- * same database; any number may run at once.
+ * The `transcode` job: builds a video's HLS ladder with ffmpeg, run by any worker
+ * (src/queue/runner.ts) against the same database and storage.
  *
  * One job = one ffmpeg process writing into DATA_DIR/videos/<id>/.hls-tmp-<job>-<attempt>-<rand>/.
  * When ffmpeg succeeds, the master playlist and the storyboard's WebVTT are written next to its
- * output and the directory is renamed to DATA_DIR/videos/<id>/hls/ in one step, so nothing
- * half-built is ever served.
+ * output and the directory is renamed to DATA_DIR/videos/<id>/hls/ in one step (only while the
+ * job is still this worker's), so nothing half-built is ever served. The video's HLS state is
+ * written through the library as the job moves.
  */
-import { logger } from "../../lib/log.ts";
-import { jobDuration } from "../../metrics/metrics.ts";
-import { EventEmitter } from "node:events";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TranscodeConfig } from "../../config.ts";
-import type { TranscodeJobRow } from "../../db/schema.ts";
-import type { MediaTools } from "../../media/tools.ts";
+import type { JobRow } from "../../db/schema.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
+import { logger } from "../../lib/log.ts";
+import type { MediaTools } from "../../media/tools.ts";
+import type { JobQueue } from "../../queue/jobs.ts";
+import type { JobContext, JobHandler, JobResult, Settled } from "../../queue/runner.ts";
 import { MASTER_NAME, PLAYLIST_NAME, STORYBOARD_VTT, buildSpriteArgs, buildTranscodeArgs } from "./args.ts";
-import { TranscodeQueue, newWorkerId, retireWorkerId } from "../../queue/jobs.ts";
+import { runTranscode, TranscodeError } from "./ffmpeg.ts";
 import { selectLadder, type Rendition } from "./ladder.ts";
 import { avcCodecFromInit, hasAacTrack, measureBandwidth, parseMediaPlaylist, writeMasterPlaylist, type VariantEntry } from "./playlist.ts";
-import { runTranscode, TranscodeError } from "./ffmpeg.ts";
 import { progressPercent } from "./progress.ts";
 import { planStoryboard, sheetName, storyboardVtt, type StoryboardPlan } from "./storyboard.ts";
 
@@ -29,186 +28,93 @@ export const HLS_DIR = "hls";
 const TEMP_PREFIX = ".hls-tmp-";
 /** Progress is written at most this often, and only when the whole percent changes. */
 const PROGRESS_INTERVAL_MS = 500;
-/** Ready videos without a job are looked for this often (other processes may have added them). */
-const SWEEP_INTERVAL_MS = 5000;
 
-type StopReason = "cancelled" | "lost" | "shutdown";
+const log = logger("hls");
 
-interface Active {
-  job: TranscodeJobRow;
-  abort: AbortController;
-  reason?: StopReason;
-  done: Promise<void>;
-}
-
-export interface WorkerLog {
-  info(message: string): void;
-  warn(message: string): void;
-}
-
-const consoleLog: WorkerLog = {
-  info: (m) => logger("hls").info(m),
-  warn: (m) => logger("hls").warn(m),
-};
-
-export class TranscodeWorker {
-  readonly id = newWorkerId();
-  /** "job" events: { videoId, jobId, outcome } after each attempt, for logs and tests. */
-  readonly events = new EventEmitter();
-  private readonly active = new Map<number, Active>();
-  private stopped = true;
-  private loopDone: Promise<void> = Promise.resolve();
-  private wakeUp: (() => void) | null = null;
-  private lastSweep = 0;
+export class TranscodeJobs implements JobHandler {
+  readonly kind = "transcode" as const;
+  readonly concurrency: number;
+  readonly maxAttempts: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  /** Ladders seen queued/processing without a job by the last sweep (acted on if still so). */
+  private suspects = new Set<string>();
 
   constructor(
     private readonly library: VideoLibrary,
-    private readonly queue: TranscodeQueue,
+    private readonly queue: JobQueue,
     private readonly tools: MediaTools,
     private readonly settings: TranscodeConfig,
-    private readonly log: WorkerLog = consoleLog,
-  ) {}
-
-  get busy(): number {
-    return this.active.size;
+  ) {
+    this.concurrency = settings.concurrency;
+    this.maxAttempts = settings.maxAttempts;
+    this.retryBaseMs = settings.retryBaseMs;
+    this.retryMaxMs = settings.retryMaxMs;
   }
 
-  start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    const requeued = this.queue.requeueDead(this.id);
-    if (requeued) this.log.warn(`${requeued} transcode(s) interrupted by a crash were requeued`);
-    this.loopDone = this.loop();
+  async claimed(job: JobRow): Promise<void> {
+    await this.library.setHls(job.videoId, { status: "processing", progress: 0 });
   }
 
-  /** Look for work now (a job was just queued in this process). */
-  wake(): void {
-    this.wakeUp?.();
-  }
-
-  /** Stops the video's transcode in this process, if any, and waits until its ffmpeg is gone. */
-  async cancelVideo(videoId: string): Promise<void> {
-    const waits: Promise<void>[] = [];
-    for (const active of this.active.values()) {
-      if (active.job.videoId !== videoId) continue;
-      active.reason ??= "cancelled";
-      active.abort.abort();
-      waits.push(active.done);
-    }
-    await Promise.all(waits);
-  }
-
-  /** Stops claiming, kills running ffmpegs and hands their jobs back to the queue. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.wake();
-    for (const active of this.active.values()) {
-      active.reason ??= "shutdown";
-      active.abort.abort();
-    }
-    await Promise.all([this.loopDone, ...[...this.active.values()].map((a) => a.done)]);
-    retireWorkerId(this.id);
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        if (Date.now() - this.lastSweep >= SWEEP_INTERVAL_MS) {
-          this.lastSweep = Date.now();
-          this.queue.enqueueMissing();
-        }
-        while (!this.stopped && this.active.size < this.settings.concurrency) {
-          const job = this.queue.claim(this.id, { staleMs: this.settings.staleMs, maxAttempts: this.settings.maxAttempts });
-          if (!job) break;
-          this.launch(job);
-        }
-      } catch (error) {
-        // SQLITE_BUSY beyond the busy timeout, a full disk...: try again on the next tick.
-        this.log.warn(`queue error: ${error instanceof Error ? error.message : String(error)}`);
+  async settled(job: JobRow, s: Settled): Promise<void> {
+    const id = job.videoId;
+    switch (s.outcome) {
+      case "done":
+        return void (await this.library.setHls(id, { status: "ready", progress: 100, error: null }));
+      case "skipped":
+        return void (await this.library.setHls(id, { status: "skipped", progress: 0, error: s.reason }));
+      case "retrying": {
+        const seconds = Math.ceil((s.runAfter.getTime() - Date.now()) / 1000);
+        const error = `Attempt ${s.attempts} of ${s.maxAttempts} failed (${s.error}); retrying in ${seconds} s`;
+        return void (await this.library.setHls(id, { status: "queued", progress: 0, error }));
       }
-      if (this.stopped) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.settings.pollMs);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.wakeUp = done;
-      });
-      this.wakeUp = null;
+      case "failed":
+        return void (await this.library.setHls(id, { status: "failed", progress: 0, error: s.error }));
+      case "released":
+        return void (await this.library.setHls(id, { status: "queued", progress: 0 }));
     }
   }
 
-  private launch(job: TranscodeJobRow): void {
-    const active: Active = { job, abort: new AbortController(), done: Promise.resolve() };
-    this.active.set(job.id, active);
-    active.done = this.run(active)
-      .catch((error) => {
-        // Only the bookkeeping can get here (the database refused a write): the job's heartbeat
-        // stops, so it is taken over once stale.
-        this.log.warn(`job ${job.id}: ${error instanceof Error ? error.message : String(error)}`);
-      })
-      .finally(() => {
-        this.active.delete(job.id);
-        this.wake();
-      });
+  /**
+   * Ready videos still without a ladder, and ladders `queued`/`processing` whose job was lost
+   * (a crash between two writes): queued (again).
+   */
+  async sweep(): Promise<void> {
+    for (const row of await this.library.readyWithHls(["none"])) {
+      if (await this.library.setHls(row.id, { status: "queued", progress: 0, error: null }, ["none"])) await this.queue.enqueue("transcode", row.id);
+    }
+    // Seen twice, a sweep interval apart: a state change and its job's insert are two writes,
+    // and a sweep may fall between them.
+    const suspects = new Set<string>();
+    for (const row of await this.library.readyWithHls(["queued", "processing"])) {
+      if (await this.queue.hasActive(row.id, "transcode")) continue;
+      suspects.add(row.id);
+      if (!this.suspects.has(row.id)) continue;
+      const [last] = (await this.queue.forVideo(row.id, "transcode")).slice(-1);
+      if (last?.state === "done") await this.library.setHls(row.id, { status: "ready", progress: 100, error: null });
+      else if (last?.state === "failed") await this.library.setHls(row.id, { status: "failed", progress: 0, error: last.error });
+      else await this.queue.enqueue("transcode", row.id);
+    }
+    this.suspects = suspects;
   }
 
-  private async run(active: Active): Promise<void> {
-    const { job, abort } = active;
-    const heartbeat = setInterval(() => {
-      try {
-        if (!this.queue.heartbeat(job.id, this.id)) {
-          active.reason ??= "lost";
-          abort.abort();
-        }
-      } catch (error) {
-        this.log.warn(`heartbeat for job ${job.id} failed: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }, this.settings.heartbeatMs);
+  async run(job: JobRow, { signal, stillMine }: JobContext): Promise<JobResult> {
     const videoDir = this.library.storage.videoDir(job.videoId);
     const tempDir = join(videoDir, `${TEMP_PREFIX}${job.id}-${job.attempts}-${crypto.randomUUID().slice(0, 8)}`);
-    let outcome = "done";
     const started = Date.now();
     try {
-      const result = await this.build(job, videoDir, tempDir, abort.signal);
-      if (result.skipped) {
-        this.queue.skip(job, this.id, result.skipped);
-        outcome = "skipped";
-      } else if (this.queue.complete(job, this.id)) {
-        this.log.info(`video ${job.videoId}: HLS ladder ready (${result.renditions}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      } else {
-        outcome = "lost";
-      }
-    } catch (error) {
-      if (abort.signal.aborted || (error instanceof TranscodeError && error.reason === "cancelled")) {
-        outcome = active.reason ?? "cancelled";
-        if (outcome === "shutdown") this.queue.release(job, this.id);
-        else if (outcome === "cancelled") this.queue.cancelForVideo(job.videoId);
-      } else {
-        const message = error instanceof Error ? error.message : String(error);
-        const result = this.queue.fail(job, this.id, message, {
-          maxAttempts: this.settings.maxAttempts,
-          baseMs: this.settings.retryBaseMs,
-          maxMs: this.settings.retryMaxMs,
-          jitter: 0.2,
-        });
-        outcome = result?.retrying ? "retrying" : "failed";
-        this.log.warn(`video ${job.videoId}: transcode attempt ${job.attempts} failed: ${message}${result?.retrying ? " (will retry)" : ""}`);
-      }
+      const result = await this.build(job, videoDir, tempDir, signal, stillMine);
+      if (result.skipped) return { skipped: result.skipped };
+      log.info(`video ${job.videoId}: HLS ladder ready (${result.renditions}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     } finally {
-      clearInterval(heartbeat);
       await rm(tempDir, { recursive: true, force: true }).catch(() => {});
       // A video deleted while ffmpeg ran: ffmpeg may have recreated directories under it.
       if (!(await this.library.get(job.videoId).catch(() => undefined))) await this.library.storage.removeVideo(job.videoId).catch(() => {});
-      jobDuration.observe({ kind: "transcode", outcome }, (Date.now() - started) / 1000);
-      this.events.emit("job", { videoId: job.videoId, jobId: job.id, outcome });
     }
   }
 
   /** Probes, transcodes, measures, writes the master playlist and storyboard, publishes. */
-  private async build(job: TranscodeJobRow, videoDir: string, tempDir: string, signal: AbortSignal): Promise<{ skipped?: string; renditions?: string }> {
+  private async build(job: JobRow, videoDir: string, tempDir: string, signal: AbortSignal, stillMine: () => Promise<boolean>): Promise<{ skipped?: string; renditions?: string }> {
     const row = await this.library.get(job.videoId);
     if (!row || row.status !== "ready") throw new TranscodeError("the video is gone", "", "cancelled");
     const source = this.library.absolutePath(row);
@@ -249,11 +155,8 @@ export class TranscodeWorker {
         if (shown <= lastPercent || now - lastWrite < PROGRESS_INTERVAL_MS) return;
         lastWrite = now;
         lastPercent = shown;
-        try {
-          this.queue.progress(job, this.id, shown);
-        } catch {
-          // progress is best effort; the heartbeat reports real trouble
-        }
+        // Best effort: the heartbeat reports real trouble.
+        this.library.setHlsProgress(job.videoId, shown).catch(() => {});
       },
     });
     if (signal.aborted) throw new TranscodeError("the transcode was cancelled", "", "cancelled");
@@ -261,7 +164,7 @@ export class TranscodeWorker {
     const variants = await Promise.all(renditions.map((r) => this.measure(tempDir, r, info.hasAudio)));
     await writeFile(join(tempDir, MASTER_NAME), writeMasterPlaylist(variants));
     if (storyboard) await this.writeStoryboard(tempDir, storyboard, duration, signal);
-    await this.publish(job, videoDir, tempDir, signal);
+    await this.publish(videoDir, tempDir, signal, stillMine);
     return { renditions: renditions.map((r) => r.name).join(", ") };
   }
 
@@ -296,8 +199,8 @@ export class TranscodeWorker {
   }
 
   /** Swaps the finished directory in as hls/. */
-  private async publish(job: TranscodeJobRow, videoDir: string, tempDir: string, signal: AbortSignal): Promise<void> {
-    if (signal.aborted || !this.queue.heartbeat(job.id, this.id)) throw new TranscodeError("the job was taken away", "", "cancelled");
+  private async publish(videoDir: string, tempDir: string, signal: AbortSignal, stillMine: () => Promise<boolean>): Promise<void> {
+    if (signal.aborted || !(await stillMine())) throw new TranscodeError("the job was taken away", "", "cancelled");
     const target = join(videoDir, HLS_DIR);
     const trash = `${tempDir}.old`;
     const hadOld = await rename(target, trash).then(

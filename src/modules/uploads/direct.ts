@@ -8,8 +8,8 @@
 import { randomBytes } from "node:crypto";
 import { and, eq, gt, isNull, lt } from "drizzle-orm";
 import { secretDigest } from "../../access/credentials.ts";
-import type { Db } from "../../db/client.ts";
-import { directUploads, type DirectUploadRow, type Playback } from "../../db/schema.ts";
+import type { SpoolDb } from "../../db/client.ts";
+import type { DirectUploadRow, Playback } from "../../db/schema.ts";
 import { HttpError } from "../../http/errors.ts";
 import { newVideoId } from "../../library/ids.ts";
 
@@ -35,9 +35,17 @@ export const directUploadExpired = () => new HttpError(410, "upload_url_expired"
 
 export class DirectUploads {
   constructor(
-    private readonly db: Db,
+    private readonly handle: SpoolDb,
     private readonly now: () => number = Date.now,
   ) {}
+
+  private get db() {
+    return this.handle.db;
+  }
+
+  private get directUploads() {
+    return this.handle.tables.directUploads;
+  }
 
   async issue(request: DirectUploadRequest): Promise<IssuedDirectUpload> {
     const secret = randomBytes(32).toString("base64url");
@@ -50,13 +58,13 @@ export class DirectUploads {
       createdAt: new Date(now),
       expiresAt: new Date(now + request.expiresIn * 1000),
     };
-    await this.db.insert(directUploads).values(row);
+    await this.db.insert(this.directUploads).values(row);
     return { uploadUrl: `${DIRECT_UPLOADS_PATH}/${secret}`, videoId: row.videoId, expiresAt: row.expiresAt };
   }
 
   /** The upload a URL secret stands for, if it may still be used; throws 403/410 otherwise. */
   async usable(secret: string): Promise<DirectUploadRow> {
-    const [row] = await this.db.select().from(directUploads).where(eq(directUploads.id, secretDigest(secret)));
+    const [row] = await this.db.select().from(this.directUploads).where(eq(this.directUploads.id, secretDigest(secret)));
     if (!row) throw directUploadInvalid();
     if (row.usedAt) throw directUploadUsed();
     if (row.expiresAt.getTime() <= this.now()) throw directUploadExpired();
@@ -67,10 +75,10 @@ export class DirectUploads {
   async consume(row: DirectUploadRow): Promise<void> {
     const now = new Date(this.now());
     const won = await this.db
-      .update(directUploads)
+      .update(this.directUploads)
       .set({ usedAt: now })
-      .where(and(eq(directUploads.id, row.id), isNull(directUploads.usedAt), gt(directUploads.expiresAt, now)))
-      .returning({ id: directUploads.id });
+      .where(and(eq(this.directUploads.id, row.id), isNull(this.directUploads.usedAt), gt(this.directUploads.expiresAt, now)))
+      .returning({ id: this.directUploads.id });
     if (won.length === 0) {
       throw row.expiresAt.getTime() <= now.getTime() ? directUploadExpired() : directUploadUsed();
     }
@@ -78,6 +86,6 @@ export class DirectUploads {
 
   /** Forgets URLs that expired (or were used) more than a day ago. */
   async sweep(): Promise<void> {
-    await this.db.delete(directUploads).where(lt(directUploads.expiresAt, new Date(this.now() - 24 * 60 * 60 * 1000)));
+    await this.db.delete(this.directUploads).where(lt(this.directUploads.expiresAt, new Date(this.now() - 24 * 60 * 60 * 1000)));
   }
 }

@@ -3,7 +3,7 @@
  *
  * Listing is the library's busiest read (players and dashboards poll it), and building a page
  * (query, row mapping, JSON) costs several times more than checking that nothing changed. The
- * check is exact, not a time-to-live: see `changeToken`. A page also gets a strong ETag, so a
+ * check is the database's revision (src/db/revision.ts), not a time-to-live. A page also gets a strong ETag, so a
  * poller that sends If-None-Match is answered 304 without a body.
  */
 

@@ -2,7 +2,6 @@
 import { Elysia, t } from "elysia";
 import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
-import { changeToken } from "../../db/client.ts";
 import { evaluatePreconditions } from "../../http/conditional.ts";
 import { JSON_TYPE, badRequest, preconditionFailed } from "../../http/errors.ts";
 import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
@@ -104,7 +103,7 @@ export function videoRoutes(
   maxUploadBytes: number,
   imports: ImportService = new ImportService(library, ingest, importSettingsFromEnv(maxUploadBytes)),
 ) {
-  const pages = new ListPageCache(changeToken(library.db));
+  const pages = new ListPageCache(library.handle.revision);
   const feed = new LibraryFeed(library, imports);
   return new Elysia({ name: "spool.videos", prefix: "/api/videos" })
     .post(

@@ -1,0 +1,2 @@
+DROP TABLE `transcode_jobs`;--> statement-breakpoint
+ALTER TABLE `videos` DROP COLUMN `processing_owner`;

@@ -1,0 +1,151 @@
+/**
+ * The `ingest` job: what happens to an accepted upload after the response, run by any worker
+ * (./pipeline.ts queues it). Faststart remux of ISO BMFF files whose `moov` box follows their
+ * media data (stream copy), the poster (or, for audio, a decode test), the SHA-256 of the
+ * stored bytes, and only then `ready`: nothing half-written is ever served.
+ *
+ * Idempotent, because a job can run again (its worker died, or shut down mid-way): it starts
+ * from the staged bytes, or from the stored file when an earlier run got that far, and does
+ * nothing for a video that is no longer `processing`. Media that fails here (it does not decode)
+ * fails the video at once; only a worker that vanished makes the queue run it again.
+ */
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { TranscodeConfig } from "../../config.ts";
+import type { JobRow } from "../../db/schema.ts";
+import { HttpError } from "../../http/errors.ts";
+import { hashFile } from "../../lib/hash.ts";
+import { logger } from "../../lib/log.ts";
+import type { VideoLibrary } from "../../library/videos.ts";
+import { isoMuxerFor } from "../../media/formats.ts";
+import { BoxError, isFaststart, scanFile } from "../../media/mp4-atoms.ts";
+import { NotMediaError, type MediaInfo } from "../../media/probe.ts";
+import { ToolError, type MediaTools } from "../../media/tools.ts";
+import type { JobContext, JobHandler, Settled } from "../../queue/runner.ts";
+import type { Thumbnails } from "../thumbnails/service.ts";
+import type { IngestPayload } from "./pipeline.ts";
+
+const log = logger("ingest");
+
+function describe(error: unknown): string {
+  if (error instanceof ToolError || error instanceof BoxError || error instanceof NotMediaError || error instanceof HttpError) return error.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return !!(await stat(path).catch(() => undefined));
+}
+
+function parsePayload(text: string | null): IngestPayload {
+  try {
+    return text ? (JSON.parse(text) as IngestPayload) : {};
+  } catch {
+    return {};
+  }
+}
+
+export class IngestJobs implements JobHandler {
+  readonly kind = "ingest" as const;
+  readonly maxAttempts: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  /** Videos seen `processing` without a job by the last sweep (queued if still so). */
+  private suspects = new Set<string>();
+
+  constructor(
+    private readonly library: VideoLibrary,
+    private readonly tools: MediaTools,
+    private readonly thumbnails: Thumbnails,
+    private readonly queue: { enqueue(kind: "ingest", videoId: string): Promise<unknown>; hasActive(videoId: string, kind: "ingest"): Promise<boolean> },
+    settings: Pick<TranscodeConfig, "maxAttempts" | "retryBaseMs">,
+    /** Processing jobs at once in one worker (each runs ffmpeg). */
+    readonly concurrency = 2,
+  ) {
+    this.maxAttempts = settings.maxAttempts;
+    // A crashed ingest is retried soon: the client is waiting for its video.
+    this.retryBaseMs = Math.min(settings.retryBaseMs, 5000);
+    this.retryMaxMs = 60_000;
+  }
+
+  async run(job: JobRow, { signal }: JobContext): Promise<void> {
+    const id = job.videoId;
+    const row = await this.library.get(id);
+    if (!row || row.status !== "processing") return;
+    const storage = this.library.storage;
+    const staged = storage.stagedPath(id);
+    const payload = parsePayload(job.payload);
+    const stored = row.container ? storage.sourcePath(id, row.container) : undefined;
+    // An earlier run got as far as moving the bytes into place: start again from them.
+    if (!(await exists(staged)) && stored && (await exists(stored))) await rename(stored, staged);
+    if (!(await exists(staged))) {
+      await this.library.markFailed(id, "Processing was interrupted and the uploaded file was lost");
+      return;
+    }
+    const remuxed = join(storage.videoDir(id), "remux.part");
+    try {
+      const info: MediaInfo = payload.info ?? (await this.tools.probe(staged, { signal }));
+      const final = storage.sourcePath(id, info.extension);
+      let digest = payload.sha256;
+      // The received bytes' hash, for clients to check what they sent (the stored file's differs
+      // after a remux). Uploads that streamed through a hasher already have it.
+      const source = row.sourceSha256 ? undefined : await hashFile(staged);
+      digest ??= source?.sha256;
+      const muxer = isoMuxerFor(info.container);
+      if (muxer && !isFaststart(await scanFile(staged))) {
+        await this.tools.remuxFaststart(staged, remuxed, info.demuxer, muxer, { signal });
+        if (!isFaststart(await scanFile(remuxed))) throw new Error("the remuxed file still has its index after the media data");
+        await rename(remuxed, final);
+        await rm(staged, { force: true });
+        digest = undefined;
+      } else {
+        await rename(staged, final);
+      }
+      try {
+        // Prove the media decodes: a poster frame for video, a few seconds for audio.
+        if (info.hasVideo) await this.thumbnails.makePoster(id, final, info, { signal });
+        else await this.tools.decodeAudio(final, info.demuxer, 2, { signal });
+        if (signal.aborted) throw new ToolError("cancelled");
+        const hashed = digest ? { sha256: digest, size: (await stat(final)).size } : await hashFile(final);
+        await this.library.markReady(id, { storagePath: storage.relative(final), ...hashed }, source);
+      } catch (error) {
+        // Stopped (a shutdown, the job taken away): the next run starts from the staged bytes.
+        if (signal.aborted && !(await exists(staged))) await rename(final, staged).catch(() => {});
+        throw error;
+      }
+    } catch (error) {
+      await rm(remuxed, { force: true });
+      if (signal.aborted) throw error;
+      // The media itself is at fault: the video fails now; a retry would fail the same way.
+      const reason = describe(error);
+      log.warn({ video: id, reason }, "processing failed");
+      await this.library.markFailed(id, `Processing failed: ${reason}`);
+      throw new IngestFailed(reason);
+    }
+  }
+
+  async settled(job: JobRow, outcome: Settled): Promise<void> {
+    // Only a worker that kept dying gets here with a video still processing.
+    if (outcome.outcome === "failed") {
+      const row = await this.library.get(job.videoId);
+      if (row?.status === "processing") await this.library.markFailed(job.videoId, `Processing failed: ${outcome.error}`);
+    }
+  }
+
+  /** `processing` videos without an ingest job (a crash between accepting and queueing). */
+  async sweep(): Promise<void> {
+    // Seen twice, a sweep interval apart: accepting and queueing are two writes.
+    const suspects = new Set<string>();
+    for (const id of await this.library.idsWithStatus("processing")) {
+      if (await this.queue.hasActive(id, "ingest")) continue;
+      if (this.suspects.has(id)) await this.queue.enqueue("ingest", id);
+      else suspects.add(id);
+    }
+    this.suspects = suspects;
+  }
+}
+
+/** The media failed to process: recorded on the video; the job fails without retrying. */
+export class IngestFailed extends Error {
+  override name = "IngestFailed";
+  readonly permanent = true;
+}

@@ -1,0 +1,95 @@
+/**
+ * Both dialects behave the same as the application sees them, on real databases with their
+ * committed migrations applied: sizes past 2^31 (a 5 GB file) and up to 2^53, times with
+ * milliseconds, text ids, the list's order and cursors, and the same indexes in the database
+ * as in the schema (the migrations did not drift from it either).
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openDatabase, type SpoolDb } from "../../src/db/client.ts";
+import { Storage } from "../../src/library/storage.ts";
+import { VideoLibrary } from "../../src/library/videos.ts";
+import { startPostgres, type TestPostgres } from "../helpers/postgres.ts";
+
+let pg: TestPostgres;
+let dir: string;
+const handles: Record<"sqlite" | "postgres", SpoolDb> = {} as never;
+
+beforeAll(async () => {
+  pg = await startPostgres();
+  dir = await mkdtemp(join(tmpdir(), "spool-dialects-"));
+  handles.sqlite = await openDatabase(`file:${join(dir, "spool.db")}`);
+  handles.postgres = await openDatabase(await pg.createDatabase());
+}, 30_000);
+
+afterAll(async () => {
+  await handles.sqlite?.close();
+  await handles.postgres?.close();
+  await pg?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const FIVE_GB = 5 * 1000 ** 3;
+
+/** The same library operations on one dialect; what the application sees back. */
+async function exercise(handle: SpoolDb) {
+  const library = new VideoLibrary(handle, new Storage(dir));
+  const created = new Date(Date.UTC(2026, 10, 30, 12, 0, 0, 123));
+  const rows = [];
+  for (let i = 0; i < 5; i++) {
+    const row = await library.begin({ id: `video-${i}-0123456789ab`, originalFilename: `v${i}.mp4`, title: `Vidéo ${i} 日本` });
+    rows.push(row.id);
+  }
+  // Equal creation times: the list orders by (created_at, id) and pages by both.
+  await handle.db.update(handle.tables.videos).set({ createdAt: created, updatedAt: created });
+  const big = rows[0]!;
+  await library.markProcessing(big, { contentType: "video/mp4", container: "mp4", duration: 7200.04, width: 3840, height: 2160, videoCodec: "hevc", audioCodec: "aac", bitrate: 5_555_555_555 }, { sha256: "ab".repeat(32), size: Number.MAX_SAFE_INTEGER });
+  await library.markReady(big, { storagePath: `videos/${big}/source.mp4`, size: FIVE_GB, sha256: "cd".repeat(32) });
+  const page1 = await library.list({ limit: 2 });
+  const page2 = await library.list({ limit: 2, cursor: page1.nextCursor! });
+  const page3 = await library.list({ limit: 2, cursor: page2.nextCursor! });
+  const readyOnly = await library.list({ limit: 10, status: "ready" });
+  const strip = <T extends { updatedAt: Date }>(r: T) => ({ ...r, updatedAt: "<now>" });
+  return {
+    got: strip((await library.get(big))!),
+    pages: [page1, page2, page3].map((p) => p.items.map((r) => r.id)),
+    last: page3.nextCursor,
+    readyOnly: readyOnly.items.map((r) => r.id),
+  };
+}
+
+test("a 5 GB size, a 2^53-1 source size, millisecond times and text ids come back the same from both", async () => {
+  const sqlite = await exercise(handles.sqlite);
+  const postgres = await exercise(handles.postgres);
+  expect(sqlite.got.size).toBe(FIVE_GB);
+  expect(sqlite.got.sourceSize).toBe(Number.MAX_SAFE_INTEGER);
+  expect(sqlite.got.bitrate).toBe(5_555_555_555);
+  expect(sqlite.got.createdAt).toEqual(new Date(Date.UTC(2026, 10, 30, 12, 0, 0, 123)));
+  expect(sqlite.pages).toEqual([["video-4-0123456789ab", "video-3-0123456789ab"], ["video-2-0123456789ab", "video-1-0123456789ab"], ["video-0-0123456789ab"]]);
+  expect(sqlite.last).toBeNull();
+  expect(sqlite.readyOnly).toEqual(["video-0-0123456789ab"]);
+  expect(postgres).toEqual(sqlite);
+  expect(typeof postgres.got.size).toBe("number");
+});
+
+test("the migrations made the indexes the schema declares, in both databases", async () => {
+  const sqliteIndexes = (handles.sqlite.sqlite!.query("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'").all() as { name: string }[]).map((r) => r.name).sort();
+  const pgIndexes = ((await handles.postgres.pg!`SELECT indexname AS name FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey'`) as { name: string }[]).map((r) => r.name).sort();
+  expect(pgIndexes).toEqual(sqliteIndexes);
+  expect(sqliteIndexes).toContain("jobs_active_idx");
+  // The partial unique index works the same: a second active job of a kind is refused, a
+  // finished one is not counted.
+  for (const handle of [handles.sqlite, handles.postgres]) {
+    const now = new Date();
+    const job = { kind: "transcode" as const, videoId: "video-1-0123456789ab", attempts: 0, runAfter: now, createdAt: now, updatedAt: now };
+    await handle.db.insert(handle.tables.jobs).values({ ...job, state: "done" });
+    await handle.db.insert(handle.tables.jobs).values({ ...job, state: "queued" });
+    const second = await handle.db.insert(handle.tables.jobs).values({ ...job, state: "running" }).then(
+      () => "inserted",
+      () => "refused",
+    );
+    expect(second).toBe("refused");
+  }
+});

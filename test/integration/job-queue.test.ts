@@ -1,0 +1,235 @@
+/**
+ * The durable job queue on both real databases (SQLite and PostgreSQL): enqueue (one active job
+ * per video and kind), atomic claims (also across processes), heartbeats and takeover of
+ * abandoned jobs, retries with backoff, failure, release, cancellation and crash recovery by pid.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { eq } from "drizzle-orm";
+import { openDatabase, type SpoolDb } from "../../src/db/client.ts";
+import { JobQueue } from "../../src/queue/jobs.ts";
+import { localPid, newOwnerId } from "../../src/lib/process-identity.ts";
+import { startPostgres, type TestPostgres } from "../helpers/postgres.ts";
+
+const CLAIM = { staleMs: 10_000, maxAttempts: 3 };
+const FAIL = { maxAttempts: 3, baseMs: 1000, maxMs: 60_000 };
+
+let pg: TestPostgres;
+beforeAll(async () => {
+  pg = await startPostgres();
+}, 30_000);
+afterAll(() => pg?.stop());
+
+for (const dialect of ["sqlite", "postgres"] as const) {
+  describe(dialect, () => {
+    let dir: string;
+    let url: string;
+    let handle: SpoolDb;
+    let clock: number;
+    let queue: JobQueue;
+
+    async function addVideo(id: string) {
+      const now = new Date(clock);
+      await handle.db
+        .insert(handle.tables.videos)
+        .values({ id, title: id, originalFilename: `${id}.mp4`, storagePath: `videos/${id}/source.mp4`, status: "ready", createdAt: now, updatedAt: now });
+    }
+
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), "spool-jobs-"));
+      url = dialect === "sqlite" ? `file:${join(dir, "spool.db")}` : await pg.createDatabase();
+      handle = await openDatabase(url);
+      // Real time, so that other processes (which use the real clock) see queued jobs as due.
+      clock = Date.now();
+      queue = new JobQueue(handle, () => clock);
+    });
+
+    afterEach(async () => {
+      await handle.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    test("enqueue: one active job per video and kind, with its payload", async () => {
+      await addVideo("aaaa");
+      const job = await queue.enqueue("transcode", "aaaa");
+      expect(job).toMatchObject({ kind: "transcode", videoId: "aaaa", state: "queued", attempts: 0, payload: null });
+      expect(await queue.enqueue("transcode", "aaaa")).toBeNull();
+      const ingest = await queue.enqueue("ingest", "aaaa", { sha256: "ab" });
+      expect(ingest).toMatchObject({ kind: "ingest", payload: '{"sha256":"ab"}' });
+      expect(await queue.hasActive("aaaa", "ingest")).toBe(true);
+      // Done, a new one may be queued.
+      const claimed = (await queue.claim("w1", ["ingest"], CLAIM)).job!;
+      expect(await queue.complete(claimed, "w1")).toBe(true);
+      expect(await queue.hasActive("aaaa", "ingest")).toBe(false);
+      expect(await queue.enqueue("ingest", "aaaa")).not.toBeNull();
+    });
+
+    test("claim: atomic, of the asked kinds only", async () => {
+      await addVideo("aaaa");
+      await queue.enqueue("transcode", "aaaa");
+      expect((await queue.claim("w1", ["ingest"], CLAIM)).job).toBeNull();
+      const { job } = await queue.claim("w1", ["transcode"], CLAIM);
+      expect(job).toMatchObject({ state: "running", lockedBy: "w1", attempts: 1 });
+      expect(job!.heartbeatAt!.getTime()).toBe(clock);
+      expect((await queue.claim("w2", ["transcode"], CLAIM)).job).toBeNull();
+    });
+
+    test("oldest due job first; jobs waiting for a retry are not due", async () => {
+      for (const id of ["v001", "v002"]) {
+        await addVideo(id);
+        await queue.enqueue("transcode", id);
+        clock += 1;
+      }
+      const first = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+      expect(first.videoId).toBe("v001");
+      await queue.fail(first, "w1", "boom", FAIL);
+      expect((await queue.claim("w1", ["transcode"], CLAIM)).job!.videoId).toBe("v002");
+      expect((await queue.claim("w1", ["transcode"], CLAIM)).job).toBeNull();
+      clock += 1000;
+      expect((await queue.claim("w1", ["transcode"], CLAIM)).job!.videoId).toBe("v001");
+    });
+
+    test("a job whose heartbeat went stale is taken over; the old worker is locked out", async () => {
+      await addVideo("aaaa");
+      await queue.enqueue("ingest", "aaaa");
+      const job = (await queue.claim("w1", ["ingest"], CLAIM)).job!;
+      clock += 5_000;
+      expect(await queue.heartbeat(job.id, "w1")).toBe(true);
+      clock += 9_999;
+      expect((await queue.claim("w2", ["ingest"], CLAIM)).job).toBeNull();
+      clock += 2;
+      const taken = (await queue.claim("w2", ["ingest"], CLAIM)).job!;
+      expect(taken).toMatchObject({ id: job.id, lockedBy: "w2", attempts: 2 });
+      expect(await queue.heartbeat(job.id, "w1")).toBe(false);
+      expect(await queue.complete(job, "w1")).toBe(false);
+      expect(await queue.fail(job, "w1", "late", FAIL)).toBeUndefined();
+      expect(await queue.complete(taken, "w2")).toBe(true);
+      expect(await queue.get(job.id)).toMatchObject({ state: "done", lockedBy: null });
+    });
+
+    test("a stale job that used all its attempts fails instead of running again, and is reported", async () => {
+      await addVideo("aaaa");
+      await queue.enqueue("transcode", "aaaa");
+      for (let i = 0; i < 3; i++) {
+        expect((await queue.claim(`w${i}`, ["transcode"], CLAIM)).job).not.toBeNull();
+        clock += 20_000;
+      }
+      const { job, exhausted } = await queue.claim("w9", ["transcode"], CLAIM);
+      expect(job).toBeNull();
+      expect(exhausted).toMatchObject([{ videoId: "aaaa", state: "failed", attempts: 3 }]);
+      expect((await queue.forVideo("aaaa"))[0]!.error).toContain("stopped responding");
+    });
+
+    test("retries with exponential backoff, then fails with the error", async () => {
+      await addVideo("aaaa");
+      await queue.enqueue("transcode", "aaaa");
+      let job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+      const first = await queue.fail(job, "w1", "Invalid data found\nwhen processing input", { ...FAIL, jitter: 0 });
+      expect(first).toEqual({ retrying: true, runAfter: new Date(clock + 1000), attempts: 1 });
+      expect(await queue.get(job.id)).toMatchObject({ state: "queued", lockedBy: null, error: "Invalid data found when processing input" });
+      clock += 1000;
+      job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+      expect(await queue.fail(job, "w1", "again", FAIL)).toEqual({ retrying: true, runAfter: new Date(clock + 2000), attempts: 2 });
+      clock += 1999;
+      expect((await queue.claim("w1", ["transcode"], CLAIM)).job).toBeNull();
+      clock += 1;
+      job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+      expect(job.attempts).toBe(3);
+      expect(await queue.fail(job, "w1", "moov atom not found", FAIL)).toEqual({ retrying: false, attempts: 3 });
+      expect(await queue.get(job.id)).toMatchObject({ state: "failed", error: "moov atom not found" });
+      clock += 3_600_000;
+      expect((await queue.claim("w1", ["transcode"], CLAIM)).job).toBeNull();
+    });
+
+    test("a worker shutting down hands the job back without spending an attempt", async () => {
+      await addVideo("aaaa");
+      await queue.enqueue("transcode", "aaaa");
+      const job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+      expect(await queue.release(job, "w1")).toBe(true);
+      expect(await queue.get(job.id)).toMatchObject({ state: "queued", attempts: 0, lockedBy: null });
+      expect((await queue.claim("w2", ["transcode"], CLAIM)).job).toMatchObject({ attempts: 1, lockedBy: "w2" });
+    });
+
+    test("cancelling locks the running worker out; deleting the video deletes its jobs", async () => {
+      await addVideo("aaaa");
+      await queue.enqueue("transcode", "aaaa");
+      const job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+      expect(await queue.cancelForVideo("aaaa")).toBe(1);
+      expect((await queue.get(job.id))!.state).toBe("cancelled");
+      expect(await queue.heartbeat(job.id, "w1")).toBe(false);
+      expect(await queue.complete(job, "w1")).toBe(false);
+      await handle.db.delete(handle.tables.videos).where(eq(handle.tables.videos.id, "aaaa"));
+      expect(await queue.forVideo("aaaa")).toEqual([]);
+    });
+
+    test("jobs of dead local workers are requeued at once; live and remote ones are left alone", async () => {
+      for (const id of ["dead", "live", "remote", "mine"]) {
+        await addVideo(id);
+        await queue.enqueue("transcode", id);
+        clock += 1;
+      }
+      const sleeper = Bun.spawn(["sleep", "30"]);
+      const finished = Bun.spawn(["true"]);
+      await finished.exited;
+      const me = newOwnerId();
+      const owners: Record<string, string> = {
+        dead: `${hostname()}:${finished.pid}:aaaa`,
+        live: `${hostname()}:${sleeper.pid}:bbbb`,
+        remote: `elsewhere.example:${finished.pid}:cccc`,
+        mine: me,
+      };
+      for (const [id, owner] of Object.entries(owners)) expect((await queue.claim(owner, ["transcode"], CLAIM)).job!.videoId).toBe(id);
+      try {
+        const requeued = await queue.requeueDead((id) => id === me);
+        expect(requeued.map((j) => j.videoId)).toEqual(["dead"]);
+        const states: Record<string, string> = {};
+        for (const id of Object.keys(owners)) states[id] = (await queue.forVideo(id))[0]!.state;
+        expect(states).toEqual({ dead: "queued", live: "running", remote: "running", mine: "running" });
+        // The attempt the crash cost stays counted.
+        expect((await queue.forVideo("dead"))[0]!.attempts).toBe(1);
+      } finally {
+        sleeper.kill();
+      }
+    });
+
+    test("claims from several processes never take the same job twice", async () => {
+      const ids = Array.from({ length: 30 }, (_, i) => `vid${String(i).padStart(3, "0")}`);
+      for (const id of ids) {
+        await addVideo(id);
+        await queue.enqueue("transcode", id);
+      }
+      const script = `
+        import { openDatabase } from ${JSON.stringify(resolve(import.meta.dir, "../../src/db/client.ts"))};
+        import { JobQueue } from ${JSON.stringify(resolve(import.meta.dir, "../../src/queue/jobs.ts"))};
+        const handle = await openDatabase(process.argv[2]);
+        const queue = new JobQueue(handle);
+        const got = [];
+        for (;;) {
+          const { job } = await queue.claim(process.argv[3], ["transcode"], { staleMs: 60000, maxAttempts: 3 });
+          if (!job) break;
+          got.push(job.videoId);
+          await Bun.sleep(Math.random() * 3);
+        }
+        console.log(JSON.stringify(got));
+        await handle.close();
+      `;
+      const file = join(dir, "claimer.ts");
+      await Bun.write(file, script);
+      const procs = [1, 2, 3].map((n) => Bun.spawn([process.execPath, file, url, `p${n}`], { stdout: "pipe", stderr: "inherit" }));
+      const results = await Promise.all(procs.map(async (p) => JSON.parse(await new Response(p.stdout).text()) as string[]));
+      const all = results.flat();
+      expect(all.sort()).toEqual(ids);
+      expect(new Set(all).size).toBe(ids.length);
+    }, 30_000);
+  });
+}
+
+test("worker ids name their host and pid", () => {
+  const id = newOwnerId();
+  expect(localPid(id)).toBe(process.pid);
+  expect(localPid(`other-host:${process.pid}:x`)).toBeNull();
+  expect(localPid("garbage")).toBeNull();
+  expect(localPid(`${hostname()}:notapid:x`)).toBeNull();
+});
