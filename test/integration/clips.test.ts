@@ -18,7 +18,7 @@ const ids = { gop: "", bframes: "", webm: "" };
 const sources = { gop: "", bframes: "" };
 
 beforeAll(async () => {
-  spool = await startTestSpool({ transcode: { inServer: false } });
+  spool = await startTestSpool({ jobKinds: ["ingest"] });
   sources.gop = await makeVideo({ seconds: 8, fps: FPS, keyframeInterval: 2 * FPS });
   sources.bframes = await makeBframesVideo(8);
   const webm = await makeVideo({ seconds: 2, container: "webm" });
