@@ -25,10 +25,12 @@ import { HlsService } from "./modules/hls/service.ts";
 import { playerRoutes } from "./modules/player/routes.ts";
 import { MediaTools } from "./media/tools.ts";
 import { IngestJobs } from "./modules/ingest/job.ts";
+import { ImportJobs } from "./modules/imports/job.ts";
+import { ImportService } from "./modules/imports/service.ts";
 import { TranscodeJobs } from "./modules/hls/worker.ts";
 import { JobQueue } from "./queue/jobs.ts";
 import { JobRunner, type JobHandler } from "./queue/runner.ts";
-import { transcodeConfig } from "./config.ts";
+import { importConfig, transcodeConfig } from "./config.ts";
 import { IngestPipeline } from "./modules/ingest/pipeline.ts";
 import { DEFAULT_INGEST_LIMITS } from "./media/probe.ts";
 import { openapiRoutes } from "./modules/openapi/plugin.ts";
@@ -59,6 +61,8 @@ export interface AppContext {
   /** ffmpeg/ffprobe; undefined when not installed (ingest off, streaming on). */
   media: MediaTools | undefined;
   ingest: IngestPipeline;
+  /** URL imports: checks, the `import` jobs' download step. */
+  imports: ImportService;
   thumbnails: Thumbnails;
   uploads: ResumableUploads;
   /** HLS ladder: transcode queue, (optional) worker, SSE progress. */
@@ -94,6 +98,7 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
     },
     wake,
   );
+  const imports = new ImportService(library, ingest, jobs, { ...importConfig(config), maxBytes: config.maxUploadBytes }, wake);
   const uploads = new ResumableUploads(library, ingest, new DirectUploads(db), {
     dataDir: config.dataDir,
     maxUploadBytes: config.maxUploadBytes,
@@ -108,7 +113,7 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
     uploadExpiryMs: uploads.expiryMs,
   });
   const metrics = { collect: () => registry.metrics() };
-  const ctx: AppContext = { config, db, jobs, worker: undefined, library, catalog, media, ingest, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false }, metrics };
+  const ctx: AppContext = { config, db, jobs, worker: undefined, library, catalog, media, ingest, imports, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false }, metrics };
   // A deleted video's jobs stop everywhere: cancelled in the queue (a worker elsewhere sees its
   // heartbeat refused), and aborted at once here.
   library.onRemove(async (id) => {
@@ -133,6 +138,7 @@ export async function startWorker(ctx: AppContext): Promise<JobRunner | undefine
   const handlers: JobHandler[] = [
     new IngestJobs(ctx.library, ctx.media, ctx.thumbnails, ctx.jobs, settings),
     new TranscodeJobs(ctx.library, ctx.jobs, ctx.media, settings),
+    new ImportJobs(ctx.imports, ctx.library, ctx.jobs, settings),
   ].filter((h) => !kinds || kinds.includes(h.kind));
   const workerLog = logger("worker");
   ctx.worker = new JobRunner(ctx.jobs, handlers, settings, { info: (m) => workerLog.info(m), warn: (m) => workerLog.warn(m) });
@@ -245,9 +251,9 @@ export function createApp(ctx: AppContext) {
     .use(healthRoutes({ draining: () => ctx.lifecycle.draining, checks: () => readinessChecks(ctx) }))
     .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))
     .use(streamRoutes(ctx.catalog, ctx.access))
-    .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access }, ctx.config.cacheTtlMs))
+    .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access, downloads: ctx.imports.events }, ctx.config.cacheTtlMs))
     .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs))
-    .use(videoRoutes(ctx.library, ctx.ingest, ctx.access, ctx.config.maxUploadBytes))
+    .use(videoRoutes(ctx.library, ctx.ingest, ctx.access, ctx.config.maxUploadBytes, ctx.imports))
     .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs))
     .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))
     .use(openapiRoutes())

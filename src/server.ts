@@ -72,7 +72,10 @@ async function seedDemo(ctx: AppContext): Promise<void> {
   const meta = { id: DEMO_VIDEO_ID, title: "Spool demo (test pattern)", originalFilename: "spool-demo.mp4", playback: "public" as const };
   // With ffmpeg the demo goes through the real pipeline (probe, poster); without, known values.
   // (Spool's own fixture: the ingest limits, which may be set below its 8 s, do not apply to it.)
-  if (ctx.ingest.available) await ctx.ingest.ingestPath(DEMO_FIXTURE, meta, { trusted: true });
+  // Processed by this process's worker before the server listens (the README's first curl
+  // plays it); with TRANSCODE_IN_SERVER=0, queued for the workers elsewhere.
+  if (ctx.ingest.available && ctx.worker) await ctx.ingest.ingestPath(DEMO_FIXTURE, meta, { trusted: true });
+  else if (ctx.ingest.available) await ctx.ingest.ingestFile(DEMO_FIXTURE, meta, { trusted: true });
   else await ctx.ingest.ingestTrusted(DEMO_FIXTURE, meta, DEMO_MEDIA);
 }
 

@@ -1,5 +1,6 @@
 /**
- * `bun run ingest <file> [--title T] [--playback public|signed]`: add a local file to the library
+ * `bun run ingest <file|url> [--title T] [--playback public|signed]`: add a local file, or import
+ * an http(s) URL (the same checks and download as `POST /api/videos` with `{"url"}`), to the library
  * through the same pipeline as uploads (probe, then a processing job: faststart, poster) and
  * print its final JSON (after processing). Without --playback the video gets the library's
  * default (DEFAULT_PLAYBACK).
@@ -21,7 +22,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
 });
 
-const USAGE = `usage: bun run ingest <file> [--title T] [--playback ${PLAYBACK_POLICIES.join("|")}]`;
+const USAGE = `usage: bun run ingest <file|http(s) URL> [--title T] [--playback ${PLAYBACK_POLICIES.join("|")}]`;
 
 if (values.help || positionals.length !== 1) {
   console.error(USAGE);
@@ -34,13 +35,18 @@ if (playback !== undefined && !(PLAYBACK_POLICIES as readonly string[]).includes
   process.exit(2);
 }
 
-const source = resolve(positionals[0]!);
-if (!existsSync(source)) {
+const argument = positionals[0]!;
+const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(argument);
+const source = isUrl ? argument : resolve(argument);
+if (!isUrl && !existsSync(source)) {
   console.error(`ingest: no such file: ${source}`);
   process.exit(1);
 }
 
-const { config } = await resolveSecrets(loadConfigOrExit());
+const { config: loaded } = await resolveSecrets(loadConfigOrExit());
+// The worker this process runs while it waits takes imports and processing, never HLS builds:
+// those are long, and belong to the servers' or the separate workers' queue.
+const config = { ...loaded, jobKinds: ["ingest", "import"] as const };
 const handle = await openDatabase(config.databaseUrl);
 const ctx = createContext(config, handle);
 try {
@@ -49,7 +55,11 @@ try {
   // This process works the queue while it waits, so a library without a running server or
   // worker still gets its video processed; whatever else it claimed goes back on exit.
   await startWorker(ctx);
-  const row = await ctx.ingest.ingestPath(source, { title: values.title, originalFilename: basename(source), playback: playback as Playback | undefined });
+  const meta = { title: values.title, playback: playback as Playback | undefined };
+  const row = isUrl
+    ? ((await ctx.ingest.settled((await ctx.imports.start(source, meta)).id)) ?? { status: "deleted" as const })
+    : await ctx.ingest.ingestPath(source, { ...meta, originalFilename: basename(source) });
+  if (!("id" in row)) throw new Error("the video was deleted while it was imported");
   console.log(JSON.stringify(toVideoJson(row), null, 2));
   if (row.status !== "ready") process.exitCode = 1;
 } catch (error) {

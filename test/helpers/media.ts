@@ -152,3 +152,21 @@ export async function topLevelBoxes(path: string): Promise<string[]> {
   }
   return types;
 }
+
+/**
+ * A faststart MP4 whose media data is cut to `fraction` of the file with its `mdat` box resized to
+ * match: every box holds together and ffprobe is satisfied (the index is whole), but decoding
+ * fails: media that identifies as a video and fails in processing.
+ */
+export async function makeUndecodableVideo(dir: string, fraction = 0.2): Promise<string> {
+  const bytes = new Uint8Array(await Bun.file(await makeVideo({ seconds: 2 })).arrayBuffer());
+  const view = new DataView(bytes.buffer);
+  let mdat = 0;
+  while (mdat < bytes.length && new TextDecoder().decode(bytes.subarray(mdat + 4, mdat + 8)) !== "mdat") mdat += view.getUint32(mdat);
+  const cut = bytes.slice(0, Math.floor(bytes.length * fraction));
+  if (mdat + 8 > cut.length) throw new Error("the cut would remove the mdat header");
+  new DataView(cut.buffer).setUint32(mdat, cut.length - mdat);
+  const path = `${dir}/undecodable-${crypto.randomUUID().slice(0, 8)}.mp4`;
+  await Bun.write(path, cut);
+  return path;
+}

@@ -6,7 +6,6 @@
  * rows and the files under DATA_DIR are compared before and after.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { Database } from "bun:sqlite";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT } from "jose";
@@ -15,6 +14,7 @@ import { accessFor } from "../../src/access/policy.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createApp } from "../../src/app.ts";
 import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
+import { allRows } from "../helpers/db.ts";
 import { AUTH, TEST_API_KEY, TEST_SIGNING_SECRET, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { makeSource } from "./hls-support.ts";
 
@@ -58,19 +58,14 @@ afterAll(() => spool?.stop());
  * under test can change it.
  */
 async function snapshot(): Promise<string> {
-  const db = new Database(join(spool.dataDir, "spool.db"), { readonly: true });
-  try {
-    for (const deadline = Date.now() + 60_000; ; await Bun.sleep(100)) {
-      const busy = db.query("SELECT count(*) AS n FROM videos WHERE status = 'processing' OR hls_status IN ('queued', 'processing')").get() as { n: number };
-      if (busy.n === 0) break;
-      if (Date.now() > deadline) throw new Error("background work did not finish within 60 s");
-    }
-    const rows = ["videos", "transcode_jobs", "direct_uploads", "sessions"].map((table) => db.query(`SELECT * FROM ${table} ORDER BY 1`).all());
-    const files = filesUnder(spool.dataDir).filter((f) => !f.startsWith("spool.db") && !f.startsWith("tmp/") && !f.startsWith("locks/"));
-    return JSON.stringify({ rows, files });
-  } finally {
-    db.close();
+  for (const deadline = Date.now() + 60_000; ; await Bun.sleep(100)) {
+    const busy = (await spool.ctx.jobs.activeCounts()).reduce((n, c) => n + c.n, 0);
+    if (busy === 0) break;
+    if (Date.now() > deadline) throw new Error("background work did not finish within 60 s");
   }
+  const rows = await allRows(spool.ctx.db);
+  const files = filesUnder(spool.dataDir).filter((f) => !f.startsWith("spool.db") && !f.startsWith("tmp/") && !f.startsWith("locks/"));
+  return JSON.stringify({ rows, files });
 }
 
 async function signIn(base = spool.url): Promise<string> {
@@ -560,9 +555,7 @@ describe("uploads", () => {
     const create = () => fetch(spool.url + uploadUrl, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "100" } });
     const statuses = (await Promise.all([create(), create(), create()])).map((r) => r.status).sort();
     expect(statuses).toEqual([201, 410, 410]);
-    const db = new Database(join(spool.dataDir, "spool.db"), { readonly: true });
-    expect(db.query("SELECT count(*) AS n FROM videos WHERE id = ?").get(videoId)).toEqual({ n: 1 });
-    db.close();
+    expect(await spool.ctx.library.get(videoId)).toMatchObject({ id: videoId, status: "uploading" });
   });
 
   test("multipart uploads take a playback field; a bad one is refused with nothing kept", async () => {

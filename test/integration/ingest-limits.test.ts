@@ -5,7 +5,7 @@
  * leaves no row and no file behind.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Database } from "bun:sqlite";
+import { openDatabase } from "../../src/db/client.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -31,23 +31,23 @@ afterAll(async () => {
 });
 
 /** Every row in the database and every file in DATA_DIR but the database's and the secrets'. */
-function snapshot(dataDir: string) {
-  const db = new Database(join(dataDir, "spool.db"), { readonly: true });
+async function snapshot(dataDir: string, databaseUrl = dataDir === spool?.dataDir ? spool.config.databaseUrl : `file:${join(dataDir, "spool.db")}`) {
+  const handle = await openDatabase(databaseUrl);
   try {
-    const rows = (db.query("select id from videos order by id").all() as { id: string }[]).map((r) => r.id);
+    const rows = (await handle.db.select({ id: handle.tables.videos.id }).from(handle.tables.videos)).map((r) => r.id).sort();
     const files = filesUnder(dataDir).filter((f) => !/^(spool\.db.*|api-key|signing-secret)$/.test(f));
     return { rows, files };
   } finally {
-    db.close();
+    await handle.close();
   }
 }
 
 /** Waits for the server to finish with a refused upload's files (a tus store cleans up after answering). */
-async function settledSnapshot(dataDir: string, expected: ReturnType<typeof snapshot>) {
-  let now = snapshot(dataDir);
+async function settledSnapshot(dataDir: string, expected: Awaited<ReturnType<typeof snapshot>>) {
+  let now = await snapshot(dataDir);
   for (let i = 0; i < 40 && JSON.stringify(now) !== JSON.stringify(expected); i++) {
     await Bun.sleep(50);
-    now = snapshot(dataDir);
+    now = await snapshot(dataDir);
   }
   return now;
 }
@@ -115,7 +115,7 @@ describe("within the limits", () => {
 
 describe.each(CASES)("$name: 422 naming the limit, nothing kept", ({ media, message }) => {
   test("multipart POST /api/videos", async () => {
-    const before = snapshot(spool.dataDir);
+    const before = await snapshot(spool.dataDir);
     const response = await uploadMultipart(spool.url, await media());
     const body = await expectError(response, 422, "media_limit_exceeded");
     expect(body.error.message).toMatch(message);
@@ -123,7 +123,7 @@ describe.each(CASES)("$name: 422 naming the limit, nothing kept", ({ media, mess
   });
 
   test("tus: the last PATCH", async () => {
-    const before = snapshot(spool.dataDir);
+    const before = await snapshot(spool.dataDir);
     const data = Buffer.from(await Bun.file(await media()).arrayBuffer());
     const result = await tusUpload(data, { metadata: { filename: "over.mp4" } });
     const response = result.error?.originalResponse;
@@ -135,7 +135,7 @@ describe.each(CASES)("$name: 422 naming the limit, nothing kept", ({ media, mess
   });
 
   test("tus: creation-with-upload (the whole file in the creating POST)", async () => {
-    const before = snapshot(spool.dataDir);
+    const before = await snapshot(spool.dataDir);
     const data = Buffer.from(await Bun.file(await media()).arrayBuffer());
     const response = await fetch(`${spool.url}/api/uploads`, {
       method: "POST",
@@ -166,7 +166,7 @@ describe("bun run ingest", () => {
     expect(ok.code).toBe(0);
     const kept = JSON.parse(ok.stdout) as VideoJson;
     expect(kept.status).toBe("ready");
-    const before = snapshot(dataDir);
+    const before = await snapshot(dataDir);
     expect(before.rows).toEqual([kept.id]);
     for (const { media, message } of CASES) {
       const refused = await ingest(dataDir, env, await media());
@@ -175,7 +175,7 @@ describe("bun run ingest", () => {
       const line = refused.stderr.trim().split("\n").at(-1)!;
       expect(line).toStartWith("ingest: ");
       expect(line.slice("ingest: ".length)).toMatch(message);
-      expect(snapshot(dataDir)).toEqual(before);
+      expect(await snapshot(dataDir)).toEqual(before);
     }
     // 0 means no limit.
     const unlimited = await ingest(dataDir, { MAX_DURATION_S: "0", MAX_PIXELS: "0", MAX_FPS: "0" }, await makeVideo({ seconds: 4, width: 640, height: 360, fps: 60 }));

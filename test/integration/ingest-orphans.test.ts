@@ -74,7 +74,6 @@ test("a dead worker's job is taken over at the next sweep; a live worker's is le
 test("a processing video without a job (a crash between accepting and queueing) is queued by the sweep", async () => {
   const id = await stagedProcessing("never queued");
   expect(await spool.ctx.jobs.forVideo(id)).toEqual([]);
-  // Seen by two sweeps (5 s apart) before it is queued: a sweep may fall between the two writes.
   expect(await waitForStatus(id, "ready", 20_000)).toBe(true);
   const jobs = await spool.ctx.jobs.forVideo(id, "ingest");
   expect(jobs.map((j) => j.state)).toEqual(["done"]);

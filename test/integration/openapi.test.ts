@@ -263,7 +263,7 @@ describe("the OpenAPI description", () => {
     expect(undocumented).toEqual([]);
     for (const name of ["duration", "width", "height", "videoCodec", "audioCodec", "bitrate", "container", "thumbnailUrl"]) expect(video.required).toContain(name);
     expect(video.properties.width.type).toEqual(["integer", "null"]);
-    expect(video.properties.status.enum).toEqual(["uploading", "processing", "ready", "failed"]);
+    expect(video.properties.status.enum).toEqual(["importing", "uploading", "processing", "ready", "failed"]);
   });
 
   test("malformed ids, query parameters and bodies are documented as 400", () => {

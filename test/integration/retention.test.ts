@@ -4,12 +4,12 @@
  * and leaves everything younger, and every upload that can still be resumed, alone.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Database } from "bun:sqlite";
+import { eq } from "drizzle-orm";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
-import { makeVideo } from "../helpers/media.ts";
+import { makeUndecodableVideo } from "../helpers/media.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { RetentionSweeper } from "../../src/modules/videos/retention.ts";
 
@@ -31,20 +31,15 @@ afterAll(async () => {
 const videoDir = (id: string) => join(spool.dataDir, "videos", id);
 
 /** Moves a row's last change into the past, as another connection to the database would. */
-function backdate(id: string, ms: number): void {
-  const db = new Database(join(spool.dataDir, "spool.db"));
-  try {
-    db.query("update videos set updated_at = updated_at - ? where id = ?").run(ms, id);
-  } finally {
-    db.close();
-  }
+async function backdate(id: string, ms: number): Promise<void> {
+  const { db, tables } = spool.ctx.db;
+  const row = (await spool.ctx.library.get(id))!;
+  await db.update(tables.videos).set({ updatedAt: new Date(row.updatedAt.getTime() - ms) }).where(eq(tables.videos.id, id));
 }
 
-/** A real failed video: media whose index is fine but whose data is cut short. */
+/** A real failed video: media whose index is fine but whose data does not decode. */
 async function failedVideo(): Promise<string> {
-  const bytes = new Uint8Array(await Bun.file(await makeVideo({ seconds: 2 })).arrayBuffer());
-  const path = join(scratch, "truncated.mp4");
-  await writeFile(path, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+  const path = await makeUndecodableVideo(scratch);
   const response = await uploadMultipart(spool.url, path);
   expect(response.status).toBe(201);
   const video = await waitUntilSettled(spool.url, ((await response.json()) as VideoJson).id);
@@ -63,22 +58,22 @@ test("failed and abandoned videos older than FAILED_RETENTION_MS are deleted wit
   // A failed video well past the retention, and one that has just failed.
   const oldFailed = await failedVideo();
   await leaveFile(oldFailed);
-  backdate(oldFailed, RETENTION_MS + 10_000);
+  await backdate(oldFailed, RETENTION_MS + 10_000);
   const youngFailed = await failedVideo();
   await leaveFile(youngFailed);
   // An `uploading` row nothing is behind (a killed CLI ingest), older than UPLOAD_EXPIRY_MS too.
   const abandoned = (await library.begin({ originalFilename: "killed.mp4" })).id;
   await leaveFile(abandoned);
-  backdate(abandoned, 2 * DAY);
+  await backdate(abandoned, 2 * DAY);
   // An `uploading` row past the retention but younger than UPLOAD_EXPIRY_MS: it could be a
   // multipart upload still arriving. It stays.
   const arriving = (await library.begin({ originalFilename: "slow.mp4" })).id;
-  backdate(arriving, RETENTION_MS + 10_000);
+  await backdate(arriving, RETENTION_MS + 10_000);
   // A resumable upload whose row is old: the tus store (and its own expiry) decides, not this sweep.
   const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": "100" } });
   expect(created.status).toBe(201);
   const resumable = created.headers.get("spool-video-id")!;
-  backdate(resumable, 2 * DAY);
+  await backdate(resumable, 2 * DAY);
   const uploadFiles = () => filesUnder(join(spool.dataDir, "uploads")).filter((f) => f.startsWith(`${resumable}.`));
   expect(uploadFiles()).toHaveLength(2);
 

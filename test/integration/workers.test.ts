@@ -40,7 +40,7 @@ test("a title changed through one worker is what every worker serves next", asyn
   let output = "";
   server = Bun.spawn([process.execPath, join(ROOT, "src/index.ts")], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY },
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), API_KEY: TEST_API_KEY },
     stdout: "pipe",
     stderr: "pipe",
   });

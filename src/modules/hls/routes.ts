@@ -5,6 +5,7 @@
  *
  * `GET /api/videos/:id/events`: Server-Sent Events with the video's status and HLS progress.
  */
+import type { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
 import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
@@ -70,7 +71,10 @@ function fingerprint(video: VideoJson): { status: string; progress: string } {
   };
 }
 
-function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJson): Response {
+/** Emits "progress" with `{id, bytes, total}` while a URL import of a video downloads. */
+type DownloadEvents = Pick<EventEmitter, "on" | "off">;
+
+function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJson, downloads?: DownloadEvents): Response {
   const library = hls.library;
   let closed = false;
   let counter = 0;
@@ -126,6 +130,11 @@ function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJs
         if (changed === id || changed === "*") void check();
       };
       library.events.on("invalidated", onChange);
+      // A URL import's download, when this process runs it.
+      const onDownload = (p: { id: string; bytes: number; total?: number | null }) => {
+        if (p.id === id) send("import", { id, bytes: p.bytes, total: p.total ?? null });
+      };
+      downloads?.on("progress", onDownload);
       // Other processes (a separate worker, other server processes) change the row too.
       const poll = setInterval(check, SSE_POLL_MS);
       const ping = setInterval(() => {
@@ -135,6 +144,7 @@ function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJs
         clearInterval(poll);
         clearInterval(ping);
         library.events.off("invalidated", onChange);
+        downloads?.off("progress", onDownload);
       };
       request.signal.addEventListener("abort", close, { once: true });
       controller.enqueue(encoder.encode("retry: 2000\n\n"));
@@ -199,16 +209,18 @@ function fileResponses(types: Record<string, string>) {
 
 const EventsResponse = t.String({
   description:
-    "An event stream. `event: status` / `event: progress` carry the video's JSON (as GET /api/videos/{id}); `event: deleted` carries `{\"id\"}`.",
+    "An event stream. `event: status` / `event: progress` carry the video's JSON (as GET /api/videos/{id}); `event: import` carries a URL import's download progress `{\"id\", \"bytes\", \"total\"}` (total null when the source did not say; sent by the server whose worker runs the download); `event: deleted` carries `{\"id\"}`.",
   examples: ['id: 3\nevent: progress\ndata: {"id":"q7cN0l1dQ5m0tS9xYk3eZA","status":"ready","hls":{"status":"processing","progress":42}}\n\n'],
 });
 
 export interface HlsAccess {
   catalog: StreamCatalog;
   access: AccessControl;
+  /** URL imports' download progress (ImportService.events). */
+  downloads?: DownloadEvents;
 }
 
-export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cacheTtlMs: number) {
+export function hlsRoutes(hls: HlsService, { catalog, access, downloads }: HlsAccess, cacheTtlMs: number) {
   const cache = new FileCache(cacheTtlMs);
   const forget = (id: string) => cache.forget(id === "*" ? "" : hls.library.storage.videoDir(id) + "/");
   hls.library.events.on("invalidated", forget);
@@ -306,7 +318,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access }: HlsAccess, cache
         const row = await hls.library.require(id);
         // An event stream is idle between events: no idle timeout for this request.
         server?.timeout(request, 0);
-        return sseEvents(hls, request, id, toVideoJson(row));
+        return sseEvents(hls, request, id, toVideoJson(row), downloads);
       },
       {
         params: VideoIdParams,

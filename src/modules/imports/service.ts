@@ -1,8 +1,8 @@
 /**
  * Imports from a URL: `POST /api/videos` with `{"url": ...}` and `bun run ingest https://...`.
  *
- *   start(url) ── check (400) ──▶ begin (row `uploading`) ──▶ 201
- *                                      │ background: runImport(id, url)
+ *   start(url) ── check (400) ──▶ begin (row `importing`) + an `import` job ──▶ 201
+ *                                      │ any worker: runImport(id, url) (./job.ts)
  *                                      ▼
  *                       downloadToFile (src/media/import) ──▶ ingest.accept ──▶ processing ──▶ ready
  *                                      │                            │
@@ -10,7 +10,8 @@
  *                                          not media: the upload's 415 message; no bytes kept
  *
  * `runImport` is the whole background step (download, then hand over to the ingest pipeline),
- * one function a durable job handler can call with the video id and the URL.
+ * run by the `import` job in the durable queue: a restart mid-download runs it again from the
+ * start (the partial file was this process's temporary file), a delete cancels it.
  */
 import { EventEmitter } from "node:events";
 import { rm } from "node:fs/promises";
@@ -22,6 +23,7 @@ import { downloadToFile, filenameFor, type DownloadProgress } from "../../media/
 import { ImportError } from "../../media/import/errors.ts";
 import { bareHost, checkSourceUrl, type ImportPolicy } from "../../media/import/policy.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
+import type { JobQueue } from "../../queue/jobs.ts";
 import { importConfig, loadConfig } from "../../config.ts";
 
 const log = logger("import");
@@ -43,11 +45,9 @@ export interface ImportProgress extends DownloadProgress {
   id: string;
 }
 
-interface Job {
-  controller: AbortController;
-  /** True while downloading: a delete then stops the download and waits for it. */
-  downloading: boolean;
-  done: Promise<VideoRow | undefined>;
+/** What an `import` job carries. */
+export interface ImportPayload {
+  url: string;
 }
 
 /** The 400 a URL that can never be imported gets, with the downloader's reason. */
@@ -58,16 +58,17 @@ function refused(error: ImportError): HttpError {
 export class ImportService {
   /** "progress" (ImportProgress): bytes downloaded so far, for event streams. */
   readonly events = new EventEmitter();
-  private readonly jobs = new Map<string, Job>();
   private readonly progress = new Map<string, ImportProgress>();
 
   constructor(
     readonly library: VideoLibrary,
     readonly ingest: IngestPipeline,
+    private readonly queue: JobQueue,
     readonly settings: ImportSettings,
+    /** Called when a job was queued here (the worker in this process, if any, looks at once). */
+    private readonly queued: () => void = () => {},
   ) {
     this.events.setMaxListeners(0);
-    library.onRemove((id) => this.cancel(id));
   }
 
   /** Parses and checks a URL as the API must before accepting it: a 400 HttpError otherwise. */
@@ -81,38 +82,26 @@ export class ImportService {
   }
 
   /**
-   * Checks the URL (400), that ingest can run (503), registers the video and starts the download
-   * in the background; resolves with the new row at once.
+   * Checks the URL (400), that ingest can run (503), registers the video (`importing`) and
+   * queues its download; resolves with the new row at once.
    */
   async start(url: string, meta: ImportMeta = {}): Promise<VideoRow> {
     const source = this.check(url);
     this.ingest.requireTools();
-    const row = await this.library.begin({ title: meta.title, playback: meta.playback, originalFilename: filenameFor(source, undefined) ?? bareHost(source) });
-    this.launch(row.id, source.href);
+    const row = await this.library.begin({ title: meta.title, playback: meta.playback, originalFilename: filenameFor(source, undefined) ?? bareHost(source) }, "importing");
+    await this.queue.enqueue("import", row.id, { url: source.href } satisfies ImportPayload);
+    this.queued();
     return row;
   }
 
-  /** Runs `runImport` as this process's background job for the video (cancelled by a delete). */
-  private launch(id: string, url: string): void {
-    const controller = new AbortController();
-    const job: Job = { controller, downloading: true, done: Promise.resolve(undefined) };
-    job.done = this.runImport(id, url, { signal: controller.signal, onDownloaded: () => (job.downloading = false) })
-      .catch((error) => {
-        log.error({ video: id, ...errorFields(error) }, "import failed unexpectedly");
-        return undefined;
-      })
-      .finally(() => this.jobs.delete(id));
-    this.jobs.set(id, job);
-  }
-
   /**
-   * Downloads `url` for the video `videoId` (a row in `uploading`, made by `start` or by a job's
-   * creator) and hands the bytes to the ingest pipeline. Never throws for the import's own
-   * failures: the video is marked `failed` with the reason and nothing is kept. Resolves with
-   * the row after `accept` (`processing`), or the failed row, or undefined when the video was
-   * deleted (or `signal` aborted) meanwhile.
+   * Downloads `url` for the video `videoId` (a row in `importing`, made by `start`) and hands
+   * the bytes to the ingest pipeline. Never throws for the import's own failures: the video is
+   * marked `failed` with the reason and nothing is kept. Resolves with the row after `accept`
+   * (`processing`), or the failed row, or undefined when the video was deleted meanwhile.
+   * Throws `ImportStopped` when `signal` aborted it (a shutdown, a delete): the job decides.
    */
-  async runImport(videoId: string, url: string, options: { signal?: AbortSignal; onDownloaded?: () => void } = {}): Promise<VideoRow | undefined> {
+  async runImport(videoId: string, url: string, options: { signal?: AbortSignal } = {}): Promise<VideoRow | undefined> {
     const temp = this.library.storage.tempPath();
     const host = (() => {
       try {
@@ -131,25 +120,22 @@ export class ImportService {
         });
       } catch (error) {
         if (!(error instanceof ImportError)) throw error;
-        if (error.code === "aborted") return undefined;
+        if (error.code === "aborted") throw new ImportStopped();
         log.info({ video: videoId, code: error.code, reason: error.message }, "import failed");
         return await this.library.markFailed(videoId, `Import from ${host} failed: ${error.message}`);
-      } finally {
-        options.onDownloaded?.();
       }
       const row = await this.library.get(videoId);
-      if (!row || row.status !== "uploading") return undefined; // deleted (or settled) meanwhile
+      if (!row || row.status !== "importing") return undefined; // deleted (or settled) meanwhile
       try {
-        return await this.ingest.accept(row, temp, { sha256: downloaded.sha256 });
+        // An import has no client waiting for a 415: a refusal keeps the row, failed with the
+        // message an upload would have got.
+        return await this.ingest.accept(row, temp, { sha256: downloaded.sha256, keepRow: true });
       } catch (error) {
         if (!(error instanceof HttpError)) throw error;
-        // accept() refused the bytes (415, 422, 503) and, as for an upload, removed the row and
-        // the file. An import has no client waiting for that answer: the video stays listed as
-        // failed with the message an upload would have got.
-        await this.library.begin({ id: row.id, title: row.title, originalFilename: row.originalFilename, playback: row.playback });
-        return await this.library.markFailed(row.id, error.message);
+        return await this.library.get(videoId);
       }
     } catch (error) {
+      if (error instanceof ImportStopped) throw error;
       log.error({ video: videoId, ...errorFields(error) }, "import failed");
       return (await this.library.get(videoId)) ? await this.library.markFailed(videoId, `Import from ${host} failed: ${error instanceof Error ? error.message : String(error)}`) : undefined;
     } finally {
@@ -169,29 +155,13 @@ export class ImportService {
     return this.progress.get(id);
   }
 
-  /** Imports this process is running. */
-  get running(): string[] {
-    return [...this.jobs.keys()];
-  }
+}
 
-  /** Resolves when the video's import (if this process runs one) has finished. */
-  async settled(id: string): Promise<VideoRow | undefined> {
-    return this.jobs.get(id)?.done;
-  }
-
-  /** Stops a video's download (it is being deleted) and waits until its file is gone. */
-  async cancel(id: string): Promise<void> {
-    const job = this.jobs.get(id);
-    // After the download, the ingest pipeline owns the bytes (and may itself be deleting the row).
-    if (!job?.downloading) return;
-    job.controller.abort();
-    await job.done;
-  }
-
-  /** Stops every download (shutdown). */
-  async close(): Promise<void> {
-    for (const job of this.jobs.values()) job.controller.abort();
-    await Promise.all([...this.jobs.values()].map((j) => j.done));
+/** The import was stopped from outside (a shutdown or a delete) before it finished. */
+export class ImportStopped extends Error {
+  override name = "ImportStopped";
+  constructor() {
+    super("the import was stopped");
   }
 }
 

@@ -49,9 +49,6 @@ export class IngestJobs implements JobHandler {
   readonly maxAttempts: number;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
-  /** Videos seen `processing` without a job by the last sweep (queued if still so). */
-  private suspects = new Set<string>();
-
   constructor(
     private readonly library: VideoLibrary,
     private readonly tools: MediaTools,
@@ -133,14 +130,11 @@ export class IngestJobs implements JobHandler {
 
   /** `processing` videos without an ingest job (a crash between accepting and queueing). */
   async sweep(): Promise<void> {
-    // Seen twice, a sweep interval apart: accepting and queueing are two writes.
-    const suspects = new Set<string>();
+    // A sweep that falls between accepting and queueing queues the job itself: the accept's own
+    // enqueue then finds it (one active job per video), and the job probes the bytes again.
     for (const id of await this.library.idsWithStatus("processing")) {
-      if (await this.queue.hasActive(id, "ingest")) continue;
-      if (this.suspects.has(id)) await this.queue.enqueue("ingest", id);
-      else suspects.add(id);
+      if (!(await this.queue.hasActive(id, "ingest"))) await this.queue.enqueue("ingest", id);
     }
-    this.suspects = suspects;
   }
 }
 

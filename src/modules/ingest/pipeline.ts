@@ -19,7 +19,7 @@
  * The staged bytes (videos/<id>/incoming) stay until the job has finished, so a job interrupted
  * by a shutdown or a crash is run again from them by the next worker.
  */
-import { copyFile, mkdir, rename, stat } from "node:fs/promises";
+import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import type { VideoRow } from "../../db/schema.ts";
 import { HttpError, notFound } from "../../http/errors.ts";
 import { hashFile } from "../../lib/hash.ts";
@@ -27,10 +27,18 @@ import { unsupportedMedia, type IngestMeta, type IngestOptions, type MediaFields
 import { ToolError, ingestUnavailable, type MediaTools } from "../../media/tools.ts";
 import { DEFAULT_INGEST_LIMITS, MediaLimitError, NotMediaError, checkLimits, type IngestLimits, type MediaInfo } from "../../media/probe.ts";
 import type { JobQueue } from "../../queue/jobs.ts";
+import { isoMuxerFor } from "../../media/formats.ts";
+import { incompleteFromOverrun } from "../../media/incomplete.ts";
+import { BoxError, fileReader, scanFile } from "../../media/mp4-atoms.ts";
 
 export interface AcceptOptions extends IngestOptions {
   /** SHA-256 of the staged bytes when the receiver computed it while streaming. */
   sha256?: string;
+  /**
+   * On refusal, keep the row as `failed` with the refusal's message instead of removing it (a
+   * URL import: no client is waiting for the 415, so the library must say what happened).
+   */
+  keepRow?: boolean;
 }
 
 /** 422: media Spool can read but this server will not take (MAX_DURATION_S, MAX_PIXELS, MAX_FPS). */
@@ -54,6 +62,17 @@ export interface IngestPayload {
   sha256?: string;
   /** What ffprobe found at accept time (absent: probed again). */
   info?: MediaInfo;
+}
+
+/** 415 for an ISO BMFF file whose boxes declare more bytes than arrived ("incomplete file: ..."). */
+async function assertComplete(path: string, size: number, container: string): Promise<void> {
+  try {
+    await scanFile(path);
+  } catch (error) {
+    if (!(error instanceof BoxError)) throw error;
+    const message = await incompleteFromOverrun(error.message, fileReader(path), size, container === "mov" ? "qt" : undefined);
+    throw unsupportedMedia(message ?? `The file is damaged: ${error.message}`);
+  }
 }
 
 /** Seconds between two looks at the database while waiting for a job run by another process. */
@@ -95,12 +114,22 @@ export class IngestPipeline {
       info = await tools.probe(stagedFrom);
       if (!options.trusted) checkLimits(info, this.limits);
       size = (await stat(stagedFrom)).size;
+      // A cut-short MP4 often still probes (its index is whole); say so now, not after processing.
+      if (isoMuxerFor(info.container)) await assertComplete(stagedFrom, size, info.container);
     } catch (error) {
-      await this.library.abandon(id, stagedFrom);
-      if (error instanceof NotMediaError) throw unsupportedMedia(`${error.message}. Spool accepts video and audio files only.`);
-      if (error instanceof MediaLimitError) throw mediaLimitExceeded(error.message);
-      if (error instanceof ToolError && error.timedOut) throw unsupportedMedia("The file could not be identified as audio or video in time");
-      throw error;
+      const refusal =
+        error instanceof NotMediaError
+          ? unsupportedMedia(`${error.message}. Spool accepts video and audio files only.`)
+          : error instanceof MediaLimitError
+            ? mediaLimitExceeded(error.message)
+            : error instanceof ToolError && error.timedOut
+              ? unsupportedMedia("The file could not be identified as audio or video in time")
+              : error;
+      if (options.keepRow && refusal instanceof HttpError) {
+        await rm(stagedFrom, { force: true });
+        await this.library.markFailed(id, refusal.message);
+      } else await this.library.abandon(id, stagedFrom);
+      throw refusal;
     }
     const staged = this.library.storage.stagedPath(id);
     let processing: VideoRow | undefined;
@@ -169,13 +198,13 @@ export class IngestPipeline {
   }
 
   /**
-   * Resolves when the video is no longer `processing` (its job ran here or in any other
-   * process), with its row; undefined when it was deleted.
+   * Resolves when the video is no longer being imported or processed (its jobs ran here or in
+   * any other process), with its row; undefined when it was deleted.
    */
   async settled(id: string): Promise<VideoRow | undefined> {
     for (;;) {
       const row = await this.library.get(id);
-      if (!row || row.status !== "processing") return row;
+      if (!row || (row.status !== "processing" && row.status !== "importing")) return row;
       // This process's writes are heard at once; other processes' are polled.
       await new Promise<void>((resolve) => {
         const done = (changed: string) => {

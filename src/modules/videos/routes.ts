@@ -30,7 +30,7 @@ import type { VideoLibrary } from "../../library/videos.ts";
 import { receiveUpload } from "./upload.ts";
 import { FEED_ROUTE_OPTIONS, LibraryFeed, feedResponse } from "./feed.ts";
 import { IMPORT_DESCRIPTION, IMPORT_REQUEST_CONTENT, importFromRequest, isJsonRequest } from "../imports/routes.ts";
-import { ImportService, importSettingsFromEnv } from "../imports/service.ts";
+import type { ImportService } from "../imports/service.ts";
 
 export const PayloadTooLarge = errorSchema(
   "The file is larger than MAX_UPLOAD_BYTES, or the whole body (every part, chunked or not) is larger than that plus 64 KiB of framing: refused from Content-Length before reading, or as soon as the streamed body passes the limit. Nothing is kept.",
@@ -101,7 +101,7 @@ export function videoRoutes(
   ingest: IngestPipeline,
   access: AccessControl,
   maxUploadBytes: number,
-  imports: ImportService = new ImportService(library, ingest, importSettingsFromEnv(maxUploadBytes)),
+  imports: ImportService,
 ) {
   const pages = new ListPageCache(library.handle.revision);
   const feed = new LibraryFeed(library, imports);

@@ -48,8 +48,15 @@ export const VideoSchema = t.Object(
     size: Integer({ description: "Bytes of the stored file (0 until ready)", examples: [48213344] }),
     contentType: t.String({ description: "Media type of the stored file, from the detected container", examples: ["video/mp4"] }),
     sha256: t.Nullable(t.String({ description: "Hex SHA-256 of the stored bytes (after faststart remux); null until ready", examples: ["5e8d2c0a3b7f41d69c1e0f2a4b6d8e0f1a3c5e7092b4d6f8a0c2e4f6081a3c5e"] })),
+    sourceSha256: t.Nullable(
+      t.String({
+        description: "Hex SHA-256 of the bytes as received (the upload, or the import's download), for a client to check what it sent; differs from `sha256` when a faststart remux rewrote the file. Null until known",
+        examples: ["0f3b9d1c2a4e6f8091b3d5e7f9a1c3e5072b4d6f8a0c2e4f6081a3c5e7f90b1d"],
+      }),
+    ),
+    sourceSize: t.Nullable(Integer({ description: "Bytes received (differs from `size` after a remux); null until known", examples: [48213120] })),
     status: t.UnionEnum([...VIDEO_STATUSES], {
-      description: "`uploading` → `processing` → `ready`, or `failed` (see `error`)",
+      description: "`uploading` (or `importing`, for a URL import) → `processing` → `ready`, or `failed` (see `error`)",
       examples: ["ready"],
       // t.UnionEnum defaults to its first member, which a response has no use for.
       default: undefined,
@@ -117,6 +124,8 @@ export function toVideoJson(row: VideoRow): VideoJson {
     size: row.size,
     contentType: row.contentType,
     sha256: row.sha256,
+    sourceSha256: row.sourceSha256,
+    sourceSize: row.sourceSize,
     status: row.status,
     error: row.error,
     playback: row.playback,
