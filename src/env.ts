@@ -80,7 +80,7 @@ export const ENV = {
   HOST: text("Address to bind", "0.0.0.0"),
   DATA_DIR: text("Library files and the SQLite database", "./data"),
   STATIC_DIR: text("Served at `/static/...`", "./static"),
-  DATABASE_URL: text("SQLite file (`file:/path/x.db`)", undefined, "`file:$DATA_DIR/spool.db`"),
+  DATABASE_URL: text("`postgres://user:pass@host:5432/db` for PostgreSQL (several servers and workers); otherwise an embedded SQLite file (`file:/path/x.db`)", undefined, "`file:$DATA_DIR/spool.db`"),
   STORAGE: oneOf("Where videos, posters and HLS files live: `local` (under `DATA_DIR`) or `s3` (an S3-compatible bucket, see Object storage)", ["local", "s3"] as const, "local"),
   S3_ENDPOINT: text("S3 API endpoint (`https://<account>.r2.cloudflarestorage.com`, `http://minio:9000`); unset: AWS S3 in `S3_REGION`", undefined),
   S3_BUCKET: text("The bucket (required with `STORAGE=s3`)", undefined),
