@@ -108,7 +108,7 @@ export function libraryPage(videos: VideoJson[], options: LibraryPageOptions = {
 <button type="button" id="resume-no" class="secondary">Start over</button>
 </div>
 <form id="import-form" class="import" action="/api/videos" method="post">
-<input type="url" id="import-url" placeholder="…or import from a URL: https://example.com/video.mp4" required>
+<input type="url" id="import-url" placeholder="…or import from a URL (http or https)" required>
 <button type="submit" id="import-submit">Import</button>
 </form>
 <div id="upload-status" class="job" hidden>
