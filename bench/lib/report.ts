@@ -138,6 +138,14 @@ function metricsCost(s: SuiteResult): { w: WorkloadResult; r: number }[] | null 
   return s.workloads.filter((w) => w.cells[NOMETRICS]?.rounds.length).map((w) => ({ w, r: ratio(w, "spool", NOMETRICS) }));
 }
 
+const POSTGRES: TargetId = "spool-pg";
+
+/** Spool (PostgreSQL) ÷ Spool (SQLite) on each workload both ran (paired by round), when that target ran. */
+function postgresRatio(s: SuiteResult): { w: WorkloadResult; r: number }[] | null {
+  if (!s.targets.some((t) => t.id === POSTGRES)) return null;
+  return s.workloads.filter((w) => w.cells[POSTGRES]?.rounds.length).map((w) => ({ w, r: ratio(w, POSTGRES, "spool") }));
+}
+
 const plainTitle = (w: WorkloadResult) => w.title.replace(/`/g, "");
 
 function fmtNum(w: WorkloadResult, v: number): string {
@@ -293,6 +301,13 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
         "",
       );
     }
+    const pg = postgresRatio(s)?.filter((x) => Number.isFinite(x.r));
+    if (pg?.length) {
+      out.push(
+        `PostgreSQL (Spool (PostgreSQL) ÷ Spool on SQLite, the same files and rows, measured back to back in each round): ${pg.map((x) => `**${fmtRatio(x.r)}** on ${x.w.title}`).join(", ")} (median of the per-round ratios; the stream path does no database work per request, so ~1× is expected there).`,
+        "",
+      );
+    }
     const mc = metricsCost(s)?.filter((x) => Number.isFinite(x.r));
     if (mc?.length) {
       out.push(
@@ -378,6 +393,7 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
 const COLORS: Record<TargetId, string> = {
   spool: "#e4572e",
   "spool-nometrics": "#f2a488",
+  "spool-pg": "#b5651d",
   nginx: "#2e8b57",
   bun: "#7a7a7a",
   express: "#3178c6",

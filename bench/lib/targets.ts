@@ -4,7 +4,9 @@
  * thrown: the harness keeps going with the others.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { openDatabase } from "../../src/db/client.ts";
+import { postgresAvailable, startPostgres, type TestPostgres } from "../../test/helpers/postgres.ts";
 import type { MediaFile } from "./media.ts";
 import {
   BENCH_DIR,
@@ -24,13 +26,14 @@ import {
   type Tracked,
 } from "./util.ts";
 
-export type TargetId = "spool" | "spool-nometrics" | "nginx" | "bun" | "express" | "fastapi";
+export type TargetId = "spool" | "spool-nometrics" | "spool-pg" | "nginx" | "bun" | "express" | "fastapi";
 
-export const TARGET_ORDER: TargetId[] = ["spool", "spool-nometrics", "nginx", "bun", "express", "fastapi"];
+export const TARGET_ORDER: TargetId[] = ["spool", "spool-nometrics", "spool-pg", "nginx", "bun", "express", "fastapi"];
 
 export const TARGET_LABELS: Record<TargetId, string> = {
   spool: "Spool",
   "spool-nometrics": "Spool (METRICS=0)",
+  "spool-pg": "Spool (PostgreSQL)",
   nginx: "nginx",
   bun: "bare Bun.serve",
   express: "Express 5",
@@ -38,13 +41,15 @@ export const TARGET_LABELS: Record<TargetId, string> = {
 };
 
 /** Required targets make `--smoke` fail when they fail their checks. FastAPI is optional. */
-export const REQUIRED: Record<TargetId, boolean> = { spool: true, "spool-nometrics": true, nginx: true, bun: true, express: true, fastapi: false };
+export const REQUIRED: Record<TargetId, boolean> = { spool: true, "spool-nometrics": true, "spool-pg": false, nginx: true, bun: true, express: true, fastapi: false };
 
 /**
  * The workloads Spool (METRICS=0) runs: the ones the metrics-cost goal is stated on. Each of its
  * runs sits right next to Spool's run of the same workload in every round (same seeded ranges).
  */
 export const NOMETRICS_WORKLOADS = ["range64k", "probe"];
+/** What Spool on PostgreSQL is measured on, paired with Spool on SQLite: the stream path and the list. */
+export const POSTGRES_WORKLOADS = ["range64k", "probe", "revalidate", "api"];
 
 export interface Caps {
   /** Answers If-None-Match with 304. */
@@ -297,7 +302,7 @@ function spoolVersion(): string {
 }
 
 /** Starts `bun src/index.ts` with `env` on a free port and waits for /health. */
-async function launchSpool(id: "spool" | "spool-nometrics", env: Record<string, string>): Promise<{ sp: ServerProc; port: number; baseUrl: string } | { error: string }> {
+async function launchSpool(id: "spool" | "spool-nometrics" | "spool-pg", env: Record<string, string>): Promise<{ sp: ServerProc; port: number; baseUrl: string } | { error: string }> {
   const port = await freePort();
   const sp = startServer(id, [BUN, resolve(REPO_ROOT, "src/index.ts")], { ...env, PORT: String(port) });
   const baseUrl = `http://${LOOPBACK}:${port}`;
@@ -643,6 +648,65 @@ async function startFastapi(ctx: StartContext): Promise<StartOutcome> {
   };
 }
 
+/**
+ * The same Spool on PostgreSQL: a throwaway cluster (Debian's postgresql package; or the server
+ * named by SPOOL_TEST_POSTGRES_URL), Spool's rows copied into it from the SQLite file (the same
+ * stored files, the same DATA_DIR), on its own port. Paired with Spool on SQLite, so the ratio
+ * shows what the dialect costs on the stream path (nothing is expected: the catalog caches) and
+ * on the library list (its page cache's freshness check differs per dialect).
+ */
+let postgres: TestPostgres | undefined;
+
+async function startSpoolPostgres(ctx: StartContext): Promise<StartOutcome> {
+  const spool = ctx.spool;
+  if (!spool || !spool.alive()) return failed("spool-pg", "needs the Spool target (its DATA_DIR and videos): start it too (--targets=spool,spool-pg,…)");
+  if (!postgresAvailable()) return failed("spool-pg", "PostgreSQL is not installed (apt-get install postgresql) and SPOOL_TEST_POSTGRES_URL is not set", true);
+  postgres = await startPostgres();
+  const databaseUrl = await postgres.createDatabase();
+  const from = await openDatabase(`file:${join(spoolDataDir(ctx.tmp), "spool.db")}`);
+  const to = await openDatabase(databaseUrl);
+  try {
+    const rows = await from.db.select().from(from.tables.videos);
+    if (rows.length) await to.db.insert(to.tables.videos).values(rows);
+  } finally {
+    await from.close();
+    await to.close();
+  }
+  const env = { ...spoolEnv(ctx), DATABASE_URL: databaseUrl };
+  const launched = await launchSpool("spool-pg", env);
+  if ("error" in launched) return failed("spool-pg", `did not become ready: ${launched.error}`);
+  const { sp, port, baseUrl } = launched;
+  const paths = Object.fromEntries(Object.entries(spool.paths).filter(([k]) => k !== SIGNED_KEY));
+  const files = Object.fromEntries(Object.entries(spool.files ?? {}).filter(([k]) => k !== SIGNED_KEY));
+  return {
+    ok: true,
+    running: {
+      id: "spool-pg",
+      label: TARGET_LABELS["spool-pg"],
+      port,
+      baseUrl,
+      pid: sp.tracked.proc.pid,
+      paths,
+      files,
+      caps: { etag: true, lastModified: true, api: true },
+      apiHeaders: spool.apiHeaders,
+      metrics: true,
+      onlyWorkloads: POSTGRES_WORKLOADS,
+      pairedWith: "spool",
+      version: spoolVersion(),
+      notes: [`${spoolNote(env).replace("bun src/index.ts", "DATABASE_URL=postgres://… bun src/index.ts")}; Spool's DATA_DIR and rows, on its own port`],
+      stop: async () => {
+        await stopTracked(sp.tracked);
+        await postgres?.stop();
+        postgres = undefined;
+      },
+      logs: sp.logs,
+      alive: alive(sp.tracked),
+      exitInfo: exitInfo(sp.tracked),
+    },
+  };
+}
+
 export async function startTarget(id: TargetId, ctx: StartContext): Promise<StartOutcome> {
   try {
     switch (id) {
@@ -650,6 +714,8 @@ export async function startTarget(id: TargetId, ctx: StartContext): Promise<Star
         return await startSpool(ctx);
       case "spool-nometrics":
         return await startSpoolNoMetrics(ctx);
+      case "spool-pg":
+        return await startSpoolPostgres(ctx);
       case "nginx":
         return await startNginx(ctx);
       case "bun":
