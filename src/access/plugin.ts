@@ -7,7 +7,7 @@ import { Elysia, t } from "elysia";
 import { errorSchema } from "../http/error-schemas.ts";
 import { HttpError, httpErrorResponse } from "../http/errors.ts";
 import { requestPath } from "../http/path.ts";
-import { jsonContent } from "../modules/openapi/doc.ts";
+import { jsonContent } from "../schemas/openapi.ts";
 import { SESSION_COOKIE, cookieValue, isHttps, isSameOrigin, ownOrigin } from "./credentials.ts";
 import { accessFor } from "./policy.ts";
 import type { AccessControl } from "./service.ts";

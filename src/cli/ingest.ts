@@ -12,7 +12,7 @@ import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext, startWorker, stopWorker } from "../app.ts";
-import { toVideoJson } from "../modules/videos/schemas.ts";
+import { toVideoJson } from "../schemas/video.ts";
 import { HttpError } from "../http/errors.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../db/schema.ts";
 

@@ -1,7 +1,7 @@
 /** Client-side helpers for the library API in tests: upload, poll until settled, inspect disk. */
 import { existsSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
-import type { VideoJson } from "../../src/modules/videos/schemas.ts";
+import type { VideoJson } from "../../src/schemas/video.ts";
 import { AUTH } from "./spool.ts";
 
 /** The API's own type for a video's JSON: tests read what the server declares. */

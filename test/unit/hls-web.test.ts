@@ -1,10 +1,10 @@
 /** Pure pieces of HLS serving and the player pages: file names, cache policy, CORS, escaping. */
 import { describe, expect, test } from "bun:test";
 import { corsHeaders, preflightHeaders } from "../../src/http/cors.ts";
-import { toHlsJson } from "../../src/modules/hls/json.ts";
+import { toHlsJson } from "../../src/schemas/hls.ts";
 import { cacheControlFor, hlsFileName } from "../../src/modules/hls/routes.ts";
 import { escapeHtml, formatDuration, scriptJson, videoBadge } from "../../src/modules/player/pages.ts";
-import type { VideoJson } from "../../src/modules/videos/schemas.ts";
+import type { VideoJson } from "../../src/schemas/video.ts";
 
 describe("hlsFileName", () => {
   test.each([

@@ -17,10 +17,10 @@ import { evaluatePreconditions } from "../../http/conditional.ts";
 import { HttpError, errorResponse, httpErrorResponse, preconditionFailed } from "../../http/errors.ts";
 import type { StreamCatalog } from "../stream/catalog.ts";
 import { signPlaylist, signStoryboard } from "./signed.ts";
-import { header, jsonContent } from "../openapi/doc.ts";
+import { header, jsonContent } from "../../schemas/openapi.ts";
 import { VIDEO_ID_PATTERN, assertVideoId, isVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
-import { BadRequest, NotFound, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../videos/schemas.ts";
+import { BadRequest, NotFound, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../../schemas/video.ts";
 import type { HlsService } from "./service.ts";
 
 /** Playlists and the storyboard index may be rebuilt; keep them short-lived in caches. */

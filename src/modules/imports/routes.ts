@@ -10,7 +10,7 @@ import type { VideoRow } from "../../db/schema.ts";
 import { badRequest } from "../../http/errors.ts";
 import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
 import { JSON_BODY_LIMIT } from "../body-limit/plugin.ts";
-import { parsePlayback } from "../videos/schemas.ts";
+import { parsePlayback } from "../../schemas/video.ts";
 import type { ImportService } from "./service.ts";
 
 export const ImportBody = t.Object(

@@ -8,7 +8,7 @@
 import { t } from "elysia";
 import { VIDEO_ID_PATTERN } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
-import { Integer, header, jsonContent } from "./doc.ts";
+import { Integer, header, jsonContent } from "../../schemas/openapi.ts";
 import { OPEN_SECURITY, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 
 const VideoBytes = t.String({ format: "binary", description: "The stored file's bytes (or the requested range)" });

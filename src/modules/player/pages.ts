@@ -3,7 +3,7 @@
  * template functions; everything interactive lives in assets/*.js, plain browser JavaScript
  * with no build step. Data reaches the scripts as JSON in a non-executable script element.
  */
-import type { VideoJson } from "../videos/schemas.ts";
+import type { VideoJson } from "../../schemas/video.ts";
 
 export const ASSET_PREFIX = "/assets";
 

@@ -11,7 +11,7 @@ import { serveFile } from "../../files/send-file.ts";
 import { HttpError, errorResponse } from "../../http/errors.ts";
 import { pageHeaders } from "../../http/page-headers.ts";
 import { isVideoId } from "../../library/ids.ts";
-import { toVideoJson, tokenizedJson } from "../videos/schemas.ts";
+import { toVideoJson, tokenizedJson } from "../../schemas/video.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import { ASSET_PREFIX, errorPage, libraryPage, notFoundPage, signInPage, watchPage } from "./pages.ts";
 

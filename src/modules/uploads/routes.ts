@@ -3,11 +3,11 @@ import { Elysia, t } from "elysia";
 import { AUTH_ERRORS, AUTH_RESPONSES, OPEN_SECURITY } from "../../access/plugin.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../../db/schema.ts";
 import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
-import { parsePlayback } from "../videos/schemas.ts";
+import { parsePlayback } from "../../schemas/video.ts";
 import { errorResponse } from "../../http/errors.ts";
 import { videoIdOfUpload } from "./upload-ids.ts";
 import { DEFAULT_DIRECT_UPLOAD_TTL_S, DIRECT_UPLOADS_PATH, MAX_DIRECT_UPLOAD_TTL_S } from "./direct.ts";
-import { header, jsonContent } from "../openapi/doc.ts";
+import { header, jsonContent } from "../../schemas/openapi.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { UPLOADS_PATH, VIDEO_ID_HEADER, type ResumableUploads } from "./tus.ts";
 

@@ -17,7 +17,7 @@ import type { VideoRow } from "../../db/schema.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import type { ImportService } from "../imports/service.ts";
 import { AUTH_RESPONSES } from "../../access/plugin.ts";
-import { toVideoJson } from "./schemas.ts";
+import { toVideoJson } from "../../schemas/video.ts";
 
 export const FEED_POLL_MS = 2000;
 const PING_MS = 15_000;

@@ -8,7 +8,7 @@ import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plu
 import type { AccessControl } from "../../access/service.ts";
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
-import { header, jsonContent } from "../openapi/doc.ts";
+import { header, jsonContent } from "../../schemas/openapi.ts";
 import { assertVideoId } from "../../library/ids.ts";
 import {
   BadRequest,
@@ -24,7 +24,7 @@ import {
   toVideoJson,
   tokenizedJson,
   parsePlayback,
-} from "./schemas.ts";
+} from "../../schemas/video.ts";
 import { ListPageCache } from "./list-cache.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import { receiveUpload } from "./upload.ts";

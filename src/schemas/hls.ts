@@ -1,6 +1,6 @@
 /** The `hls` object in a video's JSON. */
 import { t } from "elysia";
-import { HLS_STATUSES, type VideoRow } from "../../db/schema.ts";
+import { HLS_STATUSES, type VideoRow } from "../db/schema.ts";
 
 export const HlsSchema = t.Object(
   {

@@ -1,13 +1,13 @@
 /** The JSON a client sees for a video, and the request schemas of the library routes. */
 import { t } from "elysia";
-import { PLAYBACK_POLICIES, VIDEO_STATUSES, type Playback, type VideoRow } from "../../db/schema.ts";
-import { badRequest } from "../../http/errors.ts";
-import { Integer } from "../openapi/doc.ts";
-import { VIDEO_ID_PATTERN } from "../../library/ids.ts";
-import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
-import { HlsSchema, toHlsJson } from "../hls/json.ts";
-import { errorSchema } from "../../http/error-schemas.ts";
-import { withToken } from "../../http/path.ts";
+import { PLAYBACK_POLICIES, VIDEO_STATUSES, type Playback, type VideoRow } from "../db/schema.ts";
+import { badRequest } from "../http/errors.ts";
+import { Integer } from "./openapi.ts";
+import { VIDEO_ID_PATTERN } from "../library/ids.ts";
+import { MAX_TITLE_LENGTH } from "../library/videos.ts";
+import { HlsSchema, toHlsJson } from "./hls.ts";
+import { errorSchema } from "../http/error-schemas.ts";
+import { withToken } from "../http/path.ts";
 
 export const BadRequest = errorSchema("Malformed id, query parameter or body", "bad_request", "query limit: Expected integer");
 export const NotFound = errorSchema("No such video", "not_found", "No video with id q7cN0l1dQ5m0tS9xYk3eZA");
