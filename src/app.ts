@@ -16,6 +16,7 @@ import { AccessControl } from "./access/service.ts";
 import type { Config } from "./config.ts";
 import type { SpoolDb } from "./db/client.ts";
 import { fileServer } from "./files/send-file.ts";
+import { MemoryTier } from "./files/memory-tier.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "./http/errors.ts";
 import { bodyLimits } from "./modules/body-limit/plugin.ts";
 import { healthRoutes } from "./modules/health/routes.ts";
@@ -106,7 +107,8 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
     corsOrigins: config.corsOrigins ?? ["*"],
   });
   const hls = new HlsService(library, jobs, wake);
-  const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]));
+  const memory = config.memoryCacheBytes ? new MemoryTier({ maxBytes: config.memoryCacheBytes }) : undefined;
+  const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]), undefined, memory);
   const access = new AccessControl(db, { apiKey: config.apiKey, signingSecret: config.signingSecret, trustProxy: config.trustProxy });
   const retention = new RetentionSweeper(library, () => uploads.videoIds(), {
     retentionMs: config.failedRetentionMs ?? DEFAULT_FAILED_RETENTION_MS,

@@ -21,6 +21,8 @@ export interface Config {
   seedDemo: boolean;
   /** How long file stats and library rows are trusted before being checked again. */
   cacheTtlMs: number;
+  /** The RAM tier's bound per serving process (MEMORY_CACHE_BYTES); 0 or unset: off. */
+  memoryCacheBytes?: number;
   /** Processes serving the same port (SO_REUSEPORT). */
   workers: number;
   production: boolean;
@@ -185,6 +187,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxUploadBytes: e.MAX_UPLOAD_BYTES!,
     seedDemo: e.SEED_DEMO!,
     cacheTtlMs: e.CACHE_TTL_MS!,
+    memoryCacheBytes: e.MEMORY_CACHE_BYTES!,
     // One process per core by default; PORT=0 (any free port) cannot be shared, so it means one.
     workers: e.PORT === 0 ? 1 : (e.WORKERS ?? availableParallelism()),
     production: e.NODE_ENV === "production",

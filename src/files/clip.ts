@@ -33,6 +33,8 @@ export interface ClipEntity extends Validators {
   file: BunFile;
   /** The clip's first bytes. */
   head: Uint8Array;
+  /** The file the media bytes come from (its RAM tier blocks serve small ranges too). */
+  base: FileEntity;
   /** Then the file's bytes [dataStart, dataEnd). */
   dataStart: number;
   dataEnd: number;
@@ -83,6 +85,7 @@ export function makeClipEntity(base: FileEntity, layout: ClipLayout, interval: C
     path: base.path,
     file: base.file,
     head: layout.header,
+    base,
     dataStart: layout.dataStart,
     dataEnd: layout.dataEnd,
     size: layout.size,
@@ -132,7 +135,7 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
         }
         if (offset < 0) offset = piece.start;
         const end = Math.min(offset + CHUNK, piece.end + 1);
-        const bytes = new Uint8Array(await clip.file.slice(offset, end).arrayBuffer());
+        const bytes = clip.base.memory?.read(clip.base, offset, end - 1) ?? new Uint8Array(await clip.file.slice(offset, end).arrayBuffer());
         // A file that shrank must end the body in error, never as a short but "complete" one.
         if (bytes.byteLength !== end - offset) return controller.error(new Error(`short read from ${clip.path}`));
         controller.enqueue(bytes);
@@ -152,7 +155,13 @@ function rangeBody(clip: ClipEntity, range: ByteRange): BodyInit {
   const pieces = clipPieces(clip, range);
   if (pieces.length === 1) {
     const only = pieces[0]!;
-    return only instanceof Uint8Array ? (only as Uint8Array<ArrayBuffer>) : clip.file.slice(only.start, only.end + 1);
+    if (only instanceof Uint8Array) return only as Uint8Array<ArrayBuffer>;
+    const memory = clip.base.memory;
+    if (memory !== undefined && only.end - only.start < memory.maxAnswerBytes) {
+      const bytes = memory.read(clip.base, only.start, only.end);
+      if (bytes !== undefined) return bytes;
+    }
+    return clip.file.slice(only.start, only.end + 1);
   }
   return streamPieces(clip, pieces);
 }

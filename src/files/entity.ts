@@ -6,6 +6,7 @@ import type { BunFile } from "bun";
 import { contentDisposition, type DispositionType } from "../http/content-disposition.ts";
 import { contentTypeFor } from "../http/content-type.ts";
 import { formatHttpDate, type Validators } from "../http/conditional.ts";
+import type { MemoryTier } from "./memory-tier.ts";
 
 export interface ServeOptions {
   /** Defaults to the type for the path's extension. */
@@ -20,12 +21,19 @@ export interface ServeOptions {
   lastModified?: number;
   /** Constant extra headers for every success and 304 answer (e.g. CORS with a `*` policy). */
   headers?: Readonly<Record<string, string>>;
+  /** The RAM tier small answers may come from (undefined: always sendfile). */
+  memory?: MemoryTier;
 }
 
 export interface FileEntity extends Validators {
   path: string;
   file: BunFile;
   size: number;
+  /** The file's mtime when stat'ed (0 when not known): the RAM tier checks it before caching. */
+  mtimeMs: number;
+  /** The RAM tier's key: path and tag, so a changed file (new tag) never meets old blocks. */
+  memoryKey: string;
+  memory: MemoryTier | undefined;
   contentType: string;
   /** Content-Type, ETag, Last-Modified, Accept-Ranges, Cache-Control, nosniff, disposition. */
   headers: Readonly<Record<string, string>>;
@@ -70,6 +78,9 @@ export function makeEntity(path: string, size: number, mtimeMs: number, options:
     path,
     file: Bun.file(path),
     size,
+    mtimeMs,
+    memoryKey: `${path}\0${etag}`,
+    memory: options.memory,
     etag,
     lastModified,
     contentType,

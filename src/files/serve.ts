@@ -36,7 +36,7 @@ function streamSlices(entity: FileEntity, pieces: (string | ByteRange)[]): Reada
         }
         if (offset < 0) offset = piece.start;
         const end = Math.min(offset + CHUNK, piece.end + 1);
-        const bytes = new Uint8Array(await entity.file.slice(offset, end).arrayBuffer());
+        const bytes = entity.memory?.read(entity, offset, end - 1) ?? new Uint8Array(await entity.file.slice(offset, end).arrayBuffer());
         // A file that shrank underneath us must not turn into an endless or short-framed body.
         if (bytes.byteLength !== end - offset) return controller.error(new Error(`short read from ${entity.path}`));
         controller.enqueue(bytes);
@@ -94,8 +94,15 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
   const method = request.method;
   const headers = request.headers;
   const rangeHeader = headers.get("range");
+  const memory = entity.memory;
   if (rangeHeader === null) {
-    if (method === "GET") hot.fileBytes += entity.size;
+    if (method !== "GET") return new Response(entity.file, { headers: entity.responseHeaders });
+    hot.fileBytes += entity.size;
+    // A small file held in memory: no Range here, so Bun has nothing to apply to the body.
+    if (memory !== undefined && entity.size > 0 && entity.size <= memory.maxAnswerBytes) {
+      const bytes = memory.read(entity, 0, entity.size - 1);
+      if (bytes !== undefined) return new Response(bytes, { headers: entity.responseHeaders });
+    } else memory?.touch(entity);
     return new Response(entity.file, { headers: entity.responseHeaders });
   }
 
@@ -119,16 +126,27 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
   const ranges = plan.ranges;
   if (method === "GET") for (const r of ranges) hot.fileBytes += r.end - r.start + 1;
   if (ranges.length === 1) {
+    const r0 = ranges[0]!;
+    if (memory !== undefined && method === "GET") {
+      // Small answers whose blocks are all in RAM: no file open, read and close per answer.
+      if (r0.end - r0.start < memory.maxAnswerBytes) {
+        const bytes = memory.read(entity, r0.start, r0.end);
+        if (bytes !== undefined) {
+          const response = new Response(bytes, { status: 206, headers: entity.responseHeaders });
+          response.headers.set("content-range", contentRange(r0, size));
+          return response;
+        }
+      } else memory.touch(entity);
+    }
     // Same bytes, less work: Bun's own range code sends this one (see NATIVE_RANGE).
     if (method === "GET" && NATIVE_RANGE.test(rangeHeader)) {
       const response = new Response(entity.file, { headers: entity.nativeRangeHeaders });
       nativeRanged.add(response);
       return response;
     }
-    const r = ranges[0]!;
-    const response = new Response(entity.file.slice(r.start, r.end + 1), { status: 206, headers: entity.responseHeaders });
+    const response = new Response(entity.file.slice(r0.start, r0.end + 1), { status: 206, headers: entity.responseHeaders });
     // The response holds its own copy of the shared Headers, so this does not leak into it.
-    response.headers.set("content-range", contentRange(r, size));
+    response.headers.set("content-range", contentRange(r0, size));
     return response;
   }
 

@@ -20,6 +20,11 @@ export const hot = {
   catalogMisses: 0,
   tokenCacheHits: 0,
   tokenVerifications: 0,
+  /** The RAM tier (src/files/memory-tier.ts): answers from memory, small answers that were not, evicted blocks, bytes held. */
+  memoryHits: 0,
+  memoryMisses: 0,
+  memoryEvictions: 0,
+  memoryBytes: 0,
 };
 
 export const registry = new Registry();
@@ -57,6 +62,27 @@ new Counter({
     this.inc({ cache: "stream_catalog", result: "miss" }, hot.catalogMisses);
     this.inc({ cache: "playback_tokens", result: "hit" }, hot.tokenCacheHits);
     this.inc({ cache: "playback_tokens", result: "miss" }, hot.tokenVerifications);
+    this.inc({ cache: "memory_tier", result: "hit" }, hot.memoryHits);
+    this.inc({ cache: "memory_tier", result: "miss" }, hot.memoryMisses);
+  },
+});
+
+new Counter({
+  name: "spool_memory_tier_evictions_total",
+  help: "Blocks the RAM tier (MEMORY_CACHE_BYTES) evicted to make room",
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc(hot.memoryEvictions);
+  },
+});
+
+new Gauge({
+  name: "spool_memory_tier_bytes",
+  help: "Bytes of file blocks the RAM tier holds (at most MEMORY_CACHE_BYTES per process)",
+  registers: [registry],
+  collect() {
+    this.set(hot.memoryBytes);
   },
 });
 

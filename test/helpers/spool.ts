@@ -53,6 +53,9 @@ export async function startTestSpool(overrides: Partial<Config> = {}): Promise<T
     maxUploadBytes: 64 * 1024 * 1024,
     seedDemo: true,
     cacheTtlMs: 1000,
+    // The RAM tier is on, as in production; SPOOL_TEST_MEMORY_CACHE_BYTES=0 runs a suite with it
+    // off (the tier must never change a byte or a header: test/integration/memory-tier.test.ts).
+    memoryCacheBytes: Number(process.env.SPOOL_TEST_MEMORY_CACHE_BYTES ?? 64 * 1024 * 1024),
     workers: 1,
     production: false,
     apiKey: TEST_API_KEY,

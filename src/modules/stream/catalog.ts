@@ -8,6 +8,7 @@
  */
 import { makeEntity, type FileEntity } from "../../files/entity.ts";
 import { statEntity } from "../../files/cache.ts";
+import type { MemoryTier } from "../../files/memory-tier.ts";
 import type { VideoRow } from "../../db/schema.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { logger } from "../../lib/log.ts";
@@ -61,6 +62,8 @@ export class StreamCatalog {
     /** Headers every answer carries, precomputed into each entity (CORS for a `*` policy). */
     private readonly extraHeaders: Readonly<Record<string, string>> = {},
     private readonly maxEntries = 10_000,
+    /** The RAM tier small answers come from (MEMORY_CACHE_BYTES); undefined: sendfile only. */
+    readonly memory?: MemoryTier,
   ) {
     // "*": another process's changes may have been missed (the listener reconnected).
     library.events.on("invalidated", (id: string) => (id === "*" ? this.entries.clear() : this.entries.delete(id)));
@@ -106,10 +109,11 @@ export class StreamCatalog {
       lastModified: Math.floor(row.createdAt.getTime() / 1000),
       cacheControl: row.playback === "signed" ? SIGNED_VIDEO_CACHE_CONTROL : VIDEO_CACHE_CONTROL,
       headers: this.extraHeaders,
+      memory: this.memory,
     };
   }
 
   private downloadEntity(row: VideoRow, inline: FileEntity): FileEntity {
-    return makeEntity(inline.path, inline.size, 0, { ...this.options(row), disposition: "attachment", filename: downloadName(row) });
+    return makeEntity(inline.path, inline.size, inline.mtimeMs, { ...this.options(row), disposition: "attachment", filename: downloadName(row) });
   }
 }

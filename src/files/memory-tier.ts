@@ -1,0 +1,327 @@
+/**
+ * The RAM tier (issue 15): aligned blocks of hot files held in memory, so that small answers
+ * (Safari's `bytes=0-1` probe, a player's first request, short seeks into a popular video) go
+ * out from a `Uint8Array` instead of a file slice. Measured with a bare Bun 1.4.5 server (one
+ * core, wrk on the other): a file-backed 206 costs Bun an open, fstat, read and close plus
+ * thread-pool wake-ups per response, about twice the CPU of the same bytes from memory up to
+ * a few hundred KiB. Larger answers, and anything not wholly cached, stay on sendfile.
+ *
+ * - Keyed by the entity's `memoryKey` (path + strong ETag): bytes never change under a key, so
+ *   nothing cached is ever stale; a replaced file has a new tag, hence a new key, and its old
+ *   blocks just age out.
+ * - The head of a file (where the MP4 `moov` and the first frames are) is loaded the first time
+ *   the file is served; other blocks are loaded once a small answer asks for them again
+ *   (TinyLFU: a count-min sketch of recent requests, aged by halving, decides admission, and a
+ *   newcomer evicts a block only if it is requested more often), so one sequential download
+ *   cannot flush the hot set. Eviction is CLOCK (a referenced bit, one store per hit).
+ * - Filling is off the request: the answer that misses goes out with sendfile as before, and
+ *   the block is read in the background (once, whatever the number of concurrent misses).
+ *
+ * Hand-written: the hit path must cost a Map lookup and a subarray, with no allocation per
+ * request beyond the Response; cache libraries key by strings per lookup and count entries,
+ * not bytes.
+ */
+import { stat } from "node:fs/promises";
+import { blockOf, checkBlockSize } from "../storage/blocks.ts";
+import { hot } from "../metrics/metrics.ts";
+
+/** What the tier needs of an entity (FileEntity and the file part of a ClipEntity). */
+export interface TierSource {
+  /** path + "\0" + ETag: see makeEntity. */
+  memoryKey: string;
+  path: string;
+  size: number;
+  file: Blob;
+  /** The file's mtime when the entity was made (0: unknown, only the size is checked). */
+  mtimeMs: number;
+}
+
+export interface MemoryTierOptions {
+  /** Bound on the bytes of all blocks held. */
+  maxBytes: number;
+  /** Power of two, at least 4 KiB (src/storage/blocks.ts). */
+  blockSize?: number;
+  /** Loaded when a file is first served (rounded up to whole blocks). */
+  headBytes?: number;
+  /** Answers longer than this always go out with sendfile. */
+  maxAnswerBytes?: number;
+}
+
+/**
+ * 64 KiB blocks: a random 64 KiB range then touches two blocks, but each admitted block is
+ * mostly hot bytes; 256 KiB blocks held a quarter as many hot ranges in the same RAM in the
+ * range64k bench (README, "RAM tier").
+ */
+export const DEFAULT_MEMORY_BLOCK_SIZE = 64 * 1024;
+export const DEFAULT_HEAD_BYTES = 256 * 1024;
+/** Memory stays cheaper than sendfile in CPU per answer up to here (measured; see README). */
+export const DEFAULT_MAX_ANSWER_BYTES = 256 * 1024;
+
+class Block {
+  referenced = false;
+  constructor(
+    readonly file: TierFile,
+    readonly index: number,
+    readonly bytes: Uint8Array<ArrayBuffer>,
+    readonly hash: number,
+  ) {}
+}
+
+class TierFile {
+  readonly blocks = new Map<number, Block>();
+  readonly loading = new Set<number>();
+  constructor(
+    readonly key: string,
+    readonly hash: number,
+  ) {}
+}
+
+/** FNV-1a over the key: once per file, not per request. */
+function hashString(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+function mix(fileHash: number, index: number): number {
+  let h = Math.imul(fileHash ^ Math.imul(index, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** A count-min sketch of 4-bit-ish counters (saturating at 15), halved every `window` adds. */
+class FrequencySketch {
+  private readonly table: Uint8Array;
+  private readonly mask: number;
+  private adds = 0;
+
+  constructor(
+    counters: number,
+    private readonly window: number,
+  ) {
+    let size = 1024;
+    while (size < counters) size *= 2;
+    this.table = new Uint8Array(size);
+    this.mask = size - 1;
+  }
+
+  add(hash: number): void {
+    const t = this.table;
+    for (let i = 0, h = hash; i < 4; i++, h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0) {
+      const slot = h & this.mask;
+      if (t[slot]! < 15) t[slot]!++;
+    }
+    if (++this.adds >= this.window) {
+      this.adds = 0;
+      for (let i = 0; i < t.length; i++) t[i] = t[i]! >>> 1;
+    }
+  }
+
+  estimate(hash: number): number {
+    const t = this.table;
+    let min = 15;
+    for (let i = 0, h = hash; i < 4; i++, h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0) {
+      const v = t[h & this.mask]!;
+      if (v < min) min = v;
+    }
+    return min;
+  }
+}
+
+export class MemoryTier {
+  readonly maxBytes: number;
+  readonly blockSize: number;
+  readonly headBytes: number;
+  readonly maxAnswerBytes: number;
+  private readonly files = new Map<string, TierFile>();
+  /** Resident blocks, oldest first: the CLOCK's ring (a referenced block moves to the end). */
+  private readonly ring = new Set<Block>();
+  private readonly sketch: FrequencySketch;
+  private held = 0;
+
+  constructor(options: MemoryTierOptions) {
+    this.maxBytes = options.maxBytes;
+    this.blockSize = options.blockSize ?? DEFAULT_MEMORY_BLOCK_SIZE;
+    checkBlockSize(this.blockSize);
+    this.headBytes = options.headBytes ?? DEFAULT_HEAD_BYTES;
+    this.maxAnswerBytes = options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
+    const capacity = Math.max(1, Math.floor(this.maxBytes / this.blockSize));
+    // TinyLFU's sizing: ~8 counters per cached block, aged after 10 × capacity requests.
+    this.sketch = new FrequencySketch(capacity * 8, capacity * 10);
+  }
+
+  /** Bytes of blocks held now. */
+  get bytes(): number {
+    return this.held;
+  }
+
+  get blocks(): number {
+    return this.ring.size;
+  }
+
+  /** Notes that a file is being served (a large answer): its head is loaded the first time. */
+  touch(source: TierSource): void {
+    if (source.size > 0 && !this.files.has(source.memoryKey)) this.open(source);
+  }
+
+  private open(source: TierSource): TierFile {
+    const file = new TierFile(source.memoryKey, hashString(source.memoryKey));
+    this.files.set(file.key, file);
+    this.loadHead(source, file);
+    return file;
+  }
+
+  /**
+   * The bytes [start, end] (inclusive) when every block they lie in is held; otherwise
+   * undefined, after noting the request (and starting the fills it earns).
+   */
+  read(source: TierSource, start: number, end: number): Uint8Array<ArrayBuffer> | undefined {
+    const file = this.files.get(source.memoryKey) ?? this.open(source);
+    const bs = this.blockSize;
+    const first = blockOf(start, bs);
+    const last = blockOf(end, bs);
+    const a = file.blocks.get(first);
+    if (first === last) {
+      if (a !== undefined) {
+        a.referenced = true;
+        // Hits count too (a few multiplications): what is asked for often must outweigh a scan.
+        this.sketch.add(a.hash);
+        hot.memoryHits++;
+        const offset = start - first * bs;
+        return a.bytes.subarray(offset, offset + end - start + 1);
+      }
+    } else {
+      const out = this.gather(file, first, last, start, end);
+      if (out !== undefined) {
+        hot.memoryHits++;
+        return out;
+      }
+    }
+    hot.memoryMisses++;
+    for (let index = first; index <= last; index++) {
+      if (file.blocks.has(index)) continue;
+      const hash = mix(file.hash, index);
+      this.sketch.add(hash);
+      // Hit twice (within the sketch's window): worth a read; insert() still weighs it
+      // against the block it would evict.
+      if (this.sketch.estimate(hash) >= 2) this.fill(source, file, index, hash);
+    }
+    return undefined;
+  }
+
+  /** Several blocks' bytes copied into one array, or undefined if one is missing. */
+  private gather(file: TierFile, first: number, last: number, start: number, end: number): Uint8Array<ArrayBuffer> | undefined {
+    for (let index = first; index <= last; index++) if (!file.blocks.has(index)) return undefined;
+    const bs = this.blockSize;
+    const out = new Uint8Array(end - start + 1);
+    let at = 0;
+    for (let index = first; index <= last; index++) {
+      const block = file.blocks.get(index)!;
+      block.referenced = true;
+      this.sketch.add(block.hash);
+      const from = index === first ? start - first * bs : 0;
+      const to = index === last ? end - last * bs + 1 : block.bytes.length;
+      out.set(block.bytes.subarray(from, to), at);
+      at += to - from;
+    }
+    return out;
+  }
+
+  private loadHead(source: TierSource, file: TierFile): void {
+    if (source.size === 0) return;
+    const last = blockOf(Math.min(this.headBytes, source.size) - 1, this.blockSize);
+    for (let index = 0; index <= last; index++) {
+      const hash = mix(file.hash, index);
+      // Counted as seen twice: a head is what every player start asks for.
+      this.sketch.add(hash);
+      this.sketch.add(hash);
+      this.fill(source, file, index, hash);
+    }
+  }
+
+  private fill(source: TierSource, file: TierFile, index: number, hash: number): void {
+    if (file.loading.has(index) || this.maxBytes < this.blockSize) return;
+    file.loading.add(index);
+    const start = index * this.blockSize;
+    const end = Math.min(start + this.blockSize, source.size);
+    void this.readBlock(source, start, end)
+      .then((bytes) => {
+        if (bytes !== undefined && this.files.get(file.key) === file) this.insert(new Block(file, index, bytes, hash));
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        file.loading.delete(index);
+        if (file.blocks.size === 0 && file.loading.size === 0 && this.files.get(file.key) === file) this.files.delete(file.key);
+      });
+  }
+
+  /**
+   * The block's bytes, or undefined if the file is no longer the one the entity describes:
+   * a short read, or a size or mtime that changed (a file replaced in place under its path
+   * must never be cached under the old tag).
+   */
+  private async readBlock(source: TierSource, start: number, end: number): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    const bytes = new Uint8Array(await source.file.slice(start, end).arrayBuffer());
+    if (bytes.byteLength !== end - start) return undefined;
+    const info = await stat(source.path);
+    if (info.size !== source.size || (source.mtimeMs > 0 && info.mtimeMs !== source.mtimeMs)) return undefined;
+    return bytes;
+  }
+
+  private insert(block: Block): void {
+    const cost = block.bytes.byteLength;
+    if (cost > this.maxBytes || block.file.blocks.has(block.index)) return;
+    const candidate = this.sketch.estimate(block.hash);
+    while (this.held + cost > this.maxBytes) {
+      const victim = this.victim();
+      if (victim === undefined) return;
+      // TinyLFU admission: keep the resident block when it is asked for more often.
+      if (this.sketch.estimate(victim.hash) > candidate) {
+        victim.referenced = false;
+        this.ring.delete(victim);
+        this.ring.add(victim);
+        return;
+      }
+      this.evict(victim);
+    }
+    block.file.blocks.set(block.index, block);
+    this.ring.add(block);
+    this.held += cost;
+    hot.memoryBytes = this.held;
+  }
+
+  /** CLOCK: the oldest block not referenced since the hand last passed it. */
+  private victim(): Block | undefined {
+    for (let turns = this.ring.size * 2; turns > 0; turns--) {
+      const oldest = this.ring.values().next().value;
+      if (oldest === undefined) return undefined;
+      if (!oldest.referenced) return oldest;
+      oldest.referenced = false;
+      this.ring.delete(oldest);
+      this.ring.add(oldest);
+    }
+    return this.ring.values().next().value;
+  }
+
+  private evict(block: Block): void {
+    this.ring.delete(block);
+    block.file.blocks.delete(block.index);
+    this.held -= block.bytes.byteLength;
+    hot.memoryEvictions++;
+    hot.memoryBytes = this.held;
+    const file = block.file;
+    if (file.blocks.size === 0 && file.loading.size === 0 && this.files.get(file.key) === file) this.files.delete(file.key);
+  }
+
+  /** Drops every block (tests; a process that must give memory back). */
+  clear(): void {
+    for (const block of [...this.ring]) this.evict(block);
+    this.files.clear();
+  }
+
+  /** Resolves when no fill is in flight (tests, and the bench's warm-up). */
+  async settled(): Promise<void> {
+    while ([...this.files.values()].some((f) => f.loading.size > 0)) await Bun.sleep(1);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The RAM tier must never change a byte or a header: two real Spools over real HTTP, one with
+ * MEMORY_CACHE_BYTES on (and warmed until it answers from memory) and one with it off, answer
+ * random single ranges, multipart requests, clips and whole-file GETs identically, and exactly
+ * the file's bytes.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import fc from "fast-check";
+import { hot } from "../../src/metrics/metrics.ts";
+import { comparableHeaders, parseMultipart } from "../helpers/http.ts";
+import { PROPERTY_SEED } from "../helpers/property.ts";
+import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+
+const bytes = readFileSync(resolve(import.meta.dir, "../../fixtures/demo.mp4"));
+const SIZE = bytes.length;
+
+let on: TestSpool;
+let off: TestSpool;
+
+beforeAll(async () => {
+  [on, off] = await Promise.all([startTestSpool({ memoryCacheBytes: 64 * 1024 * 1024 }), startTestSpool({ memoryCacheBytes: 0 })]);
+  // Warm: every 64 KiB block asked for twice, so the whole (280 KB) demo is held.
+  for (let pass = 0; pass < 3; pass++) {
+    for (let at = 0; at < SIZE; at += 65536) await fetch(`${on.url}/api/stream/demo`, { headers: { range: `bytes=${at}-${at + 9}` } }).then((r) => r.arrayBuffer());
+    await on.ctx.catalog.memory!.settled();
+  }
+});
+afterAll(() => Promise.all([on?.stop(), off?.stop()]));
+
+async function both(path: string, headers: Record<string, string>, method = "GET") {
+  const ask = (s: TestSpool) => fetch(`${s.url}${path}`, { headers, method }).then(async (r) => ({ r, body: Buffer.from(await r.arrayBuffer()) }));
+  return Promise.all([ask(on), ask(off)]);
+}
+
+/** Same status, same headers (multipart boundaries aside), same body or same parts. */
+function expectSame(a: { r: Response; body: Buffer }, b: { r: Response; body: Buffer }) {
+  expect(a.r.status).toBe(b.r.status);
+  const type = a.r.headers.get("content-type") ?? "";
+  const boundary = /^multipart\/byteranges; boundary=(\S+)$/.exec(type);
+  if (boundary) {
+    const other = /^multipart\/byteranges; boundary=(\S+)$/.exec(b.r.headers.get("content-type") ?? "")!;
+    expect(comparableHeaders(a.r, ["date", "x-request-id", "content-type"])).toEqual(comparableHeaders(b.r, ["date", "x-request-id", "content-type"]));
+    expect(parseMultipart(a.body, boundary[1]!)).toEqual(parseMultipart(b.body, other[1]!));
+  } else {
+    expect(comparableHeaders(a.r)).toEqual(comparableHeaders(b.r));
+    expect(a.body.equals(b.body)).toBe(true);
+  }
+}
+
+test("the tier is warm: a probe is answered from memory", async () => {
+  const hits = hot.memoryHits;
+  const [a, b] = await both("/api/stream/demo", { range: "bytes=0-1" });
+  expectSame(a, b);
+  expect(a.body.equals(bytes.subarray(0, 2))).toBe(true);
+  expect(hot.memoryHits).toBeGreaterThan(hits);
+  expect(on.ctx.catalog.memory!.bytes).toBe(SIZE);
+});
+
+test("property: random single ranges (every form) are identical with the tier on and off, and exact", async () => {
+  const form = fc.oneof(
+    fc.tuple(fc.nat(SIZE - 1), fc.integer({ min: 1, max: 300_000 })).map(([s, n]) => ({ header: `bytes=${s}-${s + n - 1}`, start: s, end: Math.min(SIZE - 1, s + n - 1) })),
+    fc.integer({ min: 1, max: SIZE + 10 }).map((n) => ({ header: `bytes=-${n}`, start: Math.max(0, SIZE - n), end: SIZE - 1 })),
+    fc.nat(SIZE - 1).map((s) => ({ header: `bytes= ${s}-`, start: s, end: SIZE - 1 })),
+  );
+  const cases = fc.sample(form, { numRuns: 120, seed: 15 });
+  for (const c of cases) {
+    const [a, b] = await both("/api/stream/demo", { range: c.header });
+    expectSame(a, b);
+    expect(a.r.status).toBe(206);
+    expect(a.body.equals(bytes.subarray(c.start, c.end + 1))).toBe(true);
+    expect(a.r.headers.get("content-range")).toBe(`bytes ${c.start}-${c.end}/${SIZE}`);
+  }
+});
+
+test("multipart/byteranges, If-Range, HEAD, download and whole-file answers are identical", async () => {
+  const etag = (await fetch(`${off.url}/api/stream/demo`, { method: "HEAD" })).headers.get("etag")!;
+  const requests: [string, Record<string, string>, string?][] = [
+    ["/api/stream/demo", { range: "bytes=0-99,1000-1099,200000-200100" }],
+    ["/api/stream/demo", { range: "bytes=0-1" }, "HEAD"],
+    ["/api/stream/demo", { range: "bytes=5-70000", "if-range": etag }],
+    ["/api/stream/demo", { range: "bytes=5-70000", "if-range": '"other"' }],
+    ["/api/stream/demo?download=1", { range: "bytes=100-200" }],
+    ["/api/stream/demo", {}],
+    ["/api/stream/demo", { "if-none-match": etag }],
+  ];
+  for (const [path, headers, method] of requests) {
+    const [a, b] = await both(path, headers, method);
+    expectSame(a, b);
+  }
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(fc.nat(SIZE - 1), fc.integer({ min: 1, max: 70_000 })), { minLength: 2, maxLength: 5 }), async (spans) => {
+      const header = `bytes=${spans.map(([s, n]) => `${s}-${s + n - 1}`).join(",")}`;
+      const [a, b] = await both("/api/stream/demo", { range: header });
+      expectSame(a, b);
+    }),
+    { seed: PROPERTY_SEED, numRuns: 30 },
+  );
+});
+
+test("clips: ranges inside the media part and the whole clip are identical", async () => {
+  const clip = "/api/stream/demo?start=1&end=3";
+  const length = (await fetch(`${off.url}${clip}`, { method: "HEAD" })).headers.get("content-length")!;
+  const n = Number(length);
+  for (let pass = 0; pass < 2; pass++) {
+    for (const range of [`bytes=${n - 5000}-${n - 1}`, "bytes=0-99", `bytes=100-${n - 1}`, "bytes=10-20,3000-4000"]) {
+      const [a, b] = await both(clip, { range });
+      expectSame(a, b);
+    }
+    await on.ctx.catalog.memory!.settled();
+  }
+  const [a, b] = await both(clip, {});
+  expectSame(a, b);
+});

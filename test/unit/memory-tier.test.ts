@@ -1,0 +1,139 @@
+/**
+ * The RAM tier on its own, against a real file: whatever it answers is exactly the file's bytes,
+ * it stays within its bound however much is pushed through it, and a file changed under its
+ * path is never answered from blocks of the old version.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtemp, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { makeEntity, type FileEntity } from "../../src/files/entity.ts";
+import { MemoryTier } from "../../src/files/memory-tier.ts";
+import { hot } from "../../src/metrics/metrics.ts";
+import { PROPERTY_SEED } from "../helpers/property.ts";
+
+let dir: string;
+let path: string;
+let bytes: Uint8Array;
+const SIZE = 1_000_003; // not a multiple of any block size
+
+function randomBytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) out[i] = (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24;
+  return out;
+}
+
+async function entityFor(p: string, tier: MemoryTier, etag?: string): Promise<FileEntity> {
+  const info = await stat(p);
+  return makeEntity(p, info.size, info.mtimeMs, { memory: tier, etag });
+}
+
+/** Reads until the tier answers (fills are in the background), at most `tries` times. */
+async function readHeld(tier: MemoryTier, entity: FileEntity, start: number, end: number, tries = 4): Promise<Uint8Array | undefined> {
+  for (let i = 0; i < tries; i++) {
+    const got = tier.read(entity, start, end);
+    if (got) return got;
+    await tier.settled();
+  }
+  return undefined;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "spool-tier-"));
+  path = join(dir, "file.bin");
+  bytes = randomBytes(SIZE, 7);
+  await writeFile(path, bytes);
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+test("every answer is exactly the file's bytes (random ranges, several block sizes)", async () => {
+  for (const blockSize of [4096, 64 * 1024, 256 * 1024]) {
+    const tier = new MemoryTier({ maxBytes: 512 * 1024, blockSize, headBytes: 128 * 1024 });
+    const entity = await entityFor(path, tier);
+    const ranges = fc.sample(
+      fc.tuple(fc.integer({ min: 0, max: SIZE - 1 }), fc.integer({ min: 1, max: 300 * 1024 })).map(([start, length]) => ({ start, end: Math.min(SIZE - 1, start + length - 1) })),
+      { numRuns: 300, seed: 15 },
+    );
+    let answered = 0;
+    for (const r of ranges) {
+      const got = await readHeld(tier, entity, r.start, r.end, 3);
+      if (got) {
+        answered++;
+        expect(got.length).toBe(r.end - r.start + 1);
+        expect(Buffer.from(got).equals(Buffer.from(bytes.subarray(r.start, r.end + 1)))).toBe(true);
+      }
+      expect(tier.bytes).toBeLessThanOrEqual(tier.maxBytes);
+    }
+    // Asked three times each, most ranges that fit the bound end up answered from memory.
+    expect(answered).toBeGreaterThan(0);
+  }
+});
+
+test("property: read() is undefined or the exact bytes, and the bound holds", async () => {
+  const tier = new MemoryTier({ maxBytes: 256 * 1024, blockSize: 16 * 1024, headBytes: 32 * 1024 });
+  const entity = makeEntity(path, SIZE, 0, { memory: tier });
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: SIZE - 1 }), fc.integer({ min: 1, max: 64 * 1024 })), { minLength: 1, maxLength: 40 }), async (asks) => {
+      for (const [start, length] of asks) {
+        const end = Math.min(SIZE - 1, start + length - 1);
+        const got = tier.read(entity, start, end);
+        if (got) expect(Buffer.from(got).equals(Buffer.from(bytes.subarray(start, end + 1)))).toBe(true);
+        if (length % 3 === 0) await tier.settled();
+        expect(tier.bytes).toBeLessThanOrEqual(tier.maxBytes);
+      }
+    }),
+    { seed: PROPERTY_SEED, numRuns: 60 },
+  );
+});
+
+test("filled past its bound it stays bounded, evicts, and one sequential pass does not flush the hot set", async () => {
+  const tier = new MemoryTier({ maxBytes: 256 * 1024, blockSize: 16 * 1024, headBytes: 16 * 1024 });
+  const entity = await entityFor(path, tier);
+  const hotBlocks = [5, 9, 20, 33];
+  for (let round = 0; round < 4; round++) {
+    for (const b of hotBlocks) tier.read(entity, b * 16384 + 10, b * 16384 + 100);
+    await tier.settled();
+  }
+  const evictionsBefore = hot.memoryEvictions;
+  // A sequential download of the whole file in 16 KiB steps, each block asked for once.
+  for (let at = 0; at < SIZE; at += 16384) tier.read(entity, at, Math.min(SIZE - 1, at + 16383));
+  await tier.settled();
+  // Then a scan that asks for every block twice: enough to be admitted, so the bound bites.
+  for (let pass = 0; pass < 2; pass++) {
+    for (let at = 0; at < SIZE; at += 16384) tier.read(entity, at, Math.min(SIZE - 1, at + 100));
+    await tier.settled();
+  }
+  expect(tier.bytes).toBeLessThanOrEqual(256 * 1024);
+  expect(tier.bytes).toBeGreaterThan(128 * 1024);
+  expect(hot.memoryEvictions).toBeGreaterThan(evictionsBefore);
+  for (const b of hotBlocks) {
+    const got = tier.read(entity, b * 16384 + 10, b * 16384 + 100);
+    expect(got && Buffer.from(got).equals(Buffer.from(bytes.subarray(b * 16384 + 10, b * 16384 + 101)))).toBe(true);
+  }
+});
+
+test("a file replaced under its path: the new tag never meets old blocks, and a fill that raced the change is dropped", async () => {
+  const p = join(dir, "replaced.bin");
+  const v1 = randomBytes(200_000, 1);
+  const v2 = randomBytes(200_000, 2); // same size: only the tag (and mtime) tell them apart
+  await writeFile(p, v1);
+  const tier = new MemoryTier({ maxBytes: 1024 * 1024, blockSize: 64 * 1024, headBytes: 64 * 1024 });
+  const old = await entityFor(p, tier, '"v1"');
+  expect(Buffer.from((await readHeld(tier, old, 0, 99))!).equals(Buffer.from(v1.subarray(0, 100)))).toBe(true);
+
+  // Replaced: the old entity (still trusted for a TTL) asks for a block not yet held; its fill
+  // reads the new bytes, sees the mtime moved, and keeps nothing.
+  await writeFile(p, v2);
+  await utimes(p, new Date(), new Date(Date.now() + 5000));
+  expect(tier.read(old, 150_000, 150_010)).toBeUndefined();
+  tier.read(old, 150_000, 150_010);
+  await tier.settled();
+  expect(tier.read(old, 150_000, 150_010)).toBeUndefined();
+
+  const fresh = await entityFor(p, tier, '"v2"');
+  expect(fresh.memoryKey).not.toBe(old.memoryKey);
+  const got = await readHeld(tier, fresh, 0, 99);
+  expect(Buffer.from(got!).equals(Buffer.from(v2.subarray(0, 100)))).toBe(true);
+});
