@@ -93,3 +93,34 @@ test("the migrations made the indexes the schema declares, in both databases", a
     expect(second).toBe("refused");
   }
 });
+
+test("PostgreSQL: when the LISTEN connection drops, it reconnects and drops every cache (what was announced meanwhile is lost)", async () => {
+  const { startTestSpool } = await import("../helpers/spool.ts");
+  const url = await pg.createDatabase();
+  const spool = await startTestSpool({ databaseUrl: url, jobKinds: ["ingest"], cacheTtlMs: 600_000 });
+  try {
+    // Once the demo's HLS build is queued (the last write to it), it is cached for ten minutes.
+    for (const end = Date.now() + 10_000; Date.now() < end && (await spool.ctx.library.get("demo"))?.hlsStatus !== "queued"; await Bun.sleep(50));
+    const get = () => fetch(`${spool.url}/api/stream/demo`, { headers: { range: "bytes=0-1" } }).then((r) => r.status);
+    expect(await get()).toBe(206);
+    expect(spool.ctx.catalog.peek("demo")).toBeTruthy();
+    const database = new URL(url).pathname.slice(1);
+    const { SQL } = await import("bun");
+    const admin = new SQL(pg.adminUrl, { max: 1 });
+    try {
+      const killed = await admin`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = ${database} AND query ILIKE 'LISTEN%'`;
+      expect(killed.length).toBe(1);
+    } finally {
+      await admin.close();
+    }
+    // While the listener is down, a change arrives unannounced (its notification would be lost).
+    const other = new (await import("bun")).SQL(url, { max: 1 });
+    await other`DELETE FROM videos WHERE id = 'demo'`;
+    await other.close();
+    let status = 206;
+    for (const end = Date.now() + 15_000; Date.now() < end && status !== 404; await Bun.sleep(100)) status = await get();
+    expect(status).toBe(404);
+  } finally {
+    await spool.stop();
+  }
+}, 30_000);
