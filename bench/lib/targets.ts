@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { openDatabase } from "../../src/db/client.ts";
-import { postgresAvailable, startPostgres, type TestPostgres } from "../../test/helpers/postgres.ts";
+import { postgresAvailable, startPostgres } from "../../test/helpers/postgres.ts";
 import type { MediaFile } from "./media.ts";
 import {
   BENCH_DIR,
@@ -386,26 +386,31 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
 }
 
 /**
- * The same Spool with METRICS=0 (no /metrics, no counting on the stream route), on its own port
- * and the very same DATA_DIR: the same videos, the same stored files (inodes, page cache), read
- * through a second connection to the same SQLite file (WAL). It only serves: neither process runs
- * the transcode worker (TRANSCODE_IN_SERVER=0), and it ingests nothing.
+ * A second Spool paired with the first (`ctx.spool`): the very same DATA_DIR and stored files
+ * (inodes, page cache), its own port and environment, serving Spool's public videos (the signed
+ * copy is the `signed` workload's alone) on `workloads` only. It ingests nothing and runs no
+ * worker (TRANSCODE_IN_SERVER=0).
  */
-async function startSpoolNoMetrics(ctx: StartContext): Promise<StartOutcome> {
+async function startPairedSpool(
+  id: "spool-nometrics" | "spool-pg",
+  ctx: StartContext,
+  options: { env: Record<string, string>; workloads: string[]; note: string; cleanup?: () => Promise<void> },
+): Promise<StartOutcome> {
   const spool = ctx.spool;
-  if (!spool || !spool.alive()) return failed("spool-nometrics", "needs the Spool target (its DATA_DIR and videos): start it too (--targets=spool,spool-nometrics,…)");
-  const env = { ...spoolEnv(ctx), METRICS: "0" };
-  const launched = await launchSpool("spool-nometrics", env);
-  if ("error" in launched) return failed("spool-nometrics", `did not become ready: ${launched.error}`);
+  if (!spool || !spool.alive()) return failed(id, `needs the Spool target (its DATA_DIR and videos): start it too (--targets=spool,${id},…)`);
+  const launched = await launchSpool(id, options.env);
+  if ("error" in launched) {
+    await options.cleanup?.();
+    return failed(id, `did not become ready: ${launched.error}`);
+  }
   const { sp, port, baseUrl } = launched;
-  // Spool's public videos (not the signed copy: the signed workload is Spool's alone).
   const paths = Object.fromEntries(Object.entries(spool.paths).filter(([k]) => k !== SIGNED_KEY));
   const files = Object.fromEntries(Object.entries(spool.files ?? {}).filter(([k]) => k !== SIGNED_KEY));
   return {
     ok: true,
     running: {
-      id: "spool-nometrics",
-      label: TARGET_LABELS["spool-nometrics"],
+      id,
+      label: TARGET_LABELS[id],
       port,
       baseUrl,
       pid: sp.tracked.proc.pid,
@@ -413,17 +418,25 @@ async function startSpoolNoMetrics(ctx: StartContext): Promise<StartOutcome> {
       files,
       caps: { etag: true, lastModified: true, api: true },
       apiHeaders: spool.apiHeaders,
-      metrics: false,
-      onlyWorkloads: NOMETRICS_WORKLOADS,
+      metrics: options.env.METRICS !== "0",
+      onlyWorkloads: options.workloads,
       pairedWith: "spool",
       version: spoolVersion(),
-      notes: [`${spoolNote(env)}; Spool's DATA_DIR, on its own port`],
-      stop: () => stopTracked(sp.tracked),
+      notes: [`${spoolNote(options.env)}; ${options.note}`],
+      stop: async () => {
+        await stopTracked(sp.tracked);
+        await options.cleanup?.();
+      },
       logs: sp.logs,
       alive: alive(sp.tracked),
       exitInfo: exitInfo(sp.tracked),
     },
   };
+}
+
+/** The same Spool with METRICS=0 (no /metrics, no counting on the stream route), reading Spool's SQLite file (WAL). */
+function startSpoolNoMetrics(ctx: StartContext): Promise<StartOutcome> {
+  return startPairedSpool("spool-nometrics", ctx, { env: { ...spoolEnv(ctx), METRICS: "0" }, workloads: NOMETRICS_WORKLOADS, note: "Spool's DATA_DIR, on its own port" });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -650,18 +663,15 @@ async function startFastapi(ctx: StartContext): Promise<StartOutcome> {
 
 /**
  * The same Spool on PostgreSQL: a throwaway cluster (Debian's postgresql package; or the server
- * named by SPOOL_TEST_POSTGRES_URL), Spool's rows copied into it from the SQLite file (the same
- * stored files, the same DATA_DIR), on its own port. Paired with Spool on SQLite, so the ratio
- * shows what the dialect costs on the stream path (nothing is expected: the catalog caches) and
- * on the library list (its page cache's freshness check differs per dialect).
+ * named by SPOOL_TEST_POSTGRES_URL) holding a copy of Spool's rows (the same stored files).
+ * Paired with Spool on SQLite, so the ratio shows what the dialect costs on the stream path
+ * (nothing is expected: the catalog caches) and on the library list (its page cache's freshness
+ * check differs per dialect).
  */
-let postgres: TestPostgres | undefined;
-
 async function startSpoolPostgres(ctx: StartContext): Promise<StartOutcome> {
-  const spool = ctx.spool;
-  if (!spool || !spool.alive()) return failed("spool-pg", "needs the Spool target (its DATA_DIR and videos): start it too (--targets=spool,spool-pg,…)");
+  if (!ctx.spool?.alive()) return failed("spool-pg", "needs the Spool target (its DATA_DIR and videos): start it too (--targets=spool,spool-pg,…)");
   if (!postgresAvailable()) return failed("spool-pg", "PostgreSQL is not installed (apt-get install postgresql) and SPOOL_TEST_POSTGRES_URL is not set", true);
-  postgres = await startPostgres();
+  const postgres = await startPostgres();
   const databaseUrl = await postgres.createDatabase();
   const from = await openDatabase(`file:${join(spoolDataDir(ctx.tmp), "spool.db")}`);
   const to = await openDatabase(databaseUrl);
@@ -672,39 +682,12 @@ async function startSpoolPostgres(ctx: StartContext): Promise<StartOutcome> {
     await from.close();
     await to.close();
   }
-  const env = { ...spoolEnv(ctx), DATABASE_URL: databaseUrl };
-  const launched = await launchSpool("spool-pg", env);
-  if ("error" in launched) return failed("spool-pg", `did not become ready: ${launched.error}`);
-  const { sp, port, baseUrl } = launched;
-  const paths = Object.fromEntries(Object.entries(spool.paths).filter(([k]) => k !== SIGNED_KEY));
-  const files = Object.fromEntries(Object.entries(spool.files ?? {}).filter(([k]) => k !== SIGNED_KEY));
-  return {
-    ok: true,
-    running: {
-      id: "spool-pg",
-      label: TARGET_LABELS["spool-pg"],
-      port,
-      baseUrl,
-      pid: sp.tracked.proc.pid,
-      paths,
-      files,
-      caps: { etag: true, lastModified: true, api: true },
-      apiHeaders: spool.apiHeaders,
-      metrics: true,
-      onlyWorkloads: POSTGRES_WORKLOADS,
-      pairedWith: "spool",
-      version: spoolVersion(),
-      notes: [`${spoolNote(env).replace("bun src/index.ts", "DATABASE_URL=postgres://… bun src/index.ts")}; Spool's DATA_DIR and rows, on its own port`],
-      stop: async () => {
-        await stopTracked(sp.tracked);
-        await postgres?.stop();
-        postgres = undefined;
-      },
-      logs: sp.logs,
-      alive: alive(sp.tracked),
-      exitInfo: exitInfo(sp.tracked),
-    },
-  };
+  return startPairedSpool("spool-pg", ctx, {
+    env: { ...spoolEnv(ctx), DATABASE_URL: databaseUrl },
+    workloads: POSTGRES_WORKLOADS,
+    note: "DATABASE_URL=postgres://… (a copy of Spool's rows), Spool's DATA_DIR, on its own port",
+    cleanup: () => postgres.stop(),
+  });
 }
 
 export async function startTarget(id: TargetId, ctx: StartContext): Promise<StartOutcome> {
