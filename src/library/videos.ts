@@ -231,6 +231,23 @@ export class VideoLibrary {
   }
 
   /**
+   * A failed import starts over: `failed` → `importing` (error cleared), a compare-and-set so
+   * two retries (or a retry and a delete) cannot both win. The row after, or undefined when
+   * the video was not failed.
+   */
+  async retryImport(id: string): Promise<VideoRow | undefined> {
+    const { videos } = this.t;
+    const rows = await this.db
+      .update(videos)
+      .set({ status: "importing", error: null, updatedAt: new Date() })
+      .where(and(eq(videos.id, id), eq(videos.status, "failed")))
+      .returning({ id: videos.id });
+    if (rows.length === 0) return undefined;
+    this.changed(id);
+    return this.get(id);
+  }
+
+  /**
    * Sets a video's HLS state. With `from`, only when the current state is one of those
    * (and the video is ready): a compare-and-set, true when it happened.
    */

@@ -15,6 +15,7 @@ describe("accessFor: which requests need the management credentials", () => {
     ["DELETE", `/api/videos/${ID}`, "key"],
     ["PUT", `/api/videos/${ID}`, "key"],
     ["POST", `/api/videos/${ID}/hls/retry`, "key"],
+    ["POST", `/api/videos/${ID}/retry`, "key"],
     ["POST", `/api/videos/${ID}/tokens`, "key"],
     ["GET", `/api/videos/${ID}/events`, "key"],
     ["GET", "/api/videos/events", "key"],

@@ -95,6 +95,33 @@ export class ImportService {
   }
 
   /**
+   * Starts a failed import over from its source URL (the payload of the video's last `import`
+   * job): the video goes back to `importing` and a new job is queued. Undefined when the video
+   * is not a failed import (never imported, or not failed): the caller's 409.
+   */
+  async retry(videoId: string): Promise<VideoRow | undefined> {
+    const last = (await this.queue.forVideo(videoId, "import")).at(-1);
+    const url = last ? (JSON.parse(last.payload ?? "{}") as Partial<ImportPayload>).url : undefined;
+    if (!url) return undefined;
+    // The rules may have changed since (IMPORT_ALLOWED_HOSTS): a URL refused now is a 400 again.
+    this.check(url);
+    this.ingest.requireTools();
+    const row = await this.library.retryImport(videoId);
+    if (!row) return undefined;
+    // The failed job may still be finishing (the video is marked failed before its job settles),
+    // and a video has at most one active job of a kind: wait for it to leave.
+    for (let tries = 0; (await this.queue.enqueue("import", videoId, { url } satisfies ImportPayload)) === null; tries++) {
+      if (tries >= 50) {
+        await this.library.markFailed(videoId, "The import could not be queued again: retry it");
+        throw new HttpError(409, "import_not_failed", "The previous attempt is still finishing; try again in a moment");
+      }
+      await Bun.sleep(100);
+    }
+    this.queued();
+    return row;
+  }
+
+  /**
    * Downloads `url` for the video `videoId` (a row in `importing`, made by `start`) and hands
    * the bytes to the ingest pipeline. Never throws for the import's own failures: the video is
    * marked `failed` with the reason and nothing is kept. Resolves with the row after `accept`

@@ -3,7 +3,7 @@ import { Elysia, t } from "elysia";
 import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { evaluatePreconditions } from "../../http/conditional.ts";
-import { JSON_TYPE, badRequest, preconditionFailed } from "../../http/errors.ts";
+import { HttpError, JSON_TYPE, badRequest, preconditionFailed } from "../../http/errors.ts";
 import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
@@ -51,6 +51,12 @@ export const IngestUnavailable = errorSchema(
   "ffmpeg/ffprobe are not installed on the server: ingest is off, streaming of ready videos still works",
   "ingest_unavailable",
   "Ingest needs ffmpeg and ffprobe, which this server cannot find (install ffmpeg, or set FFMPEG_PATH and FFPROBE_PATH). Videos already in the library still stream.",
+);
+
+const ImportNotFailed = errorSchema(
+  "The video is not a failed import: it did not come from a URL, or it is not `failed`",
+  "import_not_failed",
+  "Only a failed import can be retried, and this video is ready",
 );
 
 const PreconditionFailed = errorSchema("If-Match named an ETag the page no longer has", "precondition_failed", "A precondition in the request did not hold");
@@ -248,6 +254,31 @@ export function videoRoutes(
           summary: "Mint a playback token for a video",
           description:
             "A JWT signed HS256 with SIGNING_SECRET (`sub` = the video id, `exp`), and the stream, HLS, watch and thumbnail URLs carrying it. Any JWT library can mint the same tokens without calling Spool (see the README). Works for public videos too (the token is then simply not needed).",
+        },
+      },
+    )
+    .post(
+      "/:id/retry",
+      async ({ params, set }) => {
+        const id = assertVideoId(params.id);
+        const row = await library.require(id);
+        const retried = await imports.retry(id);
+        if (!retried) {
+          const now = (await library.get(id)) ?? row;
+          throw new HttpError(409, "import_not_failed", now.status === "failed" ? "Only a failed import can be retried, and this video was uploaded, not imported" : `Only a failed import can be retried, and this video is ${now.status}`);
+        }
+        set.status = 202;
+        return toVideoJson(retried);
+      },
+      {
+        params: VideoIdParams,
+        response: { 202: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound, 409: ImportNotFailed, 503: IngestUnavailable },
+        detail: {
+          operationId: "retryImport",
+          tags: ["videos"],
+          summary: "Import a failed import again",
+          description:
+            "For a video imported from a URL whose import failed (`status` is `failed`): downloads the same URL again, from the start, through the same checks (400 when the URL is refused now). Answers 202 with the video `importing`; follow it with `GET /api/videos/{id}/events`. 409 for any other video or state.",
         },
       },
     )
