@@ -303,7 +303,7 @@ describe("the process lifecycle", () => {
 
   test("metrics are summed across WORKERS: every scrape counts every process's answers", async () => {
     const port = freePort();
-    const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", DATA_DIR: join(scratch, "metrics"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY });
+    const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", DATA_DIR: join(scratch, "metrics"), API_KEY: TEST_API_KEY });
     try {
       await server.waitFor(["Spool listening", "worker 1 serving", "Demo video"]);
       const base = `http://127.0.0.1:${port}`;
