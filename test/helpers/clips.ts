@@ -55,6 +55,24 @@ export async function toCo64(source: string): Promise<string> {
   return out;
 }
 
+/**
+ * `co64` with the `moov` in front (as Spool stores it: a file whose `moov` follows `mdat` is
+ * remuxed at ingest, and ffmpeg's remux writes `stco` again). From a source whose `moov` is
+ * last: the rewritten `moov` moves to just after `ftyp`, every chunk offset grows by its size.
+ */
+export async function toFaststartCo64(source: string): Promise<string> {
+  const bytes = new Uint8Array(await Bun.file(source).arrayBuffer());
+  const boxes = boxesIn(bytes, 0, bytes.length);
+  const moov = boxes.find((b) => b.type === "moov");
+  if (!moov || boxes[0]?.type !== "ftyp" || boxes.at(-1) !== moov) throw new Error(`${source}: wants ftyp first and moov last`);
+  const shift = rewrite(bytes, moov).length;
+  const parts: Uint8Array[] = [bytes.subarray(boxes[0].start, boxes[0].end), rewrite(bytes, moov, shift)];
+  for (const box of boxes.slice(1, -1)) parts.push(bytes.subarray(box.start, box.end));
+  const out = tempPath("mp4");
+  await Bun.write(out, new Blob(parts as BlobPart[]));
+  return out;
+}
+
 interface Box {
   type: string;
   start: number;
@@ -74,7 +92,7 @@ function boxesIn(bytes: Uint8Array, from: number, to: number): Box[] {
 
 const CONTAINERS = new Set(["moov", "trak", "mdia", "minf", "stbl"]);
 
-function rewrite(bytes: Uint8Array, box: Box): Uint8Array {
+function rewrite(bytes: Uint8Array, box: Box, shift = 0): Uint8Array {
   if (box.type === "stco") {
     const view = new DataView(bytes.buffer, bytes.byteOffset);
     const n = view.getUint32(box.start + 12);
@@ -83,11 +101,11 @@ function rewrite(bytes: Uint8Array, box: Box): Uint8Array {
     w.setUint32(0, out.length);
     out.set(new TextEncoder().encode("co64"), 4);
     w.setUint32(12, n);
-    for (let i = 0; i < n; i++) w.setBigUint64(16 + i * 8, BigInt(view.getUint32(box.start + 16 + i * 4)));
+    for (let i = 0; i < n; i++) w.setBigUint64(16 + i * 8, BigInt(view.getUint32(box.start + 16 + i * 4) + shift));
     return out;
   }
   if (!CONTAINERS.has(box.type)) return bytes.subarray(box.start, box.end);
-  const children = boxesIn(bytes, box.start + 8, box.end).map((c) => rewrite(bytes, c));
+  const children = boxesIn(bytes, box.start + 8, box.end).map((c) => rewrite(bytes, c, shift));
   const length = 8 + children.reduce((n, c) => n + c.length, 0);
   const out = new Uint8Array(length);
   new DataView(out.buffer).setUint32(0, length);
