@@ -334,7 +334,8 @@ async function main(): Promise<number> {
     webroot,
     nginxTuning: NGINX_DEFAULT_TUNING,
     apiDbPath: undefined as string | undefined,
-    spoolEnv: { WORKERS: process.env.SPOOL_WORKERS ?? "1" },
+    // SPOOL_MEMORY_CACHE_BYTES: the RAM tier's bound for both Spool targets (0: off), for A/B runs.
+    spoolEnv: { WORKERS: process.env.SPOOL_WORKERS ?? "1", ...(process.env.SPOOL_MEMORY_CACHE_BYTES ? { MEMORY_CACHE_BYTES: process.env.SPOOL_MEMORY_CACHE_BYTES } : {}) },
     spool: undefined as Running | undefined,
   };
   const summaries: TargetSummary[] = [];
