@@ -25,7 +25,7 @@ import { FileStore } from "@tus/file-store";
 import { Server, type Upload } from "@tus/server";
 import { FileLocker } from "./file-locker.ts";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
-import { HttpError, badRequest, errorBody } from "../../http/errors.ts";
+import { HttpError, errorResponse, badRequest, errorBody } from "../../http/errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { isVideoId, newVideoId } from "../../library/ids.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
@@ -255,7 +255,11 @@ export class ResumableUploads {
 
   /** Answers one tus request; errors get Spool's JSON shape, tus headers are kept. */
   async handle(request: Request): Promise<Response> {
-    const response = await this.server.handleWeb(request);
+    let response = await this.server.handleWeb(request);
+    // A client that hung up mid-PATCH makes @tus/server answer 500 (its body stream failed); the
+    // bytes that arrived are kept and the upload resumes. Nobody reads this answer: log it as
+    // what it is (nginx's 499, "client closed request"), not as a server error.
+    if (response.status === 500 && request.signal.aborted) response = errorResponse(499, "client_closed_request", "The client closed the connection during the upload");
     const headers = new Headers(response.headers);
     const lastSegment = (path: string) => path.slice(path.lastIndexOf("/") + 1);
     // Bytes stored by this request (an append, or a creation-with-upload).
