@@ -89,6 +89,8 @@ function card(video: VideoJson): string {
 export interface LibraryPageOptions {
   /** The tus-js-client script URL (resumable uploads); null when the package is missing (multipart then). */
   tusScript: string | null;
+  /** Ids of failed videos that came from a URL: their cards offer a retry. */
+  imports?: string[];
 }
 
 export function libraryPage(videos: VideoJson[], options: LibraryPageOptions = { tusScript: null }): string {
@@ -123,6 +125,7 @@ export function libraryPage(videos: VideoJson[], options: LibraryPageOptions = {
 <h2>Library</h2>
 <ul class="grid" id="library">${list}</ul>
 <script type="application/json" id="library-data">${scriptJson(videos)}</script>
+<script type="application/json" id="library-imports">${scriptJson(options.imports ?? [])}</script>
 <p class="empty" id="library-empty"${videos.length ? " hidden" : ""}>No videos yet: upload one above.</p>
 </section>
 </main>`;
@@ -151,12 +154,9 @@ export interface WatchPageOptions {
   hlsScript: string | null;
 }
 
-export function watchPage(video: VideoJson, options: WatchPageOptions): string {
-  const meta = [formatDuration(video.duration), video.width && video.height ? `${video.width}×${video.height}` : "", video.videoCodec ?? "", video.audioCodec ?? ""]
-    .filter(Boolean)
-    .join(" · ");
-  const body = `<main class="watch">
-<div class="player" id="player" tabindex="-1">
+/** The player box (video, overlay, controls) the watch and embed pages share with player.js. */
+function playerBox(video: VideoJson): string {
+  return `<div class="player" id="player" tabindex="-1">
 <video id="video" playsinline preload="metadata"${video.thumbnailUrl ? ` poster="${escapeHtml(video.thumbnailUrl)}"` : ""}></video>
 <div class="overlay" id="overlay" hidden></div>
 <div class="controls" id="controls">
@@ -170,18 +170,79 @@ export function watchPage(video: VideoJson, options: WatchPageOptions): string {
 <button type="button" id="mute" class="icon" aria-label="Mute">${ICONS.volume}</button>
 <button type="button" id="fullscreen" class="icon" aria-label="Full screen">${ICONS.fullscreen}</button>
 </div>
-</div>
+</div>`;
+}
+
+const playerData = (video: VideoJson) =>
+  `<script type="application/json" id="video-data">${scriptJson(video)}</script>
+<script type="application/json" id="player-icons">${scriptJson(ICONS)}</script>`;
+
+const playerScripts = (options: WatchPageOptions) => (options.hlsScript ? [options.hlsScript, `${ASSET_PREFIX}/player.js`] : [`${ASSET_PREFIX}/player.js`]);
+
+/** Why a failed video failed, said once: the error's own words when they already say "failed". */
+export function failureMessage(video: VideoJson): string {
+  const error = video.error?.trim();
+  if (!error) return "Processing this video failed.";
+  return /\bfail/i.test(error) ? error : `Processing failed: ${error}`;
+}
+
+export function watchPage(video: VideoJson, options: WatchPageOptions): string {
+  if (video.status === "failed") {
+    // Nothing to play: the reason, once, and no player, download link or script.
+    const body = `<main class="watch">
+<section class="panel failed-video">
+<h1>${escapeHtml(video.title)}</h1>
+<p class="error" id="failure" role="alert">${escapeHtml(failureMessage(video))}</p>
+<p><a href="/">Back to the library</a></p>
+</section>
+</main>`;
+    return layout(video.title, body, []);
+  }
+  const meta = [formatDuration(video.duration), video.width && video.height ? `${video.width}×${video.height}` : "", video.videoCodec ?? "", video.audioCodec ?? ""]
+    .filter(Boolean)
+    .join(" · ");
+  const body = `<main class="watch">
+${playerBox(video)}
 <section class="details">
 <h1>${escapeHtml(video.title)}</h1>
 <p class="meta">${escapeHtml(meta)}</p>
 <p class="engine">Playing via <span id="engine">…</span><span id="level"></span></p>
+<p class="share"><button type="button" id="share" class="secondary">Copy link at <span id="share-time">0:00</span></button> <input type="text" id="share-link" readonly aria-label="Link to this moment" hidden></p>
 <p><a href="${escapeHtml(video.streamUrl)}${video.streamUrl.includes("?") ? "&amp;" : "?"}download=1">Download original</a></p>
 </section>
 </main>
-<script type="application/json" id="video-data">${scriptJson(video)}</script>
-<script type="application/json" id="player-icons">${scriptJson(ICONS)}</script>`;
-  const scripts = options.hlsScript ? [options.hlsScript, `${ASSET_PREFIX}/player.js`] : [`${ASSET_PREFIX}/player.js`];
-  return layout(video.title, body, scripts);
+${playerData(video)}`;
+  return layout(video.title, body, playerScripts(options));
+}
+
+/**
+ * The embed page (`/embed/:id`, for an `<iframe>` on other sites): the player alone, filling
+ * the frame, no site chrome. A failed video says so in the frame.
+ */
+export function embedPage(video: VideoJson, options: WatchPageOptions): string {
+  const head = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(video.title)}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="${ASSET_PREFIX}/spool.css">
+</head>
+<body class="embed">
+`;
+  if (video.status === "failed") {
+    return `${head}<div class="player"><div class="overlay" id="failure" role="alert">${escapeHtml(failureMessage(video))}</div></div>
+</body>
+</html>
+`;
+  }
+  return `${head}${playerBox(video)}
+${playerData(video)}
+${playerScripts(options).map((src) => `<script src="${src}"></script>`).join("\n")}
+</body>
+</html>
+`;
 }
 
 export function errorPage(title: string, message: string): string {

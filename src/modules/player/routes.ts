@@ -13,7 +13,8 @@ import { pageHeaders } from "../../http/page-headers.ts";
 import { isVideoId } from "../../library/ids.ts";
 import { toVideoJson, tokenizedJson } from "../../schemas/video.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
-import { ASSET_PREFIX, errorPage, libraryPage, notFoundPage, signInPage, watchPage } from "./pages.ts";
+import { JobQueue } from "../../queue/jobs.ts";
+import { ASSET_PREFIX, embedPage, errorPage, libraryPage, notFoundPage, signInPage, watchPage } from "./pages.ts";
 
 const ASSETS_DIR = join(import.meta.dir, "assets");
 const OWN_ASSETS = new Set(["spool.css", "library.js", "player.js"]);
@@ -52,6 +53,17 @@ const PAGE_HEADERS = pageHeaders(
 
 const page = (html: string, status = 200) => new Response(html, { status, headers: PAGE_HEADERS });
 
+/**
+ * The embed page is made to be framed by any site (frame-ancestors *, no X-Frame-Options); the
+ * rest of its policy is the watch page's. Refusals inside a frame are framable too, so the
+ * embedding site shows why instead of a browser error.
+ */
+const EMBED_HEADERS: Record<string, string> = (() => {
+  const { "x-frame-options": _denied, ...rest } = PAGE_HEADERS;
+  return { ...rest, "content-security-policy": rest["content-security-policy"]!.replace("frame-ancestors 'none'", "frame-ancestors *") };
+})();
+const embed = (html: string, status = 200) => new Response(html, { status, headers: EMBED_HEADERS });
+
 /** How long the token a signed-in owner's watch page gets lasts. */
 const OWNER_PAGE_TOKEN_TTL_S = 6 * 60 * 60;
 
@@ -63,6 +75,8 @@ const TOKEN_PAGE_MESSAGES: Record<string, string> = {
 
 export function playerRoutes(library: VideoLibrary, access: AccessControl, cacheTtlMs: number) {
   const cache = new FileCache(cacheTtlMs);
+  // Read only: which failed videos were imports (their last import job holds the URL to retry).
+  const jobs = new JobQueue(library.handle);
   const hlsScript = HLS_JS ? `${ASSET_PREFIX}/hls.min.js${HLS_JS_VERSION ? `?v=${HLS_JS_VERSION}` : ""}` : null;
   const tusVersion = versionOf("tus-js-client");
   const tusScript = TUS_JS ? `${ASSET_PREFIX}/tus.min.js${tusVersion ? `?v=${tusVersion}` : ""}` : null;
@@ -74,7 +88,9 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
         const principal = await access.principal(request, server).catch(() => null);
         if (principal === null) return page(signInPage());
         const { items } = await library.list({ limit: 100 });
-        return page(libraryPage(items.map(toVideoJson), { tusScript }));
+        const failed = items.filter((row) => row.status === "failed");
+        const imports = (await Promise.all(failed.map(async (row) => ((await jobs.forVideo(row.id, "import")).length ? row.id : null)))).filter((id): id is string => id !== null);
+        return page(libraryPage(items.map(toVideoJson), { tusScript, imports }));
       },
       { detail: { hide: true } },
     )
@@ -97,6 +113,29 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
           video = tokenizedJson(video, token);
         }
         return page(watchPage(video, { hlsScript }));
+      },
+      { params: t.Object({ id: t.String() }), detail: { hide: true } },
+    )
+    .get(
+      "/embed/:id",
+      async ({ params, request, server }) => {
+        const row = isVideoId(params.id) ? await library.get(params.id) : undefined;
+        if (!row) return embed(notFoundPage(`There is no video with id ${params.id}.`), 404);
+        let video = toVideoJson(row);
+        if (row.playback === "signed") {
+          // Only the URL's token opens a signed embed: a frame on another site has no session,
+          // and one on Spool's own site must not play on the owner's cookie for everyone.
+          const token = new URL(request.url).searchParams.get("token");
+          if (!token) return embed(errorPage("Cannot play this video", TOKEN_PAGE_MESSAGES.token_missing!), 403);
+          try {
+            await access.playback(request, row.id, row.playback, server);
+          } catch (error) {
+            if (!(error instanceof HttpError)) throw error;
+            return embed(errorPage("Cannot play this video", TOKEN_PAGE_MESSAGES[error.code] ?? "This link is not valid for this video."), error.status);
+          }
+          video = tokenizedJson(video, token);
+        }
+        return embed(embedPage(video, { hlsScript }));
       },
       { params: t.Object({ id: t.String() }), detail: { hide: true } },
     )

@@ -85,6 +85,8 @@
 
   const videos = new Map();
   for (const v of JSON.parse(($("library-data") || {}).textContent || "[]")) videos.set(v.id, v);
+  /** Videos that came from a URL (a failed one can be imported again): from the page, or seen importing. */
+  const imported = new Set(JSON.parse(($("library-imports") || {}).textContent || "[]"));
 
   function cardOf(id) {
     return list.querySelector(`li[data-id="${CSS.escape(id)}"]`);
@@ -93,6 +95,7 @@
   /** (Re)draws a video's card from its JSON, with its actions; inserts it when new. */
   function renderCard(video) {
     videos.set(video.id, video);
+    if (video.status === "importing") imported.add(video.id);
     let li = cardOf(video.id);
     if (li && li.querySelector("input.rename")) return; // being renamed: do not disturb
     if (!li) {
@@ -128,12 +131,16 @@
     action("rename", "Rename", "Change the title");
     if (video.status === "ready") {
       action("copy-link", "Copy link", "Copy the watch page's address");
-      const embed = action("copy-embed", "Embed", "Copy <video> code for another site");
+      const frame = action("copy-iframe", "Embed", "Copy <iframe> code: Spool's player on another site");
+      const embed = action("copy-embed", "<video>", "Copy <video> code: the browser's own player on another site");
       if (video.playback === "signed") {
-        embed.disabled = true;
-        embed.title = "A signed video plays only with a token: mint one (POST /api/videos/{id}/tokens) for an embed";
+        for (const button of [frame, embed]) {
+          button.disabled = true;
+          button.title = "A signed video plays only with a token: mint one (POST /api/videos/{id}/tokens) for an embed";
+        }
       }
     }
+    if (video.status === "failed" && imported.has(video.id)) action("retry-import", "Retry", "Download it again from its URL");
     if (video.status === "ready" && video.hls.status === "failed") action("retry-hls", "Retry HLS", video.hls.error || "Build the adaptive ladder again");
     action("delete", "Delete", "Delete the video and its files");
     const children = [link];
@@ -281,8 +288,18 @@
         return startRename(li, video);
       case "copy-link":
         return copy(`${origin}/watch/${video.id}`, "Watch link");
+      case "copy-iframe":
+        return copy(`<iframe src="${origin}/embed/${video.id}" width="640" height="360" style="border:0" allow="autoplay; fullscreen; picture-in-picture" allowfullscreen title="${video.title.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;")}"></iframe>`, "Embed code");
       case "copy-embed":
         return copy(`<video src="${origin}${video.streamUrl}" controls playsinline preload="metadata"${video.thumbnailUrl ? ` poster="${origin}${video.thumbnailUrl}"` : ""}></video>`, "Embed code");
+      case "retry-import":
+        try {
+          renderCard(await api("POST", `/api/videos/${encodeURIComponent(video.id)}/retry`));
+          follow(video.id);
+        } catch (error) {
+          notify(`Retry failed: ${error.message}`, true);
+        }
+        return;
       case "retry-hls":
         try {
           renderCard(await api("POST", `/api/videos/${encodeURIComponent(video.id)}/hls/retry`));

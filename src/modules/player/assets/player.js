@@ -1,7 +1,9 @@
 // Spool watch page: hls.js for the adaptive ladder when it is ready (served by Spool from the
 // hls.js package), native HLS where the browser has it and MSE is missing, the original file
 // (byte ranges) otherwise. Quality selector, poster, storyboard previews while scrubbing.
-// Plain browser JavaScript, no build step. `?engine=hls.js|native|direct` forces an engine.
+// Plain browser JavaScript, no build step. `?engine=hls.js|native|direct` forces an engine;
+// `?start=<seconds>` starts there (the whole video, so a viewer can still scrub back). The
+// embed page (/embed/:id) uses the same player without the details below it.
 (function () {
   "use strict";
 
@@ -13,7 +15,14 @@
   const overlay = $("overlay");
   const quality = $("quality");
   const icons = JSON.parse($("player-icons").textContent);
-  const player = (window.spoolPlayer = { engine: null, hls: null, video, data, storyboard: [] });
+  const player = (window.spoolPlayer = { engine: null, hls: null, video, data, storyboard: [], start: startTime(params.get("start")) });
+
+  /** `?start=`: plain non-negative seconds, else none (a bad link still plays, from 0). */
+  function startTime(value) {
+    if (value === null || !/^\d+(\.\d+)?$/.test(value)) return 0;
+    const seconds = Number(value);
+    return data.duration ? Math.min(seconds, Math.max(0, data.duration - 0.1)) : seconds;
+  }
 
   function formatTime(seconds) {
     if (!isFinite(seconds) || seconds < 0) seconds = 0;
@@ -45,7 +54,7 @@
 
   function setEngine(name) {
     player.engine = name;
-    $("engine").textContent = { "hls.js": "HLS (hls.js, adaptive)", native: "HLS (native)", direct: "original file (byte ranges)" }[name];
+    if ($("engine")) $("engine").textContent = { "hls.js": "HLS (hls.js, adaptive)", native: "HLS (native)", direct: "original file (byte ranges)" }[name];
     document.documentElement.dataset.engine = name;
   }
 
@@ -70,7 +79,7 @@
   function playHlsJs() {
     setEngine("hls.js");
     const Hls = window.Hls;
-    const hls = new Hls({ capLevelToPlayerSize: false, maxBufferLength: 30, enableWorker: true });
+    const hls = new Hls({ capLevelToPlayerSize: false, maxBufferLength: 30, enableWorker: true, startPosition: player.start > 0 ? player.start : -1 });
     player.hls = hls;
     let mediaRecoveries = 0;
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
@@ -93,7 +102,7 @@
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_event, info) => {
       const level = hls.levels[info.level];
-      $("level").textContent = level ? `${level.height}p${hls.autoLevelEnabled ? " (auto)" : ""}` : "";
+      if ($("level")) $("level").textContent = level ? `${level.height}p${hls.autoLevelEnabled ? " (auto)" : ""}` : "";
     });
     hls.on(Hls.Events.ERROR, (_event, info) => {
       if (!info.fatal) return;
@@ -170,6 +179,49 @@
     scrub.setAttribute("aria-valuenow", String(Math.round(t)));
   }
   for (const e of ["timeupdate", "progress", "durationchange", "seeked", "loadedmetadata"]) video.addEventListener(e, render);
+
+  // The original file (and native HLS) start at `start` once the length is known; hls.js is
+  // told at creation (startPosition), so it fetches that segment first.
+  video.addEventListener(
+    "loadedmetadata",
+    () => {
+      if (player.start > 0 && player.engine !== "hls.js") video.currentTime = Math.min(player.start, duration());
+    },
+    { once: true },
+  );
+
+  // --- share from the current time ---
+
+  const share = $("share");
+  const shareTime = $("share-time");
+  const shareLink = $("share-link");
+
+  /** The watch page at `seconds` (tenths, rounded down), with the token this page plays with. */
+  player.shareUrl = function (seconds) {
+    const url = new URL(`/watch/${encodeURIComponent(data.id)}`, location.origin);
+    const token = new URL(data.streamUrl, location.origin).searchParams.get("token");
+    if (token) url.searchParams.set("token", token);
+    const start = Math.floor(Math.max(0, seconds) * 10) / 10;
+    if (start > 0) url.searchParams.set("start", String(start));
+    return url.href;
+  };
+  if (share) {
+    const label = () => (shareTime.textContent = formatTime(video.currentTime));
+    video.addEventListener("timeupdate", label);
+    video.addEventListener("seeked", label);
+    share.addEventListener("click", async () => {
+      const link = player.shareUrl(video.currentTime);
+      shareLink.value = link;
+      shareLink.hidden = false;
+      shareLink.select();
+      try {
+        await navigator.clipboard.writeText(link);
+      } catch {
+        // No clipboard API (plain http, permissions): the selected field lets the viewer copy it.
+      }
+      window.spoolShared = link;
+    });
+  }
 
   mute.addEventListener("click", () => {
     video.muted = !video.muted;
