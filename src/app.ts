@@ -47,6 +47,8 @@ import { videoRoutes } from "./modules/videos/routes.ts";
 import { VideoLibrary } from "./library/videos.ts";
 import { DEFAULT_FAILED_RETENTION_MS, RetentionSweeper } from "./modules/videos/retention.ts";
 import { Storage } from "./library/storage.ts";
+import { createBlockCache, createObjectStore, defaultStorageConfig, ObjectNotFound, StorageUnavailable, type ObjectStore } from "./storage/index.ts";
+import { ObjectServer, storageErrorResponse } from "./storage/serve.ts";
 
 const log = logger("http");
 
@@ -76,16 +78,25 @@ export interface AppContext {
   lifecycle: { draining: boolean };
   /** What GET /metrics answers: this process's registry, or (WORKERS > 1) every process's, summed. */
   metrics: { collect: () => Promise<string> };
+  /** Where media objects live (STORAGE): DATA_DIR, or a bucket. */
+  store: ObjectStore;
+  /** STORAGE=s3: the bucket's HTTP engine over the block cache (`init()` before serving); undefined for local disk. */
+  objects: ObjectServer | undefined;
 }
 
 /** A Config whose secrets are known (src/server.ts reads or generates them before the app is built). */
 export type ResolvedConfig = Config & { apiKey: string; signingSecret: string };
 
 export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
-  const library = new VideoLibrary(db, new Storage(config.dataDir), config.defaultPlayback);
+  const storageConfig = config.storage ?? defaultStorageConfig(config.dataDir);
+  const store = createObjectStore(config.dataDir, storageConfig);
+  const blockCache = createBlockCache(store, storageConfig);
+  // Local disk keeps its own engine (sendfile from DATA_DIR) untouched; only a bucket gets this.
+  const objects = blockCache ? new ObjectServer(store, blockCache, storageConfig.delivery, config.cacheTtlMs) : undefined;
+  const library = new VideoLibrary(db, new Storage(config.dataDir, objects ? store : null), config.defaultPlayback);
   const jobs = new JobQueue(db);
   const media = MediaTools.locate(config);
-  const thumbnails = new Thumbnails(library.storage, media, { concurrency: config.thumbnailConcurrency, queue: config.thumbnailQueue });
+  const thumbnails = new Thumbnails(library.storage, media, { concurrency: config.thumbnailConcurrency, queue: config.thumbnailQueue }, objects);
   // Work queued here is looked at at once by this process's worker, if it runs one.
   const wake = () => ctx.worker?.wake();
   const ingest = new IngestPipeline(
@@ -108,14 +119,14 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
   });
   const hls = new HlsService(library, jobs, wake);
   const memory = config.memoryCacheBytes ? new MemoryTier({ maxBytes: config.memoryCacheBytes }) : undefined;
-  const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]), undefined, memory);
+  const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]), undefined, memory, objects);
   const access = new AccessControl(db, { apiKey: config.apiKey, signingSecret: config.signingSecret, trustProxy: config.trustProxy });
   const retention = new RetentionSweeper(library, () => uploads.videoIds(), {
     retentionMs: config.failedRetentionMs ?? DEFAULT_FAILED_RETENTION_MS,
     uploadExpiryMs: uploads.expiryMs,
   });
   const metrics = { collect: () => registry.metrics() };
-  const ctx: AppContext = { config, db, jobs, worker: undefined, library, catalog, media, ingest, imports, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false }, metrics };
+  const ctx: AppContext = { config, db, jobs, worker: undefined, library, catalog, media, ingest, imports, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false }, metrics, store, objects };
   // A deleted video's jobs stop everywhere: cancelled in the queue (a worker elsewhere sees its
   // heartbeat refused), and aborted at once here.
   library.onRemove(async (id) => {
@@ -181,7 +192,7 @@ function nativeError(ctx: AppContext, error: Error): Response {
   return errorResponse(500, "internal_error", "Something went wrong on our side");
 }
 
-/** What /ready checks: the database answers a query, and DATA_DIR can be written. */
+/** What /ready checks: the database answers a query, and DATA_DIR can be written (or the bucket answers). */
 async function readinessChecks(ctx: AppContext): Promise<Record<string, string>> {
   const check = async (probe: () => unknown): Promise<string> => {
     try {
@@ -193,7 +204,7 @@ async function readinessChecks(ctx: AppContext): Promise<Record<string, string>>
   };
   const [database, storage] = await Promise.all([
     check(() => ctx.db.ping()),
-    check(() => access(ctx.config.dataDir, constants.W_OK)),
+    check(() => (ctx.objects ? ctx.store.check() : access(ctx.config.dataDir, constants.W_OK))),
   ]);
   return { database, storage };
 }
@@ -204,6 +215,7 @@ export function createApp(ctx: AppContext) {
   /** The JSON error for anything a handler (or Elysia) throws. */
   const errorAnswer = ({ code, error, request }: { code: string | number; error: unknown; request: Request }): Response => {
     if (error instanceof HttpError) return httpErrorResponse(error);
+    if (error instanceof StorageUnavailable || error instanceof ObjectNotFound) return storageErrorResponse(error);
     switch (code) {
       case "NOT_FOUND": {
         const path = requestPath(request.url);
@@ -253,10 +265,10 @@ export function createApp(ctx: AppContext) {
     .use(healthRoutes({ draining: () => ctx.lifecycle.draining, checks: () => readinessChecks(ctx) }))
     .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))
     .use(streamRoutes(ctx.catalog, ctx.access))
-    .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access, downloads: ctx.imports.events }, ctx.config.cacheTtlMs))
+    .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access, downloads: ctx.imports.events, objects: ctx.objects }, ctx.config.cacheTtlMs))
     .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs))
     .use(videoRoutes(ctx.library, ctx.ingest, ctx.access, ctx.config.maxUploadBytes, ctx.imports))
-    .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs))
+    .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs, ctx.objects))
     .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))
     .use(openapiRoutes())
     .use(staticRoutes(ctx.config.staticDir, ctx.config.cacheTtlMs));

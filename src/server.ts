@@ -9,6 +9,7 @@ import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Co
 import { openDatabase } from "./db/client.ts";
 import { errorFields, logger } from "./lib/log.ts";
 import { gauge } from "./metrics/metrics.ts";
+import { OrphanSweeper } from "./storage/orphans.ts";
 
 export const DEMO_VIDEO_ID = "demo";
 const DEMO_FIXTURE = resolve(import.meta.dir, "../fixtures/demo.mp4");
@@ -110,6 +111,10 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   const ctx = createContext(config, handle);
   await ctx.library.listen();
   await ctx.library.storage.init(primary);
+  await ctx.objects?.init();
+  // STORAGE=s3: objects whose video is gone (a removal while the bucket was down) are deleted later.
+  const orphans = primary && ctx.objects ? new OrphanSweeper(ctx.store, async (id) => (await ctx.library.get(id)) !== undefined) : undefined;
+  orphans?.start();
   if (primary) {
     if (!ctx.media) {
       log.warn("ingest needs ffmpeg/ffprobe, which were not found (install ffmpeg, or set FFMPEG_PATH/FFPROBE_PATH): uploads answer 503; ready videos stream as usual");
@@ -152,6 +157,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     async stop({ graceMs = 0 } = {}) {
       ctx.lifecycle.draining = true;
       clearInterval(tmpSweep);
+      orphans?.stop();
       ctx.uploads.stopSweeper();
       ctx.retention.stop();
       if (graceMs > 0) {

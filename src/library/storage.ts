@@ -8,10 +8,16 @@
  *   videos/<id>/source.<ext>    the stored file (faststart), streamed when `ready`
  *   videos/<id>/poster.jpg      the poster made at ingest
  *   videos/<id>/thumbs/         thumbnails generated on request
+ *
+ * With STORAGE=s3 (`objects` set) the same relative paths are the objects' keys: a video is
+ * processed here, `upload`ed when complete, and its local directory removed once it is ready;
+ * removing a video removes its objects too.
  */
-import { mkdir, readdir, rm, rmdir } from "node:fs/promises";
+import { mkdir, readdir, rm, rmdir, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
+import { errorFields, logger } from "../lib/log.ts";
 import { localPid, newOwnerId, ownerIsDead } from "../lib/process-identity.ts";
+import { StorageUnavailable, videoKeys, type ObjectStore } from "../storage/object-store.ts";
 
 export class Storage {
   readonly videosDir: string;
@@ -23,7 +29,11 @@ export class Storage {
    */
   readonly ownTmpDir: string;
 
-  constructor(readonly dataDir: string) {
+  constructor(
+    readonly dataDir: string,
+    /** The bucket media lives in (STORAGE=s3); null: the files under DATA_DIR are the media. */
+    readonly objects: ObjectStore | null = null,
+  ) {
     this.videosDir = join(dataDir, "videos");
     this.tmpDir = join(dataDir, "tmp");
     this.ownTmpDir = join(this.tmpDir, newOwnerId());
@@ -97,7 +107,35 @@ export class Storage {
     return path;
   }
 
+  /**
+   * STORAGE=s3: puts a processed video's stored file (`storagePath`, also its key) and its
+   * poster into the bucket. Resolves once the objects are complete (multipart uploads included).
+   */
+  async upload(id: string, storagePath: string): Promise<void> {
+    if (!this.objects) return;
+    await this.objects.putFile(storagePath, this.absolute(storagePath));
+    const poster = this.posterPath(id);
+    if (await stat(poster).then(() => true, () => false)) await this.objects.putFile(videoKeys.poster(id), poster);
+  }
+
+  /** Removes a video's local directory only (its working files, once they are in the bucket). */
+  async removeLocal(id: string): Promise<void> {
+    await rm(this.videoDir(id), { recursive: true, force: true });
+  }
+
+  /**
+   * Removes a video's files and objects. A bucket that cannot answer now does not fail the
+   * removal: the row is gone by then, and the orphan sweep (src/storage/orphans.ts) removes the
+   * objects later.
+   */
   async removeVideo(id: string): Promise<void> {
     await rm(this.videoDir(id), { recursive: true, force: true });
+    if (!this.objects) return;
+    try {
+      await this.objects.deletePrefix(videoKeys.prefix(id));
+    } catch (error) {
+      if (!(error instanceof StorageUnavailable)) throw error;
+      logger("storage").warn({ video: id, ...errorFields(error) }, "objects of a removed video left for the orphan sweep");
+    }
   }
 }

@@ -206,14 +206,26 @@ export class VideoLibrary {
     return this.get(id);
   }
 
-  /** The stored file is in place: the video becomes streamable. */
+  /**
+   * The stored file is in place: the video becomes streamable. With a bucket (STORAGE=s3) the
+   * file and poster are uploaded first, so a ready row never names a missing object (a crash
+   * before the update leaves the video `processing`, and its job runs again); the local copies
+   * go once the row is ready.
+   */
   async markReady(id: string, stored: { storagePath: string; size: number; sha256: string }, source?: { sha256: string; size: number }): Promise<VideoRow | undefined> {
     const { videos } = this.t;
     const received = source ? { sourceSha256: source.sha256, sourceSize: source.size } : {};
-    await this.db
+    await this.storage.upload(id, stored.storagePath);
+    const rows = await this.db
       .update(videos)
       .set({ ...stored, ...received, status: "ready", error: null, updatedAt: new Date() })
-      .where(and(eq(videos.id, id), eq(videos.status, "processing")));
+      .where(and(eq(videos.id, id), eq(videos.status, "processing")))
+      .returning({ id: videos.id });
+    if (this.storage.objects) {
+      await this.storage.removeLocal(id);
+      // Deleted (or failed) meanwhile: what was just uploaded belongs to nobody.
+      if (rows.length === 0 && !(await this.get(id))) await this.storage.removeVideo(id);
+    }
     this.changed(id);
     return this.get(id);
   }

@@ -5,7 +5,10 @@ import { join } from "node:path";
 import type { Config } from "../../src/config.ts";
 import { configureLogging, type LogLevel } from "../../src/lib/log.ts";
 import { startSpool, type RunningSpool } from "../../src/server.ts";
+import { afterAll } from "bun:test";
+import type { StorageConfig } from "../../src/storage/index.ts";
 import { startPostgres, type TestPostgres } from "./postgres.ts";
+import { startS3rver, type S3rver } from "./s3.ts";
 
 /**
  * `SPOOL_TEST_DATABASE=postgres` runs every test server on PostgreSQL (scripts/test-all.sh runs
@@ -25,6 +28,41 @@ async function databaseFor(dataDir: string): Promise<string> {
     databases.set(dataDir, url);
   }
   return url;
+}
+
+/**
+ * Where test servers keep media: `local` (DATA_DIR), or `s3` with SPOOL_TEST_STORAGE=s3 or
+ * inside `withTestStorage("s3", ...)` (a variant file that runs another file's cases against a
+ * bucket). Each server then gets a bucket of its own on one s3rver per test process.
+ */
+let testStorage: "local" | "s3" = process.env.SPOOL_TEST_STORAGE === "s3" ? "s3" : "local";
+let sharedS3: Promise<S3rver> | undefined;
+
+/** Runs the test file's servers on `kind` storage from now until its afterAll. */
+export function useTestStorage(kind: "local" | "s3"): void {
+  const before = testStorage;
+  testStorage = kind;
+  afterAll(() => {
+    testStorage = before;
+  });
+}
+
+/** The s3rver of this test process (started on first use, killed when the process exits). */
+export function testS3(): Promise<S3rver> {
+  if (!sharedS3) {
+    sharedS3 = startS3rver();
+    void sharedS3.then((s3) => process.on("exit", () => void s3.stop()));
+  }
+  return sharedS3;
+}
+
+/** A new, empty bucket on the test s3rver; returns its storage config for a server. */
+export async function testBucketStorage(dataDir: string, delivery: "proxy" | "redirect" = "proxy"): Promise<StorageConfig> {
+  const s3 = await testS3();
+  const bucket = `t${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
+  const made = await fetch(`${s3.endpoint}/${bucket}`, { method: "PUT" });
+  if (!made.ok) throw new Error(`s3rver refused to create bucket ${bucket}: ${made.status} ${await made.text()}`);
+  return { kind: "s3", s3: { ...s3.options, bucket, requestTimeoutMs: 3000 }, delivery, cacheDir: join(dataDir, "cache"), cacheMaxBytes: 256 * 1024 * 1024 };
 }
 
 /** The API key and signing secret every test server uses (tests that need others pass their own). */
@@ -50,6 +88,7 @@ export async function startTestSpool(overrides: Partial<Config> = {}): Promise<T
     dataDir,
     staticDir,
     databaseUrl: await databaseFor(dataDir),
+    ...(testStorage === "s3" && !overrides.storage ? { storage: await testBucketStorage(dataDir) } : {}),
     maxUploadBytes: 64 * 1024 * 1024,
     seedDemo: true,
     cacheTtlMs: 1000,

@@ -11,6 +11,8 @@ import { Elysia, t } from "elysia";
 import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl, PeerSource } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
+import { videoKeys } from "../../storage/object-store.ts";
+import type { ObjectServer } from "../../storage/serve.ts";
 import type { FileEntity } from "../../files/entity.ts";
 import { serveEntity } from "../../files/serve.ts";
 import { evaluatePreconditions } from "../../http/conditional.ts";
@@ -47,14 +49,14 @@ export function cacheControlFor(name: string, signed = false): string {
  * token it was requested with. Small text, made per request; its tag is the file's tag and the
  * token's, so revalidation (304) still works.
  */
-async function signedTextResponse(request: Request, entity: FileEntity, name: string, token: string): Promise<Response> {
+async function signedTextResponse(request: Request, entity: FileEntity, name: string, token: string, read: (entity: FileEntity) => Promise<string>): Promise<Response> {
   const tokenTag = new Bun.CryptoHasher("sha256").update(token).digest("hex").slice(0, 16);
   const etag = `"${entity.etag.replace(/^W\/|"/g, "")}-${tokenTag}"`;
   const headers = { etag, "cache-control": "private, no-cache", "x-content-type-options": "nosniff" };
   const outcome = evaluatePreconditions(request.method, request.headers, { etag, lastModified: entity.lastModified });
   if (outcome === "not-modified") return new Response(null, { status: 304, headers });
   if (outcome === "failed") return httpErrorResponse(preconditionFailed());
-  const text = await entity.file.text();
+  const text = await read(entity);
   const body = name.endsWith(".vtt") ? signStoryboard(text, token) : signPlaylist(text, token);
   const full = { ...headers, "content-type": entity.contentType, "last-modified": entity.headers["last-modified"]!, "content-length": String(Buffer.byteLength(body)) };
   return new Response(request.method === "HEAD" ? null : body, { headers: full });
@@ -218,12 +220,46 @@ export interface HlsAccess {
   access: AccessControl;
   /** URL imports' download progress (ImportService.events). */
   downloads?: DownloadEvents;
+  /** STORAGE=s3: ladders are objects under `videos/<id>/hls/`, served through the block cache. */
+  objects?: ObjectServer;
 }
 
-export function hlsRoutes(hls: HlsService, { catalog, access, downloads }: HlsAccess, cacheTtlMs: number) {
+/** Where published ladder files are found and how they are sent: DATA_DIR or the bucket, chosen once. */
+interface LadderFiles {
+  lookup(id: string, name: string, cacheControl: string): Promise<FileEntity | undefined>;
+  serve(request: Request, entity: FileEntity): Response | Promise<Response>;
+  text(entity: FileEntity): Promise<string>;
+  forget(id: string): void;
+}
+
+function diskLadder(hls: HlsService, cacheTtlMs: number): LadderFiles {
   const cache = new FileCache(cacheTtlMs);
-  const forget = (id: string) => cache.forget(id === "*" ? "" : hls.library.storage.videoDir(id) + "/");
-  hls.library.events.on("invalidated", forget);
+  return {
+    lookup: (id, name, cacheControl) => {
+      const path = join(hls.hlsDir(id), name);
+      return cache.lookup(path, { cacheControl }, `${path}\0${cacheControl}`);
+    },
+    serve: (request, entity) => serveEntity(request, entity),
+    text: (entity) => entity.file.text(),
+    forget: (id) => cache.forget(id === "*" ? "" : hls.library.storage.videoDir(id) + "/"),
+  };
+}
+
+function bucketLadder(objects: ObjectServer): LadderFiles {
+  return {
+    lookup: (id, name, cacheControl) => {
+      const key = `${videoKeys.hls(id)}${name}`;
+      return objects.lookup(key, { cacheControl }, `${key}\0${cacheControl}`);
+    },
+    serve: (request, entity) => objects.serve(request, entity),
+    text: (entity) => objects.text(entity),
+    forget: (id) => objects.forget(id === "*" ? "" : videoKeys.hls(id)),
+  };
+}
+
+export function hlsRoutes(hls: HlsService, { catalog, access, downloads, objects }: HlsAccess, cacheTtlMs: number) {
+  const files = objects ? bucketLadder(objects) : diskLadder(hls, cacheTtlMs);
+  hls.library.events.on("invalidated", (id: string) => files.forget(id));
   const noFile = () => errorResponse(404, "not_found", "No such HLS file");
 
   const serve = async (request: Request, id: string, rest: string, server: PeerSource) => {
@@ -242,15 +278,13 @@ export function hlsRoutes(hls: HlsService, { catalog, access, downloads }: HlsAc
         throw error;
       }
     }
-    const path = join(hls.hlsDir(id), name);
-    const options = { cacheControl: cacheControlFor(name, video.signed) };
-    const entity = await cache.lookup(path, options, `${path}\0${options.cacheControl}`);
+    const entity = await files.lookup(id, name, cacheControlFor(name, video.signed));
     if (!entity) return noFile();
     if (token !== null && (name.endsWith(".m3u8") || name.endsWith(".vtt"))) {
-      if (request.method !== "GET" && request.method !== "HEAD") return serveEntity(request, entity);
-      return signedTextResponse(request, entity, name, token);
+      if (request.method !== "GET" && request.method !== "HEAD") return files.serve(request, entity);
+      return signedTextResponse(request, entity, name, token, files.text);
     }
-    return serveEntity(request, entity);
+    return files.serve(request, entity);
   };
 
   return new Elysia({ name: "spool.hls" })

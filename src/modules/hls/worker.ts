@@ -8,13 +8,14 @@
  * job is still this worker's), so nothing half-built is ever served. The video's HLS state is
  * written through the library as the job moves.
  */
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TranscodeConfig } from "../../config.ts";
 import type { JobRow } from "../../db/schema.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import { logger } from "../../lib/log.ts";
 import type { MediaTools } from "../../media/tools.ts";
+import { videoKeys, type ObjectStore } from "../../storage/object-store.ts";
 import type { JobQueue } from "../../queue/jobs.ts";
 import type { JobContext, JobHandler, JobResult, Settled } from "../../queue/runner.ts";
 import { MASTER_NAME, PLAYLIST_NAME, STORYBOARD_VTT, buildSpriteArgs, buildTranscodeArgs } from "./args.ts";
@@ -30,6 +31,19 @@ const TEMP_PREFIX = ".hls-tmp-";
 const PROGRESS_INTERVAL_MS = 500;
 
 const log = logger("hls");
+
+/** Copies a whole object to `path`; `signal` (a cancelled job) aborts the read. */
+async function download(store: ObjectStore, key: string, size: number, path: string, signal: AbortSignal): Promise<void> {
+  const file = await open(path, "w");
+  try {
+    if (size > 0) {
+      const body = await store.read(key, { start: 0, end: size - 1 }, { size, signal });
+      for await (const chunk of body.stream) await file.write(chunk);
+    }
+  } finally {
+    await file.close();
+  }
+}
 
 export class TranscodeJobs implements JobHandler {
   readonly kind = "transcode" as const;
@@ -99,8 +113,10 @@ export class TranscodeJobs implements JobHandler {
   }
 
   async run(job: JobRow, { signal, stillMine }: JobContext): Promise<JobResult> {
-    const videoDir = this.library.storage.videoDir(job.videoId);
-    const tempDir = join(videoDir, `${TEMP_PREFIX}${job.id}-${job.attempts}-${crypto.randomUUID().slice(0, 8)}`);
+    const storage = this.library.storage;
+    const videoDir = storage.videoDir(job.videoId);
+    // STORAGE=s3: built in this process's tmp/ (swept if it dies) and put into the bucket.
+    const tempDir = join(storage.objects ? storage.ownTmpDir : videoDir, `${TEMP_PREFIX}${job.id}-${job.attempts}-${crypto.randomUUID().slice(0, 8)}`);
     const started = Date.now();
     try {
       const result = await this.build(job, videoDir, tempDir, signal, stillMine);
@@ -108,6 +124,7 @@ export class TranscodeJobs implements JobHandler {
       log.info(`video ${job.videoId}: HLS ladder ready (${result.renditions}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     } finally {
       await rm(tempDir, { recursive: true, force: true }).catch(() => {});
+      await rm(`${tempDir}.source`, { force: true }).catch(() => {});
       // A video deleted while ffmpeg ran: ffmpeg may have recreated directories under it.
       if (!(await this.library.get(job.videoId).catch(() => undefined))) await this.library.storage.removeVideo(job.videoId).catch(() => {});
     }
@@ -117,7 +134,11 @@ export class TranscodeJobs implements JobHandler {
   private async build(job: JobRow, videoDir: string, tempDir: string, signal: AbortSignal, stillMine: () => Promise<boolean>): Promise<{ skipped?: string; renditions?: string }> {
     const row = await this.library.get(job.videoId);
     if (!row || row.status !== "ready") throw new TranscodeError("the video is gone", "", "cancelled");
-    const source = this.library.absolutePath(row);
+    const objects = this.library.storage.objects;
+    const source = objects ? `${tempDir}.source` : this.library.absolutePath(row);
+    // ffmpeg reads a local file (no network protocol in its input): the source comes down whole,
+    // straight from the bucket (not through the block cache, which keeps what viewers watch).
+    if (objects) await download(objects, row.storagePath, row.size, source, signal);
     const info = await this.tools.probe(source, { signal });
     if (!info.hasVideo || !info.width || !info.height) return { skipped: "The file has no video stream, so there is no HLS ladder to build" };
     const duration = info.duration ?? row.duration ?? 0;
@@ -164,7 +185,7 @@ export class TranscodeJobs implements JobHandler {
     const variants = await Promise.all(renditions.map((r) => this.measure(tempDir, r, info.hasAudio)));
     await writeFile(join(tempDir, MASTER_NAME), writeMasterPlaylist(variants));
     if (storyboard) await this.writeStoryboard(tempDir, storyboard, duration, signal);
-    await this.publish(videoDir, tempDir, signal, stillMine);
+    await this.publish(job.videoId, videoDir, tempDir, signal, stillMine);
     return { renditions: renditions.map((r) => r.name).join(", ") };
   }
 
@@ -198,9 +219,22 @@ export class TranscodeJobs implements JobHandler {
     await writeFile(join(dir, STORYBOARD_VTT), storyboardVtt({ ...plan, count, sheets }, duration));
   }
 
-  /** Swaps the finished directory in as hls/. */
-  private async publish(videoDir: string, tempDir: string, signal: AbortSignal, stillMine: () => Promise<boolean>): Promise<void> {
+  /**
+   * Swaps the finished directory in as hls/. In a bucket: every file is put (replacing the
+   * previous ladder's files of the same name; the job completes only after), then what the
+   * previous ladder had and this one does not is deleted.
+   */
+  private async publish(id: string, videoDir: string, tempDir: string, signal: AbortSignal, stillMine: () => Promise<boolean>): Promise<void> {
     if (signal.aborted || !(await stillMine())) throw new TranscodeError("the job was taken away", "", "cancelled");
+    const objects = this.library.storage.objects;
+    if (objects) {
+      const prefix = videoKeys.hls(id);
+      const keys = new Set(await objects.putDirectory(prefix, tempDir));
+      const stale: string[] = [];
+      for await (const object of objects.list(prefix)) if (!keys.has(object.key)) stale.push(object.key);
+      for (const key of stale) await objects.delete(key);
+      return;
+    }
     const target = join(videoDir, HLS_DIR);
     const trash = `${tempDir}.old`;
     const hadOld = await rename(target, trash).then(

@@ -22,6 +22,7 @@ import { BoxError, isFaststart, scanFile } from "../../media/mp4-atoms.ts";
 import { NotMediaError, type MediaInfo } from "../../media/probe.ts";
 import { ToolError, type MediaTools } from "../../media/tools.ts";
 import type { JobContext, JobHandler, Settled } from "../../queue/runner.ts";
+import { StorageUnavailable } from "../../storage/object-store.ts";
 import type { Thumbnails } from "../thumbnails/service.ts";
 import type { IngestPayload } from "./pipeline.ts";
 
@@ -111,7 +112,9 @@ export class IngestJobs implements JobHandler {
       }
     } catch (error) {
       await rm(remuxed, { force: true });
-      if (signal.aborted) throw error;
+      // The bucket is down (STORAGE=s3): not the media's fault. The job runs again later, from
+      // the stored file (see the start of run).
+      if (signal.aborted || error instanceof StorageUnavailable) throw error;
       // The media itself is at fault: the video fails now; a retry would fail the same way.
       const reason = describe(error);
       log.warn({ video: id, reason }, "processing failed");

@@ -8,12 +8,14 @@
  */
 import { makeEntity, type FileEntity } from "../../files/entity.ts";
 import { statEntity } from "../../files/cache.ts";
+import { serveBody } from "../../files/serve.ts";
 import type { MemoryTier } from "../../files/memory-tier.ts";
 import type { VideoRow } from "../../db/schema.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { logger } from "../../lib/log.ts";
 import { hot } from "../../metrics/metrics.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
+import type { ObjectServer } from "../../storage/serve.ts";
 
 export const VIDEO_CACHE_CONTROL = "public, max-age=86400";
 /** A signed video's bytes: never in a shared cache, where they would outlive the token. */
@@ -53,8 +55,13 @@ export function downloadName(row: VideoRow): string {
   return ext && extensionOf(title) !== ext ? `${title}.${ext}` : title;
 }
 
+/** Answers a GET/HEAD whose preconditions passed: `serveBody` (files), or the bucket's engine. */
+export type BodyServer = (request: Request, entity: FileEntity) => Response | Promise<Response>;
+
 export class StreamCatalog {
   private readonly entries = new Map<string, Entry>();
+  /** Chosen once here, so the stream route does not ask per request where the bytes are. */
+  readonly body: BodyServer;
 
   constructor(
     private readonly library: VideoLibrary,
@@ -64,7 +71,13 @@ export class StreamCatalog {
     private readonly maxEntries = 10_000,
     /** The RAM tier small answers come from (MEMORY_CACHE_BYTES); undefined: sendfile only. */
     readonly memory?: MemoryTier,
+    /**
+     * STORAGE=s3: entities of objects in the bucket, made from the row alone (a row is ready
+     * only once its object is complete), so loading one costs no round trip to the bucket.
+     */
+    readonly objects?: ObjectServer,
   ) {
+    this.body = objects ? (request, entity) => objects.body(request, entity) : serveBody;
     // "*": another process's changes may have been missed (the listener reconnected).
     library.events.on("invalidated", (id: string) => (id === "*" ? this.entries.clear() : this.entries.delete(id)));
   }
@@ -88,7 +101,9 @@ export class StreamCatalog {
   async load(id: string): Promise<CachedVideo | null> {
     const row = await this.library.get(id);
     let inline: FileEntity | undefined;
-    if (row && row.status === "ready" && row.sha256) {
+    if (row && row.status === "ready" && row.sha256 && this.objects) {
+      inline = this.objects.entity(row.storagePath, row.size, row.sha256, row.createdAt.getTime(), this.options(row));
+    } else if (row && row.status === "ready" && row.sha256) {
       const path = this.library.absolutePath(row);
       const found = await statEntity(path, this.options(row));
       if (found && found.size === row.size) inline = found;
@@ -114,6 +129,7 @@ export class StreamCatalog {
   }
 
   private downloadEntity(row: VideoRow, inline: FileEntity): FileEntity {
+    if (this.objects) return this.objects.entity(inline.path, inline.size, row.sha256!, inline.mtimeMs, { ...this.options(row), disposition: "attachment", filename: downloadName(row) });
     return makeEntity(inline.path, inline.size, inline.mtimeMs, { ...this.options(row), disposition: "attachment", filename: downloadName(row) });
   }
 }

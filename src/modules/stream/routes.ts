@@ -10,7 +10,7 @@ import type { BunRequest, Server } from "bun";
 import { Elysia } from "elysia";
 import type { AccessControl, PeerSource } from "../../access/service.ts";
 import { ClipCache, clipFilename, isClippable, parseClipInterval, serveClipEntity, type ClipInterval } from "../../files/clip.ts";
-import { nativeRanged, preconditionResponse, serveBody } from "../../files/serve.ts";
+import { nativeRanged, preconditionResponse } from "../../files/serve.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.ts";
@@ -18,7 +18,7 @@ import { errorFields, logger } from "../../lib/log.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/requests.ts";
 import { hot } from "../../metrics/metrics.ts";
 import { isVideoId } from "../../library/ids.ts";
-import type { CachedVideo, StreamCatalog } from "./catalog.ts";
+import type { BodyServer, CachedVideo, StreamCatalog } from "./catalog.ts";
 
 function notFound(id: string): Response {
   return errorResponse(404, "not_found", `No ready video with id ${id}`);
@@ -29,6 +29,8 @@ export interface StreamContext {
   catalog: StreamCatalog;
   access: AccessControl;
   clips: ClipCache;
+  /** `serveBody` (sendfile from DATA_DIR) or, with STORAGE=s3, the bucket's engine: fixed at construction. */
+  body: BodyServer;
 }
 
 /** One clip cache per catalog, shared by the native route and the Elysia one. */
@@ -40,7 +42,7 @@ function clipCacheFor(catalog: StreamCatalog): ClipCache {
 }
 
 export function streamContext(catalog: StreamCatalog, access: AccessControl): StreamContext {
-  return { catalog, access, clips: clipCacheFor(catalog) };
+  return { catalog, access, clips: clipCacheFor(catalog), body: catalog.body };
 }
 
 export function streamVideo(request: Request, id: string, context: StreamContext, server?: PeerSource): Response | Promise<Response> {
@@ -91,14 +93,14 @@ function serveVideo(request: Request, video: CachedVideo, context: StreamContext
   if (settled !== null && settled.status === 304 && request.headers.get("if-none-match") !== null) return settled;
   const url = request.url;
   const q = url.indexOf("?");
-  if (q < 0) return settled ?? serveBody(request, video.inline);
+  if (q < 0) return settled ?? context.body(request, video.inline);
   const query = new URLSearchParams(url.slice(q + 1));
   const value = query.get("download");
   const download = value === "1" || value === "true";
   const start = query.get("start");
   const end = query.get("end");
-  if (start === null && end === null) return settled ?? serveBody(request, video.variant(download));
-  return serveVideoClip(request, video, context, start, end, download) ?? settled ?? serveBody(request, video.variant(download));
+  if (start === null && end === null) return settled ?? context.body(request, video.variant(download));
+  return serveVideoClip(request, video, context, start, end, download) ?? settled ?? context.body(request, video.variant(download));
 }
 
 /** `?start=&end=`: the clip, or null when the interval is the whole file (`start=0` alone). */
@@ -112,6 +114,8 @@ function serveVideoClip(request: Request, video: CachedVideo, context: StreamCon
   }
   if (!interval) return null;
   const base = video.inline;
+  // Clips cut a local file (its moov, then one sendfile slice); objects in a bucket are not one.
+  if (context.catalog.objects) return errorResponse(501, "clip_unsupported_storage", "Clips are not available for videos in object storage (STORAGE=s3) yet");
   if (!isClippable(base.path, base.contentType)) {
     return errorResponse(400, "clip_unsupported_container", `Clips need an MP4 or MOV video; this one is ${extensionOf(base.path) || base.contentType}`);
   }

@@ -4,6 +4,8 @@ import { PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
+import { HttpError } from "../../http/errors.ts";
+import type { ObjectServer } from "../../storage/serve.ts";
 import { Integer, header, jsonContent } from "../../schemas/openapi.ts";
 import { assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
@@ -57,7 +59,7 @@ const RangeNotSatisfiable = errorSchema("No requested range lies within the JPEG
 /** A signed video's pictures stay out of shared caches, where they would outlive the token. */
 export const SIGNED_THUMBNAIL_CACHE_CONTROL = "private, max-age=3600";
 
-export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, access: AccessControl, cacheTtlMs: number) {
+export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, access: AccessControl, cacheTtlMs: number, objects?: ObjectServer) {
   const cache = new FileCache(cacheTtlMs);
   return new Elysia({ name: "spool.thumbnails" }).get(
     "/api/videos/:id/thumbnail.jpg",
@@ -66,8 +68,15 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
       // Before any frame is made: a token-less request must not cost an ffmpeg run.
       await access.playback(request, row.id, row.playback, server);
       // The request's signal: a client that leaves stops waiting, and a frame nobody waits for is not made.
-      const path = await thumbnails.pathFor(row, { t: query.t, width: query.width }, request.signal);
       const cacheControl = row.playback === "signed" ? SIGNED_THUMBNAIL_CACHE_CONTROL : THUMBNAIL_CACHE_CONTROL;
+      if (objects) {
+        // STORAGE=s3: the JPEG is an object, served through the block cache.
+        const key = await thumbnails.objectFor(row, { t: query.t, width: query.width }, request.signal);
+        const entity = await objects.lookup(key, { contentType: "image/jpeg", cacheControl }, `${key}\0${cacheControl}`);
+        if (!entity) throw new HttpError(404, "not_found", `No such thumbnail of video ${row.id}`);
+        return objects.serve(request, entity);
+      }
+      const path = await thumbnails.pathFor(row, { t: query.t, width: query.width }, request.signal);
       return serveFile(request, path, { contentType: "image/jpeg", cacheControl }, cache);
     },
     {

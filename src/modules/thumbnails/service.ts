@@ -24,6 +24,8 @@ import { demuxerForContainer, type Demuxer } from "../../media/formats.ts";
 import { Limiter } from "../../lib/limiter.ts";
 import type { Storage } from "../../library/storage.ts";
 import { snapTimeMs, snapWidth } from "./grid.ts";
+import { StorageUnavailable, videoKeys } from "../../storage/object-store.ts";
+import type { ObjectServer } from "../../storage/serve.ts";
 
 export const MIN_WIDTH = 16;
 export const MAX_WIDTH = 3840;
@@ -97,6 +99,8 @@ export class Thumbnails {
     private readonly storage: Storage,
     private readonly tools: MediaTools | undefined,
     limits: Partial<ThumbnailLimits> = {},
+    /** STORAGE=s3: posters and thumbnails are objects (see `objectFor`). */
+    private readonly objects?: ObjectServer,
   ) {
     const set = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
     this.limits = { ...THUMBNAIL_DEFAULTS, ...set };
@@ -212,16 +216,67 @@ export class Thumbnails {
     let job = this.jobs.get(output);
     if (!job) {
       this.admit();
-      job = this.start(row, frame, demuxer, output);
+      const source = this.storage.absolute(row.storagePath);
+      job = this.start(output, async (signal) => {
+        if (!frame.poster) await this.prepareCache(row.id);
+        await this.extract(source, output, demuxer, frame.seconds, frame.width, { signal });
+      });
     }
+    return this.settle(row, job, output, signal).then(() => output);
+  }
+
+  /**
+   * STORAGE=s3: the key of the requested JPEG in the bucket, made on first request. ffmpeg needs
+   * the source as a file (its input takes no network protocol, see src/media/input-args.ts), so
+   * the video is copied from the block cache into this process's tmp/ for the run and removed
+   * after: its bytes come from the bucket once, and its blocks stay cached for playback. The
+   * frame is put at `videos/<id>/thumbs/<name>` (so it goes with the video), not capped per
+   * video: the grid bounds how many there can be.
+   */
+  async objectFor(row: VideoRow, request: ThumbnailRequest, signal?: AbortSignal): Promise<string> {
+    const objects = this.objects!;
+    if (row.status !== "ready") throw new HttpError(409, "not_ready", `Video ${row.id} is ${row.status}; thumbnails exist once it is ready`);
+    if (!row.width || !row.height) throw new HttpError(404, "no_video_stream", `Video ${row.id} is audio only: it has no picture`);
+    Thumbnails.check(row, request);
+    const demuxer = demuxerForContainer(row.container);
+    const frame = Thumbnails.frame(row, request);
+    const key = frame.poster ? videoKeys.poster(row.id) : `${videoKeys.thumbs(row.id)}${thumbnailName(frame.seconds, frame.width)}`;
+    if (await objects.lookup(key)) return key;
+    if (!this.tools) throw ingestUnavailable();
+    if (!demuxer) throw new HttpError(404, "no_video_stream", `Video ${row.id} has no container Spool can read frames from`);
+    if (signal?.aborted) throw clientGone();
+    let job = this.jobs.get(key);
+    if (!job) {
+      this.admit();
+      job = this.start(key, async (jobSignal) => {
+        const base = join(this.storage.ownTmpDir, crypto.randomUUID());
+        const source = `${base}.source`;
+        const output = `${base}.jpg`;
+        try {
+          await objects.download({ key: row.storagePath, identity: row.sha256 ?? row.storagePath, size: row.size }, source);
+          if (jobSignal.aborted) throw clientGone();
+          await this.extract(source, output, demuxer, frame.seconds, frame.width, { signal: jobSignal });
+          await objects.store.putFile(key, output, { type: "image/jpeg" });
+          objects.forget(key);
+        } finally {
+          await rm(source, { force: true });
+          await rm(output, { force: true });
+        }
+      });
+    }
+    await this.settle(row, job, key, signal);
+    return key;
+  }
+
+  /** Waits for a frame's job; its failure becomes the client's 422 (storage failures stay 503). */
+  private async settle(row: VideoRow, job: Job, output: string, signal?: AbortSignal): Promise<void> {
     try {
       await this.wait(job, output, signal);
     } catch (error) {
-      if (error instanceof HttpError) throw error;
+      if (error instanceof HttpError || error instanceof StorageUnavailable) throw error;
       logger("thumbnails").error({ video: row.id, ...errorFields(error) }, "no frame could be extracted");
       throw new HttpError(422, "thumbnail_failed", `No frame could be extracted from video ${row.id} at that time`);
     }
-    return output;
   }
 
   /** Refuses a new job when every run is taken and the queue is full. */
@@ -234,14 +289,11 @@ export class Thumbnails {
     throw new HttpError(503, "thumbnails_busy", `Too many thumbnails are being made; try again in ${retryAfter} s`, { "retry-after": String(retryAfter) });
   }
 
-  private start(row: VideoRow, frame: Frame, demuxer: Demuxer, output: string): Job {
+  /** Runs `work` for the frame at `output` (a path, or a key) in a slot, shared by its requests. */
+  private start(output: string, work: (signal: AbortSignal) => Promise<void>): Job {
     const controller = new AbortController();
-    const source = this.storage.absolute(row.storagePath);
     const job: Job = { controller, waiters: 0, done: Promise.resolve() };
-    job.done = this.slot(async () => {
-      if (!frame.poster) await this.prepareCache(row.id);
-      await this.extract(source, output, demuxer, frame.seconds, frame.width, { signal: controller.signal });
-    }, controller.signal).finally(() => {
+    job.done = this.slot(() => work(controller.signal), controller.signal).finally(() => {
       if (this.jobs.get(output) === job) this.jobs.delete(output);
     });
     // Its waiters see the outcome; a cancelled job has none left to see it.

@@ -1,0 +1,273 @@
+/**
+ * The HTTP answers for media in a bucket (STORAGE=s3): the same decisions as the file engine
+ * (src/files/serve.ts, the pure modules of src/http: preconditions, ranges, multipart), with the
+ * bytes from the BlockCache instead of a file under DATA_DIR.
+ *
+ * - `proxy` (S3_DELIVERY default): a range inside one cached block (every seek, every probe,
+ *   every HLS segment and JPEG under 2 MiB) goes out as `Bun.file(block).slice()`, i.e. with
+ *   sendfile and a Content-Length, like a local file. A range over several blocks is streamed
+ *   from the block files as they are filled, chunked: Bun 1.4.5 drops a handler's
+ *   Content-Length on a stream body (oven-sh/bun#10507). The first block is fetched before the
+ *   status is sent, so a bucket that cannot answer gets a 503 JSON error; one that fails later
+ *   makes the stream error, and Bun resets the connection (no terminating chunk): a client
+ *   never takes a short body for a complete one.
+ * - `redirect`: a GET that would be a 200 or a single-range 206 is a 302 to a presigned URL of
+ *   the object, valid REDIRECT_EXPIRES_IN seconds; the client repeats its Range there. Everything
+ *   Spool can decide without the bytes it still answers itself: HEAD, 304, 412, 416, tokens.
+ *   Multipart ranges (which S3 does not do) and an If-Range that no longer matches are proxied.
+ *
+ * Entities are made once (from the database row, or a HEAD of the object for HLS files and
+ * images, cached `ttlMs`), so a hot request costs no round trip to the bucket.
+ */
+import { mkdir, open, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
+import { errorResponse, httpErrorResponse, preconditionFailed } from "../http/errors.ts";
+import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
+import { contentRange, DEFAULT_RANGE_LIMITS, planRange, unsatisfiedRange, type ByteRange } from "../http/range.ts";
+import { makeEntity, type FileEntity, type ServeOptions } from "../files/entity.ts";
+import { errorFields, logger } from "../lib/log.ts";
+import { hot } from "../metrics/metrics.ts";
+import type { BlockCache, CachedObject } from "./block-cache.ts";
+import { ObjectNotFound, StorageUnavailable, type ObjectStore } from "./object-store.ts";
+import { REDIRECT_EXPIRES_IN } from "./index.ts";
+
+/** A FileEntity whose bytes are an object in the bucket (`path` is its key; `file` is never read). */
+export interface ObjectEntity extends FileEntity {
+  object: CachedObject;
+}
+
+export type Delivery = "proxy" | "redirect";
+
+const encoder = new TextEncoder();
+const log = logger("storage");
+
+/** How long a client is told to wait before asking again while the bucket is down. */
+export const STORAGE_RETRY_AFTER_S = 5;
+
+/** The JSON answer for a storage failure: 503 while the bucket cannot answer, 404 for a missing object. */
+export function storageErrorResponse(error: unknown): Response {
+  if (error instanceof ObjectNotFound) return errorResponse(404, "not_found", "The file is no longer available");
+  if (error instanceof StorageUnavailable) {
+    log.warn(errorFields(error), "object storage unavailable");
+    return errorResponse(503, "storage_unavailable", "The media storage is not answering; try again shortly", { "retry-after": String(STORAGE_RETRY_AFTER_S) });
+  }
+  throw error;
+}
+
+interface Slot {
+  entity: ObjectEntity;
+  expires: number;
+}
+
+export class ObjectServer {
+  private readonly slots = new Map<string, Slot>();
+
+  constructor(
+    readonly store: ObjectStore,
+    readonly cache: BlockCache,
+    readonly delivery: Delivery = "proxy",
+    /** How long a HEAD of an object (`lookup`) is trusted. */
+    private readonly ttlMs = 1000,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  init(): Promise<void> {
+    return this.cache.init();
+  }
+
+  /** The entity for an object whose size and identity are known (a ready video's row). */
+  entity(key: string, size: number, identity: string, mtimeMs: number, options: ServeOptions = {}): ObjectEntity {
+    // No RAM tier: it reads `entity.file`, which is not where these bytes are.
+    return { ...makeEntity(key, size, mtimeMs, { ...options, memory: undefined }), object: { key, identity, size } };
+  }
+
+  /**
+   * The entity of an object known only by its key (HLS files, posters, thumbnails): a HEAD,
+   * cached `ttlMs`; undefined when there is no such object. Its tag is the bucket's (the bytes'
+   * MD5 for single-part puts), so a rebuilt ladder gets new tags and new cache blocks.
+   */
+  async lookup(key: string, options: ServeOptions = {}, slotKey = key): Promise<ObjectEntity | undefined> {
+    const now = Date.now();
+    const slot = this.slots.get(slotKey);
+    if (slot && slot.expires > now) return slot.entity;
+    const info = await this.store.stat(key);
+    if (!info) {
+      this.slots.delete(slotKey);
+      return undefined;
+    }
+    const mtimeMs = info.lastModified?.getTime() ?? 0;
+    const tag = info.etag?.replace(/^W\//, "").replaceAll('"', "") || `${Math.floor(mtimeMs / 1000).toString(16)}-${info.size.toString(16)}`;
+    const entity = this.entity(key, info.size, tag, mtimeMs, { etag: `"${tag}"`, ...options });
+    if (!slot && this.slots.size >= this.maxEntries) this.slots.delete(this.slots.keys().next().value!);
+    this.slots.set(slotKey, { entity, expires: now + this.ttlMs });
+    return entity;
+  }
+
+  /** Drops cached lookups whose key starts with `prefix` ("" for all). */
+  forget(prefix: string): void {
+    for (const key of this.slots.keys()) if (key.startsWith(prefix)) this.slots.delete(key);
+  }
+
+  /** A whole GET or HEAD: preconditions, then the body (as `serveEntity` for files). */
+  serve(request: Request, entity: FileEntity): Response | Promise<Response> {
+    const method = request.method;
+    if (method !== "GET" && method !== "HEAD") return errorResponse(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" });
+    const outcome = evaluatePreconditions(method, request.headers, entity);
+    if (outcome === "not-modified") return new Response(null, { status: 304, headers: entity.notModifiedHeaders });
+    if (outcome === "failed") return httpErrorResponse(preconditionFailed());
+    return this.body(request, entity);
+  }
+
+  /**
+   * For a GET or HEAD whose preconditions passed (as `serveBody`): the whole object, a range,
+   * ranges, 416, or (redirect delivery) a 302. Storage failures become JSON errors.
+   */
+  body(request: Request, given: FileEntity): Response | Promise<Response> {
+    const entity = given as ObjectEntity;
+    const method = request.method;
+    const headers = request.headers;
+    const size = entity.size;
+    const rangeHeader = headers.get("range");
+    const plan = rangeHeader === null ? ({ kind: "full" } as const) : ifRangeAllows(headers, entity) ? planRange(rangeHeader, size, DEFAULT_RANGE_LIMITS) : ({ kind: "full" } as const);
+
+    if (plan.kind === "unsatisfiable") {
+      return errorResponse(416, "range_not_satisfiable", `No requested range is satisfiable for ${size} bytes`, {
+        "content-range": unsatisfiedRange(size),
+        "accept-ranges": "bytes",
+      });
+    }
+    if (plan.kind === "full") {
+      if (method === "HEAD" || size === 0) return withLength(new Response(null, { headers: entity.responseHeaders }), size);
+      // A redirect repeats the request's Range at the bucket: only when there is none to ignore.
+      if (this.delivery === "redirect" && rangeHeader === null) return this.redirect(entity);
+      hot.fileBytes += size;
+      return this.send(entity, { start: 0, end: size - 1 }, 200, rangeHeader !== null);
+    }
+    const ranges = plan.ranges;
+    if (ranges.length === 1) {
+      const r = ranges[0]!;
+      if (method === "HEAD") {
+        const response = withLength(new Response(null, { status: 206, headers: entity.responseHeaders }), r.end - r.start + 1);
+        response.headers.set("content-range", contentRange(r, size));
+        return response;
+      }
+      if (this.delivery === "redirect") return this.redirect(entity);
+      hot.fileBytes += r.end - r.start + 1;
+      return this.send(entity, r, 206, false);
+    }
+    const boundary = makeBoundary();
+    const layout = layoutMultipart(ranges, size, entity.contentType, boundary);
+    const multipartHeaders = { ...entity.headers, "content-type": multipartContentType(boundary) };
+    if (method === "HEAD") return new Response(null, { status: 206, headers: { ...multipartHeaders, "content-length": String(layout.length) } });
+    const parts: (string | ByteRange)[] = [];
+    ranges.forEach((r, i) => parts.push(layout.heads[i]!, r));
+    parts.push(layout.tail);
+    for (const r of ranges) hot.fileBytes += r.end - r.start + 1;
+    const first = ranges[0]!;
+    return this.warm(entity, first).then(
+      () => new Response(this.partsStream(entity, parts), { status: 206, headers: multipartHeaders }),
+      storageErrorResponse,
+    );
+  }
+
+  /** A 302 to a presigned URL of the object; the download variant names the file there too. */
+  private redirect(entity: ObjectEntity): Response {
+    const disposition = entity.headers["content-disposition"]!;
+    const location = this.store.presign(entity.object.key, {
+      expiresIn: REDIRECT_EXPIRES_IN,
+      ...(disposition.startsWith("attachment") ? { contentDisposition: disposition } : {}),
+    });
+    if (location === null) return storageErrorResponse(new StorageUnavailable("this store cannot presign", "presign"));
+    const headers: Record<string, string> = { location, "cache-control": "private, no-store" };
+    // The constant extras (CORS for a `*` policy): a fetch() player follows the redirect only if it may read it.
+    for (const name in entity.headers) if (name.startsWith("access-control-")) headers[name] = entity.headers[name]!;
+    return new Response(null, { status: 302, headers });
+  }
+
+  /** Fills the block holding the range's first byte (so failures are known before the status). */
+  private async warm(entity: ObjectEntity, range: ByteRange): Promise<string> {
+    const blockEnd = (Math.floor(range.start / this.cache.blockSize) + 1) * this.cache.blockSize - 1;
+    const [piece] = await this.cache.pieces(entity.object, { start: range.start, end: Math.min(range.end, blockEnd) });
+    return piece!.path;
+  }
+
+  /** One range: a block-file slice (sendfile) when it lies in one block, else a stream of the blocks. */
+  private async send(entity: ObjectEntity, range: ByteRange, status: 200 | 206, hasRange: boolean): Promise<Response> {
+    let path: string;
+    try {
+      path = await this.warm(entity, range);
+    } catch (error) {
+      return storageErrorResponse(error);
+    }
+    const length = range.end - range.start + 1;
+    const inBlock = Math.floor(range.start / this.cache.blockSize) === Math.floor(range.end / this.cache.blockSize);
+    // A file-backed 200 would have the request's Range applied again by Bun (see serve.ts).
+    let response: Response;
+    if (inBlock && !(status === 200 && hasRange)) {
+      const offset = range.start % this.cache.blockSize;
+      response = new Response(Bun.file(path).slice(offset, offset + length), { status, headers: entity.responseHeaders });
+    } else {
+      response = new Response(this.cache.stream(entity.object, range), { status, headers: entity.responseHeaders });
+    }
+    if (status === 206) response.headers.set("content-range", contentRange(range, entity.size));
+    return response;
+  }
+
+  /** multipart/byteranges: the part heads, and each range's bytes from the cache. */
+  private partsStream(entity: ObjectEntity, parts: (string | ByteRange)[]): ReadableStream<Uint8Array> {
+    let index = 0;
+    let current: ReadableStreamDefaultReader<Uint8Array> | null = null;
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (out) => {
+          for (;;) {
+            if (current) {
+              const chunk = await current.read();
+              if (!chunk.done) return out.enqueue(chunk.value);
+              current = null;
+            }
+            const part = parts[index++];
+            if (part === undefined) return out.close();
+            if (typeof part === "string") return out.enqueue(encoder.encode(part));
+            current = this.cache.stream(entity.object, part).getReader();
+          }
+        },
+        cancel: async () => {
+          await current?.cancel().catch(() => {});
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /** The whole object as text (playlists to sign), through the cache. */
+  async text(entity: FileEntity): Promise<string> {
+    const object = (entity as ObjectEntity).object;
+    if (object.size === 0) return "";
+    return new Response(this.cache.stream(object, { start: 0, end: object.size - 1 })).text();
+  }
+
+  /**
+   * Copies a whole object to a local file through the cache (ffmpeg needs a file: on-demand
+   * thumbnails). The blocks stay cached, as the video is probably being watched.
+   */
+  async download(object: CachedObject, path: string): Promise<void> {
+    await mkdir(dirname(path), { recursive: true });
+    const file = await open(path, "w");
+    try {
+      if (object.size > 0) for await (const chunk of this.cache.stream(object, { start: 0, end: object.size - 1 })) await file.write(chunk);
+    } catch (error) {
+      await file.close();
+      await rm(path, { force: true });
+      throw error;
+    }
+    await file.close();
+  }
+}
+
+/** Content-Length for a body-less answer (HEAD): what the GET would send. */
+function withLength(response: Response, length: number): Response {
+  response.headers.set("content-length", String(length));
+  return response;
+}

@@ -1,0 +1,288 @@
+/**
+ * STORAGE=s3 end to end, against a real s3rver (no mock): ingest puts the objects and leaves no
+ * media on disk, a second server with an empty DATA_DIR on the same database and bucket serves
+ * the same bytes and ETag, HLS and pictures from the bucket, redirect delivery, the bucket going
+ * down (503 JSON, /ready 503, a stream cut mid-way is a broken connection, never a short body
+ * that looks complete) and coming back, delete and the orphan sweep.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "node:net";
+import { filesUnder, uploadMultipart, waitUntilSettled } from "../helpers/library.ts";
+import { AUTH, startTestSpool, testBucketStorage, testS3, type TestSpool } from "../helpers/spool.ts";
+import type { S3rver } from "../helpers/s3.ts";
+import { hlsSettled, waitForVideo } from "./hls-support.ts";
+import type { StorageConfig } from "../../src/storage/index.ts";
+import { OrphanSweeper } from "../../src/storage/orphans.ts";
+
+const FIXTURE = join(import.meta.dir, "../../fixtures/demo.mp4");
+const MiB = 1024 * 1024;
+
+let s3: S3rver;
+let storage: StorageConfig;
+/** The server that ingests (and runs the worker). */
+let first: TestSpool;
+/** Servers on the same database and bucket, each with an empty DATA_DIR of its own. */
+const others: TestSpool[] = [];
+let videoId: string;
+
+async function keys(prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of first.ctx.store.list(prefix)) out.push(o.key);
+  return out;
+}
+
+/** Another server: same database and bucket, its own empty DATA_DIR and cache. */
+async function another(delivery: "proxy" | "redirect" = "proxy"): Promise<TestSpool> {
+  const dataDir = join(await mkdtemp(join(tmpdir(), "spool-s3-other-")), "data");
+  const spool = await startTestSpool({
+    dataDir,
+    databaseUrl: first.config.databaseUrl,
+    storage: { ...storage, delivery, cacheDir: join(dataDir, "cache") },
+    seedDemo: false,
+    transcode: { inServer: false },
+  });
+  others.push(spool);
+  return spool;
+}
+
+const bytesOf = async (r: Response) => Buffer.from(await r.arrayBuffer());
+
+beforeAll(async () => {
+  s3 = await testS3();
+  const dataDir = join(await mkdtemp(join(tmpdir(), "spool-s3-first-")), "data");
+  storage = await testBucketStorage(dataDir);
+  first = await startTestSpool({ dataDir, storage });
+  const uploaded = await uploadMultipart(first.url, FIXTURE, { name: "clip.mp4", type: "video/mp4", title: "From the bucket" });
+  expect(uploaded.status).toBe(201);
+  videoId = ((await uploaded.json()) as { id: string }).id;
+  expect((await waitUntilSettled(first.url, videoId)).status).toBe("ready");
+}, 60_000);
+
+afterAll(async () => {
+  await s3?.start().catch(() => {});
+  for (const spool of others) await spool.stop().catch(() => {});
+  await first?.stop();
+});
+
+describe("ingest into the bucket", () => {
+  test("the stored file and poster are objects; DATA_DIR keeps no media of the video", async () => {
+    const row = (await first.ctx.library.get(videoId))!;
+    expect(row.status).toBe("ready");
+    expect(row.storagePath).toBe(`videos/${videoId}/source.mp4`);
+    const stored = await keys(`videos/${videoId}/`);
+    expect(stored).toContain(`videos/${videoId}/source.mp4`);
+    expect(stored).toContain(`videos/${videoId}/poster.jpg`);
+    const info = (await first.ctx.store.stat(row.storagePath))!;
+    expect(info.size).toBe(row.size);
+    expect(filesUnder(join(first.dataDir, "videos", videoId))).toEqual([]);
+  });
+
+  test("a second server with an empty disk serves the same bytes and the same ETag", async () => {
+    const b = await another();
+    expect(filesUnder(join(b.dataDir, "videos"))).toEqual([]);
+    const row = (await first.ctx.library.get(videoId))!;
+    const fromFirst = await fetch(`${first.url}/api/stream/${videoId}`);
+    const fromB = await fetch(`${b.url}/api/stream/${videoId}`);
+    expect(fromB.status).toBe(200);
+    const body = await bytesOf(fromB);
+    expect(body).toEqual(await bytesOf(fromFirst));
+    expect(new Bun.CryptoHasher("sha256").update(body).digest("hex")).toBe(row.sha256!);
+    expect(fromB.headers.get("etag")).toBe(`"${row.sha256!.slice(0, 32)}"`);
+    expect(fromB.headers.get("etag")).toBe(fromFirst.headers.get("etag")!);
+    expect(fromB.headers.get("last-modified")).toBe(fromFirst.headers.get("last-modified")!);
+    expect(fromB.headers.get("content-length")).toBe(String(row.size));
+    // A seek: exact bytes from the block now cached on B's disk.
+    const seek = await fetch(`${b.url}/api/stream/${videoId}`, { headers: { range: "bytes=1000-1999" } });
+    expect(seek.status).toBe(206);
+    expect(seek.headers.get("content-range")).toBe(`bytes 1000-1999/${row.size}`);
+    expect(await bytesOf(seek)).toEqual(body.subarray(1000, 2000));
+    // Only the cache (and tmp/) on B's disk: no media outside it.
+    expect(filesUnder(b.dataDir).filter((f) => !f.startsWith("cache/") && !f.startsWith("tmp/") && !/^spool\.db/.test(f) && !["api-key", "signing-secret"].includes(f))).toEqual([]);
+    expect(filesUnder(join(b.dataDir, "cache")).some((f) => /^[0-9a-f]{2}\//.test(f))).toBe(true);
+  });
+
+  test("the poster and an on-demand thumbnail come from the bucket", async () => {
+    const b = others[0] ?? (await another());
+    const poster = await fetch(`${b.url}/api/videos/${videoId}/thumbnail.jpg`);
+    expect(poster.status).toBe(200);
+    expect(poster.headers.get("content-type")).toBe("image/jpeg");
+    const posterBytes = await bytesOf(poster);
+    const object = await first.ctx.store.read(`videos/${videoId}/poster.jpg`, { start: 0, end: posterBytes.length - 1 });
+    expect(Buffer.from(await new Response(object.stream).arrayBuffer())).toEqual(posterBytes);
+    const thumb = await fetch(`${b.url}/api/videos/${videoId}/thumbnail.jpg?t=2&width=160`);
+    expect(thumb.status).toBe(200);
+    expect((await bytesOf(thumb)).subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+    expect((await keys(`videos/${videoId}/thumbs/`)).length).toBe(1);
+    expect(filesUnder(join(b.dataDir, "videos"))).toEqual([]);
+    // Revalidation with the bucket object's tag.
+    const again = await fetch(`${b.url}/api/videos/${videoId}/thumbnail.jpg`, { headers: { "if-none-match": poster.headers.get("etag")! } });
+    expect(again.status).toBe(304);
+  }, 30_000);
+
+  test("the HLS ladder is built from the bucket, put into it, and served from it", async () => {
+    const ready = await waitForVideo(first.url, videoId, hlsSettled, 90_000);
+    expect(ready.hls.status).toBe("ready");
+    const ladder = await keys(`videos/${videoId}/hls/`);
+    expect(ladder).toContain(`videos/${videoId}/hls/master.m3u8`);
+    expect(filesUnder(join(first.dataDir, "videos", videoId))).toEqual([]);
+    const b = others[0] ?? (await another());
+    const master = await fetch(`${b.url}/api/hls/${videoId}/master.m3u8`);
+    expect(master.status).toBe(200);
+    const text = await master.text();
+    expect(text.startsWith("#EXTM3U")).toBe(true);
+    const variant = text.split("\n").find((l) => l.endsWith(".m3u8"))!;
+    const media = await (await fetch(`${b.url}/api/hls/${videoId}/${variant}`)).text();
+    const segment = media.split("\n").find((l) => l.endsWith(".m4s"))!;
+    const dir = variant.split("/")[0];
+    const key = `videos/${videoId}/hls/${dir}/${segment}`;
+    const info = (await first.ctx.store.stat(key))!;
+    const seg = await fetch(`${b.url}/api/hls/${videoId}/${dir}/${segment}`, { headers: { range: "bytes=0-99" } });
+    expect(seg.status).toBe(206);
+    expect(seg.headers.get("content-range")).toBe(`bytes 0-99/${info.size}`);
+    const direct = await first.ctx.store.read(key, { start: 0, end: 99 });
+    expect(await bytesOf(seg)).toEqual(Buffer.from(await new Response(direct.stream).arrayBuffer()));
+  }, 120_000);
+});
+
+describe("S3_DELIVERY=redirect", () => {
+  test("GET and single ranges: 302 to a short-lived presigned URL that gives the same bytes", async () => {
+    const c = await another("redirect");
+    const target = `${c.url}/api/stream/${videoId}`;
+    const whole = await bytesOf(await fetch(`${first.url}/api/stream/${videoId}`));
+    const r = await fetch(target, { redirect: "manual" });
+    expect(r.status).toBe(302);
+    expect(r.headers.get("cache-control")).toBe("private, no-store");
+    expect(r.headers.get("access-control-allow-origin")).toBe("*");
+    const location = r.headers.get("location")!;
+    expect(location.startsWith(`${s3.endpoint}/`)).toBe(true);
+    expect(new URL(location).searchParams.get("X-Amz-Expires")).toBe("300");
+    expect(await bytesOf(await fetch(location))).toEqual(whole);
+    const ranged = await fetch(target, { redirect: "manual", headers: { range: "bytes=100-199" } });
+    expect(ranged.status).toBe(302);
+    const followed = await fetch(ranged.headers.get("location")!, { headers: { range: "bytes=100-199" } });
+    expect(followed.status).toBe(206);
+    expect(await bytesOf(followed)).toEqual(whole.subarray(100, 200));
+    const download = await fetch(`${target}?download=1`, { redirect: "manual" });
+    expect(new URL(download.headers.get("location")!).searchParams.get("response-content-disposition")).toStartWith("attachment");
+  });
+
+  test("Spool still answers HEAD, 304, 412, 416 and multipart itself", async () => {
+    const c = others.find((s) => s.config.storage?.delivery === "redirect") ?? (await another("redirect"));
+    const target = `${c.url}/api/stream/${videoId}`;
+    const row = (await first.ctx.library.get(videoId))!;
+    const etag = `"${row.sha256!.slice(0, 32)}"`;
+    const head = await fetch(target, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("etag")).toBe(etag);
+    expect(head.headers.get("content-length")).toBe(String(row.size));
+    expect((await fetch(target, { redirect: "manual", headers: { "if-none-match": etag } })).status).toBe(304);
+    expect((await fetch(target, { redirect: "manual", headers: { "if-match": '"other"' } })).status).toBe(412);
+    const past = await fetch(target, { redirect: "manual", headers: { range: `bytes=${row.size}-` } });
+    expect(past.status).toBe(416);
+    expect(past.headers.get("content-range")).toBe(`bytes */${row.size}`);
+    const multi = await fetch(target, { redirect: "manual", headers: { range: "bytes=0-9,100-109" } });
+    expect(multi.status).toBe(206);
+    expect(multi.headers.get("content-type")).toStartWith("multipart/byteranges; boundary=");
+  });
+});
+
+describe("the bucket going down", () => {
+  test("503 JSON while it is down, /ready 503; both recover when it is back", async () => {
+    const d = await another();
+    const target = `${d.url}/api/stream/${videoId}`;
+    await s3.stop();
+    try {
+      const started = Date.now();
+      const r = await fetch(target, { headers: { range: "bytes=0-1" } });
+      expect(r.status).toBe(503);
+      expect(r.headers.get("content-type")).toBe("application/json; charset=utf-8");
+      expect(r.headers.get("retry-after")).toBe("5");
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe("storage_unavailable");
+      expect(Date.now() - started).toBeLessThan(5000);
+      // Spool answers what it needs no bytes for.
+      expect((await fetch(target, { method: "HEAD" })).status).toBe(200);
+      const ready = await fetch(`${d.url}/ready`);
+      expect(ready.status).toBe(503);
+      const hls = await fetch(`${d.url}/api/hls/${videoId}/master.m3u8`);
+      expect(hls.status).toBe(503);
+    } finally {
+      await s3.start();
+    }
+    const back = await fetch(target, { headers: { range: "bytes=0-1" } });
+    expect(back.status).toBe(206);
+    expect((await fetch(`${d.url}/ready`)).status).toBe(200);
+  }, 30_000);
+
+  test("a stream cut mid-way by the bucket is a broken connection, never a complete-looking body", async () => {
+    // A 12 MiB object (six blocks), registered through the library like any ready video.
+    // (Written before it is `processing`: the worker's sweep would take it for a lost ingest.)
+    const row = await first.ctx.library.begin({ originalFilename: "big.mp4", title: "big" });
+    const media = { contentType: "video/mp4", container: "mp4", duration: 10, width: 640, height: 360, videoCodec: "h264", audioCodec: null, bitrate: 1 };
+    const big = new Uint8Array(12 * MiB);
+    crypto.getRandomValues(big.subarray(0, 65536));
+    for (let i = 65536; i < big.length; i += 65536) big.copyWithin(i, 0, 65536);
+    big[big.length - 1] = 7;
+    const local = first.ctx.library.storage.sourcePath(row.id, "mp4");
+    await Bun.write(local, big);
+    const sha256 = new Bun.CryptoHasher("sha256").update(big).digest("hex");
+    await first.ctx.library.markProcessing(row.id, media);
+    await first.ctx.library.markReady(row.id, { storagePath: first.ctx.library.storage.relative(local), size: big.length, sha256 });
+    const d = await another();
+    const { port } = new URL(d.url);
+    // A raw socket reads the first bytes, then the bucket dies while the rest is pending.
+    const received = await new Promise<{ bytes: number; head: string; ended: "end" | "error" | "close" }>((resolve) => {
+      const socket = connect(Number(port), "127.0.0.1");
+      let bytes = 0;
+      let head = "";
+      let stopped = false;
+      socket.on("connect", () => socket.write(`GET /api/stream/${row.id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+      socket.on("data", (chunk: Buffer) => {
+        if (!head) head = chunk.toString("latin1").split("\r\n\r\n")[0]!;
+        bytes += chunk.length;
+        if (!stopped) {
+          stopped = true;
+          socket.pause();
+          void s3.stop().then(() => socket.resume());
+        }
+      });
+      socket.on("error", () => resolve({ bytes, head, ended: "error" }));
+      socket.on("end", () => resolve({ bytes, head, ended: "end" }));
+    });
+    await s3.start();
+    expect(received.head).toStartWith("HTTP/1.1 200");
+    expect(received.head.toLowerCase()).toContain("transfer-encoding: chunked");
+    // Far short of the object, and the chunked body has no terminating chunk (never "complete").
+    expect(received.bytes).toBeLessThan(big.length);
+    expect(received.ended === "error" || received.ended === "end").toBe(true);
+    const again = await fetch(`${d.url}/api/stream/${row.id}`);
+    expect(again.status).toBe(200);
+    expect(Buffer.from(await again.arrayBuffer()).equals(Buffer.from(big))).toBe(true);
+  }, 60_000);
+});
+
+describe("removal", () => {
+  test("DELETE removes the objects; a video whose objects are already gone deletes too", async () => {
+    const row = await first.ctx.ingest.ingestPath(FIXTURE, { title: "doomed", originalFilename: "doomed.mp4" });
+    expect((await keys(`videos/${row.id}/`)).length).toBeGreaterThan(0);
+    expect((await fetch(`${first.url}/api/videos/${row.id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
+    expect(await keys(`videos/${row.id}/`)).toEqual([]);
+    const gone = await first.ctx.ingest.ingestPath(FIXTURE, { title: "gone", originalFilename: "gone.mp4" });
+    await first.ctx.store.deletePrefix(`videos/${gone.id}/`);
+    expect((await fetch(`${first.url}/api/videos/${gone.id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
+  }, 30_000);
+
+  test("the orphan sweep deletes objects of videos without a row once past the grace period", async () => {
+    const orphan = "AAAAAAAAAAAAAAAAAAAAAA";
+    const scratch = join(await mkdtemp(join(tmpdir(), "spool-orphan-")), "x.bin");
+    await writeFile(scratch, "orphan");
+    await first.ctx.store.putFile(`videos/${orphan}/source.mp4`, scratch);
+    const known = async (id: string) => (await first.ctx.library.get(id)) !== undefined;
+    expect(await new OrphanSweeper(first.ctx.store, known, { graceMs: 3_600_000 }).sweep()).toEqual([]);
+    expect(await new OrphanSweeper(first.ctx.store, known, { graceMs: 0 }).sweep(Date.now() + 1000)).toEqual([orphan]);
+    expect(await keys(`videos/${orphan}/`)).toEqual([]);
+    expect((await keys(`videos/${videoId}/`)).length).toBeGreaterThan(0);
+  });
+});
