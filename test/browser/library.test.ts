@@ -94,6 +94,10 @@ test("import from a URL, rename and delete through the page; other clients' vide
     expect(await page.evaluate(() => (window as any).spoolLastCopied)).toBe(`${spool.url}/watch/${id}`);
     await card.locator('button[data-action="copy-embed"]').click();
     expect(await page.evaluate(() => (window as any).spoolLastCopied)).toBe(`<video src="${spool.url}/api/stream/${id}" controls playsinline preload="metadata" poster="${spool.url}/api/videos/${id}/thumbnail.jpg"></video>`);
+    await card.locator('button[data-action="copy-iframe"]').click();
+    const iframe = (await page.evaluate(() => (window as any).spoolLastCopied)) as string;
+    expect(iframe).toStartWith(`<iframe src="${spool.url}/embed/${id}" width="640" height="360" style="border:0" allow="autoplay; fullscreen; picture-in-picture" allowfullscreen title="`);
+    expect((await fetch(iframe.match(/src="([^"]+)"/)![1]!)).headers.get("content-security-policy")).toContain("frame-ancestors *");
 
     // Rename inline.
     const long = `A very long title that goes on ${"and on ".repeat(20)}until the end`;
@@ -132,6 +136,16 @@ test("a failed import shows its error and can be deleted", async () => {
     await card.waitFor({ timeout: 15_000 });
     expect(await card.locator(".error").textContent()).toMatch(/^Import from 127\.0\.0\.1:1 failed: could not connect/);
     expect(await page.textContent("#upload-message")).toMatch(/could not connect/);
+    // An import can be tried again (the source is still down: it fails again, once more on the card).
+    const id = (await card.getAttribute("data-id"))!;
+    const retried = page.waitForResponse((r) => r.url().endsWith(`/api/videos/${id}/retry`));
+    await card.locator('button[data-action="retry-import"]').click();
+    expect((await retried).status()).toBe(202);
+    await page.waitForFunction((cardId) => !!document.querySelector(`li.card.failed[data-id="${cardId}"] button[data-action="retry-import"]`), id, { timeout: 15_000 });
+    expect(await page.locator(`li[data-id="${id}"] .error`).count()).toBe(1);
+    // After a reload the page still knows it was an import.
+    await page.reload();
+    await page.locator(`li.card.failed[data-id="${id}"] button[data-action="retry-import"]`).waitFor();
     await card.locator('button[data-action="delete"]').click();
     await card.waitFor({ state: "detached" });
   });
