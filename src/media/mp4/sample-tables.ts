@@ -7,7 +7,7 @@
  * `moov` holds and lookups are binary searches. Sample numbers here are 0-based; the boxes
  * use 1-based ones and the parsers and writers convert.
  */
-import { Mp4Error, Reader, type Writer } from "./boxes.ts";
+import { Mp4Error, Reader, be32, type Writer } from "./boxes.ts";
 
 /** Run-length `stts`: `counts[r]` samples of `deltas[r]` ticks, run r starting at sample `firstSample[r]`, time `firstDts[r]`. */
 export interface TimeToSample {
@@ -81,9 +81,10 @@ export function parseStts(r: Reader): TimeToSample {
   r.fullHeader();
   const n = r.count(8);
   const t: TimeToSample = { counts: [], deltas: [], firstSample: [], firstDts: [], sampleCount: 0, duration: 0 };
-  for (let i = 0; i < n; i++) {
-    const count = r.u32();
-    const delta = r.u32();
+  const b = r.bytes;
+  for (let i = 0, at = r.take(n * 8); i < n; i++, at += 8) {
+    const count = be32(b, at);
+    const delta = be32(b, at + 4);
     if (count === 0) continue;
     t.counts.push(count);
     t.deltas.push(delta);
@@ -103,9 +104,10 @@ export function parseCtts(r: Reader): CompositionOffsets {
   let sample = 0;
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < n; i++) {
-    const count = r.u32();
-    const offset = r.i32();
+  const b = r.bytes;
+  for (let i = 0, at = r.take(n * 8); i < n; i++, at += 8) {
+    const count = be32(b, at);
+    const offset = be32(b, at + 4) | 0;
     if (count === 0) continue;
     c.counts.push(count);
     c.offsets.push(offset);
@@ -125,8 +127,9 @@ export function parseStss(r: Reader): Uint32Array {
   const n = r.count(4);
   const out = new Uint32Array(n);
   let previous = 0;
-  for (let i = 0; i < n; i++) {
-    const number = r.u32();
+  const b = r.bytes;
+  for (let i = 0, at = r.take(n * 4); i < n; i++, at += 4) {
+    const number = be32(b, at);
     // Sync sample numbers are 1-based and strictly increasing; binary searches rely on it.
     if (number <= previous) throw new Mp4Error("sync samples out of order");
     out[i] = number - 1;
@@ -138,17 +141,18 @@ export function parseStss(r: Reader): Uint32Array {
 export function parseStsc(r: Reader): SampleToChunk {
   r.fullHeader();
   const n = r.count(12);
-  const s: SampleToChunk = { firstChunk: [], perChunk: [], descIndex: [], firstSample: [] };
-  for (let i = 0; i < n; i++) {
-    const first = r.u32();
-    const per = r.u32();
-    const desc = r.u32();
-    const previous = s.firstChunk[s.firstChunk.length - 1];
-    if (first < 1 || (previous !== undefined && first - 1 <= previous)) throw new Mp4Error("sample-to-chunk runs out of order");
+  // Filled by index, not push: tables of a long film have hundreds of thousands of runs.
+  const s: SampleToChunk = { firstChunk: new Array<number>(n), perChunk: new Array<number>(n), descIndex: new Array<number>(n), firstSample: [] };
+  const b = r.bytes;
+  let previous = -1;
+  for (let i = 0, at = r.take(n * 12); i < n; i++, at += 12) {
+    const first = be32(b, at);
+    const per = be32(b, at + 4);
+    if (first < 1 || first - 1 <= previous) throw new Mp4Error("sample-to-chunk runs out of order");
     if (per === 0) throw new Mp4Error("a chunk of zero samples");
-    s.firstChunk.push(first - 1);
-    s.perChunk.push(per);
-    s.descIndex.push(desc);
+    s.firstChunk[i] = previous = first - 1;
+    s.perChunk[i] = per;
+    s.descIndex[i] = be32(b, at + 8);
   }
   return s;
 }
@@ -156,9 +160,9 @@ export function parseStsc(r: Reader): SampleToChunk {
 /** Fills `stsc.firstSample` once the chunk count is known; the runs must cover `sampleCount`. */
 export function indexStsc(s: SampleToChunk, chunkCount: number, sampleCount: number): void {
   let sample = 0;
-  s.firstSample.length = 0;
+  s.firstSample = new Array<number>(s.firstChunk.length);
   for (let i = 0; i < s.firstChunk.length; i++) {
-    s.firstSample.push(sample);
+    s.firstSample[i] = sample;
     const next = i + 1 < s.firstChunk.length ? s.firstChunk[i + 1]! : chunkCount;
     if (next > chunkCount) throw new Mp4Error("sample-to-chunk names chunks that do not exist");
     sample += (next - s.firstChunk[i]!) * s.perChunk[i]!;
@@ -177,7 +181,8 @@ export function parseStsz(r: Reader): SampleSizes {
   if (constant !== 0) return { constant, count, table: new Uint32Array(0) };
   if (count * 4 > r.remaining()) throw new Mp4Error("sample size table exceeds the box");
   const table = new Uint32Array(count);
-  for (let i = 0; i < count; i++) table[i] = r.u32();
+  const b = r.bytes;
+  for (let i = 0, at = r.take(count * 4); i < count; i++, at += 4) table[i] = be32(b, at);
   return { constant: 0, count, table };
 }
 
@@ -205,7 +210,17 @@ export function parseChunkOffsets(r: Reader, co64: boolean): Float64Array {
   r.fullHeader();
   const n = r.count(co64 ? 8 : 4);
   const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = co64 ? r.u64() : r.u32();
+  const b = r.bytes;
+  if (!co64) {
+    for (let i = 0, at = r.take(n * 4); i < n; i++, at += 4) out[i] = be32(b, at);
+    return out;
+  }
+  for (let i = 0, at = r.take(n * 8); i < n; i++, at += 8) {
+    const high = be32(b, at);
+    // Past 2^53 a Number is no longer exact: no real file is that large, a hostile one is refused.
+    if (high >= 0x200000) throw new Mp4Error("64-bit value too large");
+    out[i] = high * 0x1_0000_0000 + be32(b, at + 4);
+  }
   return out;
 }
 
