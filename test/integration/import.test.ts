@@ -4,12 +4,15 @@
  * 127.0.0.1 through IMPORT_ALLOWED_NETWORKS, so a redirect to 127.0.0.2 is a redirect to
  * loopback it must refuse). Every refusal answers or fails as specified and leaves no file.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { hasFfmpeg, makeVideo, sha256File } from "../helpers/media.ts";
+
+// Uploads, processing and ffmpeg on a busy 2-core machine take longer than bun's default 5 s.
+setDefaultTimeout(30_000);
 
 let open: TestSpool;
 let strict: TestSpool;

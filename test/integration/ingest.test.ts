@@ -4,7 +4,7 @@
  * non-media with nothing kept, MAX_UPLOAD_BYTES while streaming, the library API, the CLI,
  * restarts, and a server without ffmpeg.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -17,6 +17,9 @@ import { makeAudio, makeUndecodableVideo, makeVideo, sha256File, topLevelBoxes }
 import { startWorker, stopWorker } from "../../src/app.ts";
 import { sendUntilAnswered, type RawAnswer } from "../helpers/http.ts";
 import { AUTH, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
+
+// Uploads, processing and ffmpeg on a busy 2-core machine take longer than bun's default 5 s.
+setDefaultTimeout(30_000);
 
 const ROOT = resolve(import.meta.dir, "../..");
 const FIXTURE = resolve(ROOT, "fixtures/demo.mp4");

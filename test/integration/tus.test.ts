@@ -3,7 +3,7 @@
  * cut midway and resumed, byte-identical storage, refusal of non-media, termination, expiry,
  * restarts, and every protocol error in Spool's JSON shape.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, connect, type Server as NetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,6 +12,9 @@ import * as tus from "tus-js-client";
 import { expectError, filesUnder, listAll, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeLargeVideo, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+
+// Uploads, processing and ffmpeg on a busy 2-core machine take longer than bun's default 5 s.
+setDefaultTimeout(30_000);
 
 const NO_HLS = ["ingest"] as const;
 const LIMIT = 32 * 1024 * 1024;

@@ -1,11 +1,14 @@
 /** POST /api/videos: streamed multipart uploads, and what a broken upload leaves behind (nothing). */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { sendUntilAnswered } from "../helpers/http.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { filesUnder } from "../helpers/library.ts";
+
+// Uploads, processing and ffmpeg on a busy 2-core machine take longer than bun's default 5 s.
+setDefaultTimeout(30_000);
 
 const FIXTURE = resolve(import.meta.dir, "../../fixtures/demo.mp4");
 const bytes = readFileSync(FIXTURE);
