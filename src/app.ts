@@ -271,7 +271,7 @@ export function createApp(ctx: AppContext) {
     .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs, ctx.objects))
     .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))
     .use(openapiRoutes())
-    .use(staticRoutes(ctx.config.staticDir, ctx.config.cacheTtlMs));
+    .use(staticRoutes(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory));
   return app;
 }
 
