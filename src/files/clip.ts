@@ -135,7 +135,7 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
         }
         if (offset < 0) offset = piece.start;
         const end = Math.min(offset + CHUNK, piece.end + 1);
-        const bytes = new Uint8Array(await (clip.base.memory?.read(clip.base, offset, end - 1) ?? clip.file.slice(offset, end)).arrayBuffer());
+        const bytes = new Uint8Array(await (clip.base.memory?.read(clip.base, offset, end - 1, true) ?? clip.file.slice(offset, end)).arrayBuffer());
         // A file that shrank must end the body in error, never as a short but "complete" one.
         if (bytes.byteLength !== end - offset) return controller.error(new Error(`short read from ${clip.path}`));
         controller.enqueue(bytes);

@@ -45,6 +45,8 @@ export interface MemoryTierOptions {
   headBytes?: number;
   /** Answers longer than this always go out with sendfile. */
   maxAnswerBytes?: number;
+  /** The tier reads at most its size anew in this time (default 10 s; 0: no limit, for tests). */
+  turnoverMs?: number;
 }
 
 /**
@@ -60,6 +62,7 @@ export const DEFAULT_MAX_ANSWER_BYTES = 256 * 1024;
 
 /** Block reads in flight at most: fills are background work and must stay small next to serving. */
 const MAX_FILLS = 4;
+const DEFAULT_TURNOVER_MS = 10_000;
 
 class Block {
   referenced = false;
@@ -143,6 +146,7 @@ export class MemoryTier {
   readonly blockSize: number;
   readonly headBytes: number;
   readonly maxAnswerBytes: number;
+  readonly turnoverMs: number;
   private readonly files = new Map<string, TierFile>();
   /** Resident blocks, oldest first: the CLOCK's ring (a referenced block moves to the end). */
   private readonly ring = new Set<Block>();
@@ -150,6 +154,9 @@ export class MemoryTier {
   private held = 0;
   /** Block reads in flight. */
   private fills = 0;
+  /** Bytes that may still be filled now (see worthFilling), and when that was computed. */
+  private budget: number;
+  private budgetAt = performance.now();
 
   constructor(options: MemoryTierOptions) {
     this.maxBytes = options.maxBytes;
@@ -157,6 +164,8 @@ export class MemoryTier {
     checkBlockSize(this.blockSize);
     this.headBytes = options.headBytes ?? DEFAULT_HEAD_BYTES;
     this.maxAnswerBytes = options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
+    this.budget = this.maxBytes;
+    this.turnoverMs = options.turnoverMs ?? DEFAULT_TURNOVER_MS;
     const capacity = Math.max(1, Math.floor(this.maxBytes / this.blockSize));
     // TinyLFU's sizing: ~8 counters per cached block, aged after 10 × capacity requests (at
     // least 4096, so a small tier still tells a block asked for five times from one asked once).
@@ -187,8 +196,13 @@ export class MemoryTier {
   /**
    * The bytes [start, end] (inclusive) when every block they lie in is held; otherwise
    * undefined, after noting the request (and starting the fills it earns).
+   *
+   * A range across blocks is answered only with `spanning` (the pull streams, which copy bytes
+   * anyway): as a Response body it would be a fresh Blob per answer, malloc'ed outside the JS
+   * heap, which Bun 1.4.5's GC does not count, so at 15k answers/s RSS rose to 277 MiB with a
+   * 64 MiB tier. Such an answer goes out by sendfile instead.
    */
-  read(source: TierSource, start: number, end: number): Blob | undefined {
+  read(source: TierSource, start: number, end: number, spanning = false): Blob | undefined {
     const file = this.files.get(source.memoryKey) ?? this.open(source);
     const bs = this.blockSize;
     const first = blockOf(start, bs);
@@ -203,7 +217,7 @@ export class MemoryTier {
         const offset = start - first * bs;
         return a.blob.slice(offset, offset + end - start + 1);
       }
-    } else {
+    } else if (spanning) {
       const out = this.gather(file, first, last, start, end);
       if (out !== undefined) {
         hot.memoryHits++;
@@ -212,7 +226,12 @@ export class MemoryTier {
     }
     hot.memoryMisses++;
     for (let index = first; index <= last; index++) {
-      if (file.blocks.has(index)) continue;
+      const held = file.blocks.get(index);
+      if (held !== undefined) {
+        held.referenced = true;
+        this.sketch.add(held.hash);
+        continue;
+      }
       const hash = mix(file.hash, index);
       this.sketch.add(hash);
       // Hit twice (within the sketch's window), and asked for more often than the block it
@@ -229,6 +248,13 @@ export class MemoryTier {
    */
   private worthFilling(estimate: number): boolean {
     if (estimate < 2 || this.fills >= MAX_FILLS) return false;
+    // Turnover budget: at most the tier's size read per turnoverMs. Every fill that evicts
+    // leaves the evicted block's memory to the next full GC, which JSC does not hurry for
+    // buffers (Bun 1.4.5): without it, churn took RSS to 4x the tier's bound in the bench.
+    const now = performance.now();
+    this.budget = Math.min(this.maxBytes, this.budget + ((now - this.budgetAt) * this.maxBytes) / this.turnoverMs);
+    this.budgetAt = now;
+    if (this.budget < this.blockSize) return false;
     if (this.held + this.blockSize <= this.maxBytes) return true;
     const oldest = this.ring.values().next().value;
     return oldest === undefined || estimate > this.sketch.estimate(oldest.hash);
@@ -266,6 +292,7 @@ export class MemoryTier {
     if (file.loading.has(index) || this.maxBytes < this.blockSize) return;
     file.loading.add(index);
     this.fills++;
+    this.budget -= this.blockSize;
     const start = index * this.blockSize;
     const end = Math.min(start + this.blockSize, source.size);
     void this.readBlock(source, start, end)

@@ -36,7 +36,7 @@ function streamSlices(entity: FileEntity, pieces: (string | ByteRange)[]): Reada
         }
         if (offset < 0) offset = piece.start;
         const end = Math.min(offset + CHUNK, piece.end + 1);
-        const bytes = new Uint8Array(await (entity.memory?.read(entity, offset, end - 1) ?? entity.file.slice(offset, end)).arrayBuffer());
+        const bytes = new Uint8Array(await (entity.memory?.read(entity, offset, end - 1, true) ?? entity.file.slice(offset, end)).arrayBuffer());
         // A file that shrank underneath us must not turn into an endless or short-framed body.
         if (bytes.byteLength !== end - offset) return controller.error(new Error(`short read from ${entity.path}`));
         controller.enqueue(bytes);

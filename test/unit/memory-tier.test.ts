@@ -33,9 +33,9 @@ async function entityFor(p: string, tier: MemoryTier, etag?: string): Promise<Fi
 /** Reads until the tier answers (fills are in the background), at most `tries` times. */
 const bytesOf = async (blob: Blob) => Buffer.from(await blob.arrayBuffer());
 
-async function readHeld(tier: MemoryTier, entity: FileEntity, start: number, end: number, tries = 4): Promise<Buffer | undefined> {
+async function readHeld(tier: MemoryTier, entity: FileEntity, start: number, end: number, tries = 4, spanning = false): Promise<Buffer | undefined> {
   for (let i = 0; i < tries; i++) {
-    const got = tier.read(entity, start, end);
+    const got = tier.read(entity, start, end, spanning);
     if (got) return bytesOf(got);
     await tier.settled();
   }
@@ -52,7 +52,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 test("every answer is exactly the file's bytes (random ranges, several block sizes)", async () => {
   for (const blockSize of [4096, 64 * 1024, 256 * 1024]) {
-    const tier = new MemoryTier({ maxBytes: 512 * 1024, blockSize, headBytes: 128 * 1024 });
+    const tier = new MemoryTier({ maxBytes: 512 * 1024, blockSize, headBytes: 128 * 1024, turnoverMs: 0 });
     const entity = await entityFor(path, tier);
     const ranges = fc.sample(
       fc.tuple(fc.integer({ min: 0, max: SIZE - 1 }), fc.integer({ min: 1, max: 300 * 1024 })).map(([start, length]) => ({ start, end: Math.min(SIZE - 1, start + length - 1) })),
@@ -60,7 +60,7 @@ test("every answer is exactly the file's bytes (random ranges, several block siz
     );
     let answered = 0;
     for (const r of ranges) {
-      const got = await readHeld(tier, entity, r.start, r.end, 3);
+      const got = await readHeld(tier, entity, r.start, r.end, 3, r.start % 2 === 0);
       if (got) {
         answered++;
         expect(got.length).toBe(r.end - r.start + 1);
@@ -74,13 +74,13 @@ test("every answer is exactly the file's bytes (random ranges, several block siz
 });
 
 test("property: read() is undefined or the exact bytes, and the bound holds", async () => {
-  const tier = new MemoryTier({ maxBytes: 256 * 1024, blockSize: 16 * 1024, headBytes: 32 * 1024 });
+  const tier = new MemoryTier({ maxBytes: 256 * 1024, blockSize: 16 * 1024, headBytes: 32 * 1024, turnoverMs: 0 });
   const entity = makeEntity(path, SIZE, 0, { memory: tier });
   await fc.assert(
     fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: SIZE - 1 }), fc.integer({ min: 1, max: 64 * 1024 })), { minLength: 1, maxLength: 40 }), async (asks) => {
       for (const [start, length] of asks) {
         const end = Math.min(SIZE - 1, start + length - 1);
-        const got = tier.read(entity, start, end);
+        const got = tier.read(entity, start, end, length % 2 === 0);
         if (got) expect((await bytesOf(got)).equals(Buffer.from(bytes.subarray(start, end + 1)))).toBe(true);
         if (length % 3 === 0) await tier.settled();
         expect(tier.bytes).toBeLessThanOrEqual(tier.maxBytes);
@@ -91,7 +91,7 @@ test("property: read() is undefined or the exact bytes, and the bound holds", as
 });
 
 test("filled past its bound it stays bounded, evicts, and one sequential pass does not flush the hot set", async () => {
-  const tier = new MemoryTier({ maxBytes: 256 * 1024, blockSize: 16 * 1024, headBytes: 16 * 1024 });
+  const tier = new MemoryTier({ maxBytes: 256 * 1024, blockSize: 16 * 1024, headBytes: 16 * 1024, turnoverMs: 0 });
   const entity = await entityFor(path, tier);
   const hotBlocks = [5, 9, 20, 33];
   for (let round = 0; round < 8; round++) {
@@ -143,4 +143,16 @@ test("a file replaced under its path: the new tag never meets old blocks, and a 
   expect(fresh.memoryKey).not.toBe(old.memoryKey);
   const got = await readHeld(tier, fresh, 0, 99);
   expect(Buffer.from(got!).equals(Buffer.from(v2.subarray(0, 100)))).toBe(true);
+});
+
+test("turnover budget: a tier reads at most its size anew per turnoverMs", async () => {
+  const tier = new MemoryTier({ maxBytes: 64 * 1024, blockSize: 16 * 1024, headBytes: 16 * 1024, turnoverMs: 60_000 });
+  const entity = await entityFor(path, tier);
+  for (let pass = 0; pass < 4; pass++) {
+    for (let b = 0; b < 40; b++) tier.read(entity, b * 16384, b * 16384 + 10);
+    await tier.settled();
+  }
+  // 64 KiB of budget: four blocks read in all, however often the 40 blocks were asked for.
+  expect(tier.blocks).toBe(4);
+  expect(tier.bytes).toBe(64 * 1024);
 });
