@@ -16,7 +16,7 @@ import { layoutMultipart, makeBoundary, multipartContentType } from "../http/mul
 import { DEFAULT_RANGE_LIMITS, contentRange, planRange, unsatisfiedRange, type ByteRange } from "../http/range.ts";
 import { ClipRangeError, planClip, writeClip, type ClipLayout } from "../media/mp4/clip.ts";
 import { Mp4Error } from "../media/mp4/boxes.ts";
-import { DEFAULT_MAX_MOOV_BYTES, readMovieFile, type MovieFile } from "../media/mp4/file.ts";
+import { DEFAULT_MAX_MOOV_BYTES, fileBytes, readMovie, type MovieFile, type MovieReader } from "../media/mp4/file.ts";
 import { hot } from "../metrics/metrics.ts";
 import { ByteCache } from "./byte-cache.ts";
 import type { EngineOptions } from "./serve.ts";
@@ -46,6 +46,17 @@ export interface ClipEntity extends Validators {
   headers: Readonly<Record<string, string>>;
   responseHeaders: Headers;
   notModifiedHeaders: Headers;
+  /** Where the media bytes come from when they are not a local file (an object in a bucket). */
+  media?: ClipMedia;
+}
+
+/**
+ * The source's bytes for a clip whose base is not a local file (STORAGE=s3: an object read
+ * through its block cache). Bytes come as a stream, which ends in error rather than short.
+ */
+export interface ClipMedia {
+  read: MovieReader;
+  stream(range: ByteRange): ReadableStream<Uint8Array>;
 }
 
 /** The clip's tag: the file's tag and the interval, so it changes with either. */
@@ -120,9 +131,17 @@ export function clipPieces(clip: ClipEntity, range: ByteRange): (Uint8Array | By
 function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Array> {
   let index = 0;
   let offset = -1;
+  // Media not in a local file: each range is the source's own stream, read to its end.
+  let media: ReadableStreamDefaultReader<Uint8Array> | null = null;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        if (media) {
+          const chunk = await media.read();
+          if (!chunk.done) return controller.enqueue(chunk.value);
+          media = null;
+          index++;
+        }
         const piece = pieces[index];
         if (piece === undefined) return controller.close();
         if (typeof piece === "string") {
@@ -132,6 +151,14 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
         if (piece instanceof Uint8Array) {
           index++;
           return controller.enqueue(piece);
+        }
+        if (clip.media) {
+          media = clip.media.stream(piece).getReader();
+          const chunk = await media.read();
+          if (!chunk.done) return controller.enqueue(chunk.value);
+          media = null;
+          index++;
+          return;
         }
         if (offset < 0) offset = piece.start;
         const end = Math.min(offset + CHUNK, piece.end + 1);
@@ -145,6 +172,9 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
           offset = -1;
         }
       },
+      async cancel() {
+        await media?.cancel().catch(() => {});
+      },
     },
     { highWaterMark: 0 },
   );
@@ -156,6 +186,7 @@ function rangeBody(clip: ClipEntity, range: ByteRange): BodyInit {
   if (pieces.length === 1) {
     const only = pieces[0]!;
     if (only instanceof Uint8Array) return only as Uint8Array<ArrayBuffer>;
+    if (clip.media) return clip.media.stream(only);
     const memory = clip.base.memory;
     if (memory !== undefined && only.end - only.start < memory.maxAnswerBytes) {
       const bytes = memory.read(clip.base, only.start, only.end);
@@ -243,6 +274,8 @@ export interface ClipCacheOptions {
   /** Bound on the memory held by cached headers and parsed `moov`s (default 64 MiB). */
   maxBytes?: number;
   maxMoovBytes?: number;
+  /** Where a base entity's bytes come from when they are not its local file (STORAGE=s3). */
+  mediaFor?: (base: FileEntity) => ClipMedia | undefined;
 }
 
 /**
@@ -254,10 +287,12 @@ export class ClipCache {
   readonly store: ByteCache<ClipEntity | MovieFile | HttpError>;
   private readonly pending = new Map<string, Promise<ClipEntity>>();
   private readonly maxMoovBytes: number;
+  private readonly mediaFor: (base: FileEntity) => ClipMedia | undefined;
 
   constructor(options: ClipCacheOptions = {}) {
     this.store = new ByteCache(options.maxBytes ?? 64 * 1024 * 1024);
     this.maxMoovBytes = options.maxMoovBytes ?? DEFAULT_MAX_MOOV_BYTES;
+    this.mediaFor = options.mediaFor ?? (() => undefined);
   }
 
   private static fileKey(base: FileEntity): string {
@@ -294,7 +329,7 @@ export class ClipCache {
     if (movie instanceof HttpError) throw movie;
     if (!movie) {
       try {
-        movie = await readMovieFile(base.path, base.size, this.maxMoovBytes);
+        movie = await readMovie(this.mediaFor(base)?.read ?? fileBytes(base.path), base.size, this.maxMoovBytes);
       } catch (error) {
         if (!(error instanceof Mp4Error)) throw error;
         const refusal = new HttpError(422, "clip_unsupported", `This video cannot be cut into clips: ${error.message}`);
@@ -321,7 +356,8 @@ export class ClipCache {
       }
       throw error;
     }
-    const entity = makeClipEntity(base, layout, interval, variant);
+    const media = this.mediaFor(base);
+    const entity: ClipEntity = media ? { ...makeClipEntity(base, layout, interval, variant), media } : makeClipEntity(base, layout, interval, variant);
     this.store.set(key, entity, layout.header.length + 2048);
     return entity;
   }

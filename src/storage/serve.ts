@@ -28,6 +28,7 @@ import { contentRange, DEFAULT_RANGE_LIMITS, planRange, unsatisfiedRange, type B
 import { makeEntity, type FileEntity, type ServeOptions } from "../files/entity.ts";
 import { errorFields, logger } from "../lib/log.ts";
 import { hot } from "../metrics/metrics.ts";
+import type { ClipMedia } from "../files/clip.ts";
 import type { BlockCache, CachedObject } from "./block-cache.ts";
 import { ObjectNotFound, StorageUnavailable, type ObjectStore } from "./object-store.ts";
 import { REDIRECT_EXPIRES_IN } from "./index.ts";
@@ -273,6 +274,23 @@ export class ObjectServer {
       },
       { highWaterMark: 0 },
     );
+  }
+
+  /**
+   * An object video's bytes for MP4 clips (src/files/clip.ts): its `moov` is read, and the clip's
+   * media ranges streamed, through the block cache. Undefined for an entity that is not an object.
+   */
+  clipMedia(entity: FileEntity): ClipMedia | undefined {
+    const object = (entity as Partial<ObjectEntity>).object;
+    if (!object) return undefined;
+    return {
+      read: async (offset, length) => {
+        const end = Math.min(object.size, offset + length) - 1;
+        if (end < offset) return new Uint8Array(0);
+        return new Uint8Array(await new Response(this.cache.stream(object, { start: offset, end })).arrayBuffer());
+      },
+      stream: (range) => this.blockStream(object, range),
+    };
   }
 
   /** The whole object as text (playlists to sign), through the cache. */

@@ -16,6 +16,8 @@ import type { S3rver } from "../helpers/s3.ts";
 import { hlsSettled, waitForVideo } from "./hls-support.ts";
 import type { StorageConfig } from "../../src/storage/index.ts";
 import { OrphanSweeper } from "../../src/storage/orphans.ts";
+import { planClip, writeClip } from "../../src/media/mp4/clip.ts";
+import { readMovieFile } from "../../src/media/mp4/file.ts";
 import { startWorker, stopWorker } from "../../src/app.ts";
 
 const FIXTURE = join(import.meta.dir, "../../fixtures/demo.mp4");
@@ -103,6 +105,34 @@ describe("ingest into the bucket", () => {
     // Only the cache (and tmp/) on B's disk: no media outside it.
     expect(filesUnder(b.dataDir).filter((f) => !f.startsWith("cache/") && !f.startsWith("tmp/") && !/^spool\.db/.test(f) && !["api-key", "signing-secret"].includes(f))).toEqual([]);
     expect(filesUnder(join(b.dataDir, "cache")).some((f) => /^[0-9a-f]{2}\//.test(f))).toBe(true);
+  });
+
+  test("MP4 clips are cut from the bucket: the same bytes as the stored file's clip, ranges and multipart too", async () => {
+    const b = await another();
+    const row = (await first.ctx.library.get(videoId))!;
+    // What the clip must be: the header cut from the stored bytes, then their media slice.
+    const stored = join(await mkdtemp(join(tmpdir(), "spool-s3-clip-")), "stored.mp4");
+    await writeFile(stored, await bytesOf(await fetch(`${first.url}/api/stream/${videoId}`)));
+    const file = await readMovieFile(stored, row.size);
+    const layout = writeClip(file.movie, planClip(file.movie, 2, 5), file.ftyp, row.size);
+    const all = new Uint8Array(await Bun.file(stored).arrayBuffer());
+    const expected = Buffer.concat([layout.header, all.subarray(layout.dataStart, layout.dataEnd)]);
+    const url = `${b.url}/api/stream/${videoId}?start=2&end=5`;
+    const whole = await fetch(url);
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get("content-type")).toBe("video/mp4");
+    expect(await bytesOf(whole)).toEqual(expected);
+    expect((await fetch(url, { method: "HEAD" })).headers.get("content-length")).toBe(String(expected.length));
+    // A range spanning header and media, one inside the media, and multipart.
+    for (const [from, to] of [[0, layout.header.length + 999], [layout.header.length + 5000, layout.header.length + 70_000]] as const) {
+      const part = await fetch(url, { headers: { range: `bytes=${from}-${to}` } });
+      expect(part.status).toBe(206);
+      expect(await bytesOf(part)).toEqual(expected.subarray(from, to + 1));
+    }
+    const multi = await fetch(url, { headers: { range: "bytes=0-9,20000-20009" } });
+    expect(multi.status).toBe(206);
+    const text = (await bytesOf(multi)).toString("latin1");
+    expect(text).toContain(expected.subarray(20000, 20010).toString("latin1"));
   });
 
   test("the poster and an on-demand thumbnail come from the bucket", async () => {

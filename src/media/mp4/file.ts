@@ -21,19 +21,23 @@ interface TopBox {
   size: number;
 }
 
-async function read(path: string, offset: number, length: number): Promise<Uint8Array> {
-  return new Uint8Array(await Bun.file(path).slice(offset, offset + length).arrayBuffer());
+/** Reads `length` bytes at `offset` (fewer at the end of the source). */
+export type MovieReader = (offset: number, length: number) => Promise<Uint8Array>;
+
+/** A local file's bytes. */
+export function fileBytes(path: string): MovieReader {
+  return async (offset, length) => new Uint8Array(await Bun.file(path).slice(offset, offset + length).arrayBuffer());
 }
 
 /** At most this many top-level boxes are looked at: real files have a handful. */
 const MAX_TOP_BOXES = 1024;
 
-async function topLevel(path: string, fileSize: number): Promise<TopBox[]> {
+async function topLevel(read: MovieReader, fileSize: number): Promise<TopBox[]> {
   const boxes: TopBox[] = [];
   let offset = 0;
   while (offset < fileSize) {
     if (boxes.length >= MAX_TOP_BOXES) throw new Mp4Error("too many top-level boxes");
-    const head = await read(path, offset, 16);
+    const head = await read(offset, 16);
     if (head.length < 8) throw new Mp4Error(`truncated box header at ${offset}`);
     const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
     let size = view.getUint32(0);
@@ -53,14 +57,19 @@ async function topLevel(path: string, fileSize: number): Promise<TopBox[]> {
 }
 
 /** Reads and parses the file's `moov` (and `ftyp`). Throws Mp4Error when it is not a cuttable MP4. */
-export async function readMovieFile(path: string, fileSize: number, maxMoovBytes = DEFAULT_MAX_MOOV_BYTES): Promise<MovieFile> {
-  const boxes = await topLevel(path, fileSize);
+export function readMovieFile(path: string, fileSize: number, maxMoovBytes = DEFAULT_MAX_MOOV_BYTES): Promise<MovieFile> {
+  return readMovie(fileBytes(path), fileSize, maxMoovBytes);
+}
+
+/** The same from any source of bytes (an object in a bucket, through its cache). */
+export async function readMovie(read: MovieReader, fileSize: number, maxMoovBytes = DEFAULT_MAX_MOOV_BYTES): Promise<MovieFile> {
+  const boxes = await topLevel(read, fileSize);
   if (boxes.some((b) => b.type === "moof")) throw new Mp4Error("fragmented MP4 (moof) is not supported");
   const moov = boxes.find((b) => b.type === "moov");
   if (!moov) throw new Mp4Error("no moov box");
   if (moov.size > maxMoovBytes) throw new Mp4Error(`moov of ${moov.size} bytes is over the limit of ${maxMoovBytes}`);
   const ftypBox = boxes.find((b) => b.type === "ftyp");
-  const [bytes, ftyp] = await Promise.all([read(path, moov.offset, moov.size), ftypBox && ftypBox.size <= 4096 ? read(path, ftypBox.offset, ftypBox.size) : undefined]);
+  const [bytes, ftyp] = await Promise.all([read(moov.offset, moov.size), ftypBox && ftypBox.size <= 4096 ? read(ftypBox.offset, ftypBox.size) : undefined]);
   if (bytes.length !== moov.size) throw new Mp4Error("the file changed while its moov was read");
   const movie = parseMovie(bytes);
   return { movie, ftyp, cost: bytes.length * 2 + 4096 };

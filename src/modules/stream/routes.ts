@@ -13,6 +13,8 @@ import { ClipCache, clipFilename, isClippable, parseClipInterval, serveClipEntit
 import { nativeRanged, preconditionResponse } from "../../files/serve.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
+import { ObjectNotFound, StorageUnavailable } from "../../storage/object-store.ts";
+import { storageErrorResponse } from "../../storage/serve.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.ts";
 import { errorFields, logger } from "../../lib/log.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/requests.ts";
@@ -37,7 +39,9 @@ export interface StreamContext {
 const clipCaches = new WeakMap<StreamCatalog, ClipCache>();
 function clipCacheFor(catalog: StreamCatalog): ClipCache {
   let cache = clipCaches.get(catalog);
-  if (!cache) clipCaches.set(catalog, (cache = new ClipCache()));
+  const objects = catalog.objects;
+  // STORAGE=s3: a clip's moov and media come from the bucket, through the block cache.
+  if (!cache) clipCaches.set(catalog, (cache = new ClipCache(objects ? { mediaFor: (base) => objects.clipMedia(base) } : {})));
   return cache;
 }
 
@@ -114,8 +118,6 @@ function serveVideoClip(request: Request, video: CachedVideo, context: StreamCon
   }
   if (!interval) return null;
   const base = video.inline;
-  // Clips cut a local file (its moov, then one sendfile slice); objects in a bucket are not one.
-  if (context.catalog.objects) return errorResponse(501, "clip_unsupported_storage", "Clips are not available for videos in object storage (STORAGE=s3) yet");
   if (!isClippable(base.path, base.contentType)) {
     return errorResponse(400, "clip_unsupported_container", `Clips need an MP4 or MOV video; this one is ${extensionOf(base.path) || base.contentType}`);
   }
@@ -130,6 +132,8 @@ function serveVideoClip(request: Request, video: CachedVideo, context: StreamCon
 
 function refusal(error: unknown): Response {
   if (error instanceof HttpError) return httpErrorResponse(error);
+  // STORAGE=s3: the bucket did not answer while the clip's moov was read (503, never a 500).
+  if (error instanceof StorageUnavailable || error instanceof ObjectNotFound) return storageErrorResponse(error);
   throw error;
 }
 
