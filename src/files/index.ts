@@ -4,6 +4,7 @@ export { makeEntity, statEtag, type FileEntity, type ServeOptions } from "./enti
 export { serveEntity, type EngineOptions } from "./serve.ts";
 export { FileReply, fileServer, sendClip, sendFile, serveClip, serveFile } from "./send-file.ts";
 export { ByteCache } from "./byte-cache.ts";
+export { MemoryTier, type MemoryTierOptions } from "./memory-tier.ts";
 export {
   ClipCache,
   clipEtag,
