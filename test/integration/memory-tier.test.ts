@@ -55,7 +55,8 @@ test("the tier is warm: a probe is answered from memory", async () => {
   expectSame(a, b);
   expect(a.body.equals(bytes.subarray(0, 2))).toBe(true);
   expect(hot.memoryHits).toBeGreaterThan(hits);
-  expect(on.ctx.catalog.memory!.bytes).toBe(SIZE);
+  // Every block, each with up to 64 KiB of the next one (overlap).
+  expect(on.ctx.catalog.memory!.bytes).toBeGreaterThanOrEqual(SIZE);
 });
 
 test("property: random single ranges (every form) are identical with the tier on and off, and exact", async () => {

@@ -91,7 +91,7 @@ test("property: read() is undefined or the exact bytes, and the bound holds", as
 });
 
 test("filled past its bound it stays bounded, evicts, and one sequential pass does not flush the hot set", async () => {
-  const tier = new MemoryTier({ maxBytes: 256 * 1024, blockSize: 16 * 1024, headBytes: 16 * 1024, turnoverMs: 0 });
+  const tier = new MemoryTier({ maxBytes: 256 * 1024, blockSize: 16 * 1024, headBytes: 16 * 1024, turnoverMs: 0, overlapBytes: 0 });
   const entity = await entityFor(path, tier);
   const hotBlocks = [5, 9, 20, 33];
   for (let round = 0; round < 8; round++) {
@@ -146,7 +146,7 @@ test("a file replaced under its path: the new tag never meets old blocks, and a 
 });
 
 test("turnover budget: a tier reads at most its size anew per turnoverMs", async () => {
-  const tier = new MemoryTier({ maxBytes: 64 * 1024, blockSize: 16 * 1024, headBytes: 16 * 1024, turnoverMs: 60_000 });
+  const tier = new MemoryTier({ maxBytes: 64 * 1024, blockSize: 16 * 1024, headBytes: 16 * 1024, turnoverMs: 60_000, overlapBytes: 0 });
   const entity = await entityFor(path, tier);
   for (let pass = 0; pass < 4; pass++) {
     for (let b = 0; b < 40; b++) tier.read(entity, b * 16384, b * 16384 + 10);
@@ -155,4 +155,29 @@ test("turnover budget: a tier reads at most its size anew per turnoverMs", async
   // 64 KiB of budget: four blocks read in all, however often the 40 blocks were asked for.
   expect(tier.blocks).toBe(4);
   expect(tier.bytes).toBe(64 * 1024);
+});
+
+test("overlap: every answer up to overlapBytes is one slice of one block, exact", async () => {
+  const tier = new MemoryTier({ maxBytes: 4 * 1024 * 1024, blockSize: 64 * 1024, overlapBytes: 16 * 1024, headBytes: 0, turnoverMs: 0 });
+  const entity = await entityFor(path, tier);
+  // Warm every block (at most 4 fills run at once), then ask ranges of up to 16 KiB + 1 byte
+  // across every boundary.
+  for (let pass = 0; pass < 12; pass++) {
+    for (let at = 0; at < SIZE; at += 65536) tier.read(entity, at, at);
+    await tier.settled();
+  }
+  for (let boundary = 65536; boundary < SIZE; boundary += 65536) {
+    for (const [before, length] of [[1, 2], [100, 16 * 1024 + 1], [16 * 1024, 16 * 1024], [1, 16 * 1024 + 1]] as const) {
+      const start = boundary - before;
+      const end = Math.min(SIZE - 1, start + length - 1);
+      const got = tier.read(entity, start, end);
+      expect(got).toBeDefined();
+      expect((await bytesOf(got!)).equals(Buffer.from(bytes.subarray(start, end + 1)))).toBe(true);
+    }
+  }
+  // Longer than the overlap across a boundary: only the pull streams (spanning) get it.
+  expect(tier.read(entity, 65536 - 10, 65536 + 20_000)).toBeUndefined();
+  const spanned = tier.read(entity, 65536 - 10, 65536 + 100_000, true);
+  expect((await bytesOf(spanned!)).equals(Buffer.from(bytes.subarray(65536 - 10, 65536 + 100_001)))).toBe(true);
+  expect(tier.bytes).toBeLessThanOrEqual(tier.maxBytes);
 });
