@@ -50,7 +50,7 @@ export interface MemoryTierOptions {
   headBytes?: number;
   /** Answers longer than this always go out with sendfile. */
   maxAnswerBytes?: number;
-  /** The tier reads at most its size anew in this time (default 10 s; 0: no limit, for tests). */
+  /** The tier reads at most its size anew in this time (default 60 s; 0: no limit, for tests). */
   turnoverMs?: number;
 }
 
@@ -67,7 +67,12 @@ export const DEFAULT_MAX_ANSWER_BYTES = 256 * 1024;
 
 /** Block reads in flight at most: fills are background work and must stay small next to serving. */
 const MAX_FILLS = 4;
-const DEFAULT_TURNOVER_MS = 10_000;
+/**
+ * A minute: every fill that evicts leaves the evicted block's bytes to the next full GC, which
+ * JSC does not hurry for Blob stores it does not count (Bun 1.4.5). With 10 s, random 64 KiB
+ * ranges over a file larger than the tier took RSS to 336 MiB for a 64 MiB tier in 30 s.
+ */
+const DEFAULT_TURNOVER_MS = 60_000;
 /**
  * 64 KiB: players' and the bench's typical small range. Without overlap a quarter of random
  * 64 KiB ranges crossed a 256 KiB block boundary and went out by sendfile, and Spool's CPU per
@@ -262,9 +267,7 @@ export class MemoryTier {
    */
   private worthFilling(estimate: number): boolean {
     if (estimate < 2 || this.fills >= MAX_FILLS) return false;
-    // Turnover budget: at most the tier's size read per turnoverMs. Every fill that evicts
-    // leaves the evicted block's memory to the next full GC, which JSC does not hurry for
-    // buffers (Bun 1.4.5): without it, churn took RSS to 4x the tier's bound in the bench.
+    // Turnover budget: at most the tier's size read per turnoverMs (see DEFAULT_TURNOVER_MS).
     if (this.turnoverMs <= 0) return this.held + this.blockSize + this.overlapBytes <= this.maxBytes || this.beatsOldest(estimate);
     const now = performance.now();
     this.budget = Math.min(this.maxBytes, this.budget + ((now - this.budgetAt) * this.maxBytes) / this.turnoverMs);
@@ -274,9 +277,10 @@ export class MemoryTier {
     return this.beatsOldest(estimate);
   }
 
+  /** By a margin of 2: sketch noise alone must not swap equally popular blocks back and forth. */
   private beatsOldest(estimate: number): boolean {
     const oldest = this.ring.values().next().value;
-    return oldest === undefined || estimate > this.sketch.estimate(oldest.hash);
+    return oldest === undefined || estimate > this.sketch.estimate(oldest.hash) + 1;
   }
 
   /** Several blocks' bytes as one Blob (Bun copies them once), or undefined if one is missing. */
