@@ -114,7 +114,7 @@ export const ENV = {
     "How long a file's stat and a video's row are trusted on the hot path (changes made by this server's own processes are seen at once; by others, such as a CLI ingest, within this time)",
     1000,
   ),
-  MEMORY_CACHE_BYTES: int("RAM tier per serving process: hot blocks of videos and `/static` files (every video's first 256 KiB, then blocks asked for repeatedly) answered from memory when an answer is at most 256 KiB (`0`: off, every answer by sendfile)", 64 * 1024 ** 2, { shown: "`67108864` (64 MiB)" }),
+  MEMORY_CACHE_BYTES: int("RAM tier per serving process: hot blocks of videos and `/static` files (every video's first 320 KiB, then blocks asked for repeatedly) answered from memory when an answer is at most 256 KiB (`0`: off, every answer by sendfile)", 32 * 1024 ** 2, { shown: "`33554432` (32 MiB)" }),
   SEED_DEMO: flag("Put the demo clip (id `demo`) in an empty library", true),
   WORKERS: { ...int("", 1, { minimum: 1 }), schema: Type.Integer({ minimum: 1, maximum: 256 }) as TInteger, shown: "number of cores", doc: "Serving processes sharing the port (SO_REUSEPORT); they relay their changes to each other over IPC (`PORT=0` means one)" },
   CORS_ORIGINS: {
