@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { hot } from "../../src/metrics/metrics.ts";
 import { comparableHeaders, parseMultipart } from "../helpers/http.ts";
 import { PROPERTY_SEED } from "../helpers/property.ts";
-import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 const bytes = readFileSync(resolve(import.meta.dir, "../../fixtures/demo.mp4"));
 const SIZE = bytes.length;
@@ -132,4 +132,13 @@ test("/static files: small whole files and ranges are identical with the tier on
     }
     await on.ctx.catalog.memory!.settled();
   }
+});
+
+test("/metrics: the tier's hits, misses, bytes held and evictions", async () => {
+  await fetch(`${on.url}/api/stream/demo`, { headers: { range: "bytes=0-1" } }).then((r) => r.arrayBuffer());
+  const text = await (await fetch(`${on.url}/metrics`, { headers: AUTH })).text();
+  expect(text).toMatch(/^spool_cache_lookups_total\{cache="memory_tier",result="hit"\} [1-9]\d*$/m);
+  expect(text).toMatch(/^spool_cache_lookups_total\{cache="memory_tier",result="miss"\} \d+$/m);
+  expect(text).toMatch(/^spool_memory_tier_bytes [1-9]\d*$/m);
+  expect(text).toMatch(/^spool_memory_tier_evictions_total \d+$/m);
 });
