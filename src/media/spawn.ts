@@ -10,8 +10,8 @@ import type { Subprocess } from "bun";
 
 let setprivPath: string | null | undefined;
 
-/** `setpriv` when it supports --pdeathsig (util-linux ≥ 2.33), else nothing. */
-function deathSignalWrapper(): string[] {
+/** `setpriv --pdeathsig KILL` when it supports it (util-linux ≥ 2.33), else nothing: prefix a command with it to have the child die with this process. */
+export function deathSignalWrapper(): string[] {
   if (setprivPath === undefined) {
     setprivPath = null;
     if (process.platform === "linux") {

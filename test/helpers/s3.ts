@@ -12,6 +12,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort, ROOT } from "./process.ts";
+import { deathSignalWrapper } from "../../src/media/spawn.ts";
 
 export const S3RVER_BUCKET = "spool";
 export const S3RVER_KEY = "S3RVER";
@@ -65,7 +66,8 @@ export async function startS3rver(): Promise<S3rver> {
   async function start(): Promise<void> {
     output = "";
     const child = Bun.spawn(
-      [...runtime(), S3RVER_BIN, "-d", dir, "-a", "127.0.0.1", "-p", String(port), "-s", "--configure-bucket", S3RVER_BUCKET],
+      // Dies with the test process, however it ends (a crashed or killed `bun test` leaves no s3rver).
+      [...deathSignalWrapper(), ...runtime(), S3RVER_BIN, "-d", dir, "-a", "127.0.0.1", "-p", String(port), "-s", "--configure-bucket", S3RVER_BUCKET],
       { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
     );
     proc = child;
