@@ -179,7 +179,7 @@ export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
       metric: "rps",
       expectBody: () => -1,
       generator: "autocannon",
-      only: ["spool", "bun"],
+      only: ["spool", "spool-pg", "bun"],
     },
   ];
   return list;
