@@ -219,6 +219,8 @@
   }
 
   async function copy(text, what) {
+    // Set first, synchronously: tests read it right after the click.
+    window.spoolLastCopied = text;
     try {
       await navigator.clipboard.writeText(text);
     } catch {
@@ -230,7 +232,6 @@
       area.remove();
     }
     notify(`${what} copied`);
-    window.spoolLastCopied = text;
   }
 
   async function api(method, path, body) {
