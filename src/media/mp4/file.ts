@@ -2,6 +2,7 @@
  * The I/O around the pure clip code: finds `ftyp` and `moov` among a file's top-level boxes
  * (reading 16-byte headers only) and reads just those two boxes.
  */
+import { BoxError, scanTopLevelBoxes } from "../mp4-atoms.ts";
 import { Mp4Error } from "./boxes.ts";
 import { parseMovie, type Movie } from "./movie.ts";
 
@@ -29,31 +30,14 @@ export function fileBytes(path: string): MovieReader {
   return async (offset, length) => new Uint8Array(await Bun.file(path).slice(offset, offset + length).arrayBuffer());
 }
 
-/** At most this many top-level boxes are looked at: real files have a handful. */
-const MAX_TOP_BOXES = 1024;
-
+/** The top-level boxes, by the box scanner ingest uses; its refusals are clip refusals here. */
 async function topLevel(read: MovieReader, fileSize: number): Promise<TopBox[]> {
-  const boxes: TopBox[] = [];
-  let offset = 0;
-  while (offset < fileSize) {
-    if (boxes.length >= MAX_TOP_BOXES) throw new Mp4Error("too many top-level boxes");
-    const head = await read(offset, 16);
-    if (head.length < 8) throw new Mp4Error(`truncated box header at ${offset}`);
-    const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
-    let size = view.getUint32(0);
-    const type = String.fromCharCode(head[4]!, head[5]!, head[6]!, head[7]!);
-    let headerSize = 8;
-    if (size === 1) {
-      if (head.length < 16) throw new Mp4Error(`truncated largesize at ${offset}`);
-      const large = view.getBigUint64(8);
-      size = large > BigInt(fileSize) ? fileSize + 1 : Number(large);
-      headerSize = 16;
-    } else if (size === 0) size = fileSize - offset;
-    if (size < headerSize || offset + size > fileSize) throw new Mp4Error(`top-level box at ${offset} overruns the file`);
-    boxes.push({ type, offset, size });
-    offset += size;
+  try {
+    return await scanTopLevelBoxes(read, fileSize);
+  } catch (error) {
+    if (error instanceof BoxError) throw new Mp4Error(error.message);
+    throw error;
   }
-  return boxes;
 }
 
 /** Reads and parses the file's `moov` (and `ftyp`). Throws Mp4Error when it is not a cuttable MP4. */

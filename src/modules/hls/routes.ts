@@ -24,6 +24,7 @@ import { VIDEO_ID_PATTERN, assertVideoId, isVideoId } from "../../library/ids.ts
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, NotFound, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../../schemas/video.ts";
 import type { HlsService } from "./service.ts";
+import { eventStreamResponse } from "../../http/event-stream.ts";
 
 /** Playlists and the storyboard index may be rebuilt; keep them short-lived in caches. */
 export const PLAYLIST_CACHE_CONTROL = "public, max-age=5";
@@ -157,14 +158,7 @@ function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJs
       cleanup();
     },
   });
-  return new Response(stream, {
-    headers: {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-store",
-      "x-accel-buffering": "no",
-      "x-content-type-options": "nosniff",
-    },
-  });
+  return eventStreamResponse(stream);
 }
 
 const ID_PARAM = {

@@ -18,6 +18,7 @@ import type { VideoLibrary } from "../../library/videos.ts";
 import type { ImportService } from "../imports/service.ts";
 import { AUTH_RESPONSES } from "../../access/plugin.ts";
 import { toVideoJson } from "../../schemas/video.ts";
+import { eventStreamResponse } from "../../http/event-stream.ts";
 
 export const FEED_POLL_MS = 2000;
 const PING_MS = 15_000;
@@ -155,14 +156,7 @@ export function feedResponse(feed: LibraryFeed, request: Request): Response {
       clearInterval(ping);
     },
   });
-  return new Response(stream, {
-    headers: {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-store",
-      "x-accel-buffering": "no",
-      "x-content-type-options": "nosniff",
-    },
-  });
+  return eventStreamResponse(stream);
 }
 
 const FeedEvents = t.String({
