@@ -17,7 +17,9 @@
  * stale and nothing needs invalidating; a replaced video has a new identity, new names, and the
  * old blocks age out.
  *
- * Sharing: several processes (WORKERS, servers on one machine) may use one CACHE_DIR.
+ * Sharing: several processes (WORKERS, servers on one machine) may use one CACHE_DIR. The
+ * directory itself (temporary files, rename into place, the LRU clock and eviction) is a
+ * DiskLru (src/lib/disk-lru.ts), shared with the materialised clips.
  * - Two processes filling the same block both write their own temporary file and rename it
  *   over the same name: the bytes are identical, either rename wins, a reader keeps the inode
  *   it opened. Within one process, concurrent misses of one block fetch it once (singleflight).
@@ -32,8 +34,8 @@
  *   a block evicted between `pieces()` and its open is refetched by `stream()`.
  */
 import { createHash } from "node:crypto";
-import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
-import { join } from "node:path";
+import { open, rm, stat } from "node:fs/promises";
+import { DiskLru } from "../lib/disk-lru.ts";
 import { blockLength, blockSpan, checkBlockSize, DEFAULT_BLOCK_SIZE, sliceRange, type BlockSlice, type Span } from "./blocks.ts";
 
 export { DEFAULT_BLOCK_SIZE };
@@ -79,37 +81,18 @@ export interface BlockCacheStats {
   evictions: number;
 }
 
-const LOW_WATER = 0.9;
 const NAME = /^[0-9a-f]{40}\.\d+k\.\d+$/;
-
-interface Entry {
-  size: number;
-  /** Last use, ms since the epoch (ours, or the file's mtime when another process used it). */
-  used: number;
-  /** When we last stamped the file's mtime. */
-  touched: number;
-}
 
 export class BlockCache {
   readonly dir: string;
   readonly maxBytes: number;
   readonly blockSize: number;
   private readonly store: ObjectStore;
-  private readonly tmpDir: string;
   private readonly readAhead: number;
-  private readonly touchIntervalMs: number;
-  private readonly rescanIntervalMs: number;
-  private readonly staleTempMs: number;
-  /** Known blocks in least- to most-recently-used order. */
-  private readonly index = new Map<string, Entry>();
-  private total = 0;
-  /** Bytes of fills that made room and are being renamed into place. */
-  private reserved = 0;
+  /** The directory: known blocks in use order, the cross-process LRU clock, eviction. */
+  private readonly lru: DiskLru;
   private readonly inflight = new Map<string, Promise<void>>();
-  private readonly madeDirs = new Set<string>();
-  private roomLock: Promise<void> = Promise.resolve();
-  private lastScan = 0;
-  private readonly counters = { hits: 0, misses: 0, fills: 0, evictions: 0 };
+  private readonly counters = { hits: 0, misses: 0, fills: 0 };
 
   constructor(options: BlockCacheOptions) {
     this.blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
@@ -120,28 +103,32 @@ export class BlockCache {
     this.dir = options.dir;
     this.maxBytes = options.maxBytes;
     this.store = options.store;
-    this.tmpDir = join(this.dir, "tmp");
     this.readAhead = options.readAhead ?? 1;
-    this.touchIntervalMs = options.touchIntervalMs ?? 10_000;
-    this.rescanIntervalMs = options.rescanIntervalMs ?? 5_000;
-    // A live fill keeps writing (each chunk within the store's deadline), so its file stays fresh.
-    this.staleTempMs = options.staleTempMs ?? 10 * 60_000;
+    // A live fill keeps writing (each chunk within the store's deadline), so its temporary file stays fresh.
+    this.lru = new DiskLru({
+      dir: this.dir,
+      maxBytes: this.maxBytes,
+      name: NAME,
+      touchIntervalMs: options.touchIntervalMs,
+      rescanIntervalMs: options.rescanIntervalMs,
+      staleTempMs: options.staleTempMs,
+    });
+    this.lru.busy = (path) => this.inflight.has(path);
   }
 
   /** Creates the directory, removes temporary files of dead fillers, and learns what is cached. */
-  async init(): Promise<void> {
-    await mkdir(this.tmpDir, { recursive: true });
-    await this.scan();
+  init(): Promise<void> {
+    return this.lru.init();
   }
 
   stats(): BlockCacheStats {
-    return { blocks: this.index.size, bytes: this.total, ...this.counters };
+    return { blocks: this.lru.files, bytes: this.lru.bytes, ...this.counters, evictions: this.lru.evictions };
   }
 
   /** The file of block `index` of an object (whether or not it is cached). */
   blockPath(object: CachedObject, index: number): string {
     const digest = createHash("sha1").update(`${object.key}\n${object.identity}`).digest("hex");
-    return join(this.dir, digest.slice(0, 2), `${digest}.${this.blockSize / 1024}k.${index}`);
+    return this.lru.pathFor(digest, `${digest}.${this.blockSize / 1024}k.${index}`);
   }
 
   /**
@@ -219,7 +206,7 @@ export class BlockCache {
   private async openPiece(object: CachedObject, piece: Piece): Promise<ReadableStream<Uint8Array>> {
     const file = Bun.file(piece.path);
     if (await file.exists()) return file.slice(piece.offset, piece.offset + piece.length).stream();
-    this.forget(piece.path);
+    this.lru.forget(piece.path);
     const index = Number(piece.path.slice(piece.path.lastIndexOf(".") + 1));
     const again = await this.piece(object, { index, offset: piece.offset, length: piece.length });
     return Bun.file(again.path).slice(again.offset, again.offset + again.length).stream();
@@ -233,25 +220,11 @@ export class BlockCache {
 
   /** Makes sure block `index` is a complete file at `path`. */
   private async ensure(object: CachedObject, index: number, path: string): Promise<void> {
-    const entry = this.index.get(path);
-    const now = Date.now();
-    if (entry) {
-      // A hit: most recently used now. Stamping the mtime (the other processes' LRU clock) also
-      // notices a block another process evicted; between stamps the index is trusted.
-      this.index.delete(path);
-      this.index.set(path, entry);
-      entry.used = now;
-      if (now - entry.touched < this.touchIntervalMs) {
-        this.counters.hits++;
-        return;
-      }
-      entry.touched = now;
-      const seconds = now / 1000;
-      if (await utimes(path, seconds, seconds).then(() => true, () => false)) {
-        this.counters.hits++;
-        return;
-      }
-      this.forget(path);
+    // A hit: most recently used now. Stamping the mtime (the other processes' LRU clock) also
+    // notices a block another process evicted; between stamps the index is trusted.
+    if (this.lru.has(path) && (await this.lru.use(path))) {
+      this.counters.hits++;
+      return;
     }
     const running = this.inflight.get(path);
     if (running) {
@@ -269,7 +242,7 @@ export class BlockCache {
     const found = await stat(path).catch(() => null);
     if (found?.size === expected) {
       this.counters.hits++;
-      this.record(path, expected, Date.now());
+      this.lru.adopt(path, expected);
       return;
     }
     this.counters.misses++;
@@ -278,8 +251,7 @@ export class BlockCache {
 
   private async fill(object: CachedObject, index: number, path: string, expected: number): Promise<void> {
     const span = blockSpan(index, this.blockSize, object.size);
-    const temp = join(this.tmpDir, `${process.pid}.${crypto.randomUUID()}`);
-    let reserved = 0;
+    const temp = this.lru.tempPath();
     try {
       const body = await this.store.read(object.key, span, { size: object.size });
       const file = await open(temp, "w");
@@ -298,92 +270,21 @@ export class BlockCache {
       } finally {
         await file.close();
       }
-      reserved = expected;
-      this.reserved += expected;
-      await this.makeRoom();
-      const dir = join(path, "..");
-      if (!this.madeDirs.has(dir)) {
-        await mkdir(dir, { recursive: true });
-        this.madeDirs.add(dir);
-      }
-      await rename(temp, path);
-      this.counters.fills++;
-      this.record(path, expected, Date.now());
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
-    } finally {
-      this.reserved -= reserved;
     }
-  }
-
-  private record(path: string, size: number, used: number): void {
-    const old = this.index.get(path);
-    if (old) {
-      this.total -= old.size;
-      this.index.delete(path);
-    }
-    this.index.set(path, { size, used, touched: used });
-    this.total += size;
-  }
-
-  private forget(path: string): void {
-    const entry = this.index.get(path);
-    if (!entry) return;
-    this.index.delete(path);
-    this.total -= entry.size;
-  }
-
-  /** Evicts least recently used blocks until the filled-but-not-yet-renamed blocks fit. One at a time per process. */
-  private makeRoom(): Promise<void> {
-    const run = this.roomLock.then(async () => {
-      if (this.total + this.reserved <= this.maxBytes) return;
-      if (Date.now() - this.lastScan >= this.rescanIntervalMs) await this.scan();
-      const target = Math.floor(this.maxBytes * LOW_WATER);
-      for (const [path, entry] of this.index) {
-        if (this.total + this.reserved <= target) break;
-        if (this.inflight.has(path)) continue;
-        this.forget(path);
-        await unlink(path).catch(() => {});
-        this.counters.evictions++;
-      }
-    });
-    this.roomLock = run.catch(() => {});
-    return run;
+    // The caller sends this block next: it is renamed into place even if every other block is
+    // being filled right now (the bound is then passed by at most the fills in flight).
+    await this.lru.commit(temp, path, expected, true);
+    this.counters.fills++;
   }
 
   /**
    * Rebuilds the index from the directory: every process's blocks with their sizes and
    * mtimes (use times), ordered least recently used first; drops dead fillers' temp files.
    */
-  async scan(): Promise<void> {
-    this.lastScan = Date.now();
-    const found: [string, Entry][] = [];
-    const subdirs = await readdir(this.dir, { withFileTypes: true }).catch(() => []);
-    for (const sub of subdirs) {
-      if (!sub.isDirectory() || sub.name === "tmp") continue;
-      const names = await readdir(join(this.dir, sub.name)).catch(() => [] as string[]);
-      for (const name of names) {
-        if (!NAME.test(name)) continue;
-        const path = join(this.dir, sub.name, name);
-        const info = await stat(path).catch(() => null);
-        if (!info) continue;
-        const mine = this.index.get(path);
-        const used = Math.max(info.mtimeMs, mine?.used ?? 0);
-        found.push([path, { size: info.size, used, touched: mine?.touched ?? info.mtimeMs }]);
-      }
-    }
-    found.sort((a, b) => a[1].used - b[1].used);
-    this.index.clear();
-    this.total = 0;
-    for (const [path, entry] of found) {
-      this.index.set(path, entry);
-      this.total += entry.size;
-    }
-    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
-      const path = join(this.tmpDir, name);
-      const info = await stat(path).catch(() => null);
-      if (info && this.lastScan - info.mtimeMs >= this.staleTempMs) await rm(path, { force: true });
-    }
+  scan(): Promise<void> {
+    return this.lru.scan();
   }
 }

@@ -1,0 +1,290 @@
+/**
+ * A directory of immutable cache files bounded by bytes, least recently used out first, that
+ * several processes may share (WORKERS, servers on one machine). Used by the block cache in
+ * front of object storage (src/storage/block-cache.ts) and by the materialised clips
+ * (src/files/clip-store.ts): the file naming, what a file holds and how it is filled are theirs;
+ * this is the part they share: where temporary files go, how a complete file becomes visible,
+ * the use clock and eviction.
+ *
+ * - Layout: `dir/<2 hex>/<name>` (names the owner's pattern accepts; anything else is left
+ *   alone), temporary files in `dir/tmp/<host>:<pid>:<random>`.
+ * - A file is written under a temporary name, fsynced by its filler, and renamed into place
+ *   (`commit`): a cache file is either complete or absent, whatever crashes. Temporary files
+ *   of processes that are gone (this host), or untouched for `staleTempMs`, are removed by scans.
+ * - LRU: each process keeps the files it knows in use order (a Map), and stamps a file's mtime
+ *   when it uses it (at most every `touchIntervalMs`), so the directory holds everyone's use
+ *   times. Before a new file is renamed into place the filler makes room: when its count says the
+ *   directory would pass `maxBytes` it rescans it (every process's files with their sizes and
+ *   mtimes, at most every `rescanIntervalMs`) and unlinks the least recently used down to 90%.
+ *   One process never exceeds the bound; with several filling at once, the directory can hold
+ *   more by at most what the others filled since the last scan.
+ * - `minAgeMs`: files whose mtime (anyone's last use) is more recent than this are never evicted,
+ *   even if that means not admitting a new file. With `minAgeMs > 2 * touchIntervalMs`, a
+ *   process that stamps a file before serving it by name (as `useSync` does) never serves a name
+ *   another process has just unlinked.
+ */
+import { utimesSync } from "node:fs";
+import { mkdir, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { ownerIsDead } from "./process-identity.ts";
+
+export interface DiskLruOptions {
+  dir: string;
+  maxBytes: number;
+  /** The names of cache files (inside `dir/<2 hex>/`): only these are counted and evicted. */
+  name: RegExp;
+  /** How often a file in use gets its mtime refreshed (the cross-process LRU clock). Default 10 s. */
+  touchIntervalMs?: number;
+  /** How stale this process's view of the directory may be when it needs room. Default 5 s. */
+  rescanIntervalMs?: number;
+  /** Temporary files untouched this long were left by a dead filler and are removed on scans. Default 10 min. */
+  staleTempMs?: number;
+  /** Files used (mtime) more recently than this are not evicted. Default 0. */
+  minAgeMs?: number;
+}
+
+interface Entry {
+  size: number;
+  /** Last use, ms since the epoch (ours, or the file's mtime when another process used it). */
+  used: number;
+  /** When we last stamped the file's mtime (or saw it stamped). */
+  touched: number;
+}
+
+const LOW_WATER = 0.9;
+const SUBDIR = /^[0-9a-f]{2}$/;
+const HOST = hostname();
+
+export class DiskLru {
+  readonly dir: string;
+  readonly tmpDir: string;
+  readonly maxBytes: number;
+  private readonly name: RegExp;
+  private readonly touchIntervalMs: number;
+  private readonly rescanIntervalMs: number;
+  private readonly staleTempMs: number;
+  private readonly minAgeMs: number;
+  /** Known files in least- to most-recently-used order. */
+  private readonly index = new Map<string, Entry>();
+  private total = 0;
+  /** Bytes of fills that made room and are being renamed into place. */
+  private reserved = 0;
+  private readonly madeDirs = new Set<string>();
+  private roomLock: Promise<void> = Promise.resolve();
+  private lastScan = 0;
+  evictions = 0;
+  /** Files not to evict now (being filled, or being read by their owner): the owner's say. */
+  busy: (path: string) => boolean = () => false;
+  /** Called for every file this process unlinks to make room (the owner drops what it knew of it). */
+  onEvict: (path: string) => void = () => {};
+
+  constructor(options: DiskLruOptions) {
+    this.dir = options.dir;
+    this.tmpDir = join(this.dir, "tmp");
+    this.maxBytes = options.maxBytes;
+    this.name = options.name;
+    this.touchIntervalMs = options.touchIntervalMs ?? 10_000;
+    this.rescanIntervalMs = options.rescanIntervalMs ?? 5_000;
+    // A live fill keeps writing, so its file stays fresh.
+    this.staleTempMs = options.staleTempMs ?? 10 * 60_000;
+    this.minAgeMs = options.minAgeMs ?? 0;
+  }
+
+  /** Creates the directory, removes temporary files of dead fillers, and learns what is cached. */
+  async init(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    await this.scan();
+  }
+
+  get files(): number {
+    return this.index.size;
+  }
+
+  get bytes(): number {
+    return this.total;
+  }
+
+  /** `dir/<first 2 characters of digest>/<name>`: where a file named from a hex digest lives. */
+  pathFor(digest: string, name: string): string {
+    return join(this.dir, digest.slice(0, 2), name);
+  }
+
+  /** A fresh temporary file name (same file system as the cache files, so `commit` is a rename). */
+  tempPath(): string {
+    return join(this.tmpDir, `${HOST}:${process.pid}:${crypto.randomUUID()}`);
+  }
+
+  /** Whether this process knows the file (it may have been evicted by another one since). */
+  has(path: string): boolean {
+    return this.index.has(path);
+  }
+
+  /**
+   * A use of a known file: most recently used now. Returns `true` when nothing needs checking
+   * (stamped less than `touchIntervalMs` ago), `false` when this process does not know the file,
+   * or "stamp" when the caller must stamp it (and so learn whether it still exists).
+   */
+  private hit(path: string, now: number): boolean | "stamp" {
+    const entry = this.index.get(path);
+    if (!entry) return false;
+    this.index.delete(path);
+    this.index.set(path, entry);
+    entry.used = now;
+    if (now - entry.touched < this.touchIntervalMs) return true;
+    entry.touched = now;
+    return "stamp";
+  }
+
+  /** Records a use; false when the file is unknown or turned out to be gone (then forgotten). */
+  async use(path: string): Promise<boolean> {
+    const now = Date.now();
+    const hit = this.hit(path, now);
+    if (hit !== "stamp") return hit;
+    const seconds = now / 1000;
+    if (await utimes(path, seconds, seconds).then(() => true, () => false)) return true;
+    this.forget(path);
+    return false;
+  }
+
+  /**
+   * `use`, synchronously: on the hot path of a file about to be served by name. A stamp is one
+   * utimes(2) per `touchIntervalMs` per file; it both refreshes the LRU clock and proves the file
+   * is still there.
+   */
+  useSync(path: string): boolean {
+    const now = Date.now();
+    const hit = this.hit(path, now);
+    if (hit !== "stamp") return hit;
+    try {
+      utimesSync(path, now / 1000, now / 1000);
+      return true;
+    } catch {
+      this.forget(path);
+      return false;
+    }
+  }
+
+  /** A file found complete on disk (another process filled it): known from now on. */
+  adopt(path: string, size: number): void {
+    this.record(path, size, Date.now());
+  }
+
+  /**
+   * Makes room for `size` more bytes, then renames the complete, fsynced temporary file `temp`
+   * to `path`. False (and `temp` removed) when no room can be made (every file is in use), unless
+   * `always` (the caller needs the file now: it is renamed anyway); throws (and removes `temp`)
+   * when the rename fails.
+   */
+  async commit(temp: string, path: string, size: number, always = false): Promise<boolean> {
+    this.reserved += size;
+    try {
+      if (!(await this.makeRoom()) && !always) {
+        await rm(temp, { force: true });
+        return false;
+      }
+      const dir = join(path, "..");
+      if (!this.madeDirs.has(dir)) {
+        await mkdir(dir, { recursive: true });
+        this.madeDirs.add(dir);
+      }
+      await rename(temp, path);
+      this.record(path, size, Date.now());
+      return true;
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    } finally {
+      this.reserved -= size;
+    }
+  }
+
+  /** Removes a file (this process's decision, e.g. its source is gone). */
+  async remove(path: string): Promise<void> {
+    this.forget(path);
+    await unlink(path).catch(() => {});
+  }
+
+  forget(path: string): void {
+    const entry = this.index.get(path);
+    if (!entry) return;
+    this.index.delete(path);
+    this.total -= entry.size;
+  }
+
+  private record(path: string, size: number, used: number): void {
+    const old = this.index.get(path);
+    if (old) {
+      this.total -= old.size;
+      this.index.delete(path);
+    }
+    this.index.set(path, { size, used, touched: used });
+    this.total += size;
+  }
+
+  /**
+   * Evicts least recently used files until the reserved bytes fit, one caller at a time per
+   * process. False when the bound cannot be kept (everything left is busy or too recent).
+   */
+  private makeRoom(): Promise<boolean> {
+    const run = this.roomLock.then(async () => {
+      if (this.total + this.reserved <= this.maxBytes) return true;
+      if (Date.now() - this.lastScan >= this.rescanIntervalMs) await this.scan();
+      const target = Math.floor(this.maxBytes * LOW_WATER);
+      const now = Date.now();
+      for (const [path, entry] of this.index) {
+        if (this.total + this.reserved <= target) break;
+        if (this.busy(path)) continue;
+        if (this.minAgeMs > 0) {
+          // Another process may have used it since our scan: ask the file itself.
+          const info = await stat(path).catch(() => null);
+          if (info && now - Math.max(info.mtimeMs, entry.used) < this.minAgeMs) continue;
+        }
+        this.forget(path);
+        await unlink(path).catch(() => {});
+        this.evictions++;
+        this.onEvict(path);
+      }
+      return this.total + this.reserved <= this.maxBytes;
+    });
+    this.roomLock = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /**
+   * Rebuilds the index from the directory: every process's files with their sizes and mtimes
+   * (use times), ordered least recently used first; drops dead fillers' temporary files.
+   */
+  async scan(): Promise<void> {
+    this.lastScan = Date.now();
+    const found: [string, Entry][] = [];
+    const subdirs = await readdir(this.dir, { withFileTypes: true }).catch(() => []);
+    for (const sub of subdirs) {
+      if (!sub.isDirectory() || !SUBDIR.test(sub.name)) continue;
+      const names = await readdir(join(this.dir, sub.name)).catch(() => [] as string[]);
+      for (const name of names) {
+        if (!this.name.test(name)) continue;
+        const path = join(this.dir, sub.name, name);
+        const info = await stat(path).catch(() => null);
+        if (!info) continue;
+        const mine = this.index.get(path);
+        const used = Math.max(info.mtimeMs, mine?.used ?? 0);
+        found.push([path, { size: info.size, used, touched: mine?.touched ?? info.mtimeMs }]);
+      }
+    }
+    found.sort((a, b) => a[1].used - b[1].used);
+    this.index.clear();
+    this.total = 0;
+    for (const [path, entry] of found) {
+      this.index.set(path, entry);
+      this.total += entry.size;
+    }
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const path = join(this.tmpDir, name);
+      const info = await stat(path).catch(() => null);
+      if (!info) continue;
+      // `<host>:<pid>:<random>`: a filler on this host that is gone left it (older names: by age only).
+      if (ownerIsDead(name) || this.lastScan - info.mtimeMs >= this.staleTempMs) await rm(path, { force: true });
+    }
+  }
+}
