@@ -95,7 +95,7 @@ export class VideoLibrary {
     /** Playback policy of videos whose upload names none (DEFAULT_PLAYBACK). */
     readonly defaultPlayback: Playback = "public",
   ) {
-    // Every open event stream (GET /api/videos/:id/events) listens here: many is normal, not a leak.
+    // Caches, the feeds and the event streams' watch listen here: many is normal, not a leak.
     this.events.setMaxListeners(0);
     this.db = handle.db;
     this.t = handle.tables;

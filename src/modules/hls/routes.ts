@@ -25,6 +25,7 @@ import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, NotFound, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../../schemas/video.ts";
 import type { HlsService } from "./service.ts";
 import { eventStreamResponse } from "../../http/event-stream.ts";
+import { VideoWatch } from "../../library/watch.ts";
 
 /** Playlists and the storyboard index may be rebuilt; keep them short-lived in caches. */
 export const PLAYLIST_CACHE_CONTROL = "public, max-age=5";
@@ -63,7 +64,6 @@ async function signedTextResponse(request: Request, entity: FileEntity, name: st
   return new Response(request.method === "HEAD" ? null : body, { headers: full });
 }
 
-const SSE_POLL_MS = 500;
 const SSE_PING_MS = 15_000;
 const encoder = new TextEncoder();
 
@@ -77,8 +77,7 @@ function fingerprint(video: VideoJson): { status: string; progress: string } {
 /** Emits "progress" with `{id, bytes, total}` while a URL import of a video downloads. */
 type DownloadEvents = Pick<EventEmitter, "on" | "off">;
 
-function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJson, downloads?: DownloadEvents): Response {
-  const library = hls.library;
+function sseEvents(watch: VideoWatch, request: Request, id: string, first: VideoJson, downloads?: DownloadEvents): Response {
   let closed = false;
   let counter = 0;
   let last = fingerprint(first);
@@ -100,53 +99,33 @@ function sseEvents(hls: HlsService, request: Request, id: string, first: VideoJs
           // already closed by the client
         }
       };
-      let checking = false;
-      let again = false;
-      const check = async () => {
-        if (closed) return;
-        if (checking) {
-          again = true;
-          return;
-        }
-        checking = true;
-        try {
-          do {
-            again = false;
-            const row = await library.get(id);
-            if (!row) {
-              send("deleted", { id });
-              return close();
-            }
-            const video = toVideoJson(row);
-            const next = fingerprint(video);
-            if (next.status !== last.status) send("status", video);
-            else if (next.progress !== last.progress) send("progress", video);
-            last = next;
-          } while (again && !closed);
-        } catch {
-          close(); // the database is closing: the client reconnects (retry)
-        } finally {
-          checking = false;
-        }
-      };
-      const onChange = (changed: string) => {
-        if (changed === id || changed === "*") void check();
-      };
-      library.events.on("invalidated", onChange);
+      // The row is read once per change (and, on SQLite, per poll) for every stream watching it.
+      const unwatch = watch.subscribe(id, {
+        row(row) {
+          if (closed) return;
+          if (!row) {
+            send("deleted", { id });
+            return close();
+          }
+          const video = toVideoJson(row);
+          const next = fingerprint(video);
+          if (next.status !== last.status) send("status", video);
+          else if (next.progress !== last.progress) send("progress", video);
+          last = next;
+        },
+        failed: close, // the database is closing: the client reconnects (retry)
+      });
       // A URL import's download, when this process runs it.
       const onDownload = (p: { id: string; bytes: number; total?: number | null }) => {
         if (p.id === id) send("import", { id, bytes: p.bytes, total: p.total ?? null });
       };
       downloads?.on("progress", onDownload);
-      // Other processes (a separate worker, other server processes) change the row too.
-      const poll = setInterval(check, SSE_POLL_MS);
       const ping = setInterval(() => {
         if (!closed) controller.enqueue(encoder.encode(": ping\n\n"));
       }, SSE_PING_MS);
       cleanup = () => {
-        clearInterval(poll);
+        unwatch();
         clearInterval(ping);
-        library.events.off("invalidated", onChange);
         downloads?.off("progress", onDownload);
       };
       request.signal.addEventListener("abort", close, { once: true });
@@ -254,6 +233,7 @@ function bucketLadder(objects: ObjectServer): LadderFiles {
 export function hlsRoutes(hls: HlsService, { catalog, access, downloads, objects }: HlsAccess, cacheTtlMs: number) {
   const files = objects ? bucketLadder(objects) : diskLadder(hls, cacheTtlMs);
   hls.library.events.on("invalidated", (id: string) => files.forget(id));
+  const watch = new VideoWatch(hls.library);
   const noFile = () => errorResponse(404, "not_found", "No such HLS file");
 
   const serve = async (request: Request, id: string, rest: string, server: PeerSource) => {
@@ -346,7 +326,7 @@ export function hlsRoutes(hls: HlsService, { catalog, access, downloads, objects
         const row = await hls.library.require(id);
         // An event stream is idle between events: no idle timeout for this request.
         server?.timeout(request, 0);
-        return sseEvents(hls, request, id, toVideoJson(row), downloads);
+        return sseEvents(watch, request, id, toVideoJson(row), downloads);
       },
       {
         params: VideoIdParams,
