@@ -3,6 +3,7 @@
  * without `generator`). Bundled for Node by bench/lib/load.ts (Bun runs it when node is missing).
  * Usage: node autocannon-runner.js '<LoadSpec JSON>'
  */
+import { readFileSync } from "node:fs";
 import autocannon from "autocannon";
 import type { LoadSpec } from "./load.ts";
 import { ParkMiller } from "./prng.ts";
@@ -19,6 +20,20 @@ if (spec.kind === "ranges") {
   request.setupRequest = (req) => {
     const start = rng.below(fileSize - len + 1);
     return { ...req, headers: { ...(req.headers ?? {}), range: `bytes=${start}-${start + len - 1}` } };
+  };
+}
+
+// The player-start mix: the list replayed in order on this target's paths (as bench/wrk/mix.lua).
+if (spec.kind === "mix") {
+  const paths = readFileSync(spec.mixPaths ?? "", "utf8").split("\n").filter(Boolean);
+  const list = readFileSync(spec.mixList ?? "", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => line.split(" ").map(Number) as [number, number, number]);
+  let next = 0;
+  request.setupRequest = (req) => {
+    const [video, start, end] = list[next++ % list.length] as [number, number, number];
+    return { ...req, path: paths[video] ?? "/", headers: { ...(req.headers ?? {}), range: `bytes=${start}-${end}` } };
   };
 }
 

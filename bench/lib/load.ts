@@ -9,8 +9,12 @@ import { bundleForNode } from "./targets.ts";
 import { BENCH_DIR, CACHE_DIR, CLIENT_CORE, pinned, run, which } from "./util.ts";
 
 export interface LoadSpec {
-  /** `ranges`: random `len`-byte ranges at unaligned offsets; `fixed`: the same request each time. */
-  kind: "ranges" | "fixed";
+  /**
+   * `ranges`: random `len`-byte ranges at unaligned offsets; `fixed`: the same request each time;
+   * `mix`: the request list in `mixList` on the paths in `mixPaths`, replayed in order (the
+   * player-start mix, bench/lib/player-mix.ts).
+   */
+  kind: "ranges" | "fixed" | "mix";
   baseUrl: string;
   path: string;
   fileSize?: number;
@@ -19,6 +23,10 @@ export interface LoadSpec {
   headers?: Record<string, string>;
   connections: number;
   durationS: number;
+  /** `mix`: one URL path per line, line i for library video i (this target's paths). */
+  mixPaths?: string;
+  /** `mix`: `<video> <start> <end>` per line. */
+  mixList?: string;
 }
 
 export interface LoadResult {
@@ -62,7 +70,7 @@ export function autocannonVersion(): string {
   return autocannonVersionCache;
 }
 
-function wrkScript(name: "ranges" | "fixed"): string {
+function wrkScript(name: LoadSpec["kind"]): string {
   const dir = resolve(CACHE_DIR, "wrk");
   mkdirSync(dir, { recursive: true });
   const out = resolve(dir, `${name}.lua`);
@@ -84,10 +92,11 @@ export async function runWrk(spec: LoadSpec): Promise<LoadResult> {
   const wrk = which("wrk");
   if (!wrk) throw new Error("wrk not installed");
   const script = wrkScript(spec.kind);
-  const args: string[] = [spec.path];
+  if (spec.kind === "mix" && (!spec.mixPaths || !spec.mixList)) throw new Error("a mix load needs mixPaths and mixList");
+  const args: string[] = spec.kind === "mix" ? [spec.mixPaths as string, spec.mixList as string] : [spec.path];
   if (spec.kind === "ranges") {
     args.push(String(spec.fileSize), String(spec.rangeLen), String(spec.seed ?? 1));
-  } else {
+  } else if (spec.kind === "fixed") {
     for (const [k, v] of Object.entries(spec.headers ?? {})) args.push(k, v);
   }
   const cmd = pinned(CLIENT_CORE, [

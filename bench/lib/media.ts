@@ -3,6 +3,8 @@
  *
  * - `main`: a real H.264 + AAC MP4 (1280x720, 30 fps, ~22 Mbit/s, faststart) of at least 64 MiB,
  *   made with ffmpeg's testsrc2 plus temporal noise so the encoder cannot squeeze it small.
+ * - the library (`lib-000` … `lib-099`): a hundred short real MP4s of distinct lengths and bytes
+ *   for the player-start mix (see ensureLibrary).
  * - size sweep files (`sweep-1m`, `sweep-1g`, `sweep-8g`): a complete real MP4 followed by a
  *   `free` box of random bytes up to the exact size. The 8 GiB file is sparse (64 MiB of random
  *   bytes, then a hole made with truncate) so it costs no disk.
@@ -10,6 +12,7 @@
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { randomFillSync } from "node:crypto";
 import { resolve } from "node:path";
+import { ParkMiller } from "./prng.ts";
 import { CACHE_DIR, GiB, MiB, fmtBytes, log, run, which } from "./util.ts";
 
 export interface MediaFile {
@@ -161,4 +164,90 @@ export async function freeBytes(dir: string): Promise<number | null> {
   const line = r.stdout.trim().split("\n")[1];
   const avail = line?.split(/\s+/)[3];
   return avail ? Number(avail) * 1024 : null;
+}
+
+/** One video of the player-start library: a MediaFile plus what Spool's row needs. */
+export interface LibraryVideo extends MediaFile {
+  /** Hex SHA-256 of the file (Spool's strong ETag is its first 32 characters). */
+  sha256: string;
+  /** Seconds (the `-t` the file was cut at). */
+  duration: number;
+}
+
+/** How many videos the player-start mix spreads over. */
+export const LIBRARY_SIZE = 100;
+/** Bumped when the recipe below changes, so a cached library is rebuilt. */
+const LIBRARY_VERSION = 3;
+const LIBRARY_SEED = 2026;
+
+/**
+ * The player-start mix's library: `LIBRARY_SIZE` short, real, faststart H.264 + AAC MP4s, cached
+ * in bench/.cache/media/library (about 330 MiB). One 12 s 720p source (testsrc2 plus noise,
+ * ~3.6 Mbit/s) is encoded once; each video is a stream copy of its first 3-12 s (seeded), with its
+ * own `comment` tag, all written by one ffmpeg process with a hundred outputs (about 2 s). So every
+ * file is a complete, playable video of its own size (1.4-5.3 MiB) and bytes (its moov differs),
+ * and the hundred together are ten times Spool's 32 MiB RAM tier: the heads of all of them about
+ * fill it, the rest of the bytes do not fit. A manifest records each file's size and SHA-256.
+ */
+export async function ensureLibrary(count = LIBRARY_SIZE): Promise<LibraryVideo[]> {
+  if (count > 271) throw new Error("the library has at most 271 videos (one per length in frames, 3-12 s)");
+  const dir = resolve(MEDIA_DIR, "library");
+  const manifestPath = resolve(dir, "manifest.json");
+  const keyOf = (i: number) => `lib-${String(i).padStart(3, "0")}`;
+  const pathOf = (i: number) => resolve(dir, `${keyOf(i)}.mp4`);
+  try {
+    const m = JSON.parse(readFileSync(manifestPath, "utf8")) as { version: number; videos: LibraryVideo[] };
+    if (m.version === LIBRARY_VERSION && m.videos.length >= count) {
+      const videos = m.videos.slice(0, count).map((v, i) => ({ ...v, path: pathOf(i) }));
+      if (videos.every((v) => existsSync(v.path) && statSync(v.path).size === v.size)) return videos;
+    }
+  } catch {}
+  const ffmpeg = which("ffmpeg");
+  if (!ffmpeg) throw new Error("ffmpeg is required to generate the benchmark library (apt-get install ffmpeg)");
+  mkdirSync(dir, { recursive: true });
+  const source = resolve(dir, "source-12s.mp4");
+  if (!existsSync(source) || statSync(source).size === 0) {
+    log("media: encoding the library's 12 s 720p source with ffmpeg");
+    const r = await run(
+      [
+        ffmpeg, "-v", "error", "-y",
+        "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-t", "12",
+        "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3500k", "-maxrate", "3500k", "-bufsize", "7000k",
+        "-pix_fmt", "yuv420p", "-g", "60",
+        "-c:a", "aac", "-b:a", "96k",
+        "-movflags", "+faststart",
+        `${source}.tmp.mp4`,
+      ],
+      { timeoutMs: 300_000, name: "ffmpeg" },
+    );
+    if (r.code !== 0) throw new Error(`ffmpeg failed (${r.code}): ${r.stderr.slice(-2000)}`);
+    renameSync(`${source}.tmp.mp4`, source);
+  }
+  log(`media: cutting ${count} library videos (3-12 s each) from it`);
+  const rng = new ParkMiller(LIBRARY_SEED);
+  // Distinct lengths in whole frames (30 fps), hence distinct sizes.
+  const frames = new Set<number>();
+  while (frames.size < Math.min(count, 271)) frames.add(90 + rng.below(271));
+  const durations = [...frames].map((f) => f / 30);
+  const outputs = durations.flatMap((d, i) => [
+    "-map", "0", "-c", "copy", "-t", d.toFixed(4),
+    "-metadata", `comment=spool bench library video ${String(i).padStart(3, "0")}`,
+    "-movflags", "+faststart",
+    `${pathOf(i)}.tmp.mp4`,
+  ]);
+  const r = await run([ffmpeg, "-v", "error", "-y", "-i", source, ...outputs], { timeoutMs: 300_000, name: "ffmpeg" });
+  if (r.code !== 0) throw new Error(`ffmpeg failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  const videos: LibraryVideo[] = [];
+  for (let i = 0; i < count; i++) {
+    renameSync(`${pathOf(i)}.tmp.mp4`, pathOf(i));
+    const bytes = readFileSync(pathOf(i));
+    const sha256 = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+    videos.push({ key: keyOf(i), path: pathOf(i), size: bytes.length, label: `${fmtBytes(bytes.length)} MP4`, sparse: false, sha256, duration: durations[i] as number });
+  }
+  writeFileSync(manifestPath, `${JSON.stringify({ version: LIBRARY_VERSION, videos }, null, 1)}\n`);
+  const total = videos.reduce((s, v) => s + v.size, 0);
+  log(`media: library of ${count} videos, ${fmtBytes(total)} in all (${fmtBytes(Math.min(...videos.map((v) => v.size)))} to ${fmtBytes(Math.max(...videos.map((v) => v.size)))})`);
+  return videos;
 }
