@@ -15,11 +15,12 @@
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { checkTarget, type CheckReport } from "./lib/checks.ts";
+import { checkTarget, scrapeTier, type CheckReport, type MixCheck, type TierStats } from "./lib/checks.ts";
 import { runLoad, wrkVersion, type Generator, type LoadResult, type LoadSpec } from "./lib/load.ts";
 import { machineInfo } from "./lib/machine.ts";
-import { ensureMainVideo, ensureSweep, freeBytes, type MediaFile } from "./lib/media.ts";
-import { writeReports, type SlowCell, type SuiteResult, type TargetSummary, type WorkloadResult } from "./lib/report.ts";
+import { ensureLibrary, ensureMainVideo, ensureSweep, freeBytes, type LibraryVideo, type MediaFile } from "./lib/media.ts";
+import { MIX_HEAD_BYTES, buildMix, mixByteBounds, topShare, writeMix, writePaths, type MixRequest } from "./lib/player-mix.ts";
+import { tierBytesOf, writeReports, type MixInfo, type SlowCell, type TierDelta, type SuiteResult, type TargetSummary, type WorkloadResult } from "./lib/report.ts";
 import { NoiseMeter, RssSampler, resetHwm, treeHwm, treeRss, waitIdle } from "./lib/rss.ts";
 import { runSoak } from "./lib/soak.ts";
 import type { SlowResult, SlowSpec } from "./lib/slow-readers.ts";
@@ -35,7 +36,7 @@ import {
   type TargetId,
 } from "./lib/targets.ts";
 import { BENCH_DIR, CACHE_DIR, CLIENT_CORE, GiB, LOOPBACK, RESULTS_DIR, canPin, installExitHooks, log, median, pinned, run, sleep, which } from "./lib/util.ts";
-import { modeConfig, type Cell, type Mode, type Workload } from "./lib/workloads.ts";
+import { PLAYERS, modeConfig, type Cell, type Mode, type Workload } from "./lib/workloads.ts";
 
 // ---------------------------------------------------------------------------------------------
 // CLI
@@ -170,8 +171,15 @@ function fmtRate(r: LoadResult): string {
 }
 
 /** Did the generator receive what the workload asks for? (A 200 for a range would be huge.) */
-function sanity(w: Workload, r: LoadResult, fileSize: number, connections: number): string | null {
+function sanity(w: Workload, r: LoadResult, fileSize: number, connections: number, mix?: MixRequest[]): string | null {
   if (r.errors) return `generator errors: ${r.errorDetail}`;
+  if (w.kind === "mix") {
+    if (r.requests === 0) return "no completed requests";
+    if (!mix) return null;
+    const [lo, hi] = mixByteBounds(mix, r.requests, connections);
+    if (r.bytes < lo || r.bytes > hi) return `received ${Math.round(r.bytes / r.requests)} bytes per response, expected ${Math.round(lo / r.requests)}-${Math.round(hi / r.requests)} for this request list`;
+    return null;
+  }
   const expect = w.expectBody(fileSize);
   if (r.requests === 0) return r.bytes > 0 && expect > 1e6 ? null : "no completed requests";
   if (expect < 0) return null;
@@ -201,6 +209,73 @@ async function measureClips(workloads: Workload[], running: Running[], mainKey: 
     }
   }
 }
+
+/**
+ * The player-start mix of this run (when its workload is selected): the library, and the request
+ * lists (one per seed: each round has its own, the same for every target) and each target's URL
+ * paths, written once to files in the run's temp dir for bench/wrk/mix.lua.
+ */
+class MixPlan {
+  private lists = new Map<number, { file: string; mix: MixRequest[] }>();
+  private pathFiles = new Map<TargetId, string | null>();
+  constructor(
+    public library: LibraryVideo[],
+    private dir: string,
+  ) {
+    mkdirSync(dir, { recursive: true });
+  }
+  list(seed: number): { file: string; mix: MixRequest[] } {
+    let l = this.lists.get(seed);
+    if (!l) {
+      const mix = buildMix(this.library.map((v) => v.size), seed);
+      const file = resolve(this.dir, `list-${seed}.txt`);
+      writeMix(file, mix);
+      l = { file, mix };
+      this.lists.set(seed, l);
+    }
+    return l;
+  }
+  /** The file of `t`'s paths for the library, or null when it does not serve every video. */
+  paths(t: Running): string | null {
+    if (!this.pathFiles.has(t.id)) {
+      const paths = this.library.map((v) => t.paths[v.key]);
+      let file: string | null = null;
+      if (paths.every((p): p is string => p !== undefined)) {
+        file = resolve(this.dir, `paths-${t.id}.txt`);
+        writePaths(file, paths);
+      }
+      this.pathFiles.set(t.id, file);
+    }
+    return this.pathFiles.get(t.id) ?? null;
+  }
+  info(): MixInfo {
+    const sizes = this.library.map((v) => v.size);
+    const one = this.list(SEED_BASE).mix;
+    const starts = one.filter((r) => r.end === 1 && r.start === 0).length;
+    return {
+      videos: sizes.length,
+      totalBytes: sizes.reduce((a, b) => a + b, 0),
+      minBytes: Math.min(...sizes),
+      maxBytes: Math.max(...sizes),
+      zipfS: 1,
+      top10Share: topShare(sizes.length, 10),
+      headBytes: MIX_HEAD_BYTES,
+      requestsPerStart: starts ? one.length / starts : NaN,
+    };
+  }
+}
+let mixPlan: MixPlan | null = null;
+
+/** What the RAM tier did between two scrapes of one Spool (counters are per process, since start). */
+function tierDelta(a: TierStats, b: TierStats): TierDelta {
+  const d = (x: number | null, y: number | null) => (x !== null && y !== null ? y - x : null);
+  return { hits: d(a.hits, b.hits), misses: d(a.misses, b.misses), evictions: d(a.evictions, b.evictions), bytesBefore: a.bytes, bytesAfter: b.bytes };
+}
+
+/** Round r of every workload uses seed SEED_BASE + r (the same ranges for every target). */
+const SEED_BASE = 1000;
+/** The first requests of round 1's player-start list each target must answer exactly before timing (2-3 starts). */
+const MIX_CHECKED = 12;
 
 /** One target's part in one workload: what it is sent each round. */
 interface Participant {
@@ -234,6 +309,27 @@ function participantsOf(
       cells[t.id] = { ...blank, note: "no JSON API" };
       continue;
     }
+    if (w.kind === "mix") {
+      const pathsFile = mixPlan?.paths(t);
+      if (!mixPlan || !pathsFile) {
+        cells[t.id] = { ...blank, note: "n/a: does not serve the library" };
+        continue;
+      }
+      const plan = mixPlan;
+      participants.push({
+        t,
+        spec: (round) => ({
+          kind: "mix",
+          baseUrl: t.baseUrl,
+          path: "",
+          mixPaths: pathsFile,
+          mixList: plan.list(SEED_BASE + round).file,
+          connections: w.connections,
+          durationS,
+        }),
+      });
+      continue;
+    }
     const headers = w.headers ? w.headers(t, checks.get(t.id) as CheckReport) : undefined;
     if (headers === null) {
       cells[t.id] = { ...blank, note: "n/a: sends no validators" };
@@ -260,7 +356,7 @@ function participantsOf(
         rangeLen: w.rangeLen,
         // The same seed per round for every workload: the signed workload requests the very
         // ranges that range64k requests in the same round.
-        seed: 1000 + round,
+        seed: SEED_BASE + round,
         headers,
         connections: w.connections,
         durationS,
@@ -321,13 +417,16 @@ async function main(): Promise<number> {
     cfg.workloads = cfg.workloads.filter((w) => args.workloads!.includes(w.id));
   }
   const runSlow = !args.workloads || args.workloads.includes("slow");
+  // The player-start mix's hundred videos, only when that workload runs.
+  const library = cfg.workloads.some((w) => w.id === PLAYERS) ? await ensureLibrary() : [];
   const rounds = args.rounds ?? cfg.rounds;
   const durationS = args.durationS ?? cfg.durationS;
 
   // Targets.
   mkdirSync(CACHE_DIR, { recursive: true });
   tmp = mkdtempSync(resolve(CACHE_DIR, "run-"));
-  const webroot = prepareWebroot(tmp, media);
+  const webroot = prepareWebroot(tmp, [...media, ...library]);
+  if (library.length) mixPlan = new MixPlan(library, resolve(tmp, "mix"));
   const ctx = {
     media,
     tmp,
@@ -337,6 +436,7 @@ async function main(): Promise<number> {
     // SPOOL_MEMORY_CACHE_BYTES: the RAM tier's bound for both Spool targets (0: off), for A/B runs.
     spoolEnv: { WORKERS: process.env.SPOOL_WORKERS ?? "1", ...(process.env.SPOOL_MEMORY_CACHE_BYTES ? { MEMORY_CACHE_BYTES: process.env.SPOOL_MEMORY_CACHE_BYTES } : {}) },
     spool: undefined as Running | undefined,
+    library: library.length ? library : undefined,
   };
   const summaries: TargetSummary[] = [];
   const running: Running[] = [];
@@ -362,13 +462,23 @@ async function main(): Promise<number> {
         const sparse = st.blocks * 512 < st.size / 2;
         return { ...m, path: copy, sparse, label: m.sparse && !sparse ? m.label.replace(" (sparse)", "") : m.label };
       });
-      prepareWebroot(ctx.tmp, ctx.media);
+      // The library's videos too (all but the first are hard links to the cached files anyway).
+      if (ctx.library && mixPlan) {
+        ctx.library = ctx.library.map((v) => (copies[v.key] ? { ...v, path: copies[v.key] as string } : v));
+        mixPlan.library = ctx.library;
+      }
+      prepareWebroot(ctx.tmp, [...ctx.media, ...(ctx.library ?? [])]);
       if (moved) log(`  other targets will serve Spool's stored copies of ${moved}/${media.length} files`);
     }
     // The bare Bun peer lists the same library, from the same SQLite file.
     if (id === "spool") ctx.apiDbPath = resolve(spoolDataDir(ctx.tmp), "spool.db");
     // Spool (METRICS=0) serves the same DATA_DIR: only what Spool's workloads need.
-    const report = await checkTarget(t, main, t.onlyWorkloads ? sweep.filter((m) => t.paths[m.key] !== undefined) : sweep);
+    const playersW = cfg.workloads.find((w) => w.id === PLAYERS);
+    const mixCheck: MixCheck | undefined =
+      mixPlan && playersW && (!playersW.only || playersW.only.includes(id)) && (!t.onlyWorkloads || t.onlyWorkloads.includes(PLAYERS))
+        ? { library: mixPlan.library, requests: mixPlan.list(SEED_BASE).mix.slice(0, MIX_CHECKED) }
+        : undefined;
+    const report = await checkTarget(t, main, t.onlyWorkloads ? sweep.filter((m) => t.paths[m.key] !== undefined) : sweep, mixCheck);
     checks.set(id, report);
     const bad = report.items.filter((i) => !i.ok);
     for (const i of bad) log(`  ${i.mandatory ? "FAIL" : "warn"} ${t.label}: ${i.name}${i.detail ? ` - ${i.detail}` : ""}`);
@@ -424,6 +534,8 @@ async function main(): Promise<number> {
       const group = [w, ...companions(w)];
       const units: Unit[] = [];
       const cellsOf = new Map<string, Partial<Record<TargetId, Cell>>>();
+      // Spool's RAM tier counters before the timed rounds of a mix workload (`workload\0target`).
+      const tierBefore = new Map<string, TierStats>();
       for (const gw of group) {
         const file = media.find((m) => m.key === gw.file) ?? main;
         if (!warmed.has(file.key)) {
@@ -444,6 +556,25 @@ async function main(): Promise<number> {
             }
           }
           units.push({ w: gw, file, ...p });
+        }
+        // The player-start mix: the library into the page cache once, then one second of the
+        // mix per target, not recorded (Spool's RAM tier, nginx's open-file cache and the JIT
+        // reach their steady state, as on a server that has been up), with a list of its own.
+        if (gw.kind === "mix" && mixPlan) {
+          if (!warmed.has(PLAYERS)) {
+            warmed.add(PLAYERS);
+            await warmLibrary(mixPlan.library);
+          }
+          if (args.mode !== "smoke") {
+            for (const p of participants) {
+              await runLoad(gen(gw), { ...p.spec(0), mixList: mixPlan.list(7).file, durationS: 1 }).catch(() => null);
+              await waitIdle(p.t.pid);
+            }
+          }
+          for (const p of participants) {
+            const tier = await scrapeTier(p.t);
+            if (tier) tierBefore.set(`${gw.id}\0${p.t.id}`, tier);
+          }
         }
       }
       // One slot per target: its run of `w`, then its companion runs (order flipped every other
@@ -489,7 +620,7 @@ async function main(): Promise<number> {
               if (!r) throw new Error("no measurement");
               r.round = round;
               add(results, keyOf(u), r);
-              const bad = sanity(u.w, r, u.spec(0).fileSize ?? u.file.size, u.w.connections);
+              const bad = sanity(u.w, r, u.spec(0).fileSize ?? u.file.size, u.w.connections, u.w.kind === "mix" ? mixPlan?.list(SEED_BASE + round).mix : undefined);
               if (bad) add(problems, keyOf(u), `round ${round + 1}: ${bad}`);
               log(`${tag}: ${fmtRate(r)}`);
             } catch (e) {
@@ -499,6 +630,13 @@ async function main(): Promise<number> {
             if (checkAlive(t, `${u.w.id} round ${round + 1}`) && !(await waitIdle(t.pid))) log(`  (${t.label} still busy 5 s after the load stopped)`);
           }
         }
+      }
+      // The RAM tier over the timed rounds (Spool): hits, misses, evictions, bytes held at the end.
+      const tierOf = new Map<string, Partial<Record<TargetId, TierDelta>>>();
+      for (const u of units) {
+        const before = tierBefore.get(keyOf(u));
+        const after = before ? await scrapeTier(u.t) : null;
+        if (before && after) tierOf.set(u.w.id, { ...tierOf.get(u.w.id), [u.t.id]: tierDelta(before, after) });
       }
       for (const u of units) {
         const rs = results.get(keyOf(u)) ?? [];
@@ -531,6 +669,7 @@ async function main(): Promise<number> {
           metric: gw.metric,
           relativeTo: gw.relativeTo && selected.has(gw.relativeTo) ? gw.relativeTo : undefined,
           cells: cellsOf.get(gw.id) ?? {},
+          ...(tierOf.get(gw.id) ? { tier: tierOf.get(gw.id) } : {}),
         });
       }
     }
@@ -539,6 +678,8 @@ async function main(): Promise<number> {
     if (runSlow) log(`slow readers: ${cfg.slowReaders} x 2 Mbit/s for ${cfg.slowSeconds}s per target`);
     for (const t of runSlow ? running.filter((x) => !x.onlyWorkloads || x.onlyWorkloads.includes("slow")) : []) {
       if (!checkAlive(t, "slow readers")) continue;
+      // Spool's RAM tier holds blocks that count in its RSS: read how many bytes, before and after.
+      const tierStart = await scrapeTier(t);
       const sampler = new RssSampler(t.pid, 100);
       const hwmReset = resetHwm(sampler.tree);
       const baseline = treeRss(sampler.tree) ?? NaN;
@@ -562,11 +703,15 @@ async function main(): Promise<number> {
       const line = r.stdout.split("\n").find((l) => l.startsWith("@@SLOWJSON "));
       const res = line ? (JSON.parse(line.slice("@@SLOWJSON ".length)) as SlowResult) : undefined;
       const cell = summarizeSlow(samples, baseline, hwm, res, line ? undefined : `client failed: ${(r.stderr || r.stdout).slice(-300)}`);
+      const tierEnd = tierStart ? await scrapeTier(t) : null;
+      if (tierStart?.bytes != null) cell.tierBytesBefore = tierStart.bytes;
+      if (tierEnd?.bytes != null) cell.tierBytesAfter = tierEnd.bytes;
       slow[t.id] = cell;
       checkAlive(t, "slow readers");
       await waitIdle(t.pid);
+      const tierHeld = tierBytesOf(cell);
       log(
-        `slow ${t.label}: peak RSS ${(cell.peakRss / 2 ** 20).toFixed(1)} MiB (baseline ${(baseline / 2 ** 20).toFixed(1)}), ` +
+        `slow ${t.label}: peak RSS ${(cell.peakRss / 2 ** 20).toFixed(1)} MiB (baseline ${(baseline / 2 ** 20).toFixed(1)}${tierHeld !== null ? `; RAM tier ${(tierHeld / 2 ** 20).toFixed(1)} MiB, peak without it ${((cell.peakRss - tierHeld) / 2 ** 20).toFixed(1)} MiB` : ""}), ` +
           `${res ? `${res.connected}/${res.n} connected, ${res.closedEarly} closed early, p50 rate ${(res.rateP50 / 1000).toFixed(0)} kB/s, statuses ${JSON.stringify(res.statuses)}` : cell.error}`,
       );
       await sleep(1000);
@@ -603,6 +748,7 @@ async function main(): Promise<number> {
     targets: summaries,
     workloads,
     slow,
+    ...(mixPlan ? { mix: mixPlan.info() } : {}),
     goals: [],
     notes,
   };
@@ -641,6 +787,14 @@ async function warmPageCache(path: string, size: number, key: string): Promise<v
   const started = performance.now();
   const r = await run(pinned(CLIENT_CORE, ["dd", `if=${path}`, "of=/dev/null", "bs=8M", "status=none"]), { timeoutMs: 300_000, name: "warm" });
   log(`page cache: read ${key} (${amount}) in ${((performance.now() - started) / 1000).toFixed(1)} s${r.code === 0 ? "" : ` (dd exited ${r.code}: ${r.stderr.trim()})`}`);
+}
+
+/** Reads every library video once (one `cat` for all), so no target pays the disk reads of the mix. */
+async function warmLibrary(library: MediaFile[]): Promise<void> {
+  const started = performance.now();
+  const total = library.reduce((a, v) => a + v.size, 0);
+  const r = await run(pinned(CLIENT_CORE, ["sh", "-c", 'cat "$@" > /dev/null', "sh", ...library.map((v) => v.path)]), { timeoutMs: 300_000, name: "warm" });
+  log(`page cache: read the library (${library.length} videos, ${(total / 2 ** 20).toFixed(1)} MiB) in ${((performance.now() - started) / 1000).toFixed(1)} s${r.code === 0 ? "" : ` (cat exited ${r.code}: ${r.stderr.trim().slice(0, 200)})`}`);
 }
 
 function summarizeSlow(samples: { t: number; rss: number }[], baseline: number, hwm: number | null, res: SlowResult | undefined, error?: string): SlowCell {

@@ -4,6 +4,7 @@
  * Accept-Ranges, validators and 304 revalidation where the target claims them.
  */
 import type { MediaFile } from "./media.ts";
+import type { MixRequest } from "./player-mix.ts";
 import type { Running } from "./targets.ts";
 
 export interface CheckItem {
@@ -55,7 +56,13 @@ async function checkRange(t: Running, m: MediaFile, start: number, end: number |
   }
 }
 
-export async function checkTarget(t: Running, main: MediaFile, others: MediaFile[]): Promise<CheckReport> {
+/** The player-start mix's library and the first requests of its list, to check before timing. */
+export interface MixCheck {
+  library: MediaFile[];
+  requests: MixRequest[];
+}
+
+export async function checkTarget(t: Running, main: MediaFile, others: MediaFile[], mix?: MixCheck): Promise<CheckReport> {
   const items: CheckItem[] = [];
   const url = t.baseUrl + (t.paths[main.key] ?? "");
   let etag: string | undefined;
@@ -131,11 +138,42 @@ export async function checkTarget(t: Running, main: MediaFile, others: MediaFile
     await checkRange(t, m, tail, tail + 65_535, items);
   }
 
+  if (mix) await checkMix(t, mix, items);
   if (t.caps.api) await checkApi(t, items);
   if (t.id === "spool") await checkSigned(t, main, mid, items);
   if (t.metrics !== undefined) await checkMetrics(t, url, items);
 
   return { id: t.id, ok: items.every((i) => i.ok || !i.mandatory), items, etag };
+}
+
+/**
+ * The player-start mix: every library video has a URL on this target, the first requests of the
+ * list answer 206 with the exact bytes of that video (so a target that mixed the videos up fails:
+ * each file's moov is its own), and Chrome's real first request, an open-ended `bytes=0-` on the
+ * most popular video, answers 206 with the whole file. Spool must also give the videos different
+ * ETags (its RAM tier keys blocks by path and ETag).
+ */
+async function checkMix(t: Running, mix: MixCheck, items: CheckItem[]): Promise<void> {
+  const missing = mix.library.filter((m) => t.paths[m.key] === undefined).map((m) => m.key);
+  items.push({ name: `library: all ${mix.library.length} videos served`, ok: missing.length === 0, mandatory: true, detail: missing.length ? `no URL for ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}` : undefined });
+  if (missing.length) return;
+  for (const r of mix.requests) {
+    const m = mix.library[r.video] as MediaFile;
+    await checkRange(t, m, r.start, r.end, items, t.paths[m.key], `mix ${m.key}`);
+  }
+  const top = mix.library[0] as MediaFile;
+  await checkRange(t, top, 0, null, items, t.paths[top.key], `mix ${top.key}`);
+  if (t.id === "spool") {
+    const tags = new Set<string>();
+    for (const m of mix.library.slice(0, 5)) {
+      try {
+        const res = await get(t.baseUrl + (t.paths[m.key] ?? ""), { Range: "bytes=0-1" });
+        await res.arrayBuffer();
+        tags.add(res.headers.get("etag") ?? "");
+      } catch {}
+    }
+    items.push({ name: "library: five videos, five ETags", ok: tags.size === 5 && !tags.has(""), mandatory: true, detail: `${tags.size} distinct` });
+  }
 }
 
 /** An error answer's `error.code` (Spool's JSON errors: `{"error": {"code", "message"}}`). */
@@ -220,6 +258,47 @@ async function checkSigned(t: Running, main: MediaFile, mid: number, items: Chec
   await refused("signed: forged token -> 403 token_invalid", `${s.tokenlessPath}?token=${encodeURIComponent(forged)}`, "token_invalid");
   await checkRange(t, main, mid + 7, mid + 7 + 65_535, items, s.path, "signed");
   await checkRange(t, main, 0, 1, items, s.path, "signed");
+}
+
+/**
+ * The value of the sample `name{labels}` in a Prometheus text answer (every label given must match;
+ * others may be present), or null when absent.
+ */
+export function promValue(text: string, name: string, labels: Record<string, string> = {}): number | null {
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name) || (line[name.length] !== "{" && line[name.length] !== " ")) continue;
+    const m = /^[^{\s]+(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const have = m[1] ?? "";
+    if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) return Number(m[2]);
+  }
+  return null;
+}
+
+/** What Spool's /metrics says of its RAM tier: blocks held and lookups so far (null fields when absent). */
+export interface TierStats {
+  bytes: number | null;
+  hits: number | null;
+  misses: number | null;
+  evictions: number | null;
+}
+
+/** Scrapes a Spool target's /metrics (with its API key) for the RAM tier; null when it has none or fails. */
+export async function scrapeTier(t: Running): Promise<TierStats | null> {
+  if (!t.metrics) return null;
+  try {
+    const res = await get(`${t.baseUrl}/metrics`, t.apiHeaders ?? {});
+    const text = await res.text();
+    if (res.status !== 200) return null;
+    return {
+      bytes: promValue(text, "spool_memory_tier_bytes"),
+      hits: promValue(text, "spool_cache_lookups_total", { cache: "memory_tier", result: "hit" }),
+      misses: promValue(text, "spool_cache_lookups_total", { cache: "memory_tier", result: "miss" }),
+      evictions: promValue(text, "spool_memory_tier_evictions_total"),
+    };
+  } catch {
+    return null;
+  }
 }
 
 /** `spool_stream_responses_total{status="206"} N` in a Prometheus text answer (null when absent). */

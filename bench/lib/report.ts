@@ -27,7 +27,7 @@ export interface WorkloadResult {
   id: string;
   title: string;
   short?: string;
-  group: "throughput" | "concurrency" | "sweep" | "api";
+  group: "throughput" | "concurrency" | "sweep" | "api" | "library";
   file: string;
   fileLabel: string;
   connections: number;
@@ -39,6 +39,31 @@ export interface WorkloadResult {
    */
   relativeTo?: string;
   cells: Partial<Record<TargetId, Cell>>;
+  /** Spool's RAM tier over the timed rounds (the player-start mix), from /metrics before and after. */
+  tier?: Partial<Record<TargetId, TierDelta>>;
+}
+
+/** The RAM tier between two scrapes of Spool's /metrics (null: not exposed). */
+export interface TierDelta {
+  hits: number | null;
+  misses: number | null;
+  evictions: number | null;
+  bytesBefore: number | null;
+  bytesAfter: number | null;
+}
+
+/** The player-start mix's library and list, as run (bench/lib/player-mix.ts). */
+export interface MixInfo {
+  videos: number;
+  totalBytes: number;
+  minBytes: number;
+  maxBytes: number;
+  zipfS: number;
+  /** Share of the starts that go to the ten most popular videos. */
+  top10Share: number;
+  /** The second request of a start: `bytes=0-(headBytes-1)`. */
+  headBytes: number;
+  requestsPerStart: number;
 }
 
 export interface SlowCell {
@@ -52,6 +77,19 @@ export interface SlowCell {
   samples: [number, number][];
   result?: SlowResult;
   error?: string;
+  /** Spool: bytes its RAM tier held (spool_memory_tier_bytes) before the readers started and after they stopped. */
+  tierBytesBefore?: number;
+  tierBytesAfter?: number;
+}
+
+/**
+ * The RAM tier bytes to count out of a slow-reader peak: the smaller of the two readings (the
+ * tier could only have grown between them), so "Peak RSS − tier" never flatters. Null when the
+ * target has no tier metrics.
+ */
+export function tierBytesOf(c: SlowCell): number | null {
+  const xs = [c.tierBytesBefore, c.tierBytesAfter].filter((x): x is number => typeof x === "number" && Number.isFinite(x));
+  return xs.length ? Math.min(...xs) : null;
 }
 
 export interface Goal {
@@ -80,6 +118,8 @@ export interface SuiteResult {
   targets: TargetSummary[];
   workloads: WorkloadResult[];
   slow: Partial<Record<TargetId, SlowCell>>;
+  /** Present when the player-start mix ran. */
+  mix?: MixInfo;
   goals: Goal[];
   notes: string[];
 }
@@ -225,7 +265,7 @@ export function evaluateGoals(s: SuiteResult): Goal[] {
     goals.push({
       text: `Peak RSS under 150 MiB with ${s.config.slowReaders.toLocaleString("en-US")} slow readers, flat over the run`,
       ok: MiBf(sc.peakRss) < 150 && sc.flat,
-      detail: `peak ${MiBf(sc.peakRss).toFixed(1)} MiB, ${sc.flat ? "flat" : "growing"} (${MiBf(sc.rssMidMean).toFixed(1)} → ${MiBf(sc.rssLastMean).toFixed(1)} MiB)`,
+      detail: `peak ${MiBf(sc.peakRss).toFixed(1)} MiB${tierBytesOf(sc) !== null ? ` (${MiBf(sc.peakRss - (tierBytesOf(sc) as number)).toFixed(1)} MiB without the RAM tier's ${MiBf(tierBytesOf(sc) as number).toFixed(1)} MiB)` : ""}, ${sc.flat ? "flat" : "growing"} (${MiBf(sc.rssMidMean).toFixed(1)} → ${MiBf(sc.rssLastMean).toFixed(1)} MiB)`,
     });
   } else {
     goals.push({ text: "Peak RSS under 150 MiB with 1,000 slow readers, flat", ok: null, detail: sc ? `only ${s.config.slowReaders} readers in this mode` : "not measured" });
@@ -342,20 +382,65 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
     out.push("");
   }
 
+  for (const w of s.workloads.filter((x) => x.group === "library")) {
+    const ids = peers.filter((id) => w.cells[id]);
+    out.push(`#### ${plainTitle(w)}, c=${w.connections} (requests/s, latency in ms)`, "");
+    out.push("| Target | Requests/s | p50 ms | p99 ms | MiB/s | Spool ÷ this (req/s) |");
+    out.push("|---|---:|---:|---:|---:|---:|");
+    for (const id of ids) {
+      const c = w.cells[id] as Cell;
+      const has = c.rounds.length > 0;
+      const mibps = median(c.rounds.map((r) => r.mibps));
+      out.push(
+        `| ${TARGET_LABELS[id]} | ${cellText(w, id)} | ${has ? ms(c.p50us) : "–"} | ${has ? ms(c.p99us) : "–"} | ${has ? mibps.toFixed(0) : "–"} | ${id === "spool" ? "–" : fmtRatio(ratio(w, "spool", id))} |`,
+      );
+    }
+    out.push("");
+    const vsNginx = ratio(w, "spool", "nginx");
+    const m = s.mix;
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    const parts: string[] = [];
+    if (Number.isFinite(vsNginx)) parts.push(`Spool ÷ nginx: **${fmtRatio(vsNginx)}** (median of the per-round ratios).`);
+    if (m) {
+      parts.push(
+        `Each player start: \`bytes=0-1\` (Safari's probe), \`bytes=0-${m.headBytes - 1}\` (the first ${m.headBytes / 1024} KiB, standing in for Chrome's \`bytes=0-\`, which a player cuts short), then 2-4 seeks of 64-256 KiB at uniform offsets (${m.requestsPerStart.toFixed(1)} requests per start); the video by Zipf popularity (s = ${m.zipfS}) over ${m.videos} videos of ${mib(m.minBytes)} to ${mib(m.maxBytes)} (${mib(m.totalBytes)} in all; the 10 most popular get ${(m.top10Share * 100).toFixed(0)}% of the starts). One seeded list per round, the same for every target.`,
+      );
+    }
+    const td = w.tier?.spool;
+    if (td && td.hits !== null && td.misses !== null) {
+      const lookups = td.hits + td.misses;
+      parts.push(
+        `Spool's RAM tier during the timed rounds: ${lookups ? `${((td.hits / lookups) * 100).toFixed(0)}% of ${lookups.toLocaleString("en-US")} lookups hit` : "no lookups"}${td.evictions !== null ? `, ${td.evictions.toLocaleString("en-US")} evictions` : ""}${td.bytesAfter !== null ? `, ${mib(td.bytesAfter)} held at the end` : ""}.`,
+      );
+    }
+    if (parts.length) out.push(parts.join(" "), "");
+  }
+
   const slowIds = present.filter((id) => s.slow[id]);
   if (slowIds.length) {
     out.push(
       `#### ${s.config.slowReaders.toLocaleString("en-US")} concurrent slow readers (${(s.config.slowRateBps * 8) / 1e6} Mbit/s each, ${s.config.slowSeconds} s, one ranged GET each)`,
       "",
     );
-    out.push("| Target | Peak RSS | Idle RSS before | RSS 2nd quarter → last quarter | Flat | Readers served | Median reader rate | TTFB p50 / p99 |");
-    out.push("|---|---:|---:|---:|:---:|---:|---:|---:|");
+    out.push("| Target | Peak RSS | RAM tier held | Peak RSS − RAM tier | Idle RSS before | RSS 2nd quarter → last quarter | Flat | Readers served | Median reader rate | TTFB p50 / p99 |");
+    out.push("|---|---:|---:|---:|---:|---:|:---:|---:|---:|---:|");
     for (const id of slowIds) {
       const c = s.slow[id] as SlowCell;
       const r = c.result;
       const served = r ? `${r.statuses["206"] ?? 0}/${r.n}${r.closedEarly ? ` (${r.closedEarly} closed early)` : ""}` : (c.error ?? "–");
+      const tier = tierBytesOf(c);
+      const tierCells =
+        tier === null
+          ? "– | –"
+          : `${MiBf(tier).toFixed(1)} MiB${c.tierBytesBefore !== undefined && c.tierBytesAfter !== undefined && c.tierBytesBefore !== c.tierBytesAfter ? ` (${MiBf(c.tierBytesBefore).toFixed(1)} → ${MiBf(c.tierBytesAfter).toFixed(1)})` : ""} | ${MiBf(c.peakRss - tier).toFixed(1)} MiB`;
       out.push(
-        `| ${TARGET_LABELS[id]} | **${MiBf(c.peakRss).toFixed(1)} MiB** | ${MiBf(c.baselineRss).toFixed(1)} MiB | ${MiBf(c.rssMidMean).toFixed(1)} → ${MiBf(c.rssLastMean).toFixed(1)} MiB | ${c.flat ? "yes" : "**no**"} | ${served} | ${r ? `${(r.rateP50 / 1000).toFixed(0)} kB/s` : "–"} | ${r ? `${r.ttfbP50} / ${r.ttfbP99} ms` : "–"} |`,
+        `| ${TARGET_LABELS[id]} | **${MiBf(c.peakRss).toFixed(1)} MiB** | ${tierCells} | ${MiBf(c.baselineRss).toFixed(1)} MiB | ${MiBf(c.rssMidMean).toFixed(1)} → ${MiBf(c.rssLastMean).toFixed(1)} MiB | ${c.flat ? "yes" : "**no**"} | ${served} | ${r ? `${(r.rateP50 / 1000).toFixed(0)} kB/s` : "–"} | ${r ? `${r.ttfbP50} / ${r.ttfbP99} ms` : "–"} |`,
+      );
+    }
+    if (slowIds.some((id) => tierBytesOf(s.slow[id] as SlowCell) !== null)) {
+      out.push(
+        "",
+        "RAM tier held: the bytes of file blocks Spool's RAM tier held (`spool_memory_tier_bytes` from its `/metrics`, read just before the readers start and after they stop; the smaller reading counts if they differ). They are part of the peak RSS: the tier was filled by the checks and the workloads before; the readers' long ranges go out by sendfile and do not touch it.",
       );
     }
     out.push("");

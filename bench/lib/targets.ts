@@ -3,11 +3,12 @@
  * core when taskset is available. A target that cannot start is reported (failed or skipped), never
  * thrown: the harness keeps going with the others.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { openDatabase } from "../../src/db/client.ts";
+import { newVideoId } from "../../src/library/ids.ts";
 import { postgresAvailable, startPostgres } from "../../test/helpers/postgres.ts";
-import type { MediaFile } from "./media.ts";
+import type { LibraryVideo, MediaFile } from "./media.ts";
 import {
   BENCH_DIR,
   CACHE_DIR,
@@ -130,6 +131,11 @@ export const NGINX_DEFAULT_TUNING: NginxTuning = { tcpNopush: "off", tcpNodelay:
 
 export interface StartContext {
   media: MediaFile[];
+  /**
+   * The player-start mix's hundred videos, when that workload runs: Spool, nginx and bare Bun
+   * serve them too (their paths under the same keys). Spool seeds them (seedLibrary).
+   */
+  library?: LibraryVideo[];
   /** Temp dir for this run (world-traversable so nginx's worker user can read it). */
   tmp: string;
   /** `<tmp>/www`, holding `media/<key>.mp4` symlinks to the cached files. */
@@ -349,6 +355,10 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
     if (stored) files[key] = stored;
     log(`spool: ingested ${key} (${playback}) as ${v.id} in ${Date.now() - t0} ms`);
   }
+  if (ctx.library?.length) {
+    const err = await seedLibrary(ctx.library, env, dataDir, paths, files);
+    if (err) return failed("spool", err);
+  }
   // Flush the copies to disk now, not as writeback competing with the first measurements.
   if (which("sync")) await run([which("sync") as string], { timeoutMs: 300_000, name: "sync" });
   const launched = await launchSpool("spool", env);
@@ -383,6 +393,79 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
       exitInfo: exitInfo(sp.tracked),
     },
   };
+}
+
+/**
+ * The player-start library in Spool's DATA_DIR: its first video ingested with the CLI like every
+ * other bench file (probe, processing, poster, SHA-256), the other ones as rows cloned from that
+ * row (their own id, title, size, SHA-256, duration; HLS none) and their file hard-linked (copied
+ * if that fails) to `videos/<id>/source.mp4`, exactly where an ingest stores it. A hundred CLI
+ * ingests would take about two minutes; the stream route reads only the row and the file.
+ * Fills `paths` and `files` under the library's keys. Returns an error message, or null.
+ */
+async function seedLibrary(
+  library: LibraryVideo[],
+  env: Record<string, string>,
+  dataDir: string,
+  paths: Record<string, string>,
+  files: Record<string, string>,
+): Promise<string | null> {
+  const t0 = Date.now();
+  const [first, ...rest] = library;
+  if (!first) return null;
+  const r = await run([BUN, resolve(REPO_ROOT, "src/cli/ingest.ts"), first.path, "--title", `bench ${first.key}`, "--playback", "public"], {
+    env,
+    timeoutMs: 5 * 60_000,
+    name: `ingest ${first.key}`,
+  });
+  const v = r.code === 0 && !r.timedOut ? parseIngestOutput(r.stdout) : null;
+  if (!v) return `ingest of ${first.key} failed (code ${r.code}${r.timedOut ? ", timed out" : ""}): ${(r.stderr || r.stdout).slice(-1500)}`;
+  paths[first.key] = v.streamUrl ?? `/api/stream/${v.id}`;
+  const stored = findStoredCopy(dataDir, v.id, first.size);
+  if (stored) files[first.key] = stored;
+  const handle = await openDatabase(`file:${join(dataDir, "spool.db")}`);
+  try {
+    const { videos } = handle.tables;
+    const template = (await handle.db.select().from(videos)).find((row) => row.id === v.id);
+    if (!template || template.status !== "ready") return `the ingested ${first.key} (${v.id}) is not a ready row`;
+    const now = Date.now();
+    const rows = rest.map((m, i) => {
+      const id = newVideoId();
+      const dir = resolve(dataDir, "videos", id);
+      mkdirSync(dir, { recursive: true });
+      const target = resolve(dir, "source.mp4");
+      try {
+        linkSync(m.path, target);
+      } catch {
+        copyFileSync(m.path, target);
+      }
+      paths[m.key] = `/api/stream/${id}`;
+      files[m.key] = target;
+      return {
+        ...template,
+        id,
+        title: `bench ${m.key}`,
+        originalFilename: `${m.key}.mp4`,
+        storagePath: `videos/${id}/source.mp4`,
+        size: m.size,
+        sha256: m.sha256,
+        sourceSha256: m.sha256,
+        sourceSize: m.size,
+        duration: m.duration,
+        bitrate: Math.round((m.size * 8) / m.duration),
+        hlsStatus: "none" as const,
+        hlsProgress: 0,
+        hlsError: null,
+        createdAt: new Date(now + i),
+        updatedAt: new Date(now + i),
+      };
+    });
+    if (rows.length) await handle.db.insert(videos).values(rows);
+  } finally {
+    await handle.close();
+  }
+  log(`spool: library of ${library.length} videos (${first.key} ingested, ${rest.length} rows cloned from it) in ${Date.now() - t0} ms`);
+  return null;
 }
 
 /**
@@ -488,7 +571,7 @@ export async function startNginx(ctx: StartContext, tuning: NginxTuning = ctx.ng
     return failed("nginx", `did not become ready: ${err}\n${elog}`);
   }
   const paths: Record<string, string> = {};
-  for (const m of ctx.media) paths[m.key] = `/media/${m.key}.mp4`;
+  for (const m of [...ctx.media, ...(ctx.library ?? [])]) paths[m.key] = `/media/${m.key}.mp4`;
   return {
     ok: true,
     running: {
@@ -516,7 +599,7 @@ export async function startNginx(ctx: StartContext, tuning: NginxTuning = ctx.ng
 async function startBareBun(ctx: StartContext): Promise<StartOutcome> {
   const port = await freePort();
   const files: Record<string, string> = {};
-  for (const m of ctx.media) files[m.key] = m.path;
+  for (const m of [...ctx.media, ...(ctx.library ?? [])]) files[m.key] = m.path;
   const env: Record<string, string> = { PORT: String(port), HOST: LOOPBACK, BENCH_FILES: JSON.stringify(files), NODE_ENV: "production" };
   if (ctx.apiDbPath && existsSync(ctx.apiDbPath)) env.BENCH_API_DB = ctx.apiDbPath;
   const sp = startServer("bun", [BUN, resolve(BENCH_DIR, "peers/bare-bun.ts")], env);
@@ -524,7 +607,7 @@ async function startBareBun(ctx: StartContext): Promise<StartOutcome> {
   const err = await waitReady(sp, `${baseUrl}/health`, 15_000);
   if (err) return failed("bun", `did not become ready: ${err}`);
   const paths: Record<string, string> = {};
-  for (const m of ctx.media) paths[m.key] = `/files/${m.key}`;
+  for (const m of [...ctx.media, ...(ctx.library ?? [])]) paths[m.key] = `/files/${m.key}`;
   return {
     ok: true,
     running: {

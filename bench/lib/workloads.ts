@@ -6,6 +6,7 @@ import type { CheckReport } from "./checks.ts";
 import type { LoadResult } from "./load.ts";
 import { SIGNED_KEY, type Running, type TargetId } from "./targets.ts";
 import { KiB_64, MiB_1 } from "./sizes.ts";
+import { LIBRARY_SIZE } from "./media.ts";
 
 export type Mode = "smoke" | "quick" | "full";
 
@@ -14,7 +15,7 @@ export interface Workload {
   title: string;
   /** Shorter title for the chart. */
   short?: string;
-  group: "throughput" | "concurrency" | "sweep" | "api";
+  group: "throughput" | "concurrency" | "sweep" | "api" | "library";
   /** Media key served. */
   file: string;
   /** A fixed URL path instead of the media file's (the JSON API). */
@@ -27,7 +28,8 @@ export interface Workload {
    * ratio compares two back-to-back measurements.
    */
   relativeTo?: string;
-  kind: "ranges" | "fixed";
+  /** `mix`: the player-start mix over the library (bench/lib/player-mix.ts); `file` is unused. */
+  kind: "ranges" | "fixed" | "mix";
   rangeLen?: number;
   connections: number;
   /** Headers for `fixed` requests; null means "not applicable to this target". */
@@ -116,12 +118,39 @@ const clipWorkloads = (connections: number, suffix = ""): Workload[] => [
   { ...range64k("clip64k", `Random 64 KiB ranges inside a 2 s clip${suffix}`, connections), short: "64 KiB ranges in a clip", query: CLIP_QUERY, only: ["spool", "nginx"] },
 ];
 
+/** Id of the player-start workload: run.ts builds the library and the request lists only for it. */
+export const PLAYERS = "players";
+
+/**
+ * The player-start mix (issue 15): per start a `bytes=0-1` probe, the first 256 KiB, then 2-4
+ * seeks of 64-256 KiB, on one of the library's hundred videos picked by Zipf popularity (s = 1).
+ * Spool, nginx and bare Bun (Express and FastAPI are far off on every small answer already).
+ */
+const players = (connections: number, suffix = ""): Workload => ({
+  id: PLAYERS,
+  title: `Player starts over ${LIBRARY_SIZE} videos, Zipf popularity${suffix}`,
+  short: `Player starts, ${LIBRARY_SIZE} videos (Zipf)`,
+  group: "library",
+  file: "main",
+  kind: "mix",
+  connections,
+  metric: "rps",
+  // Checked against the request list instead (run.ts, mixByteBounds).
+  expectBody: () => -1,
+  only: ["spool", "nginx", "bun"],
+});
+
 /** Spool's goal on the clip workloads: at least this multiple of nginx's rate. */
 export const CLIP_GOAL = 1.5;
 
 export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
   if (mode === "smoke") {
-    return [range64k("range64k", "Random 64 KiB ranges (smoke)", 8), signed("Signed video: random 64 KiB ranges (smoke)", 8), ...clipWorkloads(8, " (smoke)")];
+    return [
+      range64k("range64k", "Random 64 KiB ranges (smoke)", 8),
+      signed("Signed video: random 64 KiB ranges (smoke)", 8),
+      ...clipWorkloads(8, " (smoke)"),
+      players(8, " (smoke)"),
+    ];
   }
   const list: Workload[] = [
     range64k("range64k", "Random 64 KiB ranges", 64),
@@ -162,6 +191,7 @@ export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
       expectBody: (size) => size,
     },
     ...clipWorkloads(64),
+    players(64),
     range64k("c1", "64 KiB ranges, 1 connection", 1, "main", "concurrency"),
     range64k("c256", "64 KiB ranges, 256 connections", 256, "main", "concurrency"),
     ...sweep.map((key) => range64k(`sweep:${key}`, `64 KiB ranges, ${key.replace("sweep-", "").toUpperCase().replace(/([MG])$/, " $1iB")} file`, 64, key, "sweep")),
