@@ -6,8 +6,10 @@
  * Verifying costs a base64 decode, a JSON parse and an HMAC, too much for every 64 KiB range a
  * player asks for. So each distinct token is verified once (by jose) and remembered until its
  * `exp`: afterwards a request costs one Map lookup and two comparisons, synchronously.
+ *
+ * jose (46 modules) is imported on the first mint or verification, not at start: a serving
+ * process that never sees a token does not hold it (issue 15, the serving process's memory).
  */
-import { SignJWT, jwtVerify } from "jose";
 import { hot } from "../metrics/metrics.ts";
 
 export const DEFAULT_TOKEN_TTL_S = 60 * 60;
@@ -36,6 +38,9 @@ export interface MintedToken {
   expiresAt: Date;
 }
 
+let jose: Promise<typeof import("jose")> | undefined;
+const loadJose = () => (jose ??= import("jose"));
+
 export class PlaybackTokens {
   private readonly key: Uint8Array;
   private readonly verified = new Map<string, Verified>();
@@ -51,6 +56,7 @@ export class PlaybackTokens {
   async mint(videoId: string, ttlSeconds = DEFAULT_TOKEN_TTL_S): Promise<MintedToken> {
     const issuedAt = Math.floor(this.now() / 1000);
     const exp = issuedAt + ttlSeconds;
+    const { SignJWT } = await loadJose();
     const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject(videoId).setIssuedAt(issuedAt).setExpirationTime(exp).sign(this.key);
     return { token, expiresAt: new Date(exp * 1000) };
   }
@@ -77,6 +83,7 @@ export class PlaybackTokens {
   }
 
   private async verify(token: string): Promise<Verified | TokenFailure> {
+    const { jwtVerify } = await loadJose();
     try {
       const { payload } = await jwtVerify(token, this.key, {
         algorithms: ["HS256"],

@@ -7,6 +7,10 @@
  * Services get a `SpoolDb` and write one version of each query for both dialects (awaited
  * builders only). What must differ lives in small per-dialect functions side by side: the list
  * cache's freshness check (./revision.ts) and the queue's claim (src/queue/claim.ts).
+ *
+ * Each dialect's Drizzle modules are loaded only by a process that opens that dialect (SQLite's
+ * statically, PostgreSQL's on `openPostgres`): 34 modules a SQLite process does not hold for
+ * nothing (issue 15, the serving process's memory).
  */
 import { Database } from "bun:sqlite";
 import { SQL } from "bun";
@@ -14,9 +18,8 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { drizzle as drizzleSqlite, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { migrate as migrateSqlite } from "drizzle-orm/bun-sqlite/migrator";
-import { drizzle as drizzlePg, type BunSQLDatabase } from "drizzle-orm/bun-sql";
-import { migrate as migratePg } from "drizzle-orm/bun-sql/migrator";
-import * as pgTables from "./schema/pg.ts";
+import type { BunSQLDatabase } from "drizzle-orm/bun-sql";
+import type * as pgTables from "./schema/pg.ts";
 import * as sqliteTables from "./schema/sqlite.ts";
 import type { Tables } from "./schema.ts";
 import { postgresRevision, sqliteRevision, type Revision } from "./revision.ts";
@@ -90,6 +93,11 @@ function openSqlite(url: string): SpoolDb {
 }
 
 async function openPostgres(url: string): Promise<SpoolDb> {
+  const [{ drizzle: drizzlePg }, { migrate: migratePg }, pgTables] = await Promise.all([
+    import("drizzle-orm/bun-sql"),
+    import("drizzle-orm/bun-sql/migrator"),
+    import("./schema/pg.ts"),
+  ]);
   const client = new SQL(url);
   const pg = drizzlePg({ client });
   // Two servers starting at once must not both create the tables: one migrates, the other waits.

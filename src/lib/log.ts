@@ -5,7 +5,6 @@
  * that call, so what they get resolves the configured logger on every call.
  */
 import pino, { type DestinationStream, type LogFn, type Logger } from "pino";
-import pretty from "pino-pretty";
 import type { LOG_LEVELS } from "../env.ts";
 
 export type LogFormat = "json" | "pretty";
@@ -17,7 +16,9 @@ function make(level: LogLevel, format: LogFormat, destination?: DestinationStrea
   const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (destination) return pino(options, destination);
   if (format === "pretty") {
-    // In-process and synchronous: no transport worker thread, and nothing lost on exit.
+    // In-process and synchronous: no transport worker thread, and nothing lost on exit. Loaded
+    // only here: a JSON-logging server (production) never holds pino-pretty's ~40 modules.
+    const pretty = require("pino-pretty") as typeof import("pino-pretty");
     return pino(options, pretty({ sync: true, colorize: !!process.stdout.isTTY, ignore: "hostname", translateTime: "SYS:HH:MM:ss.l" }));
   }
   if (!buffer) return pino(options, pino.destination({ fd: 1, sync: true }));

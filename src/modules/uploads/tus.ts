@@ -21,9 +21,7 @@ import { uploadBytes } from "../../metrics/metrics.ts";
 import { errorFields, logger } from "../../lib/log.ts";
 import { copyFile, link, mkdir, readFile, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { FileStore } from "@tus/file-store";
-import { Server, type Upload } from "@tus/server";
-import { FileLocker } from "./file-locker.ts";
+import type { Server, Upload } from "@tus/server";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
 import { HttpError, errorResponse, badRequest, errorBody } from "../../http/errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
@@ -90,7 +88,9 @@ function playbackOf(metadata: Upload["metadata"]): Playback | undefined {
 export class ResumableUploads {
   readonly directory: string;
   readonly expiryMs: number;
-  readonly server: Server;
+  private readonly options: ResumableUploadOptions;
+  /** @tus/server, made on the first tus request (see `tus()`). */
+  private server: Promise<Server> | undefined;
   private sweeper: ReturnType<typeof setInterval> | undefined;
   /** Creation requests that came through a direct upload URL (never a client-settable header). */
   private readonly direct = new WeakMap<Request, DirectUploadRow>();
@@ -105,7 +105,24 @@ export class ResumableUploads {
   ) {
     this.directory = join(options.dataDir, "uploads");
     this.expiryMs = options.expiryMs ?? DEFAULT_UPLOAD_EXPIRY_MS;
-    this.server = new Server({
+    this.options = options;
+    // Deleting a video that is still uploading also deletes its partial bytes.
+    library.onRemove((id) => this.discard(id));
+  }
+
+  /**
+   * @tus/server, @tus/file-store and the file locker (with proper-lockfile and their helpers,
+   * about 40 modules) are loaded on the first tus request, once: a serving process that never
+   * takes an upload does not hold them (issue 15, the serving process's memory).
+   */
+  private tus(): Promise<Server> {
+    return (this.server ??= this.makeServer());
+  }
+
+  private async makeServer(): Promise<Server> {
+    const [{ Server }, { FileStore }, { FileLocker }] = await Promise.all([import("@tus/server"), import("@tus/file-store"), import("./file-locker.ts")]);
+    const options = this.options;
+    return new Server({
       path: UPLOADS_PATH,
       datastore: new FileStore({ directory: this.directory, expirationPeriodInMilliseconds: this.expiryMs }),
       // Exclusive across every process sharing DATA_DIR, not just this one (WORKERS > 1).
@@ -143,8 +160,6 @@ export class ResumableUploads {
         return { headers: { [VIDEO_ID_HEADER]: videoIdOfUpload(upload.id) ?? "" } };
       },
     });
-    // Deleting a video that is still uploading also deletes its partial bytes.
-    library.onRemove((id) => this.discard(id));
   }
 
   private dataPath(uploadId: string): string {
@@ -255,7 +270,7 @@ export class ResumableUploads {
 
   /** Answers one tus request; errors get Spool's JSON shape, tus headers are kept. */
   async handle(request: Request): Promise<Response> {
-    let response = await this.server.handleWeb(request);
+    let response = await (await this.tus()).handleWeb(request);
     // A client that hung up mid-PATCH makes @tus/server answer 500 (its body stream failed); the
     // bytes that arrived are kept and the upload resumes. Nobody reads this answer: log it as
     // what it is (nginx's 499, "client closed request"), not as a server error.

@@ -1,0 +1,93 @@
+/**
+ * A serving process holds only the modules of what it has done (issue 15: every loaded module
+ * costs resident memory, and a full collection marks all of them). A real `bun src/index.ts`,
+ * its module registry read by bench/lib/heap-probe.ts (preloaded; SIGUSR2 writes a report):
+ * after streaming, answering the API and logging JSON it has not loaded @tus/server, jose,
+ * pino-pretty or PostgreSQL's Drizzle dialect; the first tus upload and the first token mint
+ * then load what they need, and work.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { AUTH, TEST_API_KEY } from "../helpers/spool.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+let root: string | undefined;
+let server: ReturnType<typeof Bun.spawn> | undefined;
+afterAll(async () => {
+  server?.kill("SIGTERM");
+  await server?.exited;
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+/** What each lazily loaded dependency's modules look like in the registry. */
+const LAZY = {
+  tus: /node_modules\/@tus\/(server|file-store)\//,
+  jose: /node_modules\/jose\//,
+  pinoPretty: /node_modules\/pino-pretty\//,
+  // (drizzle-orm's relations.js loads pg-core in any process; the Bun.SQL driver and our PostgreSQL schema are the dialect's own)
+  postgresDialect: /node_modules\/drizzle-orm\/bun-sql\/|\/src\/db\/schema\/pg\.ts$/,
+};
+
+function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
+async function loaded(pid: number, out: string): Promise<Record<keyof typeof LAZY, boolean>> {
+  await rm(out, { force: true });
+  process.kill(pid, "SIGUSR2");
+  for (let i = 0; i < 200 && !existsSync(out); i++) await Bun.sleep(25);
+  await Bun.sleep(50);
+  const { paths } = JSON.parse(await readFile(out, "utf8")) as { paths: string[] };
+  expect(paths.some((p) => p.includes("/src/server.ts"))).toBe(true);
+  return Object.fromEntries(Object.entries(LAZY).map(([name, pattern]) => [name, paths.some((p) => pattern.test(p))])) as Record<keyof typeof LAZY, boolean>;
+}
+
+test("a serving process loads tus, jose, pino-pretty and the PostgreSQL dialect only when it needs them", async () => {
+  root = await mkdtemp(join(tmpdir(), "spool-lazy-"));
+  const out = join(root, "probe.json");
+  const port = freePort();
+  let output = "";
+  server = Bun.spawn([process.execPath, "--preload", join(ROOT, "bench/lib/heap-probe.ts"), join(ROOT, "src/index.ts")], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", LOG_FORMAT: "json", DATA_DIR: join(root, "data"), API_KEY: TEST_API_KEY, SPOOL_HEAP_PROBE_OUT: out },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  for (const stream of [server.stdout, server.stderr] as ReadableStream<Uint8Array>[]) {
+    void (async () => {
+      for await (const chunk of stream) output += new TextDecoder().decode(chunk);
+    })();
+  }
+  const deadline = Date.now() + 30_000;
+  while (!output.includes("Spool listening")) {
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`Spool did not start: ${output}`);
+    await Bun.sleep(50);
+  }
+  const base = `http://127.0.0.1:${port}`;
+
+  // Streaming, the library API, metrics and the logs (JSON): none of the lazy dependencies.
+  const probe = await fetch(`${base}/api/stream/demo`, { headers: { range: "bytes=0-1" } });
+  expect(probe.status).toBe(206);
+  await probe.arrayBuffer();
+  const list = await fetch(`${base}/api/videos`, { headers: AUTH });
+  expect(list.status).toBe(200);
+  await list.arrayBuffer();
+  expect((await fetch(`${base}/metrics`, { headers: AUTH })).status).toBe(200);
+  expect(await loaded(server.pid, out)).toEqual({ tus: false, jose: false, pinoPretty: false, postgresDialect: false });
+
+  // The first tus creation and the first token mint load theirs, and answer as always.
+  const created = await fetch(`${base}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": "10" } });
+  expect(created.status).toBe(201);
+  expect(created.headers.get("location")).toContain("/api/uploads/");
+  const minted = await fetch(`${base}/api/videos/demo/tokens`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{}" });
+  expect(minted.status).toBe(201);
+  const { token } = (await minted.json()) as { token: string };
+  expect(token.split(".")).toHaveLength(3);
+  expect(await loaded(server.pid, out)).toEqual({ tus: true, jose: true, pinoPretty: false, postgresDialect: false });
+}, 60_000);
