@@ -9,7 +9,7 @@
  *                                  a closed-loop generator cannot abort a body, and reading whole
  *                                  multi-MiB files would make this a download benchmark, so the
  *                                  suite asks for the first 256 KiB (the `moov` of these files is
- *                                  ~30 KiB; a player buffers a few hundred KiB before it plays);
+ *                                  4-12 KiB; a player buffers a few hundred KiB before it plays);
  *   3. 2-4 seeks                   `bytes=a-b` of 64-256 KiB at uniform offsets of that video.
  *
  * The list is computed here, from the shared seeded PRNG, and written to a file that
