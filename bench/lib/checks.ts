@@ -147,16 +147,36 @@ export async function checkTarget(t: Running, main: MediaFile, others: MediaFile
 }
 
 /**
- * The player-start mix: every library video has a URL on this target, the first requests of the
- * list answer 206 with the exact bytes of that video (so a target that mixed the videos up fails:
- * each file's moov is its own), and Chrome's real first request, an open-ended `bytes=0-` on the
- * most popular video, answers 206 with the whole file. Spool must also give the videos different
+ * The player-start mix: every library video has a URL on this target and answers its last 4 KiB
+ * exactly, the first requests of the list answer 206 with the exact bytes of that video (so a
+ * target that mixed the videos up fails: each file's moov is its own), and Chrome's real first
+ * request, an open-ended `bytes=0-` on the most popular video, answers 206 with the whole file. Spool must also give the videos different
  * ETags (its RAM tier keys blocks by path and ETag).
  */
 async function checkMix(t: Running, mix: MixCheck, items: CheckItem[]): Promise<void> {
   const missing = mix.library.filter((m) => t.paths[m.key] === undefined).map((m) => m.key);
   items.push({ name: `library: all ${mix.library.length} videos served`, ok: missing.length === 0, mandatory: true, detail: missing.length ? `no URL for ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}` : undefined });
   if (missing.length) return;
+  // Every video once: its last 4 KiB (the files differ there; their first bytes are all `ftyp`).
+  const wrong: string[] = [];
+  for (const m of mix.library) {
+    const start = Math.max(0, m.size - 4096);
+    try {
+      const res = await get(t.baseUrl + (t.paths[m.key] ?? ""), { Range: `bytes=${start}-${m.size - 1}` });
+      const body = new Uint8Array(await res.arrayBuffer());
+      if (res.status !== 206 || res.headers.get("content-range") !== `bytes ${start}-${m.size - 1}/${m.size}` || !sameBytes(body, await fileSlice(m.path, start, m.size - 1))) {
+        wrong.push(`${m.key} (${res.status})`);
+      }
+    } catch (e) {
+      wrong.push(`${m.key} (${String(e).slice(0, 80)})`);
+    }
+  }
+  items.push({
+    name: `library: the last 4 KiB of each of the ${mix.library.length} videos, 206 + exact bytes`,
+    ok: wrong.length === 0,
+    mandatory: true,
+    detail: wrong.length ? `wrong: ${wrong.slice(0, 5).join(", ")}${wrong.length > 5 ? `, … (${wrong.length})` : ""}` : undefined,
+  });
   for (const r of mix.requests) {
     const m = mix.library[r.video] as MediaFile;
     await checkRange(t, m, r.start, r.end, items, t.paths[m.key], `mix ${m.key}`);
