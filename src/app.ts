@@ -3,6 +3,7 @@
  * so tests and the CLI build exactly what production runs.
  */
 import { access, constants } from "node:fs/promises";
+import { join } from "node:path";
 import { Elysia, ValidationError } from "elysia";
 import { errorFields, logger } from "./lib/log.ts";
 import { idOf, requestTelemetry } from "./lib/requests.ts";
@@ -17,6 +18,7 @@ import type { Config } from "./config.ts";
 import type { SpoolDb } from "./db/client.ts";
 import { fileServer } from "./files/send-file.ts";
 import { MemoryTier } from "./files/memory-tier.ts";
+import { ClipStore } from "./files/clip-store.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "./http/errors.ts";
 import { bodyLimits } from "./modules/body-limit/plugin.ts";
 import { healthRoutes } from "./modules/health/routes.ts";
@@ -119,7 +121,9 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
   });
   const hls = new HlsService(library, jobs, wake);
   const memory = config.memoryCacheBytes ? new MemoryTier({ maxBytes: config.memoryCacheBytes }) : undefined;
-  const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]), undefined, memory, objects);
+  // Clips kept as files (whole clips by sendfile): shared by the processes of this DATA_DIR.
+  const clipStore = config.clipCacheBytes ? new ClipStore({ dir: join(config.dataDir, "cache", "clips"), maxBytes: config.clipCacheBytes, memory }) : undefined;
+  const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]), undefined, memory, objects, clipStore);
   const access = new AccessControl(db, { apiKey: config.apiKey, signingSecret: config.signingSecret, trustProxy: config.trustProxy });
   const retention = new RetentionSweeper(library, () => uploads.videoIds(), {
     retentionMs: config.failedRetentionMs ?? DEFAULT_FAILED_RETENTION_MS,

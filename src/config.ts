@@ -23,6 +23,8 @@ export interface Config {
   cacheTtlMs: number;
   /** The RAM tier's bound per serving process (MEMORY_CACHE_BYTES); 0 or unset: off. */
   memoryCacheBytes?: number;
+  /** Disk bound of clips kept as files (CLIP_CACHE_BYTES, under DATA_DIR/cache/clips); 0 or unset: off. */
+  clipCacheBytes?: number;
   /** Processes serving the same port (SO_REUSEPORT). */
   workers: number;
   production: boolean;
@@ -188,6 +190,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     seedDemo: e.SEED_DEMO!,
     cacheTtlMs: e.CACHE_TTL_MS!,
     memoryCacheBytes: e.MEMORY_CACHE_BYTES!,
+    clipCacheBytes: e.CLIP_CACHE_BYTES!,
     // One process per core by default; PORT=0 (any free port) cannot be shared, so it means one.
     workers: e.PORT === 0 ? 1 : (e.WORKERS ?? availableParallelism()),
     production: e.NODE_ENV === "production",

@@ -115,6 +115,11 @@ export const ENV = {
     1000,
   ),
   MEMORY_CACHE_BYTES: int("RAM tier per serving process: hot blocks of videos and `/static` files (every video's first 320 KiB, then blocks asked for repeatedly) answered from memory when an answer is at most 256 KiB (`0`: off, every answer by sendfile)", 32 * 1024 ** 2, { shown: "`33554432` (32 MiB)" }),
+  CLIP_CACHE_BYTES: int(
+    "Disk space under `DATA_DIR/cache/clips` for MP4 clips (`?start=&end=`) kept as files of their own, shared by the processes of a machine, least recently used out first; a kept clip goes out by sendfile with a Content-Length; clips over 1/8 of this are always streamed (`0`: off, every clip streamed)",
+    1024 ** 3,
+    { shown: "`1073741824` (1 GiB)" },
+  ),
   SEED_DEMO: flag("Put the demo clip (id `demo`) in an empty library", true),
   WORKERS: { ...int("", 1, { minimum: 1 }), schema: Type.Integer({ minimum: 1, maximum: 256 }) as TInteger, shown: "number of cores", doc: "Serving processes sharing the port (SO_REUSEPORT); they relay their changes to each other over IPC (`PORT=0` means one)" },
   CORS_ORIGINS: {

@@ -112,6 +112,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   await ctx.library.listen();
   await ctx.library.storage.init(primary);
   await ctx.objects?.init();
+  await ctx.catalog.clips?.init();
   // STORAGE=s3: objects whose video is gone (a removal while the bucket was down) are deleted later.
   const orphans = primary && ctx.objects ? new OrphanSweeper(ctx.store, async (id) => (await ctx.library.get(id)) !== undefined) : undefined;
   orphans?.start();

@@ -7,6 +7,10 @@
  * is a `BunFile` slice, sent with sendfile(2). Ranges that span the header and the file (the
  * whole clip, `bytes=0-`) and multipart answers go through a bounded pull stream, as the file
  * engine's own multipart answers do (see `streamSlices` in serve.ts for why).
+ *
+ * With a ClipStore (CLIP_CACHE_BYTES), a clip that fits is also written once to a file of its
+ * own (clip-store.ts); from then on the plain file engine answers for it (`serveEntity`): the
+ * whole clip with sendfile and a Content-Length, ranges by Bun's range code, the same headers.
  */
 import type { BunFile } from "bun";
 import { evaluatePreconditions, ifRangeAllows, type Validators } from "../http/conditional.ts";
@@ -19,7 +23,8 @@ import { Mp4Error } from "../media/mp4/boxes.ts";
 import { DEFAULT_MAX_MOOV_BYTES, fileBytes, readMovie, type MovieFile, type MovieReader } from "../media/mp4/file.ts";
 import { hot } from "../metrics/metrics.ts";
 import { ByteCache } from "./byte-cache.ts";
-import type { EngineOptions } from "./serve.ts";
+import type { ClipStore } from "./clip-store.ts";
+import { serveEntity, type EngineOptions } from "./serve.ts";
 import type { FileEntity } from "./entity.ts";
 
 /** Seconds; `end` undefined means "to the end". */
@@ -48,6 +53,10 @@ export interface ClipEntity extends Validators {
   notModifiedHeaders: Headers;
   /** Where the media bytes come from when they are not a local file (an object in a bucket). */
   media?: ClipMedia;
+  /** The store that keeps clips as files (CLIP_CACHE_BYTES); undefined: always streamed. */
+  store?: ClipStore;
+  /** Set by the store once the clip's bytes are a complete file of their own: answered from it. */
+  stored?: FileEntity;
 }
 
 /**
@@ -198,6 +207,9 @@ function rangeBody(clip: ClipEntity, range: ByteRange): BodyInit {
 }
 
 export function serveClipEntity(request: Request, clip: ClipEntity, options: EngineOptions = {}): Response {
+  // Kept as a file (or, on a miss, its build started): the file engine answers, same headers.
+  const stored = clip.store?.entityFor(clip);
+  if (stored !== undefined) return serveEntity(request, stored, options);
   const method = request.method;
   if (method !== "GET" && method !== "HEAD") {
     return errorResponse(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" });
@@ -276,6 +288,8 @@ export interface ClipCacheOptions {
   maxMoovBytes?: number;
   /** Where a base entity's bytes come from when they are not its local file (STORAGE=s3). */
   mediaFor?: (base: FileEntity) => ClipMedia | undefined;
+  /** Keeps clips as files of their own (CLIP_CACHE_BYTES); unset: clips are always streamed. */
+  store?: ClipStore;
 }
 
 /**
@@ -288,11 +302,14 @@ export class ClipCache {
   private readonly pending = new Map<string, Promise<ClipEntity>>();
   private readonly maxMoovBytes: number;
   private readonly mediaFor: (base: FileEntity) => ClipMedia | undefined;
+  /** Where clips are kept as files (undefined: streamed). */
+  readonly disk: ClipStore | undefined;
 
   constructor(options: ClipCacheOptions = {}) {
     this.store = new ByteCache(options.maxBytes ?? 64 * 1024 * 1024);
     this.maxMoovBytes = options.maxMoovBytes ?? DEFAULT_MAX_MOOV_BYTES;
     this.mediaFor = options.mediaFor ?? (() => undefined);
+    this.disk = options.store;
   }
 
   private static fileKey(base: FileEntity): string {
@@ -357,7 +374,9 @@ export class ClipCache {
       throw error;
     }
     const media = this.mediaFor(base);
-    const entity: ClipEntity = media ? { ...makeClipEntity(base, layout, interval, variant), media } : makeClipEntity(base, layout, interval, variant);
+    const entity: ClipEntity = makeClipEntity(base, layout, interval, variant);
+    if (media) entity.media = media;
+    if (this.disk) entity.store = this.disk;
     this.store.set(key, entity, layout.header.length + 2048);
     return entity;
   }

@@ -95,6 +95,9 @@ export async function startTestSpool(overrides: Partial<Config> = {}): Promise<T
     // The RAM tier is on, as in production; SPOOL_TEST_MEMORY_CACHE_BYTES=0 runs a suite with it
     // off (the tier must never change a byte or a header: test/integration/memory-tier.test.ts).
     memoryCacheBytes: Number(process.env.SPOOL_TEST_MEMORY_CACHE_BYTES ?? 64 * 1024 * 1024),
+    // Clips are kept as files once asked for, as in production (test/integration/clip-store.test.ts
+    // compares them with streamed ones); SPOOL_TEST_CLIP_CACHE_BYTES=0 streams every clip.
+    clipCacheBytes: Number(process.env.SPOOL_TEST_CLIP_CACHE_BYTES ?? 256 * 1024 * 1024),
     workers: 1,
     production: false,
     apiKey: TEST_API_KEY,

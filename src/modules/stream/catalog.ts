@@ -10,9 +10,10 @@ import { makeEntity, type FileEntity } from "../../files/entity.ts";
 import { statEntity } from "../../files/cache.ts";
 import { serveBody } from "../../files/serve.ts";
 import type { MemoryTier } from "../../files/memory-tier.ts";
+import type { ClipStore } from "../../files/clip-store.ts";
 import type { VideoRow } from "../../db/schema.ts";
 import { extensionOf } from "../../http/content-type.ts";
-import { logger } from "../../lib/log.ts";
+import { errorFields, logger } from "../../lib/log.ts";
 import { hot } from "../../metrics/metrics.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import type { ObjectServer } from "../../storage/serve.ts";
@@ -76,10 +77,32 @@ export class StreamCatalog {
      * only once its object is complete), so loading one costs no round trip to the bucket.
      */
     readonly objects?: ObjectServer,
+    /** Clips kept as files (CLIP_CACHE_BYTES); undefined: clips are always streamed. */
+    readonly clips?: ClipStore,
   ) {
     this.body = objects ? (request, entity) => objects.body(request, entity) : serveBody;
     // "*": another process's changes may have been missed (the listener reconnected).
-    library.events.on("invalidated", (id: string) => (id === "*" ? this.entries.clear() : this.entries.delete(id)));
+    library.events.on("invalidated", (id: string) => {
+      if (id === "*") return this.entries.clear();
+      const gone = this.entries.get(id)?.video;
+      this.entries.delete(id);
+      if (gone && this.clips) void this.removeClipsIfGone(gone);
+    });
+  }
+
+  /**
+   * A video that is no longer ready (deleted, or failed) under the same file: its kept clips are
+   * removed (the route already answers 404 for them; this frees the disk at once rather than
+   * when they age out). Any change invalidates, so the row is looked at first.
+   */
+  private async removeClipsIfGone(video: CachedVideo): Promise<void> {
+    try {
+      const row = await this.library.get(video.id);
+      if (row?.status === "ready" && row.sha256 && video.inline.etag === `"${row.sha256.slice(0, 32)}"`) return;
+      await this.clips!.removeSource(video.inline.path);
+    } catch (error) {
+      logger("stream").warn({ video: video.id, ...errorFields(error) }, "kept clips of a removed video were not removed; they age out");
+    }
   }
 
   /** Drops whatever entry serves this file (it was found missing at send time). */

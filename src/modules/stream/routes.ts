@@ -41,7 +41,8 @@ function clipCacheFor(catalog: StreamCatalog): ClipCache {
   let cache = clipCaches.get(catalog);
   const objects = catalog.objects;
   // STORAGE=s3: a clip's moov and media come from the bucket, through the block cache.
-  if (!cache) clipCaches.set(catalog, (cache = new ClipCache(objects ? { mediaFor: (base) => objects.clipMedia(base) } : {})));
+  // CLIP_CACHE_BYTES: clips that fit are kept as files and answered by the file engine.
+  if (!cache) clipCaches.set(catalog, (cache = new ClipCache({ ...(objects ? { mediaFor: (base) => objects.clipMedia(base) } : {}), store: catalog.clips })));
   return cache;
 }
 
