@@ -92,10 +92,10 @@ function serveSigned(request: Request, video: CachedVideo, context: StreamContex
 }
 
 function serveVideo(request: Request, video: CachedVideo, context: StreamContext): Response | Promise<Response> {
-  // A 304 for the file's own tag is settled before the URL is read (`request.url` builds the
-  // whole string, which costs more than the rest of a 304): a clip's tag never equals it.
+  // The file's preconditions are evaluated first, but answered only once the URL is known to
+  // name the file: on a clip URL (`?start=`) the clip's own tag decides, so If-None-Match with
+  // the file's tag gets the clip, not a 304 for another representation.
   const settled = preconditionResponse(request, video.inline);
-  if (settled !== null && settled.status === 304 && request.headers.get("if-none-match") !== null) return settled;
   const url = request.url;
   const q = url.indexOf("?");
   if (q < 0) return settled ?? context.body(request, video.inline);
