@@ -19,7 +19,7 @@ import { checkTarget, scrapeTier, type CheckReport, type MixCheck, type TierStat
 import { runLoad, wrkVersion, type Generator, type LoadResult, type LoadSpec } from "./lib/load.ts";
 import { machineInfo } from "./lib/machine.ts";
 import { ensureLibrary, ensureMainVideo, ensureSweep, freeBytes, type LibraryVideo, type MediaFile } from "./lib/media.ts";
-import { MIX_HEAD_BYTES, buildMix, mixByteBounds, topShare, writeMix, writePaths, type MixRequest } from "./lib/player-mix.ts";
+import { MIX_HEAD_BYTES, MIX_ZIPF_S, buildMix, mixByteBounds, topShare, writeMix, writePaths, type MixRequest } from "./lib/player-mix.ts";
 import { tierBytesOf, writeReports, type MixInfo, type SlowCell, type TierDelta, type SuiteResult, type TargetSummary, type WorkloadResult } from "./lib/report.ts";
 import { NoiseMeter, RssSampler, resetHwm, treeHwm, treeRss, waitIdle } from "./lib/rss.ts";
 import { runSoak } from "./lib/soak.ts";
@@ -257,7 +257,7 @@ class MixPlan {
       totalBytes: sizes.reduce((a, b) => a + b, 0),
       minBytes: Math.min(...sizes),
       maxBytes: Math.max(...sizes),
-      zipfS: 1,
+      zipfS: MIX_ZIPF_S,
       top10Share: topShare(sizes.length, 10),
       headBytes: MIX_HEAD_BYTES,
       requestsPerStart: starts ? one.length / starts : NaN,
