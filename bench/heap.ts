@@ -1,7 +1,7 @@
 /**
  * What a Spool serving process holds, phase by phase (issue 15's "leaner serving process").
  *
- *   bun bench/heap.ts [--tier=BYTES] [--readers=1000] [--seconds=10] [--smol] [--json]
+ *   bun bench/heap.ts [--tier=BYTES] [--readers=1000] [--seconds=10] [--smol] [--child] [--json]
  *
  * Starts `bun src/index.ts` the way the bench does (NODE_ENV=production, WORKERS=1,
  * TRANSCODE_IN_SERVER=0; MEMORY_CACHE_BYTES=0 unless --tier), with bench/lib/heap-probe.ts
@@ -19,9 +19,14 @@
  *   slow-all      1,000 slow readers again: the bench's own case (its checks touch the API
  *                 before the slow readers start)
  *
+ * --child: WORKERS=2, and every figure is the WORKERS child's (the primary serves every route
+ * from the start; a child only what it has been asked for). Requests go to both processes (the
+ * kernel spreads connections), so the child sees about half of each phase's; the `other` phase
+ * repeats its requests on new connections until one has reached the child.
+ *
  * Server on core 0, clients on core 1 (as the bench), when taskset exists.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { resetHwm, treeHwm } from "./lib/rss.ts";
@@ -32,6 +37,7 @@ const tier = args.get("--tier") ?? "0";
 const readers = Number(args.get("--readers") ?? 1000);
 const seconds = Number(args.get("--seconds") ?? 10);
 const smol = args.has("--smol");
+const childMode = args.has("--child");
 const BUN = process.execPath;
 const KEY = "heap-probe-api-key-0123456789";
 
@@ -47,22 +53,37 @@ const env: Record<string, string> = {
   HOST: LOOPBACK,
   DATA_DIR: dataDir,
   SEED_DEMO: "0",
-  WORKERS: "1",
+  WORKERS: childMode ? "2" : "1",
   TRANSCODE_IN_SERVER: "0",
   API_KEY: KEY,
   METRICS: "1",
   MEMORY_CACHE_BYTES: tier,
   LOG_LEVEL: "warn",
   SPOOL_HEAP_PROBE_OUT: out,
+  // The child is started by src/index.ts without our flags: BUN_OPTIONS reaches it through the environment.
+  ...(childMode ? { BUN_OPTIONS: `${smol ? "--smol " : ""}--preload ${resolve(REPO_ROOT, "bench/lib/heap-probe.ts")}` } : {}),
 };
 
 const ingest = await run([BUN, resolve(REPO_ROOT, "src/cli/ingest.ts"), mainVideo, "--title", "heap probe", "--playback", "public"], { env, timeoutMs: 300_000, name: "ingest" });
 const id = (JSON.parse(ingest.stdout.slice(ingest.stdout.indexOf("{"))) as { id: string }).id;
 const port = await freePort();
 const base = `http://${LOOPBACK}:${port}`;
-const cmd = [BUN, ...(smol ? ["--smol"] : []), "--preload", resolve(REPO_ROOT, "bench/lib/heap-probe.ts"), resolve(REPO_ROOT, "src/index.ts")];
+const cmd = childMode ? [BUN, resolve(REPO_ROOT, "src/index.ts")] : [BUN, ...(smol ? ["--smol"] : []), "--preload", resolve(REPO_ROOT, "bench/lib/heap-probe.ts"), resolve(REPO_ROOT, "src/index.ts")];
 const server = spawnTracked("spool", pinned(SERVER_CORE, cmd), { env: { ...env, PORT: String(port) }, stdout: "inherit", stderr: "inherit" });
-const pid = server.proc.pid;
+const primaryPid = server.proc.pid;
+let pid = primaryPid;
+
+/** The WORKERS child of the primary (--child). */
+function childOf(parent: number): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent) return Number(entry);
+    } catch {}
+  }
+  return undefined;
+}
 
 interface Snapshot {
   rss: number;
@@ -96,7 +117,7 @@ async function streamLoad(n: number): Promise<void> {
         const k = i + j;
         const start = (k * 7919 * 65536) % Math.max(1, size - 65536);
         const headers: Record<string, string> = k % 3 === 0 ? { range: "bytes=0-1" } : k % 3 === 1 ? { range: `bytes=${start}-${start + 65535}` } : { "if-none-match": etag };
-        await (await fetch(url, { headers })).arrayBuffer();
+        await (await fetch(url, { headers: { ...headers, ...(childMode ? { connection: "close" } : {}) } })).arrayBuffer();
       }),
     );
   }
@@ -122,9 +143,20 @@ async function slowReaders(): Promise<{ peak: number; served: string }> {
 }
 
 async function otherRoutes(): Promise<void> {
-  const auth = { authorization: `Bearer ${KEY}` };
+  if (!childMode) return otherRoutesOnce();
+  for (let i = 0; i < 100; i++) {
+    await otherRoutesOnce();
+    await snapshot("probe");
+    const probe = rows.pop()!;
+    if (probe.snap.byPackage.elysia) return;
+  }
+  throw new Error("no request reached the child");
+}
+
+async function otherRoutesOnce(): Promise<void> {
+  const auth = { authorization: `Bearer ${KEY}`, connection: "close" };
   const ok = async (path: string, init?: RequestInit) => {
-    const r = await fetch(`${base}${path}`, init);
+    const r = await fetch(`${base}${path}`, { ...init, headers: { connection: "close", ...(init?.headers as Record<string, string>) } });
     await r.arrayBuffer();
     if (r.status >= 400) throw new Error(`${path} answered ${r.status}`);
   };
@@ -139,7 +171,14 @@ async function otherRoutes(): Promise<void> {
 
 const mib = (n: number) => (n / 2 ** 20).toFixed(1);
 try {
-  if (!(await waitForHttp(`${base}/health`, 30_000))) throw new Error("Spool did not answer /health");
+  if (childMode) {
+    // /health would build the child's app: wait for the child to be listening instead.
+    for (let i = 0; i < 300 && (pid === primaryPid || !(await fetch(`${base}/api/stream/${id}`, { method: "HEAD" }).then((r) => r.ok, () => false))); i++) {
+      await sleep(100);
+      pid = childOf(primaryPid) ?? primaryPid;
+    }
+    await sleep(3000);
+  } else if (!(await waitForHttp(`${base}/health`, 30_000))) throw new Error("Spool did not answer /health");
   await sleep(1000);
   await snapshot("started");
   await streamLoad(2000);
@@ -157,7 +196,7 @@ try {
 }
 
 if (args.has("--json")) console.log(JSON.stringify(rows, null, 2));
-console.log(`\nSpool heap probe: MEMORY_CACHE_BYTES=${tier}${smol ? ", --smol" : ""}, ${readers} slow readers x ${seconds} s, ${mainVideo.split("/").pop()}\n`);
+console.log(`\nSpool heap probe${childMode ? " (the WORKERS child)" : ""}: MEMORY_CACHE_BYTES=${tier}${smol ? ", --smol" : ""}, ${readers} slow readers x ${seconds} s, ${mainVideo.split("/").pop()}\n`);
 console.log("| phase | RSS MiB | peak RSS MiB | RSS after full GC | live heap MiB | objects | modules (src) | full GC ms | loop stalls p99 / max ms, >10 ms | readers |");
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 for (const { phase, snap, peak, served } of rows) {

@@ -1,31 +1,19 @@
 /**
- * Composes Spool's Elysia app from its feature modules. Pure wiring: no listening, no globals,
- * so tests and the CLI build exactly what production runs.
+ * Composes Spool's services (createContext) and this process's worker. Pure wiring: no
+ * listening, no globals, so tests and the CLI build exactly what production runs. The Elysia app
+ * over them is src/web.ts (createApp): this module loads no Elysia, so a WORKERS child that has
+ * only streamed, the worker CLI and the ingest CLI do not hold it (issue 15).
  */
-import { access, constants } from "node:fs/promises";
 import { join } from "node:path";
-import { Elysia, ValidationError } from "elysia";
 import { errorFields, logger } from "./lib/log.ts";
-import { idOf, requestTelemetry } from "./lib/requests.ts";
-import { methodTable } from "./http/allow.ts";
-import { requestPath } from "./http/path.ts";
 import { registry } from "./metrics/metrics.ts";
-import { metricsRoutes } from "./metrics/routes.ts";
-import { mutationLimit } from "./access/mutation-limit.ts";
-import { accessRoutes } from "./access/plugin.ts";
 import { AccessControl } from "./access/service.ts";
 import type { Config } from "./config.ts";
 import type { SpoolDb } from "./db/client.ts";
-import { fileServer } from "./files/send-file.ts";
 import { MemoryTier } from "./files/memory-tier.ts";
 import { ClipStore } from "./files/clip-store.ts";
-import { HttpError, errorResponse, httpErrorResponse } from "./http/errors.ts";
-import { bodyLimits } from "./modules/body-limit/plugin.ts";
-import { healthRoutes } from "./modules/health/routes.ts";
-import { corsRoutes } from "./modules/cors/plugin.ts";
-import { hlsRoutes } from "./modules/hls/routes.ts";
+import { errorResponse } from "./http/errors.ts";
 import { HlsService } from "./modules/hls/service.ts";
-import { playerRoutes } from "./modules/player/routes.ts";
 import { MediaTools } from "./media/tools.ts";
 import { IngestJobs } from "./modules/ingest/job.ts";
 import { ImportJobs } from "./modules/imports/job.ts";
@@ -36,21 +24,16 @@ import { JobRunner, type JobHandler } from "./queue/runner.ts";
 import { importConfig, transcodeConfig } from "./config.ts";
 import { IngestPipeline } from "./modules/ingest/pipeline.ts";
 import { DEFAULT_INGEST_LIMITS } from "./media/probe.ts";
-import { openapiRoutes } from "./modules/openapi/plugin.ts";
-import { staticRoutes } from "./modules/static/routes.ts";
 import { StreamCatalog } from "./modules/stream/catalog.ts";
-import { nativeStreamRoute, streamCorsHeaders, streamRoutes } from "./modules/stream/routes.ts";
-import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
+import { streamCorsHeaders } from "./modules/stream/routes.ts";
 import { Thumbnails } from "./modules/thumbnails/service.ts";
-import { uploadRoutes } from "./modules/uploads/routes.ts";
 import { ResumableUploads } from "./modules/uploads/tus.ts";
 import { DirectUploads } from "./modules/uploads/direct.ts";
-import { videoRoutes } from "./modules/videos/routes.ts";
 import { VideoLibrary } from "./library/videos.ts";
 import { DEFAULT_FAILED_RETENTION_MS, RetentionSweeper } from "./modules/videos/retention.ts";
 import { Storage } from "./library/storage.ts";
-import { createBlockCache, createObjectStore, defaultStorageConfig, ObjectNotFound, StorageUnavailable, type ObjectStore } from "./storage/index.ts";
-import { ObjectServer, storageErrorResponse } from "./storage/serve.ts";
+import { createBlockCache, createObjectStore, defaultStorageConfig, type ObjectStore } from "./storage/index.ts";
+import { ObjectServer } from "./storage/serve.ts";
 
 const log = logger("http");
 
@@ -170,22 +153,11 @@ export async function stopWorker(ctx: AppContext): Promise<void> {
   await worker?.stop();
 }
 
-function validationMessage(error: Readonly<ValidationError>): string {
-  // A schema's own `error` text (e.g. the video id's) says it better than the generic one.
-  if (typeof error.customError === "string") return error.customError;
-  const first = error.all[0];
-  if (first && "path" in first) {
-    const where = first.path ? `${error.type} ${first.path.replace(/^\//, "").replaceAll("/", ".")}` : error.type;
-    return `${where}: ${first.message}`;
-  }
-  return `Invalid ${error.type}`;
-}
-
 /**
  * Errors raised by Bun itself, after a handler returned: in practice a file that vanished
  * between the cached stat and sendfile. Drop the stale cache entry and answer like any 404.
  */
-function nativeError(ctx: AppContext, error: Error): Response {
+export function nativeError(ctx: AppContext, error: Error): Response {
   const { code, path } = error as NodeJS.ErrnoException;
   if (code === "ENOENT" && path) {
     ctx.catalog.forgetPath(path);
@@ -195,88 +167,3 @@ function nativeError(ctx: AppContext, error: Error): Response {
   log.error(errorFields(error), "error in the server");
   return errorResponse(500, "internal_error", "Something went wrong on our side");
 }
-
-/** What /ready checks: the database answers a query, and DATA_DIR can be written (or the bucket answers). */
-async function readinessChecks(ctx: AppContext): Promise<Record<string, string>> {
-  const check = async (probe: () => unknown): Promise<string> => {
-    try {
-      await probe();
-      return "ok";
-    } catch (error) {
-      return error instanceof Error ? error.message : String(error);
-    }
-  };
-  const [database, storage] = await Promise.all([
-    check(() => ctx.db.ping()),
-    check(() => (ctx.objects ? ctx.store.check() : access(ctx.config.dataDir, constants.W_OK))),
-  ]);
-  return { database, storage };
-}
-
-export function createApp(ctx: AppContext) {
-  // Which methods a path supports, for 405 + Allow; built from the route table on first need.
-  let methodsFor: ((path: string) => string[]) | undefined;
-  /** The JSON error for anything a handler (or Elysia) throws. */
-  const errorAnswer = ({ code, error, request }: { code: string | number; error: unknown; request: Request }): Response => {
-    if (error instanceof HttpError) return httpErrorResponse(error);
-    if (error instanceof StorageUnavailable || error instanceof ObjectNotFound) return storageErrorResponse(error);
-    switch (code) {
-      case "NOT_FOUND": {
-        const path = requestPath(request.url);
-        const allowed = (methodsFor ??= methodTable(app.routes))(path);
-        if (allowed.length) return errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${path}`, { allow: allowed.join(", ") });
-        return errorResponse(404, "not_found", `No route for ${request.method} ${path}`);
-      }
-      case "VALIDATION":
-        return errorResponse(400, "bad_request", validationMessage(error as ValidationError));
-      case "PARSE":
-        return errorResponse(400, "bad_request", "The request body could not be parsed");
-      case "INVALID_COOKIE_SIGNATURE":
-      case "INVALID_FILE_TYPE":
-        return errorResponse(400, "bad_request", (error as Error).message);
-    }
-    // Anything else is our bug: log it in full (the path, never the query: it can hold a token),
-    // tell the client nothing internal.
-    log.error({ reqId: idOf(request), method: request.method, path: requestPath(request.url), ...errorFields(error) }, "unhandled error");
-    return errorResponse(500, "internal_error", "Something went wrong on our side");
-  };
-  const app = new Elysia({
-    serve: {
-      // Bun's own limit would answer a large Content-Length with a bare 413 before any handler
-      // runs; bodyLimits() below enforces the real limits with JSON errors instead.
-      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-      // Never Bun's HTML error page with a stack trace, whatever NODE_ENV says.
-      development: false,
-      error: (error) => nativeError(ctx, error),
-      // The hot path as a native Bun route; Bun prefers it over Elysia's route of the same path.
-      routes: nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true }),
-    },
-  })
-    .onError((context) => {
-      const response = errorAnswer(context);
-      // The request log and metrics read the status from here (onAfterResponse).
-      context.set.status = response.status;
-      return response;
-    })
-    // Every answer gets its X-Request-Id and log line, refusals included.
-    .use(requestTelemetry())
-    // Credentials first: an unauthenticated request learns nothing, not even a size limit.
-    .use(accessRoutes(ctx.access))
-    .use(mutationLimit(ctx.access, ctx.config.mutationRateLimit ?? 120))
-    .use(bodyLimits(ctx.config.maxUploadBytes))
-    .use(corsRoutes(ctx.config.corsOrigins ?? ["*"]))
-    .use(fileServer())
-    .use(healthRoutes({ draining: () => ctx.lifecycle.draining, checks: () => readinessChecks(ctx) }))
-    .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))
-    .use(streamRoutes(ctx.catalog, ctx.access))
-    .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access, downloads: ctx.imports.events, objects: ctx.objects }, ctx.config.cacheTtlMs))
-    .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs))
-    .use(videoRoutes(ctx.library, ctx.ingest, ctx.access, ctx.config.maxUploadBytes, ctx.imports))
-    .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs, ctx.objects))
-    .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))
-    .use(openapiRoutes())
-    .use(staticRoutes(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory));
-  return app;
-}
-
-export type App = ReturnType<typeof createApp>;

@@ -4,12 +4,15 @@
  */
 import { resolve } from "node:path";
 import { API_KEY_FILE, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
-import { createApp, createContext, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
+import type { Server } from "bun";
+import { createContext, nativeError, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
 import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 import { errorFields, logger } from "./lib/log.ts";
 import { gauge } from "./metrics/metrics.ts";
+import { nativeStreamRoute } from "./modules/stream/routes.ts";
 import { OrphanSweeper } from "./storage/orphans.ts";
+import type { App } from "./web.ts";
 
 export const DEMO_VIDEO_ID = "demo";
 const DEMO_FIXTURE = resolve(import.meta.dir, "../fixtures/demo.mp4");
@@ -99,6 +102,64 @@ function jobGauges(ctx: AppContext): void {
   gauge("spool_transcode_jobs_running", "HLS transcodes running", () => count("transcode", ["running"]));
 }
 
+/**
+ * A WORKERS child listens with Bun's router holding only the native stream route, and builds the
+ * Elysia app (src/web.ts: every other route, TypeBox's compiled schemas, OpenAPI, the pages) on
+ * its first request that is not a stream, once: requests arriving meanwhile wait for the same
+ * build. Until then the child does not hold Elysia or the route modules (issue 15; measured
+ * with bench/heap.ts). The options are those Elysia's listen() would give (createApp's `serve`
+ * and Elysia's defaults), and once built the app takes over the server through its own listen()
+ * (`adopt`), so from then on the child is exactly what the primary is.
+ */
+function serveLean(ctx: AppContext, listen: { port: number; hostname: string; reusePort: boolean }, adopted: (app: App) => void): Server<undefined> {
+  let building: Promise<App> | undefined;
+  const build = async (): Promise<App> => {
+    const { createApp } = await import("./web.ts");
+    const app = createApp(ctx);
+    adopt(app, server, listen);
+    adopted(app);
+    log.debug("first request that is not a stream: the Elysia app is built");
+    return app;
+  };
+  const server: Server<undefined> = Bun.serve({
+    ...listen,
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    development: false,
+    idleTimeout: 30,
+    error: (error) => nativeError(ctx, error),
+    routes: nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true }),
+    fetch(request) {
+      // A failed build (it should not fail) is retried by the next request; this one gets a 500.
+      building ??= build().catch((error: unknown) => {
+        building = undefined;
+        throw error;
+      });
+      return building.then((app) => app.fetch(request));
+    },
+  });
+  return server;
+}
+
+/**
+ * Elysia's listen(), against the server that already listens: its Bun.serve call becomes a
+ * `reload` of that server with the same options (routes, fetch, error handler), so the sockets
+ * and connections in flight stay, and `app.server`, `app.stop()` and Elysia's own later reload
+ * work as if the app had listened itself.
+ */
+function adopt(app: App, server: Server<undefined>, listen: { port: number; hostname: string; reusePort: boolean }): void {
+  const bun = Bun as unknown as { serve: unknown };
+  const serve = bun.serve;
+  bun.serve = (options: Parameters<Server<undefined>["reload"]>[0]) => {
+    server.reload(options);
+    return server;
+  };
+  try {
+    app.listen(listen);
+  } finally {
+    bun.serve = serve;
+  }
+}
+
 /** How often the primary sweeps tmp/ of what dead processes (CLI ingests, crashed workers) left. */
 export const TMP_SWEEP_MS = 10_000;
 
@@ -138,15 +199,22 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   }
 
   // With several workers, each process binds the same port and the kernel spreads connections.
-  let app: ReturnType<typeof createApp>;
+  const listen = { port: config.port, hostname: config.host, reusePort: config.workers > 1 };
+  let app: App | undefined;
+  let server: Server<undefined>;
   try {
-    app = createApp(ctx).listen({ port: config.port, hostname: config.host, reusePort: config.workers > 1 });
+    if (primary) {
+      const { createApp } = await import("./web.ts");
+      app = createApp(ctx).listen(listen);
+      server = app.server!;
+    } else {
+      server = serveLean(ctx, listen, (built) => (app = built));
+    }
   } catch (error) {
     await stopWorker(ctx);
     await handle.close();
     throw new PortTakenError(`cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const server = app.server!;
   gauge("spool_http_requests_in_flight", "Requests being answered by this process (streams included)", () => server.pendingRequests);
   jobGauges(ctx);
   const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
@@ -166,7 +234,8 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
         const drained = await Promise.race([server.stop(false).then(() => true), Bun.sleep(graceMs).then(() => false)]);
         if (!drained) log.warn({ graceMs, inFlight: server.pendingRequests }, "grace period over: closing the connections still open");
       }
-      await app.stop(true);
+      if (app) await app.stop(true);
+      else await server.stop(true);
       // Running jobs are stopped and handed back to the queue (staged bytes stay for the next run).
       await stopWorker(ctx);
       await ctx.library.storage.close();

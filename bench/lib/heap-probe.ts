@@ -20,7 +20,8 @@
 import { heapStats } from "bun:jsc";
 import { renameSync, writeFileSync } from "node:fs";
 
-const out = process.env.SPOOL_HEAP_PROBE_OUT;
+/** Where to write; `%p` stands for this process's id (a WORKERS child inherits the variable). */
+const out = process.env.SPOOL_HEAP_PROBE_OUT?.replaceAll("%p", String(process.pid));
 const TICK_MS = 2;
 let late: number[] = [];
 let last = performance.now();

@@ -8,24 +8,9 @@ import { Elysia } from "elysia";
 import { requestPath } from "../http/path.ts";
 import { httpDuration, httpRequests } from "../metrics/metrics.ts";
 import { logger } from "./log.ts";
+import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.ts";
 
-export const REQUEST_ID_HEADER = "x-request-id";
-/** What we accept from a client as a request id: short, printable, no separators that break logs. */
-const SANE_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
-
-/** This process's ids: a random prefix and a counter, cheap enough for the stream route. */
-const PREFIX = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(36);
-let counter = 0;
-
-export function newRequestId(): string {
-  return `${PREFIX}-${(++counter).toString(36)}`;
-}
-
-/** The id a request goes by: its own X-Request-Id when sane, else a new one. */
-export function requestIdOf(request: Request): string {
-  const given = request.headers.get(REQUEST_ID_HEADER);
-  return given !== null && SANE_ID.test(given) ? given : newRequestId();
-}
+export { REQUEST_ID_HEADER, newRequestId, requestIdOf } from "./request-id.ts";
 
 interface Started {
   id: string;

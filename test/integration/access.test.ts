@@ -12,7 +12,7 @@ import { SignJWT } from "jose";
 import * as tus from "tus-js-client";
 import { accessFor } from "../../src/access/policy.ts";
 import { loadConfig } from "../../src/config.ts";
-import { createApp } from "../../src/app.ts";
+import { createApp } from "../../src/web.ts";
 import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { allRows } from "../helpers/db.ts";
 import { AUTH, TEST_API_KEY, TEST_SIGNING_SECRET, startTestSpool, type TestSpool } from "../helpers/spool.ts";

@@ -91,3 +91,97 @@ test("a serving process loads tus, jose, pino-pretty and the PostgreSQL dialect 
   expect(token.split(".")).toHaveLength(3);
   expect(await loaded(server.pid, out)).toEqual({ tus: true, jose: true, pinoPretty: false, postgresDialect: false });
 }, 60_000);
+
+/** The processes whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of require("node:fs").readdirSync("/proc") as string[]) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = require("node:fs").readFileSync(`/proc/${entry}/stat`, "utf8") as string;
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+async function modules(pid: number, out: string): Promise<string[]> {
+  const file = out.replace("%p", String(pid));
+  await rm(file, { force: true });
+  process.kill(pid, "SIGUSR2");
+  for (let i = 0; i < 200 && !existsSync(file); i++) await Bun.sleep(25);
+  return (JSON.parse(await readFile(file, "utf8")) as { paths: string[] }).paths;
+}
+
+const ELYSIA = /node_modules\/elysia\/|\/src\/web\.ts$/;
+
+test("a WORKERS child streams without the Elysia app, and builds it on its first other request", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "spool-lean-"));
+  const out = join(dir, "probe-%p.json");
+  const port = freePort();
+  let output = "";
+  // BUN_OPTIONS reaches the child too (it inherits the environment): both are probed.
+  const primary = Bun.spawn([process.execPath, join(ROOT, "src/index.ts")], {
+    cwd: ROOT,
+    env: { ...process.env, BUN_OPTIONS: `--preload ${join(ROOT, "bench/lib/heap-probe.ts")}`, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", LOG_FORMAT: "json", DATA_DIR: join(dir, "data"), API_KEY: TEST_API_KEY, SPOOL_HEAP_PROBE_OUT: out },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  try {
+    for (const stream of [primary.stdout, primary.stderr] as ReadableStream<Uint8Array>[]) {
+      void (async () => {
+        for await (const chunk of stream) output += new TextDecoder().decode(chunk);
+      })();
+    }
+    const deadline = Date.now() + 30_000;
+    while (!(output.includes("Spool listening") && output.includes("worker 1 serving"))) {
+      if (Date.now() > deadline || primary.exitCode !== null) throw new Error(`Spool did not start: ${output}`);
+      await Bun.sleep(50);
+    }
+    const [child] = childrenOf(primary.pid);
+    expect(child).toBeDefined();
+    const base = `http://127.0.0.1:${port}`;
+    // The primary serves every route from the start; the child has not loaded Elysia.
+    expect((await modules(primary.pid, out)).some((p) => ELYSIA.test(p))).toBe(true);
+    expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
+
+    // New connections, spread by the kernel over both processes: the child streams (its
+    // counter moves) and still holds no Elysia.
+    const streamed = async () => {
+      for (let i = 0; i < 40; i++) {
+        const r = await fetch(`${base}/api/stream/demo`, { headers: { range: "bytes=0-1", connection: "close" } });
+        expect(r.status).toBe(206);
+        expect(r.headers.get("x-request-id")).toBeTruthy();
+        await r.arrayBuffer();
+      }
+    };
+    await streamed();
+    expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
+
+    // Other requests, until one has reached the child: each is answered as the primary would.
+    let built = false;
+    for (let i = 0; i < 60 && !built; i++) {
+      const [list, missing, health] = await Promise.all([
+        fetch(`${base}/api/videos`, { headers: { ...AUTH, connection: "close" } }),
+        fetch(`${base}/no-such-page`, { headers: { connection: "close" } }),
+        fetch(`${base}/health`, { headers: { connection: "close" } }),
+      ]);
+      expect(list.status).toBe(200);
+      expect(((await list.json()) as { items: { id: string }[] }).items.some((v) => v.id === "demo")).toBe(true);
+      expect(missing.status).toBe(404);
+      expect(((await missing.json()) as { error: { code: string } }).error.code).toBe("not_found");
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: "ok" });
+      built = (await modules(child!, out)).some((p) => ELYSIA.test(p));
+    }
+    expect(built).toBe(true);
+    // And it still streams, now through the adopted server.
+    await streamed();
+  } finally {
+    primary.kill("SIGTERM");
+    expect(await primary.exited).toBe(0);
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 90_000);

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chromium } from "playwright-core";
-import { createApp } from "../../src/app.ts";
+import { createApp } from "../../src/web.ts";
 import { ASSETS_PATH, UNDOCUMENTED_ROUTES } from "../../src/modules/openapi/plugin.ts";
 import { replacedRoutes } from "../../src/modules/openapi/paths.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";

@@ -3,11 +3,11 @@
  *
  * In the running server this is a native Bun route (`nativeStreamRoute`): Bun's router calls it
  * directly, with no framework context or lifecycle hooks per request. A cached video costs one
- * Map lookup and one `Response` around a file slice. The Elysia route (`streamRoutes`) serves the
- * same function for `app.handle()` and documents it in OpenAPI.
+ * Map lookup and one `Response` around a file slice. The Elysia route (`streamRoutes`, in
+ * ./plugin.ts) serves the same function for `app.handle()` and documents it in OpenAPI. This
+ * module loads no Elysia: a WORKERS child that has only streamed holds none (src/server.ts).
  */
 import type { BunRequest, Server } from "bun";
-import { Elysia } from "elysia";
 import type { AccessControl, PeerSource } from "../../access/service.ts";
 import { ClipCache, clipFilename, isClippable, parseClipInterval, serveClipEntity, type ClipInterval } from "../../files/clip.ts";
 import { nativeRanged, preconditionResponse } from "../../files/serve.ts";
@@ -17,7 +17,7 @@ import { ObjectNotFound, StorageUnavailable } from "../../storage/object-store.t
 import { storageErrorResponse } from "../../storage/serve.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.ts";
 import { errorFields, logger } from "../../lib/log.ts";
-import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/requests.ts";
+import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/request-id.ts";
 import { hot } from "../../metrics/metrics.ts";
 import { isVideoId } from "../../library/ids.ts";
 import type { BodyServer, CachedVideo, StreamCatalog } from "./catalog.ts";
@@ -193,15 +193,4 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
   return {
     "/api/stream/:id": { GET: handle, HEAD: handle, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed },
   };
-}
-
-export function streamRoutes(catalog: StreamCatalog, access: AccessControl) {
-  const context = streamContext(catalog, access);
-  return new Elysia({ name: "spool.stream" }).get("/api/stream/:id", ({ request, params, server }) => streamVideo(request, params.id, context, server), {
-    detail: {
-      summary: "Stream a video",
-      description:
-        "Byte ranges (RFC 9110 §14): 200 or 206 (single or multipart/byteranges), 416 when no range is satisfiable. Preconditions: 304 for If-None-Match / If-Modified-Since, 412 for If-Match / If-Unmodified-Since, If-Range honoured. `?download=1` adds Content-Disposition: attachment. A video with `playback: signed` needs `?token=<JWT>` (or the API key): 403 with code `token_missing`, `token_malformed`, `token_invalid`, `token_wrong_video` or `token_expired` otherwise, checked before any precondition.",
-    },
-  });
 }

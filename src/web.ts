@@ -1,0 +1,131 @@
+/**
+ * Spool's Elysia app over the services of src/app.ts (createContext): every route but the native
+ * stream route's fast path, OpenAPI, pages. A separate module so that a process loads Elysia,
+ * TypeBox's compiled schemas and the route modules only when it serves them: src/server.ts
+ * imports it at start in the primary, and in a WORKERS child on its first request that is not
+ * a stream (issue 15: every loaded module costs resident memory and marking time).
+ */
+import { access, constants } from "node:fs/promises";
+import { Elysia, ValidationError } from "elysia";
+import { nativeError, type AppContext } from "./app.ts";
+import { errorFields, logger } from "./lib/log.ts";
+import { idOf, requestTelemetry } from "./lib/requests.ts";
+import { methodTable } from "./http/allow.ts";
+import { requestPath } from "./http/path.ts";
+import { metricsRoutes } from "./metrics/routes.ts";
+import { mutationLimit } from "./access/mutation-limit.ts";
+import { accessRoutes } from "./access/plugin.ts";
+import { fileServer } from "./files/send-file.ts";
+import { HttpError, errorResponse, httpErrorResponse } from "./http/errors.ts";
+import { bodyLimits } from "./modules/body-limit/plugin.ts";
+import { healthRoutes } from "./modules/health/routes.ts";
+import { corsRoutes } from "./modules/cors/plugin.ts";
+import { hlsRoutes } from "./modules/hls/routes.ts";
+import { playerRoutes } from "./modules/player/routes.ts";
+import { openapiRoutes } from "./modules/openapi/plugin.ts";
+import { staticRoutes } from "./modules/static/routes.ts";
+import { nativeStreamRoute } from "./modules/stream/routes.ts";
+import { streamRoutes } from "./modules/stream/plugin.ts";
+import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
+import { uploadRoutes } from "./modules/uploads/routes.ts";
+import { videoRoutes } from "./modules/videos/routes.ts";
+import { ObjectNotFound, StorageUnavailable } from "./storage/index.ts";
+import { storageErrorResponse } from "./storage/serve.ts";
+
+const log = logger("http");
+
+function validationMessage(error: Readonly<ValidationError>): string {
+  // A schema's own `error` text (e.g. the video id's) says it better than the generic one.
+  if (typeof error.customError === "string") return error.customError;
+  const first = error.all[0];
+  if (first && "path" in first) {
+    const where = first.path ? `${error.type} ${first.path.replace(/^\//, "").replaceAll("/", ".")}` : error.type;
+    return `${where}: ${first.message}`;
+  }
+  return `Invalid ${error.type}`;
+}
+
+/** What /ready checks: the database answers a query, and DATA_DIR can be written (or the bucket answers). */
+async function readinessChecks(ctx: AppContext): Promise<Record<string, string>> {
+  const check = async (probe: () => unknown): Promise<string> => {
+    try {
+      await probe();
+      return "ok";
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  };
+  const [database, storage] = await Promise.all([
+    check(() => ctx.db.ping()),
+    check(() => (ctx.objects ? ctx.store.check() : access(ctx.config.dataDir, constants.W_OK))),
+  ]);
+  return { database, storage };
+}
+
+export function createApp(ctx: AppContext) {
+  // Which methods a path supports, for 405 + Allow; built from the route table on first need.
+  let methodsFor: ((path: string) => string[]) | undefined;
+  /** The JSON error for anything a handler (or Elysia) throws. */
+  const errorAnswer = ({ code, error, request }: { code: string | number; error: unknown; request: Request }): Response => {
+    if (error instanceof HttpError) return httpErrorResponse(error);
+    if (error instanceof StorageUnavailable || error instanceof ObjectNotFound) return storageErrorResponse(error);
+    switch (code) {
+      case "NOT_FOUND": {
+        const path = requestPath(request.url);
+        const allowed = (methodsFor ??= methodTable(app.routes))(path);
+        if (allowed.length) return errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${path}`, { allow: allowed.join(", ") });
+        return errorResponse(404, "not_found", `No route for ${request.method} ${path}`);
+      }
+      case "VALIDATION":
+        return errorResponse(400, "bad_request", validationMessage(error as ValidationError));
+      case "PARSE":
+        return errorResponse(400, "bad_request", "The request body could not be parsed");
+      case "INVALID_COOKIE_SIGNATURE":
+      case "INVALID_FILE_TYPE":
+        return errorResponse(400, "bad_request", (error as Error).message);
+    }
+    // Anything else is our bug: log it in full (the path, never the query: it can hold a token),
+    // tell the client nothing internal.
+    log.error({ reqId: idOf(request), method: request.method, path: requestPath(request.url), ...errorFields(error) }, "unhandled error");
+    return errorResponse(500, "internal_error", "Something went wrong on our side");
+  };
+  const app = new Elysia({
+    serve: {
+      // Bun's own limit would answer a large Content-Length with a bare 413 before any handler
+      // runs; bodyLimits() below enforces the real limits with JSON errors instead.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      // Never Bun's HTML error page with a stack trace, whatever NODE_ENV says.
+      development: false,
+      error: (error) => nativeError(ctx, error),
+      // The hot path as a native Bun route; Bun prefers it over Elysia's route of the same path.
+      routes: nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true }),
+    },
+  })
+    .onError((context) => {
+      const response = errorAnswer(context);
+      // The request log and metrics read the status from here (onAfterResponse).
+      context.set.status = response.status;
+      return response;
+    })
+    // Every answer gets its X-Request-Id and log line, refusals included.
+    .use(requestTelemetry())
+    // Credentials first: an unauthenticated request learns nothing, not even a size limit.
+    .use(accessRoutes(ctx.access))
+    .use(mutationLimit(ctx.access, ctx.config.mutationRateLimit ?? 120))
+    .use(bodyLimits(ctx.config.maxUploadBytes))
+    .use(corsRoutes(ctx.config.corsOrigins ?? ["*"]))
+    .use(fileServer())
+    .use(healthRoutes({ draining: () => ctx.lifecycle.draining, checks: () => readinessChecks(ctx) }))
+    .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))
+    .use(streamRoutes(ctx.catalog, ctx.access))
+    .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access, downloads: ctx.imports.events, objects: ctx.objects }, ctx.config.cacheTtlMs))
+    .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs))
+    .use(videoRoutes(ctx.library, ctx.ingest, ctx.access, ctx.config.maxUploadBytes, ctx.imports))
+    .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs, ctx.objects))
+    .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))
+    .use(openapiRoutes())
+    .use(staticRoutes(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory));
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;
