@@ -98,7 +98,10 @@ export const CLIP_QUERY = "?start=10.5&end=12.5";
 /**
  * Time clips (`?start=&end=`), Spool against nginx's mp4 module on the same file: whole-clip
  * GETs, and random 64 KiB ranges inside the clip (what a player seeking in a shared clip sends).
- * nginx parses the `moov` on every request; Spool caches the clip's header.
+ * nginx parses the `moov` on every request; Spool caches the clip's header, and keeps the clip as
+ * a file of its own after its first GET (CLIP_CACHE_BYTES, on by default): the GET that measures
+ * each target's clip size before the workloads starts that build, so the timed whole-clip GETs
+ * are sendfile of the kept file (as a popular clip is in production), not the first-time stream.
  */
 const clipWorkloads = (connections: number, suffix = ""): Workload[] => [
   {
