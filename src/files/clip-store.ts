@@ -59,6 +59,8 @@ export interface ClipStoreStats {
 const NAME = /^[0-9a-f]{16}\.[0-9a-f]{40}\.mp4$/;
 /** Bytes read from a local source per write while building. */
 const COPY_CHUNK = 1024 * 1024;
+/** A clip whose build failed is streamed, and not built again, for this long. */
+const FAILED_RETRY_MS = 10_000;
 const log = logger("clips");
 
 function sourceDigest(path: string): string {
@@ -72,10 +74,16 @@ export class ClipStore {
   private readonly concurrency: number;
   private readonly memory: MemoryTier | undefined;
   private readonly building = new Map<string, Promise<void>>();
-  /** Kept clip files this process serves, and the entities (inline, download) that serve them. */
-  private readonly served = new Map<string, Set<ClipEntity>>();
+  /**
+   * Kept files this process built or checked (complete, the clip's size): the only ones it sends.
+   * Paths only: an entity points at its file (`stored`), checked here on each use, so entities
+   * the header cache evicts are not kept alive by this store.
+   */
+  private readonly verified = new Set<string>();
   /** After the directory could not make room (every file in recent use): no build before then. */
   private refusedUntil = 0;
+  /** Clips whose build failed (source unreadable, bucket down): not tried again before then. */
+  private readonly failed = new Map<string, number>();
   private builds = 0;
 
   constructor(options: ClipStoreOptions) {
@@ -124,8 +132,9 @@ export class ClipStore {
   entityFor(clip: ClipEntity): FileEntity | undefined {
     const stored = clip.stored;
     if (stored !== undefined) {
-      if (this.lru.useSync(stored.path)) return stored;
-      // Gone (another process evicted it, or the directory was cleared): stream, and build again.
+      if (this.verified.has(stored.path) && this.lru.useSync(stored.path)) return stored;
+      // Evicted, or gone (another process evicted it, the directory was cleared): stream, build again.
+      clip.stored = undefined;
       this.drop(stored.path);
     }
     this.want(clip);
@@ -139,13 +148,18 @@ export class ClipStore {
     const path = this.pathOf(clip);
     if (this.building.has(path)) return;
     // Another variant (inline, download) of the same bytes is kept already.
-    if (this.served.has(path)) {
+    if (this.verified.has(path)) {
       if (this.lru.useSync(path)) return this.attach(clip, path);
       this.drop(path);
     }
-    if (this.building.size >= this.concurrency || Date.now() < this.refusedUntil) return;
+    const now = Date.now();
+    if (this.building.size >= this.concurrency || now < this.refusedUntil || (this.failed.get(path) ?? 0) > now) return;
     const job = this.build(clip, path)
-      .catch((error) => log.warn({ ...errorFields(error), clip: clip.etag }, "clip not kept on disk; it is streamed"))
+      .catch((error) => {
+        if (this.failed.size >= 1024) this.failed.clear();
+        this.failed.set(path, Date.now() + FAILED_RETRY_MS);
+        log.warn({ ...errorFields(error), clip: clip.etag }, "clip not kept on disk; it is streamed");
+      })
       .finally(() => this.building.delete(path));
     this.building.set(path, job);
   }
@@ -218,18 +232,14 @@ export class ClipStore {
   }
 
   private attach(clip: ClipEntity, path: string): void {
-    let holders = this.served.get(path);
-    if (!holders) this.served.set(path, (holders = new Set()));
-    holders.add(clip);
+    this.verified.add(path);
     clip.stored = storedEntity(clip, path, this.memory);
   }
 
-  /** Stops serving a file by name (evicted, gone or removed). */
+  /** Stops sending a file by name (evicted, gone or removed): entities notice on their next use. */
   private drop(path: string): void {
-    const holders = this.served.get(path);
-    this.served.delete(path);
+    this.verified.delete(path);
     this.lru.forget(path);
-    if (holders) for (const clip of holders) clip.stored = undefined;
   }
 
   /** Removes every kept clip of the source at `path` (a deleted video), whoever built it. */

@@ -349,7 +349,7 @@ describe("ClipStore through the file engine's API", () => {
     const clips = new ClipCache({ store });
     /** Answers a GET for the clip; `kept`: whether the kept file answered it. */
     const serve = async (clip: ClipEntity) => {
-      const kept = clip.stored !== undefined;
+      const kept = store.entityFor(clip) !== undefined;
       const bytes = new Uint8Array(await serveClipEntity(new Request("http://x/"), clip).arrayBuffer());
       await store.settled();
       return { bytes, kept };
@@ -358,17 +358,19 @@ describe("ClipStore through the file engine's API", () => {
     for (const i of intervals) all.push(await clips.get(base, i));
     for (const clip of all) expect((await serve(clip)).kept).toBe(false);
     expect(store.stats().files).toBe(all.length);
-    for (const clip of all) expect(clip.stored).toBeDefined();
+    for (const clip of all) expect(store.entityFor(clip)).toBeDefined();
     await Bun.sleep(5);
     expect((await serve(all[0]!)).kept).toBe(true);
     // A big clip that needs room: the least recently used go (the second first), the first stays.
     const bigClip = await clips.get(base, big);
     await serve(bigClip);
-    expect(bigClip.stored).toBeDefined();
     expect(store.stats().bytes).toBeLessThanOrEqual(bound);
     expect(store.stats().evictions).toBeGreaterThan(0);
-    expect(all[0]!.stored).toBeDefined();
-    expect(all[1]!.stored).toBeUndefined();
+    expect(store.entityFor(bigClip)).toBeDefined();
+    expect(store.entityFor(all[0]!)).toBeDefined();
+    // Asking for an evicted clip streams it (and starts keeping it again).
+    expect(store.entityFor(all[1]!)).toBeUndefined();
+    await store.settled();
     // Evicted or kept, every answer is the clip's bytes.
     const streamed = new ClipCache();
     for (const i of [...intervals, big]) {
