@@ -16,6 +16,11 @@
  *   cannot flush the hot set. Eviction is CLOCK (a referenced bit, one store per hit).
  * - Filling is off the request: the answer that misses goes out with sendfile as before, and
  *   the block is read in the background (once, whatever the number of concurrent misses).
+ * - Sources: a local file (`TierSource.file`, re-stat'ed after the read), or bytes that are
+ *   elsewhere through `TierSource.load` (STORAGE=s3: the object's disk block cache, so the tiers
+ *   are RAM, then disk, then the bucket; src/storage/serve.ts). A loaded block may come without
+ *   its overlap (the loader does not fetch more than the request did): a hit checks the length
+ *   the block really holds.
  *
  * Hand-written: the hit path must cost a Map lookup and a subarray, with no allocation per
  * request beyond the Response; cache libraries key by strings per lookup and count entries,
@@ -34,7 +39,21 @@ export interface TierSource {
   file: Blob;
   /** The file's mtime when the entity was made (0: unknown, only the size is checked). */
   mtimeMs: number;
+  /**
+   * Where the bytes are when they are not `file` (an object in a bucket: its disk block cache).
+   * Unset: `file` is read and the file re-stat'ed. See TierLoader.
+   */
+  load?: TierLoader;
 }
+
+/**
+ * Reads the bytes [start, end) of a source whose bytes are not a local file, or fewer: at least
+ * [start, least), which the tier needs to hold a block at all (the rest is the overlap into the
+ * next block, which a loader may leave out rather than fetch it). Resolves undefined, or
+ * rejects, when it cannot; the tier then holds nothing. The bytes must be the ones the source's
+ * `memoryKey` (with its strong ETag) names: nothing re-checks them.
+ */
+export type TierLoader = (start: number, end: number, least: number) => Promise<Uint8Array<ArrayBuffer> | undefined>;
 
 export interface MemoryTierOptions {
   /** Bound on the bytes of all blocks held. */
@@ -224,19 +243,20 @@ export class MemoryTier {
     const file = this.files.get(source.memoryKey) ?? this.open(source);
     const bs = this.blockSize;
     const first = blockOf(start, bs);
-    // Within the block's overlap: that block alone holds the answer.
-    const last = end < (first + 1) * bs + this.overlapBytes ? first : blockOf(end, bs);
     const a = file.blocks.get(first);
-    if (first === last) {
-      if (a !== undefined) {
-        a.referenced = true;
-        // Hits count too (a few multiplications): what is asked for often must outweigh a scan.
-        this.sketch.add(a.hash);
-        hot.memoryHits++;
-        const offset = start - first * bs;
-        return a.blob.slice(offset, offset + end - start + 1);
-      }
-    } else if (spanning) {
+    const offset = start - first * bs;
+    // Within what the block holds (its bytes and, usually, the next block's first overlapBytes).
+    if (a !== undefined && offset + end - start < a.length) {
+      a.referenced = true;
+      // Hits count too (a few multiplications): what is asked for often must outweigh a scan.
+      this.sketch.add(a.hash);
+      hot.memoryHits++;
+      return a.blob.slice(offset, offset + end - start + 1);
+    }
+    // Within the overlap of a block not held yet: that block alone will hold the answer. Past
+    // what a held block holds (a loaded block may lack its overlap): the next block is needed.
+    const last = a === undefined && end < (first + 1) * bs + this.overlapBytes ? first : blockOf(end, bs);
+    if (last !== first && spanning) {
       const out = this.gather(file, first, last, start, end);
       if (out !== undefined) {
         hot.memoryHits++;
@@ -318,7 +338,8 @@ export class MemoryTier {
     this.budget -= this.blockSize;
     const start = index * this.blockSize;
     const end = Math.min(start + this.blockSize + this.overlapBytes, source.size);
-    void this.readBlock(source, start, end)
+    const least = Math.min(start + this.blockSize, source.size);
+    void this.readBlock(source, start, end, least)
       .then((bytes) => {
         if (bytes !== undefined && this.files.get(file.key) === file) this.insert(new Block(file, index, new Blob([bytes]), bytes.byteLength, hash));
       })
@@ -333,9 +354,14 @@ export class MemoryTier {
   /**
    * The block's bytes, or undefined if the file is no longer the one the entity describes:
    * a short read, or a size or mtime that changed (a file replaced in place under its path
-   * must never be cached under the old tag).
+   * must never be cached under the old tag). A loaded block holds [start, least) at least.
    */
-  private async readBlock(source: TierSource, start: number, end: number): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  private async readBlock(source: TierSource, start: number, end: number, least: number): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    if (source.load !== undefined) {
+      const loaded = await source.load(start, end, least);
+      if (loaded === undefined || loaded.byteLength < least - start || loaded.byteLength > end - start) return undefined;
+      return loaded;
+    }
     const bytes = new Uint8Array(await source.file.slice(start, end).arrayBuffer());
     if (bytes.byteLength !== end - start) return undefined;
     const info = await stat(source.path);

@@ -25,6 +25,14 @@ export const hot = {
   memoryMisses: 0,
   memoryEvictions: 0,
   memoryBytes: 0,
+  /**
+   * The disk block cache in front of the bucket (STORAGE=s3, src/storage/block-cache.ts): block
+   * lookups found on disk (or being fetched), lookups that fetched the block, and those fetches
+   * (GETs of one block from the bucket). An answer the RAM tier gives looks nothing up here.
+   */
+  diskHits: 0,
+  diskMisses: 0,
+  bucketReads: 0,
 };
 
 export const registry = new Registry();
@@ -53,7 +61,7 @@ new Counter({
 
 new Counter({
   name: "spool_cache_lookups_total",
-  help: "Lookups in Spool's in-memory caches, by cache and result (hit ratio = hit / (hit + miss))",
+  help: "Lookups in Spool's caches, by cache and result (hit ratio = hit / (hit + miss)); with STORAGE=s3 the tiers are memory_tier, then disk_blocks (a miss is a block GET from the bucket)",
   labelNames: ["cache", "result"],
   registers: [registry],
   collect() {
@@ -64,6 +72,18 @@ new Counter({
     this.inc({ cache: "playback_tokens", result: "miss" }, hot.tokenVerifications);
     this.inc({ cache: "memory_tier", result: "hit" }, hot.memoryHits);
     this.inc({ cache: "memory_tier", result: "miss" }, hot.memoryMisses);
+    this.inc({ cache: "disk_blocks", result: "hit" }, hot.diskHits);
+    this.inc({ cache: "disk_blocks", result: "miss" }, hot.diskMisses);
+  },
+});
+
+new Counter({
+  name: "spool_bucket_block_reads_total",
+  help: "GETs of one block (CACHE_DIR's 2 MiB) from the bucket by the disk block cache (STORAGE=s3), failed ones included",
+  registers: [registry],
+  collect() {
+    this.reset();
+    this.inc(hot.bucketReads);
   },
 });
 

@@ -40,6 +40,7 @@ import { blockLength, blockSpan, checkBlockSize, DEFAULT_BLOCK_SIZE, sliceRange,
 
 export { DEFAULT_BLOCK_SIZE };
 import { StorageUnavailable, type ObjectStore } from "./object-store.ts";
+import { hot } from "../metrics/metrics.ts";
 
 /** A part of a range that is in a cache file: send `length` bytes at `offset` of `path`. */
 export interface Piece {
@@ -129,6 +130,15 @@ export class BlockCache {
   blockPath(object: CachedObject, index: number): string {
     const digest = createHash("sha1").update(`${object.key}\n${object.identity}`).digest("hex");
     return this.lru.pathFor(digest, `${digest}.${this.blockSize / 1024}k.${index}`);
+  }
+
+  /**
+   * Whether block `index` is cached as far as this process knows, or being fetched: the RAM
+   * tier reads ahead (a block's overlap) only from such blocks, never by a fetch of its own.
+   */
+  holds(object: CachedObject, index: number): boolean {
+    const path = this.blockPath(object, index);
+    return this.lru.has(path) || this.inflight.has(path);
   }
 
   /**
@@ -224,11 +234,13 @@ export class BlockCache {
     // notices a block another process evicted; between stamps the index is trusted.
     if (this.lru.has(path) && (await this.lru.use(path))) {
       this.counters.hits++;
+      hot.diskHits++;
       return;
     }
     const running = this.inflight.get(path);
     if (running) {
       this.counters.hits++;
+      hot.diskHits++;
       return running;
     }
     const expected = blockLength(index, this.blockSize, object.size);
@@ -242,10 +254,12 @@ export class BlockCache {
     const found = await stat(path).catch(() => null);
     if (found?.size === expected) {
       this.counters.hits++;
+      hot.diskHits++;
       this.lru.adopt(path, expected);
       return;
     }
     this.counters.misses++;
+    hot.diskMisses++;
     await this.fill(object, index, path, expected);
   }
 
@@ -253,6 +267,7 @@ export class BlockCache {
     const span = blockSpan(index, this.blockSize, object.size);
     const temp = this.lru.tempPath();
     try {
+      hot.bucketReads++;
       const body = await this.store.read(object.key, span, { size: object.size });
       const file = await open(temp, "w");
       let written = 0;

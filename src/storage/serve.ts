@@ -16,6 +16,15 @@
  *   Spool can decide without the bytes it still answers itself: HEAD, 304, 412, 416, tokens.
  *   Multipart ranges (which S3 does not do) and an If-Range that no longer matches are proxied.
  *
+ * - The RAM tier (MEMORY_CACHE_BYTES, src/files/memory-tier.ts) sits in front of the block
+ *   cache for videos (entities made with `memory`): RAM, then disk, then the bucket. A small
+ *   answer inside one held block is a slice of that block's Blob, with the same status, headers
+ *   and bytes as the block-file slice it replaces; a miss goes on to the block cache as before,
+ *   and the tier fills in the background from the block files (`tierLoader`), never with a bucket
+ *   GET of its own. Multipart parts and clip media read held blocks too. Answers that are
+ *   streamed from several disk blocks stay on the block cache (their framing is chunked; a
+ *   Blob's would not be), and so do redirects.
+ *
  * Entities are made once (from the database row, or a HEAD of the object for HLS files and
  * images, cached `ttlMs`), so a hot request costs no round trip to the bucket.
  */
@@ -26,16 +35,20 @@ import { errorResponse, httpErrorResponse, preconditionFailed } from "../http/er
 import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
 import { contentRange, DEFAULT_RANGE_LIMITS, planRange, unsatisfiedRange, type ByteRange } from "../http/range.ts";
 import { makeEntity, type FileEntity, type ServeOptions } from "../files/entity.ts";
+import type { TierLoader } from "../files/memory-tier.ts";
 import { errorFields, logger } from "../lib/log.ts";
 import { hot } from "../metrics/metrics.ts";
 import type { ClipMedia } from "../files/clip.ts";
 import type { BlockCache, CachedObject } from "./block-cache.ts";
+import { blockOf } from "./blocks.ts";
 import { ObjectNotFound, StorageUnavailable, type ObjectStore } from "./object-store.ts";
 import { REDIRECT_EXPIRES_IN } from "./index.ts";
 
 /** A FileEntity whose bytes are an object in the bucket (`path` is its key; `file` is never read). */
 export interface ObjectEntity extends FileEntity {
   object: CachedObject;
+  /** With a RAM tier: how it reads the object's blocks (from the block cache). */
+  load?: TierLoader;
 }
 
 export type Delivery = "proxy" | "redirect";
@@ -77,10 +90,37 @@ export class ObjectServer {
     return this.cache.init();
   }
 
-  /** The entity for an object whose size and identity are known (a ready video's row). */
+  /**
+   * The entity for an object whose size and identity are known (a ready video's row). With
+   * `options.memory` the RAM tier fronts it: its key is the entity's `memoryKey` (key and strong
+   * ETag, the content hash), its blocks are read from this block cache (`tierLoader`).
+   */
   entity(key: string, size: number, identity: string, mtimeMs: number, options: ServeOptions = {}): ObjectEntity {
-    // No RAM tier: it reads `entity.file`, which is not where these bytes are.
-    return { ...makeEntity(key, size, mtimeMs, { ...options, memory: undefined }), object: { key, identity, size } };
+    const object = { key, identity, size };
+    const entity: ObjectEntity = { ...makeEntity(key, size, mtimeMs, options), object };
+    if (entity.memory !== undefined) entity.load = this.tierLoader(object);
+    return entity;
+  }
+
+  /**
+   * How the RAM tier reads a block of `object`: through the block cache. The block's own bytes
+   * come from the disk block that holds them: cached, or being fetched for the request that
+   * missed (the cache fetches a block once however many ask), so the tier never costs a second
+   * bucket GET. Its overlap (the next block's first bytes) is taken only from disk blocks already
+   * cached: the tier never fetches ahead of what was asked.
+   */
+  private tierLoader(object: CachedObject): TierLoader {
+    return async (start, end, least) => {
+      const bs = this.cache.blockSize;
+      let upTo = end;
+      for (let index = blockOf(least - 1, bs) + 1; index * bs < end; index++) {
+        if (!this.cache.holds(object, index)) {
+          upTo = index * bs;
+          break;
+        }
+      }
+      return new Uint8Array(await new Response(this.cache.stream(object, { start, end: upTo - 1 })).arrayBuffer());
+    };
   }
 
   /**
@@ -143,7 +183,12 @@ export class ObjectServer {
       // A redirect repeats the request's Range at the bucket: only when there is none to ignore.
       if (this.delivery === "redirect" && rangeHeader === null) return this.redirect(entity);
       hot.fileBytes += size;
-      return this.send(entity, { start: 0, end: size - 1 }, 200, rangeHeader !== null);
+      const whole = { start: 0, end: size - 1 };
+      if (rangeHeader === null) {
+        const held = this.fromMemory(entity, whole);
+        if (held !== undefined) return new Response(held, { headers: entity.responseHeaders });
+      }
+      return this.send(entity, whole, 200, rangeHeader !== null);
     }
     const ranges = plan.ranges;
     if (ranges.length === 1) {
@@ -155,6 +200,12 @@ export class ObjectServer {
       }
       if (this.delivery === "redirect") return this.redirect(entity);
       hot.fileBytes += r.end - r.start + 1;
+      const held = this.fromMemory(entity, r);
+      if (held !== undefined) {
+        const response = new Response(held, { status: 206, headers: entity.responseHeaders });
+        response.headers.set("content-range", contentRange(r, size));
+        return response;
+      }
       return this.send(entity, r, 206, false);
     }
     const boundary = makeBoundary();
@@ -166,10 +217,45 @@ export class ObjectServer {
     parts.push(layout.tail);
     for (const r of ranges) hot.fileBytes += r.end - r.start + 1;
     const first = ranges[0]!;
+    // The first part held in memory: nothing to warm (the bucket may be down meanwhile).
+    const held = this.partFromMemory(entity, first);
+    if (held !== undefined) return new Response(this.partsStream(entity, parts, held), { status: 206, headers: multipartHeaders });
     return this.warm(entity, first).then(
-      () => new Response(this.partsStream(entity, parts), { status: 206, headers: multipartHeaders }),
+      () => new Response(this.partsStream(entity, parts, null), { status: 206, headers: multipartHeaders }),
       storageErrorResponse,
     );
+  }
+
+  /**
+   * A single answer's bytes from the RAM tier, as `serveBody` takes them: at most
+   * `maxAnswerBytes` in one held block, and (here) in one disk block, where the block cache
+   * would send a block-file slice with the same Content-Length. Undefined on a miss (counted,
+   * and the fills it earns started) or when the tier is not asked. Larger answers note the
+   * video as served (its head is loaded the first time).
+   */
+  private fromMemory(entity: ObjectEntity, range: ByteRange): Blob | undefined {
+    const memory = entity.memory;
+    if (memory === undefined) return undefined;
+    if (range.end - range.start >= memory.maxAnswerBytes) {
+      memory.touch(entity);
+      return undefined;
+    }
+    const bs = this.cache.blockSize;
+    if (Math.floor(range.start / bs) !== Math.floor(range.end / bs)) return undefined;
+    return memory.read(entity, range.start, range.end);
+  }
+
+  /** A multipart part's (or clip media range's) bytes from the RAM tier, across its blocks: up to `maxAnswerBytes`. */
+  private partFromMemory(entity: FileEntity, range: ByteRange): Blob | undefined {
+    const memory = entity.memory;
+    if (memory === undefined || range.end - range.start >= memory.maxAnswerBytes) return undefined;
+    return memory.read(entity, range.start, range.end, true);
+  }
+
+  /** A range's bytes as a stream: from held RAM blocks when the tier has them all, else from the block cache. */
+  private rangeStream(entity: ObjectEntity, range: ByteRange): ReadableStream<Uint8Array> {
+    const held = this.partFromMemory(entity, range);
+    return held !== undefined ? blobStream(held) : this.blockStream(entity.object, range);
   }
 
   /** A 302 to a presigned URL of the object; the download variant names the file there too. */
@@ -249,10 +335,14 @@ export class ObjectServer {
     );
   }
 
-  /** multipart/byteranges: the part heads, and each range's bytes from the cache. */
-  private partsStream(entity: ObjectEntity, parts: (string | ByteRange)[]): ReadableStream<Uint8Array> {
+  /**
+   * multipart/byteranges: the part heads, and each range's bytes from the RAM tier or the cache.
+   * `first`: the first range's bytes, already looked up in the tier (null: it missed).
+   */
+  private partsStream(entity: ObjectEntity, parts: (string | ByteRange)[], first: Blob | null): ReadableStream<Uint8Array> {
     let index = 0;
     let current: ReadableStreamDefaultReader<Uint8Array> | null = null;
+    let looked = false;
     return new ReadableStream<Uint8Array>(
       {
         pull: async (out) => {
@@ -265,7 +355,10 @@ export class ObjectServer {
             const part = parts[index++];
             if (part === undefined) return out.close();
             if (typeof part === "string") return out.enqueue(encoder.encode(part));
-            current = this.blockStream(entity.object, part).getReader();
+            if (!looked) {
+              looked = true;
+              current = (first !== null ? blobStream(first) : this.blockStream(entity.object, part)).getReader();
+            } else current = this.rangeStream(entity, part).getReader();
           }
         },
         cancel: async () => {
@@ -283,13 +376,18 @@ export class ObjectServer {
   clipMedia(entity: FileEntity): ClipMedia | undefined {
     const object = (entity as Partial<ObjectEntity>).object;
     if (!object) return undefined;
+    const source = entity as ObjectEntity;
     return {
+      // The moov (at the head of a faststart file) is usually in the tier already.
       read: async (offset, length) => {
         const end = Math.min(object.size, offset + length) - 1;
         if (end < offset) return new Uint8Array(0);
+        const held = this.partFromMemory(source, { start: offset, end });
+        if (held !== undefined) return new Uint8Array(await held.arrayBuffer());
         return new Uint8Array(await new Response(this.cache.stream(object, { start: offset, end })).arrayBuffer());
       },
-      stream: (range) => this.blockStream(object, range),
+      // Streamed either way, so a clip's framing does not depend on the tier.
+      stream: (range) => this.rangeStream(source, range),
     };
   }
 
@@ -316,6 +414,22 @@ export class ObjectServer {
     }
     await file.close();
   }
+}
+
+/**
+ * A Blob's bytes as a one-chunk pull stream (for bodies that are streams either way: multipart,
+ * clip media), read only when the body gets that far.
+ */
+function blobStream(blob: Blob): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(out) {
+        out.enqueue(new Uint8Array(await blob.arrayBuffer()));
+        out.close();
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** Content-Length for a body-less answer (HEAD): what the GET would send. */

@@ -34,9 +34,23 @@ async function both(path: string, headers: Record<string, string>, method = "GET
   return Promise.all([ask(on), ask(off)]);
 }
 
-/** Same status, same headers (multipart boundaries aside), same body or same parts. */
-function expectSame(a: { r: Response; body: Buffer }, b: { r: Response; body: Buffer }) {
+/**
+ * Same status, same headers (multipart boundaries aside), same body or same parts.
+ *
+ * `streamed`: an answer that is a stream body on both servers (a clip range over its header and
+ * media). Bun 1.4.5 frames such a body with a Content-Length when the stream has ended by the
+ * time the headers go out, else chunked: timing (both servers share this process), not the
+ * tier, so there only the framing may differ; a Content-Length must be the body's length.
+ */
+function expectSame(a: { r: Response; body: Buffer }, b: { r: Response; body: Buffer }, streamed = false) {
   expect(a.r.status).toBe(b.r.status);
+  if (streamed) {
+    for (const x of [a, b]) if (x.r.headers.has("content-length")) expect(Number(x.r.headers.get("content-length"))).toBe(x.body.length);
+    const drop = ["date", "x-request-id", "content-length", "transfer-encoding"];
+    expect(comparableHeaders(a.r, drop)).toEqual(comparableHeaders(b.r, drop));
+    expect(a.body.equals(b.body)).toBe(true);
+    return;
+  }
   const type = a.r.headers.get("content-type") ?? "";
   const boundary = /^multipart\/byteranges; boundary=(\S+)$/.exec(type);
   if (boundary) {
@@ -107,12 +121,13 @@ test("clips: ranges inside the media part and the whole clip are identical", asy
   for (let pass = 0; pass < 2; pass++) {
     for (const range of [`bytes=${n - 5000}-${n - 1}`, "bytes=0-99", `bytes=100-${n - 1}`, "bytes=10-20,3000-4000"]) {
       const [a, b] = await both(clip, { range });
-      expectSame(a, b);
+      // Over the clip's header and media: a stream on both servers (see expectSame).
+      expectSame(a, b, range === `bytes=100-${n - 1}`);
     }
     await on.ctx.catalog.memory!.settled();
   }
   const [a, b] = await both(clip, {});
-  expectSame(a, b);
+  expectSame(a, b, true);
 });
 
 test("/static files: small whole files and ranges are identical with the tier on and off, and exact", async () => {

@@ -181,3 +181,45 @@ test("overlap: every answer up to overlapBytes is one slice of one block, exact"
   expect((await bytesOf(spanned!)).equals(Buffer.from(bytes.subarray(65536 - 10, 65536 + 100_001)))).toBe(true);
   expect(tier.bytes).toBeLessThanOrEqual(tier.maxBytes);
 });
+
+test("a loaded source (TierSource.load, as for a bucket object): its bytes, held without an overlap the loader leaves out, exact", async () => {
+  const tier = new MemoryTier({ maxBytes: 4 * 1024 * 1024, blockSize: 64 * 1024, overlapBytes: 16 * 1024, headBytes: 0, turnoverMs: 0 });
+  const loads: [number, number, number][] = [];
+  // No file behind it: every byte comes from the loader, which gives no overlap past 256 KiB
+  // (as the bucket's loader leaves out a disk block nobody fetched).
+  const source = {
+    memoryKey: 'object\0"tag"',
+    path: "videos/x/source.mp4",
+    size: SIZE,
+    file: new Blob([]),
+    mtimeMs: 0,
+    load: async (start: number, end: number, least: number) => {
+      loads.push([start, end, least]);
+      const upTo = start < 256 * 1024 && end > 256 * 1024 ? least : end;
+      return bytes.slice(start, upTo);
+    },
+  };
+  for (let pass = 0; pass < 6; pass++) {
+    for (let at = 0; at < 512 * 1024; at += 65536) tier.read(source, at, at);
+    await tier.settled();
+  }
+  expect(loads.length).toBe(8);
+  for (const [start, end, least] of loads) expect([end - start, least - start]).toEqual([Math.min(80 * 1024, SIZE - start), 64 * 1024]);
+  // Inside the overlap of a block that has one: one slice. Of block 3, which has none: not
+  // from that block alone; across blocks (spanning) from both, exact.
+  const within = tier.read(source, 65536 - 10, 65536 + 1000);
+  expect((await bytesOf(within!)).equals(Buffer.from(bytes.subarray(65536 - 10, 65536 + 1001)))).toBe(true);
+  const boundary = 256 * 1024;
+  expect(tier.read(source, boundary - 10, boundary + 1000)).toBeUndefined();
+  const spanned = tier.read(source, boundary - 10, boundary + 1000, true);
+  expect((await bytesOf(spanned!)).equals(Buffer.from(bytes.subarray(boundary - 10, boundary + 1001)))).toBe(true);
+  expect(tier.read(source, boundary - 100, boundary - 1)).toBeDefined();
+  // A loader that gives less than the block itself: nothing is held.
+  const short = new MemoryTier({ maxBytes: 1024 * 1024, blockSize: 64 * 1024, headBytes: 64 * 1024, turnoverMs: 0 });
+  const broken = { ...source, memoryKey: 'broken\0"tag"', load: async (start: number) => bytes.slice(start, start + 1000) };
+  for (let i = 0; i < 3; i++) {
+    expect(short.read(broken, 0, 10)).toBeUndefined();
+    await short.settled();
+  }
+  expect(short.bytes).toBe(0);
+});
