@@ -58,8 +58,8 @@ echo "== bun test test/integration on PostgreSQL (SPOOL_TEST_DATABASE=postgres)"
 SPOOL_TEST_DATABASE=postgres "$BUN" test test/integration --reporter=junit --reporter-outfile=test-results/junit-postgres.xml
 [ $? -ne 0 ] && test_status=1
 
-echo "== stream, static and clip tests with the RAM tier off (SPOOL_TEST_MEMORY_CACHE_BYTES=0; on everywhere else)"
-SPOOL_TEST_MEMORY_CACHE_BYTES=0 "$BUN" test test/integration/stream.test.ts test/integration/static.test.ts test/integration/clips.test.ts test/integration/header-fuzz.test.ts --reporter=junit --reporter-outfile=test-results/junit-no-memory-tier.xml
+echo "== stream (local and STORAGE=s3), static and clip tests with the RAM tier off (SPOOL_TEST_MEMORY_CACHE_BYTES=0; on everywhere else)"
+SPOOL_TEST_MEMORY_CACHE_BYTES=0 "$BUN" test test/integration/stream.test.ts test/integration/stream-s3.test.ts test/integration/static.test.ts test/integration/clips.test.ts test/integration/header-fuzz.test.ts --reporter=junit --reporter-outfile=test-results/junit-no-memory-tier.xml
 [ $? -ne 0 ] && test_status=1
 
 echo "== benchmark harness smoke"
