@@ -24,8 +24,8 @@
  *   intervals): so one process never sends a name another has just unlinked.
  */
 import { createHash } from "node:crypto";
-import { open, readdir, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, open, readdir, rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { DiskLru } from "../lib/disk-lru.ts";
 import { errorFields, logger } from "../lib/log.ts";
 import type { FileEntity } from "./entity.ts";
@@ -179,6 +179,8 @@ export class ClipStore {
     if (found) await this.lru.remove(path);
     const temp = this.lru.tempPath();
     try {
+      // One call per build: the directory may have been cleared under a running server.
+      await mkdir(dirname(temp), { recursive: true });
       await this.write(clip, temp);
     } catch (error) {
       await rm(temp, { force: true });

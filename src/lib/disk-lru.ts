@@ -188,7 +188,12 @@ export class DiskLru {
         await mkdir(dir, { recursive: true });
         this.madeDirs.add(dir);
       }
-      await rename(temp, path);
+      await rename(temp, path).catch(async (error: NodeJS.ErrnoException) => {
+        // The directory was removed under a running process (an operator cleared the cache).
+        if (error.code !== "ENOENT") throw error;
+        await mkdir(dir, { recursive: true });
+        await rename(temp, path);
+      });
       this.record(path, size, Date.now());
       return true;
     } catch (error) {
