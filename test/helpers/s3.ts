@@ -64,6 +64,10 @@ export async function startS3rver(): Promise<S3rver> {
   let output = "";
 
   async function start(): Promise<void> {
+    // Already running (a test file's afterAll restarting the shared server "in case"): a second
+    // process on the same port would exit at once, and `stop()` would then kill that one, not
+    // the server that answers.
+    if (proc !== null && proc.exitCode === null) return;
     output = "";
     const child = Bun.spawn(
       // Dies with the test process, however it ends (a crashed or killed `bun test` leaves no s3rver).

@@ -126,7 +126,6 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await s3?.start().catch(() => {});
   for (const s of extra) await s.stop().catch(() => {});
   await off?.stop();
   if (on) await startWorker(on.ctx).catch(() => {});
