@@ -6,7 +6,7 @@
  * Starts `bun src/index.ts` the way the bench does (NODE_ENV=production, WORKERS=1,
  * TRANSCODE_IN_SERVER=0; MEMORY_CACHE_BYTES=0 unless --tier), with bench/lib/heap-probe.ts
  * preloaded, on a fresh DATA_DIR holding the bench's main video (ingested by the CLI), and
- * reports after each phase: RSS, the live JS heap and its object count, the modules loaded,
+ * reports after each phase: RSS (and its split: private, and the bun executable's shared pages), the live JS heap and its object count, the modules loaded,
  * a forced full collection's time, and event-loop stalls (see heap-probe.ts for what each is).
  *
  *   started       listening, no request yet
@@ -88,6 +88,8 @@ function childOf(parent: number): number | undefined {
 interface Snapshot {
   rss: number;
   rssAfterGc: number;
+  anon: number;
+  file: number;
   heap: number;
   objects: number;
   modules: number;
@@ -197,12 +199,12 @@ try {
 
 if (args.has("--json")) console.log(JSON.stringify(rows, null, 2));
 console.log(`\nSpool heap probe${childMode ? " (the WORKERS child)" : ""}: MEMORY_CACHE_BYTES=${tier}${smol ? ", --smol" : ""}, ${readers} slow readers x ${seconds} s, ${mainVideo.split("/").pop()}\n`);
-console.log("| phase | RSS MiB | peak RSS MiB | RSS after full GC | live heap MiB | objects | modules (src) | full GC ms | loop stalls p99 / max ms, >10 ms | readers |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+console.log("| phase | RSS MiB | anon / file MiB | peak RSS MiB | RSS after full GC | live heap MiB | objects | modules (src) | full GC ms | loop stalls p99 / max ms, >10 ms | readers |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 for (const { phase, snap, peak, served } of rows) {
   const g = snap.gaps;
   console.log(
-    `| ${phase} | ${mib(snap.rss)} | ${peak ? mib(peak) : "–"} | ${mib(snap.rssAfterGc)} | ${mib(snap.heap)} | ${snap.objects} | ${snap.modules} (${snap.byPackage.src ?? 0}) | ${snap.fullGcMs.toFixed(1)} | ${g.p99.toFixed(1)} / ${g.max.toFixed(1)}, ${g.over10} | ${served ?? ""} |`,
+    `| ${phase} | ${mib(snap.rss)} | ${mib(snap.anon)} / ${mib(snap.file)} | ${peak ? mib(peak) : "–"} | ${mib(snap.rssAfterGc)} | ${mib(snap.heap)} | ${snap.objects} | ${snap.modules} (${snap.byPackage.src ?? 0}) | ${snap.fullGcMs.toFixed(1)} | ${g.p99.toFixed(1)} / ${g.max.toFixed(1)}, ${g.over10} | ${served ?? ""} |`,
   );
 }
 const last = rows.at(-1)!.snap;

@@ -6,6 +6,10 @@
  * What it reports, and what each figure means:
  * - `rss`: VmRSS (process.memoryUsage().rss), the figure the bench's slow-reader table sums;
  *   `rssAfterGc` the same after the forced collections below.
+ * - `anon`/`file`: that RSS split (/proc/self/smaps_rollup): private memory, and file-backed
+ *   pages, almost all of them the bun executable's own code and data (shared by every process
+ *   that runs the same binary, so a WORKERS cluster holds them once, though each process's RSS
+ *   counts them).
  * - `heap`/`objects`: JSC's live heap after a full collection (bun:jsc heapStats()).
  * - `modules`: entries in Bun's module registry (require.cache holds ES modules too), by package;
  *   `paths` lists them all (test/integration/lazy-modules.test.ts reads it).
@@ -18,7 +22,7 @@
  *   `over10`/`over20` counts and the max are the figures to compare, in the same conditions.
  */
 import { heapStats } from "bun:jsc";
-import { renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 
 /** Where to write; `%p` stands for this process's id (a WORKERS child inherits the variable). */
 const out = process.env.SPOOL_HEAP_PROBE_OUT?.replaceAll("%p", String(process.pid));
@@ -35,8 +39,20 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : 0;
 }
 
+/** kB fields of /proc/self/smaps_rollup, in bytes. */
+function rollup(): Record<string, number> {
+  const fields: Record<string, number> = {};
+  try {
+    for (const m of readFileSync("/proc/self/smaps_rollup", "utf8").matchAll(/^(\w+):\s+(\d+) kB/gm)) fields[m[1]!] = Number(m[2]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return fields;
+}
+
 function report(): Record<string, unknown> {
   const rssBefore = process.memoryUsage().rss;
+  const split = rollup();
   const gaps = late.sort((a, b) => a - b);
   late = [];
   const gc: number[] = [];
@@ -60,6 +76,8 @@ function report(): Record<string, unknown> {
   return {
     rss: rssBefore,
     rssAfterGc: process.memoryUsage().rss,
+    anon: split.Anonymous ?? 0,
+    file: (split.Rss ?? 0) - (split.Anonymous ?? 0),
     heap: stats.heapSize,
     objects: stats.objectCount,
     topTypes: Object.fromEntries(topTypes),
