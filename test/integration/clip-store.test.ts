@@ -288,6 +288,28 @@ describe("crashes and removals", () => {
   }, 30_000);
 });
 
+describe("several processes on one DATA_DIR", () => {
+  test("a clip kept by one server is adopted by another (no second build), and served with its Content-Length", async () => {
+    const other = await startSpool({ ...on.config, port: 0, seedDemo: false }, { primary: false });
+    try {
+      const query = "?start=2.2&end=3.9";
+      const first = await answer(url(on, query));
+      await storeOf(on)!.settled();
+      const files = (await keptFiles(on.dataDir)).length;
+      const streamed = await answer(url(other, query)); // other's first: not verified yet, so streamed
+      expect(streamed.body).toEqual(first.body);
+      await storeOf(other)!.settled();
+      expect(storeOf(other)!.stats().builds).toBe(0);
+      expect((await keptFiles(on.dataDir)).length).toBe(files);
+      const adopted = await answer(url(other, query));
+      expect(adopted.length).toBe(String(first.body.length));
+      expect(adopted.body).toEqual(first.body);
+    } finally {
+      await other.stop();
+    }
+  }, 30_000);
+});
+
 describe("CLIP_CACHE_BYTES=0", () => {
   test("clips stream as before and nothing is written", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "spool-clip-off-"));
