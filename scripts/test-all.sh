@@ -62,6 +62,10 @@ echo "== stream (local and STORAGE=s3), static and clip tests with the RAM tier 
 SPOOL_TEST_MEMORY_CACHE_BYTES=0 "$BUN" test test/integration/stream.test.ts test/integration/stream-s3.test.ts test/integration/static.test.ts test/integration/clips.test.ts test/integration/header-fuzz.test.ts --reporter=junit --reporter-outfile=test-results/junit-no-memory-tier.xml
 [ $? -ne 0 ] && test_status=1
 
+echo "== clip tests with clips never kept as files (SPOOL_TEST_CLIP_CACHE_BYTES=0; kept everywhere else): the streamed answers"
+SPOOL_TEST_CLIP_CACHE_BYTES=0 "$BUN" test test/integration/clips.test.ts test/integration/clips-co64.test.ts --reporter=junit --reporter-outfile=test-results/junit-no-clip-cache.xml
+[ $? -ne 0 ] && test_status=1
+
 echo "== benchmark harness smoke"
 "$BUN" bench/run.ts --smoke || failed_steps=$((failed_steps + 1))
 
