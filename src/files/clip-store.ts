@@ -84,6 +84,8 @@ export class ClipStore {
   private refusedUntil = 0;
   /** Clips whose build failed (source unreadable, bucket down): not tried again before then. */
   private readonly failed = new Map<string, number>();
+  /** Each entity's file name, hashed once (a clip still being built is asked for on every request). */
+  private readonly paths = new WeakMap<ClipEntity, string>();
   private builds = 0;
 
   constructor(options: ClipStoreOptions) {
@@ -120,9 +122,13 @@ export class ClipStore {
 
   /** Where a clip's bytes are kept: `<source digest>.<digest of source, tag and size>.mp4`. */
   pathOf(clip: ClipEntity): string {
-    const source = sourceDigest(clip.base.path);
-    const digest = createHash("sha1").update(`${clip.base.path}\n${clip.etag}\n${clip.size}`).digest("hex");
-    return this.lru.pathFor(source, `${source}.${digest}.mp4`);
+    let path = this.paths.get(clip);
+    if (path === undefined) {
+      const source = sourceDigest(clip.base.path);
+      const digest = createHash("sha1").update(`${clip.base.path}\n${clip.etag}\n${clip.size}`).digest("hex");
+      this.paths.set(clip, (path = this.lru.pathFor(source, `${source}.${digest}.mp4`)));
+    }
+    return path;
   }
 
   /**
@@ -170,13 +176,14 @@ export class ClipStore {
   }
 
   private async build(clip: ClipEntity, path: string): Promise<void> {
-    // Another process may have kept it already: adopt a complete file, remove anything else.
+    // Another process may have kept it already: adopt a complete file. A file of another size
+    // there (a damaged disk; builds rename only complete files) is never sent, and the new one is
+    // renamed over it (not unlinked first: another process may be renaming a good one in place).
     const found = await stat(path).catch(() => null);
     if (found?.size === clip.size) {
       this.lru.adopt(path, clip.size);
       return this.attach(clip, path);
     }
-    if (found) await this.lru.remove(path);
     const temp = this.lru.tempPath();
     try {
       // One call per build: the directory may have been cleared under a running server.
