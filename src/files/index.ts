@@ -5,6 +5,7 @@ export { serveEntity, type EngineOptions } from "./serve.ts";
 export { FileReply, fileServer, sendClip, sendFile, serveClip, serveFile } from "./send-file.ts";
 export { ByteCache } from "./byte-cache.ts";
 export { MemoryTier, type MemoryTierOptions } from "./memory-tier.ts";
+export { ClipStore, type ClipStoreOptions, type ClipStoreStats } from "./clip-store.ts";
 export {
   ClipCache,
   clipEtag,
