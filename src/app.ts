@@ -160,6 +160,12 @@ export async function stopWorker(ctx: AppContext): Promise<void> {
 export function nativeError(ctx: AppContext, error: Error): Response {
   const { code, path } = error as NodeJS.ErrnoException;
   if (code === "ENOENT" && path) {
+    // A kept clip removed by another process since this one last checked it: the clip is still
+    // there to be had (its next request streams it), so not a 404.
+    if (ctx.catalog.clips?.lost(path)) {
+      log.warn({ path }, "kept clip vanished before it was sent; answering 503");
+      return errorResponse(503, "clip_unavailable", "The clip is being prepared; try again", { "retry-after": "1" });
+    }
     ctx.catalog.forgetPath(path);
     log.warn({ path }, "file vanished while cached; answering 404");
     return errorResponse(404, "not_found", "The file is no longer available");

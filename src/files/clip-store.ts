@@ -25,7 +25,7 @@
  */
 import { createHash } from "node:crypto";
 import { mkdir, open, readdir, rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { DiskLru } from "../lib/disk-lru.ts";
 import { errorFields, logger } from "../lib/log.ts";
 import type { FileEntity } from "./entity.ts";
@@ -249,6 +249,17 @@ export class ClipStore {
   private drop(path: string): void {
     this.verified.delete(path);
     this.lru.forget(path);
+  }
+
+  /**
+   * Bun found no file at `path` when it came to send it: if that is a kept clip (removed since this
+   * process last checked it, as `useSync` allows for up to a touch interval), it is forgotten, so
+   * the clip's next request streams it. True when the path was one of this store's.
+   */
+  lost(path: string): boolean {
+    if (!path.startsWith(this.lru.dir + sep)) return false;
+    this.drop(path);
+    return true;
   }
 
   /** Removes every kept clip of the source at `path` (a deleted video), whoever built it. */

@@ -270,6 +270,28 @@ describe("crashes and removals", () => {
     }
   }, 60_000);
 
+  test("a kept clip removed just before it is sent (within a touch interval): 503 with Retry-After, never a 404; the next request streams it", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "spool-clip-vanish-"));
+    // No RAM tier: the send must open the file.
+    const spool = await startTestSpool({ dataDir, jobKinds: ["ingest"], clipCacheBytes: 64 * MiB, memoryCacheBytes: 0, seedDemo: false });
+    try {
+      const video = await ingest(spool, source);
+      const bytes = new Uint8Array(await (await fetch(url(spool, QUERY, video))).arrayBuffer());
+      await storeOf(spool)!.settled();
+      const [kept] = await keptFiles(dataDir);
+      await Bun.file(kept!.path).delete();
+      const vanished = await fetch(url(spool, QUERY, video));
+      expect(vanished.status).toBe(503);
+      expect(vanished.headers.get("retry-after")).toBe("1");
+      await vanished.arrayBuffer();
+      const again = await fetch(url(spool, QUERY, video));
+      expect(again.status).toBe(200);
+      expect(new Uint8Array(await again.arrayBuffer())).toEqual(bytes);
+    } finally {
+      await spool.stop();
+    }
+  }, 60_000);
+
   test("a deleted video: its clip URLs answer 404 and its kept clips are removed", async () => {
     const other = await ingest(on, source, "Doomed");
     await (await fetch(url(on, QUERY, other))).arrayBuffer();
