@@ -188,7 +188,7 @@ export class ClipStore {
     try {
       // One call per build: the directory may have been cleared under a running server.
       await mkdir(dirname(temp), { recursive: true });
-      await this.write(clip, temp);
+      await writeClipFile(clip, temp);
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
@@ -199,45 +199,6 @@ export class ClipStore {
     }
     this.builds++;
     this.attach(clip, path);
-  }
-
-  /**
-   * The clip's bytes into `temp`: the header, then the media range, checked to be exactly the
-   * clip's length and fsynced before it may be renamed into place.
-   *
-   * The media range is read in 1 MiB chunks through one reused buffer (or, STORAGE=s3, taken from
-   * the block cache's stream). Not kernel-side: Bun 1.4.5's `Bun.write(dest, file.slice(a, b))`
-   * uses copy_file_range(2) but copies the WHOLE source from offset 0 (the slice's offset and
-   * length are ignored, to a path or to an fd at its position; checked with strace), and Node's
-   * copy functions copy whole files. A build happens once per clip, off the request.
-   */
-  private async write(clip: ClipEntity, temp: string): Promise<void> {
-    const out = await open(temp, "w");
-    try {
-      let written = (await out.write(clip.head)).bytesWritten;
-      const range = { start: clip.dataStart, end: clip.dataEnd - 1 };
-      if (clip.media) {
-        if (range.end >= range.start) for await (const chunk of clip.media.stream(range)) written += (await out.write(chunk)).bytesWritten;
-      } else {
-        const source = await open(clip.path, "r");
-        try {
-          const buffer = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(1, clip.dataEnd - clip.dataStart)));
-          for (let offset = clip.dataStart; offset < clip.dataEnd; ) {
-            const { bytesRead } = await source.read(buffer, 0, Math.min(buffer.length, clip.dataEnd - offset), offset);
-            if (bytesRead === 0) throw new Error(`short read from ${clip.path} at ${offset}`);
-            written += (await out.write(buffer.subarray(0, bytesRead))).bytesWritten;
-            offset += bytesRead;
-          }
-        } finally {
-          await source.close();
-        }
-      }
-      if (written !== clip.size) throw new Error(`clip file of ${written} bytes, expected ${clip.size}`);
-      // On disk before it is visible: a power cut must not leave a named clip with holes.
-      await out.sync();
-    } finally {
-      await out.close();
-    }
   }
 
   private attach(clip: ClipEntity, path: string): void {
@@ -279,6 +240,46 @@ export class ClipStore {
 }
 
 /** The file engine's entity for a kept clip: the clip's own headers and validators, the file's bytes. */
+/**
+ * The clip's bytes into the file `temp`: the header, then the media range, checked to be exactly
+ * the clip's length and fsynced before it may be renamed into place. Also used on its own for a
+ * short clip that stands in for a whole bucket video (thumbnails with STORAGE=s3).
+ *
+ * The media range is read in 1 MiB chunks through one reused buffer (or, STORAGE=s3, taken from
+ * the block cache's stream). Not kernel-side: Bun 1.4.5's `Bun.write(dest, file.slice(a, b))`
+ * uses copy_file_range(2) but copies the WHOLE source from offset 0 (the slice's offset and
+ * length are ignored, to a path or to an fd at its position; checked with strace), and Node's
+ * copy functions copy whole files. A build happens once per clip, off the request.
+ */
+export async function writeClipFile(clip: ClipEntity, temp: string): Promise<void> {
+  const out = await open(temp, "w");
+  try {
+    let written = (await out.write(clip.head)).bytesWritten;
+    const range = { start: clip.dataStart, end: clip.dataEnd - 1 };
+    if (clip.media) {
+      if (range.end >= range.start) for await (const chunk of clip.media.stream(range)) written += (await out.write(chunk)).bytesWritten;
+    } else {
+      const source = await open(clip.path, "r");
+      try {
+        const buffer = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(1, clip.dataEnd - clip.dataStart)));
+        for (let offset = clip.dataStart; offset < clip.dataEnd; ) {
+          const { bytesRead } = await source.read(buffer, 0, Math.min(buffer.length, clip.dataEnd - offset), offset);
+          if (bytesRead === 0) throw new Error(`short read from ${clip.path} at ${offset}`);
+          written += (await out.write(buffer.subarray(0, bytesRead))).bytesWritten;
+          offset += bytesRead;
+        }
+      } finally {
+        await source.close();
+      }
+    }
+    if (written !== clip.size) throw new Error(`clip file of ${written} bytes, expected ${clip.size}`);
+    // On disk before it is visible: a power cut must not leave a named clip with holes.
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+}
+
 function storedEntity(clip: ClipEntity, path: string, memory: MemoryTier | undefined): FileEntity {
   const nativeRangeHeaders = new Headers(clip.headers);
   nativeRangeHeaders.delete("accept-ranges");

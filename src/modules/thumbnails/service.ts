@@ -26,12 +26,18 @@ import type { Storage } from "../../library/storage.ts";
 import { snapTimeMs, snapWidth } from "./grid.ts";
 import { StorageUnavailable, videoKeys } from "../../storage/object-store.ts";
 import type { ObjectServer } from "../../storage/serve.ts";
+import { ClipCache, isClippable } from "../../files/clip.ts";
+import { writeClipFile } from "../../files/clip-store.ts";
 
 export const MIN_WIDTH = 16;
 export const MAX_WIDTH = 3840;
 /** Posters are at most this wide; wider sources are scaled down. */
 export const POSTER_MAX_WIDTH = 1280;
 const MAX_CACHED = 200;
+/** STORAGE=s3: the length of the clip a frame is taken from (the frame, and some slack). */
+const FRAME_CLIP_SECONDS = 1;
+/** Parsed `moov`s kept for thumbnails of bucket videos (a two-hour film's is a few MiB). */
+const FRAME_CLIP_CACHE_BYTES = 16 * 1024 * 1024;
 
 export interface ThumbnailLimits {
   /** ffmpeg frame extractions at once (THUMBNAIL_CONCURRENCY). */
@@ -105,7 +111,11 @@ export class Thumbnails {
     const set = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
     this.limits = { ...THUMBNAIL_DEFAULTS, ...set };
     this.limiter = new Limiter(Math.max(1, this.limits.concurrency));
+    this.frameClips = objects ? new ClipCache({ maxBytes: FRAME_CLIP_CACHE_BYTES, mediaFor: (base) => objects.clipMedia(base) }) : undefined;
   }
+
+  /** STORAGE=s3: parsed `moov`s of bucket videos, to cut the second around a frame (see `frameSource`). */
+  private readonly frameClips: ClipCache | undefined;
 
   /** ffmpeg runs in progress and jobs waiting for one (posters at ingest included). */
   get load(): { running: number; waiting: number } {
@@ -253,9 +263,9 @@ export class Thumbnails {
         const source = `${base}.source`;
         const output = `${base}.jpg`;
         try {
-          await objects.download({ key: row.storagePath, identity: row.sha256 ?? row.storagePath, size: row.size }, source);
+          const at = await this.frameSource(row, frame.seconds, source);
           if (jobSignal.aborted) throw clientGone();
-          await this.extract(source, output, demuxer, frame.seconds, frame.width, { signal: jobSignal });
+          await this.extract(source, output, demuxer, at, frame.width, { signal: jobSignal });
           await objects.store.putFile(key, output, { type: "image/jpeg" });
           objects.forget(key);
         } finally {
@@ -266,6 +276,32 @@ export class Thumbnails {
     }
     await this.settle(row, job, key, signal);
     return key;
+  }
+
+  /**
+   * STORAGE=s3: a local file ffmpeg can read the frame at `seconds` from, and the time to ask it
+   * for there. An MP4/MOV is cut to the second that starts at the frame (a clip: its rewritten
+   * `moov` and the media from the key frame before; src/files/clip.ts), whose first shown frame
+   * is the one wanted: a thumbnail reads the `moov` and a GOP or so from the bucket, not the whole
+   * video (a two-hour film is gigabytes). Anything that cannot be cut there (another container,
+   * a time past the last frame, a file the clip reader refuses) is copied whole, as before.
+   */
+  private async frameSource(row: VideoRow, seconds: number, path: string): Promise<number> {
+    const objects = this.objects!;
+    const object = { key: row.storagePath, identity: row.sha256 ?? row.storagePath, size: row.size };
+    if (this.frameClips && row.sha256 && isClippable(row.storagePath, row.contentType)) {
+      const base = objects.entity(row.storagePath, row.size, row.sha256, row.createdAt.getTime(), { etag: `"${row.sha256}"`, contentType: row.contentType });
+      try {
+        const clip = await this.frameClips.get(base, { start: seconds, end: seconds + FRAME_CLIP_SECONDS });
+        await writeClipFile(clip, path);
+        return 0;
+      } catch (error) {
+        // A refusal of the cut (400/422) falls back to the whole file; the bucket's failures do not.
+        if (!(error instanceof HttpError)) throw error;
+      }
+    }
+    await objects.download(object, path);
+    return seconds;
   }
 
   /** Waits for a frame's job; its failure becomes the client's 422 (storage failures stay 503). */
