@@ -5,11 +5,13 @@
  *   made with ffmpeg's testsrc2 plus temporal noise so the encoder cannot squeeze it small.
  * - the library (`lib-000` … `lib-099`): a hundred short real MP4s of distinct lengths and bytes
  *   for the player-start mix (see ensureLibrary).
+ * - `film`: a two-hour MP4 with a film's sample tables (a ~7 MiB `moov`) and ~1 GB of real media
+ *   bytes, for the clip workloads on a long video (see ensureFilm); a two-minute one in smoke runs.
  * - size sweep files (`sweep-1m`, `sweep-1g`, `sweep-8g`): a complete real MP4 followed by a
  *   `free` box of random bytes up to the exact size. The 8 GiB file is sparse (64 MiB of random
  *   bytes, then a hole made with truncate) so it costs no disk.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { randomFillSync } from "node:crypto";
 import { resolve } from "node:path";
 import { ParkMiller } from "./prng.ts";
@@ -250,4 +252,143 @@ export async function ensureLibrary(count = LIBRARY_SIZE): Promise<LibraryVideo[
   const total = videos.reduce((s, v) => s + v.size, 0);
   log(`media: library of ${count} videos, ${fmtBytes(total)} in all (${fmtBytes(Math.min(...videos.map((v) => v.size)))} to ${fmtBytes(Math.max(...videos.map((v) => v.size)))})`);
   return videos;
+}
+
+/**
+ * The film: what a share link into a long video points at. A two-hour faststart H.264 + AAC MP4
+ * with a film's sample tables (216,000 video and ~337,700 audio samples, a key frame every 2 s,
+ * B-frames, so `stts`, `ctts`, `stss`, `stsc`, `stsz` and `stco` are as long as a real film's: a
+ * `moov` of about 7 MiB) and real media bytes (640x360, ~1 Mbit/s, testsrc2 plus noise, 64 kbit/s
+ * AAC): about 1 GB. Made quickly: one segment is encoded once (~18 s), then stream-copied
+ * `loops` times into one file with `-stream_loop` (~7 s), as bench/clip-moov.ts does. The segment
+ * lasts a whole number of AAC frames (32 s at 48 kHz = 1,500 frames), so the looped audio neither
+ * drifts nor overlaps the video. Smoke runs use a short film of the same recipe (8 s x 16: two
+ * minutes, ~17 MB), which checks the plumbing in seconds; its moov is small.
+ */
+export interface FilmRecipe {
+  /** Cache file name (without .mp4). */
+  name: string;
+  segmentS: number;
+  loops: number;
+}
+
+export const FILM_RECIPES: Record<"full" | "smoke", FilmRecipe> = {
+  full: { name: "film-2h", segmentS: 32, loops: 225 },
+  smoke: { name: "film-smoke", segmentS: 8, loops: 16 },
+};
+
+/** Bumped when the recipe below changes, so a cached film is rebuilt. */
+const FILM_VERSION = 1;
+
+export interface FilmVideo extends LibraryVideo {
+  width: number;
+  height: number;
+  /** Bytes of the film's `moov` box (what nginx's mp4 module reads and parses per clip request). */
+  moovBytes: number;
+  recipe: FilmRecipe;
+  /** Seconds it took to make (encode + loop), when this run made it. */
+  madeInS?: number;
+}
+
+/** The film's seconds, as the recipe makes it (the key frame every 2 s lines up with it). */
+export const filmSeconds = (r: FilmRecipe) => r.segmentS * r.loops;
+
+/** Top-level boxes of an MP4 file: the size of the first `moov` (0 when none is found). */
+function moovSize(path: string): number {
+  const fd = openSync(path, "r");
+  try {
+    const size = statSync(path).size;
+    const head = Buffer.alloc(16);
+    let off = 0;
+    while (off + 8 <= size) {
+      readSync(fd, head, 0, 16, off);
+      let box = head.readUInt32BE(0);
+      const type = head.toString("latin1", 4, 8);
+      if (box === 1) box = Number(head.readBigUInt64BE(8));
+      else if (box === 0) box = size - off;
+      if (type === "moov") return box;
+      if (box < 8) return 0;
+      off += box;
+    }
+    return 0;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  for await (const chunk of Bun.file(path).stream()) hasher.update(chunk);
+  return hasher.digest("hex");
+}
+
+/** Generate (or reuse) the film of `recipe`, cached in bench/.cache/media/film with a manifest (size, SHA-256, duration, moov size). */
+export async function ensureFilm(recipe: FilmRecipe): Promise<FilmVideo> {
+  const dir = resolve(MEDIA_DIR, "film");
+  const path = resolve(dir, `${recipe.name}.mp4`);
+  const manifestPath = resolve(dir, `${recipe.name}.json`);
+  try {
+    const m = JSON.parse(readFileSync(manifestPath, "utf8")) as { version: number; film: FilmVideo };
+    if (m.version === FILM_VERSION && m.film.recipe.segmentS === recipe.segmentS && m.film.recipe.loops === recipe.loops && existsSync(path) && statSync(path).size === m.film.size) {
+      return { ...m.film, path, madeInS: undefined };
+    }
+  } catch {}
+  const ffmpeg = which("ffmpeg");
+  if (!ffmpeg) throw new Error("ffmpeg is required to generate the benchmark film (apt-get install ffmpeg)");
+  mkdirSync(dir, { recursive: true });
+  const started = performance.now();
+  const segment = resolve(dir, `${recipe.name}.segment.mp4`);
+  const width = 640;
+  const height = 360;
+  log(`media: encoding the film's ${recipe.segmentS} s ${height}p segment with ffmpeg`);
+  let r = await run(
+    [
+      ffmpeg, "-v", "error", "-y",
+      "-f", "lavfi", "-i", `testsrc2=size=${width}x${height}:rate=30,noise=alls=8:allf=t`,
+      "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+      "-t", String(recipe.segmentS),
+      "-c:v", "libx264", "-preset", "veryfast", "-b:v", "1000k", "-maxrate", "1000k", "-bufsize", "2000k",
+      "-bf", "2", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+      "-c:a", "aac", "-b:a", "64k", "-ac", "2",
+      `${segment}.tmp.mp4`,
+    ],
+    { timeoutMs: 300_000, name: "ffmpeg" },
+  );
+  if (r.code !== 0) throw new Error(`ffmpeg failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  renameSync(`${segment}.tmp.mp4`, segment);
+  log(`media: looping it ${recipe.loops} times into ${recipe.name}.mp4 (stream copy, faststart)`);
+  r = await run(
+    [ffmpeg, "-v", "error", "-y", "-stream_loop", String(recipe.loops - 1), "-i", segment, "-c", "copy", "-movflags", "+faststart", `${path}.tmp.mp4`],
+    { timeoutMs: 600_000, name: "ffmpeg" },
+  );
+  if (r.code !== 0) throw new Error(`ffmpeg failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  renameSync(`${path}.tmp.mp4`, path);
+  rmSync(segment, { force: true });
+  const size = statSync(path).size;
+  const moovBytes = moovSize(path);
+  if (!moovBytes) throw new Error(`${path}: no moov box`);
+  let duration = filmSeconds(recipe);
+  const ffprobe = which("ffprobe");
+  if (ffprobe) {
+    const p = await run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path], { timeoutMs: 60_000, name: "ffprobe" });
+    const d = Number(p.stdout.trim());
+    if (p.code === 0 && Number.isFinite(d) && d > 0) duration = d;
+  }
+  const film: FilmVideo = {
+    key: "film",
+    path,
+    size,
+    label: `${fmtBytes(size)} ${filmSeconds(recipe) >= 3600 ? `${filmSeconds(recipe) / 3600} h` : `${filmSeconds(recipe)} s`} film`,
+    sparse: false,
+    sha256: await sha256File(path),
+    duration,
+    width,
+    height,
+    moovBytes,
+    recipe,
+  };
+  writeFileSync(manifestPath, `${JSON.stringify({ version: FILM_VERSION, film: { ...film, madeInS: undefined } }, null, 1)}\n`);
+  film.madeInS = (performance.now() - started) / 1000;
+  log(`media: film ${recipe.name}.mp4, ${fmtBytes(size)}, ${duration.toFixed(1)} s, moov ${fmtBytes(moovBytes)}, made in ${film.madeInS.toFixed(1)} s`);
+  return film;
 }
