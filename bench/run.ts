@@ -15,10 +15,10 @@
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { checkTarget, scrapeTier, type CheckReport, type MixCheck, type TierStats } from "./lib/checks.ts";
+import { checkClip, checkTarget, scrapeTier, type CheckReport, type MixCheck, type TierStats } from "./lib/checks.ts";
 import { runLoad, wrkVersion, type Generator, type LoadResult, type LoadSpec } from "./lib/load.ts";
 import { machineInfo } from "./lib/machine.ts";
-import { ensureLibrary, ensureMainVideo, ensureSweep, freeBytes, type LibraryVideo, type MediaFile } from "./lib/media.ts";
+import { FILM_RECIPES, ensureFilm, ensureLibrary, ensureMainVideo, ensureSweep, freeBytes, type FilmVideo, type LibraryVideo, type MediaFile } from "./lib/media.ts";
 import { MIX_HEAD_BYTES, MIX_ZIPF_S, buildMix, mixByteBounds, topShare, writeMix, writePaths, type MixRequest } from "./lib/player-mix.ts";
 import { tierBytesOf, writeReports, type MixInfo, type SlowCell, type TierDelta, type SuiteResult, type TargetSummary, type WorkloadResult } from "./lib/report.ts";
 import { NoiseMeter, RssSampler, resetHwm, treeHwm, treeRss, waitIdle } from "./lib/rss.ts";
@@ -36,7 +36,7 @@ import {
   type TargetId,
 } from "./lib/targets.ts";
 import { BENCH_DIR, CACHE_DIR, CLIENT_CORE, GiB, LOOPBACK, RESULTS_DIR, canPin, installExitHooks, log, median, pinned, run, sleep, which } from "./lib/util.ts";
-import { PLAYERS, modeConfig, type Cell, type Mode, type Workload } from "./lib/workloads.ts";
+import { FILM, PLAYERS, modeConfig, type Cell, type Mode, type Workload } from "./lib/workloads.ts";
 
 // ---------------------------------------------------------------------------------------------
 // CLI
@@ -189,25 +189,52 @@ function sanity(w: Workload, r: LoadResult, fileSize: number, connections: numbe
   return null;
 }
 
-/** The size of each target's clip (`target\0path`), measured once with a GET before the clip workloads. */
+/** The size of each target's clip (`target\0path`), measured and checked once before the clip workloads. */
 const clipSizes = new Map<string, number>();
+/** Why a target's clip cannot be timed (`target\0path`): its checks failed. */
+const clipFailures = new Map<string, string>();
 
-/** GETs each clip once: its size (the targets' headers differ), or a note when it fails. */
-async function measureClips(workloads: Workload[], running: Running[], mainKey: string): Promise<void> {
+/**
+ * Checks each clip URL once per target (bench/lib/checks.ts checkClip): its size as the target
+ * answers it (their headers differ), exact ranges against a whole GET of it, and on Spool that
+ * the whole clip comes from the clip it kept as a file. The items join the target's checks; a
+ * clip that fails them is not timed (its cells say why).
+ */
+async function measureClips(workloads: Workload[], running: Running[], checks: Map<TargetId, CheckReport>): Promise<void> {
   for (const w of workloads) {
     if (!w.query) continue;
     for (const t of running) {
       if (w.only && !w.only.includes(t.id)) continue;
-      const base = t.paths[w.pathKey ?? mainKey];
+      const base = t.paths[w.pathKey ?? w.file];
       if (base === undefined) continue;
       const path = base + w.query;
-      if (clipSizes.has(`${t.id}\0${path}`)) continue;
-      const response = await fetch(t.baseUrl + path).catch(() => null);
-      const body = response?.status === 200 ? await response.arrayBuffer() : null;
-      if (body && body.byteLength > 0) clipSizes.set(`${t.id}\0${path}`, body.byteLength);
-      else log(`warning: ${t.id} ${path} answered ${response?.status ?? "nothing"}; its clip workloads are skipped`);
+      const key = `${t.id}\0${path}`;
+      if (clipSizes.has(key) || clipFailures.has(key)) continue;
+      // Spool keeps clips as files (CLIP_CACHE_BYTES, on by default in the suite's environment).
+      const c = await checkClip(t, path, `${w.file} clip ${w.query}`, t.id === "spool");
+      checks.get(t.id)?.items.push(...c.items);
+      const bad = c.items.filter((i) => !i.ok);
+      for (const i of bad) log(`  FAIL ${t.label}: ${i.name}${i.detail ? ` - ${i.detail}` : ""}`);
+      if (c.size !== null) {
+        clipSizes.set(key, c.size);
+        log(`${t.label}: ${w.file} clip ${w.query}: ${c.size} bytes, ${c.items.length} clip checks passed${c.items.at(-1)?.detail ? ` (${c.items.at(-1)?.name.split(": ").pop()}: ${c.items.at(-1)?.detail})` : ""}`);
+      } else {
+        clipFailures.set(key, bad.map((i) => i.name.split(": ").slice(1).join(": ")).join(", "));
+        log(`warning: ${t.label} ${path} failed its clip checks; its clip workloads on it are not timed`);
+      }
     }
   }
+}
+
+/** Each target's clip length for a clip workload (what its whole-clip GETs carry). */
+function clipBytesOf(w: Workload, file: MediaFile, running: Running[]): Partial<Record<TargetId, number>> {
+  const out: Partial<Record<TargetId, number>> = {};
+  for (const t of running) {
+    const base = t.paths[w.pathKey ?? file.key];
+    const size = base === undefined ? undefined : clipSizes.get(`${t.id}\0${base}${w.query ?? ""}`);
+    if (size !== undefined) out[t.id] = size;
+  }
+  return out;
 }
 
 /**
@@ -343,7 +370,8 @@ function participantsOf(
     const path = mediaPath + (w.query ?? "");
     const size = w.query ? clipSizes.get(`${t.id}\0${path}`) : file.size;
     if (size === undefined) {
-      cells[t.id] = { ...blank, note: "n/a: no clip size (the clip request failed)" };
+      const why = clipFailures.get(`${t.id}\0${path}`);
+      cells[t.id] = { ...blank, note: why ? `n/a: clip checks failed (${why})` : "n/a: no clip size (the clip request failed)" };
       continue;
     }
     participants.push({
@@ -419,13 +447,22 @@ async function main(): Promise<number> {
   const runSlow = !args.workloads || args.workloads.includes("slow");
   // The player-start mix's hundred videos, only when that workload runs.
   const library = cfg.workloads.some((w) => w.id === PLAYERS) ? await ensureLibrary() : [];
+  // The two-hour film (a short one in smoke runs), only when a workload serves it.
+  const film: FilmVideo | null = cfg.workloads.some((w) => w.file === FILM) ? await ensureFilm(FILM_RECIPES[args.mode === "smoke" ? "smoke" : "full"]) : null;
+  if (film) {
+    notes.push(
+      `The film (${FILM_RECIPES[args.mode === "smoke" ? "smoke" : "full"].name}.mp4): ${(film.size / 1e6).toFixed(0)} MB, ${film.duration.toFixed(0)} s, a moov of ${(film.moovBytes / 2 ** 20).toFixed(2)} MiB (nginx's mp4_max_buffer_size is 16m)${film.madeInS !== undefined ? `; made in this run in ${film.madeInS.toFixed(0)} s` : ""}.`,
+    );
+  }
+  /** Every file a workload may name (the film is served by Spool and nginx only). */
+  const served: MediaFile[] = [...media, ...(film ? [film] : [])];
   const rounds = args.rounds ?? cfg.rounds;
   const durationS = args.durationS ?? cfg.durationS;
 
   // Targets.
   mkdirSync(CACHE_DIR, { recursive: true });
   tmp = mkdtempSync(resolve(CACHE_DIR, "run-"));
-  const webroot = prepareWebroot(tmp, [...media, ...library]);
+  const webroot = prepareWebroot(tmp, [...media, ...library, ...(film ? [film] : [])]);
   if (library.length) mixPlan = new MixPlan(library, resolve(tmp, "mix"));
   const ctx = {
     media,
@@ -437,6 +474,7 @@ async function main(): Promise<number> {
     spoolEnv: { WORKERS: process.env.SPOOL_WORKERS ?? "1", ...(process.env.SPOOL_MEMORY_CACHE_BYTES ? { MEMORY_CACHE_BYTES: process.env.SPOOL_MEMORY_CACHE_BYTES } : {}) },
     spool: undefined as Running | undefined,
     library: library.length ? library : undefined,
+    film: film ?? undefined,
   };
   const summaries: TargetSummary[] = [];
   const running: Running[] = [];
@@ -467,7 +505,7 @@ async function main(): Promise<number> {
         ctx.library = ctx.library.map((v) => (copies[v.key] ? { ...v, path: copies[v.key] as string } : v));
         mixPlan.library = ctx.library;
       }
-      prepareWebroot(ctx.tmp, [...ctx.media, ...(ctx.library ?? [])]);
+      prepareWebroot(ctx.tmp, [...ctx.media, ...(ctx.library ?? []), ...(ctx.film ? [ctx.film] : [])]);
       if (moved) log(`  other targets will serve Spool's stored copies of ${moved}/${media.length} files`);
     }
     // The bare Bun peer lists the same library, from the same SQLite file.
@@ -528,7 +566,7 @@ async function main(): Promise<number> {
     // it is compared with, right next to the same target's run there; alone when that one is not
     // selected.
     const selected = new Set(cfg.workloads.map((w) => w.id));
-    await measureClips(cfg.workloads, running, main.key);
+    await measureClips(cfg.workloads, running, checks);
     const companions = (w: Workload) => cfg.workloads.filter((c) => c.relativeTo === w.id);
     for (const w of cfg.workloads.filter((x) => !x.relativeTo || !selected.has(x.relativeTo))) {
       const group = [w, ...companions(w)];
@@ -537,7 +575,7 @@ async function main(): Promise<number> {
       // Spool's RAM tier counters before the timed rounds of a mix workload (`workload\0target`).
       const tierBefore = new Map<string, TierStats>();
       for (const gw of group) {
-        const file = media.find((m) => m.key === gw.file) ?? main;
+        const file = served.find((m) => m.key === gw.file) ?? main;
         if (!warmed.has(file.key)) {
           warmed.add(file.key);
           await warmPageCache(ctx.media.find((m) => m.key === file.key)?.path ?? file.path, file.size, file.key);
@@ -656,7 +694,7 @@ async function main(): Promise<number> {
         };
       }
       for (const gw of group) {
-        const file = media.find((m) => m.key === gw.file) ?? main;
+        const file = served.find((m) => m.key === gw.file) ?? main;
         workloads.push({
           id: gw.id,
           title: gw.title,
@@ -670,6 +708,7 @@ async function main(): Promise<number> {
           relativeTo: gw.relativeTo && selected.has(gw.relativeTo) ? gw.relativeTo : undefined,
           cells: cellsOf.get(gw.id) ?? {},
           ...(tierOf.get(gw.id) ? { tier: tierOf.get(gw.id) } : {}),
+          ...(gw.query ? { query: gw.query, clipBytes: clipBytesOf(gw, file, running) } : {}),
         });
       }
     }
@@ -749,6 +788,7 @@ async function main(): Promise<number> {
     workloads,
     slow,
     ...(mixPlan ? { mix: mixPlan.info() } : {}),
+    ...(film && workloads.some((w) => w.file === FILM) ? { film: { label: film.label, size: film.size, duration: film.duration, moovBytes: film.moovBytes } } : {}),
     goals: [],
     notes,
   };

@@ -382,3 +382,90 @@ async function checkMetrics(t: Running, streamUrl: string, items: CheckItem[]): 
     items.push({ name: "GET /metrics", ok: false, mandatory: true, detail: String(e) });
   }
 }
+
+/** A time clip (`?start=&end=`) on one target, checked before its clip workloads. */
+export interface ClipCheck {
+  /** The clip's length as this target answers it (its whole-clip GET); null when the checks failed. */
+  size: number | null;
+  items: CheckItem[];
+}
+
+/**
+ * A clip URL on one target, before timing: a whole GET answers 200 with an MP4 (`ftyp` first)
+ * whose length is the Content-Length when one is sent (the clip's size as this target reports
+ * it: Spool's frame-exact clip and nginx's differ); three 64 KiB-ish ranges (the head, an
+ * unaligned one in the middle, the tail) answer 206 with `bytes a-b/<that size>` and exactly the
+ * bytes of that GET. With `kept` (Spool, CLIP_CACHE_BYTES on), the first GET starts writing the
+ * clip to a file of its own in the background; the check then waits (at most 20 s) until a
+ * whole GET answers with a Content-Length and without chunking, i.e. from the kept file by
+ * sendfile, and with the same bytes, so the timed whole-clip GETs measure the kept clip (as a
+ * popular clip is served), not the first-time stream.
+ */
+export async function checkClip(t: Running, path: string, label: string, kept: boolean): Promise<ClipCheck> {
+  const items: CheckItem[] = [];
+  const url = t.baseUrl + path;
+  let clip: Uint8Array;
+  try {
+    const res = await get(url);
+    clip = new Uint8Array(await res.arrayBuffer());
+    const problems: string[] = [];
+    if (res.status !== 200) problems.push(`status ${res.status} (want 200)`);
+    const cl = res.headers.get("content-length");
+    if (cl !== null && Number(cl) !== clip.length) problems.push(`Content-Length ${cl}, body ${clip.length} bytes`);
+    if (clip.length < 16 || Buffer.from(clip.subarray(4, 8)).toString("latin1") !== "ftyp") problems.push(`not an MP4 (first box ${JSON.stringify(Buffer.from(clip.subarray(4, 8)).toString("latin1"))})`);
+    const ct = res.headers.get("content-type") ?? "";
+    if (!ct.startsWith("video/mp4")) problems.push(`Content-Type ${JSON.stringify(ct)}`);
+    items.push({ name: `${label}: GET the whole clip: 200, an MP4 of its Content-Length`, ok: problems.length === 0, mandatory: true, detail: problems.join("; ") || `${clip.length} bytes` });
+    if (problems.length) return { size: null, items };
+  } catch (e) {
+    items.push({ name: `${label}: GET the whole clip`, ok: false, mandatory: true, detail: String(e) });
+    return { size: null, items };
+  }
+  const size = clip.length;
+  const mid = Math.floor(size / 2) + 4_093;
+  const ranges: [number, number][] = [
+    [0, Math.min(size, 65_536) - 1],
+    [Math.min(mid, size - 1), Math.min(mid + 65_535, size - 1)],
+    [Math.max(0, size - 1000), size - 1],
+  ];
+  for (const [a, b] of ranges) {
+    const name = `${label}: bytes=${a}-${b} of the clip: 206 + the GET's bytes`;
+    try {
+      const res = await get(url, { Range: `bytes=${a}-${b}` });
+      const body = new Uint8Array(await res.arrayBuffer());
+      const problems: string[] = [];
+      if (res.status !== 206) problems.push(`status ${res.status} (want 206)`);
+      const cr = res.headers.get("content-range");
+      if (cr !== `bytes ${a}-${b}/${size}`) problems.push(`Content-Range ${JSON.stringify(cr)} (want "bytes ${a}-${b}/${size}")`);
+      if (!sameBytes(body, clip.subarray(a, b + 1))) problems.push(`body differs from the whole clip's bytes (${body.length} bytes received)`);
+      items.push({ name, ok: problems.length === 0, mandatory: true, detail: problems.join("; ") || undefined });
+    } catch (e) {
+      items.push({ name, ok: false, mandatory: true, detail: String(e) });
+    }
+  }
+  if (kept) {
+    const name = `${label}: the whole clip comes from the kept file (Content-Length, not chunked; same bytes)`;
+    const started = performance.now();
+    let detail = "";
+    let ok = false;
+    while (performance.now() - started < 20_000) {
+      try {
+        const res = await get(url);
+        const body = new Uint8Array(await res.arrayBuffer());
+        const cl = res.headers.get("content-length");
+        const te = res.headers.get("transfer-encoding");
+        if (res.status === 200 && cl !== null && Number(cl) === size && !te) {
+          ok = sameBytes(body, clip);
+          detail = ok ? `after ${Math.round(performance.now() - started)} ms` : "kept, but its bytes differ from the first GET's";
+          break;
+        }
+        detail = `still ${te ? `Transfer-Encoding: ${te}` : `status ${res.status}, Content-Length ${cl}`} after ${Math.round(performance.now() - started)} ms`;
+      } catch (e) {
+        detail = String(e);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    items.push({ name, ok, mandatory: true, detail });
+  }
+  return { size: items.every((i) => i.ok || !i.mandatory) ? size : null, items };
+}

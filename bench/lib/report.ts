@@ -10,7 +10,7 @@ import type { SlowResult } from "./slow-readers.ts";
 import { TARGET_LABELS, TARGET_ORDER, type NginxTuning, type TargetId } from "./targets.ts";
 import type { LoadResult } from "./load.ts";
 import { BENCH_DIR, REPO_ROOT, median } from "./util.ts";
-import { METRICS_GOAL, SIGNED_GOAL, type Cell, type Mode } from "./workloads.ts";
+import { CLIP_GOAL, CLIP_WORKLOADS, METRICS_GOAL, SIGNED_GOAL, type Cell, type Mode } from "./workloads.ts";
 
 export interface TargetSummary {
   id: TargetId;
@@ -39,6 +39,9 @@ export interface WorkloadResult {
    */
   relativeTo?: string;
   cells: Partial<Record<TargetId, Cell>>;
+  /** A time clip's query (`?start=&end=`), and each target's clip length in bytes (they differ). */
+  query?: string;
+  clipBytes?: Partial<Record<TargetId, number>>;
   /** Spool's RAM tier over the timed rounds (the player-start mix), from /metrics before and after. */
   tier?: Partial<Record<TargetId, TierDelta>>;
 }
@@ -64,6 +67,15 @@ export interface MixInfo {
   /** The second request of a start: `bytes=0-(headBytes-1)`. */
   headBytes: number;
   requestsPerStart: number;
+}
+
+/** The film of the film clip workloads, as run. */
+export interface FilmInfo {
+  label: string;
+  size: number;
+  duration: number;
+  /** Bytes of its `moov` box: what nginx's mp4 module reads and parses on every clip request. */
+  moovBytes: number;
 }
 
 export interface SlowCell {
@@ -120,6 +132,8 @@ export interface SuiteResult {
   slow: Partial<Record<TargetId, SlowCell>>;
   /** Present when the player-start mix ran. */
   mix?: MixInfo;
+  /** Present when the film's clip workloads ran: the two-hour MP4 they cut (bench/lib/media.ts ensureFilm). */
+  film?: FilmInfo;
   goals: Goal[];
   notes: string[];
 }
@@ -187,6 +201,49 @@ function postgresRatio(s: SuiteResult): { w: WorkloadResult; r: number }[] | nul
 }
 
 const plainTitle = (w: WorkloadResult) => w.title.replace(/`/g, "");
+
+/**
+ * Spool ÷ nginx on the clip workloads of one file (the main video's or the film's), paired by
+ * round; for whole clips also the ratio of MiB/s (the two clips differ in length: Spool's is
+ * frame-exact and starts at the key frame before `start`).
+ */
+function clipRatios(s: SuiteResult, which: keyof typeof CLIP_WORKLOADS): { w: WorkloadResult; r: number; mib: number }[] {
+  const ids: readonly string[] = CLIP_WORKLOADS[which];
+  return s.workloads
+    .filter((w) => ids.includes(w.id) && w.cells.spool?.rounds.length && w.cells.nginx?.rounds.length)
+    .map((w) => {
+      const pairs: number[] = [];
+      for (const a of w.cells.spool?.rounds ?? []) {
+        const b = w.cells.nginx?.rounds.find((x) => x.round === a.round);
+        if (b && b.mibps > 0) pairs.push(a.mibps / b.mibps);
+      }
+      return { w, r: ratio(w, "spool", "nginx"), mib: median(pairs) };
+    })
+    .filter((x) => Number.isFinite(x.r));
+}
+
+const clipFileText = (s: SuiteResult, which: keyof typeof CLIP_WORKLOADS): string => {
+  if (which === "film") {
+    const f = s.film;
+    return f ? `the film (${f.label}, a ${(f.moovBytes / 2 ** 20).toFixed(1)} MiB \`moov\` that nginx reads and parses on every request)` : "the film";
+  }
+  const m = s.media.find((x) => x.key === "main");
+  return `the main video (${m ? m.label : "main"}, a small \`moov\`: a whole clip is bound by sending its megabytes)`;
+};
+
+const kb = (n: number | undefined) => (n === undefined ? "?" : n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(0)} kB`);
+
+/** "whole 2 s clips 3.10× (Spool's clip 312 kB, nginx's 251 kB; 3.9× in MiB/s), 64 KiB ranges inside it 2.00×" */
+function clipDetail(rows: { w: WorkloadResult; r: number; mib: number }[], bold = false): string {
+  const b = (r: number) => (bold ? `**${fmtRatio(r)}**` : fmtRatio(r));
+  return rows
+    .map(({ w, r, mib }) =>
+      w.rangeLen === undefined
+        ? `whole 2 s clips ${b(r)} (Spool's clip ${kb(w.clipBytes?.spool)}, nginx's ${kb(w.clipBytes?.nginx)}; ${fmtRatio(mib)} in MiB/s)`
+        : `64 KiB ranges inside the clip ${b(r)}`,
+    )
+    .join(", ");
+}
 
 function fmtNum(w: WorkloadResult, v: number): string {
   if (!Number.isFinite(v)) return "–";
@@ -259,6 +316,17 @@ export function evaluateGoals(s: SuiteResult): Goal[] {
           }
         : { text, ok: null, detail: s.targets.find((t) => t.id === NOMETRICS)?.status === "ok" ? "neither workload was measured in this run" : "Spool (METRICS=0) did not run (see Targets)" },
     );
+  }
+  // Issue 13's clip goal, judged apart on the film (what clips are for: a long video, a big
+  // `moov`) and on the main video (a small `moov`: whole clips are bound by sending the bytes).
+  for (const which of ["film", "main"] as const) {
+    const rows = clipRatios(s, which);
+    if (!rows.length) continue;
+    goals.push({
+      text: `Clips on ${clipFileText(s, which)} at or above ${CLIP_GOAL}× nginx's mp4 module`,
+      ok: rows.every((x) => x.r >= CLIP_GOAL),
+      detail: clipDetail(rows),
+    });
   }
   const sc = s.slow.spool;
   if (sc && s.config.slowReaders >= 1000) {
@@ -345,6 +413,13 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
     if (pg?.length) {
       out.push(
         `PostgreSQL (Spool (PostgreSQL) ÷ Spool on SQLite, the same files and rows, measured back to back in each round): ${pg.map((x) => `**${fmtRatio(x.r)}** on ${x.w.title}`).join(", ")} (median of the per-round ratios; the stream path does no database work per request, so ~1× is expected there).`,
+        "",
+      );
+    }
+    const clips = (["film", "main"] as const).map((which) => ({ which, rows: clipRatios(s, which) })).filter((x) => x.rows.length);
+    if (clips.length) {
+      out.push(
+        `Clips, Spool ÷ nginx (median of the per-round ratios; goal ≥ ${CLIP_GOAL}×): ${clips.map((c) => `on ${clipFileText(s, c.which)}: ${clipDetail(c.rows, true)}`).join("; ")}. Spool answers whole clips from the clip it kept as a file (checked before timing) and caches the clip's header; nginx cuts each request anew. Spool's clips are frame-exact, so they start at the key frame before \`start\` and are longer than nginx's.`,
         "",
       );
     }

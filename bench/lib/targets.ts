@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { openDatabase } from "../../src/db/client.ts";
 import { newVideoId } from "../../src/library/ids.ts";
 import { postgresAvailable, startPostgres } from "../../test/helpers/postgres.ts";
-import type { LibraryVideo, MediaFile } from "./media.ts";
+import type { FilmVideo, LibraryVideo, MediaFile } from "./media.ts";
 import {
   BENCH_DIR,
   CACHE_DIR,
@@ -136,6 +136,11 @@ export interface StartContext {
    * serve them too (their paths under the same keys). Spool seeds them (seedLibrary).
    */
   library?: LibraryVideo[];
+  /**
+   * The two-hour film of the film clip workloads, when they run: Spool (a cloned row, see
+   * startSpool) and nginx serve it under the key `film`.
+   */
+  film?: FilmVideo;
   /** Temp dir for this run (world-traversable so nginx's worker user can read it). */
   tmp: string;
   /** `<tmp>/www`, holding `media/<key>.mp4` symlinks to the cached files. */
@@ -336,6 +341,7 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
     ...ctx.media.filter((m) => m.key === "main").map((m) => ({ key: SIGNED_KEY, media: m, playback: "signed" as const })),
   ];
   let signedId: string | undefined;
+  let mainId: string | undefined;
   for (const { key, media: m, playback } of ingests) {
     const t0 = Date.now();
     const r = await run([BUN, ingestCli, m.path, "--title", `bench ${key}`, "--playback", playback], {
@@ -349,6 +355,7 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
     const v = parseIngestOutput(r.stdout);
     if (!v) return failed("spool", `ingest of ${key} printed no video JSON: ${r.stdout.slice(-500)}`);
     const streamPath = `/api/stream/${v.id}`;
+    if (key === "main") mainId = v.id;
     if (key === SIGNED_KEY) signedId = v.id;
     else paths[key] = v.streamUrl ?? streamPath;
     const stored = findStoredCopy(dataDir, v.id, m.size);
@@ -358,6 +365,18 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
   if (ctx.library?.length) {
     const err = await seedLibrary(ctx.library, env, dataDir, paths, files);
     if (err) return failed("spool", err);
+  }
+  // The film (clip workloads on a two-hour MP4): a row cloned from the main video's (same
+  // container and codecs), with the film's own size, SHA-256, duration and dimensions, and the
+  // cached file hard-linked where an ingest stores it. Ingesting ~1 GB would copy and hash it
+  // again for nothing the stream route reads.
+  if (ctx.film) {
+    const t0 = Date.now();
+    const film = ctx.film;
+    if (!mainId) return failed("spool", "the film's row is cloned from the main video's, which was not ingested");
+    const err = await cloneRows(dataDir, mainId, [film], paths, files, () => ({ width: film.width, height: film.height, title: `bench film (${film.label})` }));
+    if (err) return failed("spool", `film: ${err}`);
+    log(`spool: film ${film.key} as a row cloned from the main video's, its file hard-linked, in ${Date.now() - t0} ms`);
   }
   // Flush the copies to disk now, not as writeback competing with the first measurements.
   if (which("sync")) await run([which("sync") as string], { timeoutMs: 300_000, name: "sync" });
@@ -423,13 +442,34 @@ async function seedLibrary(
   paths[first.key] = v.streamUrl ?? `/api/stream/${v.id}`;
   const stored = findStoredCopy(dataDir, v.id, first.size);
   if (stored) files[first.key] = stored;
+  const err = await cloneRows(dataDir, v.id, rest, paths, files);
+  if (err) return err;
+  log(`spool: library of ${library.length} videos (${first.key} ingested, ${rest.length} rows cloned from it) in ${Date.now() - t0} ms`);
+  return null;
+}
+
+/**
+ * Rows cloned from Spool's ready row `templateId` (the same container, codecs, playback), one per
+ * video, each with its own id, title, size, SHA-256 and duration (and `extra` fields, e.g. the
+ * film's width and height; HLS none), its file hard-linked (copied if that fails) to
+ * `videos/<id>/source.mp4` where an ingest stores it. The stream route reads only the row and the
+ * file. Fills `paths` and `files` under the videos' keys. Returns an error message, or null.
+ */
+async function cloneRows(
+  dataDir: string,
+  templateId: string,
+  list: LibraryVideo[],
+  paths: Record<string, string>,
+  files: Record<string, string>,
+  extra: (m: LibraryVideo) => Record<string, unknown> = () => ({}),
+): Promise<string | null> {
   const handle = await openDatabase(`file:${join(dataDir, "spool.db")}`);
   try {
     const { videos } = handle.tables;
-    const template = (await handle.db.select().from(videos)).find((row) => row.id === v.id);
-    if (!template || template.status !== "ready") return `the ingested ${first.key} (${v.id}) is not a ready row`;
+    const template = (await handle.db.select().from(videos)).find((row) => row.id === templateId);
+    if (!template || template.status !== "ready") return `the ingested video ${templateId} is not a ready row`;
     const now = Date.now();
-    const rows = rest.map((m, i) => {
+    const rows = list.map((m, i) => {
       const id = newVideoId();
       const dir = resolve(dataDir, "videos", id);
       mkdirSync(dir, { recursive: true });
@@ -458,13 +498,13 @@ async function seedLibrary(
         hlsError: null,
         createdAt: new Date(now + i),
         updatedAt: new Date(now + i),
+        ...extra(m),
       };
     });
     if (rows.length) await handle.db.insert(videos).values(rows);
   } finally {
     await handle.close();
   }
-  log(`spool: library of ${library.length} videos (${first.key} ingested, ${rest.length} rows cloned from it) in ${Date.now() - t0} ms`);
   return null;
 }
 
@@ -571,7 +611,7 @@ export async function startNginx(ctx: StartContext, tuning: NginxTuning = ctx.ng
     return failed("nginx", `did not become ready: ${err}\n${elog}`);
   }
   const paths: Record<string, string> = {};
-  for (const m of [...ctx.media, ...(ctx.library ?? [])]) paths[m.key] = `/media/${m.key}.mp4`;
+  for (const m of [...ctx.media, ...(ctx.library ?? []), ...(ctx.film ? [ctx.film] : [])]) paths[m.key] = `/media/${m.key}.mp4`;
   return {
     ok: true,
     running: {
