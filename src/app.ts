@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { errorFields, logger } from "./lib/log.ts";
-import { registry } from "./metrics/metrics.ts";
+import { diskCache, registry } from "./metrics/metrics.ts";
 import { AccessControl } from "./access/service.ts";
 import type { Config } from "./config.ts";
 import type { SpoolDb } from "./db/client.ts";
@@ -106,6 +106,12 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
   const memory = config.memoryCacheBytes ? new MemoryTier({ maxBytes: config.memoryCacheBytes }) : undefined;
   // Clips kept as files (whole clips by sendfile): shared by the processes of this DATA_DIR.
   const clipStore = config.clipCacheBytes ? new ClipStore({ dir: join(config.dataDir, "cache", "clips"), maxBytes: config.clipCacheBytes, memory }) : undefined;
+  if (blockCache)
+    diskCache("blocks", () => {
+      const { blocks, bytes, evictions } = blockCache.stats();
+      return { files: blocks, bytes, evictions };
+    });
+  if (clipStore) diskCache("clips", () => clipStore.stats());
   const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]), undefined, memory, objects, clipStore);
   const access = new AccessControl(db, { apiKey: config.apiKey, signingSecret: config.signingSecret, trustProxy: config.trustProxy });
   const retention = new RetentionSweeper(library, () => uploads.videoIds(), {

@@ -155,3 +155,57 @@ export function gauge(name: string, help: string, read: () => number | Promise<n
   }
   readers.set(name, read);
 }
+
+/** What a disk cache (src/lib/disk-lru.ts) reports at scrape time. */
+export interface DiskCacheStats {
+  files: number;
+  bytes: number;
+  evictions: number;
+}
+
+const diskCaches = new Map<string, () => DiskCacheStats>();
+
+/**
+ * A disk cache on /metrics, by name: `blocks` (STORAGE=s3's block cache, CACHE_DIR) and `clips`
+ * (kept clips, CLIP_CACHE_BYTES). A directory is shared by the processes of a DATA_DIR, each of
+ * which counts it from its own view (its writes, and rescans when it needs room), so a cluster's
+ * sum takes the largest view rather than adding the same files up per process.
+ */
+export function diskCache(name: string, read: () => DiskCacheStats): void {
+  diskCaches.set(name, read);
+}
+
+new Gauge({
+  name: "spool_disk_cache_bytes",
+  help: "Bytes in a disk cache (cache=blocks: the bucket's block cache; cache=clips: kept clips), as this process last counted the shared directory",
+  labelNames: ["cache"],
+  registers: [registry],
+  aggregator: "max",
+  collect() {
+    this.reset();
+    for (const [cache, read] of diskCaches) this.set({ cache }, read().bytes);
+  },
+});
+
+new Gauge({
+  name: "spool_disk_cache_files",
+  help: "Files in a disk cache (blocks, kept clips), as this process last counted the shared directory",
+  labelNames: ["cache"],
+  registers: [registry],
+  aggregator: "max",
+  collect() {
+    this.reset();
+    for (const [cache, read] of diskCaches) this.set({ cache }, read().files);
+  },
+});
+
+new Counter({
+  name: "spool_disk_cache_evictions_total",
+  help: "Files this process evicted from a disk cache to make room (blocks, kept clips)",
+  labelNames: ["cache"],
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const [cache, read] of diskCaches) this.inc({ cache }, read().evictions);
+  },
+});

@@ -194,6 +194,14 @@ describe("the bound", () => {
       const names = (await keptFiles(dataDir)).length;
       expect(names).toBeGreaterThan(0);
       expect(storeOf(small)!.stats().evictions).toBeGreaterThan(0);
+      // The same figures on /metrics.
+      const metrics = await (await fetch(`${small.url}/metrics`, { headers: AUTH })).text();
+      const metric = (name: string) => Number(new RegExp(`^${name}\\{cache="clips"\\} (\\d+)$`, "m").exec(metrics)?.[1]);
+      const stats = storeOf(small)!.stats();
+      expect(metric("spool_disk_cache_evictions_total")).toBe(stats.evictions);
+      expect(metric("spool_disk_cache_files")).toBe(stats.files);
+      expect(metric("spool_disk_cache_bytes")).toBe(stats.bytes);
+      expect(stats.bytes).toBe(await total());
       // Every answer still exact, kept or not.
       for (const q of queries) expect((await answer(url(small, q, video))).body).toEqual((await answer(url(off, q))).body);
       await storeOf(small)!.settled();
