@@ -231,7 +231,7 @@ const clipFileText = (s: SuiteResult, which: keyof typeof CLIP_WORKLOADS): strin
   return `the main video (${m ? m.label : "main"}, a small \`moov\`: a whole clip is bound by sending its megabytes)`;
 };
 
-const kb = (n: number | undefined) => (n === undefined ? "?" : n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(0)} kB`);
+const kb = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(0)} kB`);
 
 /** "whole 2 s clips 3.10× (Spool's clip 312 kB, nginx's 251 kB; 3.9× in MiB/s), 64 KiB ranges inside it 2.00×" */
 function clipDetail(rows: { w: WorkloadResult; r: number; mib: number }[], bold = false): string {
@@ -239,7 +239,7 @@ function clipDetail(rows: { w: WorkloadResult; r: number; mib: number }[], bold 
   return rows
     .map(({ w, r, mib }) =>
       w.rangeLen === undefined
-        ? `whole 2 s clips ${b(r)} (Spool's clip ${kb(w.clipBytes?.spool)}, nginx's ${kb(w.clipBytes?.nginx)}; ${fmtRatio(mib)} in MiB/s)`
+        ? `whole 2 s clips ${b(r)} (${w.clipBytes?.spool !== undefined && w.clipBytes.nginx !== undefined ? `Spool's clip ${kb(w.clipBytes.spool)}, nginx's ${kb(w.clipBytes.nginx)}; ` : ""}${fmtRatio(mib)} in MiB/s)`
         : `64 KiB ranges inside the clip ${b(r)}`,
     )
     .join(", ");
@@ -419,7 +419,7 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
     const clips = (["film", "main"] as const).map((which) => ({ which, rows: clipRatios(s, which) })).filter((x) => x.rows.length);
     if (clips.length) {
       out.push(
-        `Clips, Spool ÷ nginx (median of the per-round ratios; goal ≥ ${CLIP_GOAL}×): ${clips.map((c) => `on ${clipFileText(s, c.which)}: ${clipDetail(c.rows, true)}`).join("; ")}. Spool answers whole clips from the clip it kept as a file (checked before timing) and caches the clip's header; nginx cuts each request anew. Spool's clips are frame-exact, so they start at the key frame before \`start\` and are longer than nginx's.`,
+        `Clips, Spool ÷ nginx (median of the per-round ratios; goal ≥ ${CLIP_GOAL}×): ${clips.map((c) => `on ${clipFileText(s, c.which)}: ${clipDetail(c.rows, true)}`).join("; ")}.${clips.some((c) => c.rows.some((x) => x.w.clipBytes)) ? " Spool answers whole clips from the clip it kept as a file (checked before timing) and caches the clip's header; nginx cuts each request anew." : ""} Spool's clips are frame-exact, so they start at the key frame before \`start\` and are longer than nginx's.`,
         "",
       );
     }
