@@ -204,8 +204,8 @@ const plainTitle = (w: WorkloadResult) => w.title.replace(/`/g, "");
 
 /**
  * Spool ÷ nginx on the clip workloads of one file (the main video's or the film's), paired by
- * round; for whole clips also the ratio of MiB/s (the two clips differ in length: Spool's is
- * frame-exact and starts at the key frame before `start`).
+ * round; for whole clips also the ratio of MiB/s (the two clips may differ by a few hundred
+ * bytes: both are frame-exact, nginx with `mp4_start_key_frame on`, but their headers differ).
  */
 function clipRatios(s: SuiteResult, which: keyof typeof CLIP_WORKLOADS): { w: WorkloadResult; r: number; mib: number }[] {
   const ids: readonly string[] = CLIP_WORKLOADS[which];
@@ -419,7 +419,7 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
     const clips = (["film", "main"] as const).map((which) => ({ which, rows: clipRatios(s, which) })).filter((x) => x.rows.length);
     if (clips.length) {
       out.push(
-        `Clips, Spool ÷ nginx (median of the per-round ratios; goal ≥ ${CLIP_GOAL}×): ${clips.map((c) => `on ${clipFileText(s, c.which)}: ${clipDetail(c.rows, true)}`).join("; ")}.${clips.some((c) => c.rows.some((x) => x.w.clipBytes)) ? " Spool answers whole clips from the clip it kept as a file (checked before timing) and caches the clip's header; nginx cuts each request anew." : ""} Spool's clips are frame-exact, so they start at the key frame before \`start\` and are longer than nginx's.`,
+        `Clips, Spool ÷ nginx (median of the per-round ratios; goal ≥ ${CLIP_GOAL}×): ${clips.map((c) => `on ${clipFileText(s, c.which)}: ${clipDetail(c.rows, true)}`).join("; ")}.${clips.some((c) => c.rows.some((x) => x.w.clipBytes)) ? " Spool answers whole clips from the clip it kept as a file (checked before timing) and caches the clip's header; nginx cuts each request anew." : ""} Both servers send frame-exact clips (nginx with \`mp4_start_key_frame on\`: from the key frame before \`start\`, the frames before it hidden by an edit list).`,
         "",
       );
     }

@@ -623,7 +623,7 @@ export async function startNginx(ctx: StartContext, tuning: NginxTuning = ctx.ng
       paths,
       caps: { etag: true, lastModified: true, api: false },
       version,
-      notes: [`worker_processes 1, sendfile on, tcp_nopush ${tuning.tcpNopush}, tcp_nodelay ${tuning.tcpNodelay}, sendfile_max_chunk ${tuning.sendfileMaxChunk}, open_file_cache, mp4`],
+      notes: [`worker_processes 1, sendfile on, tcp_nopush ${tuning.tcpNopush}, tcp_nodelay ${tuning.tcpNodelay}, sendfile_max_chunk ${tuning.sendfileMaxChunk}, open_file_cache, mp4 with mp4_start_key_frame on`],
       stop: () => stopTracked(sp.tracked),
       logs: sp.logs,
       alive: alive(sp.tracked),
