@@ -114,7 +114,7 @@ export const ENV = {
     "How long a file's stat and a video's row are trusted on the hot path (changes made by this server's own processes are seen at once; by others, such as a CLI ingest, within this time)",
     1000,
   ),
-  MEMORY_CACHE_BYTES: int("RAM tier per serving process: hot blocks of videos and `/static` files (every video's first 320 KiB, then blocks asked for repeatedly) answered from memory when an answer is at most 256 KiB (`0`: off, every answer by sendfile)", 32 * 1024 ** 2, { shown: "`33554432` (32 MiB)" }),
+  MEMORY_CACHE_BYTES: int("RAM tier per serving process: hot blocks of videos (under `DATA_DIR`, or in the bucket, in front of `CACHE_DIR`) and `/static` files (every video's first 320 KiB, then blocks asked for repeatedly) answered from memory when an answer is at most 256 KiB (`0`: off, every answer by sendfile)", 32 * 1024 ** 2, { shown: "`33554432` (32 MiB)" }),
   CLIP_CACHE_BYTES: int(
     "Disk space under `DATA_DIR/cache/clips` for MP4 clips (`?start=&end=`) kept as files of their own, shared by the processes of a machine, least recently used out first; a kept clip goes out by sendfile with a Content-Length; clips over 1/8 of this are always streamed (`0`: off, every clip streamed)",
     1024 ** 3,
