@@ -248,8 +248,9 @@ export class ClipStore {
  * The media range is read in 1 MiB chunks through one reused buffer (or, STORAGE=s3, taken from
  * the block cache's stream). Not kernel-side: Bun 1.4.5's `Bun.write(dest, file.slice(a, b))`
  * uses copy_file_range(2) but copies the WHOLE source from offset 0 (the slice's offset and
- * length are ignored, to a path or to an fd at its position; checked with strace), and Node's
- * copy functions copy whole files. A build happens once per clip, off the request.
+ * length are ignored, to a path or to an fd at its position; checked with strace; upstream:
+ * oven-sh/bun#41209, open), and Node's copy functions copy whole files. A build happens once per
+ * clip, off the request.
  */
 export async function writeClipFile(clip: ClipEntity, temp: string): Promise<void> {
   const out = await open(temp, "w");
