@@ -171,6 +171,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   const handle = await openDatabase(config.databaseUrl);
   const ctx = createContext(config, handle);
   await ctx.library.listen();
+  await ctx.imports.listen();
   await ctx.library.storage.init(primary);
   await ctx.objects?.init();
   await ctx.catalog.clips?.init();

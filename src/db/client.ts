@@ -49,6 +49,14 @@ export interface SpoolDb {
   announce(videoId: string): Promise<void>;
   /** Hears other processes' announcements (PostgreSQL: LISTEN, reconnecting by itself). */
   listen(listener: ChangeListener): Promise<void>;
+  /**
+   * Passing news for the other processes on this database, never stored (PostgreSQL: NOTIFY on
+   * `spool_<topic>`; what is sent while a listener reconnects is lost). A no-op on SQLite. For
+   * state that matters, write a row and `announce` it.
+   */
+  publish(topic: string, message: string): Promise<void>;
+  /** Hears other processes' news on `topic` (not this process's own). */
+  subscribe(topic: string, listener: (message: string) => void): Promise<void>;
   /** One round-trip, for /ready. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -87,6 +95,8 @@ function openSqlite(url: string): SpoolDb {
     sqlite,
     announce: async () => {},
     listen: async () => {},
+    publish: async () => {},
+    subscribe: async () => {},
     ping: async () => void sqlite.query("SELECT 1").get(),
     close: async () => sqlite.close(),
   };
@@ -113,6 +123,7 @@ async function openPostgres(url: string): Promise<SpoolDb> {
   const revision = postgresRevision();
   const listeners: ChangeListener[] = [];
   let subscription: SQL.ListenSubscription | undefined;
+  const topics: SQL.ListenSubscription[] = [];
   return {
     dialect: "postgres",
     db: pg as unknown as Db,
@@ -146,9 +157,21 @@ async function openPostgres(url: string): Promise<SpoolDb> {
         },
       );
     },
+    async publish(topic, message) {
+      await client.notify(`spool_${topic}`, `${origin} ${message}`);
+    },
+    async subscribe(topic, listener) {
+      topics.push(
+        await client.listen(`spool_${topic}`, (payload) => {
+          const space = payload.indexOf(" ");
+          if (payload.slice(0, space) !== origin) listener(payload.slice(space + 1));
+        }),
+      );
+    },
     ping: async () => void (await client`SELECT 1`),
     async close() {
       await subscription?.unlisten().catch(() => {});
+      for (const topic of topics) await topic.unlisten().catch(() => {});
       await client.close({ timeout: 1 });
     },
   };

@@ -42,6 +42,8 @@ beforeAll(async () => {
     LOG_LEVEL: "warn",
     TRANSCODE_HEARTBEAT_MS: "300",
     TRANSCODE_POLL_MS: "200",
+    // The import test's source is a server on loopback.
+    IMPORT_ALLOW_PRIVATE: "1",
   };
   for (let i = 0; i < 2; i++) {
     const port = freePort();
@@ -130,6 +132,65 @@ test("a rename on B shows on A at once (its list page too); a delete on A is a 4
   expect(status).toBe(404);
   expect(Date.now() - deletedAt).toBeLessThan(1000);
 }, 30_000);
+
+/** Reads a Server-Sent Events stream until an event named `name` arrives; its data. */
+async function firstEvent(response: Response, name: string, timeoutMs: number): Promise<unknown> {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (Date.now() < deadline) {
+      const { value, done } = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => ({ value: undefined, done: true }))]);
+      if (done) break;
+      text += value;
+      const match = new RegExp(`event: ${name}\\ndata: (.*)\\n`).exec(text);
+      if (match) return JSON.parse(match[1]!);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  throw new Error(`no "${name}" event in ${timeoutMs} ms; got: ${text.slice(0, 500)}`);
+}
+
+test("a URL import run by the separate worker shows its download progress on both servers' event streams", async () => {
+  const [a, b] = servers;
+  const bytes = new Uint8Array(await Bun.file(await makeSource({ seconds: 4 })).arrayBuffer());
+  // A slow source: 16 KiB every 40 ms, so the download lasts a few seconds.
+  const source = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => {
+      let offset = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (offset >= bytes.length) return controller.close();
+          await Bun.sleep(40);
+          controller.enqueue(bytes.slice(offset, (offset += 16 * 1024)));
+        },
+      });
+      return new Response(body, { headers: { "content-type": "video/mp4", "content-length": String(bytes.length) } });
+    },
+  });
+  try {
+    const created = await fetch(`${a!.url}/api/videos`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ url: `http://127.0.0.1:${source.port}/slow.mp4` }) });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    // Neither server runs the download (TRANSCODE_IN_SERVER=0): the worker's progress reaches both.
+    const watch = (url: string) => fetch(`${url}/api/videos/${id}/events`, { headers: AUTH });
+    const [onA, onB] = await Promise.all([watch(a!.url), watch(b!.url)]);
+    const events = (await Promise.all([firstEvent(onA, "import", 20_000), firstEvent(onB, "import", 20_000)])) as { id: string; bytes: number; total: number }[];
+    for (const event of events) {
+      expect(event.id).toBe(id);
+      // Bun 1.4.5 sends a streamed body chunked, dropping its Content-Length (oven-sh/bun#10507): no total.
+      expect(event.total).toBeNull();
+      expect(event.bytes).toBeGreaterThanOrEqual(0);
+      expect(event.bytes).toBeLessThanOrEqual(bytes.length);
+    }
+    expect((await waitForVideo(b!.url, id, (v) => v.status === "ready", 45_000)).status).toBe("ready");
+  } finally {
+    source.stop(true);
+  }
+}, 60_000);
 
 test("a worker killed mid-transcode is replaced, and the ladder completes", async () => {
   const [a, b] = servers;

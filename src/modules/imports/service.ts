@@ -18,6 +18,7 @@ import { rm } from "node:fs/promises";
 import type { Playback, VideoRow } from "../../db/schema.ts";
 import { HttpError } from "../../http/errors.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
+import { isVideoId } from "../../library/ids.ts";
 import { errorFields, logger } from "../../lib/log.ts";
 import { downloadToFile, filenameFor, type DownloadProgress } from "../../media/import/download.ts";
 import { ImportError } from "../../media/import/errors.ts";
@@ -48,6 +49,21 @@ export interface ImportProgress extends DownloadProgress {
 /** What an `import` job carries. */
 export interface ImportPayload {
   url: string;
+}
+
+/** Where imports' download progress goes between processes (SpoolDb.publish). */
+const PROGRESS_TOPIC = "import_progress";
+
+/** Another process's progress message, or undefined when it is not one. */
+function progressEvent(message: string): ImportProgress | undefined {
+  try {
+    const e = JSON.parse(message) as Partial<ImportProgress>;
+    const count = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+    if (typeof e.id === "string" && isVideoId(e.id) && count(e.bytes) && (e.total === null || count(e.total))) return { id: e.id, bytes: e.bytes!, total: e.total ?? null };
+  } catch {
+    // not JSON: not ours
+  }
+  return undefined;
 }
 
 /** The 400 a URL that can never be imported gets, with the downloader's reason. */
@@ -175,6 +191,20 @@ export class ImportService {
     const event = { id, ...progress };
     this.progress.set(id, event);
     this.events.emit("progress", event);
+    // Other servers' event streams (PostgreSQL; the downloader already sends at most a few a
+    // second). A lost one is a missed percentage, nothing more.
+    this.library.handle.publish(PROGRESS_TOPIC, JSON.stringify(event)).catch(() => {});
+  }
+
+  /**
+   * Hears the downloads other processes run (PostgreSQL: a separate worker, another server), so
+   * this process's event streams show them too. On SQLite only this process's own are seen.
+   */
+  async listen(): Promise<void> {
+    await this.library.handle.subscribe(PROGRESS_TOPIC, (message) => {
+      const event = progressEvent(message);
+      if (event) this.events.emit("progress", event);
+    });
   }
 
   /** The latest download progress of a video being imported by this process. */
