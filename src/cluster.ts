@@ -6,11 +6,13 @@
  * On PostgreSQL every process hears every other through the database as well (NOTIFY); the
  * relay stays for SQLite clusters.
  *
- * Only invalidations travel: a relayed change never re-runs the work of a write (queueing an
- * HLS build happens once, in the process that wrote). On SQLite, processes outside the cluster
- * (a CLI ingest, `bun run worker`) are seen through the TTL.
+ * Only invalidations travel, and (on SQLite) URL imports' download progress for the siblings'
+ * event streams: a relayed change never re-runs the work of a write (queueing an HLS build
+ * happens once, in the process that wrote). On SQLite, processes outside the cluster (a CLI
+ * ingest, `bun run worker`) are seen through the TTL, and their download progress not at all.
  */
 import type { AppContext } from "./app.ts";
+import { isImportProgress, type ImportProgress } from "./modules/imports/service.ts";
 
 export interface ChangeMessage {
   spool: "changed";
@@ -18,26 +20,46 @@ export interface ChangeMessage {
   id: string;
 }
 
+/** A URL import's download progress, run by this process's worker, for the siblings' event streams. */
+export interface ProgressMessage {
+  spool: "import";
+  event: ImportProgress;
+}
+
+export type RelayMessage = ChangeMessage | ProgressMessage;
+
 export function isChangeMessage(message: unknown): message is ChangeMessage {
   const m = message as Partial<ChangeMessage> | null;
   return !!m && m.spool === "changed" && m.kind === "video" && typeof m.id === "string";
 }
 
+export function isRelayMessage(message: unknown): message is RelayMessage {
+  const m = message as Partial<ProgressMessage> | null;
+  return isChangeMessage(message) || (!!m && m.spool === "import" && isImportProgress(m.event));
+}
+
 /**
- * Sends this process's own changes with `send`, and returns the function that applies a
- * sibling's change here.
+ * Sends this process's own changes (and, on SQLite, its imports' download progress: PostgreSQL
+ * carries that to every process itself) with `send`, and returns the function that applies a
+ * sibling's message here.
  */
-export function relayChanges(ctx: AppContext, send: (message: ChangeMessage) => void): (message: ChangeMessage) => void {
+export function relayChanges(ctx: AppContext, send: (message: RelayMessage) => void): (message: RelayMessage) => void {
   let applying = false;
   const out = (kind: ChangeMessage["kind"]) => (id: string) => {
     if (!applying) send({ spool: "changed", kind, id });
   };
   ctx.library.events.on("changed", out("video"));
+  if (ctx.db.dialect === "sqlite") {
+    ctx.imports.events.on("progress", (event: ImportProgress) => {
+      if (!applying) send({ spool: "import", event });
+    });
+  }
   return (message) => {
-    // Emitted synchronously: the flag keeps a relayed HLS change from being sent back out.
+    // Emitted synchronously: the flag keeps a relayed message from being sent back out.
     applying = true;
     try {
-      ctx.library.events.emit("invalidated", message.id);
+      if (message.spool === "changed") ctx.library.events.emit("invalidated", message.id);
+      else ctx.imports.events.emit("progress", message.event);
     } finally {
       applying = false;
     }

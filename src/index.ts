@@ -10,7 +10,7 @@
  * that a restarted cluster will bind again.
  */
 import { AggregatorRegistry } from "prom-client";
-import { isChangeMessage, isMetricsReply, isMetricsRequest, relayChanges, type ChangeMessage, type MetricsReply } from "./cluster.ts";
+import { isMetricsReply, isMetricsRequest, isRelayMessage, relayChanges, type MetricsReply, type RelayMessage } from "./cluster.ts";
 import { registry } from "./metrics/metrics.ts";
 import { loadConfigOrExit } from "./config.ts";
 import { configureLogging, errorFields, flushLogs, logger } from "./lib/log.ts";
@@ -36,7 +36,7 @@ const children: ReturnType<typeof Bun.spawn>[] = [];
 let stopping = false;
 
 /** The primary passes a child's change to every other child, and applies it itself. */
-function broadcast(message: ChangeMessage, from?: ReturnType<typeof Bun.spawn>): void {
+function broadcast(message: RelayMessage, from?: ReturnType<typeof Bun.spawn>): void {
   for (const child of children) {
     if (child && child !== from && !child.killed && child.exitCode === null) {
       try {
@@ -48,7 +48,7 @@ function broadcast(message: ChangeMessage, from?: ReturnType<typeof Bun.spawn>):
   }
 }
 /** A child tells the primary. A closed channel (the primary is exiting) must not fail the write. */
-function tellPrimary(message: ChangeMessage): void {
+function tellPrimary(message: RelayMessage): void {
   try {
     process.send?.(message);
   } catch {
@@ -98,7 +98,7 @@ async function clusterMetrics(): Promise<string> {
 }
 
 function onPrimaryMessage(child: ReturnType<typeof Bun.spawn>, message: unknown): void {
-  if (isChangeMessage(message)) {
+  if (isRelayMessage(message)) {
     applyChange(message);
     broadcast(message, child);
   } else if (isMetricsReply(message)) {
@@ -152,7 +152,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 if (!isPrimary) {
   process.on("message", (message: unknown) => {
-    if (isChangeMessage(message)) applyChange(message);
+    if (isRelayMessage(message)) applyChange(message);
     else if (isMetricsRequest(message)) {
       void registry.getMetricsAsJSON().then((json) => {
         try {

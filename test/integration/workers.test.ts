@@ -13,6 +13,7 @@ import { AUTH, TEST_API_KEY } from "../helpers/spool.ts";
 const ROOT = resolve(import.meta.dir, "../..");
 let root: string | undefined;
 let server: ReturnType<typeof Bun.spawn> | undefined;
+let port = 0;
 afterAll(async () => {
   server?.kill("SIGTERM");
   await server?.exited;
@@ -36,11 +37,11 @@ async function waitForOutput(read: () => string, needles: string[], ms: number):
 
 test("a title changed through one worker is what every worker serves next", async () => {
   root = await mkdtemp(join(tmpdir(), "spool-workers-"));
-  const port = freePort();
+  port = freePort();
   let output = "";
   server = Bun.spawn([process.execPath, join(ROOT, "src/index.ts")], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), API_KEY: TEST_API_KEY },
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), API_KEY: TEST_API_KEY, IMPORT_ALLOW_PRIVATE: "1" },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -71,4 +72,60 @@ test("a title changed through one worker is what every worker serves next", asyn
   expect(rename.status).toBe(200);
   // Without the relay, the other process would serve the old name for a minute.
   expect(await dispositions()).toEqual(['attachment; filename="Renamed through one worker.mp4"']);
+}, 60_000);
+
+/** Reads a Server-Sent Events stream until an event named `name` arrives; its data. */
+async function firstEvent(response: Response, name: string, timeoutMs: number): Promise<unknown> {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (Date.now() < deadline) {
+      const { value, done } = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => ({ value: undefined, done: true }))]);
+      if (done) break;
+      text += value;
+      const match = new RegExp(`event: ${name}\\ndata: (.*)\\n`).exec(text);
+      if (match) return JSON.parse(match[1]!);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  throw new Error(`no "${name}" event in ${timeoutMs} ms; got: ${text.slice(0, 300)}`);
+}
+
+test("a URL import's download progress reaches event streams on every worker, not only the one that downloads", async () => {
+  expect(port).toBeGreaterThan(0);
+  const bytes = new Uint8Array(await Bun.file(join(ROOT, "fixtures/demo.mp4")).arrayBuffer());
+  // A slow source: 8 KiB every 40 ms, so the download lasts over a second.
+  const source = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => {
+      let offset = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (offset >= bytes.length) return controller.close();
+          await Bun.sleep(40);
+          controller.enqueue(bytes.slice(offset, (offset += 8 * 1024)));
+        },
+      });
+      return new Response(body, { headers: { "content-type": "video/mp4" } });
+    },
+  });
+  try {
+    const created = await fetch(`http://127.0.0.1:${port}/api/videos`, {
+      method: "POST",
+      headers: { ...AUTH, "content-type": "application/json", connection: "close" },
+      body: JSON.stringify({ url: `http://127.0.0.1:${source.port}/slow.mp4` }),
+    });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    // Eight streams on eight connections, spread by the kernel over both processes (all eight on
+    // one process: 1 in 128). The download runs in the primary's worker; every stream hears it.
+    const streams = await Promise.all(Array.from({ length: 8 }, () => fetch(`http://127.0.0.1:${port}/api/videos/${id}/events`, { headers: AUTH })));
+    const events = (await Promise.all(streams.map((r) => firstEvent(r, "import", 15_000)))) as { id: string; bytes: number }[];
+    for (const event of events) expect(event.id).toBe(id);
+  } finally {
+    source.stop(true);
+  }
 }, 60_000);

@@ -184,7 +184,7 @@ function fileResponses(types: Record<string, string>) {
 
 const EventsResponse = t.String({
   description:
-    "An event stream. `event: status` / `event: progress` carry the video's JSON (as GET /api/videos/{id}); `event: import` carries a URL import's download progress `{\"id\", \"bytes\", \"total\"}` (total null when the source did not say; from any worker on PostgreSQL, on SQLite from this server's own); `event: deleted` carries `{\"id\"}`.",
+    "An event stream. `event: status` / `event: progress` carry the video's JSON (as GET /api/videos/{id}); `event: import` carries a URL import's download progress `{\"id\", \"bytes\", \"total\"}` (total null when the source did not say; from any worker on PostgreSQL, on SQLite from the server's own `WORKERS` cluster); `event: deleted` carries `{\"id\"}`.",
   examples: ['id: 3\nevent: progress\ndata: {"id":"q7cN0l1dQ5m0tS9xYk3eZA","status":"ready","hls":{"status":"processing","progress":42}}\n\n'],
 });
 

@@ -54,12 +54,18 @@ export interface ImportPayload {
 /** Where imports' download progress goes between processes (SpoolDb.publish). */
 const PROGRESS_TOPIC = "import_progress";
 
+/** Whether a value from another process (NOTIFY, IPC) is an ImportProgress. */
+export function isImportProgress(value: unknown): value is ImportProgress {
+  const e = value as Partial<ImportProgress> | null;
+  const count = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+  return !!e && typeof e.id === "string" && isVideoId(e.id) && count(e.bytes) && (e.total === null || count(e.total));
+}
+
 /** Another process's progress message, or undefined when it is not one. */
 function progressEvent(message: string): ImportProgress | undefined {
   try {
-    const e = JSON.parse(message) as Partial<ImportProgress>;
-    const count = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
-    if (typeof e.id === "string" && isVideoId(e.id) && count(e.bytes) && (e.total === null || count(e.total))) return { id: e.id, bytes: e.bytes!, total: e.total ?? null };
+    const e: unknown = JSON.parse(message);
+    if (isImportProgress(e)) return { id: e.id, bytes: e.bytes, total: e.total };
   } catch {
     // not JSON: not ours
   }
