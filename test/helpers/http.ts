@@ -134,3 +134,22 @@ export function sendUntilAnswered(
     socket.on("close", () => answered || fail(new Error(`closed without an answer after ${sent} bytes`)));
   });
 }
+
+/** A loopback server that sends `bytes` slowly (`chunk` bytes every `delayMs`), for downloads that take a while. */
+export function slowSource(bytes: Uint8Array, chunk: number, delayMs: number): ReturnType<typeof Bun.serve> {
+  return Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => {
+      let offset = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (offset >= bytes.length) return controller.close();
+          await Bun.sleep(delayMs);
+          controller.enqueue(bytes.slice(offset, (offset += chunk)));
+        },
+      });
+      return new Response(body, { headers: { "content-type": "video/mp4" } });
+    },
+  });
+}

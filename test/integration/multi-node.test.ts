@@ -12,7 +12,8 @@ import { join, resolve } from "node:path";
 import { ROOT, freePort, spawnSpool, type SpoolProcess } from "../helpers/process.ts";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.ts";
 import { AUTH, TEST_API_KEY, TEST_SIGNING_SECRET } from "../helpers/spool.ts";
-import { getVideo, hlsSettled, makeSource, processesMentioning, upload, waitForVideo, type VideoJson } from "./hls-support.ts";
+import { getVideo, hlsSettled, makeSource, processesMentioning, readEvents, upload, waitForVideo, type VideoJson } from "./hls-support.ts";
+import { slowSource } from "../helpers/http.ts";
 
 let pg: TestPostgres;
 let dataDir: string;
@@ -133,52 +134,18 @@ test("a rename on B shows on A at once (its list page too); a delete on A is a 4
   expect(Date.now() - deletedAt).toBeLessThan(1000);
 }, 30_000);
 
-/** Reads a Server-Sent Events stream until an event named `name` arrives; its data. */
-async function firstEvent(response: Response, name: string, timeoutMs: number): Promise<unknown> {
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + timeoutMs;
-  try {
-    while (Date.now() < deadline) {
-      const { value, done } = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => ({ value: undefined, done: true }))]);
-      if (done) break;
-      text += value;
-      const match = new RegExp(`event: ${name}\\ndata: (.*)\\n`).exec(text);
-      if (match) return JSON.parse(match[1]!);
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  throw new Error(`no "${name}" event in ${timeoutMs} ms; got: ${text.slice(0, 500)}`);
-}
-
 test("a URL import run by the separate worker shows its download progress on both servers' event streams", async () => {
   const [a, b] = servers;
   const bytes = new Uint8Array(await Bun.file(await makeSource({ seconds: 4 })).arrayBuffer());
   // A slow source: 16 KiB every 40 ms, so the download lasts a few seconds.
-  const source = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: () => {
-      let offset = 0;
-      const body = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          if (offset >= bytes.length) return controller.close();
-          await Bun.sleep(40);
-          controller.enqueue(bytes.slice(offset, (offset += 16 * 1024)));
-        },
-      });
-      return new Response(body, { headers: { "content-type": "video/mp4", "content-length": String(bytes.length) } });
-    },
-  });
+  const source = slowSource(bytes, 16 * 1024, 40);
   try {
     const created = await fetch(`${a!.url}/api/videos`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ url: `http://127.0.0.1:${source.port}/slow.mp4` }) });
     expect(created.status).toBe(201);
     const { id } = (await created.json()) as { id: string };
     // Neither server runs the download (TRANSCODE_IN_SERVER=0): the worker's progress reaches both.
-    const watch = (url: string) => fetch(`${url}/api/videos/${id}/events`, { headers: AUTH });
-    const [onA, onB] = await Promise.all([watch(a!.url), watch(b!.url)]);
-    const events = (await Promise.all([firstEvent(onA, "import", 20_000), firstEvent(onB, "import", 20_000)])) as { id: string; bytes: number; total: number }[];
+    const importEvent = async (url: string) => JSON.parse((await readEvents(`${url}/api/videos/${id}/events`, (e) => e.event === "import", 20_000)).events.at(-1)!.data);
+    const events = (await Promise.all([importEvent(a!.url), importEvent(b!.url)])) as { id: string; bytes: number; total: number }[];
     for (const event of events) {
       expect(event.id).toBe(id);
       // Bun 1.4.5 sends a streamed body chunked, dropping its Content-Length (oven-sh/bun#10507): no total.

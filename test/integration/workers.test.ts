@@ -7,7 +7,8 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { get } from "../helpers/http.ts";
+import { get, slowSource } from "../helpers/http.ts";
+import { readEvents } from "./hls-support.ts";
 import { AUTH, TEST_API_KEY } from "../helpers/spool.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -74,44 +75,11 @@ test("a title changed through one worker is what every worker serves next", asyn
   expect(await dispositions()).toEqual(['attachment; filename="Renamed through one worker.mp4"']);
 }, 60_000);
 
-/** Reads a Server-Sent Events stream until an event named `name` arrives; its data. */
-async function firstEvent(response: Response, name: string, timeoutMs: number): Promise<unknown> {
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + timeoutMs;
-  try {
-    while (Date.now() < deadline) {
-      const { value, done } = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => ({ value: undefined, done: true }))]);
-      if (done) break;
-      text += value;
-      const match = new RegExp(`event: ${name}\\ndata: (.*)\\n`).exec(text);
-      if (match) return JSON.parse(match[1]!);
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  throw new Error(`no "${name}" event in ${timeoutMs} ms; got: ${text.slice(0, 300)}`);
-}
-
 test("a URL import's download progress reaches event streams on every worker, not only the one that downloads", async () => {
   expect(port).toBeGreaterThan(0);
   const bytes = new Uint8Array(await Bun.file(join(ROOT, "fixtures/demo.mp4")).arrayBuffer());
   // A slow source: 8 KiB every 40 ms, so the download lasts over a second.
-  const source = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: () => {
-      let offset = 0;
-      const body = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          if (offset >= bytes.length) return controller.close();
-          await Bun.sleep(40);
-          controller.enqueue(bytes.slice(offset, (offset += 8 * 1024)));
-        },
-      });
-      return new Response(body, { headers: { "content-type": "video/mp4" } });
-    },
-  });
+  const source = slowSource(bytes, 8 * 1024, 40);
   try {
     const created = await fetch(`http://127.0.0.1:${port}/api/videos`, {
       method: "POST",
@@ -122,8 +90,8 @@ test("a URL import's download progress reaches event streams on every worker, no
     const { id } = (await created.json()) as { id: string };
     // Eight streams on eight connections, spread by the kernel over both processes (all eight on
     // one process: 1 in 128). The download runs in the primary's worker; every stream hears it.
-    const streams = await Promise.all(Array.from({ length: 8 }, () => fetch(`http://127.0.0.1:${port}/api/videos/${id}/events`, { headers: AUTH })));
-    const events = (await Promise.all(streams.map((r) => firstEvent(r, "import", 15_000)))) as { id: string; bytes: number }[];
+    const streams = Array.from({ length: 8 }, () => readEvents(`http://127.0.0.1:${port}/api/videos/${id}/events`, (e) => e.event === "import", 15_000));
+    const events = (await Promise.all(streams)).map((r) => JSON.parse(r.events.at(-1)!.data)) as { id: string; bytes: number }[];
     for (const event of events) expect(event.id).toBe(id);
   } finally {
     source.stop(true);
