@@ -37,7 +37,11 @@ async function keptFiles(dataDir: string): Promise<{ path: string; size: number 
   const files = [];
   for (const sub of await readdir(dir).catch(() => [] as string[])) {
     if (sub === "tmp") continue;
-    for (const name of await readdir(join(dir, sub))) files.push({ path: join(dir, sub, name), size: (await stat(join(dir, sub, name))).size });
+    for (const name of await readdir(join(dir, sub))) {
+      // A file being removed between the listing and the stat is gone, not an error.
+      const info = await stat(join(dir, sub, name)).catch(() => undefined);
+      if (info) files.push({ path: join(dir, sub, name), size: info.size });
+    }
   }
   return files;
 }
