@@ -176,7 +176,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   await ctx.objects?.init();
   await ctx.catalog.clips?.init();
   // STORAGE=s3: objects whose video is gone (a removal while the bucket was down) are deleted later.
-  const orphans = primary && ctx.objects ? new OrphanSweeper(ctx.store, async (id) => (await ctx.library.get(id)) !== undefined) : undefined;
+  const orphans = primary && ctx.objects ? new OrphanSweeper(ctx.store, (id) => ctx.library.ownsFiles(id)) : undefined;
   orphans?.start();
   if (primary) {
     if (!ctx.media) {

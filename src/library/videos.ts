@@ -126,6 +126,12 @@ export class VideoLibrary {
     return row;
   }
 
+  /** Whether stored objects under this id may belong to a video: a row that is not `failed`. */
+  async ownsFiles(id: string): Promise<boolean> {
+    const row = await this.get(id);
+    return row !== undefined && row.status !== "failed";
+  }
+
   async require(id: string): Promise<VideoRow> {
     const row = await this.get(id);
     if (!row) throw notFound(`No video with id ${id}`);
@@ -230,14 +236,18 @@ export class VideoLibrary {
     return this.get(id);
   }
 
-  /** Processing failed: the row stays, with a readable reason; its files are removed. */
+  /**
+   * Processing failed: the row stays, with a readable reason; its files are removed. Files go
+   * first, so a client that sees `failed` never finds them still there (a crash in between
+   * leaves a `processing` row whose job finds its bytes gone and fails it again).
+   */
   async markFailed(id: string, message: string): Promise<VideoRow | undefined> {
     const { videos } = this.t;
+    await this.storage.removeVideo(id);
     await this.db
       .update(videos)
       .set({ status: "failed", error: message, storagePath: "", size: 0, sha256: null, updatedAt: new Date() })
       .where(eq(videos.id, id));
-    await this.storage.removeVideo(id);
     this.changed(id);
     return this.get(id);
   }

@@ -1,7 +1,7 @@
 /**
- * The orphan sweep (STORAGE=s3): objects under `videos/<id>/` whose video has no row any more,
- * and whose newest object is older than a grace period, are deleted. They are what a removal
- * left when the bucket was down (Storage.removeVideo), what a job uploaded after its video was
+ * The orphan sweep (STORAGE=s3): objects under `videos/<id>/` whose video has no row any more
+ * (or a `failed` one, which holds no files), and whose newest object is older than a grace
+ * period, are deleted. They are what a removal left when the bucket was down (Storage.removeVideo), what a job uploaded after its video was
  * deleted, or what a process that crashed mid-way left. A row always exists before its objects
  * do (uploads happen while it is `processing`), so the grace period only has to cover a delete
  * racing an upload. The primary server runs it (src/server.ts).
@@ -27,7 +27,7 @@ export class OrphanSweeper {
 
   constructor(
     private readonly store: ObjectStore,
-    /** Whether a video id still has a row. */
+    /** Whether a video id still has a row that may own objects. */
     private readonly known: (id: string) => Promise<boolean>,
     options: OrphanSweepOptions = {},
   ) {

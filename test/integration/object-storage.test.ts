@@ -311,15 +311,21 @@ describe("removal", () => {
     expect((await fetch(`${first.url}/api/videos/${gone.id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
   }, 30_000);
 
-  test("the orphan sweep deletes objects of videos without a row once past the grace period", async () => {
+  test("the orphan sweep deletes objects of videos without a row, or with a failed one, once past the grace period", async () => {
     const orphan = "AAAAAAAAAAAAAAAAAAAAAA";
     const scratch = join(await mkdtemp(join(tmpdir(), "spool-orphan-")), "x.bin");
     await writeFile(scratch, "orphan");
     await first.ctx.store.putFile(`videos/${orphan}/source.mp4`, scratch);
-    const known = async (id: string) => (await first.ctx.library.get(id)) !== undefined;
+    // A failed video holds no files; objects left under it (the bucket was down when it failed) are orphans.
+    const failed = await first.ctx.ingest.ingestPath(FIXTURE, { title: "failed", originalFilename: "failed.mp4" });
+    await first.ctx.library.markFailed(failed.id, "Processing failed: test");
+    expect(await keys(`videos/${failed.id}/`)).toEqual([]);
+    await first.ctx.store.putFile(`videos/${failed.id}/source.mp4`, scratch);
+    const known = (id: string) => first.ctx.library.ownsFiles(id);
     expect(await new OrphanSweeper(first.ctx.store, known, { graceMs: 3_600_000 }).sweep()).toEqual([]);
-    expect(await new OrphanSweeper(first.ctx.store, known, { graceMs: 0 }).sweep(Date.now() + 1000)).toEqual([orphan]);
+    expect((await new OrphanSweeper(first.ctx.store, known, { graceMs: 0 }).sweep(Date.now() + 1000)).sort()).toEqual([orphan, failed.id].sort());
     expect(await keys(`videos/${orphan}/`)).toEqual([]);
+    expect(await keys(`videos/${failed.id}/`)).toEqual([]);
     expect((await keys(`videos/${videoId}/`)).length).toBeGreaterThan(0);
   });
 });
