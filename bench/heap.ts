@@ -3,7 +3,7 @@
  *
  *   bun bench/heap.ts [--tier=BYTES] [--readers=1000] [--seconds=10] [--smol] [--child] [--json]
  *
- * Starts `bun src/index.ts` the way the bench does (NODE_ENV=production, WORKERS=1,
+ * Starts Spool (the bundle `npm start` runs; `bun src/index.ts` with SPOOL_BENCH_ENTRY=src) the way the bench does (NODE_ENV=production, WORKERS=1,
  * TRANSCODE_IN_SERVER=0; MEMORY_CACHE_BYTES=0 unless --tier), with bench/lib/heap-probe.ts
  * preloaded, on a fresh DATA_DIR holding the bench's main video (ingested by the CLI), and
  * reports after each phase: RSS (and its split: private, and the bun executable's shared pages), the live JS heap and its object count, the modules loaded,
@@ -30,7 +30,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, ex
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { resetHwm, treeHwm } from "./lib/rss.ts";
-import { CACHE_DIR, CLIENT_CORE, LOOPBACK, REPO_ROOT, SERVER_CORE, freePort, pinned, run, sleep, spawnTracked, stopTracked, waitForHttp } from "./lib/util.ts";
+import { CACHE_DIR, CLIENT_CORE, LOOPBACK, REPO_ROOT, SERVER_CORE, freePort, spoolEntry, pinned, run, sleep, spawnTracked, stopTracked, waitForHttp } from "./lib/util.ts";
 
 const args = new Map(process.argv.slice(2).map((a) => [a.replace(/=.*/, ""), a.includes("=") ? a.slice(a.indexOf("=") + 1) : "1"]));
 const tier = args.get("--tier") ?? "0";
@@ -60,7 +60,7 @@ const env: Record<string, string> = {
   MEMORY_CACHE_BYTES: tier,
   LOG_LEVEL: "warn",
   SPOOL_HEAP_PROBE_OUT: out,
-  // The child is started by src/index.ts without our flags: BUN_OPTIONS reaches it through the environment.
+  // The child is started by the primary without our flags: BUN_OPTIONS reaches it through the environment.
   ...(childMode ? { BUN_OPTIONS: `${smol ? "--smol " : ""}--preload ${resolve(REPO_ROOT, "bench/lib/heap-probe.ts")}` } : {}),
 };
 
@@ -68,7 +68,7 @@ const ingest = await run([BUN, resolve(REPO_ROOT, "src/cli/ingest.ts"), mainVide
 const id = (JSON.parse(ingest.stdout.slice(ingest.stdout.indexOf("{"))) as { id: string }).id;
 const port = await freePort();
 const base = `http://${LOOPBACK}:${port}`;
-const cmd = childMode ? [BUN, resolve(REPO_ROOT, "src/index.ts")] : [BUN, ...(smol ? ["--smol"] : []), "--preload", resolve(REPO_ROOT, "bench/lib/heap-probe.ts"), resolve(REPO_ROOT, "src/index.ts")];
+const cmd = childMode ? [BUN, spoolEntry()] : [BUN, ...(smol ? ["--smol"] : []), "--preload", resolve(REPO_ROOT, "bench/lib/heap-probe.ts"), spoolEntry()];
 const server = spawnTracked("spool", pinned(SERVER_CORE, cmd), { env: { ...env, PORT: String(port) }, stdout: "inherit", stderr: "inherit" });
 const primaryPid = server.proc.pid;
 let pid = primaryPid;
@@ -146,11 +146,15 @@ async function slowReaders(): Promise<{ peak: number; served: string }> {
 
 async function otherRoutes(): Promise<void> {
   if (!childMode) return otherRoutesOnce();
+  // The child has built the app once it loaded Elysia (from source) or the app's chunk (the
+  // bundle, whose registry holds chunks, not packages): either way, more modules than before.
+  await snapshot("probe");
+  const before = rows.pop()!.snap.modules;
   for (let i = 0; i < 100; i++) {
     await otherRoutesOnce();
     await snapshot("probe");
     const probe = rows.pop()!;
-    if (probe.snap.byPackage.elysia) return;
+    if (probe.snap.byPackage.elysia || probe.snap.modules > before) return;
   }
   throw new Error("no request reached the child");
 }

@@ -9,7 +9,7 @@
  *   bun bench/s3.ts [--duration=5] [--connections=16]
  *
  * Why not rows of bench/run.ts yet: the suite's targets share one start-up (ingest with the
- * CLI, then `bun src/index.ts`), and an s3 target also needs the bucket started first and a
+ * CLI, then the server bundle, as `npm start` runs it), and an s3 target also needs the bucket started first and a
  * warm-up step; see bench/README.md ("Object storage").
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -20,7 +20,7 @@ import { startS3rver } from "../test/helpers/s3.ts";
 import { promValue } from "./lib/checks.ts";
 import { processTree, treeCpuTicks } from "./lib/rss.ts";
 import { runLoad, type LoadResult } from "./lib/load.ts";
-import { CACHE_DIR, LOOPBACK, MiB, REPO_ROOT, SERVER_CORE, freePort, pinned, run, spawnTracked, stopTracked, waitForHttp, which } from "./lib/util.ts";
+import { CACHE_DIR, LOOPBACK, MiB, REPO_ROOT, SERVER_CORE, freePort, spoolEntry, pinned, run, spawnTracked, stopTracked, waitForHttp, which } from "./lib/util.ts";
 
 const { values } = parseArgs({ args: Bun.argv.slice(2), options: { duration: { type: "string", default: "5" }, connections: { type: "string", default: "16" } } });
 const durationS = Number(values.duration);
@@ -84,7 +84,7 @@ async function tiers(baseUrl: string) {
 
 async function measure(label: string, e: Record<string, string>, path: string, warm: boolean): Promise<Record<string, LoadResult & { cpuUs?: number }>> {
   const port = await freePort();
-  const server = spawnTracked(label, pinned(SERVER_CORE, [BUN, resolve(REPO_ROOT, "src/index.ts")]), { env: { ...e, PORT: String(port) }, stdout: "ignore", stderr: "ignore" });
+  const server = spawnTracked(label, pinned(SERVER_CORE, [BUN, spoolEntry()]), { env: { ...e, PORT: String(port) }, stdout: "ignore", stderr: "ignore" });
   const baseUrl = `http://${LOOPBACK}:${port}`;
   try {
     if (!(await waitForHttp(`${baseUrl}/health`, 30_000))) throw new Error(`${label} did not start`);

@@ -2,7 +2,7 @@
  * Starts Spool: opens the database, prepares storage, seeds the demo video, listens.
  * Used by src/index.ts and by the tests (which pass PORT=0 for an ephemeral port).
  */
-import { resolve } from "node:path";
+import { DEMO_FIXTURE } from "./paths.ts";
 import { API_KEY_FILE, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
 import type { Server } from "bun";
 import { createContext, nativeError, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
@@ -15,7 +15,6 @@ import { OrphanSweeper } from "./storage/orphans.ts";
 import type { App } from "./web.ts";
 
 export const DEMO_VIDEO_ID = "demo";
-const DEMO_FIXTURE = resolve(import.meta.dir, "../fixtures/demo.mp4");
 
 export interface RunningSpool {
   url: string;

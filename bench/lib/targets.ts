@@ -20,6 +20,8 @@ import {
   log,
   pinned,
   run,
+  spoolEntry,
+  spoolEntryLabel,
   spawnTracked,
   stopTracked,
   waitForHttp,
@@ -312,22 +314,27 @@ function spoolVersion(): string {
   return version;
 }
 
-/** Starts `bun src/index.ts` with `env` on a free port and waits for /health. */
+/** Starts Spool (spoolEntry: the bundle, as `npm start` runs it) with `env` on a free port and waits for /health. */
 async function launchSpool(id: "spool" | "spool-nometrics" | "spool-pg", env: Record<string, string>): Promise<{ sp: ServerProc; port: number; baseUrl: string } | { error: string }> {
   const port = await freePort();
-  const sp = startServer(id, [BUN, resolve(REPO_ROOT, "src/index.ts")], { ...env, PORT: String(port) });
+  const sp = startServer(id, [BUN, spoolEntry()], { ...env, PORT: String(port) });
   const baseUrl = `http://${LOOPBACK}:${port}`;
   const err = await waitReady(sp, `${baseUrl}/health`, 30_000);
   return err ? { error: err } : { sp, port, baseUrl };
 }
 
 const spoolNote = (env: Record<string, string>) =>
-  `NODE_ENV=production WORKERS=${env.WORKERS} TRANSCODE_IN_SERVER=${env.TRANSCODE_IN_SERVER}${env.METRICS === "0" ? " METRICS=0" : ""} API_KEY=<bench key> bun src/index.ts`;
+  `NODE_ENV=production WORKERS=${env.WORKERS} TRANSCODE_IN_SERVER=${env.TRANSCODE_IN_SERVER}${env.METRICS === "0" ? " METRICS=0" : ""} API_KEY=<bench key> ${spoolEntryLabel()}`;
 
 async function startSpool(ctx: StartContext): Promise<StartOutcome> {
-  const entry = resolve(REPO_ROOT, "src/index.ts");
+  let entry: string;
+  try {
+    entry = spoolEntry();
+  } catch (error) {
+    return failed("spool", error instanceof Error ? error.message : String(error));
+  }
   const ingestCli = resolve(REPO_ROOT, "src/cli/ingest.ts");
-  if (!existsSync(entry)) return failed("spool", "src/index.ts does not exist (server not built yet)");
+  if (!existsSync(entry)) return failed("spool", `${entry} does not exist`);
   if (!existsSync(ingestCli)) return failed("spool", "src/cli/ingest.ts does not exist");
   const dataDir = spoolDataDir(ctx.tmp);
   mkdirSync(dataDir, { recursive: true });

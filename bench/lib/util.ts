@@ -247,3 +247,22 @@ export function log(msg: string): void {
   const t = new Date().toISOString().slice(11, 19);
   console.log(`[${t}] ${msg}`);
 }
+
+let builtEntry: string | undefined;
+/**
+ * The Spool server entry the bench runs: the bundle `npm start` runs (built once per bench
+ * process by scripts/build.ts), or `src/index.ts` with SPOOL_BENCH_ENTRY=src, to measure what the
+ * bundle changes (A/B).
+ */
+export function spoolEntry(): string {
+  if (process.env.SPOOL_BENCH_ENTRY === "src") return resolve(REPO_ROOT, "src/index.ts");
+  if (builtEntry) return builtEntry;
+  const build = Bun.spawnSync([process.execPath, resolve(REPO_ROOT, "scripts/build.ts")], { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`scripts/build.ts failed: ${build.stderr.toString()}`);
+  return (builtEntry = resolve(REPO_ROOT, "dist/index.js"));
+}
+
+/** How the bench's Spool command line reads in reports: `bun dist/index.js` or `bun src/index.ts`. */
+export function spoolEntryLabel(): string {
+  return process.env.SPOOL_BENCH_ENTRY === "src" ? "bun src/index.ts" : "bun dist/index.js (npm start's bundle)";
+}

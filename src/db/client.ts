@@ -15,7 +15,8 @@
 import { Database } from "bun:sqlite";
 import { SQL } from "bun";
 import { mkdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname, join } from "node:path";
+import { MIGRATIONS_DIR } from "../paths.ts";
 import { drizzle as drizzleSqlite, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { migrate as migrateSqlite } from "drizzle-orm/bun-sqlite/migrator";
 import type { BunSQLDatabase } from "drizzle-orm/bun-sql";
@@ -65,7 +66,6 @@ export interface SpoolDb {
   readonly pg?: SQL;
 }
 
-const MIGRATIONS = resolve(import.meta.dir, "../../drizzle");
 /** NOTIFY channel for video changes; the payload is `<origin> <videoId>`. */
 const CHANNEL = "spool_videos";
 /** Any fixed 64-bit number: serializes migrations of servers starting at the same time. */
@@ -86,7 +86,7 @@ function openSqlite(url: string): SpoolDb {
   // WAL lets the streaming server read while an ingest or worker process writes.
   sqlite.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;");
   const db = drizzleSqlite({ client: sqlite });
-  migrateSqlite(db, { migrationsFolder: `${MIGRATIONS}/sqlite` });
+  migrateSqlite(db, { migrationsFolder: join(MIGRATIONS_DIR, "sqlite") });
   return {
     dialect: "sqlite",
     db,
@@ -114,7 +114,7 @@ async function openPostgres(url: string): Promise<SpoolDb> {
   const lock = await client.reserve();
   try {
     await lock`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
-    await migratePg(pg, { migrationsFolder: `${MIGRATIONS}/pg` });
+    await migratePg(pg, { migrationsFolder: join(MIGRATIONS_DIR, "pg") });
   } finally {
     await lock`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
     lock.release();

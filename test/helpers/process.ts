@@ -1,4 +1,4 @@
-/** `bun src/index.ts` as a real process, as `npm start` runs it, with its output captured. */
+/** Spool as a real process (`bun src/index.ts`, or the bundle `npm start` runs), with its output captured. */
 import { resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dir, "../..");
@@ -17,9 +17,9 @@ export interface SpoolProcess {
   waitFor(needles: string[], ms?: number): Promise<void>;
 }
 
-export function spawnSpool(env: Record<string, string>): SpoolProcess {
+export function spawnSpool(env: Record<string, string>, { entry = "src/index.ts" } = {}): SpoolProcess {
   let output = "";
-  const proc = Bun.spawn([process.execPath, resolve(ROOT, "src/index.ts")], {
+  const proc = Bun.spawn([process.execPath, resolve(ROOT, entry)], {
     cwd: ROOT,
     env: { ...process.env, LOG_FORMAT: "json", ...env },
     stdout: "pipe",

@@ -8,6 +8,7 @@
  * badge is switched off too).
  */
 import { dirname, join } from "node:path";
+import { OPENAPI_DIR, ROOT } from "../../paths.ts";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import { FileCache } from "../../files/cache.ts";
@@ -21,7 +22,7 @@ export const SWAGGER_PATH = "/swagger";
 export const SPEC_PATH = "/swagger/json";
 export const ASSETS_PATH = "/swagger/assets";
 
-const DIST = dirname(Bun.resolveSync("swagger-ui-dist/package.json", import.meta.dir));
+const DIST = dirname(Bun.resolveSync("swagger-ui-dist/package.json", ROOT));
 /** The only files of swagger-ui-dist that are served. */
 const ASSETS = new Set(["swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "favicon-16x16.png", "swagger-ui-bundle.js.map", "swagger-ui.css.map"]);
 
@@ -104,7 +105,7 @@ export function openapiRoutes() {
     .get(
       `${ASSETS_PATH}/:file`,
       ({ params, request }) => {
-        if (params.file === SWAGGER_INIT) return serveFile(request, join(import.meta.dir, SWAGGER_INIT), { cacheControl: "public, max-age=300" }, cache);
+        if (params.file === SWAGGER_INIT) return serveFile(request, join(OPENAPI_DIR, SWAGGER_INIT), { cacheControl: "public, max-age=300" }, cache);
         if (!ASSETS.has(params.file)) return errorResponse(404, "not_found", "No such file");
         return serveFile(request, join(DIST, params.file), { cacheControl: "public, max-age=86400" }, cache);
       },

@@ -4,6 +4,7 @@
  * Assets go through the file engine, so they get validators, ranges and HEAD like everything else.
  */
 import { join } from "node:path";
+import { PLAYER_ASSETS_DIR, packageFile } from "../../paths.ts";
 import { Elysia, t } from "elysia";
 import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
@@ -16,16 +17,10 @@ import type { VideoLibrary } from "../../library/videos.ts";
 import { JobQueue } from "../../queue/jobs.ts";
 import { ASSET_PREFIX, embedPage, errorPage, libraryPage, notFoundPage, signInPage, watchPage } from "./pages.ts";
 
-const ASSETS_DIR = join(import.meta.dir, "assets");
+const ASSETS_DIR = PLAYER_ASSETS_DIR;
 const OWN_ASSETS = new Set(["spool.css", "library.js", "player.js"]);
 
-function locate(specifier: string): string | null {
-  try {
-    return Bun.resolveSync(specifier, import.meta.dir);
-  } catch {
-    return null;
-  }
-}
+const locate = packageFile;
 
 const HLS_JS = locate("hls.js/dist/hls.min.js");
 const TUS_JS = locate("tus-js-client/dist/tus.min.js");
