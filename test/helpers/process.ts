@@ -18,8 +18,13 @@ export interface SpoolProcess {
 }
 
 export function spawnSpool(env: Record<string, string>, { entry = "src/index.ts" } = {}): SpoolProcess {
+  return spawnCaptured([process.execPath, resolve(ROOT, entry)], env);
+}
+
+/** Any command run from the repository root (`npm start`, say), with Spool's test environment and its output captured. */
+export function spawnCaptured(command: string[], env: Record<string, string>): SpoolProcess {
   let output = "";
-  const proc = Bun.spawn([process.execPath, resolve(ROOT, entry)], {
+  const proc = Bun.spawn(command, {
     cwd: ROOT,
     env: { ...process.env, LOG_FORMAT: "json", ...env },
     stdout: "pipe",

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AUTH, TEST_API_KEY } from "../helpers/spool.ts";
-import { ROOT, childrenOf, freePort, spawnSpool, type SpoolProcess } from "../helpers/process.ts";
+import { ROOT, childrenOf, freePort, spawnCaptured, spawnSpool, type SpoolProcess } from "../helpers/process.ts";
 
 let scratch = "";
 let server: SpoolProcess | undefined;
@@ -99,24 +99,12 @@ test("a lazily loaded chunk (tus, in its own chunk) loads on first use", async (
 
 test("`npm start`, as the README says: builds, serves, and stops cleanly on SIGTERM (the script execs the server)", async () => {
   const port = freePort();
-  let output = "";
-  const npm = Bun.spawn(["npm", "start"], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", SEED_DEMO: "0", DATA_DIR: join(scratch, "npm-start"), API_KEY: TEST_API_KEY, LOG_FORMAT: "json" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  for (const stream of [npm.stdout, npm.stderr] as ReadableStream<Uint8Array>[]) {
-    void (async () => {
-      for await (const chunk of stream) output += new TextDecoder().decode(chunk);
-    })();
-  }
-  const deadline = Date.now() + 30_000;
-  while (!output.includes("Spool listening") && Date.now() < deadline && npm.exitCode === null) await Bun.sleep(50);
-  expect(output).toContain("spool: built dist/");
+  const npm = spawnCaptured(["npm", "start"], { PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", SEED_DEMO: "0", DATA_DIR: join(scratch, "npm-start"), API_KEY: TEST_API_KEY });
+  await npm.waitFor(["Spool listening"], 30_000);
+  expect(npm.output()).toContain("spool: built dist/");
   expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
-  npm.kill("SIGTERM");
-  expect(await npm.exited).toBe(0);
-  expect(output).toContain('"msg":"stopped"');
+  npm.proc.kill("SIGTERM");
+  expect(await npm.proc.exited).toBe(0);
+  expect(npm.output()).toContain('"msg":"stopped"');
   expect(await fetch(`http://127.0.0.1:${port}/health`).then(() => "answered", () => "closed")).toBe("closed");
 }, 60_000);

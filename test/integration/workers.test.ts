@@ -6,52 +6,26 @@
 import { afterAll, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { get, slowSource } from "../helpers/http.ts";
 import { readEvents } from "./hls-support.ts";
 import { AUTH, TEST_API_KEY } from "../helpers/spool.ts";
+import { ROOT, freePort, spawnSpool, type SpoolProcess } from "../helpers/process.ts";
 
-const ROOT = resolve(import.meta.dir, "../..");
 let root: string | undefined;
-let server: ReturnType<typeof Bun.spawn> | undefined;
+let server: SpoolProcess | undefined;
 let port = 0;
 afterAll(async () => {
-  server?.kill("SIGTERM");
-  await server?.exited;
+  server?.proc.kill("SIGTERM");
+  await server?.proc.exited;
   if (root) await rm(root, { recursive: true, force: true });
 });
-
-function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
-
-async function waitForOutput(read: () => string, needles: string[], ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!needles.every((n) => read().includes(n))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${needles.join(", ")}; output: ${read()}`);
-    await Bun.sleep(50);
-  }
-}
 
 test("a title changed through one worker is what every worker serves next", async () => {
   root = await mkdtemp(join(tmpdir(), "spool-workers-"));
   port = freePort();
-  let output = "";
-  server = Bun.spawn([process.execPath, join(ROOT, "src/index.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), API_KEY: TEST_API_KEY, IMPORT_ALLOW_PRIVATE: "1" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  for (const stream of [server.stdout, server.stderr] as ReadableStream<Uint8Array>[]) {
-    void (async () => {
-      for await (const chunk of stream) output += new TextDecoder().decode(chunk);
-    })();
-  }
-  await waitForOutput(() => output, ["Spool listening", "worker 1 serving"], 20_000);
+  server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), API_KEY: TEST_API_KEY, IMPORT_ALLOW_PRIVATE: "1" });
+  await server.waitFor(["Spool listening", "worker 1 serving"], 20_000);
 
   // Fresh connections, which the kernel spreads over both processes; each caches the demo.
   const dispositions = async () => {
