@@ -187,6 +187,17 @@ describe("the clip as an HTTP entity", () => {
     expect(r.headers.get("etag")).toBe(etag);
   });
 
+  test("the query is read as URLSearchParams reads it: percent-encoded names count, other parameters are ignored", async () => {
+    const plain = await fetch(streamUrl(ids.gop), { method: "HEAD" });
+    const tagOf = async (q: string) => (await fetch(streamUrl(ids.gop, q), { method: "HEAD" })).headers.get("etag");
+    expect(await tagOf("?st%61rt=3.3&%65nd=6.1")).toBe(etag);
+    expect(await tagOf("?x=1&start=3.3&y=2&end=6.1")).toBe(etag);
+    const download = await fetch(streamUrl(ids.gop, "?d%6Fwnload=1"), { method: "HEAD" });
+    expect(download.headers.get("content-disposition")).toStartWith("attachment;");
+    // Parameters Spool does not read, however spelled, leave the plain file.
+    for (const q of ["?x=1", "?token=abc", "?Start=3.3&END=6.1", "?starts=3.3", "?a+b=c%20d"]) expect([q, await tagOf(q)]).toEqual([q, plain.headers.get("etag")]);
+  });
+
   test("start=0 alone is the plain file", async () => {
     const plain = await fetch(streamUrl(ids.gop), { method: "HEAD" });
     const r = await fetch(streamUrl(ids.gop, "?start=0"), { method: "HEAD" });

@@ -91,6 +91,13 @@ function serveSigned(request: Request, video: CachedVideo, context: StreamContex
   return grant instanceof Promise ? grant.then(() => serveVideo(request, video, context)) : serveVideo(request, video, context);
 }
 
+/**
+ * Whether a query string may hold `start`, `end` or `download`. URLSearchParams percent-decodes
+ * keys (and reads `+` as a space), so without a `%` a key can only name them spelled literally;
+ * anything this matches by chance (a token containing `end`) is parsed in full.
+ */
+const MAY_NAME_CLIP_PARAMETERS = /start|end|download|%/;
+
 function serveVideo(request: Request, video: CachedVideo, context: StreamContext): Response | Promise<Response> {
   // The file's preconditions are evaluated first, but answered only once the URL is known to
   // name the file: on a clip URL (`?start=`) the clip's own tag decides, so If-None-Match with
@@ -99,7 +106,11 @@ function serveVideo(request: Request, video: CachedVideo, context: StreamContext
   const url = request.url;
   const q = url.indexOf("?");
   if (q < 0) return settled ?? context.body(request, video.inline);
-  const query = new URLSearchParams(url.slice(q + 1));
+  const search = url.slice(q + 1);
+  // Every request of a signed video has a query (`?token=`): skip parsing it (1.3 µs) when it
+  // cannot name the parameters read below.
+  if (!MAY_NAME_CLIP_PARAMETERS.test(search)) return settled ?? context.body(request, video.inline);
+  const query = new URLSearchParams(search);
   const value = query.get("download");
   const download = value === "1" || value === "true";
   const start = query.get("start");
