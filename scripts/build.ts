@@ -18,14 +18,20 @@
  *   as it does from src/ (both sit one level below the root).
  * - Written next to what a running server may still load: chunks are content-named, old ones are
  *   left in place (a server that has not yet loaded a lazy chunk keeps finding it), each file
- *   is moved into dist/ whole, and the entry last.
+ *   is moved into dist/ whole, and the entry last. Files no build has written for a day are
+ *   removed, so rebuilds do not pile up chunks.
  */
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 
 const root = resolve(import.meta.dir, "..");
 const dist = join(root, "dist");
 const staging = join(root, `dist.tmp-${process.pid}`);
+/**
+ * Files of older builds are kept this long: a server started from one may still load a lazy
+ * chunk it has not needed yet (a day covers a development machine's restarts).
+ */
+const STALE_MS = 24 * 60 * 60 * 1000;
 
 await rm(staging, { recursive: true, force: true });
 try {
@@ -39,15 +45,18 @@ try {
     // Loaded only for LOG_FORMAT=pretty (src/lib/log.ts): from node_modules when asked for.
     external: ["pino-pretty"],
   });
-  if (!result.success) {
-    for (const message of result.logs) console.error(message);
-    process.exit(1);
-  }
+  if (!result.success) throw new AggregateError(result.logs, "spool: the bundle failed to build");
   await mkdir(dist, { recursive: true });
   const files = await readdir(staging);
   const entry = "index.js";
   for (const name of files.filter((f) => f !== entry)) await rename(join(staging, name), join(dist, name));
   await rename(join(staging, entry), join(dist, entry));
+  const stale = Date.now() - STALE_MS;
+  for (const name of await readdir(dist)) {
+    if (files.includes(name)) continue;
+    const info = await stat(join(dist, name)).catch(() => undefined);
+    if (info && info.mtimeMs < stale) await rm(join(dist, name), { force: true });
+  }
   console.log(`spool: built dist/ (${files.length} files)`);
 } finally {
   await rm(staging, { recursive: true, force: true });

@@ -5,7 +5,7 @@
  * which is what a bundle breaks when a module resolves a path from its own directory.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AUTH, TEST_API_KEY } from "../helpers/spool.ts";
@@ -108,3 +108,20 @@ test("`npm start`, as the README says: builds, serves, and stops cleanly on SIGT
   expect(npm.output()).toContain('"msg":"stopped"');
   expect(await fetch(`http://127.0.0.1:${port}/health`).then(() => "answered", () => "closed")).toBe("closed");
 }, 60_000);
+
+test("a rebuild keeps other builds' files for a day, then removes them", async () => {
+  const dist = join(ROOT, "dist");
+  const old = join(dist, "chunk-oldbuild0.js");
+  const recent = join(dist, "chunk-recentbuild0.js");
+  await Bun.write(old, "// an old build's chunk");
+  await Bun.write(recent, "// a recent build's chunk");
+  const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+  await utimes(old, twoDaysAgo, twoDaysAgo);
+  const build = Bun.spawnSync([process.execPath, join(ROOT, "scripts/build.ts")], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  expect(build.exitCode).toBe(0);
+  expect(await Bun.file(old).exists()).toBe(false);
+  expect(await Bun.file(recent).exists()).toBe(true);
+  await rm(recent);
+  // The cluster started from the bundle before the rebuild still answers (its files stayed).
+  expect((await fetch(`${base}/api/stream/demo`, { headers: { range: "bytes=0-1" } })).status).toBe(206);
+});
