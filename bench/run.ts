@@ -648,6 +648,7 @@ async function main(): Promise<number> {
                 meter.start(t.pid);
                 r = await runLoad(gen(u.w), spec(round));
                 r.noise = meter.stop();
+                r.serverCpuS = meter.serverSeconds();
                 if (r.noise < NOISE_RETRY) break;
                 const again = attempt === 0 && retryBudget > 0;
                 log(`  other processes used ${(r.noise * 100).toFixed(0)}% of the CPUs during ${t.label}'s run${again ? "; measuring again" : ""}`);

@@ -43,6 +43,8 @@ export interface LoadResult {
   errorDetail: string;
   /** Share of the machine's CPU used by unrelated processes during the run (0..1), when measured. */
   noise?: number;
+  /** CPU seconds (user + system) the server's processes used during the run, when measured. */
+  serverCpuS?: number;
   /** Which round of the suite this was (0-based), to pair targets measured back to back. */
   round?: number;
 }

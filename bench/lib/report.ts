@@ -176,6 +176,31 @@ export function crossRatio(wa: WorkloadResult, a: TargetId, wb: WorkloadResult, 
   return Number.isFinite(paired) ? paired : value(wa, ca) / value(wb, cb);
 }
 
+/** The server's CPU time per answer in one timed run (µs), when it was measured. */
+function cpuPerAnswer(r: LoadResult): number {
+  return r.serverCpuS !== undefined && r.requests > 0 ? (r.serverCpuS * 1e6) / r.requests : NaN;
+}
+
+function cpuOf(c: Cell | undefined): number {
+  return median((c?.rounds ?? []).map(cpuPerAnswer).filter(Number.isFinite));
+}
+
+/** a's CPU per answer ÷ b's, the median of the per-round ratios (as `ratio`). */
+function cpuRatio(w: WorkloadResult, a: TargetId, b: TargetId): number {
+  const pairs: number[] = [];
+  for (const ra of w.cells[a]?.rounds ?? []) {
+    const rb = ra.round === undefined ? undefined : w.cells[b]?.rounds.find((x) => x.round === ra.round);
+    if (rb) pairs.push(cpuPerAnswer(ra) / cpuPerAnswer(rb));
+  }
+  return median(pairs.filter(Number.isFinite));
+}
+
+function fmtUs(v: number): string {
+  if (!Number.isFinite(v)) return "–";
+  if (v >= 10_000) return `${(v / 1000).toFixed(1)} ms`;
+  return v.toFixed(v >= 100 ? 0 : 1);
+}
+
 /** The signed workload (Spool only) and its ratio to Spool's public row it was measured with. */
 function signedVsPublic(s: SuiteResult): { w: WorkloadResult; ref: WorkloadResult | undefined; r: number } | null {
   const w = s.workloads.find((x) => x.id === "signed");
@@ -430,6 +455,24 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
         "",
       );
     }
+  }
+
+  // The same runs as the throughput table, as a cost: other load on the machine slows a rate
+  // more than it changes what one answer costs the server.
+  const costed = throughput.filter((w) => present.some((id) => Number.isFinite(cpuOf(w.cells[id]))));
+  if (costed.length) {
+    const cpuRatios = ratioCols.filter(([, b]) => b === "bun" || b === "nginx");
+    out.push("#### Server CPU per answer (µs unless stated; lower is better)", "");
+    out.push(
+      "The CPU time (user + system) of the server's processes during each timed run above ÷ the answers it gave (10 ms clock ticks over runs of thousands of answers), median over rounds; ratios are the median of the per-round ratios, below 1× where Spool spends less. A rate moves with whatever else the machine runs; what an answer costs the server moves much less.",
+      "",
+    );
+    out.push(`| Workload | ${cols.join(" | ")} |${cpuRatios.map((r) => ` ${r[2]} |`).join("")}`);
+    out.push(`|---|${cols.map(() => "---:").join("|")}|${cpuRatios.map(() => "---:|").join("")}`);
+    for (const w of costed) {
+      out.push(`| ${w.title}, c=${w.connections} | ${present.map((id) => fmtUs(cpuOf(w.cells[id]))).join(" | ")} |${cpuRatios.map(([a, b]) => ` ${fmtRatio(cpuRatio(w, a, b))} |`).join("")}`);
+    }
+    out.push("");
   }
 
   const conc = ["c1", "range64k", "c256"].map((id) => s.workloads.find((w) => w.id === id)).filter((w): w is WorkloadResult => !!w);

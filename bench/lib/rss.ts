@@ -180,11 +180,21 @@ export class NoiseMeter {
   private busy0 = 0;
   private ours0 = 0;
   private pids: number[] = [];
+  private server0 = 0;
   start(serverPid: number): void {
     this.pids = processTree(serverPid);
     this.t0 = performance.now();
     this.busy0 = machineBusyTicks();
     this.ours0 = this.ours();
+    this.server0 = this.serverTicks();
+  }
+  /** The server's live processes only (nginx's worker, Spool's WORKERS), not what they reaped. */
+  private serverTicks(): number {
+    return this.pids.reduce((s, p) => s + procTicks(p, false), 0);
+  }
+  /** CPU seconds the server's processes used since start() (USER_HZ ticks: 10 ms resolution). */
+  serverSeconds(): number {
+    return (this.serverTicks() - this.server0) / 100;
   }
   private ours(): number {
     return this.pids.reduce((s, p) => s + procTicks(p, true), 0) + procTicks("self", true);
