@@ -167,13 +167,18 @@ export function ratio(w: WorkloadResult, a: TargetId, b: TargetId): number {
 export function crossRatio(wa: WorkloadResult, a: TargetId, wb: WorkloadResult, b: TargetId): number {
   const ca = wa.cells[a];
   const cb = wb.cells[b];
+  const paired = pairedRatio(ca, cb, (r) => roundValue(wa, r), (r) => roundValue(wb, r));
+  return Number.isFinite(paired) ? paired : value(wa, ca) / value(wb, cb);
+}
+
+/** The median over rounds of `of(a's round r) ÷ ofB(b's round r)`, for rounds both measured; NaN when none. */
+function pairedRatio(ca: Cell | undefined, cb: Cell | undefined, of: (r: LoadResult) => number, ofB = of): number {
   const pairs: number[] = [];
   for (const ra of ca?.rounds ?? []) {
     const rb = ra.round === undefined ? undefined : cb?.rounds.find((x) => x.round === ra.round);
-    if (rb) pairs.push(roundValue(wa, ra) / roundValue(wb, rb));
+    if (rb) pairs.push(of(ra) / ofB(rb));
   }
-  const paired = median(pairs.filter(Number.isFinite));
-  return Number.isFinite(paired) ? paired : value(wa, ca) / value(wb, cb);
+  return median(pairs.filter(Number.isFinite));
 }
 
 /** The server's CPU time per answer in one timed run (µs), when it was measured. */
@@ -187,12 +192,7 @@ function cpuOf(c: Cell | undefined): number {
 
 /** a's CPU per answer ÷ b's, the median of the per-round ratios (as `ratio`). */
 function cpuRatio(w: WorkloadResult, a: TargetId, b: TargetId): number {
-  const pairs: number[] = [];
-  for (const ra of w.cells[a]?.rounds ?? []) {
-    const rb = ra.round === undefined ? undefined : w.cells[b]?.rounds.find((x) => x.round === ra.round);
-    if (rb) pairs.push(cpuPerAnswer(ra) / cpuPerAnswer(rb));
-  }
-  return median(pairs.filter(Number.isFinite));
+  return pairedRatio(w.cells[a], w.cells[b], cpuPerAnswer);
 }
 
 function fmtUs(v: number): string {

@@ -8,10 +8,10 @@
  * badge is switched off too).
  */
 import { dirname, join } from "node:path";
-import { OPENAPI_DIR, ROOT } from "../../paths.ts";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import { FileCache } from "../../files/cache.ts";
+import { OPENAPI_DIR, ROOT } from "../../paths.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { errorResponse } from "../../http/errors.ts";
 import { pageHeaders } from "../../http/page-headers.ts";

@@ -4,7 +4,6 @@
  * Assets go through the file engine, so they get validators, ranges and HEAD like everything else.
  */
 import { join } from "node:path";
-import { PLAYER_ASSETS_DIR, packageFile } from "../../paths.ts";
 import { Elysia, t } from "elysia";
 import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
@@ -15,31 +14,22 @@ import { isVideoId } from "../../library/ids.ts";
 import { toVideoJson, tokenizedJson } from "../../schemas/video.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import { JobQueue } from "../../queue/jobs.ts";
+import { PLAYER_ASSETS_DIR, packageFile } from "../../paths.ts";
 import { ASSET_PREFIX, embedPage, errorPage, libraryPage, notFoundPage, signInPage, watchPage } from "./pages.ts";
 
-const ASSETS_DIR = PLAYER_ASSETS_DIR;
 const OWN_ASSETS = new Set(["spool.css", "library.js", "player.js"]);
 
-const locate = packageFile;
-
-const HLS_JS = locate("hls.js/dist/hls.min.js");
-const TUS_JS = locate("tus-js-client/dist/tus.min.js");
+const HLS_JS = packageFile("hls.js/dist/hls.min.js");
+const TUS_JS = packageFile("tus-js-client/dist/tus.min.js");
 const versionOf = (name: string) => {
-  const pkg = locate(`${name}/package.json`);
+  const pkg = packageFile(`${name}/package.json`);
   try {
     return pkg ? String((require(pkg) as { version?: string }).version ?? "") : "";
   } catch {
     return "";
   }
 };
-const HLS_JS_VERSION = (() => {
-  const pkg = locate("hls.js/package.json");
-  try {
-    return pkg ? String((require(pkg) as { version?: string }).version ?? "") : "";
-  } catch {
-    return "";
-  }
-})();
+const HLS_JS_VERSION = versionOf("hls.js");
 
 /** Pages must not be framed, sniffed or load anything from elsewhere. hls.js needs blob: workers and MSE. */
 const PAGE_HEADERS = pageHeaders(
@@ -139,7 +129,7 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
       ({ params, request }) => {
         if (params.file === "hls.min.js" && HLS_JS) return serveFile(request, HLS_JS, { cacheControl: "public, max-age=604800" }, cache);
         if (params.file === "tus.min.js" && TUS_JS) return serveFile(request, TUS_JS, { cacheControl: "public, max-age=604800" }, cache);
-        if (OWN_ASSETS.has(params.file)) return serveFile(request, join(ASSETS_DIR, params.file), { cacheControl: "public, max-age=300" }, cache);
+        if (OWN_ASSETS.has(params.file)) return serveFile(request, join(PLAYER_ASSETS_DIR, params.file), { cacheControl: "public, max-age=300" }, cache);
         return errorResponse(404, "not_found", "No such asset");
       },
       { params: t.Object({ file: t.String() }), detail: { hide: true } },
