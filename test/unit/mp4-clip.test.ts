@@ -39,10 +39,11 @@ describe("sliceStss", () => {
 
 /** Tables for `sizes` samples in chunks laid out by stsc runs [firstChunk (0-based), perChunk, desc]. */
 function tables(sizes: number[], runs: [number, number, number][], offsets: number[]): SampleTables {
-  const stsc = { firstChunk: runs.map((r) => r[0]), perChunk: runs.map((r) => r[1]), descIndex: runs.map((r) => r[2]), firstSample: [] as number[] };
+  const column = (i: number) => Uint32Array.from(runs, (r) => r[i]!);
+  const stsc = { firstChunk: column(0), perChunk: column(1), descIndex: column(2), firstSample: new Uint32Array(0) };
   indexStsc(stsc, offsets.length, sizes.length);
   return {
-    stts: { counts: [sizes.length], deltas: [1], firstSample: [0], firstDts: [0], sampleCount: sizes.length, duration: sizes.length },
+    stts: { counts: Uint32Array.of(sizes.length), deltas: Uint32Array.of(1), firstSample: Uint32Array.of(0), firstDts: Float64Array.of(0), sampleCount: sizes.length, duration: sizes.length },
     stsc,
     sizes: { constant: 0, count: sizes.length, table: Uint32Array.from(sizes) },
     chunkOffsets: Float64Array.from(offsets),

@@ -4,17 +4,21 @@
  *
  * Nothing is expanded per sample: time-to-sample, composition offsets and sample-to-chunk stay
  * as their run-length runs with cumulative starts, so a two-hour file's tables cost what its
- * `moov` holds and lookups are binary searches. Sample numbers here are 0-based; the boxes
- * use 1-based ones and the parsers and writers convert.
+ * `moov` holds and lookups are binary searches. Every table is a typed array: a film with
+ * B-frames has a `ctts` run per few samples and an audio `stsc` run per chunk, and as plain
+ * arrays those took 8 bytes an element on the JS heap (a two-hour film: 23 MiB of heap that
+ * every full collection marked) where 4 do. Sample numbers here are 0-based; the boxes use
+ * 1-based ones and the parsers and writers convert.
  */
 import { Mp4Error, Reader, be32, type Writer } from "./boxes.ts";
 
 /** Run-length `stts`: `counts[r]` samples of `deltas[r]` ticks, run r starting at sample `firstSample[r]`, time `firstDts[r]`. */
 export interface TimeToSample {
-  counts: number[];
-  deltas: number[];
-  firstSample: number[];
-  firstDts: number[];
+  counts: Uint32Array;
+  deltas: Uint32Array;
+  firstSample: Uint32Array;
+  /** Float64: a long track's decode times pass 2^32 ticks. */
+  firstDts: Float64Array;
   sampleCount: number;
   /** Sum of all deltas: the media duration in the track's timescale. */
   duration: number;
@@ -23,9 +27,9 @@ export interface TimeToSample {
 /** Run-length `ctts`: composition offsets (signed; version 0 values are read as signed too, as every demuxer does). */
 export interface CompositionOffsets {
   version: number;
-  counts: number[];
-  offsets: number[];
-  firstSample: number[];
+  counts: Uint32Array;
+  offsets: Int32Array;
+  firstSample: Uint32Array;
   /** The smallest and largest offsets: bounds for scans over presentation times. */
   min: number;
   max: number;
@@ -33,11 +37,11 @@ export interface CompositionOffsets {
 
 /** `stsc`: from chunk `firstChunk[r]` (0-based) on, `perChunk[r]` samples per chunk. */
 export interface SampleToChunk {
-  firstChunk: number[];
-  perChunk: number[];
-  descIndex: number[];
-  /** The first sample of run r. */
-  firstSample: number[];
+  firstChunk: Uint32Array;
+  perChunk: Uint32Array;
+  descIndex: Uint32Array;
+  /** The first sample of run r (filled by `indexStsc`). */
+  firstSample: Uint32Array;
 }
 
 export interface SampleSizes {
@@ -63,8 +67,8 @@ export interface SampleTables {
   stss?: Uint32Array;
   stsc: SampleToChunk;
   sizes: SampleSizes;
-  /** Absolute file offsets of chunks. */
-  chunkOffsets: Float64Array;
+  /** Absolute file offsets of chunks: 32-bit from `stco`, Float64 from `co64`. */
+  chunkOffsets: Uint32Array | Float64Array;
   /** Whether the file used 64-bit offsets. */
   co64: boolean;
   /** One byte per sample (`sdtp`), if present. */
@@ -80,27 +84,42 @@ export const MAX_SAMPLES = 50_000_000;
 export function parseStts(r: Reader): TimeToSample {
   r.fullHeader();
   const n = r.count(8);
-  const t: TimeToSample = { counts: [], deltas: [], firstSample: [], firstDts: [], sampleCount: 0, duration: 0 };
+  const counts = new Uint32Array(n);
+  const deltas = new Uint32Array(n);
+  const firstSample = new Uint32Array(n);
+  const firstDts = new Float64Array(n);
+  let runs = 0;
+  let sampleCount = 0;
+  let duration = 0;
   const b = r.bytes;
   for (let i = 0, at = r.take(n * 8); i < n; i++, at += 8) {
     const count = be32(b, at);
     const delta = be32(b, at + 4);
     if (count === 0) continue;
-    t.counts.push(count);
-    t.deltas.push(delta);
-    t.firstSample.push(t.sampleCount);
-    t.firstDts.push(t.duration);
-    t.sampleCount += count;
-    t.duration += count * delta;
-    if (t.sampleCount > MAX_SAMPLES) throw new Mp4Error("too many samples");
+    counts[runs] = count;
+    deltas[runs] = delta;
+    firstSample[runs] = sampleCount;
+    firstDts[runs] = duration;
+    runs++;
+    sampleCount += count;
+    duration += count * delta;
+    if (sampleCount > MAX_SAMPLES) throw new Mp4Error("too many samples");
   }
-  return t;
+  return { counts: fit(counts, runs), deltas: fit(deltas, runs), firstSample: fit(firstSample, runs), firstDts: fit(firstDts, runs), sampleCount, duration };
+}
+
+/** The first `length` elements: empty runs are skipped, so a table may hold fewer runs than its box. */
+function fit<T extends Uint32Array | Int32Array | Float64Array>(array: T, length: number): T {
+  return (length === array.length ? array : array.slice(0, length)) as T;
 }
 
 export function parseCtts(r: Reader): CompositionOffsets {
   const { version } = r.fullHeader();
   const n = r.count(8);
-  const c: CompositionOffsets = { version, counts: [], offsets: [], firstSample: [], min: 0, max: 0 };
+  const counts = new Uint32Array(n);
+  const offsets = new Int32Array(n);
+  const firstSample = new Uint32Array(n);
+  let runs = 0;
   let sample = 0;
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
@@ -109,17 +128,23 @@ export function parseCtts(r: Reader): CompositionOffsets {
     const count = be32(b, at);
     const offset = be32(b, at + 4) | 0;
     if (count === 0) continue;
-    c.counts.push(count);
-    c.offsets.push(offset);
-    c.firstSample.push(sample);
+    counts[runs] = count;
+    offsets[runs] = offset;
+    firstSample[runs] = sample;
+    runs++;
     sample += count;
     if (sample > MAX_SAMPLES) throw new Mp4Error("too many composition offsets");
     if (offset < min) min = offset;
     if (offset > max) max = offset;
   }
-  c.min = Number.isFinite(min) ? min : 0;
-  c.max = Number.isFinite(max) ? max : 0;
-  return c;
+  return {
+    version,
+    counts: fit(counts, runs),
+    offsets: fit(offsets, runs),
+    firstSample: fit(firstSample, runs),
+    min: Number.isFinite(min) ? min : 0,
+    max: Number.isFinite(max) ? max : 0,
+  };
 }
 
 export function parseStss(r: Reader): Uint32Array {
@@ -141,8 +166,7 @@ export function parseStss(r: Reader): Uint32Array {
 export function parseStsc(r: Reader): SampleToChunk {
   r.fullHeader();
   const n = r.count(12);
-  // Filled by index, not push: tables of a long film have hundreds of thousands of runs.
-  const s: SampleToChunk = { firstChunk: new Array<number>(n), perChunk: new Array<number>(n), descIndex: new Array<number>(n), firstSample: [] };
+  const s: SampleToChunk = { firstChunk: new Uint32Array(n), perChunk: new Uint32Array(n), descIndex: new Uint32Array(n), firstSample: new Uint32Array(0) };
   const b = r.bytes;
   let previous = -1;
   for (let i = 0, at = r.take(n * 12); i < n; i++, at += 12) {
@@ -160,7 +184,7 @@ export function parseStsc(r: Reader): SampleToChunk {
 /** Fills `stsc.firstSample` once the chunk count is known; the runs must cover `sampleCount`. */
 export function indexStsc(s: SampleToChunk, chunkCount: number, sampleCount: number): void {
   let sample = 0;
-  s.firstSample = new Array<number>(s.firstChunk.length);
+  s.firstSample = new Uint32Array(s.firstChunk.length);
   for (let i = 0; i < s.firstChunk.length; i++) {
     s.firstSample[i] = sample;
     const next = i + 1 < s.firstChunk.length ? s.firstChunk[i + 1]! : chunkCount;
@@ -206,15 +230,16 @@ export function parseStz2(r: Reader): SampleSizes {
   return { constant: 0, count, table };
 }
 
-export function parseChunkOffsets(r: Reader, co64: boolean): Float64Array {
+export function parseChunkOffsets(r: Reader, co64: boolean): Uint32Array | Float64Array {
   r.fullHeader();
   const n = r.count(co64 ? 8 : 4);
-  const out = new Float64Array(n);
   const b = r.bytes;
   if (!co64) {
+    const out = new Uint32Array(n);
     for (let i = 0, at = r.take(n * 4); i < n; i++, at += 4) out[i] = be32(b, at);
     return out;
   }
+  const out = new Float64Array(n);
   for (let i = 0, at = r.take(n * 8); i < n; i++, at += 8) {
     const high = be32(b, at);
     // Past 2^53 a Number is no longer exact: no real file is that large, a hostile one is refused.
@@ -310,7 +335,7 @@ function pushRun(out: Runs, count: number, value: number): void {
 }
 
 /** Runs (count, value) restricted to samples [a, b); runs start at `firstSample`. */
-export function sliceRuns(counts: number[], values: number[], firstSample: number[], a: number, b: number): Runs {
+export function sliceRuns(counts: ArrayLike<number>, values: ArrayLike<number>, firstSample: ArrayLike<number>, a: number, b: number): Runs {
   const out: Runs = { counts: [], values: [] };
   for (let run = Math.max(0, lastAtOrBefore(firstSample, a)); run < counts.length; run++) {
     const from = Math.max(a, firstSample[run]!);
