@@ -77,6 +77,16 @@ function usage(): never {
   process.exit(0);
 }
 
+/** SPOOL_BENCH_ENV's `NAME=value` words (values without spaces). */
+function extraSpoolEnv(spec: string | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const word of spec?.split(/\s+/) ?? []) {
+    const eq = word.indexOf("=");
+    if (eq > 0) env[word.slice(0, eq)] = word.slice(eq + 1);
+  }
+  return env;
+}
+
 function parseArgs(argv: string[]): Args {
   const a: Args = { mode: "full", targets: [...TARGET_ORDER], readme: null, out: RESULTS_DIR, soak: false, soakSeconds: 600, soakRate: 150 };
   for (const arg of argv) {
@@ -471,7 +481,12 @@ async function main(): Promise<number> {
     nginxTuning: NGINX_DEFAULT_TUNING,
     apiDbPath: undefined as string | undefined,
     // SPOOL_MEMORY_CACHE_BYTES: the RAM tier's bound for both Spool targets (0: off), for A/B runs.
-    spoolEnv: { WORKERS: process.env.SPOOL_WORKERS ?? "1", ...(process.env.SPOOL_MEMORY_CACHE_BYTES ? { MEMORY_CACHE_BYTES: process.env.SPOOL_MEMORY_CACHE_BYTES } : {}) },
+    // SPOOL_BENCH_ENV="NAME=value NAME=value": anything else for Spool's processes (Bun's GC knobs, say).
+    spoolEnv: {
+      WORKERS: process.env.SPOOL_WORKERS ?? "1",
+      ...(process.env.SPOOL_MEMORY_CACHE_BYTES ? { MEMORY_CACHE_BYTES: process.env.SPOOL_MEMORY_CACHE_BYTES } : {}),
+      ...extraSpoolEnv(process.env.SPOOL_BENCH_ENV),
+    },
     spool: undefined as Running | undefined,
     library: library.length ? library : undefined,
     film: film ?? undefined,

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { errorFields, logger } from "./lib/log.ts";
-import { diskCache, registry } from "./metrics/metrics.ts";
+import { clipHeaderCache, diskCache, registry } from "./metrics/metrics.ts";
 import { AccessControl } from "./access/service.ts";
 import type { Config } from "./config.ts";
 import type { SpoolDb } from "./db/client.ts";
@@ -112,7 +112,14 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
       return { files: blocks, bytes, evictions };
     });
   if (clipStore) diskCache("clips", () => clipStore.stats());
-  const catalog = new StreamCatalog(library, config.cacheTtlMs, streamCorsHeaders(config.corsOrigins ?? ["*"]), undefined, memory, objects, clipStore);
+  const catalog = new StreamCatalog(library, config.cacheTtlMs, {
+    extraHeaders: streamCorsHeaders(config.corsOrigins ?? ["*"]),
+    memory,
+    objects,
+    clipStore,
+    clipHeaderBytes: config.clipHeaderCacheBytes,
+  });
+  clipHeaderCache(() => catalog.clipCache.store.bytes);
   const access = new AccessControl(db, { apiKey: config.apiKey, signingSecret: config.signingSecret, trustProxy: config.trustProxy });
   const retention = new RetentionSweeper(library, () => uploads.videoIds(), {
     retentionMs: config.failedRetentionMs ?? DEFAULT_FAILED_RETENTION_MS,

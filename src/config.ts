@@ -25,6 +25,8 @@ export interface Config {
   memoryCacheBytes?: number;
   /** Disk bound of clips kept as files (CLIP_CACHE_BYTES, under DATA_DIR/cache/clips); 0 or unset: off. */
   clipCacheBytes?: number;
+  /** Memory per process for parsed `moov`s and clip headers (CLIP_HEADER_CACHE_BYTES); default 64 MiB. */
+  clipHeaderCacheBytes?: number;
   /** Processes serving the same port (SO_REUSEPORT). */
   workers: number;
   production: boolean;
@@ -191,6 +193,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     cacheTtlMs: e.CACHE_TTL_MS!,
     memoryCacheBytes: e.MEMORY_CACHE_BYTES!,
     clipCacheBytes: e.CLIP_CACHE_BYTES!,
+    clipHeaderCacheBytes: e.CLIP_HEADER_CACHE_BYTES!,
     // One process per core by default; PORT=0 (any free port) cannot be shared, so it means one.
     workers: e.PORT === 0 ? 1 : (e.WORKERS ?? availableParallelism()),
     production: e.NODE_ENV === "production",

@@ -120,6 +120,11 @@ export const ENV = {
     1024 ** 3,
     { shown: "`1073741824` (1 GiB)" },
   ),
+  CLIP_HEADER_CACHE_BYTES: int(
+    "Memory per serving process for what clips are cut from: each video's parsed `moov` (a two-hour film's is about 16 MiB) and each clip's header, least recently used out first; a `moov` larger than this is read and parsed for every new interval (`0`: nothing kept)",
+    64 * 1024 ** 2,
+    { shown: "`67108864` (64 MiB)" },
+  ),
   SEED_DEMO: flag("Put the demo clip (id `demo`) in an empty library", true),
   WORKERS: { ...int("", 1, { minimum: 1 }), schema: Type.Integer({ minimum: 1, maximum: 256 }) as TInteger, shown: "number of cores", doc: "Serving processes sharing the port (SO_REUSEPORT); they relay their changes to each other over IPC (`PORT=0` means one)" },
   CORS_ORIGINS: {

@@ -33,6 +33,11 @@ export const hot = {
   diskHits: 0,
   diskMisses: 0,
   bucketReads: 0,
+  /** Clips (src/files/clip.ts): requests whose header was cached (or being made) and those that made it; `moov`s found parsed and those read and parsed. */
+  clipHeaderHits: 0,
+  clipHeaderMisses: 0,
+  moovHits: 0,
+  moovMisses: 0,
 };
 
 export const registry = new Registry();
@@ -74,6 +79,26 @@ new Counter({
     this.inc({ cache: "memory_tier", result: "miss" }, hot.memoryMisses);
     this.inc({ cache: "disk_blocks", result: "hit" }, hot.diskHits);
     this.inc({ cache: "disk_blocks", result: "miss" }, hot.diskMisses);
+    this.inc({ cache: "clip_headers", result: "hit" }, hot.clipHeaderHits);
+    this.inc({ cache: "clip_headers", result: "miss" }, hot.clipHeaderMisses);
+    this.inc({ cache: "clip_moovs", result: "hit" }, hot.moovHits);
+    this.inc({ cache: "clip_moovs", result: "miss" }, hot.moovMisses);
+  },
+});
+
+let clipHeaderBytes: () => number = () => 0;
+
+/** What the stream route's clip header cache holds, read at scrape time. */
+export function clipHeaderCache(read: () => number): void {
+  clipHeaderBytes = read;
+}
+
+new Gauge({
+  name: "spool_clip_header_cache_bytes",
+  help: "Bytes of parsed `moov`s and clip headers the stream route holds (at most CLIP_HEADER_CACHE_BYTES per process)",
+  registers: [registry],
+  collect() {
+    this.set(clipHeaderBytes());
   },
 });
 

@@ -263,3 +263,50 @@ describe("access control", () => {
     expect((await fetch(streamUrl(`${id}.mp4`, `?start=1&end=2`))).status).toBe(403);
   });
 });
+
+describe("the clip header cache (CLIP_HEADER_CACHE_BYTES)", () => {
+  const metricsOf = async (s: TestSpool) => (await fetch(`${s.url}/metrics`, { headers: AUTH })).text();
+  const lookups = (text: string, cache: string, result: string) =>
+    Number(new RegExp(`^spool_cache_lookups_total\\{cache="${cache}",result="${result}"\\} (\\d+)$`, "m").exec(text)?.[1]);
+  const held = (text: string) => Number(/^spool_clip_header_cache_bytes (\d+)$/m.exec(text)?.[1]);
+  const delta = (before: string, after: string, cache: string, result: string) => lookups(after, cache, result) - lookups(before, cache, result);
+  const intervals = ["?start=1&end=2", "?start=2.5&end=3", "?start=3.3&end=6.1", "?start=4", "?start=0.5&end=7", "?start=6&end=7.5"];
+
+  test("new intervals of a video asked at the same moment read and parse its moov once", async () => {
+    const { id } = await ingest(sources.bframes, { title: "Fresh moov", originalFilename: "fresh.mp4" });
+    const before = await metricsOf(spool);
+    const answers = await Promise.all(intervals.map(async (q) => ({ q, response: await fetch(streamUrl(id, q)) })));
+    for (const { response } of answers) expect(response.status).toBe(200);
+    // Each clip is the one asked for: the same bytes as when asked again alone (now cached).
+    for (const { q, response } of answers) expect(Buffer.from(await bytesOf(response)).equals(Buffer.from(await bytesOf(await fetch(streamUrl(id, q)))))).toBe(true);
+    const after = await metricsOf(spool);
+    expect(delta(before, after, "clip_moovs", "miss")).toBe(1);
+    expect(delta(before, after, "clip_moovs", "hit")).toBe(intervals.length - 1);
+    expect(delta(before, after, "clip_headers", "miss")).toBe(intervals.length);
+    expect(delta(before, after, "clip_headers", "hit")).toBe(intervals.length);
+    expect(held(after)).toBeGreaterThan(held(before));
+    expect(held(after)).toBeLessThanOrEqual(64 * 1024 * 1024);
+  });
+
+  test("0 keeps nothing: every clip request reads the moov again, and answers the same bytes", async () => {
+    const bare = await startTestSpool({ jobKinds: ["ingest"], clipHeaderCacheBytes: 0, clipCacheBytes: 0 });
+    try {
+      const ctx = bare.ctx as unknown as { ingest?: Partial<Ingests>; library: Partial<Ingests> };
+      const { id } = await (ctx.ingest?.ingestPath ? ctx.ingest : ctx.library).ingestPath!(sources.gop, { title: "No cache", originalFilename: "n.mp4" });
+      const query = "?start=3.3&end=6.1";
+      const expected = Buffer.from(await bytesOf(await fetch(streamUrl(ids.gop, query))));
+      const before = await metricsOf(bare);
+      for (let i = 0; i < 2; i++) {
+        const response = await fetch(`${bare.url}/api/stream/${id}${query}`);
+        expect(response.status).toBe(200);
+        expect(Buffer.from(await bytesOf(response)).equals(expected)).toBe(true);
+      }
+      const after = await metricsOf(bare);
+      expect(delta(before, after, "clip_moovs", "miss")).toBe(2);
+      expect(delta(before, after, "clip_headers", "miss")).toBe(2);
+      expect(held(after)).toBe(0);
+    } finally {
+      await bare.stop();
+    }
+  });
+});

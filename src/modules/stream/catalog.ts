@@ -11,6 +11,7 @@ import { statEntity } from "../../files/cache.ts";
 import { serveBody } from "../../files/serve.ts";
 import type { MemoryTier } from "../../files/memory-tier.ts";
 import type { ClipStore } from "../../files/clip-store.ts";
+import { ClipCache } from "../../files/clip.ts";
 import type { VideoRow } from "../../db/schema.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { errorFields, logger } from "../../lib/log.ts";
@@ -59,27 +60,51 @@ export function downloadName(row: VideoRow): string {
 /** Answers a GET/HEAD whose preconditions passed: `serveBody` (files), or the bucket's engine. */
 export type BodyServer = (request: Request, entity: FileEntity) => Response | Promise<Response>;
 
+export interface CatalogOptions {
+  /** Headers every answer carries, precomputed into each entity (CORS for a `*` policy). */
+  extraHeaders?: Readonly<Record<string, string>>;
+  maxEntries?: number;
+  /** The RAM tier small answers come from (MEMORY_CACHE_BYTES); undefined: sendfile only. */
+  memory?: MemoryTier;
+  /**
+   * STORAGE=s3: entities of objects in the bucket, made from the row alone (a row is ready
+   * only once its object is complete), so loading one costs no round trip to the bucket.
+   */
+  objects?: ObjectServer;
+  /** Clips kept as files (CLIP_CACHE_BYTES); undefined: clips are always streamed. */
+  clipStore?: ClipStore;
+  /** Memory for parsed `moov`s and clip headers (CLIP_HEADER_CACHE_BYTES; default 64 MiB). */
+  clipHeaderBytes?: number;
+}
+
 export class StreamCatalog {
   private readonly entries = new Map<string, Entry>();
   /** Chosen once here, so the stream route does not ask per request where the bytes are. */
   readonly body: BodyServer;
+  private readonly extraHeaders: Readonly<Record<string, string>>;
+  private readonly maxEntries: number;
+  readonly memory: MemoryTier | undefined;
+  readonly objects: ObjectServer | undefined;
+  readonly clips: ClipStore | undefined;
+  /** Clip headers and parsed `moov`s of this catalog's videos (with STORAGE=s3, read through the bucket's block cache). */
+  readonly clipCache: ClipCache;
 
   constructor(
     private readonly library: VideoLibrary,
     private readonly ttlMs: number,
-    /** Headers every answer carries, precomputed into each entity (CORS for a `*` policy). */
-    private readonly extraHeaders: Readonly<Record<string, string>> = {},
-    private readonly maxEntries = 10_000,
-    /** The RAM tier small answers come from (MEMORY_CACHE_BYTES); undefined: sendfile only. */
-    readonly memory?: MemoryTier,
-    /**
-     * STORAGE=s3: entities of objects in the bucket, made from the row alone (a row is ready
-     * only once its object is complete), so loading one costs no round trip to the bucket.
-     */
-    readonly objects?: ObjectServer,
-    /** Clips kept as files (CLIP_CACHE_BYTES); undefined: clips are always streamed. */
-    readonly clips?: ClipStore,
+    options: CatalogOptions = {},
   ) {
+    const { objects } = options;
+    this.extraHeaders = options.extraHeaders ?? {};
+    this.maxEntries = options.maxEntries ?? 10_000;
+    this.memory = options.memory;
+    this.objects = objects;
+    this.clips = options.clipStore;
+    this.clipCache = new ClipCache({
+      ...(objects ? { mediaFor: (base: FileEntity) => objects.clipMedia(base) } : {}),
+      ...(options.clipHeaderBytes !== undefined ? { maxBytes: options.clipHeaderBytes } : {}),
+      store: this.clips,
+    });
     this.body = objects ? (request, entity) => objects.body(request, entity) : serveBody;
     // "*": another process's changes may have been missed (the listener reconnected).
     library.events.on("invalidated", (id: string) => {

@@ -9,7 +9,7 @@
  */
 import type { BunRequest, Server } from "bun";
 import type { AccessControl, PeerSource } from "../../access/service.ts";
-import { ClipCache, clipFilename, isClippable, parseClipInterval, serveClipEntity, type ClipInterval } from "../../files/clip.ts";
+import { type ClipCache, clipFilename, isClippable, parseClipInterval, serveClipEntity, type ClipInterval } from "../../files/clip.ts";
 import { nativeRanged, preconditionResponse } from "../../files/serve.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
@@ -35,19 +35,8 @@ export interface StreamContext {
   body: BodyServer;
 }
 
-/** One clip cache per catalog, shared by the native route and the Elysia one. */
-const clipCaches = new WeakMap<StreamCatalog, ClipCache>();
-function clipCacheFor(catalog: StreamCatalog): ClipCache {
-  let cache = clipCaches.get(catalog);
-  const objects = catalog.objects;
-  // STORAGE=s3: a clip's moov and media come from the bucket, through the block cache.
-  // CLIP_CACHE_BYTES: clips that fit are kept as files and answered by the file engine.
-  if (!cache) clipCaches.set(catalog, (cache = new ClipCache({ ...(objects ? { mediaFor: (base) => objects.clipMedia(base) } : {}), store: catalog.clips })));
-  return cache;
-}
-
 export function streamContext(catalog: StreamCatalog, access: AccessControl): StreamContext {
-  return { catalog, access, clips: clipCacheFor(catalog), body: catalog.body };
+  return { catalog, access, clips: catalog.clipCache, body: catalog.body };
 }
 
 export function streamVideo(request: Request, id: string, context: StreamContext, server?: PeerSource): Response | Promise<Response> {
