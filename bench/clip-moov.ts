@@ -56,7 +56,7 @@ try {
     header.push(ms(t));
     if (i === 0) {
       const samples = file.movie.tracks.map((track) => `${track.handler} ${track.tables.sizes.count}`).join(", ");
-      summary = `moov ${(file.cost / 2 / 1024).toFixed(0)} KiB (${samples} samples), clip header ${layout.header.length} bytes`;
+      summary = `moov ${(file.movie.bytes.length / 1024).toFixed(0)} KiB (${samples} samples; ${(file.cost / 1024).toFixed(0)} KiB held once parsed), clip header ${layout.header.length} bytes`;
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

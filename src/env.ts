@@ -121,7 +121,7 @@ export const ENV = {
     { shown: "`1073741824` (1 GiB)" },
   ),
   CLIP_HEADER_CACHE_BYTES: int(
-    "Memory per serving process for what clips are cut from: each video's parsed `moov` (a two-hour film's is about 16 MiB) and each clip's header, least recently used out first; a `moov` larger than this is read and parsed for every new interval (`0`: nothing kept)",
+    "Memory per serving process for what clips are cut from: each video's parsed `moov` (a two-hour film's is about 12 MiB) and each clip's header, least recently used out first; a `moov` larger than this is read and parsed for every new interval (`0`: nothing kept)",
     64 * 1024 ** 2,
     { shown: "`67108864` (64 MiB)" },
   ),

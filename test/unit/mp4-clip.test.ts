@@ -5,8 +5,9 @@
 import { describe, expect, test } from "bun:test";
 import { Writer } from "../../src/media/mp4/boxes.ts";
 import { planClip, writeClip, ClipRangeError } from "../../src/media/mp4/clip.ts";
+import { movieCost } from "../../src/media/mp4/file.ts";
 import { parseMovie } from "../../src/media/mp4/movie.ts";
-import { indexStsc, sliceChunks, sliceRuns, sliceStss, type SampleTables } from "../../src/media/mp4/sample-tables.ts";
+import { chunkOffset, indexStsc, sliceChunks, sliceRuns, sliceStss, type SampleTables } from "../../src/media/mp4/sample-tables.ts";
 
 describe("sliceRuns", () => {
   const counts = [3, 2, 4];
@@ -37,6 +38,13 @@ describe("sliceStss", () => {
   for (const [a, b, expected] of cases) test(`[${a}, ${b})`, () => expect(sliceStss(sync, a, b)).toEqual(expected));
 });
 
+/** 32-bit big-endian entries, as a box holds them. */
+function bigEndian(values: number[]): DataView {
+  const view = new DataView(new ArrayBuffer(values.length * 4));
+  values.forEach((v, i) => view.setUint32(i * 4, v));
+  return view;
+}
+
 /** Tables for `sizes` samples in chunks laid out by stsc runs [firstChunk (0-based), perChunk, desc]. */
 function tables(sizes: number[], runs: [number, number, number][], offsets: number[]): SampleTables {
   const column = (i: number) => Uint32Array.from(runs, (r) => r[i]!);
@@ -45,7 +53,7 @@ function tables(sizes: number[], runs: [number, number, number][], offsets: numb
   return {
     stts: { counts: Uint32Array.of(sizes.length), deltas: Uint32Array.of(1), firstSample: Uint32Array.of(0), firstDts: Float64Array.of(0), sampleCount: sizes.length, duration: sizes.length },
     stsc,
-    sizes: { constant: 0, count: sizes.length, table: Uint32Array.from(sizes) },
+    sizes: { constant: 0, count: sizes.length, table: bigEndian(sizes) },
     chunkOffsets: Float64Array.from(offsets),
     co64: false,
     sbgp: [],
@@ -198,7 +206,7 @@ describe("planClip on synthetic movies", () => {
     const back = parseMovie(layout.header.subarray(0, moovLength));
     const shift = layout.header.length - layout.dataStart;
     expect(back.tracks.map((t) => t.tables.stts.sampleCount)).toEqual([31, 18]);
-    expect(back.tracks[0]!.tables.chunkOffsets[0]).toBe(plan.tracks[0]!.chunks.offsets[0]! + shift);
+    expect(chunkOffset(back.tracks[0]!.tables.chunkOffsets, 0)).toBe(plan.tracks[0]!.chunks.offsets[0]! + shift);
     expect([...back.tracks[0]!.tables.stss!]).toEqual([0, 20]);
     expect(back.tracks.map((t) => t.timeline)).toEqual([{ emptyBefore: 0, mediaTime: 1400 }, { emptyBefore: 0, mediaTime: 100 }]);
     expect(back.tracks.map((t) => t.tables.co64)).toEqual([false, false]);
@@ -210,8 +218,9 @@ describe("planClip on synthetic movies", () => {
     const layout = writeClip(movie, planClip(movie, 1, 9), undefined, 2 ** 35);
     const back = parseMovie(layout.header.subarray(0, new DataView(layout.header.buffer).getUint32(0)));
     expect(back.tracks[0]!.tables.co64).toBe(true);
-    expect(back.tracks[0]!.tables.chunkOffsets[1]! - back.tracks[0]!.tables.chunkOffsets[0]!).toBe(2 ** 30);
-    expect(back.tracks[0]!.tables.chunkOffsets[0]).toBe(layout.header.length);
+    const offsets = back.tracks[0]!.tables.chunkOffsets;
+    expect(chunkOffset(offsets, 1) - chunkOffset(offsets, 0)).toBe(2 ** 30);
+    expect(chunkOffset(offsets, 0)).toBe(layout.header.length);
   });
 
   test("a media span past the end of the file is refused", () => {
@@ -223,5 +232,36 @@ describe("planClip on synthetic movies", () => {
     const movie = parseMovie(synthesize([bframeVideo()], 10_000));
     expect(() => planClip(movie, 10)).toThrow(ClipRangeError);
     expect(() => planClip(movie, 12, 13)).toThrow(ClipRangeError);
+  });
+});
+
+describe("a parsed movie's tables and their cost", () => {
+  // 40,000 samples of distinct sizes in 8,000 chunks: stsz holds 160 kB and stco 32 kB.
+  const n = 40_000;
+  const track = bframeVideo({
+    deltas: [[n, 100]],
+    ctts: undefined,
+    sync: [0],
+    sizes: Array.from({ length: n }, (_, i) => 100 + (i % 997)),
+    stsc: [[1, 5]],
+    offsets: Array.from({ length: n / 5 }, (_, i) => 100_000 + i * 60_000),
+    edits: undefined,
+  });
+  const bytes = synthesize([track], n * 100);
+  const movie = parseMovie(bytes);
+  const tables = movie.tracks[0]!.tables;
+
+  test("stsz and stco are read in place: every size and offset as written", () => {
+    expect(tables.sizes.table.buffer).toBe(bytes.buffer);
+    expect(tables.chunkOffsets.buffer).toBe(bytes.buffer);
+    for (const i of [0, 1, 996, 997, n - 1]) expect(tables.sizes.table.getUint32(i * 4)).toBe(100 + (i % 997));
+    for (const i of [0, 1, n / 5 - 1]) expect(chunkOffset(tables.chunkOffsets, i)).toBe(100_000 + i * 60_000);
+  });
+
+  test("the cost counts the moov once, not again for the tables read in place", () => {
+    const cost = movieCost(movie);
+    expect(cost).toBeGreaterThanOrEqual(bytes.length);
+    // Counting the two views again would add 192 kB; the run tables and objects add a few kB.
+    expect(cost - bytes.length).toBeLessThan(16 * 1024);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { childBoxes, fourcc, Mp4Error, Reader, type BoxRef } from "./boxes.ts";
 import {
+  chunkCount,
   indexStsc,
   parseChunkOffsets,
   parseCtts,
@@ -120,7 +121,7 @@ function parseTables(bytes: Uint8Array, stbl: BoxRef, depth: number): SampleTabl
   const chunkOffsets = parseChunkOffsets(at(offsetsBox), offsetsBox.type === "co64");
   const stsc = parseStsc(at(need(boxes, "stsc", "stbl")));
   if (stts.sampleCount !== sizes.count) throw new Mp4Error(`stts counts ${stts.sampleCount} samples, stsz ${sizes.count}`);
-  indexStsc(stsc, chunkOffsets.length, sizes.count);
+  indexStsc(stsc, chunkCount(chunkOffsets), sizes.count);
   const tables: SampleTables = { stts, stsc, sizes, chunkOffsets, co64: offsetsBox.type === "co64", sbgp: [] };
   if (cttsBox) tables.ctts = parseCtts(at(cttsBox));
   if (stssBox) tables.stss = parseStss(at(stssBox));
