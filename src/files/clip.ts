@@ -290,6 +290,8 @@ export interface ClipCacheOptions {
   mediaFor?: (base: FileEntity) => ClipMedia | undefined;
   /** Keeps clips as files of their own (CLIP_CACHE_BYTES); unset: clips are always streamed. */
   store?: ClipStore;
+  /** Counts lookups on /metrics (`clip_headers`, `clip_moovs`): the stream route's cache only. */
+  counted?: boolean;
 }
 
 /**
@@ -305,12 +307,14 @@ export class ClipCache {
   private readonly mediaFor: (base: FileEntity) => ClipMedia | undefined;
   /** Where clips are kept as files (undefined: streamed). */
   readonly disk: ClipStore | undefined;
+  private readonly counted: boolean;
 
   constructor(options: ClipCacheOptions = {}) {
     this.store = new ByteCache(options.maxBytes ?? 64 * 1024 * 1024);
     this.maxMoovBytes = options.maxMoovBytes ?? DEFAULT_MAX_MOOV_BYTES;
     this.mediaFor = options.mediaFor ?? (() => undefined);
     this.disk = options.store;
+    this.counted = options.counted ?? false;
   }
 
   private static fileKey(base: FileEntity): string {
@@ -325,14 +329,15 @@ export class ClipCache {
     const key = ClipCache.clipKey(base, interval, variant);
     const hit = this.store.get(key);
     if (hit !== undefined) {
-      hot.clipHeaderHits++;
+      if (this.counted) hot.clipHeaderHits++;
       if (hit instanceof HttpError) throw hit;
       return hit as ClipEntity;
     }
     let job = this.pending.get(key);
-    if (job) hot.clipHeaderHits++;
-    else {
-      hot.clipHeaderMisses++;
+    if (job) {
+      if (this.counted) hot.clipHeaderHits++;
+    } else {
+      if (this.counted) hot.clipHeaderMisses++;
       job = this.build(base, interval, variant, key).finally(() => this.pending.delete(key));
       this.pending.set(key, job);
     }
@@ -346,17 +351,17 @@ export class ClipCache {
   private movie(base: FileEntity): MovieFile | Promise<MovieFile> {
     const fileKey = ClipCache.fileKey(base);
     const cached = this.store.get(fileKey);
-    if (cached instanceof HttpError) throw cached;
     if (cached !== undefined) {
-      hot.moovHits++;
+      if (this.counted) hot.moovHits++;
+      if (cached instanceof HttpError) throw cached;
       return cached as MovieFile;
     }
     let job = this.pendingMovies.get(fileKey);
     if (job) {
-      hot.moovHits++;
+      if (this.counted) hot.moovHits++;
       return job;
     }
-    hot.moovMisses++;
+    if (this.counted) hot.moovMisses++;
     job = readMovie(this.mediaFor(base)?.read ?? fileBytes(base.path), base.size, this.maxMoovBytes)
       .then(
         (movie) => {

@@ -251,6 +251,8 @@ export class MemoryTier {
       // Hits count too (a few multiplications): what is asked for often must outweigh a scan.
       this.sketch.add(a.hash);
       hot.memoryHits++;
+      // No copy. Bun 1.4.5 still reports the slice's bytes to the GC as if allocated, so hits
+      // add Eden collections (oven-sh/bun#41554); a real copy would too, at 8x the cost.
       return a.blob.slice(offset, offset + end - start + 1);
     }
     // Within the overlap of a block not held yet: that block alone will hold the answer. Past

@@ -3,7 +3,7 @@
  * variable stsc runs, co64, B-frames (ctts), several tracks, edit lists already present.
  */
 import { describe, expect, test } from "bun:test";
-import { Writer } from "../../src/media/mp4/boxes.ts";
+import { Mp4Error, Writer } from "../../src/media/mp4/boxes.ts";
 import { planClip, writeClip, ClipRangeError } from "../../src/media/mp4/clip.ts";
 import { movieCost } from "../../src/media/mp4/file.ts";
 import { parseMovie } from "../../src/media/mp4/movie.ts";
@@ -226,6 +226,13 @@ describe("planClip on synthetic movies", () => {
   test("a media span past the end of the file is refused", () => {
     const movie = parseMovie(synthesize([bframeVideo()], 10_000));
     expect(() => writeClip(movie, planClip(movie, 1, 2), undefined, 50_000)).toThrow("outside the file");
+  });
+
+  test("a key frame that names no sample is refused at parse time (a second track's stss past its end)", () => {
+    // Before, the cut of that track came out as samples [110, 100): a corrupt header, or a RangeError (a 500).
+    const hostile = bframeVideo({ sync: [110], ctts: undefined });
+    expect(() => parseMovie(synthesize([bframeVideo(), hostile], 10_000))).toThrow(Mp4Error);
+    expect(() => parseMovie(synthesize([bframeVideo(), { ...hostile, sync: [0, 99] }], 10_000))).not.toThrow();
   });
 
   test("start at or past the end: ClipRangeError", () => {

@@ -53,8 +53,11 @@ export async function readMovie(read: MovieReader, fileSize: number, maxMoovByte
   if (!moov) throw new Mp4Error("no moov box");
   if (moov.size > maxMoovBytes) throw new Mp4Error(`moov of ${moov.size} bytes is over the limit of ${maxMoovBytes}`);
   const ftypBox = boxes.find((b) => b.type === "ftyp");
-  const [bytes, ftyp] = await Promise.all([read(moov.offset, moov.size), ftypBox && ftypBox.size <= 4096 ? read(ftypBox.offset, ftypBox.size) : undefined]);
-  if (bytes.length !== moov.size) throw new Mp4Error("the file changed while its moov was read");
+  const [read0, ftyp] = await Promise.all([read(moov.offset, moov.size), ftypBox && ftypBox.size <= 4096 ? read(ftypBox.offset, ftypBox.size) : undefined]);
+  if (read0.length !== moov.size) throw new Mp4Error("the file changed while its moov was read");
+  // The parsed tables are views into these bytes: they must own their buffer, or a larger one
+  // (a source's block) would be held and not counted.
+  const bytes = read0.byteOffset === 0 && read0.byteLength === read0.buffer.byteLength ? read0 : read0.slice();
   const movie = parseMovie(bytes);
   return { movie, ftyp, cost: movieCost(movie) + (ftyp?.length ?? 0) };
 }

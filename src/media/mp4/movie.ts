@@ -124,7 +124,13 @@ function parseTables(bytes: Uint8Array, stbl: BoxRef, depth: number): SampleTabl
   indexStsc(stsc, chunkCount(chunkOffsets), sizes.count);
   const tables: SampleTables = { stts, stsc, sizes, chunkOffsets, co64: offsetsBox.type === "co64", sbgp: [] };
   if (cttsBox) tables.ctts = parseCtts(at(cttsBox));
-  if (stssBox) tables.stss = parseStss(at(stssBox));
+  if (stssBox) {
+    const stss = parseStss(at(stssBox));
+    // Ascending (parseStss), so the last one bounds them all: a key frame that does not exist
+    // would cut a track to a negative run of samples.
+    if (stss.length > 0 && stss[stss.length - 1]! >= sizes.count) throw new Mp4Error("sync sample past the last sample");
+    tables.stss = stss;
+  }
   const sdtpBox = find(boxes, "sdtp");
   if (sdtpBox) {
     const r = at(sdtpBox);

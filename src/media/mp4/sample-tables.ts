@@ -470,6 +470,8 @@ export function writeStsc(w: Writer, stsc: ChunkCut["stsc"]): void {
 
 /** `stsz` for samples [a, b) (a `stz2` source is written back as `stsz`). */
 export function writeStsz(w: Writer, sizes: SampleSizes, a: number, b: number): void {
+  // The copy below is a view on the whole `moov`: out of bounds it would copy other boxes, not throw.
+  if (!(a >= 0 && a <= b && b <= sizes.count)) throw new Mp4Error(`samples [${a}, ${b}) of a table of ${sizes.count}`);
   const mark = w.beginFull("stsz", 0, 0);
   w.u32(sizes.constant);
   w.u32(b - a);

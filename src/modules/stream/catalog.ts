@@ -104,6 +104,7 @@ export class StreamCatalog {
       ...(objects ? { mediaFor: (base: FileEntity) => objects.clipMedia(base) } : {}),
       ...(options.clipHeaderBytes !== undefined ? { maxBytes: options.clipHeaderBytes } : {}),
       store: this.clips,
+      counted: true,
     });
     this.body = objects ? (request, entity) => objects.body(request, entity) : serveBody;
     // "*": another process's changes may have been missed (the listener reconnected).
