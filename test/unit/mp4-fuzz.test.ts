@@ -12,6 +12,7 @@ import { readMovieFile } from "../../src/media/mp4/file.ts";
 import { parseMovie } from "../../src/media/mp4/movie.ts";
 import { makeBframesVideo, tempPath } from "../helpers/clips.ts";
 import { makeVideo } from "../helpers/media.ts";
+import { audio, bframeVideo, synthesize } from "../helpers/mp4.ts";
 
 /** Park-Miller, as the bench uses: same seed, same mutations. */
 function prng(seed: number): () => number {
@@ -93,6 +94,52 @@ describe("bit flips in the moov", () => {
       // Both outcomes happen: the mutations reach the tables, not only the padding.
       expect(outcomes.refused).toBeGreaterThan(50);
       expect(outcomes.clip).toBeGreaterThan(50);
+    });
+  }
+});
+
+describe("hostile numbers in the sample tables", () => {
+  /** Where each table box's entries start in the moov (after its full-box header and entry count). */
+  function tableEntries(moov: Uint8Array): number[] {
+    const starts: number[] = [];
+    const text = String.fromCharCode(...moov);
+    for (const type of ["stts", "ctts", "stss", "stsc", "stsz", "stco"]) {
+      for (let at = text.indexOf(type); at >= 0; at = text.indexOf(type, at + 1)) starts.push(at + 4 + 4 + (type === "stsz" ? 8 : 4));
+    }
+    return starts;
+  }
+
+  // The two ffmpeg files, and a synthetic movie with a second video track (a track other than
+  // the one the cut is timed by, with sync samples of its own: where a sync sample past the
+  // end once made a negative cut).
+  const cases = [
+    { name: "source 0", moov: () => sources[0]!.file.slice(sources[0]!.moovStart, sources[0]!.moovEnd), fileSize: () => sources[0]!.file.length },
+    { name: "source 1", moov: () => sources[1]!.file.slice(sources[1]!.moovStart, sources[1]!.moovEnd), fileSize: () => sources[1]!.file.length },
+    { name: "two video tracks and audio", moov: () => synthesize([bframeVideo(), audio(), bframeVideo({ sync: [50] })], 10_000), fileSize: () => 10_000_000 },
+  ];
+  for (const [index, c] of cases.entries()) {
+    test(`${c.name}: 3000 mutants with 32-bit entries set to edge values, each refused or cut within the file`, () => {
+      const original = c.moov();
+      const fileSize = c.fileSize();
+      const movie = parseMovie(original);
+      // Counts of this very file, and one either side: what off-by-one checks are about.
+      const counts = movie.tracks.flatMap((t) => [t.tables.sizes.count, t.tables.chunkOffsets.byteLength >>> 2]);
+      const edges = [0, 1, 2, 0x7fffffff, 0x80000000, 0xffffffff, ...counts.flatMap((n) => [n - 1, n, n + 1])];
+      const starts = tableEntries(original);
+      const random = prng(99 + index);
+      const outcomes = { clip: 0, refused: 0 };
+      for (let i = 0; i < 3000; i++) {
+        const moov = original.slice();
+        const view = new DataView(moov.buffer);
+        for (let k = 1 + Math.floor(random() * 2); k > 0; k--) {
+          // The first entries more often: a one-entry table's only entry, a first run's count.
+          const at = starts[Math.floor(random() * starts.length)]! + 4 * Math.floor(random() ** 2 * 12);
+          if (at + 4 <= moov.length) view.setUint32(at, random() < 0.7 ? edges[Math.floor(random() * edges.length)]! >>> 0 : Math.floor(random() * 2 ** 32));
+        }
+        outcomes[attempt(moov, fileSize)]++;
+      }
+      expect(outcomes.refused).toBeGreaterThan(100);
+      expect(outcomes.clip).toBeGreaterThan(100);
     });
   }
 });
