@@ -381,7 +381,14 @@ export class ClipCache {
   }
 
   private async build(base: FileEntity, interval: ClipInterval, variant: ClipVariant, key: string): Promise<ClipEntity> {
-    const parsed = await this.movie(base);
+    let parsed: MovieFile;
+    try {
+      parsed = await this.movie(base);
+    } catch (error) {
+      // A file that cannot be cut: every interval of it is refused from here on without a lookup of the file.
+      if (error instanceof HttpError) this.store.set(key, error, 256);
+      throw error;
+    }
     let layout: ClipLayout;
     try {
       layout = writeClip(parsed.movie, planClip(parsed.movie, interval.start, interval.end), parsed.ftyp, base.size);
