@@ -307,14 +307,15 @@ export class ClipCache {
   private readonly mediaFor: (base: FileEntity) => ClipMedia | undefined;
   /** Where clips are kept as files (undefined: streamed). */
   readonly disk: ClipStore | undefined;
-  private readonly counted: boolean;
+  /** Where lookups are counted: /metrics' own numbers, or numbers nobody reads. */
+  private readonly counts: Pick<typeof hot, "clipHeaderHits" | "clipHeaderMisses" | "moovHits" | "moovMisses">;
 
   constructor(options: ClipCacheOptions = {}) {
     this.store = new ByteCache(options.maxBytes ?? 64 * 1024 * 1024);
     this.maxMoovBytes = options.maxMoovBytes ?? DEFAULT_MAX_MOOV_BYTES;
     this.mediaFor = options.mediaFor ?? (() => undefined);
     this.disk = options.store;
-    this.counted = options.counted ?? false;
+    this.counts = options.counted ? hot : { clipHeaderHits: 0, clipHeaderMisses: 0, moovHits: 0, moovMisses: 0 };
   }
 
   private static fileKey(base: FileEntity): string {
@@ -329,15 +330,14 @@ export class ClipCache {
     const key = ClipCache.clipKey(base, interval, variant);
     const hit = this.store.get(key);
     if (hit !== undefined) {
-      if (this.counted) hot.clipHeaderHits++;
+      this.counts.clipHeaderHits++;
       if (hit instanceof HttpError) throw hit;
       return hit as ClipEntity;
     }
     let job = this.pending.get(key);
-    if (job) {
-      if (this.counted) hot.clipHeaderHits++;
-    } else {
-      if (this.counted) hot.clipHeaderMisses++;
+    if (job) this.counts.clipHeaderHits++;
+    else {
+      this.counts.clipHeaderMisses++;
       job = this.build(base, interval, variant, key).finally(() => this.pending.delete(key));
       this.pending.set(key, job);
     }
@@ -352,16 +352,16 @@ export class ClipCache {
     const fileKey = ClipCache.fileKey(base);
     const cached = this.store.get(fileKey);
     if (cached !== undefined) {
-      if (this.counted) hot.moovHits++;
+      this.counts.moovHits++;
       if (cached instanceof HttpError) throw cached;
       return cached as MovieFile;
     }
     let job = this.pendingMovies.get(fileKey);
     if (job) {
-      if (this.counted) hot.moovHits++;
+      this.counts.moovHits++;
       return job;
     }
-    if (this.counted) hot.moovMisses++;
+    this.counts.moovMisses++;
     job = readMovie(this.mediaFor(base)?.read ?? fileBytes(base.path), base.size, this.maxMoovBytes)
       .then(
         (movie) => {
