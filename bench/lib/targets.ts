@@ -70,6 +70,13 @@ export const BENCH_API_KEY = "spool-bench-api-key-0123456789abcdef";
 
 /** Path key (in `Running.paths` / `files`) of Spool's second copy of the main video, `playback: signed`. */
 export const SIGNED_KEY = "main:signed";
+/**
+ * Path key of Spool's third copy of the main video, public: the signed copy's control. Ingested
+ * right after the signed copy and touched by no other workload, so the two share their history
+ * in Spool's RAM tier (which keeps resident blocks on ties, favouring whichever copy filled it
+ * first) and `signed ÷ twin` is what the token costs.
+ */
+export const TWIN_KEY = "main:twin";
 
 /** Spool's signed copy of the main video, and the playback token the suite minted for it. */
 export interface SignedVideo {
@@ -342,10 +349,11 @@ async function startSpool(ctx: StartContext): Promise<StartOutcome> {
   const paths: Record<string, string> = {};
   const files: Record<string, string> = {};
   // Every media file public (whatever DEFAULT_PLAYBACK says), plus the main video a second time
-  // as a separate, signed video for the `signed` workload.
+  // as a separate, signed video for the `signed` workload, and a third time, public, as its control.
   const ingests = [
     ...ctx.media.map((m) => ({ key: m.key, media: m, playback: "public" as const })),
     ...ctx.media.filter((m) => m.key === "main").map((m) => ({ key: SIGNED_KEY, media: m, playback: "signed" as const })),
+    ...ctx.media.filter((m) => m.key === "main").map((m) => ({ key: TWIN_KEY, media: m, playback: "public" as const })),
   ];
   let signedId: string | undefined;
   let mainId: string | undefined;
@@ -534,8 +542,9 @@ async function startPairedSpool(
     return failed(id, `did not become ready: ${launched.error}`);
   }
   const { sp, port, baseUrl } = launched;
-  const paths = Object.fromEntries(Object.entries(spool.paths).filter(([k]) => k !== SIGNED_KEY));
-  const files = Object.fromEntries(Object.entries(spool.files ?? {}).filter(([k]) => k !== SIGNED_KEY));
+  const own = ([k]: [string, string]) => k !== SIGNED_KEY && k !== TWIN_KEY;
+  const paths = Object.fromEntries(Object.entries(spool.paths).filter(own));
+  const files = Object.fromEntries(Object.entries(spool.files ?? {}).filter(own));
   return {
     ok: true,
     running: {

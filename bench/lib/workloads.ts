@@ -4,7 +4,7 @@
  */
 import type { CheckReport } from "./checks.ts";
 import type { LoadResult } from "./load.ts";
-import { SIGNED_KEY, type Running, type TargetId } from "./targets.ts";
+import { SIGNED_KEY, TWIN_KEY, type Running, type TargetId } from "./targets.ts";
 import { KiB_64, MiB_1 } from "./sizes.ts";
 import { FILM_RECIPES, LIBRARY_SIZE, filmSeconds } from "./media.ts";
 
@@ -88,6 +88,19 @@ const signed = (title: string, connections: number): Workload => ({
   ...range64k("signed", title, connections),
   short: "Signed video, 64 KiB ranges",
   pathKey: SIGNED_KEY,
+  relativeTo: "range64k",
+  only: ["spool"],
+});
+
+/**
+ * The signed workload's control: the same ranges on a public copy ingested beside the signed one
+ * (TWIN_KEY), measured in the same rounds, so that the signed ratio compares two copies with the
+ * same history in Spool's RAM tier. Spool only.
+ */
+const twin = (title: string, connections: number): Workload => ({
+  ...range64k("twin", title, connections),
+  short: "Public twin, 64 KiB ranges",
+  pathKey: TWIN_KEY,
   relativeTo: "range64k",
   only: ["spool"],
 });
@@ -205,6 +218,7 @@ export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
     return [
       range64k("range64k", "Random 64 KiB ranges (smoke)", 8),
       signed("Signed video: random 64 KiB ranges (smoke)", 8),
+      twin("Public twin of the signed video: random 64 KiB ranges (smoke)", 8),
       ...clipWorkloads(8, " (smoke)"),
       ...filmClipWorkloads(mode, 8, " (smoke)"),
       players(8, " (smoke)"),
@@ -213,6 +227,7 @@ export function buildWorkloads(mode: Mode, sweep: string[]): Workload[] {
   const list: Workload[] = [
     range64k("range64k", "Random 64 KiB ranges", 64),
     signed("Signed video: random 64 KiB ranges", 64),
+    twin("Public twin of the signed video: random 64 KiB ranges", 64),
     { id: "range1m", title: "Random 1 MiB ranges", group: "throughput", file: "main", kind: "ranges", rangeLen: MiB_1, connections: 64, metric: "rps", expectBody: () => MiB_1 },
     {
       id: "probe",
