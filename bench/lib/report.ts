@@ -214,6 +214,11 @@ function signedVsPublic(s: SuiteResult): { w: WorkloadResult; ref: WorkloadResul
   return { w, ref, r: ref ? crossRatio(w, "spool", ref, "spool") : NaN, twin: twin !== undefined };
 }
 
+/** Spool's CPU per answer on the signed workload ÷ on its reference row, paired by round (NaN without CPU figures). */
+function signedCpuRatio(sg: { w: WorkloadResult; ref: WorkloadResult | undefined }): number {
+  return sg.ref ? pairedRatio(sg.w.cells.spool, sg.ref.cells.spool, cpuPerAnswer) : NaN;
+}
+
 const NOMETRICS: TargetId = "spool-nometrics";
 
 /** Spool ÷ Spool (METRICS=0) on each workload both ran (paired by round), when that target ran. */
@@ -436,6 +441,8 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
     if (sg && sg.ref) {
       out.push(
         `Signed video (Spool only, \`?token=<JWT>\` on every request): **${fmtRatio(sg.r)}** Spool's public "${sg.ref.title}, c=${sg.ref.connections}" row, the same ranges measured back to back in each round (median of the per-round ratios; goal ≥ ${SIGNED_GOAL}×)${
+          Number.isFinite(signedCpuRatio(sg)) ? `; in server CPU per answer, signed costs ${fmtRatio(signedCpuRatio(sg))} what public does` : ""
+        }${
           sg.twin
             ? ". The twin is a third copy of the main video, public, ingested beside the signed one and read by no other workload: both have the same history in Spool's RAM tier, which keeps resident blocks on ties and so favours the copy that filled it first (the main copy's own row, measured in the same rounds, is above)"
             : ""
