@@ -80,30 +80,26 @@ export const SIGNED_GOAL = 0.95;
  */
 export const METRICS_GOAL = 0.97;
 
-/**
- * The same random 64 KiB ranges on Spool's signed copy of the main video, `?token=<JWT>` on every
- * request (one token, minted at start: Spool verifies it once and caches the result). Spool only.
- */
-const signed = (title: string, connections: number): Workload => ({
-  ...range64k("signed", title, connections),
-  short: "Signed video, 64 KiB ranges",
-  pathKey: SIGNED_KEY,
+/** The `range64k` ranges on another of Spool's copies of the main video, measured in `range64k`'s rounds. Spool only. */
+const copyOfMain = (id: string, title: string, connections: number, short: string, pathKey: string): Workload => ({
+  ...range64k(id, title, connections),
+  short,
+  pathKey,
   relativeTo: "range64k",
   only: ["spool"],
 });
 
 /**
- * The signed workload's control: the same ranges on a public copy ingested beside the signed one
- * (TWIN_KEY), measured in the same rounds, so that the signed ratio compares two copies with the
- * same history in Spool's RAM tier. Spool only.
+ * The signed copy, `?token=<JWT>` on every request (one token, minted at start: Spool verifies it
+ * once and caches the result).
  */
-const twin = (title: string, connections: number): Workload => ({
-  ...range64k("twin", title, connections),
-  short: "Public twin, 64 KiB ranges",
-  pathKey: TWIN_KEY,
-  relativeTo: "range64k",
-  only: ["spool"],
-});
+const signed = (title: string, connections: number) => copyOfMain("signed", title, connections, "Signed video, 64 KiB ranges", SIGNED_KEY);
+
+/**
+ * The signed workload's control: a public copy ingested beside the signed one (TWIN_KEY), so that
+ * the signed ratio compares two copies with the same history in Spool's RAM tier.
+ */
+const twin = (title: string, connections: number) => copyOfMain("twin", title, connections, "Public twin, 64 KiB ranges", TWIN_KEY);
 
 /** The clip the clip workloads ask for: 2 s from the middle of a GOP of the main video. */
 export const CLIP_QUERY = "?start=10.5&end=12.5";

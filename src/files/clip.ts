@@ -301,8 +301,8 @@ export interface ClipCacheOptions {
  */
 export class ClipCache {
   readonly store: ByteCache<ClipEntity | MovieFile | HttpError>;
-  private readonly pending = new Map<string, Promise<ClipEntity>>();
-  private readonly pendingMovies = new Map<string, Promise<MovieFile>>();
+  /** Headers and `moov`s being made, by key (a clip's key and its file's never coincide). */
+  private readonly pending = new Map<string, Promise<unknown>>();
   private readonly maxMoovBytes: number;
   private readonly mediaFor: (base: FileEntity) => ClipMedia | undefined;
   /** Where clips are kept as files (undefined: streamed). */
@@ -328,20 +328,7 @@ export class ClipCache {
 
   get(base: FileEntity, interval: ClipInterval, variant: ClipVariant = {}): ClipEntity | Promise<ClipEntity> {
     const key = ClipCache.clipKey(base, interval, variant);
-    const hit = this.store.get(key);
-    if (hit !== undefined) {
-      this.counts.clipHeaderHits++;
-      if (hit instanceof HttpError) throw hit;
-      return hit as ClipEntity;
-    }
-    let job = this.pending.get(key);
-    if (job) this.counts.clipHeaderHits++;
-    else {
-      this.counts.clipHeaderMisses++;
-      job = this.build(base, interval, variant, key).finally(() => this.pending.delete(key));
-      this.pending.set(key, job);
-    }
-    return job;
+    return this.once<ClipEntity>(key, "clipHeader", () => this.build(base, interval, variant, key));
   }
 
   /**
@@ -350,20 +337,8 @@ export class ClipCache {
    */
   private movie(base: FileEntity): MovieFile | Promise<MovieFile> {
     const fileKey = ClipCache.fileKey(base);
-    const cached = this.store.get(fileKey);
-    if (cached !== undefined) {
-      this.counts.moovHits++;
-      if (cached instanceof HttpError) throw cached;
-      return cached as MovieFile;
-    }
-    let job = this.pendingMovies.get(fileKey);
-    if (job) {
-      this.counts.moovHits++;
-      return job;
-    }
-    this.counts.moovMisses++;
-    job = readMovie(this.mediaFor(base)?.read ?? fileBytes(base.path), base.size, this.maxMoovBytes)
-      .then(
+    return this.once<MovieFile>(fileKey, "moov", () =>
+      readMovie(this.mediaFor(base)?.read ?? fileBytes(base.path), base.size, this.maxMoovBytes).then(
         (movie) => {
           this.store.set(fileKey, movie, movie.cost);
           return movie;
@@ -374,9 +349,28 @@ export class ClipCache {
           this.store.set(fileKey, refusal, 256);
           throw refusal;
         },
-      )
-      .finally(() => this.pendingMovies.delete(fileKey));
-    this.pendingMovies.set(fileKey, job);
+      ),
+    );
+  }
+
+  /**
+   * What the cache holds under `key` (a cached refusal is thrown), else the job in flight for it,
+   * else a new one from `start`, shared until it settles. `start` stores its own result.
+   */
+  private once<T>(key: string, counter: "clipHeader" | "moov", start: () => Promise<T>): T | Promise<T> {
+    const held = this.store.get(key);
+    if (held !== undefined) {
+      this.counts[`${counter}Hits`]++;
+      if (held instanceof HttpError) throw held;
+      return held as T;
+    }
+    let job = this.pending.get(key) as Promise<T> | undefined;
+    if (job) this.counts[`${counter}Hits`]++;
+    else {
+      this.counts[`${counter}Misses`]++;
+      job = start().finally(() => this.pending.delete(key));
+      this.pending.set(key, job);
+    }
     return job;
   }
 

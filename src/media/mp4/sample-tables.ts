@@ -4,7 +4,7 @@
  *
  * Nothing is expanded per sample: time-to-sample, composition offsets and sample-to-chunk stay
  * as their run-length runs with cumulative starts, so a two-hour file's tables cost what its
- * `moov` holds and lookups are binary searches. Every table is a typed array: a film with
+ * `moov` holds and lookups are binary searches. The runs are typed arrays: a film with
  * B-frames has a `ctts` run per few samples and an audio `stsc` run per chunk, and as plain
  * arrays those took 8 bytes an element on the JS heap (a two-hour film: 23 MiB of heap that
  * every full collection marked) where 4 do. The two tables with an entry per sample or chunk
