@@ -32,7 +32,8 @@ const OPEN: readonly [readonly string[], RegExp][] = [
 export function accessFor(method: string, path: string): Access {
   // CORS preflights carry no credentials by design; the actual request is checked.
   if (method === "OPTIONS") return "open";
-  if (path === "/metrics") return "key";
+  // The router also answers `/metrics/` (and Bun folds `/metrics/.` into it): the whole subtree.
+  if (path === "/metrics" || path.startsWith("/metrics/")) return "key";
   if (!path.startsWith("/api/")) return "open";
   for (const [methods, pattern] of OPEN) if (methods.includes(method) && pattern.test(path)) return "open";
   return "key";

@@ -107,6 +107,10 @@ function managementRequests(): { name: string; make: (headers: Record<string, st
     { name: "GET events", make: bare("GET", "/api/videos/demo/events") },
     { name: "POST /api/uploads (tus)", make: bare("POST", "/api/uploads", { "tus-resumable": "1.0.0", "upload-length": "100" }) },
     { name: "POST /api/uploads/direct", make: json("POST", "/api/uploads/direct", {}) },
+    { name: "GET /metrics", make: bare("GET", "/metrics") },
+    // The router answers a trailing slash with the same handler.
+    { name: "GET /metrics/", make: bare("GET", "/metrics/") },
+    { name: "GET /api/videos/", make: bare("GET", "/api/videos/") },
   ];
 }
 

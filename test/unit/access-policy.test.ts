@@ -23,6 +23,9 @@ describe("accessFor: which requests need the management credentials", () => {
     ["POST", "/api/uploads", "key"],
     ["POST", "/api/uploads/direct", "key"],
     ["GET", "/metrics", "key"],
+    ["GET", "/metrics/", "key"],
+    ["GET", "/metrics/x", "key"],
+    ["GET", "/metricsx", "open"],
     // Deny by default: unknown API paths and methods need the key.
     ["GET", "/api/anything-new", "key"],
     ["GET", "/api/", "key"],
