@@ -16,6 +16,12 @@ export const DEFAULT_TOKEN_TTL_S = 60 * 60;
 export const MAX_TOKEN_TTL_S = 7 * 24 * 60 * 60;
 /** Longer than any token we or a reasonable issuer would make; refused before any parsing. */
 const MAX_TOKEN_LENGTH = 2048;
+/**
+ * A compact JWS: three base64url parts, no padding (RFC 7515 §2, §7.1). Checked before jose,
+ * whose decoder skips whitespace and `=`: otherwise one token could be respelled without end,
+ * each spelling verified anew and cached apart, and written as is into signed playlists.
+ */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Why a token does not grant playback: the `code` of the 403. */
 export type TokenFailure = "token_missing" | "token_malformed" | "token_invalid" | "token_wrong_video" | "token_expired";
@@ -72,7 +78,7 @@ export class PlaybackTokens {
       hot.tokenCacheHits++;
       return this.judge(known, videoId);
     }
-    if (token.length > MAX_TOKEN_LENGTH) return "token_malformed";
+    if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) return "token_malformed";
     hot.tokenVerifications++;
     return this.verify(token).then((result) => (typeof result === "string" ? result : this.judge(result, videoId)));
   }

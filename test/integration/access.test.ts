@@ -343,6 +343,10 @@ describe("signed playback: the stream", () => {
     const forged = `${h}.${Buffer.from(JSON.stringify({ sub: signed.id, exp: exp + 86400 * 365 })).toString("base64url")}.${s}`;
     const cases: [string, string, string][] = [
       ["malformed", "not.a.jwt", "token_malformed"],
+      // jose's decoder skips whitespace and padding: a respelled valid token must not verify.
+      ["a space after a valid token", `${good} `, "token_malformed"],
+      ["padding after a valid token", `${good}=`, "token_malformed"],
+      ["line breaks inside the signature", `${h}.${good.split(".")[1]}.${s!.slice(0, 10)}\n\n${s!.slice(10)}`, "token_malformed"],
       ["empty", "", "token_missing"],
       ["tampered payload", forged, "token_invalid"],
       ["another secret", await selfMinted({ sub: signed.id, exp }, "another-secret-that-is-long-enough-0123"), "token_invalid"],

@@ -37,7 +37,13 @@ describe("PlaybackTokens.check", () => {
     ["no exp", () => selfMinted({ sub: "vid1" }), "token_invalid"],
     ["no sub", () => selfMinted({ exp: nowS + 60 }), "token_invalid"],
     ["not yet valid (nbf)", () => selfMinted({ sub: "vid1", exp: nowS + 60, nbf: nowS + 30 }), "token_invalid"],
-    ["alg none", async () => new UnsecuredJWT({ sub: "vid1", exp: nowS + 60 }).encode(), "token_invalid"],
+    // An unsecured JWT has an empty signature part: not the shape of an HS256 token at all.
+    ["alg none", async () => new UnsecuredJWT({ sub: "vid1", exp: nowS + 60 }).encode(), "token_malformed"],
+    // A valid token respelled: jose's base64url decoder would skip the whitespace and padding.
+    ["a valid token with a space after it", async () => `${(await tokens.mint("vid1", 60)).token} `, "token_malformed"],
+    ["a valid token with padding", async () => `${(await tokens.mint("vid1", 60)).token}==`, "token_malformed"],
+    ["a valid token with a tab inside", async () => (await tokens.mint("vid1", 60)).token.replace(".", ".\t"), "token_malformed"],
+    ["a valid token with a fourth part", async () => `${(await tokens.mint("vid1", 60)).token}.e30`, "token_malformed"],
     ["HS512 with the right secret", () => selfMinted({ sub: "vid1", exp: nowS + 60 }, key, "HS512"), "token_invalid"],
   ];
   test.each(cases)("%s → %p", async (_name, make, expected) => {
