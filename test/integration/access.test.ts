@@ -445,11 +445,18 @@ describe("signed playback: HLS, pictures, JSON and the watch page", () => {
     expect(ok.headers.get("cache-control")).toBe("private, max-age=3600");
   });
 
-  test("GET /api/videos/:id: public videos are open; a signed one needs its token, and then its URLs carry it", async () => {
-    expect((await fetch(`${spool.url}/api/videos/demo`)).status).toBe(200);
+  test("GET /api/videos/:id: public videos are open; a signed one needs its token, and then its URLs carry it (and no cache keeps it)", async () => {
+    const open = await fetch(`${spool.url}/api/videos/demo`);
+    expect(open.status).toBe(200);
+    expect(open.headers.get("cache-control")).toBe("no-cache");
     await expectError(await fetch(`${spool.url}/api/videos/${signed.id}`), 403, "token_missing");
     const { token } = await mint(signed.id);
-    const json = (await (await fetch(`${spool.url}/api/videos/${signed.id}?token=${token}`)).json()) as VideoJson;
+    const answer = await fetch(`${spool.url}/api/videos/${signed.id}?token=${token}`);
+    expect(answer.headers.get("cache-control")).toBe("private, no-store");
+    const owners = await fetch(`${spool.url}/api/videos/${signed.id}`, { headers: AUTH });
+    expect(owners.status).toBe(200);
+    expect(owners.headers.get("cache-control")).toBe("private, no-store");
+    const json = (await answer.json()) as VideoJson;
     expect(json.playback).toBe("signed");
     expect(json.streamUrl).toBe(`/api/stream/${signed.id}?token=${token}`);
     expect(json.hls.masterUrl).toBe(`/api/hls/${signed.id}/master.m3u8?token=${token}`);

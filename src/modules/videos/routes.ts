@@ -194,9 +194,12 @@ export function videoRoutes(
     )
     .get(
       "/:id",
-      async ({ params, request, server }) => {
+      async ({ params, request, server, set }) => {
         const row = await library.require(assertVideoId(params.id));
         const grant = await access.playback(request, row.id, row.playback, server);
+        // A signed video's JSON is for whoever holds its token (and its URLs carry that token):
+        // no cache keeps it. A public one changes while it is processed: revalidate.
+        set.headers["cache-control"] = row.playback === "signed" ? "private, no-store" : "no-cache";
         // A token holder gets URLs that work for them.
         return grant.token ? tokenizedJson(toVideoJson(row), grant.token) : toVideoJson(row);
       },
