@@ -9,6 +9,8 @@
  * file.slice()])` loses the file's bytes, and a stream's Content-Length is dropped
  * (oven-sh/bun#10507), so a whole clip went out chunked through JavaScript at half nginx's rate.
  *
+ * - Built once the clip has streamed as many bytes as it holds (`streamed`): never for a HEAD, a
+ *   304 or a small range of a new interval, so the disk writes no more than clients took.
  * - Built in the background, once per file whatever the concurrency (singleflight), at most
  *   `concurrency` builds at a time per process (a request finding them all busy just streams;
  *   a later one builds). Written to a temporary file, size-checked, fsynced, then renamed into
@@ -132,8 +134,9 @@ export class ClipStore {
   }
 
   /**
-   * The kept file's entity for `clip`, if it may be sent by name now; else undefined (and, when
-   * the clip should be kept, its build is started in the background). The hot path.
+   * The kept file's entity for `clip`, if it may be sent by name now; else undefined. The hot
+   * path. A miss builds nothing by itself (see `streamed`), but a file the directory already
+   * holds (kept before a restart, or by another process) is checked and adopted in the background.
    */
   entityFor(clip: ClipEntity): FileEntity | undefined {
     const stored = clip.stored;
@@ -142,10 +145,25 @@ export class ClipStore {
       // Evicted, or gone (another process evicted it, the directory was cleared): stream, build again.
       clip.stored = undefined;
       this.drop(stored.path);
+      clip.streamed = 0;
     }
-    this.want(clip);
-    // Set at once when another variant of the same bytes (inline, download) is kept already.
+    const path = this.pathOf(clip);
+    // Another variant of the same bytes (inline, download) is kept already: attached at once.
+    if (this.verified.has(path) || this.lru.has(path)) this.want(clip);
     return clip.stored;
+  }
+
+  /**
+   * `bytes` of `clip` went out through JavaScript (streamed, not sent from a file). A clip is
+   * kept once it has streamed as many bytes as it holds: writing a file costs the disk what
+   * clients have already taken, so no request (a HEAD, a 1-byte range, a new `?start=` each
+   * time) can make the server write a clip it never sent (security review: 100 HEADs with new
+   * intervals wrote 2.4 GiB).
+   */
+  streamed(clip: ClipEntity, bytes: number): void {
+    const before = clip.streamed ?? 0;
+    clip.streamed = before + bytes;
+    if (before < clip.size && clip.streamed >= clip.size) this.want(clip);
   }
 
   /** Starts keeping `clip` if it should be kept and is not being built. */

@@ -57,6 +57,8 @@ export interface ClipEntity extends Validators {
   store?: ClipStore;
   /** Set by the store once the clip's bytes are a complete file of their own: answered from it. */
   stored?: FileEntity;
+  /** Bytes this process has streamed of it (the store keeps a clip once they reach its size). */
+  streamed?: number;
 }
 
 /**
@@ -142,12 +144,18 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
   let offset = -1;
   // Media not in a local file: each range is the source's own stream, read to its end.
   let media: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  const store = clip.store;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        // What the client pulls counts towards keeping the clip as a file (ClipStore.streamed).
+        const send = (bytes: Uint8Array): void => {
+          store?.streamed(clip, bytes.byteLength);
+          controller.enqueue(bytes);
+        };
         if (media) {
           const chunk = await media.read();
-          if (!chunk.done) return controller.enqueue(chunk.value);
+          if (!chunk.done) return send(chunk.value);
           media = null;
           index++;
         }
@@ -155,16 +163,16 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
         if (piece === undefined) return controller.close();
         if (typeof piece === "string") {
           index++;
-          return controller.enqueue(encoder.encode(piece));
+          return send(encoder.encode(piece));
         }
         if (piece instanceof Uint8Array) {
           index++;
-          return controller.enqueue(piece);
+          return send(piece);
         }
         if (clip.media) {
           media = clip.media.stream(piece).getReader();
           const chunk = await media.read();
-          if (!chunk.done) return controller.enqueue(chunk.value);
+          if (!chunk.done) return send(chunk.value);
           media = null;
           index++;
           return;
@@ -174,7 +182,7 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
         const bytes = new Uint8Array(await (clip.base.memory?.read(clip.base, offset, end - 1, true) ?? clip.file.slice(offset, end)).arrayBuffer());
         // A file that shrank must end the body in error, never as a short but "complete" one.
         if (bytes.byteLength !== end - offset) return controller.error(new Error(`short read from ${clip.path}`));
-        controller.enqueue(bytes);
+        send(bytes);
         offset = end;
         if (offset > piece.end) {
           index++;

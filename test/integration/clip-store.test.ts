@@ -171,6 +171,48 @@ describe("a kept clip answers as the streamed one did", () => {
   });
 });
 
+describe("what makes a clip kept", () => {
+  test("HEADs, 304s and ranges of new intervals write nothing; a clip is kept once what it streamed adds up to its size", async () => {
+    const store = storeOf(on)!;
+    const builds = store.stats().builds;
+    const before = (await keptFiles(on.dataDir)).map((f) => f.path).sort();
+    // New intervals, asked for without taking their bytes: no file, however many.
+    for (let i = 0; i < 8; i++) {
+      const q = `?start=0.${i + 1}&end=2.${i + 1}`;
+      expect((await fetch(url(on, q), { method: "HEAD" })).status).toBe(200);
+      const tag = (await fetch(url(on, q), { method: "HEAD" })).headers.get("etag")!;
+      expect((await fetch(url(on, q), { headers: { "if-none-match": tag } })).status).toBe(304);
+      // Two bytes of the header, and two of the media: each a small piece, not the clip.
+      await (await fetch(url(on, q), { headers: { range: "bytes=0-1" } })).arrayBuffer();
+    }
+    await store.settled();
+    expect(store.stats().builds).toBe(builds);
+    expect((await keptFiles(on.dataDir)).map((f) => f.path).sort()).toEqual(before);
+
+    // Half of one clip (its header and media: streamed through JavaScript): still not kept. A
+    // range of the media alone is sent from the source file and does not count. The first half
+    // again: as many bytes streamed as the clip holds, so it is kept, then sent with a length.
+    const q = "?start=4.2&end=7.2";
+    const size = Number((await fetch(url(on, q), { method: "HEAD" })).headers.get("content-length"));
+    const half = Math.ceil(size / 2);
+    const firstHalf = () => fetch(url(on, q), { headers: { range: `bytes=0-${half - 1}` } });
+    const one = await firstHalf();
+    expect(one.status).toBe(206);
+    await one.arrayBuffer();
+    await (await fetch(url(on, q), { headers: { range: `bytes=${half}-` } })).arrayBuffer();
+    await store.settled();
+    expect(store.stats().builds).toBe(builds);
+    const rest = await firstHalf();
+    expect(rest.status).toBe(206);
+    await rest.arrayBuffer();
+    await store.settled();
+    expect(store.stats().builds).toBe(builds + 1);
+    const whole = await fetch(url(on, q));
+    expect(whole.headers.get("content-length")).toBe(String(size));
+    expect(new Uint8Array(await whole.arrayBuffer())).toEqual(new Uint8Array(await (await fetch(url(off, q))).arrayBuffer()));
+  });
+});
+
 describe("the bound", () => {
   test("filled past CLIP_CACHE_BYTES, the directory stays within it; clips over 1/8 of it stay streams", async () => {
     // Clips of 1 s at every half second: sizes known from the server that keeps nothing.
