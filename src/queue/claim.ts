@@ -77,6 +77,7 @@ async function claimPostgres(handle: SpoolDb, { workerId, kinds, now, stale, max
 function runnable(jobs: Record<"kind" | "state" | "runAfter" | "heartbeatAt" | "attempts", AnyColumn>, kinds: readonly JobKind[], now: Date, stale: Date, maxAttempts: number) {
   return and(
     inArray(jobs.kind, [...kinds]),
-    or(and(eq(jobs.state, "queued"), lte(jobs.runAfter, now)), and(eq(jobs.state, "running"), lt(jobs.heartbeatAt, stale), lt(jobs.attempts, maxAttempts))),
+    lt(jobs.attempts, maxAttempts),
+    or(and(eq(jobs.state, "queued"), lte(jobs.runAfter, now)), and(eq(jobs.state, "running"), lt(jobs.heartbeatAt, stale))),
   );
 }

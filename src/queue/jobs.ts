@@ -12,7 +12,7 @@
  * The queue knows nothing of videos beyond their ids: what a job's state means for a video
  * (its status, its HLS state) is written by the video library, called by the job's handler.
  */
-import { and, asc, count, eq, gte, inArray, lt } from "drizzle-orm";
+import { and, asc, count, eq, gte, inArray, lt, or } from "drizzle-orm";
 import type { SpoolDb } from "../db/client.ts";
 import { ACTIVE_JOB_STATES, type JobKind, type JobRow, type JobState } from "../db/schema.ts";
 import { localPid, processAlive } from "../lib/process-identity.ts";
@@ -63,8 +63,10 @@ export class JobQueue {
 
   /**
    * Takes the next runnable job of one of `kinds`: queued and due, or running with a stale
-   * heartbeat (its worker died). Stale jobs that used all their attempts are failed instead and
-   * returned in `exhausted`, for their handlers to record why.
+   * heartbeat (its worker died). Jobs that used all their attempts are failed instead and
+   * returned in `exhausted`, for their handlers to record why: stale running ones, and queued
+   * ones (a worker on this host that died is requeued at once, its attempt counted, so a job
+   * that kills its worker every time would otherwise run for ever).
    */
   async claim(workerId: string, kinds: readonly JobKind[], options: ClaimOptions): Promise<{ job: JobRow | null; exhausted: JobRow[] }> {
     if (kinds.length === 0) return { job: null, exhausted: [] };
@@ -73,7 +75,13 @@ export class JobQueue {
     const exhausted = await this.db
       .update(this.jobs)
       .set({ state: "failed", lockedBy: null, updatedAt: new Date(now), error: "The worker running it stopped responding, and it has no attempts left" })
-      .where(and(inArray(this.jobs.kind, [...kinds]), eq(this.jobs.state, "running"), lt(this.jobs.heartbeatAt, stale), gte(this.jobs.attempts, options.maxAttempts)))
+      .where(
+        and(
+          inArray(this.jobs.kind, [...kinds]),
+          or(and(eq(this.jobs.state, "running"), lt(this.jobs.heartbeatAt, stale)), eq(this.jobs.state, "queued")),
+          gte(this.jobs.attempts, options.maxAttempts),
+        ),
+      )
       .returning();
     const job = await claimNext(this.handle, { workerId, kinds, now: new Date(now), stale, maxAttempts: options.maxAttempts });
     return { job, exhausted };

@@ -244,7 +244,10 @@ export class JobRunner {
     try {
       await handler.claimed?.(job);
       const result = await handler.run(job, context);
-      if (abort.signal.aborted) throw new Error("stopped");
+      // A handler that returned has done its work, even if a shutdown asked it to stop while it
+      // finished: handing it back would run it again (an import would download anew and could
+      // fail a video that is by then ready). A delete or a lost claim still ends it here.
+      if (abort.signal.aborted && active.reason !== "shutdown") throw new Error("stopped");
       if (!(await this.queue.complete(job, this.id))) outcome = "lost";
       else if (result && "skipped" in result) {
         outcome = "skipped";

@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { eq } from "drizzle-orm";
 import { openDatabase, type SpoolDb } from "../../src/db/client.ts";
 import { JobQueue } from "../../src/queue/jobs.ts";
+import { JobRunner, type JobHandler } from "../../src/queue/runner.ts";
 import { localPid, newOwnerId } from "../../src/lib/process-identity.ts";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.ts";
 
@@ -142,6 +143,56 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       clock += 3_600_000;
       expect((await queue.claim("w1", ["transcode"], CLAIM)).job).toBeNull();
     });
+
+    test("a job whose local worker died on each of its attempts fails instead of being requeued for ever, and is reported", async () => {
+      await addVideo("aaaa");
+      await queue.enqueue("transcode", "aaaa");
+      const gone = Bun.spawn(["true"]);
+      await gone.exited;
+      const dead = `${hostname()}:${gone.pid}:dddd`;
+      for (let i = 0; i < 3; i++) {
+        expect((await queue.claim(dead, ["transcode"], CLAIM)).job).toMatchObject({ attempts: i + 1 });
+        expect((await queue.requeueDead(() => false)).map((j) => j.videoId)).toEqual(["aaaa"]);
+      }
+      const { job, exhausted } = await queue.claim("w9", ["transcode"], CLAIM);
+      expect(job).toBeNull();
+      expect(exhausted).toMatchObject([{ videoId: "aaaa", state: "failed", attempts: 3 }]);
+      expect((await queue.claim("w9", ["transcode"], CLAIM)).job).toBeNull();
+    });
+
+    for (const [name, finishes, expected] of [
+      ["a job that finishes while a shutdown stops it is done, not handed back to run again", true, { state: "done", attempts: 1 }],
+      ["a job that stops for a shutdown is handed back without spending its attempt", false, { state: "queued", attempts: 0 }],
+    ] as const) {
+      test(name, async () => {
+        await addVideo("aaaa");
+        let entered!: () => void;
+        const started = new Promise<void>((resolve) => (entered = resolve));
+        let runs = 0;
+        const handler: JobHandler = {
+          kind: "import",
+          concurrency: 1,
+          maxAttempts: 3,
+          retryBaseMs: 1000,
+          retryMaxMs: 1000,
+          async run(_job, { signal }) {
+            runs++;
+            entered();
+            await new Promise((resolve) => signal.addEventListener("abort", resolve));
+            // Work that cannot be interrupted completes anyway; other work stops.
+            if (!finishes) throw new Error("stopped");
+          },
+        };
+        const runner = new JobRunner(queue, [handler], { heartbeatMs: 1000, staleMs: 10_000, pollMs: 50 }, { info() {}, warn() {} });
+        await runner.start();
+        const job = (await queue.enqueue("import", "aaaa"))!;
+        runner.wake();
+        await started;
+        await runner.stop();
+        expect(runs).toBe(1);
+        expect(await queue.get(job.id)).toMatchObject(expected);
+      });
+    }
 
     test("a worker shutting down hands the job back without spending an attempt", async () => {
       await addVideo("aaaa");
