@@ -241,8 +241,25 @@ export class VideoLibrary {
    * first, so a client that sees `failed` never finds them still there (a crash in between
    * leaves a `processing` row whose job finds its bytes gone and fails it again).
    */
-  async markFailed(id: string, message: string): Promise<VideoRow | undefined> {
+  /**
+   * The video failed: its files go, the row stays with the reason. With `from`, only when its
+   * status is `from` (a compare-and-set: a late or repeated import must not fail a video that
+   * has since become ready); the row is then unchanged, and returned, when it is not.
+   */
+  async markFailed(id: string, message: string, from?: VideoStatus): Promise<VideoRow | undefined> {
     const { videos } = this.t;
+    if (from !== undefined) {
+      const claimed = await this.db
+        .update(videos)
+        .set({ status: "failed", error: message, storagePath: "", size: 0, sha256: null, updatedAt: new Date() })
+        .where(and(eq(videos.id, id), eq(videos.status, from)))
+        .returning({ id: videos.id });
+      if (claimed.length > 0) {
+        await this.storage.removeVideo(id);
+        this.changed(id);
+      }
+      return this.get(id);
+    }
     await this.storage.removeVideo(id);
     await this.db
       .update(videos)
@@ -337,7 +354,10 @@ export class VideoLibrary {
       .set({ ...(changes.title !== undefined ? { title: changes.title } : {}), ...(changes.playback ? { playback: changes.playback } : {}), updatedAt: new Date() })
       .where(eq(videos.id, id));
     this.changed(id);
-    return (await this.get(id))!;
+    // Deleted between the check and the write: the same 404 as before it.
+    const row = await this.get(id);
+    if (!row) throw notFound(`No video with id ${id}`);
+    return row;
   }
 
   /** Runs before a video's row and files are removed (e.g. to stop its processing job). */

@@ -109,3 +109,33 @@ describe("retrying a failed import", () => {
     await expectError(await retry(id, {}), 401, "unauthorized");
   });
 });
+
+describe("an import job run again after its video moved on", () => {
+  test("never downloads, and never fails a video that is ready (a job handed back after it had finished)", async () => {
+    failWith = null;
+    const created = await fetch(`${spool.url}/api/videos`, {
+      method: "POST",
+      headers: { ...AUTH, "content-type": "application/json" },
+      body: JSON.stringify({ url: `http://127.0.0.1:${source.port}/video.mp4`, title: "Imported once" }),
+    });
+    const ready = await waitUntilSettled(spool.url, ((await created.json()) as VideoJson).id);
+    expect(ready.status).toBe("ready");
+    const bytes = await (await fetch(`${spool.url}${ready.streamUrl}`)).arrayBuffer();
+    // The same import again, from a source that now fails: the download is not even tried.
+    failWith = 503;
+    const before = hits;
+    const imports = (spool.ctx as unknown as { imports: { runImport(id: string, url: string): Promise<unknown> } }).imports;
+    await imports.runImport(ready.id, `http://127.0.0.1:${source.port}/video.mp4`);
+    expect(hits).toBe(before);
+    const after = (await (await fetch(`${spool.url}/api/videos/${ready.id}`, { headers: AUTH })).json()) as VideoJson;
+    expect(after.status).toBe("ready");
+    expect(await (await fetch(`${spool.url}${ready.streamUrl}`)).arrayBuffer()).toEqual(bytes);
+  });
+
+  test("a download that ends after its video left `importing` does not fail it", async () => {
+    const library = (spool.ctx as unknown as { library: { markFailed(id: string, message: string, from?: string): Promise<{ status: string } | undefined> } }).library;
+    const ready = ((await (await fetch(`${spool.url}/api/videos?status=ready`, { headers: AUTH })).json()) as { items: VideoJson[] }).items[0]!;
+    expect((await library.markFailed(ready.id, "late failure", "importing"))?.status).toBe("ready");
+    expect((await fetch(`${spool.url}${ready.streamUrl}`, { headers: { range: "bytes=0-1" } })).status).toBe(206);
+  });
+});

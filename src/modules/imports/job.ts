@@ -32,7 +32,7 @@ export class ImportJobs implements JobHandler {
   async run(job: JobRow, { signal }: JobContext): Promise<void> {
     const payload = JSON.parse(job.payload ?? "{}") as Partial<ImportPayload>;
     if (!payload.url) {
-      await this.library.markFailed(job.videoId, "The import's source URL was lost");
+      await this.library.markFailed(job.videoId, "The import's source URL was lost", "importing");
       return;
     }
     await this.imports.runImport(job.videoId, payload.url, { signal });
@@ -40,8 +40,7 @@ export class ImportJobs implements JobHandler {
 
   async settled(job: JobRow, outcome: Settled): Promise<void> {
     if (outcome.outcome !== "failed") return;
-    const row = await this.library.get(job.videoId);
-    if (row?.status === "importing") await this.library.markFailed(job.videoId, `The import failed: ${outcome.error}`);
+    await this.library.markFailed(job.videoId, `The import failed: ${outcome.error}`, "importing");
   }
 
   /** `importing` videos whose job is gone (a crash between the two writes of `start`): failed. */
@@ -49,7 +48,7 @@ export class ImportJobs implements JobHandler {
     const suspects = new Set<string>();
     for (const id of await this.library.idsWithStatus("importing")) {
       if (await this.queue.hasActive(id, "import")) continue;
-      if (this.suspects.has(id)) await this.library.markFailed(id, "The import was interrupted before it started; try again");
+      if (this.suspects.has(id)) await this.library.markFailed(id, "The import was interrupted before it started; try again", "importing");
       else suspects.add(id);
     }
     this.suspects = suspects;

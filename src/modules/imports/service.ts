@@ -160,6 +160,10 @@ export class ImportService {
       }
     })();
     try {
+      // Not `importing` (a job run again after it finished, the video deleted or retried
+      // meanwhile): nothing to download, and nothing here may fail the video.
+      const current = await this.library.get(videoId);
+      if (!current || current.status !== "importing") return current ?? undefined;
       let downloaded;
       try {
         downloaded = await downloadToFile(url, temp, {
@@ -171,7 +175,7 @@ export class ImportService {
         if (!(error instanceof ImportError)) throw error;
         if (error.code === "aborted") throw new ImportStopped();
         log.info({ video: videoId, code: error.code, reason: error.message }, "import failed");
-        return await this.library.markFailed(videoId, `Import from ${host} failed: ${error.message}`);
+        return await this.library.markFailed(videoId, `Import from ${host} failed: ${error.message}`, "importing");
       }
       const row = await this.library.get(videoId);
       if (!row || row.status !== "importing") return undefined; // deleted (or settled) meanwhile
@@ -186,7 +190,7 @@ export class ImportService {
     } catch (error) {
       if (error instanceof ImportStopped) throw error;
       log.error({ video: videoId, ...errorFields(error) }, "import failed");
-      return (await this.library.get(videoId)) ? await this.library.markFailed(videoId, `Import from ${host} failed: ${error instanceof Error ? error.message : String(error)}`) : undefined;
+      return await this.library.markFailed(videoId, `Import from ${host} failed: ${error instanceof Error ? error.message : String(error)}`, "importing");
     } finally {
       this.progress.delete(videoId);
       await rm(temp, { force: true });
