@@ -6,10 +6,11 @@
  * the sweep queues it.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFile, mkdir } from "node:fs/promises";
+import { copyFile, mkdir, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
+import { makeVideo, sha256File } from "../helpers/media.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 const FIXTURE = resolve(import.meta.dir, "../../fixtures/demo.mp4");
@@ -81,4 +82,30 @@ test("a processing video without a job (a crash between accepting and queueing) 
   const row = (await spool.ctx.library.get(id))!;
   expect(row.sourceSha256).toBe(row.sha256);
   expect(row.sourceSize).toBe(row.size);
+}, 60_000);
+
+test("a run that stopped after its remux resumes from the remuxed file, and records that file's hash, not the upload's", async () => {
+  const library = spool.ctx.library;
+  const upload = await makeVideo({ seconds: 2, faststart: false });
+  const uploadHash = await sha256File(upload);
+  const row = await library.begin({ originalFilename: "late-index.mp4", title: "resumed after remux" });
+  await mkdir(library.storage.videoDir(row.id), { recursive: true });
+  const received = join(library.storage.videoDir(row.id), "received.mp4");
+  await copyFile(upload, received);
+  const info = await spool.ctx.media!.probe(received);
+  // What a run stopped after its remux leaves: the faststart copy where the source goes, the
+  // received bytes gone, and the job's payload still naming the upload's hash.
+  const remuxed = library.storage.sourcePath(row.id, info.extension);
+  await spool.ctx.media!.remuxFaststart(received, remuxed, info.demuxer, "mp4");
+  await rm(received);
+  const remuxedHash = await sha256File(remuxed);
+  expect(remuxedHash).not.toBe(uploadHash);
+  await library.markProcessing(row.id, mediaFields(info), { sha256: uploadHash, size: (await stat(upload)).size });
+  await spool.ctx.jobs.enqueue("ingest", row.id, { sha256: uploadHash, info });
+  expect(await waitForStatus(row.id, "ready", 20_000)).toBe(true);
+  const ready = (await library.get(row.id))!;
+  expect(ready.sha256).toBe(remuxedHash);
+  expect(ready.size).toBe((await stat(remuxed)).size);
+  // What the client sent is still what it sent.
+  expect(ready.sourceSha256).toBe(uploadHash);
 }, 60_000);

@@ -73,20 +73,23 @@ export class IngestJobs implements JobHandler {
     const staged = storage.stagedPath(id);
     const payload = parsePayload(job.payload);
     const stored = row.container ? storage.sourcePath(id, row.container) : undefined;
-    // An earlier run got as far as moving the bytes into place: start again from them.
-    if (!(await exists(staged)) && stored && (await exists(stored))) await rename(stored, staged);
+    // An earlier run got as far as moving the bytes into place: start again from them. They may
+    // be that run's remux, so the received bytes' hash (payload.sha256) no longer describes them.
+    const resumed = !(await exists(staged)) && stored !== undefined && (await exists(stored));
+    if (resumed) await rename(stored, staged);
     if (!(await exists(staged))) {
-      await this.library.markFailed(id, "Processing was interrupted and the uploaded file was lost");
+      await this.library.markFailed(id, "Processing was interrupted and the uploaded file was lost", "processing");
       return;
     }
     const remuxed = join(storage.videoDir(id), "remux.part");
     try {
       const info: MediaInfo = payload.info ?? (await this.tools.probe(staged, { signal }));
       const final = storage.sourcePath(id, info.extension);
-      let digest = payload.sha256;
+      let digest = resumed ? undefined : payload.sha256;
       // The received bytes' hash, for clients to check what they sent (the stored file's differs
-      // after a remux). Uploads that streamed through a hasher already have it.
-      const source = row.sourceSha256 ? undefined : await hashFile(staged);
+      // after a remux). Uploads that streamed through a hasher already have it; a resumed run's
+      // bytes may not be the received ones any more, so it is left unknown rather than wrong.
+      const source = row.sourceSha256 || resumed ? undefined : await hashFile(staged);
       digest ??= source?.sha256;
       const muxer = isoMuxerFor(info.container);
       if (muxer && !isFaststart(await scanFile(staged))) {
@@ -106,8 +109,10 @@ export class IngestJobs implements JobHandler {
         const hashed = digest ? { sha256: digest, size: (await stat(final)).size } : await hashFile(final);
         await this.library.markReady(id, { storagePath: storage.relative(final), ...hashed }, source);
       } catch (error) {
-        // Stopped (a shutdown, the job taken away): the next run starts from the staged bytes.
-        if (signal.aborted && !(await exists(staged))) await rename(final, staged).catch(() => {});
+        // Stopped (a shutdown, the job taken away): the next run starts from the staged bytes
+        // when they are the received ones; a remux stays where it is, and the next run starts
+        // from it as from any file already in place (hashing it anew).
+        if (signal.aborted && digest !== undefined && !(await exists(staged))) await rename(final, staged).catch(() => {});
         throw error;
       }
     } catch (error) {
@@ -118,7 +123,7 @@ export class IngestJobs implements JobHandler {
       // The media itself is at fault: the video fails now; a retry would fail the same way.
       const reason = describe(error);
       log.warn({ video: id, reason }, "processing failed");
-      await this.library.markFailed(id, `Processing failed: ${reason}`);
+      await this.library.markFailed(id, `Processing failed: ${reason}`, "processing");
       throw new IngestFailed(reason);
     }
   }
@@ -126,8 +131,7 @@ export class IngestJobs implements JobHandler {
   async settled(job: JobRow, outcome: Settled): Promise<void> {
     // Only a worker that kept dying gets here with a video still processing.
     if (outcome.outcome === "failed") {
-      const row = await this.library.get(job.videoId);
-      if (row?.status === "processing") await this.library.markFailed(job.videoId, `Processing failed: ${outcome.error}`);
+      await this.library.markFailed(job.videoId, `Processing failed: ${outcome.error}`, "processing");
     }
   }
 
