@@ -182,6 +182,9 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
       log.warn("ingest needs ffmpeg/ffprobe, which were not found (install ffmpeg, or set FFMPEG_PATH/FFPROBE_PATH): uploads answer 503; ready videos stream as usual");
     }
     await ctx.uploads.init();
+    // A tus upload whose last byte was stored before a crash cut its hand-over short.
+    const completed = await ctx.uploads.resumeCompleted();
+    if (completed) log.warn({ completed }, "uploads completed before the last shutdown were handed to processing");
     // Resumable (tus) uploads survive a restart; anything else still `uploading` was cut off.
     const interrupted = await ctx.library.failInterrupted(await ctx.uploads.videoIds());
     if (interrupted) log.warn({ interrupted }, "uploads interrupted by the last shutdown were marked failed");

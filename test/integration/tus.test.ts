@@ -4,7 +4,7 @@
  * restarts, and every protocol error in Spool's JSON shape.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtemp, rm } from "node:fs/promises";
+import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import { createServer, connect, type Server as NetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -255,6 +255,38 @@ describe("a resumable upload", () => {
       const video = await waitUntilSettled(second.url, id);
       expect(video.status).toBe("ready");
       expect(await sha256File(join(dataDir, "videos", id, "source.mp4"))).toBe(await sha256File(source));
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe("an upload whose last byte was stored when the server stopped", () => {
+  test("is handed to processing at the next start (its client, told the upload is complete, sends nothing more)", async () => {
+    const dataDir = join(scratch, "completed");
+    const source = await makeLargeVideo(2);
+    const data = Buffer.from(await Bun.file(source).arrayBuffer());
+    const first = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, jobKinds: NO_HLS });
+    const created = await fetch(`${first.url}/api/uploads`, { method: "POST", headers: { ...CREATE, "upload-length": String(data.length), "upload-metadata": `filename ${b64("done.mp4")}` } });
+    expect(created.status).toBe(201);
+    const uploadId = uploadIdOf(created.headers.get("location")!);
+    const id = videoIdOf(created.headers.get("location")!);
+    // Half the bytes through tus, and the rest as the store would have written them before a
+    // crash took the server down between the write and the hand-over to ingest.
+    const half = Math.floor(data.length / 2);
+    const patched = await fetch(`${first.url}/api/uploads/${uploadId}`, { method: "PATCH", headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: data.subarray(0, half) });
+    expect(patched.status).toBe(204);
+    await first.stop();
+    await appendFile(join(dataDir, "uploads", uploadId), data.subarray(half));
+
+    const second = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, jobKinds: NO_HLS });
+    try {
+      const video = await waitUntilSettled(second.url, id);
+      expect(video.status).toBe("ready");
+      expect(await sha256File(join(dataDir, "videos", id, "source.mp4"))).toBe(await sha256File(source));
+      // The upload left the tus store with its hand-over.
+      expect(filesUnder(join(dataDir, "uploads")).filter((name) => name.startsWith(id))).toEqual([]);
+      expect((await head(`${second.url}/api/uploads/${uploadId}`)).status).toBe(404);
     } finally {
       await second.stop();
     }

@@ -184,6 +184,39 @@ export class ResumableUploads {
     await this.ingest.accept(row, staged);
   }
 
+  /**
+   * Uploads whose last byte was stored but whose hand-over to ingest a crash cut short (the
+   * video still `uploading`): a client asking for the offset hears that the upload is complete
+   * and sends nothing more, so nothing would ever finish them. At start-up they are handed over
+   * as the final PATCH would have (a refusal ends them as it would have: 415 or 422 leaves no
+   * video). Ingest being unavailable (no ffmpeg) leaves them for a later start. Returns how
+   * many were handed over.
+   */
+  async resumeCompleted(): Promise<number> {
+    let resumed = 0;
+    for (const uploadId of await this.ids()) {
+      const id = videoIdOfUpload(uploadId);
+      if (!id) continue;
+      let declared: number | undefined;
+      try {
+        declared = (JSON.parse(await readFile(`${this.dataPath(uploadId)}.json`, "utf8")) as { size?: number }).size;
+      } catch {
+        continue;
+      }
+      const stored = (await stat(this.dataPath(uploadId)).catch(() => undefined))?.size;
+      if (declared === undefined || stored !== declared || (await this.library.get(id))?.status !== "uploading") continue;
+      try {
+        await this.finish(uploadId);
+        resumed++;
+      } catch (error) {
+        if (!(error instanceof HttpError)) throw error;
+        logger("uploads").warn({ video: id, code: error.code, reason: error.message }, "a completed upload was refused at start-up");
+      }
+      if ((await this.library.get(id))?.status !== "uploading") await this.discardUpload(uploadId);
+    }
+    return resumed;
+  }
+
   /** Removes the bytes and info file of video `videoId`'s upload, if any (idempotent). */
   async discard(videoId: string): Promise<void> {
     if (!isVideoId(videoId)) return;
