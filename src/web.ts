@@ -23,7 +23,7 @@ import { corsRoutes } from "./modules/cors/plugin.ts";
 import { hlsRoutes } from "./modules/hls/routes.ts";
 import { playerRoutes } from "./modules/player/routes.ts";
 import { openapiRoutes } from "./modules/openapi/plugin.ts";
-import { staticRoutes } from "./modules/static/routes.ts";
+import { nativeStaticRoute, staticHandler, staticRoutes } from "./modules/static/routes.ts";
 import { nativeStreamRoute } from "./modules/stream/routes.ts";
 import { streamRoutes } from "./modules/stream/plugin.ts";
 import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
@@ -63,6 +63,7 @@ async function readinessChecks(ctx: AppContext): Promise<Record<string, string>>
 }
 
 export function createApp(ctx: AppContext) {
+  const statics = staticHandler(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory);
   // Which methods a path supports, for 405 + Allow; built from the route table on first need.
   let methodsFor: ((path: string) => string[]) | undefined;
   /** The JSON error for anything a handler (or Elysia) throws. */
@@ -98,7 +99,11 @@ export function createApp(ctx: AppContext) {
       development: false,
       error: (error) => nativeError(ctx, error),
       // The hot path as a native Bun route; Bun prefers it over Elysia's route of the same path.
-      routes: nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true }),
+      // /static/* too: Elysia's own wildcard routing is wrong for short Host names (see there).
+      routes: {
+        ...nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true }),
+        ...nativeStaticRoute(statics),
+      },
     },
   })
     .onError((context) => {
@@ -124,7 +129,7 @@ export function createApp(ctx: AppContext) {
     .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs, ctx.objects))
     .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))
     .use(openapiRoutes())
-    .use(staticRoutes(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory));
+    .use(staticRoutes(statics));
   return app;
 }
 

@@ -1,6 +1,9 @@
-/** The path of a request URL (no query), without building a URL object. Pure. */
+/**
+ * The path of a request URL (no query), without building a URL object. Pure. Bun 1.4.5 gives a
+ * request without a Host (HTTP/1.0) a URL that is the path alone.
+ */
 export function requestPath(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const start = url.charCodeAt(0) === 47 /* / */ ? 0 : url.indexOf("/", url.indexOf("//") + 2);
   if (start < 0) return "/";
   const query = url.indexOf("?", start);
   return url.slice(start, query < 0 ? undefined : query);

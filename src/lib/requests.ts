@@ -7,7 +7,8 @@
 import { Elysia } from "elysia";
 import { requestPath } from "../http/path.ts";
 import { httpDuration, httpRequests } from "../metrics/metrics.ts";
-import { logger } from "./log.ts";
+import { errorResponse } from "../http/errors.ts";
+import { errorFields, logger } from "./log.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.ts";
 
 export { REQUEST_ID_HEADER, newRequestId, requestIdOf } from "./request-id.ts";
@@ -48,26 +49,56 @@ function histogramFor(route: string, method: string) {
   return child;
 }
 
+const log = logger("http");
+
+function begin(request: Request): string {
+  const id = requestIdOf(request);
+  started.set(request, { id, at: performance.now() });
+  return id;
+}
+
+/** The request's counter, duration and log line, once its answer is known. */
+function record(request: Request, route: string, status: number): void {
+  const start = started.get(request);
+  const seconds = start ? (performance.now() - start.at) / 1000 : 0;
+  // Unmatched paths are one label, not one per path a scanner tries.
+  const template = route || "unmatched";
+  counterFor(template, request.method, status).inc();
+  histogramFor(template, request.method).observe(seconds);
+  // The path, never the query: it can hold a playback token.
+  const fields = { reqId: start?.id, method: request.method, path: requestPath(request.url), route: template, status, ms: Math.round(seconds * 10000) / 10 };
+  // 503 is a state (draining, busy, no ffmpeg), not a fault of ours.
+  if (status >= 500 && status !== 503) log.error(fields, "request failed");
+  else log.info(fields, "request");
+}
+
 export function requestTelemetry() {
-  const log = logger("http");
   return new Elysia({ name: "spool.requests" })
     .onRequest(({ request, set }) => {
-      const id = requestIdOf(request);
-      started.set(request, { id, at: performance.now() });
-      set.headers[REQUEST_ID_HEADER] = id;
+      set.headers[REQUEST_ID_HEADER] = begin(request);
     })
     .onAfterResponse({ as: "global" }, ({ request, route, set, responseValue }) => {
-      const start = started.get(request);
-      const seconds = start ? (performance.now() - start.at) / 1000 : 0;
-      const status = statusOf(responseValue, set.status as number | undefined);
-      // Unmatched paths are one label, not one per path a scanner tries.
-      const template = route || "unmatched";
-      counterFor(template, request.method, status).inc();
-      histogramFor(template, request.method).observe(seconds);
-      // The path, never the query: it can hold a playback token.
-      const fields = { reqId: start?.id, method: request.method, path: requestPath(request.url), route: template, status, ms: Math.round(seconds * 10000) / 10 };
-      // 503 is a state (draining, busy, no ffmpeg), not a fault of ours.
-      if (status >= 500 && status !== 503) log.error(fields, "request failed");
-      else log.info(fields, "request");
+      record(request, route, statusOf(responseValue, set.status as number | undefined));
     });
+}
+
+/**
+ * The same telemetry for a native Bun route (no Elysia hooks run there): the request id on the
+ * answer, the counter, duration (to the answer's head) and log line under `route`, and a JSON 500
+ * for anything the handler throws.
+ */
+export function withTelemetry(route: string, handle: (request: Request) => Response | Promise<Response>): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const id = begin(request);
+    let response: Response;
+    try {
+      response = await handle(request);
+    } catch (error) {
+      log.error({ reqId: id, method: request.method, path: requestPath(request.url), ...errorFields(error) }, "unhandled error");
+      response = errorResponse(500, "internal_error", "Something went wrong on our side");
+    }
+    response.headers.set(REQUEST_ID_HEADER, id);
+    record(request, route, response.status);
+    return response;
+  };
 }

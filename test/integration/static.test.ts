@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, rename, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { comparableHeaders, get } from "../helpers/http.ts";
+import { comparableHeaders, get, rawRequest } from "../helpers/http.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 let spool: TestSpool;
@@ -51,6 +51,39 @@ describe("serving", () => {
     const headR = await fetch(`${spool.url}/static/hello.txt`, { headers: { range: "bytes=0-4" }, method: "HEAD" });
     await getR.arrayBuffer();
     expect(comparableHeaders(headR)).toEqual(comparableHeaders(getR));
+  });
+
+  test("whatever the Host: a short one (a compose service named `web`), or none (HTTP/1.0)", async () => {
+    for (const host of ["Host: web\r\n", "Host: x\r\n", "Host: a.example:8080\r\n"]) {
+      const r = await rawRequest(spool.port, `GET /static/hello.txt HTTP/1.1\r\n${host}Connection: close\r\n\r\n`);
+      expect({ host, status: r.status, body: r.body.toString() }).toEqual({ host, status: 200, body: TEXT });
+      expect(r.headers["x-request-id"]).toBeDefined();
+    }
+    const old = await rawRequest(spool.port, "GET /static/sub%20dir/clip.mp4 HTTP/1.0\r\n\r\n");
+    expect(old.status).toBe(200);
+    expect(old.body.toString()).toBe("0123456789");
+    // Other methods: 405 with what is allowed, in Spool's JSON.
+    const post = await rawRequest(spool.port, "POST /static/hello.txt HTTP/1.1\r\nHost: web\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe("GET, HEAD");
+    expect(JSON.parse(post.body.toString()).error.code).toBe("method_not_allowed");
+  });
+
+  test("HEAD answers as GET would, without reading the file: its length for multipart and none on a 304", async () => {
+    const big = join(spool.staticDir, "big.bin");
+    await writeFile(big, Buffer.alloc(64 * 1024 * 1024, 7));
+    const ranges = { range: "bytes=0-1,200-201,-2" };
+    const getR = await fetch(`${spool.url}/static/big.bin`, { headers: ranges });
+    const body = await getR.arrayBuffer();
+    const headR = await fetch(`${spool.url}/static/big.bin`, { method: "HEAD", headers: ranges });
+    expect(headR.status).toBe(206);
+    expect(headR.headers.get("content-length")).toBe(String(body.byteLength));
+    const etag = headR.headers.get("etag")!;
+    const notModified = await fetch(`${spool.url}/static/big.bin`, { method: "HEAD", headers: { "if-none-match": etag } });
+    expect(notModified.status).toBe(304);
+    expect(notModified.headers.get("content-length")).toBeNull();
+    const whole = await fetch(`${spool.url}/static/big.bin`, { method: "HEAD" });
+    expect(whole.headers.get("content-length")).toBe(String(64 * 1024 * 1024));
   });
 
   test("a symlink that stays inside the root is served", async () => {

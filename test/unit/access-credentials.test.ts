@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { bearerToken, clientAddress, cookieValue, isHttps, isSameOrigin, ownOrigin, digestOf, matchesDigest } from "../../src/access/credentials.ts";
 import { WindowLimiter } from "../../src/access/window-limiter.ts";
-import { queryParam, withToken } from "../../src/http/path.ts";
+import { queryParam, requestPath, withToken } from "../../src/http/path.ts";
 
 describe("bearerToken", () => {
   const cases: [string | null, string | null][] = [
@@ -159,4 +159,17 @@ describe("queryParam against URLSearchParams", () => {
     // URLSearchParams decodes; every value here is plain, so the raw value must equal it.
     expect(queryParam(url, "token")).toBe(u.searchParams.get("token"));
   });
+});
+
+describe("requestPath", () => {
+  test.each([
+    ["http://127.0.0.1:3000/static/a.txt?x=1", "/static/a.txt"],
+    ["http://web/static/a.txt", "/static/a.txt"],
+    ["http://x/", "/"],
+    ["http://x", "/"],
+    ["https://a.example:8443/api/videos//demo", "/api/videos//demo"],
+    // Bun 1.4.5: a request without a Host (HTTP/1.0) has the path alone as its URL.
+    ["/static/a.txt", "/static/a.txt"],
+    ["/static//b?q=//", "/static//b"],
+  ] as const)("%s → %s", (url, expected) => expect(requestPath(url)).toBe(expected));
 });
