@@ -57,7 +57,8 @@ export function statEtag(size: number, mtimeMs: number): string {
 
 export function makeEntity(path: string, size: number, mtimeMs: number, options: ServeOptions = {}): FileEntity {
   const etag = options.etag ?? statEtag(size, mtimeMs);
-  const lastModified = options.lastModified ?? Math.floor(mtimeMs / 1000);
+  // Never in the future (§8.8.2.1: a clock set wrong, a file from elsewhere): now instead.
+  const lastModified = Math.min(options.lastModified ?? Math.floor(mtimeMs / 1000), Math.floor(Date.now() / 1000));
   const contentType = options.contentType ?? contentTypeFor(path);
   const cacheControl = options.cacheControl ?? DEFAULT_CACHE_CONTROL;
   // §15.4.5: a 304 repeats ETag and Cache-Control; Last-Modified is only for tag-less answers,

@@ -118,7 +118,9 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
 
   if (plan.kind === "full") {
     // HEAD has no body, so Bun leaves it alone and the exact Content-Length stays.
-    if (method === "HEAD" || size === 0) return new Response(entity.file, { headers: entity.responseHeaders });
+    if (method === "HEAD") return new Response(entity.file, { headers: entity.responseHeaders });
+    // Not the file itself: Bun would apply the Range to it and answer its own 416.
+    if (size === 0) return new Response("", { headers: entity.responseHeaders });
     hot.fileBytes += size;
     return new Response(streamSlices(entity, [{ start: 0, end: size - 1 }]), { headers: entity.responseHeaders });
   }

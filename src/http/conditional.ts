@@ -204,7 +204,7 @@ export function evaluatePreconditions(
  * §13.1.5: a Range is honoured only when If-Range is absent, or names the current strong ETag,
  * or is exactly the current Last-Modified date. Anything else means "send me the whole thing".
  */
-export function ifRangeAllows(headers: HeaderSource, validators: Validators): boolean {
+export function ifRangeAllows(headers: HeaderSource, validators: Validators, nowMs = Date.now()): boolean {
   const ifRange = headers.get("if-range");
   if (ifRange === null) return true;
   const value = trimOws(ifRange);
@@ -213,6 +213,8 @@ export function ifRangeAllows(headers: HeaderSource, validators: Validators): bo
     const current = parseEntityTag(validators.etag);
     return !!tag && !!current && strongMatch(tag, current);
   }
+  // A date is a validator only when strong (§13.1.5): a Last-Modified at least a second before
+  // now (§8.8.2.2), since the file could have changed again within its own second.
   const date = parseHttpDate(value);
-  return date !== undefined && date === validators.lastModified;
+  return date !== undefined && date === validators.lastModified && date <= Math.floor(nowMs / 1000) - 1;
 }

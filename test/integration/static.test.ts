@@ -1,6 +1,6 @@
 /** /static/...: the same engine as the stream route, confined to STATIC_DIR. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir, rename, symlink, writeFile } from "node:fs/promises";
+import { mkdir, rename, symlink, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { comparableHeaders, get, rawRequest } from "../helpers/http.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
@@ -84,6 +84,27 @@ describe("serving", () => {
     expect(notModified.headers.get("content-length")).toBeNull();
     const whole = await fetch(`${spool.url}/static/big.bin`, { method: "HEAD" });
     expect(whole.headers.get("content-length")).toBe(String(64 * 1024 * 1024));
+  });
+
+  test("an empty file: a Range gets the whole (empty) file, not Bun's own 416", async () => {
+    await writeFile(join(spool.staticDir, "empty.txt"), "");
+    for (const range of ["bytes=0-0", "bytes=0-", "bytes=-5"]) {
+      const r = await fetch(`${spool.url}/static/empty.txt`, { headers: { range } });
+      expect({ range, status: r.status, length: r.headers.get("content-length"), body: await r.text() }).toEqual({ range, status: 200, length: "0", body: "" });
+      expect(r.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    }
+  });
+
+  test("a file dated in the future is sent as last modified now (§8.8.2.1), so revalidation works", async () => {
+    const path = join(spool.staticDir, "future.txt");
+    await writeFile(path, "from the future");
+    const future = new Date("2030-01-01T00:00:00Z");
+    await utimes(path, future, future);
+    const r = await fetch(`${spool.url}/static/future.txt`);
+    const lastModified = Date.parse(r.headers.get("last-modified")!);
+    expect(lastModified).toBeLessThanOrEqual(Date.parse(r.headers.get("date")!));
+    const again = await fetch(`${spool.url}/static/future.txt`, { headers: { "if-modified-since": r.headers.get("last-modified")! } });
+    expect(again.status).toBe(304);
   });
 
   test("a symlink that stays inside the root is served", async () => {

@@ -78,6 +78,14 @@ describe("ifRangeAllows (§13.1.5)", () => {
   test.each(cases)("%s", (_name, headers, expected) => {
     expect(ifRangeAllows(h(headers), validators)).toBe(expected);
   });
+  // §8.8.2.2: a Last-Modified is strong only once at least a second has passed since it.
+  test.each([
+    ["in the file's own second: weak, so the whole file", LM * 1000 + 999, false],
+    ["a second later: strong", (LM + 1) * 1000, true],
+    ["a clock behind the file: weak", (LM - 5) * 1000, false],
+  ] as const)("the exact date, %s", (_name, nowMs, expected) => {
+    expect(ifRangeAllows(h({ "if-range": date(LM) }), validators, nowMs)).toBe(expected);
+  });
 });
 
 describe("HTTP dates and entity-tag lists", () => {
