@@ -387,5 +387,12 @@ export function streamConformance(): void {
       expect(r.headers.get("access-control-allow-methods")).toBe("GET, HEAD, OPTIONS");
       expect(r.headers.get("access-control-allow-headers")!.toLowerCase()).toContain("range");
     });
+
+    test("OPTIONS that is not a preflight: 204 with the methods a stream supports, and no CORS", async () => {
+      const r = await fetch(url, { method: "OPTIONS" });
+      expect(r.status).toBe(204);
+      expect(r.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
+      expect(r.headers.get("access-control-allow-origin")).toBeNull();
+    });
   });
 }

@@ -183,8 +183,9 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
   };
   const preflight = (request: Request): Response => {
     const headers = corsHeaders(allowedOrigins, request.headers.get("origin"));
+    // Not a preflight this policy answers: the methods the stream supports (§9.3.7), and no CORS.
     if (!headers || !request.headers.has("access-control-request-method")) {
-      return errorResponse(405, "method_not_allowed", "OPTIONS is only for CORS preflight requests here", { allow: "GET, HEAD, OPTIONS" });
+      return finish(request, new Response(null, { status: 204, headers: { allow: "GET, HEAD, OPTIONS" } }));
     }
     return new Response(null, { status: 204, headers: preflightHeaders(headers) });
   };
