@@ -7,6 +7,7 @@
 import { Elysia } from "elysia";
 import { requestPath } from "../http/path.ts";
 import { httpDuration, httpRequests } from "../metrics/metrics.ts";
+import { dateForHead, httpDateNow } from "../http/date.ts";
 import { errorResponse } from "../http/errors.ts";
 import { errorFields, logger } from "./log.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.ts";
@@ -76,6 +77,8 @@ export function requestTelemetry() {
   return new Elysia({ name: "spool.requests" })
     .onRequest(({ request, set }) => {
       set.headers[REQUEST_ID_HEADER] = begin(request);
+      // Bun sends no Date on answers to HEAD (src/http/date.ts).
+      if (request.method === "HEAD") set.headers.date = httpDateNow();
     })
     .onAfterResponse({ as: "global" }, ({ request, route, set, responseValue }) => {
       record(request, route, statusOf(responseValue, set.status as number | undefined));
@@ -98,6 +101,7 @@ export function withTelemetry(route: string, handle: (request: Request) => Respo
       response = errorResponse(500, "internal_error", "Something went wrong on our side");
     }
     response.headers.set(REQUEST_ID_HEADER, id);
+    dateForHead(request, response);
     record(request, route, response.status);
     return response;
   };

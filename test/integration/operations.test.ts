@@ -163,6 +163,16 @@ describe("/ready", () => {
   });
 });
 
+describe("Date (RFC 9110 §6.6.1)", () => {
+  test("answers to HEAD carry a Date as answers to GET do (Bun leaves it out on HEAD)", async () => {
+    for (const path of ["/api/stream/demo", "/api/stream/AAAAAAAAAAAAAAAAAAAAAA", "/api/videos/demo", "/health", "/nope", "/swagger"]) {
+      const head = await fetch(spool.url + path, { method: "HEAD", headers: AUTH });
+      const date = Date.parse(head.headers.get("date") ?? "");
+      expect({ path, date: Math.abs(date - Date.now()) < 5000 }).toEqual({ path, date: true });
+    }
+  });
+});
+
 describe("methods", () => {
   test("a method a route does not support: 405 with Allow, for every kind of route", async () => {
     const cases: [string, string, string][] = [

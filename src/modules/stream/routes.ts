@@ -12,6 +12,7 @@ import type { AccessControl, PeerSource } from "../../access/service.ts";
 import { type ClipCache, clipFilename, isClippable, parseClipInterval, serveClipEntity, type ClipInterval } from "../../files/clip.ts";
 import { nativeRanged, preconditionResponse } from "../../files/serve.ts";
 import { extensionOf } from "../../http/content-type.ts";
+import { dateForHead } from "../../http/date.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { ObjectNotFound, StorageUnavailable } from "../../storage/object-store.ts";
 import { storageErrorResponse } from "../../storage/serve.ts";
@@ -161,6 +162,7 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
     const status = response.status;
     if (metrics) hot.stream[status === 200 && nativeRanged.has(response) ? 206 : status]! += 1;
     response.headers.set(REQUEST_ID_HEADER, requestIdOf(request));
+    dateForHead(request, response);
     if (perRequest) return withHeaders(response, corsHeaders(allowedOrigins, request.headers.get("origin")));
     // Success and 304 answers carry the constant headers already (baked into the entity).
     if (constant && status >= 400) return withHeaders(response, constant);
