@@ -33,8 +33,9 @@ COPY fixtures ./fixtures
 # worker and the CLI run from it, and the bundle reads the player's and Swagger's assets there.
 RUN bun scripts/build.ts
 
-# The library (SQLite database and media) lives in a volume owned by the unprivileged user.
-RUN mkdir -p /data /app/static && chown -R bun:bun /data /app/static
+# The library (SQLite database and media) lives in a volume owned by the unprivileged user,
+# and only that user may enter it (signed videos, uploads and secrets are inside).
+RUN mkdir -p /data /app/static && chown -R bun:bun /data /app/static && chmod 700 /data
 VOLUME ["/data"]
 USER bun
 

@@ -8,6 +8,7 @@ import type { Server } from "bun";
 import { createContext, nativeError, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
 import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
+import { prepareDataDir } from "./library/storage.ts";
 import { errorFields, logger } from "./lib/log.ts";
 import { gauge } from "./metrics/metrics.ts";
 import { nativeStreamRoute } from "./modules/stream/routes.ts";
@@ -166,6 +167,9 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   let tmpSweep: ReturnType<typeof setInterval> | undefined;
   // Before any housekeeping: a second instance must not touch the first one's uploads or jobs.
   if (primary) assertPortFree(given.port, given.host);
+  if (primary && prepareDataDir(given.dataDir) === "open") {
+    log.warn({ dataDir: given.dataDir }, "DATA_DIR can be entered by other users of this machine (signed videos, uploads and the database are inside): chmod 700 it");
+  }
   const { config, apiKeyNotice } = await resolveSecrets(given);
   const handle = await openDatabase(config.databaseUrl);
   const ctx = createContext(config, handle);

@@ -13,11 +13,27 @@
  * processed here, `upload`ed when complete, and its local directory removed once it is ready;
  * removing a video removes its objects too.
  */
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { mkdir, readdir, rm, rmdir, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import { errorFields, logger } from "../lib/log.ts";
 import { localPid, newOwnerId, ownerIsDead } from "../lib/process-identity.ts";
 import { StorageUnavailable, videoKeys, type ObjectStore } from "../storage/object-store.ts";
+
+/**
+ * DATA_DIR holds private (signed) videos, the tus uploads (whose file names are their upload
+ * capabilities), the database and the generated secrets: when Spool creates it, only its owner
+ * may enter it (0700, as PostgreSQL makes its data directory), so other local users read none of
+ * it whatever the modes of the files inside. An existing one is left as it is: "open" says that
+ * others may enter it, for a warning.
+ */
+export function prepareDataDir(dir: string): "created" | "private" | "open" {
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return "created";
+  }
+  return (statSync(dir).mode & 0o077) === 0 ? "private" : "open";
+}
 
 export class Storage {
   readonly videosDir: string;

@@ -8,6 +8,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { statSync } from "node:fs";
 import { join } from "node:path";
+import { mkdtemp, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { SignJWT } from "jose";
 import * as tus from "tus-js-client";
 import { accessFor } from "../../src/access/policy.ts";
@@ -583,6 +585,16 @@ describe("uploads", () => {
 });
 
 describe("the key and secret files", () => {
+  test("a DATA_DIR Spool creates is its owner's alone (0700): other users read no video, upload or database", async () => {
+    const dataDir = join(await mkdtemp(join(tmpdir(), "spool-fresh-")), "nested", "data");
+    const fresh = await startTestSpool({ dataDir, seedDemo: false, jobKinds: [] });
+    try {
+      expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+    } finally {
+      await fresh.stop();
+    }
+  });
+
   test("unset, they are generated once into DATA_DIR with mode 0600; the notice says where, never the key", async () => {
     const fresh = await startTestSpool({ apiKey: undefined, signingSecret: undefined, seedDemo: false, jobKinds: ["ingest"] });
     try {
