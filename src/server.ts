@@ -11,7 +11,7 @@ import { openDatabase } from "./db/client.ts";
 import { prepareDataDir } from "./library/storage.ts";
 import { errorFields, logger } from "./lib/log.ts";
 import { gauge } from "./metrics/metrics.ts";
-import { nativeStreamRoute } from "./modules/stream/routes.ts";
+import { nativeRoutes } from "./native-routes.ts";
 import { OrphanSweeper } from "./storage/orphans.ts";
 import type { App } from "./web.ts";
 
@@ -53,6 +53,11 @@ function assertPortFree(port: number, hostname: string): void {
 
 /** The config with its API key and signing secret: from the environment, else from DATA_DIR (made once). */
 export async function resolveSecrets(config: Config): Promise<{ config: ResolvedConfig; apiKeyNotice: string }> {
+  // The first thing every entry point (server, `bun run worker`, `bun run ingest`) does with
+  // DATA_DIR: it is created owner-only here, before the secrets and the database go in.
+  if (prepareDataDir(config.dataDir) === "open") {
+    log.warn({ dataDir: config.dataDir }, "DATA_DIR can be entered by other users of this machine (signed videos, uploads and the database are inside): chmod 700 it");
+  }
   const apiKey = await resolveSecret("API_KEY", config.apiKey, config.dataDir, API_KEY_FILE, generateApiKey, MIN_API_KEY_LENGTH);
   const signing = await resolveSecret("SIGNING_SECRET", config.signingSecret, config.dataDir, SIGNING_SECRET_FILE, generateSigningSecret, MIN_SIGNING_SECRET_LENGTH);
   return { config: { ...config, apiKey: apiKey.value, signingSecret: signing.value }, apiKeyNotice: describeApiKey(apiKey) };
@@ -103,7 +108,8 @@ function jobGauges(ctx: AppContext): void {
 }
 
 /**
- * A WORKERS child listens with Bun's router holding only the native stream route, and builds the
+ * A WORKERS child listens with Bun's router holding only the native routes (the stream, static
+ * files: src/native-routes.ts), and builds the
  * Elysia app (src/web.ts: every other route, TypeBox's compiled schemas, OpenAPI, the pages) on
  * its first request that is not a stream, once: requests arriving meanwhile wait for the same
  * build. Until then the child does not hold Elysia or the route modules (issue 15; measured
@@ -127,7 +133,7 @@ function serveLean(ctx: AppContext, listen: { port: number; hostname: string; re
     development: false,
     idleTimeout: 30,
     error: (error) => nativeError(ctx, error),
-    routes: nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true }),
+    routes: nativeRoutes(ctx).routes,
     fetch(request) {
       // A failed build (it should not fail) is retried by the next request; this one gets a 500.
       building ??= build().catch((error: unknown) => {
@@ -167,9 +173,6 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   let tmpSweep: ReturnType<typeof setInterval> | undefined;
   // Before any housekeeping: a second instance must not touch the first one's uploads or jobs.
   if (primary) assertPortFree(given.port, given.host);
-  if (primary && prepareDataDir(given.dataDir) === "open") {
-    log.warn({ dataDir: given.dataDir }, "DATA_DIR can be entered by other users of this machine (signed videos, uploads and the database are inside): chmod 700 it");
-  }
   const { config, apiKeyNotice } = await resolveSecrets(given);
   const handle = await openDatabase(config.databaseUrl);
   const ctx = createContext(config, handle);
@@ -243,7 +246,8 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
       }
       if (app) await app.stop(true);
       else await server.stop(true);
-      // Running jobs are stopped and handed back to the queue (staged bytes stay for the next run).
+      // Running jobs are stopped and handed back to the queue (staged bytes stay for the next
+      // run); one that finishes meanwhile is done.
       await stopWorker(ctx);
       await ctx.library.storage.close();
       await handle.close();

@@ -8,8 +8,8 @@
 import { access, constants } from "node:fs/promises";
 import { Elysia, ValidationError } from "elysia";
 import { nativeError, type AppContext } from "./app.ts";
-import { errorFields, logger } from "./lib/log.ts";
-import { idOf, requestTelemetry } from "./lib/requests.ts";
+import { requestTelemetry } from "./lib/requests.ts";
+import { unhandledError } from "./lib/telemetry.ts";
 import { methodTable } from "./http/allow.ts";
 import { requestPath } from "./http/path.ts";
 import { metricsRoutes } from "./metrics/routes.ts";
@@ -23,16 +23,14 @@ import { corsRoutes } from "./modules/cors/plugin.ts";
 import { hlsRoutes } from "./modules/hls/routes.ts";
 import { playerRoutes } from "./modules/player/routes.ts";
 import { openapiRoutes } from "./modules/openapi/plugin.ts";
-import { nativeStaticRoute, staticHandler, staticRoutes } from "./modules/static/routes.ts";
-import { nativeStreamRoute } from "./modules/stream/routes.ts";
+import { staticRoutes } from "./modules/static/routes.ts";
 import { streamRoutes } from "./modules/stream/plugin.ts";
 import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
 import { uploadRoutes } from "./modules/uploads/routes.ts";
 import { videoRoutes } from "./modules/videos/routes.ts";
+import { nativeRoutes } from "./native-routes.ts";
 import { ObjectNotFound, StorageUnavailable } from "./storage/index.ts";
 import { storageErrorResponse } from "./storage/serve.ts";
-
-const log = logger("http");
 
 function validationMessage(error: Readonly<ValidationError>): string {
   // A schema's own `error` text (e.g. the video id's) says it better than the generic one.
@@ -63,7 +61,7 @@ async function readinessChecks(ctx: AppContext): Promise<Record<string, string>>
 }
 
 export function createApp(ctx: AppContext) {
-  const statics = staticHandler(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory);
+  const native = nativeRoutes(ctx);
   // Which methods a path supports, for 405 + Allow; built from the route table on first need.
   let methodsFor: ((path: string) => string[]) | undefined;
   /** The JSON error for anything a handler (or Elysia) throws. */
@@ -85,10 +83,7 @@ export function createApp(ctx: AppContext) {
       case "INVALID_FILE_TYPE":
         return errorResponse(400, "bad_request", (error as Error).message);
     }
-    // Anything else is our bug: log it in full (the path, never the query: it can hold a token),
-    // tell the client nothing internal.
-    log.error({ reqId: idOf(request), method: request.method, path: requestPath(request.url), ...errorFields(error) }, "unhandled error");
-    return errorResponse(500, "internal_error", "Something went wrong on our side");
+    return unhandledError(request, error);
   };
   const app = new Elysia({
     serve: {
@@ -100,10 +95,7 @@ export function createApp(ctx: AppContext) {
       error: (error) => nativeError(ctx, error),
       // The hot path as a native Bun route; Bun prefers it over Elysia's route of the same path.
       // /static/* too: Elysia's own wildcard routing is wrong for short Host names (see there).
-      routes: {
-        ...nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true }),
-        ...nativeStaticRoute(statics),
-      },
+      routes: native.routes,
     },
   })
     .onError((context) => {
@@ -129,7 +121,7 @@ export function createApp(ctx: AppContext) {
     .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs, ctx.objects))
     .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))
     .use(openapiRoutes())
-    .use(staticRoutes(statics));
+    .use(staticRoutes(native.statics));
   return app;
 }
 

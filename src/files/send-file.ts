@@ -7,11 +7,12 @@
  * `sendClip(path, { start, end })` answers with the MP4 clip of that interval (seconds) instead.
  */
 import { Elysia } from "elysia";
-import { HttpError, errorResponse, httpErrorResponse } from "../http/errors.ts";
-import { FileCache, statEntity } from "./cache.ts";
-import { ClipCache, clipFilename, serveClipEntity, type ClipInterval } from "./clip.ts";
+import { FileCache } from "./cache.ts";
+import { ClipCache, type ClipInterval } from "./clip.ts";
 import type { ServeOptions } from "./entity.ts";
-import { serveEntity } from "./serve.ts";
+import { serveClip, serveFile } from "./serve-path.ts";
+
+export { serveClip, serveFile } from "./serve-path.ts";
 
 export class FileReply {
   constructor(
@@ -29,37 +30,6 @@ export function sendFile(path: string, options: ServeOptions = {}): FileReply {
 /** The clip [start, end) seconds of the MP4 at `path`; `options.filename` gets the interval added. */
 export function sendClip(path: string, interval: ClipInterval, options: ServeOptions = {}): FileReply {
   return new FileReply(path, options, interval);
-}
-
-function cacheKey(path: string, options: ServeOptions): string {
-  return options.filename || options.disposition ? `${path}\0${options.disposition ?? ""}\0${options.filename ?? ""}` : path;
-}
-
-/** Answers a request with a file from disk, or the JSON 404 when it is not a regular file. */
-export async function serveFile(request: Request, path: string, options: ServeOptions = {}, cache?: FileCache): Promise<Response> {
-  // Without a cache, one stat: nothing is kept, so nothing needs allocating per call.
-  const entity = cache ? await cache.lookup(path, options, cacheKey(path, options)) : await statEntity(path, options);
-  if (!entity) return errorResponse(404, "not_found", "No such file");
-  return serveEntity(request, entity);
-}
-
-/** Answers with the clip `interval` of the MP4 at `path`: 404 when missing, 400/422 when it cannot be cut. */
-export async function serveClip(request: Request, path: string, interval: ClipInterval, options: ServeOptions = {}, caches: { files?: FileCache; clips: ClipCache } = { clips: defaultClips() }): Promise<Response> {
-  const base = caches.files ? await caches.files.lookup(path, options, cacheKey(path, options)) : await statEntity(path, options);
-  if (!base) return errorResponse(404, "not_found", "No such file");
-  try {
-    const variant = { disposition: options.disposition, filename: options.filename ? clipFilename(options.filename, interval) : undefined };
-    const clip = await caches.clips.get(base, interval, variant);
-    return serveClipEntity(request, clip);
-  } catch (error) {
-    if (error instanceof HttpError) return httpErrorResponse(error);
-    throw error;
-  }
-}
-
-let shared: ClipCache | undefined;
-function defaultClips(): ClipCache {
-  return (shared ??= new ClipCache());
 }
 
 export function fileServer(options: { cache?: FileCache; clips?: ClipCache } = {}) {

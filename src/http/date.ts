@@ -16,8 +16,13 @@ export function httpDateNow(now = Date.now()): string {
   return text;
 }
 
-/** Adds `Date` to an answer to HEAD that has none. */
-export function dateForHead(request: Request, response: Response): Response {
-  if (request.method === "HEAD" && !response.headers.has("date")) response.headers.set("date", httpDateNow());
+/** Adds `Date` to an answer (one to HEAD) that has none. */
+export function withDate(response: Response): Response {
+  if (!response.headers.has("date")) response.headers.set("date", httpDateNow());
   return response;
+}
+
+/** `withDate` when `request` is a HEAD. */
+export function dateForHead(request: Request, response: Response): Response {
+  return request.method === "HEAD" ? withDate(response) : response;
 }

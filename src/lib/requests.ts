@@ -1,76 +1,15 @@
-/**
- * Per-request telemetry for the Elysia routes: an X-Request-Id on every answer (the client's,
- * when it sent a sane one, else a new one), one log line per request, and the request counter
- * and duration histogram. The stream route is a native Bun route and does its own, cheaper
- * accounting (src/modules/stream/routes.ts): a counter, and no log line per hit.
- */
+/** The telemetry of src/lib/telemetry.ts as an Elysia plugin, for every Elysia route. */
 import { Elysia } from "elysia";
-import { requestPath } from "../http/path.ts";
-import { httpDuration, httpRequests } from "../metrics/metrics.ts";
-import { dateForHead, httpDateNow } from "../http/date.ts";
-import { errorResponse } from "../http/errors.ts";
-import { errorFields, logger } from "./log.ts";
-import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.ts";
+import { httpDateNow } from "../http/date.ts";
+import { REQUEST_ID_HEADER } from "./request-id.ts";
+import { begin, record } from "./telemetry.ts";
 
-export { REQUEST_ID_HEADER, newRequestId, requestIdOf } from "./request-id.ts";
-
-interface Started {
-  id: string;
-  at: number;
-}
-
-const started = new WeakMap<Request, Started>();
-
-/** The id of a request being answered (for log lines about it). */
-export function idOf(request: Request): string | undefined {
-  return started.get(request)?.id;
-}
+export { REQUEST_ID_HEADER, idOf, newRequestId, requestIdOf, withTelemetry } from "./telemetry.ts";
 
 function statusOf(response: unknown, setStatus: number | string | undefined): number {
   if (response instanceof Response) return response.status;
   if (typeof setStatus === "number") return setStatus;
   return 200;
-}
-
-/** prom-client hashes a label set on every call; the few label sets in use are kept instead. */
-const counters = new Map<string, ReturnType<typeof httpRequests.labels>>();
-const histograms = new Map<string, ReturnType<typeof httpDuration.labels>>();
-
-function counterFor(route: string, method: string, status: number) {
-  const key = `${route} ${method} ${status}`;
-  let child = counters.get(key);
-  if (!child) counters.set(key, (child = httpRequests.labels({ route, method, status: String(status) })));
-  return child;
-}
-
-function histogramFor(route: string, method: string) {
-  const key = `${route} ${method}`;
-  let child = histograms.get(key);
-  if (!child) histograms.set(key, (child = httpDuration.labels({ route, method })));
-  return child;
-}
-
-const log = logger("http");
-
-function begin(request: Request): string {
-  const id = requestIdOf(request);
-  started.set(request, { id, at: performance.now() });
-  return id;
-}
-
-/** The request's counter, duration and log line, once its answer is known. */
-function record(request: Request, route: string, status: number): void {
-  const start = started.get(request);
-  const seconds = start ? (performance.now() - start.at) / 1000 : 0;
-  // Unmatched paths are one label, not one per path a scanner tries.
-  const template = route || "unmatched";
-  counterFor(template, request.method, status).inc();
-  histogramFor(template, request.method).observe(seconds);
-  // The path, never the query: it can hold a playback token.
-  const fields = { reqId: start?.id, method: request.method, path: requestPath(request.url), route: template, status, ms: Math.round(seconds * 10000) / 10 };
-  // 503 is a state (draining, busy, no ffmpeg), not a fault of ours.
-  if (status >= 500 && status !== 503) log.error(fields, "request failed");
-  else log.info(fields, "request");
 }
 
 export function requestTelemetry() {
@@ -83,26 +22,4 @@ export function requestTelemetry() {
     .onAfterResponse({ as: "global" }, ({ request, route, set, responseValue }) => {
       record(request, route, statusOf(responseValue, set.status as number | undefined));
     });
-}
-
-/**
- * The same telemetry for a native Bun route (no Elysia hooks run there): the request id on the
- * answer, the counter, duration (to the answer's head) and log line under `route`, and a JSON 500
- * for anything the handler throws.
- */
-export function withTelemetry(route: string, handle: (request: Request) => Response | Promise<Response>): (request: Request) => Promise<Response> {
-  return async (request) => {
-    const id = begin(request);
-    let response: Response;
-    try {
-      response = await handle(request);
-    } catch (error) {
-      log.error({ reqId: id, method: request.method, path: requestPath(request.url), ...errorFields(error) }, "unhandled error");
-      response = errorResponse(500, "internal_error", "Something went wrong on our side");
-    }
-    response.headers.set(REQUEST_ID_HEADER, id);
-    dateForHead(request, response);
-    record(request, route, response.status);
-    return response;
-  };
 }

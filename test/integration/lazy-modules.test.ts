@@ -120,12 +120,13 @@ const ELYSIA = /node_modules\/elysia\/|\/src\/web\.ts$/;
 test("a WORKERS child streams without the Elysia app, and builds it on its first other request", async () => {
   const dir = await mkdtemp(join(tmpdir(), "spool-lean-"));
   const out = join(dir, "probe-%p.json");
+  await Bun.write(join(dir, "static", "hello.txt"), "hello");
   const port = freePort();
   let output = "";
   // BUN_OPTIONS reaches the child too (it inherits the environment): both are probed.
   const primary = Bun.spawn([process.execPath, join(ROOT, "src/index.ts")], {
     cwd: ROOT,
-    env: { ...process.env, BUN_OPTIONS: `--preload ${join(ROOT, "bench/lib/heap-probe.ts")}`, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", LOG_FORMAT: "json", DATA_DIR: join(dir, "data"), API_KEY: TEST_API_KEY, SPOOL_HEAP_PROBE_OUT: out },
+    env: { ...process.env, BUN_OPTIONS: `--preload ${join(ROOT, "bench/lib/heap-probe.ts")}`, PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", LOG_FORMAT: "json", DATA_DIR: join(dir, "data"), STATIC_DIR: join(dir, "static"), API_KEY: TEST_API_KEY, SPOOL_HEAP_PROBE_OUT: out },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -158,6 +159,14 @@ test("a WORKERS child streams without the Elysia app, and builds it on its first
       }
     };
     await streamed();
+    expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
+    // Static files are a native route too (src/native-routes.ts): served without Elysia, whatever the Host.
+    for (let i = 0; i < 40; i++) {
+      const r = await fetch(`${base}/static/hello.txt`, { headers: { connection: "close", ...(i % 2 ? { host: "web" } : {}) } });
+      expect(r.status).toBe(200);
+      expect(await r.text()).toBe("hello");
+      expect(r.headers.get("x-request-id")).toBeTruthy();
+    }
     expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
 
     // Other requests, until one has reached the child: each is answered as the primary would.

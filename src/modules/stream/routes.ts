@@ -12,12 +12,12 @@ import type { AccessControl, PeerSource } from "../../access/service.ts";
 import { type ClipCache, clipFilename, isClippable, parseClipInterval, serveClipEntity, type ClipInterval } from "../../files/clip.ts";
 import { nativeRanged, preconditionResponse } from "../../files/serve.ts";
 import { extensionOf } from "../../http/content-type.ts";
-import { dateForHead } from "../../http/date.ts";
+import { withDate } from "../../http/date.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { ObjectNotFound, StorageUnavailable } from "../../storage/object-store.ts";
 import { storageErrorResponse } from "../../storage/serve.ts";
 import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.ts";
-import { errorFields, logger } from "../../lib/log.ts";
+import { unhandledError } from "../../lib/telemetry.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/request-id.ts";
 import { hot } from "../../metrics/metrics.ts";
 import { isVideoId } from "../../library/ids.ts";
@@ -162,38 +162,39 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
     const status = response.status;
     if (metrics) hot.stream[status === 200 && nativeRanged.has(response) ? 206 : status]! += 1;
     response.headers.set(REQUEST_ID_HEADER, requestIdOf(request));
-    dateForHead(request, response);
     if (perRequest) return withHeaders(response, corsHeaders(allowedOrigins, request.headers.get("origin")));
     // Success and 304 answers carry the constant headers already (baked into the entity).
     if (constant && status >= 400) return withHeaders(response, constant);
     return response;
   };
-  const failed = (error: unknown): Response => {
-    if (error instanceof HttpError) return httpErrorResponse(error);
-    logger("stream").error(errorFields(error), "error in /api/stream");
-    return errorResponse(500, "internal_error", "Something went wrong on our side");
-  };
+  const failed = (request: Request, error: unknown): Response => (error instanceof HttpError ? httpErrorResponse(error) : unhandledError(request, error));
 
   const context = streamContext(catalog, access);
   const handle = (request: BunRequest, server: Server<undefined>): Response | Promise<Response> => {
     try {
       const result = streamVideo(request, request.params.id ?? "", context, server);
-      return result instanceof Response ? finish(request, result) : result.then((r) => finish(request, r), (e) => finish(request, failed(e)));
+      return result instanceof Response ? finish(request, result) : result.then((r) => finish(request, r), (e) => finish(request, failed(request, e)));
     } catch (error) {
-      return finish(request, failed(error));
+      return finish(request, failed(request, error));
     }
+  };
+  // Bun sends no Date on answers to HEAD (src/http/date.ts): only HEAD pays for adding it.
+  const head = (request: BunRequest, server: Server<undefined>): Response | Promise<Response> => {
+    const result = handle(request, server);
+    return result instanceof Response ? withDate(result) : result.then(withDate);
   };
   const preflight = (request: Request): Response => {
     const headers = corsHeaders(allowedOrigins, request.headers.get("origin"));
-    // Not a preflight this policy answers: the methods the stream supports (§9.3.7), and no CORS.
+    // Not a preflight this policy answers: the methods the stream supports (§9.3.7). Like a
+    // preflight, not counted as a stream answer.
     if (!headers || !request.headers.has("access-control-request-method")) {
-      return finish(request, new Response(null, { status: 204, headers: { allow: "GET, HEAD, OPTIONS" } }));
+      return new Response(null, { status: 204, headers: { allow: "GET, HEAD, OPTIONS", [REQUEST_ID_HEADER]: requestIdOf(request) } });
     }
     return new Response(null, { status: 204, headers: preflightHeaders(headers) });
   };
   const notAllowed = (request: Request): Response =>
     finish(request, errorResponse(405, "method_not_allowed", `${request.method} is not allowed on a stream`, { allow: "GET, HEAD, OPTIONS" }));
   return {
-    "/api/stream/:id": { GET: handle, HEAD: handle, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed },
+    "/api/stream/:id": { GET: handle, HEAD: head, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed },
   };
 }

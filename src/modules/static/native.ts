@@ -1,0 +1,41 @@
+/** /static/* without Elysia: the handler and its native Bun route (see ./routes.ts). */
+import { FileCache } from "../../files/cache.ts";
+import type { MemoryTier } from "../../files/memory-tier.ts";
+import { serveFile } from "../../files/serve-path.ts";
+import { errorResponse } from "../../http/errors.ts";
+import { requestPath } from "../../http/path.ts";
+import { withTelemetry } from "../../lib/telemetry.ts";
+import { StaticRoot } from "./resolve.ts";
+
+const PREFIX = "/static/";
+export const STATIC_ROUTE = "/static/*";
+
+/** The still-encoded path after /static/, taken from the raw URL so it is decoded only once. */
+function rawRelativePath(url: string): string {
+  const path = requestPath(url);
+  const hash = path.indexOf("#");
+  return path.slice(PREFIX.length, hash < 0 ? undefined : hash);
+}
+
+export type StaticHandler = (request: Request) => Promise<Response>;
+
+/** `memory`: the RAM tier the stream route uses (small files and heads of large ones). */
+export function staticHandler(staticDir: string, cacheTtlMs: number, memory?: MemoryTier): StaticHandler {
+  const root = new StaticRoot(staticDir, cacheTtlMs);
+  const cache = new FileCache(cacheTtlMs);
+  const options = memory ? { memory } : {};
+  return async (request) => {
+    const path = await root.resolve(rawRelativePath(request.url));
+    if (!path) return errorResponse(404, "not_found", "No such file");
+    return serveFile(request, path, options, cache);
+  };
+}
+
+/** The Bun route table entry (see ./routes.ts for why); other methods get 405 with Allow. */
+export function nativeStaticRoute(handler: StaticHandler) {
+  const serve = withTelemetry(STATIC_ROUTE, handler);
+  const notAllowed = withTelemetry(STATIC_ROUTE, (request) =>
+    errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${requestPath(request.url)}`, { allow: "GET, HEAD" }),
+  );
+  return { [STATIC_ROUTE]: { GET: serve, HEAD: serve, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, OPTIONS: notAllowed } };
+}
