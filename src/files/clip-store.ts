@@ -135,8 +135,9 @@ export class ClipStore {
 
   /**
    * The kept file's entity for `clip`, if it may be sent by name now; else undefined. The hot
-   * path. A miss builds nothing by itself (see `streamed`), but a file the directory already
-   * holds (kept before a restart, or by another process) is checked and adopted in the background.
+   * path. A miss builds nothing by itself (see `streamed`), but a file the directory is known to
+   * hold (found by its last scan: kept before a restart, or by another process) is checked and
+   * adopted in the background.
    */
   entityFor(clip: ClipEntity): FileEntity | undefined {
     const stored = clip.stored;
@@ -161,9 +162,10 @@ export class ClipStore {
    * intervals wrote 2.4 GiB).
    */
   streamed(clip: ClipEntity, bytes: number): void {
-    const before = clip.streamed ?? 0;
-    clip.streamed = before + bytes;
-    if (before < clip.size && clip.streamed >= clip.size) this.want(clip);
+    clip.streamed = (clip.streamed ?? 0) + bytes;
+    // Every chunk past the mark asks again: a build declined (both slots busy, a failure's
+    // back-off) is started by a later answer, as the module's header says.
+    if (clip.streamed >= clip.size && clip.stored === undefined) this.want(clip);
   }
 
   /** Starts keeping `clip` if it should be kept and is not being built. */

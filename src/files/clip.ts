@@ -215,7 +215,8 @@ function rangeBody(clip: ClipEntity, range: ByteRange): BodyInit {
 }
 
 export function serveClipEntity(request: Request, clip: ClipEntity, options: EngineOptions = {}): Response {
-  // Kept as a file (or, on a miss, its build started): the file engine answers, same headers.
+  // Kept as a file: the file engine answers, same headers. Otherwise it streams (and what it
+  // streams counts towards keeping it, ClipStore.streamed).
   const stored = clip.store?.entityFor(clip);
   if (stored !== undefined) return serveEntity(request, stored, options);
   const method = request.method;

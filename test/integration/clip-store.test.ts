@@ -182,7 +182,7 @@ describe("what makes a clip kept", () => {
       expect((await fetch(url(on, q), { method: "HEAD" })).status).toBe(200);
       const tag = (await fetch(url(on, q), { method: "HEAD" })).headers.get("etag")!;
       expect((await fetch(url(on, q), { headers: { "if-none-match": tag } })).status).toBe(304);
-      // Two bytes of the header, and two of the media: each a small piece, not the clip.
+      // Two bytes of the header: a small piece, not the clip.
       await (await fetch(url(on, q), { headers: { range: "bytes=0-1" } })).arrayBuffer();
     }
     await store.settled();
