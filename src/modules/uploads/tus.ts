@@ -189,10 +189,11 @@ export class ResumableUploads {
    * video still `uploading`): a client asking for the offset hears that the upload is complete
    * and sends nothing more, so nothing would ever finish them. At start-up they are handed over
    * as the final PATCH would have (a refusal ends them as it would have: 415 or 422 leaves no
-   * video). Ingest being unavailable (no ffmpeg) leaves them for a later start. Returns how
-   * many were handed over.
+   * video). Without ffmpeg they are left for a later start. Returns how many were handed over.
    */
   async resumeCompleted(): Promise<number> {
+    // Without ffmpeg every hand-over would be refused (503) and the upload dropped with it.
+    if (!this.ingest.available) return 0;
     let resumed = 0;
     for (const uploadId of await this.ids()) {
       const id = videoIdOfUpload(uploadId);
@@ -209,8 +210,10 @@ export class ResumableUploads {
         await this.finish(uploadId);
         resumed++;
       } catch (error) {
-        if (!(error instanceof HttpError)) throw error;
-        logger("uploads").warn({ video: id, code: error.code, reason: error.message }, "a completed upload was refused at start-up");
+        // A refusal ends the upload as the final PATCH's would have. Anything else (a full disk,
+        // the database) leaves it for the next start, and must not stop this one.
+        if (error instanceof HttpError) logger("uploads").warn({ video: id, code: error.code, reason: error.message }, "a completed upload was refused at start-up");
+        else logger("uploads").error({ video: id, ...errorFields(error) }, "a completed upload could not be handed over; the next start tries again");
       }
       if ((await this.library.get(id))?.status !== "uploading") await this.discardUpload(uploadId);
     }
