@@ -212,6 +212,12 @@ export class VideoLibrary {
     return this.get(id);
   }
 
+  /** The received bytes' hash, known before processing moves or remuxes them (so a resumed run keeps it). */
+  async recordReceived(id: string, source: { sha256: string; size: number }): Promise<void> {
+    const { videos } = this.t;
+    await this.db.update(videos).set({ sourceSha256: source.sha256, sourceSize: source.size }).where(eq(videos.id, id));
+  }
+
   /**
    * The stored file is in place: the video becomes streamable. With a bucket (STORAGE=s3) the
    * file and poster are uploaded first, so a ready row never names a missing object (a crash
@@ -237,21 +243,22 @@ export class VideoLibrary {
   }
 
   /**
-   * Processing failed: the row stays, with a readable reason; its files are removed. Files go
-   * first, so a client that sees `failed` never finds them still there (a crash in between
-   * leaves a `processing` row whose job finds its bytes gone and fails it again).
-   */
-  /**
-   * The video failed: its files go, the row stays with the reason. With `from`, only when its
-   * status is `from` (a compare-and-set: a late or repeated import must not fail a video that
-   * has since become ready); the row is then unchanged, and returned, when it is not.
+   * Processing failed: the row stays, with a readable reason; its files are removed.
+   *
+   * Without `from`, files go first, so a client that sees `failed` never finds them still there
+   * (a crash in between leaves a `processing` row whose job finds its bytes gone and fails it
+   * again). With `from`, only a video whose status is `from` fails (a compare-and-set: a late or
+   * repeated import must not fail a video that has since become ready), so the row is claimed
+   * first and the files go after it; a crash in between leaves them to the retention sweep of
+   * failed videos. The row is returned either way (unchanged when it was not `from`).
    */
   async markFailed(id: string, message: string, from?: VideoStatus): Promise<VideoRow | undefined> {
     const { videos } = this.t;
+    const failed = { status: "failed" as const, error: message, storagePath: "", size: 0, sha256: null, updatedAt: new Date() };
     if (from !== undefined) {
       const claimed = await this.db
         .update(videos)
-        .set({ status: "failed", error: message, storagePath: "", size: 0, sha256: null, updatedAt: new Date() })
+        .set(failed)
         .where(and(eq(videos.id, id), eq(videos.status, from)))
         .returning({ id: videos.id });
       if (claimed.length > 0) {
@@ -261,10 +268,7 @@ export class VideoLibrary {
       return this.get(id);
     }
     await this.storage.removeVideo(id);
-    await this.db
-      .update(videos)
-      .set({ status: "failed", error: message, storagePath: "", size: 0, sha256: null, updatedAt: new Date() })
-      .where(eq(videos.id, id));
+    await this.db.update(videos).set(failed).where(eq(videos.id, id));
     this.changed(id);
     return this.get(id);
   }

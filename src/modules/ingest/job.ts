@@ -87,9 +87,11 @@ export class IngestJobs implements JobHandler {
       const final = storage.sourcePath(id, info.extension);
       let digest = resumed ? undefined : payload.sha256;
       // The received bytes' hash, for clients to check what they sent (the stored file's differs
-      // after a remux). Uploads that streamed through a hasher already have it; a resumed run's
-      // bytes may not be the received ones any more, so it is left unknown rather than wrong.
+      // after a remux). Uploads that streamed through a hasher already have it; otherwise it is
+      // recorded before the bytes are moved, so a resumed run finds it. A resumed run without it
+      // may hold a remux, not the received bytes: unknown is better than wrong.
       const source = row.sourceSha256 || resumed ? undefined : await hashFile(staged);
+      if (source) await this.library.recordReceived(id, source);
       digest ??= source?.sha256;
       const muxer = isoMuxerFor(info.container);
       if (muxer && !isFaststart(await scanFile(staged))) {
