@@ -159,7 +159,7 @@ export async function startWorker(ctx: AppContext): Promise<JobRunner | undefine
   return ctx.worker;
 }
 
-/** Stops this process's worker: running jobs are aborted and handed back to the queue. */
+/** Stops this process's worker: running jobs are aborted and handed back to the queue (or done, if they finish meanwhile). */
 export async function stopWorker(ctx: AppContext): Promise<void> {
   const worker = ctx.worker;
   ctx.worker = undefined;

@@ -214,7 +214,9 @@ export function ifRangeAllows(headers: HeaderSource, validators: Validators, now
     return !!tag && !!current && strongMatch(tag, current);
   }
   // A date is a validator only when strong (§13.1.5): a Last-Modified at least a second before
-  // now (§8.8.2.2), since the file could have changed again within its own second.
+  // now (§8.8.2.2), since the file could have changed again within its own second. (Compared
+  // with now, not with the Date of the answer that carried it, which the server does not know;
+  // Apache makes the same approximation.)
   const date = parseHttpDate(value);
   return date !== undefined && date === validators.lastModified && date <= Math.floor(nowMs / 1000) - 1;
 }

@@ -6,7 +6,8 @@
  *
  * While a job runs, the worker heartbeats it; a refused heartbeat (the job was cancelled,
  * deleted, or taken over after this worker looked dead) aborts the handler. On shutdown running
- * jobs are aborted and handed back to the queue without counting the attempt.
+ * jobs are aborted and handed back to the queue without counting the attempt; one whose handler
+ * returns anyway (it finished meanwhile) is done, not run again.
  */
 import { EventEmitter } from "node:events";
 import type { JobKind, JobRow } from "../db/schema.ts";
@@ -131,7 +132,7 @@ export class JobRunner {
     await Promise.all(waits);
   }
 
-  /** Stops claiming, aborts running jobs and hands them back to the queue. */
+  /** Stops claiming, aborts running jobs and hands them back to the queue (those that finish anyway are done). */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
