@@ -279,6 +279,15 @@ describe("an upload whose last byte was stored when the server stopped", () => {
     await first.stop();
     await appendFile(join(dataDir, "uploads", uploadId), data.subarray(half));
 
+    // A start without ffmpeg hands nothing over, and drops nothing.
+    const blind = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, jobKinds: NO_HLS, ffmpegPath: "/nonexistent/ffmpeg", ffprobePath: "/nonexistent/ffprobe" });
+    try {
+      expect((await blind.ctx.library.get(id))?.status).toBe("uploading");
+      expect(filesUnder(join(dataDir, "uploads")).filter((name) => name.startsWith(id)).sort()).toEqual([uploadId, `${uploadId}.json`].sort());
+    } finally {
+      await blind.stop();
+    }
+
     const second = await startTestSpool({ dataDir, seedDemo: false, maxUploadBytes: LIMIT, jobKinds: NO_HLS });
     try {
       const video = await waitUntilSettled(second.url, id);
