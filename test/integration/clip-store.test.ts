@@ -430,6 +430,27 @@ describe("STORAGE=s3", () => {
 });
 
 describe("ClipStore through the file engine's API", () => {
+  test("a build declined while the build slots are busy is started by a later answer", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "spool-clip-busy-"));
+    const info = await stat(source);
+    const base = makeEntity(source, info.size, info.mtimeMs);
+    const store = new ClipStore({ dir, maxBytes: 256 * MiB, concurrency: 1, touchIntervalMs: 0, rescanIntervalMs: 0 });
+    await store.init();
+    const clips = new ClipCache({ store });
+    const [first, second] = [await clips.get(base, { start: 0.5, end: 2.5 }), await clips.get(base, { start: 3.5, end: 5.5 })];
+    // Both reach their size at once: one slot, so the second's build is declined.
+    store.streamed(first, first.size);
+    store.streamed(second, second.size);
+    await store.settled();
+    expect(store.stats().builds).toBe(1);
+    expect(store.entityFor(second)).toBeUndefined();
+    // Its next streamed answer asks again, and the slot is free now.
+    await serveClipEntity(new Request("http://x/"), second).arrayBuffer();
+    await store.settled();
+    expect(store.stats().builds).toBe(2);
+    expect(store.entityFor(second)).toBeDefined();
+  });
+
   test("least recently used clips are evicted first; the bound holds", async () => {
     const dir = await mkdtemp(join(tmpdir(), "spool-clip-lru-"));
     const info = await stat(source);
@@ -468,7 +489,7 @@ describe("ClipStore through the file engine's API", () => {
     expect(store.stats().evictions).toBeGreaterThan(0);
     expect(store.entityFor(bigClip)).toBeDefined();
     expect(store.entityFor(all[0]!)).toBeDefined();
-    // Asking for an evicted clip streams it (and starts keeping it again).
+    // Asking for an evicted clip streams it (kept again once it has streamed its size anew).
     expect(store.entityFor(all[1]!)).toBeUndefined();
     await store.settled();
     // Evicted or kept, every answer is the clip's bytes.
