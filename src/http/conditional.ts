@@ -147,6 +147,11 @@ function monthNumber(name: string): number {
 }
 
 /** Formats Unix seconds as an IMF-fixdate. */
+/** A strong ETag for a body made in memory (a JSON answer): 64 bits of its hash, quoted. */
+export function contentEtag(body: string): string {
+  return `"${Bun.hash(body).toString(16)}"`;
+}
+
 export function formatHttpDate(seconds: number): string {
   return new Date(seconds * 1000).toUTCString();
 }

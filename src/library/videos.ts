@@ -10,7 +10,7 @@ import { and, desc, eq, inArray, lt, notInArray, or, sql } from "drizzle-orm";
 import type { SpoolDb } from "../db/client.ts";
 import { boundLimit, boundText, boundTime, timeValue } from "../db/params.ts";
 import type { HlsStatus, Playback, VideoRow, VideoStatus } from "../db/schema.ts";
-import { HttpError, notFound } from "../http/errors.ts";
+import { HttpError, notFound, preconditionFailed } from "../http/errors.ts";
 import { DEFAULT_CONTENT_TYPE } from "../http/content-type.ts";
 import { newVideoId } from "./ids.ts";
 import type { Storage } from "./storage.ts";
@@ -349,14 +349,20 @@ export class VideoLibrary {
   }
 
   /** Changes a video's title and/or playback policy (caches hear of it at once). */
-  async update(id: string, changes: VideoChanges): Promise<VideoRow> {
+  /**
+   * With `unchangedSince` (the `updatedAt` of the row a client's precondition was checked
+   * against), a compare-and-set: a change made in between fails it with 412, not lost.
+   */
+  async update(id: string, changes: VideoChanges, unchangedSince?: Date): Promise<VideoRow> {
     const { videos } = this.t;
     if (changes.title !== undefined) checkedTitle(changes.title);
     await this.require(id);
-    await this.db
+    const written = await this.db
       .update(videos)
       .set({ ...(changes.title !== undefined ? { title: changes.title } : {}), ...(changes.playback ? { playback: changes.playback } : {}), updatedAt: new Date() })
-      .where(eq(videos.id, id));
+      .where(and(eq(videos.id, id), unchangedSince ? eq(videos.updatedAt, unchangedSince) : undefined))
+      .returning({ id: videos.id });
+    if (written.length === 0 && unchangedSince && (await this.get(id))) throw preconditionFailed();
     this.changed(id);
     // Deleted between the check and the write: the same 404 as before it.
     const row = await this.get(id);

@@ -442,6 +442,43 @@ describe("library API", () => {
     );
   });
 
+  test("a video's JSON has a strong ETag: 304 while unchanged; PATCH and DELETE honour If-Match (412, nothing changed)", async () => {
+    const id = ids[1]!;
+    const url = `${spool.url}/api/videos/${id}`;
+    const json = { ...AUTH, "content-type": "application/json" };
+    const first = await fetch(url);
+    const etag = first.headers.get("etag")!;
+    expect(etag).toMatch(/^"[0-9a-f]+"$/);
+    await first.arrayBuffer();
+    const unchanged = await fetch(url, { headers: { "if-none-match": etag } });
+    expect(unchanged.status).toBe(304);
+    expect(unchanged.headers.get("etag")).toBe(etag);
+    expect(await unchanged.text()).toBe("");
+
+    // A stale If-Match: 412, and the title stays.
+    const stale = await fetch(url, { method: "PATCH", headers: { ...json, "if-match": '"0123"' }, body: JSON.stringify({ title: "Lost update" }) });
+    await expectError(stale, 412, "precondition_failed");
+    const title = (await spool.ctx.library.get(id))!.title;
+    expect(title).not.toBe("Lost update");
+    // The current one: applied, and the answer names the new tag, which GET agrees with.
+    const applied = await fetch(url, { method: "PATCH", headers: { ...json, "if-match": etag }, body: JSON.stringify({ title: "Checked rename" }) });
+    expect(applied.status).toBe(200);
+    const next = applied.headers.get("etag")!;
+    expect(next).not.toBe(etag);
+    expect((await fetch(url)).headers.get("etag")).toBe(next);
+    expect((await fetch(url, { headers: { "if-none-match": etag } })).status).toBe(200);
+    // The old tag again: 412. If-None-Match: * on a video that exists: 412 too.
+    await expectError(await fetch(url, { method: "PATCH", headers: { ...json, "if-match": etag }, body: JSON.stringify({ title: "Again" }) }), 412, "precondition_failed");
+    await expectError(await fetch(url, { method: "DELETE", headers: { ...AUTH, "if-match": etag } }), 412, "precondition_failed");
+    await expectError(await fetch(url, { method: "DELETE", headers: { ...AUTH, "if-none-match": "*" } }), 412, "precondition_failed");
+    expect((await spool.ctx.library.get(id))!.title).toBe("Checked rename");
+    // The write itself is a compare-and-set: a change between the check and the write fails it.
+    const row = (await spool.ctx.library.get(id))!;
+    await spool.ctx.library.update(id, { title: "In between" });
+    await expect(spool.ctx.library.update(id, { title: "Lost" }, row.updatedAt)).rejects.toMatchObject({ status: 412 });
+    expect((await spool.ctx.library.get(id))!.title).toBe("In between");
+  });
+
   test("delete: removes the row and every file; streaming it afterwards gives 404", async () => {
     const id = ids[2]!;
     // Cache the stream and a thumbnail first: deletion must win over every cache.

@@ -6,6 +6,7 @@
  * check is the database's revision (src/db/revision.ts), not a time-to-live. A page also gets a strong ETag, so a
  * poller that sends If-None-Match is answered 304 without a body.
  */
+import { contentEtag } from "../../http/conditional.ts";
 
 export interface CachedPage {
   token: string;
@@ -28,7 +29,7 @@ export class ListPageCache {
     const cached = this.pages.get(key);
     if (cached && cached.token === token) return cached;
     const body = await build();
-    const page = { token, body, etag: `"${Bun.hash(body).toString(16)}"` };
+    const page = { token, body, etag: contentEtag(body) };
     // The token was read before the query, so a write racing the build makes this entry stale
     // at once rather than serving old rows under a new token.
     if (this.pages.size >= this.maxPages && !this.pages.has(key)) this.pages.delete(this.pages.keys().next().value!);

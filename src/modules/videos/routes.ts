@@ -2,7 +2,7 @@
 import { Elysia, t } from "elysia";
 import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
-import { evaluatePreconditions } from "../../http/conditional.ts";
+import { contentEtag, evaluatePreconditions } from "../../http/conditional.ts";
 import { HttpError, JSON_TYPE, badRequest, preconditionFailed } from "../../http/errors.ts";
 import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
@@ -27,6 +27,7 @@ import {
 } from "../../schemas/video.ts";
 import { ListPageCache } from "./list-cache.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
+import type { VideoRow } from "../../db/schema.ts";
 import { receiveUpload } from "./upload.ts";
 import { FEED_ROUTE_OPTIONS, LibraryFeed, feedResponse } from "./feed.ts";
 import { IMPORT_DESCRIPTION, IMPORT_REQUEST_CONTENT, importFromRequest, isJsonRequest } from "../imports/routes.ts";
@@ -59,7 +60,7 @@ const ImportNotFailed = errorSchema(
   "Only a failed import can be retried, and this video is ready",
 );
 
-const PreconditionFailed = errorSchema("If-Match named an ETag the page no longer has", "precondition_failed", "A precondition in the request did not hold");
+const PreconditionFailed = errorSchema("If-Match named an ETag the resource no longer has", "precondition_failed", "A precondition in the request did not hold");
 
 /** Clients may keep a page but must revalidate it (cheap: 304 when nothing changed). */
 const LIST_CACHE_CONTROL = "no-cache";
@@ -199,42 +200,58 @@ export function videoRoutes(
         const grant = await access.playback(request, row.id, row.playback, server);
         // A signed video's JSON is for whoever holds its token (and its URLs carry that token):
         // no cache keeps it. A public one changes while it is processed: revalidate.
-        set.headers["cache-control"] = row.playback === "signed" ? "private, no-store" : "no-cache";
+        const cacheControl = row.playback === "signed" ? "private, no-store" : "no-cache";
         // A token holder gets URLs that work for them.
-        return grant.token ? tokenizedJson(toVideoJson(row), grant.token) : toVideoJson(row);
+        const json = grant.token ? tokenizedJson(toVideoJson(row), grant.token) : toVideoJson(row);
+        // A poller sends the ETag back and hears 304 until the video changes.
+        const etag = contentEtag(JSON.stringify(json));
+        const outcome = evaluatePreconditions(request.method, request.headers, { etag, lastModified: Number.NaN });
+        // (A Response, which Elysia sends as is; its types admit only the schema's 200 body here.)
+        if (outcome === "not-modified") return new Response(null, { status: 304, headers: { etag, "cache-control": cacheControl } }) as never;
+        if (outcome === "failed") throw preconditionFailed();
+        set.headers.etag = etag;
+        set.headers["cache-control"] = cacheControl;
+        return json;
       },
       {
         params: VideoIdParams,
-        response: { 200: VideoSchema, 400: BadRequest, 403: TokenRefused, 404: NotFound },
+        response: { 200: VideoSchema, 400: BadRequest, 403: TokenRefused, 404: NotFound, 412: PreconditionFailed },
         detail: {
           security: PLAYBACK_SECURITY,
           operationId: "getVideo",
           tags: ["videos"],
           summary: "Get a video",
           description:
-            "Its status, metadata and URLs. Poll this after an upload until `status` is `ready` or `failed`. Open for a `public` video (the player needs it); a `signed` one needs `?token=` for it or the API key.",
+            "Its status, metadata and URLs. Poll this after an upload until `status` is `ready` or `failed`: it has a strong `ETag`, so a poller that sends it back in `If-None-Match` hears 304 until the video changes, and `PATCH`/`DELETE` take it in `If-Match` (412 when the video changed since). Open for a `public` video (the player needs it); a `signed` one needs `?token=` for it or the API key.",
         },
       },
     )
     .patch(
       "/:id",
-      async ({ params, body }) => {
+      async ({ params, body, request, set }) => {
         const title = body.title?.trim();
         // minLength counts the spaces the trim removes: "   " would otherwise become an empty title.
         if (title === "") throw badRequest("body title: must not be blank");
         if (title === undefined && body.playback === undefined) throw badRequest("body: send `title` and/or `playback`");
         const playback = parsePlayback(body.playback, "body playback");
-        return toVideoJson(await library.update(assertVideoId(params.id), { title, playback }));
+        const id = assertVideoId(params.id);
+        const current = await library.require(id);
+        // If-Match (the ETag of GET): applied only to the video as it was then (a compare-and-set).
+        const checked = requireUnchanged(request, current);
+        const json = toVideoJson(await library.update(id, { title, playback }, checked ? current.updatedAt : undefined));
+        set.headers.etag = contentEtag(JSON.stringify(json));
+        return json;
       },
       {
         params: VideoIdParams,
         body: VideoChangesBody,
-        response: { 200: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound },
+        response: { 200: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound, 412: PreconditionFailed },
         detail: {
           operationId: "updateVideo",
           tags: ["videos"],
           summary: "Change a video's title or playback policy",
-          description: "Every process of this server sees the change at once: making a video `signed` refuses token-less playback from the next request on.",
+          description:
+            "Every process of this server sees the change at once: making a video `signed` refuses token-less playback from the next request on. With `If-Match: <the ETag of GET>`, the change applies only to the video as it was then (412 `precondition_failed` otherwise, nothing changed); the answer carries the new ETag.",
         },
       },
     )
@@ -287,9 +304,9 @@ export function videoRoutes(
     )
     .delete(
       "/:id",
-      async ({ params, set }) => {
+      async ({ params, request, set }) => {
         const id = assertVideoId(params.id);
-        await library.require(id);
+        requireUnchanged(request, await library.require(id));
         await library.remove(id);
         set.status = 204;
       },
@@ -306,8 +323,23 @@ export function videoRoutes(
             400: { description: BadRequest.description!, content: jsonContent(BadRequest) },
             ...AUTH_RESPONSES,
             404: { description: NotFound.description!, content: jsonContent(NotFound) },
+            412: { description: PreconditionFailed.description!, content: jsonContent(PreconditionFailed) },
           },
         },
       },
     );
+}
+
+/**
+ * A change's preconditions (RFC 9110 §13.1.1: If-Match, and If-None-Match, MUST be evaluated
+ * before the method is performed), against the video's JSON as the key holder gets it (the ETag
+ * of GET /api/videos/:id). 412 when they fail; true when there were any, for a compare-and-set.
+ * The video has no Last-Modified, so the date preconditions do not apply (§13.1.4).
+ */
+function requireUnchanged(request: Request, row: VideoRow): boolean {
+  const headers = request.headers;
+  if (!headers.has("if-match") && !headers.has("if-none-match")) return false;
+  const etag = contentEtag(JSON.stringify(toVideoJson(row)));
+  if (evaluatePreconditions(request.method, headers, { etag, lastModified: Number.NaN }) !== "proceed") throw preconditionFailed();
+  return true;
 }
