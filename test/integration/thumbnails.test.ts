@@ -227,7 +227,8 @@ describe("bounded work (THUMBNAIL_CONCURRENCY=1, THUMBNAIL_QUEUE=2)", () => {
   const slowFrame = () => slowFrames[next++]!;
 
   beforeAll(async () => {
-    busy = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"], thumbnailConcurrency: CONCURRENCY, thumbnailQueue: QUEUE });
+    // Behind a "proxy": X-Forwarded-For names the client, so tests can be many clients.
+    busy = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"], thumbnailConcurrency: CONCURRENCY, thumbnailQueue: QUEUE, trustProxy: true });
     const path = await makeVideo({ seconds: 60, width: 640, height: 360, audio: false, keyframeInterval: 1500 });
     const response = await uploadMultipart(busy.url, path);
     expect(response.status).toBe(201);
@@ -254,10 +255,10 @@ describe("bounded work (THUMBNAIL_CONCURRENCY=1, THUMBNAIL_QUEUE=2)", () => {
       }
     })();
 
-    // 60 distinct frames at once, each late in the GOP (30-59.5 s).
+    // 60 distinct frames at once, each late in the GOP (30-59.5 s), from 60 clients.
     const began = performance.now();
     const flood = Array.from({ length: 60 }, async (_, i) => {
-      const response = await fetch(url(30 + i * 0.5, 160));
+      const response = await fetch(url(30 + i * 0.5, 160), { headers: { "x-forwarded-for": `10.1.${i}.1` } });
       const ms = performance.now() - began;
       const body = response.status === 503 ? await response.json() : await response.arrayBuffer();
       return { status: response.status, retryAfter: response.headers.get("retry-after"), type: response.headers.get("content-type"), body, ms };
@@ -303,6 +304,33 @@ describe("bounded work (THUMBNAIL_CONCURRENCY=1, THUMBNAIL_QUEUE=2)", () => {
     expect(freshMs).toBeLessThan(bound);
     expect(freshMs).toBeLessThan((60 * slowRunMs) / 3);
     expect(await until(() => ffmpegChildren() === 0 && load().running === 0 && load().waiting === 0)).toBe(true);
+  }, 120_000);
+
+  test("one client gets at most half of the places (429 beyond), so another client's frame is still made", async () => {
+    const share = Math.ceil((CONCURRENCY + QUEUE) / 2);
+    const one = { "x-forwarded-for": "10.2.0.1" };
+    // Frames no other test asks for (late in the GOP, so each run takes a while).
+    const frames = [40, 40.5, 41, 41.5, 42, 42.5].map((t) => ({ t, width: 320 }));
+    const answers = frames.map(async ({ t, width }) => {
+      const response = await fetch(url(t, width), { headers: one });
+      return { status: response.status, retryAfter: response.headers.get("retry-after"), body: response.status === 200 ? null : await response.json() };
+    });
+    // Its share admitted; then another client's new frame still finds a place.
+    expect(await until(() => load().running + load().waiting === share)).toBe(true);
+    const other = await fetch(url(43, 320), { headers: { "x-forwarded-for": "10.2.0.2" } });
+    expect(other.status).toBe(200);
+    expect(other.headers.get("content-type")).toBe("image/jpeg");
+    const results = await Promise.all(answers);
+    expect(results.filter((r) => r.status === 200)).toHaveLength(share);
+    const limited = results.filter((r) => r.status === 429);
+    expect(limited).toHaveLength(frames.length - share);
+    for (const r of limited) {
+      expect(r.body).toMatchObject({ error: { code: "thumbnails_rate_limited" } });
+      expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
+    }
+    // Once its frames are made, the client may ask for more.
+    expect((await fetch(url(43.5, 320), { headers: one })).status).toBe(200);
+    expect(await until(() => load().running === 0 && load().waiting === 0)).toBe(true);
   }, 120_000);
 
   test("a request aborted while its ffmpeg runs: the run is killed and no file is made", async () => {

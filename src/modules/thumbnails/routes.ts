@@ -53,6 +53,11 @@ const NoPicture = errorSchema("No such video, or it is audio only", "no_video_st
 const ThumbnailFailed = errorSchema("ffmpeg could not extract a frame", "thumbnail_failed", "No frame could be extracted from video q7cN0l1dQ5m0tS9xYk3eZA at that time");
 const Unavailable = errorSchema("The frame is not cached and ffmpeg is not installed", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find");
 const Busy = errorSchema("The frame is not cached and too many are being made (every run taken, the queue full): retry after `Retry-After` seconds", "thumbnails_busy", "Too many thumbnails are being made; try again in 2 s");
+const ClientShare = errorSchema(
+  "The frame is not cached and this client already has its share of the frames being made (half of the runs and queue): retry after `Retry-After` seconds",
+  "thumbnails_rate_limited",
+  "This client already has 9 new thumbnails being made; try again in 2 s",
+);
 const PreconditionFailed = errorSchema("If-Match / If-Unmodified-Since did not hold", "precondition_failed", "A precondition in the request did not hold");
 const RangeNotSatisfiable = errorSchema("No requested range lies within the JPEG", "range_not_satisfiable", "No requested range is satisfiable for 10240 bytes");
 
@@ -71,12 +76,12 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
       const cacheControl = row.playback === "signed" ? SIGNED_THUMBNAIL_CACHE_CONTROL : THUMBNAIL_CACHE_CONTROL;
       if (objects) {
         // STORAGE=s3: the JPEG is an object, served through the block cache.
-        const key = await thumbnails.objectFor(row, { t: query.t, width: query.width }, request.signal);
+        const key = await thumbnails.objectFor(row, { t: query.t, width: query.width }, request.signal, access.client(request, server));
         const entity = await objects.lookup(key, { contentType: "image/jpeg", cacheControl }, `${key}\0${cacheControl}`);
         if (!entity) throw new HttpError(404, "not_found", `No such thumbnail of video ${row.id}`);
         return objects.serve(request, entity);
       }
-      const path = await thumbnails.pathFor(row, { t: query.t, width: query.width }, request.signal);
+      const path = await thumbnails.pathFor(row, { t: query.t, width: query.width }, request.signal, access.client(request, server));
       return serveFile(request, path, { contentType: "image/jpeg", cacheControl }, cache);
     },
     {
@@ -104,6 +109,11 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
           412: { description: PreconditionFailed.description!, content: jsonContent(PreconditionFailed) },
           416: { description: RangeNotSatisfiable.description!, content: jsonContent(RangeNotSatisfiable) },
           422: { description: ThumbnailFailed.description!, content: jsonContent(ThumbnailFailed) },
+          429: {
+            description: ClientShare.description!,
+            headers: { "Retry-After": header(Integer({ description: "Seconds to wait before asking again", examples: [2] }), true) },
+            content: jsonContent(ClientShare),
+          },
           503: {
             description: `${Busy.description!}; or ${Unavailable.description!.toLowerCase()}`,
             headers: { "Retry-After": header(Integer({ description: "Seconds to wait before asking again (with `thumbnails_busy`)", examples: [2] })) },

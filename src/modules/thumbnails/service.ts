@@ -10,6 +10,8 @@
  *  - At most `concurrency` ffmpeg runs at once (posters at ingest included) and at most `queue`
  *    jobs waiting for one; a new job beyond that is refused at once with 503 `thumbnails_busy`
  *    and a Retry-After, instead of making every thumbnail wait behind the flood.
+ *  - One client may have started at most `perClient` of those jobs (half of them by default);
+ *    more get 429 `thumbnails_rate_limited`, so a flood from one client leaves room for others.
  *  - A job nobody waits for any more (every request for it aborted) leaves the queue, or its
  *    ffmpeg is killed; no file is made for it.
  *  - Each video keeps at most MAX_CACHED thumbnails (least recently made evicted).
@@ -44,6 +46,11 @@ export interface ThumbnailLimits {
   concurrency: number;
   /** Jobs that may wait for a free run; more are refused with 503 (THUMBNAIL_QUEUE). */
   queue: number;
+  /**
+   * New frames one client may have in the works (running or waiting); more are refused with
+   * 429. Default: half of runs and queue together, so one client never takes every place.
+   */
+  perClient?: number;
 }
 
 export const THUMBNAIL_DEFAULTS: Readonly<ThumbnailLimits> = { concurrency: 2, queue: 16 };
@@ -94,6 +101,8 @@ export const clientGone = () => new HttpError(499, "client_closed_request", "The
 
 export class Thumbnails {
   private readonly jobs = new Map<string, Job>();
+  /** New jobs in the works per client (running or waiting): at most runs + queue entries. */
+  private readonly byClient = new Map<string, number>();
   private readonly limiter: Limiter;
   readonly limits: Readonly<ThumbnailLimits>;
   private running = 0;
@@ -211,7 +220,7 @@ export class Thumbnails {
    * (the request's): when it aborts, this request stops waiting, and when no request waits for
    * the frame any more, its job is cancelled.
    */
-  async pathFor(row: VideoRow, request: ThumbnailRequest, signal?: AbortSignal): Promise<string> {
+  async pathFor(row: VideoRow, request: ThumbnailRequest, signal?: AbortSignal, client?: string): Promise<string> {
     if (row.status !== "ready") throw new HttpError(409, "not_ready", `Video ${row.id} is ${row.status}; thumbnails exist once it is ready`);
     if (!row.width || !row.height) throw new HttpError(404, "no_video_stream", `Video ${row.id} is audio only: it has no picture`);
     Thumbnails.check(row, request);
@@ -225,12 +234,16 @@ export class Thumbnails {
 
     let job = this.jobs.get(output);
     if (!job) {
-      this.admit();
+      this.admit(client);
       const source = this.storage.absolute(row.storagePath);
-      job = this.start(output, async (signal) => {
-        if (!frame.poster) await this.prepareCache(row.id);
-        await this.extract(source, output, demuxer, frame.seconds, frame.width, { signal });
-      });
+      job = this.start(
+        output,
+        async (signal) => {
+          if (!frame.poster) await this.prepareCache(row.id);
+          await this.extract(source, output, demuxer, frame.seconds, frame.width, { signal });
+        },
+        client,
+      );
     }
     return this.settle(row, job, output, signal).then(() => output);
   }
@@ -243,7 +256,7 @@ export class Thumbnails {
    * frame is put at `videos/<id>/thumbs/<name>` (so it goes with the video), not capped per
    * video: the grid bounds how many there can be.
    */
-  async objectFor(row: VideoRow, request: ThumbnailRequest, signal?: AbortSignal): Promise<string> {
+  async objectFor(row: VideoRow, request: ThumbnailRequest, signal?: AbortSignal, client?: string): Promise<string> {
     const objects = this.objects!;
     if (row.status !== "ready") throw new HttpError(409, "not_ready", `Video ${row.id} is ${row.status}; thumbnails exist once it is ready`);
     if (!row.width || !row.height) throw new HttpError(404, "no_video_stream", `Video ${row.id} is audio only: it has no picture`);
@@ -257,7 +270,7 @@ export class Thumbnails {
     if (signal?.aborted) throw clientGone();
     let job = this.jobs.get(key);
     if (!job) {
-      this.admit();
+      this.admit(client);
       job = this.start(key, async (jobSignal) => {
         const base = join(this.storage.ownTmpDir, crypto.randomUUID());
         const source = `${base}.source`;
@@ -272,7 +285,7 @@ export class Thumbnails {
           await rm(source, { force: true });
           await rm(output, { force: true });
         }
-      });
+      }, client);
     }
     await this.settle(row, job, key, signal);
     return key;
@@ -315,22 +328,33 @@ export class Thumbnails {
     }
   }
 
-  /** Refuses a new job when every run is taken and the queue is full. */
-  private admit(): void {
+  /** Refuses a new job when every run is taken and the queue is full, or `client` has its share. */
+  private admit(client: string | undefined): void {
     const { concurrency, queue } = this.limits;
-    if (this.running + this.waiting < concurrency + queue) return;
     // The queue drains `concurrency` runs at a time.
     const seconds = Math.ceil(((this.waiting + 1) / concurrency) * (this.runMs / 1000));
-    const retryAfter = Math.min(MAX_RETRY_AFTER_S, Math.max(1, seconds));
-    throw new HttpError(503, "thumbnails_busy", `Too many thumbnails are being made; try again in ${retryAfter} s`, { "retry-after": String(retryAfter) });
+    const retryAfter = String(Math.min(MAX_RETRY_AFTER_S, Math.max(1, seconds)));
+    if (this.running + this.waiting >= concurrency + queue) {
+      throw new HttpError(503, "thumbnails_busy", `Too many thumbnails are being made; try again in ${retryAfter} s`, { "retry-after": retryAfter });
+    }
+    const share = this.limits.perClient ?? Math.max(1, Math.ceil((concurrency + queue) / 2));
+    if (client !== undefined && (this.byClient.get(client) ?? 0) >= share) {
+      throw new HttpError(429, "thumbnails_rate_limited", `This client already has ${share} new thumbnails being made; try again in ${retryAfter} s`, { "retry-after": retryAfter });
+    }
   }
 
   /** Runs `work` for the frame at `output` (a path, or a key) in a slot, shared by its requests. */
-  private start(output: string, work: (signal: AbortSignal) => Promise<void>): Job {
+  private start(output: string, work: (signal: AbortSignal) => Promise<void>, client?: string): Job {
     const controller = new AbortController();
     const job: Job = { controller, waiters: 0, done: Promise.resolve() };
+    if (client !== undefined) this.byClient.set(client, (this.byClient.get(client) ?? 0) + 1);
     job.done = this.slot(() => work(controller.signal), controller.signal).finally(() => {
       if (this.jobs.get(output) === job) this.jobs.delete(output);
+      if (client !== undefined) {
+        const left = (this.byClient.get(client) ?? 1) - 1;
+        if (left > 0) this.byClient.set(client, left);
+        else this.byClient.delete(client);
+      }
     });
     // Its waiters see the outcome; a cancelled job has none left to see it.
     job.done.catch(() => {});
