@@ -10,6 +10,7 @@ import { resolve, basename } from "node:path";
 import { existsSync } from "node:fs";
 import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit } from "../config.ts";
+import { configureLogging } from "../lib/log.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext, startWorker, stopWorker } from "../app.ts";
 import { toVideoJson } from "../schemas/video.ts";
@@ -43,7 +44,10 @@ if (!isUrl && !existsSync(source)) {
   process.exit(1);
 }
 
-const { config: loaded } = await resolveSecrets(loadConfigOrExit());
+const base = loadConfigOrExit();
+// Standard output is the video's JSON; log lines (a warning about DATA_DIR, the worker's) go to stderr.
+configureLogging(base.logLevel ?? "info", base.logFormat, undefined, false, 2);
+const { config: loaded } = await resolveSecrets(base);
 // The worker this process runs while it waits takes imports and processing, never HLS builds:
 // those are long, and belong to the servers' or the separate workers' queue.
 const config = { ...loaded, jobKinds: ["ingest", "import"] as const };

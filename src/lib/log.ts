@@ -10,7 +10,7 @@ import type { LOG_LEVELS } from "../env.ts";
 export type LogFormat = "json" | "pretty";
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-function make(level: LogLevel, format: LogFormat, destination?: DestinationStream, buffer = false): Logger {
+function make(level: LogLevel, format: LogFormat, destination?: DestinationStream, buffer = false, fd: 1 | 2 = 1): Logger {
   flushLogs();
   buffered = undefined;
   const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
@@ -19,9 +19,10 @@ function make(level: LogLevel, format: LogFormat, destination?: DestinationStrea
     // In-process and synchronous: no transport worker thread, and nothing lost on exit. Loaded
     // only here: a JSON-logging server (production) never holds pino-pretty's ~40 modules.
     const pretty = require("pino-pretty") as typeof import("pino-pretty");
-    return pino(options, pretty({ sync: true, colorize: !!process.stdout.isTTY, ignore: "hostname", translateTime: "SYS:HH:MM:ss.l" }));
+    const tty = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY;
+    return pino(options, pretty({ sync: true, destination: fd, colorize: !!tty, ignore: "hostname", translateTime: "SYS:HH:MM:ss.l" }));
   }
-  if (!buffer) return pino(options, pino.destination({ fd: 1, sync: true }));
+  if (!buffer) return pino(options, pino.destination({ fd, sync: true }));
   // The server's request lines: a write(2) per 4 KiB of lines, not per request. Flushed every
   // second, and on exit. (Quiet processes, such as the worker CLI, write each line at once.)
   const stream = pino.destination({ fd: 1, sync: false, minLength: 4096 });
@@ -54,10 +55,12 @@ let children = new Map<string, Logger>();
 
 /**
  * `destination`: where lines go instead of stdout (tests that read what was logged). `buffer`:
- * JSON lines are written 4 KiB at a time (the server, which logs every request).
+ * JSON lines are written 4 KiB at a time (the server, which logs every request). `fd`: 2 for a
+ * command whose standard output is its result (`bun run ingest` prints the video's JSON).
  */
-export function configureLogging(level: LogLevel, format: LogFormat | undefined, destination?: DestinationStream, buffer = false): void {
-  root = make(level, format ?? (process.stdout.isTTY ? "pretty" : "json"), destination, buffer);
+export function configureLogging(level: LogLevel, format: LogFormat | undefined, destination?: DestinationStream, buffer = false, fd: 1 | 2 = 1): void {
+  const tty = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY;
+  root = make(level, format ?? (tty ? "pretty" : "json"), destination, buffer, fd);
   children = new Map();
 }
 

@@ -5,7 +5,7 @@
  * restarts, and a server without ffmpeg.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { VideoLibrary } from "../../src/library/videos.ts";
@@ -537,11 +537,15 @@ describe("bun run ingest", () => {
     return { stdout, stderr, code };
   }
 
-  test("prints the final JSON, after processing; refuses non-media", async () => {
+  test("prints the final JSON, after processing (its log lines on stderr); refuses non-media", async () => {
     const dataDir = join(scratch, "cli-data");
+    // A DATA_DIR others may enter: the warning goes to stderr, stdout stays the JSON alone.
+    await mkdir(dataDir, { mode: 0o755 });
+    await chmod(dataDir, 0o755);
     const source = await makeVideo({ seconds: 1, faststart: false });
     const ok = await ingest(dataDir, source, "--title", "From the CLI");
     expect(ok.code).toBe(0);
+    expect(ok.stderr).toContain("DATA_DIR can be entered by other users");
     const video = JSON.parse(ok.stdout) as VideoJson;
     expect(video).toMatchObject({ title: "From the CLI", status: "ready", container: "mp4", width: 320, height: 240, videoCodec: "h264" });
     const boxes = await topLevelBoxes(join(dataDir, "videos", video.id, "source.mp4"));
