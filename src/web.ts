@@ -116,7 +116,7 @@ export function createApp(ctx: AppContext) {
     .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))
     .use(streamRoutes(ctx.catalog, ctx.access))
     .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access, downloads: ctx.imports.events, objects: ctx.objects }, ctx.config.cacheTtlMs))
-    .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs))
+    .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs, ctx.objects?.delivery === "redirect" ? ctx.objects.mediaOrigin() : undefined))
     .use(videoRoutes(ctx.library, ctx.ingest, ctx.access, ctx.config.maxUploadBytes, ctx.imports))
     .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs, ctx.objects))
     .use(uploadRoutes(ctx.uploads, ctx.ingest, ctx.config.defaultPlayback ?? "public"))

@@ -150,21 +150,26 @@ export class ObjectServer {
     for (const key of this.slots.keys()) if (key.startsWith(prefix)) this.slots.delete(key);
   }
 
-  /** A whole GET or HEAD: preconditions, then the body (as `serveEntity` for files). */
+  /**
+   * A whole GET or HEAD: preconditions, then the body (as `serveEntity` for files). Always
+   * proxied, whatever S3_DELIVERY says: this serves HLS files and pictures, which pages and
+   * players fetch from Spool's own origin (relative playlist URIs, the pages' CSP); only the
+   * stream route's video bytes (`body`) are redirected.
+   */
   serve(request: Request, entity: FileEntity): Response | Promise<Response> {
     const method = request.method;
     if (method !== "GET" && method !== "HEAD") return errorResponse(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" });
     const outcome = evaluatePreconditions(method, request.headers, entity);
     if (outcome === "not-modified") return new Response(null, { status: 304, headers: entity.notModifiedHeaders });
     if (outcome === "failed") return httpErrorResponse(preconditionFailed());
-    return this.body(request, entity);
+    return this.body(request, entity, "proxy");
   }
 
   /**
    * For a GET or HEAD whose preconditions passed (as `serveBody`): the whole object, a range,
    * ranges, 416, or (redirect delivery) a 302. Storage failures become JSON errors.
    */
-  body(request: Request, given: FileEntity): Response | Promise<Response> {
+  body(request: Request, given: FileEntity, delivery: Delivery = this.delivery): Response | Promise<Response> {
     const entity = given as ObjectEntity;
     const method = request.method;
     const headers = request.headers;
@@ -181,7 +186,7 @@ export class ObjectServer {
     if (plan.kind === "full") {
       if (method === "HEAD" || size === 0) return withLength(new Response(null, { headers: entity.responseHeaders }), size);
       // A redirect repeats the request's Range at the bucket: only when there is none to ignore.
-      if (this.delivery === "redirect" && rangeHeader === null) return this.redirect(entity);
+      if (delivery === "redirect" && rangeHeader === null) return this.redirect(entity);
       hot.fileBytes += size;
       const whole = { start: 0, end: size - 1 };
       if (rangeHeader === null) {
@@ -198,7 +203,7 @@ export class ObjectServer {
         response.headers.set("content-range", contentRange(r, size));
         return response;
       }
-      if (this.delivery === "redirect") return this.redirect(entity);
+      if (delivery === "redirect") return this.redirect(entity);
       hot.fileBytes += r.end - r.start + 1;
       const held = this.fromMemory(entity, r);
       if (held !== undefined) {
@@ -256,6 +261,15 @@ export class ObjectServer {
   private rangeStream(entity: ObjectEntity, range: ByteRange): ReadableStream<Uint8Array> {
     const held = this.partFromMemory(entity, range);
     return held !== undefined ? blobStream(held) : this.blockStream(entity.object, range);
+  }
+
+  /**
+   * The origin presigned URLs point at (S3_DELIVERY=redirect), for the pages' CSP: a player
+   * page's `<video>` follows the stream's 302 there.
+   */
+  mediaOrigin(): string | undefined {
+    const url = this.store.presign("spool-origin-probe", { expiresIn: 60 });
+    return url === null ? undefined : new URL(url).origin;
   }
 
   /** A 302 to a presigned URL of the object; the download variant names the file there too. */

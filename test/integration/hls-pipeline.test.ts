@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { accessFor } from "../../src/access/policy.ts";
 import { jpegSize, makeAudio } from "../helpers/media.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { expectError } from "../helpers/library.ts";
 import { makeSource, readEvents, upload, waitForVideo, hlsSettled, type VideoJson } from "./hls-support.ts";
 
 let spool: TestSpool;
@@ -203,6 +204,20 @@ describe("serving", () => {
     const other = await fetch(`${spool.url}/api/hls/nosuchvideo/master.m3u8`);
     expect(other.status).toBe(404);
     expect(((await other.json()) as { error: { code: string } }).error.code).toBe("not_found");
+  });
+
+  test("only a complete ladder is served: files present while hls.status is not ready answer 404", async () => {
+    const master = `${spool.url}/api/hls/${video.id}/master.m3u8`;
+    expect((await fetch(master)).status).toBe(200);
+    // What a bucket holds while a ladder is being published (its files appear one by one).
+    expect(await spool.ctx.library.setHls(video.id, { status: "processing", progress: 99 })).toBe(true);
+    try {
+      await expectError(await fetch(master), 404, "not_found");
+      await expectError(await fetch(`${spool.url}/api/hls/${video.id}/storyboard.vtt`), 404, "not_found");
+    } finally {
+      expect(await spool.ctx.library.setHls(video.id, { status: "ready", progress: 100 })).toBe(true);
+    }
+    expect((await fetch(master)).status).toBe(200);
   });
 
   test("CORS is on by default for HLS and the stream route, exposing range headers", async () => {

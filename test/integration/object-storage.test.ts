@@ -200,6 +200,32 @@ describe("S3_DELIVERY=redirect", () => {
     expect(new URL(download.headers.get("location")!).searchParams.get("response-content-disposition")).toStartWith("attachment");
   });
 
+  test("HLS files and pictures are still proxied, and the pages let a <video> follow the stream's redirect", async () => {
+    const c = others.find((s) => s.config.storage?.delivery === "redirect") ?? (await another("redirect"));
+    const b = others.find((s) => s.config.storage?.delivery !== "redirect")!;
+    const master = await fetch(`${c.url}/api/hls/${videoId}/master.m3u8`, { redirect: "manual" });
+    expect(master.status).toBe(200);
+    const text = await master.text();
+    expect(text).toBe(await (await fetch(`${b.url}/api/hls/${videoId}/master.m3u8`)).text());
+    const variant = text.split("\n").find((l) => l.endsWith(".m3u8"))!;
+    const media = await fetch(`${c.url}/api/hls/${videoId}/${variant}`, { redirect: "manual" });
+    expect(media.status).toBe(200);
+    const segment = (await media.text()).split("\n").find((l) => l.endsWith(".m4s"))!;
+    const seg = await fetch(`${c.url}/api/hls/${videoId}/${variant.split("/")[0]}/${segment}`, { redirect: "manual" });
+    expect(seg.status).toBe(200);
+    await seg.arrayBuffer();
+    for (const picture of ["thumbnail.jpg", "thumbnail.jpg?t=1&width=160"]) {
+      const r = await fetch(`${c.url}/api/videos/${videoId}/${picture}`, { redirect: "manual" });
+      expect({ picture, status: r.status, type: r.headers.get("content-type") }).toEqual({ picture, status: 200, type: "image/jpeg" });
+      await r.arrayBuffer();
+    }
+    // The watch page's <video> (the original file, without HLS) is redirected to the bucket.
+    const page = await fetch(`${c.url}/watch/${videoId}`);
+    const csp = page.headers.get("content-security-policy")!;
+    expect(csp).toContain(`media-src 'self' blob: ${new URL(s3.endpoint).origin};`);
+    expect((await fetch(`${b.url}/watch/${videoId}`)).headers.get("content-security-policy")).toContain("media-src 'self' blob:;");
+  });
+
   test("Spool still answers HEAD, 304, 412, 416 and multipart itself", async () => {
     const c = others.find((s) => s.config.storage?.delivery === "redirect") ?? (await another("redirect"));
     const target = `${c.url}/api/stream/${videoId}`;

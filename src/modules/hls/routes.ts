@@ -239,10 +239,11 @@ export function hlsRoutes(hls: HlsService, { catalog, access, downloads, objects
   const serve = async (request: Request, id: string, rest: string, server: PeerSource) => {
     const name = isVideoId(id) ? hlsFileName(rest) : null;
     if (!name) return noFile();
-    // The ladder of a ready video only; its playback policy decides who may have it.
+    // The ladder of a ready video only, once it is complete (in a bucket its files appear one by
+    // one while it is published); its playback policy decides who may have it.
     const cached = catalog.peek(id);
     const video = cached === undefined ? await catalog.load(id) : cached;
-    if (!video) return noFile();
+    if (!video?.hlsReady) return noFile();
     let token: string | null = null;
     if (video.signed) {
       try {

@@ -31,23 +31,27 @@ const versionOf = (name: string) => {
 };
 const HLS_JS_VERSION = versionOf("hls.js");
 
-/** Pages must not be framed, sniffed or load anything from elsewhere. hls.js needs blob: workers and MSE. */
-const PAGE_HEADERS = pageHeaders(
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
-);
-
-const page = (html: string, status = 200) => new Response(html, { status, headers: PAGE_HEADERS });
+/**
+ * Pages must not be framed, sniffed or load anything from elsewhere. hls.js needs blob: workers
+ * and MSE. `mediaOrigin` (S3_DELIVERY=redirect): the bucket a `<video>` playing the original
+ * file is redirected to.
+ */
+function pageHeadersFor(mediaOrigin?: string): Record<string, string> {
+  const media = mediaOrigin ? `'self' blob: ${mediaOrigin}` : "'self' blob:";
+  return pageHeaders(
+    `default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src ${media}; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'`,
+  );
+}
 
 /**
  * The embed page is made to be framed by any site (frame-ancestors *, no X-Frame-Options); the
  * rest of its policy is the watch page's. Refusals inside a frame are framable too, so the
  * embedding site shows why instead of a browser error.
  */
-const EMBED_HEADERS: Record<string, string> = (() => {
-  const { "x-frame-options": _denied, ...rest } = PAGE_HEADERS;
+function embedHeadersFor(forPages: Record<string, string>): Record<string, string> {
+  const { "x-frame-options": _denied, ...rest } = forPages;
   return { ...rest, "content-security-policy": rest["content-security-policy"]!.replace("frame-ancestors 'none'", "frame-ancestors *") };
-})();
-const embed = (html: string, status = 200) => new Response(html, { status, headers: EMBED_HEADERS });
+}
 
 /** How long the token a signed-in owner's watch page gets lasts. */
 const OWNER_PAGE_TOKEN_TTL_S = 6 * 60 * 60;
@@ -58,7 +62,11 @@ const TOKEN_PAGE_MESSAGES: Record<string, string> = {
   token_wrong_video: "This link is for another video.",
 };
 
-export function playerRoutes(library: VideoLibrary, access: AccessControl, cacheTtlMs: number) {
+export function playerRoutes(library: VideoLibrary, access: AccessControl, cacheTtlMs: number, mediaOrigin?: string) {
+  const forPages = pageHeadersFor(mediaOrigin);
+  const forEmbeds = embedHeadersFor(forPages);
+  const page = (html: string, status = 200) => new Response(html, { status, headers: forPages });
+  const embed = (html: string, status = 200) => new Response(html, { status, headers: forEmbeds });
   const cache = new FileCache(cacheTtlMs);
   // Read only: which failed videos were imports (their last import job holds the URL to retry).
   const jobs = new JobQueue(library.handle);

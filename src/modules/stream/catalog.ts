@@ -35,6 +35,8 @@ export class CachedVideo {
     private readonly makeDownload: () => FileEntity,
     /** What a download is called (the title with the container's extension); clips add their interval. */
     readonly downloadName = "video",
+    /** Its HLS ladder is complete (`hls.status` ready): only then are its files served. */
+    readonly hlsReady = false,
   ) {}
 
   /** Both variants have the same bytes and validators; only Content-Disposition differs. */
@@ -160,7 +162,7 @@ export class StreamCatalog {
       else logger("stream").warn({ video: id, path, size: found?.size, expected: row.size }, found ? "stored file has the wrong size; answering 404" : "stored file is missing; answering 404");
     }
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    const video = inline && row ? new CachedVideo(row.id, row.playback === "signed", inline, () => this.downloadEntity(row, inline), downloadName(row)) : undefined;
+    const video = inline && row ? new CachedVideo(row.id, row.playback === "signed", inline, () => this.downloadEntity(row, inline), downloadName(row), row.hlsStatus === "ready") : undefined;
     this.entries.set(id, { video, expires: Date.now() + this.ttlMs });
     return video ?? null;
   }
