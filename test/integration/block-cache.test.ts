@@ -11,6 +11,7 @@ import { BlockCache, type CachedObject, type Piece } from "../../src/storage/blo
 import { blockCount, blockLength } from "../../src/storage/blocks.ts";
 import { StorageUnavailable, type ObjectStore, type ReadOptions, type ReadRange } from "../../src/storage/object-store.ts";
 import { S3Store, type S3StoreOptions } from "../../src/storage/s3-store.ts";
+import { ObjectServer } from "../../src/storage/serve.ts";
 import { ROOT } from "../helpers/process.ts";
 import { startS3rver, type S3rver } from "../helpers/s3.ts";
 
@@ -274,4 +275,21 @@ describe("BlockCache", () => {
     }
     expect(await bytesOf(await cache.pieces(OBJECT, { start: 4 * BLOCK, end: 4 * BLOCK + 9 }))).toEqual(SOURCE.subarray(4 * BLOCK, 4 * BLOCK + 10));
   }, 30_000);
+});
+
+describe("ObjectServer over the cache", () => {
+  test("a range over several blocks is streamed 256 KiB at a time (a slow reader holds no whole block), the exact bytes", async () => {
+    const block = 1024 * 1024;
+    const cache = new BlockCache({ dir: newDir(), maxBytes: 64 * block, blockSize: block, store });
+    await cache.init();
+    const server = new ObjectServer(store, cache, "proxy");
+    const entity = server.entity(OBJECT.key, OBJECT.size, OBJECT.identity, Date.now());
+    const start = 1000;
+    const response = await server.body(new Request("http://x/", { headers: { range: `bytes=${start}-` } }), entity);
+    expect(response.status).toBe(206);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+    expect(Math.max(...chunks.map((c) => c.byteLength))).toBeLessThanOrEqual(256 * 1024);
+    expect(new Uint8Array(Buffer.concat(chunks))).toEqual(SOURCE.subarray(start));
+  });
 });
