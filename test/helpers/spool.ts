@@ -7,6 +7,7 @@ import { configureLogging, type LogLevel } from "../../src/lib/log.ts";
 import { startSpool, type RunningSpool } from "../../src/server.ts";
 import { afterAll } from "bun:test";
 import type { StorageConfig } from "../../src/storage/index.ts";
+import { atEnd } from "./at-end.ts";
 import { startPostgres, type TestPostgres } from "./postgres.ts";
 import { startS3rver, type S3rver } from "./s3.ts";
 
@@ -23,7 +24,12 @@ async function databaseFor(dataDir: string): Promise<string> {
   if (TEST_DIALECT === "sqlite") return `file:${join(dataDir, "spool.db")}`;
   let url = databases.get(dataDir);
   if (!url) {
-    postgres ??= startPostgres();
+    // One throwaway cluster for the run's servers (unless SPOOL_TEST_POSTGRES_URL names a
+    // running one), stopped after the last test file.
+    postgres ??= startPostgres().then((pg) => {
+      atEnd(() => pg.stop());
+      return pg;
+    });
     url = postgres.then((pg) => pg.createDatabase());
     databases.set(dataDir, url);
   }
@@ -47,11 +53,11 @@ export function useTestStorage(kind: "local" | "s3"): void {
   });
 }
 
-/** The s3rver of this test process (started on first use, killed when the process exits). */
+/** The s3rver of this test process (started on first use, stopped after the last test file). */
 export function testS3(): Promise<S3rver> {
   if (!sharedS3) {
     sharedS3 = startS3rver();
-    void sharedS3.then((s3) => process.on("exit", () => void s3.stop()));
+    void sharedS3.then((s3) => atEnd(() => s3.stop()));
   }
   return sharedS3;
 }
