@@ -314,9 +314,13 @@ describe("the bucket going down", () => {
       socket.on("end", () => resolve({ bytes, head, ended: "end" }));
     });
     await s3.start();
+    // The reset can cut even the head short: a RST discards what the client had not read yet.
+    // Whatever arrived never claims a length, and a head that arrived whole says chunked.
+    const complete = received.head.includes("\r\n\r\n");
     const head = received.head.split("\r\n\r\n")[0]!;
     expect(head).toStartWith("HTTP/1.1 200");
-    expect(head.toLowerCase()).toContain("transfer-encoding: chunked");
+    expect(head.toLowerCase()).not.toMatch(/\r\ncontent-length:/);
+    if (complete) expect(head.toLowerCase()).toContain("transfer-encoding: chunked");
     // Far short of the object, and the chunked body has no terminating chunk (never "complete").
     expect(received.bytes).toBeLessThan(big.length);
     expect(received.ended === "error" || received.ended === "end").toBe(true);
