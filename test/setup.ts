@@ -10,4 +10,4 @@ import { runAtEnd } from "./helpers/at-end.ts";
 configureLogging((process.env.LOG_LEVEL as LogLevel | undefined) ?? "warn", "json");
 
 // What helpers started for the whole run (a throwaway PostgreSQL) is stopped after the last file.
-afterAll(runAtEnd);
+afterAll(runAtEnd, { timeout: 60_000 });

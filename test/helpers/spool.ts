@@ -24,10 +24,10 @@ async function databaseFor(dataDir: string): Promise<string> {
   if (TEST_DIALECT === "sqlite") return `file:${join(dataDir, "spool.db")}`;
   let url = databases.get(dataDir);
   if (!url) {
-    // One throwaway cluster for the run's servers (unless SPOOL_TEST_POSTGRES_URL names a
-    // running one), stopped after the last test file.
+    // One throwaway cluster for the run's servers, stopped after the last test file. A server
+    // SPOOL_TEST_POSTGRES_URL names is its starter's to stop (scripts/test-all.sh), databases and all.
     postgres ??= startPostgres().then((pg) => {
-      atEnd(() => pg.stop());
+      if (!process.env.SPOOL_TEST_POSTGRES_URL) atEnd(() => pg.stop());
       return pg;
     });
     url = postgres.then((pg) => pg.createDatabase());
