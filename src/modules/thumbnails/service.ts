@@ -103,6 +103,8 @@ export class Thumbnails {
   private readonly jobs = new Map<string, Job>();
   /** New jobs in the works per client (running or waiting): at most runs + queue entries. */
   private readonly byClient = new Map<string, number>();
+  /** New jobs one client may have in the works (`perClient`, default half of runs and queue). */
+  private readonly clientShare: number;
   private readonly limiter: Limiter;
   readonly limits: Readonly<ThumbnailLimits>;
   private running = 0;
@@ -119,6 +121,7 @@ export class Thumbnails {
   ) {
     const set = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
     this.limits = { ...THUMBNAIL_DEFAULTS, ...set };
+    this.clientShare = this.limits.perClient ?? Math.max(1, Math.ceil((this.limits.concurrency + this.limits.queue) / 2));
     this.limiter = new Limiter(Math.max(1, this.limits.concurrency));
     this.frameClips = objects ? new ClipCache({ maxBytes: FRAME_CLIP_CACHE_BYTES, mediaFor: (base) => objects.clipMedia(base) }) : undefined;
   }
@@ -331,15 +334,15 @@ export class Thumbnails {
   /** Refuses a new job when every run is taken and the queue is full, or `client` has its share. */
   private admit(client: string | undefined): void {
     const { concurrency, queue } = this.limits;
-    // The queue drains `concurrency` runs at a time.
-    const seconds = Math.ceil(((this.waiting + 1) / concurrency) * (this.runMs / 1000));
-    const retryAfter = String(Math.min(MAX_RETRY_AFTER_S, Math.max(1, seconds)));
+    // The queue drains `concurrency` runs at a time. Worked out only for a refusal.
+    const retryAfter = () => String(Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(((this.waiting + 1) / concurrency) * (this.runMs / 1000)))));
     if (this.running + this.waiting >= concurrency + queue) {
-      throw new HttpError(503, "thumbnails_busy", `Too many thumbnails are being made; try again in ${retryAfter} s`, { "retry-after": retryAfter });
+      const wait = retryAfter();
+      throw new HttpError(503, "thumbnails_busy", `Too many thumbnails are being made; try again in ${wait} s`, { "retry-after": wait });
     }
-    const share = this.limits.perClient ?? Math.max(1, Math.ceil((concurrency + queue) / 2));
-    if (client !== undefined && (this.byClient.get(client) ?? 0) >= share) {
-      throw new HttpError(429, "thumbnails_rate_limited", `This client already has ${share} new thumbnails being made; try again in ${retryAfter} s`, { "retry-after": retryAfter });
+    if (client !== undefined && (this.byClient.get(client) ?? 0) >= this.clientShare) {
+      const wait = retryAfter();
+      throw new HttpError(429, "thumbnails_rate_limited", `This client already has ${this.clientShare} new thumbnails being made; try again in ${wait} s`, { "retry-after": wait });
     }
   }
 

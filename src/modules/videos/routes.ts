@@ -204,7 +204,7 @@ export function videoRoutes(
         // A token holder gets URLs that work for them.
         const json = grant.token ? tokenizedJson(toVideoJson(row), grant.token) : toVideoJson(row);
         // A poller sends the ETag back and hears 304 until the video changes.
-        const etag = contentEtag(JSON.stringify(json));
+        const etag = videoEtag(json);
         const outcome = evaluatePreconditions(request.method, request.headers, { etag, lastModified: Number.NaN });
         // (A Response, which Elysia sends as is; its types admit only the schema's 200 body here.)
         if (outcome === "not-modified") return new Response(null, { status: 304, headers: { etag, "cache-control": cacheControl } }) as never;
@@ -239,7 +239,7 @@ export function videoRoutes(
         // If-Match (the ETag of GET): applied only to the video as it was then (a compare-and-set).
         const checked = requireUnchanged(request, current);
         const json = toVideoJson(await library.update(id, { title, playback }, checked ? current.updatedAt : undefined));
-        set.headers.etag = contentEtag(JSON.stringify(json));
+        set.headers.etag = videoEtag(json);
         return json;
       },
       {
@@ -339,7 +339,12 @@ export function videoRoutes(
 function requireUnchanged(request: Request, row: VideoRow): boolean {
   const headers = request.headers;
   if (!headers.has("if-match") && !headers.has("if-none-match")) return false;
-  const etag = contentEtag(JSON.stringify(toVideoJson(row)));
+  const etag = videoEtag(toVideoJson(row));
   if (evaluatePreconditions(request.method, headers, { etag, lastModified: Number.NaN }) !== "proceed") throw preconditionFailed();
   return true;
+}
+
+/** The strong ETag of a video's JSON as it is answered (with or without a token in its URLs). */
+function videoEtag(json: unknown): string {
+  return contentEtag(JSON.stringify(json));
 }
