@@ -61,14 +61,20 @@ const applyChange = relayChanges(spool.ctx, (message) => (isPrimary ? broadcast(
 
 /** Replies awaited by nonce: a child's registry (primary side), or the sum (child side). */
 const awaiting = new Map<string, (reply: MetricsReply) => void>();
-const METRICS_WAIT_MS = 1000;
+/**
+ * How long the primary waits for each child's registry. A scraped child waits longer for the
+ * primary's sum, since that sum itself waits for the children: with equal waits a child slowed
+ * down by load would give up on the primary just before the sum arrived, and answer alone.
+ */
+const CHILD_REGISTRY_WAIT_MS = 2000;
+const CLUSTER_SUM_WAIT_MS = CHILD_REGISTRY_WAIT_MS + 1000;
 
-function awaitReply(nonce: string, send: () => void): Promise<MetricsReply | null> {
+function awaitReply(nonce: string, waitMs: number, send: () => void): Promise<MetricsReply | null> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       awaiting.delete(nonce);
       resolve(null);
-    }, METRICS_WAIT_MS);
+    }, waitMs);
     awaiting.set(nonce, (reply) => {
       clearTimeout(timer);
       awaiting.delete(nonce);
@@ -90,7 +96,7 @@ async function clusterMetrics(): Promise<string> {
   const replies = await Promise.all(
     children.filter((c) => c && c.exitCode === null && !c.killed).map((child) => {
       const nonce = crypto.randomUUID();
-      return awaitReply(nonce, () => child.send({ spool: "metrics?", nonce }));
+      return awaitReply(nonce, CHILD_REGISTRY_WAIT_MS, () => child.send({ spool: "metrics?", nonce }));
     }),
   );
   const all = [own, ...replies.flatMap((r) => (r?.json ? [r.json] : []))];
@@ -166,7 +172,7 @@ if (!isPrimary) {
   // Scraped here: ask the primary for the cluster's sum; alone if it does not answer.
   spool.ctx.metrics.collect = async () => {
     const nonce = crypto.randomUUID();
-    const reply = await awaitReply(nonce, () => process.send?.({ spool: "metrics?", nonce }));
+    const reply = await awaitReply(nonce, CLUSTER_SUM_WAIT_MS, () => process.send?.({ spool: "metrics?", nonce }));
     return reply?.text ?? registry.metrics();
   };
   // The primary died (kill -9, OOM): its IPC channel closes, or this process is re-parented.

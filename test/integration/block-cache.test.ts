@@ -71,16 +71,28 @@ function lcg(seed: number) {
  * An HTTP proxy in front of s3rver that slows its answers: `delay` waits before the body;
  * `stall` sends half of it and then nothing (a filler stuck mid-block).
  */
-function slowProxy(mode: "delay" | "stall") {
+/**
+ * A proxy in front of s3rver. "together": every answer is held until two requests have come in
+ * (a barrier, so two fillers surely fetch at once however far apart their processes start; 20 s
+ * at most). "stall": half of each body, then nothing.
+ */
+function slowProxy(mode: "together" | "stall") {
+  let arrived = 0;
+  const both = Promise.withResolvers<void>();
+  const fallback = setTimeout(both.resolve, 20_000).unref();
   return Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
     idleTimeout: 0,
     async fetch(req) {
       const url = new URL(req.url);
+      if (mode === "together" && ++arrived === 2) {
+        clearTimeout(fallback);
+        both.resolve();
+      }
       const upstream = await fetch(`${s3.endpoint}${url.pathname}${url.search}`, { method: req.method, headers: req.headers });
-      if (mode === "delay") {
-        await Bun.sleep(400);
+      if (mode === "together") {
+        await both.promise;
         return upstream;
       }
       const reader = upstream.body!.getReader();
@@ -206,7 +218,7 @@ describe("BlockCache", () => {
   }, 30_000);
 
   test("two processes filling the same block at once end with one complete block", async () => {
-    const proxy = slowProxy("delay");
+    const proxy = slowProxy("together");
     try {
       const dir = newDir();
       const via = { ...s3.options, endpoint: `http://127.0.0.1:${proxy.port}` };
@@ -216,7 +228,7 @@ describe("BlockCache", () => {
       for (const [code, out, err] of outputs) {
         expect({ code, err }).toEqual({ code: 0, err: "" });
         const lines = out.trim().split("\n");
-        // Both really fetched the block at the same time (the proxy holds each answer 400 ms).
+        // Both really fetched the block at the same time (the proxy holds each answer until both asked).
         expect(JSON.parse(lines.at(-2)!)).toMatchObject({ misses: 1, fills: 1 });
         const pieces = JSON.parse(lines.at(-1)!) as Piece[];
         expect(await bytesOf(pieces)).toEqual(SOURCE.subarray(range.start, range.end + 1));

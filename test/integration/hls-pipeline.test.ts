@@ -301,7 +301,7 @@ describe("progress", () => {
     expect(settled.hls.status).toBe("skipped");
     expect(settled.hls.error).toContain("no video stream");
     expect(existsSync(join(spool.dataDir, "videos", uploaded.id, "hls"))).toBe(false);
-  });
+  }, 60_000);
 });
 
 test("deleting a video removes its ladder and stops serving it", async () => {

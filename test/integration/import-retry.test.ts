@@ -27,7 +27,8 @@ beforeAll(async () => {
       return failWith === null ? new Response(Bun.file(file)) : new Response("try later", { status: failWith });
     },
   });
-  spool = await startTestSpool({ seedDemo: false, imports: { allowPrivate: true } });
+  // No HLS builds: they would compete with the imports for the CPU and are not what is tested.
+  spool = await startTestSpool({ seedDemo: false, imports: { allowPrivate: true }, jobKinds: ["ingest", "import"] });
 });
 
 afterAll(async () => {

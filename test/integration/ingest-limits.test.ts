@@ -45,7 +45,7 @@ async function snapshot(dataDir: string, databaseUrl = dataDir === spool?.dataDi
 /** Waits for the server to finish with a refused upload's files (a tus store cleans up after answering). */
 async function settledSnapshot(dataDir: string, expected: Awaited<ReturnType<typeof snapshot>>) {
   let now = await snapshot(dataDir);
-  for (let i = 0; i < 40 && JSON.stringify(now) !== JSON.stringify(expected); i++) {
+  for (let i = 0; i < 200 && JSON.stringify(now) !== JSON.stringify(expected); i++) {
     await Bun.sleep(50);
     now = await snapshot(dataDir);
   }

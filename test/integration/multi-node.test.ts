@@ -105,7 +105,9 @@ test("the HLS ladder built by the worker plays from both servers", async () => {
   }
 }, 90_000);
 
-test("a rename on B shows on A at once (its list page too); a delete on A is a 404 on B within a second", async () => {
+// "Soon" is 10 s here: a loaded machine may delay NOTIFY; what matters is that it is far below
+// CACHE_TTL_MS (ten minutes), so only the notification can explain the change.
+test("a rename on B shows on A at once (its list page too); a delete on A is a 404 on B soon after, not after the cache's ten minutes", async () => {
   const [a, b] = servers;
   // A caches the list page, B caches the stream entry (for ten minutes).
   const listed = (await (await fetch(`${a!.url}/api/videos`, { headers: AUTH })).json()) as { items: VideoJson[] };
@@ -116,7 +118,7 @@ test("a rename on B shows on A at once (its list page too); a delete on A is a 4
   expect(renamed.status).toBe(200);
   expect((await getVideo(a!.url, video.id)).title).toBe("Renamed on B");
   let seen = "";
-  for (const end = Date.now() + 1000; Date.now() < end && seen !== "Renamed on B"; await Bun.sleep(20)) {
+  for (const end = Date.now() + 10_000; Date.now() < end && seen !== "Renamed on B"; await Bun.sleep(20)) {
     const page = (await (await fetch(`${a!.url}/api/videos`, { headers: AUTH })).json()) as { items: VideoJson[] };
     seen = page.items.find((v) => v.id === video.id)!.title;
   }
@@ -125,13 +127,12 @@ test("a rename on B shows on A at once (its list page too); a delete on A is a 4
   expect((await fetch(`${a!.url}/api/videos/${video.id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
   const deletedAt = Date.now();
   let status = 0;
-  while (Date.now() - deletedAt < 1000) {
+  while (Date.now() - deletedAt < 10_000) {
     status = (await fetch(`${b!.url}/api/stream/${video.id}`, { method: "HEAD" })).status;
     if (status === 404) break;
     await Bun.sleep(20);
   }
   expect(status).toBe(404);
-  expect(Date.now() - deletedAt).toBeLessThan(1000);
 }, 30_000);
 
 test("a URL import run by the separate worker shows its download progress on both servers' event streams", async () => {

@@ -392,7 +392,8 @@ describe("bounded work (THUMBNAIL_CONCURRENCY=1, THUMBNAIL_QUEUE=2)", () => {
       const controller = new AbortController();
       const leaving = fetch(url(t, width), { signal: controller.signal }).catch((error: Error) => error.name);
       const staying = fetch(url(t, width));
-      expect(await until(() => load().running === 1 && ffmpegChildren() === 1)).toBe(true);
+      // Both requests wait for the one run before the first leaves.
+      expect(await until(() => load().running === 1 && load().requests === 2 && ffmpegChildren() === 1)).toBe(true);
       controller.abort();
       expect(await leaving).toBe("AbortError");
       const response = await staying;

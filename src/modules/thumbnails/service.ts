@@ -109,6 +109,8 @@ export class Thumbnails {
   readonly limits: Readonly<ThumbnailLimits>;
   private running = 0;
   private waiting = 0;
+  /** Requests waiting for a frame; several may share one job. */
+  private requests = 0;
   /** Moving average of a run's duration, for Retry-After. */
   private runMs = 500;
 
@@ -129,9 +131,9 @@ export class Thumbnails {
   /** STORAGE=s3: parsed `moov`s of bucket videos, to cut the second around a frame (see `frameSource`). */
   private readonly frameClips: ClipCache | undefined;
 
-  /** ffmpeg runs in progress and jobs waiting for one (posters at ingest included). */
-  get load(): { running: number; waiting: number } {
-    return { running: this.running, waiting: this.waiting };
+  /** ffmpeg runs in progress, jobs waiting for one (posters at ingest included), and the requests waiting for them. */
+  get load(): { running: number; waiting: number; requests: number } {
+    return { running: this.running, waiting: this.waiting, requests: this.requests };
   }
 
   /** Runs `task` in one of the `concurrency` slots; `signal` takes it out of the queue. */
@@ -368,7 +370,9 @@ export class Thumbnails {
   /** Waits for `job` on behalf of one request, which may leave early (`signal`). */
   private wait(job: Job, output: string, signal: AbortSignal | undefined): Promise<void> {
     job.waiters++;
-    if (!signal) return job.done;
+    this.requests++;
+    const done = () => this.requests--;
+    if (!signal) return job.done.finally(done);
     return new Promise<void>((resolve, reject) => {
       const leave = () => {
         if (--job.waiters === 0) {
@@ -381,7 +385,7 @@ export class Thumbnails {
       };
       signal.addEventListener("abort", leave, { once: true });
       job.done.then(resolve, reject).finally(() => signal.removeEventListener("abort", leave));
-    });
+    }).finally(done);
   }
 
   /** Creates thumbs/ and keeps it under MAX_CACHED files by dropping the least recently made. */
