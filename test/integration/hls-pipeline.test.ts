@@ -233,6 +233,13 @@ describe("serving", () => {
       expect(preflight.status).toBe(204);
       expect(preflight.headers.get("access-control-allow-methods")).toBe("GET, HEAD, OPTIONS");
       expect(preflight.headers.get("access-control-allow-headers")).toContain("Range");
+      // Not a preflight: the methods the resource supports, and the same ones in a 405's Allow.
+      const options = await fetch(url, { method: "OPTIONS" });
+      expect(options.status).toBe(204);
+      expect(options.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
+      const post = await fetch(url, { method: "POST", headers: AUTH });
+      await expectError(post, 405, "method_not_allowed");
+      expect(post.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
     }
     // Not on the library API.
     const api = await fetch(`${spool.url}/api/videos/${video.id}`, { headers: { origin: "https://player.example" } });

@@ -262,7 +262,15 @@ export function hlsRoutes(hls: HlsService, { catalog, access, downloads, objects
     return files.serve(request, entity);
   };
 
+  // An OPTIONS that is not a CORS preflight (src/modules/cors answers those before routing): the
+  // methods a ladder file supports (RFC 9110 §9.3.7), as on the stream route. Being routes, they
+  // also put OPTIONS in the Allow of a 405 here.
+  const options = () => new Response(null, { status: 204, headers: { allow: "GET, HEAD, OPTIONS" } });
+  const undocumented = { detail: { hide: true } };
+
   return new Elysia({ name: "spool.hls" })
+    .options("/api/hls/:id/:name", options, undocumented)
+    .options("/api/hls/:id/:name/:file", options, undocumented)
     // One parameter name per path position (the router requires it): `name` is a file here...
     .get("/api/hls/:id/:name", ({ request, params, server }) => serve(request, params.id, params.name, server), {
       params: t.Object({ id: t.String(), name: t.String() }),
