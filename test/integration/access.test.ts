@@ -175,6 +175,8 @@ describe("the management API needs the key", () => {
         "GET /api/videos/:id",
         "GET /api/videos/:id/thumbnail.jpg",
         "HEAD /api/uploads/:id",
+        "OPTIONS /api/hls/:id/:name",
+        "OPTIONS /api/hls/:id/:name/:file",
         "OPTIONS /api/uploads",
         "OPTIONS /api/uploads/:id",
         "OPTIONS /api/uploads/direct/:secret",
