@@ -16,7 +16,7 @@ import { metricsRoutes } from "./metrics/routes.ts";
 import { mutationLimit } from "./access/mutation-limit.ts";
 import { accessRoutes } from "./access/plugin.ts";
 import { fileServer } from "./files/send-file.ts";
-import { HttpError, errorResponse, httpErrorResponse } from "./http/errors.ts";
+import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed } from "./http/errors.ts";
 import { bodyLimits } from "./modules/body-limit/plugin.ts";
 import { healthRoutes } from "./modules/health/routes.ts";
 import { corsRoutes } from "./modules/cors/plugin.ts";
@@ -72,7 +72,7 @@ export function createApp(ctx: AppContext) {
       case "NOT_FOUND": {
         const path = requestPath(request.url);
         const allowed = (methodsFor ??= methodTable(app.routes))(path);
-        if (allowed.length) return errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${path}`, { allow: allowed.join(", ") });
+        if (allowed.length) return methodNotAllowed(request.method, `on ${path}`, allowed.join(", "));
         return errorResponse(404, "not_found", `No route for ${request.method} ${path}`);
       }
       case "VALIDATION":

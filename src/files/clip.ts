@@ -15,7 +15,7 @@
 import type { BunFile } from "bun";
 import { evaluatePreconditions, ifRangeAllows, type Validators } from "../http/conditional.ts";
 import { contentDisposition, type DispositionType } from "../http/content-disposition.ts";
-import { HttpError, errorResponse, httpErrorResponse, preconditionFailed } from "../http/errors.ts";
+import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed, preconditionFailed } from "../http/errors.ts";
 import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
 import { DEFAULT_RANGE_LIMITS, contentRange, planRange, unsatisfiedRange, type ByteRange } from "../http/range.ts";
 import { ClipRangeError, planClip, writeClip, type ClipLayout } from "../media/mp4/clip.ts";
@@ -221,7 +221,7 @@ export function serveClipEntity(request: Request, clip: ClipEntity, options: Eng
   if (stored !== undefined) return serveEntity(request, stored, options);
   const method = request.method;
   if (method !== "GET" && method !== "HEAD") {
-    return errorResponse(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" });
+    return methodNotAllowed(method, "here", "GET, HEAD");
   }
   const outcome = evaluatePreconditions(method, request.headers, clip);
   if (outcome === "not-modified") return new Response(null, { status: 304, headers: clip.notModifiedHeaders });

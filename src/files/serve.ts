@@ -6,7 +6,7 @@
  * Two cases cannot be sent that way (see `streamSlices`) and use a bounded pull stream instead.
  */
 import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
-import { errorResponse, httpErrorResponse, preconditionFailed } from "../http/errors.ts";
+import { errorResponse, httpErrorResponse, methodNotAllowed, preconditionFailed } from "../http/errors.ts";
 import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
 import { contentRange, planRange, unsatisfiedRange, type ByteRange, type RangeLimits, DEFAULT_RANGE_LIMITS } from "../http/range.ts";
 import { hot } from "../metrics/metrics.ts";
@@ -76,7 +76,7 @@ export interface EngineOptions {
 export function serveEntity(request: Request, entity: FileEntity, options: EngineOptions = {}): Response {
   const method = request.method;
   if (method !== "GET" && method !== "HEAD") {
-    return errorResponse(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" });
+    return methodNotAllowed(method, "here", "GET, HEAD");
   }
   return preconditionResponse(request, entity) ?? serveBody(request, entity, options);
 }

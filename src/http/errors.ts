@@ -39,6 +39,11 @@ export function errorResponse(status: number, code: string, message: string, hea
   });
 }
 
+/** 405 Method Not Allowed, with the methods the resource does support (RFC 9110 §15.5.6). */
+export function methodNotAllowed(method: string, where: string, allow: string): Response {
+  return errorResponse(405, "method_not_allowed", `${method} is not allowed ${where}`, { allow });
+}
+
 export function httpErrorResponse(error: HttpError): Response {
   return errorResponse(error.status, error.code, error.message, error.headers);
 }

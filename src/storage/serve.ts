@@ -31,7 +31,7 @@
 import { mkdir, open, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
-import { errorResponse, httpErrorResponse, preconditionFailed } from "../http/errors.ts";
+import { errorResponse, httpErrorResponse, methodNotAllowed, preconditionFailed } from "../http/errors.ts";
 import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
 import { contentRange, DEFAULT_RANGE_LIMITS, planRange, unsatisfiedRange, type ByteRange } from "../http/range.ts";
 import { makeEntity, type FileEntity, type ServeOptions } from "../files/entity.ts";
@@ -160,7 +160,7 @@ export class ObjectServer {
    */
   serve(request: Request, entity: FileEntity): Response | Promise<Response> {
     const method = request.method;
-    if (method !== "GET" && method !== "HEAD") return errorResponse(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" });
+    if (method !== "GET" && method !== "HEAD") return methodNotAllowed(method, "here", "GET, HEAD");
     const outcome = evaluatePreconditions(method, request.headers, entity);
     if (outcome === "not-modified") return new Response(null, { status: 304, headers: entity.notModifiedHeaders });
     if (outcome === "failed") return httpErrorResponse(preconditionFailed());

@@ -2,7 +2,7 @@
 import { FileCache } from "../../files/cache.ts";
 import type { MemoryTier } from "../../files/memory-tier.ts";
 import { serveFile } from "../../files/serve-path.ts";
-import { errorResponse } from "../../http/errors.ts";
+import { errorResponse, methodNotAllowed } from "../../http/errors.ts";
 import { requestPath } from "../../http/path.ts";
 import { withTelemetry } from "../../lib/telemetry.ts";
 import { StaticRoot } from "./resolve.ts";
@@ -35,7 +35,7 @@ export function staticHandler(staticDir: string, cacheTtlMs: number, memory?: Me
 export function nativeStaticRoute(handler: StaticHandler) {
   const serve = withTelemetry(STATIC_ROUTE, handler);
   const notAllowed = withTelemetry(STATIC_ROUTE, (request) =>
-    errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${requestPath(request.url)}`, { allow: "GET, HEAD" }),
+    methodNotAllowed(request.method, `on ${requestPath(request.url)}`, "GET, HEAD"),
   );
   return { [STATIC_ROUTE]: { GET: serve, HEAD: serve, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, OPTIONS: notAllowed } };
 }

@@ -16,7 +16,7 @@ import { withDate } from "../../http/date.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { ObjectNotFound, StorageUnavailable } from "../../storage/object-store.ts";
 import { storageErrorResponse } from "../../storage/serve.ts";
-import { HttpError, errorResponse, httpErrorResponse } from "../../http/errors.ts";
+import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed } from "../../http/errors.ts";
 import { unhandledError } from "../../lib/telemetry.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/request-id.ts";
 import { hot } from "../../metrics/metrics.ts";
@@ -193,7 +193,7 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
     return new Response(null, { status: 204, headers: preflightHeaders(headers) });
   };
   const notAllowed = (request: Request): Response =>
-    finish(request, errorResponse(405, "method_not_allowed", `${request.method} is not allowed on a stream`, { allow: "GET, HEAD, OPTIONS" }));
+    finish(request, methodNotAllowed(request.method, "on a stream", "GET, HEAD, OPTIONS"));
   return {
     "/api/stream/:id": { GET: handle, HEAD: head, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed },
   };
