@@ -75,31 +75,28 @@ echo "== benchmark harness smoke"
 echo "== benchmark soak smoke (5 s of mixed traffic: RSS, fds, errors)"
 "$BUN" bench/run.ts --soak --soak-seconds=5 || failed_steps=$((failed_steps + 1))
 
-# The failed tests again, by name and with their first lines, so the end of a long log says
+# Exact counts from the junit reports (the extra steps above count as one test each), and the
+# failed tests again by name with their first lines on stderr, so the end of a long log says
 # which test failed and why (bun prints them where they ran, hundreds of lines up).
-python3 - <<'PY' 2>/dev/null
-import glob
-import xml.etree.ElementTree as ET
-for f in sorted(glob.glob("test-results/junit*.xml")):
-    for c in ET.parse(f).getroot().iter("testcase"):
-        bad = c.find("failure") if c.find("failure") is not None else c.find("error")
-        if bad is None:
-            continue
-        print(f"FAILED ({f}): {c.get('classname', '')} > {c.get('name', '')} [{c.get('file', '')}]")
-        text = bad.text or bad.get("message") or ""
-        for line in [l for l in text.splitlines() if l.strip()][:12]:
-            print("    " + line[:300])
-PY
-
-# Exact counts from the junit report; the extra steps above count as one test each.
 read -r tests failures errors skipped < <(
-  python3 - <<'PY' 2>/dev/null || echo "0 1 0 0"
+  python3 - <<'PY' || echo "0 1 0 0"
 import glob
+import sys
 import xml.etree.ElementTree as ET
-cases = [c for f in sorted(glob.glob("test-results/junit*.xml")) for c in ET.parse(f).getroot().iter("testcase")]
-failures = sum(1 for c in cases if c.find("failure") is not None)
-errors = sum(1 for c in cases if c.find("error") is not None)
-skipped = sum(1 for c in cases if c.find("skipped") is not None)
+cases = [(f, c) for f in sorted(glob.glob("test-results/junit*.xml")) for c in ET.parse(f).getroot().iter("testcase")]
+failures = errors = skipped = 0
+for f, c in cases:
+    failure, error = c.find("failure"), c.find("error")
+    failures += failure is not None
+    errors += error is not None
+    skipped += c.find("skipped") is not None
+    bad = failure if failure is not None else error
+    if bad is None:
+        continue
+    print(f"FAILED ({f}): {c.get('classname', '')} > {c.get('name', '')} [{c.get('file', '')}]", file=sys.stderr)
+    text = bad.text or bad.get("message") or ""
+    for line in [l for l in text.splitlines() if l.strip()][:12]:
+        print("    " + line[:300], file=sys.stderr)
 print(len(cases), failures, errors, skipped)
 PY
 )

@@ -109,8 +109,6 @@ export class Thumbnails {
   readonly limits: Readonly<ThumbnailLimits>;
   private running = 0;
   private waiting = 0;
-  /** Requests waiting for a frame; several may share one job. */
-  private requests = 0;
   /** Moving average of a run's duration, for Retry-After. */
   private runMs = 500;
 
@@ -131,9 +129,11 @@ export class Thumbnails {
   /** STORAGE=s3: parsed `moov`s of bucket videos, to cut the second around a frame (see `frameSource`). */
   private readonly frameClips: ClipCache | undefined;
 
-  /** ffmpeg runs in progress, jobs waiting for one (posters at ingest included), and the requests waiting for them. */
+  /** ffmpeg runs in progress, jobs waiting for one (posters at ingest included), and the requests waiting for them (several may share a job). */
   get load(): { running: number; waiting: number; requests: number } {
-    return { running: this.running, waiting: this.waiting, requests: this.requests };
+    let requests = 0;
+    for (const job of this.jobs.values()) requests += job.waiters;
+    return { running: this.running, waiting: this.waiting, requests };
   }
 
   /** Runs `task` in one of the `concurrency` slots; `signal` takes it out of the queue. */
@@ -370,9 +370,7 @@ export class Thumbnails {
   /** Waits for `job` on behalf of one request, which may leave early (`signal`). */
   private wait(job: Job, output: string, signal: AbortSignal | undefined): Promise<void> {
     job.waiters++;
-    this.requests++;
-    const done = () => this.requests--;
-    if (!signal) return job.done.finally(done);
+    if (!signal) return job.done;
     return new Promise<void>((resolve, reject) => {
       const leave = () => {
         if (--job.waiters === 0) {
@@ -385,7 +383,7 @@ export class Thumbnails {
       };
       signal.addEventListener("abort", leave, { once: true });
       job.done.then(resolve, reject).finally(() => signal.removeEventListener("abort", leave));
-    }).finally(done);
+    });
   }
 
   /** Creates thumbs/ and keeps it under MAX_CACHED files by dropping the least recently made. */
