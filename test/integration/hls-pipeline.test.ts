@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { accessFor } from "../../src/access/policy.ts";
 import { jpegSize, makeAudio } from "../helpers/media.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { settledJobs } from "../helpers/jobs.ts";
 import { expectError } from "../helpers/library.ts";
 import { makeSource, readEvents, upload, waitForVideo, hlsSettled, type VideoJson } from "./hls-support.ts";
 
@@ -146,7 +147,7 @@ describe("the ladder", () => {
   });
 
   test("the job row is done after one attempt", async () => {
-    const jobs = await spool.ctx.jobs.forVideo(video.id, "transcode");
+    const jobs = await settledJobs(spool.ctx.jobs, video.id, "transcode");
     expect(jobs.map((j) => [j.state, j.attempts, j.error])).toEqual([["done", 1, null]]);
   });
 });

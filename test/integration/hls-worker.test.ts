@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import { startWorker as startInProcess, stopWorker } from "../../src/app.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { getVideo, hlsSettled, makeSource, processesMentioning, readEvents, upload, waitForVideo, type VideoJson } from "./hls-support.ts";
+import { settledJobs } from "../helpers/jobs.ts";
 
 const WORKER_CLI = resolve(import.meta.dir, "../../src/cli/worker.ts");
 /** Long enough to be caught mid-transcode on a busy 2-core machine, short enough for a test. */
@@ -219,7 +220,7 @@ describe("the in-server worker", () => {
     const third = await spoolWithout({ dataDir });
     const done = await waitForVideo(third.url, video.id, hlsSettled, 60_000);
     expect(done.hls.status).toBe("ready");
-    expect(await third.ctx.jobs.forVideo(video.id, "transcode")).toMatchObject([{ state: "done", attempts: 1 }]);
+    expect(await settledJobs(third.ctx.jobs, video.id, "transcode")).toMatchObject([{ state: "done", attempts: 1 }]);
   }, 120_000);
 
   test("failures retry with backoff, then the video's HLS state is failed with ffmpeg's error", async () => {

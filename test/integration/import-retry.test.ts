@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { expectError, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { hasFfmpeg, makeVideo, sha256File } from "../helpers/media.ts";
+import { settledJobs } from "../helpers/jobs.ts";
 
 let spool: TestSpool;
 let source: ReturnType<typeof Bun.serve>;
@@ -66,7 +67,7 @@ describe("retrying a failed import", () => {
     expect(ready.sha256).toBe(await sha256File(file));
     expect(hits).toBe(before + 1);
     // The same URL, through the queue: a second import job, done.
-    const jobs = await spool.ctx.jobs.forVideo(failed.id, "import");
+    const jobs = await settledJobs(spool.ctx.jobs, failed.id, "import");
     expect(jobs.map((j) => [j.state, JSON.parse(j.payload!).url])).toEqual([
       ["done", `http://127.0.0.1:${source.port}/video.mp4`],
       ["done", `http://127.0.0.1:${source.port}/video.mp4`],

@@ -10,6 +10,7 @@ import { copyFile, mkdir, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
+import { settledJobs } from "../helpers/jobs.ts";
 import { makeVideo, sha256File } from "../helpers/media.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
@@ -59,7 +60,7 @@ test("a dead worker's job is taken over at the next sweep; a live worker's is le
     expect(await waitForStatus(orphan, "ready", 15_000)).toBe(true);
     const streamed = await fetch(`${spool.url}/api/stream/${orphan}`, { headers: { range: "bytes=0-3" } });
     expect(streamed.status).toBe(206);
-    const [job] = await spool.ctx.jobs.forVideo(orphan, "ingest");
+    const [job] = await settledJobs(spool.ctx.jobs, orphan, "ingest");
     expect(job).toMatchObject({ state: "done", attempts: 2, lockedBy: null });
     // Two sweeps later, the live worker's job is still its own.
     await Bun.sleep(5500);
@@ -76,7 +77,7 @@ test("a processing video without a job (a crash between accepting and queueing) 
   const id = await stagedProcessing("never queued");
   expect(await spool.ctx.jobs.forVideo(id)).toEqual([]);
   expect(await waitForStatus(id, "ready", 20_000)).toBe(true);
-  const jobs = await spool.ctx.jobs.forVideo(id, "ingest");
+  const jobs = await settledJobs(spool.ctx.jobs, id, "ingest");
   expect(jobs.map((j) => j.state)).toEqual(["done"]);
   // The received bytes' hash was computed by the job (nothing streamed them through a hasher).
   const row = (await spool.ctx.library.get(id))!;

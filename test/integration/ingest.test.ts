@@ -17,6 +17,7 @@ import { makeAudio, makeUndecodableVideo, makeVideo, sha256File, topLevelBoxes }
 import { startWorker, stopWorker } from "../../src/app.ts";
 import { sendUntilAnswered, type RawAnswer } from "../helpers/http.ts";
 import { AUTH, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
+import { settledJobs } from "../helpers/jobs.ts";
 
 // Uploads, processing and ffmpeg on a busy 2-core machine take longer than bun's default 5 s.
 setDefaultTimeout(30_000);
@@ -249,7 +250,7 @@ describe("anything that is not playable media is refused: 415, nothing kept", ()
     await expectError(await fetch(spool.url + video.streamUrl), 404, "not_found");
     expect((await fetch(`${spool.url}/api/videos?status=failed`, { headers: AUTH }).then((r) => r.json()) as { items: VideoJson[] }).items.map((v) => v.id)).toContain(video.id);
     // Failed for a reason a retry cannot fix: the job is not run again.
-    expect((await spool.ctx.jobs.forVideo(video.id, "ingest")).map((j) => [j.state, j.attempts])).toEqual([["failed", 1]]);
+    expect((await settledJobs(spool.ctx.jobs, video.id, "ingest")).map((j) => [j.state, j.attempts])).toEqual([["failed", 1]]);
   });
 });
 
