@@ -77,6 +77,9 @@ function usage(): never {
   process.exit(0);
 }
 
+/** How long each target idles before its slow readers start (see the slow-reader loop). */
+const SLOW_SETTLE_MS = 2000;
+
 /** SPOOL_BENCH_ENV's `NAME=value` words (values without spaces). */
 function extraSpoolEnv(spec: string | undefined): Record<string, string> {
   const env: Record<string, string> = {};
@@ -733,6 +736,11 @@ async function main(): Promise<number> {
     if (runSlow) log(`slow readers: ${cfg.slowReaders} x 2 Mbit/s for ${cfg.slowSeconds}s per target`);
     for (const t of runSlow ? running.filter((x) => !x.onlyWorkloads || x.onlyWorkloads.includes("slow")) : []) {
       if (!checkAlive(t, "slow readers")) continue;
+      // The readers measure what a server holds for them, not what the workloads left behind
+      // and the server frees by itself once they stop: every target idles for SLOW_SETTLE_MS
+      // first (Spool collects its RAM tier's evicted blocks a second after the last eviction).
+      await waitIdle(t.pid);
+      await sleep(SLOW_SETTLE_MS);
       // Spool's RAM tier holds blocks that count in its RSS: read how many bytes, before and after.
       const tierStart = await scrapeTier(t);
       const sampler = new RssSampler(t.pid, 100);

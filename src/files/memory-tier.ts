@@ -71,6 +71,11 @@ export interface MemoryTierOptions {
   maxAnswerBytes?: number;
   /** The tier reads at most its size anew in this time (default 60 s; 0: no limit, for tests). */
   turnoverMs?: number;
+  /**
+   * Frees evicted blocks' bytes, run after evictions (see COLLECTION_QUIET_MS); default a full
+   * collection, `Bun.gc(true)`; null: never.
+   */
+  collect?: (() => void) | null;
 }
 
 /**
@@ -98,6 +103,21 @@ const DEFAULT_TURNOVER_MS = 60_000;
  * hot 64 KiB answer was 2.2x a bare Bun.serve answering the same bytes from one Blob.
  */
 const DEFAULT_OVERLAP_BYTES = 64 * 1024;
+
+/**
+ * An evicted block's bytes are a Blob store outside the JS heap, freed only when a full
+ * collection finds its Blob dead, and Bun 1.4.5 runs none in a process that stops allocating
+ * (oven-sh/bun#30261, #28741): after the bench's player starts (100 videos through a 32 MiB
+ * tier) an idle Spool held 46 MiB of evicted blocks for good, 162 MiB RSS where 116 remained
+ * after `Bun.gc(true)`. So the tier runs that collection itself once it has stopped evicting
+ * for COLLECTION_QUIET_MS (one collection for a burst of evictions), or COLLECTION_MAX_WAIT_MS
+ * after the first eviction not yet collected, and never more than COLLECTION_SHARE of the time
+ * (a full collection held the serving thread 15-70 ms, bench/heap.ts and the players workload).
+ * Under steady eviction JSC's own collections still do most of the work, as before.
+ */
+const COLLECTION_QUIET_MS = 1000;
+const COLLECTION_MAX_WAIT_MS = 30_000;
+const COLLECTION_SHARE = 0.005;
 
 class Block {
   referenced = false;
@@ -193,6 +213,13 @@ export class MemoryTier {
   /** Bytes that may still be filled now (see worthFilling), and when that was computed. */
   private budget: number;
   private budgetAt = performance.now();
+  private readonly collect: (() => void) | null;
+  /** The timer of the next collection, and the earliest time it may run. */
+  private collection: ReturnType<typeof setTimeout> | undefined;
+  private nextCollection = 0;
+  /** The first and the last eviction since the last collection (performance.now()). */
+  private firstEviction = -1;
+  private lastEviction = 0;
 
   constructor(options: MemoryTierOptions) {
     this.maxBytes = options.maxBytes;
@@ -203,6 +230,7 @@ export class MemoryTier {
     this.maxAnswerBytes = options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
     this.budget = this.maxBytes;
     this.turnoverMs = options.turnoverMs ?? DEFAULT_TURNOVER_MS;
+    this.collect = options.collect === undefined ? () => Bun.gc(true) : options.collect;
     const capacity = Math.max(1, Math.floor(this.maxBytes / (this.blockSize + this.overlapBytes)));
     // TinyLFU's sizing: ~8 counters per cached block, aged after 10 × capacity requests (at
     // least 4096, so a small tier still tells a block asked for five times from one asked once).
@@ -414,6 +442,26 @@ export class MemoryTier {
     hot.memoryBytes = this.held;
     const file = block.file;
     if (file.blocks.size === 0 && file.loading.size === 0 && this.files.get(file.key) === file) this.files.delete(file.key);
+    if (this.collect === null) return;
+    const now = performance.now();
+    this.lastEviction = now;
+    if (this.firstEviction < 0) this.firstEviction = now;
+    if (this.collection === undefined) this.scheduleCollection(this.collect, now + COLLECTION_QUIET_MS);
+  }
+
+  private scheduleCollection(collect: () => void, at: number): void {
+    this.collection = setTimeout(() => {
+      this.collection = undefined;
+      const now = performance.now();
+      const due = Math.max(this.nextCollection, Math.min(this.lastEviction + COLLECTION_QUIET_MS, this.firstEviction + COLLECTION_MAX_WAIT_MS));
+      if (now < due) return this.scheduleCollection(collect, due);
+      this.firstEviction = -1;
+      hot.memoryCollections++;
+      collect();
+      const ended = performance.now();
+      this.nextCollection = ended + (ended - now) / COLLECTION_SHARE;
+    }, Math.max(0, at - performance.now()));
+    this.collection.unref();
   }
 
   /** Drops every block (tests; a process that must give memory back). */

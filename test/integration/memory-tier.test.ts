@@ -156,11 +156,12 @@ test("/static files: small whole files and ranges are identical with the tier on
   }
 });
 
-test("/metrics: the tier's hits, misses, bytes held and evictions", async () => {
+test("/metrics: the tier's hits, misses, bytes held, evictions and collections", async () => {
   await fetch(`${on.url}/api/stream/demo`, { headers: { range: "bytes=0-1" } }).then((r) => r.arrayBuffer());
   const text = await (await fetch(`${on.url}/metrics`, { headers: AUTH })).text();
   expect(text).toMatch(/^spool_cache_lookups_total\{cache="memory_tier",result="hit"\} [1-9]\d*$/m);
   expect(text).toMatch(/^spool_cache_lookups_total\{cache="memory_tier",result="miss"\} \d+$/m);
   expect(text).toMatch(/^spool_memory_tier_bytes [1-9]\d*$/m);
   expect(text).toMatch(/^spool_memory_tier_evictions_total \d+$/m);
+  expect(text).toMatch(/^spool_memory_tier_collections_total \d+$/m);
 });

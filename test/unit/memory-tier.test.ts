@@ -223,3 +223,75 @@ test("a loaded source (TierSource.load, as for a bucket object): its bytes, held
   }
   expect(short.bytes).toBe(0);
 });
+
+/** A source whose bytes come from memory at once (no file): evictions follow reads within microtasks. */
+function instantSource(key: string, size: number) {
+  return {
+    memoryKey: `${key}\0"tag"`,
+    path: key,
+    size,
+    file: new Blob([]),
+    mtimeMs: 0,
+    load: async (start: number, end: number) => new Uint8Array(end - start),
+  };
+}
+
+test("evicted blocks: one collection once the tier has stopped evicting for a second, none without evictions", async () => {
+  const calls: number[] = [];
+  const tier = new MemoryTier({ maxBytes: 64 * 1024, blockSize: 16 * 1024, overlapBytes: 0, headBytes: 0, turnoverMs: 0, collect: () => calls.push(performance.now()) });
+  const source = instantSource("churn", 4 * 1024 * 1024);
+  // Four blocks at a time fit. TinyLFU evicts a block only for one asked for more often (by 2):
+  // each generation of four is asked for 3 times more than the one before.
+  const evictions = hot.memoryEvictions;
+  let lastAsked = 0;
+  for (let b = 0; b < 20; b++) {
+    const before = hot.memoryEvictions;
+    lastAsked = performance.now();
+    for (let i = 0; i < 2 + 3 * Math.floor(b / 4); i++) tier.read(source, b * 16384, b * 16384);
+    await tier.settled();
+    expect(hot.memoryEvictions - before).toBe(b < 4 ? 0 : 1);
+  }
+  // The last eviction came after lastAsked (its block was asked for then).
+  const lastEviction = lastAsked;
+  expect(hot.memoryEvictions - evictions).toBe(16);
+  expect(calls).toEqual([]);
+  for (let waited = 0; calls.length === 0 && waited < 10_000; waited += 50) await Bun.sleep(50);
+  // One for the whole burst, and not before a second of quiet (a timer never fires early).
+  expect(calls.length).toBe(1);
+  expect(calls[0]!).toBeGreaterThanOrEqual(lastEviction + 1000 - 1);
+  // Hits evict nothing, so they bring no collection.
+  for (let i = 0; i < 100; i++) expect(tier.read(source, 19 * 16384, 19 * 16384 + 10)).toBeDefined();
+  await Bun.sleep(1500);
+  expect(calls.length).toBe(1);
+});
+
+test("evicted blocks: their memory is given back in an idle process (a full collection, as by default)", async () => {
+  const { heapStats } = await import("bun:jsc");
+  let collections = 0;
+  const tier = new MemoryTier({
+    maxBytes: 64 * 1024 * 1024,
+    blockSize: 256 * 1024,
+    overlapBytes: 0,
+    headBytes: 0,
+    turnoverMs: 0,
+    collect: () => {
+      collections++;
+      Bun.gc(true);
+    },
+  });
+  const source = instantSource("idle", 64 * 1024 * 1024);
+  Bun.gc(true);
+  const before = heapStats().extraMemorySize;
+  for (let b = 0; b < 256; b++) {
+    for (let i = 0; i < 2; i++) tier.read(source, b * 262144, b * 262144);
+    await tier.settled();
+  }
+  expect(tier.bytes).toBe(64 * 1024 * 1024);
+  // JSC's count of memory outside its heap (Blob stores are reported when made): most of the 64 MiB.
+  expect(heapStats().extraMemorySize - before).toBeGreaterThan(32 * 1024 * 1024);
+  // Every block evicted at once, then nothing: no allocation to prompt JSC's own collection.
+  tier.clear();
+  for (let waited = 0; collections === 0 && waited < 10_000; waited += 50) await Bun.sleep(50);
+  expect(collections).toBe(1);
+  expect(heapStats().extraMemorySize - before).toBeLessThan(8 * 1024 * 1024);
+});
