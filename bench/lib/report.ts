@@ -235,6 +235,19 @@ function postgresRatio(s: SuiteResult): { w: WorkloadResult; r: number }[] | nul
   return s.workloads.filter((w) => w.cells[POSTGRES]?.rounds.length).map((w) => ({ w, r: ratio(w, POSTGRES, "spool") }));
 }
 
+const MEMORY_PEER: TargetId = "bun-memory";
+
+/**
+ * Bun's ceiling for an answer from memory, on each workload bare Bun (memory) ran: it ÷ nginx,
+ * and Spool ÷ it (paired by round), when that target ran.
+ */
+function memoryCeiling(s: SuiteResult): { w: WorkloadResult; vsNginx: number; spool: number }[] {
+  if (!s.targets.some((t) => t.id === MEMORY_PEER && t.status === "ok")) return [];
+  return s.workloads
+    .filter((w) => w.cells[MEMORY_PEER]?.rounds.length)
+    .map((w) => ({ w, vsNginx: ratio(w, MEMORY_PEER, "nginx"), spool: ratio(w, "spool", MEMORY_PEER) }));
+}
+
 const plainTitle = (w: WorkloadResult) => w.title.replace(/`/g, "");
 
 /**
@@ -405,8 +418,9 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
   if (svgRel) out.push(`![Spool benchmark chart](${svgRel})`, "");
 
   const cols = present.map((id) => TARGET_LABELS[id]);
-  // The concurrency and size-sweep tables compare the peers; Spool (METRICS=0) runs neither.
-  const peers = present.filter((id) => id !== NOMETRICS);
+  // The concurrency and size-sweep tables compare the peers; Spool (METRICS=0) and bare Bun
+  // (memory) run neither.
+  const peers = present.filter((id) => id !== NOMETRICS && id !== MEMORY_PEER);
   const peerCols = peers.map((id) => TARGET_LABELS[id]);
   const ratioCols: [TargetId, TargetId, string][] = [];
   if (present.includes("spool")) {
@@ -454,6 +468,13 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
     if (pg?.length) {
       out.push(
         `PostgreSQL (Spool (PostgreSQL) ÷ Spool on SQLite, the same files and rows, measured back to back in each round): ${pg.map((x) => `**${fmtRatio(x.r)}** on ${x.w.title}`).join(", ")} (median of the per-round ratios; the stream path does no database work per request, so ~1× is expected there).`,
+        "",
+      );
+    }
+    const ceiling = memoryCeiling(s);
+    if (ceiling.length) {
+      out.push(
+        `Bun's ceiling for an answer from memory (bare Bun (memory): the main video read into one Blob at start, a slice of it per range, the kind of answer Spool's RAM tier gives): ${ceiling.map((x) => `${plainTitle(x.w)} **${fmtRatio(x.vsNginx)}** nginx (Spool ÷ it: ${fmtRatio(x.spool)})`).join(", ")} (median of the per-round ratios). Where this ceiling is below a goal against nginx, Bun ${s.targets.find((t) => t.id === MEMORY_PEER)?.version?.replace(/^Bun /, "") ?? ""} cannot meet that goal with any code in front of it.`,
         "",
       );
     }
@@ -615,6 +636,7 @@ const COLORS: Record<TargetId, string> = {
   "spool-pg": "#b5651d",
   nginx: "#2e8b57",
   bun: "#7a7a7a",
+  "bun-memory": "#b3b3b3",
   express: "#3178c6",
   fastapi: "#8e44ad",
 };

@@ -29,9 +29,9 @@ import {
   type Tracked,
 } from "./util.ts";
 
-export type TargetId = "spool" | "spool-nometrics" | "spool-pg" | "nginx" | "bun" | "express" | "fastapi";
+export type TargetId = "spool" | "spool-nometrics" | "spool-pg" | "nginx" | "bun" | "bun-memory" | "express" | "fastapi";
 
-export const TARGET_ORDER: TargetId[] = ["spool", "spool-nometrics", "spool-pg", "nginx", "bun", "express", "fastapi"];
+export const TARGET_ORDER: TargetId[] = ["spool", "spool-nometrics", "spool-pg", "nginx", "bun", "bun-memory", "express", "fastapi"];
 
 export const TARGET_LABELS: Record<TargetId, string> = {
   spool: "Spool",
@@ -39,18 +39,24 @@ export const TARGET_LABELS: Record<TargetId, string> = {
   "spool-pg": "Spool (PostgreSQL)",
   nginx: "nginx",
   bun: "bare Bun.serve",
+  "bun-memory": "bare Bun (memory)",
   express: "Express 5",
   fastapi: "FastAPI",
 };
 
 /** Required targets make `--smoke` fail when they fail their checks. FastAPI is optional. */
-export const REQUIRED: Record<TargetId, boolean> = { spool: true, "spool-nometrics": true, "spool-pg": false, nginx: true, bun: true, express: true, fastapi: false };
+export const REQUIRED: Record<TargetId, boolean> = { spool: true, "spool-nometrics": true, "spool-pg": false, nginx: true, bun: true, "bun-memory": false, express: true, fastapi: false };
 
 /**
  * The workloads Spool (METRICS=0) runs: the ones the metrics-cost goal is stated on. Each of its
  * runs sits right next to Spool's run of the same workload in every round (same seeded ranges).
  */
 export const NOMETRICS_WORKLOADS = ["range64k", "probe"];
+/**
+ * What bare Bun (memory) is measured on: the small answers Spool's RAM tier gives (and 304s, for
+ * the same process answering without a file), on the main video only.
+ */
+export const MEMORY_PEER_WORKLOADS = ["probe", "range64k", "revalidate"];
 /** What Spool on PostgreSQL is measured on, paired with Spool on SQLite: the stream path and the list. */
 export const POSTGRES_WORKLOADS = ["range64k", "probe", "revalidate", "api"];
 
@@ -652,30 +658,42 @@ export async function startNginx(ctx: StartContext, tuning: NginxTuning = ctx.ng
 // bare Bun.serve
 // ---------------------------------------------------------------------------------------------
 
-async function startBareBun(ctx: StartContext): Promise<StartOutcome> {
+/**
+ * Bare Bun.serve over the files (`bun`), or over copies of them held in memory (`bun-memory`:
+ * the main video only, on MEMORY_PEER_WORKLOADS; see peers/bare-bun.ts).
+ */
+async function startBareBun(ctx: StartContext, id: "bun" | "bun-memory" = "bun"): Promise<StartOutcome> {
+  const memory = id === "bun-memory";
   const port = await freePort();
+  const media = memory ? ctx.media.filter((m) => m.key === "main") : [...ctx.media, ...(ctx.library ?? [])];
   const files: Record<string, string> = {};
-  for (const m of [...ctx.media, ...(ctx.library ?? [])]) files[m.key] = m.path;
+  for (const m of media) files[m.key] = m.path;
   const env: Record<string, string> = { PORT: String(port), HOST: LOOPBACK, BENCH_FILES: JSON.stringify(files), NODE_ENV: "production" };
-  if (ctx.apiDbPath && existsSync(ctx.apiDbPath)) env.BENCH_API_DB = ctx.apiDbPath;
-  const sp = startServer("bun", [BUN, resolve(BENCH_DIR, "peers/bare-bun.ts")], env);
+  if (memory) env.BENCH_MEMORY = "1";
+  else if (ctx.apiDbPath && existsSync(ctx.apiDbPath)) env.BENCH_API_DB = ctx.apiDbPath;
+  const sp = startServer(id, [BUN, resolve(BENCH_DIR, "peers/bare-bun.ts")], env);
   const baseUrl = `http://${LOOPBACK}:${port}`;
   const err = await waitReady(sp, `${baseUrl}/health`, 15_000);
-  if (err) return failed("bun", `did not become ready: ${err}`);
+  if (err) return failed(id, `did not become ready: ${err}`);
   const paths: Record<string, string> = {};
-  for (const m of [...ctx.media, ...(ctx.library ?? [])]) paths[m.key] = `/files/${m.key}`;
+  for (const m of media) paths[m.key] = `/files/${m.key}`;
   return {
     ok: true,
     running: {
-      id: "bun",
-      label: TARGET_LABELS.bun,
+      id,
+      label: TARGET_LABELS[id],
       port,
       baseUrl,
       pid: sp.tracked.proc.pid,
       paths,
       caps: { etag: true, lastModified: false, api: env.BENCH_API_DB !== undefined },
+      ...(memory ? { onlyWorkloads: MEMORY_PEER_WORKLOADS } : {}),
       version: `Bun ${Bun.version}`,
-      notes: ["new Response(Bun.file(path)) + a precomputed-ETag 304 check; GET /api/videos from Spool's SQLite file via bun:sqlite + Response.json"],
+      notes: [
+        memory
+          ? "the main video read into one Blob at start; a single range answered with a slice of it + ETag, Accept-Ranges, Content-Range; the same 304 check"
+          : "new Response(Bun.file(path)) + a precomputed-ETag 304 check; GET /api/videos from Spool's SQLite file via bun:sqlite + Response.json",
+      ],
       stop: () => stopTracked(sp.tracked),
       logs: sp.logs,
       alive: alive(sp.tracked),
@@ -842,6 +860,8 @@ export async function startTarget(id: TargetId, ctx: StartContext): Promise<Star
         return await startNginx(ctx);
       case "bun":
         return await startBareBun(ctx);
+      case "bun-memory":
+        return await startBareBun(ctx, "bun-memory");
       case "express":
         return await startExpress(ctx);
       case "fastapi":
