@@ -44,7 +44,7 @@ export const TARGET_LABELS: Record<TargetId, string> = {
   fastapi: "FastAPI",
 };
 
-/** Required targets make `--smoke` fail when they fail their checks. FastAPI is optional. */
+/** Required targets make `--smoke` fail when they fail their checks; FastAPI, Spool (PostgreSQL) and bare Bun (memory) are optional. */
 export const REQUIRED: Record<TargetId, boolean> = { spool: true, "spool-nometrics": true, "spool-pg": false, nginx: true, bun: true, "bun-memory": false, express: true, fastapi: false };
 
 /**
