@@ -70,10 +70,12 @@ describe("direct MP4 (the original file, byte ranges)", () => {
       const media = network.filter((e) => e.path.startsWith(video.streamUrl));
       const summary = media.map((e) => `${e.range} → ${e.status} ${e.contentRange} (${e.received} B, ${e.outcome}${e.canceled ? ", canceled" : ""})`);
       console.log(`[browser] direct MP4 requests (${size} B file):\n  ${summary.join("\n  ")}`);
-      // Every request for the file carried a Range and got a 206; none was a plain 200.
-      expect(media.length).toBeGreaterThanOrEqual(2);
-      for (const e of media) {
-        expect(e.range).toMatch(/^bytes=\d+-\d*$/);
+      // Every request for the file carried a Range, and every one answered got a 206; none was a
+      // plain 200. (A seek can cancel a request before its answer arrives: it has no status.)
+      for (const e of media) expect(e.range).toMatch(/^bytes=\d+-\d*$/);
+      const answered = media.filter((e) => !(e.canceled && e.status === null));
+      expect(answered.length).toBeGreaterThanOrEqual(2);
+      for (const e of answered) {
         expect(e.status).toBe(206);
         expect(e.contentRange).toMatch(new RegExp(`^bytes \\d+-\\d+/${size}$`));
       }

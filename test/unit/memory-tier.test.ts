@@ -295,7 +295,7 @@ test("evicted blocks: their memory is given back in an idle process (the default
   const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   expect(err).toBe("");
   expect(code).toBe(0);
-  const { held, full, after, collections } = JSON.parse(out) as Record<string, number>;
+  const { held, full, after, collections } = JSON.parse(out) as { held: number; full: number; after: number; collections: number };
   expect(held).toBe(64 * 1024 * 1024);
   // One collection for the whole clear(), and RSS gives back at least half of the 64 MiB held
   // (with nothing else running in that process, no allocation prompts JSC's own collection).
