@@ -10,6 +10,7 @@ import { clipHeaderCache, diskCache, registry } from "./metrics/metrics.ts";
 import { AccessControl } from "./access/service.ts";
 import type { Config } from "./config.ts";
 import type { SpoolDb } from "./db/client.ts";
+import { OpenFiles } from "./files/open-files.ts";
 import { MemoryTier } from "./files/memory-tier.ts";
 import { ClipStore } from "./files/clip-store.ts";
 import { errorResponse } from "./http/errors.ts";
@@ -104,6 +105,8 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
   });
   const hls = new HlsService(library, jobs, wake);
   const memory = config.memoryCacheBytes ? new MemoryTier({ maxBytes: config.memoryCacheBytes }) : undefined;
+  // Local files only: a bucket's bytes are not files this process opens.
+  const descriptors = objects ? undefined : new OpenFiles();
   // Clips kept as files (whole clips by sendfile): shared by the processes of this DATA_DIR.
   const clipStore = config.clipCacheBytes ? new ClipStore({ dir: join(config.dataDir, "cache", "clips"), maxBytes: config.clipCacheBytes, memory }) : undefined;
   if (blockCache)
@@ -115,6 +118,7 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
   const catalog = new StreamCatalog(library, config.cacheTtlMs, {
     extraHeaders: streamCorsHeaders(config.corsOrigins ?? ["*"]),
     memory,
+    descriptors,
     objects,
     clipStore,
     clipHeaderBytes: config.clipHeaderCacheBytes,

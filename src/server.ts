@@ -226,6 +226,13 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     throw new PortTakenError(`cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}`);
   }
   gauge("spool_http_requests_in_flight", "Requests being answered by this process (streams included)", () => server.pendingRequests);
+  // Kept descriptors are closed only when nothing is in flight (src/files/open-files.ts).
+  const descriptors = ctx.catalog.descriptors;
+  descriptors?.attach(() => server.pendingRequests === 0);
+  if (descriptors) {
+    gauge("spool_open_files", "Descriptors this process keeps open for short ranges of hot files", () => descriptors.openCount);
+    gauge("spool_open_files_retired", "Kept descriptors no longer used, waiting for a moment with no request in flight to be closed", () => descriptors.retiredCount);
+  }
   jobGauges(ctx);
   const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   return {
@@ -246,6 +253,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
       }
       if (app) await app.stop(true);
       else await server.stop(true);
+      descriptors?.close();
       // Running jobs are stopped and handed back to the queue (staged bytes stay for the next
       // run); one that finishes meanwhile is done.
       await stopWorker(ctx);

@@ -312,6 +312,8 @@ function storedEntity(clip: ClipEntity, path: string, memory: MemoryTier | undef
     mtimeMs: 0,
     memoryKey: `${path}\0${clip.etag}`,
     memory,
+    // Kept clips are evicted and deleted by any process of the DATA_DIR: opened per answer.
+    descriptors: undefined,
     etag: clip.etag,
     lastModified: clip.lastModified,
     contentType: clip.contentType,

@@ -7,6 +7,7 @@ import { contentDisposition, type DispositionType } from "../http/content-dispos
 import { contentTypeFor } from "../http/content-type.ts";
 import { formatHttpDate, type Validators } from "../http/conditional.ts";
 import type { MemoryTier } from "./memory-tier.ts";
+import type { Descriptor, OpenFiles } from "./open-files.ts";
 
 export interface ServeOptions {
   /** Defaults to the type for the path's extension. */
@@ -23,6 +24,8 @@ export interface ServeOptions {
   headers?: Readonly<Record<string, string>>;
   /** The RAM tier small answers may come from (undefined: always sendfile). */
   memory?: MemoryTier;
+  /** Descriptors kept open for short ranges (undefined: Bun opens the file per answer). */
+  descriptors?: OpenFiles;
 }
 
 export interface FileEntity extends Validators {
@@ -34,6 +37,9 @@ export interface FileEntity extends Validators {
   /** The RAM tier's key: path and tag, so a changed file (new tag) never meets old blocks. */
   memoryKey: string;
   memory: MemoryTier | undefined;
+  /** See src/files/open-files.ts: the pool, and the descriptor this entity last got from it. */
+  descriptors: OpenFiles | undefined;
+  descriptor?: Descriptor;
   contentType: string;
   /** Content-Type, ETag, Last-Modified, Accept-Ranges, Cache-Control, nosniff, disposition. */
   headers: Readonly<Record<string, string>>;
@@ -82,6 +88,7 @@ export function makeEntity(path: string, size: number, mtimeMs: number, options:
     mtimeMs,
     memoryKey: `${path}\0${etag}`,
     memory: options.memory,
+    descriptors: options.descriptors,
     etag,
     lastModified,
     contentType,

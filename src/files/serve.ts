@@ -11,6 +11,7 @@ import { layoutMultipart, makeBoundary, multipartContentType } from "../http/mul
 import { contentRange, planRange, unsatisfiedRange, type ByteRange, type RangeLimits, DEFAULT_RANGE_LIMITS } from "../http/range.ts";
 import { hot } from "../metrics/metrics.ts";
 import type { FileEntity } from "./entity.ts";
+import { KEPT_DESCRIPTOR_ANSWER_LIMIT, keptFile } from "./open-files.ts";
 
 const CHUNK = 256 * 1024;
 const encoder = new TextEncoder();
@@ -142,7 +143,9 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
     }
     // Same bytes, less work: Bun's own range code sends this one (see NATIVE_RANGE).
     if (method === "GET" && NATIVE_RANGE.test(rangeHeader)) {
-      const response = new Response(entity.file, { headers: entity.nativeRangeHeaders });
+      // A short range past the start: on the file's kept descriptor, no open per answer.
+      const body = r0.start > 0 && r0.end - r0.start < KEPT_DESCRIPTOR_ANSWER_LIMIT - 1 ? keptFile(entity, entity.file) : entity.file;
+      const response = new Response(body, { headers: entity.nativeRangeHeaders });
       nativeRanged.add(response);
       return response;
     }

@@ -10,6 +10,7 @@ import { makeEntity, type FileEntity } from "../../files/entity.ts";
 import { statEntity } from "../../files/cache.ts";
 import { serveBody } from "../../files/serve.ts";
 import type { MemoryTier } from "../../files/memory-tier.ts";
+import type { OpenFiles } from "../../files/open-files.ts";
 import type { ClipStore } from "../../files/clip-store.ts";
 import { ClipCache } from "../../files/clip.ts";
 import type { VideoRow } from "../../db/schema.ts";
@@ -68,6 +69,8 @@ export interface CatalogOptions {
   maxEntries?: number;
   /** The RAM tier small answers come from (MEMORY_CACHE_BYTES); undefined: sendfile only. */
   memory?: MemoryTier;
+  /** Descriptors kept open for short ranges of local files (src/files/open-files.ts). */
+  descriptors?: OpenFiles;
   /**
    * STORAGE=s3: entities of objects in the bucket, made from the row alone (a row is ready
    * only once its object is complete), so loading one costs no round trip to the bucket.
@@ -86,6 +89,7 @@ export class StreamCatalog {
   private readonly extraHeaders: Readonly<Record<string, string>>;
   private readonly maxEntries: number;
   readonly memory: MemoryTier | undefined;
+  readonly descriptors: OpenFiles | undefined;
   readonly objects: ObjectServer | undefined;
   readonly clips: ClipStore | undefined;
   /** Clip headers and parsed `moov`s of this catalog's videos (with STORAGE=s3, read through the bucket's block cache). */
@@ -100,6 +104,7 @@ export class StreamCatalog {
     this.extraHeaders = options.extraHeaders ?? {};
     this.maxEntries = options.maxEntries ?? 10_000;
     this.memory = options.memory;
+    this.descriptors = objects ? undefined : options.descriptors;
     this.objects = objects;
     this.clips = options.clipStore;
     this.clipCache = new ClipCache({
@@ -114,6 +119,8 @@ export class StreamCatalog {
       if (id === "*") return this.entries.clear();
       const gone = this.entries.get(id)?.video;
       this.entries.delete(id);
+      // Removed or replaced, perhaps: its descriptor goes to no new answer (reopened if not).
+      if (gone) this.descriptors?.forget(gone.inline.memoryKey);
       if (gone && this.clips) void this.removeClipsIfGone(gone);
     });
   }
@@ -176,6 +183,7 @@ export class StreamCatalog {
       cacheControl: row.playback === "signed" ? SIGNED_VIDEO_CACHE_CONTROL : VIDEO_CACHE_CONTROL,
       headers: this.extraHeaders,
       memory: this.memory,
+      descriptors: this.descriptors,
     };
   }
 

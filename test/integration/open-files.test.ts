@@ -1,0 +1,60 @@
+/**
+ * Kept descriptors in a running Spool (src/files/open-files.ts): short ranges of a ready video
+ * go out on one descriptor kept open, shown on /metrics, and a deleted video's descriptor is
+ * closed once nothing is in flight, so its disk space comes back without a restart.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { AUTH, startTestSpool, useTestStorage, type TestSpool } from "../helpers/spool.ts";
+
+useTestStorage("local");
+let spool: TestSpool;
+let path: string;
+
+beforeAll(async () => {
+  spool = await startTestSpool();
+  path = spool.ctx.library.absolutePath((await spool.ctx.library.get("demo"))!);
+});
+afterAll(() => spool?.stop());
+
+/** How many of this process's descriptors name `file`, deleted or not. */
+function descriptorsOn(file: string): number {
+  let n = 0;
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      // A deleted file's link reads "<path> (deleted)".
+      const link = readlinkSync(`/proc/self/fd/${fd}`);
+      if (link === file || link === `${file} (deleted)`) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${spool.url}/metrics`, { headers: AUTH })).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(" ")[1]);
+}
+
+test("short ranges of a ready video share one kept descriptor; deleting the video closes it", async () => {
+  const bytes = readFileSync(path);
+  for (const [start, end] of [[1000, 1999], [0, 1], [70_000, 135_535], [0, 99], [5, 5]] as const) {
+    const response = await fetch(`${spool.url}/api/stream/demo`, { headers: { range: `bytes=${start}-${end}` } });
+    expect(response.status).toBe(206);
+    expect(Buffer.from(await response.arrayBuffer()).equals(bytes.subarray(start, end + 1))).toBe(true);
+  }
+  expect(await metric("spool_open_files")).toBe(1);
+  expect(descriptorsOn(path)).toBe(1);
+
+  expect((await fetch(`${spool.url}/api/videos/demo`, { method: "DELETE", headers: AUTH })).status).toBe(204);
+  expect(existsSync(path)).toBe(false);
+  // Retired at the deletion, closed at the first close check with nothing in flight (1 s).
+  const deadline = Date.now() + 5000;
+  while (descriptorsOn(path) > 0 && Date.now() < deadline) await Bun.sleep(50);
+  expect(descriptorsOn(path)).toBe(0);
+  expect(await metric("spool_open_files")).toBe(0);
+  expect(await metric("spool_open_files_retired")).toBe(0);
+  expect((await fetch(`${spool.url}/api/stream/demo`, { headers: { range: "bytes=1000-1999" } })).status).toBe(404);
+});
