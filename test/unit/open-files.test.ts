@@ -12,7 +12,9 @@ import { join } from "node:path";
 import { makeEntity, type FileEntity } from "../../src/files/entity.ts";
 import { OpenFiles } from "../../src/files/open-files.ts";
 import { serveBody } from "../../src/files/serve.ts";
+import fc from "fast-check";
 import { comparableHeaders } from "../helpers/http.ts";
+import { PROPERTY_SEED } from "../helpers/property.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "spool-open-files-"));
 const MiB = 1024 * 1024;
@@ -129,6 +131,32 @@ test("an answer on a kept descriptor has the same status and headers as one by p
     expect(kept.response.status).toBe(byPath.response.status);
     expect(comparableHeaders(kept.response)).toEqual(comparableHeaders(byPath.response));
     expect(kept.body.equals(byPath.body)).toBe(true);
+  }
+  expect(pool.openCount).toBe(1);
+});
+
+test("property: random canonical ranges answer the same status, headers and exact bytes on a kept descriptor as by path", async () => {
+  usePool();
+  served.set("/kept", entityOf(main.path, pool));
+  served.set("/path", entityOf(main.path, undefined));
+  const size = main.bytes.length;
+  // Starts near 0 and lengths around Bun's 1 MiB pread/sendfile boundary are the edges.
+  const start = fc.oneof(fc.nat(size - 1), fc.nat(3));
+  const length = fc.oneof(fc.integer({ min: 1, max: 2 * MiB }), fc.integer({ min: MiB - 2, max: MiB + 1 }));
+  const header = fc.oneof(
+    fc.tuple(start, length).map(([s, n]) => `bytes=${s}-${s + n - 1}`),
+    fc.integer({ min: 1, max: size + 10 }).map((n) => `bytes=-${n}`),
+    start.map((s) => `bytes=${s}-`),
+  );
+  for (const range of fc.sample(header, { numRuns: 80, seed: PROPERTY_SEED })) {
+    const [kept, byPath] = await Promise.all([ranged("/kept", range), ranged("/path", range)]);
+    expect(kept.response.status).toBe(206);
+    expect(comparableHeaders(kept.response)).toEqual(comparableHeaders(byPath.response));
+    expect(kept.body.equals(byPath.body)).toBe(true);
+    const [a, b] = range.slice("bytes=".length).split("-");
+    const from = a === "" ? Math.max(0, size - Number(b)) : Number(a);
+    const to = a === "" || b === "" ? size - 1 : Math.min(size - 1, Number(b));
+    expect(kept.body.equals(main.bytes.subarray(from, to + 1))).toBe(true);
   }
   expect(pool.openCount).toBe(1);
 });
