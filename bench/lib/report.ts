@@ -203,7 +203,7 @@ function fmtUs(v: number): string {
 
 /**
  * The signed workload (Spool only) and its ratio to a public row measured in the same rounds: the
- * public twin (a copy with the same history in the RAM tier) when it ran, else the main copy's
+ * public twin (a copy with the same history in Spool's caches) when it ran, else the main copy's
  * row (results from before the twin existed).
  */
 function signedVsPublic(s: SuiteResult): { w: WorkloadResult; ref: WorkloadResult | undefined; r: number; twin: boolean } | null {
@@ -458,7 +458,7 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
           Number.isFinite(signedCpuRatio(sg)) ? `; in server CPU per answer, signed costs ${fmtRatio(signedCpuRatio(sg))} what public does` : ""
         }${
           sg.twin
-            ? ". The twin is a third copy of the main video, public, ingested beside the signed one and read by no other workload: both have the same history in Spool's RAM tier, which keeps resident blocks on ties and so favours the copy that filled it first (the main copy's own row, measured in the same rounds, is above)"
+            ? ". The twin is a third copy of the main video, public, ingested beside the signed one and read by no other workload, so both have the same history in Spool's caches (a kept descriptor each; the main copy's own row, measured in the same rounds, is above)"
             : ""
         }.`,
         "",
