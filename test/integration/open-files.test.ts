@@ -1,7 +1,8 @@
 /**
  * Kept descriptors in a running Spool (src/files/open-files.ts): short ranges of a ready video
- * go out on one descriptor kept open, shown on /metrics, and a deleted video's descriptor is
- * closed once nothing is in flight, so its disk space comes back without a restart.
+ * go out on one descriptor kept open, shown on /metrics, which a change to the video that leaves
+ * its bytes alone does not retire, and a deleted video's descriptor is closed once nothing is in
+ * flight, so its disk space comes back without a restart.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
@@ -46,6 +47,17 @@ test("short ranges of a ready video share one kept descriptor; deleting the vide
     expect(Buffer.from(await response.arrayBuffer()).equals(bytes.subarray(start, end + 1))).toBe(true);
   }
   expect(await metric("spool_open_files")).toBe(1);
+  expect(descriptorsOn(path)).toBe(1);
+
+  // A change that leaves the bytes alone (a title here; an HLS transcode's progress too) keeps
+  // the descriptor: retiring one per change would pile them up while anyone is watching.
+  const kept = spool.ctx.catalog.descriptors!;
+  expect((await fetch(`${spool.url}/api/videos/demo`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title: "renamed" }) })).status).toBe(200);
+  await Bun.sleep(300); // the catalog's look at the changed row is asynchronous
+  const again = await fetch(`${spool.url}/api/stream/demo`, { headers: { range: "bytes=2000-2999" } });
+  expect(Buffer.from(await again.arrayBuffer()).equals(bytes.subarray(2000, 3000))).toBe(true);
+  expect(kept.openCount).toBe(1);
+  expect(kept.retiredCount).toBe(0);
   expect(descriptorsOn(path)).toBe(1);
 
   expect((await fetch(`${spool.url}/api/videos/demo`, { method: "DELETE", headers: AUTH })).status).toBe(204);

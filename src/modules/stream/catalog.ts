@@ -84,6 +84,12 @@ export interface CatalogOptions {
 
 export class StreamCatalog {
   private readonly entries = new Map<string, Entry>();
+  /**
+   * The last video served under each id, kept past its entry (bounded like the entries): on
+   * PostgreSQL a change arrives twice (here, then echoed through the database), and the echo of
+   * one change may drop the entry the next change (a deletion) needs to know what to release.
+   */
+  private readonly served = new Map<string, CachedVideo>();
   /** Chosen once here, so the stream route does not ask per request where the bytes are. */
   readonly body: BodyServer;
   private readonly extraHeaders: Readonly<Record<string, string>>;
@@ -117,26 +123,27 @@ export class StreamCatalog {
     // "*": another process's changes may have been missed (the listener reconnected).
     library.events.on("invalidated", (id: string) => {
       if (id === "*") return this.entries.clear();
-      const gone = this.entries.get(id)?.video;
+      const gone = this.entries.get(id)?.video ?? this.served.get(id);
       this.entries.delete(id);
-      // Removed or replaced, perhaps: its descriptor goes to no new answer (reopened if not).
-      if (gone) this.descriptors?.forget(gone.inline.memoryKey);
-      if (gone && this.clips) void this.removeClipsIfGone(gone);
+      if (gone && (this.clips || this.descriptors)) void this.releaseIfGone(gone);
     });
   }
 
   /**
-   * A video that is no longer ready (deleted, or failed) under the same file: its kept clips are
-   * removed (the route already answers 404 for them; this frees the disk at once rather than
-   * when they age out). Any change invalidates, so the row is looked at first.
+   * A video that is no longer ready (deleted, or failed) or no longer these bytes: its kept
+   * clips are removed and its kept descriptor retired (the route already answers 404; this frees
+   * the disk at once rather than when they age out). Any change invalidates, an HLS transcode's
+   * progress too, so the row is looked at first: a video still served keeps its descriptor.
    */
-  private async removeClipsIfGone(video: CachedVideo): Promise<void> {
+  private async releaseIfGone(video: CachedVideo): Promise<void> {
     try {
       const row = await this.library.get(video.id);
       if (row?.status === "ready" && row.sha256 && video.inline.etag === `"${row.sha256.slice(0, 32)}"`) return;
-      await this.clips!.removeSource(video.inline.path);
+      if (this.served.get(video.id) === video) this.served.delete(video.id);
+      this.descriptors?.forget(video.inline.memoryKey);
+      await this.clips?.removeSource(video.inline.path);
     } catch (error) {
-      logger("stream").warn({ video: video.id, ...errorFields(error) }, "kept clips of a removed video were not removed; they age out");
+      logger("stream").warn({ video: video.id, ...errorFields(error) }, "kept clips or descriptor of a removed video were not released; they age out");
     }
   }
 
@@ -171,6 +178,11 @@ export class StreamCatalog {
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
     const video = inline && row ? new CachedVideo(row.id, row.playback === "signed", inline, () => this.downloadEntity(row, inline), downloadName(row), row.hlsStatus === "ready") : undefined;
     this.entries.set(id, { video, expires: Date.now() + this.ttlMs });
+    if (video) {
+      this.served.delete(id);
+      if (this.served.size >= this.maxEntries) this.served.delete(this.served.keys().next().value!);
+      this.served.set(id, video);
+    }
     return video ?? null;
   }
 
