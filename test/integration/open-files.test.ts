@@ -5,7 +5,8 @@
  * flight, so its disk space comes back without a restart.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { descriptorsOn } from "../helpers/descriptors.ts";
 import { AUTH, startTestSpool, useTestStorage, type TestSpool } from "../helpers/spool.ts";
 
 useTestStorage("local");
@@ -17,21 +18,6 @@ beforeAll(async () => {
   path = spool.ctx.library.absolutePath((await spool.ctx.library.get("demo"))!);
 });
 afterAll(() => spool?.stop());
-
-/** How many of this process's descriptors name `file`, deleted or not. */
-function descriptorsOn(file: string): number {
-  let n = 0;
-  for (const fd of readdirSync("/proc/self/fd")) {
-    try {
-      // A deleted file's link reads "<path> (deleted)".
-      const link = readlinkSync(`/proc/self/fd/${fd}`);
-      if (link === file || link === `${file} (deleted)`) n++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return n;
-}
 
 async function metric(name: string): Promise<number> {
   const text = await (await fetch(`${spool.url}/metrics`, { headers: AUTH })).text();

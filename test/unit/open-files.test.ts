@@ -5,7 +5,7 @@
  * never be closed while an answer is in flight.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { fstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { fstatSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,7 @@ import { makeEntity, type FileEntity } from "../../src/files/entity.ts";
 import { OpenFiles } from "../../src/files/open-files.ts";
 import { serveBody } from "../../src/files/serve.ts";
 import fc from "fast-check";
+import { descriptorsOn } from "../helpers/descriptors.ts";
 import { comparableHeaders } from "../helpers/http.ts";
 import { PROPERTY_SEED } from "../helpers/property.ts";
 
@@ -30,19 +31,6 @@ function randomFile(name: string, size: number): { path: string; bytes: Buffer }
 function entityOf(path: string, pool: OpenFiles | undefined): FileEntity {
   const st = statSync(path);
   return makeEntity(path, st.size, st.mtimeMs, { contentType: "video/mp4", etag: `"${st.size}-${st.mtimeMs}"`, ...(pool ? { descriptors: pool } : {}) });
-}
-
-/** How many of this process's descriptors name `path`. */
-function descriptorsOn(path: string): number {
-  let n = 0;
-  for (const fd of readdirSync("/proc/self/fd")) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === path) n++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return n;
 }
 
 /**
