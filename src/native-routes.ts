@@ -8,7 +8,7 @@ import { nativeStaticRoute, staticHandler, type StaticHandler } from "./modules/
 import { nativeStreamRoute } from "./modules/stream/routes.ts";
 
 export function nativeRoutes(ctx: AppContext): { routes: ReturnType<typeof nativeStreamRoute> & ReturnType<typeof nativeStaticRoute>; statics: StaticHandler } {
-  const statics = staticHandler(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory);
+  const statics = staticHandler(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory, ctx.catalog.descriptors);
   const stream = nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true });
   return { routes: { ...stream, ...nativeStaticRoute(statics) }, statics };
 }

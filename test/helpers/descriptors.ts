@@ -14,3 +14,17 @@ export function descriptorsOn(path: string): number {
   }
   return n;
 }
+
+/**
+ * `descriptorsOn` once it reads `want`, or after a second: Bun closes the descriptor of an
+ * answer by path on its thread pool, a moment after the answer has arrived.
+ */
+export async function settledDescriptorsOn(path: string, want: number): Promise<number> {
+  const deadline = Date.now() + 1000;
+  let n = descriptorsOn(path);
+  while (n !== want && Date.now() < deadline) {
+    await Bun.sleep(10);
+    n = descriptorsOn(path);
+  }
+  return n;
+}

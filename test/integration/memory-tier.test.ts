@@ -2,9 +2,9 @@
  * The RAM tier must never change a byte or a header: two real Spools over real HTTP, one with
  * MEMORY_CACHE_BYTES on (and warmed until it answers from memory) and one with it off, answer
  * random single ranges, multipart requests, clips and whole-file GETs identically, and exactly
- * the file's bytes. On the stream route of local files the tier answers the ranges from offset
- * 0 (the rest go out on kept descriptors, test/unit/open-files.test.ts); static files and clips
- * use every block it holds.
+ * the file's bytes. For local videos and /static files the tier answers the ranges from offset
+ * 0 (the rest go out on kept descriptors, test/unit/open-files.test.ts); clips and multipart
+ * parts use every block it holds.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";

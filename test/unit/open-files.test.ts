@@ -13,7 +13,7 @@ import { makeEntity, type FileEntity } from "../../src/files/entity.ts";
 import { OpenFiles } from "../../src/files/open-files.ts";
 import { serveBody } from "../../src/files/serve.ts";
 import fc from "fast-check";
-import { descriptorsOn } from "../helpers/descriptors.ts";
+import { settledDescriptorsOn } from "../helpers/descriptors.ts";
 import { comparableHeaders } from "../helpers/http.ts";
 import { PROPERTY_SEED } from "../helpers/property.ts";
 
@@ -31,20 +31,6 @@ function randomFile(name: string, size: number): { path: string; bytes: Buffer }
 function entityOf(path: string, pool: OpenFiles | undefined): FileEntity {
   const st = statSync(path);
   return makeEntity(path, st.size, st.mtimeMs, { contentType: "video/mp4", etag: `"${st.size}-${st.mtimeMs}"`, ...(pool ? { descriptors: pool } : {}) });
-}
-
-/**
- * `descriptorsOn` once it reads `want`, or after a second: Bun closes the descriptor of an
- * answer by path on its thread pool, a moment after the answer has arrived.
- */
-async function settledDescriptorsOn(path: string, want: number): Promise<number> {
-  const deadline = Date.now() + 1000;
-  let n = descriptorsOn(path);
-  while (n !== want && Date.now() < deadline) {
-    await Bun.sleep(10);
-    n = descriptorsOn(path);
-  }
-  return n;
 }
 
 const served = new Map<string, FileEntity>();

@@ -1,6 +1,7 @@
 /** /static/* without Elysia: the handler and its native Bun route (see ./routes.ts). */
 import { FileCache } from "../../files/cache.ts";
 import type { MemoryTier } from "../../files/memory-tier.ts";
+import type { OpenFiles } from "../../files/open-files.ts";
 import { serveFile } from "../../files/serve-path.ts";
 import { errorResponse, methodNotAllowed } from "../../http/errors.ts";
 import { requestPath } from "../../http/path.ts";
@@ -19,11 +20,14 @@ function rawRelativePath(url: string): string {
 
 export type StaticHandler = (request: Request) => Promise<Response>;
 
-/** `memory`: the RAM tier the stream route uses (small files and heads of large ones). */
-export function staticHandler(staticDir: string, cacheTtlMs: number, memory?: MemoryTier): StaticHandler {
+/**
+ * `memory`: the RAM tier the stream route uses (small files and heads of large ones);
+ * `descriptors`: its kept descriptors (short ranges past offset 0; src/files/open-files.ts).
+ */
+export function staticHandler(staticDir: string, cacheTtlMs: number, memory?: MemoryTier, descriptors?: OpenFiles): StaticHandler {
   const root = new StaticRoot(staticDir, cacheTtlMs);
   const cache = new FileCache(cacheTtlMs);
-  const options = memory ? { memory } : {};
+  const options = { ...(memory ? { memory } : {}), ...(descriptors ? { descriptors } : {}) };
   return async (request) => {
     const path = await root.resolve(rawRelativePath(request.url));
     if (!path) return errorResponse(404, "not_found", "No such file");
