@@ -148,7 +148,7 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
     // Same bytes, less work: Bun's own range code sends this one (see NATIVE_RANGE).
     if (method === "GET" && NATIVE_RANGE.test(rangeHeader)) {
       // A short range past the start: on the file's kept descriptor, no open per answer.
-      const body = r0.start > 0 && r0.end - r0.start < KEPT_DESCRIPTOR_ANSWER_LIMIT - 1 ? keptFile(entity, entity.file) : entity.file;
+      const body = r0.start > 0 && r0.end - r0.start + 1 < KEPT_DESCRIPTOR_ANSWER_LIMIT ? keptFile(entity, entity.file) : entity.file;
       const response = new Response(body, { headers: entity.nativeRangeHeaders });
       nativeRanged.add(response);
       return response;
