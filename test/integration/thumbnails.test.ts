@@ -311,12 +311,15 @@ describe("bounded work (THUMBNAIL_CONCURRENCY=1, THUMBNAIL_QUEUE=2)", () => {
     const one = { "x-forwarded-for": "10.2.0.1" };
     // Frames no other test asks for (late in the GOP, so each run takes a while).
     const frames = [40, 40.5, 41, 41.5, 42, 42.5].map((t) => ({ t, width: 320 }));
+    let refused = 0;
     const answers = frames.map(async ({ t, width }) => {
       const response = await fetch(url(t, width), { headers: one });
+      if (response.status !== 200) refused++;
       return { status: response.status, retryAfter: response.headers.get("retry-after"), body: response.status === 200 ? null : await response.json() };
     });
-    // Its share admitted; then another client's new frame still finds a place.
-    expect(await until(() => load().running + load().waiting === share)).toBe(true);
+    // Its share admitted and the rest refused (all of its requests in, so none can meet the
+    // other client's below in a full queue); then another client's new frame still finds a place.
+    expect(await until(() => load().running + load().waiting === share && refused === frames.length - share)).toBe(true);
     const other = await fetch(url(43, 320), { headers: { "x-forwarded-for": "10.2.0.2" } });
     expect(other.status).toBe(200);
     expect(other.headers.get("content-type")).toBe("image/jpeg");
