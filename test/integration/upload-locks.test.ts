@@ -174,13 +174,23 @@ test("a holder whose lock was taken from it is asked to let go, and its unlock l
   const lock = locker.newLock("taken");
   const asked = Promise.withResolvers<void>();
   await lock.lock(noSignal(), () => asked.resolve());
-  // What another process does when it judges the lock stale: removes it and takes its own.
   const lockDir = join(dir, "taken.lock");
+  // proper-lockfile's refresh stats the lock, then sets its mtime: a takeover between the two is
+  // adopted, unseen (CI once hit that window). A real contender breaks only a lock left
+  // unrefreshed for staleMs, so the simulation takes it just after a refresh, a second before the next.
+  const first = (await stat(lockDir)).mtimeMs;
+  while ((await stat(lockDir)).mtimeMs === first) await Bun.sleep(5);
+  // What another process does when it judges the lock stale: removes it and takes its own, with
+  // an mtime no refresh of the holder's could have set (it sets "now").
   await rmdir(lockDir);
   await mkdir(lockDir);
+  const theirs = new Date(Date.now() - 60_000);
+  await utimes(lockDir, theirs, theirs);
   const started = Date.now();
   await asked.promise; // on its next refresh (every second here)
   expect(Date.now() - started).toBeLessThan(2500);
   await lock.unlock();
-  expect((await stat(lockDir)).isDirectory()).toBe(true);
+  const left = await stat(lockDir);
+  expect(left.isDirectory()).toBe(true);
+  expect(left.mtimeMs).toBe(theirs.getTime());
 }, 10_000);
