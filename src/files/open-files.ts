@@ -17,14 +17,18 @@
  *   at all (`server.pendingRequests`, which counts bodies still being sent). Only short answers
  *   (under 1 MiB, which Bun reads with pread rather than sendfile) use one, so long downloads
  *   never hold one.
- * - Until such a quiet moment a retired descriptor keeps its file's inode, so a deleted video's
- *   disk space comes back then (or at a restart); both counts are bounded, and past them answers
- *   go out by path as before.
+ * - A retired descriptor whose file was deleted (no name links to it any more) does not wait
+ *   for that moment to give the disk back: `/dev/null` is put in its place with dup2(2), which
+ *   frees the inode at once and keeps the number taken until the quiet close. An answer still
+ *   reading it gets end-of-file and is cut short, never another file's bytes: its video is gone.
+ *   Where dup2 cannot be reached (bun:ffi or libc missing), the disk comes back at the quiet
+ *   moment, or at a restart. Both counts are bounded; past them answers go out by path.
  *
  * Hand-written: no library keeps descriptors for Bun's native file bodies.
  */
 import { closeSync, fstatSync, openSync } from "node:fs";
 import type { BunFile } from "bun";
+import { logger } from "../lib/log.ts";
 
 /** Bun 1.4.5 reads bodies shorter than this with pread, and sends longer ones with sendfile. */
 export const KEPT_DESCRIPTOR_ANSWER_LIMIT = 1024 * 1024;
@@ -34,6 +38,8 @@ export class Descriptor {
   used = true;
   /** Given to no new answer; closed at the next quiet moment. */
   retired = false;
+  /** Its file was deleted and the descriptor now reads /dev/null (see `releaseDeleted`). */
+  released = false;
   constructor(
     readonly key: string,
     readonly fd: number,
@@ -158,13 +164,38 @@ export class OpenFiles {
     }
   }
 
-  /** Closes the retired descriptors when no request is in flight (see the module comment). */
+  /**
+   * Closes the retired descriptors when no request is in flight (see the module comment); until
+   * then, gives back the disk space of those whose files were deleted.
+   */
   closeRetired(): void {
-    if (this.retired.length === 0 || !this.quiet()) return;
+    if (this.retired.length === 0) return;
+    if (!this.quiet()) return this.releaseDeleted();
     for (const descriptor of this.retired) closeSync(descriptor.fd);
     this.retired = [];
     clearInterval(this.closer);
     this.closer = undefined;
+  }
+
+  /** Points each retired descriptor whose file has no name left at /dev/null (one fstat each). */
+  private releaseDeleted(): void {
+    for (const descriptor of this.retired) {
+      if (descriptor.released) continue;
+      let deleted: boolean;
+      try {
+        deleted = fstatSync(descriptor.fd).nlink === 0;
+      } catch {
+        continue;
+      }
+      if (deleted && detach(descriptor.fd)) descriptor.released = true;
+    }
+  }
+
+  /** How many retired descriptors no longer hold their (deleted) file. */
+  get releasedCount(): number {
+    let n = 0;
+    for (const descriptor of this.retired) if (descriptor.released) n++;
+    return n;
   }
 
   /** At shutdown, once the server has stopped: every descriptor is closed. */
@@ -198,4 +229,31 @@ export function keptFile(entity: KeptDescriptor & DescribedFile, fallback: BunFi
     entity.descriptor = descriptor;
   } else descriptor.used = true;
   return descriptor.file;
+}
+
+/** dup2(2) from libc through bun:ffi, loaded on first use; null where it cannot be. */
+let dup2: ((from: number, to: number) => number) | null | undefined;
+let devNull = -1;
+
+/**
+ * Puts /dev/null in place of `fd` (the number stays taken, the file is let go). Hand-written
+ * with bun:ffi: Node's fs has no dup2, and a close would free the number for reuse.
+ */
+function detach(fd: number): boolean {
+  if (dup2 === undefined) dup2 = loadDup2();
+  if (dup2 === null) return false;
+  if (devNull < 0) devNull = openSync("/dev/null", "r");
+  return dup2(devNull, fd) === fd;
+}
+
+function loadDup2(): ((from: number, to: number) => number) | null {
+  const library = process.platform === "darwin" ? "libSystem.B.dylib" : "libc.so.6";
+  try {
+    const { dlopen, FFIType } = require("bun:ffi") as typeof import("bun:ffi");
+    const { symbols } = dlopen(library, { dup2: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } });
+    return (from, to) => symbols.dup2(from, to);
+  } catch (error) {
+    logger("files").warn({ library, err: (error as Error).message }, "dup2 is not reachable: a deleted file's disk space comes back once no request is in flight");
+    return null;
+  }
 }

@@ -152,15 +152,11 @@ test("a descriptor asked for by no answer during a sweep period is retired, then
   expect(pool.openCount).toBe(1);
 });
 
-test("a retired descriptor stays open while any answer is in flight, and is closed once none is", async () => {
-  usePool({ sweepMs: 60_000, closeCheckMs: 20 });
-  const entity = entityOf(main.path, pool);
-  served.set("/main", entity);
-  served.set("/big", entityOf(big.path, undefined));
-  await ranged("/main", "bytes=10-19");
-  const fd = entity.descriptor!.fd;
-  // A client that stops reading a 64 MiB answer: once the socket buffers are full, the server
-  // still has bytes to send, so the request stays in flight.
+/**
+ * A client that stops reading a 64 MiB answer: once the socket buffers are full, the server
+ * still has bytes to send, so the request stays in flight until the socket is destroyed.
+ */
+async function stalledReader(path: string) {
   const socket = connect(server.port!, "127.0.0.1");
   await new Promise<void>((resolve) => socket.once("connect", resolve));
   let received = 0;
@@ -168,12 +164,23 @@ test("a retired descriptor stays open while any answer is in flight, and is clos
     received += chunk.length;
     if (received > 256 * 1024) socket.pause();
   });
-  socket.write(`GET /big HTTP/1.1\r\nHost: x\r\n\r\n`);
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
   const deadline = Date.now() + 5000;
   while (server.pendingRequests === 0 && Date.now() < deadline) await Bun.sleep(10);
   expect(server.pendingRequests).toBe(1);
   await Bun.sleep(200);
   expect(server.pendingRequests).toBe(1);
+  return socket;
+}
+
+test("a retired descriptor stays open while any answer is in flight, and is closed once none is", async () => {
+  usePool({ sweepMs: 60_000, closeCheckMs: 20 });
+  const entity = entityOf(main.path, pool);
+  served.set("/main", entity);
+  served.set("/big", entityOf(big.path, undefined));
+  await ranged("/main", "bytes=10-19");
+  const fd = entity.descriptor!.fd;
+  const socket = await stalledReader("/big");
 
   pool.forget(entity.memoryKey);
   expect(pool.retiredCount).toBe(1);
@@ -191,6 +198,50 @@ test("a retired descriptor stays open while any answer is in flight, and is clos
   expect(pool.retiredCount).toBe(0);
   expect(await settledDescriptorsOn(main.path, 1)).toBe(1); // the new one only
 });
+
+for (const order of ["deleted, then retired", "retired, then deleted"] as const) {
+  test(`a deleted file's retired descriptor lets go of it while an answer is in flight (${order}); its number stays taken until the quiet close`, async () => {
+    usePool({ sweepMs: 60_000, closeCheckMs: 20 });
+    served.set("/big", entityOf(big.path, undefined));
+    const doomed = randomFile(`doomed-${order.length}.bin`, MiB + 3);
+    const entity = entityOf(doomed.path, pool);
+    served.set("/doomed", entity);
+    expect((await ranged("/doomed", "bytes=100-199")).body.equals(doomed.bytes.subarray(100, 200))).toBe(true);
+    const fd = entity.descriptor!.fd;
+    expect(readlinkSync(`/proc/self/fd/${fd}`)).toBe(doomed.path);
+    const socket = await stalledReader("/big");
+    try {
+      if (order === "deleted, then retired") {
+        rmSync(doomed.path);
+        pool.forget(entity.memoryKey); // released at once
+      } else {
+        pool.forget(entity.memoryKey);
+        await Bun.sleep(100); // several close checks
+        expect(readlinkSync(`/proc/self/fd/${fd}`)).toBe(doomed.path); // still linked: left as it is
+        expect(pool.releasedCount).toBe(0);
+        rmSync(doomed.path);
+        const deadline = Date.now() + 2000; // released at the next close check
+        while (pool.releasedCount === 0 && Date.now() < deadline) await Bun.sleep(10);
+      }
+      // The inode is let go (its disk space returns); the number is still taken, by /dev/null.
+      expect(readlinkSync(`/proc/self/fd/${fd}`)).toBe("/dev/null");
+      expect(pool.retiredCount).toBe(1);
+      expect(pool.releasedCount).toBe(1);
+      expect(server.pendingRequests).toBe(1);
+      // Another file's answer opens its own descriptor: the number is not free for reuse.
+      const other = entityOf(main.path, pool);
+      served.set("/main", other);
+      expect((await ranged("/main", "bytes=30-39")).body.equals(main.bytes.subarray(30, 40))).toBe(true);
+      expect(other.descriptor!.fd).not.toBe(fd);
+      expect(readlinkSync(`/proc/self/fd/${fd}`)).toBe("/dev/null");
+    } finally {
+      socket.destroy();
+    }
+    const closedBy = Date.now() + 5000;
+    while (pool.retiredCount > 0 && Date.now() < closedBy) await Bun.sleep(10);
+    expect(pool.retiredCount).toBe(0);
+  });
+}
 
 test("answers that clients abandon midway leave the kept descriptor open and naming its file", async () => {
   // Bun 1.4.5 never closes a descriptor it did not open; if an upgrade did, a kept number could
