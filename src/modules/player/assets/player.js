@@ -211,6 +211,8 @@
     video.addEventListener("seeked", label);
     share.addEventListener("click", async () => {
       const link = player.shareUrl(video.currentTime);
+      // Set first, synchronously: tests read it right after the click (as library.js's copy).
+      window.spoolShared = link;
       shareLink.value = link;
       shareLink.hidden = false;
       shareLink.select();
@@ -219,7 +221,6 @@
       } catch {
         // No clipboard API (plain http, permissions): the selected field lets the viewer copy it.
       }
-      window.spoolShared = link;
     });
   }
 
