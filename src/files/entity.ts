@@ -52,6 +52,11 @@ export interface FileEntity extends Validators {
   nativeRangeHeaders: Headers;
   /** What a 304 carries (§15.4.5): ETag, Cache-Control and the constant extras, no Last-Modified. */
   notModifiedHeaders: Headers;
+  /**
+   * The whole answer to `bytes=0-1` (Safari's probe, and many players' first request), made once
+   * the RAM tier has answered it (src/files/serve.ts): undefined until then, null while made.
+   */
+  probe?: { body: Blob; headers: Headers } | null;
 }
 
 export const DEFAULT_CACHE_CONTROL = "public, max-age=3600";

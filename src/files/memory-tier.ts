@@ -251,6 +251,15 @@ export class MemoryTier {
     if (source.size > 0 && !this.files.has(source.memoryKey)) this.open(source);
   }
 
+  /** An answer from the file's first block made elsewhere (a kept probe): counted as a hit. */
+  noteHead(source: TierSource): void {
+    const head = this.files.get(source.memoryKey)?.blocks.get(0);
+    if (head === undefined) return;
+    head.referenced = true;
+    this.sketch.add(head.hash);
+    hot.memoryHits++;
+  }
+
   private open(source: TierSource): TierFile {
     const file = new TierFile(source.memoryKey, hashString(source.memoryKey));
     this.files.set(file.key, file);

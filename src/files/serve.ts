@@ -62,6 +62,24 @@ function streamSlices(entity: FileEntity, pieces: (string | ByteRange)[]): Reada
  * (which Bun does not range), goes through `slice()`. test/integration/stream.test.ts pins
  * the exact bytes and headers of both paths.
  */
+const PROBE = "bytes=0-1";
+
+/**
+ * Keeps the probe's answer on the entity: its two bytes copied out of the tier's block (a slice
+ * would pin the whole block after its eviction) and its headers. Bytes never change under an
+ * entity (a changed file gets a new one), so neither does this answer.
+ */
+function keepProbe(entity: FileEntity, bytes: Blob, headers: Headers): void {
+  entity.probe = null;
+  const copy = new Headers(headers);
+  bytes.bytes().then(
+    (two) => {
+      if (two.byteLength === 2) entity.probe = { body: new Blob([two]), headers: copy };
+    },
+    () => {},
+  );
+}
+
 const NATIVE_RANGE = /^bytes=(?:\d{1,15}-\d{0,15}|-\d{1,15})$/;
 
 /**
@@ -107,6 +125,14 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
     return new Response(entity.file, { headers: entity.responseHeaders });
   }
 
+  // Safari's probe, the same answer every time: made once (below), sent without parsing.
+  const probe = entity.probe;
+  if (probe && rangeHeader === PROBE && method === "GET" && headers.get("if-range") === null) {
+    hot.fileBytes += 2;
+    memory?.noteHead(entity);
+    return new Response(probe.body, { status: 206, headers: probe.headers });
+  }
+
   const plan = ifRangeAllows(headers, entity) ? planRange(rangeHeader, entity.size, options.rangeLimits ?? DEFAULT_RANGE_LIMITS) : ({ kind: "full" } as const);
   const size = entity.size;
 
@@ -141,6 +167,7 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
         if (bytes !== undefined) {
           const response = new Response(bytes, { status: 206, headers: entity.responseHeaders });
           response.headers.set("content-range", contentRange(r0, size));
+          if (r0.end === 1 && entity.probe === undefined && rangeHeader === PROBE) keepProbe(entity, bytes, response.headers);
           return response;
         }
       } else memory.touch(entity);

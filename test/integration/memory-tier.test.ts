@@ -82,6 +82,36 @@ test("the tier is warm: a probe is answered from memory", async () => {
   expect(on.ctx.catalog.memory!.bytes).toBeGreaterThanOrEqual(SIZE);
 });
 
+test("the probe's answer, kept whole after the first from memory, is the same answer every time; If-Range, HEAD and 304 still decide", async () => {
+  const etag = (await fetch(`${off.url}/api/stream/demo`, { method: "HEAD" })).headers.get("etag")!;
+  await both("/api/stream/demo", { range: "bytes=0-1" }); // (made from the tier's answer, asynchronously)
+  const deadline = Date.now() + 2000;
+  while (!on.ctx.catalog.peek("demo")?.inline.probe && Date.now() < deadline) await Bun.sleep(10);
+  expect(on.ctx.catalog.peek("demo")?.inline.probe).toBeTruthy();
+  for (let i = 0; i < 3; i++) {
+    const hits = hot.memoryHits;
+    const [a, b] = await both("/api/stream/demo", { range: "bytes=0-1" });
+    expectSame(a, b);
+    expect(a.r.status).toBe(206);
+    expect(a.r.headers.get("content-range")).toBe(`bytes 0-1/${SIZE}`);
+    expect(a.body.equals(bytes.subarray(0, 2))).toBe(true);
+    expect(hot.memoryHits).toBe(hits + 1); // still a hit on the tier's first block
+  }
+  const cases: [Record<string, string>, string, number][] = [
+    [{ range: "bytes=0-1", "if-range": '"other"' }, "GET", 200],
+    [{ range: "bytes=0-1", "if-range": etag }, "GET", 206],
+    [{ range: "bytes=0-1", "if-none-match": etag }, "GET", 304],
+    [{ range: "bytes=0-1", "if-match": '"other"' }, "GET", 412],
+    [{ range: "bytes=0-1" }, "HEAD", 206],
+    [{ range: "bytes=0-2" }, "GET", 206],
+  ];
+  for (const [headers, method, status] of cases) {
+    const [a, b] = await both("/api/stream/demo", headers, method);
+    expectSame(a, b);
+    expect(a.r.status).toBe(status);
+  }
+});
+
 test("property: random single ranges (every form) are identical with the tier on and off, and exact", async () => {
   const form = fc.oneof(
     fc.tuple(fc.nat(SIZE - 1), fc.integer({ min: 1, max: 300_000 })).map(([s, n]) => ({ header: `bytes=${s}-${s + n - 1}`, start: s, end: Math.min(SIZE - 1, s + n - 1) })),
@@ -158,6 +188,21 @@ test("/static files: small whole files and ranges are identical with the tier on
     }
     await on.ctx.catalog.memory!.settled();
   }
+});
+
+test("/static: a file replaced on disk gets its new bytes on a probe, not the kept answer of the old one", async () => {
+  const path = `${on.staticDir}/replaced.bin`;
+  await Bun.write(path, "ab-old");
+  const probe = () => fetch(`${on.url}/static/replaced.bin`, { headers: { range: "bytes=0-1" } }).then(async (r) => [r.status, await r.text(), r.headers.get("content-range")]);
+  for (let i = 0; i < 4; i++) {
+    expect(await probe()).toEqual([206, "ab", "bytes 0-1/6"]);
+    await on.ctx.catalog.memory!.settled();
+    await Bun.sleep(20);
+  }
+  await Bun.sleep(1100); // a new mtime second, and past the static cache window (cacheTtlMs 1000)
+  await Bun.write(path, "xy-new!");
+  await Bun.sleep(1100);
+  expect(await probe()).toEqual([206, "xy", "bytes 0-1/7"]);
 });
 
 test("/metrics: the tier's hits, misses, bytes held, evictions and collections", async () => {
