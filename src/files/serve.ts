@@ -52,16 +52,7 @@ function streamSlices(entity: FileEntity, pieces: (string | ByteRange)[]): Reada
   );
 }
 
-/**
- * Single ranges Bun's server resolves exactly as `planRange` does. Bun applies a GET's Range
- * itself to a whole-file body (206, Content-Range, Content-Length, sendfile), and doing so costs
- * it less than building a `slice()` Response in JavaScript (10-15% per small range). Spool has
- * already decided the range is satisfiable and that If-Range allows it; only the sending is
- * delegated, and only for this canonical form: one range, lower-case unit, no whitespace, and at
- * most 15 digits (Bun gives up past 2^64 where `planRange` clamps). Everything else, and HEAD
- * (which Bun does not range), goes through `slice()`. test/integration/stream.test.ts pins
- * the exact bytes and headers of both paths.
- */
+/** Safari's probe (and many players' first request). */
 const PROBE = "bytes=0-1";
 
 /**
@@ -80,6 +71,16 @@ function keepProbe(entity: FileEntity, bytes: Blob, headers: Headers): void {
   );
 }
 
+/**
+ * Single ranges Bun's server resolves exactly as `planRange` does. Bun applies a GET's Range
+ * itself to a whole-file body (206, Content-Range, Content-Length, sendfile), and doing so costs
+ * it less than building a `slice()` Response in JavaScript (10-15% per small range). Spool has
+ * already decided the range is satisfiable and that If-Range allows it; only the sending is
+ * delegated, and only for this canonical form: one range, lower-case unit, no whitespace, and at
+ * most 15 digits (Bun gives up past 2^64 where `planRange` clamps). Everything else, and HEAD
+ * (which Bun does not range), goes through `slice()`. test/integration/stream.test.ts pins
+ * the exact bytes and headers of both paths.
+ */
 const NATIVE_RANGE = /^bytes=(?:\d{1,15}-\d{0,15}|-\d{1,15})$/;
 
 /**
@@ -167,7 +168,7 @@ export function serveBody(request: Request, entity: FileEntity, options: EngineO
         if (bytes !== undefined) {
           const response = new Response(bytes, { status: 206, headers: entity.responseHeaders });
           response.headers.set("content-range", contentRange(r0, size));
-          if (r0.end === 1 && entity.probe === undefined && rangeHeader === PROBE) keepProbe(entity, bytes, response.headers);
+          if (rangeHeader === PROBE && entity.probe === undefined) keepProbe(entity, bytes, response.headers);
           return response;
         }
       } else memory.touch(entity);
