@@ -1,14 +1,32 @@
 /**
- * The routes Bun's own router answers, with no Elysia per request: the stream (the hot path) and
- * the static folder. Used by the Elysia app (src/web.ts, as `serve.routes`) and by a WORKERS
- * child before it builds that app (src/server.ts), so this module loads no Elysia.
+ * The routes Bun's own router answers, with no Elysia per request: the stream (the hot path), the
+ * static folder, and the operations probes (`/health`, `/ready`, `/metrics`), which load
+ * balancers and Prometheus send to every process. Used by the Elysia app (src/web.ts, as
+ * `serve.routes`) and by a WORKERS child before it builds that app (src/server.ts), so this
+ * module loads no Elysia.
  */
+import { access, constants } from "node:fs/promises";
 import type { AppContext } from "./app.ts";
+import { nativeMetricsRoute } from "./metrics/native.ts";
+import { readiness, type Readiness } from "./modules/health/answers.ts";
+import { nativeHealthRoutes } from "./modules/health/native.ts";
 import { nativeStaticRoute, staticHandler, type StaticHandler } from "./modules/static/native.ts";
 import { nativeStreamRoute } from "./modules/stream/routes.ts";
 
-export function nativeRoutes(ctx: AppContext): { routes: ReturnType<typeof nativeStreamRoute> & ReturnType<typeof nativeStaticRoute>; statics: StaticHandler } {
+/** What /ready checks: the database answers a query, and DATA_DIR can be written (or the bucket answers). */
+function readinessOf(ctx: AppContext): Readiness {
+  return readiness(() => ctx.lifecycle.draining, {
+    database: () => ctx.db.ping(),
+    storage: () => (ctx.objects ? ctx.store.check() : access(ctx.config.dataDir, constants.W_OK)),
+  });
+}
+
+export function nativeRoutes(ctx: AppContext) {
   const statics = staticHandler(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory, ctx.catalog.descriptors);
-  const stream = nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics: ctx.config.metrics ?? true });
-  return { routes: { ...stream, ...nativeStaticRoute(statics) }, statics };
+  const metrics = ctx.config.metrics ?? true;
+  const stream = nativeStreamRoute(ctx.catalog, ctx.access, ctx.config.corsOrigins ?? ["*"], { metrics });
+  const ready = readinessOf(ctx);
+  // `collect` is read per scrape: src/index.ts replaces it with the cluster's sum.
+  const operations = { ...nativeHealthRoutes(ready), ...nativeMetricsRoute(ctx.access, metrics ? () => ctx.metrics.collect() : null) };
+  return { routes: { ...stream, ...nativeStaticRoute(statics), ...operations }, statics, readiness: ready };
 }

@@ -225,15 +225,19 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     await handle.close();
     throw new PortTakenError(`cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  gauge("spool_http_requests_in_flight", "Requests being answered by this process (streams included)", () => server.pendingRequests);
   // Kept descriptors are closed only when nothing is in flight (src/files/open-files.ts).
   const descriptors = ctx.catalog.descriptors;
   descriptors?.attach(() => server.pendingRequests === 0);
-  if (descriptors) {
-    gauge("spool_open_files", "Descriptors this process keeps open for short ranges of hot files", () => descriptors.openCount);
-    gauge("spool_open_files_retired", "Kept descriptors no longer used, waiting for a moment with no request in flight to be closed", () => descriptors.retiredCount);
+  // The registry is the process's: with METRICS=0 nothing reads it, and a second Spool in the
+  // same process (the tests) must not point the first one's gauges at its own server and database.
+  if (config.metrics !== false) {
+    gauge("spool_http_requests_in_flight", "Requests being answered by this process (streams included)", () => server.pendingRequests);
+    if (descriptors) {
+      gauge("spool_open_files", "Descriptors this process keeps open for short ranges of hot files", () => descriptors.openCount);
+      gauge("spool_open_files_retired", "Kept descriptors no longer used, waiting for a moment with no request in flight to be closed", () => descriptors.retiredCount);
+    }
+    jobGauges(ctx);
   }
-  jobGauges(ctx);
   const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`,

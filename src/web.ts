@@ -5,7 +5,6 @@
  * imports it at start in the primary, and in a WORKERS child on its first request that is not
  * a stream (issue 15: every loaded module costs resident memory and marking time).
  */
-import { access, constants } from "node:fs/promises";
 import { Elysia, ValidationError } from "elysia";
 import { nativeError, type AppContext } from "./app.ts";
 import { requestTelemetry } from "./lib/requests.ts";
@@ -41,23 +40,6 @@ function validationMessage(error: Readonly<ValidationError>): string {
     return `${where}: ${first.message}`;
   }
   return `Invalid ${error.type}`;
-}
-
-/** What /ready checks: the database answers a query, and DATA_DIR can be written (or the bucket answers). */
-async function readinessChecks(ctx: AppContext): Promise<Record<string, string>> {
-  const check = async (probe: () => unknown): Promise<string> => {
-    try {
-      await probe();
-      return "ok";
-    } catch (error) {
-      return error instanceof Error ? error.message : String(error);
-    }
-  };
-  const [database, storage] = await Promise.all([
-    check(() => ctx.db.ping()),
-    check(() => (ctx.objects ? ctx.store.check() : access(ctx.config.dataDir, constants.W_OK))),
-  ]);
-  return { database, storage };
 }
 
 export function createApp(ctx: AppContext) {
@@ -112,7 +94,7 @@ export function createApp(ctx: AppContext) {
     .use(bodyLimits(ctx.config.maxUploadBytes))
     .use(corsRoutes(ctx.config.corsOrigins ?? ["*"]))
     .use(fileServer())
-    .use(healthRoutes({ draining: () => ctx.lifecycle.draining, checks: () => readinessChecks(ctx) }))
+    .use(healthRoutes(native.readiness))
     .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))
     .use(streamRoutes(ctx.catalog, ctx.access))
     .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access, downloads: ctx.imports.events, objects: ctx.objects }, ctx.config.cacheTtlMs))

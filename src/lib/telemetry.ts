@@ -72,12 +72,15 @@ export function record(request: Request, route: string, status: number): void {
  * answer, the counter, duration (to the answer's head) and log line under `route`, and a JSON 500
  * for anything the handler throws.
  */
-export function withTelemetry(route: string, handle: (request: Request) => Response | Promise<Response>): (request: Request) => Promise<Response> {
-  return async (request) => {
+export function withTelemetry<S = unknown>(
+  route: string,
+  handle: (request: Request, server: S) => Response | Promise<Response>,
+): (request: Request, server: S) => Promise<Response> {
+  return async (request, server) => {
     const id = begin(request);
     let response: Response;
     try {
-      response = await handle(request);
+      response = await handle(request, server);
     } catch (error) {
       response = unhandledError(request, error);
     }

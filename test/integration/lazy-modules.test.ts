@@ -117,7 +117,7 @@ async function modules(pid: number, out: string): Promise<string[]> {
 
 const ELYSIA = /node_modules\/elysia\/|\/src\/web\.ts$/;
 
-test("a WORKERS child streams without the Elysia app, and builds it on its first other request", async () => {
+test("a WORKERS child streams and answers /health, /ready and /metrics without the Elysia app, and builds it on its first other request", async () => {
   const dir = await mkdtemp(join(tmpdir(), "spool-lean-"));
   const out = join(dir, "probe-%p.json");
   await Bun.write(join(dir, "static", "hello.txt"), "hello");
@@ -168,6 +168,29 @@ test("a WORKERS child streams without the Elysia app, and builds it on its first
       expect(r.headers.get("x-request-id")).toBeTruthy();
     }
     expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
+
+    // The operations probes are native routes too: a load balancer's /health and /ready and a
+    // Prometheus scrape of /metrics reach every process and must not build the app. The child's
+    // own log lines (pid) show it answered each of them; it still holds no Elysia.
+    const answeredByChild = (route: string, status: number) =>
+      output.split("\n").some((line) => line.includes(`"pid":${child}`) && line.includes(`"route":"${route}"`) && line.includes(`"status":${status}`));
+    const probes: [string, Record<string, string>, number][] = [
+      ["/health", {}, 200],
+      ["/ready", {}, 200],
+      ["/metrics", {}, 401],
+      ["/metrics", AUTH, 200],
+    ];
+    for (const [path, headers, status] of probes) {
+      for (let i = 0; i < 60 && !answeredByChild(path, status); i++) {
+        const r = await fetch(`${base}${path}`, { headers: { ...headers, connection: "close" } });
+        expect(r.status).toBe(status);
+        if (path === "/metrics" && status === 200) expect(await r.text()).toContain("spool_stream_responses_total");
+        else await r.arrayBuffer();
+        await Bun.sleep(5);
+      }
+      const elysia = (await modules(child!, out)).some((p) => ELYSIA.test(p));
+      expect({ path, status, answeredByChild: answeredByChild(path, status), elysia }).toEqual({ path, status, answeredByChild: true, elysia: false });
+    }
 
     // Other requests, until one has reached the child: each is answered as the primary would.
     let built = false;

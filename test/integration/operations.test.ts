@@ -12,6 +12,7 @@ import { expectError, waitUntilSettled, type VideoJson } from "../helpers/librar
 import { makeLargeVideo } from "../helpers/media.ts";
 import { freePort, listening, childrenOf, spawnSpool, ROOT } from "../helpers/process.ts";
 import { AUTH, TEST_API_KEY, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { createApp } from "../../src/web.ts";
 
 setDefaultTimeout(60_000);
 
@@ -194,6 +195,41 @@ describe("methods", () => {
       await expectError(response, 405, "method_not_allowed");
     }
     await expectError(await fetch(`${spool.url}/nothing/here`, { method: "DELETE", headers: AUTH }), 404, "not_found");
+  });
+});
+
+describe("the probes as native routes", () => {
+  /** Status, headers (but the request's own id, the clock, and the length the wire adds) and body. */
+  const answer = async (response: Response) => {
+    const headers = Object.fromEntries([...response.headers].filter(([name]) => name !== "x-request-id" && name !== "date" && name !== "content-length"));
+    // Scrapes differ in their counts (each counts the one before); their shape is what matters.
+    const text = await response.text();
+    const body = text.startsWith("# HELP") ? text.split("\n").filter((line) => line.startsWith("# TYPE")).join("\n") : text;
+    return { status: response.status, headers, body };
+  };
+  const cases = (url: string): [string, Request][] =>
+    ["GET", "HEAD", "POST", "DELETE", "OPTIONS"].flatMap((method) =>
+      ["/health", "/ready", "/metrics", "/health?probe=1"].flatMap((path) =>
+        [{}, AUTH].map((headers): [string, Request] => [`${method} ${path} ${Object.keys(headers).length ? "key" : "no key"}`, new Request(url + path, { method, headers })]),
+      ),
+    );
+
+  test("/health, /ready and /metrics: Bun's router answers exactly as the Elysia app does, every method, with and without the key, and with METRICS=0", async () => {
+    const off = await startTestSpool({ metrics: false });
+    try {
+      for (const server of [spool, off]) {
+        const app = createApp(server.ctx);
+        for (const [name, request] of cases(server.url)) {
+          // The Elysia app answers HEAD's body too; the wire drops it.
+          const elysia = await answer(await app.handle(request.clone()));
+          if (request.method === "HEAD") elysia.body = "";
+          const native = await answer(await fetch(request));
+          expect({ name, metrics: server === spool, ...native }).toEqual({ name, metrics: server === spool, ...elysia });
+        }
+      }
+    } finally {
+      await off.stop();
+    }
   });
 });
 

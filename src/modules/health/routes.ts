@@ -1,19 +1,18 @@
 /**
  * `/health`: liveness (the process answers). `/ready`: readiness for a load balancer: 200 while
  * the database and storage answer and the server is not draining, 503 otherwise.
+ *
+ * The running server answers both with native Bun routes (./native.ts), so that a WORKERS child
+ * polled by a load balancer does not build the Elysia app for it; these Elysia routes send the
+ * same answers (./answers.ts) under `app.handle()` and document them in OpenAPI.
  */
 import { Elysia, t } from "elysia";
 import { OPEN_SECURITY } from "../../access/plugin.ts";
-import { errorBody, JSON_TYPE } from "../../http/errors.ts";
+import { healthAnswer, readyAnswer, type Readiness } from "./answers.ts";
 
-export type CheckResult = "ok" | string;
+export type { CheckResult, Readiness } from "./answers.ts";
 
-export interface Readiness {
-  /** True from the first shutdown signal on. */
-  draining(): boolean;
-  /** Each dependency's state: "ok" or what is wrong with it. */
-  checks(): Promise<Record<string, CheckResult>>;
-}
+const HealthSchema = t.Object({ status: t.Literal("ok") }, { description: "The process answers" });
 
 const ReadySchema = t.Object(
   {
@@ -25,23 +24,18 @@ const ReadySchema = t.Object(
 
 export function healthRoutes(readiness: Readiness) {
   return new Elysia({ name: "spool.health" })
-    .get("/health", () => ({ status: "ok" as const }), {
-      response: t.Object({ status: t.Literal("ok") }),
-      detail: { summary: "Liveness probe", tags: ["operations"], security: OPEN_SECURITY },
+    .get("/health", healthAnswer, {
+      detail: {
+        operationId: "health",
+        tags: ["operations"],
+        summary: "Liveness probe",
+        security: OPEN_SECURITY,
+        responses: { 200: { description: "The process answers", content: { "application/json": { schema: HealthSchema } } } },
+      },
     })
     .get(
       "/ready",
-      async () => {
-        const checks = await readiness.checks();
-        const failing = Object.entries(checks).filter(([, state]) => state !== "ok");
-        const headers = { "content-type": JSON_TYPE, "cache-control": "no-store" };
-        if (readiness.draining()) return new Response(JSON.stringify({ ...errorBody("draining", "The server is shutting down"), checks }), { status: 503, headers });
-        if (failing.length) {
-          const message = failing.map(([name, state]) => `${name}: ${state}`).join("; ");
-          return new Response(JSON.stringify({ ...errorBody("not_ready", message), checks }), { status: 503, headers });
-        }
-        return new Response(JSON.stringify({ status: "ready", checks }), { headers });
-      },
+      () => readyAnswer(readiness),
       {
         detail: {
           operationId: "ready",
