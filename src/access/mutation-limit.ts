@@ -10,7 +10,7 @@
  * read (measured with app.handle() on GET /api/videos); here a read costs one Set lookup.
  */
 import { Elysia } from "elysia";
-import { errorResponse } from "../http/errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { requestPath } from "../http/path.ts";
 import { WindowLimiter } from "./window-limiter.ts";
 import type { AccessControl } from "./service.ts";
@@ -32,8 +32,9 @@ export function mutationLimit(access: AccessControl, perMinute: number) {
     if (READS.has(request.method) || !isLimitedMutation(request.method, requestPath(request.url))) return;
     const client = access.client(request, server);
     const wait = counter.blockedFor(client);
+    // Thrown, not returned, so that the refusal is logged and counted (see src/access/plugin.ts).
     if (wait > 0) {
-      return errorResponse(429, "rate_limited", `Too many changes from this client: at most ${perMinute} a minute (MUTATION_RATE_LIMIT); try again in ${wait} s`, {
+      throw new HttpError(429, "rate_limited", `Too many changes from this client: at most ${perMinute} a minute (MUTATION_RATE_LIMIT); try again in ${wait} s`, {
         "retry-after": String(wait),
       });
     }

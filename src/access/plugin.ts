@@ -5,7 +5,7 @@
  */
 import { Elysia, t } from "elysia";
 import { errorSchema } from "../http/error-schemas.ts";
-import { HttpError, httpErrorResponse } from "../http/errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { requestPath } from "../http/path.ts";
 import { jsonContent } from "../schemas/openapi.ts";
 import { SESSION_COOKIE, cookieValue, isHttps, isSameOrigin, ownOrigin } from "./credentials.ts";
@@ -44,12 +44,9 @@ export function accessRoutes(access: AccessControl) {
   return new Elysia({ name: "spool.access" })
     .onRequest(async ({ request, server }) => {
       if (accessFor(request.method, requestPath(request.url)) === "open") return;
-      try {
-        await access.requireManagement(request, server);
-      } catch (error) {
-        if (error instanceof HttpError) return httpErrorResponse(error);
-        throw error;
-      }
+      // A refusal is thrown to the app's onError, not returned: an answer returned from
+      // onRequest skips onAfterResponse (Elysia 1.4.30), so it went unlogged and uncounted.
+      await access.requireManagement(request, server);
     })
     .post(
       "/api/session",

@@ -186,7 +186,13 @@ export function gauge(name: string, help: string, read: () => number | Promise<n
       help,
       registers: [registry],
       async collect() {
-        this.set(await readers.get(name)!());
+        // A reading that fails (the queue's database in an outage) is NaN, Prometheus's "no
+        // value": the rest of the scrape, which matters most then, still answers.
+        try {
+          this.set(await readers.get(name)!());
+        } catch {
+          this.set(Number.NaN);
+        }
       },
     });
   }

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { expectError, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeLargeVideo } from "../helpers/media.ts";
 import { freePort, listening, childrenOf, spawnSpool, ROOT } from "../helpers/process.ts";
-import { AUTH, TEST_API_KEY, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, TEST_API_KEY, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
+import { JSON_BODY_LIMIT } from "../../src/modules/body-limit/plugin.ts";
 import { createApp } from "../../src/web.ts";
 
 setDefaultTimeout(60_000);
@@ -150,7 +151,7 @@ describe("/ready", () => {
     }
   });
 
-  test("503 naming the dependency when the database does not answer", async () => {
+  test("503 naming the dependency when the database does not answer; /metrics still answers", async () => {
     const broken = await startTestSpool({ seedDemo: false, jobKinds: ["ingest"] });
     try {
       await broken.ctx.db.close();
@@ -161,6 +162,13 @@ describe("/ready", () => {
       expect(body.checks.storage).toBe("ok");
       expect(body.checks.database).not.toBe("ok");
       expect(body.error.message).toStartWith("database: ");
+      // /metrics still answers: the queue depths it cannot read are NaN, the rest as usual.
+      const metrics = await fetch(`${broken.url}/metrics`, { headers: AUTH });
+      expect(metrics.status).toBe(200);
+      const text = await metrics.text();
+      // (prom-client 15 writes NaN as `Nan`; Prometheus parses either.)
+      expect(text).toMatch(/\nspool_ingest_jobs nan\n/i);
+      expect(sample(text, "spool_process_resident_memory_bytes")).toBeGreaterThan(0);
     } finally {
       await broken.stop().catch(() => {});
     }
@@ -230,6 +238,32 @@ describe("the probes as native routes", () => {
     } finally {
       await off.stop();
     }
+  });
+
+  test("answers are counted and logged, refusals included: the probes under their route, the guards' (key, body size) before any route", async () => {
+    const before = await scrape();
+    const logged = await withCapturedLogs(async (lines) => {
+      await expectError(await fetch(`${spool.url}/metrics`), 401, "unauthorized");
+      expect((await fetch(`${spool.url}/health`, { method: "POST" })).status).toBe(405);
+      expect((await fetch(`${spool.url}/ready`)).status).toBe(200);
+      await expectError(await fetch(`${spool.url}/api/videos`), 401, "unauthorized");
+      await expectError(await fetch(`${spool.url}/api/videos/demo`, { method: "DELETE" }), 401, "unauthorized");
+      const tooLarge = JSON.stringify({ key: "k".repeat(JSON_BODY_LIMIT) });
+      await expectError(await fetch(`${spool.url}/api/session`, { method: "POST", headers: { "content-type": "application/json" }, body: tooLarge }), 413, "payload_too_large");
+      return lines().filter((line) => line.msg === "request").map((line) => `${line.method} ${line.path} ${line.route} ${line.status}`);
+    });
+    expect(logged).toEqual(["GET /metrics /metrics 401", "POST /health /health 405", "GET /ready /ready 200", "GET /api/videos unmatched 401", "DELETE /api/videos/demo unmatched 401", "POST /api/session unmatched 413"]);
+    const after = await scrape();
+    const count = (text: string, labels: string) => sample(text, "spool_http_requests_total", labels);
+    const labels = [
+      '{route="/metrics",method="GET",status="401"}',
+      '{route="/health",method="POST",status="405"}',
+      '{route="/ready",method="GET",status="200"}',
+      '{route="unmatched",method="GET",status="401"}',
+      '{route="unmatched",method="DELETE",status="401"}',
+      '{route="unmatched",method="POST",status="413"}',
+    ];
+    for (const label of labels) expect({ label, counted: count(after, label) - count(before, label) }).toEqual({ label, counted: 1 });
   });
 });
 

@@ -12,7 +12,7 @@
  * (tus: each body bounded by the upload's declared length, itself at most MAX_UPLOAD_BYTES).
  */
 import { Elysia } from "elysia";
-import { errorResponse } from "../../http/errors.ts";
+import { HttpError } from "../../http/errors.ts";
 import { requestPath } from "../../http/path.ts";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
@@ -41,6 +41,7 @@ function isUploadRoute(method: string, path: string): boolean {
 }
 
 export function bodyLimits(maxUploadBytes: number) {
+  // Refusals are thrown, not returned, so that they are logged and counted (see src/access/plugin.ts).
   return new Elysia({ name: "spool.body-limits" }).onRequest(({ request }) => {
     const method = request.method;
     // The hot path (GET/HEAD streaming) pays one string comparison.
@@ -52,11 +53,11 @@ export function bodyLimits(maxUploadBytes: number) {
     if (declared !== null) {
       if (Number(declared) > limit) {
         const what = upload ? `the limit of ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES)` : `${limit} bytes, the limit for a JSON body`;
-        return errorResponse(413, "payload_too_large", `The request body exceeds ${what}`);
+        throw new HttpError(413, "payload_too_large", `The request body exceeds ${what}`);
       }
     } else if (!upload && request.headers.get("transfer-encoding") !== null) {
       // A JSON body of unknown length would be buffered without bound.
-      return errorResponse(411, "length_required", "Send a Content-Length with the request body");
+      throw new HttpError(411, "length_required", "Send a Content-Length with the request body");
     }
   });
 }
