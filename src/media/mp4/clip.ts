@@ -369,7 +369,11 @@ function writeStbl(w: Writer, bytes: Uint8Array, c: TrackCut, shift: number, co6
 
 function writeMoov(movie: Movie, plan: ClipPlan, shift: number, wide: Set<number>, sizing: boolean): Uint8Array {
   const bytes = movie.bytes;
-  const w = new Writer(movie.bytes.length + 1024);
+  // Grown as needed, not sized like the source's moov: a clip's sample tables are its share of
+  // the source's, and a 7 MiB moov (a 2 h film) made every clip header allocate and zero 14 MiB
+  // (sizing and writing) for a 4 KiB result (2 s): 40 distinct clips of that film took a server from
+  // 80 to 136 MiB RSS (165 peak) at 14 ms a header, and to 88 MiB at 9-11 ms with this.
+  const w = new Writer(64 * 1024);
   const byTrak = new Map(plan.tracks.map((c) => [c.track.trak.start, c]));
   const moov = childBoxes(bytes, 0, bytes.length)[0]!;
   const mark = w.begin("moov");
