@@ -13,6 +13,9 @@ import { makeLargeVideo } from "../helpers/media.ts";
 import { freePort, listening, childrenOf, spawnSpool, ROOT } from "../helpers/process.ts";
 import { AUTH, TEST_API_KEY, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
 import { JSON_BODY_LIMIT } from "../../src/modules/body-limit/plugin.ts";
+import { postgresAvailable, startPostgres } from "../helpers/postgres.ts";
+import { startRelay } from "../helpers/relay.ts";
+import { READY_CHECK_TIMEOUT_MS } from "../../src/modules/health/answers.ts";
 import { createApp } from "../../src/web.ts";
 
 setDefaultTimeout(60_000);
@@ -171,6 +174,55 @@ describe("/ready", () => {
       expect(sample(text, "spool_process_resident_memory_bytes")).toBeGreaterThan(0);
     } finally {
       await broken.stop().catch(() => {});
+    }
+  });
+});
+
+describe("/ready with a frozen database", () => {
+  // PostgreSQL behind a relay that stops passing bytes: a network partition, or a stalled host.
+  test.skipIf(!postgresAvailable())("503 within its timeout, naming the database; one check in flight however many ask; /health unaffected; 200 again once it answers", async () => {
+    const pg = await startPostgres();
+    const url = new URL(await pg.createDatabase());
+    const relay = await startRelay(url.hostname, Number(url.port));
+    url.port = String(relay.port);
+    const server = await startTestSpool({ databaseUrl: url.toString(), seedDemo: false, jobKinds: ["ingest"] });
+    try {
+      expect((await fetch(`${server.url}/ready`)).status).toBe(200);
+      // Counted, not replaced: the real ping still goes to the real database.
+      const db = server.ctx.db;
+      const ping = db.ping.bind(db);
+      let pings = 0;
+      db.ping = () => {
+        pings++;
+        return ping();
+      };
+      relay.freeze();
+      const started = performance.now();
+      const answers = await Promise.all(Array.from({ length: 50 }, () => fetch(`${server.url}/ready`)));
+      const waited = performance.now() - started;
+      for (const answer of answers) {
+        const body = await expectError(answer, 503, "not_ready");
+        expect(body.error.message).toBe(`database: no answer within ${READY_CHECK_TIMEOUT_MS} ms`);
+      }
+      expect(waited).toBeLessThan(READY_CHECK_TIMEOUT_MS + 3000);
+      expect(pings).toBe(1);
+      // Liveness does not depend on the database.
+      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+      // The same ping is still the one in flight: the next poll starts no other.
+      await expectError(await fetch(`${server.url}/ready`), 503, "not_ready");
+      expect(pings).toBe(1);
+      relay.thaw();
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 200; i++) {
+        status = (await fetch(`${server.url}/ready`)).status;
+        if (status !== 200) await Bun.sleep(50);
+      }
+      expect(status).toBe(200);
+    } finally {
+      relay.thaw();
+      await server.stop();
+      await relay.stop();
+      await pg.stop();
     }
   });
 });

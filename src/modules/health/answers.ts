@@ -13,21 +13,42 @@ export interface Readiness {
   checks(): Promise<Record<string, CheckResult>>;
 }
 
-/** A Readiness over named probes: a probe that throws (or rejects) reports its message. */
-export function readiness(draining: () => boolean, probes: Record<string, () => unknown>): Readiness {
-  const run = async (probe: () => unknown): Promise<CheckResult> => {
-    try {
-      await probe();
-      return "ok";
-    } catch (error) {
-      return error instanceof Error ? error.message : String(error);
+/** How long /ready waits for a dependency before calling it down. */
+export const READY_CHECK_TIMEOUT_MS = 2000;
+
+/**
+ * A Readiness over named probes: a probe that throws (or rejects) reports its message, one that
+ * has not answered within `timeoutMs` reports that. /ready is open to anyone and a load
+ * balancer polls it, so each probe runs at most once at a time: requests arriving while it runs
+ * share its outcome. A frozen database then costs one pending query, however many ask, and
+ * every answer still comes within `timeoutMs`.
+ */
+export function readiness(draining: () => boolean, probes: Record<string, () => unknown>, timeoutMs = READY_CHECK_TIMEOUT_MS): Readiness {
+  const running = new Map<string, Promise<CheckResult>>();
+  const run = (name: string): Promise<CheckResult> => {
+    let outcome = running.get(name);
+    if (outcome === undefined) {
+      outcome = (async () => {
+        try {
+          await probes[name]!();
+          return "ok";
+        } catch (error) {
+          return error instanceof Error ? error.message : String(error);
+        }
+      })().finally(() => running.delete(name));
+      running.set(name, outcome);
     }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<CheckResult>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
+    });
+    return Promise.race([outcome, late]).finally(() => clearTimeout(timer));
   };
   const names = Object.keys(probes);
   return {
     draining,
     async checks() {
-      const states = await Promise.all(names.map((name) => run(probes[name]!)));
+      const states = await Promise.all(names.map(run));
       return Object.fromEntries(names.map((name, i) => [name, states[i]!]));
     },
   };
