@@ -10,7 +10,7 @@ import type { AppContext } from "./app.ts";
 import { nativeMetricsRoute } from "./metrics/native.ts";
 import { readiness, type Readiness } from "./modules/health/answers.ts";
 import { nativeHealthRoutes } from "./modules/health/native.ts";
-import { nativeStaticRoute, staticHandler, type StaticHandler } from "./modules/static/native.ts";
+import { nativeStaticRoute, staticHandler } from "./modules/static/native.ts";
 import { nativeStreamRoute } from "./modules/stream/routes.ts";
 
 /** What /ready checks: the database answers a query, and DATA_DIR can be written (or the bucket answers). */

@@ -9,7 +9,7 @@
  * nothing for a video that is no longer `processing`. Media that fails here (it does not decode)
  * fails the video at once; only a worker that vanished makes the queue run it again.
  */
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { TranscodeConfig } from "../../config.ts";
 import type { JobRow } from "../../db/schema.ts";
