@@ -126,6 +126,13 @@ describe("X-Request-Id", () => {
       ids.add(id!);
     }
     expect(ids.size).toBe(routes.length);
+    // CORS preflights too, the stream's (a native route) as the other routes'.
+    for (const path of ["/api/stream/demo", "/api/hls/demo/master.m3u8", "/api/uploads"]) {
+      const preflight = await fetch(spool.url + path, { method: "OPTIONS", headers: { origin: "https://player.example", "access-control-request-method": "GET" } });
+      expect({ path, status: preflight.status, id: /^[a-z0-9]+-[a-z0-9]+$/.test(preflight.headers.get("x-request-id") ?? "") }).toEqual({ path, status: 204, id: true });
+      const given = await fetch(spool.url + path, { method: "OPTIONS", headers: { origin: "https://player.example", "access-control-request-method": "GET", "x-request-id": "trace-pre.1" } });
+      expect({ path, id: given.headers.get("x-request-id") }).toEqual({ path, id: "trace-pre.1" });
+    }
     for (const path of ["/api/stream/demo", "/api/videos", "/health"]) {
       expect((await fetch(spool.url + path, { headers: { "x-request-id": "trace-abc.123" } })).headers.get("x-request-id")).toBe("trace-abc.123");
       // Not something a log line could be forged with.

@@ -190,7 +190,9 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
     if (!headers || !request.headers.has("access-control-request-method")) {
       return new Response(null, { status: 204, headers: { allow: "GET, HEAD, OPTIONS", [REQUEST_ID_HEADER]: requestIdOf(request) } });
     }
-    return new Response(null, { status: 204, headers: preflightHeaders(headers) });
+    const response = new Response(null, { status: 204, headers: preflightHeaders(headers) });
+    response.headers.set(REQUEST_ID_HEADER, requestIdOf(request));
+    return response;
   };
   const notAllowed = (request: Request): Response =>
     finish(request, methodNotAllowed(request.method, "on a stream", "GET, HEAD, OPTIONS"));
