@@ -15,7 +15,7 @@ import { metricsRoutes } from "./metrics/routes.ts";
 import { mutationLimit } from "./access/mutation-limit.ts";
 import { accessRoutes } from "./access/plugin.ts";
 import { fileServer } from "./files/send-file.ts";
-import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed } from "./http/errors.ts";
+import { errorResponse, methodNotAllowed } from "./http/errors.ts";
 import { bodyLimits } from "./modules/body-limit/plugin.ts";
 import { healthRoutes } from "./modules/health/routes.ts";
 import { corsRoutes } from "./modules/cors/plugin.ts";
@@ -28,8 +28,7 @@ import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
 import { uploadRoutes } from "./modules/uploads/routes.ts";
 import { videoRoutes } from "./modules/videos/routes.ts";
 import { nativeRoutes } from "./native-routes.ts";
-import { ObjectNotFound, StorageUnavailable } from "./storage/index.ts";
-import { storageErrorResponse } from "./storage/serve.ts";
+import { expectedErrorResponse } from "./storage/serve.ts";
 
 function validationMessage(error: Readonly<ValidationError>): string {
   // A schema's own `error` text (e.g. the video id's) says it better than the generic one.
@@ -48,8 +47,8 @@ export function createApp(ctx: AppContext) {
   let methodsFor: ((path: string) => string[]) | undefined;
   /** The JSON error for anything a handler (or Elysia) throws. */
   const errorAnswer = ({ code, error, request }: { code: string | number; error: unknown; request: Request }): Response => {
-    if (error instanceof HttpError) return httpErrorResponse(error);
-    if (error instanceof StorageUnavailable || error instanceof ObjectNotFound) return storageErrorResponse(error);
+    const expected = expectedErrorResponse(error);
+    if (expected !== null) return expected;
     switch (code) {
       case "NOT_FOUND": {
         const path = requestPath(request.url);
@@ -97,7 +96,7 @@ export function createApp(ctx: AppContext) {
     .use(healthRoutes(native.readiness))
     .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))
     .use(streamRoutes(ctx.catalog, ctx.access))
-    .use(hlsRoutes(ctx.hls, { catalog: ctx.catalog, access: ctx.access, downloads: ctx.imports.events, objects: ctx.objects }, ctx.config.cacheTtlMs))
+    .use(hlsRoutes(ctx.hls, native.ladder, { downloads: ctx.imports.events }))
     .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs, ctx.objects?.delivery === "redirect" ? ctx.objects.mediaOrigin() : undefined))
     .use(videoRoutes(ctx.library, ctx.ingest, ctx.access, ctx.config.maxUploadBytes, ctx.imports))
     .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs, ctx.objects))

@@ -31,7 +31,7 @@
 import { mkdir, open, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
-import { errorResponse, httpErrorResponse, methodNotAllowed, preconditionFailed } from "../http/errors.ts";
+import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed, preconditionFailed } from "../http/errors.ts";
 import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
 import { contentRange, DEFAULT_RANGE_LIMITS, planRange, unsatisfiedRange, type ByteRange } from "../http/range.ts";
 import { makeEntity, type FileEntity, type ServeOptions } from "../files/entity.ts";
@@ -60,6 +60,17 @@ const READ_CHUNK = 256 * 1024;
 
 /** How long a client is told to wait before asking again while the bucket is down. */
 export const STORAGE_RETRY_AFTER_S = 5;
+
+/**
+ * The JSON answer for an error a handler may throw on purpose: an HttpError, or a storage
+ * failure (below); null for anything else, which is a bug (a logged 500). For the native routes,
+ * which have no Elysia onError (src/web.ts maps the same ones).
+ */
+export function expectedErrorResponse(error: unknown): Response | null {
+  if (error instanceof HttpError) return httpErrorResponse(error);
+  if (error instanceof StorageUnavailable || error instanceof ObjectNotFound) return storageErrorResponse(error);
+  return null;
+}
 
 /** The JSON answer for a storage failure: 503 while the bucket cannot answer, 404 for a missing object. */
 export function storageErrorResponse(error: unknown): Response {

@@ -14,6 +14,7 @@ import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { settledJobs } from "../helpers/jobs.ts";
 import { expectError } from "../helpers/library.ts";
 import { makeSource, readEvents, upload, waitForVideo, hlsSettled, type VideoJson } from "./hls-support.ts";
+import { createApp } from "../../src/web.ts";
 
 let spool: TestSpool;
 let video: VideoJson;
@@ -245,6 +246,56 @@ describe("serving", () => {
     // Not on the library API.
     const api = await fetch(`${spool.url}/api/videos/${video.id}`, { headers: { origin: "https://player.example" } });
     expect(api.headers.get("access-control-allow-origin")).toBeNull();
+  });
+});
+
+describe("the ladder as native routes", () => {
+  /** Status, headers (but the request's own id, the clock, and the length the wire adds) and body bytes. */
+  const answer = async (response: Response) => {
+    const headers = Object.fromEntries([...response.headers].filter(([name]) => name !== "x-request-id" && name !== "date" && name !== "content-length"));
+    return { status: response.status, headers, body: Buffer.from(await response.arrayBuffer()).toString("base64") };
+  };
+
+  test("Bun's router answers every ladder request exactly as the Elysia app does: files, ranges, HEAD, 304, 404s, OPTIONS and preflights, with either CORS policy", async () => {
+    const { variants } = await masterVariants();
+    const { init, segments } = await mediaSegments(variants[0]!.uri);
+    const etag = (await hls(segments[0]!.uri, { method: "HEAD" })).headers.get("etag")!;
+    const paths = [`${video.id}/master.m3u8`, `${video.id}/storyboard.vtt`, `${video.id}/${variants[0]!.uri}`, `${video.id}/${init}`, `${video.id}/${segments[0]!.uri}`, `${video.id}/source.mp4`, `${video.id}/360p/seg_1.m4s`, `${video.id}/360p%2Findex.m3u8`, "nosuchvideo/master.m3u8", "AAAAAAAAAAAAAAAAAAAAAA/master.m3u8"];
+    const variantsOf = (path: string): [string, RequestInit][] => [
+      ["GET", {}],
+      ["GET range", { headers: { range: "bytes=10-99" } }],
+      ["GET two ranges", { headers: { range: "bytes=0-9,20-29" } }],
+      ["GET past the end", { headers: { range: "bytes=99999999-" } }],
+      ["GET If-None-Match", { headers: { "if-none-match": etag } }],
+      ["GET from a page", { headers: { origin: "https://player.example" } }],
+      ["HEAD", { method: "HEAD" }],
+      ["OPTIONS", { method: "OPTIONS" }],
+      ["preflight", { method: "OPTIONS", headers: { origin: "https://player.example", "access-control-request-method": "GET" } }],
+      ["preflight from elsewhere", { method: "OPTIONS", headers: { origin: "https://elsewhere.example", "access-control-request-method": "GET" } }],
+    ].map(([name, init]) => [`${name as string} ${path}`, init as RequestInit]);
+    // The same library with an origin list: CORS then depends on the request's Origin.
+    const listed = await startTestSpool({ dataDir: spool.dataDir, seedDemo: false, jobKinds: [], corsOrigins: ["https://player.example"], metrics: false });
+    try {
+      for (const server of [spool, listed]) {
+        // The Elysia app alone behind a bare Bun.serve, on the wire like the real server (Bun
+        // applies a Range to file bodies as it sends them, so app.handle() would not do).
+        const app = createApp(server.ctx);
+        const elysia = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (request) => app.fetch(request) });
+        try {
+          for (const path of paths) {
+            for (const [name, init] of variantsOf(path)) {
+              const native = await answer(await fetch(`${server.url}/api/hls/${path}`, init));
+              const expected = await answer(await fetch(`http://127.0.0.1:${elysia.port}/api/hls/${path}`, init));
+              expect({ name, cors: server === spool ? "*" : "list", ...native }).toEqual({ name, cors: server === spool ? "*" : "list", ...expected });
+            }
+          }
+        } finally {
+          elysia.stop(true);
+        }
+      }
+    } finally {
+      await listed.stop();
+    }
   });
 });
 

@@ -117,7 +117,7 @@ async function modules(pid: number, out: string): Promise<string[]> {
 
 const ELYSIA = /node_modules\/elysia\/|\/src\/web\.ts$/;
 
-test("a WORKERS child streams and answers /health, /ready and /metrics without the Elysia app, and builds it on its first other request", async () => {
+test("a WORKERS child streams, serves HLS files and answers /health, /ready and /metrics without the Elysia app, and builds it on its first other request", async () => {
   const dir = await mkdtemp(join(tmpdir(), "spool-lean-"));
   const out = join(dir, "probe-%p.json");
   await Bun.write(join(dir, "static", "hello.txt"), "hello");
@@ -191,6 +191,23 @@ test("a WORKERS child streams and answers /health, /ready and /metrics without t
       const elysia = (await modules(child!, out)).some((p) => ELYSIA.test(p));
       expect({ path, status, answeredByChild: answeredByChild(path, status), elysia }).toEqual({ path, status, answeredByChild: true, elysia: false });
     }
+
+    // So are the HLS ladder's files, which every HLS player asks every process for: once the
+    // demo's ladder is built (by the primary's worker), the child serves its playlists.
+    const master = `${base}/api/hls/demo/master.m3u8`;
+    const ladderDeadline = Date.now() + 60_000;
+    while ((await fetch(master, { headers: { connection: "close" } }).then(async (r) => (await r.arrayBuffer(), r.status))) !== 200) {
+      if (Date.now() > ladderDeadline) throw new Error("the demo's HLS ladder was not built within 60 s");
+      await Bun.sleep(250);
+    }
+    for (let i = 0; i < 60 && !answeredByChild("/api/hls/:id/:name", 200); i++) {
+      const r = await fetch(master, { headers: { connection: "close" } });
+      expect(r.status).toBe(200);
+      expect(await r.text()).toStartWith("#EXTM3U");
+      await Bun.sleep(5);
+    }
+    expect(answeredByChild("/api/hls/:id/:name", 200)).toBe(true);
+    expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
 
     // Other requests, until one has reached the child: each is answered as the primary would.
     let built = false;

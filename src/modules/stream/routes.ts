@@ -14,8 +14,7 @@ import { nativeRanged, preconditionResponse } from "../../files/serve.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { withDate } from "../../http/date.ts";
 import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
-import { ObjectNotFound, StorageUnavailable } from "../../storage/object-store.ts";
-import { storageErrorResponse } from "../../storage/serve.ts";
+import { expectedErrorResponse } from "../../storage/serve.ts";
 import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed } from "../../http/errors.ts";
 import { unhandledError } from "../../lib/telemetry.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/request-id.ts";
@@ -133,10 +132,10 @@ function serveVideoClip(request: Request, video: CachedVideo, context: StreamCon
 }
 
 function refusal(error: unknown): Response {
-  if (error instanceof HttpError) return httpErrorResponse(error);
   // STORAGE=s3: the bucket did not answer while the clip's moov was read (503, never a 500).
-  if (error instanceof StorageUnavailable || error instanceof ObjectNotFound) return storageErrorResponse(error);
-  throw error;
+  const response = expectedErrorResponse(error);
+  if (response === null) throw error;
+  return response;
 }
 
 /**
@@ -167,7 +166,7 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
     if (constant && status >= 400) return withHeaders(response, constant);
     return response;
   };
-  const failed = (request: Request, error: unknown): Response => (error instanceof HttpError ? httpErrorResponse(error) : unhandledError(request, error));
+  const failed = (request: Request, error: unknown): Response => expectedErrorResponse(error) ?? unhandledError(request, error);
 
   const context = streamContext(catalog, access);
   const handle = (request: BunRequest, server: Server<undefined>): Response | Promise<Response> => {
