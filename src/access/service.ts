@@ -5,11 +5,14 @@
 import type { Playback } from "../db/schema.ts";
 import type { SpoolDb } from "../db/client.ts";
 import { HttpError } from "../http/errors.ts";
+import { logger } from "../lib/log.ts";
 import { queryParam } from "../http/path.ts";
 import { SESSION_COOKIE, bearerToken, clientAddress, cookieValue, digestOf, isSameOrigin, matchesDigest, ownOrigin } from "./credentials.ts";
 import { DEFAULT_FAILURE_LIMITS, WindowLimiter, type WindowLimits } from "./window-limiter.ts";
 import { Sessions } from "./sessions.ts";
 import { PlaybackTokens, TOKEN_FAILURE_MESSAGES, type TokenFailure } from "./tokens.ts";
+
+const log = logger("access");
 
 export interface AccessOptions {
   apiKey: string;
@@ -54,6 +57,7 @@ export class AccessControl {
   readonly tokens: PlaybackTokens;
   readonly sessions: Sessions;
   private readonly failures: WindowLimiter;
+  private readonly failureLimits: WindowLimits;
   private readonly keyDigest: Uint8Array;
 
   constructor(
@@ -63,7 +67,8 @@ export class AccessControl {
     this.keyDigest = digestOf(options.apiKey);
     this.tokens = new PlaybackTokens(options.signingSecret);
     this.sessions = new Sessions(db);
-    this.failures = new WindowLimiter(options.failureLimits ?? DEFAULT_FAILURE_LIMITS);
+    this.failureLimits = options.failureLimits ?? DEFAULT_FAILURE_LIMITS;
+    this.failures = new WindowLimiter(this.failureLimits);
   }
 
   /** The client a request counts against in the failure limit. */
@@ -78,8 +83,17 @@ export class AccessControl {
   checkKey(key: string, request: Request, server: PeerSource): boolean {
     if (!this.failures.empty) this.throwIfBlocked(this.client(request, server));
     if (matchesDigest(key, this.keyDigest)) return true;
-    this.failures.record(this.client(request, server));
+    this.recordFailure(this.client(request, server));
     return false;
+  }
+
+  /**
+   * Counts a wrong key or session against `client`; the attempt that blocks it is logged once,
+   * with the address (behind TRUST_PROXY, the forwarded one): someone is guessing.
+   */
+  private recordFailure(client: string): void {
+    if (this.failures.record(client) !== this.failureLimits.max) return;
+    log.warn({ client, attempts: this.failureLimits.max, blockedForS: this.failures.blockedFor(client) }, "too many wrong API keys or sessions from one client: it is refused for the rest of the window");
   }
 
   private throwIfBlocked(client: string): void {
@@ -103,7 +117,7 @@ export class AccessControl {
     if (session === null) return null;
     if (!this.failures.empty) this.throwIfBlocked(this.client(request, server));
     if (await this.sessions.isValid(session)) return "session";
-    this.failures.record(this.client(request, server));
+    this.recordFailure(this.client(request, server));
     throw unauthorized("The session has expired or was signed out; sign in again");
   }
 

@@ -48,15 +48,14 @@ export class WindowLimiter {
     return entry.count >= this.limits.max ? Math.ceil((entry.resetAt - now) / 1000) : 0;
   }
 
-  record(client: string): void {
+  /** Counts an event of `client`; returns its count in the current window (`max` once it is blocked by this one). */
+  record(client: string): number {
     const now = this.now();
     const entry = this.clients.get(client);
-    if (entry && entry.resetAt > now) {
-      entry.count++;
-      return;
-    }
+    if (entry && entry.resetAt > now) return ++entry.count;
     if (this.clients.size >= this.limits.maxClients) this.evict(now);
     this.clients.set(client, { count: 1, resetAt: now + this.limits.windowMs });
+    return 1;
   }
 
   private evict(now: number): void {

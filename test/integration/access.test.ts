@@ -17,7 +17,7 @@ import { loadConfig } from "../../src/config.ts";
 import { createApp } from "../../src/web.ts";
 import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { allRows } from "../helpers/db.ts";
-import { AUTH, TEST_API_KEY, TEST_SIGNING_SECRET, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, TEST_API_KEY, TEST_SIGNING_SECRET, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
 import { makeSource } from "./hls-support.ts";
 
 // Snapshots wait for earlier tests' transcodes to finish (see snapshot()).
@@ -230,7 +230,12 @@ describe("OpenAPI", () => {
 describe("the failure limit", () => {
   test("ten wrong keys from one client: then 429 with Retry-After, even with the right key; other clients unaffected", async () => {
     const client = { "x-forwarded-for": "203.0.113.77" };
-    for (let i = 0; i < 10; i++) expect((await fetch(`${spool.url}/api/videos`, { headers: { ...client, authorization: "Bearer wrong-key-wrong-key" } })).status).toBe(401);
+    // The attempt that blocks the client is logged once, with its address; the ones after it are not.
+    const warnings = await withCapturedLogs(async (lines) => {
+      for (let i = 0; i < 12; i++) expect((await fetch(`${spool.url}/api/videos`, { headers: { ...client, authorization: "Bearer wrong-key-wrong-key" } })).status).toBe(i < 10 ? 401 : 429);
+      return lines().filter((line) => line.component === "access");
+    });
+    expect(warnings.map((line) => [line.level, line.client, line.attempts])).toEqual([[40, "203.0.113.77", 10]]);
     const blocked = await fetch(`${spool.url}/api/videos`, { headers: { ...client, ...AUTH } });
     const body = await expectError(blocked, 429, "too_many_attempts");
     expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThan(0);
