@@ -2,7 +2,7 @@
  * The ladder's files as native Bun routes (src/native-routes.ts): every HLS player asks every
  * serving process for playlists and segments, and a WORKERS child must not build the whole
  * Elysia app for that (issue 15), nor pay Elysia's per-request work. The same answers as the
- * Elysia app gives (test/integration/hls-native.test.ts compares them): its telemetry, the CORS
+ * Elysia app gives (test/integration/hls-pipeline.test.ts compares them): its telemetry, the CORS
  * headers its plugin (src/modules/cors) puts on every answer under /api/hls/, its preflights,
  * and the 204 with Allow of an OPTIONS that is not one. Methods other than GET, HEAD and OPTIONS
  * are not routed here: Bun hands them to the app, which refuses them (401 or 405) as before.
