@@ -180,13 +180,19 @@ test("a WORKERS child streams, serves HLS files and answers /health, /ready and 
       ["/metrics", {}, 401],
       ["/metrics", AUTH, 200],
     ];
+    // The server's request lines are written in 4 KiB batches or every second (src/lib/log.ts):
+    // ask until the child's line has come, for a few seconds at most.
+    const until = (seen: () => boolean) => {
+      const deadline = Date.now() + 10_000;
+      return () => !seen() && Date.now() < deadline;
+    };
     for (const [path, headers, status] of probes) {
-      for (let i = 0; i < 60 && !answeredByChild(path, status); i++) {
+      for (const more = until(() => answeredByChild(path, status)); more(); ) {
         const r = await fetch(`${base}${path}`, { headers: { ...headers, connection: "close" } });
         expect(r.status).toBe(status);
         if (path === "/metrics" && status === 200) expect(await r.text()).toContain("spool_stream_responses_total");
         else await r.arrayBuffer();
-        await Bun.sleep(5);
+        await Bun.sleep(20);
       }
       const elysia = (await modules(child!, out)).some((p) => ELYSIA.test(p));
       expect({ path, status, answeredByChild: answeredByChild(path, status), elysia }).toEqual({ path, status, answeredByChild: true, elysia: false });
@@ -200,11 +206,11 @@ test("a WORKERS child streams, serves HLS files and answers /health, /ready and 
       if (Date.now() > ladderDeadline) throw new Error("the demo's HLS ladder was not built within 60 s");
       await Bun.sleep(250);
     }
-    for (let i = 0; i < 60 && !answeredByChild("/api/hls/:id/:name", 200); i++) {
+    for (const more = until(() => answeredByChild("/api/hls/:id/:name", 200)); more(); ) {
       const r = await fetch(master, { headers: { connection: "close" } });
       expect(r.status).toBe(200);
       expect(await r.text()).toStartWith("#EXTM3U");
-      await Bun.sleep(5);
+      await Bun.sleep(20);
     }
     expect(answeredByChild("/api/hls/:id/:name", 200)).toBe(true);
     expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
