@@ -34,3 +34,5 @@ export function nativeRoutes(ctx: AppContext) {
   const operations = { ...nativeHealthRoutes(ready), ...nativeMetricsRoute(ctx.access, metrics ? () => ctx.metrics.collect() : null) };
   return { routes: { ...stream, ...nativeHlsRoutes(ladder, origins), ...nativeStaticRoute(statics), ...operations }, statics, readiness: ready, ladder };
 }
+
+export type NativeRoutes = ReturnType<typeof nativeRoutes>;

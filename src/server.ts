@@ -119,9 +119,12 @@ function jobGauges(ctx: AppContext): void {
  */
 function serveLean(ctx: AppContext, listen: { port: number; hostname: string; reusePort: boolean }, adopted: (app: App) => void): Server<undefined> {
   let building: Promise<App> | undefined;
+  // One set for the process: the app built later serves the same ones (their caches, the ladder's
+  // invalidation listener and /ready's check in flight are not made twice).
+  const native = nativeRoutes(ctx);
   const build = async (): Promise<App> => {
     const { createApp } = await import("./web.ts");
-    const app = createApp(ctx);
+    const app = createApp(ctx, native);
     adopt(app, server, listen);
     adopted(app);
     log.debug("first request that is not a stream: the Elysia app is built");
@@ -133,7 +136,7 @@ function serveLean(ctx: AppContext, listen: { port: number; hostname: string; re
     development: false,
     idleTimeout: 30,
     error: (error) => nativeError(ctx, error),
-    routes: nativeRoutes(ctx).routes,
+    routes: native.routes,
     fetch(request) {
       // A failed build (it should not fail) is retried by the next request; this one gets a 500.
       building ??= build().catch((error: unknown) => {

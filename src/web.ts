@@ -27,7 +27,7 @@ import { streamRoutes } from "./modules/stream/plugin.ts";
 import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
 import { uploadRoutes } from "./modules/uploads/routes.ts";
 import { videoRoutes } from "./modules/videos/routes.ts";
-import { nativeRoutes } from "./native-routes.ts";
+import { nativeRoutes, type NativeRoutes } from "./native-routes.ts";
 import { expectedErrorResponse } from "./storage/serve.ts";
 
 function validationMessage(error: Readonly<ValidationError>): string {
@@ -41,8 +41,8 @@ function validationMessage(error: Readonly<ValidationError>): string {
   return `Invalid ${error.type}`;
 }
 
-export function createApp(ctx: AppContext) {
-  const native = nativeRoutes(ctx);
+/** `native`: the process's native routes, when it listened with them before building the app (src/server.ts). */
+export function createApp(ctx: AppContext, native: NativeRoutes = nativeRoutes(ctx)) {
   // Which methods a path supports, for 405 + Allow; built from the route table on first need.
   let methodsFor: ((path: string) => string[]) | undefined;
   /** The JSON error for anything a handler (or Elysia) throws. */

@@ -31,3 +31,18 @@ export function preflightHeaders(base: CorsHeaders): CorsHeaders {
     "access-control-max-age": MAX_AGE,
   };
 }
+
+/**
+ * The headers of the answer to a CORS preflight (an OPTIONS with Origin and
+ * Access-Control-Request-Method), or null when the request is not one this policy answers.
+ */
+export function preflightFor(allowed: readonly string[], headers: Pick<Headers, "get" | "has">): CorsHeaders | null {
+  const base = corsHeaders(allowed, headers.get("origin"));
+  return base && headers.has("access-control-request-method") ? preflightHeaders(base) : null;
+}
+
+/** Sets `headers` on `response` (none when null). */
+export function withCorsHeaders(response: Response, headers: CorsHeaders | null): Response {
+  if (headers) for (const name in headers) response.headers.set(name, headers[name]!);
+  return response;
+}

@@ -8,7 +8,7 @@
 import { requestPath } from "../http/path.ts";
 import { httpDuration, httpRequests } from "../metrics/metrics.ts";
 import { dateForHead } from "../http/date.ts";
-import { errorResponse } from "../http/errors.ts";
+import { errorResponse, methodNotAllowed } from "../http/errors.ts";
 import { errorFields, logger } from "./log.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.ts";
 
@@ -89,6 +89,16 @@ export function withTelemetry<S = unknown>(
     record(request, route, response.status);
     return response;
   };
+}
+
+/**
+ * The method table of a native route that answers GET and HEAD with `handle` and every other
+ * method Bun's router knows with a 405 and Allow, as the app's router does; all with telemetry.
+ */
+export function readOnlyRoute<S = unknown>(route: string, handle: (request: Request, server: S) => Response | Promise<Response>) {
+  const serve = withTelemetry(route, handle);
+  const notAllowed = withTelemetry<S>(route, (request) => methodNotAllowed(request.method, `on ${requestPath(request.url)}`, "GET, HEAD"));
+  return { GET: serve, HEAD: serve, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, OPTIONS: notAllowed };
 }
 
 /**

@@ -6,7 +6,7 @@
  * returns, error responses included (a player should be able to read a 404's JSON too).
  */
 import { Elysia } from "elysia";
-import { corsHeaders, preflightHeaders } from "../../http/cors.ts";
+import { corsHeaders, preflightFor } from "../../http/cors.ts";
 import { requestPath } from "../../http/path.ts";
 
 export const CORS_PREFIXES = ["/api/stream/", "/api/hls/"] as const;
@@ -16,11 +16,11 @@ export function corsRoutes(allowed: readonly string[], prefixes: readonly string
     if (allowed.length === 0) return;
     const path = requestPath(request.url);
     if (!prefixes.some((p) => path.startsWith(p))) return;
-    const headers = corsHeaders(allowed, request.headers.get("origin"));
-    if (!headers) return;
-    if (request.method === "OPTIONS" && request.headers.has("access-control-request-method")) {
-      return new Response(null, { status: 204, headers: preflightHeaders(headers) });
+    if (request.method === "OPTIONS") {
+      const preflight = preflightFor(allowed, request.headers);
+      if (preflight) return new Response(null, { status: 204, headers: preflight });
     }
-    Object.assign(set.headers, headers);
+    const headers = corsHeaders(allowed, request.headers.get("origin"));
+    if (headers) Object.assign(set.headers, headers);
   });
 }

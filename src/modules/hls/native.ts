@@ -9,7 +9,7 @@
  */
 import type { BunRequest } from "bun";
 import type { PeerSource } from "../../access/service.ts";
-import { corsHeaders, preflightHeaders } from "../../http/cors.ts";
+import { corsHeaders, preflightFor, withCorsHeaders } from "../../http/cors.ts";
 import { REQUEST_ID_HEADER, requestIdOf, unhandledError, withTelemetry } from "../../lib/telemetry.ts";
 import { expectedErrorResponse } from "../../storage/serve.ts";
 import type { LadderServer } from "./files.ts";
@@ -18,11 +18,7 @@ const FILE_ROUTE = "/api/hls/:id/:name";
 const RENDITION_ROUTE = "/api/hls/:id/:name/:file";
 
 export function nativeHlsRoutes(ladder: LadderServer, allowedOrigins: readonly string[]) {
-  const withCors = (request: Request, response: Response): Response => {
-    const headers = corsHeaders(allowedOrigins, request.headers.get("origin"));
-    if (headers) for (const name in headers) response.headers.set(name, headers[name]!);
-    return response;
-  };
+  const withCors = (request: Request, response: Response): Response => withCorsHeaders(response, corsHeaders(allowedOrigins, request.headers.get("origin")));
   const route = (template: string, rest: (params: Record<string, string>) => string) => {
     const serve = withTelemetry<PeerSource>(template, async (request, server) => {
       const params = (request as BunRequest).params as Record<string, string>;
@@ -38,11 +34,9 @@ export function nativeHlsRoutes(ladder: LadderServer, allowedOrigins: readonly s
     const options = withTelemetry<PeerSource>(template, (request) => withCors(request, new Response(null, { status: 204, headers: { allow: "GET, HEAD, OPTIONS" } })));
     // A CORS preflight, answered before routing and telemetry, as the app's CORS plugin does.
     const preflight = (request: Request, server: PeerSource): Response | Promise<Response> => {
-      const headers = corsHeaders(allowedOrigins, request.headers.get("origin"));
-      if (!headers || !request.headers.has("access-control-request-method")) return options(request, server);
-      const response = new Response(null, { status: 204, headers: preflightHeaders(headers) });
-      response.headers.set(REQUEST_ID_HEADER, requestIdOf(request));
-      return response;
+      const headers = preflightFor(allowedOrigins, request.headers);
+      if (!headers) return options(request, server);
+      return new Response(null, { status: 204, headers: { ...headers, [REQUEST_ID_HEADER]: requestIdOf(request) } });
     };
     return { GET: serve, HEAD: serve, OPTIONS: preflight };
   };

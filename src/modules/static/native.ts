@@ -3,9 +3,9 @@ import { FileCache } from "../../files/cache.ts";
 import type { MemoryTier } from "../../files/memory-tier.ts";
 import type { OpenFiles } from "../../files/open-files.ts";
 import { serveFile } from "../../files/serve-path.ts";
-import { errorResponse, methodNotAllowed } from "../../http/errors.ts";
+import { errorResponse } from "../../http/errors.ts";
 import { requestPath } from "../../http/path.ts";
-import { withTelemetry } from "../../lib/telemetry.ts";
+import { readOnlyRoute } from "../../lib/telemetry.ts";
 import { StaticRoot } from "./resolve.ts";
 
 const PREFIX = "/static/";
@@ -37,9 +37,5 @@ export function staticHandler(staticDir: string, cacheTtlMs: number, memory?: Me
 
 /** The Bun route table entry (see ./routes.ts for why); other methods get 405 with Allow. */
 export function nativeStaticRoute(handler: StaticHandler) {
-  const serve = withTelemetry(STATIC_ROUTE, handler);
-  const notAllowed = withTelemetry(STATIC_ROUTE, (request) =>
-    methodNotAllowed(request.method, `on ${requestPath(request.url)}`, "GET, HEAD"),
-  );
-  return { [STATIC_ROUTE]: { GET: serve, HEAD: serve, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, OPTIONS: notAllowed } };
+  return { [STATIC_ROUTE]: readOnlyRoute(STATIC_ROUTE, handler) };
 }

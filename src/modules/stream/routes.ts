@@ -13,7 +13,7 @@ import { type ClipCache, clipFilename, isClippable, parseClipInterval, serveClip
 import { nativeRanged, preconditionResponse } from "../../files/serve.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { withDate } from "../../http/date.ts";
-import { corsHeaders, preflightHeaders, type CorsHeaders } from "../../http/cors.ts";
+import { corsHeaders, preflightFor, withCorsHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { expectedErrorResponse } from "../../storage/serve.ts";
 import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed } from "../../http/errors.ts";
 import { unhandledError } from "../../lib/telemetry.ts";
@@ -147,10 +147,6 @@ export function streamCorsHeaders(allowed: readonly string[]): CorsHeaders | und
   return allowed.includes("*") ? (corsHeaders(allowed, null) ?? undefined) : undefined;
 }
 
-function withHeaders(response: Response, headers: CorsHeaders | null): Response {
-  if (headers) for (const name in headers) response.headers.set(name, headers[name]!);
-  return response;
-}
 
 export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl, allowedOrigins: readonly string[], { metrics = true } = {}) {
   const constant = streamCorsHeaders(allowedOrigins);
@@ -161,9 +157,9 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
     const status = response.status;
     if (metrics) hot.stream[status === 200 && nativeRanged.has(response) ? 206 : status]! += 1;
     response.headers.set(REQUEST_ID_HEADER, requestIdOf(request));
-    if (perRequest) return withHeaders(response, corsHeaders(allowedOrigins, request.headers.get("origin")));
+    if (perRequest) return withCorsHeaders(response, corsHeaders(allowedOrigins, request.headers.get("origin")));
     // Success and 304 answers carry the constant headers already (baked into the entity).
-    if (constant && status >= 400) return withHeaders(response, constant);
+    if (constant && status >= 400) return withCorsHeaders(response, constant);
     return response;
   };
   const failed = (request: Request, error: unknown): Response => expectedErrorResponse(error) ?? unhandledError(request, error);
@@ -183,15 +179,10 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
     return result instanceof Response ? withDate(result) : result.then(withDate);
   };
   const preflight = (request: Request): Response => {
-    const headers = corsHeaders(allowedOrigins, request.headers.get("origin"));
     // Not a preflight this policy answers: the methods the stream supports (§9.3.7). Like a
     // preflight, not counted as a stream answer.
-    if (!headers || !request.headers.has("access-control-request-method")) {
-      return new Response(null, { status: 204, headers: { allow: "GET, HEAD, OPTIONS", [REQUEST_ID_HEADER]: requestIdOf(request) } });
-    }
-    const response = new Response(null, { status: 204, headers: preflightHeaders(headers) });
-    response.headers.set(REQUEST_ID_HEADER, requestIdOf(request));
-    return response;
+    const headers = preflightFor(allowedOrigins, request.headers) ?? { allow: "GET, HEAD, OPTIONS" };
+    return new Response(null, { status: 204, headers: { ...headers, [REQUEST_ID_HEADER]: requestIdOf(request) } });
   };
   const notAllowed = (request: Request): Response =>
     finish(request, methodNotAllowed(request.method, "on a stream", "GET, HEAD, OPTIONS"));
