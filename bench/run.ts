@@ -21,7 +21,7 @@ import { machineInfo } from "./lib/machine.ts";
 import { FILM_RECIPES, ensureFilm, ensureLibrary, ensureMainVideo, ensureSweep, freeBytes, type FilmVideo, type LibraryVideo, type MediaFile } from "./lib/media.ts";
 import { MIX_HEAD_BYTES, MIX_ZIPF_S, buildMix, mixByteBounds, topShare, writeMix, writePaths, type MixRequest } from "./lib/player-mix.ts";
 import { tierBytesOf, writeReports, type MixInfo, type SlowCell, type TierDelta, type SuiteResult, type TargetSummary, type WorkloadResult } from "./lib/report.ts";
-import { NoiseMeter, RssSampler, resetHwm, treeHwm, treeRss, waitIdle } from "./lib/rss.ts";
+import { NoiseMeter, RssSampler, resetHwm, treeHwm, treeRss, waitIdle, type RssSample } from "./lib/rss.ts";
 import { runSoak } from "./lib/soak.ts";
 import type { SlowResult, SlowSpec } from "./lib/slow-readers.ts";
 import {
@@ -769,6 +769,8 @@ async function main(): Promise<number> {
       const tierEnd = tierStart ? await scrapeTier(t) : null;
       if (tierStart?.bytes != null) cell.tierBytesBefore = tierStart.bytes;
       if (tierEnd?.bytes != null) cell.tierBytesAfter = tierEnd.bytes;
+      if (tierStart?.clipHeaderBytes != null) cell.clipHeaderBytesBefore = tierStart.clipHeaderBytes;
+      if (tierEnd?.clipHeaderBytes != null) cell.clipHeaderBytesAfter = tierEnd.clipHeaderBytes;
       slow[t.id] = cell;
       checkAlive(t, "slow readers");
       await waitIdle(t.pid);
@@ -861,8 +863,9 @@ async function warmLibrary(library: MediaFile[]): Promise<void> {
   log(`page cache: read the library (${library.length} videos, ${(total / 2 ** 20).toFixed(1)} MiB) in ${((performance.now() - started) / 1000).toFixed(1)} s${r.code === 0 ? "" : ` (cat exited ${r.code}: ${r.stderr.trim().slice(0, 200)})`}`);
 }
 
-function summarizeSlow(samples: { t: number; rss: number }[], baseline: number, hwm: number | null, res: SlowResult | undefined, error?: string): SlowCell {
-  const peakSample = samples.reduce((m, s) => Math.max(m, s.rss), 0);
+function summarizeSlow(samples: RssSample[], baseline: number, hwm: number | null, res: SlowResult | undefined, error?: string): SlowCell {
+  const highest = samples.reduce<RssSample | undefined>((m, s) => (m && m.rss >= s.rss ? m : s), undefined);
+  const peakSample = highest?.rss ?? 0;
   const peakRss = Math.max(peakSample, hwm ?? 0);
   const end = samples.at(-1)?.t ?? 0;
   const window = (a: number, b: number) => {
@@ -884,6 +887,7 @@ function summarizeSlow(samples: { t: number; rss: number }[], baseline: number, 
     samples: samples.filter((_, i) => i % step === 0).map((s) => [Math.round(s.t * 10) / 10, Math.round((s.rss / 2 ** 20) * 10) / 10] as [number, number]),
     result: res,
     error,
+    ...(highest?.split ? { peakSplit: { rss: highest.rss, ...highest.split } } : {}),
   };
 }
 

@@ -301,6 +301,8 @@ export interface TierStats {
   hits: number | null;
   misses: number | null;
   evictions: number | null;
+  /** Bytes of parsed `moov`s and clip headers held (spool_clip_header_cache_bytes): another bounded cache in the RSS. */
+  clipHeaderBytes: number | null;
 }
 
 /** Scrapes a Spool target's /metrics (with its API key) for the RAM tier; null when it has none or fails. */
@@ -315,6 +317,7 @@ export async function scrapeTier(t: Running): Promise<TierStats | null> {
       hits: promValue(text, "spool_cache_lookups_total", { cache: "memory_tier", result: "hit" }),
       misses: promValue(text, "spool_cache_lookups_total", { cache: "memory_tier", result: "miss" }),
       evictions: promValue(text, "spool_memory_tier_evictions_total"),
+      clipHeaderBytes: promValue(text, "spool_clip_header_cache_bytes"),
     };
   } catch {
     return null;

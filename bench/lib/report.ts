@@ -92,6 +92,11 @@ export interface SlowCell {
   /** Spool: bytes its RAM tier held (spool_memory_tier_bytes) before the readers started and after they stopped. */
   tierBytesBefore?: number;
   tierBytesAfter?: number;
+  /** Spool: bytes of parsed `moov`s and clip headers held (spool_clip_header_cache_bytes), before and after. */
+  clipHeaderBytesBefore?: number;
+  clipHeaderBytesAfter?: number;
+  /** The highest RSS sample and its split into private (anon + shmem) and file-backed pages (bench/lib/rss.ts). */
+  peakSplit?: { rss: number; anon: number; file: number };
 }
 
 /**
@@ -100,7 +105,16 @@ export interface SlowCell {
  * target has no tier metrics.
  */
 export function tierBytesOf(c: SlowCell): number | null {
-  const xs = [c.tierBytesBefore, c.tierBytesAfter].filter((x): x is number => typeof x === "number" && Number.isFinite(x));
+  return smallerReading(c.tierBytesBefore, c.tierBytesAfter);
+}
+
+/** The clip header cache's bytes to count out of the private memory, read as the tier's are. */
+export function clipHeaderBytesOf(c: SlowCell): number | null {
+  return smallerReading(c.clipHeaderBytesBefore, c.clipHeaderBytesAfter);
+}
+
+function smallerReading(...readings: (number | undefined)[]): number | null {
+  const xs = readings.filter((x): x is number => typeof x === "number" && Number.isFinite(x));
   return xs.length ? Math.min(...xs) : null;
 }
 
@@ -599,6 +613,28 @@ export function renderMarkdown(s: SuiteResult, svgRel = "latest.svg"): string {
       );
     }
     out.push("");
+    const split = slowIds.filter((id) => (s.slow[id] as SlowCell).peakSplit);
+    if (split.length) {
+      out.push(
+        "What the highest RSS sample was made of (MiB; /proc/<pid>/status, summed over the target's processes):",
+        "",
+        "| Target | RSS | File-backed pages | Private memory | of which RAM tier | of which clip headers | Private − caches |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+      );
+      for (const id of split) {
+        const c = s.slow[id] as SlowCell;
+        const p = c.peakSplit!;
+        const tier = tierBytesOf(c);
+        const clips = clipHeaderBytesOf(c);
+        const cell = (x: number | null) => (x === null ? "–" : MiBf(x).toFixed(1));
+        out.push(`| ${TARGET_LABELS[id]} | ${cell(p.rss)} | ${cell(p.file)} | ${cell(p.anon)} | ${cell(tier)} | ${cell(clips)} | ${cell(p.anon - (tier ?? 0) - (clips ?? 0))} |`);
+      }
+      out.push(
+        "",
+        "File-backed pages are mapped from files, almost all of them the runtime's own executable and libraries (the bun binary for Spool and bare Bun.serve): one copy in memory for every process that runs the same binary (a `WORKERS` cluster holds them once), and pages the kernel drops and reads again under memory pressure. Private memory is what each process holds alone: heaps, buffers, and Spool's two bounded caches (the RAM tier, `MEMORY_CACHE_BYTES`, and the parsed `moov`s and clip headers, `spool_clip_header_cache_bytes`, at most `CLIP_HEADER_CACHE_BYTES`), filled by the workloads before the readers.",
+        "",
+      );
+    }
   }
 
   if (s.goals.length) {

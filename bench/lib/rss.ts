@@ -1,6 +1,7 @@
 /**
  * Resident memory of a server process and its descendants, sampled from /proc/<pid>/status
- * (VmRSS now, VmHWM peak). Linux only; returns nulls elsewhere.
+ * (VmRSS now, VmHWM peak, and the split of VmRSS into private and file-backed pages). Linux
+ * only; returns nulls elsewhere.
  */
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 
@@ -11,6 +12,43 @@ function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * VmRSS split as the kernel counts it (bytes): `anon` private memory (RssAnon + RssShmem: the
+ * heap, buffers, caches; what a second process would need again), and `file` pages mapped from
+ * files (RssFile: almost all of it the runtime's own executable and libraries, shared by every
+ * process that runs the same binary, and dropped by the kernel under memory pressure).
+ */
+export interface RssSplit {
+  anon: number;
+  file: number;
+}
+
+function statusSplit(pid: number): RssSplit | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN);
+    const anon = kb("RssAnon") + kb("RssShmem");
+    const file = kb("RssFile");
+    return Number.isFinite(anon) && Number.isFinite(file) ? { anon: anon * 1024, file: file * 1024 } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Sum of the RSS split over the tree (null when /proc has no split: an old kernel, or not Linux). */
+export function treeRssSplit(pids: number[]): RssSplit | null {
+  const sum: RssSplit = { anon: 0, file: 0 };
+  let any = false;
+  for (const p of pids) {
+    const one = statusSplit(p);
+    if (!one) continue;
+    sum.anon += one.anon;
+    sum.file += one.file;
+    any = true;
+  }
+  return any ? sum : null;
 }
 
 /** pid plus every descendant (nginx master + worker, a runtime that forks workers). */
@@ -85,6 +123,8 @@ export interface RssSample {
   /** Seconds since sampling started. */
   t: number;
   rss: number;
+  /** The split of `rss`, read right after it (the two reads are microseconds apart). */
+  split?: RssSplit;
 }
 
 export class RssSampler {
@@ -99,7 +139,8 @@ export class RssSampler {
     this.t0 = performance.now();
     const tick = () => {
       const rss = treeRss(this.pids);
-      if (rss !== null) this.samples.push({ t: (performance.now() - this.t0) / 1000, rss });
+      const split = treeRssSplit(this.pids) ?? undefined;
+      if (rss !== null) this.samples.push({ t: (performance.now() - this.t0) / 1000, rss, split });
     };
     tick();
     this.timer = setInterval(tick, this.everyMs);
