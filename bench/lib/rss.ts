@@ -78,12 +78,12 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** Sum of VmRSS over the tree, in bytes (null when /proc is unavailable). */
-export function treeRss(pids: number[]): number | null {
+/** Sum of one /proc/<pid>/status field over the tree, in bytes (null when /proc is unavailable). */
+function treeSum(pids: number[], field: "VmRSS" | "VmHWM"): number | null {
   let sum = 0;
   let any = false;
   for (const p of pids) {
-    const kb = statusKb(p, "VmRSS");
+    const kb = statusKb(p, field);
     if (kb !== null) {
       sum += kb;
       any = true;
@@ -92,18 +92,14 @@ export function treeRss(pids: number[]): number | null {
   return any ? sum * 1024 : null;
 }
 
+/** Sum of VmRSS over the tree, in bytes (null when /proc is unavailable). */
+export function treeRss(pids: number[]): number | null {
+  return treeSum(pids, "VmRSS");
+}
+
 /** Sum of VmHWM (per-process peaks) over the tree, in bytes. */
 export function treeHwm(pids: number[]): number | null {
-  let sum = 0;
-  let any = false;
-  for (const p of pids) {
-    const kb = statusKb(p, "VmHWM");
-    if (kb !== null) {
-      sum += kb;
-      any = true;
-    }
-  }
-  return any ? sum * 1024 : null;
+  return treeSum(pids, "VmHWM");
 }
 
 /** Reset VmHWM to the current RSS (`echo 5 > /proc/<pid>/clear_refs`); false when not permitted. */
