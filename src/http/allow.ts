@@ -31,3 +31,12 @@ export function methodTable(routes: readonly RouteEntry[]): (path: string) => st
     return [...methods].sort();
   };
 }
+
+/**
+ * The answer to an OPTIONS that is not a CORS preflight (the CORS layer answers those first):
+ * 204 and the methods the resource supports (RFC 9110 §9.3.7). Registered as a route, it also
+ * puts OPTIONS in the Allow of the app's 405s on that path.
+ */
+export function optionsAnswer(allow: string): () => Response {
+  return () => new Response(null, { status: 204, headers: { allow } });
+}

@@ -250,7 +250,8 @@ describe("methods", () => {
       ["DELETE", "/health", "GET, HEAD"],
       ["POST", "/ready", "GET, HEAD"],
       ["PUT", "/api/videos/demo", "DELETE, GET, HEAD, PATCH"],
-      ["PROPFIND", "/api/stream/demo", "GET, HEAD"],
+      // A method Bun's router does not know reaches the app, which lists the same methods.
+      ["PROPFIND", "/api/stream/demo", "GET, HEAD, OPTIONS"],
       ["PUT", "/api/stream/demo", "GET, HEAD, OPTIONS"],
       ["DELETE", "/swagger", "GET, HEAD"],
       ["POST", "/watch/demo", "GET, HEAD"],

@@ -8,6 +8,7 @@
 import type { EventEmitter } from "node:events";
 import { Elysia, t } from "elysia";
 import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
+import { optionsAnswer } from "../../http/allow.ts";
 import { HttpError } from "../../http/errors.ts";
 import { header, jsonContent } from "../../schemas/openapi.ts";
 import { VIDEO_ID_PATTERN, assertVideoId } from "../../library/ids.ts";
@@ -151,10 +152,8 @@ const EventsResponse = t.String({
 export function hlsRoutes(hls: HlsService, serve: LadderServer, { downloads }: { downloads?: DownloadEvents } = {}) {
   const watch = new VideoWatch(hls.library);
 
-  // An OPTIONS that is not a CORS preflight (src/modules/cors answers those before routing): the
-  // methods a ladder file supports (RFC 9110 §9.3.7), as on the stream route. Being routes, they
-  // also put OPTIONS in the Allow of a 405 here.
-  const options = () => new Response(null, { status: 204, headers: { allow: "GET, HEAD, OPTIONS" } });
+  // As on the stream route: OPTIONS answered, and listed in a 405's Allow.
+  const options = optionsAnswer("GET, HEAD, OPTIONS");
   const undocumented = { detail: { hide: true } };
 
   return new Elysia({ name: "spool.hls" })

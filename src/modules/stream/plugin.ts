@@ -5,12 +5,17 @@
  */
 import { Elysia } from "elysia";
 import type { AccessControl } from "../../access/service.ts";
+import { optionsAnswer } from "../../http/allow.ts";
 import type { StreamCatalog } from "./catalog.ts";
 import { streamContext, streamVideo } from "./routes.ts";
 
 export function streamRoutes(catalog: StreamCatalog, access: AccessControl) {
   const context = streamContext(catalog, access);
-  return new Elysia({ name: "spool.stream" }).get("/api/stream/:id", ({ request, params, server }) => streamVideo(request, params.id, context, server), {
+  return new Elysia({ name: "spool.stream" })
+    // As the native route answers it; being a route, it also puts OPTIONS in the Allow of the
+    // 405 that a method Bun's router does not know (PROPFIND) gets from the app.
+    .options("/api/stream/:id", optionsAnswer("GET, HEAD, OPTIONS"), { detail: { hide: true } })
+    .get("/api/stream/:id", ({ request, params, server }) => streamVideo(request, params.id, context, server), {
     detail: {
       summary: "Stream a video",
       description:
