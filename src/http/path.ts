@@ -9,6 +9,31 @@ export function requestPath(url: string): string {
   return url.slice(start, query < 0 ? undefined : query);
 }
 
+const UPLOADS = "/api/uploads/";
+const DIRECT = "direct/";
+/** What stands in a log line for a capability's secret. */
+export const REDACTED = "<secret>";
+
+/**
+ * The path of a request URL as log lines write it: `requestPath`, with the secrets of upload URLs
+ * left out. A tus upload URL (`/api/uploads/<video id>.<secret>`, src/modules/uploads/upload-ids.ts)
+ * and a direct upload URL (`/api/uploads/direct/<secret>`) are capabilities: whoever reads one
+ * may append to, finish or cancel that upload with no other credential, and logs are read more
+ * widely than DATA_DIR. The video id stays, to follow an upload through the log. Whatever
+ * follows `/api/uploads/` and a `.` or `%` (a dot percent-encoded) goes, so no spelling of a
+ * secret that a router might decode gets through. Pure.
+ */
+export function loggedPath(url: string): string {
+  const path = requestPath(url);
+  if (!path.startsWith(UPLOADS) || path.length === UPLOADS.length) return path;
+  if (path.startsWith(DIRECT, UPLOADS.length)) return `${UPLOADS}${DIRECT}${REDACTED}`;
+  const rest = path.slice(UPLOADS.length);
+  const dot = rest.indexOf(".");
+  const encoded = rest.indexOf("%");
+  const cut = dot < 0 ? encoded : encoded < 0 ? dot : Math.min(dot, encoded);
+  return cut < 0 ? path : `${UPLOADS}${rest.slice(0, cut)}.${REDACTED}`;
+}
+
 /**
  * The raw value of query parameter `name` (undecoded, the first one), or null. Hand-written
  * because it runs for every request of a signed video: no URL object, no split, no array.

@@ -5,7 +5,7 @@
  * the stream from `withTelemetry`. The stream route does its own, cheaper accounting
  * (src/modules/stream/routes.ts): a counter, and no log line per hit. No Elysia here.
  */
-import { requestPath } from "../http/path.ts";
+import { loggedPath, requestPath } from "../http/path.ts";
 import { httpDuration, httpRequests } from "../metrics/metrics.ts";
 import { dateForHead } from "../http/date.ts";
 import { errorResponse, methodNotAllowed } from "../http/errors.ts";
@@ -60,8 +60,8 @@ export function record(request: Request, route: string, status: number): void {
   const template = route || "unmatched";
   counterFor(template, request.method, status).inc();
   histogramFor(template, request.method).observe(seconds);
-  // The path, never the query: it can hold a playback token.
-  const fields = { reqId: start?.id, method: request.method, path: requestPath(request.url), route: template, status, ms: Math.round(seconds * 10000) / 10 };
+  // The path, never the query (it can hold a playback token), nor an upload URL's secret.
+  const fields = { reqId: start?.id, method: request.method, path: loggedPath(request.url), route: template, status, ms: Math.round(seconds * 10000) / 10 };
   // 503 is a state (draining, busy, no ffmpeg), not a fault of ours.
   if (status >= 500 && status !== 503) log.error(fields, "request failed");
   else log.info(fields, "request");
@@ -103,9 +103,10 @@ export function readOnlyRoute<S = unknown>(route: string, handle: (request: Requ
 
 /**
  * A throw no handler expected is our bug: it is logged in full with the request's id, method and
- * path (never the query: it can hold a token), and the client learns nothing internal.
+ * path (never the query: it can hold a token; nor an upload URL's secret), and the client learns
+ * nothing internal.
  */
 export function unhandledError(request: Request, error: unknown): Response {
-  log.error({ reqId: idOf(request), method: request.method, path: requestPath(request.url), ...errorFields(error) }, "unhandled error");
+  log.error({ reqId: idOf(request), method: request.method, path: loggedPath(request.url), ...errorFields(error) }, "unhandled error");
   return errorResponse(500, "internal_error", "Something went wrong on our side");
 }

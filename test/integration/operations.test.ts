@@ -244,6 +244,47 @@ describe("Date (RFC 9110 §6.6.1)", () => {
   });
 });
 
+describe("request log lines and capabilities", () => {
+  test("upload URLs are logged without their secret: tus uploads keep the video id, direct upload URLs nothing", async () => {
+    const secrets: string[] = [];
+    const logged = await withCapturedLogs(async (lines) => {
+      const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": "10" } });
+      expect(created.status).toBe(201);
+      const location = new URL(created.headers.get("location")!, spool.url).pathname;
+      const [videoId, secret] = location.slice("/api/uploads/".length).split(".");
+      secrets.push(secret!);
+      expect((await fetch(spool.url + location, { method: "HEAD", headers: { "tus-resumable": "1.0.0" } })).status).toBe(200);
+      const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{}" });
+      expect(issued.status).toBe(201);
+      const direct = ((await issued.json()) as { uploadUrl: string }).uploadUrl;
+      secrets.push(direct.slice(direct.lastIndexOf("/") + 1));
+      // Used as a tus client would, and then again (410): both logged.
+      const tus = { "tus-resumable": "1.0.0", "upload-length": "10" };
+      expect((await fetch(spool.url + direct, { method: "POST", headers: tus })).status).toBe(201);
+      expect((await fetch(spool.url + direct, { method: "POST", headers: tus })).status).toBe(410);
+      expect((await fetch(spool.url + location, { method: "DELETE", headers: { "tus-resumable": "1.0.0" } })).status).toBe(204);
+      // (A line of an earlier test's request may arrive late: only the uploads' are compared.)
+      const requests = () => lines().filter((line) => line.msg === "request" && String(line.path).startsWith("/api/uploads"));
+      for (let i = 0; i < 100 && requests().length < 6; i++) await Bun.sleep(10);
+      return { videoId, lines: lines(), paths: requests().map((line) => `${line.method} ${line.path} ${line.status}`) };
+    });
+    expect(logged.paths).toEqual([
+      "POST /api/uploads 201",
+      `HEAD /api/uploads/${logged.videoId}.<secret> 200`,
+      "POST /api/uploads/direct 201",
+      "POST /api/uploads/direct/<secret> 201",
+      "POST /api/uploads/direct/<secret> 410",
+      `DELETE /api/uploads/${logged.videoId}.<secret> 204`,
+    ]);
+    const text = JSON.stringify(logged.lines);
+    expect(secrets).toHaveLength(2);
+    for (const secret of secrets) {
+      expect(secret.length).toBeGreaterThan(20);
+      expect(text).not.toContain(secret);
+    }
+  });
+});
+
 describe("methods", () => {
   test("a method a route does not support: 405 with Allow, for every kind of route", async () => {
     const cases: [string, string, string][] = [

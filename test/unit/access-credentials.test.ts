@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { bearerToken, clientAddress, cookieValue, isHttps, isSameOrigin, ownOrigin, digestOf, matchesDigest } from "../../src/access/credentials.ts";
 import { WindowLimiter } from "../../src/access/window-limiter.ts";
-import { queryParam, requestPath, withToken } from "../../src/http/path.ts";
+import { loggedPath, queryParam, requestPath, withToken } from "../../src/http/path.ts";
 
 describe("bearerToken", () => {
   const cases: [string | null, string | null][] = [
@@ -172,4 +172,27 @@ describe("requestPath", () => {
     ["/static/a.txt", "/static/a.txt"],
     ["/static//b?q=//", "/static//b"],
   ] as const)("%s → %s", (url, expected) => expect(requestPath(url)).toBe(expected));
+});
+
+describe("loggedPath: upload URLs are capabilities, their secrets never reach a log", () => {
+  const secret = "Zm9vYmFyYmF6cXV4cXV1eHh5ejEyMzQ1";
+  test.each([
+    // tus: the video id stays, the secret goes.
+    [`http://x/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}?x=1`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA%2E${secret}`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}/more`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    // A direct upload URL is all secret.
+    [`http://x/api/uploads/direct/${secret}`, "/api/uploads/direct/<secret>"],
+    [`/api/uploads/direct/${secret}`, "/api/uploads/direct/<secret>"],
+    // Nothing secret: as is.
+    ["http://x/api/uploads", "/api/uploads"],
+    ["http://x/api/uploads/", "/api/uploads/"],
+    ["http://x/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA", "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA"],
+    ["http://x/api/videos/demo.json", "/api/videos/demo.json"],
+    ["http://x/api/stream/demo.mp4?token=abc", "/api/stream/demo.mp4"],
+  ] as const)("%s → %s", (url, expected) => {
+    expect(loggedPath(url)).toBe(expected);
+    expect(loggedPath(url)).not.toContain(secret);
+  });
 });
