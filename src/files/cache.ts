@@ -4,7 +4,7 @@
  * or change are noticed within that window; the hot path does no syscall in between.
  */
 import { stat } from "node:fs/promises";
-import { makeEntity, type FileEntity, type ServeOptions } from "./entity.ts";
+import { makeEntity, variantKey, type FileEntity, type ServeOptions } from "./entity.ts";
 
 interface Slot {
   entity: FileEntity;
@@ -20,10 +20,12 @@ export class FileCache {
   ) {}
 
   /**
-   * The entity for a regular file, or undefined when it is missing or not a file. `key` must
-   * change whenever `options` do (several disposition variants of one path may coexist).
+   * The entity for a regular file served with `options`, or undefined when it is missing or not
+   * a file. Each set of options has its own entry (`variantKey`): several variants of one path
+   * (inline and download, public and private) coexist.
    */
-  async lookup(path: string, options: ServeOptions = {}, key = path): Promise<FileEntity | undefined> {
+  async lookup(path: string, options: ServeOptions = {}): Promise<FileEntity | undefined> {
+    const key = variantKey(path, options);
     const now = Date.now();
     const slot = this.slots.get(key);
     if (slot && slot.expires > now) return slot.entity;

@@ -318,6 +318,7 @@ function storedEntity(clip: ClipEntity, path: string, memory: MemoryTier | undef
     lastModified: clip.lastModified,
     contentType: clip.contentType,
     headers: clip.headers,
+    headersKey: JSON.stringify(clip.headers),
     responseHeaders: clip.responseHeaders,
     nativeRangeHeaders,
     notModifiedHeaders: clip.notModifiedHeaders,

@@ -331,8 +331,9 @@ export class ClipCache {
     return `${base.path}\0${base.etag}\0${base.size}`;
   }
 
+  /** A clip keeps its base's headers (Cache-Control, CORS, Last-Modified): they are in its key. */
   private static clipKey(base: FileEntity, interval: ClipInterval, variant: ClipVariant): string {
-    return `${ClipCache.fileKey(base)}\0${interval.start}\0${interval.end ?? ""}\0${variant.disposition ?? ""}\0${variant.filename ?? ""}`;
+    return `${ClipCache.fileKey(base)}\0${interval.start}\0${interval.end ?? ""}\0${variant.disposition ?? ""}\0${variant.filename ?? ""}\0${base.headersKey}`;
   }
 
   get(base: FileEntity, interval: ClipInterval, variant: ClipVariant = {}): ClipEntity | Promise<ClipEntity> {

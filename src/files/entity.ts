@@ -44,6 +44,12 @@ export interface FileEntity extends Validators {
   /** Content-Type, ETag, Last-Modified, Accept-Ranges, Cache-Control, nosniff, disposition. */
   headers: Readonly<Record<string, string>>;
   /**
+   * `headers` as one string, made once: what is cached from this entity (clip headers) is keyed
+   * on it too, so an entity with other headers for the same bytes (a video switched to signed:
+   * `Cache-Control: private`) never gets what was made from the old one.
+   */
+  headersKey: string;
+  /**
    * The same headers as a `Headers` object, for the hot path: Bun copies a `Headers` into a new
    * Response natively, about three times faster than it converts a plain object. Never mutate.
    */
@@ -98,10 +104,23 @@ export function makeEntity(path: string, size: number, mtimeMs: number, options:
     lastModified,
     contentType,
     headers,
+    headersKey: JSON.stringify(headers),
     responseHeaders: new Headers(headers),
     nativeRangeHeaders: withoutHeader(headers, "accept-ranges"),
     notModifiedHeaders: new Headers(notModified),
   };
+}
+
+/**
+ * The key under which a cache of entities keeps the one made for `path` with `options`: every
+ * option that shapes the answer's headers or validators is in it, so a cached entity never
+ * answers for another variant of the same file (a poster fetched while its video was public must
+ * not keep `Cache-Control: public` once it is signed). It begins with `path`, so forgetting by a
+ * path prefix forgets every variant. Pure.
+ */
+export function variantKey(path: string, options: ServeOptions): string {
+  const { contentType = "", filename = "", disposition = "", cacheControl = "", etag = "", lastModified = "", headers } = options;
+  return `${path}\0${contentType}\0${filename}\0${disposition}\0${cacheControl}\0${etag}\0${lastModified}\0${headers ? JSON.stringify(headers) : ""}`;
 }
 
 function withoutHeader(headers: Record<string, string>, name: string): Headers {

@@ -34,7 +34,7 @@ import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
 import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed, preconditionFailed } from "../http/errors.ts";
 import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
 import { contentRange, DEFAULT_RANGE_LIMITS, planRange, unsatisfiedRange, type ByteRange } from "../http/range.ts";
-import { makeEntity, type FileEntity, type ServeOptions } from "../files/entity.ts";
+import { makeEntity, variantKey, type FileEntity, type ServeOptions } from "../files/entity.ts";
 import type { TierLoader } from "../files/memory-tier.ts";
 import { errorFields, logger } from "../lib/log.ts";
 import { hot } from "../metrics/metrics.ts";
@@ -139,9 +139,11 @@ export class ObjectServer {
   /**
    * The entity of an object known only by its key (HLS files, posters, thumbnails): a HEAD,
    * cached `ttlMs`; undefined when there is no such object. Its tag is the bucket's (the bytes'
-   * MD5 for single-part puts), so a rebuilt ladder gets new tags and new cache blocks.
+   * MD5 for single-part puts), so a rebuilt ladder gets new tags and new cache blocks. Each set
+   * of options has its own entry (`variantKey`), as in FileCache.
    */
-  async lookup(key: string, options: ServeOptions = {}, slotKey = key): Promise<ObjectEntity | undefined> {
+  async lookup(key: string, options: ServeOptions = {}): Promise<ObjectEntity | undefined> {
+    const slotKey = variantKey(key, options);
     const now = Date.now();
     const slot = this.slots.get(slotKey);
     if (slot && slot.expires > now) return slot.entity;

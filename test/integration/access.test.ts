@@ -177,6 +177,7 @@ describe("the management API needs the key", () => {
         "HEAD /api/uploads/:id",
         "OPTIONS /api/hls/:id/:name",
         "OPTIONS /api/hls/:id/:name/:file",
+        "OPTIONS /api/stream/:id",
         "OPTIONS /api/uploads",
         "OPTIONS /api/uploads/:id",
         "OPTIONS /api/uploads/direct/:secret",
@@ -454,6 +455,43 @@ describe("signed playback: HLS, pictures, JSON and the watch page", () => {
     const ok = await fetch(`${spool.url}${thumbnailUrl}&width=64`);
     expect(ok.status).toBe(200);
     expect(ok.headers.get("cache-control")).toBe("private, max-age=3600");
+  });
+
+  test("a video switched from public to signed: its poster, thumbnails and clips are private at once, however often they were fetched while public", async () => {
+    const created = await uploadMultipart(spool.url, source, { name: "turned.mp4", title: "Turned private", playback: "public" });
+    expect(created.status).toBe(201);
+    const id = ((await created.json()) as VideoJson).id;
+    expect((await waitUntilSettled(spool.url, id)).status).toBe("ready");
+    const answers = (query: string) => [
+      `/api/videos/${id}/thumbnail.jpg${query}`,
+      `/api/videos/${id}/thumbnail.jpg?t=1.5&width=64${query.replace("?", "&")}`,
+      `/api/stream/${id}?start=1&end=3${query.replace("?", "&")}`,
+      `/api/stream/${id}?start=1&end=3&download=1${query.replace("?", "&")}`,
+    ];
+    const cacheControls = async (query: string, headers: Record<string, string> = {}) => {
+      const seen: Record<string, string | null> = {};
+      for (const path of answers(query)) {
+        const response = await fetch(spool.url + path, { headers });
+        expect({ path, status: response.status }).toEqual({ path, status: headers.range ? 206 : 200 });
+        await response.arrayBuffer();
+        seen[path.replace(/[?&]token=[^&]*/, "")] = response.headers.get("cache-control");
+      }
+      return seen;
+    };
+    const everyOne = (value: string) => Object.fromEntries(answers("").map((path) => [path, value]));
+    const playback = async (value: string) =>
+      expect((await fetch(`${spool.url}/api/videos/${id}`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ playback: value }) })).status).toBe(200);
+    // Public: shared caches may keep them (and Spool's own caches now hold these variants).
+    expect(await cacheControls("")).toEqual(everyOne("public, max-age=86400"));
+    expect(await cacheControls("", { range: "bytes=0-99" })).toEqual(everyOne("public, max-age=86400"));
+    await playback("signed");
+    await expectError(await fetch(`${spool.url}/api/stream/${id}?start=1&end=3`), 403, "token_missing");
+    const { token } = await mint(id);
+    expect(await cacheControls(`?token=${token}`)).toEqual(everyOne("private, max-age=3600"));
+    expect(await cacheControls(`?token=${token}`, { range: "bytes=0-99" })).toEqual(everyOne("private, max-age=3600"));
+    // And back.
+    await playback("public");
+    expect(await cacheControls("")).toEqual(everyOne("public, max-age=86400"));
   });
 
   test("GET /api/videos/:id: public videos are open; a signed one needs its token, and then its URLs carry it (and no cache keeps it)", async () => {

@@ -68,10 +68,7 @@ interface LadderFiles {
 function diskLadder(hls: HlsService, cacheTtlMs: number): LadderFiles {
   const cache = new FileCache(cacheTtlMs);
   return {
-    lookup: (id, name, cacheControl) => {
-      const path = join(hls.hlsDir(id), name);
-      return cache.lookup(path, { cacheControl }, `${path}\0${cacheControl}`);
-    },
+    lookup: (id, name, cacheControl) => cache.lookup(join(hls.hlsDir(id), name), { cacheControl }),
     serve: (request, entity) => serveEntity(request, entity),
     text: (entity) => entity.file.text(),
     forget: (id) => cache.forget(id === "*" ? "" : hls.library.storage.videoDir(id) + "/"),
@@ -80,10 +77,7 @@ function diskLadder(hls: HlsService, cacheTtlMs: number): LadderFiles {
 
 function bucketLadder(objects: ObjectServer): LadderFiles {
   return {
-    lookup: (id, name, cacheControl) => {
-      const key = `${videoKeys.hls(id)}${name}`;
-      return objects.lookup(key, { cacheControl }, `${key}\0${cacheControl}`);
-    },
+    lookup: (id, name, cacheControl) => objects.lookup(`${videoKeys.hls(id)}${name}`, { cacheControl }),
     serve: (request, entity) => objects.serve(request, entity),
     text: (entity) => objects.text(entity),
     forget: (id) => objects.forget(id === "*" ? "" : videoKeys.hls(id)),

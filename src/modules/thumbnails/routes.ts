@@ -77,7 +77,7 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
       if (objects) {
         // STORAGE=s3: the JPEG is an object, served through the block cache.
         const key = await thumbnails.objectFor(row, { t: query.t, width: query.width }, request.signal, access.client(request, server));
-        const entity = await objects.lookup(key, { contentType: "image/jpeg", cacheControl }, `${key}\0${cacheControl}`);
+        const entity = await objects.lookup(key, { contentType: "image/jpeg", cacheControl });
         if (!entity) throw new HttpError(404, "not_found", `No such thumbnail of video ${row.id}`);
         return objects.serve(request, entity);
       }
