@@ -69,3 +69,9 @@ export function extensionOf(name: string): string {
 export function contentTypeFor(name: string): string {
   return TYPES[extensionOf(name)] ?? DEFAULT_CONTENT_TYPE;
 }
+
+/** Whether a request's Content-Type names JSON (`application/json`, or a `+json` type). Pure. */
+export function isJsonContentType(contentType: string | null): boolean {
+  const type = (contentType ?? "").toLowerCase();
+  return type.startsWith("application/json") || /^application\/[a-z0-9.+-]+\+json/.test(type);
+}

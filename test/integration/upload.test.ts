@@ -110,18 +110,21 @@ describe("POST /api/videos", () => {
     expect((await fetch(`${spool.url}${uploadPath}`, { method: "DELETE", headers: { "tus-resumable": "1.0.0" } })).status).toBe(204);
   });
 
-  test("JSON bodies: over 1 MiB is 413, unknown length is 411", async () => {
+  // The import form and the direct-upload request share paths with uploads, but are small JSON
+  // bodies read whole: they get the JSON limit, not MAX_UPLOAD_BYTES (which let one request
+  // make the server buffer gigabytes).
+  test.each([
+    ["PATCH", "/api/videos/AAAAAAAAAAAAAAAAAAAAAA", "application/json"],
+    ["POST", "/api/videos", "application/json"],
+    ["POST", "/api/videos", "application/vnd.api+json; charset=utf-8"],
+    ["POST", "/api/uploads/direct", "application/json"],
+  ])("JSON bodies (%s %s, %s): over 1 MiB is 413, unknown length is 411, before any byte is read", async (method, path, type) => {
     const { rawRequest } = await import("../helpers/http.ts");
-    const big = await rawRequest(
-      spool.port,
-      `PATCH /api/videos/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n`,
-    );
+    const head = `${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: ${type}\r\n`;
+    const big = await rawRequest(spool.port, `${head}Content-Length: 2000000\r\nConnection: close\r\n\r\n`);
     expect(big.status).toBe(413);
     expect(JSON.parse(big.body.toString()).error.code).toBe("payload_too_large");
-    const chunked = await rawRequest(
-      spool.port,
-      `PATCH /api/videos/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`,
-    );
+    const chunked = await rawRequest(spool.port, `${head}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`);
     expect(chunked.status).toBe(411);
     expect(JSON.parse(chunked.body.toString()).error.code).toBe("length_required");
   });

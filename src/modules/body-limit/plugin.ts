@@ -12,8 +12,10 @@
  * (tus: each body bounded by the upload's declared length, itself at most MAX_UPLOAD_BYTES).
  */
 import { Elysia } from "elysia";
+import { isJsonContentType } from "../../http/content-type.ts";
 import { HttpError } from "../../http/errors.ts";
 import { requestPath } from "../../http/path.ts";
+import { DIRECT_UPLOADS_PATH } from "../uploads/direct.ts";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
 /** Multipart framing and form fields on top of the file itself (a few short fields fit well within). */
@@ -36,8 +38,15 @@ export function capBody(body: ReadableStream<Uint8Array>, limit: number, tooLarg
   );
 }
 
-function isUploadRoute(method: string, path: string): boolean {
-  return (method === "POST" && path === "/api/videos") || path === "/api/uploads" || path.startsWith("/api/uploads/");
+/**
+ * Whether a request may carry a video (MAX_UPLOAD_BYTES): a multipart `POST /api/videos` and the
+ * tus routes. The JSON bodies that share their paths are small and read whole: the URL-import
+ * form of `POST /api/videos` and the request for a direct upload URL (`POST /api/uploads/direct`;
+ * its URLs, `/api/uploads/direct/<secret>`, are tus creations and stay uploads).
+ */
+function isUploadRoute(method: string, path: string, contentType: string | null): boolean {
+  if (method === "POST" && path === "/api/videos") return !isJsonContentType(contentType);
+  return path === "/api/uploads" || (path.startsWith("/api/uploads/") && path !== DIRECT_UPLOADS_PATH);
 }
 
 export function bodyLimits(maxUploadBytes: number) {
@@ -47,7 +56,7 @@ export function bodyLimits(maxUploadBytes: number) {
     // The hot path (GET/HEAD streaming) pays one string comparison.
     if (method === "GET" || method === "HEAD" || method === "OPTIONS") return;
     const path = requestPath(request.url);
-    const upload = isUploadRoute(method, path);
+    const upload = isUploadRoute(method, path, request.headers.get("content-type"));
     const limit = upload ? maxUploadBytes + UPLOAD_FRAMING_ALLOWANCE : JSON_BODY_LIMIT;
     const declared = request.headers.get("content-length");
     if (declared !== null) {

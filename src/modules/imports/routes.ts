@@ -7,6 +7,7 @@
 import { t } from "elysia";
 import { Value } from "@sinclair/typebox/value";
 import type { VideoRow } from "../../db/schema.ts";
+import { isJsonContentType } from "../../http/content-type.ts";
 import { badRequest } from "../../http/errors.ts";
 import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
 import { JSON_BODY_LIMIT } from "../body-limit/plugin.ts";
@@ -24,8 +25,7 @@ export const ImportBody = t.Object(
 
 /** Whether a `POST /api/videos` body is the JSON import form. */
 export function isJsonRequest(request: Request): boolean {
-  const type = (request.headers.get("content-type") ?? "").toLowerCase();
-  return type.startsWith("application/json") || /^application\/[a-z0-9.+-]+\+json/.test(type);
+  return isJsonContentType(request.headers.get("content-type"));
 }
 
 /** Reads and checks an import body (400 with the first problem), then starts the import. */
