@@ -4,7 +4,8 @@
  * restarts, and every protocol error in Spool's JSON shape.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { appendFile, mkdtemp, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { appendFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer, connect, type Server as NetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -488,5 +489,25 @@ describe("abandoned uploads expire", () => {
     expect(await spool.ctx.uploads.sweepExpired(Date.now() + 25 * 3600_000)).toBeGreaterThanOrEqual(1);
     expect(uploadFiles(id)).toEqual([]); // everything, whatever other tests left
     expect(await spool.ctx.library.get(id)).toBeUndefined();
+  });
+
+  test("sweepExpired removes the locks that processes killed mid-PATCH left, once their uploads are gone; live and fresh ones stay", async () => {
+    const locks = join(spool.dataDir, "locks", "uploads");
+    await mkdir(locks, { recursive: true });
+    // What proper-lockfile leaves when its holder is killed: the lock directory.
+    const live = await create({ "upload-length": "100" });
+    const liveLock = join(locks, `${uploadIdOf(live.uploadUrl)}.lock`);
+    const goneLock = join(locks, `${live.id.replace(/^./, (c) => (c === "A" ? "B" : "A"))}.${"s".repeat(32)}.lock`);
+    for (const lock of [liveLock, goneLock]) await mkdir(lock);
+    const hour = 3600_000;
+    // At once: a lock not refreshed for under a minute may still have a holder.
+    await spool.ctx.uploads.sweepExpired();
+    expect(existsSync(goneLock) && existsSync(liveLock)).toBe(true);
+    // Later (an hour without a refresh): the gone upload's lock goes; the live upload's stays.
+    await spool.ctx.uploads.sweepExpired(Date.now() + hour);
+    expect({ gone: existsSync(goneLock), live: existsSync(liveLock) }).toEqual({ gone: false, live: true });
+    // Once the upload itself expires, its lock goes with it.
+    await spool.ctx.uploads.sweepExpired(Date.now() + 25 * hour);
+    expect(existsSync(liveLock)).toBe(false);
   });
 });

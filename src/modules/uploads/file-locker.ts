@@ -16,8 +16,9 @@
  */
 import { logger } from "../../lib/log.ts";
 import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { lock as lockPath } from "proper-lockfile";
+import { videoIdOfUpload } from "./upload-ids.ts";
 import { ERRORS, MemoryLocker, type Lock, type Locker, type RequestRelease } from "@tus/server";
 
 export interface FileLockerOptions {
@@ -96,7 +97,8 @@ class FileLock implements Lock {
           update: updateMs,
           retries: 0,
           onCompromised: (error) => {
-            logger("uploads").error({ path: this.path, err: error.message }, "lost the upload lock");
+            // The video, not the path: an upload id holds the upload's secret (./upload-ids.ts).
+            logger("uploads").error({ video: videoIdOfUpload(basename(this.path)), err: error.message }, "lost the upload lock");
             Promise.resolve()
               .then(requestRelease)
               .catch(() => {});

@@ -85,8 +85,13 @@ function playbackOf(metadata: Upload["metadata"]): Playback | undefined {
   return value as Playback;
 }
 
+/** Six times the file locker's stale limit (10 s): a lock this old has no live holder. */
+const ABANDONED_LOCK_MS = 60_000;
+
 export class ResumableUploads {
   readonly directory: string;
+  /** The cross-process upload locks (./file-locker.ts): a directory `<upload id>.lock` each. */
+  private readonly locks: string;
   readonly expiryMs: number;
   private readonly options: ResumableUploadOptions;
   /** @tus/server, made on the first tus request (see `tus()`). */
@@ -104,6 +109,7 @@ export class ResumableUploads {
     options: ResumableUploadOptions,
   ) {
     this.directory = join(options.dataDir, "uploads");
+    this.locks = join(options.dataDir, "locks", "uploads");
     this.expiryMs = options.expiryMs ?? DEFAULT_UPLOAD_EXPIRY_MS;
     this.options = options;
     // Deleting a video that is still uploading also deletes its partial bytes.
@@ -126,7 +132,7 @@ export class ResumableUploads {
       path: UPLOADS_PATH,
       datastore: new FileStore({ directory: this.directory, expirationPeriodInMilliseconds: this.expiryMs }),
       // Exclusive across every process sharing DATA_DIR, not just this one (WORKERS > 1).
-      locker: new FileLocker(join(options.dataDir, "locks", "uploads")),
+      locker: new FileLocker(this.locks),
       maxSize: options.maxUploadBytes,
       relativeLocation: true,
       exposedHeaders: [VIDEO_ID_HEADER, "Upload-Expires"],
@@ -276,7 +282,31 @@ export class ResumableUploads {
       removed++;
     }
     await this.directUploads.sweep();
+    await this.sweepLocks(now);
     return removed;
+  }
+
+  /**
+   * Removes the locks of uploads that are gone, once nobody has refreshed them for
+   * ABANDONED_LOCK_MS. A holder refreshes its lock every few seconds (./file-locker.ts), so these
+   * are the locks of processes killed mid-PATCH: without this, one directory per such upload,
+   * named with the upload's secret, stayed in DATA_DIR for good (a lock is otherwise removed only
+   * by the next request for the same upload, which never comes once the upload has expired).
+   */
+  private async sweepLocks(now = Date.now()): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.locks);
+    } catch {
+      return;
+    }
+    const present = new Set(await this.ids());
+    for (const name of names) {
+      if (!name.endsWith(".lock") || present.has(name.slice(0, -5))) continue;
+      const path = join(this.locks, name);
+      const info = await stat(path).catch(() => undefined);
+      if (info && now - info.mtimeMs > ABANDONED_LOCK_MS) await rm(path, { recursive: true, force: true });
+    }
   }
 
   /** Runs `sweepExpired` periodically (primary process only). */
