@@ -26,10 +26,33 @@ const TYPE = /^[\x20-\x7e]{4}$/;
 
 /** Stops scanning after this many boxes: a real file has a dozen at most. */
 const MAX_BOXES = 10_000;
+/**
+ * Zero bytes after the last box are padding (cameras that preallocate their files, some copy
+ * tools), which ffmpeg and players ignore; up to this much is read to make sure it is all zeros.
+ * More is refused: it is read again whenever the file's boxes are (ingest, the first clip).
+ */
+export const MAX_TRAILING_PADDING = 64 * 1024 * 1024;
+const PADDING_CHUNK = 1024 * 1024;
+
+function allZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** Whether everything from `offset` to the end is zero bytes (at most MAX_TRAILING_PADDING of them). */
+async function isTrailingPadding(read: ByteReader, offset: number, fileSize: number): Promise<boolean> {
+  if (fileSize - offset > MAX_TRAILING_PADDING) return false;
+  for (let at = offset; at < fileSize; at += PADDING_CHUNK) {
+    const chunk = await read(at, Math.min(PADDING_CHUNK, fileSize - at));
+    if (chunk.length === 0 || !allZero(chunk)) return false;
+  }
+  return true;
+}
 
 /**
  * Lists the top-level boxes. Throws BoxError when the structure is not ISO BMFF (a box that
- * overruns the file, an impossible size, a non-printable type).
+ * overruns the file, an impossible size, a non-printable type). Zero bytes after the last box
+ * (up to MAX_TRAILING_PADDING) are padding, not a box: they end the list.
  */
 export async function scanTopLevelBoxes(read: ByteReader, fileSize: number): Promise<Box[]> {
   const boxes: Box[] = [];
@@ -37,6 +60,8 @@ export async function scanTopLevelBoxes(read: ByteReader, fileSize: number): Pro
   while (offset < fileSize) {
     if (boxes.length >= MAX_BOXES) throw new BoxError("too many top-level boxes");
     const head = await read(offset, 16);
+    // A header of zeros (size 0, type 0000) is no box: padding to the end, or damage.
+    if (offset > 0 && head.length > 0 && allZero(head.subarray(0, 8)) && (await isTrailingPadding(read, offset, fileSize))) break;
     if (head.length < 8) throw new BoxError(`truncated box header at ${offset}`);
     const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
     let size = view.getUint32(0);

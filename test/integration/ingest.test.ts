@@ -134,6 +134,22 @@ describe("upload → processing → ready", () => {
     expect(bytes.indexOf("moov")).toBeLessThan(bytes.indexOf("mdat") < 0 ? Infinity : bytes.indexOf("mdat"));
   });
 
+  test.each([
+    ["faststart", true, 1024],
+    ["index last", false, 4],
+  ])("an MP4 (%s) with zero padding after its last box (a camera's preallocated file): ready, and clips cut from it", async (_name, faststart, padding) => {
+    const source = await makeVideo({ seconds: 3, faststart });
+    const path = join(scratch, `padded-${padding}.mp4`);
+    await writeFile(path, Buffer.concat([new Uint8Array(await Bun.file(source).arrayBuffer()), new Uint8Array(padding)]));
+    const video = await waitUntilSettled(spool.url, (await created(await uploadMultipart(spool.url, path, { name: "padded.mp4" }))).id);
+    expect({ status: video.status, error: video.error }).toEqual({ status: "ready", error: null });
+    const clip = await fetch(`${spool.url}${video.streamUrl}?start=1&end=2`);
+    expect(clip.status).toBe(200);
+    const cut = join(scratch, `padded-${padding}-clip.mp4`);
+    await writeFile(cut, new Uint8Array(await clip.arrayBuffer()));
+    expect(await topLevelBoxes(cut)).toEqual(expect.arrayContaining(["ftyp", "moov", "mdat"]));
+  });
+
   test("a QuickTime movie stays QuickTime (remuxed with the mov muxer)", async () => {
     const source = await makeVideo({ container: "mov", faststart: false });
     const video = await waitUntilSettled(spool.url, (await created(await uploadMultipart(spool.url, source, { name: "camera.MOV" }))).id);
