@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { asciiFallback, contentDisposition } from "../../src/http/content-disposition.ts";
-import { contentTypeFor } from "../../src/http/content-type.ts";
+import { contentTypeFor, isJsonContentType } from "../../src/http/content-type.ts";
+import { variantKey, type ServeOptions } from "../../src/files/entity.ts";
 import { layoutMultipart } from "../../src/http/multipart.ts";
 import { safeSegments } from "../../src/modules/static/resolve.ts";
 
@@ -72,4 +73,43 @@ test("multipart layout length equals the bytes it frames", () => {
   expect(layout.heads[0]).toBe("--B\r\nContent-Type: video/mp4\r\nContent-Range: bytes 0-9/1000\r\n\r\n");
   expect(layout.heads[1]).toBe("\r\n--B\r\nContent-Type: video/mp4\r\nContent-Range: bytes 100-149/1000\r\n\r\n");
   expect(layout.tail).toBe("\r\n--B--\r\n");
+});
+
+describe("isJsonContentType", () => {
+  test.each([
+    ["application/json", true],
+    ["Application/JSON; charset=utf-8", true],
+    ["application/vnd.api+json", true],
+    ["application/problem+json; charset=utf-8", true],
+    ["multipart/form-data; boundary=x", false],
+    ["text/json", false],
+    ["application/jsonl", true],
+    ["", false],
+    [null, false],
+  ] as const)("%p → %p", (type, expected) => expect(isJsonContentType(type)).toBe(expected));
+});
+
+describe("variantKey: one cache entry per set of options that shapes the headers", () => {
+  const variants: ServeOptions[] = [
+    {},
+    { contentType: "image/jpeg" },
+    { cacheControl: "public, max-age=86400" },
+    { cacheControl: "private, max-age=3600" },
+    { disposition: "attachment" },
+    { disposition: "attachment", filename: "a.mp4" },
+    { filename: "a.mp4" },
+    { etag: '"abc"' },
+    { lastModified: 1_700_000_000 },
+    { headers: { "access-control-allow-origin": "*" } },
+    { headers: { "access-control-allow-origin": "https://a.example" } },
+  ];
+  test("every variant has its own key, and each key begins with the path (forget by prefix)", () => {
+    const keys = variants.map((options) => variantKey("/d/v.mp4", options));
+    expect(new Set(keys).size).toBe(variants.length);
+    for (const key of keys) expect(key.startsWith("/d/v.mp4")).toBe(true);
+  });
+  test("the same options give the same key; the pool objects (memory tier, descriptors) do not count", () => {
+    expect(variantKey("/d/v.mp4", { cacheControl: "x", headers: { a: "1" } })).toBe(variantKey("/d/v.mp4", { cacheControl: "x", headers: { a: "1" } }));
+    expect(variantKey("/d/v.mp4", { descriptors: undefined, memory: undefined })).toBe(variantKey("/d/v.mp4", {}));
+  });
 });
