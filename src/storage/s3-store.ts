@@ -167,9 +167,21 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  /** An error answer: 404 → ObjectNotFound, 416 → RangeError, the rest → StorageUnavailable. */
-  private async refusal(response: Response, operation: string, key: string): Promise<Error> {
-    const body = await response.text().catch(() => "");
+  /**
+   * An error answer: 404 → ObjectNotFound, 416 → RangeError, the rest → StorageUnavailable. Its
+   * body (for S3's `<Code>`) is read within the deadline too: a bucket or proxy that sends an
+   * error's head and then stalls its body must not hang the request (and every request waiting
+   * for the same block).
+   */
+  private async refusal(response: Response, operation: string, key: string, controller?: AbortController): Promise<Error> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<string>((resolve) => {
+      timer = setTimeout(() => {
+        controller?.abort();
+        resolve("");
+      }, this.timeoutMs);
+    });
+    const body = await Promise.race([response.text().catch(() => ""), deadline]).finally(() => clearTimeout(timer));
     if (response.status === 404) return new ObjectNotFound(key);
     if (response.status === 416) return new RangeError(`range not satisfiable for ${key}`);
     const code = /<Code>([^<]*)<\/Code>/.exec(body)?.[1];
@@ -178,10 +190,10 @@ export class S3Store implements ObjectStore {
 
   async stat(key: string): Promise<ObjectInfo | null> {
     checkKey(key);
-    const { response, done } = await this.request("stat", key, "HEAD", {});
+    const { response, controller, done } = await this.request("stat", key, "HEAD", {});
     done();
     if (response.status === 404) return null;
-    if (!response.ok) throw await this.refusal(response, "stat", key);
+    if (!response.ok) throw await this.refusal(response, "stat", key, controller);
     const size = Number(response.headers.get("content-length"));
     if (!Number.isSafeInteger(size)) throw new StorageUnavailable(`object storage gave no size for ${key}`, "stat");
     const modified = response.headers.get("last-modified");
@@ -205,7 +217,7 @@ export class S3Store implements ObjectStore {
     const { response, controller, done } = await this.request("read", key, "GET", { range: `bytes=${want.start}-${want.end}` }, options.signal);
     if (response.status !== 206 && response.status !== 200) {
       done();
-      throw await this.refusal(response, "read", key);
+      throw await this.refusal(response, "read", key, controller);
     }
     let start = 0;
     let end: number;

@@ -217,6 +217,30 @@ describe("S3Store", () => {
     }
   });
 
+  test("an error answer whose body stalls is StorageUnavailable within the deadline, not a hang", async () => {
+    // A bucket (or proxy) that sends a 503's head and part of its body, then nothing.
+    const stalling = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(socket) {
+          socket.write("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: 1000\r\n\r\n<Error><Code>Slow");
+        },
+      },
+    });
+    try {
+      const stuck = new S3Store({ ...s3.options, endpoint: `http://127.0.0.1:${stalling.port}`, requestTimeoutMs: 300 });
+      for (const call of [() => stuck.read("videos/x/source.mp4", { start: 0, end: 9 }), () => stuck.stat("videos/x/source.mp4")]) {
+        const started = performance.now();
+        const error = await call().then(() => null, (e) => e);
+        expect(error).toBeInstanceOf(StorageUnavailable);
+        expect(performance.now() - started).toBeLessThan(2000);
+      }
+    } finally {
+      stalling.stop(true);
+    }
+  });
+
   test("StorageUnavailable while s3rver is down, and everything works again once it is back", async () => {
     await store().putFile("videos/u/source.mp4", join(work, "small.bin"));
     await store().check();
