@@ -218,7 +218,10 @@ export class ObjectServer {
         response.headers.set("content-range", contentRange(r, size));
         return response;
       }
-      if (delivery === "redirect") return this.redirect(entity);
+      // The bucket gets the request's own Range: only one it answers as this range. Several ranges
+      // merged into one (`bytes=0-1,5-9`) are not: S3 serves no multi-range, and s3rver answers
+      // one with the whole object from the first offset.
+      if (delivery === "redirect" && !rangeHeader?.includes(",")) return this.redirect(entity);
       hot.fileBytes += r.end - r.start + 1;
       const held = this.fromMemory(entity, r);
       if (held !== undefined) {
