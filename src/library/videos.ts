@@ -6,7 +6,8 @@
  */
 import { EventEmitter } from "node:events";
 import { rm } from "node:fs/promises";
-import { and, desc, eq, inArray, lt, notInArray, or, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { newOwnerId, ownerIsDead } from "../lib/process-identity.ts";
 import type { SpoolDb } from "../db/client.ts";
 import { boundLimit, boundText, boundTime, timeValue } from "../db/params.ts";
 import type { HlsStatus, Playback, VideoRow, VideoStatus } from "../db/schema.ts";
@@ -14,6 +15,9 @@ import { HttpError, notFound, preconditionFailed } from "../http/errors.ts";
 import { DEFAULT_CONTENT_TYPE } from "../http/content-type.ts";
 import { newVideoId } from "./ids.ts";
 import type { Storage } from "./storage.ts";
+
+/** Who receives this process's uploads (`uploadOwner`): one id for the life of the process. */
+const UPLOAD_OWNER = newOwnerId();
 
 export interface IngestMeta {
   title?: string;
@@ -193,6 +197,8 @@ export class VideoLibrary {
       contentType: DEFAULT_CONTENT_TYPE,
       status,
       playback: meta.playback ?? this.defaultPlayback,
+      // This process receives the bytes: only its own restart may call the upload interrupted.
+      uploadOwner: status === "uploading" ? UPLOAD_OWNER : null,
       createdAt: now,
       updatedAt: now,
     };
@@ -386,15 +392,23 @@ export class VideoLibrary {
 
   /**
    * Uploads cut short by a crash stay `uploading` forever; mark them failed at start-up.
-   * `resumable` names uploads that can still be resumed (tus) and must be left alone.
+   * `resumable` names uploads that can still be resumed (tus) and must be left alone. Only
+   * uploads whose receiving process is certainly gone are failed (it ran on this host and its pid
+   * is dead; rows from before owners were recorded count as gone): another node, or another
+   * process here, sharing the database may be receiving the rest right now. An upload whose
+   * process died on another host is left to the retention sweep (FAILED_RETENTION_MS).
    */
   async failInterrupted(resumable: Iterable<string> = []): Promise<number> {
     const { videos } = this.t;
-    const keep = [...resumable];
+    const keep = new Set(resumable);
+    const candidates = await this.db.select({ id: videos.id, owner: videos.uploadOwner }).from(videos).where(eq(videos.status, "uploading"));
+    const gone = candidates.filter((c) => !keep.has(c.id) && (c.owner === null || ownerIsDead(c.owner))).map((c) => c.id);
+    if (!gone.length) return 0;
     const rows = await this.db
       .update(videos)
       .set({ status: "failed", error: "The upload was interrupted by a server restart", updatedAt: new Date() })
-      .where(and(eq(videos.status, "uploading"), keep.length ? notInArray(videos.id, keep) : undefined))
+      // Still `uploading`: an upload that completed meanwhile is not failed.
+      .where(and(eq(videos.status, "uploading"), inArray(videos.id, gone)))
       .returning({ id: videos.id });
     for (const row of rows) this.changed(row.id);
     return rows.length;

@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
+import { eq } from "drizzle-orm";
 import { join, resolve } from "node:path";
 import { VideoLibrary } from "../../src/library/videos.ts";
 import { Storage } from "../../src/library/storage.ts";
@@ -597,11 +598,27 @@ describe("bun run ingest", () => {
 });
 
 describe("restarts", () => {
-  test("a cut-off multipart upload becomes `failed`; an interrupted processing job resumes", async () => {
+  test("a cut-off multipart upload becomes `failed`; one another live process is receiving is left alone; an interrupted processing job resumes", async () => {
     const dataDir = join(scratch, "restart-data");
     const first = await startTestSpool({ dataDir, seedDemo: false, jobKinds: NO_HLS });
     const library = first.ctx.library;
-    const cut = await library.begin({ originalFilename: "cut.mp4" });
+    // Who was receiving each upload: a process that died (the server before its restart), one
+    // still alive (another node's process on this host, sharing the database), another host,
+    // and nobody recorded (a row from before owners were).
+    const exited = Bun.spawn(["true"]);
+    await exited.exited;
+    const owners = { cut: `${hostname()}:${exited.pid}:dead0000`, live: `${hostname()}:${process.ppid}:alive000`, elsewhere: "other-host:1:remote00", legacy: null };
+    const rows = Object.fromEntries(
+      await Promise.all(
+        Object.entries(owners).map(async ([name, owner]) => {
+          const row = await library.begin({ originalFilename: `${name}.mp4` });
+          const { db, tables } = first.ctx.db;
+          await db.update(tables.videos).set({ uploadOwner: owner }).where(eq(tables.videos.id, row.id));
+          return [name, row.id] as const;
+        }),
+      ),
+    );
+    const cut = { id: rows.cut! };
     // A video whose processing was interrupted: staged bytes on disk, row `processing`.
     const source = await makeVideo({ seconds: 1, faststart: false });
     const pending = await library.begin({ originalFilename: "pending.mp4", title: "pending" });
@@ -614,6 +631,8 @@ describe("restarts", () => {
     try {
       const failed = (await (await fetch(`${second.url}/api/videos/${cut.id}`)).json()) as VideoJson;
       expect(failed).toMatchObject({ status: "failed", error: "The upload was interrupted by a server restart" });
+      const status = async (id: string) => ((await (await fetch(`${second.url}/api/videos/${id}`, { headers: AUTH })).json()) as VideoJson).status;
+      expect({ live: await status(rows.live!), elsewhere: await status(rows.elsewhere!), legacy: await status(rows.legacy!) }).toEqual({ live: "uploading", elsewhere: "uploading", legacy: "failed" });
       const resumed = await waitUntilSettled(second.url, pending.id);
       expect(resumed).toMatchObject({ status: "ready", title: "pending", width: 320 });
       const boxes = await topLevelBoxes(join(dataDir, "videos", pending.id, "source.mp4"));

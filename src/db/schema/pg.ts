@@ -38,6 +38,8 @@ export const videos = pgTable(
     hlsError: text("hls_error"),
     sourceSha256: text("source_sha256"),
     sourceSize: big("source_size"),
+    /** See sqlite.ts. */
+    uploadOwner: text("upload_owner"),
     createdAt: at("created_at").notNull(),
     updatedAt: at("updated_at").notNull(),
   },

@@ -45,6 +45,12 @@ export const videos = sqliteTable(
     /** Hex SHA-256 and size of the bytes as received, before any faststart remux (null for older rows). */
     sourceSha256: text("source_sha256"),
     sourceSize: integer("source_size"),
+    /**
+     * While `uploading`: the process receiving the bytes (`<host>:<pid>:<random>`,
+     * src/lib/process-identity.ts), so a restarting server fails only the uploads its own dead
+     * processes were receiving, never another live node's (null for older rows).
+     */
+    uploadOwner: text("upload_owner"),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },

@@ -1,0 +1,1 @@
+ALTER TABLE `videos` ADD `upload_owner` text;
