@@ -607,7 +607,14 @@ describe("restarts", () => {
     // and nobody recorded (a row from before owners were).
     const exited = Bun.spawn(["true"]);
     await exited.exited;
-    const owners = { cut: `${hostname()}:${exited.pid}:dead0000`, live: `${hostname()}:${process.ppid}:alive000`, elsewhere: "other-host:1:remote00", legacy: null };
+    const owners = {
+      cut: `${hostname()}:${exited.pid}:dead0000`,
+      live: `${hostname()}:${process.ppid}:alive000`,
+      elsewhere: "other-host:1:remote00",
+      legacy: null,
+      // This process's pid under another id: a previous life (a restarted container's pid 1).
+      recycled: `${hostname()}:${process.pid}:before00`,
+    };
     const rows = Object.fromEntries(
       await Promise.all(
         Object.entries(owners).map(async ([name, owner]) => {
@@ -632,7 +639,7 @@ describe("restarts", () => {
       const failed = (await (await fetch(`${second.url}/api/videos/${cut.id}`)).json()) as VideoJson;
       expect(failed).toMatchObject({ status: "failed", error: "The upload was interrupted by a server restart" });
       const status = async (id: string) => ((await (await fetch(`${second.url}/api/videos/${id}`, { headers: AUTH })).json()) as VideoJson).status;
-      expect({ live: await status(rows.live!), elsewhere: await status(rows.elsewhere!), legacy: await status(rows.legacy!) }).toEqual({ live: "uploading", elsewhere: "uploading", legacy: "failed" });
+      expect({ live: await status(rows.live!), elsewhere: await status(rows.elsewhere!), legacy: await status(rows.legacy!), recycled: await status(rows.recycled!) }).toEqual({ live: "uploading", elsewhere: "uploading", legacy: "failed", recycled: "failed" });
       const resumed = await waitUntilSettled(second.url, pending.id);
       expect(resumed).toMatchObject({ status: "ready", title: "pending", width: 320 });
       const boxes = await topLevelBoxes(join(dataDir, "videos", pending.id, "source.mp4"));
