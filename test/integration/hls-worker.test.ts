@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startWorker as startInProcess, stopWorker } from "../../src/app.ts";
@@ -247,9 +247,13 @@ describe("the in-server worker", () => {
     // The stored file is damaged after ingest (disk corruption, an operator's mistake).
     const stored = join(spool.dataDir, "videos", video.id, readdirSync(join(spool.dataDir, "videos", video.id)).find((n) => n.startsWith("source"))!);
     await writeFile(stored, Buffer.alloc(4096, 7));
+    // And a partial ladder a worker killed earlier left (its attempt never came back to clean it).
+    await mkdir(join(spool.dataDir, "videos", video.id, ".hls-tmp-999-1-deadbeef", "v0"), { recursive: true });
     await transcodeInServer(spool);
     const failed = await waitForVideo(spool.url, ready.id, hlsSettled, 30_000);
     expect(failed.hls.status).toBe("failed");
+    // Failed for good: no attempt will come back for the partial ladders.
+    expect(readdirSync(join(spool.dataDir, "videos", video.id)).filter((n) => n.startsWith(".hls-tmp-"))).toEqual([]);
     // ffprobe's verdict, as the ingest module words it.
     expect(failed.hls.error).toMatch(/no movie index \(moov\)|Invalid data found when processing input/);
   }, 60_000);

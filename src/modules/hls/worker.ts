@@ -83,6 +83,9 @@ export class TranscodeJobs implements JobHandler {
         return void (await this.library.setHls(id, { status: "queued", progress: 0, error }));
       }
       case "failed":
+        // Final: no attempt comes back to clean what killed ones left (a partial ladder can be
+        // gigabytes). `POST .../hls/retry` starts a new job, which makes its own.
+        await this.removeStaleTemps(this.library.storage.videoDir(id), "");
         return void (await this.library.setHls(id, { status: "failed", progress: 0, error: s.error }));
       case "released":
         return void (await this.library.setHls(id, { status: "queued", progress: 0 }));
