@@ -28,6 +28,7 @@
  * Entities are made once (from the database row, or a HEAD of the object for HLS files and
  * images, cached `ttlMs`), so a hot request costs no round trip to the bucket.
  */
+import { isDatabaseUnavailable } from "../db/unavailable.ts";
 import { mkdir, open, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
@@ -62,13 +63,18 @@ const READ_CHUNK = 256 * 1024;
 export const STORAGE_RETRY_AFTER_S = 5;
 
 /**
- * The JSON answer for an error a handler may throw on purpose: an HttpError, or a storage
- * failure (below); null for anything else, which is a bug (a logged 500). For the native routes,
+ * The JSON answer for an error a handler may throw on purpose: an HttpError, a storage failure
+ * (below), or a database that cannot be reached (503, as /ready says); null for anything else,
+ * which is a bug (a logged 500). For the native routes,
  * which have no Elysia onError (src/web.ts maps the same ones).
  */
 export function expectedErrorResponse(error: unknown): Response | null {
   if (error instanceof HttpError) return httpErrorResponse(error);
   if (error instanceof StorageUnavailable || error instanceof ObjectNotFound) return storageErrorResponse(error);
+  if (isDatabaseUnavailable(error)) {
+    log.warn(errorFields(error), "database unavailable");
+    return errorResponse(503, "database_unavailable", "The database is not answering; try again shortly", { "retry-after": String(STORAGE_RETRY_AFTER_S) });
+  }
   return null;
 }
 

@@ -234,6 +234,35 @@ describe("/ready with a frozen database", () => {
   });
 });
 
+describe("a database that cannot be reached", () => {
+  test.skipIf(!postgresAvailable())("requests that need it: JSON 503 database_unavailable with Retry-After, not a 500; cached streams go on", async () => {
+    const pg = await startPostgres();
+    const url = new URL(await pg.createDatabase());
+    const relay = await startRelay(url.hostname, Number(url.port));
+    url.port = String(relay.port);
+    const server = await startTestSpool({ databaseUrl: url.toString(), jobKinds: ["ingest"] });
+    try {
+      // The demo is served once, so its stream is cached.
+      expect((await fetch(`${server.url}/api/stream/demo`, { headers: { range: "bytes=0-1" } })).status).toBe(206);
+      // The connection is cut and every new one refused: PostgreSQL is down.
+      await relay.stop();
+      for (const [path, headers] of [
+        ["/api/videos", AUTH],
+        ["/api/videos/demo", AUTH],
+        ["/api/stream/AAAAAAAAAAAAAAAAAAAAAA", {}],
+      ] as const) {
+        const response = await fetch(server.url + path, { headers });
+        expect({ path, status: response.status, retryAfter: response.headers.get("retry-after") }).toEqual({ path, status: 503, retryAfter: "5" });
+        await expectError(response, 503, "database_unavailable");
+      }
+      expect((await fetch(`${server.url}/api/stream/demo`, { headers: { range: "bytes=0-1" } })).status).toBe(206);
+    } finally {
+      await server.stop().catch(() => {});
+      await pg.stop();
+    }
+  });
+});
+
 describe("Date (RFC 9110 §6.6.1)", () => {
   test("answers to HEAD carry a Date as answers to GET do (Bun leaves it out on HEAD)", async () => {
     for (const path of ["/api/stream/demo", "/api/stream/AAAAAAAAAAAAAAAAAAAAAA", "/api/videos/demo", "/health", "/nope", "/swagger"]) {
