@@ -12,7 +12,7 @@ export function requestPath(url: string): string {
 const UPLOADS = "/api/uploads/";
 const DIRECT = "direct/";
 /** What stands in a log line for a capability's secret. */
-export const REDACTED = "<secret>";
+const REDACTED = "<secret>";
 
 /**
  * The path of a request URL as log lines write it: `requestPath`, with the secrets of upload URLs

@@ -37,3 +37,13 @@ export function ownerIsDead(ownerId: string): boolean {
   const pid = localPid(ownerId);
   return pid !== null && pid !== process.pid && !processAlive(pid);
 }
+
+/**
+ * True when work owned by `ownerId` has certainly lost its owner, seen from the process whose own
+ * id is `self`: it died (see ownerIsDead), or it ran here under this process's pid with another
+ * id, a previous life of the same pid (a restarted container's pid 1).
+ */
+export function ownerIsGone(ownerId: string, self: string): boolean {
+  if (ownerId === self) return false;
+  return localPid(ownerId) === process.pid || ownerIsDead(ownerId);
+}

@@ -7,7 +7,7 @@
 import { EventEmitter } from "node:events";
 import { rm } from "node:fs/promises";
 import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
-import { localPid, newOwnerId, ownerIsDead } from "../lib/process-identity.ts";
+import { newOwnerId, ownerIsGone } from "../lib/process-identity.ts";
 import type { SpoolDb } from "../db/client.ts";
 import { boundLimit, boundText, boundTime, timeValue } from "../db/params.ts";
 import type { HlsStatus, Playback, VideoRow, VideoStatus } from "../db/schema.ts";
@@ -19,15 +19,9 @@ import type { Storage } from "./storage.ts";
 /** Who receives this process's uploads (`uploadOwner`): one id for the life of the process. */
 const UPLOAD_OWNER = newOwnerId();
 
-/**
- * Whether the process an upload row names as its receiver is certainly gone: none recorded (an
- * older row), or one on this host whose pid is dead, or whose pid is this process's own under
- * another id (a restarted container's pid 1, say: the same pid, a previous life).
- */
+/** Whether the process an upload row names as its receiver is certainly gone (none recorded: an older row). */
 function receiverGone(owner: string | null): boolean {
-  if (owner === null) return true;
-  if (owner === UPLOAD_OWNER) return false;
-  return localPid(owner) === process.pid || ownerIsDead(owner);
+  return owner === null || ownerIsGone(owner, UPLOAD_OWNER);
 }
 
 export interface IngestMeta {

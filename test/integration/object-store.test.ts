@@ -196,22 +196,27 @@ describe("S3Store", () => {
     expect(String(error)).toContain("client went away");
   });
 
+  /** Each call against a store on `endpoint`'s port fails with StorageUnavailable, well within 2 s. */
+  async function unavailableInTime(port: number, calls: (stuck: S3Store) => (() => Promise<unknown>)[]): Promise<void> {
+    const stuck = new S3Store({ ...s3.options, endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 300 });
+    for (const call of calls(stuck)) {
+      const started = performance.now();
+      const error = await call().then(() => null, (e) => e);
+      expect(error).toBeInstanceOf(StorageUnavailable);
+      expect(performance.now() - started).toBeLessThan(2000);
+    }
+  }
+
   test("a bucket that never answers is StorageUnavailable within the deadline", async () => {
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
-      const stuck = new S3Store({ ...s3.options, endpoint: `http://127.0.0.1:${silent.port}`, requestTimeoutMs: 300 });
-      for (const call of [
+      await unavailableInTime(silent.port, (stuck) => [
         () => stuck.stat("videos/x/source.mp4"),
         () => stuck.read("videos/x/source.mp4", { start: 0, end: 9 }),
         () => stuck.delete("videos/x/source.mp4"),
         () => stuck.check(),
         () => stuck.putFile("videos/x/source.mp4", join(work, "small.bin")),
-      ]) {
-        const started = performance.now();
-        const error = await call().then(() => null, (e) => e);
-        expect(error).toBeInstanceOf(StorageUnavailable);
-        expect(performance.now() - started).toBeLessThan(2000);
-      }
+      ]);
     } finally {
       silent.stop(true);
     }
@@ -229,13 +234,7 @@ describe("S3Store", () => {
       },
     });
     try {
-      const stuck = new S3Store({ ...s3.options, endpoint: `http://127.0.0.1:${stalling.port}`, requestTimeoutMs: 300 });
-      for (const call of [() => stuck.read("videos/x/source.mp4", { start: 0, end: 9 }), () => stuck.stat("videos/x/source.mp4")]) {
-        const started = performance.now();
-        const error = await call().then(() => null, (e) => e);
-        expect(error).toBeInstanceOf(StorageUnavailable);
-        expect(performance.now() - started).toBeLessThan(2000);
-      }
+      await unavailableInTime(stalling.port, (stuck) => [() => stuck.read("videos/x/source.mp4", { start: 0, end: 9 }), () => stuck.stat("videos/x/source.mp4")]);
     } finally {
       stalling.stop(true);
     }

@@ -185,14 +185,20 @@ describe("/ready", () => {
   });
 });
 
+/** A PostgreSQL database reached through a relay the test can freeze or stop, and its URL through the relay. */
+async function postgresBehindRelay() {
+  const pg = await startPostgres();
+  const url = new URL(await pg.createDatabase());
+  const relay = await startRelay(url.hostname, Number(url.port));
+  url.port = String(relay.port);
+  return { pg, relay, databaseUrl: url.toString() };
+}
+
 describe("/ready with a frozen database", () => {
   // PostgreSQL behind a relay that stops passing bytes: a network partition, or a stalled host.
   test.skipIf(!postgresAvailable())("503 within its timeout, naming the database; one check in flight however many ask; /health unaffected; 200 again once it answers", async () => {
-    const pg = await startPostgres();
-    const url = new URL(await pg.createDatabase());
-    const relay = await startRelay(url.hostname, Number(url.port));
-    url.port = String(relay.port);
-    const server = await startTestSpool({ databaseUrl: url.toString(), seedDemo: false, jobKinds: ["ingest"] });
+    const { pg, relay, databaseUrl } = await postgresBehindRelay();
+    const server = await startTestSpool({ databaseUrl, seedDemo: false, jobKinds: ["ingest"] });
     try {
       expect((await fetch(`${server.url}/ready`)).status).toBe(200);
       // Counted, not replaced: the real ping still goes to the real database.
@@ -236,11 +242,8 @@ describe("/ready with a frozen database", () => {
 
 describe("a database that cannot be reached", () => {
   test.skipIf(!postgresAvailable())("requests that need it: JSON 503 database_unavailable with Retry-After, not a 500", async () => {
-    const pg = await startPostgres();
-    const url = new URL(await pg.createDatabase());
-    const relay = await startRelay(url.hostname, Number(url.port));
-    url.port = String(relay.port);
-    const server = await startTestSpool({ databaseUrl: url.toString(), jobKinds: ["ingest"] });
+    const { pg, relay, databaseUrl } = await postgresBehindRelay();
+    const server = await startTestSpool({ databaseUrl, jobKinds: ["ingest"] });
     try {
       expect((await fetch(`${server.url}/api/stream/demo`, { headers: { range: "bytes=0-1" } })).status).toBe(206);
       // The connection is cut and every new one refused: PostgreSQL is down.

@@ -7,7 +7,6 @@
 import { t } from "elysia";
 import { Value } from "@sinclair/typebox/value";
 import type { VideoRow } from "../../db/schema.ts";
-import { isJsonContentType } from "../../http/content-type.ts";
 import { badRequest } from "../../http/errors.ts";
 import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
 import { JSON_BODY_LIMIT } from "../body-limit/plugin.ts";
@@ -22,11 +21,6 @@ export const ImportBody = t.Object(
   },
   { description: "Import from a URL", additionalProperties: false, examples: [{ url: "https://media.example.com/holiday.mp4", title: "Holiday 2026" }] },
 );
-
-/** Whether a `POST /api/videos` body is the JSON import form. */
-export function isJsonRequest(request: Request): boolean {
-  return isJsonContentType(request.headers.get("content-type"));
-}
 
 /** Reads and checks an import body (400 with the first problem), then starts the import. */
 export async function importFromRequest(request: Request, imports: ImportService): Promise<VideoRow> {

@@ -30,7 +30,8 @@ import type { VideoLibrary } from "../../library/videos.ts";
 import type { VideoRow } from "../../db/schema.ts";
 import { receiveUpload } from "./upload.ts";
 import { FEED_ROUTE_OPTIONS, LibraryFeed, feedResponse } from "./feed.ts";
-import { IMPORT_DESCRIPTION, IMPORT_REQUEST_CONTENT, importFromRequest, isJsonRequest } from "../imports/routes.ts";
+import { IMPORT_DESCRIPTION, IMPORT_REQUEST_CONTENT, importFromRequest } from "../imports/routes.ts";
+import { isJsonContentType } from "../../http/content-type.ts";
 import type { ImportService } from "../imports/service.ts";
 
 export const PayloadTooLarge = errorSchema(
@@ -117,7 +118,8 @@ export function videoRoutes(
       "",
       async ({ request, set }) => {
         // JSON is the import form ({"url": ...}); anything else the multipart upload.
-        const row = isJsonRequest(request) ? await importFromRequest(request, imports) : await receiveUpload(request, library, ingest, maxUploadBytes);
+        // The JSON form is a URL import; anything else is a multipart upload.
+        const row = isJsonContentType(request.headers.get("content-type")) ? await importFromRequest(request, imports) : await receiveUpload(request, library, ingest, maxUploadBytes);
         set.status = 201;
         set.headers.location = `/api/videos/${row.id}`;
         return toVideoJson(row);
