@@ -138,8 +138,27 @@ export function clipPieces(clip: ClipEntity, range: ByteRange): (Uint8Array | By
   return pieces;
 }
 
-/** A pull stream over text, memory and file ranges, at most CHUNK bytes of file at a time. */
-function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Array> {
+/**
+ * The first media range's stream with its first chunk already read, for media that is not a
+ * local file (a bucket): a source that cannot answer then fails the request before its status is
+ * sent (a JSON 503, as `ObjectServer.send` does for the plain stream), instead of a 200 followed
+ * by a reset connection.
+ */
+interface PrimedMedia {
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  first: Bun.ReadableStreamDefaultReadResult<Uint8Array>;
+}
+
+async function primeMedia(media: ClipMedia, range: ByteRange): Promise<PrimedMedia> {
+  const reader = media.stream(range).getReader();
+  return { reader, first: await reader.read() };
+}
+
+/**
+ * A pull stream over text, memory and file ranges, at most CHUNK bytes of file at a time.
+ * `primed`: the first media range's reader, already started (clip.media only).
+ */
+function streamPieces(clip: ClipEntity, pieces: Piece[], primed?: PrimedMedia): ReadableStream<Uint8Array> {
   let index = 0;
   let offset = -1;
   // Media not in a local file: each range is the source's own stream, read to its end.
@@ -170,8 +189,14 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
           return send(piece);
         }
         if (clip.media) {
-          media = clip.media.stream(piece).getReader();
-          const chunk = await media.read();
+          let chunk: Bun.ReadableStreamDefaultReadResult<Uint8Array>;
+          if (primed) {
+            ({ reader: media, first: chunk } = primed);
+            primed = undefined;
+          } else {
+            media = clip.media.stream(piece).getReader();
+            chunk = await media.read();
+          }
           if (!chunk.done) return send(chunk.value);
           media = null;
           index++;
@@ -190,7 +215,7 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
         }
       },
       async cancel() {
-        await media?.cancel().catch(() => {});
+        await (media ?? primed?.reader)?.cancel().catch(() => {});
       },
     },
     { highWaterMark: 0 },
@@ -198,12 +223,11 @@ function streamPieces(clip: ClipEntity, pieces: Piece[]): ReadableStream<Uint8Ar
 }
 
 /** One range of the clip as a body: a file slice (sendfile) or memory when it lies in one part. */
-function rangeBody(clip: ClipEntity, range: ByteRange): BodyInit {
-  const pieces = clipPieces(clip, range);
+function rangeBody(clip: ClipEntity, pieces: (Uint8Array | ByteRange)[], primed?: PrimedMedia): BodyInit {
   if (pieces.length === 1) {
     const only = pieces[0]!;
     if (only instanceof Uint8Array) return only as Uint8Array<ArrayBuffer>;
-    if (clip.media) return clip.media.stream(only);
+    if (clip.media) return streamPieces(clip, pieces, primed);
     const memory = clip.base.memory;
     if (memory !== undefined && only.end - only.start < memory.maxAnswerBytes) {
       const bytes = memory.read(clip.base, only.start, only.end);
@@ -211,10 +235,15 @@ function rangeBody(clip: ClipEntity, range: ByteRange): BodyInit {
     }
     return clip.file.slice(only.start, only.end + 1);
   }
-  return streamPieces(clip, pieces);
+  return streamPieces(clip, pieces, primed);
 }
 
-export function serveClipEntity(request: Request, clip: ClipEntity, options: EngineOptions = {}): Response {
+/**
+ * Answers for a clip. A Promise only when the body reads media that is not a local file: its
+ * first chunk is read before the status is committed (a rejection is the source's error, for
+ * the caller's error mapping: 503 for a bucket that cannot answer).
+ */
+export function serveClipEntity(request: Request, clip: ClipEntity, options: EngineOptions = {}): Response | Promise<Response> {
   // Kept as a file: the file engine answers, same headers. Otherwise it streams (and what it
   // streams counts towards keeping it, ClipStore.streamed).
   const stored = clip.store?.entityFor(clip);
@@ -239,17 +268,25 @@ export function serveClipEntity(request: Request, clip: ClipEntity, options: Eng
   }
   if (plan.kind === "full") {
     if (head) return withLength(new Response(null, { headers: clip.responseHeaders }), size);
-    hot.fileBytes += size;
-    return new Response(rangeBody(clip, { start: 0, end: size - 1 }), { headers: clip.responseHeaders });
+    const pieces = clipPieces(clip, { start: 0, end: size - 1 });
+    return primedFor(clip, pieces, (primed) => {
+      hot.fileBytes += size;
+      return new Response(rangeBody(clip, pieces, primed), { headers: clip.responseHeaders });
+    });
   }
   const ranges = plan.ranges;
   if (ranges.length === 1) {
     const r = ranges[0]!;
-    const response = new Response(head ? null : rangeBody(clip, r), { status: 206, headers: clip.responseHeaders });
-    response.headers.set("content-range", contentRange(r, size));
-    if (head) response.headers.set("content-length", String(r.end - r.start + 1));
-    else hot.fileBytes += r.end - r.start + 1;
-    return response;
+    const single = (body: BodyInit | null): Response => {
+      const response = new Response(body, { status: 206, headers: clip.responseHeaders });
+      response.headers.set("content-range", contentRange(r, size));
+      if (head) response.headers.set("content-length", String(r.end - r.start + 1));
+      else hot.fileBytes += r.end - r.start + 1;
+      return response;
+    };
+    if (head) return single(null);
+    const pieces = clipPieces(clip, r);
+    return primedFor(clip, pieces, (primed) => single(rangeBody(clip, pieces, primed)));
   }
   const boundary = makeBoundary();
   const layout = layoutMultipart(ranges, size, clip.contentType, boundary);
@@ -258,8 +295,18 @@ export function serveClipEntity(request: Request, clip: ClipEntity, options: Eng
   const pieces: Piece[] = [];
   ranges.forEach((r, i) => pieces.push(layout.heads[i]!, ...clipPieces(clip, r)));
   pieces.push(layout.tail);
-  hot.fileBytes += layout.length;
-  return new Response(streamPieces(clip, pieces), { status: 206, headers });
+  return primedFor(clip, pieces, (primed) => {
+    hot.fileBytes += layout.length;
+    return new Response(streamPieces(clip, pieces, primed), { status: 206, headers });
+  });
+}
+
+/** `answer` at once, or, when the body reads media from a bucket, once its first chunk is in. */
+function primedFor(clip: ClipEntity, pieces: Piece[], answer: (primed?: PrimedMedia) => Response): Response | Promise<Response> {
+  const media = clip.media;
+  if (!media) return answer();
+  const first = pieces.find((p): p is ByteRange => typeof p === "object" && !(p instanceof Uint8Array));
+  return first === undefined ? answer() : primeMedia(media, first).then(answer);
 }
 
 function withLength(response: Response, length: number): Response {

@@ -99,7 +99,10 @@ export function makeAudio(options: AudioOptions = {}): Promise<string> {
   });
 }
 
-/** A large-ish faststart MP4 (noise compresses badly), for resumable uploads in several pieces. */
+/**
+ * A large-ish faststart MP4 (noise compresses badly), for resumable uploads in several pieces,
+ * with a keyframe a second (so a clip of its later seconds starts far into the file).
+ */
 export function makeLargeVideo(megabytes = 4): Promise<string> {
   return cached({ large: megabytes }, "mp4", async (out) => {
     const seconds = Math.max(2, Math.ceil(megabytes / 1.5));
@@ -107,7 +110,7 @@ export function makeLargeVideo(megabytes = 4): Promise<string> {
       "-f", "lavfi", "-i", "nullsrc=size=640x360:rate=25,geq=random(1)*255:128:128",
       "-t", String(seconds),
       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-b:v", `${Math.ceil((megabytes * 8) / seconds)}M`,
-      "-movflags", "+faststart", "-y", out,
+      "-g", "25", "-movflags", "+faststart", "-y", out,
     ]);
   });
 }

@@ -445,7 +445,7 @@ describe("ClipStore through the file engine's API", () => {
     expect(store.stats().builds).toBe(1);
     expect(store.entityFor(second)).toBeUndefined();
     // Its next streamed answer asks again, and the slot is free now.
-    await serveClipEntity(new Request("http://x/"), second).arrayBuffer();
+    await (await serveClipEntity(new Request("http://x/"), second)).arrayBuffer();
     await store.settled();
     expect(store.stats().builds).toBe(2);
     expect(store.entityFor(second)).toBeDefined();
@@ -468,7 +468,7 @@ describe("ClipStore through the file engine's API", () => {
     /** Answers a GET for the clip; `kept`: whether the kept file answered it. */
     const serve = async (clip: ClipEntity) => {
       const kept = store.entityFor(clip) !== undefined;
-      const bytes = new Uint8Array(await serveClipEntity(new Request("http://x/"), clip).arrayBuffer());
+      const bytes = new Uint8Array(await (await serveClipEntity(new Request("http://x/"), clip)).arrayBuffer());
       await store.settled();
       return { bytes, kept };
     };
@@ -495,7 +495,7 @@ describe("ClipStore through the file engine's API", () => {
     // Evicted or kept, every answer is the clip's bytes.
     const streamed = new ClipCache();
     for (const i of [...intervals, big]) {
-      const expected = new Uint8Array(await serveClipEntity(new Request("http://x/"), await streamed.get(base, i)).arrayBuffer());
+      const expected = new Uint8Array(await (await serveClipEntity(new Request("http://x/"), await streamed.get(base, i))).arrayBuffer());
       expect((await serve(await clips.get(base, i))).bytes).toEqual(expected);
     }
   }, 30_000);

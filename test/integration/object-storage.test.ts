@@ -14,6 +14,7 @@ import { filesUnder, uploadMultipart, waitUntilSettled } from "../helpers/librar
 import { AUTH, startTestSpool, testBucketStorage, testS3, type TestSpool } from "../helpers/spool.ts";
 import type { S3rver } from "../helpers/s3.ts";
 import { hlsSettled, waitForVideo } from "./hls-support.ts";
+import { makeLargeVideo } from "../helpers/media.ts";
 import type { StorageConfig } from "../../src/storage/index.ts";
 import { OrphanSweeper } from "../../src/storage/orphans.ts";
 import { planClip, writeClip } from "../../src/media/mp4/clip.ts";
@@ -334,6 +335,50 @@ describe("the bucket going down", () => {
     const again = await fetch(`${d.url}/api/stream/${row.id}`);
     expect(again.status).toBe(200);
     expect(Buffer.from(await again.arrayBuffer()).equals(Buffer.from(big))).toBe(true);
+  }, 60_000);
+});
+
+describe("the bucket going down under a clip", () => {
+  test("a clip whose moov is cached but whose media blocks are not: 503 JSON, never a 200 cut short", async () => {
+    // A real 8 MiB faststart MP4 (four 2 MiB blocks), registered like the 12 MiB object above
+    // (no ingest: its HLS build would only cost time here). Its 4-5 s lie blocks after the moov.
+    await stopWorker(first.ctx);
+    const source = await makeLargeVideo(8);
+    const bytes = new Uint8Array(await Bun.file(source).arrayBuffer());
+    const row = await first.ctx.library.begin({ originalFilename: "large.mp4", title: "large" });
+    const local = first.ctx.library.storage.sourcePath(row.id, "mp4");
+    await Bun.write(local, bytes);
+    const media = { contentType: "video/mp4", container: "mp4", duration: 6, width: 640, height: 360, videoCodec: "h264", audioCodec: null, bitrate: 1 };
+    await first.ctx.library.markProcessing(row.id, media);
+    await first.ctx.library.markReady(row.id, { storagePath: first.ctx.library.storage.relative(local), size: bytes.length, sha256: new Bun.CryptoHasher("sha256").update(bytes).digest("hex") });
+    await startWorker(first.ctx);
+    const file = await readMovieFile(source, bytes.length);
+    const layout = writeClip(file.movie, planClip(file.movie, 4, 5), file.ftyp, bytes.length);
+    const expected = Buffer.concat([layout.header, bytes.subarray(layout.dataStart, layout.dataEnd)]);
+    expect(layout.dataStart).toBeGreaterThan(4 * MiB);
+
+    const d = await another();
+    const url = `${d.url}/api/stream/${row.id}?start=4&end=5`;
+    // The clip's header only: its moov is read (block 0) and the clip cached; no media block.
+    const headOnly = await fetch(url, { headers: { range: "bytes=0-99" } });
+    expect(headOnly.status).toBe(206);
+    expect(await bytesOf(headOnly)).toEqual(expected.subarray(0, 100));
+    await s3.stop();
+    try {
+      for (const range of [undefined, "bytes=0-", `bytes=${layout.header.length + 10}-${layout.header.length + 20}`, "bytes=0-9,-10"]) {
+        const r = await fetch(url, range ? { headers: { range } } : {});
+        expect(`${range} ${r.status} ${r.headers.get("content-type")} ${r.headers.get("retry-after")}`).toBe(`${range} 503 application/json; charset=utf-8 5`);
+        expect(((await r.json()) as { error: { code: string } }).error.code).toBe("storage_unavailable");
+      }
+      // What needs no media bytes is still answered.
+      expect((await fetch(url, { headers: { range: "bytes=0-99" } })).status).toBe(206);
+      expect((await fetch(url, { method: "HEAD" })).headers.get("content-length")).toBe(String(expected.length));
+    } finally {
+      await s3.start();
+    }
+    const back = await fetch(url);
+    expect(back.status).toBe(200);
+    expect(await bytesOf(back)).toEqual(expected);
   }, 60_000);
 });
 

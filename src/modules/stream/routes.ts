@@ -125,14 +125,16 @@ function serveVideoClip(request: Request, video: CachedVideo, context: StreamCon
   const variant = download ? { disposition: "attachment" as const, filename: clipFilename(video.downloadName, interval) } : {};
   try {
     const clip = context.clips.get(base, interval, variant);
-    return clip instanceof Promise ? clip.then((c) => serveClipEntity(request, c), refusal) : serveClipEntity(request, clip);
+    const served = clip instanceof Promise ? clip.then((c) => serveClipEntity(request, c)) : serveClipEntity(request, clip);
+    return served instanceof Promise ? served.catch(refusal) : served;
   } catch (error) {
     return refusal(error);
   }
 }
 
 function refusal(error: unknown): Response {
-  // STORAGE=s3: the bucket did not answer while the clip's moov was read (503, never a 500).
+  // STORAGE=s3: the bucket did not answer while the clip's moov or first media bytes were read
+  // (503, never a 500).
   const response = expectedErrorResponse(error);
   if (response === null) throw error;
   return response;
