@@ -28,7 +28,7 @@ import { thumbnailRoutes } from "./modules/thumbnails/routes.ts";
 import { uploadRoutes } from "./modules/uploads/routes.ts";
 import { videoRoutes } from "./modules/videos/routes.ts";
 import { nativeRoutes, type NativeRoutes } from "./native-routes.ts";
-import { expectedErrorResponse } from "./storage/serve.ts";
+import { expectedErrorResponse } from "./modules/expected-errors.ts";
 
 function validationMessage(error: Readonly<ValidationError>): string {
   // A schema's own `error` text (e.g. the video id's) says it better than the generic one.

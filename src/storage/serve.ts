@@ -28,21 +28,20 @@
  * Entities are made once (from the database row, or a HEAD of the object for HLS files and
  * images, cached `ttlMs`), so a hot request costs no round trip to the bucket.
  */
-import { isDatabaseUnavailable } from "../db/unavailable.ts";
 import { mkdir, open, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { evaluatePreconditions, ifRangeAllows } from "../http/conditional.ts";
-import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed, preconditionFailed } from "../http/errors.ts";
+import { errorResponse, httpErrorResponse, methodNotAllowed, preconditionFailed } from "../http/errors.ts";
 import { layoutMultipart, makeBoundary, multipartContentType } from "../http/multipart.ts";
 import { contentRange, DEFAULT_RANGE_LIMITS, planRange, unsatisfiedRange, type ByteRange } from "../http/range.ts";
 import { makeEntity, variantKey, type FileEntity, type ServeOptions } from "../files/entity.ts";
 import type { TierLoader } from "../files/memory-tier.ts";
-import { errorFields, logger } from "../lib/log.ts";
 import { hot } from "../metrics/metrics.ts";
 import type { ClipMedia } from "../files/clip.ts";
 import type { BlockCache, CachedObject, Piece } from "./block-cache.ts";
 import { blockOf } from "./blocks.ts";
-import { ObjectNotFound, StorageUnavailable, type ObjectStore } from "./object-store.ts";
+import { StorageUnavailable, type ObjectStore } from "./object-store.ts";
+import { storageErrorResponse } from "./error-response.ts";
 import { REDIRECT_EXPIRES_IN } from "./index.ts";
 
 /** A FileEntity whose bytes are an object in the bucket (`path` is its key; `file` is never read). */
@@ -55,38 +54,8 @@ export interface ObjectEntity extends FileEntity {
 export type Delivery = "proxy" | "redirect";
 
 const encoder = new TextEncoder();
-const log = logger("storage");
 /** Bytes of a block file read per chunk of a streamed range (see blockStream). */
 const READ_CHUNK = 256 * 1024;
-
-/** How long a client is told to wait before asking again while the bucket is down. */
-export const STORAGE_RETRY_AFTER_S = 5;
-
-/**
- * The JSON answer for an error a handler may throw on purpose: an HttpError, a storage failure
- * (below), or a database that cannot be reached (503, as /ready says); null for anything else,
- * which is a bug (a logged 500). For the native routes,
- * which have no Elysia onError (src/web.ts maps the same ones).
- */
-export function expectedErrorResponse(error: unknown): Response | null {
-  if (error instanceof HttpError) return httpErrorResponse(error);
-  if (error instanceof StorageUnavailable || error instanceof ObjectNotFound) return storageErrorResponse(error);
-  if (isDatabaseUnavailable(error)) {
-    log.warn(errorFields(error), "database unavailable");
-    return errorResponse(503, "database_unavailable", "The database is not answering; try again shortly", { "retry-after": String(STORAGE_RETRY_AFTER_S) });
-  }
-  return null;
-}
-
-/** The JSON answer for a storage failure: 503 while the bucket cannot answer, 404 for a missing object. */
-export function storageErrorResponse(error: unknown): Response {
-  if (error instanceof ObjectNotFound) return errorResponse(404, "not_found", "The file is no longer available");
-  if (error instanceof StorageUnavailable) {
-    log.warn(errorFields(error), "object storage unavailable");
-    return errorResponse(503, "storage_unavailable", "The media storage is not answering; try again shortly", { "retry-after": String(STORAGE_RETRY_AFTER_S) });
-  }
-  throw error;
-}
 
 interface Slot {
   entity: ObjectEntity;

@@ -11,7 +11,7 @@ import type { BunRequest } from "bun";
 import type { PeerSource } from "../../access/service.ts";
 import { corsHeaders, preflightFor, withCorsHeaders } from "../../http/cors.ts";
 import { REQUEST_ID_HEADER, requestIdOf, unhandledError, withTelemetry } from "../../lib/telemetry.ts";
-import { expectedErrorResponse } from "../../storage/serve.ts";
+import { expectedErrorResponse } from "../expected-errors.ts";
 import type { LadderServer } from "./files.ts";
 
 const FILE_ROUTE = "/api/hls/:id/:name";

@@ -14,7 +14,7 @@ import { nativeRanged, preconditionResponse } from "../../files/serve.ts";
 import { extensionOf } from "../../http/content-type.ts";
 import { withDate } from "../../http/date.ts";
 import { corsHeaders, preflightFor, withCorsHeaders, type CorsHeaders } from "../../http/cors.ts";
-import { expectedErrorResponse } from "../../storage/serve.ts";
+import { expectedErrorResponse } from "../expected-errors.ts";
 import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed } from "../../http/errors.ts";
 import { unhandledError } from "../../lib/telemetry.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/request-id.ts";
