@@ -17,6 +17,8 @@ export interface Config {
   staticDir: string;
   /** `file:<path>` / a bare path for SQLite (default `<DATA_DIR>/spool.db`). */
   databaseUrl: string;
+  /** PostgreSQL: the longest a service's query may take (DATABASE_QUERY_TIMEOUT_MS); unset: 10 s. */
+  databaseQueryTimeoutMs?: number;
   maxUploadBytes: number;
   seedDemo: boolean;
   /** How long file stats and library rows are trusted before being checked again. */
@@ -188,6 +190,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir,
     staticDir: resolve(e.STATIC_DIR!),
     databaseUrl: e.DATABASE_URL ?? `file:${resolve(dataDir, "spool.db")}`,
+    databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS!,
     maxUploadBytes: e.MAX_UPLOAD_BYTES!,
     seedDemo: e.SEED_DEMO!,
     cacheTtlMs: e.CACHE_TTL_MS!,

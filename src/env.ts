@@ -8,6 +8,7 @@ import { Type, type Static, type TArray, type TBoolean, type TInteger, type TSch
 import { Value } from "@sinclair/typebox/value";
 import { PLAYBACK_POLICIES } from "./db/schema.ts";
 import { DEFAULT_BLOCK_SIZE } from "./storage/blocks.ts";
+import { DEFAULT_QUERY_TIMEOUT_MS } from "./db/deadline.ts";
 
 export interface EnvVar<S extends TSchema = TSchema> {
   schema: S;
@@ -81,6 +82,7 @@ export const ENV = {
   DATA_DIR: text("Library files and the SQLite database", "./data"),
   STATIC_DIR: text("Served at `/static/...`", "./static"),
   DATABASE_URL: text("`postgres://user:pass@host:5432/db` for PostgreSQL (several servers and workers); otherwise an embedded SQLite file (`file:/path/x.db`)", undefined, "`file:$DATA_DIR/spool.db`"),
+  DATABASE_QUERY_TIMEOUT_MS: int("PostgreSQL: the longest one query may take; past it the request gets 503 `database_unavailable` instead of waiting on a stalled server", DEFAULT_QUERY_TIMEOUT_MS, { minimum: 100 }),
   STORAGE: oneOf("Where videos, posters and HLS files live: `local` (under `DATA_DIR`) or `s3` (an S3-compatible bucket, see Object storage)", ["local", "s3"] as const, "local"),
   S3_ENDPOINT: text("S3 API endpoint (`https://<account>.r2.cloudflarestorage.com`, `http://minio:9000`); unset: AWS S3 in `S3_REGION`", undefined),
   S3_BUCKET: text("The bucket (required with `STORAGE=s3`)", undefined),

@@ -51,7 +51,7 @@ const { config: loaded } = await resolveSecrets(base);
 // The worker this process runs while it waits takes imports and processing, never HLS builds:
 // those are long, and belong to the servers' or the separate workers' queue.
 const config = { ...loaded, jobKinds: ["ingest", "import"] as const };
-const handle = await openDatabase(config.databaseUrl);
+const handle = await openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs });
 const ctx = createContext(config, handle);
 try {
   await ctx.library.storage.init();

@@ -25,7 +25,7 @@ if (values.help) {
 
 const { config } = await resolveSecrets(loadConfigOrExit());
 configureLogging(config.logLevel ?? "info", config.logFormat);
-const handle = await openDatabase(config.databaseUrl);
+const handle = await openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs });
 const ctx = createContext(config, handle);
 await ctx.library.storage.init();
 const worker = await startWorker(ctx);

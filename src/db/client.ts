@@ -24,6 +24,7 @@ import type * as pgTables from "./schema/pg.ts";
 import * as sqliteTables from "./schema/sqlite.ts";
 import type { Tables } from "./schema.ts";
 import { postgresRevision, sqliteRevision, type Revision } from "./revision.ts";
+import { boundedClient, DEFAULT_QUERY_TIMEOUT_MS } from "./deadline.ts";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -75,8 +76,13 @@ export function dialectOf(url: string): Dialect {
   return /^postgres(ql)?:\/\//i.test(url) ? "postgres" : "sqlite";
 }
 
-export async function openDatabase(url: string): Promise<SpoolDb> {
-  return dialectOf(url) === "postgres" ? openPostgres(url) : openSqlite(url);
+export interface OpenOptions {
+  /** PostgreSQL: the longest a service's query may take before it fails as unavailable (./deadline.ts). */
+  queryTimeoutMs?: number;
+}
+
+export async function openDatabase(url: string, options: OpenOptions = {}): Promise<SpoolDb> {
+  return dialectOf(url) === "postgres" ? openPostgres(url, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) : openSqlite(url);
 }
 
 function openSqlite(url: string): SpoolDb {
@@ -102,19 +108,20 @@ function openSqlite(url: string): SpoolDb {
   };
 }
 
-async function openPostgres(url: string): Promise<SpoolDb> {
+async function openPostgres(url: string, queryTimeoutMs: number): Promise<SpoolDb> {
   const [{ drizzle: drizzlePg }, { migrate: migratePg }, pgTables] = await Promise.all([
     import("drizzle-orm/bun-sql"),
     import("drizzle-orm/bun-sql/migrator"),
     import("./schema/pg.ts"),
   ]);
   const client = new SQL(url);
-  const pg = drizzlePg({ client });
+  // Services' queries have a deadline; migrations (which may rewrite a large table) do not.
+  const pg = drizzlePg({ client: boundedClient(client, queryTimeoutMs) });
   // Two servers starting at once must not both create the tables: one migrates, the other waits.
   const lock = await client.reserve();
   try {
     await lock`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
-    await migratePg(pg, { migrationsFolder: join(MIGRATIONS_DIR, "pg") });
+    await migratePg(drizzlePg({ client }), { migrationsFolder: join(MIGRATIONS_DIR, "pg") });
   } finally {
     await lock`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
     lock.release();

@@ -1,12 +1,14 @@
 /**
  * Whether an error means the database cannot be reached right now (as opposed to a query that
  * is wrong): PostgreSQL refusing, dropping or timing out connections (Bun.SQL's
- * `ERR_POSTGRES_CONNECTION_*` codes, or the socket's own), or SQLite still locked after its busy
- * timeout. Those are answered 503 with Retry-After, like a bucket that does not answer, not as a
- * 500 (our bug). Drizzle wraps a driver's error in its own (`cause`), so the chain is walked. Pure.
+ * `ERR_POSTGRES_CONNECTION_*` codes, or the socket's own), a query past its deadline
+ * (./deadline.ts), or SQLite still locked after its busy timeout. Those are answered 503 with
+ * Retry-After, like a bucket that does not answer, not as a 500 (our bug). Drizzle wraps a driver's error in its own (`cause`), so the chain is walked. Pure.
  */
+import { QUERY_TIMEOUT_CODE } from "./deadline.ts";
+
 const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH"]);
-const POSTGRES_CODES = new Set(["ERR_POSTGRES_IDLE_TIMEOUT", "ERR_POSTGRES_LIFETIME_TIMEOUT"]);
+const POSTGRES_CODES = new Set(["ERR_POSTGRES_IDLE_TIMEOUT", "ERR_POSTGRES_LIFETIME_TIMEOUT", QUERY_TIMEOUT_CODE]);
 
 export function isDatabaseUnavailable(error: unknown): boolean {
   let current: unknown = error;

@@ -264,6 +264,52 @@ describe("a database that cannot be reached", () => {
   });
 });
 
+describe("a database that stalls", () => {
+  // PostgreSQL behind a frozen relay: connections stay open, nothing answers (a stopped host, a
+  // partition). Bun.SQL alone would hold these requests until the kernel gave up on the socket.
+  test.skipIf(!postgresAvailable())("requests that need it: 503 database_unavailable once DATABASE_QUERY_TIMEOUT_MS has passed; they work again once it answers", async () => {
+    const { pg, relay, databaseUrl } = await postgresBehindRelay();
+    const timeoutMs = 800;
+    const server = await startTestSpool({ databaseUrl, databaseQueryTimeoutMs: timeoutMs, jobKinds: ["ingest"] });
+    // Each asked once before the freeze and never cached: the list's pages are (per limit), so
+    // the frozen one is a page not asked before.
+    const paths = [
+      ["/api/videos?limit=7", AUTH],
+      ["/api/videos/demo", AUTH],
+      ["/api/stream/AAAAAAAAAAAAAAAAAAAAAA", {}],
+    ] as const;
+    try {
+      expect((await fetch(`${server.url}/api/videos/demo`, { headers: AUTH })).status).toBe(200);
+      relay.freeze();
+      const started = performance.now();
+      const answers = await Promise.all(paths.map(([path, headers]) => fetch(server.url + path, { headers })));
+      const waited = performance.now() - started;
+      for (const [i, response] of answers.entries()) {
+        const path = paths[i]![0];
+        expect({ path, status: response.status, retryAfter: response.headers.get("retry-after") }).toEqual({ path, status: 503, retryAfter: "5" });
+        const body = await expectError(response, 503, "database_unavailable");
+        expect(body.error.message).not.toContain("ms");
+      }
+      expect(waited).toBeGreaterThanOrEqual(timeoutMs - 50);
+      expect(waited).toBeLessThan(timeoutMs + 3000);
+      relay.thaw();
+      for (const [path, headers] of paths) {
+        let status = 0;
+        for (let i = 0; i < 50 && status !== 200 && status !== 404; i++) {
+          status = (await fetch(server.url + path, { headers })).status;
+          if (status === 503) await Bun.sleep(100);
+        }
+        expect({ path, status }).toEqual({ path, status: path.startsWith("/api/stream") ? 404 : 200 });
+      }
+    } finally {
+      relay.thaw();
+      await server.stop().catch(() => {});
+      await relay.stop();
+      await pg.stop();
+    }
+  });
+});
+
 describe("Date (RFC 9110 §6.6.1)", () => {
   test("answers to HEAD carry a Date as answers to GET do (Bun leaves it out on HEAD)", async () => {
     for (const path of ["/api/stream/demo", "/api/stream/AAAAAAAAAAAAAAAAAAAAAA", "/api/videos/demo", "/health", "/nope", "/swagger"]) {
