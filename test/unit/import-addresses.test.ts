@@ -103,6 +103,9 @@ describe("checkSourceUrl", () => {
     ["javascript:alert(1)", "invalid_url", /javascript: URLs is not supported/],
     ["", "invalid_url", /Not a valid URL/],
     ["example.com/a.mp4", "invalid_url", /Not a valid URL/],
+    [`https://cdn.example.com/a.mp4?q=${"x".repeat(8200)}`, "invalid_url", /^The URL is longer than 8192 characters$/],
+    // 1,431 characters as sent, 8,431 as stored and fetched.
+    [`https://cdn.example.com/a.mp4?q=${"é".repeat(1400)}`, "invalid_url", /^The URL is longer than 8192 characters once percent-encoded$/],
     ["http://127.0.0.1/a.mp4", "blocked_address", /^Import from a loopback address is not allowed \(127\.0\.0\.1\)/],
     ["http://127.1/a.mp4", "blocked_address", /loopback/], // the URL parser makes it 127.0.0.1
     ["http://0x7f000001/a.mp4", "blocked_address", /loopback/],

@@ -48,6 +48,9 @@ export function checkSourceUrl(raw: string | URL, policy: ImportPolicy, context:
   } catch {
     throw new ImportError("invalid_url", `Not a valid URL: ${JSON.stringify(text.slice(0, 200))}`);
   }
+  // Checked again as stored and fetched: percent-encoding makes one `é` six characters, and an
+  // import the API accepted must not then fail in the background for its length.
+  if (url.href.length > MAX_URL_LENGTH) throw new ImportError("invalid_url", `The URL is longer than ${MAX_URL_LENGTH} characters once percent-encoded`);
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     const where = context === "redirect" ? "A redirect to" : "Importing from";
     throw new ImportError(context === "redirect" ? "redirect" : "invalid_url", `${where} ${url.protocol.replace(/:$/, "")}: URLs is not supported; only http and https`);
