@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { resolve, basename } from "node:path";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit } from "../config.ts";
 import { configureLogging } from "../lib/log.ts";
@@ -41,6 +41,12 @@ const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(argument);
 const source = isUrl ? argument : resolve(argument);
 if (!isUrl && !existsSync(source)) {
   console.error(`ingest: no such file: ${source}`);
+  process.exit(1);
+}
+// A directory or a device would reach copyFile and fail there with a raw errno.
+const kind = isUrl ? undefined : statSync(source);
+if (kind && !kind.isFile()) {
+  console.error(`ingest: ${source} is ${kind.isDirectory() ? "a directory" : "not a regular file"}; give a video or audio file`);
   process.exit(1);
 }
 

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { eq } from "drizzle-orm";
 import { join, resolve } from "node:path";
@@ -594,6 +595,16 @@ describe("bun run ingest", () => {
     const wrong = await ingest(dataDir, source, "--playback", "private");
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain("--playback must be public or signed");
+  }, 30_000);
+
+  test("a directory or a missing file: one clear line, exit 1, nothing created", async () => {
+    const dataDir = join(scratch, "cli-not-files");
+    const directory = await mkdtemp(join(scratch, "a-directory-"));
+    const refusedDirectory = await ingest(dataDir, directory);
+    expect({ code: refusedDirectory.code, stderr: refusedDirectory.stderr.trim() }).toEqual({ code: 1, stderr: `ingest: ${directory} is a directory; give a video or audio file` });
+    const missing = await ingest(dataDir, join(scratch, "nowhere.mp4"));
+    expect({ code: missing.code, stderr: missing.stderr.trim() }).toEqual({ code: 1, stderr: `ingest: no such file: ${join(scratch, "nowhere.mp4")}` });
+    expect(existsSync(join(dataDir, "spool.db"))).toBe(false);
   }, 30_000);
 });
 
