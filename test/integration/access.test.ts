@@ -622,6 +622,40 @@ describe("uploads", () => {
     expect(await spool.ctx.library.get(videoId)).toMatchObject({ id: videoId, status: "uploading" });
   });
 
+  test("settings bodies are JSON the route accepts, or 400/415 with nothing issued: a malformed one never falls back to the defaults", async () => {
+    // A trailing comma or a misspelt key once issued a URL (or token) with the defaults: a
+    // `signed` request made a public video.
+    const routes = [
+      { path: "/api/uploads/direct", body: '{"playback":"signed"}', misspelt: '{"playbak":"signed"}' },
+      { path: `/api/videos/${signed.id}/tokens`, body: '{"expiresIn":60}', misspelt: '{"expiresin":60}' },
+    ];
+    for (const { path, body, misspelt } of routes) {
+      const send = (text: string | undefined, type = "application/json") => fetch(spool.url + path, { method: "POST", headers: { ...AUTH, ...(type ? { "content-type": type } : {}) }, body: text });
+      const before = await snapshot();
+      for (const [text, type, status, code, message] of [
+        [body.replace("}", ",}"), "application/json", 400, "bad_request", /^The request body is not valid JSON$/],
+        [misspelt, "application/json", 400, "bad_request", /^body (playbak|expiresin): Unexpected property \(send nothing, or \{/],
+        ["[1]", "application/json", 400, "bad_request", /^body: Expected object/],
+        ["null", "application/json", 400, "bad_request", /^body: Expected object/],
+        ["nojson", "application/json", 400, "bad_request", /^The request body is not valid JSON$/],
+        [body, "text/plain", 415, "unsupported_media_type", /^Send the body as application\/json/],
+      ] as const) {
+        const refused = await send(text, type);
+        expect({ path, text, status: refused.status }).toEqual({ path, text, status });
+        expect((await expectError(refused, status, code)).error.message).toMatch(message);
+      }
+      expect(await snapshot()).toBe(before);
+      // No body at all, or an empty object: the defaults.
+      expect((await send(undefined, "")).status).toBe(201);
+      expect((await send("{}")).status).toBe(201);
+    }
+    // What was asked for is what is issued.
+    const issued = (await (await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: '{"playback":"signed"}' })).json()) as { uploadUrl: string; videoId: string };
+    const created = await fetch(spool.url + issued.uploadUrl, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "100" } });
+    expect(created.status).toBe(201);
+    expect((await spool.ctx.library.get(issued.videoId))?.playback).toBe("signed");
+  });
+
   test("multipart uploads take a playback field; a bad one is refused with nothing kept", async () => {
     const before = await snapshot();
     await expectError(await uploadMultipart(spool.url, source, { playback: "secret" }), 400, "bad_request");

@@ -5,12 +5,11 @@
  * src/modules/videos/routes.ts hands JSON bodies here (one method and path, two body types).
  */
 import { t } from "elysia";
-import { Value } from "@sinclair/typebox/value";
 import type { VideoRow } from "../../db/schema.ts";
 import { badRequest } from "../../http/errors.ts";
 import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
-import { JSON_BODY_LIMIT } from "../body-limit/plugin.ts";
 import { parsePlayback } from "../../schemas/video.ts";
+import { readJsonBody } from "../../schemas/json-body.ts";
 import type { ImportService } from "./service.ts";
 
 export const ImportBody = t.Object(
@@ -24,19 +23,7 @@ export const ImportBody = t.Object(
 
 /** Reads and checks an import body (400 with the first problem), then starts the import. */
 export async function importFromRequest(request: Request, imports: ImportService): Promise<VideoRow> {
-  const text = await request.text();
-  if (text.length > JSON_BODY_LIMIT) throw badRequest(`The body exceeds ${JSON_BODY_LIMIT} bytes`);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw badRequest("The request body is not valid JSON");
-  }
-  if (!Value.Check(ImportBody, body)) {
-    const first = Value.Errors(ImportBody, body).First();
-    const where = first?.path ? `body ${first.path.replace(/^\//, "").replaceAll("/", ".")}` : "body";
-    throw badRequest(`${where}: ${first?.message ?? "not an import request"} (send {"url": "https://...", "title"?: "...", "playback"?: "public" | "signed"})`);
-  }
+  const body = await readJsonBody(request, ImportBody, { usage: 'send {"url": "https://...", "title"?: "...", "playback"?: "public" | "signed"}' });
   const title = body.title?.trim();
   if (title === "") throw badRequest("body title: must not be blank");
   return imports.start(body.url, { title, playback: parsePlayback(body.playback, "body playback") });

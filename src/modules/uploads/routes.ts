@@ -8,6 +8,7 @@ import { errorResponse } from "../../http/errors.ts";
 import { videoIdOfUpload } from "./upload-ids.ts";
 import { DEFAULT_DIRECT_UPLOAD_TTL_S, DIRECT_UPLOADS_PATH, MAX_DIRECT_UPLOAD_TTL_S } from "./direct.ts";
 import { header, jsonContent } from "../../schemas/openapi.ts";
+import { readJsonBody } from "../../schemas/json-body.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { UPLOADS_PATH, VIDEO_ID_HEADER, type ResumableUploads } from "./tus.ts";
 
@@ -81,7 +82,8 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
   return new Elysia({ name: "spool.uploads" })
     .post(
       DIRECT_UPLOADS_PATH,
-      async ({ body, set }) => {
+      async ({ request, set }) => {
+        const body = await readJsonBody(request, DirectUploadBody, { optional: true, usage: 'send nothing, or {"title"?: "...", "playback"?: "public" | "signed", "expiresIn"?: seconds}' });
         ingest.requireTools();
         const issued = await uploads.directUploads.issue({
           title: body?.title?.trim() || undefined,
@@ -93,12 +95,14 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         return { uploadUrl: issued.uploadUrl, videoId: issued.videoId, expiresAt: issued.expiresAt.toISOString() };
       },
       {
-        body: t.Optional(DirectUploadBody),
-        response: { 201: DirectUploadSchema, 400: errorSchema("Malformed body", "bad_request", "body expiresIn: must be an integer number of seconds from 1 to 604800"), ...AUTH_ERRORS, 503: errorSchema("ffmpeg/ffprobe are not installed: ingest is off", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find") },
+        // Read by hand: Elysia takes a malformed optional body for none (src/schemas/json-body.ts).
+        parse: "none",
+        response: { 201: DirectUploadSchema, 400: errorSchema("Malformed body", "bad_request", "body expiresIn: must be an integer number of seconds from 1 to 604800"), ...AUTH_ERRORS, 415: errorSchema("A body that is not JSON", "unsupported_media_type", "Send the body as application/json"), 503: errorSchema("ffmpeg/ffprobe are not installed: ingest is off", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find") },
         detail: {
           operationId: "createDirectUpload",
           tags: ["uploads"],
           summary: "A one-time upload URL for a browser without the key",
+          requestBody: { required: false, content: jsonContent(DirectUploadBody) },
           description:
             "For uploads straight from a user's browser, as Mux's direct uploads: your backend (with the key) asks for a URL and passes it to the page, which uploads with tus-js-client (`endpoint: uploadUrl`) and no key. The URL creates one upload, for `videoId`, with the title and playback policy chosen here. Used a second time it answers 410 `upload_url_used`, after `expiresAt` 410 `upload_url_expired`; a URL this server never issued answers 403 `upload_url_invalid`. Nothing is created in any of these cases.",
         },

@@ -9,6 +9,7 @@ import type { AccessControl } from "../../access/service.ts";
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { header, jsonContent } from "../../schemas/openapi.ts";
+import { readJsonBody } from "../../schemas/json-body.ts";
 import { assertVideoId } from "../../library/ids.ts";
 import {
   BadRequest,
@@ -259,7 +260,8 @@ export function videoRoutes(
     )
     .post(
       "/:id/tokens",
-      async ({ params, body, set }) => {
+      async ({ params, request, set }) => {
+        const body = await readJsonBody(request, TokenBody, { optional: true, usage: 'send nothing, or {"expiresIn": seconds}' });
         const row = await library.require(assertVideoId(params.id));
         const minted = await access.tokens.mint(row.id, body?.expiresIn ?? DEFAULT_TOKEN_TTL_S);
         set.status = 201;
@@ -268,12 +270,14 @@ export function videoRoutes(
       },
       {
         params: VideoIdParams,
-        body: t.Optional(TokenBody),
-        response: { 201: TokenSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound },
+        // Read by hand: Elysia takes a malformed optional body for none (src/schemas/json-body.ts).
+        parse: "none",
+        response: { 201: TokenSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound, 415: errorSchema("A body that is not JSON", "unsupported_media_type", "Send the body as application/json") },
         detail: {
           operationId: "createPlaybackToken",
           tags: ["access"],
           summary: "Mint a playback token for a video",
+          requestBody: { required: false, content: jsonContent(TokenBody) },
           description:
             "A JWT signed HS256 with SIGNING_SECRET (`sub` = the video id, `exp`), and the stream, HLS, watch and thumbnail URLs carrying it. Any JWT library can mint the same tokens without calling Spool (see the README). Works for public videos too (the token is then simply not needed).",
         },
