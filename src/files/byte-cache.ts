@@ -1,7 +1,12 @@
 /**
  * A least-recently-used map bounded by the bytes its values hold (each entry says its cost),
- * not by their number: clip headers range from a few hundred bytes to megabytes.
+ * not by their number: clip headers range from a few hundred bytes to megabytes. Each entry is
+ * also charged its key (clip keys run to hundreds of characters) and the Map's own overhead, so
+ * many small entries cannot hold several times the bound (found in review: 64 MiB counted,
+ * 220 MiB held, for cached refusals of distinct intervals).
  */
+/** A Map entry and its record, beyond the key's characters and the value's stated cost. */
+const ENTRY_OVERHEAD = 96;
 export class ByteCache<V> {
   private readonly entries = new Map<string, { value: V; cost: number }>();
   private total = 0;
@@ -26,8 +31,9 @@ export class ByteCache<V> {
   }
 
   /** Stores `value` unless it alone exceeds the bound; evicts the least recently used to fit. */
-  set(key: string, value: V, cost: number): void {
+  set(key: string, value: V, valueCost: number): void {
     this.delete(key);
+    const cost = valueCost + 2 * key.length + ENTRY_OVERHEAD;
     if (cost > this.maxBytes) return;
     this.entries.set(key, { value, cost });
     this.total += cost;

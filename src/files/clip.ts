@@ -374,6 +374,9 @@ export class ClipCache {
     this.counts = options.counted ? hot : { clipHeaderHits: 0, clipHeaderMisses: 0, moovHits: 0, moovMisses: 0 };
   }
 
+  /** What a cached refusal holds: the HttpError, its message and captured stack. */
+  private static readonly REFUSAL_COST = 1024;
+
   private static fileKey(base: FileEntity): string {
     return `${base.path}\0${base.etag}\0${base.size}`;
   }
@@ -403,7 +406,7 @@ export class ClipCache {
         (error) => {
           if (!(error instanceof Mp4Error)) throw error;
           const refusal = new HttpError(422, "clip_unsupported", `This video cannot be cut into clips: ${error.message}`);
-          this.store.set(fileKey, refusal, 256);
+          this.store.set(fileKey, refusal, ClipCache.REFUSAL_COST);
           throw refusal;
         },
       ),
@@ -437,7 +440,7 @@ export class ClipCache {
       parsed = await this.movie(base);
     } catch (error) {
       // A file that cannot be cut: every interval of it is refused from here on without a lookup of the file.
-      if (error instanceof HttpError) this.store.set(key, error, 256);
+      if (error instanceof HttpError) this.store.set(key, error, ClipCache.REFUSAL_COST);
       throw error;
     }
     let layout: ClipLayout;
@@ -446,13 +449,13 @@ export class ClipCache {
     } catch (error) {
       if (error instanceof ClipRangeError) {
         // 400, not 416: see README "Clips". The interval names the resource; no Range was refused.
-        const refusal = new HttpError(400, "clip_out_of_range", error.message);
-        this.store.set(key, refusal, 256);
-        throw refusal;
+        // Not cached: the file's parsed moov is, and deciding again costs less than keeping an
+        // entry for every interval a client can make up.
+        throw new HttpError(400, "clip_out_of_range", error.message);
       }
       if (error instanceof Mp4Error) {
         const refusal = new HttpError(422, "clip_unsupported", `This video cannot be cut into clips: ${error.message}`);
-        this.store.set(key, refusal, 256);
+        this.store.set(key, refusal, ClipCache.REFUSAL_COST);
         throw refusal;
       }
       throw error;

@@ -288,6 +288,16 @@ describe("the clip header cache (CLIP_HEADER_CACHE_BYTES)", () => {
     expect(held(after)).toBeLessThanOrEqual(64 * 1024 * 1024);
   });
 
+  test("intervals past the end are refused without a cache entry each: a client cannot fill the cache with refusals", async () => {
+    const { id } = await ingest(sources.gop, { title: "Past the end", originalFilename: "p.mp4" });
+    await fetch(streamUrl(id, "?start=1&end=2")); // the moov is parsed and held once
+    const before = await metricsOf(spool);
+    for (let i = 0; i < 40; i++) await expectError(await fetch(streamUrl(id, `?start=${100 + i}.25&end=${200 + i}`)), 400, "clip_out_of_range");
+    const after = await metricsOf(spool);
+    expect(held(after)).toBe(held(before));
+    expect(delta(before, after, "clip_moovs", "hit")).toBe(40);
+  });
+
   test("0 keeps nothing: every clip request reads the moov again, and answers the same bytes", async () => {
     const bare = await startTestSpool({ jobKinds: ["ingest"], clipHeaderCacheBytes: 0, clipCacheBytes: 0 });
     try {
