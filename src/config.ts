@@ -94,9 +94,11 @@ export interface ImportConfig {
   allowedNetworks: string[];
   /** IMPORT_ALLOWED_HOSTS: when non-empty, only these host names. */
   allowedHosts: string[];
-  /** IMPORT_CONNECT_TIMEOUT_MS, IMPORT_IDLE_TIMEOUT_MS, IMPORT_MAX_REDIRECTS. */
+  /** IMPORT_CONNECT_TIMEOUT_MS, IMPORT_IDLE_TIMEOUT_MS, IMPORT_MIN_BYTES_PER_SECOND, IMPORT_MAX_DURATION_MS, IMPORT_MAX_REDIRECTS. */
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  minBytesPerSecond: number;
+  maxDurationMs: number;
   maxRedirects: number;
 }
 
@@ -106,6 +108,8 @@ export const IMPORT_DEFAULTS: Readonly<ImportConfig> = {
   allowedHosts: [],
   connectTimeoutMs: 30_000,
   idleTimeoutMs: 30_000,
+  minBytesPerSecond: 1024,
+  maxDurationMs: 6 * 60 * 60 * 1000,
   maxRedirects: 5,
 };
 
@@ -241,6 +245,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       allowedHosts: e.IMPORT_ALLOWED_HOSTS ?? [],
       connectTimeoutMs: e.IMPORT_CONNECT_TIMEOUT_MS!,
       idleTimeoutMs: e.IMPORT_IDLE_TIMEOUT_MS!,
+      minBytesPerSecond: e.IMPORT_MIN_BYTES_PER_SECOND!,
+      maxDurationMs: e.IMPORT_MAX_DURATION_MS!,
       maxRedirects: e.IMPORT_MAX_REDIRECTS!,
     },
   };

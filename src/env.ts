@@ -150,6 +150,8 @@ export const ENV = {
   IMPORT_ALLOWED_HOSTS: list("When set, URL imports only from these host names (comma-separated, exact match; redirects too)", "a comma-separated list of host names like cdn.example.com", { pattern: "^[A-Za-z0-9.-]+$|^\\[[0-9a-fA-F:.]+\\]$" }, (h) => h.toLowerCase()),
   IMPORT_CONNECT_TIMEOUT_MS: int("URL imports: longest wait for a source's answer (DNS, connection, TLS, response headers), each request", 30_000, { minimum: 100 }),
   IMPORT_IDLE_TIMEOUT_MS: int("URL imports: longest a download may go without receiving data", 30_000, { minimum: 100 }),
+  IMPORT_MIN_BYTES_PER_SECOND: int("URL imports: slowest average accepted over each `IMPORT_IDLE_TIMEOUT_MS` window; a source that trickles slower is dropped (`0`: no minimum)", 1024),
+  IMPORT_MAX_DURATION_MS: int("URL imports: longest a whole download may take, redirects and resumptions included (`0`: no limit)", 6 * 60 * 60 * 1000, { shown: "`21600000` (6 h)" }),
   IMPORT_MAX_REDIRECTS: int("URL imports: redirects followed", 5, { maximum: 20 }),
   MAX_DURATION_S: int("Longest accepted video or audio, in seconds; longer uploads are refused with 422 (`0`: no limit)", 6 * 60 * 60, { shown: "`21600` (6 h)" }),
   MAX_PIXELS: int("Largest accepted frame, width x height; larger videos are refused with 422 (`0`: no limit)", 8192 * 4320, { shown: "`35389440` (8192x4320)" }),

@@ -16,3 +16,10 @@ export function formatBytes(bytes: number): string {
 export function formatSeconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(ms < 1000 ? 2 : 1))} s`;
 }
+
+/** A limit in the largest unit that reads naturally: 21_600_000 → "6 h", 90_000 → "1.5 min", 1500 → "1.5 s". */
+export function formatDuration(ms: number): string {
+  if (ms >= 3_600_000) return `${Number((ms / 3_600_000).toFixed(1))} h`;
+  if (ms >= 60_000) return `${Number((ms / 60_000).toFixed(1))} min`;
+  return formatSeconds(ms);
+}

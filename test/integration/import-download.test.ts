@@ -287,6 +287,35 @@ describe("downloadToFile", () => {
     expect(await leftovers()).toEqual([]);
   });
 
+  test("a source that trickles below IMPORT_MIN_BYTES_PER_SECOND is dropped; a download past IMPORT_MAX_DURATION_MS stops", async () => {
+    // Never idle long enough for the idle timeout, but 200 bytes a second: under the 1 kB/s minimum.
+    const trickle = serve(
+      () =>
+        new Response(
+          new ReadableStream({
+            async pull(controller) {
+              await Bun.sleep(50);
+              controller.enqueue(DATA.subarray(0, 10));
+            },
+          }),
+        ),
+    );
+    const slow = { ...LOCAL, idleTimeoutMs: 300, minBytesPerSecond: 1024 } as DownloadOptions;
+    await expectFailure(downloadToFile(`${trickle.url}/v`, join(dir, "r1"), slow), "timeout", /^slower than 1 kB\/s over 0\.3 s \(IMPORT_MIN_BYTES_PER_SECOND\) \(\d+ bytes received; not resumed/);
+    // With no minimum the same source is only bounded by the whole-download deadline.
+    const started = performance.now();
+    await expectFailure(
+      downloadToFile(`${trickle.url}/v`, join(dir, "r2"), { ...slow, minBytesPerSecond: 0, maxDurationMs: 700 } as DownloadOptions),
+      "timeout",
+      /^took longer than 0\.7 s \(IMPORT_MAX_DURATION_MS\)$/,
+    );
+    expect(performance.now() - started).toBeGreaterThanOrEqual(650);
+    // The deadline also covers waiting for an answer.
+    const silent = serve(() => new Promise<Response>(() => {}));
+    await expectFailure(downloadToFile(`${silent.url}/v`, join(dir, "r3"), { ...LOCAL, connectTimeoutMs: 5000, maxDurationMs: 300 } as DownloadOptions), "timeout", /^took longer than 0\.3 s/);
+    expect(await leftovers()).toEqual([]);
+  });
+
   test("oversize: refused by Content-Length before reading, and by the running count without one", async () => {
     const announced = await nodeServe((_req, res) => {
       res.writeHead(200, { "content-length": DATA.length });

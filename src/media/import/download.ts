@@ -16,7 +16,10 @@
  *   earlier address.
  * - **Limits.** `maxBytes` by Content-Length or Content-Range before reading, then by the bytes
  *   counted; `connectTimeoutMs` until the response headers of each request (DNS, connect, TLS and
- *   the server's first answer); `idleTimeoutMs` between two pieces of the body; `maxRedirects`.
+ *   the server's first answer); `idleTimeoutMs` between two pieces of the body, and at least
+ *   `minBytesPerSecond` on average over each such window (curl's --speed-limit/--speed-time: a
+ *   source that sends a byte a second would otherwise hold an import slot for ever);
+ *   `maxDurationMs` for the whole download; `maxRedirects`.
  * - **Resumption.** A body that breaks off (an error, or fewer bytes than announced) from a source
  *   that said `Accept-Ranges: bytes` and gave a validator is asked again from where it stopped,
  *   with `Range` and `If-Range` (the strong ETag, else Last-Modified): a 206 continues the same
@@ -28,7 +31,7 @@ import { open, rm, type FileHandle } from "node:fs/promises";
 import http, { STATUS_CODES, type IncomingMessage, type ClientRequest } from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
-import { formatBytes, formatSeconds } from "../bytes.ts";
+import { formatBytes, formatDuration, formatSeconds } from "../bytes.ts";
 import { classifyAddress, inNetworks, isIpLiteral } from "./addresses.ts";
 import { ImportError } from "./errors.ts";
 import { bareHost, checkAddress, checkSourceUrl, type ImportPolicy } from "./policy.ts";
@@ -47,6 +50,10 @@ export interface DownloadOptions extends ImportPolicy {
   connectTimeoutMs?: number;
   /** Longest wait for the next piece of the body. Default 30 s. */
   idleTimeoutMs?: number;
+  /** Slowest average accepted over each `idleTimeoutMs` window; 0 for none. Default 1 KiB/s. */
+  minBytesPerSecond?: number;
+  /** Longest the whole download may take, redirects and resumptions included; 0 for no limit. Default 6 h. */
+  maxDurationMs?: number;
   /** Redirects followed per request. Default 5. */
   maxRedirects?: number;
   /** Times a broken-off body is resumed. Default 5. */
@@ -76,6 +83,8 @@ export interface DownloadResult {
 export const DOWNLOAD_DEFAULTS = {
   connectTimeoutMs: 30_000,
   idleTimeoutMs: 30_000,
+  minBytesPerSecond: 1024,
+  maxDurationMs: 6 * 60 * 60 * 1000,
   maxRedirects: 5,
   maxResumes: 5,
   progressIntervalMs: 250,
@@ -278,6 +287,16 @@ function tooLarge(size: number | undefined, maxBytes: number): ImportError {
  */
 export async function downloadToFile(source: string | URL, dest: string, options: DownloadOptions): Promise<DownloadResult> {
   const settings: Settings = { ...DOWNLOAD_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Settings;
+  // The whole-download deadline aborts like a cancellation (every wait already listens for
+  // that); the catch below then tells which of the two it was.
+  const outer = settings.signal;
+  const deadline = new AbortController();
+  let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  if (settings.maxDurationMs > 0) {
+    deadlineTimer = setTimeout(() => deadline.abort(), settings.maxDurationMs);
+    settings.signal = outer ? AbortSignal.any([outer, deadline.signal]) : deadline.signal;
+  }
+  const overDeadline = () => deadline.signal.aborted && !outer?.aborted;
   const live: Live = {};
   const onAbort = () => {
     const error = new ImportError("aborted", "The import was cancelled");
@@ -297,10 +316,12 @@ export async function downloadToFile(source: string | URL, dest: string, options
     await rm(dest, { force: true });
     live.request?.destroy();
     live.response?.destroy();
+    if (overDeadline()) throw new ImportError("timeout", `took longer than ${formatDuration(settings.maxDurationMs)} (IMPORT_MAX_DURATION_MS)`);
     if (error instanceof ImportError) throw error;
     if (settings.signal?.aborted) throw new ImportError("aborted", "The import was cancelled");
     throw error;
   } finally {
+    clearTimeout(deadlineTimer);
     await file?.close().catch(() => {});
     settings.signal?.removeEventListener("abort", onAbort);
   }
@@ -378,6 +399,16 @@ async function transfer(start: URL, file: FileHandle, settings: Settings, live: 
       timer = setTimeout(() => body.destroy(new ImportError("timeout", `timed out after ${formatSeconds(idle)} without data`)), idle);
     };
     arm();
+    // The minimum rate, checked once per window rather than per chunk.
+    const perWindow = Math.ceil((settings.minBytesPerSecond * idle) / 1000);
+    let windowStart = bytes;
+    const pace =
+      perWindow > 0
+        ? setInterval(() => {
+            if (bytes - windowStart >= perWindow) windowStart = bytes;
+            else body.destroy(new ImportError("timeout", `slower than ${formatBytes(settings.minBytesPerSecond)}/s over ${formatSeconds(idle)} (IMPORT_MIN_BYTES_PER_SECOND)`));
+          }, idle)
+        : undefined;
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         arm();
@@ -393,6 +424,7 @@ async function transfer(start: URL, file: FileHandle, settings: Settings, live: 
       throw new BodyInterrupted(error);
     } finally {
       clearTimeout(timer);
+      clearInterval(pace);
     }
   }
 }

@@ -34,6 +34,8 @@ export interface ImportSettings extends ImportPolicy {
   maxBytes: number;
   connectTimeoutMs?: number;
   idleTimeoutMs?: number;
+  minBytesPerSecond?: number;
+  maxDurationMs?: number;
   maxRedirects?: number;
 }
 
