@@ -172,7 +172,7 @@ export const ENV = {
   TRANSCODE_POLL_MS: int("How often an idle worker looks for work", 1000, { minimum: 50 }),
   TRANSCODE_PRESET: oneOf("x264 preset for the ladder", X264_PRESETS, "veryfast"),
   HLS_SEGMENT_SECONDS: int("Target segment (and keyframe) interval", 4, { minimum: 1 }),
-  HLS_MAX_HEIGHT: int("Tallest rendition", 1080, { minimum: 144 }),
+  HLS_MAX_HEIGHT: int("Largest rendition, by its short side (the height of landscape video, the width of portrait)", 1080, { minimum: 144 }),
   THUMBNAIL_CONCURRENCY: int("ffmpeg runs making thumbnails (frames asked with `t`/`width`) at once, per serving process", 2, { minimum: 1 }),
   THUMBNAIL_QUEUE: int("Thumbnails that may wait for a run; a new frame beyond that is refused with 503 `thumbnails_busy` and `Retry-After`", 16),
   NODE_ENV: text("`production` in the Docker image", undefined, "", 0),

@@ -12,7 +12,7 @@ export interface MediaInfo extends ContainerInfo {
   demuxer: Demuxer;
   /** Seconds, when the container or its streams say. */
   duration: number | null;
-  /** Display size (rotation applied) of the first video stream. */
+  /** Display size of the first video stream: pixel aspect and rotation applied, as players show it. */
   width: number | null;
   height: number | null;
   videoCodec: string | null;
@@ -91,6 +91,8 @@ interface RawStream {
   codec_name?: string;
   width?: number;
   height?: number;
+  /** "32:27" for anamorphic video; "1:1", "0:1" or absent for square pixels. */
+  sample_aspect_ratio?: string;
   duration?: string;
   avg_frame_rate?: string;
   r_frame_rate?: string;
@@ -124,6 +126,17 @@ export function parseRate(value: string | undefined): number | null {
   if (den === undefined) return positive(num);
   if (!Number.isFinite(num) || !Number.isFinite(den) || den === 0) return null;
   return positive(num! / den);
+}
+
+/**
+ * Pixel aspect ratio ("32:27" → 1.185); 1 when square, unknown ("0:1") or absurd. Anamorphic video
+ * (DVD, HDV, some phone and broadcast files) stores fewer columns than it shows.
+ */
+export function sampleAspect(value: string | undefined): number {
+  const m = value ? /^(\d+):(\d+)$/.exec(value) : null;
+  if (!m) return 1;
+  const ratio = Number(m[1]) / Number(m[2]);
+  return Number.isFinite(ratio) && ratio >= 0.1 && ratio <= 10 ? ratio : 1;
 }
 
 /** Rotation in degrees from the display matrix (or the legacy `rotate` tag), normalized to 0..359. */
@@ -202,6 +215,10 @@ export function parseProbe(json: unknown, hints: ProbeHints = {}): MediaInfo {
 
   let width = video ? positiveInt(video.width) : null;
   let height = video ? positiveInt(video.height) : null;
+  // The size players show (a browser's videoWidth): the stored width stretched by the pixel
+  // aspect, so the ladder, storyboard and thumbnails keep the picture's real proportions.
+  const sar = video ? sampleAspect(video.sample_aspect_ratio) : 1;
+  if (width !== null && sar !== 1) width = Math.max(1, Math.round(width * sar));
   if (video && (rotationOf(video) === 90 || rotationOf(video) === 270)) [width, height] = [height, width];
 
   const size = positive(hints.size) ?? positive(format.size);

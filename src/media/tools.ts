@@ -173,7 +173,9 @@ export class MediaTools {
 
   /**
    * Writes one JPEG frame at `seconds` (or the last frame, `seconds` = "end"), scaled to
-   * `width` keeping the aspect ratio (even height). Rotation is applied as players apply it.
+   * `width` keeping the aspect ratio (even height). Rotation and pixel aspect are applied as
+   * players apply them: an image viewer shows JPEG pixels square, so anamorphic frames are
+   * stretched to their display width here (`dar`; ffmpeg's scale reads an unknown SAR as 1).
    */
   async extractFrame(input: string, output: string, demuxer: Demuxer, seconds: number | "end", width: number | null, options: RunOptions = {}): Promise<void> {
     const seek = seconds === "end" ? ["-sseof", "-1"] : ["-ss", seconds.toFixed(3)];
@@ -185,7 +187,7 @@ export class MediaTools {
         ...this.input(input, demuxer),
         "-map", "0:V:0",
         ...(seconds === "end" ? [] : ["-frames:v", "1"]),
-        ...(width ? ["-vf", `scale=${width}:-2`] : []),
+        "-vf", width ? `scale=${width}:round(ow/dar/2)*2,setsar=1` : "scale=round(ih*dar):ih,setsar=1",
         "-q:v", "3",
         "-fs", String(32 * 1024 * 1024),
         "-f", "image2", "-c:v", "mjpeg", "-update", "1", "-y", this.url(output),

@@ -64,7 +64,7 @@ export const VideoSchema = t.Object(
     error: t.Nullable(t.String({ description: "Why processing failed; null otherwise", examples: ["Processing failed: no video frame could be decoded"] })),
     playback: PlaybackSchema,
     duration: t.Nullable(t.Number({ description: "Seconds (millisecond precision); null until processed or when unknown", examples: [12.48] })),
-    width: t.Nullable(Integer({ description: "Display width in pixels (rotation applied); null for audio", examples: [1920] })),
+    width: t.Nullable(Integer({ description: "Display width in pixels, as players show it (pixel aspect and rotation applied); null for audio", examples: [1920] })),
     height: t.Nullable(Integer({ description: "Display height in pixels (rotation applied); null for audio", examples: [1080] })),
     videoCodec: t.Nullable(t.String({ description: "ffmpeg codec name of the video stream", examples: ["h264"] })),
     audioCodec: t.Nullable(t.String({ description: "ffmpeg codec name of the audio stream", examples: ["aac"] })),

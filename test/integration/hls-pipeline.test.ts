@@ -13,7 +13,7 @@ import { jpegSize, makeAudio } from "../helpers/media.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { settledJobs } from "../helpers/jobs.ts";
 import { expectError } from "../helpers/library.ts";
-import { makeSource, readEvents, upload, waitForVideo, hlsSettled, type VideoJson } from "./hls-support.ts";
+import { ffmpeg, makeSource, readEvents, upload, waitForVideo, hlsSettled, type VideoJson } from "./hls-support.ts";
 import { createApp } from "../../src/web.ts";
 
 let spool: TestSpool;
@@ -362,6 +362,37 @@ describe("progress", () => {
     expect(existsSync(join(spool.dataDir, "videos", uploaded.id, "hls"))).toBe(false);
   }, 60_000);
 });
+
+test("an anamorphic source whose sound outlasts its picture: the ladder, storyboard and poster keep the shape players show, and the playlists last as long as the sound", async () => {
+  // 360x240 stored with 4:3 pixels (shown 480x240), 3 s of picture, 6 s of sound.
+  const source = join(work, "anamorphic.mp4");
+  await ffmpeg([
+    "-f", "lavfi", "-i", "testsrc2=size=360x240:rate=25:duration=3",
+    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6",
+    "-vf", "setsar=4/3", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-movflags", "+faststart", source,
+  ]);
+  const uploaded = await upload(spool.url, source, "anamorphic.mp4");
+  const ready = await waitForVideo(spool.url, uploaded.id, hlsSettled);
+  expect(ready.hls.status).toBe("ready");
+  const row = (await (await fetch(`${spool.url}/api/videos/${uploaded.id}`)).json()) as { width: number; height: number; duration: number };
+  expect([row.width, row.height]).toEqual([480, 240]);
+  const at = (path: string) => fetch(`${spool.url}/api/hls/${uploaded.id}/${path}`);
+  const master = await (await at("master.m3u8")).text();
+  expect(master).toContain("RESOLUTION=480x240");
+  const playlist = await (await at("240p/index.m3u8")).text();
+  const listed = [...playlist.matchAll(/#EXTINF:([\d.]+),/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+  expect(Math.abs(listed - 6)).toBeLessThan(0.1);
+  // The last segment holds the last second or two, not the 3 s of sound after the picture ended.
+  const segments = [...playlist.matchAll(/#EXTINF:([\d.]+),/g)].map((m) => Number(m[1]));
+  expect(segments.at(-1)!).toBeLessThanOrEqual(4.05);
+  // The storyboard covers the sound too, with tiles of the shown shape (2:1).
+  const vtt = await (await at("storyboard.vtt")).text();
+  expect(vtt).toContain("00:00:05.000 --> ");
+  const tile = /#xywh=\d+,\d+,(\d+),(\d+)/.exec(vtt)!;
+  expect(Number(tile[1]) / Number(tile[2])).toBeCloseTo(2, 1);
+  const poster = jpegSize(new Uint8Array(await (await fetch(`${spool.url}/api/videos/${uploaded.id}/thumbnail.jpg`)).arrayBuffer()));
+  expect(poster).toEqual({ width: 480, height: 240 });
+}, 60_000);
 
 test("deleting a video removes its ladder and stops serving it", async () => {
   const source = await makeSource({ seconds: 4, bitrate: 600_000 });

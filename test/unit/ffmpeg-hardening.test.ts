@@ -78,7 +78,8 @@ describe("every run on user bytes is hardened", () => {
     expectPair(list, "-f", "matroska");
     expectPair(list, "-map", "0:V:0");
     expectPair(list, "-frames:v", "1");
-    expectPair(list, "-vf", "scale=320:-2");
+    // Scaled to the shown shape: anamorphic pixels are made square (an image viewer shows them so).
+    expectPair(list, "-vf", "scale=320:round(ow/dar/2)*2,setsar=1");
     expectPair(list, "-c:v", "mjpeg");
     expect(list).toContain("-fs");
   });

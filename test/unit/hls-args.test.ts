@@ -10,6 +10,7 @@ const plan = (over: Partial<TranscodePlan> = {}): TranscodePlan => ({
   demuxer: "mov",
   renditions: selectLadder(source),
   hasAudio: true,
+  duration: 6.5,
   segmentSeconds: 4,
   preset: "veryfast",
   storyboard: planStoryboard(6, source),
@@ -34,7 +35,7 @@ describe("buildTranscodeArgs", () => {
 
   test("one decode, split into every rendition and the storyboard", () => {
     expect(after(args, "-filter_complex")).toBe(
-      "[0:v:0]fps=30,split=3[s0][s1][sb];" +
+      "[0:v:0]fps=30,tpad=stop_mode=clone:stop_duration=6.5,split=3[s0][s1][sb];" +
         "[s0]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v0];" +
         "[s1]scale=426:240:flags=bicubic,setsar=1,format=yuv420p[v1];" +
         "[sb]fps=1/1,scale=160:90:flags=bicubic,setsar=1[sbo]",
@@ -74,7 +75,16 @@ describe("buildTranscodeArgs", () => {
 
   test("the storyboard's frames are a second output of the same run (tiled afterwards)", () => {
     const i = args.indexOf("[sbo]");
-    expect(args.slice(i - 1, i + 9)).toEqual(["-map", "[sbo]", "-c:v", "mjpeg", "-q:v", "2", "-f", "image2", "thumb_%05d.jpg", "-progress"]);
+    expect(args.slice(i - 1, i + 11)).toEqual(["-map", "[sbo]", "-t", "6.5", "-c:v", "mjpeg", "-q:v", "2", "-f", "image2", "thumb_%05d.jpg", "-progress"]);
+  });
+
+  test("every output ends at the source's duration; with audio the last frame is held until the audio ends", () => {
+    const hls = args.indexOf("hls");
+    const t = args.indexOf("-t");
+    expect(args[t + 1]).toBe("6.5");
+    expect(t).toBeLessThan(hls);
+    expect(t).toBeGreaterThan(args.indexOf("-b:a:1"));
+    expect(after(buildTranscodeArgs(plan({ duration: 1 / 3 })), "-t")).toBe("0.333");
   });
 
   test("the sprite pass reads only its own frames and tiles them into sheets", () => {
@@ -91,11 +101,13 @@ describe("buildTranscodeArgs", () => {
     expect(silent).not.toContain("0:a:0");
     expect(silent).not.toContain("-c:a");
     expect(after(silent, "-var_stream_map")).toBe("v:0,name:360p v:1,name:240p");
+    // Nothing outlasts the picture: no padding.
+    expect(after(silent, "-filter_complex")).toStartWith("[0:v:0]fps=30,split=3[s0][s1][sb];");
   });
 
   test("no storyboard: no extra branch", () => {
     const bare = buildTranscodeArgs(plan({ storyboard: null }));
-    expect(after(bare, "-filter_complex")).toStartWith("[0:v:0]fps=30,split=2[s0][s1];");
+    expect(after(bare, "-filter_complex")).toStartWith("[0:v:0]fps=30,tpad=stop_mode=clone:stop_duration=6.5,split=2[s0][s1];");
     expect(bare).not.toContain("[sbo]");
   });
 

@@ -110,6 +110,21 @@ describe("parseProbe on synthetic input", () => {
   });
 
   test.each([
+    ["DVD NTSC 16:9", { width: 720, height: 480, sample_aspect_ratio: "32:27" }, [853, 480]],
+    ["PAL 4:3", { width: 720, height: 576, sample_aspect_ratio: "16:15" }, [768, 576]],
+    ["HDV 1440x1080", { width: 1440, height: 1080, sample_aspect_ratio: "4:3" }, [1920, 1080]],
+    ["narrower than stored", { width: 720, height: 480, sample_aspect_ratio: "8:9" }, [640, 480]],
+    ["square", { width: 640, height: 360, sample_aspect_ratio: "1:1" }, [640, 360]],
+    ["unknown (0:1)", { width: 640, height: 360, sample_aspect_ratio: "0:1" }, [640, 360]],
+    ["absurd", { width: 640, height: 360, sample_aspect_ratio: "1000:1" }, [640, 360]],
+    ["malformed", { width: 640, height: 360, sample_aspect_ratio: "N/A" }, [640, 360]],
+    ["anamorphic and rotated", { width: 1440, height: 1080, sample_aspect_ratio: "4:3", side_data_list: [{ side_data_type: "Display Matrix", rotation: 90 }] }, [1080, 1920]],
+  ] as const)("pixel aspect: %s → the size players show", (_name, stream, size) => {
+    const info = parseProbe({ format: mp4Format, streams: [{ ...h264, ...stream }, aac] });
+    expect([info.width, info.height]).toEqual([...size]);
+  });
+
+  test.each([
     ["qt  ", true, "mov"],
     ["isom", true, "mp4"],
     ["mp42", true, "mp4"],

@@ -21,6 +21,8 @@ export interface TranscodePlan {
   demuxer?: string;
   renditions: readonly Rendition[];
   hasAudio: boolean;
+  /** The source's duration in seconds (the longest stream): every output ends there. */
+  duration: number;
   segmentSeconds: number;
   /** x264 preset. */
   preset: string;
@@ -48,6 +50,9 @@ export function fpsExpression(fps: number): string {
   return Number.isInteger(fps) ? String(fps) : fps.toFixed(3);
 }
 
+/** Seconds for ffmpeg, to the millisecond. */
+const seconds = (value: number): string => String(Math.round(value * 1000) / 1000);
+
 export function buildTranscodeArgs(plan: TranscodePlan): string[] {
   const { renditions, hasAudio, segmentSeconds: seg } = plan;
   if (renditions.length === 0) throw new Error("nothing to build: the ladder is empty");
@@ -57,7 +62,11 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
 
   const graph: string[] = [];
   const splitOutputs = renditions.map((_, i) => `[s${i}]`).join("") + (plan.storyboard ? "[sb]" : "");
-  graph.push(`[0:v:0]fps=${fpsExpression(fps)},split=${branches}${splitOutputs}`);
+  // Audio that outlasts the picture: the last frame is held until the audio ends (tpad, cut at
+  // the duration by -t), as players show it. Without it the last segment carries all the
+  // remaining audio while its EXTINF counts only the video, and BANDWIDTH is overstated.
+  const hold = hasAudio ? `,tpad=stop_mode=clone:stop_duration=${seconds(plan.duration)}` : "";
+  graph.push(`[0:v:0]fps=${fpsExpression(fps)}${hold},split=${branches}${splitOutputs}`);
   renditions.forEach((r, i) => graph.push(`[s${i}]scale=${r.width}:${r.height}:flags=bicubic,setsar=1,format=yuv420p[v${i}]`));
   if (plan.storyboard) {
     const sb = plan.storyboard;
@@ -106,6 +115,8 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
   }
   const streamMap = renditions.map((r, i) => (hasAudio ? `v:${i},a:${i},name:${r.name}` : `v:${i},name:${r.name}`)).join(" ");
   args.push(
+    "-t",
+    seconds(plan.duration),
     "-map_metadata",
     "-1",
     "-f",
@@ -128,7 +139,7 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
     streamMap,
     `%v/${PLAYLIST_NAME}`,
   );
-  if (plan.storyboard) args.push("-map", "[sbo]", "-c:v", "mjpeg", "-q:v", "2", "-f", "image2", THUMB_PATTERN);
+  if (plan.storyboard) args.push("-map", "[sbo]", "-t", seconds(plan.duration), "-c:v", "mjpeg", "-q:v", "2", "-f", "image2", THUMB_PATTERN);
   args.push("-progress", "pipe:1");
   return args;
 }

@@ -156,6 +156,7 @@ export class TranscodeJobs implements JobHandler {
       demuxer: info.demuxer,
       renditions,
       hasAudio: info.hasAudio,
+      duration,
       segmentSeconds: this.settings.segmentSeconds,
       preset: this.settings.preset,
       storyboard,
