@@ -41,6 +41,30 @@ export async function makeBframesVideo(seconds = 8): Promise<string> {
 }
 
 /**
+ * A/V with side tracks as ffmpeg writes them: chapters (a `text` track whose samples ffmpeg puts
+ * at the start of mdat) and mov_text subtitles, one cue a second (interleaved with the media).
+ */
+export async function makeVideoWithSideTracks(seconds: number): Promise<string> {
+  const out = tempPath("mp4");
+  const chapters = tempPath("txt");
+  const half = Math.round((seconds * 1000) / 2);
+  await Bun.write(chapters, `;FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=${half}\ntitle=One\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=${half}\nEND=${seconds * 1000}\ntitle=Two\n`);
+  const srt = tempPath("srt");
+  const at = (s: number) => `00:00:${String(s).padStart(2, "0")},000`;
+  await Bun.write(srt, Array.from({ length: seconds }, (_, i) => `${i + 1}\n${at(i)} --> ${at(i + 1)}\nLine ${i}\n`).join("\n"));
+  await ffmpeg([
+    "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+    "-i", srt, "-i", chapters,
+    "-map", "0:v", "-map", "1:a", "-map", "2:s", "-map_chapters", "3",
+    "-t", String(seconds),
+    "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "mov_text",
+    "-movflags", "+faststart", "-y", out,
+  ]);
+  return out;
+}
+
+/**
  * The same media with `co64` instead of `stco`: the source must have its `moov` after `mdat`,
  * so the bigger `moov` moves no sample and the offsets stay as they are.
  */

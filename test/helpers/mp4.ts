@@ -6,7 +6,7 @@
 import { Writer } from "../../src/media/mp4/boxes.ts";
 
 export interface SyntheticTrack {
-  handler: "vide" | "soun";
+  handler: "vide" | "soun" | "text" | "tmcd";
   timescale: number;
   deltas: [number, number][];
   ctts?: [number, number][];
@@ -17,6 +17,8 @@ export interface SyntheticTrack {
   offsets: number[];
   co64?: boolean;
   edits?: [number, number][];
+  /** Track references: [type, track ids]. */
+  tref?: [string, number[]][];
 }
 
 function fullBox(w: Writer, type: string, body: () => void, version = 0): void {
@@ -45,6 +47,7 @@ export function synthesize(tracks: SyntheticTrack[], movieDuration: number): Uin
           w.u32(0), w.u32(0), w.u32(index + 1), w.u32(0), w.u32(movieDuration);
           for (let i = 0; i < 60; i++) w.u8(0);
         });
+        if (t.tref) box(w, "tref", () => { for (const [type, ids] of t.tref!) box(w, type, () => { for (const id of ids) w.u32(id); }); });
         if (t.edits) box(w, "edts", () => fullBox(w, "elst", () => {
           w.u32(t.edits!.length);
           for (const [d, m] of t.edits!) w.u32(d), w.i32(m), w.u32(0x10000);

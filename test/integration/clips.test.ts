@@ -5,7 +5,7 @@
  * multipart, HEAD, validators, download names), bad input, the `.mp4` suffix and access control.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { decodeErrors, ffprobe, lumaFrame, makeBframesVideo, psnr, tempPath } from "../helpers/clips.ts";
+import { decodeErrors, ffprobe, lumaFrame, makeBframesVideo, makeVideoWithSideTracks, psnr, tempPath } from "../helpers/clips.ts";
 import { parseMultipart } from "../helpers/http.ts";
 import { expectError } from "../helpers/library.ts";
 import { makeVideo } from "../helpers/media.ts";
@@ -204,6 +204,24 @@ describe("the clip as an HTTP entity", () => {
     expect(r.headers.get("etag")).toBe(plain.headers.get("etag"));
     expect(r.headers.get("content-length")).toBe(plain.headers.get("content-length"));
   });
+});
+
+describe("side tracks", () => {
+  test("a late one-second clip of a video with chapters and subtitles is about a second of bytes, not the file from its chapter titles on", async () => {
+    const source = await makeVideoWithSideTracks(20);
+    const { id } = await ingest(source, { title: "Chapters", originalFilename: "c.mp4" });
+    const whole = await fetch(streamUrl(id), { method: "HEAD" });
+    const fileSize = Number(whole.headers.get("content-length"));
+    const { path, bytes } = await saveClip(id, "?start=18&end=19");
+    // One twentieth of a near-constant-rate file, plus a header: before, the chapter track's
+    // samples at the start of mdat made this clip span 94% of the file.
+    expect(bytes.length).toBeLessThan(fileSize / 8);
+    const probe = await ffprobe(path);
+    // Subtitles are interleaved with the media and stay; the chapter track does not.
+    expect(probe.streams.map((s) => s.codec_type).sort()).toEqual(["audio", "subtitle", "video"]);
+    expect(Math.abs(probe.duration - 1)).toBeLessThanOrEqual(1 / FPS + 1e-3);
+    expect(await decodeErrors(path)).toBe("");
+  }, 60_000);
 });
 
 describe("bad input: 400 JSON, never a 500", () => {

@@ -3,7 +3,7 @@
  * variable stsc runs, co64, B-frames (ctts), several tracks, edit lists already present.
  */
 import { describe, expect, test } from "bun:test";
-import { Mp4Error } from "../../src/media/mp4/boxes.ts";
+import { Mp4Error, childBoxes } from "../../src/media/mp4/boxes.ts";
 import { planClip, writeClip, ClipRangeError } from "../../src/media/mp4/clip.ts";
 import { movieCost } from "../../src/media/mp4/file.ts";
 import { audio, bframeVideo, synthesize, type SyntheticTrack } from "../helpers/mp4.ts";
@@ -130,6 +130,34 @@ describe("planClip on synthetic movies", () => {
     const hostile = bframeVideo({ sync: [110], ctts: undefined });
     expect(() => parseMovie(synthesize([bframeVideo(), hostile], 10_000))).toThrow(Mp4Error);
     expect(() => parseMovie(synthesize([bframeVideo(), { ...hostile, sync: [0, 99] }], 10_000))).not.toThrow();
+  });
+
+  test("side tracks outside the video and audio's data are left out, with the references to them", () => {
+    // Track 3: a timecode's one sample, at the start of mdat (as ffmpeg writes it). Track 4:
+    // subtitles, one 1 s cue per chunk, interleaved with the media. Track 5: chapter titles,
+    // also before the media.
+    const timecode = { handler: "tmcd", timescale: 1000, deltas: [[1, 10_000]], sizes: [4], stsc: [[1, 1]], offsets: [50_000] } satisfies SyntheticTrack;
+    const subtitles = { handler: "text", timescale: 1000, deltas: [[10, 1000]], sizes: Array(10).fill(20), stsc: [[1, 1]], offsets: Array.from({ length: 10 }, (_, i) => 100_000 + i * 2000 + 700) } satisfies SyntheticTrack;
+    const chapters = { ...timecode, handler: "text", deltas: [[2, 5000]], sizes: [8, 8], offsets: [50_004, 50_012] } satisfies SyntheticTrack;
+    const video = bframeVideo({ tref: [["tmcd", [3]], ["chap", [5]], ["subt", [4, 3]]] });
+    const movie = parseMovie(synthesize([video, audio(), timecode, subtitles, chapters], 10_000));
+
+    const late = planClip(movie, 8, 9);
+    expect(late.tracks.map((c) => c.track.id)).toEqual([1, 2, 4]);
+    expect(late.dataStart).toBe(Math.min(...late.tracks.filter((c) => c.track.id !== 4).map((c) => c.chunks.dataStart)));
+    const layout = writeClip(movie, late, undefined, 200_000);
+    const moov = layout.header.subarray(0, new DataView(layout.header.buffer).getUint32(0));
+    const back = parseMovie(moov);
+    expect(back.tracks.map((t) => t.handler)).toEqual(["vide", "soun", "text"]);
+    const tref = childBoxes(moov, back.tracks[0]!.trak.body, back.tracks[0]!.trak.end).find((b) => b.type === "tref")!;
+    const references = childBoxes(moov, tref.body, tref.end).map((b) => [b.type, b.end - b.body, new DataView(moov.buffer, moov.byteOffset).getUint32(b.body)]);
+    expect(references).toEqual([["subt", 4, 4]]);
+
+    // From the start too: the timecode and the chapters lie before the media.
+    expect(planClip(movie, 0, 1).tracks.map((c) => c.track.id)).toEqual([1, 2, 4]);
+    // With no video or audio, nothing is measured against them.
+    const alone = parseMovie(synthesize([timecode, subtitles], 10_000));
+    expect(planClip(alone, 8, 9).tracks.map((c) => c.track.id)).toEqual([1, 2]);
   });
 
   test("start at or past the end: ClipRangeError", () => {

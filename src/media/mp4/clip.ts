@@ -167,15 +167,38 @@ export function planClip(movie: Movie, start: number, end?: number): ClipPlan {
     if (cut) cuts.push(cut);
   }
   if (cuts.length === 0) throw new ClipRangeError(`no samples between ${start} s and ${stop} s`, total);
+  const kept = withinPictureAndSound(cuts);
   let dataStart = Number.POSITIVE_INFINITY;
   let dataEnd = 0;
   let duration = 0;
-  for (const c of cuts) {
+  for (const c of kept) {
     dataStart = Math.min(dataStart, c.chunks.dataStart);
     dataEnd = Math.max(dataEnd, c.chunks.dataEnd);
     duration = Math.max(duration, c.emptyDuration + c.editDuration);
   }
-  return { start: shown, end: stop, tracks: cuts, dataStart, dataEnd, duration };
+  return { start: shown, end: stop, tracks: kept, dataStart, dataEnd, duration };
+}
+
+const isPictureOrSound = (c: TrackCut): boolean => c.track.handler === "vide" || c.track.handler === "soun";
+
+/**
+ * The cuts whose data lies inside the span of the video and audio ones. A clip's body is one
+ * span of the source, and side tracks often sit far from the moment cut: ffmpeg writes a
+ * timecode track's one sample and a chapter track's titles at the start of mdat, so keeping
+ * them made a one-second clip near the end of a film span nearly the whole file. Such tracks
+ * are left out of the clip (like a track that ended before it); interleaved ones, such as
+ * subtitles, stay.
+ */
+function withinPictureAndSound(cuts: TrackCut[]): TrackCut[] {
+  const main = cuts.filter(isPictureOrSound);
+  if (main.length === 0) return cuts;
+  let from = Number.POSITIVE_INFINITY;
+  let to = 0;
+  for (const c of main) {
+    from = Math.min(from, c.chunks.dataStart);
+    to = Math.max(to, c.chunks.dataEnd);
+  }
+  return cuts.filter((c) => isPictureOrSound(c) || (c.chunks.dataStart >= from && c.chunks.dataEnd <= to));
 }
 
 function round3(x: number): number {
@@ -367,6 +390,32 @@ function writeStbl(w: Writer, bytes: Uint8Array, c: TrackCut, shift: number, co6
   w.end(mark);
 }
 
+/**
+ * A track's references (`tref`) to the tracks the clip keeps: a reference to a left-out track
+ * (chapters, timecode, a track that ended before the clip) makes demuxers look for it and
+ * complain. Reference types left with no track are dropped, and `tref` itself when none is left.
+ */
+function writeReferences(w: Writer, bytes: Uint8Array, tref: BoxRef, kept: ReadonlySet<number>): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const types: [string, number[]][] = [];
+  for (const ref of childBoxes(bytes, tref.body, tref.end, 3)) {
+    const ids: number[] = [];
+    for (let at = ref.body; at + 4 <= ref.end; at += 4) {
+      const id = view.getUint32(at);
+      if (kept.has(id)) ids.push(id);
+    }
+    if (ids.length > 0) types.push([ref.type, ids]);
+  }
+  if (types.length === 0) return;
+  const mark = w.begin("tref");
+  for (const [type, ids] of types) {
+    const inner = w.begin(type);
+    for (const id of ids) w.u32(id);
+    w.end(inner);
+  }
+  w.end(mark);
+}
+
 function writeMoov(movie: Movie, plan: ClipPlan, shift: number, wide: Set<number>, sizing: boolean): Uint8Array {
   const bytes = movie.bytes;
   // Grown as needed, not sized like the source's moov: a clip's sample tables are its share of
@@ -375,20 +424,21 @@ function writeMoov(movie: Movie, plan: ClipPlan, shift: number, wide: Set<number
   // 80 to 136 MiB RSS (165 peak) at 14 ms a header, and to 88 MiB at 9-11 ms with this.
   const w = new Writer(64 * 1024);
   const byTrak = new Map(plan.tracks.map((c) => [c.track.trak.start, c]));
+  const kept = new Set(plan.tracks.map((c) => c.track.id));
   const moov = childBoxes(bytes, 0, bytes.length)[0]!;
   const mark = w.begin("moov");
   for (const box of childBoxes(bytes, moov.body, moov.end, 1)) {
     if (box.type === "mvhd") copyWithDuration(w, bytes, box, plan.duration, "times");
     else if (box.type === "trak") {
       const c = byTrak.get(box.start);
-      if (c) writeTrak(w, bytes, c, shift, wide.has(c.track.id), sizing);
+      if (c) writeTrak(w, bytes, c, kept, shift, wide.has(c.track.id), sizing);
     } else copy(w, bytes, box);
   }
   w.end(mark);
   return w.result();
 }
 
-function writeTrak(w: Writer, bytes: Uint8Array, c: TrackCut, shift: number, co64: boolean, sizing: boolean): void {
+function writeTrak(w: Writer, bytes: Uint8Array, c: TrackCut, kept: ReadonlySet<number>, shift: number, co64: boolean, sizing: boolean): void {
   const { trak, tkhd, mdia, mdhd, minf, stbl } = c.track;
   const mark = w.begin("trak");
   let edits = false;
@@ -399,6 +449,7 @@ function writeTrak(w: Writer, bytes: Uint8Array, c: TrackCut, shift: number, co6
       writeEdits(w, c);
       edits = true;
     } else if (box.type === "edts") continue;
+    else if (box.type === "tref") writeReferences(w, bytes, box, kept);
     else if (box.start === mdia.start) {
       const m = w.begin("mdia");
       for (const inner of childBoxes(bytes, mdia.body, mdia.end, 3)) {
