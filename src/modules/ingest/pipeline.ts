@@ -75,7 +75,37 @@ async function assertComplete(path: string, size: number, container: string): Pr
   }
 }
 
-/** Seconds between two looks at the database while waiting for a job run by another process. */
+/**
+ * Why ffprobe could not identify an ISO BMFF file (it starts with `ftyp`) that was cut short, or
+ * null. A non-faststart MP4 cut short has lost its index with its tail, so ffprobe refuses it
+ * outright; its boxes still tell how much of it arrived.
+ */
+async function incompleteIsoFile(path: string): Promise<string | null> {
+  const read = fileReader(path);
+  const size = Bun.file(path).size;
+  const head = await read(0, 12);
+  if (head.length < 12 || new TextDecoder().decode(head.subarray(4, 8)) !== "ftyp") return null;
+  try {
+    await scanFile(path);
+    return null;
+  } catch (error) {
+    if (!(error instanceof BoxError)) throw error;
+    return incompleteFromOverrun(error.message, read, size, new TextDecoder().decode(head.subarray(8, 12)));
+  }
+}
+
+/** The client's error for staged bytes that could not be accepted; any other error as it is. */
+async function refusalFor(error: unknown, path: string): Promise<unknown> {
+  if (error instanceof NotMediaError) {
+    const incomplete = await incompleteIsoFile(path).catch(() => null);
+    return unsupportedMedia(incomplete ?? `${error.message}. Spool accepts video and audio files only.`);
+  }
+  if (error instanceof MediaLimitError) return mediaLimitExceeded(error.message);
+  if (error instanceof ToolError && error.timedOut) return unsupportedMedia("The file could not be identified as audio or video in time");
+  return error;
+}
+
+/** Milliseconds between two looks at the database while waiting for a job run by another process. */
 const SETTLE_POLL_MS = 250;
 
 export class IngestPipeline {
@@ -117,14 +147,7 @@ export class IngestPipeline {
       // A cut-short MP4 often still probes (its index is whole); say so now, not after processing.
       if (isoMuxerFor(info.container)) await assertComplete(stagedFrom, size, info.container);
     } catch (error) {
-      const refusal =
-        error instanceof NotMediaError
-          ? unsupportedMedia(`${error.message}. Spool accepts video and audio files only.`)
-          : error instanceof MediaLimitError
-            ? mediaLimitExceeded(error.message)
-            : error instanceof ToolError && error.timedOut
-              ? unsupportedMedia("The file could not be identified as audio or video in time")
-              : error;
+      const refusal = await refusalFor(error, stagedFrom);
       if (options.keepRow && refusal instanceof HttpError) {
         await rm(stagedFrom, { force: true });
         await this.library.markFailed(id, refusal.message);
