@@ -394,6 +394,35 @@ test("an anamorphic source whose sound outlasts its picture: the ladder, storybo
   expect(poster).toEqual({ width: 480, height: 240 });
 }, 60_000);
 
+test("picture that outlasts its sound: every segment carries audio (silence after the sound ends), so a browser's buffer does not stop where the sound did", async () => {
+  // 9 s of picture, 2 s of sound: segments 3 and 4 come after the sound.
+  const source = join(work, "short-sound.mp4");
+  await ffmpeg([
+    "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=9",
+    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+    "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-movflags", "+faststart", source,
+  ]);
+  const uploaded = await upload(spool.url, source, "short-sound.mp4");
+  const ready = await waitForVideo(spool.url, uploaded.id, hlsSettled);
+  expect(ready.hls.status).toBe("ready");
+  const at = async (path: string) => new Uint8Array(await (await fetch(`${spool.url}/api/hls/${uploaded.id}/${path}`)).arrayBuffer());
+  const playlist = new TextDecoder().decode(await at("240p/index.m3u8"));
+  const init = playlist.match(/#EXT-X-MAP:URI="([^"]+)"/)![1]!;
+  const segments = playlist.split("\n").filter((line) => line && !line.startsWith("#"));
+  expect(segments.length).toBeGreaterThanOrEqual(3);
+  const head = await at(`240p/${init}`);
+  for (const segment of segments) {
+    // The init section and one segment make a file ffprobe reads on its own.
+    const file = join(work, `one-${segment}`);
+    await writeFile(file, Buffer.concat([head, await at(`240p/${segment}`)]));
+    const proc = Bun.spawn(["ffprobe", "-v", "error", "-select_streams", "a", "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", file], { stdout: "pipe" });
+    const packets = Number((await new Response(proc.stdout).text()).trim());
+    await proc.exited;
+    // AAC at 48 kHz: 1024 samples a packet, about 47 a second.
+    expect({ segment, packets: packets > 40 }).toEqual({ segment, packets: true });
+  }
+}, 60_000);
+
 test("deleting a video removes its ladder and stops serving it", async () => {
   const source = await makeSource({ seconds: 4, bitrate: 600_000 });
   const uploaded = await upload(spool.url, source, "short.mp4");

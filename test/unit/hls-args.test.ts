@@ -38,6 +38,7 @@ describe("buildTranscodeArgs", () => {
       "[0:v:0]fps=30,tpad=stop_mode=clone:stop_duration=6.5,split=3[s0][s1][sb];" +
         "[s0]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v0];" +
         "[s1]scale=426:240:flags=bicubic,setsar=1,format=yuv420p[v1];" +
+        "[0:a:0]apad,asplit=2[a0][a1];" +
         "[sb]fps=1/1,scale=160:90:flags=bicubic,setsar=1[sbo]",
     );
   });
@@ -60,7 +61,8 @@ describe("buildTranscodeArgs", () => {
     expect(after(args, "-c:a")).toBe("aac");
     expect(after(args, "-b:a:0")).toBe("96000");
     expect(after(args, "-b:a:1")).toBe("64000");
-    expect(args.filter((a) => a === "0:a:0")).toHaveLength(2);
+    // Each rendition's sound, padded with silence to the picture's end (apad, cut by -t).
+    expect(args.filter((a, i) => args[i - 1] === "-map" && /^\[a\d\]$/.test(a))).toEqual(["[a0]", "[a1]"]);
   });
 
   test("fMP4 HLS, VOD, relative outputs, one variant per rendition", () => {
@@ -98,7 +100,8 @@ describe("buildTranscodeArgs", () => {
 
   test("a silent source maps no audio", () => {
     const silent = buildTranscodeArgs(plan({ hasAudio: false }));
-    expect(silent).not.toContain("0:a:0");
+    expect(after(silent, "-filter_complex")).not.toContain("[0:a:0]");
+    expect(silent).not.toContain("[a0]");
     expect(silent).not.toContain("-c:a");
     expect(after(silent, "-var_stream_map")).toBe("v:0,name:360p v:1,name:240p");
     // Nothing outlasts the picture: no padding.

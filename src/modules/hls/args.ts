@@ -68,6 +68,10 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
   const hold = hasAudio ? `,tpad=stop_mode=clone:stop_duration=${seconds(plan.duration)}` : "";
   graph.push(`[0:v:0]fps=${fpsExpression(fps)}${hold},split=${branches}${splitOutputs}`);
   renditions.forEach((r, i) => graph.push(`[s${i}]scale=${r.width}:${r.height}:flags=bicubic,setsar=1,format=yuv420p[v${i}]`));
+  // Picture that outlasts the sound: silence until the picture ends (apad, cut by -t). Without
+  // it the segments after the sound ends have no audio, and a browser's MediaSource, whose
+  // buffered range is where both tracks are, stalls there until the player ends the stream.
+  if (hasAudio) graph.push(`[0:a:0]apad,asplit=${renditions.length}${renditions.map((_, i) => `[a${i}]`).join("")}`);
   if (plan.storyboard) {
     const sb = plan.storyboard;
     // Single frames here, tiled later: a `tile` filter in this graph holds its output back until a
@@ -84,7 +88,7 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
   ];
   renditions.forEach((_, i) => {
     args.push("-map", `[v${i}]`);
-    if (hasAudio) args.push("-map", "0:a:0");
+    if (hasAudio) args.push("-map", `[a${i}]`);
   });
   args.push(
     "-c:v",
