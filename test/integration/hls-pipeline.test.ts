@@ -394,12 +394,13 @@ test("an anamorphic source whose sound outlasts its picture: the ladder, storybo
   expect(poster).toEqual({ width: 480, height: 240 });
 }, 60_000);
 
-test("picture that outlasts its sound: every segment carries audio (silence after the sound ends), so a browser's buffer does not stop where the sound did", async () => {
-  // 9 s of picture, 2 s of sound: segments 3 and 4 come after the sound.
+test("sound that starts late and ends early: every segment carries audio from 0 s (silence where there is no sound), so a browser's buffer neither starts nor stops where the sound does", async () => {
+  // 9 s of picture, sound from 2.5 s to 4.5 s: segment 0 begins, and segments 2-3 come, without it.
   const source = join(work, "short-sound.mp4");
   await ffmpeg([
     "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=9",
-    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+    "-itsoffset", "2.5", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+    "-map", "0:v", "-map", "1:a",
     "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-movflags", "+faststart", source,
   ]);
   const uploaded = await upload(spool.url, source, "short-sound.mp4");
@@ -411,16 +412,23 @@ test("picture that outlasts its sound: every segment carries audio (silence afte
   const segments = playlist.split("\n").filter((line) => line && !line.startsWith("#"));
   expect(segments.length).toBeGreaterThanOrEqual(3);
   const head = await at(`240p/${init}`);
+  /** Per segment: when its sound starts, relative to its picture (s), and how many AAC packets. */
+  const audio: { segment: string; start: number; packets: number }[] = [];
   for (const segment of segments) {
     // The init section and one segment make a file ffprobe reads on its own.
     const file = join(work, `one-${segment}`);
     await writeFile(file, Buffer.concat([head, await at(`240p/${segment}`)]));
-    const proc = Bun.spawn(["ffprobe", "-v", "error", "-select_streams", "a", "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", file], { stdout: "pipe" });
-    const packets = Number((await new Response(proc.stdout).text()).trim());
+    const proc = Bun.spawn(["ffprobe", "-v", "error", "-count_packets", "-show_entries", "stream=codec_type,start_time,nb_read_packets", "-of", "json", file], { stdout: "pipe" });
+    const { streams } = (await new Response(proc.stdout).json()) as { streams: { codec_type: string; start_time: string; nb_read_packets: string }[] };
     await proc.exited;
-    // AAC at 48 kHz: 1024 samples a packet, about 47 a second.
-    expect({ segment, packets: packets > 40 }).toEqual({ segment, packets: true });
+    const of = (type: string) => streams.find((s) => s.codec_type === type)!;
+    audio.push({ segment, start: Number(of("audio").start_time) - Number(of("video").start_time), packets: Number(of("audio").nb_read_packets) });
   }
+  // Sound from the first picture on (within about one AAC frame, 21 ms at 48 kHz)...
+  expect(audio[0]!.start).toBeLessThan(0.05);
+  // ...and in every segment: AAC at 48 kHz is about 47 packets a second, segments are 4 s but the last.
+  for (const a of audio.slice(0, -1)) expect({ segment: a.segment, enough: a.packets > 180 }).toEqual({ segment: a.segment, enough: true });
+  expect(audio.at(-1)!.packets).toBeGreaterThan(40);
 }, 60_000);
 
 test("deleting a video removes its ladder and stops serving it", async () => {

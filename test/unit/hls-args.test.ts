@@ -38,7 +38,7 @@ describe("buildTranscodeArgs", () => {
       "[0:v:0]fps=30,tpad=stop_mode=clone:stop_duration=6.5,split=3[s0][s1][sb];" +
         "[s0]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v0];" +
         "[s1]scale=426:240:flags=bicubic,setsar=1,format=yuv420p[v1];" +
-        "[0:a:0]apad,asplit=2[a0][a1];" +
+        "[0:a:0]aresample=async=1:first_pts=0,apad,asplit=2[a0][a1];" +
         "[sb]fps=1/1,scale=160:90:flags=bicubic,setsar=1[sbo]",
     );
   });
@@ -61,7 +61,7 @@ describe("buildTranscodeArgs", () => {
     expect(after(args, "-c:a")).toBe("aac");
     expect(after(args, "-b:a:0")).toBe("96000");
     expect(after(args, "-b:a:1")).toBe("64000");
-    // Each rendition's sound, padded with silence to the picture's end (apad, cut by -t).
+    // Each rendition's sound, with silence where it has none (before, in holes, after; cut by -t).
     expect(args.filter((a, i) => args[i - 1] === "-map" && /^\[a\d\]$/.test(a))).toEqual(["[a0]", "[a1]"]);
   });
 

@@ -68,10 +68,11 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
   const hold = hasAudio ? `,tpad=stop_mode=clone:stop_duration=${seconds(plan.duration)}` : "";
   graph.push(`[0:v:0]fps=${fpsExpression(fps)}${hold},split=${branches}${splitOutputs}`);
   renditions.forEach((r, i) => graph.push(`[s${i}]scale=${r.width}:${r.height}:flags=bicubic,setsar=1,format=yuv420p[v${i}]`));
-  // Picture that outlasts the sound: silence until the picture ends (apad, cut by -t). Without
-  // it the segments after the sound ends have no audio, and a browser's MediaSource, whose
-  // buffered range is where both tracks are, stalls there until the player ends the stream.
-  if (hasAudio) graph.push(`[0:a:0]apad,asplit=${renditions.length}${renditions.map((_, i) => `[a${i}]`).join("")}`);
+  // Sound that starts late, has holes or ends early: silence in its place (aresample fills the
+  // start and the holes, apad the end, -t cuts it). A browser's MediaSource buffers only where
+  // both tracks have media, so a late start made hls.js skip the picture before the sound, and
+  // an early end stalled playback where the sound ended.
+  if (hasAudio) graph.push(`[0:a:0]aresample=async=1:first_pts=0,apad,asplit=${renditions.length}${renditions.map((_, i) => `[a${i}]`).join("")}`);
   if (plan.storyboard) {
     const sb = plan.storyboard;
     // Single frames here, tiled later: a `tile` filter in this graph holds its output back until a
