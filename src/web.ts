@@ -96,7 +96,7 @@ export function createApp(ctx: AppContext, native: NativeRoutes = nativeRoutes(c
     .use(healthRoutes(native.readiness))
     .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))
     .use(streamRoutes(ctx.catalog, ctx.access))
-    .use(hlsRoutes(ctx.hls, native.ladder, { downloads: ctx.imports.events }))
+    .use(hlsRoutes(ctx.hls, native.ladder, { downloads: ctx.imports.events, access: ctx.access }))
     .use(playerRoutes(ctx.library, ctx.access, ctx.config.cacheTtlMs, ctx.objects?.delivery === "redirect" ? ctx.objects.mediaOrigin() : undefined))
     .use(videoRoutes(ctx.library, ctx.ingest, ctx.access, ctx.config.maxUploadBytes, ctx.imports))
     .use(thumbnailRoutes(ctx.library, ctx.thumbnails, ctx.access, ctx.config.cacheTtlMs, ctx.objects))

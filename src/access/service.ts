@@ -42,8 +42,11 @@ export function tokenRefused(failure: TokenFailure): HttpError {
   return new HttpError(403, failure, TOKEN_FAILURE_MESSAGES[failure]);
 }
 
-/** `?token=`, percent-decoded only when needed (JWTs are URL-safe as they are). */
-function tokenOf(url: string): string | null {
+/**
+ * `?token=`, percent-decoded only when needed (JWTs are URL-safe as they are). The one reading
+ * of it: a page that asks whether a URL has a token must read it as the check does.
+ */
+export function tokenOf(url: string): string | null {
   const raw = queryParam(url, "token");
   if (raw === null || !raw.includes("%")) return raw;
   try {
@@ -119,6 +122,17 @@ export class AccessControl {
     if (await this.sessions.isValid(session)) return "session";
     this.recordFailure(this.client(request, server));
     throw unauthorized("The session has expired or was signed out; sign in again");
+  }
+
+  /**
+   * For an answer that outlives its request's check (an event stream): whether the session it
+   * was opened with is still signed in, or null when it came with the key (which cannot change
+   * under a running server) or with nothing.
+   */
+  sessionCheck(request: Request): (() => Promise<boolean>) | null {
+    if (request.headers.get("authorization") !== null) return null;
+    const session = cookieValue(request.headers.get("cookie"), SESSION_COOKIE);
+    return session === null ? null : () => this.sessions.isValid(session);
   }
 
   /**

@@ -18,7 +18,8 @@ import { createApp } from "../../src/web.ts";
 import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { allRows } from "../helpers/db.ts";
 import { AUTH, TEST_API_KEY, TEST_SIGNING_SECRET, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
-import { makeSource } from "./hls-support.ts";
+import { makeSource, readEvents } from "./hls-support.ts";
+import { makeAudio } from "../helpers/media.ts";
 
 // Snapshots wait for earlier tests' transcodes to finish (see snapshot()).
 setDefaultTimeout(60_000);
@@ -291,6 +292,21 @@ describe("sessions", () => {
     await expectError(await fetch(`${spool.url}/api/videos`, { headers: { cookie, ...freshClient() } }), 401, "unauthorized");
   });
 
+  test("signing out ends the event streams the session opened (within the 15 s recheck); another session's stream goes on", async () => {
+    const [leaving, staying] = [await signIn(), await signIn()];
+    const started = Date.now();
+    const library = readEvents(`${spool.url}/api/videos/events`, () => false, 30_000, { cookie: leaving });
+    const video = readEvents(`${spool.url}/api/videos/demo/events`, () => false, 30_000, { cookie: leaving });
+    const other = readEvents(`${spool.url}/api/videos/events`, () => false, 22_000, { cookie: staying });
+    await Bun.sleep(500);
+    expect((await fetch(`${spool.url}/api/session`, { method: "DELETE", headers: { cookie: leaving, origin: spool.url } })).status).toBe(204);
+    // Both end on the server's side (readEvents throws when it has to abort a stream itself).
+    const [a, b] = await Promise.all([library, video]);
+    expect([a.response.status, b.response.status]).toEqual([200, 200]);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    await expect(other).rejects.toThrow("event stream timed out after 22000 ms");
+  }, 40_000);
+
   test("the library page is a sign-in form without a session, and the library with one", async () => {
     const anonymous = await (await fetch(`${spool.url}/`)).text();
     expect(anonymous).toContain('id="signin-form"');
@@ -405,6 +421,18 @@ describe("signed playback: the stream", () => {
 });
 
 describe("signed playback: HLS, pictures, JSON and the watch page", () => {
+  test("hls of a signed video without a ladder (audio only): 403 without the token, as with one; 404 with it", async () => {
+    const created = await uploadMultipart(spool.url, await makeAudio({ seconds: 1 }), { name: "private.mp3", playback: "signed" });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as VideoJson;
+    await waitUntilSettled(spool.url, id);
+    const master = `${spool.url}/api/hls/${id}/master.m3u8`;
+    // Before, a 404 here and a 403 once a ladder exists told a stranger whether it had one.
+    await expectError(await fetch(master), 403, "token_missing");
+    const { token } = await mint(id);
+    await expectError(await fetch(`${master}?token=${token}`), 404, "not_found");
+  });
+
   test("hls: master → variant → init and media segments using only the URIs in the playlists; each refused without the token", async () => {
     const { hlsUrl, token } = await mint(signed.id);
     const base = new URL(hlsUrl, spool.url);
@@ -639,6 +667,8 @@ describe("uploads", () => {
         ["null", "application/json", 400, "bad_request", /^body: Expected object/],
         ["nojson", "application/json", 400, "bad_request", /^The request body is not valid JSON$/],
         [body, "text/plain", 415, "unsupported_media_type", /^Send the body as application\/json/],
+        // A number in a string is not a JSON integer (it once reached jose as "5": a 500).
+        ...["5", " 5", "5e2", "0x10"].map((n) => [`{"expiresIn":"${n}"}`, "application/json", 400, "bad_request", /^body expiresIn: must be an integer number of seconds from 1 to \d+$/] as const),
       ] as const) {
         const refused = await send(text, type);
         expect({ path, text, status: refused.status }).toEqual({ path, text, status });

@@ -58,6 +58,10 @@ describe("the embed page", () => {
     expect(refusal).toContain("private");
     expect(refusal).not.toContain("Signed one");
     expect(refused.headers.get("content-security-policy")).toContain("frame-ancestors *");
+    // A `token` the check does not read (a percent-encoded name) is no token: not the owner's key either.
+    const disguised = await fetch(`${spool.url}/embed/${signed.id}?%74oken=x`, { headers: AUTH });
+    expect(disguised.status).toBe(403);
+    expect(await disguised.text()).not.toContain("Signed one");
     const token = await mint(signed.id);
     const ok = await fetch(`${spool.url}/embed/${signed.id}?token=${token}`);
     expect(ok.status).toBe(200);

@@ -106,8 +106,9 @@ export function ladderServer(hls: HlsService, { catalog, access, objects }: Ladd
     // one while it is published); its playback policy decides who may have it.
     const cached = catalog.peek(id);
     const video = cached === undefined ? await catalog.load(id) : cached;
-    if (!video?.hlsReady) return noFile();
+    if (!video) return noFile();
     let token: string | null = null;
+    // The token first: without it, a signed video's ladder is neither there nor not there.
     if (video.signed) {
       try {
         token = (await access.playback(request, id, "signed", server)).token;
@@ -116,6 +117,7 @@ export function ladderServer(hls: HlsService, { catalog, access, objects }: Ladd
         throw error;
       }
     }
+    if (!video.hlsReady) return noFile();
     const entity = await files.lookup(id, name, cacheControlFor(name, video.signed));
     if (!entity) return noFile();
     if (token !== null && (name.endsWith(".m3u8") || name.endsWith(".vtt"))) {

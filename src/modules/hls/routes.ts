@@ -8,6 +8,7 @@
 import type { EventEmitter } from "node:events";
 import { Elysia, t } from "elysia";
 import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
+import type { AccessControl } from "../../access/service.ts";
 import { optionsAnswer } from "../../http/allow.ts";
 import { HttpError } from "../../http/errors.ts";
 import { header, jsonContent } from "../../schemas/openapi.ts";
@@ -15,7 +16,7 @@ import { VIDEO_ID_PATTERN, assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, NotFound, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../../schemas/video.ts";
 import type { HlsService } from "./service.ts";
-import { eventStreamResponse } from "../../http/event-stream.ts";
+import { eventStreamResponse, whileAllowed } from "../../http/event-stream.ts";
 import { VideoWatch } from "../../library/watch.ts";
 import { SEGMENT_CACHE_CONTROL, type LadderServer } from "./files.ts";
 
@@ -34,7 +35,7 @@ function fingerprint(video: VideoJson): { status: string; progress: string } {
 /** Emits "progress" with `{id, bytes, total}` while a URL import of a video downloads. */
 type DownloadEvents = Pick<EventEmitter, "on" | "off">;
 
-function sseEvents(watch: VideoWatch, request: Request, id: string, first: VideoJson, downloads?: DownloadEvents): Response {
+function sseEvents(watch: VideoWatch, request: Request, id: string, first: VideoJson, downloads?: DownloadEvents, allowed: (() => Promise<boolean>) | null = null): Response {
   let closed = false;
   let counter = 0;
   let last = fingerprint(first);
@@ -94,7 +95,7 @@ function sseEvents(watch: VideoWatch, request: Request, id: string, first: Video
       cleanup();
     },
   });
-  return eventStreamResponse(stream);
+  return eventStreamResponse(allowed ? whileAllowed(stream, allowed) : stream);
 }
 
 const ID_PARAM = {
@@ -149,7 +150,7 @@ const EventsResponse = t.String({
  * `ladder` answers the ladder's files (./files.ts), for `app.handle()`: the running server's
  * router sends them to the native routes (./native.ts) first.
  */
-export function hlsRoutes(hls: HlsService, serve: LadderServer, { downloads }: { downloads?: DownloadEvents } = {}) {
+export function hlsRoutes(hls: HlsService, serve: LadderServer, { downloads, access }: { downloads?: DownloadEvents; access?: Pick<AccessControl, "sessionCheck"> } = {}) {
   const watch = new VideoWatch(hls.library);
 
   // As on the stream route: OPTIONS answered, and listed in a 405's Allow.
@@ -223,7 +224,7 @@ export function hlsRoutes(hls: HlsService, serve: LadderServer, { downloads }: {
         const row = await hls.library.require(id);
         // An event stream is idle between events: no idle timeout for this request.
         server?.timeout(request, 0);
-        return sseEvents(watch, request, id, toVideoJson(row), downloads);
+        return sseEvents(watch, request, id, toVideoJson(row), downloads, access?.sessionCheck(request) ?? null);
       },
       {
         params: VideoIdParams,

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
-import type { AccessControl } from "../../access/service.ts";
+import { tokenOf, type AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { HttpError, errorResponse } from "../../http/errors.ts";
@@ -118,7 +118,7 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
         if (row.playback === "signed") {
           // Only the URL's token opens a signed embed: a frame on another site has no session,
           // and one on Spool's own site must not play on the owner's cookie for everyone.
-          const token = new URL(request.url).searchParams.get("token");
+          const token = tokenOf(request.url);
           if (!token) return embed(errorPage("Cannot play this video", TOKEN_PAGE_MESSAGES.token_missing!), 403);
           try {
             await access.playback(request, row.id, row.playback, server);

@@ -8,7 +8,7 @@ import { errorResponse } from "../../http/errors.ts";
 import { videoIdOfUpload } from "./upload-ids.ts";
 import { DEFAULT_DIRECT_UPLOAD_TTL_S, DIRECT_UPLOADS_PATH, MAX_DIRECT_UPLOAD_TTL_S } from "./direct.ts";
 import { header, jsonContent } from "../../schemas/openapi.ts";
-import { readJsonBody } from "../../schemas/json-body.ts";
+import { JsonInteger, readJsonBody } from "../../schemas/json-body.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { UPLOADS_PATH, VIDEO_ID_HEADER, type ResumableUploads } from "./tus.ts";
 
@@ -39,7 +39,7 @@ const DirectUploadBody = t.Object(
     title: t.Optional(t.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: "The video's title (default: from the file name the browser sends)" })),
     playback: t.Optional(t.String({ enum: [...PLAYBACK_POLICIES], description: "The video's playback policy (default: DEFAULT_PLAYBACK); the browser cannot change it", error: "body playback: must be public or signed" })),
     expiresIn: t.Optional(
-      t.Integer({ minimum: 1, maximum: MAX_DIRECT_UPLOAD_TTL_S, description: `Seconds the URL may be used to start the upload (default ${DEFAULT_DIRECT_UPLOAD_TTL_S}, at most 7 days)`, error: `body expiresIn: must be an integer number of seconds from 1 to ${MAX_DIRECT_UPLOAD_TTL_S}` }),
+      JsonInteger({ minimum: 1, maximum: MAX_DIRECT_UPLOAD_TTL_S, description: `Seconds the URL may be used to start the upload (default ${DEFAULT_DIRECT_UPLOAD_TTL_S}, at most 7 days)`, error: `body expiresIn: must be an integer number of seconds from 1 to ${MAX_DIRECT_UPLOAD_TTL_S}` }),
     ),
   },
   { additionalProperties: false, description: "Optional settings of the upload to come" },

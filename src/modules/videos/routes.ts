@@ -9,7 +9,7 @@ import type { AccessControl } from "../../access/service.ts";
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { header, jsonContent } from "../../schemas/openapi.ts";
-import { readJsonBody } from "../../schemas/json-body.ts";
+import { JsonInteger, readJsonBody } from "../../schemas/json-body.ts";
 import { assertVideoId } from "../../library/ids.ts";
 import {
   BadRequest,
@@ -70,7 +70,7 @@ const LIST_CACHE_CONTROL = "no-cache";
 const TokenBody = t.Object(
   {
     expiresIn: t.Optional(
-      t.Integer({ minimum: 1, maximum: MAX_TOKEN_TTL_S, default: DEFAULT_TOKEN_TTL_S, description: `Seconds the token is valid (default ${DEFAULT_TOKEN_TTL_S}, at most ${MAX_TOKEN_TTL_S}: 7 days)`, examples: [3600], error: `body expiresIn: must be an integer number of seconds from 1 to ${MAX_TOKEN_TTL_S}` }),
+      JsonInteger({ minimum: 1, maximum: MAX_TOKEN_TTL_S, default: DEFAULT_TOKEN_TTL_S, description: `Seconds the token is valid (default ${DEFAULT_TOKEN_TTL_S}, at most ${MAX_TOKEN_TTL_S}: 7 days)`, examples: [3600], error: `body expiresIn: must be an integer number of seconds from 1 to ${MAX_TOKEN_TTL_S}` }),
     ),
   },
   { description: "Optional: how long the token lasts", additionalProperties: false },
@@ -192,7 +192,7 @@ export function videoRoutes(
       ({ request, server }) => {
         // An event stream is idle between events: no idle timeout for this request.
         server?.timeout(request, 0);
-        return feedResponse(feed, request);
+        return feedResponse(feed, request, access.sessionCheck(request));
       },
       FEED_ROUTE_OPTIONS,
     )
