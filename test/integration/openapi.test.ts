@@ -203,7 +203,10 @@ describe("the OpenAPI description", () => {
   test("the stream route: 200, 206 (with multipart/byteranges), 304, 412, 416 and the error shape", () => {
     const get = spec.paths["/api/stream/{id}"].get;
     // 403: a `signed` video without a valid playback token.
-    expect(Object.keys(get.responses).sort()).toEqual(["200", "206", "304", "400", "403", "404", "412", "416"]);
+    // 302: S3_DELIVERY=redirect; 422: a clip of an MP4 that cannot be cut; 503: storage or database away.
+    expect(Object.keys(get.responses).sort()).toEqual(["200", "206", "302", "304", "400", "403", "404", "412", "416", "422", "503"]);
+    // A 304 repeats ETag and Cache-Control only, as Spool sends it.
+    expect(Object.keys(get.responses["304"].headers)).toEqual(["ETag", "Cache-Control"]);
     expect(Object.keys(get.responses["206"].content)).toEqual(["video/*", "multipart/byteranges"]);
     expect(get.responses["206"].headers["Content-Range"]).toBeDefined();
     expect(get.responses["416"].headers["Content-Range"].schema.examples).toEqual(["bytes */48213344"]);
@@ -211,6 +214,13 @@ describe("the OpenAPI description", () => {
       expect.arrayContaining(["path:id", "query:download", "header:Range", "header:If-Range", "header:If-None-Match", "header:If-Match", "header:If-Modified-Since", "header:If-Unmodified-Since"]),
     );
     expect(spec.paths["/api/stream/{id}"].head.responses["206"]).toBeDefined();
+  });
+
+  test("the static folder: GET and HEAD, and validators of its own", () => {
+    const item = spec.paths["/static/{path}"];
+    expect([item.get.operationId, item.head.operationId]).toEqual(["getStaticFile", "headStaticFile"]);
+    expect(item.get.responses["200"].headers.ETag.schema.description).toContain("modification and change times");
+    expect(Object.keys(item.get.responses["304"].headers)).toEqual(["ETag", "Cache-Control"]);
   });
 
   test("the list and the HLS retry: revalidation and conflict documented", () => {

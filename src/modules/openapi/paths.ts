@@ -13,18 +13,34 @@ import { OPEN_SECURITY, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 
 const VideoBytes = t.String({ format: "binary", description: "The stored file's bytes (or the requested range)" });
 
-const validatorHeaders = {
-  ETag: header(t.String({ description: "Strong validator: the first 32 hex digits of the stored file's SHA-256", examples: ['"5e8d2c0a3b7f41d69c1e0f2a4b6d8e0f"'] }), true),
-  "Last-Modified": header(t.String({ description: "When the video was created", examples: ["Sun, 22 Nov 2026 10:00:00 GMT"] }), true),
-  "Cache-Control": header(t.String({ examples: ["public, max-age=86400"] }), true),
+const videoEtag = header(t.String({ description: "Strong validator: the first 32 hex digits of the stored file's SHA-256 (a clip's adds its interval)", examples: ['"5e8d2c0a3b7f41d69c1e0f2a4b6d8e0f"'] }), true);
+const streamCacheControl = header(t.String({ description: "`public, max-age=86400`; `private` for a signed video", examples: ["public, max-age=86400"] }), true);
+
+/** A 304 repeats ETag and Cache-Control only (RFC 9110 §15.4.5: Last-Modified is for tag-less answers). */
+const notModifiedHeaders = { ETag: videoEtag, "Cache-Control": streamCacheControl };
+
+const commonEntityHeaders = {
+  "Accept-Ranges": header(t.Literal("bytes"), true),
+  "Content-Length": header(Integer({ description: "Bytes in this response" }), true),
+  "X-Content-Type-Options": header(t.Literal("nosniff"), true),
 };
 
 const entityHeaders = {
-  ...validatorHeaders,
-  "Accept-Ranges": header(t.Literal("bytes"), true),
-  "Content-Length": header(Integer({ description: "Bytes in this response" }), true),
+  ...notModifiedHeaders,
+  "Last-Modified": header(t.String({ description: "When the video was created", examples: ["Sun, 22 Nov 2026 10:00:00 GMT"] }), true),
+  ...commonEntityHeaders,
   "Content-Disposition": header(t.String({ description: "`inline`, or `attachment` with the title as file name for `?download=1`", examples: ['attachment; filename="Holiday 2026.mp4"'] }), true),
-  "X-Content-Type-Options": header(t.Literal("nosniff"), true),
+};
+
+const staticNotModifiedHeaders = {
+  ETag: header(t.String({ description: "Strong validator: the file's size (hex), then a digest of its modification and change times and inode", examples: ['"1f4c-3a9e0b7c5d2f8e61"'] }), true),
+  "Cache-Control": header(t.String({ examples: ["public, max-age=3600"] }), true),
+};
+
+const staticEntityHeaders = {
+  ...staticNotModifiedHeaders,
+  "Last-Modified": header(t.String({ description: "The file's modification time", examples: ["Sun, 22 Nov 2026 10:00:00 GMT"] }), true),
+  ...commonEntityHeaders,
 };
 
 const StreamParams = [
@@ -91,6 +107,16 @@ const streamErrors = {
     },
     content: jsonContent(errorSchema("Range not satisfiable", "range_not_satisfiable", "No requested range is satisfiable for 48213344 bytes")),
   },
+  422: {
+    description: "A clip (`start`/`end`) of a stored MP4 that cannot be cut: fragmented, encrypted, a complex edit list, a malformed `moov`",
+    content: jsonContent(errorSchema("Cannot be cut", "clip_unsupported", "This video cannot be cut into clips: fragmented MP4 (moof) is not supported")),
+  },
+  503: {
+    description:
+      "Try again after `Retry-After` seconds: the media storage (`storage_unavailable`) or the database (`database_unavailable`) is not answering, or a clip kept as a file was replaced while being opened (`clip_unavailable`)",
+    headers: { "Retry-After": header(Integer({ description: "Seconds" }), true) },
+    content: jsonContent(errorSchema("Unavailable for now", "storage_unavailable", "The media storage is not answering; try again shortly")),
+  },
 };
 
 function streamOperation(method: "get" | "head") {
@@ -115,7 +141,11 @@ function streamOperation(method: "get" | "head") {
         },
         ...(head ? {} : { content: { "video/*": { schema: VideoBytes }, "multipart/byteranges": { schema: t.String({ format: "binary", description: "One part per range, each with Content-Type and Content-Range" }) } } }),
       },
-      304: { description: "Not Modified: If-None-Match / If-Modified-Since matched", headers: validatorHeaders },
+      302: {
+        description: "With `STORAGE=s3` and `S3_DELIVERY=redirect`: a presigned URL of the object, which answers the ranges itself",
+        headers: { Location: header(t.String({ format: "uri" }), true) },
+      },
+      304: { description: "Not Modified: If-None-Match / If-Modified-Since matched", headers: notModifiedHeaders },
       403: {
         description: "The video is `signed` and the request has no valid `?token=` for it (nor the API key). `code`: `token_missing`, `token_malformed`, `token_invalid`, `token_wrong_video` or `token_expired`. Checked before any precondition.",
         content: jsonContent(errorSchema("No valid playback token", "token_expired", "The playback token has expired")),
@@ -125,30 +155,36 @@ function streamOperation(method: "get" | "head") {
   };
 }
 
-const staticOperation = {
-  security: OPEN_SECURITY,
-  operationId: "getStaticFile",
-  tags: ["static"],
-  summary: "A file from STATIC_DIR",
-  description:
-    "Any file under STATIC_DIR (the path may contain slashes; dotfiles, `..` and symlinks leaving the folder are refused), with the same range, validator and HEAD semantics as the stream.",
-  parameters: [
-    { name: "path", in: "path", required: true, description: "Path below /static/, percent-encoded once", schema: t.String({ examples: ["player/index.html"] }) },
-  ],
-  responses: {
-    200: { description: "The file", headers: entityHeaders, content: { "*/*": { schema: t.String({ format: "binary" }) } } },
-    206: { description: "Partial Content", headers: entityHeaders, content: { "*/*": { schema: t.String({ format: "binary" }) } } },
-    304: { description: "Not Modified", headers: validatorHeaders },
-    404: { description: "No such file", content: jsonContent(errorSchema("No such file", "not_found", "No such file")) },
-    412: streamErrors[412],
-    416: streamErrors[416],
-  },
-};
+function staticOperation(method: "get" | "head") {
+  const head = method === "head";
+  const body = head ? {} : { content: { "*/*": { schema: t.String({ format: "binary" }) } } };
+  return {
+    security: OPEN_SECURITY,
+    operationId: head ? "headStaticFile" : "getStaticFile",
+    tags: ["static"],
+    summary: head ? "A static file's headers only" : "A file from STATIC_DIR",
+    description: head
+      ? "The same status and headers as GET, without a body."
+      : "Any file under STATIC_DIR (the path may contain slashes; dotfiles, `..` and symlinks leaving the folder are refused), with the same range, validator and HEAD semantics as the stream.",
+    parameters: [
+      { name: "path", in: "path", required: true, description: "Path below /static/, percent-encoded once", schema: t.String({ examples: ["player/index.html"] }) },
+      ...StreamParams.filter((p) => p.in === "header"),
+    ],
+    responses: {
+      200: { description: "The file", headers: staticEntityHeaders, ...body },
+      206: { description: "Partial Content", headers: { ...staticEntityHeaders, "Content-Range": header(t.String({ description: "For a single range", examples: ["bytes 0-1023/8012"] })) }, ...body },
+      304: { description: "Not Modified", headers: staticNotModifiedHeaders },
+      404: { description: "No such file", content: jsonContent(errorSchema("No such file", "not_found", "No such file")) },
+      412: streamErrors[412],
+      416: streamErrors[416],
+    },
+  };
+}
 
 /** Path items merged over the generated ones (keys are OpenAPI templated paths). */
 export const extraPaths = {
   "/api/stream/{id}": { get: streamOperation("get"), head: streamOperation("head") },
-  "/static/{path}": { get: staticOperation },
+  "/static/{path}": { get: staticOperation("get"), head: staticOperation("head") },
 };
 
 /** Routes whose generated entries are replaced by `extraPaths` (Elysia path → OpenAPI path). */
