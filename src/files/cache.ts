@@ -34,8 +34,11 @@ export class FileCache {
       this.slots.delete(key);
       return undefined;
     }
-    // Keep the same object when nothing changed, so identity-based callers stay cheap.
-    const reused = slot && slot.entity.size === entity.size && slot.entity.etag === entity.etag ? slot.entity : entity;
+    // Keep the same object when nothing changed, so identity-based callers stay cheap. "Nothing"
+    // is the tag (the stat's full identity, see statEtag) and the exact mtime too: with a tag
+    // given in `options` the tag alone would keep an entity whose mtime the RAM tier rejects.
+    const same = slot && slot.entity.size === entity.size && slot.entity.etag === entity.etag && slot.entity.mtimeMs === entity.mtimeMs;
+    const reused = same ? slot.entity : entity;
     if (!slot && this.slots.size >= this.maxEntries) {
       const oldest = this.slots.keys().next().value;
       if (oldest !== undefined) this.slots.delete(oldest);
@@ -53,7 +56,7 @@ export async function statEntity(path: string, options: ServeOptions = {}): Prom
   try {
     const info = await stat(path);
     if (!info.isFile()) return undefined;
-    return makeEntity(path, info.size, info.mtimeMs, options);
+    return makeEntity(path, info.size, info.mtimeMs, options, { ino: info.ino, ctimeMs: info.ctimeMs });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES" || code === "ELOOP" || code === "ENAMETOOLONG") return undefined;

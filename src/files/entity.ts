@@ -16,7 +16,7 @@ export interface ServeOptions {
   filename?: string;
   disposition?: DispositionType;
   cacheControl?: string;
-  /** A strong validator to use instead of the size/mtime one, e.g. from a content hash. */
+  /** A strong validator to use instead of the stat one (`statEtag`), e.g. from a content hash. */
   etag?: string;
   /** Unix seconds; defaults to the file's mtime. */
   lastModified?: number;
@@ -67,13 +67,30 @@ export interface FileEntity extends Validators {
 
 export const DEFAULT_CACHE_CONTROL = "public, max-age=3600";
 
-/** nginx's ETag form: hex mtime and hex size. Cheap, and strong enough for files we don't hash. */
-export function statEtag(size: number, mtimeMs: number): string {
-  return `"${Math.floor(mtimeMs / 1000).toString(16)}-${size.toString(16)}"`;
+/** What a stat says about a file beyond size and mtime: which inode, and when it last changed. */
+export interface FileIdentity {
+  ino: number;
+  ctimeMs: number;
 }
 
-export function makeEntity(path: string, size: number, mtimeMs: number, options: ServeOptions = {}): FileEntity {
-  const etag = options.etag ?? statEtag(size, mtimeMs);
+/**
+ * The strong validator of a file we don't hash: hex size, then a digest of mtime and ctime at
+ * full precision (Node's float milliseconds, to about 0.1 µs) and the inode. Not nginx's
+ * whole-second mtime and size: Spool keeps bytes in RAM under path + ETag (`memoryKey`), so a
+ * same-size rewrite within the second, or under a pinned mtime (cp -p, builds that fix mtimes),
+ * would be served stale from memory forever. ctime moves on every write, rename or chmod and
+ * cannot be set back; the inode changes when a file is replaced by rename. All are stable
+ * across restarts for an unchanged file (not across servers: each copy has its own ctime).
+ * Pure; sha256 rather than Bun.hash, so the tag cannot change with a Bun upgrade.
+ */
+export function statEtag(size: number, mtimeMs: number, identity: FileIdentity = { ino: 0, ctimeMs: 0 }): string {
+  const digest = new Bun.CryptoHasher("sha256").update(`${mtimeMs}:${identity.ctimeMs}:${identity.ino}`).digest("hex");
+  return `"${size.toString(16)}-${digest.slice(0, 16)}"`;
+}
+
+/** `identity`: from the stat, when there is one; it goes into the ETag unless `options.etag` is given. */
+export function makeEntity(path: string, size: number, mtimeMs: number, options: ServeOptions = {}, identity?: FileIdentity): FileEntity {
+  const etag = options.etag ?? statEtag(size, mtimeMs, identity);
   // Never in the future (§8.8.2.1: a clock set wrong, a file from elsewhere): now instead.
   const lastModified = Math.min(options.lastModified ?? Math.floor(mtimeMs / 1000), Math.floor(Date.now() / 1000));
   const contentType = options.contentType ?? contentTypeFor(path);

@@ -173,3 +173,85 @@ test("a STATIC_DIR symlink re-pointed to a new release is followed after the cac
     await other.stop();
   }
 });
+
+describe("a file rewritten in place is never served stale", () => {
+  // The RAM tier keys bytes on path + ETag, and the file cache keeps an entity while its tag is
+  // unchanged: a tag of whole-second mtime and size served the old bytes forever after a
+  // same-size rewrite within the second, or with the mtime pinned (cp -p, reproducible builds).
+  test("same size, same (pinned) mtime: new bytes and a new ETag after the cache window", async () => {
+    const path = join(spool.staticDir, "pinned.txt");
+    const pinned = new Date("2024-05-01T12:00:00Z");
+    await writeFile(path, "version-1\n");
+    await utimes(path, pinned, pinned);
+    let before = "";
+    for (let i = 0; i < 4; i++) {
+      const r = await fetch(`${spool.url}/static/pinned.txt`);
+      expect(await r.text()).toBe("version-1\n");
+      before = r.headers.get("etag")!;
+    }
+    await Bun.sleep(50); // let the RAM tier's background fill land
+    await writeFile(path, "version-2\n");
+    await utimes(path, pinned, pinned);
+    await Bun.sleep(1100);
+    const r = await fetch(`${spool.url}/static/pinned.txt`);
+    expect(await r.text()).toBe("version-2\n");
+    expect(r.headers.get("etag")).not.toBe(before);
+    // A client holding the old tag gets the new bytes, not a 304.
+    expect((await fetch(`${spool.url}/static/pinned.txt`, { headers: { "if-none-match": before } })).status).toBe(200);
+  });
+
+  test("an unchanged file keeps its ETag across cache windows and restarts", async () => {
+    const first = (await fetch(`${spool.url}/static/hello.txt`, { method: "HEAD" })).headers.get("etag");
+    await Bun.sleep(1100);
+    expect((await fetch(`${spool.url}/static/hello.txt`, { method: "HEAD" })).headers.get("etag")).toBe(first);
+    const other = await startTestSpool({ seedDemo: false, staticDir: spool.staticDir });
+    try {
+      expect((await fetch(`${other.url}/static/hello.txt`, { method: "HEAD" })).headers.get("etag")).toBe(first);
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+describe("symlinks: the URL names the type, the real path must be visible", () => {
+  test("Content-Type comes from the URL's last segment, not the link's target (as nginx)", async () => {
+    await mkdir(join(spool.staticDir, "build"), { recursive: true });
+    await writeFile(join(spool.staticDir, "build", "app-3f2a"), "console.log(1);\n");
+    await symlink(join(spool.staticDir, "build", "app-3f2a"), join(spool.staticDir, "app.js"));
+    const r = await fetch(`${spool.url}/static/app.js`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    // The target's own URL still has no type to give.
+    expect((await fetch(`${spool.url}/static/build/app-3f2a`)).headers.get("content-type")).toBe("application/octet-stream");
+    // A percent-encoded name is typed once decoded.
+    await symlink(join(spool.staticDir, "build", "app-3f2a"), join(spool.staticDir, "my app.js"));
+    expect((await fetch(`${spool.url}/static/my%20app.js`)).headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+  });
+
+  test.each([
+    ["a link to a dotfile", "link-dot.txt"],
+    ["a file in a dot directory, through a link to the directory", "secretdir/x.txt"],
+  ])("%s is a 404", async (_name, path) => {
+    const root = spool.staticDir;
+    await mkdir(join(root, ".hidden"), { recursive: true });
+    await writeFile(join(root, ".hidden", "x.txt"), "SECRET=1");
+    await symlink(join(root, ".env"), join(root, "link-dot.txt")).catch(() => {});
+    await symlink(join(root, ".hidden"), join(root, "secretdir")).catch(() => {});
+    const r = await get(spool.port, `/static/${path}`);
+    expect(r.status).toBe(404);
+    expect(r.body.toString()).not.toContain("SECRET=1");
+    expect(JSON.parse(r.body.toString()).error.code).toBe("not_found");
+  });
+
+  test("a link inside the root whose own name is visible is still served", async () => {
+    await mkdir(join(spool.staticDir, "assets"), { recursive: true });
+    await symlink(join(spool.staticDir, "hello.txt"), join(spool.staticDir, "assets", "greeting.txt"));
+    expect(await (await fetch(`${spool.url}/static/assets/greeting.txt`)).text()).toBe(TEXT);
+  });
+});
+
+test("a path too long to be a file is a JSON 404, like any other miss", async () => {
+  const r = await get(spool.port, `/static/${"a".repeat(15_000)}1`);
+  expect(r.status).toBe(404);
+  expect(JSON.parse(r.body.toString()).error).toEqual({ code: "not_found", message: "No such file" });
+});

@@ -165,7 +165,7 @@ function staticOperation(method: "get" | "head") {
     summary: head ? "A static file's headers only" : "A file from STATIC_DIR",
     description: head
       ? "The same status and headers as GET, without a body."
-      : "Any file under STATIC_DIR (the path may contain slashes; dotfiles, `..` and symlinks leaving the folder are refused), with the same range, validator and HEAD semantics as the stream.",
+      : "Any file under STATIC_DIR (the path may contain slashes; dotfiles, including ones reached through a symlink, `..`, symlinks leaving the folder and paths over 4096 characters are a 404), typed by the URL's extension, with the same range, validator and HEAD semantics as the stream.",
     parameters: [
       { name: "path", in: "path", required: true, description: "Path below /static/, percent-encoded once", schema: t.String({ examples: ["player/index.html"] }) },
       ...StreamParams.filter((p) => p.in === "header"),

@@ -3,6 +3,7 @@ import { FileCache } from "../../files/cache.ts";
 import type { MemoryTier } from "../../files/memory-tier.ts";
 import type { OpenFiles } from "../../files/open-files.ts";
 import { serveFile } from "../../files/serve-path.ts";
+import { contentTypeFor } from "../../http/content-type.ts";
 import { errorResponse } from "../../http/errors.ts";
 import { requestPath } from "../../http/path.ts";
 import { readOnlyRoute } from "../../lib/telemetry.ts";
@@ -29,9 +30,11 @@ export function staticHandler(staticDir: string, cacheTtlMs: number, memory?: Me
   const cache = new FileCache(cacheTtlMs);
   const options = { ...(memory ? { memory } : {}), ...(descriptors ? { descriptors } : {}) };
   return async (request) => {
-    const path = await root.resolve(rawRelativePath(request.url));
-    if (!path) return errorResponse(404, "not_found", "No such file");
-    return serveFile(request, path, options, cache);
+    const file = await root.resolve(rawRelativePath(request.url));
+    if (!file) return errorResponse(404, "not_found", "No such file");
+    // The type of the name asked for, as nginx does: a link `app.js` → `build/app-3f2a` is a
+    // script, and with nosniff a browser runs nothing typed application/octet-stream.
+    return serveFile(request, file.path, { ...options, contentType: contentTypeFor(file.name) }, cache);
   };
 }
 
