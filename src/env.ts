@@ -18,6 +18,8 @@ export interface EnvVar<S extends TSchema = TSchema> {
   doc: string;
   /** Turns the raw text into what the schema checks (booleans, lists); default: TypeBox's Convert. */
   convert?: (raw: string) => unknown;
+  /** What the schema cannot say: the rest of the error line after the name ("must ..."), or undefined when fine. */
+  check?: (value: string) => string | undefined;
 }
 
 const code = (value: unknown) => `\`${value}\``;
@@ -31,6 +33,18 @@ function int(doc: string, value: number, options: { minimum?: number; maximum?: 
     // Digits only: TypeBox's Convert would truncate "1.5" to 1.
     convert: (raw) => (/^-?\d+$/.test(raw) ? Number(raw) : raw),
   };
+}
+
+/**
+ * The longest delay setTimeout/setInterval honour (2^31-1 ms, about 24.8 days): Bun, like Node,
+ * runs a longer one after 1 ms with a TimeoutOverflowWarning. TRANSCODE_TIMEOUT_MS=3000000000
+ * then failed every transcode at once, and TRANSCODE_POLL_MS=3000000000 made an idle worker spin.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration in milliseconds that becomes a timer's delay: at most MAX_TIMER_MS. */
+function delay(doc: string, value: number, options: { minimum?: number; shown?: string } = {}): EnvVar<TInteger> {
+  return int(doc, value, { ...options, maximum: MAX_TIMER_MS });
 }
 
 const FALSE = ["0", "false", "no", "off"];
@@ -70,6 +84,37 @@ function list(doc: string, expected: string, item: { pattern: string }, normaliz
 export const X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
+/** `postgres://user:pass@host/db` and its `postgresql://` spelling: src/db/client.ts opens these with PostgreSQL. */
+export const POSTGRES_URL = /^postgres(ql)?:\/\//i;
+
+/** The text with the password of any `scheme://user:password@` in it replaced by `***`: for messages. */
+export function redactUrl(text: string): string {
+  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:@/?#\s]*:)[^@/?#\s]*@/gi, "$1***@");
+}
+
+/**
+ * DATABASE_URL's forms (see src/db/client.ts): PostgreSQL with a host, else SQLite at a `file:`
+ * URL or a path. Any other `scheme://` value (mysql://, sqlite://, a typo) used to be taken as a
+ * relative SQLite path: Spool started on an empty database at `./mysql:/...`. A PostgreSQL URL
+ * without a host made Bun.SQL try localhost and fail with a bare "Failed to connect".
+ */
+function databaseUrlProblem(url: string): string | undefined {
+  const expected = "`postgres://user:pass@host:5432/db` (PostgreSQL), or a `file:` URL or path (SQLite)";
+  if (POSTGRES_URL.test(url)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return `must be ${expected}, got ${JSON.stringify(redactUrl(url))} (not a valid URL)`;
+    }
+    // `?host=/run/postgresql` names a Unix socket directory instead, as libpq allows.
+    if (!parsed.hostname && !parsed.searchParams.get("host")) return `must name the PostgreSQL server's host (\`postgres://user:pass@host:5432/db\`), got ${JSON.stringify(redactUrl(url))}`;
+    return undefined;
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !/^file:/i.test(url)) return `must be ${expected}, got ${JSON.stringify(redactUrl(url))}`;
+  return undefined;
+}
+
 /** Shortest API_KEY accepted: anything shorter can be guessed despite the rate limit. */
 export const MIN_API_KEY_LENGTH = 16;
 /** Shortest SIGNING_SECRET accepted: an HS256 key of fewer than 256 bits weakens every token. */
@@ -81,8 +126,11 @@ export const ENV = {
   HOST: text("Address to bind", "0.0.0.0"),
   DATA_DIR: text("Library files and the SQLite database", "./data"),
   STATIC_DIR: text("Served at `/static/...`", "./static"),
-  DATABASE_URL: text("`postgres://user:pass@host:5432/db` for PostgreSQL (several servers and workers); otherwise an embedded SQLite file (`file:/path/x.db`)", undefined, "`file:$DATA_DIR/spool.db`"),
-  DATABASE_QUERY_TIMEOUT_MS: int("PostgreSQL: the longest one query may take; past it the request gets 503 `database_unavailable` instead of waiting on a stalled server", DEFAULT_QUERY_TIMEOUT_MS, { minimum: 100 }),
+  DATABASE_URL: {
+    ...text("`postgres://user:pass@host:5432/db` (or `postgresql://`; the host is required) for PostgreSQL (several servers and workers); otherwise an embedded SQLite file, as `file:/path/x.db` or a path; any other `scheme://` is refused", undefined, "`file:$DATA_DIR/spool.db`"),
+    check: databaseUrlProblem,
+  },
+  DATABASE_QUERY_TIMEOUT_MS: delay("PostgreSQL: the longest one query may take; past it the request gets 503 `database_unavailable` instead of waiting on a stalled server", DEFAULT_QUERY_TIMEOUT_MS, { minimum: 100 }),
   STORAGE: oneOf("Where videos, posters and HLS files live: `local` (under `DATA_DIR`) or `s3` (an S3-compatible bucket, see Object storage)", ["local", "s3"] as const, "local"),
   S3_ENDPOINT: text("S3 API endpoint (`https://<account>.r2.cloudflarestorage.com`, `http://minio:9000`); unset: AWS S3 in `S3_REGION`", undefined),
   S3_BUCKET: text("The bucket (required with `STORAGE=s3`)", undefined),
@@ -110,6 +158,7 @@ export const ENV = {
   },
   MUTATION_RATE_LIMIT: int("Requests that change something (uploads, edits, deletes, tokens, sign-ins; not reads, not tus appends) per client per minute; beyond: 429 with `Retry-After` (`0`: no limit)", 120),
   METRICS: flag("`0` turns metrics off: no `/metrics`, and the stream route counts nothing (the benchmark measures the difference)", true),
+  // Waited with Bun.sleep, which (unlike setTimeout) honours any delay: no timer bound.
   SHUTDOWN_GRACE_MS: int("On SIGTERM/SIGINT: how long responses in flight (a long download too) may take to finish before the connections are closed", 30_000),
   MAX_UPLOAD_BYTES: int("Largest accepted upload", 8 * 1024 ** 3, { minimum: 1, shown: "`8589934592` (8 GiB)" }),
   CACHE_TTL_MS: int(
@@ -143,15 +192,15 @@ export const ENV = {
   },
   FFMPEG_PATH: text("The ffmpeg that ingest and transcoding use", "ffmpeg"),
   FFPROBE_PATH: text("The ffprobe that ingest uses", "ffprobe"),
-  FFMPEG_TIMEOUT_MS: int("Longest a single ingest ffmpeg run may take", 30 * 60 * 1000, { minimum: 1000 }),
+  FFMPEG_TIMEOUT_MS: delay("Longest a single ingest ffmpeg run may take", 30 * 60 * 1000, { minimum: 1000 }),
   UPLOAD_EXPIRY_MS: int("When an unfinished resumable upload is deleted", 24 * 60 * 60 * 1000, { minimum: 1000 }),
   IMPORT_ALLOW_PRIVATE: flag("`1` lets URL imports reach loopback, private, link-local and other non-public addresses (trusted networks, tests); by default only public addresses", false),
   IMPORT_ALLOWED_NETWORKS: list("Non-public networks URL imports may reach anyway, as comma-separated CIDRs (`192.168.1.0/24,fd00::/8`), without opening all of them", "a comma-separated list of CIDR networks like 192.168.1.0/24", { pattern: "^[0-9a-fA-F.:]+(/\\d{1,3})?$" }),
   IMPORT_ALLOWED_HOSTS: list("When set, URL imports only from these host names (comma-separated, exact match; redirects too)", "a comma-separated list of host names like cdn.example.com", { pattern: "^[A-Za-z0-9.-]+$|^\\[[0-9a-fA-F:.]+\\]$" }, (h) => h.toLowerCase()),
-  IMPORT_CONNECT_TIMEOUT_MS: int("URL imports: longest wait for a source's answer (DNS, connection, TLS, response headers), each request", 30_000, { minimum: 100 }),
-  IMPORT_IDLE_TIMEOUT_MS: int("URL imports: longest a download may go without receiving data", 30_000, { minimum: 100 }),
+  IMPORT_CONNECT_TIMEOUT_MS: delay("URL imports: longest wait for a source's answer (DNS, connection, TLS, response headers), each request", 30_000, { minimum: 100 }),
+  IMPORT_IDLE_TIMEOUT_MS: delay("URL imports: longest a download may go without receiving data", 30_000, { minimum: 100 }),
   IMPORT_MIN_BYTES_PER_SECOND: int("URL imports: slowest average accepted over each `IMPORT_IDLE_TIMEOUT_MS` window; a source that trickles slower is dropped (`0`: no minimum)", 1024),
-  IMPORT_MAX_DURATION_MS: int("URL imports: longest a whole download may take, redirects and resumptions included (`0`: no limit)", 6 * 60 * 60 * 1000, { shown: "`21600000` (6 h)" }),
+  IMPORT_MAX_DURATION_MS: delay("URL imports: longest a whole download may take, redirects and resumptions included (`0`: no limit)", 6 * 60 * 60 * 1000, { shown: "`21600000` (6 h)" }),
   IMPORT_MAX_REDIRECTS: int("URL imports: redirects followed", 5, { maximum: 20 }),
   MAX_DURATION_S: int("Longest accepted video or audio, in seconds; longer uploads are refused with 422 (`0`: no limit)", 6 * 60 * 60, { shown: "`21600` (6 h)" }),
   MAX_PIXELS: int("Largest accepted frame, width x height; larger videos are refused with 422 (`0`: no limit)", 8192 * 4320, { shown: "`35389440` (8192x4320)" }),
@@ -166,10 +215,10 @@ export const ENV = {
   TRANSCODE_MAX_ATTEMPTS: int("Tries of a job whose worker died or (HLS builds) that failed, before it is `failed` (an HLS build then starts over with `POST /api/videos/:id/hls/retry`)", 3, { minimum: 1 }),
   TRANSCODE_RETRY_BASE_MS: int("Backoff before the first retry; doubles with each failure", 30_000),
   TRANSCODE_RETRY_MAX_MS: int("Longest backoff between tries", 30 * 60_000),
-  TRANSCODE_TIMEOUT_MS: int("Longest one transcode may run", 6 * 60 * 60_000, { minimum: 1000, shown: "`21600000` (6 h)" }),
-  TRANSCODE_HEARTBEAT_MS: int("How often a worker proves it still runs its job (any kind)", 2000, { minimum: 100 }),
-  TRANSCODE_STALE_MS: int("How old a job's heartbeat may get before another worker takes the job over", 30_000, { minimum: 500 }),
-  TRANSCODE_POLL_MS: int("How often an idle worker looks for work", 1000, { minimum: 50 }),
+  TRANSCODE_TIMEOUT_MS: delay("Longest one transcode may run", 6 * 60 * 60_000, { minimum: 1000, shown: "`21600000` (6 h)" }),
+  TRANSCODE_HEARTBEAT_MS: delay("How often a worker proves it still runs its job (any kind)", 2000, { minimum: 100 }),
+  TRANSCODE_STALE_MS: int("How old a job's heartbeat may get before another worker takes the job over; must be greater than `TRANSCODE_HEARTBEAT_MS`", 30_000, { minimum: 500 }),
+  TRANSCODE_POLL_MS: delay("How often an idle worker looks for work", 1000, { minimum: 50 }),
   TRANSCODE_PRESET: oneOf("x264 preset for the ladder", X264_PRESETS, "veryfast"),
   HLS_SEGMENT_SECONDS: int("Target segment (and keyframe) interval", 4, { minimum: 1 }),
   HLS_MAX_HEIGHT: int("Largest rendition, by its short side (the height of landscape video, the width of portrait)", 1080, { minimum: 144 }),
@@ -186,10 +235,40 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/**
+ * Spool cannot start as configured, for a reason found only when it tries: HOST cannot be
+ * listened on, the port is already served, PostgreSQL cannot be reached. The message is one line
+ * (never a password) that the commands print as `spool: <message>`, without a stack, exiting
+ * with `exitCode`: 2 when a setting is wrong, as for a ConfigError; 1 when something outside is.
+ */
+export class StartupError extends Error {
+  override name = "StartupError";
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2 = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** Awaits a start-up step: a StartupError is one line on stderr and the process's exit code, no stack. */
+export async function orExit<T>(step: Promise<T>): Promise<T> {
+  try {
+    return await step;
+  } catch (error) {
+    if (!(error instanceof StartupError)) throw error;
+    console.error(`spool: ${error.message}`);
+    process.exit(error.exitCode);
+  }
+}
+
 /** What a schema accepts, in words, for the error message. */
 function expectation(schema: TSchema): string {
   if (schema.type === "integer") {
-    const max = schema.maximum === undefined || schema.maximum >= Number.MAX_SAFE_INTEGER ? "" : ` and <= ${schema.maximum}`;
+    const max =
+      schema.maximum === undefined || schema.maximum >= Number.MAX_SAFE_INTEGER
+        ? ""
+        : ` and <= ${schema.maximum}${schema.maximum === MAX_TIMER_MS ? " (about 24.8 days, the longest timer delay)" : ""}`;
     return `an integer >= ${schema.minimum ?? 0}${max}`;
   }
   if (schema.type === "boolean") return `one of ${[...TRUE, ...FALSE].join(", ")}`;
@@ -211,9 +290,18 @@ export function readEnv(env: Record<string, string | undefined> = process.env): 
     const converted = variable.convert ? variable.convert(raw) : Value.Convert(variable.schema, raw);
     const secret = ["API_KEY", "SIGNING_SECRET", "S3_SECRET_ACCESS_KEY", "S3_SESSION_TOKEN"].includes(name);
     if (!Value.Check(variable.schema, converted) || (typeof converted === "string" && converted.trim() !== converted)) {
-      throw new ConfigError(`${name} must be ${expectation(variable.schema)}, got ${secret ? `${raw.length} characters` : JSON.stringify(raw)}`);
+      throw new ConfigError(`${name} must be ${expectation(variable.schema)}, got ${secret ? `${raw.length} characters` : JSON.stringify(redactUrl(raw))}`);
     }
+    const problem = variable.check?.(converted as string);
+    if (problem) throw new ConfigError(`${name} ${problem}`);
     values[name] = converted;
+  }
+  // A running job heartbeats every TRANSCODE_HEARTBEAT_MS; were that not sooner than
+  // TRANSCODE_STALE_MS, its heartbeat would look stale between two beats and another worker
+  // would take over (and run a second time) a job whose worker is alive.
+  const { TRANSCODE_HEARTBEAT_MS: heartbeat, TRANSCODE_STALE_MS: stale } = values as { TRANSCODE_HEARTBEAT_MS: number; TRANSCODE_STALE_MS: number };
+  if (stale <= heartbeat) {
+    throw new ConfigError(`TRANSCODE_STALE_MS (${stale}) must be greater than TRANSCODE_HEARTBEAT_MS (${heartbeat}), or other workers take over jobs that are still running`);
   }
   return values as EnvValues;
 }

@@ -14,7 +14,8 @@ import { isMetricsReply, isMetricsRequest, isRelayMessage, relayChanges, type Me
 import { registry } from "./metrics/metrics.ts";
 import { loadConfigOrExit } from "./config.ts";
 import { configureLogging, errorFields, flushLogs, logger } from "./lib/log.ts";
-import { DEMO_VIDEO_ID, PortTakenError, startSpool, type RunningSpool } from "./server.ts";
+import { DEMO_VIDEO_ID, startSpool, type RunningSpool } from "./server.ts";
+import { orExit } from "./env.ts";
 
 const config = loadConfigOrExit();
 configureLogging(config.logLevel ?? "info", config.logFormat, undefined, true);
@@ -22,15 +23,9 @@ const log = logger("spool");
 const workerId = process.env.SPOOL_WORKER_ID;
 const isPrimary = workerId === undefined;
 
-let spool: RunningSpool;
-try {
-  spool = await startSpool(config, { primary: isPrimary });
-} catch (error) {
-  if (!(error instanceof PortTakenError)) throw error;
-  // One line, no stack: the operator needs to know which port, nothing else.
-  console.error(`spool: ${error.message}`);
-  process.exit(1);
-}
+// One line, no stack, for what only shows when Spool tries: a HOST or port it cannot listen on,
+// a PostgreSQL it cannot reach.
+const spool: RunningSpool = await orExit(startSpool(config, { primary: isPrimary }));
 
 const children: ReturnType<typeof Bun.spawn>[] = [];
 let stopping = false;

@@ -5,8 +5,11 @@
 import { DEMO_FIXTURE } from "./paths.ts";
 import { API_KEY_FILE, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
 import type { Server } from "bun";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import { createContext, nativeError, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
 import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
+import { StartupError } from "./env.ts";
 import { openDatabase } from "./db/client.ts";
 import { prepareDataDir } from "./library/storage.ts";
 import { errorFields, logger } from "./lib/log.ts";
@@ -31,23 +34,63 @@ export interface RunningSpool {
   stop(options?: { graceMs?: number }): Promise<void>;
 }
 
-/** Another process already serves the port (another Spool cluster, or anything else). */
-export class PortTakenError extends Error {
-  override name = "PortTakenError";
-}
+/**
+ * What src/index.ts prints as one line, without a stack: every StartupError (the port is taken,
+ * HOST cannot be listened on, PostgreSQL cannot be reached), under the name it first had.
+ */
+export { StartupError as PortTakenError };
 
 /**
  * SO_REUSEPORT lets any process join a port that another one serves with it, so a second Spool
  * started by mistake would silently share the first one's traffic (and alternate between two
  * libraries). The primary therefore binds once without it first: that fails while anyone holds
- * the port. (The window between this probe and the real bind is a few microseconds.)
+ * the port. (The window between this probe and the real bind is a few microseconds.) With
+ * PORT=0 it checks HOST alone; either way before any housekeeping touches DATA_DIR.
  */
-function assertPortFree(port: number, hostname: string): void {
-  if (port === 0) return;
+async function assertPortFree(port: number, hostname: string): Promise<void> {
   try {
-    Bun.serve({ port, hostname, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
-  } catch {
-    throw new PortTakenError(`port ${port} on ${hostname} is already in use (another Spool, or another program): stop it or set PORT`);
+    bindOnce(port, hostname);
+  } catch (error) {
+    throw await listenError(error, port, hostname);
+  }
+}
+
+function bindOnce(port: number, hostname: string): void {
+  Bun.serve({ port, hostname, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
+}
+
+/**
+ * Why Spool cannot listen, told as what to fix. A HOST that is not this machine's (192.0.2.1) or
+ * does not resolve (not-a-host) used to be reported as "port in use", sending the operator after
+ * the wrong setting. Bun's error code cannot tell them apart: for a name that does not resolve it
+ * is whatever errno was left over (EINVAL, EADDRNOTAVAIL, even EADDRINUSE). So HOST is tried
+ * alone first; only when it is fine does the code speak about the port.
+ */
+async function listenError(error: unknown, port: number, hostname: string): Promise<StartupError> {
+  const hostProblem = await unusableHost(hostname);
+  if (hostProblem) return new StartupError(`HOST=${hostname}: cannot listen there (${hostProblem}): set HOST to an address of this machine, or 0.0.0.0 for all`, 2);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const cause = error instanceof Error ? error.message : String(error);
+  if (code === "EADDRINUSE") return new StartupError(`port ${port} on ${hostname} is already in use (another Spool, or another program): stop it or set PORT`);
+  if (code === "EACCES") return new StartupError(`PORT=${port}: not allowed to listen on it (${cause}): ports below 1024 need privileges`, 2);
+  return new StartupError(`cannot listen on ${hostname}:${port} (${cause})`);
+}
+
+/** Why nothing can listen on `hostname` (on any port), or undefined when something can. */
+async function unusableHost(hostname: string): Promise<string | undefined> {
+  if (isIP(hostname) === 0) {
+    try {
+      await lookup(hostname);
+    } catch (error) {
+      return `the name does not resolve: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+  try {
+    bindOnce(0, hostname);
+    return undefined;
+  } catch (error) {
+    // A resolved name or an address that is not this machine's: EADDRNOTAVAIL.
+    return error instanceof Error ? error.message : String(error);
   }
 }
 
@@ -175,7 +218,7 @@ export const TMP_SWEEP_MS = 10_000;
 export async function startSpool(given: Config, { primary = true }: StartOptions = {}): Promise<RunningSpool> {
   let tmpSweep: ReturnType<typeof setInterval> | undefined;
   // Before any housekeeping: a second instance must not touch the first one's uploads or jobs.
-  if (primary) assertPortFree(given.port, given.host);
+  if (primary) await assertPortFree(given.port, given.host);
   const { config, apiKeyNotice } = await resolveSecrets(given);
   const handle = await openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs });
   const ctx = createContext(config, handle);
@@ -226,7 +269,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   } catch (error) {
     await stopWorker(ctx);
     await handle.close();
-    throw new PortTakenError(`cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}`);
+    throw await listenError(error, config.port, config.host);
   }
   // Kept descriptors are closed only when nothing is in flight (src/files/open-files.ts).
   const descriptors = ctx.catalog.descriptors;

@@ -16,6 +16,7 @@ import { createContext, startWorker, stopWorker } from "../app.ts";
 import { toVideoJson } from "../schemas/video.ts";
 import { HttpError } from "../http/errors.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../db/schema.ts";
+import { orExit } from "../env.ts";
 
 const { values, positionals } = parseArgs({
   args: Bun.argv.slice(2),
@@ -57,7 +58,7 @@ const { config: loaded } = await resolveSecrets(base);
 // The worker this process runs while it waits takes imports and processing, never HLS builds:
 // those are long, and belong to the servers' or the separate workers' queue.
 const config = { ...loaded, jobKinds: ["ingest", "import"] as const };
-const handle = await openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs });
+const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs }));
 const ctx = createContext(config, handle);
 try {
   await ctx.library.storage.init();

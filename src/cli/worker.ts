@@ -13,6 +13,7 @@ import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit, transcodeConfig } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext, startWorker, stopWorker } from "../app.ts";
+import { orExit } from "../env.ts";
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -25,7 +26,7 @@ if (values.help) {
 
 const { config } = await resolveSecrets(loadConfigOrExit());
 configureLogging(config.logLevel ?? "info", config.logFormat);
-const handle = await openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs });
+const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs }));
 const ctx = createContext(config, handle);
 await ctx.library.storage.init();
 const worker = await startWorker(ctx);

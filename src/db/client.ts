@@ -25,6 +25,7 @@ import * as sqliteTables from "./schema/sqlite.ts";
 import type { Tables } from "./schema.ts";
 import { postgresRevision, sqliteRevision, type Revision } from "./revision.ts";
 import { boundedClient, DEFAULT_QUERY_TIMEOUT_MS } from "./deadline.ts";
+import { POSTGRES_URL, redactUrl, StartupError } from "../env.ts";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -73,7 +74,7 @@ const CHANNEL = "spool_videos";
 const MIGRATION_LOCK = 7_152_050_221;
 
 export function dialectOf(url: string): Dialect {
-  return /^postgres(ql)?:\/\//i.test(url) ? "postgres" : "sqlite";
+  return POSTGRES_URL.test(url) ? "postgres" : "sqlite";
 }
 
 export interface OpenOptions {
@@ -118,7 +119,10 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<SpoolD
   // Services' queries have a deadline; migrations (which may rewrite a large table) do not.
   const pg = drizzlePg({ client: boundedClient(client, queryTimeoutMs) });
   // Two servers starting at once must not both create the tables: one migrates, the other waits.
-  const lock = await client.reserve();
+  const lock = await client.reserve().catch(async (error: unknown) => {
+    await client.close({ timeout: 0 }).catch(() => {});
+    throw unreachable(url, error);
+  });
   try {
     await lock`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
     await migratePg(drizzlePg({ client }), { migrationsFolder: join(MIGRATIONS_DIR, "pg") });
@@ -182,6 +186,30 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<SpoolD
       await client.close({ timeout: 1 });
     },
   };
+}
+
+/**
+ * The first connection failed (refused, unknown host, wrong password, no such database): one
+ * line naming DATABASE_URL and where it points, instead of Bun's bare "PostgresError: Failed to
+ * connect", which says neither. The password is left out, from the reason too.
+ */
+function unreachable(url: string, error: unknown): StartupError {
+  const parsed = URL.parse(url);
+  const socket = parsed?.searchParams.get("host");
+  const where = parsed?.hostname ? `${parsed.hostname}:${parsed.port || 5432}` : socket ? `${socket} (socket)` : redactUrl(url);
+  const { message, code } = error as { message?: unknown; code?: unknown };
+  let reason = [message, code].filter((part) => typeof part === "string" && part !== "").join(", ") || String(error);
+  // Bun's messages do not quote the URL today; should one, the password still stays out.
+  if (parsed?.password) {
+    let decoded = parsed.password;
+    try {
+      decoded = decodeURIComponent(parsed.password);
+    } catch {
+      // a stray %: only the form as written can appear
+    }
+    for (const form of [parsed.password, decoded]) reason = reason.replaceAll(form, "***");
+  }
+  return new StartupError(`DATABASE_URL: cannot connect to PostgreSQL at ${where} (${reason})`);
 }
 
 /** The PostgreSQL Drizzle database and tables behind a SpoolDb (for per-dialect functions). */

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { loadConfig } from "../../src/config.ts";
-import { ConfigError, ENV, envTable, readEnv } from "../../src/env.ts";
+import { ConfigError, ENV, envTable, MAX_TIMER_MS, readEnv } from "../../src/env.ts";
 
 describe("the README's configuration table", () => {
   test("is exactly the declarations (run `bun -e 'console.log((await import(\"./src/env.ts\")).envTable())'` to regenerate)", async () => {
@@ -54,6 +54,17 @@ describe("readEnv", () => {
     [{ API_KEY: ` ${"k".repeat(20)}` }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 21 characters"],
     [{ SIGNING_SECRET: "s".repeat(31) }, "SIGNING_SECRET must be at least 32 characters with no surrounding whitespace, got 31 characters"],
     [{ TRANSCODE_STALE_MS: "10" }, 'TRANSCODE_STALE_MS must be an integer >= 500, got "10"'],
+    // Past 2^31-1 ms Bun fires a timer after 1 ms: every transcode would time out at once.
+    [{ TRANSCODE_TIMEOUT_MS: "3000000000" }, 'TRANSCODE_TIMEOUT_MS must be an integer >= 1000 and <= 2147483647 (about 24.8 days, the longest timer delay), got "3000000000"'],
+    [{ TRANSCODE_POLL_MS: "2147483648" }, 'TRANSCODE_POLL_MS must be an integer >= 50 and <= 2147483647 (about 24.8 days, the longest timer delay), got "2147483648"'],
+    // A heartbeat no sooner than the staleness would let another worker take over a live job.
+    [{ TRANSCODE_HEARTBEAT_MS: "5000", TRANSCODE_STALE_MS: "5000" }, "TRANSCODE_STALE_MS (5000) must be greater than TRANSCODE_HEARTBEAT_MS (5000), or other workers take over jobs that are still running"],
+    [{ TRANSCODE_HEARTBEAT_MS: "60000" }, "TRANSCODE_STALE_MS (30000) must be greater than TRANSCODE_HEARTBEAT_MS (60000)"],
+    // Any other scheme used to become a relative SQLite path (./mysql:/u:p@h/db); the password is not echoed.
+    [{ DATABASE_URL: "mysql://u:p@h/db" }, 'DATABASE_URL must be `postgres://user:pass@host:5432/db` (PostgreSQL), or a `file:` URL or path (SQLite), got "mysql://u:***@h/db"'],
+    [{ DATABASE_URL: "sqlite://spool.db" }, 'DATABASE_URL must be `postgres://user:pass@host:5432/db` (PostgreSQL), or a `file:` URL or path (SQLite), got "sqlite://spool.db"'],
+    [{ DATABASE_URL: "postgres://" }, 'DATABASE_URL must name the PostgreSQL server\'s host (`postgres://user:pass@host:5432/db`), got "postgres://"'],
+    [{ DATABASE_URL: "postgresql:///spool" }, 'DATABASE_URL must name the PostgreSQL server\'s host (`postgres://user:pass@host:5432/db`), got "postgresql:///spool"'],
   ];
   test.each(bad)("%p → %s", (env, message) => {
     expect(() => readEnv(env)).toThrow(ConfigError);
@@ -62,6 +73,46 @@ describe("readEnv", () => {
 
   test("a refused secret is never echoed", () => {
     expect(() => readEnv({ API_KEY: "hunter2" })).not.toThrow(/hunter2/);
+    expect(() => readEnv({ DATABASE_URL: "mysql://spool:hunter2@db/spool" })).toThrow(ConfigError);
+    expect(() => readEnv({ DATABASE_URL: "mysql://spool:hunter2@db/spool" })).not.toThrow(/hunter2/);
+    expect(() => readEnv({ DATABASE_URL: "postgres://spool:hunter2@/spool" })).not.toThrow(/hunter2/);
+    // Refused by the schema (surrounding whitespace) rather than by the URL check: still no password.
+    expect(() => readEnv({ DATABASE_URL: " postgres://spool:hunter2@db/spool" })).toThrow('DATABASE_URL must be a non-empty string, got " postgres://spool:***@db/spool"');
+  });
+
+  test.each(["file:/srv/spool/spool.db", "file:///srv/spool/spool.db", "/srv/spool/spool.db", "data/spool.db", ":memory:", "postgres://spool:pw@db:5432/spool", "postgresql://db/spool", "POSTGRES://db/spool", "postgres:///spool?host=/run/postgresql"])(
+    "DATABASE_URL %p is accepted",
+    (url) => expect(readEnv({ DATABASE_URL: url }).DATABASE_URL).toBe(url),
+  );
+});
+
+describe("millisecond variables", () => {
+  /** The ones that become a setTimeout/setInterval/sleep delay. */
+  const TIMERS = [
+    "DATABASE_QUERY_TIMEOUT_MS",
+    "FFMPEG_TIMEOUT_MS",
+    "IMPORT_CONNECT_TIMEOUT_MS",
+    "IMPORT_IDLE_TIMEOUT_MS",
+    "IMPORT_MAX_DURATION_MS",
+    "TRANSCODE_TIMEOUT_MS",
+    "TRANSCODE_HEARTBEAT_MS",
+    "TRANSCODE_POLL_MS",
+  ];
+  /**
+   * The others: compared with clocks (Date.now() arithmetic, rows' timestamps), or (the shutdown
+   * grace) waited with Bun.sleep, which honours any delay. A longer value means what it says.
+   */
+  const NOT_TIMERS = ["SHUTDOWN_GRACE_MS", "CACHE_TTL_MS", "UPLOAD_EXPIRY_MS", "FAILED_RETENTION_MS", "TRANSCODE_RETRY_BASE_MS", "TRANSCODE_RETRY_MAX_MS", "TRANSCODE_STALE_MS"];
+
+  test("each is a timer's delay or not (a new one must be placed in one list)", () => {
+    expect(Object.keys(ENV).filter((name) => name.endsWith("_MS")).sort()).toEqual([...TIMERS, ...NOT_TIMERS].sort());
+  });
+
+  test.each(TIMERS)("%s: 2147483647 (the longest timer delay) is accepted, one more is refused", (name) => {
+    // The staleness must stay above the heartbeat, whatever the heartbeat is.
+    const stale = { TRANSCODE_STALE_MS: String(MAX_TIMER_MS + 1) };
+    expect(readEnv({ ...stale, [name]: String(MAX_TIMER_MS) })[name as keyof typeof ENV]).toBe(MAX_TIMER_MS);
+    expect(() => readEnv({ ...stale, [name]: String(MAX_TIMER_MS + 1) })).toThrow(`${name} must be an integer >= `);
   });
 });
 
