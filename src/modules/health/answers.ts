@@ -3,6 +3,12 @@
  * Elysia routes that document them (./routes.ts) send these same responses.
  */
 import { errorBody, JSON_TYPE } from "../../http/errors.ts";
+import { logger } from "../../lib/log.ts";
+
+const log = logger("health");
+
+/** What an open /ready says of a failing dependency: its error (a database URL's host, a driver's text) goes to the log only. */
+export const UNAVAILABLE = "unavailable";
 
 export type CheckResult = "ok" | string;
 
@@ -17,23 +23,32 @@ export interface Readiness {
 export const READY_CHECK_TIMEOUT_MS = 2000;
 
 /**
- * A Readiness over named probes: a probe that throws (or rejects) reports its message, one that
- * has not answered within `timeoutMs` reports that. /ready is open to anyone and a load
+ * A Readiness over named probes: a probe that throws (or rejects) reports `unavailable` (its
+ * message is logged as a warning, once until it changes or the probe recovers: /ready is open,
+ * and a driver's error names internal hosts), one that has not answered within `timeoutMs`
+ * reports that. /ready is open to anyone and a load
  * balancer polls it, so each probe runs at most once at a time: requests arriving while it runs
  * share its outcome. A frozen database then costs one pending query, however many ask, and
  * every answer still comes within `timeoutMs`.
  */
 export function readiness(draining: () => boolean, probes: Record<string, () => unknown>, timeoutMs = READY_CHECK_TIMEOUT_MS): Readiness {
   const running = new Map<string, Promise<CheckResult>>();
+  const logged = new Map<string, string>();
   const run = (name: string): Promise<CheckResult> => {
     let outcome = running.get(name);
     if (outcome === undefined) {
       outcome = (async () => {
         try {
           await probes[name]!();
+          logged.delete(name);
           return "ok";
         } catch (error) {
-          return error instanceof Error ? error.message : String(error);
+          const detail = error instanceof Error ? error.message : String(error);
+          if (logged.get(name) !== detail) {
+            logged.set(name, detail);
+            log.warn({ check: name, error: detail }, "a readiness check failed");
+          }
+          return UNAVAILABLE;
         }
       })().finally(() => running.delete(name));
       running.set(name, outcome);
