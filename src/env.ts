@@ -182,13 +182,17 @@ export const ENV = {
     schema: Type.Array(Type.String({ pattern: "^(\\*|[a-z][a-z0-9+.-]*://[^/\\s,]+)$" }), { default: ["*"] }) as TArray<TString>,
     shown: "`*`",
     doc: "CORS for `/api/stream`, `/api/hls` and tus `/api/uploads`: `*`, a comma-separated list of origins, or `none`",
-    convert: (raw) =>
-      raw.trim().toLowerCase() === "none"
-        ? []
-        : raw
-            .split(",")
-            .map((o) => o.trim().replace(/\/+$/, ""))
-            .filter(Boolean),
+    convert: (raw) => {
+      if (raw.trim().toLowerCase() === "none") return [];
+      // Browsers send Origin with a lower-case scheme and host, so a list is compared that way.
+      const origins = raw
+        .split(",")
+        .map((o) => o.trim().replace(/\/+$/, "").toLowerCase())
+        .filter(Boolean);
+      // Commas alone are not `none`, and `*` among origins means neither: refused as written.
+      if (origins.length === 0 || (origins.length > 1 && origins.includes("*"))) return [raw];
+      return origins;
+    },
   },
   FFMPEG_PATH: text("The ffmpeg that ingest and transcoding use", "ffmpeg"),
   FFPROBE_PATH: text("The ffprobe that ingest uses", "ffprobe"),

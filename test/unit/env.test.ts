@@ -36,6 +36,7 @@ describe("readEnv", () => {
     ["flags", { SEED_DEMO: "off", TRUST_PROXY: "YES", TRANSCODE_IN_SERVER: "0" }, { SEED_DEMO: false, TRUST_PROXY: true, TRANSCODE_IN_SERVER: false }],
     ["CORS lists, trailing slashes dropped", { CORS_ORIGINS: "https://a.example/, http://b.example:8080" }, { CORS_ORIGINS: ["https://a.example", "http://b.example:8080"] }],
     ["CORS none", { CORS_ORIGINS: "none" }, { CORS_ORIGINS: [] }],
+    ["CORS origins compared as browsers send them: lower case", { CORS_ORIGINS: "https://App.Example, HTTP://B.example" }, { CORS_ORIGINS: ["https://app.example", "http://b.example"] }],
     ["enums", { DEFAULT_PLAYBACK: "signed", TRANSCODE_PRESET: "slow" }, { DEFAULT_PLAYBACK: "signed", TRANSCODE_PRESET: "slow" }],
     ["secrets", { API_KEY: "k".repeat(16), SIGNING_SECRET: "s".repeat(32) }, { API_KEY: "k".repeat(16), SIGNING_SECRET: "s".repeat(32) }],
   ];
@@ -50,6 +51,8 @@ describe("readEnv", () => {
     [{ SEED_DEMO: "maybe" }, 'SEED_DEMO must be one of 1, true, yes, on, 0, false, no, off, got "maybe"'],
     [{ DEFAULT_PLAYBACK: "private" }, 'DEFAULT_PLAYBACK must be one of public, signed, got "private"'],
     [{ CORS_ORIGINS: "example.com" }, "CORS_ORIGINS must be `*`, `none`, or a comma-separated list of origins like https://example.com, got \"example.com\""],
+    [{ CORS_ORIGINS: ",,," }, "CORS_ORIGINS must be `*`, `none`, or a comma-separated list of origins like https://example.com, got \",,,\""],
+    [{ CORS_ORIGINS: "*,https://a.example" }, "CORS_ORIGINS must be `*`, `none`, or a comma-separated list of origins like https://example.com, got \"*,https://a.example\""],
     [{ API_KEY: "short" }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 5 characters"],
     [{ API_KEY: ` ${"k".repeat(20)}` }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 21 characters"],
     [{ SIGNING_SECRET: "s".repeat(31) }, "SIGNING_SECRET must be at least 32 characters with no surrounding whitespace, got 31 characters"],
