@@ -47,6 +47,18 @@ function delay(doc: string, value: number, options: { minimum?: number; shown?: 
   return int(doc, value, { ...options, maximum: MAX_TIMER_MS });
 }
 
+/**
+ * The longest duration that is added to or taken from the clock (retention, expiry, TTLs,
+ * backoff): a century. A Date holds ±8.64e15 ms around 1970, so FAILED_RETENTION_MS near 2^53
+ * made `now - it` an invalid Date and the retention sweep throw.
+ */
+export const MAX_CLOCK_SPAN_MS = 100 * 365 * 24 * 60 * 60 * 1000;
+
+/** A duration in milliseconds measured against the clock, never a timer: at most MAX_CLOCK_SPAN_MS. */
+function span(doc: string, value: number, options: { minimum?: number; shown?: string } = {}): EnvVar<TInteger> {
+  return int(doc, value, { ...options, maximum: MAX_CLOCK_SPAN_MS });
+}
+
 const FALSE = ["0", "false", "no", "off"];
 const TRUE = ["1", "true", "yes", "on"];
 function flag(doc: string, value: boolean): EnvVar<TBoolean> {
@@ -161,7 +173,7 @@ export const ENV = {
   // Waited with Bun.sleep, which (unlike setTimeout) honours any delay: no timer bound.
   SHUTDOWN_GRACE_MS: int("On SIGTERM/SIGINT: how long responses in flight (a long download too) may take to finish before the connections are closed", 30_000),
   MAX_UPLOAD_BYTES: int("Largest accepted upload", 8 * 1024 ** 3, { minimum: 1, shown: "`8589934592` (8 GiB)" }),
-  CACHE_TTL_MS: int(
+  CACHE_TTL_MS: span(
     "How long a file's stat and a video's row are trusted on the hot path (changes made by this server's own processes are seen at once; by others, such as a CLI ingest, within this time)",
     1000,
   ),
@@ -197,7 +209,7 @@ export const ENV = {
   FFMPEG_PATH: text("The ffmpeg that ingest and transcoding use", "ffmpeg"),
   FFPROBE_PATH: text("The ffprobe that ingest uses", "ffprobe"),
   FFMPEG_TIMEOUT_MS: delay("Longest a single ingest ffmpeg run may take", 30 * 60 * 1000, { minimum: 1000 }),
-  UPLOAD_EXPIRY_MS: int("When an unfinished resumable upload is deleted", 24 * 60 * 60 * 1000, { minimum: 1000 }),
+  UPLOAD_EXPIRY_MS: span("When an unfinished resumable upload is deleted", 24 * 60 * 60 * 1000, { minimum: 1000 }),
   IMPORT_ALLOW_PRIVATE: flag("`1` lets URL imports reach loopback, private, link-local and other non-public addresses (trusted networks, tests); by default only public addresses", false),
   IMPORT_ALLOWED_NETWORKS: list("Non-public networks URL imports may reach anyway, as comma-separated CIDRs (`192.168.1.0/24,fd00::/8`), without opening all of them", "a comma-separated list of CIDR networks like 192.168.1.0/24", { pattern: "^[0-9a-fA-F.:]+(/\\d{1,3})?$" }),
   IMPORT_ALLOWED_HOSTS: list("When set, URL imports only from these host names (comma-separated, exact match; redirects too)", "a comma-separated list of host names like cdn.example.com", { pattern: "^[A-Za-z0-9.-]+$|^\\[[0-9a-fA-F:.]+\\]$" }, (h) => h.toLowerCase()),
@@ -209,7 +221,7 @@ export const ENV = {
   MAX_DURATION_S: int("Longest accepted video or audio, in seconds; longer uploads are refused with 422 (`0`: no limit)", 6 * 60 * 60, { shown: "`21600` (6 h)" }),
   MAX_PIXELS: int("Largest accepted frame, width x height; larger videos are refused with 422 (`0`: no limit)", 8192 * 4320, { shown: "`35389440` (8192x4320)" }),
   MAX_FPS: int("Highest accepted frame rate; faster videos are refused with 422 (`0`: no limit)", 240),
-  FAILED_RETENTION_MS: int(
+  FAILED_RETENTION_MS: span(
     "How long a `failed` video (and an upload row left `uploading` with nothing behind it) stays listed before it is deleted with its files (`0`: kept forever)",
     7 * 24 * 60 * 60 * 1000,
     { shown: "`604800000` (7 days)" },
@@ -217,11 +229,11 @@ export const ENV = {
   TRANSCODE_IN_SERVER: flag("Run a worker inside the server for every kind of background job: processing of uploads, HLS builds, URL imports (`0`: none; run `npm run worker` elsewhere)", true),
   TRANSCODE_CONCURRENCY: int("ffmpeg transcodes at once, per worker process", 1, { minimum: 1 }),
   TRANSCODE_MAX_ATTEMPTS: int("Tries of a job whose worker died or (HLS builds) that failed, before it is `failed` (an HLS build then starts over with `POST /api/videos/:id/hls/retry`)", 3, { minimum: 1 }),
-  TRANSCODE_RETRY_BASE_MS: int("Backoff before the first retry; doubles with each failure", 30_000),
-  TRANSCODE_RETRY_MAX_MS: int("Longest backoff between tries", 30 * 60_000),
+  TRANSCODE_RETRY_BASE_MS: span("Backoff before the first retry; doubles with each failure", 30_000),
+  TRANSCODE_RETRY_MAX_MS: span("Longest backoff between tries", 30 * 60_000),
   TRANSCODE_TIMEOUT_MS: delay("Longest one transcode may run", 6 * 60 * 60_000, { minimum: 1000, shown: "`21600000` (6 h)" }),
   TRANSCODE_HEARTBEAT_MS: delay("How often a worker proves it still runs its job (any kind)", 2000, { minimum: 100 }),
-  TRANSCODE_STALE_MS: int("How old a job's heartbeat may get before another worker takes the job over; must be greater than `TRANSCODE_HEARTBEAT_MS`", 30_000, { minimum: 500 }),
+  TRANSCODE_STALE_MS: span("How old a job's heartbeat may get before another worker takes the job over; must be greater than `TRANSCODE_HEARTBEAT_MS`", 30_000, { minimum: 500 }),
   TRANSCODE_POLL_MS: delay("How often an idle worker looks for work", 1000, { minimum: 50 }),
   TRANSCODE_PRESET: oneOf("x264 preset for the ladder", X264_PRESETS, "veryfast"),
   HLS_SEGMENT_SECONDS: int("Target segment (and keyframe) interval", 4, { minimum: 1 }),
@@ -272,7 +284,7 @@ function expectation(schema: TSchema): string {
     const max =
       schema.maximum === undefined || schema.maximum >= Number.MAX_SAFE_INTEGER
         ? ""
-        : ` and <= ${schema.maximum}${schema.maximum === MAX_TIMER_MS ? " (about 24.8 days, the longest timer delay)" : ""}`;
+        : ` and <= ${schema.maximum}${schema.maximum === MAX_TIMER_MS ? " (about 24.8 days, the longest timer delay)" : schema.maximum === MAX_CLOCK_SPAN_MS ? " (a century)" : ""}`;
     return `an integer >= ${schema.minimum ?? 0}${max}`;
   }
   if (schema.type === "boolean") return `one of ${[...TRUE, ...FALSE].join(", ")}`;

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { loadConfig } from "../../src/config.ts";
-import { ConfigError, ENV, envTable, MAX_TIMER_MS, readEnv } from "../../src/env.ts";
+import { ConfigError, ENV, envTable, MAX_CLOCK_SPAN_MS, MAX_TIMER_MS, readEnv } from "../../src/env.ts";
 
 describe("the README's configuration table", () => {
   test("is exactly the declarations (run `bun -e 'console.log((await import(\"./src/env.ts\")).envTable())'` to regenerate)", async () => {
@@ -56,7 +56,7 @@ describe("readEnv", () => {
     [{ API_KEY: "short" }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 5 characters"],
     [{ API_KEY: ` ${"k".repeat(20)}` }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 21 characters"],
     [{ SIGNING_SECRET: "s".repeat(31) }, "SIGNING_SECRET must be at least 32 characters with no surrounding whitespace, got 31 characters"],
-    [{ TRANSCODE_STALE_MS: "10" }, 'TRANSCODE_STALE_MS must be an integer >= 500, got "10"'],
+    [{ TRANSCODE_STALE_MS: "10" }, 'TRANSCODE_STALE_MS must be an integer >= 500 and <= 3153600000000 (a century), got "10"'],
     // Past 2^31-1 ms Bun fires a timer after 1 ms: every transcode would time out at once.
     [{ TRANSCODE_TIMEOUT_MS: "3000000000" }, 'TRANSCODE_TIMEOUT_MS must be an integer >= 1000 and <= 2147483647 (about 24.8 days, the longest timer delay), got "3000000000"'],
     [{ TRANSCODE_POLL_MS: "2147483648" }, 'TRANSCODE_POLL_MS must be an integer >= 50 and <= 2147483647 (about 24.8 days, the longest timer delay), got "2147483648"'],
@@ -105,7 +105,16 @@ describe("millisecond variables", () => {
    * The others: compared with clocks (Date.now() arithmetic, rows' timestamps), or (the shutdown
    * grace) waited with Bun.sleep, which honours any delay. A longer value means what it says.
    */
-  const NOT_TIMERS = ["SHUTDOWN_GRACE_MS", "CACHE_TTL_MS", "UPLOAD_EXPIRY_MS", "FAILED_RETENTION_MS", "TRANSCODE_RETRY_BASE_MS", "TRANSCODE_RETRY_MAX_MS", "TRANSCODE_STALE_MS"];
+  /** Those added to or taken from the clock: at most a century (a Date holds ±8.64e15 ms). */
+  const CLOCK_SPANS = ["CACHE_TTL_MS", "UPLOAD_EXPIRY_MS", "FAILED_RETENTION_MS", "TRANSCODE_RETRY_BASE_MS", "TRANSCODE_RETRY_MAX_MS", "TRANSCODE_STALE_MS"];
+  const NOT_TIMERS = ["SHUTDOWN_GRACE_MS", ...CLOCK_SPANS];
+
+  test.each(CLOCK_SPANS)("%s: a century is accepted, one more millisecond (or 2^53) is refused", (name) => {
+    expect(readEnv({ [name]: String(MAX_CLOCK_SPAN_MS) })[name as keyof typeof ENV]).toBe(MAX_CLOCK_SPAN_MS);
+    // Before, `now - FAILED_RETENTION_MS` was an invalid Date and the retention sweep threw.
+    expect(() => readEnv({ [name]: String(MAX_CLOCK_SPAN_MS + 1) })).toThrow(`${name} must be an integer >= `);
+    expect(() => readEnv({ [name]: "9007199254740991" })).toThrow("(a century)");
+  });
 
   test("each is a timer's delay or not (a new one must be placed in one list)", () => {
     expect(Object.keys(ENV).filter((name) => name.endsWith("_MS")).sort()).toEqual([...TIMERS, ...NOT_TIMERS].sort());
