@@ -9,6 +9,7 @@ import { Value } from "@sinclair/typebox/value";
 import { PLAYBACK_POLICIES } from "./db/schema.ts";
 import { DEFAULT_BLOCK_SIZE } from "./storage/blocks.ts";
 import { DEFAULT_QUERY_TIMEOUT_MS } from "./db/deadline.ts";
+import { POSTGRES_URL, redactUrl } from "./db/url.ts";
 
 export interface EnvVar<S extends TSchema = TSchema> {
   schema: S;
@@ -95,14 +96,6 @@ function list(doc: string, expected: string, item: { pattern: string }, normaliz
 
 export const X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
-
-/** `postgres://user:pass@host/db` and its `postgresql://` spelling: src/db/client.ts opens these with PostgreSQL. */
-export const POSTGRES_URL = /^postgres(ql)?:\/\//i;
-
-/** The text with the password of any `scheme://user:password@` in it replaced by `***`: for messages. */
-export function redactUrl(text: string): string {
-  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:@/?#\s]*:)[^@/?#\s]*@/gi, "$1***@");
-}
 
 /**
  * DATABASE_URL's forms (see src/db/client.ts): PostgreSQL with a host, else SQLite at a `file:`
@@ -249,33 +242,6 @@ export type EnvValues = { [K in EnvName]: Static<(typeof ENV)[K]["schema"]> | un
 /** A variable with a value Spool cannot use: the message is one line that names it. */
 export class ConfigError extends Error {
   override name = "ConfigError";
-}
-
-/**
- * Spool cannot start as configured, for a reason found only when it tries: HOST cannot be
- * listened on, the port is already served, PostgreSQL cannot be reached. The message is one line
- * (never a password) that the commands print as `spool: <message>`, without a stack, exiting
- * with `exitCode`: 2 when a setting is wrong, as for a ConfigError; 1 when something outside is.
- */
-export class StartupError extends Error {
-  override name = "StartupError";
-  constructor(
-    message: string,
-    readonly exitCode: 1 | 2 = 1,
-  ) {
-    super(message);
-  }
-}
-
-/** Awaits a start-up step: a StartupError is one line on stderr and the process's exit code, no stack. */
-export async function orExit<T>(step: Promise<T>): Promise<T> {
-  try {
-    return await step;
-  } catch (error) {
-    if (!(error instanceof StartupError)) throw error;
-    console.error(`spool: ${error.message}`);
-    process.exit(error.exitCode);
-  }
 }
 
 /** What a schema accepts, in words, for the error message. */

@@ -15,7 +15,7 @@ import { registry } from "./metrics/metrics.ts";
 import { loadConfigOrExit } from "./config.ts";
 import { configureLogging, errorFields, flushLogs, logger } from "./lib/log.ts";
 import { DEMO_VIDEO_ID, startSpool, type RunningSpool } from "./server.ts";
-import { orExit } from "./env.ts";
+import { orExit } from "./lib/startup.ts";
 
 const config = loadConfigOrExit();
 configureLogging(config.logLevel ?? "info", config.logFormat, undefined, true);

@@ -9,7 +9,7 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { createContext, nativeError, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
 import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
-import { StartupError } from "./env.ts";
+import { StartupError } from "./lib/startup.ts";
 import { openDatabase } from "./db/client.ts";
 import { prepareDataDir } from "./library/storage.ts";
 import { errorFields, logger } from "./lib/log.ts";
@@ -33,12 +33,6 @@ export interface RunningSpool {
    */
   stop(options?: { graceMs?: number }): Promise<void>;
 }
-
-/**
- * What src/index.ts prints as one line, without a stack: every StartupError (the port is taken,
- * HOST cannot be listened on, PostgreSQL cannot be reached), under the name it first had.
- */
-export { StartupError as PortTakenError };
 
 /**
  * SO_REUSEPORT lets any process join a port that another one serves with it, so a second Spool

@@ -16,7 +16,7 @@ import { createContext, startWorker, stopWorker } from "../app.ts";
 import { toVideoJson } from "../schemas/video.ts";
 import { HttpError } from "../http/errors.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../db/schema.ts";
-import { orExit } from "../env.ts";
+import { orExit } from "../lib/startup.ts";
 
 const { values, positionals } = parseArgs({
   args: Bun.argv.slice(2),

@@ -13,7 +13,7 @@ import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit, transcodeConfig } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext, startWorker, stopWorker } from "../app.ts";
-import { orExit } from "../env.ts";
+import { orExit } from "../lib/startup.ts";
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),

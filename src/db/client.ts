@@ -25,7 +25,8 @@ import * as sqliteTables from "./schema/sqlite.ts";
 import type { Tables } from "./schema.ts";
 import { postgresRevision, sqliteRevision, type Revision } from "./revision.ts";
 import { boundedClient, DEFAULT_QUERY_TIMEOUT_MS } from "./deadline.ts";
-import { POSTGRES_URL, redactUrl, StartupError } from "../env.ts";
+import { POSTGRES_URL, redactUrl } from "./url.ts";
+import { StartupError } from "../lib/startup.ts";
 
 export type Dialect = "sqlite" | "postgres";
 

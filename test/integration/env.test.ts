@@ -10,7 +10,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../../src/config.ts";
-import { StartupError } from "../../src/env.ts";
+import { StartupError } from "../../src/lib/startup.ts";
 import { startSpool } from "../../src/server.ts";
 import { freePort, ROOT } from "../helpers/process.ts";
 import { TEST_API_KEY } from "../helpers/spool.ts";
