@@ -145,7 +145,11 @@ describe("a separate worker process", () => {
     const video = await upload(spool.url, source);
     await waitForVideo(spool.url, video.id, (v) => v.hls.status === "queued");
     // A claim by a worker whose host is not this one: only its heartbeat can tell it is gone.
-    const job = (await spool.ctx.jobs.claim("gone.example:4242:dead", ["transcode"], { staleMs: 60_000, maxAttempts: 3 })).job!;
+    // (The ladder is marked `queued` just before its job row is written: claim once it is there.)
+    const claim = async () => (await spool.ctx.jobs.claim("gone.example:4242:dead", ["transcode"], { staleMs: 60_000, maxAttempts: 3 })).job;
+    let job = await claim();
+    for (const deadline = Date.now() + 5000; !job && Date.now() < deadline; job = await claim()) await Bun.sleep(50);
+    if (!job) throw new Error("the transcode job was never queued");
     expect(job.videoId).toBe(video.id);
     // What that worker's claim recorded before it vanished.
     await spool.ctx.library.setHls(video.id, { status: "processing" });
