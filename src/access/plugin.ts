@@ -40,6 +40,15 @@ export const AUTH_RESPONSES = {
   429: { description: TooManyAttempts.description!, content: jsonContent(TooManyAttempts) },
 };
 
+/**
+ * Playback routes (open for a public video) given the key or a session instead of a token for a
+ * signed one: a wrong one is refused as on any management route, and counts toward the limit.
+ */
+export const PLAYBACK_OWNER_RESPONSES = {
+  401: { description: "A `signed` video asked without `?token=` but with a wrong API key or session", content: jsonContent(Unauthorized) },
+  429: AUTH_RESPONSES[429],
+};
+
 export function accessRoutes(access: AccessControl) {
   return new Elysia({ name: "spool.access" })
     .onRequest(async ({ request, server }) => {

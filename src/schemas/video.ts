@@ -29,6 +29,15 @@ export function parsePlayback(value: string | undefined, field: string): Playbac
   return value as Playback;
 }
 
+/** The `{id}` of a video's paths, as OpenAPI documents it (src/schemas/openapi.ts, moreDocs). */
+export const VIDEO_ID_PARAMETER = {
+  name: "id",
+  in: "path",
+  required: true,
+  description: "Video id: 4-64 characters of A-Z a-z 0-9 _ - (generated ids are 22)",
+  schema: t.String({ pattern: VIDEO_ID_PATTERN.source, examples: ["q7cN0l1dQ5m0tS9xYk3eZA"] }),
+};
+
 export const VideoIdParams = t.Object({
   id: t.String({
     pattern: VIDEO_ID_PATTERN.source,

@@ -522,6 +522,31 @@ describe("signed playback: HLS, pictures, JSON and the watch page", () => {
     expect(await cacheControls("")).toEqual(everyOne("public, max-age=86400"));
   });
 
+  test("a wrong key instead of a token: 401 on every playback route, as documented, and it counts toward the failure limit", async () => {
+    const spec = (await (await fetch(`${spool.url}/swagger/json`)).json()) as Record<string, any>;
+    const routes = [
+      ["/api/stream/{id}", `/api/stream/${signed.id}`],
+      ["/api/videos/{id}", `/api/videos/${signed.id}`],
+      ["/api/hls/{id}/{name}", `/api/hls/${signed.id}/master.m3u8`],
+      ["/api/hls/{id}/{name}/{file}", `/api/hls/${signed.id}/360p/index.m3u8`],
+      ["/api/videos/{id}/thumbnail.jpg", `/api/videos/${signed.id}/thumbnail.jpg`],
+    ] as const;
+    for (const [documented, path] of routes) {
+      for (const method of ["GET", "HEAD"]) {
+        const response = await fetch(spool.url + path, { method, headers: { ...freshClient(), authorization: "Bearer wrong-key-wrong-key" } });
+        expect({ path, method, status: response.status }).toEqual({ path, method, status: 401 });
+        if (method === "GET") await expectError(response, 401, "unauthorized");
+        const op = spec.paths[documented][method.toLowerCase()];
+        expect({ documented, method, statuses: ["401", "403", "429"].filter((s) => op?.responses?.[s]) }).toEqual({ documented, method, statuses: ["401", "403", "429"] });
+      }
+    }
+    // The same client, wrong again and again: blocked like any other wrong key.
+    const client = freshClient();
+    const statuses = [];
+    for (let i = 0; i < 11; i++) statuses.push((await fetch(`${spool.url}/api/stream/${signed.id}`, { headers: { ...client, authorization: "Bearer wrong-key-wrong-key" } })).status);
+    expect(statuses).toEqual([...Array(10).fill(401), 429]);
+  });
+
   test("GET /api/videos/:id: public videos are open; a signed one needs its token, and then its URLs carry it (and no cache keeps it)", async () => {
     const open = await fetch(`${spool.url}/api/videos/demo`);
     expect(open.status).toBe(200);

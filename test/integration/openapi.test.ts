@@ -204,7 +204,8 @@ describe("the OpenAPI description", () => {
     const get = spec.paths["/api/stream/{id}"].get;
     // 403: a `signed` video without a valid playback token.
     // 302: S3_DELIVERY=redirect; 422: a clip of an MP4 that cannot be cut; 503: storage or database away.
-    expect(Object.keys(get.responses).sort()).toEqual(["200", "206", "302", "304", "400", "403", "404", "412", "416", "422", "503"]);
+    // 401/429: a signed video asked with a wrong key instead of a token.
+    expect(Object.keys(get.responses).sort()).toEqual(["200", "206", "302", "304", "400", "401", "403", "404", "412", "416", "422", "429", "503"]);
     // A 304 repeats ETag and Cache-Control only, as Spool sends it.
     expect(Object.keys(get.responses["304"].headers)).toEqual(["ETag", "Cache-Control"]);
     expect(Object.keys(get.responses["206"].content)).toEqual(["video/*", "multipart/byteranges"]);
@@ -237,10 +238,53 @@ describe("the OpenAPI description", () => {
     });
   });
 
-  test("every error response of the API has the one error shape, with an example", () => {
+  test("a video's JSON: its 304, validators and conditional headers, beside the generated schemas", () => {
+    const item = spec.paths["/api/videos/{id}"];
+    // 401 and 429: a wrong key counts toward the failure limit even where the key is optional.
+    expect(Object.keys(item.get.responses).sort()).toEqual(["200", "304", "400", "401", "403", "404", "412", "429"]);
+    expect(Object.keys(item.get.responses["304"].headers)).toEqual(["ETag", "Cache-Control"]);
+    expect(item.get.responses["304"].content).toBeUndefined();
+    // The generated 200 keeps its schema and gains the headers.
+    expect(item.get.responses["200"].content["application/json"].schema.properties.id).toBeDefined();
+    expect(Object.keys(item.get.responses["200"].headers)).toEqual(["ETag", "Cache-Control"]);
+    expect(item.get.parameters.map((p: Json) => `${p.in}:${p.name}`)).toEqual(["path:id", "header:If-None-Match", "header:If-Match"]);
+    expect(Object.keys(item.patch.responses["200"].headers)).toEqual(["ETag"]);
+    for (const op of [item.patch, item.delete]) expect(op.parameters.map((p: Json) => `${p.in}:${p.name}`)).toEqual(["path:id", "header:If-Match"]);
+    // The extension key that carried them is gone from every operation.
+    expect(JSON.stringify(spec)).not.toContain("x-spool-");
+  });
+
+  test("the HLS files and thumbnails: their path, token and file-engine headers, and HEAD", () => {
+    const headers = ["header:Range", "header:If-Range", "header:If-None-Match", "header:If-Modified-Since", "header:If-Match", "header:If-Unmodified-Since"];
+    const cases = [
+      ["/api/hls/{id}/{name}", ["path:id", "path:name", "query:token", ...headers], "headHlsFile"],
+      ["/api/hls/{id}/{name}/{file}", ["path:id", "path:name", "path:file", "query:token", ...headers], "headHlsRenditionFile"],
+      ["/api/videos/{id}/thumbnail.jpg", ["path:id", "query:t", "query:width", "query:token", ...headers], "headThumbnail"],
+    ] as const;
+    for (const [path, parameters, headId] of cases) {
+      const { get, head } = spec.paths[path];
+      expect({ path, parameters: get.parameters.map((p: Json) => `${p.in}:${p.name}`) }).toEqual({ path, parameters: [...parameters] });
+      // The documented path parameters, not the bare generated ones.
+      expect(get.parameters[0].description).toStartWith("Video id: 4-64 characters");
+      expect(head.operationId).toBe(headId);
+      expect(head.parameters).toEqual(get.parameters);
+      expect(Object.keys(head.responses)).toEqual(Object.keys(get.responses));
+      for (const status of ["200", "206", "401", "412", "416"]) {
+        expect({ path, status, content: get.responses[status]?.content !== undefined }).toEqual({ path, status, content: true });
+        expect(head.responses[status].content).toBeUndefined();
+      }
+      expect(get.responses["304"]).toBeDefined();
+    }
+  });
+
+  test("every error response of the API has the one error shape, with an example; a HEAD answer documents no body", () => {
     let count = 0;
     for (const { path, method, op } of operations(spec)) {
       if (!path.startsWith("/api/")) continue;
+      if (method === "head") {
+        for (const [status, response] of Object.entries((op.responses ?? {}) as Json)) expect({ path, status, content: response.content }).toEqual({ path, status, content: undefined });
+        continue;
+      }
       for (const [status, response] of Object.entries((op.responses ?? {}) as Json)) {
         if (Number(status) < 400) continue;
         const media = response.content?.["application/json"];

@@ -7,14 +7,14 @@
  */
 import type { EventEmitter } from "node:events";
 import { Elysia, t } from "elysia";
-import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
+import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { optionsAnswer } from "../../http/allow.ts";
 import { HttpError } from "../../http/errors.ts";
-import { header, jsonContent } from "../../schemas/openapi.ts";
+import { FILE_REQUEST_HEADERS, header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
 import { VIDEO_ID_PATTERN, assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
-import { BadRequest, NotFound, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../../schemas/video.ts";
+import { BadRequest, NotFound, VIDEO_ID_PARAMETER, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../../schemas/video.ts";
 import type { HlsService } from "./service.ts";
 import { eventStreamResponse, whileAllowed } from "../../http/event-stream.ts";
 import { VideoWatch } from "../../library/watch.ts";
@@ -98,17 +98,9 @@ function sseEvents(watch: VideoWatch, request: Request, id: string, first: Video
   return eventStreamResponse(allowed ? whileAllowed(stream, allowed) : stream);
 }
 
-const ID_PARAM = {
-  name: "id",
-  in: "path",
-  required: true,
-  description: "Video id",
-  schema: t.String({ pattern: VIDEO_ID_PATTERN.source, examples: ["q7cN0l1dQ5m0tS9xYk3eZA"] }),
-};
-const RANGE_PARAMS = [
+const FILE_PARAMS = [
   { name: "token", in: "query", required: false, description: "Playback token (JWT) of a `signed` video; the playlists served with it carry it in every URI", schema: t.String() },
-  { name: "Range", in: "header", required: false, description: "`bytes=` ranges, as for /api/stream", schema: t.String({ examples: ["bytes=0-65535"] }) },
-  { name: "If-None-Match", in: "header", required: false, description: "304 when it matches the ETag", schema: t.String() },
+  ...FILE_REQUEST_HEADERS,
 ];
 const fileHeaders = {
   ETag: header(t.String({ description: "Validator from size and modification time", examples: ['"6760f1a2-2c4f1"'] }), true),
@@ -131,11 +123,13 @@ function fileResponses(types: Record<string, string>) {
     200: { description: "The file", headers: fileHeaders, content },
     206: { description: "A byte range of the file", headers: { ...fileHeaders, "Content-Range": header(t.String({ examples: ["bytes 0-65535/181590"] }), true) }, content },
     304: { description: "Not Modified (If-None-Match / If-Modified-Since matched)" },
+    ...PLAYBACK_OWNER_RESPONSES,
     403: {
       description: "The video is `signed` and the request has no valid `?token=` for it (nor the API key); `code` says why",
       content: jsonContent(errorSchema("No valid playback token", "token_wrong_video", "The playback token was issued for another video")),
     },
     404: { description: NoFile.description!, content: jsonContent(NoFile) },
+    412: { description: "Precondition Failed: If-Match / If-Unmodified-Since did not hold", content: jsonContent(errorSchema("Precondition failed", "precondition_failed", "A precondition in the request did not hold")) },
     416: { description: "No requested range lies within the file", content: jsonContent(errorSchema("Range not satisfiable", "range_not_satisfiable", "No requested range is satisfiable for 181590 bytes")) },
   };
 }
@@ -170,8 +164,11 @@ export function hlsRoutes(hls: HlsService, serve: LadderServer, { downloads, acc
         summary: "HLS master playlist or storyboard",
         description:
           "`master.m3u8`: the master playlist (application/vnd.apple.mpegurl) listing every rendition with BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, FRAME-RATE and CODECS. `storyboard.vtt`: WebVTT cues mapping time ranges to regions (`#xywh=`) of the sprite sheets `storyboard_<n>.jpg`. Served by the file engine (ranges, validators, HEAD); CORS on by default. Point hls.js, Safari or any HLS player at the master playlist.",
-        parameters: [ID_PARAM, { name: "name", in: "path", required: true, description: "`master.m3u8`, `storyboard.vtt` or `storyboard_<n>.jpg`", schema: t.String({ examples: ["master.m3u8"] }) }, ...RANGE_PARAMS],
         responses: fileResponses({ "application/vnd.apple.mpegurl": "The master playlist", "text/vtt": "The storyboard's WebVTT", "image/jpeg": "A sprite sheet" }),
+        ...moreDocs({
+          parameters: [VIDEO_ID_PARAMETER, { name: "name", in: "path", required: true, description: "`master.m3u8`, `storyboard.vtt` or `storyboard_<n>.jpg`", schema: t.String({ examples: ["master.m3u8"] }) }, ...FILE_PARAMS],
+          head: { operationId: "headHlsFile", summary: "HLS master playlist or storyboard: headers only" },
+        }),
       },
     })
     // ...and a rendition here.
@@ -184,13 +181,16 @@ export function hlsRoutes(hls: HlsService, serve: LadderServer, { downloads, acc
         summary: "HLS rendition playlist, init segment or media segment",
         description:
           "`index.m3u8`: the rendition's media playlist (VOD). `init_<n>.mp4` (video/mp4): its fMP4 initialization segment. `seg_<n>.m4s` (video/iso.segment): CMAF media segments of about 4 s, each starting on a keyframe aligned across renditions. Segments are immutable (`Cache-Control: immutable`), playlists short-lived.",
-        parameters: [
-          ID_PARAM,
-          { name: "name", in: "path", required: true, description: "The rendition, e.g. `720p`", schema: t.String({ examples: ["720p"] }) },
-          { name: "file", in: "path", required: true, description: "`index.m3u8`, `init_<n>.mp4` or `seg_<n>.m4s`", schema: t.String({ examples: ["seg_00000.m4s"] }) },
-          ...RANGE_PARAMS,
-        ],
         responses: fileResponses({ "application/vnd.apple.mpegurl": "The media playlist", "video/mp4": "The init segment", "video/iso.segment": "A media segment" }),
+        ...moreDocs({
+          parameters: [
+            VIDEO_ID_PARAMETER,
+            { name: "name", in: "path", required: true, description: "The rendition, e.g. `720p`", schema: t.String({ examples: ["720p"] }) },
+            { name: "file", in: "path", required: true, description: "`index.m3u8`, `init_<n>.mp4` or `seg_<n>.m4s`", schema: t.String({ examples: ["seg_00000.m4s"] }) },
+            ...FILE_PARAMS,
+          ],
+          head: { operationId: "headHlsRenditionFile", summary: "HLS rendition playlist, init segment or media segment: headers only" },
+        }),
       },
     })
     .post(

@@ -6,10 +6,10 @@
  * Built from `t` schemas like everything else, and merged over the generated spec.
  */
 import { t } from "elysia";
-import { VIDEO_ID_PATTERN } from "../../library/ids.ts";
+import { VIDEO_ID_PARAMETER } from "../../schemas/video.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
-import { Integer, header, jsonContent } from "../../schemas/openapi.ts";
-import { OPEN_SECURITY, PLAYBACK_SECURITY } from "../../access/plugin.ts";
+import { FILE_REQUEST_HEADERS, Integer, header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
+import { OPEN_SECURITY, PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 
 const VideoBytes = t.String({ format: "binary", description: "The stored file's bytes (or the requested range)" });
 
@@ -44,13 +44,7 @@ const staticEntityHeaders = {
 };
 
 const StreamParams = [
-  {
-    name: "id",
-    in: "path",
-    required: true,
-    description: "Video id",
-    schema: t.String({ pattern: VIDEO_ID_PATTERN.source, examples: ["q7cN0l1dQ5m0tS9xYk3eZA"] }),
-  },
+  VIDEO_ID_PARAMETER,
   {
     name: "download",
     in: "query",
@@ -80,12 +74,7 @@ const StreamParams = [
     description: "A playback token (JWT) for this video; needed when its `playback` is `signed`",
     schema: t.String({ examples: ["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJxN2NOMGwxZFE1bTB0Uzl4WWszZVpBIiwiZXhwIjoxNzk1MzkxOTgwfQ.c2lnbmF0dXJl"] }),
   },
-  { name: "Range", in: "header", required: false, description: "`bytes=` ranges (RFC 9110 §14.1.2); up to 64 range-specs", schema: t.String({ examples: ["bytes=0-1048575"] }) },
-  { name: "If-Range", in: "header", required: false, description: "Honour Range only if this validator still matches", schema: t.String() },
-  { name: "If-None-Match", in: "header", required: false, description: "304 when it matches the ETag (weak comparison)", schema: t.String() },
-  { name: "If-Modified-Since", in: "header", required: false, description: "304 when not modified since (ignored with If-None-Match)", schema: t.String() },
-  { name: "If-Match", in: "header", required: false, description: "412 unless it matches the ETag (strong comparison)", schema: t.String() },
-  { name: "If-Unmodified-Since", in: "header", required: false, description: "412 when modified since (ignored with If-Match)", schema: t.String() },
+  ...FILE_REQUEST_HEADERS,
 ];
 
 const streamErrors = {
@@ -119,56 +108,55 @@ const streamErrors = {
   },
 };
 
-function streamOperation(method: "get" | "head") {
-  const head = method === "head";
-  const body = (type: string) => (head ? {} : { content: { [type]: { schema: VideoBytes } } });
+function streamOperation() {
   return {
     security: PLAYBACK_SECURITY,
-    operationId: head ? "headStream" : "getStream",
+    operationId: "getStream",
     tags: ["stream"],
-    summary: head ? "Stream headers only" : "Stream a video",
-    description: head
-      ? "The same status and headers as GET (including Content-Length of the 200 or 206), without a body."
-      : "Serves the stored file of a `ready` video with exact RFC 9110 semantics: byte ranges give 206 (a single part, or multipart/byteranges for several), unsatisfiable ranges 416; validators give 304 (If-None-Match / If-Modified-Since) and 412 (If-Match / If-Unmodified-Since); If-Range is honoured. The body is sent with sendfile(2). `?start=&end=` (seconds) answer a time clip of an MP4/MOV video instead: a complete MP4 (rewritten `moov`, then the interval's media bytes from the stored file) whose first shown frame is the one at `start`. `/api/stream/{id}.mp4` (or the stored container's extension) is the same resource. A stored MP4 that cannot be cut (fragmented, encrypted, a complex edit list, a malformed `moov`) answers 422 `clip_unsupported`.",
+    summary: "Stream a video",
+    description:
+      "Serves the stored file of a `ready` video with exact RFC 9110 semantics: byte ranges give 206 (a single part, or multipart/byteranges for several), unsatisfiable ranges 416; validators give 304 (If-None-Match / If-Modified-Since) and 412 (If-Match / If-Unmodified-Since); If-Range is honoured. The body is sent with sendfile(2). `?start=&end=` (seconds) answer a time clip of an MP4/MOV video instead: a complete MP4 (rewritten `moov`, then the interval's media bytes from the stored file) whose first shown frame is the one at `start`. `/api/stream/{id}.mp4` (or the stored container's extension) is the same resource. A stored MP4 that cannot be cut (fragmented, encrypted, a complex edit list, a malformed `moov`) answers 422 `clip_unsupported`.",
     parameters: StreamParams,
     responses: {
-      200: { description: "The whole file, with the stored container's type (video/mp4, video/webm, audio/mpeg...)", headers: entityHeaders, ...body("video/*") },
+      200: { description: "The whole file, with the stored container's type (video/mp4, video/webm, audio/mpeg...)", headers: entityHeaders, content: { "video/*": { schema: VideoBytes } } },
       206: {
         description: "Partial Content: one range (with Content-Range), or several as multipart/byteranges",
         headers: {
           ...entityHeaders,
           "Content-Range": header(t.String({ description: "For a single range", examples: ["bytes 0-1048575/48213344"] })),
         },
-        ...(head ? {} : { content: { "video/*": { schema: VideoBytes }, "multipart/byteranges": { schema: t.String({ format: "binary", description: "One part per range, each with Content-Type and Content-Range" }) } } }),
+        content: { "video/*": { schema: VideoBytes }, "multipart/byteranges": { schema: t.String({ format: "binary", description: "One part per range, each with Content-Type and Content-Range" }) } },
       },
       302: {
         description: "With `STORAGE=s3` and `S3_DELIVERY=redirect`: a presigned URL of the object, which answers the ranges itself",
         headers: { Location: header(t.String({ format: "uri" }), true) },
       },
       304: { description: "Not Modified: If-None-Match / If-Modified-Since matched", headers: notModifiedHeaders },
+      ...PLAYBACK_OWNER_RESPONSES,
       403: {
         description: "The video is `signed` and the request has no valid `?token=` for it (nor the API key). `code`: `token_missing`, `token_malformed`, `token_invalid`, `token_wrong_video` or `token_expired`. Checked before any precondition.",
         content: jsonContent(errorSchema("No valid playback token", "token_expired", "The playback token has expired")),
       },
       ...streamErrors,
     },
+    ...moreDocs({
+      head: { operationId: "headStream", summary: "Stream headers only", description: "The same status and headers as GET (including Content-Length of the 200 or 206), without a body." },
+    }),
   };
 }
 
-function staticOperation(method: "get" | "head") {
-  const head = method === "head";
-  const body = head ? {} : { content: { "*/*": { schema: t.String({ format: "binary" }) } } };
+function staticOperation() {
+  const body = { content: { "*/*": { schema: t.String({ format: "binary" }) } } };
   return {
     security: OPEN_SECURITY,
-    operationId: head ? "headStaticFile" : "getStaticFile",
+    operationId: "getStaticFile",
     tags: ["static"],
-    summary: head ? "A static file's headers only" : "A file from STATIC_DIR",
-    description: head
-      ? "The same status and headers as GET, without a body."
-      : "Any file under STATIC_DIR (the path may contain slashes; dotfiles, including ones reached through a symlink, `..`, symlinks leaving the folder and paths over 4096 characters are a 404), typed by the URL's extension, with the same range, validator and HEAD semantics as the stream.",
+    summary: "A file from STATIC_DIR",
+    description:
+      "Any file under STATIC_DIR (the path may contain slashes; dotfiles, including ones reached through a symlink, `..`, symlinks leaving the folder and paths over 4096 characters are a 404), typed by the URL's extension, with the same range, validator and HEAD semantics as the stream.",
     parameters: [
       { name: "path", in: "path", required: true, description: "Path below /static/, percent-encoded once", schema: t.String({ examples: ["player/index.html"] }) },
-      ...StreamParams.filter((p) => p.in === "header"),
+      ...FILE_REQUEST_HEADERS,
     ],
     responses: {
       200: { description: "The file", headers: staticEntityHeaders, ...body },
@@ -178,13 +166,14 @@ function staticOperation(method: "get" | "head") {
       412: streamErrors[412],
       416: streamErrors[416],
     },
+    ...moreDocs({ head: { operationId: "headStaticFile", summary: "A static file's headers only" } }),
   };
 }
 
 /** Path items merged over the generated ones (keys are OpenAPI templated paths). */
 export const extraPaths = {
-  "/api/stream/{id}": { get: streamOperation("get"), head: streamOperation("head") },
-  "/static/{path}": { get: staticOperation("get"), head: staticOperation("head") },
+  "/api/stream/{id}": { get: streamOperation() },
+  "/static/{path}": { get: staticOperation() },
 };
 
 /** Routes whose generated entries are replaced by `extraPaths` (Elysia path → OpenAPI path). */

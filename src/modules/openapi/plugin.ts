@@ -15,6 +15,7 @@ import { OPENAPI_DIR, ROOT } from "../../paths.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { errorResponse } from "../../http/errors.ts";
 import { pageHeaders } from "../../http/page-headers.ts";
+import { mergeRouteDocs } from "../../schemas/openapi.ts";
 import pkg from "../../../package.json" with { type: "json" };
 import { extraPaths, replacedRoutes } from "./paths.ts";
 
@@ -111,6 +112,11 @@ export function openapiRoutes() {
       },
       { params: t.Object({ file: t.String() }), detail: { hide: true } },
     )
+    // What routes document beside their schemas (`moreDocs`), merged into the generated spec.
+    // Local to this instance: it runs for the plugin's spec route only.
+    .onAfterHandle(({ path, response }) => {
+      if (path === SPEC_PATH && typeof response === "object" && response !== null && !(response instanceof Response)) mergeRouteDocs(response);
+    })
     .use(
       openapi({
         // The spec only (GET /swagger/json); the page is above.

@@ -1,15 +1,15 @@
 /** `GET`/`HEAD /api/videos/:id/thumbnail.jpg[?t=&width=]`: frames through the file engine. */
 import { Elysia, t } from "elysia";
-import { PLAYBACK_SECURITY } from "../../access/plugin.ts";
+import { PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { HttpError } from "../../http/errors.ts";
 import type { ObjectServer } from "../../storage/serve.ts";
-import { Integer, header, jsonContent } from "../../schemas/openapi.ts";
+import { FILE_REQUEST_HEADERS, Integer, header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
 import { assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
-import { BadRequest, VideoIdParams } from "../../schemas/video.ts";
+import { BadRequest, VIDEO_ID_PARAMETER, VideoIdParams } from "../../schemas/video.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import { MAX_TIME_STEPS, TIME_STEP_MS, WIDTH_LADDER } from "./grid.ts";
 import { MAX_WIDTH, MIN_WIDTH, type Thumbnails } from "./service.ts";
@@ -102,6 +102,7 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
             content: { "image/jpeg": { schema: Jpeg } },
           },
           304: { description: "Not modified (If-None-Match / If-Modified-Since matched)" },
+          401: PLAYBACK_OWNER_RESPONSES[401],
           400: { description: BadRequest.description!, content: jsonContent(errorSchema("Malformed id, `t` or `width`", "bad_request", "query width: must be an integer from 16 to 3840")) },
           403: { description: TokenRefused.description!, content: jsonContent(TokenRefused) },
           404: { description: NoPicture.description!, content: jsonContent(NoPicture) },
@@ -110,7 +111,7 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
           416: { description: RangeNotSatisfiable.description!, content: jsonContent(RangeNotSatisfiable) },
           422: { description: ThumbnailFailed.description!, content: jsonContent(ThumbnailFailed) },
           429: {
-            description: ClientShare.description!,
+            description: `${ClientShare.description!}; or (\`too_many_attempts\`) ${PLAYBACK_OWNER_RESPONSES[429].description.toLowerCase()}, after wrong keys given for a signed video`,
             headers: { "Retry-After": header(Integer({ description: "Seconds to wait before asking again", examples: [2] }), true) },
             content: jsonContent(ClientShare),
           },
@@ -120,6 +121,14 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
             content: jsonContent(t.Object(Busy.properties, { description: "`thumbnails_busy` or `ingest_unavailable`", examples: [...(Busy.examples as unknown[]), ...(Unavailable.examples as unknown[])] })),
           },
         },
+        ...moreDocs({
+          parameters: [
+            VIDEO_ID_PARAMETER,
+            { name: "token", in: "query", required: false, description: "Playback token (JWT) of a `signed` video", schema: t.String() },
+            ...FILE_REQUEST_HEADERS,
+          ],
+          head: { operationId: "headThumbnail", summary: "A poster or thumbnail's headers only" },
+        }),
       },
     },
   );

@@ -7,7 +7,7 @@ import { parsePlayback } from "../../schemas/video.ts";
 import { errorResponse } from "../../http/errors.ts";
 import { videoIdOfUpload } from "./upload-ids.ts";
 import { DEFAULT_DIRECT_UPLOAD_TTL_S, DIRECT_UPLOADS_PATH, MAX_DIRECT_UPLOAD_TTL_S } from "./direct.ts";
-import { header, jsonContent } from "../../schemas/openapi.ts";
+import { header, jsonContent, withoutBodies } from "../../schemas/openapi.ts";
 import { JsonInteger, readJsonBody } from "../../schemas/json-body.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { UPLOADS_PATH, VIDEO_ID_HEADER, type ResumableUploads } from "./tus.ts";
@@ -214,7 +214,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         tags: ["uploads"],
         summary: "tus: how many bytes the server has",
         description: "Resume from `Upload-Offset` after a dropped connection.",
-        responses: {
+        responses: withoutBodies({
           200: {
             description: "The upload's state (no body)",
             headers: {
@@ -229,7 +229,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           ...NotFound,
           ...Gone,
           ...VersionRequired,
-        },
+        }),
       },
     })
     .patch(`${UPLOADS_PATH}/:id`, existing, {

@@ -4,11 +4,11 @@ import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { contentEtag, evaluatePreconditions } from "../../http/conditional.ts";
 import { HttpError, JSON_TYPE, badRequest, preconditionFailed } from "../../http/errors.ts";
-import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
+import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
-import { header, jsonContent } from "../../schemas/openapi.ts";
+import { header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
 import { JsonInteger, readJsonBody } from "../../schemas/json-body.ts";
 import { assertVideoId } from "../../library/ids.ts";
 import {
@@ -17,6 +17,7 @@ import {
   NotFound,
   VideoChangesBody,
   UploadForm,
+  VIDEO_ID_PARAMETER,
   VideoIdParams,
   VideoListSchema,
   VideoSchema,
@@ -61,6 +62,12 @@ const ImportNotFailed = errorSchema(
   "import_not_failed",
   "Only a failed import can be retried, and this video is ready",
 );
+
+/** A video's JSON validator and caching, and the conditional headers its routes read (documented with moreDocs). */
+const VIDEO_ETAG_HEADER = header(t.String({ description: "Strong validator of the video's JSON", examples: ['"3f2a9c1d7e5b8a60"'] }), true);
+const VIDEO_CACHE_CONTROL_HEADER = header(t.String({ description: "`no-cache` for a public video, `private, no-store` for a signed one", examples: ["no-cache"] }), true);
+const IF_NONE_MATCH_PARAMETER = { name: "If-None-Match", in: "header", required: false, description: "304 while the video's ETag matches (weak comparison)", schema: t.String() };
+const IF_MATCH_PARAMETER = { name: "If-Match", in: "header", required: false, description: "412 `precondition_failed` unless the video's ETag still matches (strong comparison): a compare-and-set", schema: t.String() };
 
 const PreconditionFailed = errorSchema("If-Match named an ETag the resource no longer has", "precondition_failed", "A precondition in the request did not hold");
 
@@ -226,6 +233,18 @@ export function videoRoutes(
           summary: "Get a video",
           description:
             "Its status, metadata and URLs. Poll this after an upload until `status` is `ready` or `failed`: it has a strong `ETag`, so a poller that sends it back in `If-None-Match` hears 304 until the video changes, and `PATCH`/`DELETE` take it in `If-Match` (412 when the video changed since). Open for a `public` video (the player needs it); a `signed` one needs `?token=` for it or the API key.",
+          ...moreDocs({
+            responses: {
+              200: { description: "The video", headers: { ETag: VIDEO_ETAG_HEADER, "Cache-Control": VIDEO_CACHE_CONTROL_HEADER } },
+              ...PLAYBACK_OWNER_RESPONSES,
+              304: {
+                description: "Not Modified: the video is unchanged since the ETag sent in If-None-Match",
+                headers: { ETag: VIDEO_ETAG_HEADER, "Cache-Control": VIDEO_CACHE_CONTROL_HEADER },
+              },
+            },
+            parameters: [VIDEO_ID_PARAMETER, IF_NONE_MATCH_PARAMETER, IF_MATCH_PARAMETER],
+            head: { operationId: "headVideo", summary: "A video's validators only" },
+          }),
         },
       },
     )
@@ -255,6 +274,7 @@ export function videoRoutes(
           summary: "Change a video's title or playback policy",
           description:
             "Every process of this server sees the change at once: making a video `signed` refuses token-less playback from the next request on. With `If-Match: <the ETag of GET>`, the change applies only to the video as it was then (412 `precondition_failed` otherwise, nothing changed); the answer carries the new ETag.",
+          ...moreDocs({ responses: { 200: { description: "The video as changed", headers: { ETag: VIDEO_ETAG_HEADER } } }, parameters: [VIDEO_ID_PARAMETER, IF_MATCH_PARAMETER] }),
         },
       },
     )
@@ -323,6 +343,7 @@ export function videoRoutes(
           tags: ["videos"],
           summary: "Delete a video and all its files",
           description: "Removes the row, the stored file, the poster and every thumbnail; stops processing if it is running. Streaming it afterwards answers 404.",
+          ...moreDocs({ parameters: [VIDEO_ID_PARAMETER, IF_MATCH_PARAMETER] }),
           // Documented here rather than with `response`: the plugin renders a t.Void() 204 as invalid OpenAPI.
           responses: {
             204: { description: "Deleted" },
