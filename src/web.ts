@@ -87,11 +87,12 @@ export function createApp(ctx: AppContext, native: NativeRoutes = nativeRoutes(c
     })
     // Every answer gets its X-Request-Id and log line, refusals included.
     .use(requestTelemetry())
+    // Before the guard and the limit: their refusals carry CORS too, so a page can read them.
+    .use(corsRoutes(ctx.config.corsOrigins ?? ["*"]))
     // Credentials first: an unauthenticated request learns nothing, not even a size limit.
     .use(accessRoutes(ctx.access))
     .use(mutationLimit(ctx.access, ctx.config.mutationRateLimit ?? 120))
     .use(bodyLimits(ctx.config.maxUploadBytes))
-    .use(corsRoutes(ctx.config.corsOrigins ?? ["*"]))
     .use(fileServer())
     .use(healthRoutes(native.readiness))
     .use(ctx.config.metrics === false ? new Elysia({ name: "spool.metrics" }) : metricsRoutes(() => ctx.metrics.collect()))

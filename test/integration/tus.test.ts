@@ -12,7 +12,7 @@ import { join } from "node:path";
 import * as tus from "tus-js-client";
 import { expectError, filesUnder, listAll, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeLargeVideo, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
-import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
 
 // Uploads, processing and ffmpeg on a busy 2-core machine take longer than bun's default 5 s.
 setDefaultTimeout(30_000);
@@ -192,9 +192,9 @@ describe("a resumable upload", () => {
       expect(await sha256File(stored)).toBe(await sha256File(source));
       expect(Buffer.from(await Bun.file(stored).arrayBuffer()).equals(data)).toBe(true);
       expect(video.sha256).toBe(await sha256File(source));
-      expect(uploadFiles(id)).toEqual([]);
-      // The upload is over: its URL is gone.
-      expect((await head(uploadUrl)).status).toBe(404);
+      // The upload is over: its bytes left the store, and its URL says it is complete.
+      expect(uploadFiles(id)).toEqual([`${uploadIdOf(uploadUrl)}.done`]);
+      expect((await head(uploadUrl)).headers.get("upload-offset")).toBe(String(data.length));
     } finally {
       proxy.stop();
     }
@@ -294,9 +294,10 @@ describe("an upload whose last byte was stored when the server stopped", () => {
       const video = await waitUntilSettled(second.url, id);
       expect(video.status).toBe("ready");
       expect(await sha256File(join(dataDir, "videos", id, "source.mp4"))).toBe(await sha256File(source));
-      // The upload left the tus store with its hand-over.
-      expect(filesUnder(join(dataDir, "uploads")).filter((name) => name.startsWith(id))).toEqual([]);
-      expect((await head(`${second.url}/api/uploads/${uploadId}`)).status).toBe(404);
+      // The upload left the tus store with its hand-over; its URL says it is complete.
+      expect(filesUnder(join(dataDir, "uploads")).filter((name) => name.startsWith(id))).toEqual([`${uploadId}.done`]);
+      const complete = await head(`${second.url}/api/uploads/${uploadId}`);
+      expect([complete.status, complete.headers.get("upload-offset")]).toEqual([200, String(data.length)]);
     } finally {
       await second.stop();
     }
@@ -413,11 +414,168 @@ describe("the protocol", () => {
     for (const other of ["AAAAAAAAAAAAAAAAAAAAAA", id, "bad!id"]) {
       await expectError(await fetch(`${spool.url}/api/uploads/${other}`, { method: "PATCH", headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: "x" }), 404, "not_found");
     }
+    // tus 1.0.0: a version the server does not speak is 412 with Tus-Version; a PATCH of another body type is 415.
+    for (const version of [undefined, "0.2.2", "2.0.0"]) {
+      const response = await fetch(uploadUrl, { method: "HEAD", headers: version ? { "tus-resumable": version } : {} });
+      expect({ version, status: response.status, supported: response.headers.get("tus-version") }).toEqual({ version, status: 412, supported: "1.0.0" });
+    }
+    const unsupported = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "0.2.2", "upload-length": "10" } });
+    await expectError(unsupported, 412, "tus_version_required");
+    expect(unsupported.headers.get("tus-version")).toBe("1.0.0");
+    for (const type of ["application/octet-stream", "text/plain", undefined]) {
+      const response = await fetch(uploadUrl, { method: "PATCH", headers: { ...TUS, "upload-offset": "0", ...(type ? { "content-type": type } : {}) }, body: new Uint8Array(10) });
+      expect({ type, status: response.status }).toEqual({ type, status: 415 });
+      await expectError(response, 415, "unsupported_media_type");
+    }
+    // Forwarding headers of a proxy chain (a list, upper case) are no reason to refuse: Locations are relative.
+    for (const proto of ["https, http", "HTTPS"]) {
+      const forwarded = { "x-forwarded-proto": proto, "x-forwarded-host": "a.example, b.example" };
+      expect((await fetch(uploadUrl, { method: "HEAD", headers: { ...TUS, ...forwarded } })).status).toBe(200);
+      const created = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...CREATE, ...forwarded, "upload-length": "10" } });
+      expect(created.status).toBe(201);
+      expect(created.headers.get("location")).toStartWith("/api/uploads/");
+      expect((await fetch(`${spool.url}${created.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+    }
     // Something that is not the shape of an upload URL is "no such upload" before any header is read.
     await expectError(await fetch(`${spool.url}/api/uploads/bad!id`, { method: "PATCH", headers: TUS }), 404, "not_found");
     expect((await fetch(`${spool.url}/api/uploads/${id}`, { method: "HEAD", headers: TUS })).status).toBe(404);
     expect((await head(uploadUrl)).headers.get("upload-offset")).toBe("0");
     expect((await fetch(uploadUrl, { method: "DELETE", headers: TUS })).status).toBe(204);
+  });
+});
+
+describe("a completed upload", () => {
+  const octets = { ...TUS, "content-type": "application/offset+octet-stream" };
+  /** Ingest jobs of a video (a hand-over queues exactly one). */
+  const ingestJobs = async (id: string) => (await spool.ctx.jobs.forVideo(id, "ingest")).length;
+  const tmpFiles = () => filesUnder(join(spool.dataDir, "tmp"));
+
+  test("the final PATCH sent again, during its hand-over and after it: one ingest, 204 each time, nothing left in tmp/; HEAD says complete", async () => {
+    const data = Buffer.from(await Bun.file(await makeVideo({ seconds: 2 })).arrayBuffer());
+    const size = String(data.length);
+    const { uploadUrl, id } = await create({ "upload-length": size });
+    const final = fetch(uploadUrl, { method: "PATCH", headers: { ...octets, "upload-offset": "0" }, body: data });
+    // Once every byte is stored, the hand-over (ffprobe) runs; empty PATCHes at the final offset
+    // arrive during it (a client that lost the first answer), then after it.
+    while ((await head(uploadUrl)).headers.get("upload-offset") !== size) await Bun.sleep(1);
+    const again = () => fetch(uploadUrl, { method: "PATCH", headers: { ...octets, "upload-offset": size } });
+    const during = await Promise.all([again(), again(), again()]);
+    expect((await final).status).toBe(204);
+    const after = await Promise.all([again(), again()]);
+    for (const response of [...during, ...after]) {
+      expect(response.status).toBe(204);
+      expect(response.headers.get("upload-offset")).toBe(size);
+      expect(response.headers.get("spool-video-id")).toBe(id);
+    }
+    expect(await ingestJobs(id)).toBe(1);
+    expect(await waitUntilSettled(spool.url, id)).toMatchObject({ status: "ready", size: data.length });
+    expect(tmpFiles()).toEqual([]);
+    // tus 1.0.0: HEAD answers the offset of a completed upload too (a 404 made clients upload it again).
+    const done = await head(uploadUrl);
+    expect(done.status).toBe(200);
+    expect([done.headers.get("upload-offset"), done.headers.get("upload-length"), done.headers.get("cache-control"), done.headers.get("tus-resumable")]).toEqual([size, size, "no-store", "1.0.0"]);
+    await expectError(await fetch(uploadUrl, { method: "PATCH", headers: { ...octets, "upload-offset": "0" }, body: "x" }), 409, "offset_conflict");
+    // Only the upload's own URL says so: the bytes are gone from the store.
+    expect(uploadFiles(id)).toEqual([`${uploadIdOf(uploadUrl)}.done`]);
+    expect((await fetch(`${spool.url}/api/uploads/${id}.${"A".repeat(32)}`, { method: "HEAD", headers: TUS })).status).toBe(404);
+    // Deleting the video forgets it.
+    expect((await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
+    expect(uploadFiles(id)).toEqual([]);
+    expect((await head(uploadUrl)).status).toBe(404);
+  });
+
+  test("a chunked PATCH running past Upload-Length: 413 for it, and the upload it completed is handed over", async () => {
+    const data = Buffer.from(await Bun.file(await makeVideo({ seconds: 1 })).arrayBuffer());
+    const { uploadUrl, id } = await create({ "upload-length": String(data.length) });
+    // The declared bytes, then (once they are stored) more: @tus/server keeps the first and refuses the rest.
+    let pulls = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        pulls++;
+        if (pulls === 1) return controller.enqueue(new Uint8Array(data));
+        if (pulls > 2) return controller.close();
+        await Bun.sleep(300);
+        controller.enqueue(new TextEncoder().encode("trailing bytes the upload did not declare"));
+      },
+    });
+    const over = await fetch(uploadUrl, { method: "PATCH", headers: { ...octets, "upload-offset": "0" }, body, duplex: "half" } as RequestInit);
+    await expectError(over, 413, "payload_too_large");
+    // A client resuming hears the upload is complete and sends nothing more: it must not stay `uploading`.
+    expect(await waitUntilSettled(spool.url, id)).toMatchObject({ status: "ready", size: data.length });
+    expect(await ingestJobs(id)).toBe(1);
+    expect((await head(uploadUrl)).headers.get("upload-offset")).toBe(String(data.length));
+  });
+});
+
+describe("a direct upload URL whose creation fails", () => {
+  const issue = async () => {
+    const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{}" });
+    expect(issued.status).toBe(201);
+    return (await issued.json()) as { uploadUrl: string; videoId: string };
+  };
+
+  test("(a body over its length, a client that hangs up) is not used up: nothing was created, and the retry creates the upload", async () => {
+    const over = await issue();
+    const refused = await fetch(spool.url + over.uploadUrl, { method: "POST", headers: { ...TUS, "content-type": "application/offset+octet-stream", "upload-length": "100" }, body: new Uint8Array(1000) });
+    await expectError(refused, 413, "payload_too_large");
+    expect(await spool.ctx.library.get(over.videoId)).toBeUndefined();
+
+    const cut = await issue();
+    await withCapturedLogs(async (lines) => {
+      const controller = new AbortController();
+      let pulls = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(stream) {
+          if (++pulls > 1) {
+            // The client goes away mid-body.
+            await Bun.sleep(200);
+            controller.abort();
+            return;
+          }
+          stream.enqueue(new Uint8Array(1000));
+        },
+      });
+      const request = fetch(spool.url + cut.uploadUrl, { method: "POST", headers: { ...TUS, "content-type": "application/offset+octet-stream", "upload-length": "100000" }, body, duplex: "half", signal: controller.signal } as RequestInit);
+      await expect(request).rejects.toThrow();
+      const logged = () => lines().filter((l) => l.route === "/api/uploads/direct/:secret");
+      for (let i = 0; i < 250 && logged().length === 0; i++) await Bun.sleep(20);
+      // Logged as what it is (nginx's 499), not as a fault of the server's.
+      expect(logged().map((l) => [l.msg, l.status])).toEqual([["request", 499]]);
+    });
+    expect(await spool.ctx.library.get(cut.videoId)).toBeUndefined();
+
+    for (const { uploadUrl, videoId } of [over, cut]) {
+      const retried = await fetch(spool.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+      expect(retried.status).toBe(201);
+      expect(retried.headers.get("spool-video-id")).toBe(videoId);
+      expect(await spool.ctx.library.get(videoId)).toMatchObject({ status: "uploading" });
+      // Used now: once.
+      await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": "100" } }), 410, "upload_url_used");
+      expect((await fetch(`${spool.url}${retried.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+    }
+  });
+});
+
+describe("what Spool answers before tus does", () => {
+  test("carries CORS and Tus-Resumable, as tus's own answers do: a page on another site can read why (401, a used or unknown direct upload URL)", async () => {
+    const origin = { origin: "https://app.example" };
+    const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, ...origin, "content-type": "application/json" }, body: "{}" });
+    // The key holder's own route is no tus route.
+    expect(issued.headers.get("tus-resumable")).toBeNull();
+    const { uploadUrl } = (await issued.json()) as { uploadUrl: string };
+    const creation = { ...TUS, ...origin, "upload-length": "10" };
+    const created = await fetch(spool.url + uploadUrl, { method: "POST", headers: creation });
+    expect(created.status).toBe(201);
+    const refusals = [
+      [await fetch(spool.url + uploadUrl, { method: "POST", headers: creation }), 410, "upload_url_used"],
+      [await fetch(`${spool.url}/api/uploads/direct/${"x".repeat(43)}`, { method: "POST", headers: creation }), 403, "upload_url_invalid"],
+      [await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: creation }), 401, "unauthorized"],
+    ] as const;
+    for (const [response, status, code] of refusals) {
+      expect({ code, cors: response.headers.get("access-control-allow-origin"), tus: response.headers.get("tus-resumable") }).toEqual({ code, cors: "*", tus: "1.0.0" });
+      await expectError(response, status, code);
+    }
+    expect((await fetch(`${spool.url}${created.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
   });
 });
 

@@ -84,6 +84,14 @@ export class DirectUploads {
     }
   }
 
+  /**
+   * Gives back a URL that a creation request used up and then failed with (nothing was
+   * created): the browser's retry may use it. Only the request that consumed it calls this.
+   */
+  async restore(row: DirectUploadRow): Promise<void> {
+    await this.db.update(this.directUploads).set({ usedAt: null }).where(eq(this.directUploads.id, row.id));
+  }
+
   /** Forgets URLs that expired (or were used) more than a day ago. */
   async sweep(): Promise<void> {
     await this.db.delete(this.directUploads).where(lt(this.directUploads.expiresAt, new Date(this.now() - 24 * 60 * 60 * 1000)));

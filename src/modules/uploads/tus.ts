@@ -19,7 +19,7 @@
  */
 import { uploadBytes } from "../../metrics/metrics.ts";
 import { errorFields, logger } from "../../lib/log.ts";
-import { copyFile, link, mkdir, readFile, readdir, rm, stat } from "node:fs/promises";
+import { copyFile, link, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Server, Upload } from "@tus/server";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
@@ -28,12 +28,26 @@ import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { isVideoId, newVideoId } from "../../library/ids.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import type { DirectUploads } from "./direct.ts";
+import type { FileLocker } from "./file-locker.ts";
 import { newUploadId, videoIdOfUpload } from "./upload-ids.ts";
 
 export const UPLOADS_PATH = "/api/uploads";
 export const DEFAULT_UPLOAD_EXPIRY_MS = 24 * 60 * 60 * 1000;
 /** Response header naming the video an upload becomes. */
 export const VIDEO_ID_HEADER = "Spool-Video-Id";
+
+/** The one tus version spoken (Tus-Resumable, Tus-Version). */
+const TUS_VERSION = "1.0.0";
+/** The body type of every PATCH (tus 1.0.0: otherwise 415). */
+const OFFSET_OCTET_STREAM = "application/offset+octet-stream";
+/**
+ * Forwarding headers @tus/server 2.4.5 validates on every request (a list such as `https, http`,
+ * or `HTTPS`, answered 400) though it reads them only for absolute Locations, which Spool does
+ * not make (`relativeLocation`): they are not passed on.
+ */
+const FORWARDING_HEADERS = ["forwarded", "x-forwarded-proto", "x-forwarded-host"];
+/** Beside a completed upload's id: the size it had, kept after its bytes left the store (see `completedSize`). */
+const COMPLETED_SUFFIX = ".done";
 
 /** tus errors are plain text; Spool's are JSON. Codes for the statuses tus answers with. */
 const TUS_CODES: Record<number, string> = {
@@ -101,6 +115,10 @@ export class ResumableUploads {
   private readonly direct = new WeakMap<Request, DirectUploadRow>();
   /** The upload each creation request registered a video for, answered or not (a failed one has no Location). */
   private readonly creating = new WeakMap<Request, string>();
+  /** Creation requests that used up their direct upload URL (given back if the creation then fails). */
+  private readonly consumed = new WeakSet<Request>();
+  /** The cross-process locks of uploads and of their hand-overs, made with @tus/server. */
+  private locker: Promise<FileLocker> | undefined;
 
   constructor(
     private readonly library: VideoLibrary,
@@ -125,14 +143,18 @@ export class ResumableUploads {
     return (this.server ??= this.makeServer());
   }
 
+  private fileLocker(): Promise<FileLocker> {
+    return (this.locker ??= import("./file-locker.ts").then(({ FileLocker }) => new FileLocker(this.locks)));
+  }
+
   private async makeServer(): Promise<Server> {
-    const [{ Server }, { FileStore }, { FileLocker }] = await Promise.all([import("@tus/server"), import("@tus/file-store"), import("./file-locker.ts")]);
+    const [{ Server }, { FileStore }, locker] = await Promise.all([import("@tus/server"), import("@tus/file-store"), this.fileLocker()]);
     const options = this.options;
     return new Server({
       path: UPLOADS_PATH,
       datastore: new FileStore({ directory: this.directory, expirationPeriodInMilliseconds: this.expiryMs }),
       // Exclusive across every process sharing DATA_DIR, not just this one (WORKERS > 1).
-      locker: new FileLocker(this.locks),
+      locker,
       maxSize: options.maxUploadBytes,
       relativeLocation: true,
       exposedHeaders: [VIDEO_ID_HEADER, "Upload-Expires"],
@@ -144,7 +166,10 @@ export class ResumableUploads {
           const direct = this.direct.get(req);
           const playback = playbackOf(upload.metadata);
           // A direct upload's title and policy were fixed by the key holder who issued it.
-          if (direct) await this.directUploads.consume(direct);
+          if (direct) {
+            await this.directUploads.consume(direct);
+            this.consumed.add(req);
+          }
           await this.library.begin({
             id: videoIdOfUpload(upload.id)!,
             originalFilename: metadataValue(upload.metadata, "filename", "name") ?? "upload",
@@ -159,7 +184,7 @@ export class ResumableUploads {
       },
       onUploadFinish: async (_req, upload) => {
         try {
-          await this.finish(upload.id);
+          await this.finishOnce(upload.id, upload.size ?? upload.offset);
         } catch (error) {
           throw tusError(error);
         }
@@ -170,6 +195,66 @@ export class ResumableUploads {
 
   private dataPath(uploadId: string): string {
     return join(this.directory, uploadId);
+  }
+
+  /**
+   * Hands a completed upload over once, however many requests complete it. @tus/server 2.4.5
+   * lets go of the upload's lock before its finish hook, so a final PATCH sent again (a client
+   * that lost the first one's answer, or an empty PATCH at the final offset) handed the same
+   * bytes over twice: two ingests, and a staged copy left in tmp/ each time. The hand-over
+   * holds a lock of its own (across the processes sharing DATA_DIR); one that comes second
+   * finds the upload completed and answers as the first did. A completed upload leaves its
+   * size behind (`completedSize`), so that its URL still says it is complete.
+   */
+  private async finishOnce(uploadId: string, size: number): Promise<void> {
+    const lock = (await this.fileLocker()).newLock(`${uploadId}${COMPLETED_SUFFIX}`);
+    // Nobody is asked to let go: a second hand-over waits for the first (at most the locker's timeout).
+    await lock.lock(new AbortController().signal, async () => {});
+    try {
+      if ((await this.completedSize(uploadId)) !== undefined) return;
+      await this.finish(uploadId);
+      await writeFile(this.dataPath(uploadId) + COMPLETED_SUFFIX, JSON.stringify({ size }));
+    } finally {
+      await lock.unlock();
+    }
+  }
+
+  /**
+   * The size of an upload that was completed and accepted, for UPLOAD_EXPIRY_MS after: tus
+   * 1.0.0 has HEAD answer the offset of a completed upload too, and a client whose final PATCH's
+   * answer was lost asks it; a 404 there made tus-js-client upload the whole file again, as a
+   * second video. Undefined for any other upload (unknown, refused, still uploading).
+   */
+  private async completedSize(uploadId: string): Promise<number | undefined> {
+    try {
+      const { size } = JSON.parse(await readFile(this.dataPath(uploadId) + COMPLETED_SUFFIX, "utf8")) as { size?: unknown };
+      return typeof size === "number" ? size : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * A PATCH that ran past the declared length stored every byte up to it before @tus/server
+   * refused the rest (413) and skipped its finish hook: the upload is complete, and a client
+   * resuming it hears so and sends nothing more. So it is handed over here, as the hook would
+   * have; the request itself still gets its 413.
+   */
+  private async finishIfComplete(uploadId: string): Promise<void> {
+    let declared: number | undefined;
+    try {
+      declared = (JSON.parse(await readFile(`${this.dataPath(uploadId)}.json`, "utf8")) as { size?: number }).size;
+    } catch {
+      return;
+    }
+    const stored = (await stat(this.dataPath(uploadId)).catch(() => undefined))?.size;
+    if (declared === undefined || stored !== declared) return;
+    try {
+      await this.finishOnce(uploadId, declared);
+    } catch (error) {
+      // Refused (415/422: the video is gone, as after a final PATCH) or failed: logged, not answered.
+      if (!(error instanceof HttpError)) logger("uploads").error({ video: videoIdOfUpload(uploadId), ...errorFields(error) }, "a completed upload could not be handed over");
+    }
   }
 
   /**
@@ -213,7 +298,7 @@ export class ResumableUploads {
       const stored = (await stat(this.dataPath(uploadId)).catch(() => undefined))?.size;
       if (declared === undefined || stored !== declared || (await this.library.get(id))?.status !== "uploading") continue;
       try {
-        await this.finish(uploadId);
+        await this.finishOnce(uploadId, declared);
         resumed++;
       } catch (error) {
         // A refusal ends the upload as the final PATCH's would have. Anything else (a full disk,
@@ -226,10 +311,17 @@ export class ResumableUploads {
     return resumed;
   }
 
-  /** Removes the bytes and info file of video `videoId`'s upload, if any (idempotent). */
+  /** Removes the bytes and info file of video `videoId`'s upload, if any, and what says it completed (idempotent). */
   async discard(videoId: string): Promise<void> {
     if (!isVideoId(videoId)) return;
     for (const uploadId of await this.ids()) if (videoIdOfUpload(uploadId) === videoId) await this.discardUpload(uploadId);
+    for (const uploadId of await this.completedIds()) if (videoIdOfUpload(uploadId) === videoId) await rm(this.dataPath(uploadId) + COMPLETED_SUFFIX, { force: true });
+  }
+
+  /** Ids of the completed uploads whose size is kept. */
+  private async completedIds(): Promise<string[]> {
+    const names = await readdir(this.directory).catch(() => [] as string[]);
+    return names.filter((n) => n.endsWith(COMPLETED_SUFFIX)).map((n) => n.slice(0, -COMPLETED_SUFFIX.length));
   }
 
   private async discardUpload(uploadId: string): Promise<void> {
@@ -281,6 +373,12 @@ export class ResumableUploads {
       if (id && row?.status === "uploading") await this.library.remove(id);
       removed++;
     }
+    // What completed uploads left, once a client could no longer be resuming them.
+    for (const uploadId of await this.completedIds()) {
+      const path = this.dataPath(uploadId) + COMPLETED_SUFFIX;
+      const info = await stat(path).catch(() => undefined);
+      if (info && info.mtimeMs + this.expiryMs <= now) await rm(path, { force: true });
+    }
     await this.directUploads.sweep();
     await this.sweepLocks(now);
     return removed;
@@ -329,39 +427,57 @@ export class ResumableUploads {
    */
   async handleDirect(request: Request, secret: string): Promise<Response> {
     const row = request.method === "OPTIONS" ? undefined : await this.directUploads.usable(secret);
-    const inner = new Request(new URL(UPLOADS_PATH, request.url), { method: request.method, headers: request.headers, body: request.body, duplex: "half" } as RequestInit);
-    if (row) this.direct.set(inner, row);
-    return this.handle(inner);
+    return this.handle(request, { url: new URL(UPLOADS_PATH, request.url).href, ...(row ? { direct: row } : {}) });
+  }
+
+  /**
+   * The request @tus/server answers: the client's, at `url`, without the forwarding headers it
+   * would refuse, and with the client's signal (a hang-up is seen as one: see `handle`).
+   */
+  private forTus(request: Request, url: string): Request {
+    const headers = new Headers(request.headers);
+    for (const name of FORWARDING_HEADERS) headers.delete(name);
+    return new Request(url, { method: request.method, headers, body: request.body, duplex: "half", signal: request.signal } as RequestInit);
   }
 
   /** Answers one tus request; errors get Spool's JSON shape, tus headers are kept. */
-  async handle(request: Request): Promise<Response> {
+  async handle(original: Request, { url = original.url, direct }: { url?: string; direct?: DirectUploadRow } = {}): Promise<Response> {
+    const request = this.forTus(original, url);
+    if (direct) this.direct.set(request, direct);
     let response = await (await this.tus()).handleWeb(request);
     // A client that hung up mid-PATCH makes @tus/server answer 500 (its body stream failed); the
     // bytes that arrived are kept and the upload resumes. Nobody reads this answer: log it as
     // what it is (nginx's 499, "client closed request"), not as a server error.
-    if (response.status === 500 && request.signal.aborted) response = errorResponse(499, "client_closed_request", "The client closed the connection during the upload");
+    if (response.status === 500 && original.signal.aborted) response = errorResponse(499, "client_closed_request", "The client closed the connection during the upload");
     const headers = new Headers(response.headers);
     const lastSegment = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+    const uploadId = request.method === "POST" ? this.creating.get(request) : lastSegment(new URL(request.url).pathname);
     // Bytes stored by this request (an append, or a creation-with-upload).
     if ((request.method === "PATCH" && response.status === 204) || (request.method === "POST" && response.status === 201)) {
       const stored = Number(headers.get("upload-offset") ?? 0) - Number(request.method === "PATCH" ? (request.headers.get("upload-offset") ?? 0) : 0);
       if (stored > 0) uploadBytes.inc({ via: "tus" }, stored);
+    }
+    if (request.method === "PATCH" && response.status === 413 && uploadId && !original.signal.aborted) await this.finishIfComplete(uploadId);
+    // A completed upload's URL: its bytes have left the store, and it still says it is complete.
+    if ((request.method === "HEAD" || request.method === "PATCH") && response.status === 404 && uploadId) {
+      const size = await this.completedSize(uploadId);
+      if (size !== undefined) return completedAnswer(request, headers, size, videoIdOfUpload(uploadId) ?? "");
     }
     if (request.method === "POST" && response.status === 201) {
       const id = videoIdOfUpload(lastSegment(headers.get("location") ?? ""));
       if (id) headers.set(VIDEO_ID_HEADER, id);
     }
     if (request.method === "PATCH" || request.method === "POST") {
-      const uploadId = request.method === "POST" ? this.creating.get(request) : lastSegment(new URL(request.url).pathname);
       const id = uploadId ? videoIdOfUpload(uploadId) : null;
       if (uploadId && id) {
         const row = await this.library.get(id);
         if (request.method === "POST" && response.status >= 400) {
           // A failed creation (a creation-with-upload body over its length, say): its client
-          // got no upload URL, so nothing can resume it. Its video and bytes go at once.
+          // got no upload URL, so nothing can resume it. Its video and bytes go at once, and a
+          // direct upload URL it used up works again: nothing was created (its retry may use it).
           if (row?.status === "uploading") await this.library.remove(id);
           await this.discardUpload(uploadId);
+          if (direct && this.consumed.has(request)) await this.directUploads.restore(direct);
         } else if (row?.status !== "uploading") {
           // An upload that was completed (accepted or refused) leaves the tus store.
           await this.discardUpload(uploadId);
@@ -377,9 +493,8 @@ export class ResumableUploads {
     if (response.status < 400) return new Response(response.body, { status: response.status, headers });
 
     const text = (await response.text()).trim();
-    // tus-node-server answers a missing Upload-Offset or Content-Type with 403; it is a
-    // malformed request like any other, and Spool says so with 400.
-    const status = response.status === 403 ? 400 : response.status;
+    const status = errorStatus(request, response.status);
+    if (status === 412) headers.set("tus-version", TUS_VERSION);
     let body: string;
     try {
       const parsed = JSON.parse(text) as { error?: { code?: unknown } };
@@ -393,4 +508,35 @@ export class ResumableUploads {
     headers.delete("content-length");
     return new Response(request.method === "HEAD" ? null : body, { status, headers });
   }
+}
+
+/**
+ * The status tus 1.0.0 asks for where @tus/server 2.4.5 answers otherwise: a Tus-Resumable it
+ * does not speak is 412 (with Tus-Version, set by the caller), not 400; a PATCH without
+ * `Content-Type: application/offset+octet-stream` is 415, not 400 or 403; a missing
+ * Upload-Offset (403 from @tus/server) is a malformed request like any other, 400.
+ */
+function errorStatus(request: Request, status: number): number {
+  const version = request.headers.get("tus-resumable");
+  if (status === 400 && request.method !== "OPTIONS" && version !== null && version !== TUS_VERSION) return 412;
+  if ((status === 400 || status === 403) && request.method === "PATCH" && request.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase() !== OFFSET_OCTET_STREAM) return 415;
+  return status === 403 ? 400 : status;
+}
+
+/** HEAD or PATCH on a completed upload (see `completedSize`): its final offset, as a tus server says it. */
+function completedAnswer(request: Request, tusHeaders: Headers, size: number, videoId: string): Response {
+  const headers = new Headers(tusHeaders);
+  for (const name of ["content-length", "content-type"]) headers.delete(name);
+  headers.set("tus-resumable", TUS_VERSION);
+  headers.set("upload-offset", String(size));
+  headers.set(VIDEO_ID_HEADER, videoId);
+  if (request.method === "HEAD") {
+    headers.set("upload-length", String(size));
+    headers.set("cache-control", "no-store");
+    return new Response(null, { status: 200, headers });
+  }
+  // A PATCH at the final offset (an empty one, or one resent) changes nothing; anywhere else it conflicts.
+  if (request.headers.get("upload-offset") === String(size)) return new Response(null, { status: 204, headers });
+  headers.set("content-type", "application/json; charset=utf-8");
+  return new Response(JSON.stringify(errorBody("offset_conflict", `This upload is complete at offset ${size}`)), { status: 409, headers });
 }
