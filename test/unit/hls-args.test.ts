@@ -39,7 +39,7 @@ describe("buildTranscodeArgs", () => {
         "[s0]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v0];" +
         "[s1]scale=426:240:flags=bicubic,setsar=1,format=yuv420p[v1];" +
         "[0:a:0]aresample=async=1:first_pts=0,apad,asplit=2[a0][a1];" +
-        "[sb]fps=1/1,scale=160:90:flags=bicubic,setsar=1[sbo]",
+        "[sb]fps=1/1:round=up,settb=AVTB,scale=160:90:flags=bicubic,setsar=1[sbo]",
     );
   });
 

@@ -1,5 +1,6 @@
 /** HLS ladder selection: never above the source's size or bitrate, real steps between rungs. */
 import { describe, expect, test } from "bun:test";
+import { hlsFileName } from "../../src/modules/hls/files.ts";
 import { outputFps, scaledSize, selectLadder, type SourceVideo } from "../../src/modules/hls/ladder.ts";
 
 const src = (width: number, height: number, fps: number | null = 30, bitrate: number | null = null): SourceVideo => ({ width, height, fps, bitrate });
@@ -21,6 +22,14 @@ describe("selectLadder", () => {
     ["portrait 1080x1920: sizes apply to the short side", src(1080, 1920), 720, ["720p 720x1280 2800k", "480p 480x854 1400k", "360p 360x640 800k", "240p 240x426 400k"]],
     ["4:3 source", src(640, 480), undefined, ["480p 640x480 1400k", "360p 480x360 800k", "240p 320x240 400k"]],
     ["odd sizes round to even", src(1001, 563), undefined, ["480p 854x480 1400k", "360p 640x360 800k", "240p 426x240 400k"]],
+    ["a few pixels high: its own size (x264 wants even sizes, 2 at least)", src(14, 8), undefined, ["8p 14x8 400k"]],
+    ["one pixel high", src(9, 1), undefined, ["2p 18x2 400k"]],
+    ["an odd size rounds down", src(15, 9), undefined, ["8p 14x8 400k"]],
+    ["a limit below the smallest rung scales down to it", src(640, 360), 200, ["200p 356x200 400k"]],
+    ["the lowest HLS_MAX_HEIGHT", src(1920, 1080), 144, ["144p 256x144 400k"]],
+    ["an odd limit rounds down, never above it", src(640, 360), 145, ["144p 256x144 400k"]],
+    ["portrait under a low limit", src(360, 640), 200, ["200p 200x356 400k"]],
+    ["a limit above a tiny source keeps the source's size", src(160, 120), 200, ["120p 160x120 400k"]],
   ])("%s", (_name, source, maxSize, expected) => {
     expect(summary(source, maxSize)).toEqual(expected);
   });
@@ -44,6 +53,19 @@ describe("selectLadder", () => {
     const ladder = selectLadder(src(1280, 720, 60));
     expect(ladder[0]).toMatchObject({ name: "720p", fps: 60, videoBitrate: 4_200_000 });
     expect(ladder.every((r) => r.fps === 60)).toBe(true);
+  });
+
+  test("every rendition name is one the ladder routes serve", () => {
+    for (let side = 1; side <= 1200; side++) {
+      for (const maxSize of [144, 145, 200, 239, 240, 1080, 4320]) {
+        for (const ladder of [selectLadder(src(side, side), { maxSize }), selectLadder(src(side * 3, side), { maxSize }), selectLadder(src(side, side * 2), { maxSize })]) {
+          for (const r of ladder) {
+            expect([r.name, hlsFileName(`${r.name}/index.m3u8`), hlsFileName(`${r.name}/seg_00000.m4s`)]).toEqual([r.name, `${r.name}/index.m3u8`, `${r.name}/seg_00000.m4s`]);
+            expect(Math.min(r.width, r.height)).toBeLessThanOrEqual(Math.max(2, Math.min(side, maxSize)));
+          }
+        }
+      }
+    }
   });
 
   test("a source without a frame size is refused", () => {

@@ -43,15 +43,27 @@ describe("parseMediaPlaylist", () => {
 });
 
 describe("measureBandwidth", () => {
+  // RFC 8216 §4.1: the peak is the largest rate of any contiguous run of segments lasting 0.5 to
+  // 1.5 times the target duration.
+  const seg = (duration: number, bytes: number) => ({ duration, bytes });
   test.each([
     ["empty", [], 4, { peak: 0, average: 0 }],
-    ["constant", [{ duration: 4, bytes: 400_000 }, { duration: 4, bytes: 400_000 }], 4, { peak: 800_000, average: 800_000 }],
-    ["peak is the busiest segment", [{ duration: 4, bytes: 200_000 }, { duration: 4, bytes: 600_000 }], 4, { peak: 1_200_000, average: 800_000 }],
-    ["a short last segment is not a peak", [{ duration: 4, bytes: 400_000 }, { duration: 0.5, bytes: 200_000 }, { duration: 4, bytes: 400_000 }, { duration: 0.5, bytes: 200_000 }], 4, { peak: 3_200_000, average: 1_066_667 }],
-    ["a short stub at the end is not a peak", [{ duration: 4, bytes: 400_000 }, { duration: 4, bytes: 400_000 }, { duration: 0.5, bytes: 100_000 }], 4, { peak: 847_059, average: 847_059 }],
-    ["the peak is never below the average", [{ duration: 4, bytes: 400_000 }, { duration: 0.5, bytes: 100_000 }], 4, { peak: 888_889, average: 888_889 }],
-    ["a half-length last segment still counts", [{ duration: 4, bytes: 400_000 }, { duration: 2, bytes: 300_000 }], 4, { peak: 1_200_000, average: 933_334 }],
-    ["a single short segment counts", [{ duration: 1, bytes: 50_000 }], 4, { peak: 400_000, average: 400_000 }],
+    ["constant", [seg(4, 400_000), seg(4, 400_000)], 4, { peak: 800_000, average: 800_000 }],
+    ["peak is the busiest segment", [seg(4, 200_000), seg(4, 600_000)], 4, { peak: 1_200_000, average: 800_000 }],
+    // A short last segment is too short alone but counts with the one before: 152029 B in 2.4 s.
+    ["a short last segment, with the one before (the 4.4 s repro)", [seg(2, 122_113), seg(0.4, 29_916)], 2, { peak: 506_764, average: 506_764 }],
+    ["a short stub at the end, with the one before", [seg(4, 400_000), seg(4, 400_000), seg(0.5, 100_000)], 4, { peak: 888_889, average: 847_059 }],
+    ["a dense stub is not a peak alone", [seg(4, 400_000), seg(4, 400_000), seg(0.5, 400_000)], 4, { peak: 1_422_223, average: 1_129_412 }],
+    ["short segments in the middle count with their neighbours (0.5+4+0.5 s)", [seg(4, 400_000), seg(0.5, 200_000), seg(4, 400_000), seg(0.5, 200_000)], 4, { peak: 1_280_000, average: 1_066_667 }],
+    ["a run up to exactly 1.5x the target counts", [seg(4, 400_000), seg(2, 300_000)], 4, { peak: 1_200_000, average: 933_334 }],
+    ["a run up to exactly 0.5x the target counts", [seg(1, 100_000), seg(1, 150_000), seg(4, 100_000)], 4, { peak: 1_000_000, average: 466_667 }],
+    ["short segments pair up into runs", [seg(1, 50_000), seg(1, 50_000), seg(1, 200_000), seg(4, 200_000)], 4, { peak: 1_000_000, average: 571_429 }],
+    // [4.4, 1.9] would be 380953 b/s, but 6.3 s is more than 6: the 1.9 s segment is in no run.
+    ["runs longer than 1.5x the target do not count", [seg(4.4, 100_000), seg(1.9, 200_000), seg(4.4, 100_000)], 4, { peak: 299_066, average: 299_066 }],
+    // Only the 4.4 s segment qualifies alone ([1.9, 4.4] is 6.3 s); the average is the floor.
+    ["never below the average", [seg(1.9, 500_000), seg(4.4, 100_000), seg(1.9, 500_000)], 4, { peak: 1_073_171, average: 1_073_171 }],
+    ["fallback: a video shorter than half the target is its own peak", [seg(1, 50_000)], 4, { peak: 400_000, average: 400_000 }],
+    ["fallback: two segments shorter than half the target together", [seg(0.5, 50_000), seg(0.5, 100_000)], 4, { peak: 1_200_000, average: 1_200_000 }],
   ])("%s", (_name, segments, target, expected) => {
     expect(measureBandwidth(segments, target)).toEqual(expected);
   });

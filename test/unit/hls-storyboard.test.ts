@@ -54,6 +54,21 @@ describe("storyboardVtt", () => {
     );
   });
 
+  // The cues cover 0 to the duration with no gap, even when fewer thumbnails than planned were
+  // made (ffmpeg may not make one for a short tail): the last one then stands for the rest.
+  const cues = (vtt: string) => [...vtt.matchAll(/(\S+) --> (\S+)\n\S+#xywh=(\d+),(\d+)/g)].map((m) => `${m[1]}-${m[2]} ${m[3]},${m[4]}`);
+  test.each([
+    ["4.4 s, every thumbnail made", 4.4, undefined, ["00:00:00.000-00:00:01.000 0,0", "00:00:01.000-00:00:02.000 160,0", "00:00:02.000-00:00:03.000 320,0", "00:00:03.000-00:00:04.000 480,0", "00:00:04.000-00:00:04.400 640,0"]],
+    ["4.4 s, the tail's thumbnail missing", 4.4, 4, ["00:00:00.000-00:00:01.000 0,0", "00:00:01.000-00:00:02.000 160,0", "00:00:02.000-00:00:03.000 320,0", "00:00:03.000-00:00:04.400 480,0"]],
+    ["5.5 s, two missing", 5.5, 4, ["00:00:00.000-00:00:01.000 0,0", "00:00:01.000-00:00:02.000 160,0", "00:00:02.000-00:00:03.000 320,0", "00:00:03.000-00:00:05.500 480,0"]],
+    ["4 s exactly", 4, undefined, ["00:00:00.000-00:00:01.000 0,0", "00:00:01.000-00:00:02.000 160,0", "00:00:02.000-00:00:03.000 320,0", "00:00:03.000-00:00:04.000 480,0"]],
+    ["shorter than an interval", 0.3, undefined, ["00:00:00.000-00:00:00.300 0,0"]],
+    ["one thumbnail for a longer video", 2.5, 1, ["00:00:00.000-00:00:02.500 0,0"]],
+  ])("%s", (_name, duration, made, expected) => {
+    const plan = planStoryboard(duration, { width: 640, height: 360 })!;
+    expect(cues(storyboardVtt({ ...plan, count: made ?? plan.count }, duration))).toEqual(expected);
+  });
+
   test("rows advance after a full row; a URL prefix is prepended", () => {
     const plan = planStoryboard(25, { width: 640, height: 360 })!;
     const vtt = storyboardVtt(plan, 25, "/api/hls/x/");

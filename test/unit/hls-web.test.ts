@@ -16,6 +16,12 @@ describe("hlsFileName", () => {
     ["240p/init_1.mp4", true],
     ["240p/seg_00000.m4s", true],
     ["240p/seg_123456.m4s", true],
+    // A source a few pixels high gets a rendition named after its own short side.
+    ["8p/index.m3u8", true],
+    ["2p/init.mp4", true],
+    ["144p/seg_00000.m4s", true],
+    ["0p/index.m3u8", false],
+    ["12345p/index.m3u8", false],
     ["", false],
     ["source.mp4", false],
     ["../source.mp4", false],

@@ -77,7 +77,9 @@ export function buildTranscodeArgs(plan: TranscodePlan): string[] {
     const sb = plan.storyboard;
     // Single frames here, tiled later: a `tile` filter in this graph holds its output back until a
     // sheet is full, and ffmpeg 5 then reports no progress at all until the very end.
-    graph.push(`[sb]fps=1/${sb.interval},scale=${sb.width}:${sb.height}:flags=bicubic,setsar=1[sbo]`);
+    // round=up: thumbnail k is the frame at k*interval, and a tail shorter than half an interval
+    // still gets one. settb: in the 1/interval time base, -t 4.4 becomes 4 and drops the one at 4 s.
+    graph.push(`[sb]fps=1/${sb.interval}:round=up,settb=AVTB,scale=${sb.width}:${sb.height}:flags=bicubic,setsar=1[sbo]`);
   }
 
   const args = [

@@ -25,7 +25,9 @@ export const PLAYLIST_CACHE_CONTROL = "public, max-age=5";
 /** Segments, init segments and sprite sheets never change under their URL. */
 export const SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable";
 
-const FILE_PATTERN = /^(?:master\.m3u8|storyboard\.vtt|storyboard_\d{1,6}\.jpg|\d{2,4}p\/(?:index\.m3u8|init(?:_\d{1,3})?\.mp4|seg_\d{5,9}\.m4s))$/;
+// Rendition names are selectLadder's: the standard rungs, or a small source's own short side
+// (2p and up), so one digit is a name too.
+const FILE_PATTERN = /^(?:master\.m3u8|storyboard\.vtt|storyboard_\d{1,6}\.jpg|[1-9]\d{0,3}p\/(?:index\.m3u8|init(?:_\d{1,3})?\.mp4|seg_\d{5,9}\.m4s))$/;
 
 /** The file name under hls/ for a request's remaining path, or null when it is not one we serve. Pure. */
 export function hlsFileName(rest: string): string | null {

@@ -93,9 +93,10 @@ export function selectLadder(source: SourceVideo, options: LadderOptions = {}): 
     ladder.push({ name: rung.name, ...scaledSize(source, rung.size), fps, videoBitrate, audioBitrate: rung.audioBitrate });
   }
   if (ladder.length === 0) {
-    // Smaller than the smallest rung: one rendition at the source's own size.
+    // No rung fits: one rendition at the source's own size, or at HLS_MAX_HEIGHT when that is
+    // below the smallest rung; rounded down to even, so it is above neither (2 at least, for x264).
     const smallest = rungs[rungs.length - 1] ?? { videoBitrate: 400_000, audioBitrate: 64_000 };
-    const size = even(shortSide);
+    const size = Math.max(2, Math.floor(limit / 2) * 2);
     ladder.push({
       name: `${size}p`,
       ...scaledSize(source, size),

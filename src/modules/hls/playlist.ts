@@ -56,23 +56,35 @@ export interface Bandwidth {
   average: number;
 }
 
+/** EXTINF durations carry six decimals: run lengths on a boundary must not miss it by rounding. */
+const DURATION_EPSILON = 1e-6;
+
 /**
  * BANDWIDTH is the peak segment bit rate and AVERAGE-BANDWIDTH the average (RFC 8216 §4.3.4.2).
- * A last segment much shorter than the target is a stub whose rate says little (a keyframe in a
- * fraction of a second); it counts toward the average but not the peak.
+ * The peak is §4.1's: the largest bit rate of any run of contiguous segments lasting between 0.5
+ * and 1.5 times the target duration, so a short segment counts only together with its neighbours.
  */
 export function measureBandwidth(segments: readonly SegmentSize[], targetDuration: number): Bandwidth {
   if (segments.length === 0) return { peak: 0, average: 0 };
-  let bytes = 0;
-  let seconds = 0;
+  const min = 0.5 * targetDuration - DURATION_EPSILON;
+  const max = 1.5 * targetDuration + DURATION_EPSILON;
   let peak = 0;
-  segments.forEach((s, i) => {
-    bytes += s.bytes;
-    seconds += s.duration;
-    const stub = i === segments.length - 1 && segments.length > 1 && s.duration < targetDuration / 2;
-    if (!stub && s.duration > 0) peak = Math.max(peak, (s.bytes * 8) / s.duration);
-  });
+  for (let i = 0; i < segments.length; i++) {
+    let bytes = 0;
+    let seconds = 0;
+    for (let j = i; j < segments.length; j++) {
+      bytes += segments[j]!.bytes;
+      seconds += segments[j]!.duration;
+      if (seconds > max) break;
+      if (seconds >= min && seconds > 0) peak = Math.max(peak, (bytes * 8) / seconds);
+    }
+  }
+  const bytes = segments.reduce((sum, s) => sum + s.bytes, 0);
+  const seconds = segments.reduce((sum, s) => sum + s.duration, 0);
   const average = seconds > 0 ? (bytes * 8) / seconds : 0;
+  // No run qualifies when the whole rendition lasts less than half the target (a very short
+  // video): its one rate is then the peak. The average is a floor too: with uneven segments the
+  // qualifying runs may leave a busy one out, and BANDWIDTH below AVERAGE-BANDWIDTH is nonsense.
   return { peak: Math.ceil(Math.max(peak, average)), average: Math.ceil(average) };
 }
 

@@ -64,7 +64,9 @@ export function storyboardVtt(plan: StoryboardPlan, duration: number, urlPrefix 
   const lines = ["WEBVTT", ""];
   for (let k = 0; k < plan.count; k++) {
     const start = k * plan.interval;
-    const end = Math.min((k + 1) * plan.interval, duration);
+    // The last thumbnail stands for the rest of the video, so the cues cover it to the end even
+    // when ffmpeg made fewer thumbnails than planned.
+    const end = k === plan.count - 1 ? duration : Math.min((k + 1) * plan.interval, duration);
     if (end <= start) break;
     const index = k % perSheet;
     const x = (index % plan.columns) * plan.width;
