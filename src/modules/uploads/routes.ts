@@ -25,9 +25,9 @@ const commonHeaders = {
 const expires = header(t.String({ description: "When this unfinished upload expires (UPLOAD_EXPIRY_MS after creation); 410 afterwards", examples: ["Mon, 23 Nov 2026 10:00:00 GMT"] }));
 const videoIdHeader = header(t.String({ description: "The video this upload becomes: GET /api/videos/{id}", examples: ["q7cN0l1dQ5m0tS9xYk3eZA"] }));
 
-function tusError(status: number, description: string, code: string, message: string) {
+function tusError(status: number, description: string, code: string, message: string, headers: Record<string, ReturnType<typeof header>> = {}) {
   const schema = errorSchema(description, code, message);
-  return { [status]: { description, headers: commonHeaders, content: jsonContent(schema) } };
+  return { [status]: { description, headers: { ...commonHeaders, ...headers }, content: jsonContent(schema) } };
 }
 
 const UploadIdParams = t.Object({
@@ -55,16 +55,19 @@ const DirectUploadSchema = t.Object(
 );
 
 const BadRequest = tusError(400, "A required tus header is missing or invalid (Upload-Length, Upload-Metadata, Upload-Offset, Content-Type)", "bad_request", "Upload-Offset header required");
-const NotFound = tusError(404, "No such upload (never created, completed, terminated or swept)", "not_found", "The file for this url was not found");
-const Gone = tusError(410, "The upload expired before it was completed", "upload_expired", "The file for this url no longer exists");
-const VersionRequired = tusError(412, "Tus-Resumable header missing or unsupported", "tus_version_required", "Tus-Resumable Required");
+const NotFound = tusError(404, "No such upload: never created, terminated, refused when completed, or expired and swept (a completed one answers as complete for UPLOAD_EXPIRY_MS)", "not_found", "The file for this url was not found");
+const Gone = tusError(410, "The upload expired before it was completed (until the sweep deletes it; then 404)", "upload_expired", "The file for this url no longer exists");
+const VersionRequired = tusError(412, "Tus-Resumable header missing, or a version this server does not speak; Tus-Version says which it does", "tus_version_required", "Tus-Resumable Required", {
+  "Tus-Version": header(t.Literal("1.0.0", { description: "The versions the server speaks" }), true),
+});
 const TooLarge = tusError(
   413,
   "Upload-Length exceeds MAX_UPLOAD_BYTES, or the body more than the upload declared (a creation request refused so keeps no upload and no video)",
   "payload_too_large",
   "Maximum size exceeded",
 );
-const NotMedia = tusError(415, "The completed file is not audio or video; nothing was kept", "unsupported_media_type", "Not a playable audio or video file (Invalid data found when processing input). Spool accepts video and audio files only.");
+const NotMediaDescription = "The completed file is not audio or video; nothing was kept";
+const NotMedia = tusError(415, NotMediaDescription, "unsupported_media_type", "Not a playable audio or video file (Invalid data found when processing input). Spool accepts video and audio files only.");
 const OverLimits = tusError(
   422,
   "The completed file is audio or video but longer than MAX_DURATION_S, with frames larger than MAX_PIXELS (width x height) or faster than MAX_FPS; the message names the limit and the value found. Nothing was kept.",
@@ -246,7 +249,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         tags: ["uploads"],
         summary: "tus: append bytes at an offset",
         description:
-          "When the last byte arrives the file enters the ingest pipeline within this request: 204 with the video `processing` (Spool-Video-Id names it), 415 when the bytes are not audio or video, or 422 when they are longer than MAX_DURATION_S, larger than MAX_PIXELS or faster than MAX_FPS (the upload and its video are then deleted).",
+          "When the last byte arrives the file enters the ingest pipeline within this request: 204 with the video `processing` (Spool-Video-Id names it), 415 when the bytes are not audio or video, or 422 when they are longer than MAX_DURATION_S, larger than MAX_PIXELS or faster than MAX_FPS (the upload and its video are then deleted). It happens once: a PATCH at the final offset of a completed upload (sent again) is 204 and starts nothing. A chunked body running past Upload-Length keeps the bytes up to it and gets 413; if they complete the upload, it is handed over all the same.",
         requestBody: { required: true, content: { "application/offset+octet-stream": { schema: t.String({ format: "binary" }) } } },
         responses: {
           204: {
@@ -259,7 +262,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           ...Gone,
           ...VersionRequired,
           ...TooLarge,
-          ...NotMedia,
+          ...tusError(415, `${NotMediaDescription}; or the body is not \`application/offset+octet-stream\``, "unsupported_media_type", "Not a playable audio or video file (Invalid data found when processing input). Spool accepts video and audio files only."),
           ...OverLimits,
           ...Unavailable,
         },
