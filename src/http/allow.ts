@@ -11,6 +11,8 @@ export interface RouteEntry {
 interface Compiled {
   method: string;
   pattern: RegExp;
+  /** No parameter or wildcard: the path names one resource. */
+  literal: boolean;
 }
 
 function compile(path: string): RegExp {
@@ -22,10 +24,15 @@ function compile(path: string): RegExp {
 }
 
 export function methodTable(routes: readonly RouteEntry[]): (path: string) => string[] {
-  const compiled: Compiled[] = routes.filter((r) => r.method !== "ALL").map((r) => ({ method: r.method.toUpperCase(), pattern: compile(r.path) }));
+  const compiled: Compiled[] = routes
+    .filter((r) => r.method !== "ALL")
+    .map((r) => ({ method: r.method.toUpperCase(), pattern: compile(r.path), literal: !/(^|\/)[:*]/.test(r.path) }));
   return (path) => {
-    const methods = new Set<string>();
-    for (const route of compiled) if (route.pattern.test(path)) methods.add(route.method);
+    const matching = compiled.filter((route) => route.pattern.test(path));
+    // A path a route names literally is that resource, not one of a parameter's: /api/videos/events
+    // is the feed (GET), not a video that has PATCH and DELETE.
+    const literal = matching.filter((route) => route.literal);
+    const methods = new Set<string>((literal.length ? literal : matching).map((route) => route.method));
     // A GET route answers HEAD too.
     if (methods.has("GET")) methods.add("HEAD");
     return [...methods].sort();

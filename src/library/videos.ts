@@ -69,19 +69,42 @@ function encodeCursor(row: Pick<VideoRow, "createdAt" | "id">): string {
   return Buffer.from(`${row.createdAt.getTime()}:${row.id}`).toString("base64url");
 }
 
+/**
+ * The times a cursor may name: years 1 to 9999, which both databases store. Past them a safe
+ * integer is no Date (NaN bound on SQLite: an empty page) or one PostgreSQL cannot read (+275760-...).
+ */
+const CURSOR_MIN_MS = Date.parse("0001-01-01T00:00:00.000Z");
+const CURSOR_MAX_MS = Date.parse("9999-12-31T23:59:59.999Z");
+
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const text = Buffer.from(cursor, "base64url").toString();
   const colon = text.indexOf(":");
   const ms = Number(text.slice(0, colon));
-  if (colon < 1 || !Number.isSafeInteger(ms)) throw new HttpError(400, "bad_request", "cursor is not one this API returned");
+  if (colon < 1 || !Number.isSafeInteger(ms) || ms < CURSOR_MIN_MS || ms > CURSOR_MAX_MS) throw new HttpError(400, "bad_request", "cursor is not one this API returned");
   return { createdAt: new Date(ms), id: text.slice(colon + 1) };
 }
 
 /** One limit for titles, however they arrive (PATCH, multipart field, tus metadata, CLI). */
 export const MAX_TITLE_LENGTH = 500;
+/**
+ * A request schema's `maxLength` for a title: TypeBox counts UTF-16 units, so a cheap bound only
+ * (two units a character, and as many again for the whitespace the trim removes).
+ */
+export const TITLE_SCHEMA_MAX_LENGTH = 4 * MAX_TITLE_LENGTH;
 
-function checkedTitle(title: string): string {
-  if (title.length > MAX_TITLE_LENGTH) throw new HttpError(400, "bad_request", `title: at most ${MAX_TITLE_LENGTH} characters`);
+/** A title's length in characters (code points), as MAX_TITLE_LENGTH counts them. */
+function titleLength(title: string): number {
+  let n = 0;
+  for (const _ of title) n++;
+  return n;
+}
+
+/**
+ * Characters are code points, not UTF-16 units: 500 emoji fit. Request schemas bound titles
+ * only loosely (TITLE_SCHEMA_MAX_LENGTH units); this is the limit, on the trimmed title.
+ */
+export function checkedTitle(title: string): string {
+  if (titleLength(title) > MAX_TITLE_LENGTH) throw new HttpError(400, "bad_request", `title: at most ${MAX_TITLE_LENGTH} characters`);
   return title;
 }
 
@@ -196,7 +219,7 @@ export class VideoLibrary {
     const row = {
       id: meta.id ?? newVideoId(),
       // A title someone chose must fit; one made from a file name is simply cut.
-      title: meta.title?.trim() ? checkedTitle(meta.title.trim()) : titleFromFilename(meta.originalFilename).slice(0, MAX_TITLE_LENGTH),
+      title: meta.title?.trim() ? checkedTitle(meta.title.trim()) : [...titleFromFilename(meta.originalFilename)].slice(0, MAX_TITLE_LENGTH).join(""),
       originalFilename: meta.originalFilename,
       storagePath: "",
       contentType: DEFAULT_CONTENT_TYPE,

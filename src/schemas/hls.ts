@@ -1,6 +1,7 @@
 /** The `hls` object in a video's JSON. */
 import { t } from "elysia";
 import { HLS_STATUSES, type VideoRow } from "../db/schema.ts";
+import { Integer } from "./openapi.ts";
 
 export const HlsSchema = t.Object(
   {
@@ -9,7 +10,8 @@ export const HlsSchema = t.Object(
         "`none` (not ready yet) → `queued` → `processing` → `ready`; `failed` after the last retry (see `error`); `skipped` when there is no video stream",
       examples: ["processing"],
     }),
-    progress: t.Integer({ minimum: 0, maximum: 100, description: "Percent of the transcode done, from ffmpeg's progress output; 100 when ready", examples: [42] }),
+    // A response field: the plain integer (src/schemas/openapi.ts), not t.Integer's string-or-integer.
+    progress: Integer({ minimum: 0, maximum: 100, description: "Percent of the transcode done, from ffmpeg's progress output; 100 when ready", examples: [42] }),
     error: t.Nullable(
       t.String({
         description: "The last attempt's error (also while a retry is queued), or why there is no ladder (`skipped`); null otherwise",

@@ -13,6 +13,17 @@ import type { TSchema } from "elysia";
 export const Integer = (options?: IntegerOptions) => Type.Integer(options);
 
 /**
+ * A query parameter of Elysia's `t.Integer` or `t.Numeric` (which accept numeric strings, as a
+ * query needs), documented as the number it is: the plugin writes their string branch with a
+ * `default` of 0, which is invalid on a string. For `moreDocs` parameters, which replace the
+ * generated ones; validation stays the route's.
+ */
+export function numericQueryParameter(name: string, schema: TSchema): { name: string; in: "query"; required: false; description?: string; schema: object } {
+  const number = (schema.anyOf as TSchema[] | undefined)?.find((branch) => branch.type !== "string") ?? schema;
+  return { name, in: "query", required: false, description: number.description, schema: number };
+}
+
+/**
  * The request headers the file engine (src/files/serve.ts) reads, for every route it serves:
  * the stream, static files, the HLS ladder, thumbnails.
  */

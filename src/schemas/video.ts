@@ -4,7 +4,7 @@ import { PLAYBACK_POLICIES, VIDEO_STATUSES, type Playback, type VideoRow } from 
 import { badRequest } from "../http/errors.ts";
 import { Integer } from "./openapi.ts";
 import { VIDEO_ID_PATTERN } from "../library/ids.ts";
-import { MAX_TITLE_LENGTH } from "../library/videos.ts";
+import { MAX_TITLE_LENGTH, TITLE_SCHEMA_MAX_LENGTH } from "../library/videos.ts";
 import { HlsSchema, toHlsJson } from "./hls.ts";
 import { errorSchema } from "../http/error-schemas.ts";
 import { withToken } from "../http/path.ts";
@@ -107,7 +107,16 @@ export const ListQuerySchema = t.Object({
 
 export const VideoChangesBody = t.Object(
   {
-    title: t.Optional(t.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: "New title (surrounding whitespace is trimmed)", examples: ["Holiday 2026, edited"] })),
+    title: t.Optional(
+      t.String({
+        minLength: 1,
+        // A bound in UTF-16 units; the limit, in characters, is checked on the trimmed title.
+        maxLength: TITLE_SCHEMA_MAX_LENGTH,
+        description: `New title: 1-${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed`,
+        examples: ["Holiday 2026, edited"],
+        error: `body title: must be a string of 1-${MAX_TITLE_LENGTH} characters`,
+      }),
+    ),
     playback: t.Optional(t.String({ enum: [...PLAYBACK_POLICIES], description: "New playback policy", examples: ["signed"], error: "body playback: must be public or signed" })),
   },
   { description: "The fields to change (at least one)", additionalProperties: false, examples: [{ title: "Holiday 2026, edited" }, { playback: "signed" }] },
@@ -116,7 +125,7 @@ export const VideoChangesBody = t.Object(
 export const UploadForm = t.Object(
   {
     file: t.File({ description: "The video or audio file. Its name and type are informative only: the bytes decide." }),
-    title: t.Optional(t.String({ maxLength: MAX_TITLE_LENGTH, description: "Title (defaults to the file name without extension)" })),
+    title: t.Optional(t.String({ maxLength: TITLE_SCHEMA_MAX_LENGTH, description: `Title: at most ${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed (defaults to the file name without extension)` })),
     playback: t.Optional(t.UnionEnum([...PLAYBACK_POLICIES], { description: "`public` or `signed` (default: DEFAULT_PLAYBACK)", default: undefined })),
   },
   { description: "multipart/form-data" },

@@ -588,6 +588,23 @@ describe("signed playback: HLS, pictures, JSON and the watch page", () => {
     expect(Math.abs(Date.parse(standard.expiresAt) - Date.now() - 3_600_000)).toBeLessThan(5000);
     await expectError(await post({}, "AAAAAAAAAAAAAAAAAAAAAA"), 404, "not_found");
   });
+
+  test("a token offers a thumbnailUrl exactly when the video's JSON has one: not while it is processing, not for audio", async () => {
+    // Probed (it has a width) but not ready yet: its poster answers 409.
+    const row = await spool.ctx.library.begin({ originalFilename: "pending.mp4", playback: "signed" });
+    await spool.ctx.library.markProcessing(row.id, { contentType: "video/mp4", container: "mp4", duration: 6, width: 320, height: 240, videoCodec: "h264", audioCodec: "aac", bitrate: 600_000 });
+    try {
+      const pending = (await (await fetch(`${spool.url}/api/videos/${row.id}`, { headers: AUTH })).json()) as VideoJson;
+      expect({ status: pending.status, thumbnailUrl: pending.thumbnailUrl }).toEqual({ status: "processing", thumbnailUrl: null });
+      await expectError(await fetch(`${spool.url}/api/videos/${row.id}/thumbnail.jpg`, { headers: AUTH }), 409, "not_ready");
+      expect((await mint(row.id)).thumbnailUrl).toBeNull();
+    } finally {
+      await spool.ctx.library.remove(row.id);
+    }
+    // A ready video: the poster, with the token.
+    const ready = await mint(signed.id);
+    expect(ready.thumbnailUrl).toBe(`/api/videos/${signed.id}/thumbnail.jpg?token=${ready.token}`);
+  });
 });
 
 function tusUpload(endpoint: string, data: Buffer, options: Partial<tus.UploadOptions> = {}): Promise<{ url: string; videoId: string }> {

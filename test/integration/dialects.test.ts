@@ -74,6 +74,30 @@ test("a 5 GB size, a 2^53-1 source size, millisecond times and text ids come bac
   expect(typeof postgres.got.size).toBe("number");
 });
 
+test("cursors at the ends of the times both databases store page the same; past them (or no Date at all), 400 on both", async () => {
+  const cursor = (ms: number) => Buffer.from(`${ms}:zzzz`).toString("base64url");
+  const outcome = async (handle: SpoolDb, ms: number) => {
+    const library = new VideoLibrary(handle, new Storage(dir));
+    return library.list({ limit: 10, cursor: cursor(ms) }).then(
+      (page) => page.items.length,
+      (error: { status?: number; message: string }) => `${error.status} ${error.message}`,
+    );
+  };
+  const refused = "400 cursor is not one this API returned";
+  const cases: [number, number | string][] = [
+    [Date.parse("9999-12-31T23:59:59.999Z"), 5],
+    [Date.parse("0001-01-01T00:00:00.000Z"), 0],
+    [Date.parse("9999-12-31T23:59:59.999Z") + 1, refused],
+    [Date.parse("0001-01-01T00:00:00.000Z") - 1, refused],
+    // The largest Date (+275760-09-13), and a safe integer that is no Date (NaN on SQLite, a 500 on PostgreSQL).
+    [8_640_000_000_000_000, refused],
+    [Number.MAX_SAFE_INTEGER, refused],
+  ];
+  for (const [ms, expected] of cases) {
+    expect({ ms, sqlite: await outcome(handles.sqlite, ms), postgres: await outcome(handles.postgres, ms) }).toEqual({ ms, sqlite: expected, postgres: expected });
+  }
+});
+
 test("the migrations made the indexes the schema declares, in both databases", async () => {
   const sqliteIndexes = (handles.sqlite.sqlite!.query("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'").all() as { name: string }[]).map((r) => r.name).sort();
   const pgIndexes = ((await handles.postgres.pg!`SELECT indexname AS name FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey'`) as { name: string }[]).map((r) => r.name).sort();

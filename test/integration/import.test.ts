@@ -111,6 +111,17 @@ describe("import from a URL", () => {
     expect(streamed.equals(Buffer.from(await Bun.file(faststart).arrayBuffer()))).toBe(true);
   });
 
+  test("a title is counted in characters once trimmed: 500 emoji fit, 501 letters do not (nothing created)", async () => {
+    const emoji = "😀".repeat(500);
+    const video = await started(open, { url: src("/faststart.mp4"), title: ` ${emoji} ` });
+    expect(video.title).toBe(emoji);
+    const before = await rowCount(open);
+    const refused = await expectError(await importUrl(open, { url: src("/faststart.mp4"), title: "a".repeat(501) }), 400, "bad_request");
+    expect(refused.error.message).toBe("title: at most 500 characters");
+    expect(await rowCount(open)).toBe(before);
+    expect((await waitUntilSettled(open.url, video.id)).status).toBe("ready");
+  });
+
   test("a moov-at-end source is remuxed to faststart like an upload; the title defaults to the file name", async () => {
     const video = await started(open, { url: src("/moov-at-end.mp4"), playback: "signed" });
     expect(video.title).toBe("moov-at-end");

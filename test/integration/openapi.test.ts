@@ -44,6 +44,15 @@ function resolvePointer(doc: Json, ref: string): unknown {
   return node;
 }
 
+/** Whether a JSON value is an instance of a JSON Schema type. */
+function isOfType(value: unknown, type: string): boolean {
+  if (type === "integer") return Number.isInteger(value);
+  if (type === "null") return value === null;
+  if (type === "array") return Array.isArray(value);
+  if (type === "object") return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof value === type;
+}
+
 /** A JSON Schema (2020-12 dialect, as OpenAPI 3.1 uses it): the structural rules that matter. */
 function checkSchema(doc: Json, schema: unknown, where: string, problems: string[]): void {
   if (typeof schema === "boolean") return;
@@ -61,6 +70,12 @@ function checkSchema(doc: Json, schema: unknown, where: string, problems: string
   if (s.required !== undefined && (!Array.isArray(s.required) || s.required.some((r: unknown) => typeof r !== "string"))) problems.push(`${where}: required must be an array of names`);
   if (s.enum !== undefined && !Array.isArray(s.enum)) problems.push(`${where}: enum must be an array`);
   if (s.examples !== undefined && !Array.isArray(s.examples)) problems.push(`${where}: examples must be an array`);
+  // A default is an instance of its schema's type (openapi-spec-validator refuses
+  // {"type": "string", "default": 0}, which Elysia's t.Integer and t.Numeric once produced).
+  if (s.default !== undefined && s.type !== undefined) {
+    const types = Array.isArray(s.type) ? s.type : [s.type];
+    if (!types.some((type: string) => isOfType(s.default, type))) problems.push(`${where}: default ${JSON.stringify(s.default)} is not of type ${JSON.stringify(s.type)}`);
+  }
   if (s.properties !== undefined) {
     if (typeof s.properties !== "object") problems.push(`${where}: properties must be an object`);
     else for (const [name, child] of Object.entries(s.properties)) checkSchema(doc, child, `${where}.properties.${name}`, problems);
@@ -150,6 +165,8 @@ describe("the OpenAPI description", () => {
       paths: {
         "/a/{id}": { delete: { operationId: "x", responses: { 204: { description: "d", content: { type: "void" } } } } },
         "/b": { get: { operationId: "x", responses: {}, parameters: [{ name: "q", in: "body", schema: { type: "text" } }] } },
+        // What Elysia's t.Integer documents by itself for a query parameter.
+        "/c": { get: { operationId: "c", responses: { 200: { description: "d" } }, parameters: [{ name: "n", in: "query", schema: { anyOf: [{ format: "integer", default: 0, type: "string" }, { type: "integer", default: 1.5 }] } }] } },
       },
     };
     expect(validateOpenApi31(broken)).toEqual([
@@ -160,6 +177,8 @@ describe("the OpenAPI description", () => {
       'GET /b parameter q: invalid type "text"',
       "GET /b: operationId x also used by DELETE /a/{id}",
       "GET /b: empty responses",
+      'GET /c parameter n.anyOf[0]: default 0 is not of type "string"',
+      'GET /c parameter n.anyOf[1]: default 1.5 is not of type "integer"',
     ]);
   });
 
@@ -249,6 +268,14 @@ describe("the OpenAPI description", () => {
     expect(Object.keys(item.get.responses["200"].headers)).toEqual(["ETag", "Cache-Control"]);
     expect(item.get.parameters.map((p: Json) => `${p.in}:${p.name}`)).toEqual(["path:id", "header:If-None-Match", "header:If-Match"]);
     expect(Object.keys(item.patch.responses["200"].headers)).toEqual(["ETag"]);
+    // PATCH reads its body by hand (unknown keys refused), so its body is documented in detail.
+    expect(item.patch.requestBody.content["application/json"].schema.additionalProperties).toBe(false);
+    expect(item.patch.requestBody.content["application/json"].schema.properties.title.description).toContain("1-500 characters");
+    // Both JSON bodies the video routes read: too large (413) or not JSON (415).
+    for (const op of [item.patch, spec.paths["/api/videos/{id}/tokens"].post]) {
+      expect(op.responses["413"].content["application/json"].schema.examples[0].error.code).toBe("payload_too_large");
+      expect(op.responses["415"].content["application/json"].schema.examples[0].error.code).toBe("unsupported_media_type");
+    }
     for (const op of [item.patch, item.delete]) expect(op.parameters.map((p: Json) => `${p.in}:${p.name}`)).toEqual(["path:id", "header:If-Match"]);
     // The extension key that carried them is gone from every operation.
     expect(JSON.stringify(spec)).not.toContain("x-spool-");

@@ -373,6 +373,11 @@ describe("methods", () => {
       ["DELETE", "/health", "GET, HEAD"],
       ["POST", "/ready", "GET, HEAD"],
       ["PUT", "/api/videos/demo", "DELETE, GET, HEAD, PATCH"],
+      // The library feed's path is not a video's, though "events" has the shape of an id.
+      ["DELETE", "/api/videos/events", "GET, HEAD"],
+      ["PATCH", "/api/videos/events", "GET, HEAD"],
+      ["POST", "/api/videos/events", "GET, HEAD"],
+      ["OPTIONS", "/api/videos/events", "GET, HEAD"],
       // A method Bun's router does not know reaches the app, which lists the same methods.
       ["PROPFIND", "/api/stream/demo", "GET, HEAD, OPTIONS"],
       ["PUT", "/api/stream/demo", "GET, HEAD, OPTIONS"],

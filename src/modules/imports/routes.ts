@@ -7,7 +7,7 @@
 import { t } from "elysia";
 import type { VideoRow } from "../../db/schema.ts";
 import { badRequest } from "../../http/errors.ts";
-import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
+import { MAX_TITLE_LENGTH, TITLE_SCHEMA_MAX_LENGTH } from "../../library/videos.ts";
 import { parsePlayback } from "../../schemas/video.ts";
 import { readJsonBody } from "../../schemas/json-body.ts";
 import type { ImportService } from "./service.ts";
@@ -15,7 +15,10 @@ import type { ImportService } from "./service.ts";
 export const ImportBody = t.Object(
   {
     url: t.String({ minLength: 1, maxLength: 8192, description: "An `http` or `https` URL of a video or audio file; the server downloads it (redirects followed, public addresses only unless IMPORT_ALLOW_PRIVATE)", examples: ["https://media.example.com/holiday.mp4"] }),
-    title: t.Optional(t.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: "Title (defaults to the URL's file name without extension)", examples: ["Holiday 2026"] })),
+    title: t.Optional(
+      // A bound in UTF-16 units; the limit, in characters, is checked on the trimmed title.
+      t.String({ minLength: 1, maxLength: TITLE_SCHEMA_MAX_LENGTH, description: `Title: 1-${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed (defaults to the URL's file name without extension)`, examples: ["Holiday 2026"], error: `body title: must be a string of 1-${MAX_TITLE_LENGTH} characters` }),
+    ),
     playback: t.Optional(t.String({ enum: ["public", "signed"], description: "`public` or `signed` (default: DEFAULT_PLAYBACK)", examples: ["public"] })),
   },
   { description: "Import from a URL", additionalProperties: false, examples: [{ url: "https://media.example.com/holiday.mp4", title: "Holiday 2026" }] },

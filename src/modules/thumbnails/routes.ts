@@ -6,7 +6,7 @@ import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { HttpError } from "../../http/errors.ts";
 import type { ObjectServer } from "../../storage/serve.ts";
-import { FILE_REQUEST_HEADERS, Integer, header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
+import { FILE_REQUEST_HEADERS, Integer, header, jsonContent, moreDocs, numericQueryParameter } from "../../schemas/openapi.ts";
 import { assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, VIDEO_ID_PARAMETER, VideoIdParams } from "../../schemas/video.ts";
@@ -124,6 +124,8 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
         ...moreDocs({
           parameters: [
             VIDEO_ID_PARAMETER,
+            numericQueryParameter("t", ThumbnailQuery.properties.t),
+            numericQueryParameter("width", ThumbnailQuery.properties.width),
             { name: "token", in: "query", required: false, description: "Playback token (JWT) of a `signed` video", schema: t.String() },
             ...FILE_REQUEST_HEADERS,
           ],

@@ -2,7 +2,7 @@
 import { Elysia, t } from "elysia";
 import { AUTH_ERRORS, AUTH_RESPONSES, OPEN_SECURITY } from "../../access/plugin.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../../db/schema.ts";
-import { MAX_TITLE_LENGTH } from "../../library/videos.ts";
+import { MAX_TITLE_LENGTH, TITLE_SCHEMA_MAX_LENGTH, checkedTitle } from "../../library/videos.ts";
 import { parsePlayback } from "../../schemas/video.ts";
 import { errorResponse } from "../../http/errors.ts";
 import { videoIdOfUpload } from "./upload-ids.ts";
@@ -36,7 +36,8 @@ const UploadIdParams = t.Object({
 
 const DirectUploadBody = t.Object(
   {
-    title: t.Optional(t.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: "The video's title (default: from the file name the browser sends)" })),
+    // A bound in UTF-16 units; the limit, in characters, is checked on the trimmed title.
+    title: t.Optional(t.String({ minLength: 1, maxLength: TITLE_SCHEMA_MAX_LENGTH, description: `The video's title: 1-${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed (default: from the file name the browser sends)`, error: `body title: must be a string of 1-${MAX_TITLE_LENGTH} characters` })),
     playback: t.Optional(t.String({ enum: [...PLAYBACK_POLICIES], description: "The video's playback policy (default: DEFAULT_PLAYBACK); the browser cannot change it", error: "body playback: must be public or signed" })),
     expiresIn: t.Optional(
       JsonInteger({ minimum: 1, maximum: MAX_DIRECT_UPLOAD_TTL_S, description: `Seconds the URL may be used to start the upload (default ${DEFAULT_DIRECT_UPLOAD_TTL_S}, at most 7 days)`, error: `body expiresIn: must be an integer number of seconds from 1 to ${MAX_DIRECT_UPLOAD_TTL_S}` }),
@@ -89,7 +90,8 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         const body = await readJsonBody(request, DirectUploadBody, { optional: true, usage: 'send nothing, or {"title"?: "...", "playback"?: "public" | "signed", "expiresIn"?: seconds}' });
         ingest.requireTools();
         const issued = await uploads.directUploads.issue({
-          title: body?.title?.trim() || undefined,
+          // Checked now, not when the browser creates the upload: the URL must be usable.
+          title: body?.title?.trim() ? checkedTitle(body.title.trim()) : undefined,
           playback: parsePlayback(body?.playback, "body playback") ?? defaultPlayback,
           expiresIn: body?.expiresIn ?? DEFAULT_DIRECT_UPLOAD_TTL_S,
         });

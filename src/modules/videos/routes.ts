@@ -1,5 +1,5 @@
 /** Library routes: upload, list, read, retitle, delete. */
-import { Elysia, t } from "elysia";
+import { Elysia, NotFoundError, t } from "elysia";
 import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { contentEtag, evaluatePreconditions } from "../../http/conditional.ts";
@@ -8,7 +8,7 @@ import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURIT
 import type { AccessControl } from "../../access/service.ts";
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
-import { header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
+import { header, jsonContent, moreDocs, numericQueryParameter } from "../../schemas/openapi.ts";
 import { JsonInteger, readJsonBody } from "../../schemas/json-body.ts";
 import { assertVideoId } from "../../library/ids.ts";
 import {
@@ -34,6 +34,7 @@ import { receiveUpload } from "./upload.ts";
 import { FEED_ROUTE_OPTIONS, LibraryFeed, feedResponse } from "./feed.ts";
 import { IMPORT_DESCRIPTION, IMPORT_REQUEST_CONTENT, importFromRequest } from "../imports/routes.ts";
 import { isJsonContentType } from "../../http/content-type.ts";
+import { JSON_BODY_LIMIT } from "../body-limit/plugin.ts";
 import type { ImportService } from "../imports/service.ts";
 
 export const PayloadTooLarge = errorSchema(
@@ -68,6 +69,9 @@ const VIDEO_ETAG_HEADER = header(t.String({ description: "Strong validator of th
 const VIDEO_CACHE_CONTROL_HEADER = header(t.String({ description: "`no-cache` for a public video, `private, no-store` for a signed one", examples: ["no-cache"] }), true);
 const IF_NONE_MATCH_PARAMETER = { name: "If-None-Match", in: "header", required: false, description: "304 while the video's ETag matches (weak comparison)", schema: t.String() };
 const IF_MATCH_PARAMETER = { name: "If-Match", in: "header", required: false, description: "412 `precondition_failed` unless the video's ETag still matches (strong comparison): a compare-and-set", schema: t.String() };
+
+const JsonTooLarge = errorSchema("The JSON body declares a Content-Length over 1 MiB: refused before reading", "payload_too_large", `The request body exceeds ${JSON_BODY_LIMIT} bytes, the limit for a JSON body`);
+const NotJson = errorSchema("A body that is not JSON", "unsupported_media_type", "Send the body as application/json");
 
 const PreconditionFailed = errorSchema("If-Match named an ETag the resource no longer has", "precondition_failed", "A precondition in the request did not hold");
 
@@ -191,6 +195,7 @@ export function videoRoutes(
             412: { description: PreconditionFailed.description!, content: jsonContent(PreconditionFailed) },
             ...AUTH_RESPONSES,
           },
+          ...moreDocs({ parameters: [numericQueryParameter("limit", ListQuerySchema.properties.limit)] }),
         },
       },
     )
@@ -250,13 +255,14 @@ export function videoRoutes(
     )
     .patch(
       "/:id",
-      async ({ params, body, request, set }) => {
+      async ({ params, request, set }) => {
+        const id = videoIdFor(request, params.id);
+        const body = await readJsonBody(request, VideoChangesBody, { usage: 'send {"title"?: "...", "playback"?: "public" | "signed"}' });
         const title = body.title?.trim();
         // minLength counts the spaces the trim removes: "   " would otherwise become an empty title.
         if (title === "") throw badRequest("body title: must not be blank");
         if (title === undefined && body.playback === undefined) throw badRequest("body: send `title` and/or `playback`");
         const playback = parsePlayback(body.playback, "body playback");
-        const id = assertVideoId(params.id);
         const current = await library.require(id);
         // If-Match (the ETag of GET): applied only to the video as it was then (a compare-and-set).
         const checked = requireUnchanged(request, current);
@@ -266,12 +272,15 @@ export function videoRoutes(
       },
       {
         params: VideoIdParams,
-        body: VideoChangesBody,
-        response: { 200: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound, 412: PreconditionFailed },
+        // Read by hand: Elysia strips unknown keys before validating, so a misspelt
+        // `"Playback": "signed"` was dropped silently and left the video public.
+        parse: "none",
+        response: { 200: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound, 412: PreconditionFailed, 413: JsonTooLarge, 415: NotJson },
         detail: {
           operationId: "updateVideo",
           tags: ["videos"],
           summary: "Change a video's title or playback policy",
+          requestBody: { required: true, content: jsonContent(VideoChangesBody) },
           description:
             "Every process of this server sees the change at once: making a video `signed` refuses token-less playback from the next request on. With `If-Match: <the ETag of GET>`, the change applies only to the video as it was then (412 `precondition_failed` otherwise, nothing changed); the answer carries the new ETag.",
           ...moreDocs({ responses: { 200: { description: "The video as changed", headers: { ETag: VIDEO_ETAG_HEADER } } }, parameters: [VIDEO_ID_PARAMETER, IF_MATCH_PARAMETER] }),
@@ -286,13 +295,13 @@ export function videoRoutes(
         const minted = await access.tokens.mint(row.id, body?.expiresIn ?? DEFAULT_TOKEN_TTL_S);
         set.status = 201;
         set.headers["cache-control"] = "no-store";
-        return { token: minted.token, expiresAt: minted.expiresAt.toISOString(), ...tokenUrls(row.id, minted.token, !!toVideoJson(row).thumbnailUrl || !!row.width) };
+        return { token: minted.token, expiresAt: minted.expiresAt.toISOString(), ...tokenUrls(row.id, minted.token, toVideoJson(row).thumbnailUrl !== null) };
       },
       {
         params: VideoIdParams,
         // Read by hand: Elysia takes a malformed optional body for none (src/schemas/json-body.ts).
         parse: "none",
-        response: { 201: TokenSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound, 415: errorSchema("A body that is not JSON", "unsupported_media_type", "Send the body as application/json") },
+        response: { 201: TokenSchema, 400: BadRequest, ...AUTH_ERRORS, 404: NotFound, 413: JsonTooLarge, 415: NotJson },
         detail: {
           operationId: "createPlaybackToken",
           tags: ["access"],
@@ -331,7 +340,7 @@ export function videoRoutes(
     .delete(
       "/:id",
       async ({ params, request, set }) => {
-        const id = assertVideoId(params.id);
+        const id = videoIdFor(request, params.id);
         requireUnchanged(request, await library.require(id));
         await library.remove(id);
         set.status = 204;
@@ -355,6 +364,16 @@ export function videoRoutes(
         },
       },
     );
+}
+
+/**
+ * The id of `/api/videos/:id` for a method the feed's path does not have: Elysia routes DELETE
+ * /api/videos/events to `/:id` ("events" has the shape of an id), but that path is the feed's,
+ * so it answers 405 with the feed's Allow (the app's NOT_FOUND handler, src/web.ts).
+ */
+function videoIdFor(request: Request, id: string): string {
+  if (id === "events") throw new NotFoundError(`No route for ${request.method} /api/videos/events`);
+  return assertVideoId(id);
 }
 
 /**
