@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, Page } from "playwright-core";
-import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, TEST_API_KEY, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { hlsSettled, makeSource, upload, waitForVideo, type VideoJson } from "../integration/hls-support.ts";
 import { expectFrame, hasChromium, launch, seekAndPlay, videoState, waitForEvent, withPage } from "./support.ts";
 
@@ -152,6 +152,17 @@ describe("copy link at the current time", () => {
         await page.goto(`${link}&autoplay=1&engine=direct`);
         await waitForEvent(page, "playing");
         expect((await videoState(page)).currentTime).toBeGreaterThanOrEqual(7.3);
+
+        // The owner, signed in, plays with a token made for the page (6 h): it stays the page's.
+        // The link carries none, as the library's "Copy link"; a token for others is minted on purpose.
+        const signedIn = await fetch(`${spool.url}/api/session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: TEST_API_KEY }) });
+        expect(signedIn.status).toBe(204);
+        const [name, value] = signedIn.headers.get("set-cookie")!.split(";")[0]!.split("=") as [string, string];
+        await page.context().addCookies([{ name, value, url: spool.url }]);
+        await page.goto(`${spool.url}/watch/${direct.id}?engine=direct`);
+        await page.waitForFunction(() => document.querySelector("video")!.readyState >= 1);
+        expect(await page.evaluate(() => new URL(document.querySelector("video")!.currentSrc).searchParams.has("token"))).toBe(true);
+        expect(await page.evaluate(() => (window as any).spoolPlayer.shareUrl(2))).toBe(`${spool.url}/watch/${direct.id}?start=2`);
       });
     } finally {
       await fetch(`${spool.url}/api/videos/${direct.id}`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ playback: "public" }) });

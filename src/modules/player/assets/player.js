@@ -196,10 +196,15 @@
   const shareTime = $("share-time");
   const shareLink = $("share-link");
 
-  /** The watch page at `seconds` (tenths, rounded down), with the token this page plays with. */
+  /**
+   * The watch page at `seconds` (tenths, rounded down), with the token the viewer came with. Not
+   * the one a signed-in owner's page plays with: the server made that one for this page, and a
+   * copied link would give anyone six hours of a private video (a token for others is minted on
+   * purpose, as the library says).
+   */
   player.shareUrl = function (seconds) {
     const url = new URL(`/watch/${encodeURIComponent(data.id)}`, location.origin);
-    const token = new URL(data.streamUrl, location.origin).searchParams.get("token");
+    const token = new URLSearchParams(location.search).get("token");
     if (token) url.searchParams.set("token", token);
     const start = Math.floor(Math.max(0, seconds) * 10) / 10;
     if (start > 0) url.searchParams.set("start", String(start));
