@@ -85,6 +85,11 @@ export function createApp(ctx: AppContext, native: NativeRoutes = nativeRoutes(c
       context.set.status = response.status;
       return response;
     })
+    // What a route returns as a value (its JSON) is what its Content-Type says. Answers made as
+    // Responses set their own (errorResponse, the file engine, the pages), as the native routes do.
+    .onAfterHandle({ as: "global" }, ({ response, set }) => {
+      if (!(response instanceof Response)) set.headers["x-content-type-options"] = "nosniff";
+    })
     // Every answer gets its X-Request-Id and log line, refusals included.
     .use(requestTelemetry())
     // Before the guard and the limit: their refusals carry CORS too, so a page can read them.

@@ -35,7 +35,8 @@ export const JSON_TYPE = "application/json; charset=utf-8";
 export function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(errorBody(code, message)), {
     status,
-    headers: { "content-type": JSON_TYPE, "cache-control": "no-store", ...headers },
+    // nosniff: a message may echo what the client sent (an id in the path).
+    headers: { "content-type": JSON_TYPE, "cache-control": "no-store", "x-content-type-options": "nosniff", ...headers },
   });
 }
 

@@ -492,6 +492,27 @@ describe("page headers", () => {
       expect(await response.text()).not.toMatch(/<script>(?!<)/);
     }
   });
+
+  test("every JSON answer says nosniff, errors that echo the request included, native routes and Elysia's alike", async () => {
+    const answers = [
+      ["/api/stream/%3Cscript%3Ealert(1)%3C%2Fscript%3E", {}, 404],
+      ["/api/videos", AUTH, 200],
+      ["/api/videos", {}, 401],
+      ["/api/videos?limit=abc", AUTH, 400],
+      ["/api/videos/demo", {}, 200],
+      ["/api/videos/%3Cb%3E", AUTH, 400],
+      ["/api/nothing-here", AUTH, 404],
+      ["/health", {}, 200],
+      ["/ready", {}, 200],
+      ["/static/%3Cscript%3E.html", {}, 404],
+      ["/api/hls/demo/%3Cscript%3E.m3u8", {}, 404],
+    ] as const;
+    for (const [path, headers, status] of answers) {
+      const response = await fetch(spool.url + path, { headers });
+      const seen = { path, status: response.status, type: response.headers.get("content-type"), nosniff: response.headers.get("x-content-type-options") };
+      expect(seen).toEqual({ path, status, type: expect.stringMatching(/^application\/json/), nosniff: "nosniff" });
+    }
+  });
 });
 
 describe("the process lifecycle", () => {

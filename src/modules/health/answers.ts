@@ -69,7 +69,7 @@ export function readiness(draining: () => boolean, probes: Record<string, () => 
   };
 }
 
-const HEADERS = { "content-type": JSON_TYPE, "cache-control": "no-store" };
+const HEADERS = { "content-type": JSON_TYPE, "cache-control": "no-store", "x-content-type-options": "nosniff" };
 const HEALTHY = JSON.stringify({ status: "ok" });
 
 /** Liveness: the process answers. Never cached by a proxy. */

@@ -505,6 +505,7 @@ export class ResumableUploads {
     }
     headers.set("content-type", "application/json; charset=utf-8");
     headers.set("cache-control", "no-store");
+    headers.set("x-content-type-options", "nosniff");
     headers.delete("content-length");
     return new Response(request.method === "HEAD" ? null : body, { status, headers });
   }

@@ -169,7 +169,7 @@ export function videoRoutes(
         const outcome = evaluatePreconditions(request.method, request.headers, { etag: page.etag, lastModified: Number.NaN });
         if (outcome === "not-modified") return new Response(null, { status: 304, headers });
         if (outcome === "failed") throw preconditionFailed();
-        return new Response(page.body, { headers: { ...headers, "content-type": JSON_TYPE } });
+        return new Response(page.body, { headers: { ...headers, "content-type": JSON_TYPE, "x-content-type-options": "nosniff" } });
       },
       {
         query: ListQuerySchema,
