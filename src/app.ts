@@ -82,7 +82,7 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
   const library = new VideoLibrary(db, new Storage(config.dataDir, objects ? store : null), config.defaultPlayback);
   const jobs = new JobQueue(db);
   const media = MediaTools.locate(config);
-  const thumbnails = new Thumbnails(library.storage, media, { concurrency: config.thumbnailConcurrency, queue: config.thumbnailQueue }, objects);
+  const thumbnails = new Thumbnails(library.storage, media, { concurrency: config.thumbnailConcurrency, queue: config.thumbnailQueue }, objects, (id) => library.ownsFiles(id));
   // Work queued here is looked at at once by this process's worker, if it runs one.
   const wake = () => ctx.worker?.wake();
   const ingest = new IngestPipeline(
@@ -134,6 +134,7 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
   // A deleted video's jobs stop everywhere: cancelled in the queue (a worker elsewhere sees its
   // heartbeat refused), and aborted at once here.
   library.onRemove(async (id) => {
+    thumbnails.cancelVideo(id);
     await jobs.cancelForVideo(id);
     await ctx.worker?.cancelVideo(id);
   });

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { uploadMultipart, waitUntilSettled } from "../helpers/library.ts";
 import { jpegSize } from "../helpers/media.ts";
-import { startTestSpool, testBucketStorage, testS3, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, testBucketStorage, testS3, type TestSpool } from "../helpers/spool.ts";
 import type { S3rver } from "../helpers/s3.ts";
 import { hot } from "../../src/metrics/metrics.ts";
 
@@ -88,4 +88,22 @@ test("frames at other times differ (the cut starts where asked)", async () => {
   const bucket7 = await at(7);
   expect(Buffer.from(bucket7).equals(Buffer.from(local7))).toBe(true);
   expect(Buffer.from(bucket7).equals(Buffer.from(await at(12)))).toBe(false);
+});
+
+test("frames being made while their video is deleted: each answer is the frame or 404 (never 422), and nothing of the video is left in the bucket", async () => {
+  for (const spool of [bucket, local]) {
+    const id = await ingest(spool);
+    // More distinct frames than runs (THUMBNAIL_CONCURRENCY: 2): some run, some wait.
+    const frames = [3, 5, 7, 9, 11, 13].map((t) => fetch(`${spool.url}/api/videos/${id}/thumbnail.jpg?t=${t}&width=320`));
+    await Bun.sleep(150);
+    expect((await fetch(`${spool.url}/api/videos/${id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
+    const statuses = await Promise.all(frames.map(async (answer) => (await answer).status));
+    // A run cut off by the delete, or queued behind it, is for a video that is gone: 404.
+    expect(statuses.filter((s) => s !== 200 && s !== 404)).toEqual([]);
+    expect(statuses).toContain(404);
+    // No frame put after the video's prefix was cleared stays behind (the orphan sweep would take an hour).
+    const left: string[] = [];
+    for await (const object of spool.ctx.store.list(`videos/${id}/`)) left.push(object.key);
+    expect({ server: spool === bucket ? "bucket" : "local", left }).toEqual({ server: spool === bucket ? "bucket" : "local", left: [] });
+  }
 });

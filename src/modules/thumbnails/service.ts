@@ -88,7 +88,13 @@ interface Job {
   controller: AbortController;
   /** Requests waiting for it; when the last one goes away, the job is cancelled. */
   waiters: number;
+  /** The video this frame is of. */
+  videoId: string;
+  /** Cancelled because its video was deleted: its waiters hear 404, as a request after it would. */
+  videoGone?: boolean;
 }
+
+const videoGone = (id: string) => new HttpError(404, "not_found", `No video with id ${id}`);
 
 /** Seconds a refused client is told to wait: never less than 1, never more than this. */
 const MAX_RETRY_AFTER_S = 30;
@@ -118,6 +124,11 @@ export class Thumbnails {
     limits: Partial<ThumbnailLimits> = {},
     /** STORAGE=s3: posters and thumbnails are objects (see `objectFor`). */
     private readonly objects?: ObjectServer,
+    /**
+     * Whether a video still owns files (library.ownsFiles): a frame finished after its video was
+     * deleted, here or by another process, is not kept (see `objectFor`, `settle`).
+     */
+    private readonly owns: (id: string) => Promise<boolean> = async () => true,
   ) {
     const set = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
     this.limits = { ...THUMBNAIL_DEFAULTS, ...set };
@@ -243,6 +254,7 @@ export class Thumbnails {
       const source = this.storage.absolute(row.storagePath);
       job = this.start(
         output,
+        row.id,
         async (signal) => {
           if (!frame.poster) await this.prepareCache(row.id);
           await this.extract(source, output, demuxer, frame.seconds, frame.width, { signal });
@@ -276,7 +288,7 @@ export class Thumbnails {
     let job = this.jobs.get(key);
     if (!job) {
       this.admit(client);
-      job = this.start(key, async (jobSignal) => {
+      job = this.start(key, row.id, async (jobSignal) => {
         const base = join(this.storage.ownTmpDir, crypto.randomUUID());
         const source = `${base}.source`;
         const output = `${base}.jpg`;
@@ -286,6 +298,12 @@ export class Thumbnails {
           await this.extract(source, output, demuxer, at, frame.width, { signal: jobSignal });
           await objects.store.putFile(key, output, { type: "image/jpeg" });
           objects.forget(key);
+          // Deleted meanwhile (here or in another process): its prefix may have been cleared
+          // before this put. Checked after it, so either that clearing or this delete removes it.
+          if (!(await this.owns(row.id))) {
+            await objects.store.delete(key).catch(() => {});
+            throw videoGone(row.id);
+          }
         } finally {
           await rm(source, { force: true });
           await rm(output, { force: true });
@@ -322,12 +340,17 @@ export class Thumbnails {
     return seconds;
   }
 
-  /** Waits for a frame's job; its failure becomes the client's 422 (storage failures stay 503). */
+  /**
+   * Waits for a frame's job; its failure becomes the client's 422 (storage failures stay 503),
+   * or 404 when the video was deleted meanwhile (its source went from under ffmpeg).
+   */
   private async settle(row: VideoRow, job: Job, output: string, signal?: AbortSignal): Promise<void> {
     try {
       await this.wait(job, output, signal);
     } catch (error) {
+      if (job.videoGone && !signal?.aborted) throw videoGone(row.id);
       if (error instanceof HttpError || error instanceof StorageUnavailable) throw error;
+      if (!(await this.owns(row.id))) throw videoGone(row.id);
       logger("thumbnails").error({ video: row.id, ...errorFields(error) }, "no frame could be extracted");
       throw new HttpError(422, "thumbnail_failed", `No frame could be extracted from video ${row.id} at that time`);
     }
@@ -348,10 +371,23 @@ export class Thumbnails {
     }
   }
 
+  /**
+   * A video is being deleted: its frames being made stop (their ffmpeg killed, their queue places
+   * freed), and whoever waits for them hears 404.
+   */
+  cancelVideo(id: string): void {
+    for (const [output, job] of this.jobs) {
+      if (job.videoId !== id) continue;
+      job.videoGone = true;
+      this.jobs.delete(output);
+      job.controller.abort();
+    }
+  }
+
   /** Runs `work` for the frame at `output` (a path, or a key) in a slot, shared by its requests. */
-  private start(output: string, work: (signal: AbortSignal) => Promise<void>, client?: string): Job {
+  private start(output: string, videoId: string, work: (signal: AbortSignal) => Promise<void>, client?: string): Job {
     const controller = new AbortController();
-    const job: Job = { controller, waiters: 0, done: Promise.resolve() };
+    const job: Job = { controller, waiters: 0, done: Promise.resolve(), videoId };
     if (client !== undefined) this.byClient.set(client, (this.byClient.get(client) ?? 0) + 1);
     job.done = this.slot(() => work(controller.signal), controller.signal).finally(() => {
       if (this.jobs.get(output) === job) this.jobs.delete(output);
