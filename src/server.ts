@@ -139,9 +139,11 @@ const log = logger("spool");
 function jobGauges(ctx: AppContext): void {
   const count = async (kind: string, states: string[]) =>
     (await ctx.jobs.activeCounts()).filter((c) => c.kind === kind && states.includes(c.state)).reduce((n, c) => n + c.n, 0);
-  gauge("spool_ingest_jobs", "Videos waiting for or in processing (probe, faststart, poster)", () => count("ingest", ["queued", "running"]));
-  gauge("spool_transcode_jobs_queued", "HLS transcodes waiting for a worker", () => count("transcode", ["queued"]));
-  gauge("spool_transcode_jobs_running", "HLS transcodes running", () => count("transcode", ["running"]));
+  // Every process reads the same queue: not added up across a WORKERS cluster.
+  const shared = { shared: true };
+  gauge("spool_ingest_jobs", "Videos waiting for or in processing (probe, faststart, poster)", () => count("ingest", ["queued", "running"]), shared);
+  gauge("spool_transcode_jobs_queued", "HLS transcodes waiting for a worker", () => count("transcode", ["queued"]), shared);
+  gauge("spool_transcode_jobs_running", "HLS transcodes running", () => count("transcode", ["running"]), shared);
 }
 
 /**

@@ -177,14 +177,17 @@ const readers = new Map<string, () => number | Promise<number>>();
 
 /**
  * A gauge read from the application at scrape time (queue depths, in-flight requests). Metrics
- * are per process: a second server in the same process (tests) replaces the reader.
+ * are per process: a second server in the same process (tests) replaces the reader. `shared`:
+ * every process reads the same value (the database's queue), so a cluster's scrape takes the
+ * largest reading instead of adding it up once per process.
  */
-export function gauge(name: string, help: string, read: () => number | Promise<number>): void {
+export function gauge(name: string, help: string, read: () => number | Promise<number>, { shared = false } = {}): void {
   if (!readers.has(name)) {
     new Gauge({
       name,
       help,
       registers: [registry],
+      ...(shared ? { aggregator: "max" as const } : {}),
       async collect() {
         // A reading that fails (the queue's database in an outage) is NaN, Prometheus's "no
         // value": the rest of the scrape, which matters most then, still answers.

@@ -622,6 +622,23 @@ describe("the process lifecycle", () => {
     }
   });
 
+  test("the queue's gauges are the queue's depth, not once per process: every process reads the same database", async () => {
+    const port = freePort();
+    // No worker anywhere: the demo's processing job waits in the queue.
+    const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", DATA_DIR: join(scratch, "queue-gauges"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY });
+    try {
+      await server.waitFor(["Spool listening", "worker 1 serving"]);
+      const base = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 4; i++) {
+        const text = await (await fetch(`${base}/metrics`, { headers: { ...AUTH, connection: "close" } })).text();
+        expect([sample(text, "spool_ingest_jobs"), sample(text, "spool_transcode_jobs_queued")]).toEqual([1, 0]);
+      }
+    } finally {
+      server.proc.kill("SIGTERM");
+      expect(await server.proc.exited).toBe(0);
+    }
+  });
+
   test("a bad variable stops start-up with one line naming it, exit 2", async () => {
     const bad = spawnSpool({ PORT: "3000", SHUTDOWN_GRACE_MS: "soon", DATA_DIR: join(scratch, "bad") });
     expect(await bad.proc.exited).toBe(2);
