@@ -61,7 +61,8 @@ export interface AppContext {
   /** Deletes failed and abandoned videos after FAILED_RETENTION_MS (the primary process runs it). */
   retention: RetentionSweeper;
   /** Set when shutdown begins: /ready answers 503 from then on. */
-  lifecycle: { draining: boolean };
+  /** `draining` once the server stops; `drain` aborts then (long-lived answers such as event streams end). */
+  lifecycle: { draining: boolean; readonly drain: AbortController };
   /** What GET /metrics answers: this process's registry, or (WORKERS > 1) every process's, summed. */
   metrics: { collect: () => Promise<string> };
   /** Where media objects live (STORAGE): DATA_DIR, or a bucket. */
@@ -130,7 +131,7 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
     uploadExpiryMs: uploads.expiryMs,
   });
   const metrics = { collect: () => registry.metrics() };
-  const ctx: AppContext = { config, db, jobs, worker: undefined, library, catalog, media, ingest, imports, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false }, metrics, store, objects };
+  const ctx: AppContext = { config, db, jobs, worker: undefined, library, catalog, media, ingest, imports, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false, drain: new AbortController() }, metrics, store, objects };
   // A deleted video's jobs stop everywhere: cancelled in the queue (a worker elsewhere sees its
   // heartbeat refused), and aborted at once here.
   library.onRemove(async (id) => {

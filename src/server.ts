@@ -288,6 +288,8 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     apiKeyNotice,
     async stop({ graceMs = 0 } = {}) {
       ctx.lifecycle.draining = true;
+      // Event streams never finish by themselves: they end now (their clients reconnect).
+      ctx.lifecycle.drain.abort();
       clearInterval(tmpSweep);
       orphans?.stop();
       ctx.uploads.stopSweeper();

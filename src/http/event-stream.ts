@@ -1,6 +1,18 @@
+/** What ends a long-lived event stream besides its client. */
+export interface EventStreamBounds {
+  /** Asked every RECHECK_MS; the stream ends when it says no (a signed-out session). */
+  allowed?: (() => Promise<boolean>) | null;
+  /**
+   * The server is shutting down: the stream ends at once (the client reconnects, to another
+   * server or to this one restarted), so it does not hold the drain for SHUTDOWN_GRACE_MS.
+   */
+  until?: AbortSignal;
+}
+
 /** The response of a server-sent event stream: never cached, never buffered by a proxy. */
-export function eventStreamResponse(stream: ReadableStream<Uint8Array>): Response {
-  return new Response(stream, {
+export function eventStreamResponse(stream: ReadableStream<Uint8Array>, { allowed, until }: EventStreamBounds = {}): Response {
+  const bounded = allowed || until ? whileAllowed(stream, allowed ?? (async () => true), RECHECK_MS, until) : stream;
+  return new Response(bounded, {
     headers: {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-store",
@@ -18,8 +30,9 @@ export const RECHECK_MS = 15_000;
  * `stream`, ended as soon as `allowed` says no (asked every `everyMs`): an event stream outlives
  * the check made when it opened, and a session signed out or expired must not keep receiving.
  * A check that fails (the database is away) ends it too: the client reconnects and is asked anew.
+ * `until` ends it when it aborts.
  */
-export function whileAllowed(stream: ReadableStream<Uint8Array>, allowed: () => Promise<boolean>, everyMs = RECHECK_MS): ReadableStream<Uint8Array> {
+export function whileAllowed(stream: ReadableStream<Uint8Array>, allowed: () => Promise<boolean>, everyMs = RECHECK_MS, until?: AbortSignal): ReadableStream<Uint8Array> {
   const reader = stream.getReader();
   let timer: ReturnType<typeof setInterval> | undefined;
   let ended = false;
@@ -37,6 +50,8 @@ export function whileAllowed(stream: ReadableStream<Uint8Array>, allowed: () => 
   return new ReadableStream<Uint8Array>(
     {
       start(controller) {
+        if (until?.aborted) return end(controller);
+        until?.addEventListener("abort", () => end(controller), { once: true });
         timer = setInterval(() => {
           allowed().then(
             (yes) => yes || end(controller),

@@ -555,6 +555,30 @@ describe("the process lifecycle", () => {
     expect(server.output()).toContain('"msg":"stopped"');
   });
 
+  test("SIGTERM with event streams open (a library page, a video page): they end at once, and the server stops without waiting out SHUTDOWN_GRACE_MS", async () => {
+    const port = freePort();
+    const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", DATA_DIR: join(scratch, "sse-drain"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY, SEED_DEMO: "0", SHUTDOWN_GRACE_MS: "60000" });
+    await server.waitFor(["Spool listening"]);
+    const base = `http://127.0.0.1:${port}`;
+    const created = await fetch(`${base}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": "100" } });
+    const id = created.headers.get("spool-video-id")!;
+    const streams = await Promise.all([`${base}/api/videos/events`, `${base}/api/videos/${id}/events`].map((url) => fetch(url, { headers: AUTH })));
+    const readers = streams.map((response) => {
+      expect(response.headers.get("content-type")).toStartWith("text/event-stream");
+      return response.body!.getReader();
+    });
+    for (const reader of readers) expect((await reader.read()).done).toBe(false);
+    const stopped = Date.now();
+    server.proc.kill("SIGTERM");
+    // Each stream ends cleanly (an EventSource then reconnects), and the process exits.
+    for (const reader of readers) {
+      for (;;) if ((await reader.read()).done) break;
+    }
+    expect(await server.proc.exited).toBe(0);
+    expect(Date.now() - stopped).toBeLessThan(10_000);
+    expect(server.output()).not.toContain("grace period over");
+  }, 30_000);
+
   test("WORKERS=2: kill -9 of the primary, and within two seconds nothing serves the port", async () => {
     const port = freePort();
     const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", DATA_DIR: join(scratch, "orphans"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY, SEED_DEMO: "0" });

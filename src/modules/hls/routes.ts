@@ -16,7 +16,7 @@ import { VIDEO_ID_PATTERN, assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, NotFound, VIDEO_ID_PARAMETER, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../../schemas/video.ts";
 import type { HlsService } from "./service.ts";
-import { eventStreamResponse, whileAllowed } from "../../http/event-stream.ts";
+import { eventStreamResponse, type EventStreamBounds } from "../../http/event-stream.ts";
 import { VideoWatch } from "../../library/watch.ts";
 import { SEGMENT_CACHE_CONTROL, type LadderServer } from "./files.ts";
 
@@ -35,7 +35,7 @@ function fingerprint(video: VideoJson): { status: string; progress: string } {
 /** Emits "progress" with `{id, bytes, total}` while a URL import of a video downloads. */
 type DownloadEvents = Pick<EventEmitter, "on" | "off">;
 
-function sseEvents(watch: VideoWatch, request: Request, id: string, first: VideoJson, downloads?: DownloadEvents, allowed: (() => Promise<boolean>) | null = null): Response {
+function sseEvents(watch: VideoWatch, request: Request, id: string, first: VideoJson, downloads?: DownloadEvents, bounds: EventStreamBounds = {}): Response {
   let closed = false;
   let counter = 0;
   let last = fingerprint(first);
@@ -95,7 +95,7 @@ function sseEvents(watch: VideoWatch, request: Request, id: string, first: Video
       cleanup();
     },
   });
-  return eventStreamResponse(allowed ? whileAllowed(stream, allowed) : stream);
+  return eventStreamResponse(stream, bounds);
 }
 
 const FILE_PARAMS = [
@@ -144,7 +144,11 @@ const EventsResponse = t.String({
  * `ladder` answers the ladder's files (./files.ts), for `app.handle()`: the running server's
  * router sends them to the native routes (./native.ts) first.
  */
-export function hlsRoutes(hls: HlsService, serve: LadderServer, { downloads, access }: { downloads?: DownloadEvents; access?: Pick<AccessControl, "sessionCheck"> } = {}) {
+export function hlsRoutes(
+  hls: HlsService,
+  serve: LadderServer,
+  { downloads, access, drain }: { downloads?: DownloadEvents; access?: Pick<AccessControl, "sessionCheck">; drain?: AbortSignal } = {},
+) {
   const watch = new VideoWatch(hls.library);
 
   // As on the stream route: OPTIONS answered, and listed in a 405's Allow.
@@ -224,7 +228,7 @@ export function hlsRoutes(hls: HlsService, serve: LadderServer, { downloads, acc
         const row = await hls.library.require(id);
         // An event stream is idle between events: no idle timeout for this request.
         server?.timeout(request, 0);
-        return sseEvents(watch, request, id, toVideoJson(row), downloads, access?.sessionCheck(request) ?? null);
+        return sseEvents(watch, request, id, toVideoJson(row), downloads, { allowed: access?.sessionCheck(request) ?? null, ...(drain ? { until: drain } : {}) });
       },
       {
         params: VideoIdParams,

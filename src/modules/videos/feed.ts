@@ -18,7 +18,7 @@ import type { VideoLibrary } from "../../library/videos.ts";
 import type { ImportService } from "../imports/service.ts";
 import { AUTH_RESPONSES } from "../../access/plugin.ts";
 import { toVideoJson } from "../../schemas/video.ts";
-import { eventStreamResponse, whileAllowed } from "../../http/event-stream.ts";
+import { eventStreamResponse, type EventStreamBounds } from "../../http/event-stream.ts";
 
 export const FEED_POLL_MS = 2000;
 const PING_MS = 15_000;
@@ -119,8 +119,8 @@ export class LibraryFeed {
   }
 }
 
-/** The event stream of one client; `allowed` (a signed-in session's check) ends it when it says no. */
-export function feedResponse(feed: LibraryFeed, request: Request, allowed: (() => Promise<boolean>) | null = null): Response {
+/** The event stream of one client; `bounds` end it (a signed-in session's check, the server's shutdown). */
+export function feedResponse(feed: LibraryFeed, request: Request, bounds: EventStreamBounds = {}): Response {
   const encoder = new TextEncoder();
   let unsubscribe = () => {};
   let ping: ReturnType<typeof setInterval> | undefined;
@@ -156,7 +156,7 @@ export function feedResponse(feed: LibraryFeed, request: Request, allowed: (() =
       clearInterval(ping);
     },
   });
-  return eventStreamResponse(allowed ? whileAllowed(stream, allowed) : stream);
+  return eventStreamResponse(stream, bounds);
 }
 
 const FeedEvents = t.String({

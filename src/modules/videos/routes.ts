@@ -122,6 +122,8 @@ export function videoRoutes(
   access: AccessControl,
   maxUploadBytes: number,
   imports: ImportService,
+  /** Aborted when the server starts draining: event streams end then (src/http/event-stream.ts). */
+  drain?: AbortSignal,
 ) {
   const pages = new ListPageCache(library.handle.revision);
   const feed = new LibraryFeed(library, imports);
@@ -204,7 +206,7 @@ export function videoRoutes(
       ({ request, server }) => {
         // An event stream is idle between events: no idle timeout for this request.
         server?.timeout(request, 0);
-        return feedResponse(feed, request, access.sessionCheck(request));
+        return feedResponse(feed, request, { allowed: access.sessionCheck(request), ...(drain ? { until: drain } : {}) });
       },
       FEED_ROUTE_OPTIONS,
     )
