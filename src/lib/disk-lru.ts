@@ -16,12 +16,19 @@
  *   times. Before a new file is renamed into place the filler makes room: when its count says the
  *   directory would pass `maxBytes` it rescans it (every process's files with their sizes and
  *   mtimes, at most every `rescanIntervalMs`) and unlinks the least recently used down to 90%.
- *   One process never exceeds the bound; with several filling at once, the directory can hold
- *   more by at most what the others filled since the last scan.
- * - `minAgeMs`: files whose mtime (anyone's last use) is more recent than this are never evicted,
- *   even if that means not admitting a new file. With `minAgeMs > 2 * touchIntervalMs`, a
- *   process that stamps a file before serving it by name (as `useSync` does) never serves a name
- *   another process has just unlinked.
+ * - The bound: `reserve` makes room for a file *before* it is written and counts it from then on
+ *   (its temporary file included) until `place` renames it into place or `release` gives the
+ *   room back; when no room can be made it says no, and the filler keeps the bytes out of the
+ *   directory. With `reserve`/`place`, this process's files plus its temporary files never pass
+ *   `maxBytes`; with several processes filling at once, the directory can hold more by at most
+ *   what the others filled since the last scan. (`commit` is the older make-room-at-rename
+ *   call: its temporary file is not counted while it is written.)
+ * - `minAgeMs`: files used more recently than this (this process's `use`, which the index
+ *   records on every call, or anyone's mtime stamp) are never evicted, even if that means not
+ *   admitting a new file. So a file this process has just handed out by name stays for
+ *   `minAgeMs` whoever fills, and with `minAgeMs > 2 * touchIntervalMs`, a process that stamps a
+ *   file before serving it by name (as `use`/`useSync` do) never serves a name another process
+ *   has just unlinked (but for one window: another process's stat of the file and its unlink).
  */
 import { utimesSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
@@ -165,8 +172,44 @@ export class DiskLru {
     }
   }
 
-  /** A file found complete on disk (another process filled it): known from now on. */
-  adopt(path: string, size: number): void {
+  /**
+   * A file found complete on disk (another process filled it): known from now on. `mtimeMs`: its
+   * mtime when found, so that the next `use` stamps it (a file another process last used long
+   * ago is not trusted to stay for `touchIntervalMs` unstamped; see `minAgeMs`).
+   */
+  adopt(path: string, size: number, mtimeMs?: number): void {
+    this.record(path, size, Date.now(), mtimeMs);
+  }
+
+  /**
+   * Makes room for a file of `size` bytes that is about to be written, and counts it from now on
+   * (its temporary file too): true when it fits under `maxBytes`; then the caller must `place` or
+   * `release` it. False when no room can be made (everything left is busy or too recent): the
+   * file must not be written into the directory.
+   */
+  async reserve(size: number): Promise<boolean> {
+    return this.makeRoom(size);
+  }
+
+  /** Gives back a reservation whose file will not be placed (its fill failed). */
+  release(size: number): void {
+    this.reserved -= size;
+  }
+
+  /**
+   * Renames the complete, fsynced temporary file `temp` of a reservation of `size` bytes to
+   * `path`; the reservation becomes the file's size in the count (never both, never neither).
+   * Throws (and removes `temp`, releases the reservation) when the rename fails.
+   */
+  async place(temp: string, path: string, size: number): Promise<void> {
+    try {
+      await this.renameIntoPlace(temp, path);
+    } catch (error) {
+      this.reserved -= size;
+      await rm(temp, { force: true });
+      throw error;
+    }
+    this.reserved -= size;
     this.record(path, size, Date.now());
   }
 
@@ -179,21 +222,11 @@ export class DiskLru {
   async commit(temp: string, path: string, size: number, always = false): Promise<boolean> {
     this.reserved += size;
     try {
-      if (!(await this.makeRoom()) && !always) {
+      if (!(await this.makeRoom(0)) && !always) {
         await rm(temp, { force: true });
         return false;
       }
-      const dir = join(path, "..");
-      if (!this.madeDirs.has(dir)) {
-        await mkdir(dir, { recursive: true });
-        this.madeDirs.add(dir);
-      }
-      await rename(temp, path).catch(async (error: NodeJS.ErrnoException) => {
-        // The directory was removed under a running process (an operator cleared the cache).
-        if (error.code !== "ENOENT") throw error;
-        await mkdir(dir, { recursive: true });
-        await rename(temp, path);
-      });
+      await this.renameIntoPlace(temp, path);
       this.record(path, size, Date.now());
       return true;
     } catch (error) {
@@ -202,6 +235,20 @@ export class DiskLru {
     } finally {
       this.reserved -= size;
     }
+  }
+
+  private async renameIntoPlace(temp: string, path: string): Promise<void> {
+    const dir = join(path, "..");
+    if (!this.madeDirs.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.madeDirs.add(dir);
+    }
+    await rename(temp, path).catch(async (error: NodeJS.ErrnoException) => {
+      // The directory was removed under a running process (an operator cleared the cache).
+      if (error.code !== "ENOENT") throw error;
+      await mkdir(dir, { recursive: true });
+      await rename(temp, path);
+    });
   }
 
   /** Removes a file (this process's decision, e.g. its source is gone). */
@@ -217,40 +264,48 @@ export class DiskLru {
     this.total -= entry.size;
   }
 
-  private record(path: string, size: number, used: number): void {
+  private record(path: string, size: number, used: number, touched = used): void {
     const old = this.index.get(path);
     if (old) {
       this.total -= old.size;
       this.index.delete(path);
     }
-    this.index.set(path, { size, used, touched: used });
+    this.index.set(path, { size, used, touched });
     this.total += size;
   }
 
   /**
-   * Evicts least recently used files until the reserved bytes fit, one caller at a time per
-   * process. False when the bound cannot be kept (everything left is busy or too recent).
+   * Evicts least recently used files until the reserved bytes and `extra` more fit, one caller
+   * at a time per process; with room, `extra` is added to the reserved bytes (in the same step,
+   * so two callers never both count on the same free bytes). False when the bound cannot be kept
+   * (everything left is busy or too recent).
    */
-  private makeRoom(): Promise<boolean> {
+  private makeRoom(extra: number): Promise<boolean> {
     const run = this.roomLock.then(async () => {
-      if (this.total + this.reserved <= this.maxBytes) return true;
-      if (Date.now() - this.lastScan >= this.rescanIntervalMs) await this.scan();
-      const target = Math.floor(this.maxBytes * LOW_WATER);
-      const now = Date.now();
-      for (const [path, entry] of this.index) {
-        if (this.total + this.reserved <= target) break;
-        if (this.busy(path)) continue;
-        if (this.minAgeMs > 0) {
-          // Another process may have used it since our scan: ask the file itself.
-          const info = await stat(path).catch(() => null);
-          if (info && now - Math.max(info.mtimeMs, entry.used) < this.minAgeMs) continue;
+      const fits = () => this.total + this.reserved + extra <= this.maxBytes;
+      if (!fits()) {
+        if (Date.now() - this.lastScan >= this.rescanIntervalMs) await this.scan();
+        const target = Math.floor(this.maxBytes * LOW_WATER);
+        const now = Date.now();
+        for (const [path, entry] of this.index) {
+          if (this.total + this.reserved + extra <= target) break;
+          if (this.busy(path)) continue;
+          if (this.minAgeMs > 0) {
+            // Used by this process too recently (no system call needed to know)...
+            if (now - entry.used < this.minAgeMs) continue;
+            // ...or by another one since our scan: ask the file itself.
+            const info = await stat(path).catch(() => null);
+            if (info && now - info.mtimeMs < this.minAgeMs) continue;
+          }
+          this.forget(path);
+          await unlink(path).catch(() => {});
+          this.evictions++;
+          this.onEvict(path);
         }
-        this.forget(path);
-        await unlink(path).catch(() => {});
-        this.evictions++;
-        this.onEvict(path);
+        if (!fits()) return false;
       }
-      return this.total + this.reserved <= this.maxBytes;
+      this.reserved += extra;
+      return true;
     });
     this.roomLock = run.then(() => {}, () => {});
     return run;

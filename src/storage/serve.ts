@@ -5,7 +5,9 @@
  *
  * - `proxy` (S3_DELIVERY default): a range inside one cached block (every seek, every probe,
  *   every HLS segment and JPEG under 2 MiB) goes out as `Bun.file(block).slice()`, i.e. with
- *   sendfile and a Content-Length, like a local file. A range over several blocks is streamed
+ *   sendfile and a Content-Length, like a local file (the block is not evicted before Bun opens
+ *   it: see block-cache.ts; a block the cache had no room to keep goes out from memory, with the
+ *   same Content-Length). A range over several blocks is streamed
  *   from the block files as they are filled, chunked: Bun 1.4.5 drops a handler's
  *   Content-Length on a stream body (oven-sh/bun#10507). The first block is fetched before the
  *   status is sent, so a bucket that cannot answer gets a 503 JSON error; one that fails later
@@ -279,18 +281,23 @@ export class ObjectServer {
     return new Response(null, { status: 302, headers });
   }
 
-  /** Fills the block holding the range's first byte (so failures are known before the status). */
-  private async warm(entity: ObjectEntity, range: ByteRange): Promise<string> {
+  /**
+   * Fills the block holding the range's first byte (so failures are known before the status):
+   * the range's first piece. A block file it names is not evicted, by this process or another,
+   * for the cache's `minAgeMs` (6 s) after this use, so Bun opens it long before it could go (see
+   * block-cache.ts); a block that could not be kept comes with its bytes.
+   */
+  private async warm(entity: ObjectEntity, range: ByteRange): Promise<Piece> {
     const blockEnd = (Math.floor(range.start / this.cache.blockSize) + 1) * this.cache.blockSize - 1;
     const [piece] = await this.cache.pieces(entity.object, { start: range.start, end: Math.min(range.end, blockEnd) });
-    return piece!.path;
+    return piece!;
   }
 
   /** One range: a block-file slice (sendfile) when it lies in one block, else a stream of the blocks. */
   private async send(entity: ObjectEntity, range: ByteRange, status: 200 | 206, hasRange: boolean): Promise<Response> {
-    let path: string;
+    let first: Piece;
     try {
-      path = await this.warm(entity, range);
+      first = await this.warm(entity, range);
     } catch (error) {
       return storageErrorResponse(error);
     }
@@ -299,10 +306,12 @@ export class ObjectServer {
     // A file-backed 200 would have the request's Range applied again by Bun (see serve.ts).
     let response: Response;
     if (inBlock && !(status === 200 && hasRange)) {
-      const offset = range.start % this.cache.blockSize;
-      response = new Response(Bun.file(path).slice(offset, offset + length), { status, headers: entity.responseHeaders });
+      // The block file (sendfile), or the block's bytes when the cache had no room to keep it:
+      // the same status, headers and Content-Length either way.
+      const body = first.bytes ? first.bytes.subarray(first.offset, first.offset + length) : Bun.file(first.path).slice(first.offset, first.offset + length);
+      response = new Response(body, { status, headers: entity.responseHeaders });
     } else {
-      response = new Response(this.blockStream(entity.object, range), { status, headers: entity.responseHeaders });
+      response = new Response(this.blockStream(entity.object, range, first), { status, headers: entity.responseHeaders });
     }
     if (status === 206) response.headers.set("content-range", contentRange(range, entity.size));
     return response;
@@ -315,8 +324,8 @@ export class ObjectServer {
    * between its fill and a read is read again through `cache.stream`, which fetches it anew.
    * Errors instead of ending short.
    */
-  private blockStream(object: CachedObject, range: ByteRange): ReadableStream<Uint8Array> {
-    const pieces = this.cache.iterate(object, range);
+  private blockStream(object: CachedObject, range: ByteRange, first?: Piece): ReadableStream<Uint8Array> {
+    const pieces = this.cache.iterate(object, range, first);
     const cache = this.cache;
     let piece: Piece | undefined;
     let sent = 0;
@@ -333,7 +342,8 @@ export class ObjectServer {
           const length = Math.min(READ_CHUNK, piece.length - sent);
           let bytes: Uint8Array;
           try {
-            bytes = new Uint8Array(await Bun.file(piece.path).slice(offset, offset + length).arrayBuffer());
+            // A block not kept (no room in the cache) is in memory: no copy, no file.
+            bytes = piece.bytes ? piece.bytes.subarray(offset, offset + length) : new Uint8Array(await Bun.file(piece.path).slice(offset, offset + length).arrayBuffer());
           } catch {
             const index = Number(piece.path.slice(piece.path.lastIndexOf(".") + 1));
             const start = index * cache.blockSize + offset;

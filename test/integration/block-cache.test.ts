@@ -289,6 +289,103 @@ describe("BlockCache", () => {
   }, 30_000);
 });
 
+/** Sizes of every file under the cache directory: block files and temporary files of fills in flight. */
+async function cacheFileBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const sub of await readdir(dir).catch(() => [] as string[])) {
+    for (const name of await readdir(join(dir, sub)).catch(() => [] as string[])) total += (await stat(join(dir, sub, name)).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+describe("the bound and blocks in use (under cache pressure)", () => {
+  test("fills in flight count against CACHE_MAX_BYTES: blocks past it are served from memory, not kept; the directory never passes the bound", async () => {
+    const maxBytes = 4 * BLOCK;
+    const N = 10;
+    // Every read's body is held open after its bytes until all N reads have come (a barrier), so
+    // that every fill is in flight at once, its temporary file written: the worst moment.
+    let arrived = 0;
+    const all = Promise.withResolvers<void>();
+    const barrierStore = new Proxy(store, {
+      get: (target, name) =>
+        name === "read"
+          ? async (key: string, range: ReadRange, options?: ReadOptions) => {
+              const body = await target.read(key, range, options);
+              const bytes = new Uint8Array(await new Response(body.stream).arrayBuffer());
+              if (++arrived === N) all.resolve();
+              let sent = false;
+              const stream = new ReadableStream<Uint8Array>({
+                async pull(out) {
+                  if (!sent) {
+                    sent = true;
+                    return out.enqueue(bytes);
+                  }
+                  await all.promise;
+                  out.close();
+                },
+              });
+              return { ...body, stream };
+            }
+          : Reflect.get(target, name),
+    });
+    const cache = new BlockCache({ dir: newDir(), maxBytes, blockSize: BLOCK, store: barrierStore, touchIntervalMs: 0 });
+    await cache.init();
+    let peak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, await cacheFileBytes(cache.dir));
+        await Bun.sleep(2);
+      }
+    })();
+    const asked = Array.from({ length: N }, (_, i) => cache.pieces(OBJECT, { start: i * BLOCK + 7, end: i * BLOCK + 5006 }));
+    await all.promise;
+    await Bun.sleep(150); // every fill has written its block's bytes by now
+    peak = Math.max(peak, await cacheFileBytes(cache.dir));
+    const results = await Promise.all(asked);
+    sampling = false;
+    await sampler;
+    expect(peak).toBeLessThanOrEqual(maxBytes); // before: 6 blocks at once here (temporary files were not counted)
+    for (const [i, pieces] of results.entries()) {
+      const want = SOURCE.subarray(i * BLOCK + 7, i * BLOCK + 5007);
+      const [piece] = pieces;
+      const got = piece!.bytes ? piece!.bytes.subarray(piece!.offset, piece!.offset + piece!.length) : await bytesOf(pieces);
+      expect(got).toEqual(want);
+    }
+    expect(await cacheFileBytes(cache.dir)).toBeLessThanOrEqual(maxBytes);
+    expect(cache.stats()).toMatchObject({ fills: 4, unkept: N - 4 });
+    expect(await readdir(join(cache.dir, "tmp"))).toEqual([]);
+    // The bytes of a block not kept stream like any other.
+    const streamed = new Uint8Array(await new Response(cache.stream(OBJECT, { start: 8 * BLOCK - 10, end: 9 * BLOCK + 10 })).arrayBuffer());
+    expect(streamed).toEqual(SOURCE.subarray(8 * BLOCK - 10, 9 * BLOCK + 11));
+  }, 30_000);
+
+  test("a block handed to a response is still there when its body is read, however many fills come in between", async () => {
+    // Defaults: blocks used in the last 6 s are not evicted (Bun opens a body after the handler returns).
+    const maxBytes = 4 * BLOCK;
+    const cache = new BlockCache({ dir: newDir(), maxBytes, blockSize: BLOCK, store });
+    await cache.init();
+    const server = new ObjectServer(store, cache, "proxy");
+    const entity = server.entity(OBJECT.key, OBJECT.size, OBJECT.identity, Date.now());
+    const ask = (start: number, end: number) => server.body(new Request("http://x/", { headers: { range: `bytes=${start}-${end}` } }), entity);
+    // Four answers, one per block: each body is a slice of a block file, not read yet.
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push({ start: i * BLOCK + 100, end: i * BLOCK + 60_099, response: await ask(i * BLOCK + 100, i * BLOCK + 60_099) });
+    // Other requests fill other blocks meanwhile (before: each evicted one of the four files).
+    for (let i = 4; i < 10; i++) {
+      const response = await ask(i * BLOCK, i * BLOCK + 999);
+      expect(response.status).toBe(206);
+      expect(new Uint8Array(await response.arrayBuffer())).toEqual(SOURCE.subarray(i * BLOCK, i * BLOCK + 1000));
+    }
+    for (const { start, end, response } of answers) {
+      expect(response.status).toBe(206);
+      expect(new Uint8Array(await response.arrayBuffer())).toEqual(SOURCE.subarray(start, end + 1));
+    }
+    expect(await cacheFileBytes(cache.dir)).toBeLessThanOrEqual(maxBytes);
+    expect(cache.stats().evictions).toBe(0);
+  }, 30_000);
+});
+
 describe("ObjectServer over the cache", () => {
   test("a range over several blocks is streamed 256 KiB at a time (a slow reader holds no whole block), the exact bytes", async () => {
     const block = 1024 * 1024;

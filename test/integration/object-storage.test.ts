@@ -6,7 +6,7 @@
  * that looks complete) and coming back, delete and the orphan sweep.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:net";
@@ -380,6 +380,84 @@ describe("the bucket going down under a clip", () => {
     expect(back.status).toBe(200);
     expect(await bytesOf(back)).toEqual(expected);
   }, 60_000);
+});
+
+describe("the block cache under pressure", () => {
+  test("CACHE_MAX_BYTES 8 MiB, concurrent random ranges of two 12 MiB videos: every answer exact (never a 404), the directory within the bound", async () => {
+    // Two objects registered like the 12 MiB one above (no ingest), random bytes.
+    await stopWorker(first.ctx);
+    const videos: { id: string; bytes: Uint8Array }[] = [];
+    for (const name of ["p1", "p2"]) {
+      const row = await first.ctx.library.begin({ originalFilename: `${name}.mp4`, title: name });
+      const media = { contentType: "video/mp4", container: "mp4", duration: 10, width: 640, height: 360, videoCodec: "h264", audioCodec: null, bitrate: 1 };
+      const bytes = new Uint8Array(12 * MiB - 12345);
+      for (let i = 0; i < bytes.length; i += 65536) crypto.getRandomValues(bytes.subarray(i, Math.min(bytes.length, i + 65536)));
+      const local = first.ctx.library.storage.sourcePath(row.id, "mp4");
+      await Bun.write(local, bytes);
+      await first.ctx.library.markProcessing(row.id, media);
+      await first.ctx.library.markReady(row.id, { storagePath: first.ctx.library.storage.relative(local), size: bytes.length, sha256: new Bun.CryptoHasher("sha256").update(bytes).digest("hex") });
+      videos.push({ id: row.id, bytes });
+    }
+    await startWorker(first.ctx);
+    const bound = 8 * MiB;
+    const dataDir = join(await mkdtemp(join(tmpdir(), "spool-s3-pressure-")), "data");
+    const cacheDir = join(dataDir, "cache");
+    const e = await startTestSpool({
+      dataDir,
+      databaseUrl: first.config.databaseUrl,
+      storage: { ...storage, cacheDir, cacheMaxBytes: bound },
+      seedDemo: false,
+      transcode: { inServer: false },
+    });
+    others.push(e);
+    // Every file under CACHE_DIR (blocks and temporary files), sampled while the clients run.
+    const filesBytes = async () => {
+      let total = 0;
+      const walk = async (dir: string) => {
+        for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+          const path = join(dir, entry.name);
+          if (entry.isDirectory()) await walk(path);
+          else total += (await stat(path).catch(() => ({ size: 0 }))).size;
+        }
+      };
+      await walk(cacheDir);
+      return total;
+    };
+    let peak = 0;
+    let running = true;
+    const sampler = (async () => {
+      while (running) {
+        peak = Math.max(peak, await filesBytes());
+        await Bun.sleep(5);
+      }
+    })();
+    let seed = 12345;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const failures: string[] = [];
+    const client = async () => {
+      for (let i = 0; i < 15; i++) {
+        const video = videos[random(videos.length)]!;
+        const size = video.bytes.length;
+        const start = random(size);
+        // Mostly single-block answers (sendfile of a block file), some over several blocks.
+        const end = Math.min(size - 1, start + random(i % 5 === 4 ? 5_000_000 : 1_500_000));
+        const r = await fetch(`${e.url}/api/stream/${video.id}`, { headers: { range: `bytes=${start}-${end}` } });
+        const body = new Uint8Array(await r.arrayBuffer());
+        if (r.status !== 206) failures.push(`${start}-${end}: ${r.status} ${new TextDecoder().decode(body.subarray(0, 200))}`);
+        else if (!Buffer.from(body).equals(Buffer.from(video.bytes.subarray(start, end + 1)))) failures.push(`${start}-${end}: wrong bytes`);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, client));
+    running = false;
+    await sampler;
+    expect(failures).toEqual([]);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(bound);
+    expect(await filesBytes()).toBeLessThanOrEqual(bound);
+  }, 90_000);
 });
 
 describe("removal", () => {

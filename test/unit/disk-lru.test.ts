@@ -1,0 +1,65 @@
+/**
+ * DiskLru's bound (src/lib/disk-lru.ts): room is reserved before a file is written and counted
+ * until it is placed or released, so files plus temporary files never pass `maxBytes`; a file
+ * used within `minAgeMs` is never evicted (a file just handed out by name stays).
+ */
+import { afterAll, expect, test } from "bun:test";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DiskLru } from "../../src/lib/disk-lru.ts";
+
+const root = await mkdtemp(join(tmpdir(), "spool-disk-lru-"));
+afterAll(() => rm(root, { recursive: true, force: true }));
+let dirs = 0;
+
+async function lru(minAgeMs = 0): Promise<DiskLru> {
+  const cache = new DiskLru({ dir: join(root, `d${++dirs}`), maxBytes: 100, name: /^f\d+$/, touchIntervalMs: 0, rescanIntervalMs: 60_000, minAgeMs });
+  await cache.init();
+  return cache;
+}
+
+/** Reserves, writes and places a file of `size` bytes named `f<n>`; false when there was no room. */
+async function fill(cache: DiskLru, n: number, size: number): Promise<boolean> {
+  if (!(await cache.reserve(size))) return false;
+  const temp = cache.tempPath();
+  await writeFile(temp, new Uint8Array(size));
+  await cache.place(temp, cache.pathFor("ab", `f${n}`), size);
+  return true;
+}
+
+test("reservations count before anything is written: concurrent ones never add up past the bound", async () => {
+  const cache = await lru();
+  const granted = await Promise.all([cache.reserve(40), cache.reserve(40), cache.reserve(40)]);
+  expect(granted).toEqual([true, true, false]); // 120 > 100: the third is refused, nothing to evict
+  cache.release(40);
+  expect(await cache.reserve(40)).toBe(true);
+  cache.release(40);
+  cache.release(40);
+  expect(await cache.reserve(100)).toBe(true);
+  cache.release(100);
+});
+
+test("place turns a reservation into a file; later reservations evict least recently used files", async () => {
+  const cache = await lru();
+  expect(await fill(cache, 1, 40)).toBe(true);
+  expect(await fill(cache, 2, 40)).toBe(true);
+  expect(cache.bytes).toBe(80);
+  await cache.use(cache.pathFor("ab", "f1")); // f1 is now the most recently used
+  expect(await fill(cache, 3, 40)).toBe(true); // f2 goes
+  expect(cache.evictions).toBe(1);
+  expect((await readdir(join(cache.dir, "ab"))).sort()).toEqual(["f1", "f3"]);
+  expect(await readdir(cache.tmpDir)).toEqual([]);
+  expect(cache.bytes).toBe(80);
+});
+
+test("a file used within minAgeMs is not evicted, even when that means refusing a new one", async () => {
+  const cache = await lru(60_000);
+  expect(await fill(cache, 1, 60)).toBe(true);
+  expect(await cache.use(cache.pathFor("ab", "f1"))).toBe(true);
+  expect(await cache.reserve(60)).toBe(false);
+  expect(cache.evictions).toBe(0);
+  expect(await Bun.file(cache.pathFor("ab", "f1")).exists()).toBe(true);
+  expect(await cache.reserve(40)).toBe(true); // what fits still fits
+  cache.release(40);
+});
