@@ -117,8 +117,29 @@ function databaseUrlProblem(url: string): string | undefined {
     return undefined;
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !/^file:/i.test(url)) return `must be ${expected}, got ${JSON.stringify(redactUrl(url))}`;
+  // SQLite in memory (`:memory:`, `file::memory:`) or with no file (`file:`, `file://`: SQLite
+  // makes a private temporary one) is a different empty database in every process that opens
+  // it: with WORKERS > 1 a video was 200 or 404 by connection, and `bun run worker` and
+  // `bun run ingest` never saw the server's library. Lost on exit too.
+  const path = url.replace(/^file:/i, "");
+  if (path === ":memory:" || path.startsWith(":memory:?") || /^\/*$/.test(path)) {
+    const why = /^\/*$/.test(path) ? "names no file" : "is an in-memory database";
+    return `must name a SQLite file (\`file:/path/spool.db\` or a path; unset: \`$DATA_DIR/spool.db\`), got ${JSON.stringify(url)}, which ${why}: every process (WORKERS, \`bun run worker\`, \`bun run ingest\`) would have its own empty library`;
+  }
   return undefined;
 }
+
+/**
+ * The largest MEMORY_CACHE_BYTES: 1 TiB. The RAM tier sizes its admission sketch from it
+ * (src/files/memory-tier.ts: about 8 one-byte counters per 320 KiB block, rounded up to a power
+ * of two), allocated at start: 32 MiB at 1 TiB, but 32 GiB at 2^50, where start-up died with
+ * "RangeError: Out of memory", and past 2^52 the sketch's 32-bit index no longer reaches it. A
+ * fixed bound rather than the machine's memory (os.totalmem()): the same setting is accepted on
+ * every machine, and a container's memory limit is not what os.totalmem() reports anyway. The
+ * other byte sizes allocate nothing in proportion (disk bounds, a Map's budget, a comparison),
+ * and work up to 2^53-1.
+ */
+export const MAX_MEMORY_CACHE_BYTES = 1024 ** 4;
 
 /** Shortest API_KEY accepted: anything shorter can be guessed despite the rate limit. */
 export const MIN_API_KEY_LENGTH = 16;
@@ -145,7 +166,7 @@ export const ENV = {
   S3_SESSION_TOKEN: text("Session token, with temporary credentials", undefined),
   S3_DELIVERY: oneOf("With `STORAGE=s3`, how video bytes reach clients: `proxy` (Spool reads them from the bucket, through the cache) or `redirect` (a 302 to a presigned bucket URL valid 5 minutes)", ["proxy", "redirect"] as const, "proxy"),
   CACHE_DIR: text("With `STORAGE=s3`: the local read-through cache of video bytes (may be shared by the processes of one machine)", undefined, "`$DATA_DIR/cache`"),
-  CACHE_MAX_BYTES: int("Largest size of `CACHE_DIR`; least recently used blocks are evicted", 10 * 1024 ** 3, { minimum: 4 * DEFAULT_BLOCK_SIZE, shown: "`10737418240` (10 GiB)" }),
+  CACHE_MAX_BYTES: int("Largest total size of the files in `CACHE_DIR`, blocks being fetched included (one process never passes it; processes sharing the directory can by what the others filled since their last scan); least recently used blocks are evicted, never one used in the last 6 s: then a block is served from memory and not kept", 10 * 1024 ** 3, { minimum: 4 * DEFAULT_BLOCK_SIZE, shown: "`10737418240` (10 GiB)" }),
   API_KEY: text(
     "The management key (at least 16 characters); unset, one is generated on first start (256 random bits, mode 0600) and the log says where",
     undefined,
@@ -161,7 +182,7 @@ export const ENV = {
     shown: "`pretty` on a terminal, else `json`",
     doc: "`json`: one JSON object per line (for log collectors); `pretty`: readable lines",
   },
-  MUTATION_RATE_LIMIT: int("Requests that change something (uploads, edits, deletes, tokens, sign-ins; not reads, not tus appends) per client per minute; beyond: 429 with `Retry-After` (`0`: no limit)", 120),
+  MUTATION_RATE_LIMIT: int("Requests that change something (uploads, edits, deletes, tokens, sign-ins; not reads, not tus appends) per client per minute, counted by each serving process; beyond: 429 with `Retry-After` (`0`: no limit)", 120),
   METRICS: flag("`0` turns metrics off: no `/metrics`, and the stream route counts nothing (the benchmark measures the difference)", true),
   // Waited with Bun.sleep, which (unlike setTimeout) honours any delay: no timer bound.
   SHUTDOWN_GRACE_MS: int("On SIGTERM/SIGINT: how long responses in flight (a long download too) may take to finish before the connections are closed", 30_000),
@@ -170,7 +191,7 @@ export const ENV = {
     "How long a file's stat and a video's row are trusted on the hot path (changes made by this server's own processes are seen at once; by others, such as a CLI ingest, within this time)",
     1000,
   ),
-  MEMORY_CACHE_BYTES: int("RAM tier per serving process: hot blocks of videos (under `DATA_DIR`, or in the bucket, in front of `CACHE_DIR`) and `/static` files (every video's first 320 KiB, then blocks asked for repeatedly) answered from memory when an answer is at most 256 KiB (`0`: off, every answer by sendfile)", 32 * 1024 ** 2, { shown: "`33554432` (32 MiB)" }),
+  MEMORY_CACHE_BYTES: int("RAM tier per serving process: hot blocks of videos (under `DATA_DIR`, or in the bucket, in front of `CACHE_DIR`) and `/static` files (every video's first 320 KiB, then blocks asked for repeatedly) answered from memory when an answer is at most 256 KiB (`0`: off, every answer by sendfile)", 32 * 1024 ** 2, { maximum: MAX_MEMORY_CACHE_BYTES, shown: "`33554432` (32 MiB)" }),
   CLIP_CACHE_BYTES: int(
     "Disk space under `DATA_DIR/cache/clips` for MP4 clips (`?start=&end=`) kept as files of their own, shared by the processes of a machine, least recently used out first; a kept clip goes out by sendfile with a Content-Length; clips over 1/8 of this are always streamed (`0`: off, every clip streamed)",
     1024 ** 3,
@@ -250,7 +271,7 @@ function expectation(schema: TSchema): string {
     const max =
       schema.maximum === undefined || schema.maximum >= Number.MAX_SAFE_INTEGER
         ? ""
-        : ` and <= ${schema.maximum}${schema.maximum === MAX_TIMER_MS ? " (about 24.8 days, the longest timer delay)" : schema.maximum === MAX_CLOCK_SPAN_MS ? " (a century)" : ""}`;
+        : ` and <= ${schema.maximum}${schema.maximum === MAX_TIMER_MS ? " (about 24.8 days, the longest timer delay)" : schema.maximum === MAX_CLOCK_SPAN_MS ? " (a century)" : schema.maximum === MAX_MEMORY_CACHE_BYTES ? " (1 TiB)" : ""}`;
     return `an integer >= ${schema.minimum ?? 0}${max}`;
   }
   if (schema.type === "boolean") return `one of ${[...TRUE, ...FALSE].join(", ")}`;
@@ -258,6 +279,15 @@ function expectation(schema: TSchema): string {
   if (schema.anyOf) return `one of ${(schema.anyOf as { const: string }[]).map((s) => s.const).join(", ")}`;
   if (schema.minLength > 1) return `at least ${schema.minLength} characters with no surrounding whitespace`;
   return "a non-empty string";
+}
+
+const REFUSED = Symbol("refused");
+
+/** The raw text as the variable's value, or REFUSED when the schema does not take it (surrounding whitespace included). */
+function accepted(variable: EnvVar, raw: string): unknown {
+  const converted = variable.convert ? variable.convert(raw) : Value.Convert(variable.schema, raw);
+  if (!Value.Check(variable.schema, converted) || (typeof converted === "string" && converted.trim() !== converted)) return REFUSED;
+  return converted;
 }
 
 /** Reads and checks every declared variable; unset (or empty) ones take their default. */
@@ -269,10 +299,15 @@ export function readEnv(env: Record<string, string | undefined> = process.env): 
       values[name] = variable.schema.default;
       continue;
     }
-    const converted = variable.convert ? variable.convert(raw) : Value.Convert(variable.schema, raw);
-    const secret = ["API_KEY", "SIGNING_SECRET", "S3_SECRET_ACCESS_KEY", "S3_SESSION_TOKEN"].includes(name);
-    if (!Value.Check(variable.schema, converted) || (typeof converted === "string" && converted.trim() !== converted)) {
-      throw new ConfigError(`${name} must be ${expectation(variable.schema)}, got ${secret ? `${raw.length} characters` : JSON.stringify(redactUrl(raw))}`);
+    const converted = accepted(variable, raw);
+    if (converted === REFUSED) {
+      const secret = ["API_KEY", "SIGNING_SECRET", "S3_SECRET_ACCESS_KEY", "S3_SESSION_TOKEN"].includes(name);
+      const got = secret ? `${raw.length} characters` : JSON.stringify(redactUrl(raw));
+      const trimmed = raw.trim();
+      // `HOST=" 127.0.0.1"` was told it "must be a non-empty string": say what is wrong.
+      if (trimmed === "") throw new ConfigError(`${name} is only whitespace, got ${got}: leave it empty or unset for the default`);
+      if (trimmed !== raw && accepted(variable, trimmed) !== REFUSED) throw new ConfigError(`${name} must not begin or end with whitespace (a space, tab or newline), got ${got}`);
+      throw new ConfigError(`${name} must be ${expectation(variable.schema)}, got ${got}`);
     }
     const problem = variable.check?.(converted as string);
     if (problem) throw new ConfigError(`${name} ${problem}`);

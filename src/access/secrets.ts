@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { logger } from "../lib/log.ts";
+import { StartupError } from "../lib/startup.ts";
 
 export const API_KEY_FILE = "api-key";
 export const SIGNING_SECRET_FILE = "signing-secret";
@@ -70,8 +71,17 @@ async function readSecret(path: string, minLength: number): Promise<string | und
 export async function resolveSecret(envName: string, fromEnv: string | undefined, dataDir: string, file: string, make: () => string, minLength: number): Promise<Secret> {
   if (fromEnv !== undefined) return { value: fromEnv, source: { env: envName } };
   const path = join(dataDir, file);
-  const { value, created } = await loadOrCreateSecretFile(path, make, minLength);
-  return { value, source: { file: path, created } };
+  try {
+    const { value, created } = await loadOrCreateSecretFile(path, make, minLength);
+    return { value, source: { file: path, created } };
+  } catch (error) {
+    // One line naming the setting (exit 2), not a stack: a file this user may not read or
+    // create (DATA_DIR made by another user), or one too short.
+    const { code, message } = error as NodeJS.ErrnoException;
+    if (code === undefined) throw new StartupError(`${envName}: ${message}`, 2);
+    const reason = code === "EACCES" || code === "EPERM" ? `permission denied to uid ${process.getuid?.() ?? "?"}` : code;
+    throw new StartupError(`${envName}: cannot read or create ${path} (${reason}): give the user Spool runs as access to it, or set ${envName}`, 2);
+  }
 }
 
 /** What the server prints about its key: where it is and how to read it, never the key itself. */

@@ -16,15 +16,19 @@ import { createContext, startWorker, stopWorker } from "../app.ts";
 import { toVideoJson } from "../schemas/video.ts";
 import { HttpError } from "../http/errors.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../db/schema.ts";
-import { orExit } from "../lib/startup.ts";
-
-const { values, positionals } = parseArgs({
-  args: Bun.argv.slice(2),
-  options: { title: { type: "string", short: "t" }, playback: { type: "string", short: "p" }, help: { type: "boolean", short: "h" } },
-  allowPositionals: true,
-});
+import { argsOrExit, orExit } from "../lib/startup.ts";
 
 const USAGE = `usage: bun run ingest <file|http(s) URL> [--title T] [--playback ${PLAYBACK_POLICIES.join("|")}]`;
+
+const { values, positionals } = argsOrExit(
+  () =>
+    parseArgs({
+      args: Bun.argv.slice(2),
+      options: { title: { type: "string", short: "t" }, playback: { type: "string", short: "p" }, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+    }),
+  USAGE,
+);
 
 if (values.help || positionals.length !== 1) {
   console.error(USAGE);
@@ -54,7 +58,8 @@ if (kind && !kind.isFile()) {
 const base = loadConfigOrExit();
 // Standard output is the video's JSON; log lines (a warning about DATA_DIR, the worker's) go to stderr.
 configureLogging(base.logLevel ?? "info", base.logFormat, undefined, false, 2);
-const { config: loaded } = await resolveSecrets(base);
+// One line naming the setting, exit code 2, for a DATA_DIR or a secret it cannot use.
+const { config: loaded } = await orExit(resolveSecrets(base));
 // The worker this process runs while it waits takes imports and processing, never HLS builds:
 // those are long, and belong to the servers' or the separate workers' queue.
 const config = { ...loaded, jobKinds: ["ingest", "import"] as const };

@@ -7,25 +7,35 @@
  * processing jobs) at a time. SIGINT/SIGTERM stop it cleanly: running jobs are stopped and
  * handed back to the queue.
  */
-import { configureLogging } from "../lib/log.ts";
+import { configureLogging, flushLogs, logger } from "../lib/log.ts";
 import { parseArgs } from "node:util";
 import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit, transcodeConfig } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext, startWorker, stopWorker } from "../app.ts";
-import { orExit } from "../lib/startup.ts";
+import { argsOrExit, orExit } from "../lib/startup.ts";
 
-const { values } = parseArgs({
-  args: Bun.argv.slice(2),
-  options: { help: { type: "boolean", short: "h" } },
-});
+const USAGE = "usage: bun run worker   (configuration from the environment: DATA_DIR, DATABASE_URL, TRANSCODE_*)";
+
+const { values } = argsOrExit(
+  () =>
+    parseArgs({
+      args: Bun.argv.slice(2),
+      options: { help: { type: "boolean", short: "h" } },
+    }),
+  USAGE,
+);
 if (values.help) {
-  console.log("usage: bun run worker   (configuration from the environment: DATA_DIR, DATABASE_URL, TRANSCODE_*)");
+  console.log(USAGE);
   process.exit(0);
 }
 
-const { config } = await resolveSecrets(loadConfigOrExit());
-configureLogging(config.logLevel ?? "info", config.logFormat);
+const base = loadConfigOrExit();
+// Configured first, so that every line (a warning about DATA_DIR too) follows LOG_FORMAT.
+configureLogging(base.logLevel ?? "info", base.logFormat);
+const log = logger("worker");
+// One line naming the setting, exit code 2, for a DATA_DIR, a secret or a database it cannot use.
+const { config } = await orExit(resolveSecrets(base));
 const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs }));
 const ctx = createContext(config, handle);
 await ctx.library.storage.init();
@@ -36,17 +46,22 @@ if (!worker) {
   process.exit(1);
 }
 const settings = transcodeConfig(config);
-console.log(`[worker] ${worker.id} started (${worker.kinds.join(", ")}; transcode concurrency ${settings.concurrency}; database: ${handle.dialect}; data: ${config.dataDir})`);
+log.info(
+  { worker: worker.id, kinds: worker.kinds, concurrency: settings.concurrency, database: handle.dialect, dataDir: config.dataDir },
+  `worker ${worker.id} started (${worker.kinds.join(", ")}; transcode concurrency ${settings.concurrency}; database: ${handle.dialect}; data: ${config.dataDir})`,
+);
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, async () => {
     if (stopping) return;
     stopping = true;
-    console.log(`[worker] ${signal}: stopping`);
+    log.info({ signal }, `${signal}: stopping`);
     await stopWorker(ctx);
     await ctx.library.storage.close();
     await handle.close();
+    log.info("stopped");
+    flushLogs();
     process.exit(0);
   });
 }

@@ -87,14 +87,71 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   return dialectOf(url) === "postgres" ? openPostgres(url, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) : openSqlite(url);
 }
 
+/** How long a query waits for another process's write lock (SQLite's busy_timeout). */
+const SQLITE_BUSY_MS = 5000;
+/**
+ * How long /ready's write check waits for it: bun:sqlite is synchronous, so the wait blocks
+ * this process's event loop (every request it serves). Another process holding the lock longer
+ * (a WORKERS sibling's write, a worker's claim, a CLI ingest) is no sign of a database that
+ * cannot be written: that check then passes on the read alone.
+ */
+const SQLITE_PING_BUSY_MS = 100;
+
+/**
+ * Proves the SQLite database can be written, changing nothing: the write lock (BEGIN IMMEDIATE),
+ * a write of the header's user_version to its own value, rolled back. A database file this user
+ * may only read opens without complaint, answers SELECT and even BEGIN IMMEDIATE (in WAL mode),
+ * and fails every write ("attempt to write a readonly database"): /ready said 200 while every
+ * upload and edit was a 500. Throws what SQLite says; false when the lock was not free within
+ * `busyMs` (undecided).
+ */
+function sqliteWritable(sqlite: Database, busyMs: number): boolean {
+  // This connection's own transaction in progress: nothing to prove, and BEGIN would fail.
+  if (sqlite.inTransaction) return true;
+  if (busyMs !== SQLITE_BUSY_MS) sqlite.exec(`PRAGMA busy_timeout = ${busyMs}`);
+  try {
+    sqlite.exec("BEGIN IMMEDIATE");
+    try {
+      const { user_version } = sqlite.query("PRAGMA user_version").get() as { user_version: number };
+      sqlite.exec(`PRAGMA user_version = ${Number(user_version)}`);
+    } finally {
+      sqlite.exec("ROLLBACK");
+    }
+    return true;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "SQLITE_BUSY") return false;
+    throw error;
+  } finally {
+    if (busyMs !== SQLITE_BUSY_MS) sqlite.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_MS}`);
+  }
+}
+
 function openSqlite(url: string): SpoolDb {
   const path = url.startsWith("file:") ? url.slice("file:".length) : url;
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-  const sqlite = new Database(path, { create: true, strict: true });
-  // WAL lets the streaming server read while an ingest or worker process writes.
-  sqlite.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;");
-  const db = drizzleSqlite({ client: sqlite });
-  migrateSqlite(db, { migrationsFolder: join(MIGRATIONS_DIR, "sqlite") });
+  let sqlite: Database | undefined;
+  let db: BunSQLiteDatabase;
+  try {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    sqlite = new Database(path, { create: true, strict: true });
+    // WAL lets the streaming server read while an ingest or worker process writes.
+    sqlite.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = ${SQLITE_BUSY_MS}; PRAGMA foreign_keys = ON;`);
+    db = drizzleSqlite({ client: sqlite });
+    migrateSqlite(db, { migrationsFolder: join(MIGRATIONS_DIR, "sqlite") });
+    // Refused at start rather than found by the first upload (and by a worker every second).
+    sqliteWritable(sqlite, SQLITE_BUSY_MS);
+  } catch (error) {
+    sqlite?.close();
+    // One line naming the setting and the file, exit code 2, instead of SQLite's stack.
+    // Drizzle's migrator wraps SQLite's error (DrizzleQueryError) with it as the cause.
+    const sqliteError = (error as { cause?: unknown }).cause ?? error;
+    const { code, message } = (typeof (sqliteError as { code?: unknown }).code === "string" ? sqliteError : error) as { code?: unknown; message?: unknown };
+    if (typeof code !== "string" || !code.startsWith("SQLITE_") && !/^E[A-Z]+$/.test(code)) throw error;
+    const uid = process.getuid?.();
+    throw new StartupError(
+      `DATABASE_URL: the SQLite database ${path} cannot be ${code === "SQLITE_CANTOPEN" || code.startsWith("E") ? "opened" : "written"} (${String(message)}, ${code}): give ${uid === undefined ? "the user Spool runs as" : `uid ${uid}`} read and write access to it and to its directory, or set DATABASE_URL (unset: DATA_DIR/spool.db)`,
+      2,
+    );
+  }
   return {
     dialect: "sqlite",
     db,
@@ -105,7 +162,10 @@ function openSqlite(url: string): SpoolDb {
     listen: async () => {},
     publish: async () => {},
     subscribe: async () => {},
-    ping: async () => void sqlite.query("SELECT 1").get(),
+    ping: async () => {
+      sqlite.query("SELECT 1").get();
+      sqliteWritable(sqlite, SQLITE_PING_BUSY_MS);
+    },
     close: async () => sqlite.close(),
   };
 }

@@ -21,17 +21,48 @@ const REDACTED = "<secret>";
  * may append to, finish or cancel that upload with no other credential, and logs are read more
  * widely than DATA_DIR. The video id stays, to follow an upload through the log. Whatever
  * follows `/api/uploads/` and a `.` or `%` (a dot percent-encoded) goes, so no spelling of a
- * secret that a router might decode gets through. Pure.
+ * secret that a router might decode gets through.
+ *
+ * The secret is the client's whether or not the router takes the spelling it came in: a base URL
+ * with a trailing slash (`//api/uploads/...`), repeated slashes anywhere, percent-encoded letters
+ * or slashes (`/%61pi/uploads/...`, `/api/uploads%2F...`), another case (`/API/Uploads/...`).
+ * Such a path is logged in its plain spelling (decoded, single slashes) when it holds
+ * `/api/uploads/` anywhere; Bun has already resolved `.` and `..` segments. Pure.
  */
 export function loggedPath(url: string): string {
   const path = requestPath(url);
-  if (!path.startsWith(UPLOADS) || path.length === UPLOADS.length) return path;
-  if (path.startsWith(DIRECT, UPLOADS.length)) return `${UPLOADS}${DIRECT}${REDACTED}`;
-  const rest = path.slice(UPLOADS.length);
+  if (path.startsWith(UPLOADS) && !ODD_SPELLING.test(path)) return redacted(path, UPLOADS.length);
+  if (!ODD_SPELLING.test(path) && !UPLOADS_ANY_CASE.test(path)) return path;
+  const plain = plainSpelling(path);
+  const at = plain.toLowerCase().indexOf(UPLOADS);
+  return at < 0 ? path : redacted(plain, at + UPLOADS.length);
+}
+
+/** What makes a path worth a second look: a percent-encoded byte, or repeated slashes. */
+const ODD_SPELLING = /%|\/\//;
+const UPLOADS_ANY_CASE = /\/api\/uploads\//i;
+
+/** `path` with its secret out, `start` being where what follows `/api/uploads/` begins. */
+function redacted(path: string, start: number): string {
+  if (path.length === start) return path;
+  const prefix = path.slice(0, start);
+  if (path.slice(start, start + DIRECT.length).toLowerCase() === DIRECT) return `${prefix}${DIRECT}${REDACTED}`;
+  const rest = path.slice(start);
   const dot = rest.indexOf(".");
   const encoded = rest.indexOf("%");
   const cut = dot < 0 ? encoded : encoded < 0 ? dot : Math.min(dot, encoded);
-  return cut < 0 ? path : `${UPLOADS}${rest.slice(0, cut)}.${REDACTED}`;
+  return cut < 0 ? path : `${prefix}${rest.slice(0, cut)}.${REDACTED}`;
+}
+
+/** Percent-encoded printable ASCII decoded (a few rounds: double encoding too), repeated slashes made one. */
+function plainSpelling(path: string): string {
+  let plain = path;
+  for (let round = 0; round < 3 && plain.includes("%"); round++) {
+    const decoded = plain.replace(/%([2-7][0-9a-f])/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    if (decoded === plain) break;
+    plain = decoded;
+  }
+  return plain.replace(/\/{2,}/g, "/");
 }
 
 /**

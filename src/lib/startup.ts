@@ -26,3 +26,22 @@ export async function orExit<T>(step: Promise<T>): Promise<T> {
     process.exit(error.exitCode);
   }
 }
+
+/**
+ * A command's arguments read with `parse` (node:util's parseArgs): one it does not know (or an
+ * option without its value) is one line naming it, then the usage, and exit code 2, as for a bad
+ * setting, instead of parseArgs' ERR_PARSE_ARGS_* stack and exit code 1.
+ */
+export function argsOrExit<T>(parse: () => T, usage: string): T {
+  try {
+    return parse();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code !== "string" || !code.startsWith("ERR_PARSE_ARGS_")) throw error;
+    const option = /'(-[^']*)'/.exec((error as Error).message)?.[1];
+    // "Option '-t, --title <value>' argument missing", "Unexpected argument 'x'. ...": as they are.
+    const what = code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option ? `unknown option ${option}` : (error as Error).message.split("\n")[0];
+    console.error(`spool: ${what}\n${usage}`);
+    process.exit(2);
+  }
+}

@@ -13,10 +13,11 @@
  * processed here, `upload`ed when complete, and its local directory removed once it is ready;
  * removing a video removes its objects too.
  */
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { mkdir, readdir, rm, rmdir, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import { errorFields, logger } from "../lib/log.ts";
+import { StartupError } from "../lib/startup.ts";
 import { localPid, newOwnerId, ownerIsDead } from "../lib/process-identity.ts";
 import { StorageUnavailable, videoKeys, type ObjectStore } from "../storage/object-store.ts";
 
@@ -28,11 +29,39 @@ import { StorageUnavailable, videoKeys, type ObjectStore } from "../storage/obje
  * others may enter it, for a warning.
  */
 export function prepareDataDir(dir: string): "created" | "private" | "open" {
+  // A DATA_DIR that cannot be used is refused here, with one line naming it (exit 2), before the
+  // warning about its mode: a regular file, /dev/null, a path under a file, or a directory this
+  // user cannot write used to end in a raw EEXIST/EACCES stack from the secrets' mkdir, after a
+  // misleading "chmod 700 it".
   if (!existsSync(dir)) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw dataDirError(dir, "cannot be created", error);
+    }
     return "created";
   }
-  return (statSync(dir).mode & 0o077) === 0 ? "private" : "open";
+  let stats;
+  try {
+    stats = statSync(dir);
+  } catch (error) {
+    throw dataDirError(dir, "cannot be read", error);
+  }
+  if (!stats.isDirectory()) throw new StartupError(`DATA_DIR=${dir} is not a directory (it is ${stats.isFile() ? "a file" : "a device or other special file"}): set DATA_DIR to a directory, or to a path where one can be created`, 2);
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    throw dataDirError(dir, "cannot be written", error);
+  }
+  return (stats.mode & 0o077) === 0 ? "private" : "open";
+}
+
+function dataDirError(dir: string, what: string, error: unknown): StartupError {
+  const { code, message } = error as NodeJS.ErrnoException;
+  const uid = process.getuid?.();
+  const user = uid === undefined ? "this user" : `this user (uid ${uid})`;
+  const why = code === "ENOTDIR" || code === "EEXIST" ? "a part of the path is a file" : code === "EACCES" || code === "EPERM" ? `permission denied to ${user}` : code === "EROFS" ? "a read-only file system" : (code ?? message);
+  return new StartupError(`DATA_DIR=${dir} ${what} (${why}): make it a directory ${user} can write, or set DATA_DIR elsewhere`, 2);
 }
 
 export class Storage {

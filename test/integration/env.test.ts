@@ -6,20 +6,22 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { StartupError } from "../../src/lib/startup.ts";
 import { startSpool } from "../../src/server.ts";
 import { freePort, ROOT } from "../helpers/process.ts";
-import { TEST_API_KEY } from "../helpers/spool.ts";
+import { startTestSpool, TEST_API_KEY } from "../helpers/spool.ts";
 
 setDefaultTimeout(30_000);
 
 let scratch: string;
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), "spool-env-"));
+  // Other users (the tests run as `nobody`) may enter it, not list it.
+  await chmod(scratch, 0o711);
 });
 afterAll(async () => {
   if (scratch) await rm(scratch, { recursive: true, force: true });
@@ -27,16 +29,47 @@ afterAll(async () => {
 
 /** `bun src/index.ts` in a fresh directory of its own; killed (code null) if still running after `ms`. */
 async function start(env: Record<string, string>, ms = 15_000): Promise<{ code: number | null; output: string; cwd: string }> {
+  return run("src/index.ts", [], env, { ms });
+}
+
+/**
+ * `bun <script> <args>` (the server, `bun run worker`, `bun run ingest`) in a fresh directory of
+ * its own, as `user` if given (with runuser: the test runs as root); killed (code null) if still
+ * running after `ms`. `cwd` and `env` may be functions of the fresh directory.
+ */
+async function run(
+  script: string,
+  args: string[],
+  env: Record<string, string> | ((cwd: string) => Record<string, string> | Promise<Record<string, string>>),
+  { ms = 15_000, user }: { ms?: number; user?: string } = {},
+): Promise<{ code: number | null; output: string; cwd: string }> {
   const cwd = await mkdtemp(join(scratch, "run-"));
-  const proc = Bun.spawn([process.execPath, resolve(ROOT, "src/index.ts")], {
+  if (user) await chmod(cwd, 0o777);
+  const command = [process.execPath, resolve(ROOT, script), ...args];
+  const proc = Bun.spawn(user ? ["runuser", "-u", user, "--", ...command] : command, {
     cwd,
-    env: { ...process.env, LOG_FORMAT: "json", DATA_DIR: join(cwd, "data"), PORT: "0", SEED_DEMO: "0", TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY, ...env },
+    env: {
+      ...process.env,
+      LOG_FORMAT: "json",
+      DATA_DIR: join(cwd, "data"),
+      PORT: "0",
+      SEED_DEMO: "0",
+      TRANSCODE_IN_SERVER: "0",
+      API_KEY: TEST_API_KEY,
+      ...(typeof env === "function" ? await env(cwd) : env),
+    },
     stdout: "pipe",
     stderr: "pipe",
   });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), ms);
+  // runuser passes SIGTERM on to the command; a SIGKILL would leave the command running.
+  let kill: ReturnType<typeof setTimeout> | undefined;
+  const timer = setTimeout(() => {
+    proc.kill(user ? "SIGTERM" : "SIGKILL");
+    kill = setTimeout(() => proc.kill("SIGKILL"), 5000);
+  }, ms);
   const [exit, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   clearTimeout(timer);
+  clearTimeout(kill);
   return { code: proc.signalCode ? null : exit, output: (out + err).trim(), cwd };
 }
 
@@ -81,6 +114,209 @@ describe("a bad variable stops start-up with one line naming it", () => {
     expect(output).toStartWith("spool: HOST=192.0.2.1: cannot listen there (EADDRNOTAVAIL");
     expect(output.split("\n")).toHaveLength(1);
     expect(code).toBe(2);
+  });
+});
+
+describe("settings found unusable only at start: one line naming the setting, exit 2, no stack", () => {
+  test.each([
+    [":memory:", "is an in-memory database"],
+    ["file:", "names no file"],
+  ])("DATABASE_URL=%p (a different empty library in every process) is refused before anything is made", async (url, why) => {
+    const { code, output, cwd } = await start({ DATABASE_URL: url, WORKERS: "2" });
+    expect(output).toStartWith(`spool: DATABASE_URL must name a SQLite file (\`file:/path/spool.db\` or a path; unset: \`$DATA_DIR/spool.db\`), got ${JSON.stringify(url)}, which ${why}`);
+    expect(output.split("\n")).toHaveLength(1);
+    expect(code).toBe(2);
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
+  test("MEMORY_CACHE_BYTES above 1 TiB (its sketch alone ran out of memory at 2^50)", async () => {
+    const { code, output } = await start({ MEMORY_CACHE_BYTES: "1125899906842624" });
+    expect(output).toBe('spool: MEMORY_CACHE_BYTES must be an integer >= 0 and <= 1099511627776 (1 TiB), got "1125899906842624"');
+    expect(code).toBe(2);
+  });
+
+  test("HOST with surrounding whitespace says so", async () => {
+    const { code, output } = await start({ HOST: " 127.0.0.1" });
+    expect(output).toBe('spool: HOST must not begin or end with whitespace (a space, tab or newline), got " 127.0.0.1"');
+    expect(code).toBe(2);
+  });
+
+  /** The three commands that start from DATA_DIR and DATABASE_URL. */
+  const COMMANDS: [string, string, string[]][] = [
+    ["the server", "src/index.ts", []],
+    ["bun run worker", "src/cli/worker.ts", []],
+    ["bun run ingest", "src/cli/ingest.ts", [resolve(ROOT, "fixtures/demo.mp4")]],
+  ];
+  const NOT_A_DIRECTORY: [string, (cwd: string) => Promise<string>, string][] = [
+    ["a regular file", async (cwd) => (await writeFile(join(cwd, "file"), "x"), join(cwd, "file")), "is not a directory (it is a file)"],
+    ["/dev/null", async () => "/dev/null", "is not a directory (it is a device or other special file)"],
+    ["under a file", async (cwd) => (await writeFile(join(cwd, "file"), "x"), join(cwd, "file", "data")), "cannot be created (a part of the path is a file)"],
+  ];
+  const cases = COMMANDS.flatMap(([name, script, args]) => NOT_A_DIRECTORY.map(([what, make, says]) => [name, what, script, args, make, says] as const));
+  test.each(cases)("%s, DATA_DIR %s: no EEXIST stack, no 'chmod 700 it' warning", async (_name, _what, script, args, make, says) => {
+    let dataDir = "";
+    const { code, output } = await run(script, args, async (cwd) => ({ DATA_DIR: (dataDir = await make(cwd)) }));
+    expect(output).toStartWith(`spool: DATA_DIR=${dataDir} ${says}`);
+    expect(output.split("\n")).toHaveLength(1);
+    expect(output).not.toContain("chmod");
+    expect(code).toBe(2);
+  });
+
+  test.each([
+    ["bun run worker", "src/cli/worker.ts", ["--bogus"], "usage: bun run worker"],
+    ["bun run ingest", "src/cli/ingest.ts", ["x", "--bogus"], "usage: bun run ingest <file|http(s) URL>"],
+  ])("%s with an unknown option: the option and the usage, exit 2", async (_name, script, args, usage) => {
+    const { code, output } = await run(script, args, {});
+    const [first, second, ...rest] = output.split("\n");
+    expect(first).toBe("spool: unknown option --bogus");
+    expect(second).toStartWith(usage);
+    expect(rest).toEqual([]);
+    expect(code).toBe(2);
+  });
+
+  test("a kept secret too short to use: one line naming the file and the fix, not a stack", async () => {
+    let path = "";
+    const { code, output } = await run("src/index.ts", [], async (cwd) => {
+      await mkdir(join(cwd, "data"), { mode: 0o700 });
+      await writeFile((path = join(cwd, "data", "signing-secret")), "short\n", { mode: 0o600 });
+      return {};
+    });
+    expect(output).toBe(`spool: SIGNING_SECRET: ${path} must hold at least 32 characters; delete it to have a new one generated`);
+    expect(code).toBe(2);
+  });
+
+  // runuser needs root; `nobody` is then a user for whom DATA_DIR is someone else's.
+  const asRoot = process.getuid?.() === 0 && Bun.which("runuser") !== null;
+
+  test.skipIf(!asRoot).each(COMMANDS)("%s as another user, DATA_DIR not writable: no EACCES stack", async (_name, script, args) => {
+    let dataDir = "";
+    const { code, output } = await run(
+      script,
+      args,
+      async (cwd) => {
+        dataDir = join(cwd, "data");
+        await mkdir(dataDir, { mode: 0o755 });
+        return { DATA_DIR: dataDir };
+      },
+      { user: "nobody" },
+    );
+    expect(output).toBe(`spool: DATA_DIR=${dataDir} cannot be written (permission denied to this user (uid 65534)): make it a directory this user (uid 65534) can write, or set DATA_DIR elsewhere`);
+    expect(code).toBe(2);
+  });
+
+  test.skipIf(!asRoot)("as another user, a kept secret it may not read (another user's DATA_DIR/signing-secret): no EACCES stack", async () => {
+    let path = "";
+    const { code, output } = await run(
+      "src/index.ts",
+      [],
+      async (cwd) => {
+        const dataDir = join(cwd, "data");
+        await mkdir(dataDir, { mode: 0o700 });
+        await writeFile((path = join(dataDir, "signing-secret")), `${"s".repeat(40)}\n`, { mode: 0o600 });
+        await chown(dataDir, 65534, 65534);
+        return { DATA_DIR: dataDir };
+      },
+      { user: "nobody" },
+    );
+    expect(output).toBe(`spool: SIGNING_SECRET: cannot read or create ${path} (permission denied to uid 65534): give the user Spool runs as access to it, or set SIGNING_SECRET`);
+    expect(code).toBe(2);
+  });
+
+  test.skipIf(!asRoot).each(COMMANDS.slice(0, 2))("%s as another user, a SQLite database it may only read: refused, not a /ready 200 and a 500 for every write", async (_name, script, args) => {
+    let path = "";
+    const { code, output } = await run(
+      script,
+      args,
+      async (cwd) => {
+        const dataDir = join(cwd, "data");
+        await mkdir(dataDir, { mode: 0o700 });
+        path = join(dataDir, "spool.db");
+        // A database with the tables: made by a run that could write it.
+        const { openDatabase } = await import("../../src/db/client.ts");
+        await (await openDatabase(`file:${path}`)).close();
+        await chown(dataDir, 65534, 65534);
+        await chown(path, 65534, 65534);
+        await chmod(path, 0o400);
+        return { DATA_DIR: dataDir };
+      },
+      { user: "nobody", ms: 8000 },
+    );
+    expect(output).toStartWith(`spool: DATABASE_URL: the SQLite database ${path} cannot be written (attempt to write a readonly database, SQLITE_READONLY)`);
+    expect(output.split("\n")).toHaveLength(1);
+    expect(code).toBe(2);
+  });
+});
+
+describe("bun run worker logs as LOG_FORMAT says", () => {
+  test("LOG_FORMAT=json: its start and its SIGTERM are JSON lines too, like everything else", async () => {
+    const cwd = await mkdtemp(join(scratch, "worker-"));
+    const proc = Bun.spawn([process.execPath, resolve(ROOT, "src/cli/worker.ts")], {
+      cwd,
+      env: { ...process.env, LOG_FORMAT: "json", DATA_DIR: join(cwd, "data"), API_KEY: TEST_API_KEY },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    let output = "";
+    const reading = Promise.all(
+      [proc.stdout, proc.stderr].map(async (stream) => {
+        for await (const chunk of stream as ReadableStream<Uint8Array>) output += new TextDecoder().decode(chunk);
+      }),
+    );
+    const deadline = Date.now() + 15_000;
+    while (!output.includes("started") && proc.exitCode === null && Date.now() < deadline) await Bun.sleep(50);
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    await reading;
+    const lines = output.trim().split("\n");
+    const parsed = lines.map((line) => {
+      try {
+        return JSON.parse(line) as { msg?: string; component?: string };
+      } catch {
+        throw new Error(`not a JSON line: ${line}`);
+      }
+    });
+    expect(parsed.some((line) => line.component === "worker" && line.msg?.includes("started"))).toBe(true);
+    expect(parsed.some((line) => line.component === "worker" && line.msg === "SIGTERM: stopping")).toBe(true);
+  });
+});
+
+describe("/ready's database check proves SQLite can be written", () => {
+  test("a database that answers SELECT but refuses writes is not ready", async () => {
+    const spool = await startTestSpool({ seedDemo: false, metrics: false });
+    try {
+      if (spool.ctx.db.dialect !== "sqlite") return;
+      expect((await fetch(`${spool.url}/ready`)).status).toBe(200);
+      // What a database file this user may only read does: reads answer, every write fails.
+      spool.ctx.db.sqlite!.exec("PRAGMA query_only = 1");
+      const response = await fetch(`${spool.url}/ready`);
+      expect(response.status).toBe(503);
+      expect(((await response.json()) as { checks: Record<string, string> }).checks.database).toBe("unavailable");
+      spool.ctx.db.sqlite!.exec("PRAGMA query_only = 0");
+      expect((await fetch(`${spool.url}/ready`)).status).toBe(200);
+    } finally {
+      await spool.stop();
+    }
+  });
+
+  test("another process holding the write lock neither fails the check nor blocks the server for long", async () => {
+    const spool = await startTestSpool({ seedDemo: false, metrics: false });
+    try {
+      if (spool.ctx.db.dialect !== "sqlite") return;
+      const { Database } = await import("bun:sqlite");
+      const other = new Database(join(spool.dataDir, "spool.db"));
+      other.exec("BEGIN IMMEDIATE");
+      try {
+        const started = performance.now();
+        await spool.ctx.db.ping();
+        // The write check waits 100 ms for the lock, not the 5 s queries wait.
+        expect(performance.now() - started).toBeLessThan(1000);
+      } finally {
+        other.exec("ROLLBACK");
+        other.close();
+      }
+    } finally {
+      await spool.stop();
+    }
   });
 });
 

@@ -191,7 +191,27 @@ describe("loggedPath: upload URLs are capabilities, their secrets never reach a 
     ["http://x/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA", "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA"],
     ["http://x/api/videos/demo.json", "/api/videos/demo.json"],
     ["http://x/api/stream/demo.mp4?token=abc", "/api/stream/demo.mp4"],
+    ["http://x/static//b%20c.txt", "/static//b%20c.txt"],
   ] as const)("%s → %s", (url, expected) => {
+    expect(loggedPath(url)).toBe(expected);
+    expect(loggedPath(url)).not.toContain(secret);
+  });
+
+  // The audit: a client base URL with a trailing slash sent HEAD //api/uploads/<id>.<secret>,
+  // logged whole. The secret is the client's whether or not a router takes the spelling.
+  test.each([
+    [`http://x//api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`//api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x///api//uploads///q7cN0l1dQ5m0tS9xYk3eZA.${secret}`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x/%61pi/%75ploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x/api%2Fuploads%2Fq7cN0l1dQ5m0tS9xYk3eZA.${secret}`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x/api%252Fuploads%252Fq7cN0l1dQ5m0tS9xYk3eZA.${secret}`, "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x/API/Uploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}`, "/API/Uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x/spool/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}`, "/spool/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"],
+    [`http://x/api/uploads//direct/${secret}`, "/api/uploads/direct/<secret>"],
+    [`http://x//api/uploads/direct%2F${secret}`, "/api/uploads/direct/<secret>"],
+    [`http://x/api/uploads/%64irect/${secret}`, "/api/uploads/direct/<secret>"],
+  ] as const)("another spelling of an upload URL: %s → %s", (url, expected) => {
     expect(loggedPath(url)).toBe(expected);
     expect(loggedPath(url)).not.toContain(secret);
   });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { loadConfig } from "../../src/config.ts";
-import { ConfigError, ENV, envTable, MAX_CLOCK_SPAN_MS, MAX_TIMER_MS, readEnv } from "../../src/env.ts";
+import { ConfigError, ENV, envTable, MAX_CLOCK_SPAN_MS, MAX_MEMORY_CACHE_BYTES, MAX_TIMER_MS, readEnv } from "../../src/env.ts";
 
 describe("the README's configuration table", () => {
   test("is exactly the declarations (run `bun -e 'console.log((await import(\"./src/env.ts\")).envTable())'` to regenerate)", async () => {
@@ -54,7 +54,24 @@ describe("readEnv", () => {
     [{ CORS_ORIGINS: ",,," }, "CORS_ORIGINS must be `*`, `none`, or a comma-separated list of origins like https://example.com, got \",,,\""],
     [{ CORS_ORIGINS: "*,https://a.example" }, "CORS_ORIGINS must be `*`, `none`, or a comma-separated list of origins like https://example.com, got \"*,https://a.example\""],
     [{ API_KEY: "short" }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 5 characters"],
-    [{ API_KEY: ` ${"k".repeat(20)}` }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 21 characters"],
+    [{ API_KEY: ` ${"k".repeat(20)}` }, "API_KEY must not begin or end with whitespace (a space, tab or newline), got 21 characters"],
+    [{ API_KEY: ` ${"k".repeat(5)}` }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 6 characters"],
+    // Surrounding whitespace is named as the problem (HOST=" 127.0.0.1" was told "must be a non-empty string").
+    [{ HOST: " 127.0.0.1" }, 'HOST must not begin or end with whitespace (a space, tab or newline), got " 127.0.0.1"'],
+    [{ DATA_DIR: "/srv/spool\n" }, 'DATA_DIR must not begin or end with whitespace (a space, tab or newline), got "/srv/spool\\n"'],
+    [{ FFMPEG_PATH: "ffmpeg " }, 'FFMPEG_PATH must not begin or end with whitespace (a space, tab or newline), got "ffmpeg "'],
+    [{ S3_BUCKET: "\tvideos" }, 'S3_BUCKET must not begin or end with whitespace (a space, tab or newline), got "\\tvideos"'],
+    [{ NODE_ENV: "production " }, 'NODE_ENV must not begin or end with whitespace (a space, tab or newline), got "production "'],
+    [{ LOG_LEVEL: "debug " }, 'LOG_LEVEL must not begin or end with whitespace (a space, tab or newline), got "debug "'],
+    [{ PORT: " 8080" }, 'PORT must not begin or end with whitespace (a space, tab or newline), got " 8080"'],
+    [{ SEED_DEMO: "0 " }, 'SEED_DEMO must not begin or end with whitespace (a space, tab or newline), got "0 "'],
+    [{ HOST: "  " }, 'HOST is only whitespace, got "  ": leave it empty or unset for the default'],
+    [{ S3_SECRET_ACCESS_KEY: "hunter2 " }, "S3_SECRET_ACCESS_KEY must not begin or end with whitespace (a space, tab or newline), got 8 characters"],
+    // Whitespace around a value that would be wrong anyway: the usual message.
+    [{ PORT: " 70000" }, 'PORT must be an integer >= 0 and <= 65535, got " 70000"'],
+    // The RAM tier's sketch is sized from it: 2^50 died with "RangeError: Out of memory" at start.
+    [{ MEMORY_CACHE_BYTES: "1125899906842624" }, 'MEMORY_CACHE_BYTES must be an integer >= 0 and <= 1099511627776 (1 TiB), got "1125899906842624"'],
+    [{ MEMORY_CACHE_BYTES: "1099511627777" }, 'MEMORY_CACHE_BYTES must be an integer >= 0 and <= 1099511627776 (1 TiB), got "1099511627777"'],
     [{ SIGNING_SECRET: "s".repeat(31) }, "SIGNING_SECRET must be at least 32 characters with no surrounding whitespace, got 31 characters"],
     [{ TRANSCODE_STALE_MS: "10" }, 'TRANSCODE_STALE_MS must be an integer >= 500 and <= 3153600000000 (a century), got "10"'],
     // Past 2^31-1 ms Bun fires a timer after 1 ms: every transcode would time out at once.
@@ -68,6 +85,13 @@ describe("readEnv", () => {
     [{ DATABASE_URL: "sqlite://spool.db" }, 'DATABASE_URL must be `postgres://user:pass@host:5432/db` (PostgreSQL), or a `file:` URL or path (SQLite), got "sqlite://spool.db"'],
     [{ DATABASE_URL: "postgres://" }, 'DATABASE_URL must name the PostgreSQL server\'s host (`postgres://user:pass@host:5432/db`), got "postgres://"'],
     [{ DATABASE_URL: "postgresql:///spool" }, 'DATABASE_URL must name the PostgreSQL server\'s host (`postgres://user:pass@host:5432/db`), got "postgresql:///spool"'],
+    // In memory, or no file at all: every process (WORKERS, the worker, an ingest) had its own empty library.
+    [{ DATABASE_URL: ":memory:" }, 'DATABASE_URL must name a SQLite file (`file:/path/spool.db` or a path; unset: `$DATA_DIR/spool.db`), got ":memory:", which is an in-memory database: every process (WORKERS, `bun run worker`, `bun run ingest`) would have its own empty library'],
+    [{ DATABASE_URL: "file::memory:" }, 'got "file::memory:", which is an in-memory database'],
+    [{ DATABASE_URL: "file::memory:?cache=shared" }, "which is an in-memory database"],
+    [{ DATABASE_URL: "file:" }, 'got "file:", which names no file'],
+    [{ DATABASE_URL: "file://" }, 'got "file://", which names no file'],
+    [{ DATABASE_URL: "FILE:///" }, 'got "FILE:///", which names no file'],
   ];
   test.each(bad)("%p → %s", (env, message) => {
     expect(() => readEnv(env)).toThrow(ConfigError);
@@ -80,13 +104,25 @@ describe("readEnv", () => {
     expect(() => readEnv({ DATABASE_URL: "mysql://spool:hunter2@db/spool" })).not.toThrow(/hunter2/);
     expect(() => readEnv({ DATABASE_URL: "postgres://spool:hunter2@/spool" })).not.toThrow(/hunter2/);
     // Refused by the schema (surrounding whitespace) rather than by the URL check: still no password.
-    expect(() => readEnv({ DATABASE_URL: " postgres://spool:hunter2@db/spool" })).toThrow('DATABASE_URL must be a non-empty string, got " postgres://spool:***@db/spool"');
+    expect(() => readEnv({ DATABASE_URL: " postgres://spool:hunter2@db/spool" })).toThrow('DATABASE_URL must not begin or end with whitespace (a space, tab or newline), got " postgres://spool:***@db/spool"');
   });
 
-  test.each(["file:/srv/spool/spool.db", "file:///srv/spool/spool.db", "/srv/spool/spool.db", "data/spool.db", ":memory:", "postgres://spool:pw@db:5432/spool", "postgresql://db/spool", "POSTGRES://db/spool", "postgres:///spool?host=/run/postgresql"])(
+  test.each(["file:/srv/spool/spool.db", "file:///srv/spool/spool.db", "/srv/spool/spool.db", "data/spool.db", "file:spool.db", ":memory:.db", "postgres://spool:pw@db:5432/spool", "postgresql://db/spool", "POSTGRES://db/spool", "postgres:///spool?host=/run/postgresql"])(
     "DATABASE_URL %p is accepted",
     (url) => expect(readEnv({ DATABASE_URL: url }).DATABASE_URL).toBe(url),
   );
+});
+
+describe("byte sizes", () => {
+  test("MEMORY_CACHE_BYTES: 1 TiB is accepted (its sketch is 32 MiB), one byte more is refused", () => {
+    expect(readEnv({ MEMORY_CACHE_BYTES: String(MAX_MEMORY_CACHE_BYTES) }).MEMORY_CACHE_BYTES).toBe(1024 ** 4);
+    expect(() => readEnv({ MEMORY_CACHE_BYTES: String(MAX_MEMORY_CACHE_BYTES + 1) })).toThrow(ConfigError);
+  });
+
+  // They allocate nothing in proportion (a disk bound, a Map's budget, a comparison): any size works.
+  test.each(["CACHE_MAX_BYTES", "CLIP_CACHE_BYTES", "CLIP_HEADER_CACHE_BYTES", "MAX_UPLOAD_BYTES"])("%s: 2^53-1 is accepted", (name) => {
+    expect(readEnv({ [name]: "9007199254740991" })[name as keyof typeof ENV]).toBe(Number.MAX_SAFE_INTEGER);
+  });
 });
 
 describe("millisecond variables", () => {

@@ -44,7 +44,7 @@ describe("storage configuration", () => {
     [{ STORAGE: "gcs" }, 'STORAGE must be one of local, s3, got "gcs"'],
     [{ S3_DELIVERY: "cdn" }, 'S3_DELIVERY must be one of proxy, redirect, got "cdn"'],
     [{ CACHE_MAX_BYTES: "1000" }, 'CACHE_MAX_BYTES must be an integer >= 8388608, got "1000"'],
-    [{ S3_SECRET_ACCESS_KEY: " hidden " }, "S3_SECRET_ACCESS_KEY must be a non-empty string, got 8 characters"],
+    [{ S3_SECRET_ACCESS_KEY: " hidden " }, "S3_SECRET_ACCESS_KEY must not begin or end with whitespace (a space, tab or newline), got 8 characters"],
   ])("%p → %s", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
