@@ -128,8 +128,11 @@ export class TranscodeJobs implements JobHandler {
     } finally {
       await rm(tempDir, { recursive: true, force: true }).catch(() => {});
       await rm(`${tempDir}.source`, { force: true }).catch(() => {});
-      // A video deleted while ffmpeg ran: ffmpeg may have recreated directories under it.
-      if (!(await this.library.get(job.videoId).catch(() => undefined))) await this.library.storage.removeVideo(job.videoId).catch(() => {});
+      // A video deleted while ffmpeg ran: ffmpeg may have recreated directories under it. Only a
+      // lookup that answered "no such row" says so: one that failed (the database restarting)
+      // once removed a ready video's source and poster, here and in the bucket.
+      const gone = await this.library.get(job.videoId).then((row) => row === undefined, () => false);
+      if (gone) await this.library.storage.removeVideo(job.videoId).catch(() => {});
     }
   }
 
