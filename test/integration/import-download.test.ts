@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
+import zlib from "node:zlib";
 import { join } from "node:path";
 import { downloadToFile, type DownloadOptions } from "../../src/media/import/download.ts";
 import { ImportError } from "../../src/media/import/errors.ts";
@@ -68,6 +69,69 @@ function rangeAnswer(req: Request): Response {
     return new Response(DATA.subarray(start), { status: 206, headers: { ...headers, "content-range": `bytes ${start}-${DATA.length - 1}/${DATA.length}` } });
   }
   return new Response(DATA, { headers });
+}
+
+interface RawRequest {
+  range: string | null;
+  ifRange: string | null;
+}
+interface RawAnswer {
+  /** Status line and header lines, without the blank line. */
+  head: readonly string[];
+  body?: Uint8Array;
+  /** After the body: close the connection (default), or hold it open sending nothing. */
+  then?: "close" | "hold";
+}
+
+/**
+ * A raw TCP source (Bun.listen): the test writes every byte of each answer itself, so it can
+ * break HTTP the way misbehaving servers do (a 206 that ignores If-Range, a body longer than its
+ * Content-Range, a connection closed before its Content-Length).
+ */
+function rawServe(answer: (req: RawRequest, n: number) => RawAnswer) {
+  const seen: RawRequest[] = [];
+  type Conn = { head: string; pending: Uint8Array[]; then: "close" | "hold" | null };
+  const flush = (socket: { data: Conn; write(b: Uint8Array): number; end(): void }) => {
+    const conn = socket.data;
+    while (conn.pending.length) {
+      const next = conn.pending[0]!;
+      const written = socket.write(next);
+      if (written < next.byteLength) {
+        conn.pending[0] = next.subarray(Math.max(written, 0));
+        return;
+      }
+      conn.pending.shift();
+    }
+    if (conn.then === "close") socket.end();
+  };
+  const server = Bun.listen<Conn>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open(socket) {
+        socket.data = { head: "", pending: [], then: null };
+      },
+      data(socket, data) {
+        const conn = socket.data;
+        if (conn.then) return;
+        conn.head += Buffer.from(data).toString("latin1");
+        if (!conn.head.includes("\r\n\r\n")) return;
+        const header = (name: string) => new RegExp(`^${name}:\\s*(.*?)\\s*$`, "im").exec(conn.head)?.[1] ?? null;
+        const req = { range: header("range"), ifRange: header("if-range") };
+        seen.push(req);
+        const a = answer(req, seen.length);
+        conn.then = a.then ?? "close";
+        conn.pending.push(Buffer.from(`${a.head.join("\r\n")}\r\nConnection: close\r\n\r\n`, "latin1"));
+        if (a.body?.byteLength) conn.pending.push(a.body);
+        flush(socket);
+      },
+      drain(socket) {
+        flush(socket);
+      },
+    },
+  });
+  servers.push({ stop: () => server.stop(true) });
+  return { url: `http://127.0.0.1:${server.port}`, seen };
 }
 
 const LOCAL: Partial<DownloadOptions> = { allowPrivate: true, maxBytes: 10_000_000, connectTimeoutMs: 3000, idleTimeoutMs: 3000 };
@@ -368,6 +432,128 @@ describe("downloadToFile", () => {
     await expectFailure(downloadToFile(`https://localhost:${okPort}/v`, join(dir, "tls"), LOCAL as DownloadOptions), "network", /TLS connection to localhost:\d+ failed: .*self.signed/i);
     expect(await leftovers()).toEqual([]);
   });
+
+  describe("a resumption is checked against what was being downloaded", () => {
+    // The audit's case: 280571 bytes, the connection closing after 93523.
+    const SIZE = 280_571;
+    const CUT = 93_523;
+    const V1 = Buffer.from(Array.from({ length: SIZE }, (_, i) => (i * 31) % 253));
+    const V2 = Buffer.from(Array.from({ length: SIZE }, (_, i) => (i * 17 + 5) % 249));
+    const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+    const LM1 = "Tue, 01 Dec 2026 10:00:00 GMT";
+    const LM2 = "Wed, 02 Dec 2026 10:00:00 GMT";
+
+    /** 200 with V1 cut at CUT, then the given 206, then (asked without Range) the whole `whole`. */
+    function source(validator: string, partial: RawAnswer, whole: Buffer, wholeValidator: string) {
+      return rawServe((req, n) => {
+        if (n === 1) return { head: ["HTTP/1.1 200 OK", "Accept-Ranges: bytes", validator, `Content-Length: ${SIZE}`], body: V1.subarray(0, CUT) };
+        if (req.range) return partial;
+        return { head: ["HTTP/1.1 200 OK", "Accept-Ranges: bytes", wholeValidator, `Content-Length: ${SIZE}`], body: whole };
+      });
+    }
+    const rest = (from: Buffer, range = `bytes ${CUT}-${SIZE - 1}/${SIZE}`) => ({ range, body: from.subarray(CUT) });
+
+    for (const [name, validator, partial, whole, wholeValidator] of [
+      // A server that ignores If-Range: the rest of another version.
+      ["a 206 with another ETag (If-Range ignored)", 'ETag: "v1"', { head: ["HTTP/1.1 206 Partial Content", 'ETag: "v2"', `Content-Range: ${rest(V2).range}`, `Content-Length: ${SIZE - CUT}`], body: rest(V2).body }, V2, 'ETag: "v2"'],
+      ["a 206 without the ETag", 'ETag: "v1"', { head: ["HTTP/1.1 206 Partial Content", `Content-Range: ${rest(V1).range}`], body: rest(V1).body }, V1, 'ETag: "v1"'],
+      ["a 206 with another Last-Modified", `Last-Modified: ${LM1}`, { head: ["HTTP/1.1 206 Partial Content", `Last-Modified: ${LM2}`, `Content-Range: ${rest(V2).range}`], body: rest(V2).body }, V2, `Last-Modified: ${LM2}`],
+      ["a 206 of another size", 'ETag: "v1"', { head: ["HTTP/1.1 206 Partial Content", 'ETag: "v1"', `Content-Range: bytes ${CUT}-${SIZE + 9999}/${SIZE + 10_000}`], body: Buffer.alloc(SIZE + 10_000 - CUT, 9) }, V1, 'ETag: "v1"'],
+      ["a 206 from another offset", 'ETag: "v1"', { head: ["HTTP/1.1 206 Partial Content", 'ETag: "v1"', `Content-Range: bytes 0-${SIZE - 1}/${SIZE}`], body: V1 }, V1, 'ETag: "v1"'],
+      ["a 206 whose Content-Length is not its range's", 'ETag: "v1"', { head: ["HTTP/1.1 206 Partial Content", 'ETag: "v1"', `Content-Range: ${rest(V1).range}`, `Content-Length: ${SIZE - CUT + 100}`], body: Buffer.concat([rest(V1).body, Buffer.alloc(100, 1)]) }, V1, 'ETag: "v1"'],
+    ] as const) {
+      test(`${name} is not appended: the download starts over without Range`, async () => {
+        const src = source(validator, partial, whole, wholeValidator);
+        const dest = join(dir, "checked");
+        const result = await downloadToFile(`${src.url}/v.mp4`, dest, LOCAL as DownloadOptions);
+        expect(src.seen).toEqual([
+          { range: null, ifRange: null },
+          { range: `bytes=${CUT}-`, ifRange: validator.replace(/^[^:]+: /, "") },
+          { range: null, ifRange: null },
+        ]);
+        expect(result).toMatchObject({ sha256: sha(whole), size: SIZE, requests: 3, resumes: 1 });
+        expect(Buffer.from(await Bun.file(dest).arrayBuffer()).equals(whole)).toBe(true);
+        await rm(dest);
+      });
+    }
+
+    test("a matching 206 (raw) still continues the same file", async () => {
+      const src = source('ETag: "v1"', { head: ["HTTP/1.1 206 Partial Content", 'ETag: "v1"', `Content-Range: ${rest(V1).range}`, `Content-Length: ${SIZE - CUT}`], body: rest(V1).body }, V2, 'ETag: "v2"');
+      const dest = join(dir, "matching");
+      const result = await downloadToFile(`${src.url}/v.mp4`, dest, LOCAL as DownloadOptions);
+      expect(src.seen.length).toBe(2);
+      expect(result).toMatchObject({ sha256: sha(V1), size: SIZE, requests: 2, resumes: 1 });
+      await rm(dest);
+    });
+
+    test("a 206 whose body runs past its Content-Range fails, and keeps nothing", async () => {
+      const src = source('ETag: "v1"', { head: ["HTTP/1.1 206 Partial Content", 'ETag: "v1"', `Content-Range: ${rest(V1).range}`], body: Buffer.concat([rest(V1).body, Buffer.alloc(5000, 1)]) }, V1, 'ETag: "v1"');
+      await expectFailure(downloadToFile(`${src.url}/v.mp4`, join(dir, "long"), LOCAL as DownloadOptions), "source_invalid", new RegExp(`^the source sent more than it announced \\(Content-Range: bytes ${CUT}-${SIZE - 1}/${SIZE}\\); nothing of it is kept$`));
+      expect(src.seen.length).toBe(2);
+      expect(await leftovers()).toEqual([]);
+    });
+  });
+
+  describe("Content-Encoding", () => {
+    for (const [coding, encode] of [
+      ["gzip", (b: Buffer) => zlib.gzipSync(b)],
+      ["deflate", (b: Buffer) => zlib.deflateSync(b)],
+      ["br", (b: Buffer) => zlib.brotliCompressSync(b)],
+      ["zstd", (b: Buffer) => zlib.zstdCompressSync(b)],
+    ] as const) {
+      test(`a ${coding} body (sent though identity was asked) is stored decoded`, async () => {
+        const encoded = encode(DATA);
+        const src = rawServe(() => ({ head: ["HTTP/1.1 200 OK", `Content-Encoding: ${coding}`, `Content-Length: ${encoded.byteLength}`, "Content-Type: video/mp4"], body: encoded }));
+        const dest = join(dir, `enc-${coding}`);
+        const progress: { bytes: number; total: number | null }[] = [];
+        const result = await downloadToFile(`${src.url}/v.mp4`, dest, { ...LOCAL, onProgress: (p) => progress.push(p), progressIntervalMs: 0 } as DownloadOptions);
+        expect(result).toMatchObject({ sha256: SHA, size: DATA.length, requests: 1 });
+        expect(Buffer.from(await Bun.file(dest).arrayBuffer()).equals(DATA)).toBe(true);
+        // The decoded size is not known before the end: no total to show against.
+        expect(progress.at(-1)).toEqual({ bytes: DATA.length, total: null });
+        await rm(dest);
+      });
+    }
+
+    test("a small body that inflates past MAX_UPLOAD_BYTES is refused by the decoded count (a zip bomb)", async () => {
+      const bomb = zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024));
+      expect(bomb.byteLength).toBeLessThan(200_000);
+      const src = rawServe(() => ({ head: ["HTTP/1.1 200 OK", "Content-Encoding: gzip", `Content-Length: ${bomb.byteLength}`], body: bomb }));
+      await expectFailure(downloadToFile(`${src.url}/v`, join(dir, "bomb"), { ...LOCAL, maxBytes: 1_000_000 } as DownloadOptions), "too_large", /it sent more than the limit of 1 MB \(MAX_UPLOAD_BYTES\)/);
+      expect(await leftovers()).toEqual([]);
+    });
+
+    test("a coding not decoded here, or data that does not decompress, fails saying so", async () => {
+      const compress = rawServe(() => ({ head: ["HTTP/1.1 200 OK", "Content-Encoding: compress", "Content-Length: 5"], body: Buffer.from("hello") }));
+      await expectFailure(downloadToFile(`${compress.url}/v`, join(dir, "c1"), LOCAL as DownloadOptions), "source_invalid", /^the source sent Content-Encoding: compress, which this server does not decode/);
+      const corrupt = rawServe(() => ({ head: ["HTTP/1.1 200 OK", "Content-Encoding: gzip", "Content-Length: 18"], body: Buffer.from("this is not gzip!!") }));
+      await expectFailure(downloadToFile(`${corrupt.url}/v`, join(dir, "c2"), LOCAL as DownloadOptions), "source_invalid", /^the source's gzip data does not decompress \(/);
+      expect(await leftovers()).toEqual([]);
+    });
+
+    test("a compressed body that breaks off is downloaded again from the start, not resumed with Range", async () => {
+      const encoded = zlib.gzipSync(DATA);
+      const src = rawServe((_req, n) => ({
+        head: ["HTTP/1.1 200 OK", "Content-Encoding: gzip", "Accept-Ranges: bytes", `ETag: ${ETAG}`, `Content-Length: ${encoded.byteLength}`],
+        body: n === 1 ? encoded.subarray(0, encoded.byteLength >> 1) : encoded,
+      }));
+      const dest = join(dir, "enc-restart");
+      const result = await downloadToFile(`${src.url}/v`, dest, LOCAL as DownloadOptions);
+      expect(src.seen).toEqual([
+        { range: null, ifRange: null },
+        { range: null, ifRange: null },
+      ]);
+      expect(result).toMatchObject({ sha256: SHA, size: DATA.length, requests: 2, resumes: 1 });
+      await rm(dest);
+    });
+  });
+
+  test("a source that sends 1000 bytes and then nothing times out 'without data', not 'slower than'", async () => {
+    // The audit's case: IMPORT_IDLE_TIMEOUT_MS=3000, the default 1 kB/s minimum (3072 bytes a window).
+    const src = rawServe(() => ({ head: ["HTTP/1.1 200 OK", "Content-Length: 300000"], body: DATA.subarray(0, 1000), then: "hold" }));
+    await expectFailure(downloadToFile(`${src.url}/v`, join(dir, "stall"), { ...LOCAL, idleTimeoutMs: 3000, minBytesPerSecond: 1024 } as DownloadOptions), "timeout", /^timed out after 3 s without data \(1 kB received; not resumed/);
+    expect(await leftovers()).toEqual([]);
+  }, 10_000);
 
   test("an abort stops the download and removes the file", async () => {
     const stalled = serve(

@@ -41,6 +41,9 @@ beforeAll(async () => {
           return new Response(Bun.file(faststart));
         case "/moov-at-end.mp4":
           return new Response(Bun.file(moovAtEnd));
+        case "/gzipped.mp4":
+          // As S3 serves an object stored with Content-Encoding: gzip, whatever was asked.
+          return new Response(Bun.gzipSync(await Bun.file(faststart).bytes()), { headers: { "content-encoding": "gzip", "content-type": "video/mp4" } });
         case "/notes.txt":
           return new Response(TEXT, { headers: { "content-type": "video/mp4" } });
         case "/hop1":
@@ -129,6 +132,14 @@ describe("import from a URL", () => {
     const ready = await waitUntilSettled(open.url, video.id);
     expect(ready.status).toBe("ready");
     expect(ready.sha256).not.toBe(await sha256File(moovAtEnd));
+  });
+
+  test("a source that sends it gzip-compressed anyway: ready with the decoded bytes", async () => {
+    const video = await started(open, { url: src("/gzipped.mp4") });
+    const ready = await waitUntilSettled(open.url, video.id);
+    expect(ready.error ?? null).toBeNull();
+    expect(ready.status).toBe("ready");
+    expect(ready.sha256).toBe(await sha256File(faststart));
   });
 
   test("a redirect chain is followed", async () => {

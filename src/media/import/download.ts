@@ -23,7 +23,16 @@
  * - **Resumption.** A body that breaks off (an error, or fewer bytes than announced) from a source
  *   that said `Accept-Ranges: bytes` and gave a validator is asked again from where it stopped,
  *   with `Range` and `If-Range` (the strong ETag, else Last-Modified): a 206 continues the same
- *   file and hash, a 200 means the source changed and the download starts over.
+ *   file and hash only when it is exactly that continuation (the validator sent, the offset
+ *   asked, the size already known: see partialMismatch), a 200 means the source changed and the
+ *   download starts over, and so does a 206 that is not that continuation (a server ignoring
+ *   If-Range). A body longer than its Content-Length or Content-Range is refused, never stored.
+ * - **Content-Encoding.** Asked for `identity`, a source may still send gzip (an S3 object stored
+ *   with `Content-Encoding: gzip` is served so to everyone): gzip, deflate, br and zstd are
+ *   decoded, the file being the decoded bytes (hash, size and MAX_UPLOAD_BYTES all count those;
+ *   the compressed bytes are held to MAX_UPLOAD_BYTES too). Ranges would count the compressed
+ *   bytes, so a compressed body that breaks off is downloaded again from the start (a plain
+ *   GET, same conditions and count as a resumption). Any other coding is refused by name.
  * - On any failure the file is removed and an ImportError says why in words.
  */
 import { lookup as dnsLookup } from "node:dns/promises";
@@ -31,6 +40,8 @@ import { open, rm, type FileHandle } from "node:fs/promises";
 import http, { STATUS_CODES, type IncomingMessage, type ClientRequest } from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
+import { pipeline, Transform } from "node:stream";
+import zlib from "node:zlib";
 import { formatBytes, formatDuration, formatSeconds } from "../bytes.ts";
 import { classifyAddress, inNetworks, isIpLiteral } from "./addresses.ts";
 import { ImportError } from "./errors.ts";
@@ -245,11 +256,71 @@ function contentLength(response: IncomingMessage): number | null {
   return raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : null;
 }
 
+interface Validator {
+  header: "etag" | "last-modified";
+  value: string;
+}
+
 /** The strong ETag, else Last-Modified: what `If-Range` may carry (RFC 9110 §13.1.5). */
-function validatorOf(response: IncomingMessage): string | null {
+function validatorOf(response: IncomingMessage): Validator | null {
   const etag = response.headers.etag;
-  if (etag && !etag.startsWith("W/")) return etag;
-  return response.headers["last-modified"] ?? null;
+  if (etag && !etag.startsWith("W/")) return { header: "etag", value: etag };
+  const modified = response.headers["last-modified"];
+  return modified ? { header: "last-modified", value: modified } : null;
+}
+
+/** The Content-Encodings decoded (RFC 9110 §8.4.1; `x-gzip` is gzip's old name). */
+const DECODERS: Record<string, () => Transform> = {
+  gzip: () => zlib.createGunzip(),
+  "x-gzip": () => zlib.createGunzip(),
+  deflate: () => zlib.createInflate(),
+  br: () => zlib.createBrotliDecompress(),
+  zstd: () => zlib.createZstdDecompress(),
+};
+
+/** The body's coding (null for none or identity); an ImportError for one not decoded here. */
+function encodingOf(response: IncomingMessage): string | null {
+  const raw = response.headers["content-encoding"];
+  if (!raw) return null;
+  const codings = raw
+    .split(",")
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c && c !== "identity");
+  if (!codings.length) return null;
+  if (codings.length > 1 || !Object.hasOwn(DECODERS, codings[0]!)) {
+    throw new ImportError("source_invalid", `the source sent Content-Encoding: ${raw.slice(0, 100)}, which this server does not decode (it asks for identity, and decodes gzip, deflate, br or zstd alone)`);
+  }
+  return codings[0]!;
+}
+
+/**
+ * Why a 206 answering `Range: bytes=<offset>-` with `If-Range: <sent>` is not the continuation of
+ * the file being downloaded, or null when it is. It must carry the very validator sent (a server
+ * that ignores If-Range answers 206 for a file that changed), be unencoded like the bytes so far,
+ * start at the offset asked, be of the size already known (`total`), end within it, and have a
+ * Content-Length (if any) matching its range. The validator is required, not merely compared when
+ * present: RFC 9110 §15.3.7 has a 206 carry the ETag a 200 would, and a Last-Modified a server
+ * leaves out of its 206 costs a download from the start, never a file made of two versions.
+ */
+function partialMismatch(response: IncomingMessage, offset: number, total: number | null, sent: Validator, firstEtag: string | null): string | null {
+  const coding = response.headers["content-encoding"];
+  if (coding && coding.trim().toLowerCase() !== "identity") return `it is encoded (Content-Encoding: ${coding})`;
+  const got = response.headers[sent.header];
+  const name = sent.header === "etag" ? "ETag" : "Last-Modified";
+  if (got !== sent.value) return `its ${name} is ${got ?? "missing"}, not ${sent.value}`;
+  // Resumed on Last-Modified, a (weak) ETag that changed still tells another version.
+  const etag = response.headers.etag;
+  if (firstEtag && etag && etag.replace(/^W\//, "") !== firstEtag.replace(/^W\//, "")) return `its ETag is ${etag}, not ${firstEtag}`;
+  const raw = response.headers["content-range"];
+  const range = parseContentRange(raw);
+  if (!range || range.end < range.start) return `its Content-Range is ${raw === undefined ? "missing" : JSON.stringify(raw.slice(0, 100))}`;
+  if (range.start !== offset) return `its Content-Range ${raw} does not start at byte ${offset}`;
+  if (total !== null && range.total !== total) return `its Content-Range ${raw} is not of the ${total} bytes announced before`;
+  const size = total ?? range.total;
+  if (size !== null && range.end >= size) return `its Content-Range ${raw} ends past the file's ${size} bytes`;
+  const length = contentLength(response);
+  if (length !== null && length !== range.end - range.start + 1) return `its Content-Length ${length} does not match its Content-Range ${raw}`;
+  return null;
 }
 
 /** A file name from Content-Disposition (`filename*` or `filename`), else the URL's last path segment. */
@@ -332,14 +403,21 @@ async function transfer(start: URL, file: FileHandle, settings: Settings, live: 
   let { response, url } = await follow(start, {}, settings, live, counter);
   const first = response.statusCode ?? 0;
   if (first !== 200) throw new ImportError("source_status", `source answered ${statusText(first)}`, first);
-
-  let hasher = new Bun.CryptoHasher("sha256");
-  let bytes = 0;
-  let total = contentLength(response);
-  let validator = validatorOf(response);
-  let ranges = response.headers["accept-ranges"]?.toLowerCase() === "bytes";
   const contentType = response.headers["content-type"] ?? null;
   const filename = filenameFor(url, response.headers["content-disposition"]);
+
+  let hasher = new Bun.CryptoHasher("sha256");
+  /** Bytes of the file written (decoded ones when the source compresses). */
+  let bytes = 0;
+  /** The file's size when the source said (never for a compressed body: its length is the compressed one). */
+  let total: number | null = null;
+  /** The body's Content-Encoding, null for none. */
+  let encoding: string | null = null;
+  let validator: Validator | null = null;
+  let etag: string | null = null;
+  let ranges = false;
+  /** What the current response's body announced (Content-Length, or the 206's Content-Range), in bytes as sent. */
+  let expected: { bytes: number; said: string } | null = null;
   let resumes = 0;
   let lastProgress = 0;
   const progress = (force = false) => {
@@ -349,13 +427,47 @@ async function transfer(start: URL, file: FileHandle, settings: Settings, live: 
     lastProgress = now;
     settings.onProgress({ bytes, total });
   };
-  if (total !== null && total > settings.maxBytes) throw tooLarge(total, settings.maxBytes);
+  /** A 200: the whole file from its first byte, whatever was written before. */
+  const begin = async (answer: IncomingMessage) => {
+    encoding = encodingOf(answer);
+    const length = contentLength(answer);
+    expected = length === null ? null : { bytes: length, said: `Content-Length: ${length}` };
+    total = encoding ? null : length;
+    validator = validatorOf(answer);
+    etag = answer.headers.etag ?? null;
+    ranges = answer.headers["accept-ranges"]?.toLowerCase() === "bytes";
+    // A compressed length over the limit is a file over it too (compression does not grow
+    // a file by more than a few bytes).
+    if (length !== null && length > settings.maxBytes) throw tooLarge(length, settings.maxBytes);
+    if (bytes > 0) await file.truncate(0);
+    hasher = new Bun.CryptoHasher("sha256");
+    bytes = 0;
+  };
+  /** Asks for the whole file again (no Range): after a compressed body broke off, or a 206 that was not the continuation asked. */
+  const startOver = async (why: string) => {
+    ({ response, url } = await follow(url, {}, settings, live, counter));
+    const status = response.statusCode ?? 0;
+    if (status !== 200) throw new ImportError("source_status", `source answered ${statusText(status)} when asked for the file again (${why})`, status);
+    await begin(response);
+  };
+  const closedEarly = (received: number) =>
+    new BodyInterrupted(
+      new ImportError(
+        "network",
+        encoding || total === null
+          ? `the connection closed after ${formatBytes(received)} of ${formatBytes(expected?.bytes ?? 0)}${encoding ? ` (${encoding})` : ""}`
+          : `the connection closed after ${formatBytes(bytes)} of ${formatBytes(total)}`,
+      ),
+    );
+  await begin(response);
   progress(true);
 
   for (;;) {
     try {
-      await readBody(response);
-      if (total !== null && bytes < total) throw new BodyInterrupted(new ImportError("network", `the connection closed after ${formatBytes(bytes)} of ${formatBytes(total)}`));
+      const received = await readBody(response);
+      if (expected && received < expected.bytes) throw closedEarly(received);
+      // A 206 whose range ended before the file does (a server that caps its ranges).
+      if (!encoding && total !== null && bytes < total) throw closedEarly(received);
       break;
     } catch (error) {
       if (!(error instanceof BodyInterrupted)) throw error;
@@ -367,31 +479,47 @@ async function transfer(start: URL, file: FileHandle, settings: Settings, live: 
       }
       if (resumes >= settings.maxResumes) throw new ImportError(reason.code, `${reason.message} (${formatBytes(bytes)} received; gave up after ${resumes} resumptions)`);
       resumes++;
-      ({ response, url } = await follow(url, { range: `bytes=${bytes}-`, "if-range": validator }, settings, live, counter));
+      if (encoding) {
+        // Ranges count the compressed bytes, and the decoder's state went with the broken body:
+        // the file again from its start (a plain GET; If-Range is meaningless without Range).
+        await startOver(`the body, ${encoding}-compressed, broke off`);
+        continue;
+      }
+      const sent: Validator = validator;
+      ({ response, url } = await follow(url, { range: `bytes=${bytes}-`, "if-range": sent.value }, settings, live, counter));
       const status = response.statusCode ?? 0;
       if (status === 206) {
-        const range = parseContentRange(response.headers["content-range"]);
-        if (!range || range.start !== bytes) throw new ImportError("network", `the source answered the resumption with a different range (${response.headers["content-range"] ?? "none"})`);
-        if (range.total !== null) total = range.total;
+        const mismatch = partialMismatch(response, bytes, total, sent, etag);
+        if (mismatch !== null) {
+          // Not the continuation of these bytes (a server that ignores If-Range, a file that
+          // changed size, a range that is not the one asked): appending it would make a file of
+          // two versions. Starting over is what a 200 here would have done, costs only the bytes
+          // already fetched, and stays within maxResumes since only a break-off gets here.
+          response.destroy();
+          await startOver(`the answer to the resumption was not its continuation: ${mismatch}`);
+          continue;
+        }
+        const range = parseContentRange(response.headers["content-range"])!;
+        if (total === null) total = range.total;
+        expected = { bytes: range.end - range.start + 1, said: `Content-Range: ${response.headers["content-range"]}` };
+        if (total !== null && total > settings.maxBytes) throw tooLarge(total, settings.maxBytes);
       } else if (status === 200) {
         // The file changed (If-Range failed) or the range was ignored: start over.
-        await file.truncate(0);
-        hasher = new Bun.CryptoHasher("sha256");
-        bytes = 0;
-        total = contentLength(response);
-        validator = validatorOf(response);
-        ranges = response.headers["accept-ranges"]?.toLowerCase() === "bytes";
+        await begin(response);
       } else {
         throw new ImportError("source_status", `source answered ${statusText(status)} when asked to resume`, status);
       }
-      if (total !== null && total > settings.maxBytes) throw tooLarge(total, settings.maxBytes);
     }
   }
   progress(true);
   return { sha256: hasher.digest("hex"), size: bytes, contentType, url: url.href, filename, requests: counter.requests, resumes };
 
-  /** Appends the response's body; a break-off becomes BodyInterrupted, a limit an ImportError. */
-  async function readBody(body: IncomingMessage): Promise<void> {
+  /**
+   * Appends the response's body (decoded), and resolves with the bytes received as sent
+   * (compressed ones for a compressed body). A break-off becomes BodyInterrupted; a limit, or a
+   * body that cannot be the file, an ImportError.
+   */
+  async function readBody(body: IncomingMessage): Promise<number> {
     const idle = settings.idleTimeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const arm = () => {
@@ -399,32 +527,80 @@ async function transfer(start: URL, file: FileHandle, settings: Settings, live: 
       timer = setTimeout(() => body.destroy(new ImportError("timeout", `timed out after ${formatSeconds(idle)} without data`)), idle);
     };
     arm();
-    // The minimum rate, checked once per window rather than per chunk.
+    let received = 0;
+    // The minimum rate, checked once per window rather than per chunk. A window under it is not
+    // a verdict yet: it is given when the next piece arrives (the source is still sending, only
+    // too slowly), while a source that has stopped altogether is left to the idle timer, whose
+    // "without data" is then the truth. (Both ending the body on their own clocks raced: a
+    // source that sent a little and then nothing was reported as slow.)
     const perWindow = Math.ceil((settings.minBytesPerSecond * idle) / 1000);
-    let windowStart = bytes;
+    let windowStart = 0;
+    let tooSlow: ImportError | null = null;
     const pace =
       perWindow > 0
         ? setInterval(() => {
-            if (bytes - windowStart >= perWindow) windowStart = bytes;
-            else body.destroy(new ImportError("timeout", `slower than ${formatBytes(settings.minBytesPerSecond)}/s over ${formatSeconds(idle)} (IMPORT_MIN_BYTES_PER_SECOND)`));
+            if (received - windowStart >= perWindow) windowStart = received;
+            else {
+              tooSlow = new ImportError("timeout", `slower than ${formatBytes(settings.minBytesPerSecond)}/s over ${formatSeconds(idle)} (IMPORT_MIN_BYTES_PER_SECOND)`);
+              clearInterval(pace);
+            }
           }, idle)
         : undefined;
+    const limit = expected;
+    /** Each piece as it comes off the connection, before anything of it is stored. */
+    const arrived = (chunk: Buffer) => {
+      if (tooSlow) throw tooSlow;
+      arm();
+      received += chunk.byteLength;
+      if (limit && received > limit.bytes) throw new ImportError("source_invalid", `the source sent more than it announced (${limit.said}); nothing of it is kept`);
+      if (received > settings.maxBytes) throw tooLarge(undefined, settings.maxBytes);
+    };
+    const store = async (chunk: Buffer) => {
+      if (bytes + chunk.byteLength > settings.maxBytes) throw tooLarge(undefined, settings.maxBytes);
+      // Positioned writes: a restart (truncate) begins again at 0 whatever was written before.
+      await file.write(chunk, 0, chunk.byteLength, bytes);
+      hasher.update(chunk);
+      bytes += chunk.byteLength;
+      progress();
+    };
+    let wireFailed = false;
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        arm();
-        if (bytes + chunk.byteLength > settings.maxBytes) throw tooLarge(undefined, settings.maxBytes);
-        // Positioned writes: a restart (truncate) begins again at 0 whatever was written before.
-        await file.write(chunk, 0, chunk.byteLength, bytes);
-        hasher.update(chunk);
-        bytes += chunk.byteLength;
-        progress();
+      if (!encoding) {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          arrived(chunk);
+          await store(chunk);
+        }
+      } else {
+        // Limits hold on both sides: the compressed pieces in `arrived`, the decoded ones in
+        // `store` (a small body that inflates past MAX_UPLOAD_BYTES stops there).
+        const decoder = DECODERS[encoding]!();
+        const tap = new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            try {
+              arrived(chunk);
+              done(null, chunk);
+            } catch (error) {
+              done(error as Error);
+            }
+          },
+        });
+        body.once("error", () => (wireFailed = true));
+        pipeline(body, tap, decoder, () => {});
+        for await (const chunk of decoder as AsyncIterable<Buffer>) await store(chunk);
       }
     } catch (error) {
-      if (error instanceof ImportError && error.code === "too_large") throw error;
+      if (error instanceof ImportError && (error.code === "too_large" || error.code === "source_invalid")) throw error;
+      if (encoding && !wireFailed && !(error instanceof ImportError) && (error as NodeJS.ErrnoException)?.code !== "ERR_STREAM_PREMATURE_CLOSE") {
+        // The decoder's own failure: data cut short (the connection closed early) or not the
+        // coding it claims.
+        if (limit && received < limit.bytes) throw closedEarly(received);
+        throw new ImportError("source_invalid", `the source's ${encoding} data does not decompress (${error instanceof Error ? error.message : String(error)})`);
+      }
       throw new BodyInterrupted(error);
     } finally {
       clearTimeout(timer);
       clearInterval(pace);
     }
+    return received;
   }
 }

@@ -22,6 +22,11 @@ export type ImportErrorCode =
   | "too_large"
   /** The connection failed or dropped and could not be resumed. */
   | "network"
+  /**
+   * The source's answer cannot be the file: a body longer than it announced, a Content-Encoding
+   * this server does not decode, compressed data that does not decompress.
+   */
+  | "source_invalid"
   /** The caller cancelled (the video was deleted, the server is stopping). */
   | "aborted";
 
@@ -35,6 +40,7 @@ const STATUS: Record<ImportErrorCode, number> = {
   timeout: 504,
   too_large: 413,
   network: 502,
+  source_invalid: 502,
   aborted: 499,
 };
 
