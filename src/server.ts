@@ -247,6 +247,8 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     // The tmp/ directories of CLI ingests and workers that were killed.
     tmpSweep = setInterval(() => {
       ctx.library.storage.sweepTmp().catch((error) => log.error(errorFields(error), "tmp sweep failed"));
+      // STORAGE=s3: uploads this machine accepted and another machine's worker processed.
+      ctx.library.sweepLocalCopies().catch((error) => log.warn(errorFields(error), "sweep of local working copies failed"));
     }, TMP_SWEEP_MS);
   }
 

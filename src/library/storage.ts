@@ -4,7 +4,9 @@
  * DATA_DIR/tmp and renamed into place only when complete, so nothing half-written is served.
  *
  *   videos/<id>/incoming        the received bytes while `processing` (no extension on purpose:
- *                               ffmpeg must not guess a format from a name)
+ *                               ffmpeg must not guess a format from a name); with STORAGE=s3
+ *                               also put in the bucket, since the ingest job runs on whichever
+ *                               machine's worker claims it
  *   videos/<id>/source.<ext>    the stored file (faststart), streamed when `ready`
  *   videos/<id>/poster.jpg      the poster made at ingest
  *   videos/<id>/thumbs/         thumbnails generated on request
@@ -14,7 +16,7 @@
  * removing a video removes its objects too.
  */
 import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
-import { mkdir, readdir, rm, rmdir, stat } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import { errorFields, logger } from "../lib/log.ts";
 import { StartupError } from "../lib/startup.ts";
@@ -161,6 +163,54 @@ export class Storage {
     await this.objects.putFile(storagePath, this.absolute(storagePath));
     const poster = this.posterPath(id);
     if (await stat(poster).then(() => true, () => false)) await this.objects.putFile(videoKeys.poster(id), poster);
+  }
+
+  /**
+   * STORAGE=s3: the received bytes (the staged file) into the bucket too, so that the ingest job
+   * can run on any machine's worker (servers and workers share the database and the bucket, not
+   * their disks). False without a bucket.
+   */
+  async shareStaged(id: string): Promise<boolean> {
+    if (!this.objects) return false;
+    await this.objects.putFile(videoKeys.incoming(id), this.stagedPath(id));
+    return true;
+  }
+
+  /**
+   * STORAGE=s3: the received bytes from the bucket when this machine does not have them (another
+   * server accepted the upload). False when the bucket has none either.
+   */
+  async fetchStaged(id: string): Promise<boolean> {
+    if (!this.objects) return false;
+    const key = videoKeys.incoming(id);
+    const info = await this.objects.stat(key);
+    if (!info) return false;
+    const staged = this.stagedPath(id);
+    const part = `${staged}.${crypto.randomUUID().slice(0, 8)}.part`;
+    await mkdir(this.videoDir(id), { recursive: true });
+    try {
+      if (info.size > 0) await Bun.write(part, new Response((await this.objects.read(key, { start: 0, end: info.size - 1 })).stream));
+      else await Bun.write(part, "");
+      const got = (await stat(part)).size;
+      if (got !== info.size) throw new StorageUnavailable(`the received bytes of video ${id} came back short from the bucket (${got} of ${info.size})`, `get ${key}`);
+      await rename(part, staged);
+    } finally {
+      await rm(part, { force: true });
+    }
+    return true;
+  }
+
+  /** STORAGE=s3: the bucket's copy of the received bytes, once processed (a bucket that fails now leaves it to the video's deletion). */
+  async dropShared(id: string): Promise<void> {
+    if (!this.objects) return;
+    await this.objects.delete(videoKeys.incoming(id)).catch((error: unknown) => {
+      logger("storage").warn({ video: id, ...errorFields(error) }, "the bucket's copy of a processed upload was left");
+    });
+  }
+
+  /** Ids of the videos with a local directory (STORAGE=s3: working files only). */
+  async localIds(): Promise<string[]> {
+    return (await readdir(this.videosDir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => e.name);
   }
 
   /** Removes a video's local directory only (its working files, once they are in the bucket). */

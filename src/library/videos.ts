@@ -13,7 +13,7 @@ import { boundLimit, boundText, boundTime, timeValue } from "../db/params.ts";
 import type { HlsStatus, Playback, VideoRow, VideoStatus } from "../db/schema.ts";
 import { HttpError, notFound, preconditionFailed } from "../http/errors.ts";
 import { DEFAULT_CONTENT_TYPE } from "../http/content-type.ts";
-import { newVideoId } from "./ids.ts";
+import { isVideoId, newVideoId } from "./ids.ts";
 import type { Storage } from "./storage.ts";
 
 /** Who receives this process's uploads (`uploadOwner`): one id for the life of the process. */
@@ -426,6 +426,25 @@ export class VideoLibrary {
    * process here, sharing the database may be receiving the rest right now. An upload whose
    * process died on another host is left to the retention sweep (FAILED_RETENTION_MS).
    */
+  /**
+   * STORAGE=s3: removes the local working directories of videos no longer received or processed
+   * here: an upload this machine accepted and another machine's worker processed (its bytes were
+   * shared through the bucket), a video deleted or failed meanwhile. What they held is in the
+   * bucket, or gone with the video. Returns how many were removed.
+   */
+  async sweepLocalCopies(): Promise<number> {
+    if (!this.storage.objects) return 0;
+    let removed = 0;
+    for (const id of await this.storage.localIds()) {
+      if (!isVideoId(id)) continue;
+      const row = await this.get(id);
+      if (row && (row.status === "uploading" || row.status === "processing" || row.status === "importing")) continue;
+      await this.storage.removeLocal(id);
+      removed++;
+    }
+    return removed;
+  }
+
   async failInterrupted(resumable: Iterable<string> = []): Promise<number> {
     const { videos } = this.t;
     const keep = new Set(resumable);

@@ -113,6 +113,8 @@ export interface ObjectStore {
 export const videoKeys = {
   prefix: (id: string) => `videos/${id}/`,
   source: (id: string, ext: string) => `videos/${id}/${ext ? `source.${ext}` : "source"}`,
+  /** The received bytes while the video is `processing`, for a worker on another machine. */
+  incoming: (id: string) => `videos/${id}/incoming`,
   poster: (id: string) => `videos/${id}/poster.jpg`,
   hls: (id: string) => `videos/${id}/hls/`,
   thumbs: (id: string) => `videos/${id}/thumbs/`,

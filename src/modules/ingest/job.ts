@@ -77,7 +77,12 @@ export class IngestJobs implements JobHandler {
     // be that run's remux, so the received bytes' hash (payload.sha256) no longer describes them.
     const resumed = !(await exists(staged)) && stored !== undefined && (await exists(stored));
     if (resumed) await rename(stored, staged);
-    if (!(await exists(staged))) {
+    // STORAGE=s3: accepted by another machine (a replica; this may be a separate worker): its
+    // bytes are in the bucket. A bucket that does not answer throws, and the job runs again.
+    if (!(await exists(staged)) && !(await storage.fetchStaged(id))) {
+      // Kept only by the machine that accepted them (the bucket was down then): its worker, or a
+      // later run once it is back, processes them; this attempt is not the media's fault.
+      if (payload.shared === false) throw new Error(`the received bytes of video ${id} are only on the machine that accepted them`);
       await this.library.markFailed(id, "Processing was interrupted and the uploaded file was lost", "processing");
       return;
     }
@@ -110,6 +115,7 @@ export class IngestJobs implements JobHandler {
         if (signal.aborted) throw new ToolError("cancelled");
         const hashed = digest ? { sha256: digest, size: (await stat(final)).size } : await hashFile(final);
         await this.library.markReady(id, { storagePath: storage.relative(final), ...hashed }, source);
+        await storage.dropShared(id);
       } catch (error) {
         // Stopped (a shutdown, the job taken away): the next run starts from the staged bytes
         // when they are the received ones; a remux stays where it is, and the next run starts

@@ -23,6 +23,8 @@ import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import type { VideoRow } from "../../db/schema.ts";
 import { HttpError, notFound } from "../../http/errors.ts";
 import { hashFile } from "../../lib/hash.ts";
+import { errorFields, logger } from "../../lib/log.ts";
+import { StorageUnavailable } from "../../storage/object-store.ts";
 import { unsupportedMedia, type IngestMeta, type IngestOptions, type MediaFields, type VideoLibrary } from "../../library/videos.ts";
 import { ToolError, ingestUnavailable, type MediaTools } from "../../media/tools.ts";
 import { DEFAULT_INGEST_LIMITS, MediaLimitError, NotMediaError, checkLimits, type IngestLimits, type MediaInfo } from "../../media/probe.ts";
@@ -62,6 +64,11 @@ export interface IngestPayload {
   sha256?: string;
   /** What ffprobe found at accept time (absent: probed again). */
   info?: MediaInfo;
+  /**
+   * STORAGE=s3: false when the received bytes could not be put in the bucket (it did not
+   * answer): only the accepting machine has them, and a worker elsewhere waits for it.
+   */
+  shared?: boolean;
 }
 
 /** 415 for an ISO BMFF file whose boxes declare more bytes than arrived ("incomplete file: ..."). */
@@ -169,9 +176,21 @@ export class IngestPipeline {
       await this.library.storage.removeVideo(id);
       throw notFound(`Video ${id} was deleted during its upload`);
     }
+    // STORAGE=s3: the job may run on another machine's worker (a separate `bun run worker`, a
+    // replica), which has the database and the bucket but not this disk. A bucket that does not
+    // answer now does not refuse the upload: the bytes stay here, and this machine's worker (or
+    // a later one, once they are shared) processes them.
+    let shared: boolean | undefined;
+    try {
+      shared = (await this.library.storage.shareStaged(id)) || undefined;
+    } catch (error) {
+      if (!(error instanceof StorageUnavailable)) throw error;
+      shared = false;
+      logger("ingest").warn({ video: id, ...errorFields(error) }, "the bucket did not take the received bytes: only this machine's worker can process them");
+    }
     // A crash between these two writes leaves a `processing` video without a job: the ingest
     // handler's sweep queues it.
-    await this.queue.enqueue("ingest", id, { sha256: options.sha256, info } satisfies IngestPayload);
+    await this.queue.enqueue("ingest", id, { sha256: options.sha256, info, ...(shared === false ? { shared } : {}) } satisfies IngestPayload);
     this.queued();
     return processing;
   }
