@@ -76,11 +76,12 @@ export function clipEtag(fileEtag: string, interval: ClipInterval): string {
   return `"${opaque}.${interval.start}-${interval.end ?? ""}"`;
 }
 
-/** `Title 12.5-20s.mp4`: the name says the interval. */
+/** `Title 12.5-20s.mp4`, or `Title 12.5s-end.mp4` without an end: the name says the interval. */
 export function clipFilename(name: string, interval: ClipInterval): string {
   const dot = name.lastIndexOf(".");
   const base = dot > 0 ? name.slice(0, dot) : name;
-  return `${base} ${interval.start}-${interval.end ?? "end"}s.mp4`;
+  const span = interval.end === undefined ? `${interval.start}s-end` : `${interval.start}-${interval.end}s`;
+  return `${base} ${span}.mp4`;
 }
 
 export interface ClipVariant {

@@ -183,3 +183,55 @@ export function psnr(a: Uint8Array, b: Uint8Array): number {
   const mse = sum / a.length;
   return mse === 0 ? Number.POSITIVE_INFINITY : 10 * Math.log10((255 * 255) / mse);
 }
+
+/**
+ * `seconds` of test pattern at `fps` (a number or a ratio, "30000/1001"), a key frame every
+ * `gop` frames, x264's default B-frames, with a sine as AAC unless `audio` is false; faststart.
+ */
+export async function makePattern(options: { seconds: number; fps: string; gop: number; audio?: boolean }): Promise<string> {
+  const out = tempPath("mp4");
+  const sound = options.audio === false ? [] : ["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${options.seconds}`];
+  await ffmpeg([
+    "-f", "lavfi", "-i", `testsrc2=size=320x240:rate=${options.fps}:duration=${options.seconds}`,
+    ...sound,
+    "-c:v", "libx264", "-preset", "medium", "-g", String(options.gop), "-pix_fmt", "yuv420p",
+    ...(options.audio === false ? [] : ["-c:a", "aac", "-shortest"]),
+    "-movflags", "+faststart", "-y", out,
+  ]);
+  return out;
+}
+
+/** How many video frames ffmpeg shows from a file (its edit list applied). */
+export async function shownFrames(path: string): Promise<number> {
+  const r = await run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-f", "framemd5", "-"]);
+  if (r.code !== 0) throw new Error(`ffmpeg ${path}: ${r.stderr}`);
+  return new TextDecoder().decode(r.stdout).split("\n").filter((line) => line !== "" && !line.startsWith("#")).length;
+}
+
+/** The durations a file's boxes state: mvhd's, each track's tkhd and its elst entries [duration, media time] (movie ticks). */
+export async function statedDurations(path: string): Promise<{ mvhd: number; tracks: { tkhd: number; elst: [number, number][] }[] }> {
+  const bytes = new Uint8Array(await Bun.file(path).arrayBuffer());
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
+  const moov = boxesIn(bytes, 0, bytes.length).find((b) => b.type === "moov")!;
+  const version = (box: Box) => bytes[box.start + 8]!;
+  const wide = (at: number, v: number) => (v === 1 ? Number(view.getBigUint64(at)) : view.getUint32(at));
+  let mvhd = -1;
+  const tracks: { tkhd: number; elst: [number, number][] }[] = [];
+  for (const box of boxesIn(bytes, moov.start + 8, moov.end)) {
+    if (box.type === "mvhd") mvhd = wide(box.start + 8 + (version(box) === 1 ? 24 : 16), version(box));
+    if (box.type !== "trak") continue;
+    const track = { tkhd: -1, elst: [] as [number, number][] };
+    for (const inner of boxesIn(bytes, box.start + 8, box.end)) {
+      if (inner.type === "tkhd") track.tkhd = wide(inner.start + 8 + (version(inner) === 1 ? 28 : 20), version(inner));
+      if (inner.type !== "edts") continue;
+      const elst = boxesIn(bytes, inner.start + 8, inner.end).find((b) => b.type === "elst")!;
+      const v = version(elst);
+      const size = v === 1 ? 20 : 12;
+      for (let i = 0, at = elst.start + 16; i < view.getUint32(elst.start + 12); i++, at += size) {
+        track.elst.push([wide(at, v), v === 1 ? Number(view.getBigInt64(at + 8)) : view.getInt32(at + 4)]);
+      }
+    }
+    tracks.push(track);
+  }
+  return { mvhd, tracks };
+}

@@ -12,6 +12,9 @@ export interface SyntheticTrack {
   ctts?: [number, number][];
   sync?: number[];
   sizes: number[];
+  /** Every sample this size (stsz's constant): `sizes` then only gives the count, as `sizes.length` or `sampleCount`. */
+  constantSize?: number;
+  sampleCount?: number;
   /** stsc runs, 1-based first chunk as in the box. */
   stsc: [number, number][];
   offsets: number[];
@@ -65,7 +68,8 @@ export function synthesize(tracks: SyntheticTrack[], movieDuration: number): Uin
             if (t.ctts) fullBox(w, "ctts", () => { w.u32(t.ctts!.length); for (const [c, o] of t.ctts!) w.u32(c), w.i32(o); });
             if (t.sync) fullBox(w, "stss", () => { w.u32(t.sync!.length); for (const s of t.sync!) w.u32(s + 1); });
             fullBox(w, "stsc", () => { w.u32(t.stsc.length); for (const [f, n] of t.stsc) w.u32(f), w.u32(n), w.u32(1); });
-            fullBox(w, "stsz", () => { w.u32(0), w.u32(t.sizes.length); for (const s of t.sizes) w.u32(s); });
+            if (t.constantSize) fullBox(w, "stsz", () => { w.u32(t.constantSize!), w.u32(t.sampleCount ?? t.sizes.length); });
+            else fullBox(w, "stsz", () => { w.u32(0), w.u32(t.sizes.length); for (const s of t.sizes) w.u32(s); });
             fullBox(w, t.co64 ? "co64" : "stco", () => { w.u32(t.offsets.length); for (const o of t.offsets) t.co64 ? w.u64(o) : w.u32(o); });
           }));
         });

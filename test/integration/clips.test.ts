@@ -5,7 +5,7 @@
  * multipart, HEAD, validators, download names), bad input, the `.mp4` suffix and access control.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { decodeErrors, ffprobe, lumaFrame, makeBframesVideo, makeVideoWithSideTracks, psnr, tempPath } from "../helpers/clips.ts";
+import { decodeErrors, ffprobe, lumaFrame, makeBframesVideo, makePattern, makeVideoWithSideTracks, psnr, shownFrames, statedDurations, tempPath } from "../helpers/clips.ts";
 import { parseMultipart } from "../helpers/http.ts";
 import { expectError } from "../helpers/library.ts";
 import { makeVideo } from "../helpers/media.ts";
@@ -75,6 +75,67 @@ describe("what ffmpeg makes of a clip", () => {
       expect(psnr(first, await lumaFrame(sources[name], shownAtStart))).toBeGreaterThanOrEqual(30);
       // And not merely a similar frame: the next one differs (the test pattern's counter moves).
       expect(psnr(first, await lumaFrame(sources[name], shownAtStart + 1))).toBeLessThan(psnr(first, await lumaFrame(sources[name], shownAtStart)));
+    }, 30_000);
+  }
+});
+
+describe("a start inside the last frame's display time", () => {
+  // x264 with B-frames decodes a B-frame last, shown before the final P-frame: that B-frame's end
+  // was taken for the track's end, so these starts lost the video (a 200 of audio alone, or 400
+  // clip_out_of_range for a video-only file). [name, source, start, last frame's index, its pts, its end].
+  const cases: [string, Parameters<typeof makePattern>[0], number, number, number, number][] = [
+    ["30 fps A/V, 2 s GOPs", { seconds: 4, fps: "30", gop: 60 }, 3.99, 119, 119 / 30, 4],
+    ["29.97 fps A/V", { seconds: 4, fps: "30000/1001", gop: 60 }, 3.99, 119, (119 * 1001) / 30000, (120 * 1001) / 30000],
+    ["29.97 fps A/V, past the audio's end", { seconds: 4, fps: "30000/1001", gop: 60 }, 4.002, 119, (119 * 1001) / 30000, (120 * 1001) / 30000],
+    ["25 fps video only, one key frame", { seconds: 4, fps: "25", gop: 250, audio: false }, 3.97, 99, 3.96, 4],
+  ];
+  const made = new Map<string, Promise<{ path: string; id: string }>>();
+  const source = (options: Parameters<typeof makePattern>[0]) => {
+    const key = JSON.stringify(options);
+    if (!made.has(key)) made.set(key, makePattern(options).then(async (path) => ({ path, id: (await ingest(path, { title: key, originalFilename: "last.mp4" })).id })));
+    return made.get(key)!;
+  };
+  for (const [name, options, start, last, pts, end] of cases) {
+    test(`${name}, start=${start}: the last frame, with its sound`, async () => {
+      const { path: original, id } = await source(options);
+      const { path } = await saveClip(id, `?start=${start}`);
+      const probe = await ffprobe(path);
+      expect(probe.streams.map((s) => s.codec_type).sort()).toEqual(options.audio === false ? ["video"] : ["audio", "video"]);
+      expect(await decodeErrors(path)).toBe("");
+      expect(await shownFrames(path)).toBe(1);
+      expect(Math.abs(probe.duration - (end - pts))).toBeLessThanOrEqual(0.002);
+      const first = await lumaFrame(path, 0);
+      expect(psnr(first, await lumaFrame(original, last))).toBeGreaterThanOrEqual(30);
+      expect(psnr(first, await lumaFrame(original, last - 1))).toBeLessThan(psnr(first, await lumaFrame(original, last)));
+    }, 60_000);
+  }
+});
+
+describe("an interval shorter than a tick of the movie's timescale (1 ms)", () => {
+  // Before: mvhd, tkhd and elst said 0 (ffmpeg showed nothing; an edit of 0 is "the rest of the
+  // media" to some players). Now the frame at start, for one tick, the same in every box.
+  const cases: [number, number][] = [
+    [2, 2.0001],
+    [3.2, 3.200001],
+    [0.000001, 0.000002],
+    [7.96, 7.960001],
+  ];
+  for (const [start, end] of cases) {
+    test(`${start}-${end}: one frame, the one at start; durations of one tick, consistent`, async () => {
+      const { path } = await saveClip(ids.bframes, `?start=${start}&end=${end}`);
+      const probe = await ffprobe(path);
+      expect(probe.streams.map((s) => s.codec_type).sort()).toEqual(["audio", "video"]);
+      expect(await decodeErrors(path)).toBe("");
+      expect(await shownFrames(path)).toBe(1);
+      const frame = Math.floor(start * FPS + 1e-6);
+      const first = await lumaFrame(path, 0);
+      expect(psnr(first, await lumaFrame(sources.bframes, frame))).toBeGreaterThanOrEqual(30);
+      const stated = await statedDurations(path);
+      for (const t of stated.tracks) {
+        expect(t.tkhd).toBe(1);
+        expect(t.elst.map(([d]) => d)).toEqual([1]);
+      }
+      expect(stated.mvhd).toBe(1);
     }, 30_000);
   }
 });
@@ -185,6 +246,9 @@ describe("the clip as an HTTP entity", () => {
     const r = await fetch(streamUrl(ids.gop, `${query}&download=1`), { method: "HEAD" });
     expect(r.headers.get("content-disposition")).toBe('attachment; filename="Gop clip 3.3-6.1s.mp4"');
     expect(r.headers.get("etag")).toBe(etag);
+    // Without an end the unit follows the start (was "Gop clip 3.3-ends.mp4").
+    const open = await fetch(streamUrl(ids.gop, "?start=3.3&download=1"), { method: "HEAD" });
+    expect(open.headers.get("content-disposition")).toBe('attachment; filename="Gop clip 3.3s-end.mp4"');
   });
 
   test("the query is read as URLSearchParams reads it: percent-encoded names count, other parameters are ignored", async () => {

@@ -7,7 +7,7 @@ import { Mp4Error, childBoxes } from "../../src/media/mp4/boxes.ts";
 import { planClip, writeClip, ClipRangeError } from "../../src/media/mp4/clip.ts";
 import { movieCost } from "../../src/media/mp4/file.ts";
 import { audio, bframeVideo, synthesize, type SyntheticTrack } from "../helpers/mp4.ts";
-import { parseMovie } from "../../src/media/mp4/movie.ts";
+import { parseMovie, type Movie } from "../../src/media/mp4/movie.ts";
 import { chunkOffset, indexStsc, sliceChunks, sliceRuns, sliceStss, type SampleTables } from "../../src/media/mp4/sample-tables.ts";
 
 describe("sliceRuns", () => {
@@ -71,6 +71,17 @@ describe("sliceChunks", () => {
     ["across a run boundary", 5, 9, { offsets: [2020, 3000, 4000], stsc: { firstChunk: [0, 1, 2], perChunk: [1, 2, 1], descIndex: [1, 2, 2] }, dataStart: 2020, dataEnd: 4010 }],
   ];
   for (const [name, a, b, expected] of cases) test(name, () => expect(sliceChunks(t, a, b)).toMatchObject(expected));
+
+  test("one chunk of 40 M samples of one size (stsz's constant): the sizes are multiplied, not summed one by one", () => {
+    const n = 40_000_000;
+    let reads = 0;
+    const sizes = { get constant() { reads++; return 3; }, count: n, table: new DataView(new ArrayBuffer(0)) };
+    const one = { ...tables([], [[0, n, 1]], [1000]), sizes };
+    one.stsc.firstSample = Uint32Array.of(0);
+    one.stts = { ...one.stts, counts: Uint32Array.of(n), sampleCount: n, duration: n };
+    expect(sliceChunks(one, 20_000_000, 20_000_010)).toMatchObject({ offsets: [1000 + 60_000_000], dataStart: 60_001_000, dataEnd: 60_001_030 });
+    expect(reads).toBeLessThan(10);
+  });
 });
 
 describe("planClip on synthetic movies", () => {
@@ -164,6 +175,122 @@ describe("planClip on synthetic movies", () => {
     const movie = parseMovie(synthesize([bframeVideo()], 10_000));
     expect(() => planClip(movie, 10)).toThrow(ClipRangeError);
     expect(() => planClip(movie, 12, 13)).toThrow(ClipRangeError);
+  });
+});
+
+/** A written clip's durations as its boxes say them: mvhd's, then each track's tkhd and elst entries [duration, media time]. */
+function durationsOf(movie: Movie, start: number, end?: number): { mvhd: number; tkhd: number[]; elst: [number, number][][] } {
+  const layout = writeClip(movie, planClip(movie, start, end), undefined, 1e12);
+  const moov = layout.header.subarray(0, new DataView(layout.header.buffer).getUint32(0));
+  const view = new DataView(moov.buffer, moov.byteOffset);
+  const back = parseMovie(moov);
+  const elst = back.tracks.map((t) => {
+    const edts = childBoxes(moov, t.trak.body, t.trak.end).find((b) => b.type === "edts")!;
+    const box = childBoxes(moov, edts.body, edts.end).find((b) => b.type === "elst")!;
+    return Array.from({ length: view.getUint32(box.body + 4) }, (_, i): [number, number] => [view.getUint32(box.body + 8 + i * 12), view.getInt32(box.body + 12 + i * 12)]);
+  });
+  return { mvhd: back.duration, tkhd: back.tracks.map((t) => view.getUint32(t.tkhd.body + 20)), elst };
+}
+
+describe("a start inside the last frame's display time", () => {
+  // 99 frames: decode order ends ... P96 B97 B98, shown ... B97 (9700) B98 (9800) P96 (9900-10000).
+  // The last sample decoded (B98) ends at 9800 + 100: before, that was taken for the track's
+  // end, so a start shown by P96 (9.8-9.9 s after the 100-tick edit) dropped the video track.
+  const video = bframeVideo({ deltas: [[99, 100]], ctts: Array.from({ length: 99 }, (_, i): [number, number] => [1, i % 3 === 0 ? 300 : 0]), sizes: Array(99).fill(100), edits: [[9900, 100]] });
+  const movie = parseMovie(synthesize([video, audio({ edits: [[9900, 0]] })], 9900));
+  const videoOnly = parseMovie(synthesize([video], 9900));
+  const cases: [string, Movie, number, number | undefined, [number, number, number][]][] = [
+    // [name, movie, start, end, cuts [a, b, mediaTime]]: video from key frame 80, P96 shown 1900 ticks in.
+    ["9.8 (the last frame's own time), with audio", movie, 9.8, undefined, [[80, 99, 1900], [97, 99, 100]]],
+    ["9.85, with audio", movie, 9.85, undefined, [[80, 99, 1900], [97, 99, 100]]],
+    ["9.899 to 9.9, with audio", movie, 9.899, 9.9, [[80, 99, 1900], [97, 99, 100]]],
+    ["9.85, video only (was: no samples between 9.85 s and 9.9 s)", videoOnly, 9.85, undefined, [[80, 99, 1900]]],
+  ];
+  for (const [name, m, start, end, cuts] of cases) {
+    test(name, () => {
+      const plan = planClip(m, start, end);
+      expect(plan.start).toBeCloseTo(9.8, 6);
+      expect(plan.tracks.map((t) => [t.a, t.b, t.mediaTime])).toEqual(cuts);
+      // The last frame, on screen 9.8-9.9 s: 100 ms.
+      expect(plan.tracks.map((t) => t.editDuration)).toEqual(cuts.map(() => 100));
+      expect(plan.duration).toBe(100);
+    });
+  }
+});
+
+describe("an interval shorter than a movie tick", () => {
+  // A movie of 1000 ticks a second: 0.1 ms rounded to 0 before, an edit of duration 0 ("the rest
+  // of the media" to some players, nothing to ffmpeg). Now one tick, in mvhd, tkhd and elst alike.
+  const movie = parseMovie(synthesize([bframeVideo(), audio()], 10_000));
+  const cases: [number, number, number][] = [
+    // [start, end, video key frame]: starts on a frame boundary (5.0 s is frame 51's pts 5100).
+    [5, 5.0001, 40],
+    [5, 5.000001, 40],
+    [3.3, 3.3001, 20],
+    [9, 9.000001, 80],
+  ];
+  for (const [start, end, key] of cases) {
+    test(`${start}-${end}: the frame at start, for one tick`, () => {
+      const plan = planClip(movie, start, end);
+      expect(plan.start).toBeCloseTo(start, 3);
+      expect(plan.tracks[0]!.a).toBe(key);
+      // The frame shown at start is among the kept samples, and the edit starts on it.
+      const shownAt = 100 + Math.floor(plan.start * 1000 + 1e-6);
+      const [t] = plan.tracks;
+      expect(t!.b).toBeGreaterThan(Math.round((shownAt - 100) / 100));
+      expect(t!.mediaTime).toBe(shownAt - key * 100);
+      expect(durationsOf(movie, start, end)).toEqual({ mvhd: 1, tkhd: [1, 1], elst: [[[1, t!.mediaTime]], [[1, plan.tracks[1]!.mediaTime]]] });
+    });
+  }
+  test("a 10 ms interval keeps its 10 ticks", () => expect(durationsOf(movie, 5, 5.01)).toMatchObject({ mvhd: 10, tkhd: [10, 10] }));
+});
+
+describe("the work of a plan is bounded by the composition offsets' spread, not the track's length", () => {
+  const count = 40_000_000;
+  // An ffprobe-clean audio track: 40 M samples of 1 tick, one size, one chunk.
+  const crafted = (ctts: [number, number][]): SyntheticTrack => ({
+    handler: "soun",
+    timescale: 48_000,
+    deltas: [[count, 1]],
+    ctts,
+    sizes: [],
+    constantSize: 1,
+    sampleCount: count,
+    stsc: [[1, count]],
+    offsets: [1000],
+  });
+  const seconds = Math.floor((count / 48_000) * 1000);
+
+  test("every sample shown 2^31 - 1 ticks late: a few samples looked at, not 20 M walked back", () => {
+    const movie = parseMovie(synthesize([crafted([[count, 0x7fffffff]])], seconds));
+    for (const start of [1, 400, 800]) expect(planClip(movie, start, start + 1).visited).toBeLessThan(10);
+  });
+
+  test("one sample 2^31 - 1 ticks late among 40 M: refused (Mp4Error, 422 clip_unsupported), not scanned", () => {
+    const movie = parseMovie(synthesize([crafted([[1, 0x7fffffff], [count - 1, 0]])], seconds));
+    expect(() => planClip(movie, 400, 401)).toThrow(Mp4Error);
+    expect(() => planClip(movie, 400, 401)).toThrow("composition offsets reorder samples across more than");
+  });
+
+  test("a long GOP (one key frame in 200,000 B-frame video frames) is cut with a few samples looked at", () => {
+    const n = 200_000;
+    const long = bframeVideo({
+      deltas: [[n, 100]],
+      ctts: Array.from({ length: n }, (_, i): [number, number] => [1, i % 3 === 0 ? 300 : 0]),
+      sync: [0],
+      sizes: [],
+      constantSize: 100,
+      sampleCount: n,
+      stsc: [[1, n]],
+      offsets: [100_000],
+      edits: [[n * 100 - 100, 100]],
+    });
+    const movie = parseMovie(synthesize([long], n * 100 - 100));
+    const plan = planClip(movie, 19_000.05, 19_001);
+    expect(plan.start).toBeCloseTo(19_000, 6);
+    // The frame shown at 19,000 s (media 19,000,100: sample 190,001), decoded from sample 0.
+    expect(plan.tracks.map((t) => [t.a, t.mediaTime, t.editDuration])).toEqual([[0, 19_000_100, 1000]]);
+    expect(plan.visited).toBeLessThan(20);
   });
 });
 

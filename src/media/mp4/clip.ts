@@ -69,6 +69,8 @@ export interface ClipPlan {
   dataEnd: number;
   /** Movie ticks. */
   duration: number;
+  /** Samples the plan looked at one by one (each scan at most `MAX_SCANNED_SAMPLES`). */
+  visited: number;
 }
 
 /** The movie's length in seconds: the movie header's, or the longest track's when that says 0. */
@@ -83,31 +85,73 @@ function ptsOf(track: Track, sample: number): number {
   return dtsOf(track.tables.stts, sample) + cttsOf(track.tables.ctts, sample);
 }
 
+/**
+ * At most this many samples are looked at one by one per scan of a plan. Composition offsets
+ * bound every scan below to the samples decoded within (largest - smallest offset) of the
+ * time sought: a few frames in a real file (B-frames reorder a handful), whatever its GOP.
+ * A crafted `ctts` (one sample shown 2^31 ticks late among 40 M) or runs of zero-length
+ * samples would make that window the whole track, walked again for every new interval: such a
+ * file is refused (422 `clip_unsupported`) rather than scanned.
+ */
+export const MAX_SCANNED_SAMPLES = 1 << 16;
+
+/** Samples looked at one by one while planning a clip (the bound: `MAX_SCANNED_SAMPLES` per scan). */
+interface Scan {
+  visited: number;
+}
+
+function visit(scan: Scan, steps: number): void {
+  scan.visited++;
+  if (steps > MAX_SCANNED_SAMPLES) throw new Mp4Error(`composition offsets reorder samples across more than ${MAX_SCANNED_SAMPLES} samples`);
+}
+
+/** The last sample whose decode time is <= `time`, or -1 when none is. */
+function lastDtsAtOrBefore(track: Track, time: number): number {
+  const { stts } = track.tables;
+  if (stts.sampleCount === 0 || time < 0) return -1;
+  return sampleAtDts(stts, time);
+}
+
 /** The key frame to start decoding from so that the frame shown at media time `target` can be: the last sync sample shown at or before it. */
-function keyFrameFor(track: Track, target: number): number {
-  const { stts, stss } = track.tables;
-  const byDts = sampleAtDts(stts, target);
+function keyFrameFor(track: Track, target: number, scan: Scan): number {
+  const { stss, ctts } = track.tables;
+  // Samples decoded after target - (smallest offset) are all shown after target.
+  const last = Math.max(0, lastDtsAtOrBefore(track, target - (ctts?.min ?? 0)));
   if (!stss) {
-    let k = byDts;
-    while (k > 0 && ptsOf(track, k) > target) k--;
+    let k = last;
+    for (let steps = 1; k > 0 && ptsOf(track, k) > target; steps++) {
+      visit(scan, steps);
+      k--;
+    }
     return k;
   }
   if (stss.length === 0) throw new Mp4Error("a track without key frames");
-  let i = lastAtOrBefore(stss, byDts);
-  while (i > 0 && ptsOf(track, stss[i]!) > target) i--;
+  let i = lastAtOrBefore(stss, last);
+  for (let steps = 1; i > 0 && ptsOf(track, stss[i]!) > target; steps++) {
+    visit(scan, steps);
+    i--;
+  }
   return stss[Math.max(0, i)]!;
 }
 
 /** The presentation time of the frame on screen at `target`: the largest pts <= target of the samples from `k` on (or pts(k) if target precedes it). */
-function shownFrameTime(track: Track, k: number, target: number): number {
+function shownFrameTime(track: Track, k: number, target: number, scan: Scan): number {
   const { stts, ctts } = track.tables;
   const minOffset = ctts?.min ?? 0;
+  const maxOffset = ctts?.max ?? 0;
   let best = ptsOf(track, k);
   if (best > target) return best;
-  for (let i = k + 1; i < stts.sampleCount; i++) {
+  // Sample m (decoded by target - maxOffset) is shown at or before target, and no sample decoded
+  // more than (maxOffset - minOffset) before m is shown after it: the scan starts there, not at
+  // the key frame, which may be a whole long GOP back.
+  let from = k + 1;
+  const m = lastDtsAtOrBefore(track, target - maxOffset);
+  if (m > k) from = Math.max(from, firstAtOrAfter(track, dtsOf(stts, m) + minOffset - maxOffset));
+  for (let i = from, steps = 1; i < stts.sampleCount; i++, steps++) {
     const dts = dtsOf(stts, i);
     // No later sample can be shown at or before `target`.
     if (dts + minOffset > target) break;
+    visit(scan, steps);
     const pts = dts + cttsOf(ctts, i);
     if (pts <= target && pts > best) best = pts;
   }
@@ -115,15 +159,16 @@ function shownFrameTime(track: Track, k: number, target: number): number {
 }
 
 /** The end of presentation of samples [a, b), media ticks: the latest pts + duration among them. */
-function presentationEnd(track: Track, a: number, b: number): number {
+function presentationEnd(track: Track, a: number, b: number, scan: Scan): number {
   const { stts, ctts } = track.tables;
   const maxOffset = ctts?.max ?? 0;
   let best = Number.NEGATIVE_INFINITY;
-  for (let i = b - 1; i >= a; i--) {
+  for (let i = b - 1, steps = 1; i >= a; i--, steps++) {
     const dts = dtsOf(stts, i);
     const delta = durationOf(stts, i);
     // Earlier samples end before this bound; with no reordering the first one checked wins.
     if (dts + maxOffset + delta <= best) break;
+    visit(scan, steps);
     const end = dts + cttsOf(ctts, i) + delta;
     if (end > best) best = end;
   }
@@ -148,14 +193,15 @@ export function planClip(movie: Movie, start: number, end?: number): ClipPlan {
   if (start >= total) throw new ClipRangeError(`start ${start} s is at or past the end of the video (${round3(total)} s)`, total);
   const stop = end === undefined ? total : Math.min(end, total);
 
+  const scan: Scan = { visited: 0 };
   // The presentation start: the frame of the first video track that is on screen at `start`.
   let shown = start;
   const reference = movie.tracks.find((t) => t.handler === "vide" && t.tables.stts.sampleCount > 0);
   let referenceTarget: number | undefined;
   if (reference && start > reference.timeline.emptyBefore) {
     const target = reference.timeline.mediaTime + Math.floor((start - reference.timeline.emptyBefore) * reference.timescale + 1e-6);
-    const k = keyFrameFor(reference, target);
-    referenceTarget = shownFrameTime(reference, k, target);
+    const k = keyFrameFor(reference, target, scan);
+    referenceTarget = shownFrameTime(reference, k, target, scan);
     shown = reference.timeline.emptyBefore + (referenceTarget - reference.timeline.mediaTime) / reference.timescale;
     // A start before the first frame's time shows the first frame: it begins no earlier.
     if (shown < start && referenceTarget > target) shown = start;
@@ -163,7 +209,7 @@ export function planClip(movie: Movie, start: number, end?: number): ClipPlan {
 
   const cuts: TrackCut[] = [];
   for (const track of movie.tracks) {
-    const cut = cutTrack(movie, track, shown, stop, track === reference ? referenceTarget : undefined);
+    const cut = cutTrack(movie, track, shown, stop, track === reference ? referenceTarget : undefined, scan);
     if (cut) cuts.push(cut);
   }
   if (cuts.length === 0) throw new ClipRangeError(`no samples between ${start} s and ${stop} s`, total);
@@ -176,7 +222,7 @@ export function planClip(movie: Movie, start: number, end?: number): ClipPlan {
     dataEnd = Math.max(dataEnd, c.chunks.dataEnd);
     duration = Math.max(duration, c.emptyDuration + c.editDuration);
   }
-  return { start: shown, end: stop, tracks: kept, dataStart, dataEnd, duration };
+  return { start: shown, end: stop, tracks: kept, dataStart, dataEnd, duration, visited: scan.visited };
 }
 
 const isPictureOrSound = (c: TrackCut): boolean => c.track.handler === "vide" || c.track.handler === "soun";
@@ -205,19 +251,22 @@ function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
-function cutTrack(movie: Movie, track: Track, start: number, stop: number, exactTarget: number | undefined): TrackCut | undefined {
+function cutTrack(movie: Movie, track: Track, start: number, stop: number, exactTarget: number | undefined, scan: Scan): TrackCut | undefined {
   const { stts, stss } = track.tables;
   const { emptyBefore, mediaTime } = track.timeline;
   const ts = track.timescale;
   if (stts.sampleCount === 0 || stop <= emptyBefore) return undefined;
   const late = Math.max(0, emptyBefore - start);
   const target = exactTarget ?? mediaTime + Math.max(0, Math.round((start - emptyBefore) * ts));
-  const mediaEnd = mediaTime + Math.round((stop - emptyBefore) * ts);
-  // The track ends before the clip begins.
-  if (target >= presentationEnd(track, Math.max(0, stts.sampleCount - 1), stts.sampleCount) && target > mediaTime) return undefined;
+  // Rounded up (a frame shown before `stop` is kept however close to it), past float noise
+  // (the same 1e-6 as the start's floor): an interval shorter than a media tick still ends after it begins.
+  const mediaEnd = mediaTime + Math.ceil((stop - emptyBefore) * ts - 1e-6);
+  // The track ends before the clip begins. Its end is the latest end of presentation over all
+  // its samples, not the last decoded one's: with B-frames that is shown before the final P-frame.
+  if (target >= presentationEnd(track, 0, stts.sampleCount, scan) && target > mediaTime) return undefined;
 
   let a: number;
-  if (stss || track.tables.ctts) a = keyFrameFor(track, target);
+  if (stss || track.tables.ctts) a = keyFrameFor(track, target, scan);
   else {
     a = sampleAtDts(stts, target);
     // Audio decoders need the previous frame to reconstruct the first one (AAC overlaps frames).
@@ -228,7 +277,7 @@ function cutTrack(movie: Movie, track: Track, start: number, stop: number, exact
 
   const base = dtsOf(stts, a);
   const newMediaTime = Math.max(0, target - base);
-  const shownUntil = Math.min(mediaEnd, presentationEnd(track, a, b)) - base;
+  const shownUntil = Math.min(mediaEnd, presentationEnd(track, a, b, scan)) - base;
   const editMedia = Math.max(0, shownUntil - newMediaTime);
   const endDts = b >= stts.sampleCount ? stts.duration : dtsOf(stts, b);
   return {
@@ -237,7 +286,10 @@ function cutTrack(movie: Movie, track: Track, start: number, stop: number, exact
     b,
     emptyDuration: Math.round(late * movie.timescale),
     mediaTime: newMediaTime,
-    editDuration: Math.round((editMedia / ts) * movie.timescale),
+    // Never 0, though an interval may be shorter than a movie tick (1 ms in a 1000-tick movie):
+    // an edit of duration 0 is read by some players as "the rest of the media", and by ffmpeg
+    // as nothing to show. One tick shows the frame at the start; mvhd and tkhd take this value.
+    editDuration: Math.max(1, Math.round((editMedia / ts) * movie.timescale)),
     mediaDuration: endDts - base,
     chunks: sliceChunks(track.tables, a, b),
   };

@@ -316,6 +316,15 @@ export function sizeOf(s: SampleSizes, sample: number): number {
   return s.constant !== 0 ? s.constant : s.table.getUint32(sample * 4);
 }
 
+/** The total size of samples [from, to): no walk when every sample has one size (a chunk may hold millions). */
+export function sizeOfRange(s: SampleSizes, from: number, to: number): number {
+  if (to <= from) return 0;
+  if (s.constant !== 0) return (to - from) * s.constant;
+  let total = 0;
+  for (let i = from; i < to; i++) total += s.table.getUint32(i * 4);
+  return total;
+}
+
 export function chunkCount(offsets: ChunkOffsets): number {
   return offsets instanceof Float64Array ? offsets.length : offsets.byteLength >>> 2;
 }
@@ -407,12 +416,10 @@ export function sliceChunks(t: SampleTables, a: number, b: number): ChunkCut {
   while (sample < b) {
     const { chunk, first, perChunk, run } = where;
     if (chunk >= chunks) throw new Mp4Error("a sample lies past the last chunk");
-    let offset = chunkOffset(chunkOffsets, chunk);
     // Samples of this chunk before `a` are skipped: the chunk now begins after them.
-    for (let s = first; s < sample; s++) offset += sizeOf(sizes, s);
+    const offset = chunkOffset(chunkOffsets, chunk) + sizeOfRange(sizes, first, sample);
     const last = Math.min(b, first + perChunk);
-    let end = offset;
-    for (let s = sample; s < last; s++) end += sizeOf(sizes, s);
+    const end = offset + sizeOfRange(sizes, sample, last);
     const kept = last - sample;
     const index = cut.offsets.length;
     cut.offsets.push(offset);

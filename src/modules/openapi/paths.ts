@@ -97,7 +97,7 @@ const streamErrors = {
     content: jsonContent(errorSchema("Range not satisfiable", "range_not_satisfiable", "No requested range is satisfiable for 48213344 bytes")),
   },
   422: {
-    description: "A clip (`start`/`end`) of a stored MP4 that cannot be cut: fragmented, encrypted, a complex edit list, a malformed `moov`",
+    description: "A clip (`start`/`end`) of a stored MP4 that cannot be cut: fragmented, encrypted, a complex edit list, a malformed `moov`, composition offsets that reorder samples across more than 65,536 of them",
     content: jsonContent(errorSchema("Cannot be cut", "clip_unsupported", "This video cannot be cut into clips: fragmented MP4 (moof) is not supported")),
   },
   503: {
