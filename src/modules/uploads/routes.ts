@@ -75,7 +75,13 @@ const OverLimits = tusError(
   "media_limit_exceeded",
   "The video is 600 s long; this server accepts at most 300 s (MAX_DURATION_S)",
 );
-const Unavailable = tusError(503, "ffmpeg/ffprobe are not installed: ingest is off", "ingest_unavailable", "Ingest needs ffmpeg and ffprobe, which this server cannot find");
+const Unavailable = tusError(
+  503,
+  "Try again after `Retry-After` seconds: the database (`database_unavailable`) or the media storage (`storage_unavailable`) is not answering (a final PATCH keeps its bytes, and the server hands the upload over by itself once they answer); or ffmpeg/ffprobe are not installed (`ingest_unavailable`)",
+  "database_unavailable",
+  "The database is not answering; try again shortly",
+  { "Retry-After": header(t.String({ description: "Seconds", examples: ["5"] })) },
+);
 
 export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools(): void }, defaultPlayback: Playback) {
   const handle = ({ request }: { request: Request }) => uploads.handle(request);

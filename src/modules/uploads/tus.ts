@@ -16,6 +16,11 @@
  * Partial uploads live in DATA_DIR/uploads (not tmp/, which start-up clears), so they survive a
  * restart too. An upload not completed UPLOAD_EXPIRY_MS after its creation expires (tus
  * `Upload-Expires`; 410 after that) and a periodic sweep deletes its bytes and its video row.
+ *
+ * A database (or bucket) that cannot answer is a 503 with Retry-After here as on every route,
+ * never a 500. An upload whose bytes are all stored but whose hand-over failed that way (its
+ * final PATCH got the 503; its client hears from HEAD that it is complete and sends nothing
+ * more) is handed over by the primary's retry pass once the database answers again.
  */
 import { uploadBytes } from "../../metrics/metrics.ts";
 import { errorFields, logger } from "../../lib/log.ts";
@@ -24,6 +29,10 @@ import { join } from "node:path";
 import type { Server, Upload } from "@tus/server";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
 import { HttpError, errorResponse, badRequest, errorBody } from "../../http/errors.ts";
+import { isDatabaseUnavailable } from "../../db/unavailable.ts";
+import { RETRY_AFTER_S } from "../../storage/error-response.ts";
+import { expectedErrorResponse } from "../expected-errors.ts";
+import { StorageUnavailable } from "../../storage/object-store.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { isVideoId, newVideoId } from "../../library/ids.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
@@ -63,12 +72,28 @@ const TUS_CODES: Record<number, string> = {
   503: "ingest_unavailable",
 };
 
-/** What @tus/server expects to be thrown from a hook: a status and the body to send. */
-function tusError(error: unknown): { status_code: number; body: string } {
-  if (error instanceof HttpError) return { status_code: error.status, body: JSON.stringify(errorBody(error.code, error.message)) };
+/**
+ * What @tus/server expects to be thrown from a hook: a status and the body to send. The errors
+ * a handler may throw on purpose answer as on every other route (../expected-errors.ts): an
+ * HttpError, and a database or bucket that cannot answer (503 with Retry-After, a warning, not
+ * an error). @tus/server sends no headers of a hook's error, so theirs (Retry-After) come back
+ * as the third element, for `handle` to add. Anything else is a bug: logged, 500.
+ */
+async function tusError(error: unknown): Promise<[{ status_code: number; body: string }, Headers?]> {
+  const expected = expectedErrorResponse(error);
+  if (expected) return [{ status_code: expected.status, body: await expected.text() }, expected.headers];
   logger("uploads").error(errorFields(error), "tus hook failed");
-  return { status_code: 500, body: JSON.stringify(errorBody("internal_error", "Something went wrong on our side")) };
+  return [{ status_code: 500, body: JSON.stringify(errorBody("internal_error", "Something went wrong on our side")) }];
 }
+
+/** How often the primary retries the hand-over of uploads whose bytes are complete (`retryHandOvers`). */
+const HANDOVER_RETRY_MS = RETRY_AFTER_S * 1000;
+/**
+ * A complete upload whose bytes are younger than this may be in its final PATCH still, between
+ * its last byte and its own hand-over (@tus/server lets go of the upload's lock in between):
+ * the retry pass leaves it to that request.
+ */
+const HANDOVER_GRACE_MS = 5_000;
 
 function metadataValue(metadata: Upload["metadata"], ...keys: string[]): string | undefined {
   for (const key of keys) {
@@ -119,6 +144,19 @@ export class ResumableUploads {
   private readonly consumed = new WeakSet<Request>();
   /** The cross-process locks of uploads and of their hand-overs, made with @tus/server. */
   private locker: Promise<FileLocker> | undefined;
+  /** The headers of a hook's error answer (Retry-After), which @tus/server does not send: see `handle`. */
+  private readonly hookHeaders = new WeakMap<Request, Headers>();
+  /**
+   * Videos whose upload is being handed over in this process: a refusal or a failure in the
+   * middle removes the video row (IngestPipeline.accept), and that removal must not take the
+   * upload's bytes with it; the hand-over's caller removes them once the row is really gone.
+   */
+  private readonly handingOver = new Set<string>();
+  /** The retry pass for complete uploads (`retryHandOvers`), in the primary. */
+  private handOverTimer: ReturnType<typeof setInterval> | undefined;
+  private retryPass: Promise<number> | undefined;
+  /** Uploads whose retried hand-over failed and was logged: logged once, not at every pass. */
+  private readonly stalled = new Set<string>();
 
   constructor(
     private readonly library: VideoLibrary,
@@ -178,19 +216,26 @@ export class ResumableUploads {
           });
           this.creating.set(req, upload.id);
         } catch (error) {
-          throw tusError(error);
+          throw await this.hookError(req, error);
         }
         return {};
       },
-      onUploadFinish: async (_req, upload) => {
+      onUploadFinish: async (req, upload) => {
         try {
           await this.finishOnce(upload.id, upload.size ?? upload.offset);
         } catch (error) {
-          throw tusError(error);
+          throw await this.hookError(req, error);
         }
         return { headers: { [VIDEO_ID_HEADER]: videoIdOfUpload(upload.id) ?? "" } };
       },
     });
+  }
+
+  /** A hook's error for @tus/server to answer, with the headers it drops kept for `handle`. */
+  private async hookError(req: Request, error: unknown): Promise<{ status_code: number; body: string }> {
+    const [answer, headers] = await tusError(error);
+    if (headers) this.hookHeaders.set(req, headers);
+    return answer;
   }
 
   private dataPath(uploadId: string): string {
@@ -212,7 +257,13 @@ export class ResumableUploads {
     await lock.lock(new AbortController().signal, async () => {});
     try {
       if ((await this.completedSize(uploadId)) !== undefined) return;
-      await this.finish(uploadId);
+      const id = videoIdOfUpload(uploadId);
+      if (id) this.handingOver.add(id);
+      try {
+        await this.finish(uploadId);
+      } finally {
+        if (id) this.handingOver.delete(id);
+      }
       await writeFile(this.dataPath(uploadId) + COMPLETED_SUFFIX, JSON.stringify({ size }));
     } finally {
       await lock.unlock();
@@ -286,6 +337,28 @@ export class ResumableUploads {
     // Without ffmpeg every hand-over would be refused (503) and the upload dropped with it.
     if (!this.ingest.available) return 0;
     let resumed = 0;
+    for (const { uploadId, id, declared } of await this.completeUploads()) {
+      if ((await this.library.get(id))?.status !== "uploading") continue;
+      try {
+        await this.finishOnce(uploadId, declared);
+        resumed++;
+      } catch (error) {
+        // A refusal ends the upload as the final PATCH's would have. Anything else (a full disk,
+        // the database) leaves it for the next start, and must not stop this one.
+        if (error instanceof HttpError) logger("uploads").warn({ video: id, code: error.code, reason: error.message }, "a completed upload was refused at start-up");
+        else logger("uploads").error({ video: id, ...errorFields(error) }, "a completed upload could not be handed over; it is retried shortly");
+      }
+      if ((await this.library.get(id))?.status !== "uploading") await this.discardUpload(uploadId);
+    }
+    return resumed;
+  }
+
+  /**
+   * The uploads in the store whose every byte is stored (a video's, with a declared length), those
+   * last written at least `minAgeMs` before `now`.
+   */
+  private async completeUploads(minAgeMs = 0, now = Date.now()): Promise<{ uploadId: string; id: string; declared: number }[]> {
+    const complete: { uploadId: string; id: string; declared: number }[] = [];
     for (const uploadId of await this.ids()) {
       const id = videoIdOfUpload(uploadId);
       if (!id) continue;
@@ -295,25 +368,70 @@ export class ResumableUploads {
       } catch {
         continue;
       }
-      const stored = (await stat(this.dataPath(uploadId)).catch(() => undefined))?.size;
-      if (declared === undefined || stored !== declared || (await this.library.get(id))?.status !== "uploading") continue;
-      try {
-        await this.finishOnce(uploadId, declared);
-        resumed++;
-      } catch (error) {
-        // A refusal ends the upload as the final PATCH's would have. Anything else (a full disk,
-        // the database) leaves it for the next start, and must not stop this one.
-        if (error instanceof HttpError) logger("uploads").warn({ video: id, code: error.code, reason: error.message }, "a completed upload was refused at start-up");
-        else logger("uploads").error({ video: id, ...errorFields(error) }, "a completed upload could not be handed over; the next start tries again");
-      }
-      if ((await this.library.get(id))?.status !== "uploading") await this.discardUpload(uploadId);
+      const stored = await stat(this.dataPath(uploadId)).catch(() => undefined);
+      if (typeof declared !== "number" || stored?.size !== declared || stored.mtimeMs + minAgeMs > now) continue;
+      complete.push({ uploadId, id, declared });
     }
-    return resumed;
+    return complete;
+  }
+
+  /**
+   * Uploads whose bytes are complete but whose video is still `uploading`: their final PATCH's
+   * hand-over failed (the database or the bucket did not answer: that PATCH got 503), and their
+   * client, told by HEAD that the upload is complete, sends nothing more. The primary hands them
+   * over every HANDOVER_RETRY_MS (`startSweeper`), as `resumeCompleted` does at start-up and
+   * under the same lock as a PATCH's hand-over (`finishOnce`), so never twice: a refusal (415,
+   * 422) ends the upload as the final PATCH would have; a database still down leaves it for the
+   * next pass, logged once. Uploads written to in the last HANDOVER_GRACE_MS are left to their
+   * own final PATCH. One pass at a time; returns how many were handed over.
+   */
+  retryHandOvers(now = Date.now()): Promise<number> {
+    if (this.retryPass) return this.retryPass;
+    const pass = (this.retryPass = this.retryPassOnce(now).finally(() => {
+      if (this.retryPass === pass) this.retryPass = undefined;
+    }));
+    return pass;
+  }
+
+  private async retryPassOnce(now: number): Promise<number> {
+    // Without ffmpeg every hand-over would be refused (503) and the upload dropped with it.
+    if (!this.ingest.available) return 0;
+    const log = logger("uploads");
+    let handed = 0;
+    const seen = new Set<string>();
+    for (const { uploadId, id, declared } of await this.completeUploads(HANDOVER_GRACE_MS, now)) {
+      seen.add(uploadId);
+      try {
+        // Not a video being uploaded (any more): the expiry sweep removes what is left.
+        if ((await this.library.get(id))?.status !== "uploading") continue;
+        try {
+          await this.finishOnce(uploadId, declared);
+          handed++;
+          log.info({ video: id }, "a completed upload whose hand-over had failed was handed to processing");
+        } catch (error) {
+          if (!(error instanceof HttpError)) throw error;
+          log.warn({ video: id, code: error.code, reason: error.message }, "a completed upload whose hand-over had failed was refused");
+        }
+        this.stalled.delete(uploadId);
+        if ((await this.library.get(id))?.status !== "uploading") await this.discardUpload(uploadId);
+      } catch (error) {
+        // The database or the bucket still down (or a full disk): the next pass tries again.
+        if (this.stalled.has(uploadId)) continue;
+        this.stalled.add(uploadId);
+        const fields = { video: id, ...errorFields(error) };
+        const message = "a completed upload could not be handed over; retrying";
+        if (isDatabaseUnavailable(error) || error instanceof StorageUnavailable) log.warn(fields, message);
+        else log.error(fields, message);
+      }
+    }
+    for (const uploadId of this.stalled) if (!seen.has(uploadId)) this.stalled.delete(uploadId);
+    return handed;
   }
 
   /** Removes the bytes and info file of video `videoId`'s upload, if any, and what says it completed (idempotent). */
   async discard(videoId: string): Promise<void> {
-    if (!isVideoId(videoId)) return;
+    // Its hand-over's own refusal or failure: the hand-over's caller decides (see `handingOver`).
+    if (!isVideoId(videoId) || this.handingOver.has(videoId)) return;
     for (const uploadId of await this.ids()) if (videoIdOfUpload(uploadId) === videoId) await this.discardUpload(uploadId);
     for (const uploadId of await this.completedIds()) if (videoIdOfUpload(uploadId) === videoId) await rm(this.dataPath(uploadId) + COMPLETED_SUFFIX, { force: true });
   }
@@ -407,18 +525,24 @@ export class ResumableUploads {
     }
   }
 
-  /** Runs `sweepExpired` periodically (primary process only). */
+  /** Runs `sweepExpired` periodically, and `retryHandOvers` every HANDOVER_RETRY_MS (primary process only). */
   startSweeper(intervalMs = Math.min(Math.max(Math.floor(this.expiryMs / 4), 1000), 15 * 60 * 1000)): void {
     this.stopSweeper();
     this.sweeper = setInterval(() => {
       this.sweepExpired().catch((error) => logger("uploads").error(errorFields(error), "sweep failed"));
     }, intervalMs);
     this.sweeper.unref?.();
+    this.handOverTimer = setInterval(() => {
+      this.retryHandOvers().catch((error) => logger("uploads").error(errorFields(error), "hand-over retry failed"));
+    }, HANDOVER_RETRY_MS);
+    this.handOverTimer.unref?.();
   }
 
   stopSweeper(): void {
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.handOverTimer) clearInterval(this.handOverTimer);
     this.sweeper = undefined;
+    this.handOverTimer = undefined;
   }
 
   /**
@@ -467,9 +591,23 @@ export class ResumableUploads {
       const id = videoIdOfUpload(lastSegment(headers.get("location") ?? ""));
       if (id) headers.set(VIDEO_ID_HEADER, id);
     }
-    if (request.method === "PATCH" || request.method === "POST") {
-      const id = uploadId ? videoIdOfUpload(uploadId) : null;
-      if (uploadId && id) {
+    // What is tidied up after tus answered needs the database: while it cannot answer, tus's answer
+    // still goes out (with its tus and CORS headers), and what is left is finished later (a
+    // complete upload by `retryHandOvers`, the rest by the sweeps).
+    const tidy = async (work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (error) {
+        if (!isDatabaseUnavailable(error)) throw error;
+        logger("db").warn(errorFields(error), "database unavailable");
+      }
+    };
+    // A hook that met the outage itself (503 with Retry-After): the upload stays as it is, and the
+    // answer does not wait for the database a second time.
+    const outage = response.status === 503 && this.hookHeaders.has(request);
+    if ((request.method === "PATCH" || request.method === "POST") && uploadId && !outage) await tidy(async () => {
+      const id = videoIdOfUpload(uploadId);
+      if (id) {
         const row = await this.library.get(id);
         if (request.method === "POST" && response.status >= 400) {
           // A failed creation (a creation-with-upload body over its length, say): its client
@@ -483,17 +621,19 @@ export class ResumableUploads {
           await this.discardUpload(uploadId);
         }
       }
-    }
-    if (request.method === "DELETE" && response.status === 204) {
+    });
+    if (request.method === "DELETE" && response.status === 204) await tidy(async () => {
       // Termination: the video that upload would have become goes too.
       const id = videoIdOfUpload(lastSegment(new URL(request.url).pathname));
       const row = id ? await this.library.get(id) : undefined;
       if (id && row?.status === "uploading") await this.library.remove(id);
-    }
+    });
     if (response.status < 400) return new Response(response.body, { status: response.status, headers });
 
     const text = (await response.text()).trim();
     const status = errorStatus(request, response.status);
+    // A hook's error answer's own headers (a 503's Retry-After), which @tus/server does not send.
+    for (const [name, value] of this.hookHeaders.get(request) ?? []) headers.set(name, value);
     if (status === 412) headers.set("tus-version", TUS_VERSION);
     let body: string;
     try {
