@@ -391,6 +391,12 @@ describe("methods", () => {
       await expectError(response, 405, "method_not_allowed");
     }
     await expectError(await fetch(`${spool.url}/nothing/here`, { method: "DELETE", headers: AUTH }), 404, "not_found");
+    // The stream is open: any method on it is a 405 with or without the key, TRACE too (it once
+    // fell through to the app's key check: 401 without the key).
+    for (const method of ["TRACE", "PUT", "DELETE"]) {
+      const response = await fetch(`${spool.url}/api/stream/demo`, { method });
+      expect({ method, status: response.status, allow: response.headers.get("allow") }).toEqual({ method, status: 405, allow: "GET, HEAD, OPTIONS" });
+    }
   });
 });
 

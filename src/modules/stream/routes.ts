@@ -189,6 +189,6 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
   const notAllowed = (request: Request): Response =>
     finish(request, methodNotAllowed(request.method, "on a stream", "GET, HEAD, OPTIONS"));
   return {
-    "/api/stream/:id": { GET: handle, HEAD: head, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed },
+    "/api/stream/:id": { GET: handle, HEAD: head, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, TRACE: notAllowed, CONNECT: notAllowed },
   };
 }
