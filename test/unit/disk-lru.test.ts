@@ -63,3 +63,31 @@ test("a file used within minAgeMs is not evicted, even when that means refusing 
   expect(await cache.reserve(40)).toBe(true); // what fits still fits
   cache.release(40);
 });
+
+test("a file placed while a scan reads the directory stays counted: what is on disk is what the count says", async () => {
+  // Many files over many subdirectories, so that a scan takes many awaits; files placed during it
+  // land in subdirectories it may already have read.
+  const cache = new DiskLru({ dir: join(root, `d${++dirs}`), maxBytes: 1_000_000, name: /^f\d+$/, touchIntervalMs: 0, rescanIntervalMs: 60_000 });
+  await cache.init();
+  const subdirs = Array.from({ length: 16 }, (_, i) => i.toString(16).padStart(2, "0"));
+  let n = 0;
+  const place = async (subdir: string) => {
+    expect(await cache.reserve(10)).toBe(true);
+    const temp = cache.tempPath();
+    await writeFile(temp, new Uint8Array(10));
+    await cache.place(temp, cache.pathFor(subdir, `f${++n}`), 10);
+  };
+  for (const subdir of subdirs) for (let i = 0; i < 8; i++) await place(subdir);
+  const onDisk = async () => {
+    let bytes = 0;
+    for (const subdir of subdirs) bytes += (await readdir(join(cache.dir, subdir)).catch(() => [] as string[])).length * 10;
+    return bytes;
+  };
+  for (let round = 0; round < 20; round++) {
+    const scanning = cache.scan();
+    // Placed while the scan awaits its reads, one per subdirectory: some of them were read already.
+    await Promise.all(subdirs.map((subdir) => place(subdir)));
+    await scanning;
+    expect({ round, counted: cache.bytes }).toEqual({ round, counted: await onDisk() });
+  }
+});
