@@ -23,17 +23,29 @@ let spool: TestSpool;
 let video: VideoJson;
 let cacheDir: string;
 
-/** Bytes of block files in the cache directory (temp files of fills in progress excluded). */
+/**
+ * Bytes of the files in the cache directory, by inode: a walk is not atomic, and a temporary file
+ * renamed into place between two listings would otherwise be counted twice.
+ */
 function cachedBytes(): number {
-  let total = 0;
+  const sizes = new Map<number, number>();
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (!entry.name.includes(".tmp")) total += statSync(path).size;
+      else {
+        try {
+          const info = statSync(path);
+          sizes.set(info.ino, info.size);
+        } catch {
+          // renamed or evicted since the listing
+        }
+      }
     }
   };
   walk(cacheDir);
+  let total = 0;
+  for (const size of sizes.values()) total += size;
   return total;
 }
 

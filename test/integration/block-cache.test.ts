@@ -291,10 +291,17 @@ describe("BlockCache", () => {
 
 /** Sizes of every file under the cache directory: block files and temporary files of fills in flight. */
 async function cacheFileBytes(dir: string): Promise<number> {
-  let total = 0;
+  // By inode: a walk is not atomic, and a temporary file renamed into place between the listing
+  // of tmp/ and that of its block's subdirectory would otherwise be counted twice.
+  const sizes = new Map<number, number>();
   for (const sub of await readdir(dir).catch(() => [] as string[])) {
-    for (const name of await readdir(join(dir, sub)).catch(() => [] as string[])) total += (await stat(join(dir, sub, name)).catch(() => ({ size: 0 }))).size;
+    for (const name of await readdir(join(dir, sub)).catch(() => [] as string[])) {
+      const info = await stat(join(dir, sub, name)).catch(() => null);
+      if (info) sizes.set(info.ino, info.size);
+    }
   }
+  let total = 0;
+  for (const size of sizes.values()) total += size;
   return total;
 }
 
