@@ -292,16 +292,10 @@ export class ResumableUploads {
    * have; the request itself still gets its 413.
    */
   private async finishIfComplete(uploadId: string): Promise<void> {
-    let declared: number | undefined;
+    const complete = await this.storedWhole(uploadId);
+    if (!complete) return;
     try {
-      declared = (JSON.parse(await readFile(`${this.dataPath(uploadId)}.json`, "utf8")) as { size?: number }).size;
-    } catch {
-      return;
-    }
-    const stored = (await stat(this.dataPath(uploadId)).catch(() => undefined))?.size;
-    if (declared === undefined || stored !== declared) return;
-    try {
-      await this.finishOnce(uploadId, declared);
+      await this.finishOnce(uploadId, complete.declared);
     } catch (error) {
       // Refused (415/422: the video is gone, as after a final PATCH) or failed: logged, not answered.
       if (!(error instanceof HttpError)) logger("uploads").error({ video: videoIdOfUpload(uploadId), ...errorFields(error) }, "a completed upload could not be handed over");
@@ -361,18 +355,23 @@ export class ResumableUploads {
     const complete: { uploadId: string; id: string; declared: number }[] = [];
     for (const uploadId of await this.ids()) {
       const id = videoIdOfUpload(uploadId);
-      if (!id) continue;
-      let declared: number | undefined;
-      try {
-        declared = (JSON.parse(await readFile(`${this.dataPath(uploadId)}.json`, "utf8")) as { size?: number }).size;
-      } catch {
-        continue;
-      }
-      const stored = await stat(this.dataPath(uploadId)).catch(() => undefined);
-      if (typeof declared !== "number" || stored?.size !== declared || stored.mtimeMs + minAgeMs > now) continue;
-      complete.push({ uploadId, id, declared });
+      const whole = id ? await this.storedWhole(uploadId) : undefined;
+      if (!id || !whole || whole.mtimeMs + minAgeMs > now) continue;
+      complete.push({ uploadId, id, declared: whole.declared });
     }
     return complete;
+  }
+
+  /** The upload's declared length and its bytes' mtime when every declared byte is stored; else undefined. */
+  private async storedWhole(uploadId: string): Promise<{ declared: number; mtimeMs: number } | undefined> {
+    let declared: unknown;
+    try {
+      declared = (JSON.parse(await readFile(`${this.dataPath(uploadId)}.json`, "utf8")) as { size?: unknown }).size;
+    } catch {
+      return undefined;
+    }
+    const stored = await stat(this.dataPath(uploadId)).catch(() => undefined);
+    return typeof declared === "number" && stored?.size === declared ? { declared, mtimeMs: stored.mtimeMs } : undefined;
   }
 
   /**
