@@ -132,11 +132,10 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
   });
   const metrics = { collect: () => registry.metrics() };
   const ctx: AppContext = { config, db, jobs, worker: undefined, library, catalog, media, ingest, imports, thumbnails, uploads, hls, access, retention, lifecycle: { draining: false, drain: new AbortController() }, metrics, store, objects };
-  // A deleted video's jobs stop everywhere: cancelled in the queue (a worker elsewhere sees its
-  // heartbeat refused), and aborted at once here.
+  // A deleted video's jobs stop everywhere: its queue rows went with its row (ON DELETE CASCADE),
+  // so a worker elsewhere sees its heartbeat refused; here they are aborted at once.
   library.onRemove(async (id) => {
     thumbnails.cancelVideo(id);
-    await jobs.cancelForVideo(id);
     await ctx.worker?.cancelVideo(id);
   });
   return ctx;

@@ -404,15 +404,21 @@ export class VideoLibrary {
     return row;
   }
 
-  /** Runs before a video's row and files are removed (e.g. to stop its processing job). */
+  /**
+   * Runs once a video's row is deleted, before its stored files go: stops work on it (its
+   * processing job) and removes bytes kept elsewhere that belonged to it (a partial upload).
+   * Not before: a deletion the database refuses (it is down) must leave the video as it was,
+   * its upload resumable and its job running. The row is the commit point; what a crash after
+   * it leaves, the owners sweep (the uploads' expiry sweep, the orphan sweep, start-up).
+   */
   onRemove(hook: (id: string) => Promise<void>): void {
     this.removeHooks.push(hook);
   }
 
   async remove(id: string): Promise<boolean> {
     const { videos } = this.t;
-    for (const hook of this.removeHooks) await hook(id);
     const result = await this.db.delete(videos).where(eq(videos.id, id)).returning({ id: videos.id });
+    for (const hook of this.removeHooks) await hook(id);
     await this.storage.removeVideo(id);
     this.changed(id);
     return result.length > 0;

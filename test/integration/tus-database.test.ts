@@ -16,6 +16,7 @@ import { expectError, filesUnder, waitUntilSettled, type VideoJson } from "../he
 import { makeVideo } from "../helpers/media.ts";
 import { postgresAvailable, startPostgres, type TestPostgres } from "../helpers/postgres.ts";
 import { startRelay, type Relay } from "../helpers/relay.ts";
+import type { JobKind } from "../../src/db/schema/shared.ts";
 import { AUTH, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
 
 setDefaultTimeout(60_000);
@@ -35,12 +36,12 @@ afterAll(async () => {
 });
 
 /** A Spool on a database of its own, reached through a relay; `directUrl` reaches it without the relay. */
-async function spoolBehindRelay(): Promise<{ spool: TestSpool; relay: Relay; directUrl: string }> {
+async function spoolBehindRelay(jobKinds: JobKind[] = ["ingest"]): Promise<{ spool: TestSpool; relay: Relay; directUrl: string }> {
   const directUrl = await pg!.createDatabase();
   const url = new URL(directUrl);
   const relay = await startRelay(url.hostname, Number(url.port));
   url.port = String(relay.port);
-  const spool = await startTestSpool({ databaseUrl: url.toString(), databaseQueryTimeoutMs: QUERY_TIMEOUT_MS, seedDemo: false, jobKinds: ["ingest"] });
+  const spool = await startTestSpool({ databaseUrl: url.toString(), databaseQueryTimeoutMs: QUERY_TIMEOUT_MS, seedDemo: false, jobKinds });
   return { spool, relay, directUrl };
 }
 
@@ -148,6 +149,78 @@ describe.skipIf(!postgresAvailable())("tus while the database is unavailable", (
       expect((await head(bad.url)).status).toBe(404);
     } finally {
       relay.thaw();
+      await spool.stop().catch(() => {});
+      await relay.stop();
+    }
+  });
+
+  test("deleting an uploading video while its row cannot be deleted: 503, and the partial upload stays resumable; deleted once writes go through", async () => {
+    const { spool, relay, directUrl } = await spoolBehindRelay();
+    const other = new SQL(directUrl, { max: 1 });
+    let locked = false;
+    try {
+      const media = new Uint8Array(await readFile(await makeVideo()));
+      const half = Math.floor(media.length / 2);
+      const upload = await createUpload(spool, media.length, "half.mp4");
+      const first = await fetch(upload.url, { method: "PATCH", headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: media.subarray(0, half) });
+      expect(first.status).toBe(204);
+      // Another session holds the videos table: the DELETE reads the row, then its delete waits.
+      await other.unsafe("BEGIN");
+      await other.unsafe("LOCK TABLE videos IN EXCLUSIVE MODE");
+      locked = true;
+      const refused = await fetch(`${spool.url}/api/videos/${upload.id}`, { method: "DELETE", headers: AUTH });
+      expect(refused.headers.get("retry-after")).toBe("5");
+      await expectError(refused, 503, "database_unavailable");
+      // The video is as it was: its partial bytes are still there, and the upload resumes.
+      expect(await head(upload.url)).toEqual({ status: 200, offset: String(half), length: String(media.length) });
+      expect((await stat(join(spool.dataDir, "uploads", upload.uploadId))).size).toBe(half);
+      await other.unsafe("COMMIT");
+      locked = false;
+      expect(await statusUntil(spool, upload.id, () => true)).toBe("uploading");
+
+      // Once the database answers, the same DELETE goes through and takes the bytes with it.
+      expect((await fetch(`${spool.url}/api/videos/${upload.id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
+      expect((await head(upload.url)).status).toBe(404);
+      expect(filesUnder(join(spool.dataDir, "uploads"))).toEqual([]);
+      expect(await statusUntil(spool, upload.id, () => true)).toBe(404);
+    } finally {
+      if (locked) await other.unsafe("ROLLBACK").catch(() => {});
+      await other.close();
+      await spool.stop().catch(() => {});
+      await relay.stop();
+    }
+  });
+
+  test("deleting a video waiting for processing while its row cannot be deleted: 503, and its job stays queued; both go once writes go through", async () => {
+    // No ingest worker here: the video waits, its job queued, for as long as the test needs.
+    const { spool, relay, directUrl } = await spoolBehindRelay(["transcode"]);
+    const other = new SQL(directUrl, { max: 1 });
+    const jobsOf = async (id: string) => (await other`SELECT kind, state FROM jobs WHERE video_id = ${id}`) as { kind: string; state: string }[];
+    let locked = false;
+    try {
+      const media = new Uint8Array(await readFile(await makeVideo()));
+      const upload = await createUpload(spool, media.length, "waiting.mp4");
+      expect((await finalPatch(upload.url, media)).status).toBe(204);
+      expect(await statusUntil(spool, upload.id, () => true)).toBe("processing");
+      expect(await jobsOf(upload.id)).toEqual([{ kind: "ingest", state: "queued" }]);
+
+      await other.unsafe("BEGIN");
+      await other.unsafe("LOCK TABLE videos IN EXCLUSIVE MODE");
+      locked = true;
+      await expectError(await fetch(`${spool.url}/api/videos/${upload.id}`, { method: "DELETE", headers: AUTH }), 503, "database_unavailable");
+      await other.unsafe("COMMIT");
+      locked = false;
+      // Nothing of the video was given up: a worker will still process it.
+      expect(await statusUntil(spool, upload.id, () => true)).toBe("processing");
+      expect(await jobsOf(upload.id)).toEqual([{ kind: "ingest", state: "queued" }]);
+      expect(existsSync(join(spool.dataDir, "videos", upload.id))).toBe(true);
+
+      expect((await fetch(`${spool.url}/api/videos/${upload.id}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
+      expect(await jobsOf(upload.id)).toEqual([]);
+      expect(existsSync(join(spool.dataDir, "videos", upload.id))).toBe(false);
+    } finally {
+      if (locked) await other.unsafe("ROLLBACK").catch(() => {});
+      await other.close();
       await spool.stop().catch(() => {});
       await relay.stop();
     }

@@ -168,7 +168,8 @@ export class ResumableUploads {
     this.locks = join(options.dataDir, "locks", "uploads");
     this.expiryMs = options.expiryMs ?? DEFAULT_UPLOAD_EXPIRY_MS;
     this.options = options;
-    // Deleting a video that is still uploading also deletes its partial bytes.
+    // Deleting a video that is still uploading also deletes its partial bytes, once its row is
+    // gone: a deletion the database refuses leaves the upload resumable.
     library.onRemove((id) => this.discard(id));
   }
 
