@@ -199,6 +199,7 @@ export class ClipStore {
     // Another process may have kept it already: adopt a complete file. A file of another size
     // there (a damaged disk; builds rename only complete files) is never sent, and the new one is
     // renamed over it (not unlinked first: another process may be renaming a good one in place).
+    await this.lru.unlinked(path); // not one this process is evicting right now
     const found = await stat(path).catch(() => null);
     if (found?.size === clip.size) {
       this.lru.adopt(path, clip.size);

@@ -82,6 +82,12 @@ export class DiskLru {
   private lastScan = 0;
   /** While a scan reads the directory: the files this process records meanwhile (see `scan`). */
   private recordedDuringScan: Set<string> | null = null;
+  /**
+   * This process's unlinks in flight, by path. The index forgets a file before its unlink is
+   * done, so a stat meanwhile may still find it: whoever is about to look for a file on disk, or
+   * rename one into its place, waits for its unlink first (`unlinked`).
+   */
+  private readonly unlinking = new Map<string, Promise<void>>();
   evictions = 0;
   /** Files not to evict now (being filled, or being read by their owner): the owner's say. */
   busy: (path: string) => boolean = () => false;
@@ -175,6 +181,25 @@ export class DiskLru {
   }
 
   /**
+   * Resolves once an unlink of `path` this process has in flight (an eviction, a `remove`) is
+   * done; at once when there is none. Before a stat that would `adopt` the file: found in that
+   * window, it would be adopted and handed out by name just before it is gone.
+   */
+  unlinked(path: string): Promise<void> {
+    return this.unlinking.get(path) ?? Promise.resolve();
+  }
+
+  private unlinkFile(path: string): Promise<void> {
+    const done = unlink(path)
+      .catch(() => {})
+      .finally(() => {
+        if (this.unlinking.get(path) === done) this.unlinking.delete(path);
+      });
+    this.unlinking.set(path, done);
+    return done;
+  }
+
+  /**
    * A file found complete on disk (another process filled it): known from now on. `mtimeMs`: its
    * mtime when found, so that the next `use` stamps it (a file another process last used long
    * ago is not trusted to stay for `touchIntervalMs` unstamped; see `minAgeMs`).
@@ -240,6 +265,8 @@ export class DiskLru {
   }
 
   private async renameIntoPlace(temp: string, path: string): Promise<void> {
+    // An unlink of the old file still in flight would otherwise remove the new one.
+    await this.unlinked(path);
     const dir = join(path, "..");
     if (!this.madeDirs.has(dir)) {
       await mkdir(dir, { recursive: true });
@@ -256,7 +283,7 @@ export class DiskLru {
   /** Removes a file (this process's decision, e.g. its source is gone). */
   async remove(path: string): Promise<void> {
     this.forget(path);
-    await unlink(path).catch(() => {});
+    await this.unlinkFile(path);
   }
 
   forget(path: string): void {
@@ -299,9 +326,11 @@ export class DiskLru {
             // ...or by another one since our scan: ask the file itself.
             const info = await stat(path).catch(() => null);
             if (info && now - info.mtimeMs < this.minAgeMs) continue;
+            // Adopted or used again while the stat ran: no longer the entry judged above.
+            if (this.index.get(path) !== entry) continue;
           }
           this.forget(path);
-          await unlink(path).catch(() => {});
+          await this.unlinkFile(path);
           this.evictions++;
           this.onEvict(path);
         }

@@ -294,6 +294,8 @@ export class BlockCache {
 
   /** Another process may have cached the block already: adopt it; else fetch it. */
   private async adoptOrFill(object: CachedObject, index: number, path: string, expected: number): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    // This process may be evicting it right now: a stat before the unlink is done would adopt it.
+    await this.lru.unlinked(path);
     const found = await stat(path).catch(() => null);
     if (found?.size === expected) {
       // Stamped before it is handed out (its mtime may be old: another process could evict it).

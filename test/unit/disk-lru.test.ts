@@ -1,7 +1,8 @@
 /**
  * DiskLru's bound (src/lib/disk-lru.ts): room is reserved before a file is written and counted
  * until it is placed or released, so files plus temporary files never pass `maxBytes`; a file
- * used within `minAgeMs` is never evicted (a file just handed out by name stays).
+ * used within `minAgeMs` is never evicted (a file just handed out by name stays), nor one adopted
+ * while its eviction was being weighed.
  */
 import { afterAll, expect, test } from "bun:test";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
@@ -90,4 +91,24 @@ test("a file placed while a scan reads the directory stays counted: what is on d
     await scanning;
     expect({ round, counted: cache.bytes }).toEqual({ round, counted: await onDisk() });
   }
+});
+
+test("a file adopted while its eviction is being weighed stays, adopted and on disk", async () => {
+  const cache = await lru(50);
+  const f1 = cache.pathFor("ab", "f1");
+  expect(await fill(cache, 1, 60)).toBe(true);
+  await Bun.sleep(80); // past minAgeMs, by this process's clock and by the file's mtime
+  let adopted = false;
+  cache.busy = (path) => {
+    // The owner's say is asked just before the file's mtime is: another request of this process
+    // finds the file on disk then and adopts it (a fresh entry, used now).
+    if (path === f1 && !adopted) {
+      adopted = true;
+      cache.adopt(f1, 60);
+    }
+    return false;
+  };
+  expect(await cache.reserve(60)).toBe(false); // no room: the only file is in use
+  expect(adopted).toBe(true);
+  expect({ evictions: cache.evictions, known: cache.has(f1), onDisk: await Bun.file(f1).exists() }).toEqual({ evictions: 0, known: true, onDisk: true });
 });
