@@ -13,9 +13,11 @@
  *   304 or a small range of a new interval, so the disk writes no more than clients took.
  * - Built in the background, once per file whatever the concurrency (singleflight), at most
  *   `concurrency` builds at a time per process (a request finding them all busy just streams;
- *   a later one builds). Written to a temporary file, size-checked, fsynced, then renamed into
- *   place (DiskLru.commit): a crash never leaves a partial file under a clip's name, and a file
- *   found under that name with another size (not ours) is removed, never served.
+ *   a later one builds). Room is reserved first (DiskLru.reserve: a clip that does not fit is
+ *   never written, and a build's temporary file counts against the bound), then the clip is
+ *   written to a temporary file, size-checked, fsynced, and renamed into place: a crash never
+ *   leaves a partial file under a clip's name, and a file found under that name with another
+ *   size (not ours) is removed, never served.
  * - Named by a digest of the source's path and the clip's strong ETag and size: the bytes never
  *   change under a name, so nothing is ever stale. The source's digest is the name's prefix
  *   (and picks its subdirectory), so a removed video's clips can be found and removed.
@@ -205,19 +207,23 @@ export class ClipStore {
       this.lru.adopt(path, clip.size);
       return this.attach(clip, path);
     }
+    // Room first, counted from now on with the temporary file: a clip the directory cannot take
+    // (every kept one in recent use) is never written, and builds in flight stay in the bound.
+    if (!(await this.lru.reserve(clip.size))) {
+      this.refusedUntil = Date.now() + 1_000;
+      return;
+    }
     const temp = this.lru.tempPath();
     try {
       // One call per build: the directory may have been cleared under a running server.
       await mkdir(dirname(temp), { recursive: true });
       await writeClipFile(clip, temp);
     } catch (error) {
+      this.lru.release(clip.size);
       await rm(temp, { force: true });
       throw error;
     }
-    if (!(await this.lru.commit(temp, path, clip.size))) {
-      this.refusedUntil = Date.now() + 1_000;
-      return;
-    }
+    await this.lru.place(temp, path, clip.size);
     this.builds++;
     this.attach(clip, path);
   }

@@ -9,7 +9,7 @@
  * - Layout: `dir/<2 hex>/<name>` (names the owner's pattern accepts; anything else is left
  *   alone), temporary files in `dir/tmp/<host>:<pid>:<random>`.
  * - A file is written under a temporary name, fsynced by its filler, and renamed into place
- *   (`commit`): a cache file is either complete or absent, whatever crashes. Temporary files
+ *   (`place`): a cache file is either complete or absent, whatever crashes. Temporary files
  *   of processes that are gone (this host), or untouched for `staleTempMs`, are removed by scans.
  * - LRU: each process keeps the files it knows in use order (a Map), and stamps a file's mtime
  *   when it uses it (at most every `touchIntervalMs`), so the directory holds everyone's use
@@ -21,8 +21,7 @@
  *   room back; when no room can be made it says no, and the filler keeps the bytes out of the
  *   directory. With `reserve`/`place`, this process's files plus its temporary files never pass
  *   `maxBytes`; with several processes filling at once, the directory can hold more by at most
- *   what the others filled since the last scan. (`commit` is the older make-room-at-rename
- *   call: its temporary file is not counted while it is written.)
+ *   what the others filled since the last scan.
  * - `minAgeMs`: files used more recently than this (this process's `use`, which the index
  *   records on every call, or anyone's mtime stamp) are never evicted, even if that means not
  *   admitting a new file. So a file this process has just handed out by name stays for
@@ -125,7 +124,7 @@ export class DiskLru {
     return join(this.dir, digest.slice(0, 2), name);
   }
 
-  /** A fresh temporary file name (same file system as the cache files, so `commit` is a rename). */
+  /** A fresh temporary file name (same file system as the cache files, so `place` is a rename). */
   tempPath(): string {
     return join(this.tmpDir, `${HOST}:${process.pid}:${crypto.randomUUID()}`);
   }
@@ -238,30 +237,6 @@ export class DiskLru {
     }
     this.reserved -= size;
     this.record(path, size, Date.now());
-  }
-
-  /**
-   * Makes room for `size` more bytes, then renames the complete, fsynced temporary file `temp`
-   * to `path`. False (and `temp` removed) when no room can be made (every file is in use), unless
-   * `always` (the caller needs the file now: it is renamed anyway); throws (and removes `temp`)
-   * when the rename fails.
-   */
-  async commit(temp: string, path: string, size: number, always = false): Promise<boolean> {
-    this.reserved += size;
-    try {
-      if (!(await this.makeRoom(0)) && !always) {
-        await rm(temp, { force: true });
-        return false;
-      }
-      await this.renameIntoPlace(temp, path);
-      this.record(path, size, Date.now());
-      return true;
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
-    } finally {
-      this.reserved -= size;
-    }
   }
 
   private async renameIntoPlace(temp: string, path: string): Promise<void> {

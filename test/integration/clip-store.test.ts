@@ -451,6 +451,35 @@ describe("ClipStore through the file engine's API", () => {
     expect(store.entityFor(second)).toBeDefined();
   });
 
+  test("a clip the directory cannot take (every kept one in recent use) is never written, not even as a temporary file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "spool-clip-refused-"));
+    const info = await stat(source);
+    const base = makeEntity(source, info.size, info.mtimeMs);
+    const probe = new ClipCache();
+    const [a, b] = [{ start: 0.5, end: 2.5 }, { start: 3.5, end: 5.5 }];
+    const [sizeA, sizeB] = [(await probe.get(base, a)).size, (await probe.get(base, b)).size];
+    // Room for the first and half the second; a minute's touch interval: the first, just used,
+    // may not be evicted for three.
+    const store = new ClipStore({ dir, maxBytes: sizeA + Math.floor(sizeB / 2), maxClipBytes: sizeA + sizeB, touchIntervalMs: 60_000, rescanIntervalMs: 0 });
+    await store.init();
+    const clips = new ClipCache({ store });
+    const first = await clips.get(base, a);
+    store.streamed(first, first.size);
+    await store.settled();
+    expect(store.entityFor(first)).toBeDefined();
+    /** What this process has written with write(2) and its kin, in bytes (/proc/self/io). */
+    const written = async () => Number(/^wchar: (\d+)$/m.exec(await Bun.file("/proc/self/io").text())![1]);
+    const second = await clips.get(base, b);
+    const before = await written();
+    store.streamed(second, second.size);
+    await store.settled();
+    // Refused before a byte was written (the build used to write all of it, then drop it).
+    expect((await written()) - before).toBeLessThan(sizeB / 4);
+    expect(store.entityFor(second)).toBeUndefined();
+    expect(store.stats()).toMatchObject({ files: 1, builds: 1, evictions: 0 });
+    expect(await readdir(join(dir, "tmp"))).toEqual([]);
+  });
+
   test("least recently used clips are evicted first; the bound holds", async () => {
     const dir = await mkdtemp(join(tmpdir(), "spool-clip-lru-"));
     const info = await stat(source);
