@@ -21,23 +21,26 @@
  * never a 500. An upload whose bytes are all stored but whose hand-over failed that way (its
  * final PATCH got the 503; its client hears from HEAD that it is complete and sends nothing
  * more) is handed over by the primary's retry pass once the database answers again.
+ *
+ * This module wires @tus/server and answers its requests; the uploads directory's layout is
+ * upload-files.ts, the hand-over of completed uploads to ingest upload-hand-over.ts, and the
+ * periodic sweeps (expiry, hand-over retries) upload-sweeps.ts.
  */
 import { uploadBytes } from "../../metrics/metrics.ts";
 import { errorFields, logger } from "../../lib/log.ts";
-import { copyFile, link, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { Server, Upload } from "@tus/server";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
-import { HttpError, errorResponse, badRequest, errorBody } from "../../http/errors.ts";
+import { errorResponse, badRequest, errorBody } from "../../http/errors.ts";
 import { isDatabaseUnavailable } from "../../db/unavailable.ts";
-import { RETRY_AFTER_S } from "../../storage/error-response.ts";
 import { expectedErrorResponse } from "../expected-errors.ts";
-import { StorageUnavailable } from "../../storage/object-store.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { isVideoId, newVideoId } from "../../library/ids.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import type { DirectUploads } from "./direct.ts";
 import type { FileLocker } from "./file-locker.ts";
+import { UploadFiles } from "./upload-files.ts";
+import { UploadHandOver } from "./upload-hand-over.ts";
+import { UploadSweeps } from "./upload-sweeps.ts";
 import { newUploadId, videoIdOfUpload } from "./upload-ids.ts";
 
 export const UPLOADS_PATH = "/api/uploads";
@@ -55,8 +58,6 @@ const OFFSET_OCTET_STREAM = "application/offset+octet-stream";
  * not make (`relativeLocation`): they are not passed on.
  */
 const FORWARDING_HEADERS = ["forwarded", "x-forwarded-proto", "x-forwarded-host"];
-/** Beside a completed upload's id: the size it had, kept after its bytes left the store (see `completedSize`). */
-const COMPLETED_SUFFIX = ".done";
 
 /** tus errors are plain text; Spool's are JSON. Codes for the statuses tus answers with. */
 const TUS_CODES: Record<number, string> = {
@@ -85,15 +86,6 @@ async function tusError(error: unknown): Promise<[{ status_code: number; body: s
   logger("uploads").error(errorFields(error), "tus hook failed");
   return [{ status_code: 500, body: JSON.stringify(errorBody("internal_error", "Something went wrong on our side")) }];
 }
-
-/** How often the primary retries the hand-over of uploads whose bytes are complete (`retryHandOvers`). */
-const HANDOVER_RETRY_MS = RETRY_AFTER_S * 1000;
-/**
- * A complete upload whose bytes are younger than this may be in its final PATCH still, between
- * its last byte and its own hand-over (@tus/server lets go of the upload's lock in between):
- * the retry pass leaves it to that request.
- */
-const HANDOVER_GRACE_MS = 5_000;
 
 function metadataValue(metadata: Upload["metadata"], ...keys: string[]): string | undefined {
   for (const key of keys) {
@@ -124,18 +116,16 @@ function playbackOf(metadata: Upload["metadata"]): Playback | undefined {
   return value as Playback;
 }
 
-/** Six times the file locker's stale limit (10 s): a lock this old has no live holder. */
-const ABANDONED_LOCK_MS = 60_000;
-
 export class ResumableUploads {
   readonly directory: string;
-  /** The cross-process upload locks (./file-locker.ts): a directory `<upload id>.lock` each. */
-  private readonly locks: string;
   readonly expiryMs: number;
   private readonly options: ResumableUploadOptions;
+  /** The uploads directory (bytes, info files, what completed uploads leave) and the upload locks. */
+  private readonly files: UploadFiles;
+  private readonly handOver: UploadHandOver;
+  private readonly sweeps: UploadSweeps;
   /** @tus/server, made on the first tus request (see `tus()`). */
   private server: Promise<Server> | undefined;
-  private sweeper: ReturnType<typeof setInterval> | undefined;
   /** Creation requests that came through a direct upload URL (never a client-settable header). */
   private readonly direct = new WeakMap<Request, DirectUploadRow>();
   /** The upload each creation request registered a video for, answered or not (a failed one has no Location). */
@@ -146,17 +136,6 @@ export class ResumableUploads {
   private locker: Promise<FileLocker> | undefined;
   /** The headers of a hook's error answer (Retry-After), which @tus/server does not send: see `handle`. */
   private readonly hookHeaders = new WeakMap<Request, Headers>();
-  /**
-   * Videos whose upload is being handed over in this process: a refusal or a failure in the
-   * middle removes the video row (IngestPipeline.accept), and that removal must not take the
-   * upload's bytes with it; the hand-over's caller removes them once the row is really gone.
-   */
-  private readonly handingOver = new Set<string>();
-  /** The retry pass for complete uploads (`retryHandOvers`), in the primary. */
-  private handOverTimer: ReturnType<typeof setInterval> | undefined;
-  private retryPass: Promise<number> | undefined;
-  /** Uploads whose retried hand-over failed and was logged: logged once, not at every pass. */
-  private readonly stalled = new Set<string>();
 
   constructor(
     private readonly library: VideoLibrary,
@@ -164,10 +143,12 @@ export class ResumableUploads {
     readonly directUploads: DirectUploads,
     options: ResumableUploadOptions,
   ) {
-    this.directory = join(options.dataDir, "uploads");
-    this.locks = join(options.dataDir, "locks", "uploads");
+    this.files = new UploadFiles(options.dataDir);
+    this.directory = this.files.directory;
     this.expiryMs = options.expiryMs ?? DEFAULT_UPLOAD_EXPIRY_MS;
     this.options = options;
+    this.handOver = new UploadHandOver(library, ingest, this.files, () => this.fileLocker());
+    this.sweeps = new UploadSweeps(library, directUploads, this.files, this.handOver, this.expiryMs);
     // Deleting a video that is still uploading also deletes its partial bytes, once its row is
     // gone: a deletion the database refuses leaves the upload resumable.
     library.onRemove((id) => this.discard(id));
@@ -183,7 +164,7 @@ export class ResumableUploads {
   }
 
   private fileLocker(): Promise<FileLocker> {
-    return (this.locker ??= import("./file-locker.ts").then(({ FileLocker }) => new FileLocker(this.locks)));
+    return (this.locker ??= import("./file-locker.ts").then(({ FileLocker }) => new FileLocker(this.files.locks)));
   }
 
   private async makeServer(): Promise<Server> {
@@ -191,7 +172,7 @@ export class ResumableUploads {
     const options = this.options;
     return new Server({
       path: UPLOADS_PATH,
-      datastore: new FileStore({ directory: this.directory, expirationPeriodInMilliseconds: this.expiryMs }),
+      datastore: new FileStore({ directory: this.files.directory, expirationPeriodInMilliseconds: this.expiryMs }),
       // Exclusive across every process sharing DATA_DIR, not just this one (WORKERS > 1).
       locker,
       maxSize: options.maxUploadBytes,
@@ -223,7 +204,7 @@ export class ResumableUploads {
       },
       onUploadFinish: async (req, upload) => {
         try {
-          await this.finishOnce(upload.id, upload.size ?? upload.offset);
+          await this.handOver.finishOnce(upload.id, upload.size ?? upload.offset);
         } catch (error) {
           throw await this.hookError(req, error);
         }
@@ -239,310 +220,49 @@ export class ResumableUploads {
     return answer;
   }
 
-  private dataPath(uploadId: string): string {
-    return join(this.directory, uploadId);
-  }
-
-  /**
-   * Hands a completed upload over once, however many requests complete it. @tus/server 2.4.5
-   * lets go of the upload's lock before its finish hook, so a final PATCH sent again (a client
-   * that lost the first one's answer, or an empty PATCH at the final offset) handed the same
-   * bytes over twice: two ingests, and a staged copy left in tmp/ each time. The hand-over
-   * holds a lock of its own (across the processes sharing DATA_DIR); one that comes second
-   * finds the upload completed and answers as the first did. A completed upload leaves its
-   * size behind (`completedSize`), so that its URL still says it is complete.
-   */
-  private async finishOnce(uploadId: string, size: number): Promise<void> {
-    const lock = (await this.fileLocker()).newLock(`${uploadId}${COMPLETED_SUFFIX}`);
-    // Nobody is asked to let go: a second hand-over waits for the first (at most the locker's timeout).
-    await lock.lock(new AbortController().signal, async () => {});
-    try {
-      if ((await this.completedSize(uploadId)) !== undefined) return;
-      const id = videoIdOfUpload(uploadId);
-      if (id) this.handingOver.add(id);
-      try {
-        await this.finish(uploadId);
-      } finally {
-        if (id) this.handingOver.delete(id);
-      }
-      await writeFile(this.dataPath(uploadId) + COMPLETED_SUFFIX, JSON.stringify({ size }));
-    } finally {
-      await lock.unlock();
-    }
-  }
-
-  /**
-   * The size of an upload that was completed and accepted, for UPLOAD_EXPIRY_MS after: tus
-   * 1.0.0 has HEAD answer the offset of a completed upload too, and a client whose final PATCH's
-   * answer was lost asks it; a 404 there made tus-js-client upload the whole file again, as a
-   * second video. Undefined for any other upload (unknown, refused, still uploading).
-   */
-  private async completedSize(uploadId: string): Promise<number | undefined> {
-    try {
-      const { size } = JSON.parse(await readFile(this.dataPath(uploadId) + COMPLETED_SUFFIX, "utf8")) as { size?: unknown };
-      return typeof size === "number" ? size : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /**
-   * A PATCH that ran past the declared length stored every byte up to it before @tus/server
-   * refused the rest (413) and skipped its finish hook: the upload is complete, and a client
-   * resuming it hears so and sends nothing more. So it is handed over here, as the hook would
-   * have; the request itself still gets its 413.
-   */
-  private async finishIfComplete(uploadId: string): Promise<void> {
-    const complete = await this.storedWhole(uploadId);
-    if (!complete) return;
-    try {
-      await this.finishOnce(uploadId, complete.declared);
-    } catch (error) {
-      // Refused (415/422: the video is gone, as after a final PATCH) or failed: logged, not answered.
-      if (!(error instanceof HttpError)) logger("uploads").error({ video: videoIdOfUpload(uploadId), ...errorFields(error) }, "a completed upload could not be handed over");
-    }
-  }
-
-  /**
-   * The last byte arrived: the bytes go to the ingest pipeline. They are handed over as a hard
-   * link (no copy), because @tus/server still reads the upload after this hook; `handle`
-   * removes the tus files once the response is made.
-   */
-  private async finish(uploadId: string): Promise<void> {
-    const id = videoIdOfUpload(uploadId);
-    const row = id ? await this.library.get(id) : undefined;
-    if (!row || row.status !== "uploading") throw new HttpError(410, "upload_expired", `This upload no longer belongs to a video being uploaded`);
-    const staged = this.library.storage.tempPath();
-    try {
-      await link(this.dataPath(uploadId), staged);
-    } catch {
-      await copyFile(this.dataPath(uploadId), staged);
-    }
-    await this.ingest.accept(row, staged);
-  }
-
-  /**
-   * Uploads whose last byte was stored but whose hand-over to ingest a crash cut short (the
-   * video still `uploading`): a client asking for the offset hears that the upload is complete
-   * and sends nothing more, so nothing would ever finish them. At start-up they are handed over
-   * as the final PATCH would have (a refusal ends them as it would have: 415 or 422 leaves no
-   * video). Without ffmpeg they are left for a later start. Returns how many were handed over.
-   */
-  async resumeCompleted(): Promise<number> {
-    // Without ffmpeg every hand-over would be refused (503) and the upload dropped with it.
-    if (!this.ingest.available) return 0;
-    let resumed = 0;
-    for (const { uploadId, id, declared } of await this.completeUploads()) {
-      if ((await this.library.get(id))?.status !== "uploading") continue;
-      try {
-        await this.finishOnce(uploadId, declared);
-        resumed++;
-      } catch (error) {
-        // A refusal ends the upload as the final PATCH's would have. Anything else (a full disk,
-        // the database) leaves it for the next start, and must not stop this one.
-        if (error instanceof HttpError) logger("uploads").warn({ video: id, code: error.code, reason: error.message }, "a completed upload was refused at start-up");
-        else logger("uploads").error({ video: id, ...errorFields(error) }, "a completed upload could not be handed over; it is retried shortly");
-      }
-      if ((await this.library.get(id))?.status !== "uploading") await this.discardUpload(uploadId);
-    }
-    return resumed;
-  }
-
-  /**
-   * The uploads in the store whose every byte is stored (a video's, with a declared length), those
-   * last written at least `minAgeMs` before `now`.
-   */
-  private async completeUploads(minAgeMs = 0, now = Date.now()): Promise<{ uploadId: string; id: string; declared: number }[]> {
-    const complete: { uploadId: string; id: string; declared: number }[] = [];
-    for (const uploadId of await this.ids()) {
-      const id = videoIdOfUpload(uploadId);
-      const whole = id ? await this.storedWhole(uploadId) : undefined;
-      if (!id || !whole || whole.mtimeMs + minAgeMs > now) continue;
-      complete.push({ uploadId, id, declared: whole.declared });
-    }
-    return complete;
-  }
-
-  /** The upload's declared length and its bytes' mtime when every declared byte is stored; else undefined. */
-  private async storedWhole(uploadId: string): Promise<{ declared: number; mtimeMs: number } | undefined> {
-    let declared: unknown;
-    try {
-      declared = (JSON.parse(await readFile(`${this.dataPath(uploadId)}.json`, "utf8")) as { size?: unknown }).size;
-    } catch {
-      return undefined;
-    }
-    const stored = await stat(this.dataPath(uploadId)).catch(() => undefined);
-    return typeof declared === "number" && stored?.size === declared ? { declared, mtimeMs: stored.mtimeMs } : undefined;
-  }
-
-  /**
-   * Uploads whose bytes are complete but whose video is still `uploading`: their final PATCH's
-   * hand-over failed (the database or the bucket did not answer: that PATCH got 503), and their
-   * client, told by HEAD that the upload is complete, sends nothing more. The primary hands them
-   * over every HANDOVER_RETRY_MS (`startSweeper`), as `resumeCompleted` does at start-up and
-   * under the same lock as a PATCH's hand-over (`finishOnce`), so never twice: a refusal (415,
-   * 422) ends the upload as the final PATCH would have; a database still down leaves it for the
-   * next pass, logged once. Uploads written to in the last HANDOVER_GRACE_MS are left to their
-   * own final PATCH. One pass at a time; returns how many were handed over.
-   */
-  retryHandOvers(now = Date.now()): Promise<number> {
-    if (this.retryPass) return this.retryPass;
-    const pass = (this.retryPass = this.retryPassOnce(now).finally(() => {
-      if (this.retryPass === pass) this.retryPass = undefined;
-    }));
-    return pass;
-  }
-
-  private async retryPassOnce(now: number): Promise<number> {
-    // Without ffmpeg every hand-over would be refused (503) and the upload dropped with it.
-    if (!this.ingest.available) return 0;
-    const log = logger("uploads");
-    let handed = 0;
-    const seen = new Set<string>();
-    for (const { uploadId, id, declared } of await this.completeUploads(HANDOVER_GRACE_MS, now)) {
-      seen.add(uploadId);
-      try {
-        // Not a video being uploaded (any more): the expiry sweep removes what is left.
-        if ((await this.library.get(id))?.status !== "uploading") continue;
-        try {
-          await this.finishOnce(uploadId, declared);
-          handed++;
-          log.info({ video: id }, "a completed upload whose hand-over had failed was handed to processing");
-        } catch (error) {
-          if (!(error instanceof HttpError)) throw error;
-          log.warn({ video: id, code: error.code, reason: error.message }, "a completed upload whose hand-over had failed was refused");
-        }
-        this.stalled.delete(uploadId);
-        if ((await this.library.get(id))?.status !== "uploading") await this.discardUpload(uploadId);
-      } catch (error) {
-        // The database or the bucket still down (or a full disk): the next pass tries again.
-        if (this.stalled.has(uploadId)) continue;
-        this.stalled.add(uploadId);
-        const fields = { video: id, ...errorFields(error) };
-        const message = "a completed upload could not be handed over; retrying";
-        if (isDatabaseUnavailable(error) || error instanceof StorageUnavailable) log.warn(fields, message);
-        else log.error(fields, message);
-      }
-    }
-    for (const uploadId of this.stalled) if (!seen.has(uploadId)) this.stalled.delete(uploadId);
-    return handed;
-  }
-
   /** Removes the bytes and info file of video `videoId`'s upload, if any, and what says it completed (idempotent). */
   async discard(videoId: string): Promise<void> {
-    // Its hand-over's own refusal or failure: the hand-over's caller decides (see `handingOver`).
-    if (!isVideoId(videoId) || this.handingOver.has(videoId)) return;
-    for (const uploadId of await this.ids()) if (videoIdOfUpload(uploadId) === videoId) await this.discardUpload(uploadId);
-    for (const uploadId of await this.completedIds()) if (videoIdOfUpload(uploadId) === videoId) await rm(this.dataPath(uploadId) + COMPLETED_SUFFIX, { force: true });
-  }
-
-  /** Ids of the completed uploads whose size is kept. */
-  private async completedIds(): Promise<string[]> {
-    const names = await readdir(this.directory).catch(() => [] as string[]);
-    return names.filter((n) => n.endsWith(COMPLETED_SUFFIX)).map((n) => n.slice(0, -COMPLETED_SUFFIX.length));
-  }
-
-  private async discardUpload(uploadId: string): Promise<void> {
-    await rm(this.dataPath(uploadId), { force: true });
-    await rm(`${this.dataPath(uploadId)}.json`, { force: true });
+    // Its hand-over's own refusal or failure: the hand-over's caller decides (see `UploadHandOver.handingOver`).
+    if (!isVideoId(videoId) || this.handOver.isHandingOver(videoId)) return;
+    await this.files.discardVideo(videoId);
   }
 
   async init(): Promise<void> {
-    await mkdir(this.directory, { recursive: true });
+    await this.files.init();
   }
 
   /** Ids of the videos whose uploads are in the store. */
   async videoIds(): Promise<string[]> {
-    return (await this.ids()).map(videoIdOfUpload).filter((id): id is string => id !== null);
+    return this.files.videoIds();
   }
 
   /** Ids of the uploads in the store (data file plus info file). */
   async ids(): Promise<string[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.directory);
-    } catch {
-      return [];
-    }
-    const present = new Set(names);
-    return names.filter((n) => n.endsWith(".json") && present.has(n.slice(0, -5))).map((n) => n.slice(0, -5));
+    return this.files.ids();
   }
 
-  /**
-   * Deletes uploads past their expiry (and stray files whose video is gone), with the
-   * `uploading` video rows they created. Returns how many uploads were removed.
-   */
-  async sweepExpired(now = Date.now()): Promise<number> {
-    let removed = 0;
-    for (const uploadId of await this.ids()) {
-      let created = NaN;
-      try {
-        const info = JSON.parse(await readFile(`${this.dataPath(uploadId)}.json`, "utf8")) as { creation_date?: string };
-        created = Date.parse(info.creation_date ?? "");
-      } catch {
-        // unreadable info file: judge by the data file's age
-      }
-      if (!Number.isFinite(created)) created = (await stat(this.dataPath(uploadId)).catch(() => undefined))?.mtimeMs ?? 0;
-      const id = videoIdOfUpload(uploadId);
-      const row = id ? await this.library.get(id) : undefined;
-      const orphan = !row || row.status !== "uploading";
-      if (!orphan && created + this.expiryMs > now) continue;
-      await this.discardUpload(uploadId);
-      if (id && row?.status === "uploading") await this.library.remove(id);
-      removed++;
-    }
-    // What completed uploads left, once a client could no longer be resuming them.
-    for (const uploadId of await this.completedIds()) {
-      const path = this.dataPath(uploadId) + COMPLETED_SUFFIX;
-      const info = await stat(path).catch(() => undefined);
-      if (info && info.mtimeMs + this.expiryMs <= now) await rm(path, { force: true });
-    }
-    await this.directUploads.sweep();
-    await this.sweepLocks(now);
-    return removed;
+  /** See `UploadHandOver.resumeCompleted`: at start-up, hands over the uploads a crash left complete. */
+  resumeCompleted(): Promise<number> {
+    return this.handOver.resumeCompleted();
   }
 
-  /**
-   * Removes the locks of uploads that are gone, once nobody has refreshed them for
-   * ABANDONED_LOCK_MS. A holder refreshes its lock every few seconds (./file-locker.ts), so these
-   * are the locks of processes killed mid-PATCH: without this, one directory per such upload,
-   * named with the upload's secret, stayed in DATA_DIR for good (a lock is otherwise removed only
-   * by the next request for the same upload, which never comes once the upload has expired).
-   */
-  private async sweepLocks(now = Date.now()): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(this.locks);
-    } catch {
-      return;
-    }
-    const present = new Set(await this.ids());
-    for (const name of names) {
-      if (!name.endsWith(".lock") || present.has(name.slice(0, -5))) continue;
-      const path = join(this.locks, name);
-      const info = await stat(path).catch(() => undefined);
-      if (info && now - info.mtimeMs > ABANDONED_LOCK_MS) await rm(path, { recursive: true, force: true });
-    }
+  /** See `UploadHandOver.retryHandOvers`: hands over the complete uploads whose hand-over failed. */
+  retryHandOvers(now = Date.now()): Promise<number> {
+    return this.handOver.retryHandOvers(now);
   }
 
-  /** Runs `sweepExpired` periodically, and `retryHandOvers` every HANDOVER_RETRY_MS (primary process only). */
+  /** See `UploadSweeps.sweepExpired`: deletes the expired uploads and their videos; returns how many. */
+  sweepExpired(now = Date.now()): Promise<number> {
+    return this.sweeps.sweepExpired(now);
+  }
+
+  /** Runs `sweepExpired` periodically, and `retryHandOvers` every HANDOVER_RETRY_MS (primary process only; upload-sweeps.ts). */
   startSweeper(intervalMs = Math.min(Math.max(Math.floor(this.expiryMs / 4), 1000), 15 * 60 * 1000)): void {
-    this.stopSweeper();
-    this.sweeper = setInterval(() => {
-      this.sweepExpired().catch((error) => logger("uploads").error(errorFields(error), "sweep failed"));
-    }, intervalMs);
-    this.sweeper.unref?.();
-    this.handOverTimer = setInterval(() => {
-      this.retryHandOvers().catch((error) => logger("uploads").error(errorFields(error), "hand-over retry failed"));
-    }, HANDOVER_RETRY_MS);
-    this.handOverTimer.unref?.();
+    this.sweeps.start(intervalMs);
   }
 
   stopSweeper(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
-    if (this.handOverTimer) clearInterval(this.handOverTimer);
-    this.sweeper = undefined;
-    this.handOverTimer = undefined;
+    this.sweeps.stop();
   }
 
   /**
@@ -581,10 +301,10 @@ export class ResumableUploads {
       const stored = Number(headers.get("upload-offset") ?? 0) - Number(request.method === "PATCH" ? (request.headers.get("upload-offset") ?? 0) : 0);
       if (stored > 0) uploadBytes.inc({ via: "tus" }, stored);
     }
-    if (request.method === "PATCH" && response.status === 413 && uploadId && !original.signal.aborted) await this.finishIfComplete(uploadId);
+    if (request.method === "PATCH" && response.status === 413 && uploadId && !original.signal.aborted) await this.handOver.finishIfComplete(uploadId);
     // A completed upload's URL: its bytes have left the store, and it still says it is complete.
     if ((request.method === "HEAD" || request.method === "PATCH") && response.status === 404 && uploadId) {
-      const size = await this.completedSize(uploadId);
+      const size = await this.files.completedSize(uploadId);
       if (size !== undefined) return completedAnswer(request, headers, size, videoIdOfUpload(uploadId) ?? "");
     }
     if (request.method === "POST" && response.status === 201) {
@@ -614,11 +334,11 @@ export class ResumableUploads {
           // got no upload URL, so nothing can resume it. Its video and bytes go at once, and a
           // direct upload URL it used up works again: nothing was created (its retry may use it).
           if (row?.status === "uploading") await this.library.remove(id);
-          await this.discardUpload(uploadId);
+          await this.files.discardUpload(uploadId);
           if (direct && this.consumed.has(request)) await this.directUploads.restore(direct);
         } else if (row?.status !== "uploading") {
           // An upload that was completed (accepted or refused) leaves the tus store.
-          await this.discardUpload(uploadId);
+          await this.files.discardUpload(uploadId);
         }
       }
     });
@@ -664,7 +384,7 @@ function errorStatus(request: Request, status: number): number {
   return status === 403 ? 400 : status;
 }
 
-/** HEAD or PATCH on a completed upload (see `completedSize`): its final offset, as a tus server says it. */
+/** HEAD or PATCH on a completed upload (see `UploadFiles.completedSize`): its final offset, as a tus server says it. */
 function completedAnswer(request: Request, tusHeaders: Headers, size: number, videoId: string): Response {
   const headers = new Headers(tusHeaders);
   for (const name of ["content-length", "content-type"]) headers.delete(name);
