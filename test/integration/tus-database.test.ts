@@ -45,6 +45,31 @@ async function spoolBehindRelay(jobKinds: JobKind[] = ["ingest"]): Promise<{ spo
   return { spool, relay, directUrl };
 }
 
+/**
+ * Another session on the test database that can hold the videos table in EXCLUSIVE mode: reads
+ * of it still answer, writes wait (an outage that starts in the middle of a request).
+ */
+function videosTableLock(directUrl: string) {
+  const sql = new SQL(directUrl, { max: 1 });
+  let locked = false;
+  return {
+    sql,
+    async lock(): Promise<void> {
+      await sql.unsafe("BEGIN");
+      await sql.unsafe("LOCK TABLE videos IN EXCLUSIVE MODE");
+      locked = true;
+    },
+    async unlock(): Promise<void> {
+      await sql.unsafe("COMMIT");
+      locked = false;
+    },
+    async close(): Promise<void> {
+      if (locked) await sql.unsafe("ROLLBACK").catch(() => {});
+      await sql.close();
+    },
+  };
+}
+
 async function createUpload(spool: TestSpool, length: number, filename: string): Promise<{ url: string; uploadId: string; id: string }> {
   const response = await fetch(`${spool.url}/api/uploads`, {
     method: "POST",
@@ -156,8 +181,7 @@ describe.skipIf(!postgresAvailable())("tus while the database is unavailable", (
 
   test("deleting an uploading video while its row cannot be deleted: 503, and the partial upload stays resumable; deleted once writes go through", async () => {
     const { spool, relay, directUrl } = await spoolBehindRelay();
-    const other = new SQL(directUrl, { max: 1 });
-    let locked = false;
+    const videos = videosTableLock(directUrl);
     try {
       const media = new Uint8Array(await readFile(await makeVideo()));
       const half = Math.floor(media.length / 2);
@@ -165,17 +189,14 @@ describe.skipIf(!postgresAvailable())("tus while the database is unavailable", (
       const first = await fetch(upload.url, { method: "PATCH", headers: { ...TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: media.subarray(0, half) });
       expect(first.status).toBe(204);
       // Another session holds the videos table: the DELETE reads the row, then its delete waits.
-      await other.unsafe("BEGIN");
-      await other.unsafe("LOCK TABLE videos IN EXCLUSIVE MODE");
-      locked = true;
+      await videos.lock();
       const refused = await fetch(`${spool.url}/api/videos/${upload.id}`, { method: "DELETE", headers: AUTH });
       expect(refused.headers.get("retry-after")).toBe("5");
       await expectError(refused, 503, "database_unavailable");
       // The video is as it was: its partial bytes are still there, and the upload resumes.
       expect(await head(upload.url)).toEqual({ status: 200, offset: String(half), length: String(media.length) });
       expect((await stat(join(spool.dataDir, "uploads", upload.uploadId))).size).toBe(half);
-      await other.unsafe("COMMIT");
-      locked = false;
+      await videos.unlock();
       expect(await statusUntil(spool, upload.id, () => true)).toBe("uploading");
 
       // Once the database answers, the same DELETE goes through and takes the bytes with it.
@@ -184,8 +205,7 @@ describe.skipIf(!postgresAvailable())("tus while the database is unavailable", (
       expect(filesUnder(join(spool.dataDir, "uploads"))).toEqual([]);
       expect(await statusUntil(spool, upload.id, () => true)).toBe(404);
     } finally {
-      if (locked) await other.unsafe("ROLLBACK").catch(() => {});
-      await other.close();
+      await videos.close();
       await spool.stop().catch(() => {});
       await relay.stop();
     }
@@ -194,9 +214,8 @@ describe.skipIf(!postgresAvailable())("tus while the database is unavailable", (
   test("deleting a video waiting for processing while its row cannot be deleted: 503, and its job stays queued; both go once writes go through", async () => {
     // No ingest worker here: the video waits, its job queued, for as long as the test needs.
     const { spool, relay, directUrl } = await spoolBehindRelay(["transcode"]);
-    const other = new SQL(directUrl, { max: 1 });
-    const jobsOf = async (id: string) => (await other`SELECT kind, state FROM jobs WHERE video_id = ${id}`) as { kind: string; state: string }[];
-    let locked = false;
+    const videos = videosTableLock(directUrl);
+    const jobsOf = async (id: string) => (await videos.sql`SELECT kind, state FROM jobs WHERE video_id = ${id}`) as { kind: string; state: string }[];
     try {
       const media = new Uint8Array(await readFile(await makeVideo()));
       const upload = await createUpload(spool, media.length, "waiting.mp4");
@@ -204,12 +223,9 @@ describe.skipIf(!postgresAvailable())("tus while the database is unavailable", (
       expect(await statusUntil(spool, upload.id, () => true)).toBe("processing");
       expect(await jobsOf(upload.id)).toEqual([{ kind: "ingest", state: "queued" }]);
 
-      await other.unsafe("BEGIN");
-      await other.unsafe("LOCK TABLE videos IN EXCLUSIVE MODE");
-      locked = true;
+      await videos.lock();
       await expectError(await fetch(`${spool.url}/api/videos/${upload.id}`, { method: "DELETE", headers: AUTH }), 503, "database_unavailable");
-      await other.unsafe("COMMIT");
-      locked = false;
+      await videos.unlock();
       // Nothing of the video was given up: a worker will still process it.
       expect(await statusUntil(spool, upload.id, () => true)).toBe("processing");
       expect(await jobsOf(upload.id)).toEqual([{ kind: "ingest", state: "queued" }]);
@@ -219,8 +235,7 @@ describe.skipIf(!postgresAvailable())("tus while the database is unavailable", (
       expect(await jobsOf(upload.id)).toEqual([]);
       expect(existsSync(join(spool.dataDir, "videos", upload.id))).toBe(false);
     } finally {
-      if (locked) await other.unsafe("ROLLBACK").catch(() => {});
-      await other.close();
+      await videos.close();
       await spool.stop().catch(() => {});
       await relay.stop();
     }
@@ -228,29 +243,24 @@ describe.skipIf(!postgresAvailable())("tus while the database is unavailable", (
 
   test("an outage that starts during the hand-over (reads answer, writes stall): 503, the bytes stay, handed over once writes go through", async () => {
     const { spool, relay, directUrl } = await spoolBehindRelay();
-    const other = new SQL(directUrl, { max: 1 });
-    let locked = false;
+    const videos = videosTableLock(directUrl);
     try {
       const media = new Uint8Array(await readFile(await makeVideo()));
       const upload = await createUpload(spool, media.length, "late.mp4");
       // Another session holds the videos table: the hand-over reads its row, then its writes wait.
-      await other.unsafe("BEGIN");
-      await other.unsafe("LOCK TABLE videos IN EXCLUSIVE MODE");
-      locked = true;
+      await videos.lock();
       await expectDatabaseUnavailable(await finalPatch(upload.url, media));
       // The video's removal that the failed hand-over attempted did not take the bytes with it.
       expect(existsSync(join(spool.dataDir, "uploads", upload.uploadId))).toBe(true);
       expect(await head(upload.url)).toEqual({ status: 200, offset: String(media.length), length: String(media.length) });
       expect(await statusUntil(spool, upload.id, () => true)).toBe("uploading");
 
-      await other.unsafe("COMMIT");
-      locked = false;
+      await videos.unlock();
       expect(await statusUntil(spool, upload.id, (status) => status !== "uploading")).not.toBe("uploading");
       expect((await waitUntilSettled(spool.url, upload.id)).status).toBe("ready");
       expect(filesUnder(join(spool.dataDir, "uploads"))).toEqual([`${upload.uploadId}.done`]);
     } finally {
-      if (locked) await other.unsafe("ROLLBACK").catch(() => {});
-      await other.close();
+      await videos.close();
       await spool.stop().catch(() => {});
       await relay.stop();
     }
