@@ -10,6 +10,12 @@ import { secretDigest } from "./credentials.ts";
 
 /** A session lasts a week from sign-in (the cookie's Max-Age says the same). */
 export const SESSION_MAX_AGE_S = 7 * 24 * 60 * 60;
+/**
+ * `POST /api/session`, the one JSON route open to anyone: `{"key": "<at most 512 characters>"}`.
+ * A megabyte there cost the server ~170 ms of CPU per request to parse and refuse, and 120 of
+ * them a minute per address (MUTATION_RATE_LIMIT) stalled streaming on the same core.
+ */
+export const SIGN_IN_BODY_LIMIT = 4 * 1024;
 
 export class Sessions {
   constructor(

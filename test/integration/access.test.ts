@@ -274,6 +274,27 @@ describe("sessions", () => {
     );
   });
 
+  test("sign in takes a small JSON body and nothing else: 400, 413 and 415 as JSON, never a 500, and no cookie", async () => {
+    const post = (body: string, type = "application/json") => fetch(`${spool.url}/api/session`, { method: "POST", headers: { ...freshClient(), "content-type": type }, body });
+    const refusals: [Response, number, string][] = [
+      // Nested 1,900 deep in under 4 KiB: Elysia's own parsing ran out of call stack on these (500).
+      [await post(`{"key":${"[".repeat(1900)}${"]".repeat(1900)}}`), 400, "bad_request"],
+      [await post(JSON.stringify({ key: 5 })), 400, "bad_request"],
+      [await post(JSON.stringify({ key: TEST_API_KEY, admin: true })), 400, "bad_request"],
+      [await post("{"), 400, "bad_request"],
+      [await post(""), 400, "bad_request"],
+      [await post(JSON.stringify({ key: "k".repeat(5000) })), 413, "payload_too_large"],
+      [await post(`key=${TEST_API_KEY}`, "application/x-www-form-urlencoded"), 415, "unsupported_media_type"],
+    ];
+    const messages: string[] = [];
+    for (const [response, status, code] of refusals) {
+      expect(response.headers.get("set-cookie")).toBeNull();
+      messages.push((await expectError(response, status, code)).error.message);
+    }
+    expect(messages[1]).toBe("body key: must be the API key, a string of 1-512 characters");
+    expect(messages[5]).toBe("The request body exceeds 4096 bytes, the limit for signing in");
+  });
+
   test("the cookie manages the library from Spool's own pages; signing out ends it on the server", async () => {
     const cookie = await signIn();
     const own = { cookie, origin: spool.url };
