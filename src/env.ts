@@ -175,7 +175,7 @@ export const ENV = {
   ),
   SIGNING_SECRET: text("HS256 secret of playback tokens (at least 32 characters); changing it revokes every token", undefined, "generated into `DATA_DIR/signing-secret`", MIN_SIGNING_SECRET_LENGTH),
   DEFAULT_PLAYBACK: oneOf("Playback policy of new videos whose upload names none: `public` or `signed` (the demo is always public)", PLAYBACK_POLICIES, "public"),
-  TRUST_PROXY: flag("`1` behind a reverse proxy that appends the client to `X-Forwarded-For`: the failure limit then counts per client, not per proxy", false),
+  TRUST_PROXY: flag("`1` behind a reverse proxy that appends the client to `X-Forwarded-For`: the failure limit then counts per client, not per proxy, and a signed-in page's changes are checked against the host the proxy names in `X-Forwarded-Host` (which it must set, not pass on from the client) instead of `Host`", false),
   LOG_LEVEL: oneOf("Least severe log lines written: `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `silent`", LOG_LEVELS, "info"),
   LOG_FORMAT: {
     schema: Type.Union([Type.Literal("json"), Type.Literal("pretty")]) as unknown as TUnsafe<"json" | "pretty">,

@@ -42,11 +42,18 @@ export function cookieValue(header: string | null, name: string): string | null 
   return null;
 }
 
-/** The origin (`scheme://host[:port]`) a request was addressed to, as the browser saw it. */
-export function ownOrigin(requestUrl: string, headers: Headers): string {
+/**
+ * The origin (`scheme://host[:port]`) a request was addressed to, as the browser saw it: its
+ * Host (which no page can set), or with a trusted proxy (TRUST_PROXY) the `X-Forwarded-Host` it
+ * names. Any client can send `X-Forwarded-Host`, so without one it would let the request name
+ * the origin it is compared with. `X-Forwarded-Proto` is read either way: it only switches http
+ * and https, so a forged one can only name our own host, as a TLS proxy in front of us does.
+ */
+export function ownOrigin(requestUrl: string, headers: Headers, trustProxy: boolean): string {
   const url = new URL(requestUrl);
   const proto = forwardedProto(headers) ?? url.protocol.slice(0, -1);
-  const host = headers.get("x-forwarded-host")?.split(",")[0]?.trim() || headers.get("host") || url.host;
+  const forwardedHost = trustProxy ? headers.get("x-forwarded-host")?.split(",")[0]?.trim() : undefined;
+  const host = forwardedHost || headers.get("host") || url.host;
   return `${proto}://${host}`.toLowerCase();
 }
 

@@ -9,7 +9,7 @@ import { errorSchema } from "../http/error-schemas.ts";
 import { HttpError } from "../http/errors.ts";
 import { requestPath } from "../http/path.ts";
 import { jsonContent } from "../schemas/openapi.ts";
-import { SESSION_COOKIE, cookieValue, isHttps, isSameOrigin, ownOrigin } from "./credentials.ts";
+import { SESSION_COOKIE, cookieValue, isHttps, isSameOrigin } from "./credentials.ts";
 import { accessFor } from "./policy.ts";
 import type { AccessControl } from "./service.ts";
 import { SESSION_MAX_AGE_S, SIGN_IN_BODY_LIMIT } from "./sessions.ts";
@@ -68,7 +68,7 @@ export function accessRoutes(access: AccessControl) {
       "/api/session",
       async ({ request, server, set }) => {
         // Signing in from another site's page would plant that site's session (login CSRF).
-        if (request.headers.has("origin") && !isSameOrigin(ownOrigin(request.url, request.headers), request.headers)) {
+        if (request.headers.has("origin") && !isSameOrigin(access.ownOrigin(request), request.headers)) {
           throw new HttpError(403, "cross_origin_request", "Sign in from Spool's own pages");
         }
         const body = await readJsonBody(request, SignInBody, { usage: 'send {"key": "<API key>"}' });

@@ -74,6 +74,11 @@ export class AccessControl {
     this.failures = new WindowLimiter(this.failureLimits);
   }
 
+  /** The origin a request was addressed to (the CSRF check of sessions), see `ownOrigin`. */
+  ownOrigin(request: Request): string {
+    return ownOrigin(request.url, request.headers, this.options.trustProxy ?? false);
+  }
+
   /** The client a request counts against in the failure limit. */
   client(request: Request, server: PeerSource): string {
     return clientAddress(server?.requestIP(request)?.address, request.headers, this.options.trustProxy ?? false);
@@ -142,7 +147,7 @@ export class AccessControl {
   async requireManagement(request: Request, server: PeerSource): Promise<Principal> {
     const principal = await this.principal(request, server);
     if (principal === null) throw unauthorized("This needs the API key: send Authorization: Bearer <key>, or sign in (POST /api/session)");
-    if (principal === "session" && !SAFE_METHODS.has(request.method) && !isSameOrigin(ownOrigin(request.url, request.headers), request.headers)) {
+    if (principal === "session" && !SAFE_METHODS.has(request.method) && !isSameOrigin(this.ownOrigin(request), request.headers)) {
       throw new HttpError(403, "cross_origin_request", "A signed-in session may change the library only from Spool's own pages (the request's Origin is another site's)");
     }
     return principal;

@@ -295,6 +295,24 @@ describe("sessions", () => {
     expect(messages[5]).toBe("The request body exceeds 4096 bytes, the limit for signing in");
   });
 
+  test("the Origin check trusts X-Forwarded-Host only from a trusted proxy (TRUST_PROXY)", async () => {
+    const rename = (base: string, cookie: string, headers: Record<string, string>) =>
+      fetch(`${base}/api/videos/demo`, { method: "PATCH", headers: { cookie, "content-type": "application/json", ...headers }, body: JSON.stringify({ title: "Renamed through a proxy" }) });
+    const proxied = { origin: "https://videos.example.com", "x-forwarded-host": "videos.example.com", "x-forwarded-proto": "https" };
+    // Behind a trusted proxy (this suite's server): the public origin it names is ours.
+    expect((await rename(spool.url, await signIn(), proxied)).status).toBe(200);
+    const direct = await startTestSpool({ jobKinds: ["ingest"] });
+    try {
+      const cookie = await signIn(direct.url);
+      // Without one, a request cannot name the origin it is checked against.
+      await expectError(await rename(direct.url, cookie, { origin: "https://evil.example", "x-forwarded-host": "evil.example" }), 403, "cross_origin_request");
+      await expectError(await rename(direct.url, cookie, proxied), 403, "cross_origin_request");
+      expect((await rename(direct.url, cookie, { origin: direct.url })).status).toBe(200);
+    } finally {
+      await direct.stop();
+    }
+  });
+
   test("the cookie manages the library from Spool's own pages; signing out ends it on the server", async () => {
     const cookie = await signIn();
     const own = { cookie, origin: spool.url };

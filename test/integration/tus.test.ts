@@ -333,6 +333,17 @@ describe("the protocol", () => {
     expect(response.headers.get("tus-max-size")).toBe(String(LIMIT));
   });
 
+  test("a preflight invites a page to send tus's headers, not the forwarding ones (trusted only from a proxy)", async () => {
+    const response = await fetch(`${spool.url}/api/uploads`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "tus-resumable, upload-length, x-forwarded-host" },
+    });
+    expect(response.status).toBe(204);
+    const allowed = response.headers.get("access-control-allow-headers")!.toLowerCase().split(/,\s*/);
+    expect(allowed).toEqual(expect.arrayContaining(["authorization", "tus-resumable", "upload-length", "upload-metadata", "upload-offset"]));
+    expect(allowed.filter((h) => h.startsWith("x-forwarded") || h === "forwarded")).toEqual([]);
+  });
+
   test("creation: 201, a relative Location, the video id, an expiry, and an `uploading` video", async () => {
     const response = await fetch(`${spool.url}/api/uploads`, {
       method: "POST",

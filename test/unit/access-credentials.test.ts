@@ -47,10 +47,13 @@ describe("cookieValue", () => {
 describe("ownOrigin and isSameOrigin (CSRF)", () => {
   const h = (o: Record<string, string>) => new Headers(o);
   test.each([
-    ["http://127.0.0.1:3000/api/videos", { host: "127.0.0.1:3000" }, "http://127.0.0.1:3000"],
-    ["http://internal:3000/api/videos", { host: "internal:3000", "x-forwarded-proto": "https", "x-forwarded-host": "videos.example.com" }, "https://videos.example.com"],
-    ["http://Spool.Example/x", { host: "Spool.Example" }, "http://spool.example"],
-  ] as const)("%s", (url, headers, expected) => expect(ownOrigin(url, h(headers))).toBe(expected));
+    ["http://127.0.0.1:3000/api/videos", { host: "127.0.0.1:3000" }, false, "http://127.0.0.1:3000"],
+    ["http://internal:3000/api/videos", { host: "internal:3000", "x-forwarded-proto": "https", "x-forwarded-host": "videos.example.com" }, true, "https://videos.example.com"],
+    // Without a trusted proxy, any client could name the origin it is checked against.
+    ["http://internal:3000/api/videos", { host: "internal:3000", "x-forwarded-proto": "https", "x-forwarded-host": "evil.example" }, false, "https://internal:3000"],
+    ["http://spool.example/api/videos", { host: "spool.example", "x-forwarded-proto": "https" }, false, "https://spool.example"],
+    ["http://Spool.Example/x", { host: "Spool.Example" }, false, "http://spool.example"],
+  ] as const)("%s %j trustProxy=%p", (url, headers, trustProxy, expected) => expect(ownOrigin(url, h(headers), trustProxy)).toBe(expected));
 
   const own = "http://spool.example";
   test.each([

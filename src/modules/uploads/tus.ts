@@ -294,6 +294,13 @@ export class ResumableUploads {
     // what it is (nginx's 499, "client closed request"), not as a server error.
     if (response.status === 500 && original.signal.aborted) response = errorResponse(499, "client_closed_request", "The client closed the connection during the upload");
     const headers = new Headers(response.headers);
+    // @tus/server names the forwarding headers among those a page may send and read: they never
+    // reach it (`forTus`), and no page is invited to send them (what they say is trusted only
+    // from a proxy, TRUST_PROXY).
+    for (const name of ["access-control-allow-headers", "access-control-expose-headers"]) {
+      const listed = headers.get(name);
+      if (listed !== null) headers.set(name, listed.split(",").map((h) => h.trim()).filter((h) => !FORWARDING_HEADERS.includes(h.toLowerCase())).join(", "));
+    }
     const lastSegment = (path: string) => path.slice(path.lastIndexOf("/") + 1);
     const uploadId = request.method === "POST" ? this.creating.get(request) : lastSegment(new URL(request.url).pathname);
     // Bytes stored by this request (an append, or a creation-with-upload).
