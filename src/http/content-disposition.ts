@@ -26,9 +26,16 @@ export function asciiFallback(name: string): string {
   return safe.trim() || "download";
 }
 
-/** Removes path separators and control characters a filename must never carry. */
+/**
+ * The bidirectional formatting characters (marks, embeddings, overrides, isolates): invisible,
+ * and they reorder what follows, so that `\u202Etxt.exe.mp4` shows as `…4pm.exe.txt`: a name
+ * that lies about its extension. A download's name carries none of them.
+ */
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Removes path separators, control characters and bidi controls a filename must never carry. */
 export function sanitizeFilename(name: string): string {
-  return name.replace(/[\u0000-\u001f\u007f/\\]/g, "_").trim();
+  return name.replace(BIDI_CONTROLS, "").replace(/[\u0000-\u001f\u007f-\u009f/\\]/g, "_").trim();
 }
 
 /**

@@ -59,10 +59,14 @@ export interface ListQuery {
 
 export const unsupportedMedia = (message: string) => new HttpError(415, "unsupported_media_type", message);
 
+/** C0 and C1 control characters and DEL: no title holds them (they reach pages, logs and file names). */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_CHARACTERS = new RegExp(CONTROL_CHARACTER.source, "g");
+
 export function titleFromFilename(name: string): string {
   const base = name.slice(name.lastIndexOf("/") + 1);
   const dot = base.lastIndexOf(".");
-  return (dot > 0 ? base.slice(0, dot) : base) || "Untitled";
+  return (dot > 0 ? base.slice(0, dot) : base).replace(CONTROL_CHARACTERS, " ").trim() || "Untitled";
 }
 
 function encodeCursor(row: Pick<VideoRow, "createdAt" | "id">): string {
@@ -105,6 +109,7 @@ function titleLength(title: string): number {
  */
 export function checkedTitle(title: string): string {
   if (titleLength(title) > MAX_TITLE_LENGTH) throw new HttpError(400, "bad_request", `title: at most ${MAX_TITLE_LENGTH} characters`);
+  if (CONTROL_CHARACTER.test(title)) throw new HttpError(400, "bad_request", "title: no control characters (U+0000-U+001F, U+007F-U+009F)");
   return title;
 }
 

@@ -112,7 +112,7 @@ export const VideoChangesBody = t.Object(
         minLength: 1,
         // A bound in UTF-16 units; the limit, in characters, is checked on the trimmed title.
         maxLength: TITLE_SCHEMA_MAX_LENGTH,
-        description: `New title: 1-${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed`,
+        description: `New title: 1-${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed, no control characters`,
         examples: ["Holiday 2026, edited"],
         error: `body title: must be a string of 1-${MAX_TITLE_LENGTH} characters`,
       }),
@@ -125,7 +125,7 @@ export const VideoChangesBody = t.Object(
 export const UploadForm = t.Object(
   {
     file: t.File({ description: "The video or audio file. Its name and type are informative only: the bytes decide." }),
-    title: t.Optional(t.String({ maxLength: TITLE_SCHEMA_MAX_LENGTH, description: `Title: at most ${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed (defaults to the file name without extension)` })),
+    title: t.Optional(t.String({ maxLength: TITLE_SCHEMA_MAX_LENGTH, description: `Title: at most ${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed, no control characters (defaults to the file name without extension)` })),
     playback: t.Optional(t.UnionEnum([...PLAYBACK_POLICIES], { description: "`public` or `signed` (default: DEFAULT_PLAYBACK)", default: undefined })),
   },
   { description: "multipart/form-data" },

@@ -493,6 +493,25 @@ describe("library API", () => {
     expect((await expectError(await issue(`${emoji}😀`), 400, "bad_request")).error.message).toBe("title: at most 500 characters");
   });
 
+  test("control characters: refused in a title someone chose, replaced in one made from a file name; bidi controls never reach a download's name", async () => {
+    const message = "title: no control characters (U+0000-U+001F, U+007F-U+009F)";
+    const patch = (title: string) => fetch(`${spool.url}/api/videos/${ids[1]}`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ title }) });
+    for (const title of ["a\u0000b", "a\tb", "a\u007fb", "a\u0085b"]) expect((await expectError(await patch(title), 400, "bad_request")).error.message).toBe(message);
+    expect((await expectError(await uploadMultipart(spool.url, FIXTURE, { title: "bell\u0007" }), 400, "bad_request")).error.message).toBe(message);
+    const b64 = (text: string) => Buffer.from(text).toString("base64");
+    const tus = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": "1000", "upload-metadata": `filename ${b64("tab\there\u0085.mp4")}` } });
+    expect(tus.status).toBe(201);
+    const tusId = tus.headers.get("spool-video-id")!;
+    expect((await spool.ctx.library.get(tusId))?.title).toBe("tab here");
+    expect((await fetch(`${spool.url}/api/videos/${tusId}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
+
+    // A right-to-left override is text (Arabic and Hebrew titles use bidi controls), but not in a
+    // file name, where "\u202Etxt.exe.mp4" would show as "4pm.exe.txt".
+    expect((await patch("é \u202etxt.exe")).status).toBe(200);
+    const download = await fetch(`${spool.url}/api/stream/${ids[1]}?download=1`, { method: "HEAD" });
+    expect(download.headers.get("content-disposition")).toBe(`attachment; filename="e txt.exe.mp4"; filename*=UTF-8''%C3%A9%20txt.exe.mp4`);
+  });
+
   test("patch reads JSON only, with no unknown field: a misspelt key is a 400 and another media type a 415, nothing changed", async () => {
     const url = `${spool.url}/api/videos/${ids[1]}`;
     const before = await spool.ctx.library.get(ids[1]!);

@@ -35,6 +35,9 @@ describe("contentDisposition (RFC 6266 / 8187)", () => {
     ["non-Latin", "attachment", "日本.mp4", "attachment; filename=\"__.mp4\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.mp4"],
     ["path separators are removed", "attachment", "../etc/passwd", 'attachment; filename=".._etc_passwd"'],
     ["control characters are removed", "attachment", "a\r\nb.mp4", 'attachment; filename="a__b.mp4"'],
+    ["C1 controls too", "attachment", "a\u0085b.mp4", 'attachment; filename="a_b.mp4"'],
+    // Right-to-left override: "txt.exe.mp4" would show as "4pm.exe.txt".
+    ["bidi controls are dropped", "attachment", "é \u202etxt.exe\u202c\u2066\u200f.mp4", "attachment; filename=\"e txt.exe.mp4\"; filename*=UTF-8''%C3%A9%20txt.exe.mp4"],
   ] as [string, "inline" | "attachment", string | undefined, string][])("%s", (_n, type, name, expected) => {
     expect(contentDisposition(type, name)).toBe(expected);
   });

@@ -17,7 +17,7 @@ export const ImportBody = t.Object(
     url: t.String({ minLength: 1, maxLength: 8192, description: "An `http` or `https` URL of a video or audio file; the server downloads it (redirects followed, public addresses only unless IMPORT_ALLOW_PRIVATE)", examples: ["https://media.example.com/holiday.mp4"] }),
     title: t.Optional(
       // A bound in UTF-16 units; the limit, in characters, is checked on the trimmed title.
-      t.String({ minLength: 1, maxLength: TITLE_SCHEMA_MAX_LENGTH, description: `Title: 1-${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed (defaults to the URL's file name without extension)`, examples: ["Holiday 2026"], error: `body title: must be a string of 1-${MAX_TITLE_LENGTH} characters` }),
+      t.String({ minLength: 1, maxLength: TITLE_SCHEMA_MAX_LENGTH, description: `Title: 1-${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed, no control characters (defaults to the URL's file name without extension)`, examples: ["Holiday 2026"], error: `body title: must be a string of 1-${MAX_TITLE_LENGTH} characters` }),
     ),
     playback: t.Optional(t.String({ enum: ["public", "signed"], description: "`public` or `signed` (default: DEFAULT_PLAYBACK)", examples: ["public"] })),
   },

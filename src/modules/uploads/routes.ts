@@ -37,7 +37,7 @@ const UploadIdParams = t.Object({
 const DirectUploadBody = t.Object(
   {
     // A bound in UTF-16 units; the limit, in characters, is checked on the trimmed title.
-    title: t.Optional(t.String({ minLength: 1, maxLength: TITLE_SCHEMA_MAX_LENGTH, description: `The video's title: 1-${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed (default: from the file name the browser sends)`, error: `body title: must be a string of 1-${MAX_TITLE_LENGTH} characters` })),
+    title: t.Optional(t.String({ minLength: 1, maxLength: TITLE_SCHEMA_MAX_LENGTH, description: `The video's title: 1-${MAX_TITLE_LENGTH} characters once surrounding whitespace is trimmed, no control characters (default: from the file name the browser sends)`, error: `body title: must be a string of 1-${MAX_TITLE_LENGTH} characters` })),
     playback: t.Optional(t.String({ enum: [...PLAYBACK_POLICIES], description: "The video's playback policy (default: DEFAULT_PLAYBACK); the browser cannot change it", error: "body playback: must be public or signed" })),
     expiresIn: t.Optional(
       JsonInteger({ minimum: 1, maximum: MAX_DIRECT_UPLOAD_TTL_S, description: `Seconds the URL may be used to start the upload (default ${DEFAULT_DIRECT_UPLOAD_TTL_S}, at most 7 days)`, error: `body expiresIn: must be an integer number of seconds from 1 to ${MAX_DIRECT_UPLOAD_TTL_S}` }),
