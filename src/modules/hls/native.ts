@@ -4,12 +4,15 @@
  * Elysia app for that (issue 15), nor pay Elysia's per-request work. The same answers as the
  * Elysia app gives (test/integration/hls-pipeline.test.ts compares them): its telemetry, the CORS
  * headers its plugin (src/modules/cors) puts on every answer under /api/hls/, its preflights,
- * and the 204 with Allow of an OPTIONS that is not one. Methods other than GET, HEAD and OPTIONS
- * are not routed here: Bun hands them to the app, which refuses them (401 or 405) as before.
+ * and the 204 with Allow of an OPTIONS that is not one. Every other method is a 405 with Allow
+ * here, as on the stream route, key or not: the app answered one without the key 401 (its guard
+ * runs before routing), and a child built the whole app for a scanner's POST.
  */
 import type { BunRequest } from "bun";
 import type { PeerSource } from "../../access/service.ts";
 import { corsHeaders, preflightFor, withCorsHeaders } from "../../http/cors.ts";
+import { methodNotAllowed } from "../../http/errors.ts";
+import { requestPath } from "../../http/path.ts";
 import { REQUEST_ID_HEADER, requestIdOf, unhandledError, withTelemetry } from "../../lib/telemetry.ts";
 import { expectedErrorResponse } from "../expected-errors.ts";
 import type { LadderServer } from "./files.ts";
@@ -38,7 +41,8 @@ export function nativeHlsRoutes(ladder: LadderServer, allowedOrigins: readonly s
       if (!headers) return options(request, server);
       return new Response(null, { status: 204, headers: { ...headers, [REQUEST_ID_HEADER]: requestIdOf(request) } });
     };
-    return { GET: serve, HEAD: serve, OPTIONS: preflight };
+    const notAllowed = withTelemetry<PeerSource>(template, (request) => withCors(request, methodNotAllowed(request.method, `on ${requestPath(request.url)}`, "GET, HEAD, OPTIONS")));
+    return { GET: serve, HEAD: serve, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, TRACE: notAllowed, CONNECT: notAllowed };
   };
   return {
     [FILE_ROUTE]: route(FILE_ROUTE, (p) => p.name ?? ""),
