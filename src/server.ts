@@ -119,8 +119,10 @@ async function seedDemo(ctx: AppContext): Promise<void> {
   // With ffmpeg the demo goes through the real pipeline (probe, poster); without, known values.
   // (Spool's own fixture: the ingest limits, which may be set below its 8 s, do not apply to it.)
   // Processed by this process's worker before the server listens (the README's first curl
-  // plays it); with TRANSCODE_IN_SERVER=0, queued for the workers elsewhere.
-  if (ctx.ingest.available && ctx.worker) await ctx.ingest.ingestPath(DEMO_FIXTURE, meta, { trusted: true });
+  // plays it); with TRANSCODE_IN_SERVER=0 (or a worker here that takes no ingest jobs), queued
+  // for the workers elsewhere.
+  const ingestsHere = ctx.worker !== undefined && (ctx.config.jobKinds?.includes("ingest") ?? true);
+  if (ctx.ingest.available && ingestsHere) await ctx.ingest.ingestPath(DEMO_FIXTURE, meta, { trusted: true });
   else if (ctx.ingest.available) await ctx.ingest.ingestFile(DEMO_FIXTURE, meta, { trusted: true });
   else await ctx.ingest.ingestTrusted(DEMO_FIXTURE, meta, DEMO_MEDIA);
 }
