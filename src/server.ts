@@ -15,6 +15,7 @@ import { prepareDataDir } from "./library/storage.ts";
 import { errorFields, logger } from "./lib/log.ts";
 import { gauge } from "./metrics/metrics.ts";
 import { nativeRoutes } from "./native-routes.ts";
+import { StorageUnavailable } from "./storage/object-store.ts";
 import { OrphanSweeper } from "./storage/orphans.ts";
 import type { App } from "./web.ts";
 
@@ -112,6 +113,14 @@ const DEMO_MEDIA = {
   bitrate: 280571,
 };
 
+/** How long start-up waits for the demo's processing (a second or two when nothing is wrong). */
+const SEED_WAIT_MS = 10_000;
+
+/** Whether this process runs ingest jobs itself (its worker takes them). */
+function ingestsHere(ctx: AppContext): boolean {
+  return ctx.worker !== undefined && (ctx.config.jobKinds?.includes("ingest") ?? true);
+}
+
 async function seedDemo(ctx: AppContext): Promise<void> {
   if (await ctx.library.get(DEMO_VIDEO_ID)) return;
   // Public whatever DEFAULT_PLAYBACK says: the README's first curl commands play it.
@@ -121,8 +130,12 @@ async function seedDemo(ctx: AppContext): Promise<void> {
   // Processed by this process's worker before the server listens (the README's first curl
   // plays it); with TRANSCODE_IN_SERVER=0 (or a worker here that takes no ingest jobs), queued
   // for the workers elsewhere.
-  const ingestsHere = ctx.worker !== undefined && (ctx.config.jobKinds?.includes("ingest") ?? true);
-  if (ctx.ingest.available && ingestsHere) await ctx.ingest.ingestPath(DEMO_FIXTURE, meta, { trusted: true });
+  if (ctx.ingest.available && ingestsHere(ctx)) {
+    const row = await ctx.ingest.ingestFile(DEMO_FIXTURE, meta, { trusted: true });
+    // Not waited for past SEED_WAIT_MS: a bucket that does not answer keeps its job waiting for
+    // as long as the outage lasts, and the server must listen meanwhile.
+    await Promise.race([ctx.ingest.settled(row.id), Bun.sleep(SEED_WAIT_MS)]);
+  }
   else if (ctx.ingest.available) await ctx.ingest.ingestFile(DEMO_FIXTURE, meta, { trusted: true });
   else await ctx.ingest.ingestTrusted(DEMO_FIXTURE, meta, DEMO_MEDIA);
 }
@@ -215,6 +228,7 @@ export const TMP_SWEEP_MS = 10_000;
 
 export async function startSpool(given: Config, { primary = true }: StartOptions = {}): Promise<RunningSpool> {
   let tmpSweep: ReturnType<typeof setInterval> | undefined;
+  let sharing: Promise<void> | undefined;
   // Before any housekeeping: a second instance must not touch the first one's uploads or jobs.
   if (primary) await assertPortFree(given.port, given.host);
   const { config, apiKeyNotice } = await resolveSecrets(given);
@@ -251,6 +265,20 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
       ctx.library.storage.sweepTmp().catch((error) => log.error(errorFields(error), "tmp sweep failed"));
       // STORAGE=s3: uploads this machine accepted and another machine's worker processed.
       ctx.library.sweepLocalCopies().catch((error) => log.warn(errorFields(error), "sweep of local working copies failed"));
+      // STORAGE=s3, no ingest worker here: uploads accepted while the bucket was down go to it
+      // once it answers, for the workers elsewhere (their jobs wait for them meanwhile).
+      // One pass at a time: a large upload takes longer than the interval to send.
+      if (!ingestsHere(ctx) && !sharing) {
+        sharing = ctx.library
+          .shareWaitingUploads()
+          .then(
+            (ids) => ids.forEach((id) => log.info({ video: id }, "shared the received bytes of an upload accepted while the bucket was down")),
+            (error) => {
+              if (!(error instanceof StorageUnavailable)) log.warn(errorFields(error), "sharing uploads accepted during a bucket outage failed");
+            },
+          )
+          .finally(() => (sharing = undefined));
+      }
     }, TMP_SWEEP_MS);
   }
 

@@ -177,6 +177,16 @@ export class Storage {
   }
 
   /**
+   * STORAGE=s3: `shareStaged`, for received bytes this machine has and the bucket does not (it
+   * did not answer when they arrived). False when there is nothing to share.
+   */
+  async shareStagedIfMissing(id: string): Promise<boolean> {
+    if (!this.objects || !(await stat(this.stagedPath(id)).then(() => true, () => false))) return false;
+    if (await this.objects.stat(videoKeys.incoming(id))) return false;
+    return this.shareStaged(id);
+  }
+
+  /**
    * STORAGE=s3: the received bytes from the bucket when this machine does not have them (another
    * server accepted the upload). False when the bucket has none either.
    */

@@ -456,6 +456,22 @@ export class VideoLibrary {
     return removed;
   }
 
+  /**
+   * STORAGE=s3: shares through the bucket the received bytes of uploads this machine accepted
+   * while the bucket did not answer (IngestPipeline.accept), so that any machine's worker can
+   * process them (their ingest job waits meanwhile). For a server without an ingest worker of
+   * its own; one with it processes them itself. Returns the ids shared.
+   */
+  async shareWaitingUploads(): Promise<string[]> {
+    if (!this.storage.objects) return [];
+    const shared: string[] = [];
+    for (const id of await this.storage.localIds()) {
+      if (!isVideoId(id) || (await this.get(id))?.status !== "processing") continue;
+      if (await this.storage.shareStagedIfMissing(id)) shared.push(id);
+    }
+    return shared;
+  }
+
   async failInterrupted(resumable: Iterable<string> = []): Promise<number> {
     const { videos } = this.t;
     const keep = new Set(resumable);

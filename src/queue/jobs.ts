@@ -132,6 +132,22 @@ export class JobQueue {
     return rows.length ? { retrying: true, runAfter, attempts } : undefined;
   }
 
+  /**
+   * An attempt that met an outage (the bucket did not answer): queued again after `delayMs`, the
+   * attempt not counted, since the job was not at fault and no number of tries says when the
+   * outage ends. Undefined when the job was no longer this worker's.
+   */
+  async defer(job: JobRow, workerId: string, message: string, delayMs: number): Promise<Date | undefined> {
+    const now = this.now();
+    const runAfter = new Date(now + delayMs);
+    const rows = await this.db
+      .update(this.jobs)
+      .set({ state: "queued", attempts: Math.max(0, job.attempts - 1), runAfter, error: oneLine(message) || "deferred", lockedBy: null, updatedAt: new Date(now) })
+      .where(this.mine(job.id, workerId))
+      .returning({ id: this.jobs.id });
+    return rows.length ? runAfter : undefined;
+  }
+
   /** A worker shutting down hands its job back: queued again at once, the attempt not counted. */
   async release(job: JobRow, workerId: string): Promise<boolean> {
     const now = new Date(this.now());

@@ -7,7 +7,9 @@
  * While a job runs, the worker heartbeats it; a refused heartbeat (the job was cancelled,
  * deleted, or taken over after this worker looked dead) aborts the handler. On shutdown running
  * jobs are aborted and handed back to the queue without counting the attempt; one whose handler
- * returns anyway (it finished meanwhile) is done, not run again.
+ * returns anyway (it finished meanwhile) is done, not run again. An attempt that throws a
+ * `transient` error (object storage did not answer) is not counted either: the job waits and
+ * runs again, however long the outage lasts, instead of failing a video for it.
  */
 import { EventEmitter } from "node:events";
 import type { JobKind, JobRow } from "../db/schema.ts";
@@ -49,6 +51,8 @@ export type Settled =
   | { outcome: "done" }
   | { outcome: "skipped"; reason: string }
   | { outcome: "retrying"; error: string; runAfter: Date; attempts: number; maxAttempts: number }
+  /** It met an outage (a `transient` error): it runs again at `runAfter`, the attempt not counted. */
+  | { outcome: "waiting"; error: string; runAfter: Date }
   | { outcome: "failed"; error: string }
   | { outcome: "released" };
 
@@ -259,6 +263,12 @@ export class JobRunner {
         outcome = active.reason ?? "cancelled";
         if (outcome === "shutdown" && (await this.queue.release(job, this.id))) await handler.settled?.(job, { outcome: "released" });
         else if (outcome === "cancelled") await this.queue.cancelForVideo(job.videoId, job.kind);
+      } else if ((error as { transient?: boolean }).transient) {
+        const message = messageOf(error);
+        const runAfter = await this.queue.defer(job, this.id, message, outageDelayMs(job, handler));
+        outcome = runAfter === undefined ? "lost" : "waiting";
+        this.log.warn(`video ${job.videoId}: ${job.kind} waits for an outage to end: ${message}`);
+        if (runAfter) await handler.settled?.(job, { outcome: "waiting", error: message, runAfter });
       } else {
         const message = messageOf(error);
         // A permanent failure (the media itself is at fault) is not retried.
@@ -275,4 +285,12 @@ export class JobRunner {
       this.events.emit("job", { videoId: job.videoId, jobId: job.id, kind: job.kind, outcome });
     }
   }
+}
+
+/**
+ * How long a job that met an outage waits: a quarter of its age, between the handler's retry
+ * base and its cap, so a short outage costs seconds and a long one a try a minute or so.
+ */
+export function outageDelayMs(job: Pick<JobRow, "createdAt">, handler: Pick<JobHandler, "retryBaseMs" | "retryMaxMs">, now = Date.now()): number {
+  return Math.round(Math.min(handler.retryMaxMs, Math.max(handler.retryBaseMs, (now - job.createdAt.getTime()) / 4)));
 }

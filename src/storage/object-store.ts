@@ -26,6 +26,8 @@ import type { Span } from "./blocks.ts";
 /** The store cannot answer now: unreachable, a 5xx, credentials refused, or past a deadline. */
 export class StorageUnavailable extends Error {
   override name = "StorageUnavailable";
+  /** A job that meets it waits and runs again, the attempt not counted (src/queue/runner.ts). */
+  readonly transient = true;
   constructor(
     message: string,
     /** The operation (`get`, `put`, ...) and key, for logs. */

@@ -11,19 +11,28 @@ import { videoKeys, type ObjectStore } from "./object-store.ts";
 
 export const ORPHAN_SWEEP_INTERVAL_MS = 60 * 60_000;
 export const ORPHAN_GRACE_MS = 60 * 60_000;
+/**
+ * The first pass, after start: a primary restarted more often than ORPHAN_SWEEP_INTERVAL_MS (a
+ * deploy a day, a crash loop) would otherwise never sweep. Not at once: start-up has work enough.
+ */
+export const ORPHAN_FIRST_SWEEP_MS = 60_000;
 
 const log = logger("storage");
 
 export interface OrphanSweepOptions {
   intervalMs?: number;
   graceMs?: number;
+  /** The first pass after `start` (ORPHAN_FIRST_SWEEP_MS). */
+  firstMs?: number;
 }
 
 export class OrphanSweeper {
   private timer: ReturnType<typeof setInterval> | undefined;
+  private first: ReturnType<typeof setTimeout> | undefined;
   private running: Promise<string[]> | undefined;
   readonly intervalMs: number;
   readonly graceMs: number;
+  readonly firstMs: number;
 
   constructor(
     private readonly store: ObjectStore,
@@ -33,16 +42,22 @@ export class OrphanSweeper {
   ) {
     this.intervalMs = options.intervalMs ?? ORPHAN_SWEEP_INTERVAL_MS;
     this.graceMs = options.graceMs ?? ORPHAN_GRACE_MS;
+    this.firstMs = options.firstMs ?? ORPHAN_FIRST_SWEEP_MS;
   }
 
   start(): void {
     this.stop();
-    this.timer = setInterval(() => void this.sweep().catch((error) => log.warn(errorFields(error), "orphan sweep failed")), this.intervalMs);
+    const pass = () => void this.sweep().catch((error) => log.warn(errorFields(error), "orphan sweep failed"));
+    this.first = setTimeout(pass, Math.min(this.firstMs, this.intervalMs));
+    this.first.unref?.();
+    this.timer = setInterval(pass, this.intervalMs);
     this.timer.unref?.();
   }
 
   stop(): void {
+    clearTimeout(this.first);
     clearInterval(this.timer);
+    this.first = undefined;
     this.timer = undefined;
   }
 

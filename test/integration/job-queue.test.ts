@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { eq } from "drizzle-orm";
 import { openDatabase, type SpoolDb } from "../../src/db/client.ts";
 import { JobQueue } from "../../src/queue/jobs.ts";
-import { JobRunner, type JobHandler } from "../../src/queue/runner.ts";
+import { JobRunner, outageDelayMs, type JobHandler } from "../../src/queue/runner.ts";
 import { localPid, newOwnerId } from "../../src/lib/process-identity.ts";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.ts";
 
@@ -203,6 +203,22 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       expect((await queue.claim("w2", ["transcode"], CLAIM)).job).toMatchObject({ attempts: 1, lockedBy: "w2" });
     });
 
+    test("an attempt that met an outage waits, uncounted, however many times; the error is kept", async () => {
+      await addVideo("aaaa");
+      await queue.enqueue("transcode", "aaaa");
+      for (let i = 0; i < 5; i++) {
+        const job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+        expect(job.attempts).toBe(1);
+        expect(await queue.defer(job, "w1", "object storage did not answer", 5000)).toEqual(new Date(clock + 5000));
+        expect(await queue.get(job.id)).toMatchObject({ state: "queued", attempts: 0, lockedBy: null, error: "object storage did not answer" });
+        expect((await queue.claim("w1", ["transcode"], CLAIM)).job).toBeNull();
+        clock += 5000;
+      }
+      // Not this worker's any more: nothing changes.
+      const job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+      expect(await queue.defer(job, "w2", "x", 1000)).toBeUndefined();
+    });
+
     test("cancelling locks the running worker out; deleting the video deletes its jobs", async () => {
       await addVideo("aaaa");
       await queue.enqueue("transcode", "aaaa");
@@ -283,4 +299,16 @@ test("worker ids name their host and pid", () => {
   expect(localPid(`other-host:${process.pid}:x`)).toBeNull();
   expect(localPid("garbage")).toBeNull();
   expect(localPid(`${hostname()}:notapid:x`)).toBeNull();
+});
+
+test.each([
+  // [job age, wait]: a quarter of the age, between the handler's base (5 s) and cap (60 s).
+  [0, 5_000],
+  [10_000, 5_000],
+  [40_000, 10_000],
+  [200_000, 50_000],
+  [3_600_000, 60_000],
+])("a job %p ms old that met an outage waits %p ms", (age, wait) => {
+  const now = 1_800_000_000_000;
+  expect(outageDelayMs({ createdAt: new Date(now - age) }, { retryBaseMs: 5_000, retryMaxMs: 60_000 }, now)).toBe(wait);
 });

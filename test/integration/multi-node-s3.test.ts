@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { uploadMultipart, waitUntilSettled } from "../helpers/library.ts";
 import { makeVideo } from "../helpers/media.ts";
-import { startTestSpool, testBucketStorage, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, startTestSpool, testBucketStorage, testS3, type TestSpool } from "../helpers/spool.ts";
 
 setDefaultTimeout(60_000);
 
@@ -26,7 +26,8 @@ beforeAll(async () => {
   // The server takes uploads and runs no worker (TRANSCODE_IN_SERVER=0); the "worker machine"
   // has its own DATA_DIR and cache, the same database and bucket.
   server = await startTestSpool({ dataDir: join(root, "server"), databaseUrl, storage, seedDemo: false, transcode: { inServer: false } });
-  worker = await startTestSpool({ dataDir: join(root, "worker"), databaseUrl, storage: { ...storage, cacheDir: join(root, "worker", "cache") }, seedDemo: false, jobKinds: ["ingest"] });
+  // One attempt per job: an outage must not spend attempts (a failed attempt would fail the video).
+  worker = await startTestSpool({ dataDir: join(root, "worker"), databaseUrl, storage: { ...storage, cacheDir: join(root, "worker", "cache") }, seedDemo: false, jobKinds: ["ingest"], transcode: { maxAttempts: 1, retryBaseMs: 200 } });
 });
 
 afterAll(async () => {
@@ -54,4 +55,57 @@ test("an upload to a server without a worker is processed by a worker on another
   expect(existsSync(join(server.dataDir, "videos", id))).toBe(true);
   expect(await server.ctx.library.sweepLocalCopies()).toBe(1);
   expect(existsSync(join(server.dataDir, "videos", id))).toBe(false);
+});
+
+/** The video's status and its ingest job's state and counted attempts, as the database has them. */
+async function state(id: string): Promise<{ status: string | undefined; job: { state: string; attempts: number } | undefined }> {
+  const [job] = await worker.ctx.jobs.forVideo(id, "ingest");
+  return { status: (await worker.ctx.library.get(id))?.status, job: job && { state: job.state, attempts: job.attempts } };
+}
+
+test("an upload the worker-less server accepted while the bucket was down: its job waits, uncounted; the server shares the bytes once the bucket is back, and the worker elsewhere processes them", async () => {
+  const s3 = await testS3();
+  const source = await makeVideo({ seconds: 2 });
+  const bytes = new Uint8Array(await Bun.file(source).arrayBuffer());
+  await s3.stop();
+  let id: string;
+  try {
+    const response = await uploadMultipart(server.url, source, { name: "during-outage.mp4", type: "video/mp4" });
+    expect(response.status).toBe(201);
+    id = ((await response.json()) as { id: string }).id;
+    // The worker has tried (the bytes are not in the bucket) and waits; with one attempt per job,
+    // a counted attempt would have failed the video.
+    await Bun.sleep(3000);
+    expect(await state(id)).toEqual({ status: "processing", job: { state: "queued", attempts: 0 } });
+    expect(existsSync(join(server.dataDir, "videos", id, "incoming"))).toBe(true);
+  } finally {
+    await s3.start();
+  }
+  // Back: the server's primary shares the bytes (every 10 s), the worker's job finds them.
+  const video = await waitUntilSettled(server.url, id, 45_000);
+  expect({ status: video.status, error: video.error }).toEqual({ status: "ready", error: null });
+  expect(video.sourceSha256).toBe(new Bun.CryptoHasher("sha256").update(bytes).digest("hex"));
+  expect((await fetch(`${server.url}/api/stream/${id}`).then((r) => r.arrayBuffer())).byteLength).toBe(video.size);
+  expect(await server.ctx.store.exists(`videos/${id}/incoming`)).toBe(false);
+});
+
+test("a server with its own worker, the bucket down during processing: the video waits, uncounted, and is ready once the bucket is back", async () => {
+  const s3 = await testS3();
+  const source = await makeVideo({ seconds: 2 });
+  await s3.stop();
+  let id: string;
+  try {
+    const response = await uploadMultipart(worker.url, source, { name: "waits.mp4", type: "video/mp4" });
+    expect(response.status).toBe(201);
+    id = ((await response.json()) as { id: string }).id;
+    await Bun.sleep(3000);
+    // Processed here up to the bucket's put, which failed: waiting, the received bytes kept.
+    expect(await state(id)).toEqual({ status: "processing", job: { state: "queued", attempts: 0 } });
+  } finally {
+    await s3.start();
+  }
+  const video = await waitUntilSettled(worker.url, id, 45_000);
+  expect({ status: video.status, error: video.error }).toEqual({ status: "ready", error: null });
+  const streamed = await fetch(`${worker.url}/api/stream/${id}`, { headers: AUTH });
+  expect((await streamed.arrayBuffer()).byteLength).toBe(video.size);
 });

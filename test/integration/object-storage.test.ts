@@ -488,4 +488,20 @@ describe("removal", () => {
     expect(await keys(`videos/${failed.id}/`)).toEqual([]);
     expect((await keys(`videos/${videoId}/`)).length).toBeGreaterThan(0);
   });
+
+  test("a started sweeper makes its first pass soon after start, not only after its interval", async () => {
+    const orphan = "BBBBBBBBBBBBBBBBBBBBBB";
+    const scratch = join(await mkdtemp(join(tmpdir(), "spool-orphan-")), "x.bin");
+    await writeFile(scratch, "orphan");
+    await first.ctx.store.putFile(`videos/${orphan}/source.mp4`, scratch);
+    // A primary restarted more often than the interval (an hour by default) still sweeps.
+    const sweeper = new OrphanSweeper(first.ctx.store, (id) => first.ctx.library.ownsFiles(id), { graceMs: -60_000, intervalMs: 3_600_000, firstMs: 200 });
+    sweeper.start();
+    try {
+      for (let i = 0; i < 50 && (await keys(`videos/${orphan}/`)).length > 0; i++) await Bun.sleep(100);
+      expect(await keys(`videos/${orphan}/`)).toEqual([]);
+    } finally {
+      sweeper.stop();
+    }
+  });
 });

@@ -87,6 +87,10 @@ export class TranscodeJobs implements JobHandler {
         // gigabytes). `POST .../hls/retry` starts a new job, which makes its own.
         await this.removeStaleTemps(this.library.storage.videoDir(id), "");
         return void (await this.library.setHls(id, { status: "failed", progress: 0, error: s.error }));
+      case "waiting": {
+        const seconds = Math.ceil((s.runAfter.getTime() - Date.now()) / 1000);
+        return void (await this.library.setHls(id, { status: "queued", progress: 0, error: `Waiting for object storage (${s.error}); trying again in ${seconds} s` }));
+      }
       case "released":
         return void (await this.library.setHls(id, { status: "queued", progress: 0 }));
     }

@@ -28,6 +28,18 @@ import type { IngestPayload } from "./pipeline.ts";
 
 const log = logger("ingest");
 
+/**
+ * How long an ingest waits for received bytes that only the machine that accepted them has (the
+ * bucket was down then; that machine shares them once it is back) before the video fails.
+ */
+export const STAGED_ELSEWHERE_PATIENCE_MS = 24 * 60 * 60 * 1000;
+
+/** The bytes are on another machine, not yet in the bucket: not the media's fault; try again later. */
+class StagedElsewhere extends Error {
+  override name = "StagedElsewhere";
+  readonly transient = true;
+}
+
 function describe(error: unknown): string {
   if (error instanceof ToolError || error instanceof BoxError || error instanceof NotMediaError || error instanceof HttpError) return error.message;
   return error instanceof Error ? error.message : String(error);
@@ -81,8 +93,15 @@ export class IngestJobs implements JobHandler {
     // bytes are in the bucket. A bucket that does not answer throws, and the job runs again.
     if (!(await exists(staged)) && !(await storage.fetchStaged(id))) {
       // Kept only by the machine that accepted them (the bucket was down then): its worker, or a
-      // later run once it is back, processes them; this attempt is not the media's fault.
-      if (payload.shared === false) throw new Error(`the received bytes of video ${id} are only on the machine that accepted them`);
+      // later run once that machine has shared them (VideoLibrary.shareWaitingUploads),
+      // processes them; this attempt is not the media's fault, and is not counted.
+      if (payload.shared === false) {
+        if (Date.now() - job.createdAt.getTime() < STAGED_ELSEWHERE_PATIENCE_MS) {
+          throw new StagedElsewhere(`the received bytes of video ${id} are only on the machine that accepted them, which shares them once the bucket answers`);
+        }
+        await this.library.markFailed(id, "The server that accepted the upload never shared its bytes through object storage", "processing");
+        return;
+      }
       await this.library.markFailed(id, "Processing was interrupted and the uploaded file was lost", "processing");
       return;
     }
