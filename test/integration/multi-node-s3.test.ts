@@ -109,3 +109,27 @@ test("a server with its own worker, the bucket down during processing: the video
   const streamed = await fetch(`${worker.url}/api/stream/${id}`, { headers: AUTH });
   expect((await streamed.arrayBuffer()).byteLength).toBe(video.size);
 });
+
+test("a first start while the bucket is down: the server listens within seconds, its demo waits (not failed) and is ready once the bucket is back", async () => {
+  const s3 = await testS3();
+  const dataDir = join(root, "first-start");
+  const storage = await testBucketStorage(dataDir);
+  await s3.stop();
+  let fresh: TestSpool | undefined;
+  try {
+    const started = Date.now();
+    fresh = await startTestSpool({ dataDir, databaseUrl: `file:${join(root, "first-start.db")}`, storage, seedDemo: true, jobKinds: ["ingest"] });
+    // The demo's processing is waited for 10 s at most; the job itself waits for the bucket.
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect((await fetch(`${fresh.url}/health`)).status).toBe(200);
+    expect((await fresh.ctx.library.get("demo"))?.status).toBe("processing");
+  } finally {
+    await s3.start();
+  }
+  try {
+    expect((await waitUntilSettled(fresh.url, "demo", 45_000)).status).toBe("ready");
+    expect((await fetch(`${fresh.url}/api/stream/demo`, { headers: { range: "bytes=0-1" } })).status).toBe(206);
+  } finally {
+    await fresh.stop();
+  }
+});
