@@ -55,6 +55,9 @@ export interface ObjectEntity extends FileEntity {
 
 export type Delivery = "proxy" | "redirect";
 
+/** A single range in the form every S3-compatible server reads alike (see the redirect below). */
+const BUCKET_RANGE = /^bytes=\d{1,15}-\d{0,15}$/;
+
 const encoder = new TextEncoder();
 /** Bytes of a block file read per chunk of a streamed range (see blockStream). */
 const READ_CHUNK = 256 * 1024;
@@ -195,10 +198,11 @@ export class ObjectServer {
         response.headers.set("content-range", contentRange(r, size));
         return response;
       }
-      // The bucket gets the request's own Range: only one it answers as this range. Several ranges
-      // merged into one (`bytes=0-1,5-9`) are not: S3 serves no multi-range, and s3rver answers
-      // one with the whole object from the first offset.
-      if (delivery === "redirect" && !rangeHeader?.includes(",")) return this.redirect(entity);
+      // The bucket gets the request's own Range: only one every bucket answers as this range, the
+      // plain `bytes=a-b` or `bytes=a-`. Several ranges merged into one (`bytes=0-1,5-9`) are not:
+      // S3 serves no multi-range, and s3rver answers one with the whole object from the first
+      // offset; nor is a suffix (s3rver answered `bytes=-500` with bytes 0-500), nor other spellings.
+      if (delivery === "redirect" && rangeHeader !== null && BUCKET_RANGE.test(rangeHeader)) return this.redirect(entity);
       hot.fileBytes += r.end - r.start + 1;
       const held = this.fromMemory(entity, r);
       if (held !== undefined) {
