@@ -11,8 +11,8 @@ export interface ClaimRequest {
   workerId: string;
   kinds: readonly JobKind[];
   now: Date;
-  /** Running jobs whose heartbeat is older than this are up for takeover. */
-  stale: Date;
+  /** Running jobs whose heartbeat is older than this are up for takeover (null: none is). */
+  stale: Date | null;
   maxAttempts: number;
 }
 
@@ -74,10 +74,10 @@ async function claimPostgres(handle: SpoolDb, { workerId, kinds, now, stale, max
 }
 
 /** Queued and due, or running with a stale heartbeat and attempts left; of the given kinds. */
-function runnable(jobs: Record<"kind" | "state" | "runAfter" | "heartbeatAt" | "attempts", AnyColumn>, kinds: readonly JobKind[], now: Date, stale: Date, maxAttempts: number) {
+function runnable(jobs: Record<"kind" | "state" | "runAfter" | "heartbeatAt" | "attempts", AnyColumn>, kinds: readonly JobKind[], now: Date, stale: Date | null, maxAttempts: number) {
   return and(
     inArray(jobs.kind, [...kinds]),
     lt(jobs.attempts, maxAttempts),
-    or(and(eq(jobs.state, "queued"), lte(jobs.runAfter, now)), and(eq(jobs.state, "running"), lt(jobs.heartbeatAt, stale))),
+    stale ? or(and(eq(jobs.state, "queued"), lte(jobs.runAfter, now)), and(eq(jobs.state, "running"), lt(jobs.heartbeatAt, stale))) : and(eq(jobs.state, "queued"), lte(jobs.runAfter, now)),
   );
 }

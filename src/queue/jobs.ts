@@ -23,6 +23,8 @@ export interface ClaimOptions {
   /** A running job whose heartbeat is older than this is considered abandoned. */
   staleMs: number;
   maxAttempts: number;
+  /** False: no stale job is taken over (the claimer was itself out of touch lately). Default true. */
+  takeOver?: boolean;
 }
 
 export interface FailOptions extends BackoffOptions {
@@ -71,14 +73,14 @@ export class JobQueue {
   async claim(workerId: string, kinds: readonly JobKind[], options: ClaimOptions): Promise<{ job: JobRow | null; exhausted: JobRow[] }> {
     if (kinds.length === 0) return { job: null, exhausted: [] };
     const now = this.now();
-    const stale = new Date(now - options.staleMs);
+    const stale = options.takeOver === false ? null : new Date(now - options.staleMs);
     const exhausted = await this.db
       .update(this.jobs)
       .set({ state: "failed", lockedBy: null, updatedAt: new Date(now), error: "The worker running it stopped responding, and it has no attempts left" })
       .where(
         and(
           inArray(this.jobs.kind, [...kinds]),
-          or(and(eq(this.jobs.state, "running"), lt(this.jobs.heartbeatAt, stale)), eq(this.jobs.state, "queued")),
+          stale ? or(and(eq(this.jobs.state, "running"), lt(this.jobs.heartbeatAt, stale)), eq(this.jobs.state, "queued")) : eq(this.jobs.state, "queued"),
           gte(this.jobs.attempts, options.maxAttempts),
         ),
       )

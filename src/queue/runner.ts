@@ -79,7 +79,12 @@ interface Active {
 /** Worker ids alive in this process (tests and embedders may run several). */
 const liveHere = new Set<string>();
 
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const messageOf = (error: unknown): string => {
+  if (!(error instanceof Error)) return String(error);
+  // Drizzle's "Failed query: <the SQL> params: ..." says what was asked; its cause, what went wrong.
+  if (error.message.startsWith("Failed query:") && error.cause !== undefined) return messageOf(error.cause);
+  return error.message;
+};
 
 export class JobRunner {
   readonly id = newOwnerId();
@@ -93,6 +98,16 @@ export class JobRunner {
   /** A wake that came while the loop was busy: it looks again before sleeping. */
   private wakePending = false;
   private lastSweep = 0;
+  /**
+   * When this worker last failed to reach the queue (0: never). Every heartbeat goes stale while
+   * the database is down, so a worker takes over stale jobs only once it has itself been in
+   * touch for a whole stale period: their workers, alive through the outage, have beaten again
+   * by then. (Before, the first worker back took over, or failed for want of attempts, jobs
+   * whose workers were still running them.)
+   */
+  private unreachableAt = 0;
+  /** Queue operations that failed since it last answered: logged once, then when it answers. */
+  private failures = 0;
 
   constructor(
     private readonly queue: JobQueue,
@@ -149,6 +164,18 @@ export class JobRunner {
     liveHere.delete(this.id);
   }
 
+  /** A queue operation failed: remembered (see `unreachableAt`), logged once per outage. */
+  private unreachable(message: string): void {
+    this.unreachableAt = Date.now();
+    if (this.failures++ === 0) this.log.warn(`${message} (further failures are not logged until the queue answers)`);
+  }
+
+  private reachable(): void {
+    if (this.failures === 0) return;
+    this.log.info(`the queue answers again, after ${this.failures} failed operation(s)`);
+    this.failures = 0;
+  }
+
   private running(kind: JobKind): number {
     let n = 0;
     for (const a of this.active.values()) if (a.job.kind === kind) n++;
@@ -172,9 +199,10 @@ export class JobRunner {
           for (const handler of this.handlers.values()) await handler.sweep?.();
         }
         await this.claimWhileFree();
+        this.reachable();
       } catch (error) {
         // SQLITE_BUSY beyond the busy timeout, a lost connection...: try again on the next tick.
-        this.log.warn(`queue error: ${messageOf(error)}`);
+        this.unreachable(`queue error: ${messageOf(error)}`);
       }
       if (this.stopped) break;
       if (this.wakePending) continue;
@@ -196,7 +224,8 @@ export class JobRunner {
       let claimed = false;
       for (const handler of this.freeKinds()) {
         if (this.stopped) return;
-        const { job, exhausted } = await this.queue.claim(this.id, [handler.kind], { staleMs: this.settings.staleMs, maxAttempts: handler.maxAttempts });
+        const takeOver = Date.now() - this.unreachableAt >= this.settings.staleMs;
+        const { job, exhausted } = await this.queue.claim(this.id, [handler.kind], { staleMs: this.settings.staleMs, maxAttempts: handler.maxAttempts, takeOver });
         for (const gone of exhausted) {
           const error = gone.error ?? "The worker running it stopped responding";
           this.log.warn(`${gone.kind} job ${gone.id} of video ${gone.videoId}: ${error}`);
@@ -236,7 +265,7 @@ export class JobRunner {
             abort.abort();
           }
         },
-        (error) => this.log.warn(`heartbeat for job ${job.id} failed: ${messageOf(error)}`),
+        (error) => this.unreachable(`heartbeat for job ${job.id} failed: ${messageOf(error)}`),
       );
     }, this.settings.heartbeatMs);
     const started = Date.now();

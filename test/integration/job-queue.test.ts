@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { Database } from "bun:sqlite";
 import { eq } from "drizzle-orm";
 import { openDatabase, type SpoolDb } from "../../src/db/client.ts";
 import { JobQueue } from "../../src/queue/jobs.ts";
@@ -217,6 +218,53 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       // Not this worker's any more: nothing changes.
       const job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
       expect(await queue.defer(job, "w2", "x", 1000)).toBeUndefined();
+    });
+
+    test("a claimer out of touch lately takes no stale job over (its worker may have been cut off too), nor fails one", async () => {
+      await addVideo("aaaa");
+      await addVideo("bbbb");
+      await queue.enqueue("transcode", "aaaa");
+      const running = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+      await queue.enqueue("transcode", "bbbb");
+      const exhausted = (await queue.claim("w1", ["transcode"], { ...CLAIM, maxAttempts: 1 })).job!;
+      clock += CLAIM.staleMs + 1;
+      // Both heartbeats are stale; the first job has attempts left, the second none.
+      expect(await queue.claim("w2", ["transcode"], { ...CLAIM, maxAttempts: 1, takeOver: false })).toEqual({ job: null, exhausted: [] });
+      expect(await queue.get(running.id)).toMatchObject({ state: "running", lockedBy: "w1" });
+      expect(await queue.get(exhausted.id)).toMatchObject({ state: "running", lockedBy: "w1" });
+      const taken = await queue.claim("w2", ["transcode"], { ...CLAIM, maxAttempts: 1, takeOver: true });
+      expect(taken.exhausted.map((j) => j.id).sort()).toEqual([running.id, exhausted.id].sort());
+    });
+
+    test.skipIf(dialect !== "sqlite")("a worker that could not reach the queue waits a stale period before taking jobs over", async () => {
+      await addVideo("aaaa");
+      await queue.enqueue("transcode", "aaaa");
+      const job = (await queue.claim("w-elsewhere", ["transcode"], CLAIM)).job!;
+      // Stale to the queue (its clock), as every heartbeat is after an outage.
+      clock += 60_000;
+      const ran: number[] = [];
+      const handler: JobHandler = { kind: "transcode", concurrency: 1, maxAttempts: 3, retryBaseMs: 1000, retryMaxMs: 1000, run: async (j) => void ran.push(j.id) };
+      // Another connection holds SQLite's write lock: the worker's claims fail (busy) until it lets go.
+      const blocker = new Database(url.slice("file:".length));
+      blocker.exec("BEGIN IMMEDIATE");
+      let failed!: () => void;
+      const firstFailure = new Promise<void>((resolve) => (failed = resolve));
+      const runner = new JobRunner(queue, [handler], { heartbeatMs: 1000, staleMs: 1500, pollMs: 50 }, { info() {}, warn: (m) => m.startsWith("queue error") && failed() });
+      await runner.start();
+      try {
+        await firstFailure;
+        blocker.exec("ROLLBACK");
+        // In touch again, but not for a whole stale period yet: the job stays its worker's.
+        await Bun.sleep(800);
+        expect(await queue.get(job.id)).toMatchObject({ state: "running", lockedBy: "w-elsewhere" });
+        expect(ran).toEqual([]);
+        // Past it, a job whose worker still has not beaten is taken over.
+        for (let i = 0; i < 60 && ran.length === 0; i++) await Bun.sleep(50);
+        expect(ran).toEqual([job.id]);
+      } finally {
+        await runner.stop();
+        blocker.close();
+      }
     });
 
     test("cancelling locks the running worker out; deleting the video deletes its jobs", async () => {
