@@ -184,12 +184,22 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<SpoolD
     await client.close({ timeout: 0 }).catch(() => {});
     throw unreachable(url, error);
   });
+  let failure: { error: unknown } | undefined;
   try {
     await lock`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
-    await migratePg(drizzlePg({ client }), { migrationsFolder: join(MIGRATIONS_DIR, "pg") });
+    // On the locking connection itself: one more from the pool may be refused (max_connections
+    // reached), and a start waiting for it while holding the lock held up every other server's.
+    await migratePg(drizzlePg({ client: lock }), { migrationsFolder: join(MIGRATIONS_DIR, "pg") });
+  } catch (error) {
+    failure = { error };
   } finally {
     await lock`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
     lock.release();
+  }
+  if (failure) {
+    // One line at start-up (too many clients, no right to create tables...), not a stack trace.
+    await client.close({ timeout: 0 }).catch(() => {});
+    throw unreachable(url, failure.error, "cannot prepare the tables in PostgreSQL at");
   }
   const origin = crypto.randomUUID();
   const revision = postgresRevision();
@@ -254,10 +264,13 @@ async function openPostgres(url: string, queryTimeoutMs: number): Promise<SpoolD
  * line naming DATABASE_URL and where it points, instead of Bun's bare "PostgresError: Failed to
  * connect", which says neither. The password is left out, from the reason too.
  */
-function unreachable(url: string, error: unknown): StartupError {
+function unreachable(url: string, error: unknown, what = "cannot connect to PostgreSQL at"): StartupError {
   const parsed = URL.parse(url);
   const socket = parsed?.searchParams.get("host");
   const where = parsed?.hostname ? `${parsed.hostname}:${parsed.port || 5432}` : socket ? `${socket} (socket)` : redactUrl(url);
+  // Drizzle's "Failed query: <the SQL>" (a migration's) says what was asked; its cause, what went wrong.
+  const { message: outer, cause } = error as { message?: unknown; cause?: unknown };
+  if (typeof outer === "string" && outer.startsWith("Failed query:") && cause !== undefined) error = cause;
   const { message, code } = error as { message?: unknown; code?: unknown };
   let reason = [message, code].filter((part) => typeof part === "string" && part !== "").join(", ") || String(error);
   // Bun's messages do not quote the URL today; should one, the password still stays out.
@@ -270,7 +283,7 @@ function unreachable(url: string, error: unknown): StartupError {
     }
     for (const form of [parsed.password, decoded]) reason = reason.replaceAll(form, "***");
   }
-  return new StartupError(`DATABASE_URL: cannot connect to PostgreSQL at ${where} (${reason})`);
+  return new StartupError(`DATABASE_URL: ${what} ${where} (${reason})`);
 }
 
 /** The PostgreSQL Drizzle database and tables behind a SpoolDb (for per-dialect functions). */

@@ -12,6 +12,8 @@ import { join, resolve } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { StartupError } from "../../src/lib/startup.ts";
 import { startSpool } from "../../src/server.ts";
+import { SQL } from "bun";
+import { postgresAvailable, startPostgres } from "../helpers/postgres.ts";
 import { freePort, ROOT } from "../helpers/process.ts";
 import { startTestSpool, TEST_API_KEY } from "../helpers/spool.ts";
 
@@ -107,6 +109,25 @@ describe("a bad variable stops start-up with one line naming it", () => {
     expect(output).toStartWith(`spool: DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:${port} (`);
     expect(output).not.toContain("hunter2");
     expect(code).toBe(1);
+  });
+
+  test.skipIf(!postgresAvailable())("PostgreSQL that refuses the tables (a role that may not create them): one line, exit 1, not a stack trace", async () => {
+    const pg = await startPostgres();
+    try {
+      const url = new URL(await pg.createDatabase());
+      const admin = new SQL(pg.adminUrl);
+      // PostgreSQL 15+: only the database owner may create in schema public.
+      await admin.unsafe("CREATE ROLE spool_reader LOGIN");
+      await admin.close();
+      url.username = "spool_reader";
+      const { code, output } = await start({ DATABASE_URL: url.toString() });
+      expect(output.split("\n")).toHaveLength(1);
+      expect(output).toStartWith(`spool: DATABASE_URL: cannot prepare the tables in PostgreSQL at ${url.hostname}:${url.port} (`);
+      expect(output).toContain("permission denied");
+      expect(code).toBe(1);
+    } finally {
+      await pg.stop();
+    }
   });
 
   test("a HOST that is not this machine's: one line naming HOST, not 'port in use', exit 2", async () => {
