@@ -116,7 +116,17 @@ function onPrimaryMessage(child: ReturnType<typeof Bun.spawn>, message: unknown)
   }
 }
 
+/**
+ * A child that dies within this long of its start is in a crash loop (its start-up fails: the
+ * database refuses more connections, say): each restart waits twice as long as the one before,
+ * up to RESTART_MAX_MS, instead of one a second for ever. One that ran longer restarts after 1 s.
+ */
+const CRASH_LOOP_MS = 10_000;
+const RESTART_MAX_MS = 60_000;
+const restartDelays = new Map<number, number>();
+
 function spawnWorker(id: number): void {
+  const startedAt = Date.now();
   const child: ReturnType<typeof Bun.spawn> = Bun.spawn([process.execPath, import.meta.path], {
     env: { ...process.env, SPOOL_WORKER_ID: String(id) },
     stdio: ["ignore", "inherit", "inherit"],
@@ -125,11 +135,14 @@ function spawnWorker(id: number): void {
     },
     onExit(_proc, code, signal) {
       if (stopping) return;
-      log.error({ worker: id, code, signal }, "worker exited; restarting it");
+      const looping = Date.now() - startedAt < CRASH_LOOP_MS;
+      const delayMs = looping ? Math.min(RESTART_MAX_MS, 2 * (restartDelays.get(id) ?? 500)) : 1000;
+      restartDelays.set(id, delayMs);
+      log.error({ worker: id, code, signal, restartInMs: delayMs }, "worker exited; restarting it");
       // The shutdown may have begun during the pause: never start a worker it already passed.
       setTimeout(() => {
         if (!stopping) spawnWorker(id);
-      }, 1000);
+      }, delayMs);
     },
   });
   children[id - 1] = child;
