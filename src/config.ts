@@ -19,6 +19,8 @@ export interface Config {
   databaseUrl: string;
   /** PostgreSQL: the longest a service's query may take (DATABASE_QUERY_TIMEOUT_MS); unset: 10 s. */
   databaseQueryTimeoutMs?: number;
+  /** PostgreSQL: connections per process (DATABASE_POOL_SIZE); unset: 10. */
+  databasePoolSize?: number;
   maxUploadBytes: number;
   seedDemo: boolean;
   /** How long file stats and library rows are trusted before being checked again. */
@@ -195,6 +197,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     staticDir: resolve(e.STATIC_DIR!),
     databaseUrl: e.DATABASE_URL ?? `file:${resolve(dataDir, "spool.db")}`,
     databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS!,
+    databasePoolSize: e.DATABASE_POOL_SIZE!,
     maxUploadBytes: e.MAX_UPLOAD_BYTES!,
     seedDemo: e.SEED_DEMO!,
     cacheTtlMs: e.CACHE_TTL_MS!,

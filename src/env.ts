@@ -157,6 +157,7 @@ export const ENV = {
     check: databaseUrlProblem,
   },
   DATABASE_QUERY_TIMEOUT_MS: delay("PostgreSQL: the longest one query may take; past it the request gets 503 `database_unavailable` instead of waiting on a stalled server", DEFAULT_QUERY_TIMEOUT_MS, { minimum: 100 }),
+  DATABASE_POOL_SIZE: int("PostgreSQL: connections each process keeps (one more listens for changes); all processes together (servers × `WORKERS`, plus workers and CLI runs) must stay under the server's `max_connections` (100 by default)", 10, { minimum: 1, maximum: 1000 }),
   STORAGE: oneOf("Where videos, posters and HLS files live: `local` (under `DATA_DIR`) or `s3` (an S3-compatible bucket, see Object storage)", ["local", "s3"] as const, "local"),
   S3_ENDPOINT: text("S3 API endpoint (`https://<account>.r2.cloudflarestorage.com`, `http://minio:9000`); unset: AWS S3 in `S3_REGION`", undefined),
   S3_BUCKET: text("The bucket (required with `STORAGE=s3`)", undefined),

@@ -232,7 +232,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   // Before any housekeeping: a second instance must not touch the first one's uploads or jobs.
   if (primary) await assertPortFree(given.port, given.host);
   const { config, apiKeyNotice } = await resolveSecrets(given);
-  const handle = await openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs });
+  const handle = await openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs, poolSize: config.databasePoolSize });
   const ctx = createContext(config, handle);
   await ctx.library.listen();
   await ctx.imports.listen();

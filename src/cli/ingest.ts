@@ -63,7 +63,7 @@ const { config: loaded } = await orExit(resolveSecrets(base));
 // The worker this process runs while it waits takes imports and processing, never HLS builds:
 // those are long, and belong to the servers' or the separate workers' queue.
 const config = { ...loaded, jobKinds: ["ingest", "import"] as const };
-const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs }));
+const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs, poolSize: config.databasePoolSize }));
 const ctx = createContext(config, handle);
 try {
   await ctx.library.storage.init();

@@ -36,7 +36,7 @@ configureLogging(base.logLevel ?? "info", base.logFormat);
 const log = logger("worker");
 // One line naming the setting, exit code 2, for a DATA_DIR, a secret or a database it cannot use.
 const { config } = await orExit(resolveSecrets(base));
-const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs }));
+const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs, poolSize: config.databasePoolSize }));
 const ctx = createContext(config, handle);
 await ctx.library.storage.init();
 const worker = await startWorker(ctx);

@@ -81,11 +81,16 @@ export function dialectOf(url: string): Dialect {
 export interface OpenOptions {
   /** PostgreSQL: the longest a service's query may take before it fails as unavailable (./deadline.ts). */
   queryTimeoutMs?: number;
+  /** PostgreSQL: connections this process keeps (DATABASE_POOL_SIZE); LISTEN takes one more. */
+  poolSize?: number;
 }
 
 export async function openDatabase(url: string, options: OpenOptions = {}): Promise<SpoolDb> {
-  return dialectOf(url) === "postgres" ? openPostgres(url, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) : openSqlite(url);
+  return dialectOf(url) === "postgres" ? openPostgres(url, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS, options.poolSize ?? DEFAULT_POOL_SIZE) : openSqlite(url);
 }
+
+/** DATABASE_POOL_SIZE's default: connections per process. */
+export const DEFAULT_POOL_SIZE = 10;
 
 /** How long a query waits for another process's write lock (SQLite's busy_timeout). */
 const SQLITE_BUSY_MS = 5000;
@@ -170,13 +175,14 @@ function openSqlite(url: string): SpoolDb {
   };
 }
 
-async function openPostgres(url: string, queryTimeoutMs: number): Promise<SpoolDb> {
+async function openPostgres(url: string, queryTimeoutMs: number, poolSize: number): Promise<SpoolDb> {
   const [{ drizzle: drizzlePg }, { migrate: migratePg }, pgTables] = await Promise.all([
     import("drizzle-orm/bun-sql"),
     import("drizzle-orm/bun-sql/migrator"),
     import("./schema/pg.ts"),
   ]);
-  const client = new SQL(url);
+  // Bun.SQL's own default is 10 (1.4.5); LISTEN takes one connection more.
+  const client = new SQL(url, { max: poolSize });
   // Services' queries have a deadline; migrations (which may rewrite a large table) do not.
   const pg = drizzlePg({ client: boundedClient(client, queryTimeoutMs) });
   // Two servers starting at once must not both create the tables: one migrates, the other waits.

@@ -148,3 +148,29 @@ test("PostgreSQL: when the LISTEN connection drops, it reconnects and drops ever
     await spool.stop();
   }
 }, 30_000);
+
+test("PostgreSQL: a process keeps at most DATABASE_POOL_SIZE connections (and one that listens), however many queries wait", async () => {
+  const url = await pg.createDatabase();
+  const database = new URL(url).pathname.slice(1);
+  const small = await openDatabase(url, { poolSize: 2 });
+  const admin = await openDatabase(pg.adminUrl);
+  try {
+    await small.listen(() => {});
+    let most = 0;
+    const count = async () => {
+      const [row] = (await admin.pg!`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${database}`) as { n: number }[];
+      most = Math.max(most, row!.n);
+    };
+    // Ten queries at once, each holding its connection for 300 ms.
+    const waiting = Promise.all(Array.from({ length: 10 }, () => small.pg!`SELECT pg_sleep(0.3)`));
+    for (let i = 0; i < 6; i++) {
+      await count();
+      await Bun.sleep(100);
+    }
+    await waiting;
+    expect(most).toBe(3);
+  } finally {
+    await small.close();
+    await admin.close();
+  }
+});
