@@ -102,6 +102,9 @@ export class IngestJobs implements JobHandler {
         await this.library.markFailed(id, "The server that accepted the upload never shared its bytes through object storage", "processing");
         return;
       }
+      // Said in the log too: with local storage, a worker that does not share the accepting
+      // server's DATA_DIR ends up here (an unsupported setup, README "Scaling out").
+      log.warn({ video: id, staged }, "the received bytes are neither here nor in the bucket: the video fails (do this worker and the server that accepted the upload share DATA_DIR or object storage?)");
       await this.library.markFailed(id, "Processing was interrupted and the uploaded file was lost", "processing");
       return;
     }
