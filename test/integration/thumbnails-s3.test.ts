@@ -107,3 +107,14 @@ test("frames being made while their video is deleted: each answer is the frame o
     expect({ server: spool === bucket ? "bucket" : "local", left }).toEqual({ server: spool === bucket ? "bucket" : "local", left: [] });
   }
 });
+
+test("a source object removed from the bucket by hand: a new frame is the stream's 404, not a 422 (and not logged as a failed extraction)", async () => {
+  const id = await ingest(bucket);
+  const row = (await bucket.ctx.library.get(id))!;
+  await bucket.ctx.store.delete(row.storagePath);
+  const frame = await fetch(`${bucket.url}/api/videos/${id}/thumbnail.jpg?t=7.3`, { headers: AUTH });
+  expect(frame.status).toBe(404);
+  expect(((await frame.json()) as { error: { code: string; message: string } }).error).toEqual({ code: "not_found", message: "The file is no longer available" });
+  const stream = await fetch(`${bucket.url}/api/stream/${id}`, { headers: { range: "bytes=0-1" } });
+  expect(stream.status).toBe(404);
+});

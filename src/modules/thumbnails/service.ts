@@ -26,7 +26,7 @@ import { demuxerForContainer, type Demuxer } from "../../media/formats.ts";
 import { Limiter } from "../../lib/limiter.ts";
 import type { Storage } from "../../library/storage.ts";
 import { snapTimeMs, snapWidth } from "./grid.ts";
-import { StorageUnavailable, videoKeys } from "../../storage/object-store.ts";
+import { ObjectNotFound, StorageUnavailable, videoKeys } from "../../storage/object-store.ts";
 import type { ObjectServer } from "../../storage/serve.ts";
 import { ClipCache, isClippable } from "../../files/clip.ts";
 import { writeClipFile } from "../../files/clip-store.ts";
@@ -342,14 +342,16 @@ export class Thumbnails {
 
   /**
    * Waits for a frame's job; its failure becomes the client's 422 (storage failures stay 503),
-   * or 404 when the video was deleted meanwhile (its source went from under ffmpeg).
+   * or 404 when the video was deleted meanwhile (its source went from under ffmpeg) or its
+   * source object is gone.
    */
   private async settle(row: VideoRow, job: Job, output: string, signal?: AbortSignal): Promise<void> {
     try {
       await this.wait(job, output, signal);
     } catch (error) {
       if (job.videoGone && !signal?.aborted) throw videoGone(row.id);
-      if (error instanceof HttpError || error instanceof StorageUnavailable) throw error;
+      // The bucket lost the source (removed by hand): the stream's 404, not a frame ffmpeg could not find.
+      if (error instanceof HttpError || error instanceof StorageUnavailable || error instanceof ObjectNotFound) throw error;
       if (!(await this.owns(row.id))) throw videoGone(row.id);
       logger("thumbnails").error({ video: row.id, ...errorFields(error) }, "no frame could be extracted");
       throw new HttpError(422, "thumbnail_failed", `No frame could be extracted from video ${row.id} at that time`);
