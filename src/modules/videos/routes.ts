@@ -284,7 +284,7 @@ export function videoRoutes(
           summary: "Change a video's title or playback policy",
           requestBody: { required: true, content: jsonContent(VideoChangesBody) },
           description:
-            "Every process of this server sees the change at once: making a video `signed` refuses token-less playback from the next request on. With `If-Match: <the ETag of GET>`, the change applies only to the video as it was then (412 `precondition_failed` otherwise, nothing changed); the answer carries the new ETag.",
+            "Every process of this server sees the change at once: making a video `signed` refuses token-less playback here from the next request on; other servers on the same PostgreSQL database hear of it within milliseconds (NOTIFY), or at their next cache expiry (`CACHE_TTL_MS`) while their listener reconnects. With `If-Match: <the ETag of GET>`, the change applies only to the video as it was then (412 `precondition_failed` otherwise, nothing changed); the answer carries the new ETag.",
           ...moreDocs({ responses: { 200: { description: "The video as changed", headers: { ETag: VIDEO_ETAG_HEADER } } }, parameters: [VIDEO_ID_PARAMETER, IF_MATCH_PARAMETER] }),
         },
       },
