@@ -116,11 +116,15 @@ describe("a bad variable stops start-up with one line naming it", () => {
     try {
       const url = new URL(await pg.createDatabase());
       const admin = new SQL(pg.adminUrl);
+      // Roles belong to the whole cluster, which the suite's runs may share (SPOOL_TEST_POSTGRES_URL).
+      const role = `spool_reader_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
       // PostgreSQL 15+: only the database owner may create in schema public.
-      await admin.unsafe("CREATE ROLE spool_reader LOGIN");
-      await admin.close();
-      url.username = "spool_reader";
+      await admin.unsafe(`CREATE ROLE ${role} LOGIN`);
+      url.username = role;
       const { code, output } = await start({ DATABASE_URL: url.toString() });
+      await admin.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
+      await admin.unsafe(`DROP ROLE ${role}`).catch(() => {});
+      await admin.close();
       expect(output.split("\n")).toHaveLength(1);
       expect(output).toStartWith(`spool: DATABASE_URL: cannot prepare the tables in PostgreSQL at ${url.hostname}:${url.port} (`);
       expect(output).toContain("permission denied");
