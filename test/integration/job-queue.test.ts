@@ -236,7 +236,8 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       expect(taken.exhausted.map((j) => j.id).sort()).toEqual([running.id, exhausted.id].sort());
     });
 
-    test.skipIf(dialect !== "sqlite")("a worker that could not reach the queue waits a stale period before taking jobs over", async () => {
+    // SQLite only: another connection's write lock is how a test makes the queue unreachable here.
+    if (dialect === "sqlite") test("a worker that could not reach the queue waits a stale period before taking jobs over", async () => {
       await addVideo("aaaa");
       await queue.enqueue("transcode", "aaaa");
       const job = (await queue.claim("w-elsewhere", ["transcode"], CLAIM)).job!;
