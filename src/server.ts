@@ -118,7 +118,7 @@ const SEED_WAIT_MS = 10_000;
 
 /** Whether this process runs ingest jobs itself (its worker takes them). */
 function ingestsHere(ctx: AppContext): boolean {
-  return ctx.worker !== undefined && (ctx.config.jobKinds?.includes("ingest") ?? true);
+  return ctx.worker?.kinds.includes("ingest") ?? false;
 }
 
 async function seedDemo(ctx: AppContext): Promise<void> {

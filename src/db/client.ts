@@ -25,6 +25,7 @@ import * as sqliteTables from "./schema/sqlite.ts";
 import type { Tables } from "./schema.ts";
 import { postgresRevision, sqliteRevision, type Revision } from "./revision.ts";
 import { boundedClient, DEFAULT_QUERY_TIMEOUT_MS } from "./deadline.ts";
+import { driverError } from "./unavailable.ts";
 import { POSTGRES_URL, redactUrl } from "./url.ts";
 import { StartupError } from "../lib/startup.ts";
 
@@ -274,9 +275,7 @@ function unreachable(url: string, error: unknown, what = "cannot connect to Post
   const parsed = URL.parse(url);
   const socket = parsed?.searchParams.get("host");
   const where = parsed?.hostname ? `${parsed.hostname}:${parsed.port || 5432}` : socket ? `${socket} (socket)` : redactUrl(url);
-  // Drizzle's "Failed query: <the SQL>" (a migration's) says what was asked; its cause, what went wrong.
-  const { message: outer, cause } = error as { message?: unknown; cause?: unknown };
-  if (typeof outer === "string" && outer.startsWith("Failed query:") && cause !== undefined) error = cause;
+  error = driverError(error);
   const { message, code } = error as { message?: unknown; code?: unknown };
   let reason = [message, code].filter((part) => typeof part === "string" && part !== "").join(", ") || String(error);
   // Bun's messages do not quote the URL today; should one, the password still stays out.

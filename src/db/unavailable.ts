@@ -10,6 +10,15 @@ import { QUERY_TIMEOUT_CODE } from "./deadline.ts";
 const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH"]);
 const POSTGRES_CODES = new Set(["ERR_POSTGRES_IDLE_TIMEOUT", "ERR_POSTGRES_LIFETIME_TIMEOUT", QUERY_TIMEOUT_CODE]);
 
+/**
+ * The driver's own error behind Drizzle's "Failed query: <the SQL> params: ...", which says what
+ * was asked, not what went wrong (for messages); any other error as it is.
+ */
+export function driverError(error: unknown): unknown {
+  const { message, cause } = (error ?? {}) as { message?: unknown; cause?: unknown };
+  return typeof message === "string" && message.startsWith("Failed query:") && cause !== undefined ? cause : error;
+}
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   let current: unknown = error;
   for (let depth = 0; depth < 5 && current !== null && typeof current === "object"; depth++) {

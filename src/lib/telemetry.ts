@@ -92,6 +92,14 @@ export function withTelemetry<S = unknown>(
 }
 
 /**
+ * The methods a read-only native route refuses, each with `notAllowed` (a 405 with Allow): every
+ * one Bun's router knows but GET, HEAD and OPTIONS, which such a route answers itself.
+ */
+export function refusedMethods<H>(notAllowed: H): Record<"POST" | "PUT" | "PATCH" | "DELETE" | "TRACE" | "CONNECT", H> {
+  return { POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, TRACE: notAllowed, CONNECT: notAllowed };
+}
+
+/**
  * The method table of a native route that answers GET and HEAD with `handle` and every other
  * method Bun's router knows with a 405 and Allow, as the app's router does; all with telemetry.
  */

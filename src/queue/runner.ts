@@ -14,6 +14,7 @@
 import { EventEmitter } from "node:events";
 import type { JobKind, JobRow } from "../db/schema.ts";
 import { newOwnerId } from "../lib/process-identity.ts";
+import { driverError } from "../db/unavailable.ts";
 import { jobDuration } from "../metrics/metrics.ts";
 import type { JobQueue } from "./jobs.ts";
 
@@ -80,10 +81,8 @@ interface Active {
 const liveHere = new Set<string>();
 
 const messageOf = (error: unknown): string => {
-  if (!(error instanceof Error)) return String(error);
-  // Drizzle's "Failed query: <the SQL> params: ..." says what was asked; its cause, what went wrong.
-  if (error.message.startsWith("Failed query:") && error.cause !== undefined) return messageOf(error.cause);
-  return error.message;
+  const cause = driverError(error);
+  return cause instanceof Error ? cause.message : String(cause);
 };
 
 export class JobRunner {

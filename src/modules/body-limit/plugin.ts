@@ -19,7 +19,6 @@ import { SIGN_IN_BODY_LIMIT } from "../../access/sessions.ts";
 import { DIRECT_UPLOADS_PATH } from "../uploads/direct.ts";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
-
 /** Multipart framing and form fields on top of the file itself (a few short fields fit well within). */
 export const UPLOAD_FRAMING_ALLOWANCE = 64 * 1024;
 
@@ -59,12 +58,14 @@ export function bodyLimits(maxUploadBytes: number) {
     if (method === "GET" || method === "HEAD" || method === "OPTIONS") return;
     const path = requestPath(request.url);
     const upload = isUploadRoute(method, path, request.headers.get("content-type"));
-    const signIn = method === "POST" && path === "/api/session";
-    const limit = upload ? maxUploadBytes + UPLOAD_FRAMING_ALLOWANCE : signIn ? SIGN_IN_BODY_LIMIT : JSON_BODY_LIMIT;
+    const [limit, what] = upload
+      ? [maxUploadBytes + UPLOAD_FRAMING_ALLOWANCE, `the limit of ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES)`]
+      : method === "POST" && path === "/api/session"
+        ? [SIGN_IN_BODY_LIMIT, `${SIGN_IN_BODY_LIMIT} bytes, the limit for signing in`]
+        : [JSON_BODY_LIMIT, `${JSON_BODY_LIMIT} bytes, the limit for a JSON body`];
     const declared = request.headers.get("content-length");
     if (declared !== null) {
       if (Number(declared) > limit) {
-        const what = upload ? `the limit of ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES)` : signIn ? `${limit} bytes, the limit for signing in` : `${limit} bytes, the limit for a JSON body`;
         throw new HttpError(413, "payload_too_large", `The request body exceeds ${what}`);
       }
     } else if (!upload && request.headers.get("transfer-encoding") !== null) {

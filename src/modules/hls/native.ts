@@ -13,7 +13,7 @@ import type { PeerSource } from "../../access/service.ts";
 import { corsHeaders, preflightFor, withCorsHeaders } from "../../http/cors.ts";
 import { methodNotAllowed } from "../../http/errors.ts";
 import { requestPath } from "../../http/path.ts";
-import { REQUEST_ID_HEADER, requestIdOf, unhandledError, withTelemetry } from "../../lib/telemetry.ts";
+import { REQUEST_ID_HEADER, refusedMethods, requestIdOf, unhandledError, withTelemetry } from "../../lib/telemetry.ts";
 import { expectedErrorResponse } from "../expected-errors.ts";
 import type { LadderServer } from "./files.ts";
 
@@ -42,7 +42,7 @@ export function nativeHlsRoutes(ladder: LadderServer, allowedOrigins: readonly s
       return new Response(null, { status: 204, headers: { ...headers, [REQUEST_ID_HEADER]: requestIdOf(request) } });
     };
     const notAllowed = withTelemetry<PeerSource>(template, (request) => withCors(request, methodNotAllowed(request.method, `on ${requestPath(request.url)}`, "GET, HEAD, OPTIONS")));
-    return { GET: serve, HEAD: serve, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, TRACE: notAllowed, CONNECT: notAllowed };
+    return { GET: serve, HEAD: serve, OPTIONS: preflight, ...refusedMethods(notAllowed) };
   };
   return {
     [FILE_ROUTE]: route(FILE_ROUTE, (p) => p.name ?? ""),

@@ -16,7 +16,7 @@ import { withDate } from "../../http/date.ts";
 import { corsHeaders, preflightFor, withCorsHeaders, type CorsHeaders } from "../../http/cors.ts";
 import { expectedErrorResponse } from "../expected-errors.ts";
 import { HttpError, errorResponse, httpErrorResponse, methodNotAllowed } from "../../http/errors.ts";
-import { unhandledError } from "../../lib/telemetry.ts";
+import { refusedMethods, unhandledError } from "../../lib/telemetry.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../lib/request-id.ts";
 import { hot } from "../../metrics/metrics.ts";
 import { isVideoId } from "../../library/ids.ts";
@@ -189,6 +189,6 @@ export function nativeStreamRoute(catalog: StreamCatalog, access: AccessControl,
   const notAllowed = (request: Request): Response =>
     finish(request, methodNotAllowed(request.method, "on a stream", "GET, HEAD, OPTIONS"));
   return {
-    "/api/stream/:id": { GET: handle, HEAD: head, OPTIONS: preflight, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, TRACE: notAllowed, CONNECT: notAllowed },
+    "/api/stream/:id": { GET: handle, HEAD: head, OPTIONS: preflight, ...refusedMethods(notAllowed) },
   };
 }
