@@ -106,7 +106,7 @@ export function refusedMethods<H>(notAllowed: H): Record<"POST" | "PUT" | "PATCH
 export function readOnlyRoute<S = unknown>(route: string, handle: (request: Request, server: S) => Response | Promise<Response>) {
   const serve = withTelemetry(route, handle);
   const notAllowed = withTelemetry<S>(route, (request) => methodNotAllowed(request.method, `on ${requestPath(request.url)}`, "GET, HEAD"));
-  return { GET: serve, HEAD: serve, POST: notAllowed, PUT: notAllowed, PATCH: notAllowed, DELETE: notAllowed, OPTIONS: notAllowed };
+  return { GET: serve, HEAD: serve, OPTIONS: notAllowed, ...refusedMethods(notAllowed) };
 }
 
 /**

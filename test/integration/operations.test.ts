@@ -410,7 +410,7 @@ describe("the probes as native routes", () => {
     return { status: response.status, headers, body };
   };
   const cases = (url: string): [string, Request][] =>
-    ["GET", "HEAD", "POST", "DELETE", "OPTIONS"].flatMap((method) =>
+    ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "TRACE"].flatMap((method) =>
       ["/health", "/ready", "/metrics", "/health?probe=1"].flatMap((path) =>
         [{}, AUTH].map((headers): [string, Request] => [`${method} ${path} ${Object.keys(headers).length ? "key" : "no key"}`, new Request(url + path, { method, headers })]),
       ),
@@ -422,9 +422,10 @@ describe("the probes as native routes", () => {
       for (const server of [spool, off]) {
         const app = createApp(server.ctx);
         for (const [name, request] of cases(server.url)) {
-          // The Elysia app answers HEAD's body too; the wire drops it.
+          // The Elysia app answers HEAD's body too; the wire drops it. Bun 1.4.5's fetch also
+          // reads no body on an answer to TRACE (curl shows the server sends it).
           const elysia = await answer(await app.handle(request.clone()));
-          if (request.method === "HEAD") elysia.body = "";
+          if (request.method === "HEAD" || request.method === "TRACE") elysia.body = "";
           const native = await answer(await fetch(request));
           expect({ name, metrics: server === spool, ...native }).toEqual({ name, metrics: server === spool, ...elysia });
         }
