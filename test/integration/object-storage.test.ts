@@ -6,6 +6,7 @@
  * that looks complete) and coming back, delete and the orphan sweep.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
 import { mkdtemp, readdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +15,7 @@ import { filesUnder, uploadMultipart, waitUntilSettled } from "../helpers/librar
 import { AUTH, startTestSpool, testBucketStorage, testS3, type TestSpool } from "../helpers/spool.ts";
 import type { S3rver } from "../helpers/s3.ts";
 import { hlsSettled, waitForVideo } from "./hls-support.ts";
-import { makeLargeVideo } from "../helpers/media.ts";
+import { makeLargeVideo, makeVideo } from "../helpers/media.ts";
 import type { StorageConfig } from "../../src/storage/index.ts";
 import { OrphanSweeper } from "../../src/storage/orphans.ts";
 import { planClip, writeClip } from "../../src/media/mp4/clip.ts";
@@ -176,6 +177,44 @@ describe("ingest into the bucket", () => {
     expect(seg.headers.get("content-range")).toBe(`bytes 0-99/${info.size}`);
     const direct = await first.ctx.store.read(key, { start: 0, end: 99 });
     expect(await bytesOf(seg)).toEqual(Buffer.from(await new Response(direct.stream).arrayBuffer()));
+  }, 120_000);
+});
+
+describe("a bucket outage when an HLS ladder is ready to be put", () => {
+  test("the built ladder waits in tmp/ with its job held, and is put once the bucket is back: not built again", async () => {
+    // Long enough that ffmpeg is still running when the bucket is stopped below.
+    const source = await makeVideo({ seconds: 30, width: 640, height: 360 });
+    const uploaded = await uploadMultipart(first.url, source, { name: "outage.mp4", type: "video/mp4" });
+    expect(uploaded.status).toBe(201);
+    const { id } = (await uploaded.json()) as { id: string };
+    expect((await waitUntilSettled(first.url, id)).status).toBe("ready");
+    const [queued] = await first.ctx.jobs.forVideo(id, "transcode");
+    // The transcode's directory (named after its job) appears once the source has come down from the bucket.
+    const tmp = first.ctx.library.storage.ownTmpDir;
+    const building = async () => (await readdir(tmp).catch(() => [] as string[])).find((n) => n.startsWith(`.hls-tmp-${queued!.id}-`) && !n.endsWith(".source"));
+    let dir: string | undefined;
+    for (let i = 0; i < 1500 && !(dir = await building()); i++) await Bun.sleep(20);
+    expect(dir).toBeDefined();
+    const job = async () => (await first.ctx.jobs.forVideo(id, "transcode")).map((j) => ({ state: j.state, attempts: j.attempts, error: j.error }));
+    await s3.stop();
+    try {
+      // ffmpeg finishes and the master playlist is written: the put is next, and fails.
+      for (let i = 0; i < 1500 && !existsSync(join(tmp, dir!, "master.m3u8")); i++) await Bun.sleep(20);
+      expect(existsSync(join(tmp, dir!, "master.m3u8"))).toBe(true);
+      await Bun.sleep(3500);
+      // Still this attempt's, still running: not handed back to be built again.
+      expect(await job()).toEqual([{ state: "running", attempts: 1, error: null }]);
+      expect(existsSync(join(tmp, dir!, "master.m3u8"))).toBe(true);
+    } finally {
+      await s3.start();
+    }
+    const done = await waitForVideo(first.url, id, hlsSettled, 60_000);
+    expect(done.hls.status).toBe("ready");
+    expect(await job()).toEqual([{ state: "done", attempts: 1, error: null }]);
+    expect(await keys(`videos/${id}/hls/`)).toContain(`videos/${id}/hls/master.m3u8`);
+    expect(existsSync(join(tmp, dir!))).toBe(false);
+    // The one transcode directory there ever was is the one that was put.
+    expect(await building()).toBeUndefined();
   }, 120_000);
 });
 

@@ -10,12 +10,13 @@
  */
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { TranscodeConfig } from "../../config.ts";
 import type { JobRow } from "../../db/schema.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import { logger } from "../../lib/log.ts";
 import type { MediaTools } from "../../media/tools.ts";
-import { videoKeys, type ObjectStore } from "../../storage/object-store.ts";
+import { StorageUnavailable, videoKeys, type ObjectStore } from "../../storage/object-store.ts";
 import type { JobQueue } from "../../queue/jobs.ts";
 import type { JobContext, JobHandler, JobResult, Settled } from "../../queue/runner.ts";
 import { MASTER_NAME, PLAYLIST_NAME, STORYBOARD_VTT, buildSpriteArgs, buildTranscodeArgs } from "./args.ts";
@@ -29,6 +30,14 @@ export const HLS_DIR = "hls";
 const TEMP_PREFIX = ".hls-tmp-";
 /** Progress is written at most this often, and only when the whole percent changes. */
 const PROGRESS_INTERVAL_MS = 500;
+/**
+ * STORAGE=s3: how long a built ladder waits in tmp/ for the bucket to take it, retrying its puts
+ * (the job still held and heartbeating), before the job is given back to wait for the outage like
+ * any other, which builds the ladder again. Minutes of transcoding are not thrown away for a
+ * bucket that blinked; one ladder per running job is held on disk meanwhile.
+ */
+const PUBLISH_PATIENCE_MS = 10 * 60_000;
+const PUBLISH_RETRY_MAX_MS = 30_000;
 
 const log = logger("hls");
 
@@ -43,6 +52,18 @@ async function download(store: ObjectStore, key: string, size: number, path: str
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Puts every file of the ladder (replacing the previous ladder's files of the same name), then
+ * deletes what the previous ladder had and this one does not. Idempotent: a retry after a
+ * failure part-way puts everything again.
+ */
+async function putLadder(objects: ObjectStore, prefix: string, dir: string): Promise<void> {
+  const keys = new Set(await objects.putDirectory(prefix, dir));
+  const stale: string[] = [];
+  for await (const object of objects.list(prefix)) if (!keys.has(object.key)) stale.push(object.key);
+  for (const key of stale) await objects.delete(key);
 }
 
 export class TranscodeJobs implements JobHandler {
@@ -238,14 +259,7 @@ export class TranscodeJobs implements JobHandler {
   private async publish(id: string, videoDir: string, tempDir: string, signal: AbortSignal, stillMine: () => Promise<boolean>): Promise<void> {
     if (signal.aborted || !(await stillMine())) throw new TranscodeError("the job was taken away", "", "cancelled");
     const objects = this.library.storage.objects;
-    if (objects) {
-      const prefix = videoKeys.hls(id);
-      const keys = new Set(await objects.putDirectory(prefix, tempDir));
-      const stale: string[] = [];
-      for await (const object of objects.list(prefix)) if (!keys.has(object.key)) stale.push(object.key);
-      for (const key of stale) await objects.delete(key);
-      return;
-    }
+    if (objects) return this.putWhenTaken(objects, id, tempDir, signal, stillMine);
     const target = join(videoDir, HLS_DIR);
     const trash = `${tempDir}.old`;
     const hadOld = await rename(target, trash).then(
@@ -254,6 +268,24 @@ export class TranscodeJobs implements JobHandler {
     );
     await rename(tempDir, target);
     if (hadOld) await rm(trash, { recursive: true, force: true });
+  }
+
+  /** The bucket's publish, tried again while the bucket does not answer, for PUBLISH_PATIENCE_MS at most. */
+  private async putWhenTaken(objects: ObjectStore, id: string, tempDir: string, signal: AbortSignal, stillMine: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + PUBLISH_PATIENCE_MS;
+    for (let delay = 1000, waited = false; ; delay = Math.min(delay * 2, PUBLISH_RETRY_MAX_MS)) {
+      try {
+        await putLadder(objects, videoKeys.hls(id), tempDir);
+        if (waited) log.info(`video ${id}: the bucket took the HLS ladder after an outage`);
+        return;
+      } catch (error) {
+        if (!(error instanceof StorageUnavailable) || Date.now() + delay > deadline) throw error;
+        if (!waited) log.warn(`video ${id}: HLS ladder built; waiting for object storage to take it: ${error.message}`);
+        waited = true;
+      }
+      await sleep(delay, undefined, { signal }).catch(() => {});
+      if (signal.aborted || !(await stillMine().catch(() => true))) throw new TranscodeError("the job was taken away", "", "cancelled");
+    }
   }
 
   /** Temp directories of earlier attempts (a crashed or replaced worker's) in the video's directory. */
