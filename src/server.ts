@@ -11,11 +11,11 @@ import { createContext, nativeError, startWorker, stopWorker, type AppContext, t
 import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
 import { StartupError } from "./lib/startup.ts";
 import { openDatabase } from "./db/client.ts";
+import { LocalHousekeeping } from "./library/housekeeping.ts";
 import { prepareDataDir } from "./library/storage.ts";
 import { errorFields, logger } from "./lib/log.ts";
 import { gauge } from "./metrics/metrics.ts";
 import { nativeRoutes } from "./native-routes.ts";
-import { StorageUnavailable } from "./storage/object-store.ts";
 import { OrphanSweeper } from "./storage/orphans.ts";
 import type { App } from "./web.ts";
 
@@ -223,12 +223,8 @@ function adopt(app: App, server: Server<undefined>, listen: { port: number; host
   }
 }
 
-/** How often the primary sweeps tmp/ of what dead processes (CLI ingests, crashed workers) left. */
-export const TMP_SWEEP_MS = 10_000;
-
 export async function startSpool(given: Config, { primary = true }: StartOptions = {}): Promise<RunningSpool> {
-  let tmpSweep: ReturnType<typeof setInterval> | undefined;
-  let sharing: Promise<void> | undefined;
+  let housekeeping: LocalHousekeeping | undefined;
   // Before any housekeeping: a second instance must not touch the first one's uploads or jobs.
   if (primary) await assertPortFree(given.port, given.host);
   const { config, apiKeyNotice } = await resolveSecrets(given);
@@ -260,26 +256,8 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     // Started before the demo is seeded: its processing is a job like any other.
     if (transcodeConfig(config).inServer) await startWorker(ctx);
     if (config.seedDemo) await seedDemo(ctx);
-    // The tmp/ directories of CLI ingests and workers that were killed.
-    tmpSweep = setInterval(() => {
-      ctx.library.storage.sweepTmp().catch((error) => log.error(errorFields(error), "tmp sweep failed"));
-      // STORAGE=s3: uploads this machine accepted and another machine's worker processed.
-      ctx.library.sweepLocalCopies().catch((error) => log.warn(errorFields(error), "sweep of local working copies failed"));
-      // STORAGE=s3, no ingest worker here: uploads accepted while the bucket was down go to it
-      // once it answers, for the workers elsewhere (their jobs wait for them meanwhile).
-      // One pass at a time: a large upload takes longer than the interval to send.
-      if (!ingestsHere(ctx) && !sharing) {
-        sharing = ctx.library
-          .shareWaitingUploads()
-          .then(
-            (ids) => ids.forEach((id) => log.info({ video: id }, "shared the received bytes of an upload accepted while the bucket was down")),
-            (error) => {
-              if (!(error instanceof StorageUnavailable)) log.warn(errorFields(error), "sharing uploads accepted during a bucket outage failed");
-            },
-          )
-          .finally(() => (sharing = undefined));
-      }
-    }, TMP_SWEEP_MS);
+    housekeeping = new LocalHousekeeping(ctx.library, () => ingestsHere(ctx));
+    housekeeping.start();
   }
 
   // With several workers, each process binds the same port and the kernel spreads connections.
@@ -322,7 +300,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
       ctx.lifecycle.draining = true;
       // Event streams never finish by themselves: they end now (their clients reconnect).
       ctx.lifecycle.drain.abort();
-      clearInterval(tmpSweep);
+      housekeeping?.stop();
       orphans?.stop();
       ctx.uploads.stopSweeper();
       ctx.retention.stop();

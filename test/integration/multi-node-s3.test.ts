@@ -51,7 +51,7 @@ test("an upload to a server without a worker is processed by a worker on another
   expect(video.sourceSha256).toBe(new Bun.CryptoHasher("sha256").update(bytes).digest("hex"));
   // The bucket's copy of the received bytes went once they were processed.
   expect(await server.ctx.store.exists(`videos/${id}/incoming`)).toBe(false);
-  // The server's own working copy is swept (the primary's tmp sweep runs this every 10 s).
+  // The server's own working copy is swept (the primary's housekeeping runs this every 10 s, src/library/housekeeping.ts).
   expect(existsSync(join(server.dataDir, "videos", id))).toBe(true);
   expect(await server.ctx.library.sweepLocalCopies()).toBe(1);
   expect(existsSync(join(server.dataDir, "videos", id))).toBe(false);
