@@ -153,13 +153,15 @@ export async function hasBox(path: string, type: string): Promise<boolean> {
 export interface Probe {
   duration: number;
   streams: { codec_type: string; duration?: string; nb_frames?: string }[];
+  /** How many chapters ffprobe reads (a chapter track or Nero `chpl`). */
+  chapters: number;
 }
 
 export async function ffprobe(path: string): Promise<Probe> {
-  const r = await run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path]);
+  const r = await run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "-show_chapters", path]);
   if (r.code !== 0) throw new Error(`ffprobe ${path}: ${r.stderr}`);
-  const json = JSON.parse(new TextDecoder().decode(r.stdout)) as { format: { duration: string }; streams: Probe["streams"] };
-  return { duration: Number(json.format.duration), streams: json.streams };
+  const json = JSON.parse(new TextDecoder().decode(r.stdout)) as { format: { duration: string }; streams: Probe["streams"]; chapters?: unknown[] };
+  return { duration: Number(json.format.duration), streams: json.streams, chapters: json.chapters?.length ?? 0 };
 }
 
 /** ffmpeg's decoder's complaints about a file (empty when it decodes cleanly). */

@@ -285,6 +285,19 @@ describe("side tracks", () => {
     expect(probe.streams.map((s) => s.codec_type).sort()).toEqual(["audio", "subtitle", "video"]);
     expect(Math.abs(probe.duration - 1)).toBeLessThanOrEqual(1 / FPS + 1e-3);
     expect(await decodeErrors(path)).toBe("");
+    // Nor the Nero chapters ffmpeg also writes (moov/udta/chpl), which name the source's times.
+    expect((await ffprobe(source)).chapters).toBe(2);
+    expect(probe.chapters).toBe(0);
+  }, 60_000);
+
+  test("subtitles stay in every clip: a cue on screen at start was written before the key frame, and ffmpeg's closing cue after the last audio", async () => {
+    const source = await makeVideoWithSideTracks(20);
+    const { id } = await ingest(source, { title: "Subtitles", originalFilename: "s.mp4" });
+    for (const q of ["?start=6.5&end=7.5", "?start=4.5&end=7.5", "?start=12.5", "?start=0&end=3"]) {
+      const { path } = await saveClip(id, q);
+      const probe = await ffprobe(path);
+      expect([q, probe.streams.map((s) => s.codec_type).sort(), probe.chapters]).toEqual([q, ["audio", "subtitle", "video"], 0]);
+    }
   }, 60_000);
 });
 

@@ -144,19 +144,20 @@ describe("planClip on synthetic movies", () => {
   });
 
   test("side tracks outside the video and audio's data are left out, with the references to them", () => {
-    // Track 3: a timecode's one sample, at the start of mdat (as ffmpeg writes it). Track 4:
-    // subtitles, one 1 s cue per chunk, interleaved with the media. Track 5: chapter titles,
-    // also before the media.
+    // Track 3: a timecode's one sample, at the start of mdat (as ffmpeg writes it), 2 MB before
+    // the media. Track 4: subtitles, one 1 s cue per chunk, interleaved with the media. Track 5:
+    // chapter titles, also before the media.
+    const far = 2_000_000;
     const timecode = { handler: "tmcd", timescale: 1000, deltas: [[1, 10_000]], sizes: [4], stsc: [[1, 1]], offsets: [50_000] } satisfies SyntheticTrack;
-    const subtitles = { handler: "text", timescale: 1000, deltas: [[10, 1000]], sizes: Array(10).fill(20), stsc: [[1, 1]], offsets: Array.from({ length: 10 }, (_, i) => 100_000 + i * 2000 + 700) } satisfies SyntheticTrack;
+    const subtitles = { handler: "text", timescale: 1000, deltas: [[10, 1000]], sizes: Array(10).fill(20), stsc: [[1, 1]], offsets: Array.from({ length: 10 }, (_, i) => far + 100_000 + i * 2000 + 700) } satisfies SyntheticTrack;
     const chapters = { ...timecode, handler: "text", deltas: [[2, 5000]], sizes: [8, 8], offsets: [50_004, 50_012] } satisfies SyntheticTrack;
-    const video = bframeVideo({ tref: [["tmcd", [3]], ["chap", [5]], ["subt", [4, 3]]] });
-    const movie = parseMovie(synthesize([video, audio(), timecode, subtitles, chapters], 10_000));
+    const video = bframeVideo({ tref: [["tmcd", [3]], ["chap", [5]], ["subt", [4, 3]]], offsets: bframeVideo().offsets.map((o) => o + far) });
+    const movie = parseMovie(synthesize([video, audio({ offsets: audio().offsets.map((o) => o + far) }), timecode, subtitles, chapters], 10_000));
 
     const late = planClip(movie, 8, 9);
     expect(late.tracks.map((c) => c.track.id)).toEqual([1, 2, 4]);
     expect(late.dataStart).toBe(Math.min(...late.tracks.filter((c) => c.track.id !== 4).map((c) => c.chunks.dataStart)));
-    const layout = writeClip(movie, late, undefined, 200_000);
+    const layout = writeClip(movie, late, undefined, far + 200_000);
     const moov = layout.header.subarray(0, new DataView(layout.header.buffer).getUint32(0));
     const back = parseMovie(moov);
     expect(back.tracks.map((t) => t.handler)).toEqual(["vide", "soun", "text"]);
@@ -166,9 +167,32 @@ describe("planClip on synthetic movies", () => {
 
     // From the start too: the timecode and the chapters lie before the media.
     expect(planClip(movie, 0, 1).tracks.map((c) => c.track.id)).toEqual([1, 2, 4]);
-    // With no video or audio, nothing is measured against them.
+    // With no video or audio, nothing is measured against them (the timecode still goes).
     const alone = parseMovie(synthesize([timecode, subtitles], 10_000));
-    expect(planClip(alone, 8, 9).tracks.map((c) => c.track.id)).toEqual([1, 2]);
+    expect(planClip(alone, 8, 9).tracks.map((c) => c.track.id)).toEqual([2]);
+    // Chapters and timecode right beside the media (a small file) are left out all the same:
+    // they name the source's times.
+    const near = parseMovie(synthesize([video, audio({ offsets: audio().offsets.map((o) => o + far) }), { ...timecode, offsets: [far + 90_000] }, subtitles, { ...chapters, offsets: [far + 90_004, far + 90_012] }], 10_000));
+    expect(planClip(near, 8, 9).tracks.map((c) => c.track.id)).toEqual([1, 2, 4]);
+    expect(planClip(near, 0, 1).tracks.map((c) => c.track.id)).toEqual([1, 2, 4]);
+  });
+
+  test("subtitles whose cue on screen was written before the key frame, or whose closing cue after the last audio, stay: the span widens for them", () => {
+    // One cue per 2 s: the one on screen at 6.5 s (6-8 s) lies 250 kB before the media from the
+    // 6 s key frame; the closing empty cue lies just past the last audio. 2.5 MB away, the track goes.
+    const cues = (sixSeconds: number) => ({ handler: "text", timescale: 1000, deltas: [[5, 2000]], sizes: Array(5).fill(20), stsc: [[1, 1]], offsets: [media - 10_000, media + 1_000, media + 3_000, sixSeconds, media + 120_000] }) satisfies SyntheticTrack;
+    const media = 3_000_000;
+    const near = cues(media - 240_000);
+    const distant = cues(media - 2_500_000);
+    const shifted = { video: bframeVideo({ offsets: bframeVideo().offsets.map((o) => o - 100_000 + media) }), sound: audio({ offsets: audio().offsets.map((o) => o - 100_000 + media) }) };
+    const movie = parseMovie(synthesize([shifted.video, shifted.sound, near], 10_000));
+    const plan = planClip(movie, 6.5, 7.5);
+    expect(plan.tracks.map((c) => c.track.handler)).toEqual(["vide", "soun", "text"]);
+    expect(plan.tracks[2]!.a).toBe(3);
+    expect(plan.dataStart).toBe(media - 240_000);
+    // To the end: the last cue, past the audio, is kept.
+    expect(planClip(movie, 8.5).tracks.map((c) => c.track.handler)).toEqual(["vide", "soun", "text"]);
+    expect(planClip(parseMovie(synthesize([shifted.video, shifted.sound, distant], 10_000)), 6.5, 7.5).tracks.map((c) => c.track.handler)).toEqual(["vide", "soun"]);
   });
 
   test("start at or past the end: ClipRangeError", () => {
@@ -216,6 +240,53 @@ describe("a start inside the last frame's display time", () => {
       expect(plan.duration).toBe(100);
     });
   }
+});
+
+describe("the movie's user data", () => {
+  /** The moov with a `udta` of these boxes appended (each [type, body bytes]); `raw` replaces its body. */
+  function withUserData(moov: Uint8Array, boxes: [string, number[]][], raw?: number[]): Uint8Array {
+    const body = raw ?? boxes.flatMap(([type, data]) => [...u32(8 + data.length), ...new TextEncoder().encode(type), ...data]);
+    const udta = [...u32(8 + body.length), ...new TextEncoder().encode("udta"), ...body];
+    const out = new Uint8Array([...moov, ...udta]);
+    new DataView(out.buffer).setUint32(0, out.length);
+    return out;
+  }
+  const u32 = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+  const userBoxes = (movie: Movie): string[] => {
+    const layout = writeClip(movie, planClip(movie, 2, 3), undefined, 1e6);
+    const moov = layout.header.subarray(0, new DataView(layout.header.buffer).getUint32(0));
+    const udta = childBoxes(moov, 8, moov.length).find((b) => b.type === "udta");
+    return udta ? childBoxes(moov, udta.body, udta.end).map((b) => b.type) : [];
+  };
+  const plain = synthesize([bframeVideo(), audio()], 10_000);
+  test("Nero chapters (chpl) are left out, with the source's times; the rest is kept", () => {
+    expect(userBoxes(parseMovie(withUserData(plain, [["chpl", [1, 0, 0, 0, 0]], ["titl", [65, 66]]])))).toEqual(["titl"]);
+  });
+  test("user data of chapters only: no udta at all", () => {
+    expect(userBoxes(parseMovie(withUserData(plain, [["chpl", [1, 0, 0, 0, 0]]])))).toEqual([]);
+  });
+  test("user data that is not boxes: the clip goes without it", () => {
+    expect(userBoxes(parseMovie(withUserData(plain, [], [0, 0, 0, 99, 1, 2])))).toEqual([]);
+  });
+});
+
+describe("a video track that ends before the sound", () => {
+  // 4 s of video (frames 0-39, shown until 4.0 s after the 100-tick edit) and 10 s of audio.
+  const short = bframeVideo({ deltas: [[40, 100]], ctts: bframeVideo().ctts!.slice(0, 40), sync: [0, 20], sizes: Array(40).fill(100), offsets: Array.from({ length: 8 }, (_, i) => 100_000 + i * 1000), edits: [[4000, 100]] });
+  const movie = parseMovie(synthesize([short, audio()], 10_000));
+  test("a clip after the video's end starts at `start`, with the sound alone (was: back at the last frame's time, a longer clip)", () => {
+    const plan = planClip(movie, 8, 9);
+    expect(plan.start).toBe(8);
+    // Audio from 7.9 s (one frame of pre-roll), hidden by the edit.
+    expect(plan.tracks.map((t) => [t.track.handler, t.a, t.b, t.mediaTime, t.editDuration])).toEqual([["soun", 79, 90, 100, 1000]]);
+    expect(plan.duration).toBe(1000);
+  });
+  test("a start before the video's end still snaps to the frame on screen", () => {
+    // P36 (pts 3900, shown from 3.8 s) is on screen until P39 (pts 4200, 4.1 s).
+    const plan = planClip(movie, 3.95, 5);
+    expect(plan.start).toBeCloseTo(3.8, 6);
+    expect(plan.tracks.map((t) => t.track.handler)).toEqual(["vide", "soun"]);
+  });
 });
 
 describe("an interval shorter than a movie tick", () => {

@@ -200,15 +200,22 @@ export function planClip(movie: Movie, start: number, end?: number): ClipPlan {
   let referenceTarget: number | undefined;
   if (reference && start > reference.timeline.emptyBefore) {
     const target = reference.timeline.mediaTime + Math.floor((start - reference.timeline.emptyBefore) * reference.timescale + 1e-6);
-    const k = keyFrameFor(reference, target, scan);
-    referenceTarget = shownFrameTime(reference, k, target, scan);
-    shown = reference.timeline.emptyBefore + (referenceTarget - reference.timeline.mediaTime) / reference.timescale;
-    // A start before the first frame's time shows the first frame: it begins no earlier.
-    if (shown < start && referenceTarget > target) shown = start;
+    // Past the video's end (a video track shorter than the sound) no frame is on screen: the
+    // clip starts at `start`, without that track, not back at the last frame's time.
+    if (target < presentationEnd(reference, 0, reference.tables.stts.sampleCount, scan)) {
+      const k = keyFrameFor(reference, target, scan);
+      referenceTarget = shownFrameTime(reference, k, target, scan);
+      shown = reference.timeline.emptyBefore + (referenceTarget - reference.timeline.mediaTime) / reference.timescale;
+      // A start before the first frame's time shows the first frame: it begins no earlier.
+      if (shown < start && referenceTarget > target) shown = start;
+    }
   }
 
   const cuts: TrackCut[] = [];
+  const chapters = chapterTracks(movie);
   for (const track of movie.tracks) {
+    // Clips carry no chapters and no timecode: both would name the source's times.
+    if (track.handler === "tmcd" || chapters.has(track.id)) continue;
     const cut = cutTrack(movie, track, shown, stop, track === reference ? referenceTarget : undefined, scan);
     if (cut) cuts.push(cut);
   }
@@ -225,15 +232,38 @@ export function planClip(movie: Movie, start: number, end?: number): ClipPlan {
   return { start: shown, end: stop, tracks: kept, dataStart, dataEnd, duration, visited: scan.visited };
 }
 
+/** The ids of the tracks that other tracks name as their chapters (`tref/chap`). */
+function chapterTracks(movie: Movie): Set<number> {
+  const ids = new Set<number>();
+  const bytes = movie.bytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (const track of movie.tracks) {
+    const tref = childBoxes(bytes, track.trak.body, track.trak.end, 2).find((b) => b.type === "tref");
+    if (!tref) continue;
+    for (const ref of childBoxes(bytes, tref.body, tref.end, 3)) {
+      if (ref.type === "chap") for (let at = ref.body; at + 4 <= ref.end; at += 4) ids.add(view.getUint32(at));
+    }
+  }
+  return ids;
+}
+
 const isPictureOrSound = (c: TrackCut): boolean => c.track.handler === "vide" || c.track.handler === "soun";
 
 /**
- * The cuts whose data lies inside the span of the video and audio ones. A clip's body is one
- * span of the source, and side tracks often sit far from the moment cut: ffmpeg writes a
- * timecode track's one sample and a chapter track's titles at the start of mdat, so keeping
- * them made a one-second clip near the end of a film span nearly the whole file. Such tracks
- * are left out of the clip (like a track that ended before it); interleaved ones, such as
- * subtitles, stay.
+ * How far past the span of the video and audio data a side track's data may lie and still be
+ * kept: at least this, or a quarter of that span. Subtitles are interleaved with the media but
+ * not in step: the cue on screen at `start` is written before the key frame the clip decodes
+ * from, and ffmpeg writes a closing empty cue after the last audio.
+ */
+const SIDE_TRACK_SLACK_BYTES = 1024 * 1024;
+
+/**
+ * The cuts whose data lies inside (or close to) the span of the video and audio ones. A clip's
+ * body is one span of the source, and a side track may sit far from the moment cut (ffmpeg
+ * writes a timecode's one sample and chapter titles at the start of mdat: kept, they made a
+ * one-second clip near the end of a film span nearly the whole file; those two are left out
+ * anyway). A track whose data lies far away is left out (like a track that ended before the
+ * clip); interleaved ones, such as subtitles, stay, and widen the span by what they need.
  */
 function withinPictureAndSound(cuts: TrackCut[]): TrackCut[] {
   const main = cuts.filter(isPictureOrSound);
@@ -244,7 +274,10 @@ function withinPictureAndSound(cuts: TrackCut[]): TrackCut[] {
     from = Math.min(from, c.chunks.dataStart);
     to = Math.max(to, c.chunks.dataEnd);
   }
-  return cuts.filter((c) => isPictureOrSound(c) || (c.chunks.dataStart >= from && c.chunks.dataEnd <= to));
+  const slack = Math.max(SIDE_TRACK_SLACK_BYTES, (to - from) / 4);
+  const lowest = from - slack;
+  const highest = to + slack;
+  return cuts.filter((c) => isPictureOrSound(c) || (c.chunks.dataStart >= lowest && c.chunks.dataEnd <= highest));
 }
 
 function round3(x: number): number {
@@ -484,10 +517,30 @@ function writeMoov(movie: Movie, plan: ClipPlan, shift: number, wide: Set<number
     else if (box.type === "trak") {
       const c = byTrak.get(box.start);
       if (c) writeTrak(w, bytes, c, kept, shift, wide.has(c.track.id), sizing);
-    } else copy(w, bytes, box);
+    } else if (box.type === "udta") writeUserData(w, bytes, box);
+    else copy(w, bytes, box);
   }
   w.end(mark);
   return w.result();
+}
+
+/**
+ * The movie's user data without Nero chapters (`chpl`, which ffmpeg writes by default): their
+ * times are the source's, and clips carry no chapters. The rest (title, tags) is kept.
+ */
+function writeUserData(w: Writer, bytes: Uint8Array, udta: BoxRef): void {
+  let children: BoxRef[];
+  try {
+    children = childBoxes(bytes, udta.body, udta.end, 2).filter((b) => b.type !== "chpl");
+  } catch (error) {
+    // User data that is not boxes: metadata only, so the clip goes without it rather than failing.
+    if (error instanceof Mp4Error) return;
+    throw error;
+  }
+  if (children.length === 0) return;
+  const mark = w.begin("udta");
+  for (const child of children) copy(w, bytes, child);
+  w.end(mark);
 }
 
 function writeTrak(w: Writer, bytes: Uint8Array, c: TrackCut, kept: ReadonlySet<number>, shift: number, co64: boolean, sizing: boolean): void {
