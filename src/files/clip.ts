@@ -326,12 +326,18 @@ export function parseClipInterval(start: string | null, end: string | null): Cli
   return { start: s, end: e };
 }
 
-const DECIMAL = /^(?:\d{1,9}(?:\.\d{0,6})?|\.\d{1,6})$/;
+/** Plain decimal seconds, any number of decimals (a player's `currentTime` has 16), 32 characters at most. */
+const DECIMAL = /^(?:\d{1,9}(?:\.\d*)?|\.\d+)$/;
 
+/**
+ * Seconds, rounded to the microsecond: every spelling of the same instant names the same clip
+ * (one tag, one kept file), and finer precision than any media timescale would only multiply
+ * the clips a client can ask for.
+ */
 function seconds(name: string, text: string): number {
   if (text.startsWith("-")) throw new HttpError(400, "bad_request", `${name} must not be negative`);
-  if (!DECIMAL.test(text)) throw new HttpError(400, "bad_request", `${name} must be a number of seconds, like 12 or 12.5 (at most 6 decimals)`);
-  return Number(text);
+  if (text.length > 32 || !DECIMAL.test(text)) throw new HttpError(400, "bad_request", `${name} must be a number of seconds, like 12 or 12.5`);
+  return Math.round(Number(text) * 1e6) / 1e6;
 }
 
 /** Containers clips can be cut from (ISO BMFF by extension or media type). */

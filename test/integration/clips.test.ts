@@ -319,6 +319,17 @@ describe("bad input: 400 JSON, never a 500", () => {
     });
   }
 
+  test("a player's currentTime, however many decimals: rounded to the microsecond, the same clip as its short spelling", async () => {
+    const tag = async (q: string) => {
+      const r = await fetch(streamUrl(ids.gop, q), { method: "HEAD" });
+      expect([q, r.status]).toEqual([q, 200]);
+      return r.headers.get("etag");
+    };
+    expect(await tag("?start=3.3366666666666664&end=5.0000001")).toBe(await tag("?start=3.336667&end=5"));
+    expect(await tag("?start=3.336667&end=5")).toEndWith('.3.336667-5"');
+    await expectError(await fetch(streamUrl(ids.gop, `?start=1.${"0".repeat(31)}`)), 400, "bad_request");
+  });
+
   test("a WebM: 400 saying clips need MP4", async () => {
     const body = await expectError(await fetch(streamUrl(ids.webm, "?start=1")), 400, "clip_unsupported_container");
     expect(body.error.message).toContain("MP4");

@@ -57,7 +57,7 @@ const StreamParams = [
     in: "query",
     required: false,
     description:
-      "Seconds (decimals allowed): answer the MP4 clip that starts here, frame-exact (MP4/MOV only). The clip is its own entity: its own length, ranges and strong ETag. `start=0` alone is the whole file.",
+      "Seconds (decimals allowed, rounded to the microsecond): answer the MP4 clip that starts here, frame-exact (MP4/MOV only). The clip is its own entity: its own length, ranges and strong ETag. `start=0` alone is the whole file.",
     schema: t.String({ pattern: "^(\\d{1,9}(\\.\\d{0,6})?|\\.\\d{1,6})$", examples: ["12.5"] }),
   },
   {
