@@ -76,12 +76,27 @@ export function clipEtag(fileEtag: string, interval: ClipInterval): string {
   return `"${opaque}.${interval.start}-${interval.end ?? ""}"`;
 }
 
-/** `Title 12.5-20s.mp4`, or `Title 12.5s-end.mp4` without an end: the name says the interval. */
+/** Extensions of the ISO BMFF family a clip keeps (its `ftyp` is the source's). */
+const CLIP_EXTENSION = /^(mp4|m4v|mov|m4a|3gp)$/i;
+
+/**
+ * `Title 12.5-20s.mp4`, or `Title 12.5s-end.mp4` without an end: the name says the interval.
+ * The source's extension when it is one of the family (a MOV's clip is QuickTime too), else `.mp4`.
+ */
 export function clipFilename(name: string, interval: ClipInterval): string {
   const dot = name.lastIndexOf(".");
   const base = dot > 0 ? name.slice(0, dot) : name;
+  const extension = dot > 0 && CLIP_EXTENSION.test(name.slice(dot + 1)) ? name.slice(dot + 1) : "mp4";
   const span = interval.end === undefined ? `${interval.start}s-end` : `${interval.start}-${interval.end}s`;
-  return `${base} ${span}.mp4`;
+  return `${base} ${span}.${extension}`;
+}
+
+/** ISO BMFF media types a clip keeps: it is the source's kind of file (`ftyp` and all). */
+const CLIP_TYPE = /^(?:video|audio)\/(?:mp4|quicktime|x-m4v|3gpp)\b/;
+
+/** A clip's media type: the source's (QuickTime for a MOV, audio/mp4 for sound alone), else video/mp4. */
+export function clipContentType(source: string): string {
+  return CLIP_TYPE.test(source) ? source : "video/mp4";
 }
 
 export interface ClipVariant {
@@ -95,9 +110,10 @@ export interface ClipVariant {
  */
 export function makeClipEntity(base: FileEntity, layout: ClipLayout, interval: ClipInterval, variant: ClipVariant = {}): ClipEntity {
   const etag = clipEtag(base.etag, interval);
+  const contentType = clipContentType(base.contentType);
   const headers: Record<string, string> = {
     ...base.headers,
-    "content-type": "video/mp4",
+    "content-type": contentType,
     etag,
     "content-disposition": contentDisposition(variant.disposition ?? "inline", variant.filename),
   };
@@ -112,7 +128,7 @@ export function makeClipEntity(base: FileEntity, layout: ClipLayout, interval: C
     dataStart: layout.dataStart,
     dataEnd: layout.dataEnd,
     size: layout.size,
-    contentType: "video/mp4",
+    contentType,
     start: layout.start,
     end: layout.end,
     etag,
@@ -342,7 +358,7 @@ function seconds(name: string, text: string): number {
 
 /** Containers clips can be cut from (ISO BMFF by extension or media type). */
 export function isClippable(path: string, contentType: string): boolean {
-  return /\.(mp4|m4v|mov|m4a|3gp)$/i.test(path) || /^(video|audio)\/(mp4|quicktime|x-m4v|3gpp)\b/.test(contentType);
+  return /\.(mp4|m4v|mov|m4a|3gp)$/i.test(path) || CLIP_TYPE.test(contentType);
 }
 
 export interface ClipCacheOptions {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decodeErrors, ffprobe, lumaFrame, makeBframesVideo, makePattern, makeVideoWithSideTracks, psnr, shownFrames, statedDurations, tempPath } from "../helpers/clips.ts";
 import { parseMultipart } from "../helpers/http.ts";
 import { expectError } from "../helpers/library.ts";
-import { makeVideo } from "../helpers/media.ts";
+import { makeAudio, makeVideo } from "../helpers/media.ts";
 import { AUTH, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 
 const FPS = 25;
@@ -297,6 +297,23 @@ describe("side tracks", () => {
       const { path } = await saveClip(id, q);
       const probe = await ffprobe(path);
       expect([q, probe.streams.map((s) => s.codec_type).sort(), probe.chapters]).toEqual([q, ["audio", "subtitle", "video"], 0]);
+    }
+  }, 60_000);
+});
+
+describe("the clip's kind of file is the source's", () => {
+  test("a MOV's clip is QuickTime (video/quicktime, .mov), sound alone's is audio/mp4 (.m4a): each keeps its source's ftyp", async () => {
+    const mov = (await ingest(await makeVideo({ seconds: 4, container: "mov" }), { title: "Camera", originalFilename: "camera.mov" })).id;
+    const m4a = (await ingest(await makeAudio({ seconds: 4, format: "m4a" }), { title: "Sound", originalFilename: "sound.m4a" })).id;
+    for (const [id, type, extension, brand] of [[mov, "video/quicktime", "mov", "qt  "], [m4a, "audio/mp4", "m4a", "M4A "]] as const) {
+      const source = await fetch(streamUrl(id), { headers: { range: "bytes=0-11" } });
+      expect(source.headers.get("content-type")).toBe(type);
+      const clip = await fetch(streamUrl(id, "?start=1&end=2&download=1"), { headers: { range: "bytes=0-11" } });
+      expect(clip.status).toBe(206);
+      expect(clip.headers.get("content-type")).toBe(type);
+      expect(clip.headers.get("content-disposition")).toContain(`1-2s.${extension}`);
+      expect(new TextDecoder().decode((await bytesOf(clip)).subarray(8, 12))).toBe(brand);
+      expect(new TextDecoder().decode((await bytesOf(source)).subarray(8, 12))).toBe(brand);
     }
   }, 60_000);
 });
