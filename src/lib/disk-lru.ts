@@ -105,10 +105,13 @@ export class DiskLru {
     this.minAgeMs = options.minAgeMs ?? 0;
   }
 
-  /** Creates the directory, removes temporary files of dead fillers, and learns what is cached. */
+  /** Creates the directory, removes temporary files of dead fillers, learns what is cached, and keeps the bound. */
   async init(): Promise<void> {
     await mkdir(this.tmpDir, { recursive: true });
     await this.scan();
+    // Kept under a larger bound (the setting was lowered since): back within this one now, not
+    // at the next fill, which may never come.
+    if (this.total > this.maxBytes) await this.makeRoom(0);
   }
 
   get files(): number {

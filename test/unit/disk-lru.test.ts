@@ -112,3 +112,18 @@ test("a file adopted while its eviction is being weighed stays, adopted and on d
   expect(adopted).toBe(true);
   expect({ evictions: cache.evictions, known: cache.has(f1), onDisk: await Bun.file(f1).exists() }).toEqual({ evictions: 0, known: true, onDisk: true });
 });
+
+test("a directory filled under a larger bound is brought within this one at start, least recently used out first", async () => {
+  const dir = join(root, `d${++dirs}`);
+  const big = new DiskLru({ dir, maxBytes: 1000, name: /^f\d+$/, touchIntervalMs: 0, rescanIntervalMs: 60_000 });
+  await big.init();
+  for (let n = 1; n <= 5; n++) expect(await fill(big, n, 40)).toBe(true);
+  await Bun.sleep(20); // a use time after every file's
+  await big.use(big.pathFor("ab", "f1"));
+  const small = new DiskLru({ dir, maxBytes: 100, name: /^f\d+$/, touchIntervalMs: 0, rescanIntervalMs: 60_000 });
+  await small.init();
+  expect(small.bytes).toBeLessThanOrEqual(100);
+  expect((await readdir(join(dir, "ab"))).length * 40).toBe(small.bytes);
+  // f1 was used last: it stays.
+  expect(await readdir(join(dir, "ab"))).toContain("f1");
+});
