@@ -171,6 +171,39 @@ describe("POST /api/videos", () => {
     expect(videoDirs()).toEqual(dirsBefore);
   });
 
+  test("a title refused while the file part streams in, chunked: 400 JSON, nothing kept, and the server lives on", async () => {
+    // Before, the file part's stream was destroyed with no listener for its error: an uncaught
+    // "Premature close" ended the process (the whole cluster, when it was the primary).
+    const boundary = "----spoolrefusedtitle";
+    const encoder = new TextEncoder();
+    for (const title of ["x".repeat(600), "bell\u0007"]) {
+      const parts = [
+        `--${boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\n${title}\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="r.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+      ];
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          for (const part of parts) controller.enqueue(encoder.encode(part));
+          for (let i = 0; i < 12; i++) {
+            controller.enqueue(crypto.getRandomValues(new Uint8Array(64 * 1024)));
+            await Bun.sleep(5);
+          }
+          controller.enqueue(encoder.encode(`\r\n--${boundary}--\r\n`));
+          controller.close();
+        },
+      });
+      const before = await listIds();
+      const response = await fetch(`${spool.url}/api/videos`, { method: "POST", headers: { ...AUTH, "content-type": `multipart/form-data; boundary=${boundary}` }, body }).catch((error: Error) => error);
+      // The answer, or (cut off while still sending) a reset; either way the server goes on.
+      if (response instanceof Response) expect([response.status, ((await response.json()) as { error: { code: string } }).error.code]).toEqual([400, "bad_request"]);
+      await Bun.sleep(300);
+      expect((await fetch(`${spool.url}/health`)).status).toBe(200);
+      for (let i = 0; i < 50 && tmpFiles().length > 0; i++) await Bun.sleep(100);
+      expect(tmpFiles()).toEqual([]);
+      expect(await listIds()).toEqual(before);
+    }
+  });
+
   test("an upload cut off midway leaves nothing streamable, and nothing on disk", async () => {
     const before = await listIds();
     const boundary = "----spooltestboundary";

@@ -70,6 +70,10 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
     }
   });
   parser.on("file", (name, stream, info) => {
+    // The parser destroys a part's stream with an error when the body is cut off or refused; a
+    // stream nobody is piping yet (its row still being made, or a part skipped) must not turn
+    // that into an uncaught exception, which ends the process. The pipeline below sees errors.
+    stream.on("error", () => {});
     if (name !== "file" || fileDone) {
       stream.resume();
       return;
