@@ -16,7 +16,7 @@ import { prepareDataDir } from "./library/storage.ts";
 import { errorFields, logger } from "./lib/log.ts";
 import { gauge } from "./metrics/metrics.ts";
 import { nativeRoutes } from "./native-routes.ts";
-import { OrphanSweeper } from "./storage/orphans.ts";
+import { OrphanSweeper, bucketOrphans } from "./storage/orphans.ts";
 import type { App } from "./web.ts";
 
 export const DEMO_VIDEO_ID = "demo";
@@ -235,8 +235,9 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   await ctx.library.storage.init(primary);
   await ctx.objects?.init();
   await ctx.catalog.clips?.init();
-  // STORAGE=s3: objects whose video is gone (a removal while the bucket was down) are deleted later.
-  const orphans = primary && ctx.objects ? new OrphanSweeper(ctx.store, (id) => ctx.library.ownsFiles(id)) : undefined;
+  // Files whose video is gone (a removal while the bucket was down, or cut short by a crash) are deleted later.
+  const orphanFiles = ctx.objects ? bucketOrphans(ctx.store) : ctx.library.storage.orphanSource();
+  const orphans = primary ? new OrphanSweeper(orphanFiles, (id) => ctx.library.ownsFiles(id)) : undefined;
   orphans?.start();
   if (primary) {
     if (!ctx.media) {

@@ -22,6 +22,8 @@ import { errorFields, logger } from "../lib/log.ts";
 import { StartupError } from "../lib/startup.ts";
 import { localPid, newOwnerId, ownerIsDead } from "../lib/process-identity.ts";
 import { StorageUnavailable, videoKeys, type ObjectStore } from "../storage/object-store.ts";
+import type { OrphanSource } from "../storage/orphans.ts";
+import { isVideoId } from "./ids.ts";
 
 /**
  * DATA_DIR holds private (signed) videos, the tus uploads (whose file names are their upload
@@ -221,6 +223,30 @@ export class Storage {
   /** Ids of the videos with a local directory (STORAGE=s3: working files only). */
   async localIds(): Promise<string[]> {
     return (await readdir(this.videosDir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => e.name);
+  }
+
+  /**
+   * Local storage's videos for the orphan sweep: each video directory, dated by its own mtime
+   * (which moves whenever a file is added, renamed or removed in it).
+   */
+  orphanSource(): OrphanSource {
+    return {
+      videos: () => this.datedVideoDirs(),
+      remove: async (id) => {
+        const dir = this.videoDir(id);
+        const files = (await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile()).length;
+        await rm(dir, { recursive: true, force: true });
+        return files;
+      },
+    };
+  }
+
+  private async *datedVideoDirs(): AsyncIterable<[string, number]> {
+    for (const id of await this.localIds()) {
+      if (!isVideoId(id)) continue;
+      const info = await stat(this.videoDir(id)).catch(() => null);
+      if (info) yield [id, info.mtimeMs];
+    }
   }
 
   /** Removes a video's local directory only (its working files, once they are in the bucket). */

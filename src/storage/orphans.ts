@@ -1,10 +1,12 @@
 /**
- * The orphan sweep (STORAGE=s3): objects under `videos/<id>/` whose video has no row any more
- * (or a `failed` one, which holds no files), and whose newest object is older than a grace
- * period, are deleted. They are what a removal left when the bucket was down (Storage.removeVideo), what a job uploaded after its video was
- * deleted, or what a process that crashed mid-way left. A row always exists before its objects
- * do (uploads happen while it is `processing`), so the grace period only has to cover a delete
- * racing an upload. The primary server runs it (src/server.ts).
+ * The orphan sweep: a video's files (objects under `videos/<id>/` in a bucket, or the
+ * directory `DATA_DIR/videos/<id>/` on local disk) whose video has no row any more (or a
+ * `failed` one, which holds no files), and whose newest file is older than a grace period, are
+ * deleted. They are what a removal left when the bucket was down (Storage.removeVideo), what a
+ * job wrote after its video was deleted, or what a process that crashed mid-way left (a DELETE
+ * commits on the row first, then removes the files). A row always exists before its files do
+ * (they are written while it is `processing`), so the grace period only has to cover a delete
+ * racing a write. The primary server runs it (src/server.ts).
  */
 import { errorFields, logger } from "../lib/log.ts";
 import { videoKeys, type ObjectStore } from "./object-store.ts";
@@ -26,6 +28,31 @@ export interface OrphanSweepOptions {
   firstMs?: number;
 }
 
+/** Where a sweep looks: the videos that have files, and how to delete them. */
+export interface OrphanSource {
+  /** Each video id with files, and when the newest of them was written (ms since the epoch). */
+  videos(): AsyncIterable<[id: string, newest: number]>;
+  /** Deletes every file of the video; returns how many there were. */
+  remove(id: string): Promise<number>;
+}
+
+/** A bucket's videos, from one listing (keys come in order, so a prefix is contiguous). */
+export function bucketOrphans(store: ObjectStore): OrphanSource {
+  return {
+    async *videos() {
+      const newest = new Map<string, number>();
+      for await (const object of store.list("videos/")) {
+        const id = object.key.split("/")[1];
+        if (!id) continue;
+        const at = object.lastModified?.getTime() ?? Date.now();
+        newest.set(id, Math.max(newest.get(id) ?? 0, at));
+      }
+      yield* newest;
+    },
+    remove: (id) => store.deletePrefix(videoKeys.prefix(id)),
+  };
+}
+
 export class OrphanSweeper {
   private timer: ReturnType<typeof setInterval> | undefined;
   private first: ReturnType<typeof setTimeout> | undefined;
@@ -35,8 +62,8 @@ export class OrphanSweeper {
   readonly firstMs: number;
 
   constructor(
-    private readonly store: ObjectStore,
-    /** Whether a video id still has a row that may own objects. */
+    private readonly source: OrphanSource,
+    /** Whether a video id still has a row that may own files. */
     private readonly known: (id: string) => Promise<boolean>,
     options: OrphanSweepOptions = {},
   ) {
@@ -68,19 +95,11 @@ export class OrphanSweeper {
   }
 
   private async pass(now: number): Promise<string[]> {
-    // Newest object per video prefix, in one listing (keys come in order, so a prefix is contiguous).
-    const newest = new Map<string, number>();
-    for await (const object of this.store.list("videos/")) {
-      const id = object.key.split("/")[1];
-      if (!id) continue;
-      const at = object.lastModified?.getTime() ?? now;
-      newest.set(id, Math.max(newest.get(id) ?? 0, at));
-    }
     const removed: string[] = [];
-    for (const [id, at] of newest) {
+    for await (const [id, at] of this.source.videos()) {
       if (now - at < this.graceMs || (await this.known(id))) continue;
-      const count = await this.store.deletePrefix(videoKeys.prefix(id));
-      log.info({ video: id, objects: count }, "deleted the objects of a video that no longer exists");
+      const count = await this.source.remove(id);
+      log.info({ video: id, files: count }, "deleted the files of a video that no longer exists");
       removed.push(id);
     }
     return removed;

@@ -17,7 +17,7 @@ import type { S3rver } from "../helpers/s3.ts";
 import { hlsSettled, waitForVideo } from "./hls-support.ts";
 import { makeLargeVideo, makeVideo } from "../helpers/media.ts";
 import type { StorageConfig } from "../../src/storage/index.ts";
-import { OrphanSweeper } from "../../src/storage/orphans.ts";
+import { OrphanSweeper, bucketOrphans } from "../../src/storage/orphans.ts";
 import { planClip, writeClip } from "../../src/media/mp4/clip.ts";
 import { readMovieFile } from "../../src/media/mp4/file.ts";
 import { startWorker, stopWorker } from "../../src/app.ts";
@@ -529,8 +529,8 @@ describe("removal", () => {
     expect(await keys(`videos/${failed.id}/`)).toEqual([]);
     await first.ctx.store.putFile(`videos/${failed.id}/source.mp4`, scratch);
     const known = (id: string) => first.ctx.library.ownsFiles(id);
-    expect(await new OrphanSweeper(first.ctx.store, known, { graceMs: 3_600_000 }).sweep()).toEqual([]);
-    expect((await new OrphanSweeper(first.ctx.store, known, { graceMs: 0 }).sweep(Date.now() + 1000)).sort()).toEqual([orphan, failed.id].sort());
+    expect(await new OrphanSweeper(bucketOrphans(first.ctx.store), known, { graceMs: 3_600_000 }).sweep()).toEqual([]);
+    expect((await new OrphanSweeper(bucketOrphans(first.ctx.store), known, { graceMs: 0 }).sweep(Date.now() + 1000)).sort()).toEqual([orphan, failed.id].sort());
     expect(await keys(`videos/${orphan}/`)).toEqual([]);
     expect(await keys(`videos/${failed.id}/`)).toEqual([]);
     expect((await keys(`videos/${videoId}/`)).length).toBeGreaterThan(0);
@@ -542,7 +542,7 @@ describe("removal", () => {
     await writeFile(scratch, "orphan");
     await first.ctx.store.putFile(`videos/${orphan}/source.mp4`, scratch);
     // A primary restarted more often than the interval (an hour by default) still sweeps.
-    const sweeper = new OrphanSweeper(first.ctx.store, (id) => first.ctx.library.ownsFiles(id), { graceMs: -60_000, intervalMs: 3_600_000, firstMs: 200 });
+    const sweeper = new OrphanSweeper(bucketOrphans(first.ctx.store), (id) => first.ctx.library.ownsFiles(id), { graceMs: -60_000, intervalMs: 3_600_000, firstMs: 200 });
     sweeper.start();
     try {
       for (let i = 0; i < 50 && (await keys(`videos/${orphan}/`)).length > 0; i++) await Bun.sleep(100);

@@ -1,7 +1,8 @@
 /**
  * DATA_DIR/tmp is shared by every process on a DATA_DIR (the server and its workers, a CLI
  * ingest, a transcode worker). A starting server removes what dead processes left there, and
- * never the files of a live one: a CLI ingest in progress keeps its half-written file.
+ * never the files of a live one: a CLI ingest in progress keeps its half-written file. And on
+ * local storage the orphan sweep removes video directories whose row is gone.
  */
 import { afterAll, expect, test } from "bun:test";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
@@ -9,6 +10,7 @@ import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { filesUnder } from "../helpers/library.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { OrphanSweeper } from "../../src/storage/orphans.ts";
 
 let spool: TestSpool | undefined;
 let live: ReturnType<typeof Bun.spawn> | undefined;
@@ -83,3 +85,24 @@ test("a running server keeps sweeping; a clean exit leaves no directory behind, 
   expect(await readdir(tmp)).toEqual([]);
   await rm(own, { recursive: true, force: true });
 }, 30_000);
+
+test("local storage: a video directory whose row is gone (a DELETE cut short by a crash) is swept once past the grace; a video's own, and names that are no video id, are not", async () => {
+  const own = await startTestSpool({ jobKinds: ["ingest"] });
+  try {
+    const videos = join(own.dataDir, "videos");
+    const orphan = "CCCCCCCCCCCCCCCCCCCCCC";
+    await mkdir(join(videos, orphan, "hls"), { recursive: true });
+    await writeFile(join(videos, orphan, "source.mp4"), "left by a crash");
+    await writeFile(join(videos, orphan, "hls", "master.m3u8"), "#EXTM3U");
+    await mkdir(join(videos, "not a video id"), { recursive: true });
+    const known = (id: string) => own.ctx.library.ownsFiles(id);
+    const source = own.ctx.library.storage.orphanSource();
+    // Within the grace period: nothing goes (a write may be racing its video's deletion).
+    expect(await new OrphanSweeper(source, known, { graceMs: 3_600_000 }).sweep()).toEqual([]);
+    expect(await new OrphanSweeper(source, known, { graceMs: 0 }).sweep(Date.now() + 1000)).toEqual([orphan]);
+    expect((await readdir(videos)).sort()).toEqual(["demo", "not a video id"]);
+    expect(await own.ctx.library.get("demo")).toMatchObject({ status: "ready" });
+  } finally {
+    await own.stop();
+  }
+});
