@@ -17,7 +17,7 @@
  */
 import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { mkdir, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
-import { join, relative, resolve, sep } from "node:path";
+import { basename, join, relative, resolve, sep } from "node:path";
 import { errorFields, logger } from "../lib/log.ts";
 import { StartupError } from "../lib/startup.ts";
 import { localPid, newOwnerId, ownerIsDead } from "../lib/process-identity.ts";
@@ -68,6 +68,12 @@ function dataDirError(dir: string, what: string, error: unknown): StartupError {
   return new StartupError(`DATA_DIR=${dir} ${what} (${why}): make it a directory ${user} can write, or set DATA_DIR elsewhere`, 2);
 }
 
+/**
+ * The tmp/ owners of this process's live Storages. A directory under this process's pid that is
+ * not among them is a previous life's: a restarted container's pid 1 has the same pid every time.
+ */
+const ownersHere = new Set<string>();
+
 export class Storage {
   readonly videosDir: string;
   readonly tmpDir: string;
@@ -90,15 +96,17 @@ export class Storage {
 
   /** Creates the directories; the server also sweeps tmp/ (`sweep`) of what crashed processes left. */
   async init(sweep = false): Promise<void> {
+    ownersHere.add(basename(this.ownTmpDir));
     if (sweep) await this.sweepTmp();
     await mkdir(this.videosDir, { recursive: true });
     await mkdir(this.ownTmpDir, { recursive: true });
   }
 
   /**
-   * Removes the tmp/ directories of processes on this host that are gone, and loose files from
-   * versions before per-process directories. Directories of live processes and of other hosts
-   * (a DATA_DIR shared over the network) are left alone.
+   * Removes the tmp/ directories of processes on this host that are gone (a previous life of
+   * this process's pid included), and loose files from versions before per-process directories.
+   * Directories of live processes and of other hosts (a DATA_DIR shared over the network) are
+   * left alone.
    */
   async sweepTmp(): Promise<string[]> {
     const entries = await readdir(this.tmpDir, { withFileTypes: true }).catch(() => []);
@@ -106,7 +114,8 @@ export class Storage {
     for (const entry of entries) {
       const path = join(this.tmpDir, entry.name);
       if (path === this.ownTmpDir) continue;
-      const stale = entry.isDirectory() ? localPid(entry.name) !== null && ownerIsDead(entry.name) : true;
+      const pid = entry.isDirectory() ? localPid(entry.name) : null;
+      const stale = entry.isDirectory() ? pid !== null && (pid === process.pid ? !ownersHere.has(entry.name) : ownerIsDead(entry.name)) : true;
       if (!stale) continue;
       await rm(path, { recursive: true, force: true });
       removed.push(entry.name);
@@ -116,6 +125,7 @@ export class Storage {
 
   /** Removes this process's tmp/ directory when it is empty (a clean exit leaves nothing behind). */
   async close(): Promise<void> {
+    ownersHere.delete(basename(this.ownTmpDir));
     await rmdir(this.ownTmpDir).catch(() => {});
   }
 

@@ -32,6 +32,8 @@ test("a starting server sweeps tmp/ of dead processes only", async () => {
     dead: `${hostname()}:${exited.pid}:deadbeef`,
     live: `${hostname()}:${live.pid}:a11ve000`,
     remote: "another-host.example:4242:remote00",
+    // This process's pid, but no Storage of this process: a previous life (a container's pid 1).
+    previousLife: `${hostname()}:${process.pid}:0ld11fe0`,
   };
   for (const owner of Object.values(owners)) {
     await mkdir(join(tmp, owner), { recursive: true });
