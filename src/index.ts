@@ -139,6 +139,7 @@ function spawnWorker(id: number): void {
       const delayMs = looping ? Math.min(RESTART_MAX_MS, 2 * (restartDelays.get(id) ?? 500)) : 1000;
       restartDelays.set(id, delayMs);
       log.error({ worker: id, code, signal, restartInMs: delayMs }, "worker exited; restarting it");
+      void spool.receiverExited();
       // The shutdown may have begun during the pause: never start a worker it already passed.
       setTimeout(() => {
         if (!stopping) spawnWorker(id);

@@ -33,6 +33,16 @@ export interface RunningSpool {
    * are closed, a running transcode is handed back to the queue, and the database is closed.
    */
   stop(options?: { graceMs?: number }): Promise<void>;
+  /**
+   * A process that received uploads for this one died (a WORKERS child): its multipart uploads
+   * in progress are marked failed now, as a restart would, not left `uploading` for days.
+   */
+  receiverExited(): Promise<void>;
+}
+
+/** Marks failed the `uploading` videos whose receiving process is gone (tus uploads resume, so they stay). */
+async function failInterruptedUploads(ctx: AppContext): Promise<number> {
+  return ctx.library.failInterrupted(await ctx.uploads.videoIds());
 }
 
 /**
@@ -248,7 +258,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     const completed = await ctx.uploads.resumeCompleted();
     if (completed) log.warn({ completed }, "uploads completed before the last shutdown were handed to processing");
     // Resumable (tus) uploads survive a restart; anything else still `uploading` was cut off.
-    const interrupted = await ctx.library.failInterrupted(await ctx.uploads.videoIds());
+    const interrupted = await failInterruptedUploads(ctx);
     if (interrupted) log.warn({ interrupted }, "uploads interrupted by the last shutdown were marked failed");
     ctx.uploads.startSweeper();
     // Failed and abandoned videos go after FAILED_RETENTION_MS.
@@ -297,6 +307,10 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     port: server.port!,
     ctx,
     apiKeyNotice,
+    async receiverExited() {
+      const interrupted = await failInterruptedUploads(ctx).catch((error: unknown) => (log.warn(errorFields(error), "uploads of a process that exited were not marked failed; the next start does it"), 0));
+      if (interrupted) log.warn({ interrupted }, "uploads the exited process was receiving were marked failed");
+    },
     async stop({ graceMs = 0 } = {}) {
       ctx.lifecycle.draining = true;
       // Event streams never finish by themselves: they end now (their clients reconnect).

@@ -480,7 +480,7 @@ export class VideoLibrary {
     if (!gone.length) return 0;
     const rows = await this.db
       .update(videos)
-      .set({ status: "failed", error: "The upload was interrupted by a server restart", updatedAt: new Date() })
+      .set({ status: "failed", error: "The upload was interrupted: the server process receiving it stopped", updatedAt: new Date() })
       // Still `uploading`: an upload that completed meanwhile is not failed.
       .where(and(eq(videos.status, "uploading"), inArray(videos.id, gone)))
       .returning({ id: videos.id });

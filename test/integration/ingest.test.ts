@@ -730,7 +730,7 @@ describe("restarts", () => {
     const second = await startTestSpool({ dataDir, seedDemo: false, jobKinds: NO_HLS });
     try {
       const failed = (await (await fetch(`${second.url}/api/videos/${cut.id}`)).json()) as VideoJson;
-      expect(failed).toMatchObject({ status: "failed", error: "The upload was interrupted by a server restart" });
+      expect(failed).toMatchObject({ status: "failed", error: "The upload was interrupted: the server process receiving it stopped" });
       const status = async (id: string) => ((await (await fetch(`${second.url}/api/videos/${id}`, { headers: AUTH })).json()) as VideoJson).status;
       expect({ live: await status(rows.live!), elsewhere: await status(rows.elsewhere!), legacy: await status(rows.legacy!), recycled: await status(rows.recycled!) }).toEqual({ live: "uploading", elsewhere: "uploading", legacy: "failed", recycled: "failed" });
       const resumed = await waitUntilSettled(second.url, pending.id);

@@ -5,7 +5,9 @@
  * with SIGKILL, a second instance refused on a port already served, metrics summed across WORKERS.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectError, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
@@ -608,6 +610,50 @@ describe("the process lifecycle", () => {
     });
     while (alive().length && Date.now() < deadline + 2000) await Bun.sleep(100);
     expect(alive()).toEqual([]);
+  });
+
+  test("WORKERS=2: the uploads a killed child was receiving are marked failed at once, the primary's own stay uploading", async () => {
+    const port = freePort();
+    const dataDir = join(scratch, "receivers");
+    const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", DATA_DIR: dataDir, TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY, SEED_DEMO: "0" });
+    const sockets: import("node:net").Socket[] = [];
+    try {
+      await server.waitFor(["Spool listening", "worker 1 serving"]);
+      const [child] = await childrenOf(server.proc.pid);
+      // Half-sent uploads on new connections, until both processes are receiving one.
+      const boundary = "----spoolreceivers";
+      const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="half.mp4"\r\nContent-Type: video/mp4\r\n\r\n`;
+      const db = () => new Database(join(dataDir, "spool.db"), { readonly: true });
+      const receivers = () => {
+        const open = db();
+        try {
+          return open.query<{ id: string; owner: string; status: string }, []>("select id, upload_owner as owner, status from videos").all();
+        } finally {
+          open.close();
+        }
+      };
+      const pidOf = (owner: string) => Number(owner.split(":").at(-2));
+      for (let i = 0; i < 40 && !(receivers().some((r) => pidOf(r.owner) === child) && receivers().some((r) => pidOf(r.owner) === server.proc.pid)); i++) {
+        const socket = connect(port, "127.0.0.1");
+        socket.on("error", () => {});
+        socket.write(`POST /api/videos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 1000000\r\n\r\n${head}${"x".repeat(1000)}`);
+        sockets.push(socket);
+        await Bun.sleep(100);
+      }
+      const before = receivers();
+      expect(before.some((r) => pidOf(r.owner) === child)).toBe(true);
+      expect(before.some((r) => pidOf(r.owner) === server.proc.pid)).toBe(true);
+      process.kill(child!, "SIGKILL");
+      const childs = (rows: ReturnType<typeof receivers>) => rows.filter((r) => pidOf(r.owner) === child).map((r) => r.status);
+      let after = receivers();
+      for (let i = 0; i < 50 && childs(after).includes("uploading"); i++) after = (await Bun.sleep(100), receivers());
+      expect(new Set(childs(after))).toEqual(new Set(["failed"]));
+      expect(new Set(after.filter((r) => pidOf(r.owner) === server.proc.pid).map((r) => r.status))).toEqual(new Set(["uploading"]));
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.proc.kill("SIGTERM");
+      await server.proc.exited;
+    }
   });
 
   test("a second Spool on a port another one serves exits non-zero with one line naming the port", async () => {
