@@ -78,6 +78,11 @@ export function createApp(ctx: AppContext, native: NativeRoutes = nativeRoutes(c
       // /static/* too: Elysia's own wildcard routing is wrong for short Host names (see there).
       routes: native.routes,
     },
+    // Elysia 1.4 finds the path from character 11 of the URL by default, assuming a host of at
+    // least 4 characters ("http://a.bc/"): with `Host: web` or `api` (compose service names) a
+    // request its own router answers (a WORKERS child's first, which builds the app) was
+    // routed by the wrong path, `/api/videos` read as `/videos` (405).
+    handler: { standardHostname: false },
   })
     .onError((context) => {
       const response = errorAnswer(context);
