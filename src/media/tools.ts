@@ -55,9 +55,12 @@ export function lastErrorLine(stderr: string): string {
   const lines = stderr
     .split("\n")
     .map((l) => l.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/, "").trim())
-    .filter(Boolean);
+    .filter((l) => l && !SAYS_NOTHING.test(l));
   return (lines[lines.length - 1] ?? "").slice(0, 300);
 }
+
+/** ffmpeg's lines that name no cause: a repeat count, and the summary after the error itself. */
+const SAYS_NOTHING = /^(?:Last message repeated \d+ times?|Conversion failed!?)$/;
 
 async function readCapped(stream: ReadableStream<Uint8Array>, limit: number): Promise<string> {
   const chunks: Uint8Array[] = [];

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { readEnv } from "../../src/env.ts";
 import { FORMAT_WHITELIST, demuxerForContainer, demuxerOf, detectContainer, ebmlDocType } from "../../src/media/formats.ts";
 import { DEFAULT_INGEST_LIMITS, MediaLimitError, NotMediaError, checkLimits, describeProbeFailure, parseProbe, parseRate, rotationOf, type MediaInfo } from "../../src/media/probe.ts";
+import { lastErrorLine } from "../../src/media/tools.ts";
 
 const FIXTURES = join(import.meta.dir, "../fixtures/ffprobe");
 const captured = async (name: string) => JSON.parse(await Bun.file(join(FIXTURES, name)).text()) as unknown;
@@ -228,4 +229,14 @@ describe("checkLimits (MAX_DURATION_S, MAX_PIXELS, MAX_FPS)", () => {
     expect(() => checkLimits({ duration: 10, width: 8192, height: 8192, frameRate: 30, hasVideo: true }, DEFAULT_INGEST_LIMITS)).toThrow(MediaLimitError);
     expect(() => checkLimits({ duration: 21601, width: 640, height: 360, frameRate: 30, hasVideo: true }, DEFAULT_INGEST_LIMITS)).toThrow(MediaLimitError);
   });
+});
+
+describe("lastErrorLine: the line of ffmpeg's stderr that names the cause", () => {
+  const cases: [string, string, string][] = [
+    ["the last line, its [muxer @ 0x…] prefix dropped", "frame= 10\n[mp4 @ 0x55d1c0] Invalid data found\n", "Invalid data found"],
+    ["not a repeat count (a full disk)", "[hls @ 0x1a2b] Failed to open file '360p/seg_004.m4s'\n[out#0/hls @ 0x1f] Error muxing a packet: No space left on device\n    Last message repeated 1 times\n", "Error muxing a packet: No space left on device"],
+    ["not the summary after it", "Error writing trailer of out.mp4: No space left on device\nConversion failed!\n", "Error writing trailer of out.mp4: No space left on device"],
+    ["nothing at all", "\n\n", ""],
+  ];
+  for (const [name, stderr, expected] of cases) test(name, () => expect(lastErrorLine(stderr)).toBe(expected));
 });

@@ -36,6 +36,7 @@
  * - On any failure the file is removed and an ImportError says why in words.
  */
 import { lookup as dnsLookup } from "node:dns/promises";
+import { isDiskFull } from "../../lib/disk-full.ts";
 import { open, rm, type FileHandle } from "node:fs/promises";
 import http, { STATUS_CODES, type IncomingMessage, type ClientRequest } from "node:http";
 import https from "node:https";
@@ -590,6 +591,8 @@ async function transfer(start: URL, file: FileHandle, settings: Settings, live: 
       }
     } catch (error) {
       if (error instanceof ImportError && (error.code === "too_large" || error.code === "source_invalid")) throw error;
+      // Our own write failed, not the connection: resuming would fail the same way.
+      if (isDiskFull(error)) throw error;
       if (encoding && !wireFailed && !(error instanceof ImportError) && (error as NodeJS.ErrnoException)?.code !== "ERR_STREAM_PREMATURE_CLOSE") {
         // The decoder's own failure: data cut short (the connection closed early) or not the
         // coding it claims.

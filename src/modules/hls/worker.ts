@@ -8,6 +8,7 @@
  * job is still this worker's), so nothing half-built is ever served. The video's HLS state is
  * written through the library as the job moves.
  */
+import { DiskFull, isDiskFull } from "../../lib/disk-full.ts";
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -150,6 +151,10 @@ export class TranscodeJobs implements JobHandler {
       const result = await this.build(job, videoDir, tempDir, signal, stillMine);
       if (result.skipped) return { skipped: result.skipped };
       log.info(`video ${job.videoId}: HLS ladder ready (${result.renditions}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    } catch (error) {
+      // A full disk is no fault of the video's: the build waits and runs again, uncounted.
+      if (!signal.aborted && isDiskFull(error)) throw new DiskFull("to build the HLS ladder", error);
+      throw error;
     } finally {
       await rm(tempDir, { recursive: true, force: true }).catch(() => {});
       await rm(`${tempDir}.source`, { force: true }).catch(() => {});

@@ -13,6 +13,7 @@
  * run by the `import` job in the durable queue: a restart mid-download runs it again from the
  * start (the partial file was this process's temporary file), a delete cancels it.
  */
+import { DiskFull, isDiskFull } from "../../lib/disk-full.ts";
 import { EventEmitter } from "node:events";
 import { rm } from "node:fs/promises";
 import type { Playback, VideoRow } from "../../db/schema.ts";
@@ -191,6 +192,8 @@ export class ImportService {
       }
     } catch (error) {
       if (error instanceof ImportStopped) throw error;
+      // The video stays `importing`; the job runs again once there may be room.
+      if (isDiskFull(error)) throw new DiskFull("to download into", error);
       log.error({ video: videoId, ...errorFields(error) }, "import failed");
       return await this.library.markFailed(videoId, `Import from ${host} failed: ${error instanceof Error ? error.message : String(error)}`, "importing");
     } finally {

@@ -9,6 +9,7 @@
  * nothing for a video that is no longer `processing`. Media that fails here (it does not decode)
  * fails the video at once; only a worker that vanished makes the queue run it again.
  */
+import { DiskFull, isDiskFull } from "../../lib/disk-full.ts";
 import { rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { TranscodeConfig } from "../../config.ts";
@@ -150,6 +151,8 @@ export class IngestJobs implements JobHandler {
       // The bucket is down (STORAGE=s3): not the media's fault. The job runs again later, from
       // the stored file (see the start of run).
       if (signal.aborted || error instanceof StorageUnavailable) throw error;
+      // A full disk: the received bytes stay, and the job runs again (it waits, uncounted).
+      if (isDiskFull(error)) throw new DiskFull("to process the upload", error);
       // The media itself is at fault: the video fails now; a retry would fail the same way.
       const reason = describe(error);
       log.warn({ video: id, reason }, "processing failed");

@@ -31,6 +31,7 @@ import { errorFields, logger } from "../../lib/log.ts";
 import type { Server, Upload } from "@tus/server";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
 import { errorResponse, badRequest, errorBody } from "../../http/errors.ts";
+import { isDiskFull } from "../../lib/disk-full.ts";
 import { isDatabaseUnavailable } from "../../db/unavailable.ts";
 import { expectedErrorResponse } from "../expected-errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
@@ -71,6 +72,7 @@ const TUS_CODES: Record<number, string> = {
   500: "internal_error",
   501: "not_implemented",
   503: "ingest_unavailable",
+  507: "insufficient_storage",
 };
 
 /**
@@ -201,6 +203,12 @@ export class ResumableUploads {
           throw await this.hookError(req, error);
         }
         return {};
+      },
+      // The store's own failures (a PATCH's write on a full disk) answer as Spool's routes do;
+      // the bytes already stored stay, and the upload resumes once there is room.
+      onResponseError: (_req, error) => {
+        if (!isDiskFull(error)) return undefined;
+        return { status_code: 507, body: JSON.stringify(errorBody("insufficient_storage", "The server has no space left to store this upload; what it stored is kept. Try again later")) };
       },
       onUploadFinish: async (req, upload) => {
         try {
