@@ -76,7 +76,7 @@ export function clipEtag(fileEtag: string, interval: ClipInterval): string {
   return `"${opaque}.${interval.start}-${interval.end ?? ""}"`;
 }
 
-/** Extensions of the ISO BMFF family a clip keeps (its `ftyp` is the source's). */
+/** Extensions of the ISO BMFF family: clips are cut from them, and a clip keeps its source's (its `ftyp` is the source's). */
 const CLIP_EXTENSION = /^(mp4|m4v|mov|m4a|3gp)$/i;
 
 /**
@@ -342,8 +342,9 @@ export function parseClipInterval(start: string | null, end: string | null): Cli
   return { start: s, end: e };
 }
 
-/** Plain decimal seconds, any number of decimals (a player's `currentTime` has 16), 32 characters at most. */
-const DECIMAL = /^(?:\d{1,9}(?:\.\d*)?|\.\d+)$/;
+/** Plain decimal seconds, any number of decimals (a player's `currentTime` has 16), 32 characters at most (OpenAPI documents both). */
+export const CLIP_SECONDS = /^(?:\d{1,9}(?:\.\d*)?|\.\d+)$/;
+export const CLIP_SECONDS_MAX_LENGTH = 32;
 
 /**
  * Seconds, rounded to the microsecond: every spelling of the same instant names the same clip
@@ -352,13 +353,14 @@ const DECIMAL = /^(?:\d{1,9}(?:\.\d*)?|\.\d+)$/;
  */
 function seconds(name: string, text: string): number {
   if (text.startsWith("-")) throw new HttpError(400, "bad_request", `${name} must not be negative`);
-  if (text.length > 32 || !DECIMAL.test(text)) throw new HttpError(400, "bad_request", `${name} must be a number of seconds, like 12 or 12.5`);
+  if (text.length > CLIP_SECONDS_MAX_LENGTH || !CLIP_SECONDS.test(text)) throw new HttpError(400, "bad_request", `${name} must be a number of seconds, like 12 or 12.5`);
   return Math.round(Number(text) * 1e6) / 1e6;
 }
 
 /** Containers clips can be cut from (ISO BMFF by extension or media type). */
 export function isClippable(path: string, contentType: string): boolean {
-  return /\.(mp4|m4v|mov|m4a|3gp)$/i.test(path) || CLIP_TYPE.test(contentType);
+  const dot = path.lastIndexOf(".");
+  return (dot >= 0 && CLIP_EXTENSION.test(path.slice(dot + 1))) || CLIP_TYPE.test(contentType);
 }
 
 export interface ClipCacheOptions {

@@ -74,6 +74,13 @@ function dataDirError(dir: string, what: string, error: unknown): StartupError {
  */
 const ownersHere = new Set<string>();
 
+/** Whether the process a tmp/ directory is named after is certainly gone (see ownersHere). */
+function tmpOwnerGone(owner: string): boolean {
+  const pid = localPid(owner);
+  if (pid === null) return false;
+  return pid === process.pid ? !ownersHere.has(owner) : ownerIsDead(owner);
+}
+
 export class Storage {
   readonly videosDir: string;
   readonly tmpDir: string;
@@ -114,9 +121,7 @@ export class Storage {
     for (const entry of entries) {
       const path = join(this.tmpDir, entry.name);
       if (path === this.ownTmpDir) continue;
-      const pid = entry.isDirectory() ? localPid(entry.name) : null;
-      const stale = entry.isDirectory() ? pid !== null && (pid === process.pid ? !ownersHere.has(entry.name) : ownerIsDead(entry.name)) : true;
-      if (!stale) continue;
+      if (entry.isDirectory() && !tmpOwnerGone(entry.name)) continue;
       await rm(path, { recursive: true, force: true });
       removed.push(entry.name);
     }

@@ -6,6 +6,7 @@
  * Built from `t` schemas like everything else, and merged over the generated spec.
  */
 import { t } from "elysia";
+import { CLIP_SECONDS, CLIP_SECONDS_MAX_LENGTH } from "../../files/clip.ts";
 import { VIDEO_ID_PARAMETER } from "../../schemas/video.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { FILE_REQUEST_HEADERS, Integer, header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
@@ -58,14 +59,14 @@ const StreamParams = [
     required: false,
     description:
       "Seconds (decimals allowed, rounded to the microsecond): answer the MP4 clip that starts here, frame-exact (MP4/MOV only). The clip is its own entity: its own length, ranges and strong ETag. `start=0` alone is the whole file.",
-    schema: t.String({ pattern: "^(\\d{1,9}(\\.\\d{0,6})?|\\.\\d{1,6})$", examples: ["12.5"] }),
+    schema: t.String({ pattern: CLIP_SECONDS.source, maxLength: CLIP_SECONDS_MAX_LENGTH, examples: ["12.5"] }),
   },
   {
     name: "end",
     in: "query",
     required: false,
     description: "Seconds: the clip ends here (after the last frame before it); omitted, at the end of the video. Must be greater than `start`.",
-    schema: t.String({ pattern: "^(\\d{1,9}(\\.\\d{0,6})?|\\.\\d{1,6})$", examples: ["20"] }),
+    schema: t.String({ pattern: CLIP_SECONDS.source, maxLength: CLIP_SECONDS_MAX_LENGTH, examples: ["20"] }),
   },
   {
     name: "token",
