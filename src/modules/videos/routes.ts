@@ -52,6 +52,11 @@ export const MediaLimitExceeded = errorSchema(
   "media_limit_exceeded",
   "The video is 600 s long; this server accepts at most 300 s (MAX_DURATION_S)",
 );
+const InsufficientStorage = errorSchema(
+  "The server's disk is full: nothing of the upload is kept (Retry-After: 60)",
+  "insufficient_storage",
+  "The server has no space left to store this; nothing was kept. Try again later",
+);
 export const IngestUnavailable = errorSchema(
   "ffmpeg/ffprobe are not installed on the server: ingest is off, streaming of ready videos still works",
   "ingest_unavailable",
@@ -141,7 +146,7 @@ export function videoRoutes(
       {
         // The body is streamed to disk by receiveUpload; Elysia must not buffer it.
         parse: "none",
-        response: { 201: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 413: PayloadTooLarge, 415: UnsupportedMedia, 422: MediaLimitExceeded, 503: IngestUnavailable },
+        response: { 201: VideoSchema, 400: BadRequest, ...AUTH_ERRORS, 413: PayloadTooLarge, 415: UnsupportedMedia, 422: MediaLimitExceeded, 503: IngestUnavailable, 507: InsufficientStorage },
         detail: {
           operationId: "uploadVideo",
           tags: ["videos"],
