@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(ffmpeg chromium chromium-driver nginx-core wrk hyperfine fonts-dejavu-core postgresql)
+SYSTEM_PACKAGES=(ffmpeg chromium chromium-driver nginx-core wrk hyperfine fonts-dejavu-core postgresql strace)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

@@ -139,8 +139,12 @@ function openSqlite(url: string): SpoolDb {
   try {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     sqlite = new Database(path, { create: true, strict: true });
-    // WAL lets the streaming server read while an ingest or worker process writes.
-    sqlite.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = ${SQLITE_BUSY_MS}; PRAGMA foreign_keys = ON;`);
+    // WAL lets the streaming server read while an ingest or worker process writes. FULL, not
+    // NORMAL: with NORMAL a commit reaches the disk only at the next checkpoint, so a power loss
+    // can take back minutes of commits (an accepted upload's row among them: its bytes, synced
+    // before the 201, would then be an orphan the sweep deletes). FULL costs one fsync of the WAL
+    // per commit (0.16 ms here); writes are few (uploads, edits, job state), reads none.
+    sqlite.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = ${SQLITE_BUSY_MS}; PRAGMA foreign_keys = ON;`);
     db = drizzleSqlite({ client: sqlite });
     migrateSqlite(db, { migrationsFolder: join(MIGRATIONS_DIR, "sqlite") });
     // Refused at start rather than found by the first upload (and by a worker every second).

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { TranscodeConfig } from "../../config.ts";
 import type { JobRow } from "../../db/schema.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
+import { syncDirectory, syncTree } from "../../lib/durable.ts";
 import { logger } from "../../lib/log.ts";
 import type { MediaTools } from "../../media/tools.ts";
 import { StorageUnavailable, videoKeys, type ObjectStore } from "../../storage/object-store.ts";
@@ -266,12 +267,16 @@ export class TranscodeJobs implements JobHandler {
     const objects = this.library.storage.objects;
     if (objects) return this.putWhenTaken(objects, id, tempDir, signal, stillMine);
     const target = join(videoDir, HLS_DIR);
+    // Durable before it is published and the job completes (src/lib/durable.ts): every segment,
+    // playlist and sheet, then the swap's directory entries.
+    await syncTree(tempDir);
     const trash = `${tempDir}.old`;
     const hadOld = await rename(target, trash).then(
       () => true,
       () => false,
     );
     await rename(tempDir, target);
+    await syncDirectory(videoDir);
     if (hadOld) await rm(trash, { recursive: true, force: true });
   }
 

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import type { TranscodeConfig } from "../../config.ts";
 import type { JobRow } from "../../db/schema.ts";
 import { HttpError } from "../../http/errors.ts";
+import { syncDirectory, syncFile } from "../../lib/durable.ts";
 import { hashFile } from "../../lib/hash.ts";
 import { logger } from "../../lib/log.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
@@ -133,9 +134,14 @@ export class IngestJobs implements JobHandler {
       }
       try {
         // Prove the media decodes: a poster frame for video, a few seconds for audio.
-        if (info.hasVideo) await this.thumbnails.makePoster(id, final, info, { signal });
-        else await this.tools.decodeAudio(final, info.demuxer, 2, { signal });
+        const poster = info.hasVideo ? await this.thumbnails.makePoster(id, final, info, { signal }) : undefined;
+        if (!info.hasVideo) await this.tools.decodeAudio(final, info.demuxer, 2, { signal });
         if (signal.aborted) throw new ToolError("cancelled");
+        // Durable before the row says ready (src/lib/durable.ts): a remux and the poster are new
+        // files, and the renames changed the video's directory.
+        await syncFile(final);
+        if (poster) await syncFile(poster);
+        await syncDirectory(storage.videoDir(id));
         const hashed = digest ? { sha256: digest, size: (await stat(final)).size } : await hashFile(final);
         await this.library.markReady(id, { storagePath: storage.relative(final), ...hashed }, source);
         await storage.dropShared(id);

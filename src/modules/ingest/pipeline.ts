@@ -19,9 +19,10 @@
  * The staged bytes (videos/<id>/incoming) stay until the job has finished, so a job interrupted
  * by a shutdown or a crash is run again from them by the next worker.
  */
-import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, rename, rm, stat } from "node:fs/promises";
 import type { VideoRow } from "../../db/schema.ts";
 import { HttpError, notFound } from "../../http/errors.ts";
+import { makeDirectoryDurably, syncDirectory, syncFile } from "../../lib/durable.ts";
 import { hashFile } from "../../lib/hash.ts";
 import { errorFields, logger } from "../../lib/log.ts";
 import { StorageUnavailable } from "../../storage/object-store.ts";
@@ -164,8 +165,13 @@ export class IngestPipeline {
     const staged = this.library.storage.stagedPath(id);
     let processing: VideoRow | undefined;
     try {
-      await mkdir(this.library.storage.videoDir(id), { recursive: true });
+      // Durable before the row says so and the client hears 201 (src/lib/durable.ts): the bytes,
+      // then the directory entries the rename (and a new video directory) made.
+      await syncFile(stagedFrom);
+      const videoDir = this.library.storage.videoDir(id);
+      await makeDirectoryDurably(videoDir);
       await rename(stagedFrom, staged);
+      await syncDirectory(videoDir);
       processing = await this.library.markProcessing(id, mediaFields(info), { sha256: options.sha256, size });
     } catch (error) {
       await this.library.abandon(id, stagedFrom);
@@ -228,8 +234,10 @@ export class IngestPipeline {
     const storage = this.library.storage;
     try {
       const final = storage.sourcePath(row.id, media.container);
-      await mkdir(storage.videoDir(row.id), { recursive: true });
+      await makeDirectoryDurably(storage.videoDir(row.id));
       await copyFile(sourcePath, final);
+      await syncFile(final);
+      await syncDirectory(storage.videoDir(row.id));
       const hashed = await hashFile(final);
       await this.library.markProcessing(row.id, media, hashed);
       return (await this.library.markReady(row.id, { storagePath: storage.relative(final), ...hashed }))!;
