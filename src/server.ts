@@ -6,6 +6,7 @@ import { DEMO_FIXTURE } from "./paths.ts";
 import { API_KEY_FILE, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
 import type { Server } from "bun";
 import { lookup } from "node:dns/promises";
+import { statfs } from "node:fs/promises";
 import { isIP } from "node:net";
 import { createContext, nativeError, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
 import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
@@ -172,6 +173,23 @@ function jobGauges(ctx: AppContext): void {
 }
 
 /**
+ * The file system DATA_DIR is on (uploads, tmp/, processing, HLS ladders and, unless moved, the
+ * caches): what to alert on before uploads start answering 507. Every process of a machine reads
+ * the same disk, so a WORKERS cluster reports it once.
+ */
+function diskGauges(dataDir: string): void {
+  const shared = { shared: true };
+  gauge("spool_data_dir_available_bytes", "Bytes Spool may still write on the file system of DATA_DIR (statfs f_bavail)", async () => {
+    const fs = await statfs(dataDir);
+    return fs.bavail * fs.bsize;
+  }, shared);
+  gauge("spool_data_dir_size_bytes", "Size of the file system of DATA_DIR", async () => {
+    const fs = await statfs(dataDir);
+    return fs.blocks * fs.bsize;
+  }, shared);
+}
+
+/**
  * A WORKERS child listens with Bun's router holding only the native routes (the stream, static
  * files: src/native-routes.ts), and builds the
  * Elysia app (src/web.ts: every other route, TypeBox's compiled schemas, OpenAPI, the pages) on
@@ -300,6 +318,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
       gauge("spool_open_files_retired", "Kept descriptors no longer used, waiting for a moment with no request in flight to be closed", () => descriptors.retiredCount);
     }
     jobGauges(ctx);
+    diskGauges(config.dataDir);
   }
   const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   return {

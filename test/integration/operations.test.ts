@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { statfsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -87,6 +88,10 @@ describe("/metrics", () => {
     ]) {
       expect({ family, present: after.includes(`\n${family}`) }).toEqual({ family, present: true });
     }
+    // The disk DATA_DIR is on, as statfs(2) sees it (free space moves with other work: ±64 MiB).
+    const fs = statfsSync(spool.dataDir);
+    expect(sample(after, "spool_data_dir_size_bytes")).toBe(fs.blocks * fs.bsize);
+    expect(Math.abs(sample(after, "spool_data_dir_available_bytes") - fs.bavail * fs.bsize)).toBeLessThan(64 * 2 ** 20);
   });
 });
 
