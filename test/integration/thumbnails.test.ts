@@ -3,7 +3,8 @@
  * cached on disk, all through the file engine (validators, HEAD, ranges).
  */
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
-import { stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { jpegSize, makeAudio, makeVideo } from "../helpers/media.ts";
@@ -103,6 +104,32 @@ describe("frames on request", () => {
     const response = await thumb(video.id, `?t=${video.duration}&width=80`);
     expect(response.status).toBe(200);
     expect(jpegSize(await bytesOf(response))).toEqual({ width: 80, height: 60 });
+  });
+});
+
+describe("parts left by a killed process", () => {
+  test("are removed once no frame run can still be writing them (older than 10 minutes), when the poster or a frame of that directory is next made; fresh ones stay", async () => {
+    const videoDir = dir(video.id);
+    const thumbs = join(videoDir, "thumbs");
+    await mkdir(thumbs, { recursive: true });
+    const old = new Date(Date.now() - 11 * 60 * 1000);
+    const planted = {
+      stalePoster: join(videoDir, "poster.jpg.deadbeef.part.jpg"),
+      freshPoster: join(videoDir, "poster.jpg.cafebabe.part.jpg"),
+      staleFrame: join(thumbs, "t1000_w160.jpg.deadbeef.part.jpg"),
+      freshFrame: join(thumbs, "t1000_w160.jpg.cafebabe.part.jpg"),
+    };
+    for (const [name, path] of Object.entries(planted)) {
+      await writeFile(path, "half a jpeg");
+      if (name.startsWith("stale")) await utimes(path, old, old);
+    }
+    // A frame not yet made: its directory is tidied first.
+    expect((await thumb(video.id, "?t=1.5&width=320")).status).toBe(200);
+    // The poster is made again as a processing job would make it.
+    await spool.ctx.thumbnails.makePoster(video.id, join(videoDir, "source.mp4"), { demuxer: "mov", duration: video.duration, width: video.width });
+    const left = Object.fromEntries(Object.entries(planted).map(([name, path]) => [name, existsSync(path)]));
+    expect(left).toEqual({ stalePoster: false, freshPoster: true, staleFrame: false, freshFrame: true });
+    await Promise.all(Object.values(planted).map((path) => rm(path, { force: true })));
   });
 });
 

@@ -36,6 +36,13 @@ export const MAX_WIDTH = 3840;
 /** Posters are at most this wide; wider sources are scaled down. */
 export const POSTER_MAX_WIDTH = 1280;
 const MAX_CACHED = 200;
+/**
+ * A frame is written to `<name>.<random>.part.jpg` and renamed; a process killed meanwhile leaves
+ * the part behind. Each frame run is capped at 60 s (src/media/tools.ts, two runs at most), so a
+ * part older than this belongs to no run and is removed when its directory is next written.
+ */
+const STALE_PART_MS = 10 * 60 * 1000;
+const PART_SUFFIX = ".part.jpg";
 /** STORAGE=s3: the length of the clip a frame is taken from (the frame, and some slack). */
 const FRAME_CLIP_SECONDS = 1;
 /** Parsed `moov`s kept for thumbnails of bucket videos (a two-hour film's is a few MiB). */
@@ -174,7 +181,7 @@ export class Thumbnails {
   private async extract(input: string, output: string, demuxer: Demuxer, seconds: number, width: number | null, options: RunOptions = {}): Promise<void> {
     if (!this.tools) throw ingestUnavailable();
     const tools = this.tools;
-    const part = `${output}.${crypto.randomUUID().slice(0, 8)}.part.jpg`;
+    const part = `${output}.${crypto.randomUUID().slice(0, 8)}${PART_SUFFIX}`;
     const made = async () => ((await stat(part).catch(() => undefined))?.size ?? 0) > 0;
     try {
       let firstError: unknown;
@@ -197,6 +204,7 @@ export class Thumbnails {
   async makePoster(id: string, source: string, media: { demuxer: Demuxer; duration: number | null; width: number | null }, options: RunOptions = {}): Promise<string> {
     const output = this.storage.posterPath(id);
     await mkdir(this.storage.videoDir(id), { recursive: true });
+    await removeStaleParts(this.storage.videoDir(id));
     // Ingest is never refused for want of a queue place: it has its own limit.
     await this.slot(() => this.extract(source, output, media.demuxer, posterSeconds(media.duration), posterWidth(media.width), options), options.signal);
     return output;
@@ -433,11 +441,23 @@ export class Thumbnails {
       if (error.code === "ENOENT") throw new HttpError(404, "not_found", `No video with id ${id}`);
       if (error.code !== "EEXIST") throw error;
     });
+    await removeStaleParts(dir);
     const names = (await readdir(dir)).filter((n) => n.endsWith(".jpg") && !n.includes(".part"));
     if (names.length < MAX_CACHED) return;
     const dated = await Promise.all(names.map(async (n) => ({ n, t: (await stat(join(dir, n)).catch(() => undefined))?.mtimeMs ?? 0 })));
     dated.sort((a, b) => a.t - b.t);
     for (const { n } of dated.slice(0, names.length - MAX_CACHED + 1)) await rm(join(dir, n), { force: true });
+  }
+}
+
+/** Frame parts in `dir` that no run is writing any more (see STALE_PART_MS). */
+async function removeStaleParts(dir: string): Promise<void> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith(PART_SUFFIX));
+  const before = Date.now() - STALE_PART_MS;
+  for (const name of names) {
+    const path = join(dir, name);
+    const mtimeMs = (await stat(path).catch(() => undefined))?.mtimeMs;
+    if (mtimeMs !== undefined && mtimeMs < before) await rm(path, { force: true });
   }
 }
 
