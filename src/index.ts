@@ -16,6 +16,7 @@ import { loadConfigOrExit } from "./config.ts";
 import { configureLogging, errorFields, flushLogs, logger } from "./lib/log.ts";
 import { DEMO_VIDEO_ID, startSpool, type RunningSpool } from "./server.ts";
 import { orExit } from "./lib/startup.ts";
+import { redactUrl } from "./db/url.ts";
 
 const config = loadConfigOrExit();
 configureLogging(config.logLevel ?? "info", config.logFormat, undefined, true);
@@ -196,7 +197,8 @@ if (!isPrimary) {
 } else {
   for (let id = 1; id < config.workers; id++) spawnWorker(id);
   if (config.workers > 1) spool.ctx.metrics.collect = clusterMetrics;
-  log.info({ url: spool.url, dataDir: config.dataDir, workers: config.workers }, `Spool listening on ${spool.url}`);
+  // Which database: a server on the wrong one shows an empty library (src/library/ownership.ts).
+  log.info({ url: spool.url, dataDir: config.dataDir, database: redactUrl(config.databaseUrl), workers: config.workers }, `Spool listening on ${spool.url}`);
   log.info(spool.apiKeyNotice);
   if (config.seedDemo) log.info(`Demo video: ${spool.url}/api/stream/${DEMO_VIDEO_ID}`);
 }

@@ -18,6 +18,7 @@ import { errorFields, logger } from "./lib/log.ts";
 import { gauge } from "./metrics/metrics.ts";
 import { nativeRoutes } from "./native-routes.ts";
 import { OrphanSweeper, bucketOrphans } from "./storage/orphans.ts";
+import { libraryOwnership } from "./library/ownership.ts";
 import type { App } from "./web.ts";
 
 export const DEMO_VIDEO_ID = "demo";
@@ -39,6 +40,8 @@ export interface RunningSpool {
    * in progress are marked failed now, as a restart would, not left `uploading` for days.
    */
   receiverExited(): Promise<void>;
+  /** The primary's orphan sweep (src/storage/orphans.ts), guarded by the library's ownership of the store. */
+  orphans?: OrphanSweeper;
 }
 
 /** Marks failed the `uploading` videos whose receiving process is gone (tus uploads resume, so they stay). */
@@ -265,7 +268,9 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
   await ctx.catalog.clips?.init();
   // Files whose video is gone (a removal while the bucket was down, or cut short by a crash) are deleted later.
   const orphanFiles = ctx.objects ? bucketOrphans(ctx.store) : ctx.library.storage.orphanSource();
-  const orphans = primary ? new OrphanSweeper(orphanFiles, (id) => ctx.library.ownsFiles(id)) : undefined;
+  // ...but only from a store that is this library's (a DATA_DIR or bucket of another library's is left alone).
+  const ownership = libraryOwnership(ctx.library, ctx.store, config.storage?.kind === "s3" ? `the bucket ${config.storage.s3?.bucket ?? ""}` : `DATA_DIR ${config.dataDir}`);
+  const orphans = primary ? new OrphanSweeper(orphanFiles, (id) => ctx.library.ownsFiles(id), {}, ownership) : undefined;
   orphans?.start();
   if (primary) {
     if (!ctx.media) {
@@ -284,6 +289,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     // The worker (processing, HLS) runs in the primary only, or elsewhere (`bun run worker`).
     // Started before the demo is seeded: its processing is a job like any other.
     if (transcodeConfig(config).inServer) await startWorker(ctx);
+    else log.info("TRANSCODE_IN_SERVER=0: no worker in this process; uploads are processed, and HLS ladders built, by `npm run worker` against the same database and storage");
     if (config.seedDemo) await seedDemo(ctx);
     housekeeping = new LocalHousekeeping(ctx.library, () => ingestsHere(ctx));
     housekeeping.start();
@@ -326,6 +332,7 @@ export async function startSpool(given: Config, { primary = true }: StartOptions
     port: server.port!,
     ctx,
     apiKeyNotice,
+    ...(orphans ? { orphans } : {}),
     async receiverExited() {
       const interrupted = await failInterruptedUploads(ctx).catch((error: unknown) => (log.warn(errorFields(error), "uploads of a process that exited were not marked failed; the next start does it"), 0));
       if (interrupted) log.warn({ interrupted }, "uploads the exited process was receiving were marked failed");

@@ -8,7 +8,7 @@ import type * as sqlite from "./schema/sqlite.ts";
 
 export * from "./schema/shared.ts";
 
-export type Tables = Pick<typeof sqlite, "videos" | "jobs" | "sessions" | "directUploads">;
+export type Tables = Pick<typeof sqlite, "videos" | "jobs" | "sessions" | "directUploads" | "library">;
 export type VideoRow = typeof sqlite.videos.$inferSelect;
 export type NewVideoRow = typeof sqlite.videos.$inferInsert;
 export type JobRow = typeof sqlite.jobs.$inferSelect;

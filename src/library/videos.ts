@@ -113,6 +113,13 @@ export function checkedTitle(title: string): string {
   return title;
 }
 
+/** Who a database is (src/library/ownership.ts): its `library` row. */
+export interface LibraryIdentity {
+  id: string;
+  /** The database held videos when its id was made: an existing library, upgraded. */
+  hadVideos: boolean;
+}
+
 export class VideoLibrary {
   /**
    * "changed" (a video id): this process wrote the video. "invalidated" (a video id, or "*" for
@@ -161,6 +168,13 @@ export class VideoLibrary {
   async get(id: string): Promise<VideoRow | undefined> {
     const [row] = await (this.byId ??= this.prepareById()).execute({ id });
     return row;
+  }
+
+  /** The library's id and whether its database held videos when the id was made (src/library/ownership.ts). */
+  async identity(): Promise<LibraryIdentity> {
+    const [row] = await this.db.select().from(this.t.library).limit(1);
+    if (!row) throw new Error("the database has no library row (its migration makes one)");
+    return { id: row.id, hadVideos: row.hadVideos };
   }
 
   /** Whether stored objects under this id may belong to a video: a row that is not `failed`. */

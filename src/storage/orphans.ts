@@ -53,6 +53,16 @@ export function bucketOrphans(store: ObjectStore): OrphanSource {
   };
 }
 
+/**
+ * Asked before anything is deleted: whether the store belongs to this database's library at all
+ * (src/library/ownership.ts). Until it has said yes, a pass looks at every unowned video, young
+ * or old, so that it can tell a store of another library from a few orphans.
+ */
+export interface OrphanGuard {
+  readonly confirmed: boolean;
+  mayDelete(unowned: readonly string[]): Promise<boolean>;
+}
+
 export class OrphanSweeper {
   private timer: ReturnType<typeof setInterval> | undefined;
   private first: ReturnType<typeof setTimeout> | undefined;
@@ -66,6 +76,7 @@ export class OrphanSweeper {
     /** Whether a video id still has a row that may own files. */
     private readonly known: (id: string) => Promise<boolean>,
     options: OrphanSweepOptions = {},
+    private readonly guard?: OrphanGuard,
   ) {
     this.intervalMs = options.intervalMs ?? ORPHAN_SWEEP_INTERVAL_MS;
     this.graceMs = options.graceMs ?? ORPHAN_GRACE_MS;
@@ -96,8 +107,16 @@ export class OrphanSweeper {
 
   private async pass(now: number): Promise<string[]> {
     const removed: string[] = [];
+    const undecided = this.guard !== undefined && !this.guard.confirmed;
+    const unowned: { id: string; young: boolean }[] = [];
     for await (const [id, at] of this.source.videos()) {
-      if (now - at < this.graceMs || (await this.known(id))) continue;
+      const young = now - at < this.graceMs;
+      if ((young && !undecided) || (await this.known(id))) continue;
+      unowned.push({ id, young });
+    }
+    if (this.guard && !(await this.guard.mayDelete(unowned.map((u) => u.id)))) return removed;
+    for (const { id, young } of unowned) {
+      if (young) continue;
       const count = await this.source.remove(id);
       log.info({ video: id, files: count }, "deleted the files of a video that no longer exists");
       removed.push(id);

@@ -20,7 +20,8 @@ export const TEST_DIALECT = process.env.SPOOL_TEST_DATABASE === "postgres" ? "po
 let postgres: Promise<TestPostgres> | undefined;
 const databases = new Map<string, Promise<string>>();
 
-async function databaseFor(dataDir: string): Promise<string> {
+/** The database URL a test server on `dataDir` gets: SQLite beside it, or a new PostgreSQL database per directory. */
+export async function databaseFor(dataDir: string): Promise<string> {
   if (TEST_DIALECT === "sqlite") return `file:${join(dataDir, "spool.db")}`;
   let url = databases.get(dataDir);
   if (!url) {

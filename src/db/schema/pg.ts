@@ -5,7 +5,7 @@
  * the same numbers, Dates and strings from both. Migrations: drizzle/pg (drizzle.pg.config.ts).
  */
 import { sql } from "drizzle-orm";
-import { bigint, doublePrecision, index, integer, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { bigint, boolean, doublePrecision, index, integer, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { ACTIVE_JOB_STATES, HLS_STATUSES, JOB_KINDS, JOB_STATES, PLAYBACK_POLICIES, VIDEO_STATUSES } from "./shared.ts";
 
 /** Milliseconds, like SQLite's timestamp_ms columns, so both round-trip the same Date. */
@@ -100,3 +100,16 @@ export const directUploads = pgTable(
   },
   (t) => [index("direct_uploads_expires_idx").on(t.expiresAt)],
 );
+
+/**
+ * The library's identity: one row, made by the migration that created this table (with the
+ * database, or on the upgrade of an existing one). Its id is written beside the media
+ * (`library-id` in DATA_DIR or the bucket), so a database and media from different libraries
+ * are told apart before anything is deleted as an orphan (src/library/ownership.ts).
+ */
+export const library = pgTable("library", {
+  id: text("id").primaryKey(),
+  /** Whether the database already held videos when the row was made (an upgrade, not a new database). */
+  hadVideos: boolean("had_videos").notNull(),
+  createdAt: at("created_at").notNull(),
+});

@@ -134,3 +134,16 @@ export const directUploads = sqliteTable(
   },
   (t) => [index("direct_uploads_expires_idx").on(t.expiresAt)],
 );
+
+/**
+ * The library's identity: one row, made by the migration that created this table (with the
+ * database, or on the upgrade of an existing one). Its id is written beside the media
+ * (`library-id` in DATA_DIR or the bucket), so a database and media from different libraries
+ * are told apart before anything is deleted as an orphan (src/library/ownership.ts).
+ */
+export const library = sqliteTable("library", {
+  id: text("id").primaryKey(),
+  /** Whether the database already held videos when the row was made (an upgrade, not a new database). */
+  hadVideos: integer("had_videos", { mode: "boolean" }).notNull(),
+  createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+});
