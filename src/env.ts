@@ -211,10 +211,11 @@ export const ENV = {
     doc: "CORS for `/api/stream`, `/api/hls` and tus `/api/uploads`: `*`, a comma-separated list of origins, or `none`",
     convert: (raw) => {
       if (raw.trim().toLowerCase() === "none") return [];
-      // Browsers send Origin with a lower-case scheme and host, so a list is compared that way.
+      // Browsers send Origin with a lower-case scheme and host and without the scheme's default
+      // port (RFC 6454 §6.2), so a list is compared that way.
       const origins = raw
         .split(",")
-        .map((o) => o.trim().replace(/\/+$/, "").toLowerCase())
+        .map((o) => o.trim().replace(/\/+$/, "").toLowerCase().replace(/^(https:\/\/[^/]+):443$|^(http:\/\/[^/]+):80$/, "$1$2"))
         .filter(Boolean);
       // Commas alone are not `none`, and `*` among origins means neither: refused as written.
       if (origins.length === 0 || (origins.length > 1 && origins.includes("*"))) return [raw];

@@ -44,6 +44,10 @@ export const hot = {
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: "spool_" });
+// A WORKERS cluster's scrape adds up each process's samples (prom-client's default, right for
+// counts and bytes); a limit is not a count: two processes under a 20,000-descriptor limit do
+// not have 40,000. (prom-client 15 reads `aggregator` off the metric when it aggregates.)
+(registry.getSingleMetric("spool_process_max_fds") as { aggregator?: string } | undefined)!.aggregator = "max";
 
 new Counter({
   name: "spool_stream_responses_total",

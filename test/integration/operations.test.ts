@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { statfsSync } from "node:fs";
+import { readFileSync, statfsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -710,10 +710,15 @@ describe("the process lifecycle", () => {
     const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", DATA_DIR: join(scratch, "queue-gauges"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY });
     try {
       await server.waitFor(["Spool listening", "worker 1 serving"]);
+      // The start line names the database (a server on the wrong one shows an empty library).
+      expect(server.output()).toContain(`"database":"file:${join(scratch, "queue-gauges", "spool.db")}"`);
       const base = `http://127.0.0.1:${port}`;
+      // A limit is each process's, not their sum (the children inherit this process's).
+      const maxFds = Number(/^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))![1]);
       for (let i = 0; i < 4; i++) {
         const text = await (await fetch(`${base}/metrics`, { headers: { ...AUTH, connection: "close" } })).text();
         expect([sample(text, "spool_ingest_jobs"), sample(text, "spool_transcode_jobs_queued")]).toEqual([1, 0]);
+        expect(sample(text, "spool_process_max_fds")).toBe(maxFds);
       }
     } finally {
       server.proc.kill("SIGTERM");

@@ -36,6 +36,7 @@ describe("readEnv", () => {
     ["flags", { SEED_DEMO: "off", TRUST_PROXY: "YES", TRANSCODE_IN_SERVER: "0" }, { SEED_DEMO: false, TRUST_PROXY: true, TRANSCODE_IN_SERVER: false }],
     ["CORS lists, trailing slashes dropped", { CORS_ORIGINS: "https://a.example/, http://b.example:8080" }, { CORS_ORIGINS: ["https://a.example", "http://b.example:8080"] }],
     ["CORS none", { CORS_ORIGINS: "none" }, { CORS_ORIGINS: [] }],
+    ["CORS origins without the scheme's default port, as browsers send them", { CORS_ORIGINS: "https://a.example:443, http://b.example:80, https://c.example:80, http://d.example:8080" }, { CORS_ORIGINS: ["https://a.example", "http://b.example", "https://c.example:80", "http://d.example:8080"] }],
     ["CORS origins compared as browsers send them: lower case", { CORS_ORIGINS: "https://App.Example, HTTP://B.example" }, { CORS_ORIGINS: ["https://app.example", "http://b.example"] }],
     ["enums", { DEFAULT_PLAYBACK: "signed", TRANSCODE_PRESET: "slow" }, { DEFAULT_PLAYBACK: "signed", TRANSCODE_PRESET: "slow" }],
     ["secrets", { API_KEY: "k".repeat(16), SIGNING_SECRET: "s".repeat(32) }, { API_KEY: "k".repeat(16), SIGNING_SECRET: "s".repeat(32) }],
