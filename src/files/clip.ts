@@ -22,6 +22,7 @@ import { ClipRangeError, planClip, writeClip, type ClipLayout } from "../media/m
 import { Mp4Error } from "../media/mp4/boxes.ts";
 import { DEFAULT_MAX_MOOV_BYTES, fileBytes, readMovie, type MovieFile, type MovieReader } from "../media/mp4/file.ts";
 import { hot } from "../metrics/metrics.ts";
+import { BoundedWork, type BoundedWorkLimits } from "../lib/bounded-work.ts";
 import { ByteCache } from "./byte-cache.ts";
 import type { ClipStore } from "./clip-store.ts";
 import { serveEntity, type EngineOptions } from "./serve.ts";
@@ -373,7 +374,16 @@ export interface ClipCacheOptions {
   store?: ClipStore;
   /** Counts lookups on /metrics (`clip_headers`, `clip_moovs`): the stream route's cache only. */
   counted?: boolean;
+  /** How many headers may be made at once and wait (DEFAULT_CLIP_BUILDS). */
+  builds?: BoundedWorkLimits;
 }
+
+/**
+ * Two at once (one may be reading a `moov` while the other cuts), 64 waiting, a client 33 of
+ * them. A header of a two-hour clip of an hour-long video took 13 ms of CPU; one of a few
+ * seconds, well under one.
+ */
+export const DEFAULT_CLIP_BUILDS: BoundedWorkLimits = { concurrency: 2, queue: 64 };
 
 /**
  * Clip headers, computed once per (file version, interval) and kept until evicted by size;
@@ -388,6 +398,11 @@ export class ClipCache {
   private readonly mediaFor: (base: FileEntity) => ClipMedia | undefined;
   /** Where clips are kept as files (undefined: streamed). */
   readonly disk: ClipStore | undefined;
+  /**
+   * Headers being made (and the `moov`s they need): CPU a client could otherwise multiply without
+   * bound, one new interval per request (src/lib/bounded-work.ts).
+   */
+  readonly builds: BoundedWork;
   /** Where lookups are counted: /metrics' own numbers, or numbers nobody reads. */
   private readonly counts: Pick<typeof hot, "clipHeaderHits" | "clipHeaderMisses" | "moovHits" | "moovMisses">;
 
@@ -396,6 +411,7 @@ export class ClipCache {
     this.maxMoovBytes = options.maxMoovBytes ?? DEFAULT_MAX_MOOV_BYTES;
     this.mediaFor = options.mediaFor ?? (() => undefined);
     this.disk = options.store;
+    this.builds = new BoundedWork("clips", "clip headers", options.builds ?? DEFAULT_CLIP_BUILDS);
     this.counts = options.counted ? hot : { clipHeaderHits: 0, clipHeaderMisses: 0, moovHits: 0, moovMisses: 0 };
   }
 
@@ -411,9 +427,14 @@ export class ClipCache {
     return `${ClipCache.fileKey(base)}\0${interval.start}\0${interval.end ?? ""}\0${variant.disposition ?? ""}\0${variant.filename ?? ""}\0${base.headersKey}`;
   }
 
-  get(base: FileEntity, interval: ClipInterval, variant: ClipVariant = {}): ClipEntity | Promise<ClipEntity> {
+  /**
+   * The clip of `base` over `interval`. A header not cached is made in its turn (`builds`); when
+   * too many are being made, or `client` (asked only then) has its share of them, this throws the
+   * 503 or 429 that refuses it.
+   */
+  get(base: FileEntity, interval: ClipInterval, variant: ClipVariant = {}, client?: () => string): ClipEntity | Promise<ClipEntity> {
     const key = ClipCache.clipKey(base, interval, variant);
-    return this.once<ClipEntity>(key, "clipHeader", () => this.build(base, interval, variant, key));
+    return this.once<ClipEntity>(key, "clipHeader", () => this.builds.run(client?.(), () => this.build(base, interval, variant, key)));
   }
 
   /**

@@ -101,9 +101,14 @@ const streamErrors = {
     description: "A clip (`start`/`end`) of a stored MP4 that cannot be cut: fragmented, encrypted, a complex edit list, a malformed `moov`, composition offsets that reorder samples across more than 65,536 of them",
     content: jsonContent(errorSchema("Cannot be cut", "clip_unsupported", "This video cannot be cut into clips: fragmented MP4 (moof) is not supported")),
   },
+  429: {
+    description: "A clip (`start`/`end`) whose header is not made yet, from a client that already has its share of new clip headers being made (`clips_rate_limited`): try again after `Retry-After` seconds",
+    headers: { "Retry-After": header(Integer({ description: "Seconds" }), true) },
+    content: jsonContent(errorSchema("Too many new clips", "clips_rate_limited", "This client already has 33 clip headers being made; try again in 1 s")),
+  },
   503: {
     description:
-      "Try again after `Retry-After` seconds: the media storage (`storage_unavailable`) or the database (`database_unavailable`) is not answering, or a clip kept as a file was replaced while being opened (`clip_unavailable`)",
+      "Try again after `Retry-After` seconds: the media storage (`storage_unavailable`) or the database (`database_unavailable`) is not answering, a clip kept as a file was replaced while being opened (`clip_unavailable`), or too many new clip headers are being made (`clips_busy`)",
     headers: { "Retry-After": header(Integer({ description: "Seconds" }), true) },
     content: jsonContent(errorSchema("Unavailable for now", "storage_unavailable", "The media storage is not answering; try again shortly")),
   },

@@ -42,12 +42,12 @@ export function streamContext(catalog: StreamCatalog, access: AccessControl): St
 export function streamVideo(request: Request, id: string, context: StreamContext, server?: PeerSource): Response | Promise<Response> {
   const video = context.catalog.peek(id);
   // Only valid ids are ever cached, so a hit needs no id check. A public video pays one boolean.
-  if (video) return video.signed ? serveSigned(request, video, context, server) : serveVideo(request, video, context);
+  if (video) return video.signed ? serveSigned(request, video, context, server) : serveVideo(request, video, context, server);
   if (!isVideoId(id)) return streamSuffixed(request, id, context, server);
   if (video === null) return notFound(id);
   return context.catalog.load(id).then((loaded) => {
     if (!loaded) return notFound(id);
-    return loaded.signed ? serveSigned(request, loaded, context, server) : serveVideo(request, loaded, context);
+    return loaded.signed ? serveSigned(request, loaded, context, server) : serveVideo(request, loaded, context, server);
   });
 }
 
@@ -65,7 +65,7 @@ function streamSuffixed(request: Request, path: string, context: StreamContext, 
     if (!video) return notFound(path);
     const stored = extensionOf(video.inline.path);
     if (ext !== stored && !(ext === "mp4" && isClippable(video.inline.path, video.inline.contentType))) return notFound(path);
-    return video.signed ? serveSigned(request, video, context, server) : serveVideo(request, video, context);
+    return video.signed ? serveSigned(request, video, context, server) : serveVideo(request, video, context, server);
   };
   const cached = context.catalog.peek(id);
   return cached === undefined ? context.catalog.load(id).then(named) : named(cached);
@@ -77,7 +77,7 @@ function streamSuffixed(request: Request, path: string, context: StreamContext, 
  */
 function serveSigned(request: Request, video: CachedVideo, context: StreamContext, server: PeerSource): Response | Promise<Response> {
   const grant = context.access.playback(request, video.id, "signed", server);
-  return grant instanceof Promise ? grant.then(() => serveVideo(request, video, context)) : serveVideo(request, video, context);
+  return grant instanceof Promise ? grant.then(() => serveVideo(request, video, context, server)) : serveVideo(request, video, context, server);
 }
 
 /**
@@ -87,7 +87,7 @@ function serveSigned(request: Request, video: CachedVideo, context: StreamContex
  */
 const MAY_NAME_CLIP_PARAMETERS = /start|end|download|%/;
 
-function serveVideo(request: Request, video: CachedVideo, context: StreamContext): Response | Promise<Response> {
+function serveVideo(request: Request, video: CachedVideo, context: StreamContext, server?: PeerSource): Response | Promise<Response> {
   // The file's preconditions are evaluated first, but answered only once the URL is known to
   // name the file: on a clip URL (`?start=`) the clip's own tag decides, so If-None-Match with
   // the file's tag gets the clip, not a 304 for another representation.
@@ -105,11 +105,11 @@ function serveVideo(request: Request, video: CachedVideo, context: StreamContext
   const start = query.get("start");
   const end = query.get("end");
   if (start === null && end === null) return settled ?? context.body(request, video.variant(download));
-  return serveVideoClip(request, video, context, start, end, download) ?? settled ?? context.body(request, video.variant(download));
+  return serveVideoClip(request, video, context, start, end, download, server) ?? settled ?? context.body(request, video.variant(download));
 }
 
 /** `?start=&end=`: the clip, or null when the interval is the whole file (`start=0` alone). */
-function serveVideoClip(request: Request, video: CachedVideo, context: StreamContext, start: string | null, end: string | null, download: boolean): Response | Promise<Response> | null {
+function serveVideoClip(request: Request, video: CachedVideo, context: StreamContext, start: string | null, end: string | null, download: boolean, server?: PeerSource): Response | Promise<Response> | null {
   let interval: ClipInterval | undefined;
   try {
     interval = parseClipInterval(start, end);
@@ -124,7 +124,8 @@ function serveVideoClip(request: Request, video: CachedVideo, context: StreamCon
   }
   const variant = download ? { disposition: "attachment" as const, filename: clipFilename(video.downloadName, interval) } : {};
   try {
-    const clip = context.clips.get(base, interval, variant);
+    // A header not made yet is CPU a client could multiply: the client counts against its share.
+    const clip = context.clips.get(base, interval, variant, () => context.access.client(request, server));
     const served = clip instanceof Promise ? clip.then((c) => serveClipEntity(request, c)) : serveClipEntity(request, clip);
     return served instanceof Promise ? served.catch(refusal) : served;
   } catch (error) {
