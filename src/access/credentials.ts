@@ -50,10 +50,12 @@ export function cookieValue(header: string | null, name: string): string | null 
  * and https, so a forged one can only name our own host, as a TLS proxy in front of us does.
  */
 export function ownOrigin(requestUrl: string, headers: Headers, trustProxy: boolean): string {
-  const url = new URL(requestUrl);
-  const proto = forwardedProto(headers) ?? url.protocol.slice(0, -1);
+  // Bun 1.4.5 gives a request without a usable Host (HTTP/1.0 without one, `Host: x#`) its path
+  // alone as URL: no origin can match it then, and it is not a 500.
+  const url = URL.parse(requestUrl);
+  const proto = forwardedProto(headers) ?? url?.protocol.slice(0, -1) ?? "http";
   const forwardedHost = trustProxy ? headers.get("x-forwarded-host")?.split(",")[0]?.trim() : undefined;
-  const host = forwardedHost || headers.get("host") || url.host;
+  const host = forwardedHost || headers.get("host") || url?.host || "";
   return `${proto}://${host}`.toLowerCase();
 }
 

@@ -9,6 +9,19 @@ export function requestPath(url: string): string {
   return url.slice(start, query < 0 ? undefined : query);
 }
 
+/**
+ * A request URL that `new URL()` and `new Request()` accept: the URL itself, or when Bun 1.4.5
+ * could not make one (HTTP/1.0 without Host gives the path alone; a Host that is no valid
+ * authority, such as `x:abc` or `x#`, the path or an unparsable URL) the same path and query on
+ * `http://localhost`. For code that needs a URL object on requests a client shapes, never for
+ * deciding whose origin a request is. Pure.
+ */
+export function absoluteUrl(url: string): string {
+  if (URL.canParse(url)) return url;
+  const start = url.charCodeAt(0) === 47 /* / */ ? 0 : url.indexOf("/", url.indexOf("//") + 2);
+  return `http://localhost${start < 0 ? "/" : url.slice(start)}`;
+}
+
 const UPLOADS = "/api/uploads/";
 const DIRECT = "direct/";
 /** What stands in a log line for a capability's secret. */

@@ -99,6 +99,18 @@ export function logger(component: string): Log {
 
 /** An error as log fields: message and code, the stack only at debug level. */
 export function errorFields(error: unknown): Record<string, unknown> {
-  if (!(error instanceof Error)) return { err: String(error) };
-  return { err: { type: error.name, message: error.message, code: (error as NodeJS.ErrnoException).code, stack: root.isLevelEnabled("debug") ? error.stack : undefined } };
+  if (!(error instanceof Error)) return { err: withoutSecrets(String(error)) };
+  const stack = root.isLevelEnabled("debug") ? error.stack : undefined;
+  return { err: { type: error.name, message: withoutSecrets(error.message), code: (error as NodeJS.ErrnoException).code, stack: stack && withoutSecrets(stack) } };
+}
+
+/**
+ * An error's text with the secrets of upload URLs out, as request log lines write their paths
+ * (src/http/path.ts `loggedPath`): a Request that could not be made, for one, names its URL. A
+ * tus upload URL keeps its video id (`/api/uploads/<video id>.<secret>`).
+ */
+const UPLOAD_URL = /(\/api\/uploads\/)(direct\/|[A-Za-z0-9_-]{22}\.)([^\s"'<>)]+)/gi;
+
+export function withoutSecrets(text: string): string {
+  return /\/uploads\//i.test(text) ? text.replace(UPLOAD_URL, "$1$2<secret>") : text;
 }

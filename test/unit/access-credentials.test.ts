@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { bearerToken, clientAddress, cookieValue, isHttps, isSameOrigin, ownOrigin, digestOf, matchesDigest } from "../../src/access/credentials.ts";
 import { WindowLimiter } from "../../src/access/window-limiter.ts";
-import { loggedPath, queryParam, requestPath, withToken } from "../../src/http/path.ts";
+import { absoluteUrl, loggedPath, queryParam, requestPath, withToken } from "../../src/http/path.ts";
+import { withoutSecrets } from "../../src/lib/log.ts";
 
 describe("bearerToken", () => {
   const cases: [string | null, string | null][] = [
@@ -53,6 +54,10 @@ describe("ownOrigin and isSameOrigin (CSRF)", () => {
     ["http://internal:3000/api/videos", { host: "internal:3000", "x-forwarded-proto": "https", "x-forwarded-host": "evil.example" }, false, "https://internal:3000"],
     ["http://spool.example/api/videos", { host: "spool.example", "x-forwarded-proto": "https" }, false, "https://spool.example"],
     ["http://Spool.Example/x", { host: "Spool.Example" }, false, "http://spool.example"],
+    // What Bun 1.4.5 makes of a request without a usable Host: the path alone, or a URL no parser takes.
+    ["/api/session", {}, false, "http://"],
+    ["/api/session", { host: "x#" }, false, "http://x#"],
+    ["http://x:abc/api/session", { host: "x:abc" }, false, "http://x:abc"],
   ] as const)("%s %j trustProxy=%p", (url, headers, trustProxy, expected) => expect(ownOrigin(url, h(headers), trustProxy)).toBe(expected));
 
   const own = "http://spool.example";
@@ -175,6 +180,31 @@ describe("requestPath", () => {
     ["/static/a.txt", "/static/a.txt"],
     ["/static//b?q=//", "/static//b"],
   ] as const)("%s → %s", (url, expected) => expect(requestPath(url)).toBe(expected));
+});
+
+describe("absoluteUrl: a URL object can always be made of a request's URL", () => {
+  test.each([
+    ["http://x/api/uploads/a?b=1", "http://x/api/uploads/a?b=1"],
+    ["/api/uploads/a?b=1", "http://localhost/api/uploads/a?b=1"],
+    ["http://x:abc/api/uploads/a", "http://localhost/api/uploads/a"],
+    ["http://x:abc", "http://localhost/"],
+  ] as const)("%s → %s", (url, expected) => {
+    expect(absoluteUrl(url)).toBe(expected);
+    expect(URL.canParse(absoluteUrl(url))).toBe(true);
+  });
+});
+
+describe("withoutSecrets: an error's text never carries an upload URL's secret", () => {
+  const secret = "Zm9vYmFyYmF6cXV4cXV1eHh5ejEyMzQ1";
+  test.each([
+    [`Failed to construct 'Request': Invalid URL "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}"`, `Failed to construct 'Request': Invalid URL "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"`],
+    [`GET http://x/API/Uploads/direct/${secret}?a failed`, "GET http://x/API/Uploads/direct/<secret> failed"],
+    ["no URL here", "no URL here"],
+    ["/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA", "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA"],
+  ] as const)("%s", (text, expected) => {
+    expect(withoutSecrets(text)).toBe(expected);
+    expect(withoutSecrets(text)).not.toContain(secret);
+  });
 });
 
 describe("loggedPath: upload URLs are capabilities, their secrets never reach a log", () => {

@@ -31,6 +31,7 @@ import { errorFields, logger } from "../../lib/log.ts";
 import type { Server, Upload } from "@tus/server";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
 import { errorResponse, badRequest, errorBody } from "../../http/errors.ts";
+import { absoluteUrl } from "../../http/path.ts";
 import { isDiskFull } from "../../lib/disk-full.ts";
 import { isDatabaseUnavailable } from "../../db/unavailable.ts";
 import { expectedErrorResponse } from "../expected-errors.ts";
@@ -279,7 +280,7 @@ export class ResumableUploads {
    */
   async handleDirect(request: Request, secret: string): Promise<Response> {
     const row = request.method === "OPTIONS" ? undefined : await this.directUploads.usable(secret);
-    return this.handle(request, { url: new URL(UPLOADS_PATH, request.url).href, ...(row ? { direct: row } : {}) });
+    return this.handle(request, { url: new URL(UPLOADS_PATH, absoluteUrl(request.url)).href, ...(row ? { direct: row } : {}) });
   }
 
   /**
@@ -289,7 +290,7 @@ export class ResumableUploads {
   private forTus(request: Request, url: string): Request {
     const headers = new Headers(request.headers);
     for (const name of FORWARDING_HEADERS) headers.delete(name);
-    return new Request(url, { method: request.method, headers, body: request.body, duplex: "half", signal: request.signal } as RequestInit);
+    return new Request(absoluteUrl(url), { method: request.method, headers, body: request.body, duplex: "half", signal: request.signal } as RequestInit);
   }
 
   /** Answers one tus request; errors get Spool's JSON shape, tus headers are kept. */
