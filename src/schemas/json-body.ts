@@ -30,7 +30,14 @@ export interface JsonBodyOptions {
 export async function readJsonBody<S extends TSchema>(request: Request, schema: S, options: JsonBodyOptions & { optional: true }): Promise<Static<S> | undefined>;
 export async function readJsonBody<S extends TSchema>(request: Request, schema: S, options: JsonBodyOptions): Promise<Static<S>>;
 export async function readJsonBody<S extends TSchema>(request: Request, schema: S, { optional = false, usage }: JsonBodyOptions): Promise<Static<S> | undefined> {
-  const text = await request.text();
+  let text: string;
+  try {
+    text = await request.text();
+  } catch {
+    // The client hung up before its body ended (Bun 1.4.5: "The connection was closed."): not a
+    // fault of ours, and nobody reads the answer (nginx's 499, as a tus PATCH cut short gets).
+    throw new HttpError(499, "client_closed_request", "The client closed the connection before its body ended");
+  }
   if (text.trim() === "") {
     if (optional) return undefined;
     throw badRequest(`The request has no body (${usage})`);
