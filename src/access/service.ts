@@ -96,12 +96,12 @@ export class AccessControl {
   }
 
   /**
-   * Counts a wrong key or session against `client`; the attempt that blocks it is logged once,
+   * Counts a wrong key against `client`; the attempt that blocks it is logged once,
    * with the address (behind TRUST_PROXY, the forwarded one): someone is guessing.
    */
   private recordFailure(client: string): void {
     if (this.failures.record(client) !== this.failureLimits.max) return;
-    log.warn({ client, attempts: this.failureLimits.max, blockedForS: this.failures.blockedFor(client) }, "too many wrong API keys or sessions from one client: it is refused for the rest of the window");
+    log.warn({ client, attempts: this.failureLimits.max, blockedForS: this.failures.blockedFor(client) }, "too many wrong API keys from one client: it is refused for the rest of the window");
   }
 
   private throwIfBlocked(client: string): void {
@@ -123,9 +123,11 @@ export class AccessControl {
     }
     const session = cookieValue(request.headers.get("cookie"), SESSION_COOKIE);
     if (session === null) return null;
-    if (!this.failures.empty) this.throwIfBlocked(this.client(request, server));
+    // Neither counted nor blocked: a session is 256 random bits, which no one guesses, and a
+    // stale cookie (expired, signed out, its row deleted) is what every returning browser sends.
+    // Counting them let ten reloads of an old tab, or anyone behind the same address, lock the
+    // owner out of the key and of signing in for a minute.
     if (await this.sessions.isValid(session)) return "session";
-    this.recordFailure(this.client(request, server));
     throw unauthorized("The session has expired or was signed out; sign in again");
   }
 

@@ -252,6 +252,22 @@ describe("the failure limit", () => {
   });
 });
 
+describe("the failure limit and sessions", () => {
+  test("stale session cookies are not guesses: twenty of them lock no one out, and a valid session passes even from a blocked address", async () => {
+    const client = { "x-forwarded-for": "203.0.113.90" };
+    const stale = { ...client, cookie: "spool_session=" + "A".repeat(43) };
+    for (let i = 0; i < 20; i++) await expectError(await fetch(`${spool.url}/api/videos`, { headers: stale }), 401, "unauthorized");
+    expect((await fetch(`${spool.url}/api/videos`, { headers: { ...client, ...AUTH } })).status).toBe(200);
+    // Signed in, then the address is blocked by wrong keys (someone else behind it guessing).
+    const signIn = await fetch(`${spool.url}/api/session`, { method: "POST", headers: { ...client, "content-type": "application/json" }, body: JSON.stringify({ key: TEST_API_KEY }) });
+    expect(signIn.status).toBe(204);
+    const cookie = signIn.headers.get("set-cookie")!.split(";")[0]!;
+    for (let i = 0; i < 10; i++) await fetch(`${spool.url}/api/videos`, { headers: { ...client, authorization: "Bearer wrong-key-wrong-key" } });
+    await expectError(await fetch(`${spool.url}/api/videos`, { headers: { ...client, ...AUTH } }), 429, "too_many_attempts");
+    expect((await fetch(`${spool.url}/api/videos`, { headers: { ...client, cookie } })).status).toBe(200);
+  });
+});
+
 describe("sessions", () => {
   test("sign in: 204 and an HttpOnly, SameSite=Strict cookie (Secure over HTTPS); a wrong key: 401 and no cookie", async () => {
     const wrong = await fetch(`${spool.url}/api/session`, { method: "POST", headers: { ...freshClient(), "content-type": "application/json" }, body: JSON.stringify({ key: "nope-nope-nope-nope" }) });
