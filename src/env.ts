@@ -10,6 +10,7 @@ import { PLAYBACK_POLICIES } from "./db/schema.ts";
 import { DEFAULT_BLOCK_SIZE } from "./storage/blocks.ts";
 import { DEFAULT_QUERY_TIMEOUT_MS } from "./db/deadline.ts";
 import { POSTGRES_URL, redactUrl } from "./db/url.ts";
+import { TOKEN68 } from "./access/credentials.ts";
 
 export interface EnvVar<S extends TSchema = TSchema> {
   schema: S;
@@ -168,12 +169,15 @@ export const ENV = {
   S3_DELIVERY: oneOf("With `STORAGE=s3`, how video bytes reach clients: `proxy` (Spool reads them from the bucket, through the cache) or `redirect` (a 302 to a presigned bucket URL valid 5 minutes)", ["proxy", "redirect"] as const, "proxy"),
   CACHE_DIR: text("With `STORAGE=s3`: the local read-through cache of video bytes (may be shared by the processes of one machine)", undefined, "`$DATA_DIR/cache`"),
   CACHE_MAX_BYTES: int("Largest total size of the files in `CACHE_DIR`, blocks being fetched included (one process never passes it; processes sharing the directory can by what the others filled since their last scan); least recently used blocks are evicted, never one used in the last 6 s: then a block is served from memory and not kept", 10 * 1024 ** 3, { minimum: 4 * DEFAULT_BLOCK_SIZE, shown: "`10737418240` (10 GiB)" }),
-  API_KEY: text(
-    "The management key (at least 16 characters); unset, one is generated on first start (256 random bits, mode 0600) and the log says where",
-    undefined,
-    "generated into `DATA_DIR/api-key`",
-    MIN_API_KEY_LENGTH,
-  ),
+  API_KEY: {
+    ...text(
+      "The management key (at least 16 characters of `A-Z a-z 0-9 - . _ ~ + /`, as a Bearer token may hold); unset, one is generated on first start (256 random bits, mode 0600) and the log says where",
+      undefined,
+      "generated into `DATA_DIR/api-key`",
+      MIN_API_KEY_LENGTH,
+    ),
+    check: (key) => (TOKEN68.test(key) ? undefined : "must use only the characters a Bearer token may hold (A-Z a-z 0-9 - . _ ~ + /, and = at the end): no spaces or other punctuation, or no client could send it"),
+  },
   SIGNING_SECRET: text("HS256 secret of playback tokens (at least 32 characters); changing it revokes every token", undefined, "generated into `DATA_DIR/signing-secret`", MIN_SIGNING_SECRET_LENGTH),
   DEFAULT_PLAYBACK: oneOf("Playback policy of new videos whose upload names none: `public` or `signed` (the demo is always public)", PLAYBACK_POLICIES, "public"),
   TRUST_PROXY: flag("`1` behind a reverse proxy that appends the client to `X-Forwarded-For`: the failure limit then counts per client, not per proxy, and a signed-in page's changes are checked against the host the proxy names in `X-Forwarded-Host` (which it must set, not pass on from the client) instead of `Host`", false),

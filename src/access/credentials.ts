@@ -6,10 +6,14 @@ import { createHash, timingSafeEqual } from "node:crypto";
 
 export const SESSION_COOKIE = "spool_session";
 
+/** What a Bearer credential may hold (RFC 9110 §11.2 token68): an API key outside it could never be sent. */
+export const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
+const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
 /** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 9110 §11.1), or null. */
 export function bearerToken(header: string | null): string | null {
   if (!header) return null;
-  const match = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+  const match = BEARER.exec(header);
   return match ? match[1]! : null;
 }
 

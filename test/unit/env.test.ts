@@ -55,6 +55,9 @@ describe("readEnv", () => {
     [{ CORS_ORIGINS: ",,," }, "CORS_ORIGINS must be `*`, `none`, or a comma-separated list of origins like https://example.com, got \",,,\""],
     [{ CORS_ORIGINS: "*,https://a.example" }, "CORS_ORIGINS must be `*`, `none`, or a comma-separated list of origins like https://example.com, got \"*,https://a.example\""],
     [{ API_KEY: "short" }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 5 characters"],
+    // A key no Authorization: Bearer header can carry (the audit's `correct horse battery staple!`).
+    [{ API_KEY: "correct horse battery staple!" }, "API_KEY must use only the characters a Bearer token may hold (A-Z a-z 0-9 - . _ ~ + /, and = at the end): no spaces or other punctuation, or no client could send it"],
+    [{ API_KEY: "key-with=inside-it-0123" }, "API_KEY must use only the characters a Bearer token may hold (A-Z a-z 0-9 - . _ ~ + /, and = at the end): no spaces or other punctuation, or no client could send it"],
     [{ API_KEY: ` ${"k".repeat(20)}` }, "API_KEY must not begin or end with whitespace (a space, tab or newline), got 21 characters"],
     [{ API_KEY: ` ${"k".repeat(5)}` }, "API_KEY must be at least 16 characters with no surrounding whitespace, got 6 characters"],
     // Surrounding whitespace is named as the problem (HOST=" 127.0.0.1" was told "must be a non-empty string").
