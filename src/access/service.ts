@@ -132,6 +132,19 @@ export class AccessControl {
   }
 
   /**
+   * Whether the request carries the owner's credentials (the key, or a session); never throws:
+   * for what only the owner is told more of (why a video failed). A wrong key still counts.
+   */
+  async isOwner(request: Request, server: PeerSource): Promise<boolean> {
+    try {
+      return (await this.principal(request, server)) !== null;
+    } catch (error) {
+      if (error instanceof HttpError) return false;
+      throw error;
+    }
+  }
+
+  /**
    * For an answer that outlives its request's check (an event stream): whether the session it
    * was opened with is still signed in, or null when it came with the key (which cannot change
    * under a running server) or with nothing.

@@ -70,7 +70,7 @@ export const VideoSchema = t.Object(
       // t.UnionEnum defaults to its first member, which a response has no use for.
       default: undefined,
     }),
-    error: t.Nullable(t.String({ description: "Why processing failed; null otherwise", examples: ["Processing failed: no video frame could be decoded"] })),
+    error: t.Nullable(t.String({ description: "Why processing failed; null otherwise. Why an import failed (its host, what it resolved to) is told only to the key or a session; anyone else reads `The import from a URL failed`", examples: ["Processing failed: no video frame could be decoded"] })),
     playback: PlaybackSchema,
     duration: t.Nullable(t.Number({ description: "Seconds (millisecond precision); null until processed or when unknown", examples: [12.48] })),
     width: t.Nullable(Integer({ description: "Display width in pixels, as players show it (pixel aspect and rotation applied); null for audio", examples: [1920] })),
@@ -160,6 +160,32 @@ export function toVideoJson(row: VideoRow): VideoJson {
     thumbnailUrl: row.width && row.status === "ready" ? `/api/videos/${row.id}/thumbnail.jpg` : null,
     hls: toHlsJson(row),
   };
+}
+
+/** What a viewer is told of a failure whose details are the owner's. */
+export const VIEWER_IMPORT_FAILURE = "The import from a URL failed";
+export const VIEWER_HLS_FAILURE = "The adaptive (HLS) version could not be built";
+/** How an import's failure begins (src/modules/imports/service.ts). */
+const IMPORT_FAILURE = /^Import from /;
+
+/**
+ * The video's JSON as a viewer (anyone without the key or a session) sees it. Why an import
+ * failed stays with the owner, who started it: the message names the source's host and what
+ * it resolved to (an internal address, for a refused one). So does an HLS build's, which quotes
+ * ffmpeg; why there is no ladder at all (`skipped`: no video stream) is ours to say. Why an
+ * upload was refused or failed processing is said to everyone: a browser uploading through a
+ * direct upload URL has no key, and those messages are Spool's own. Pure.
+ */
+export function viewerJson(video: VideoJson): VideoJson {
+  const error = video.error !== null && IMPORT_FAILURE.test(video.error) ? VIEWER_IMPORT_FAILURE : video.error;
+  const hlsError = video.hls.error === null || video.hls.status === "skipped" ? video.hls.error : VIEWER_HLS_FAILURE;
+  if (error === video.error && hlsError === video.hls.error) return video;
+  return { ...video, error, hls: { ...video.hls, error: hlsError } };
+}
+
+/** Whether `viewerJson` would change the video's JSON: only then does it matter who asks. */
+export function hasFailureDetails(video: VideoJson): boolean {
+  return viewerJson(video) !== video;
 }
 
 /** The video's JSON with every playback URL carrying the token (for a signed video's page). */

@@ -80,8 +80,8 @@ describe("the embed page", () => {
 describe("a failed video's pages", () => {
   const error = "Import from media.example:8080 failed: source answered 404 Not Found";
 
-  test("the watch page says it failed and why, once, with no player or download link", async () => {
-    const r = await fetch(`${spool.url}/watch/${failed.id}`);
+  test("the watch page says it failed and why, once, with no player or download link (an import's why to its owner: see failure-details.test.ts)", async () => {
+    const r = await fetch(`${spool.url}/watch/${failed.id}`, { headers: AUTH });
     expect(r.status).toBe(200);
     const html = await r.text();
     expect(html).toContain(`<p class="error" id="failure" role="alert">${error}</p>`);

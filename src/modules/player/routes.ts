@@ -11,7 +11,7 @@ import { serveFile } from "../../files/send-file.ts";
 import { HttpError, errorResponse } from "../../http/errors.ts";
 import { pageHeaders } from "../../http/page-headers.ts";
 import { isVideoId } from "../../library/ids.ts";
-import { toVideoJson, tokenizedJson } from "../../schemas/video.ts";
+import { hasFailureDetails, toVideoJson, tokenizedJson, viewerJson } from "../../schemas/video.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
 import { JobQueue } from "../../queue/jobs.ts";
 import { PLAYER_ASSETS_DIR, packageFile } from "../../paths.ts";
@@ -93,6 +93,8 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
         const row = isVideoId(params.id) ? await library.get(params.id) : undefined;
         if (!row) return page(notFoundPage(`There is no video with id ${params.id}.`), 404);
         let video = toVideoJson(row);
+        // Why it failed is the owner's to read (src/schemas/video.ts viewerJson).
+        if (hasFailureDetails(video) && !(await access.isOwner(request, server))) video = viewerJson(video);
         if (row.playback === "signed") {
           let token: string | null;
           try {
@@ -114,7 +116,8 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
       async ({ params, request, server }) => {
         const row = isVideoId(params.id) ? await library.get(params.id) : undefined;
         if (!row) return embed(notFoundPage(`There is no video with id ${params.id}.`), 404);
-        let video = toVideoJson(row);
+        // A frame on another site: a viewer's page, whoever is signed in.
+        let video = viewerJson(toVideoJson(row));
         if (row.playback === "signed") {
           // Only the URL's token opens a signed embed: a frame on another site has no session,
           // and one on Spool's own site must not play on the owner's cookie for everyone.

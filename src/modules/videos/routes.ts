@@ -24,6 +24,8 @@ import {
   type VideoListJson,
 
   toVideoJson,
+  hasFailureDetails,
+  viewerJson,
   tokenizedJson,
   parsePlayback,
 } from "../../schemas/video.ts";
@@ -222,9 +224,14 @@ export function videoRoutes(
         const grant = await access.playback(request, row.id, row.playback, server);
         // A signed video's JSON is for whoever holds its token (and its URLs carry that token):
         // no cache keeps it. A public one changes while it is processed: revalidate.
-        const cacheControl = row.playback === "signed" ? "private, no-store" : "no-cache";
+        let cacheControl = row.playback === "signed" ? "private, no-store" : "no-cache";
         // A token holder gets URLs that work for them.
-        const json = grant.token ? tokenizedJson(toVideoJson(row), grant.token) : toVideoJson(row);
+        let json = grant.token ? tokenizedJson(toVideoJson(row), grant.token) : toVideoJson(row);
+        // Why it failed is the owner's to read; the answer then depends on who asks.
+        if (hasFailureDetails(json)) {
+          if (!(await access.isOwner(request, server))) json = viewerJson(json);
+          if (row.playback !== "signed") cacheControl = "private, no-cache";
+        }
         // A poller sends the ETag back and hears 304 until the video changes.
         const etag = videoEtag(json);
         const outcome = evaluatePreconditions(request.method, request.headers, { etag, lastModified: Number.NaN });
