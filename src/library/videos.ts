@@ -13,6 +13,7 @@ import { boundLimit, boundText, boundTime, timeValue } from "../db/params.ts";
 import type { HlsStatus, Playback, VideoRow, VideoStatus } from "../db/schema.ts";
 import { HttpError, notFound, preconditionFailed } from "../http/errors.ts";
 import { DEFAULT_CONTENT_TYPE } from "../http/content-type.ts";
+import { sanitizeFilename } from "../http/content-disposition.ts";
 import { isVideoId, newVideoId } from "./ids.ts";
 import type { Storage } from "./storage.ts";
 
@@ -112,6 +113,9 @@ export function checkedTitle(title: string): string {
   if (CONTROL_CHARACTER.test(title)) throw new HttpError(400, "bad_request", "title: no control characters (U+0000-U+001F, U+007F-U+009F)");
   return title;
 }
+
+/** The longest original file name kept, in characters (most file systems' limit). */
+export const MAX_FILENAME_LENGTH = 255;
 
 /** Who a database is (src/library/ownership.ts): its `library` row. */
 export interface LibraryIdentity {
@@ -235,11 +239,14 @@ export class VideoLibrary {
    */
   async begin(meta: IngestMeta, status: "uploading" | "importing" = "uploading"): Promise<VideoRow> {
     const now = new Date();
+    // Whatever the client sent (a tus Upload-Metadata value can hold line breaks and run to
+    // kilobytes): without controls, separators or bidi overrides, at most a file name's length.
+    const originalFilename = [...sanitizeFilename(meta.originalFilename)].slice(0, MAX_FILENAME_LENGTH).join("") || "upload";
     const row = {
       id: meta.id ?? newVideoId(),
       // A title someone chose must fit; one made from a file name is simply cut.
       title: meta.title?.trim() ? checkedTitle(meta.title.trim()) : [...titleFromFilename(meta.originalFilename)].slice(0, MAX_TITLE_LENGTH).join(""),
-      originalFilename: meta.originalFilename,
+      originalFilename,
       storagePath: "",
       contentType: DEFAULT_CONTENT_TYPE,
       status,

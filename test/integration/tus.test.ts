@@ -364,6 +364,16 @@ describe("the protocol", () => {
     expect((await fetch(`${spool.url}${location}`, { method: "DELETE", headers: TUS })).status).toBe(204);
   });
 
+  test("the file name a client sends is kept without line breaks, controls or bidi overrides, and at most 255 characters (the title made from it is cut as titles are)", async () => {
+    const name = `evil\r\nname\u202Egpj.exe${"é".repeat(1000)}.mp4`;
+    const response = await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: { ...CREATE, "upload-length": "1000", "upload-metadata": `filename ${b64(name)}` } });
+    expect(response.status).toBe(201);
+    const video = (await (await fetch(`${spool.url}/api/videos/${response.headers.get("spool-video-id")}`)).json()) as VideoJson;
+    expect(video.originalFilename).toBe(`evil__namegpj.exe${"é".repeat(255 - 17)}`);
+    expect([...video.originalFilename]).toHaveLength(255);
+    expect((await fetch(`${spool.url}${response.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+  });
+
   test("creation with a title over 500 characters: 400 in the JSON error shape, no video", async () => {
     const before = (await listAll(spool.url)).length;
     const response = await fetch(`${spool.url}/api/uploads`, {
