@@ -85,8 +85,9 @@ export async function upload(baseUrl: string, path: string, name = "clip.mp4", t
   return (await response.json()) as VideoJson;
 }
 
+/** The video's JSON as its owner reads it (with the key: an HLS build's errors are the owner's). */
 export async function getVideo(baseUrl: string, id: string): Promise<VideoJson> {
-  return (await (await fetch(`${baseUrl}/api/videos/${id}`)).json()) as VideoJson;
+  return (await (await fetch(`${baseUrl}/api/videos/${id}`, { headers: AUTH })).json()) as VideoJson;
 }
 
 /** Polls the video until `done` holds; fails with the last state seen. */
