@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeVideo } from "../helpers/media.ts";
-import { databaseFor, startTestSpool, testBucketStorage, withCapturedLogs, TEST_DIALECT, type TestSpool } from "../helpers/spool.ts";
+import { databaseFor, startTestSpool, testBucketStorage, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
 import { defaultStorageConfig, type StorageConfig } from "../../src/storage/index.ts";
 import { LIBRARY_MARKER_KEY } from "../../src/library/ownership.ts";
 import { videoKeys } from "../../src/storage/object-store.ts";
@@ -143,7 +143,7 @@ for (const kind of ["local", "s3"] as const) {
   });
 }
 
-test.skipIf(TEST_DIALECT !== "sqlite")("the migration marks a database that already held videos as an upgrade, a new one as new", async () => {
+test("the SQLite migration marks a database that already held videos as an upgrade, a new one as new", async () => {
   const statement = (await readFile(join(MIGRATIONS_DIR, "sqlite", "0009_library_identity.sql"), "utf8")).split("--> statement-breakpoint")[1]!;
   const db = new Database(":memory:");
   db.exec("CREATE TABLE videos (id text primary key); CREATE TABLE library (id text primary key, had_videos integer not null, created_at integer not null)");
