@@ -15,26 +15,26 @@ import { dirname, join } from "node:path";
 
 const DIRECTORY_SYNC_UNSUPPORTED = new Set(["EISDIR", "EINVAL", "EPERM", "EBADF", "ENOTSUP"]);
 
-/** Flushes a file's bytes and metadata to the disk. */
-export async function syncFile(path: string): Promise<void> {
+/** fsync(2) of `path`, opened read-only; `tolerated`: error codes that mean "nothing to do here". */
+async function sync(path: string, tolerated?: ReadonlySet<string>): Promise<void> {
   const handle = await open(path, "r");
   try {
     await handle.sync();
+  } catch (error) {
+    if (!tolerated?.has((error as NodeJS.ErrnoException).code ?? "")) throw error;
   } finally {
     await handle.close();
   }
 }
 
+/** Flushes a file's bytes and metadata to the disk. */
+export function syncFile(path: string): Promise<void> {
+  return sync(path);
+}
+
 /** Makes a directory's entries (files created, renamed into or out of it) durable. */
-export async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, "r");
-  try {
-    await handle.sync();
-  } catch (error) {
-    if (!DIRECTORY_SYNC_UNSUPPORTED.has((error as NodeJS.ErrnoException).code ?? "")) throw error;
-  } finally {
-    await handle.close();
-  }
+export function syncDirectory(path: string): Promise<void> {
+  return sync(path, DIRECTORY_SYNC_UNSUPPORTED);
 }
 
 /** Every file and directory under `dir`, and `dir` itself (an HLS ladder before it is published). */

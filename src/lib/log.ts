@@ -112,5 +112,5 @@ export function errorFields(error: unknown): Record<string, unknown> {
 const UPLOAD_URL = /(\/api\/uploads\/)(direct\/|[A-Za-z0-9_-]{22}\.)([^\s"'<>)]+)/gi;
 
 export function withoutSecrets(text: string): string {
-  return /\/uploads\//i.test(text) ? text.replace(UPLOAD_URL, "$1$2<secret>") : text;
+  return text.replace(UPLOAD_URL, "$1$2<secret>");
 }

@@ -14,7 +14,7 @@
  */
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { errorFields, logger } from "../lib/log.ts";
+import { logger } from "../lib/log.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { LibraryIdentity, VideoLibrary } from "./videos.ts";
 
@@ -50,14 +50,14 @@ export class StorageOwnership {
     if (this.owned) return true;
     const library = await this.identity();
     const marker = await this.readMarker();
-    const foreign: string[] = [];
-    if (marker === null && !library.hadVideos) for (const id of unowned) if (!(await this.hasRow(id))) foreign.push(id);
     if (marker === library.id) return (this.owned = true);
     if (marker !== null) {
       this.say(`${this.where} belongs to another library (${marker}) than this database's (${library.id}): is DATABASE_URL the database of these media? Files of videos this database does not know are kept, never swept as orphans`);
       return false;
     }
-    if (!library.hadVideos && foreign.length > 0) {
+    const foreign: string[] = [];
+    if (!library.hadVideos) for (const id of unowned) if (!(await this.hasRow(id))) foreign.push(id);
+    if (foreign.length > 0) {
       this.say(
         `${this.where} holds the files of ${foreign.length} video(s) this database has never known (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}): is DATABASE_URL the database of these media? They are kept, never swept as orphans. If they are leftovers to delete, write "${library.id}" to ${LIBRARY_MARKER_KEY} there`,
       );
@@ -84,12 +84,10 @@ export class StorageOwnership {
 
   private async writeMarker(id: string): Promise<void> {
     const path = join(this.tmpDir, `${LIBRARY_MARKER_KEY}.${crypto.randomUUID()}`);
+    // A failure is the sweep pass's to log ("orphan sweep failed"); the next pass tries again.
     try {
       await writeFile(path, `${id}\n`);
       await this.store.putFile(LIBRARY_MARKER_KEY, path, { type: "text/plain" });
-    } catch (error) {
-      log.warn(errorFields(error), "could not write the library marker");
-      throw error;
     } finally {
       await rm(path, { force: true });
     }
