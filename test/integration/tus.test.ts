@@ -57,13 +57,16 @@ const uploadFiles = (videoId: string, s: TestSpool = spool) => filesUnder(upload
 const b64 = (text: string) => Buffer.from(text).toString("base64");
 
 /**
- * A TCP proxy in front of Spool that can drop the connection after a number of request bytes:
- * a real network failure in the middle of a PATCH body, as far as both ends can tell.
+ * A TCP proxy in front of Spool that can drop the connection after a number of request bytes
+ * (a real network failure in the middle of a PATCH body, as far as both ends can tell), or
+ * when an answer starts coming back (the request was served; its client never hears how).
  */
 class FlakyProxy {
   private server: NetServer;
   cutAfter = 0;
   forwarded = 0;
+  /** Answers still to lose: the connection is dropped as the next one arrives. */
+  loseAnswers = 0;
   port = 0;
 
   constructor(private readonly upstreamPort: number) {
@@ -79,7 +82,15 @@ class FlakyProxy {
         }
         upstream.write(data);
       });
-      upstream.on("data", (data) => client.write(data));
+      upstream.on("data", (data) => {
+        if (this.loseAnswers > 0) {
+          this.loseAnswers--;
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        client.write(data);
+      });
       for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
         a.on("error", () => b.destroy());
         a.on("close", () => b.destroy());
@@ -570,10 +581,72 @@ describe("a direct upload URL whose creation fails", () => {
       expect(retried.status).toBe(201);
       expect(retried.headers.get("spool-video-id")).toBe(videoId);
       expect(await spool.ctx.library.get(videoId)).toMatchObject({ status: "uploading" });
-      // Used now: once.
-      await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": "100" } }), 410, "upload_url_used");
+      // Used now: once (another upload than the one it made gets nothing).
+      await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": "101" } }), 410, "upload_url_used");
       expect((await fetch(`${spool.url}${retried.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
     }
+  });
+});
+
+describe("a direct upload creation whose answer is lost", () => {
+  const issue = async () => {
+    const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{}" });
+    expect(issued.status).toBe(201);
+    return (await issued.json()) as { uploadUrl: string; videoId: string };
+  };
+
+  test("tus-js-client's retried creation gets the upload the first one made: one video, stored byte for byte", async () => {
+    const source = await makeVideo({ seconds: 1 });
+    const data = Buffer.from(await Bun.file(source).arrayBuffer());
+    const { uploadUrl, videoId } = await issue();
+    const before = (await listAll(spool.url)).length;
+    const proxy = new FlakyProxy(spool.port);
+    const base = await proxy.start();
+    try {
+      // The creation is served, and its 201 never reaches the page.
+      proxy.loseAnswers = 1;
+      const methods: string[] = [];
+      const done = await runUpload(data, { endpoint: base + uploadUrl, retryDelays: [0], onBeforeRequest: (req) => void methods.push(req.getMethod()) });
+      expect(done.error).toBeUndefined();
+      expect(methods).toEqual(["POST", "POST", "PATCH"]);
+      expect(done.videoId).toBe(videoId);
+      expect(await waitUntilSettled(spool.url, videoId)).toMatchObject({ status: "ready", size: data.length });
+      expect(await sha256File(join(spool.dataDir, "videos", videoId, "source.mp4"))).toBe(await sha256File(source));
+      expect((await listAll(spool.url)).length).toBe(before + 1);
+
+      // Asked once more after it completed: the same upload, complete.
+      const late = await fetch(spool.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": String(data.length) } });
+      expect(late.status).toBe(201);
+      expect(`${base}${late.headers.get("location")}`).toBe(done.url);
+      expect(late.headers.get("upload-offset")).toBe(String(data.length));
+      expect((await listAll(spool.url)).length).toBe(before + 1);
+    } finally {
+      proxy.stop();
+    }
+  });
+
+  test("a repeated creation: the same Location at the upload's offset now, with tus's CORS headers, its body not taken; another length, or an upload that is gone, 410", async () => {
+    const { uploadUrl, videoId } = await issue();
+    const creation = { ...TUS, origin: "https://app.example", "upload-length": "1000", "content-type": "application/offset+octet-stream" };
+    const first = await fetch(spool.url + uploadUrl, { method: "POST", headers: creation, body: new Uint8Array(400).fill(1) });
+    expect(first.status).toBe(201);
+    expect(first.headers.get("upload-offset")).toBe("400");
+    const location = first.headers.get("location")!;
+
+    const again = await fetch(spool.url + uploadUrl, { method: "POST", headers: creation, body: new Uint8Array(1000).fill(2) });
+    expect(again.status).toBe(201);
+    const seen = (r: Response) => Object.fromEntries(["location", "spool-video-id", "upload-offset", "tus-resumable", "access-control-allow-origin", "access-control-expose-headers"].map((h) => [h, r.headers.get(h)]));
+    expect(seen(again)).toEqual({ ...seen(first), "spool-video-id": videoId });
+    expect(again.headers.get("upload-length")).toBeNull();
+    const state = await head(spool.url + location);
+    expect(state.headers.get("upload-offset")).toBe("400");
+    expect(Buffer.from(await Bun.file(join(uploadsDir(), uploadIdOf(location))).arrayBuffer()).equals(Buffer.alloc(400, 1))).toBe(true);
+
+    await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: { ...creation, "upload-length": "999" } }), 410, "upload_url_used");
+    expect((await fetch(spool.url + location, { method: "DELETE", headers: TUS })).status).toBe(204);
+    await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: creation }), 410, "upload_url_used");
+    expect(await spool.ctx.library.get(videoId)).toBeUndefined();
+    expect(uploadFiles(videoId)).toEqual([]);
   });
 });
 
@@ -588,7 +661,7 @@ describe("what Spool answers before tus does", () => {
     const created = await fetch(spool.url + uploadUrl, { method: "POST", headers: creation });
     expect(created.status).toBe(201);
     const refusals = [
-      [await fetch(spool.url + uploadUrl, { method: "POST", headers: creation }), 410, "upload_url_used"],
+      [await fetch(spool.url + uploadUrl, { method: "POST", headers: { ...creation, "upload-length": "11" } }), 410, "upload_url_used"],
       [await fetch(`${spool.url}/api/uploads/direct/${"x".repeat(43)}`, { method: "POST", headers: creation }), 403, "upload_url_invalid"],
       [await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: creation }), 401, "unauthorized"],
     ] as const;

@@ -3,7 +3,8 @@
  * it to a browser, which uploads with no key. The URL's secret is stored hashed; the video id,
  * title and playback policy are fixed when it is issued, so the browser cannot choose them.
  * The first creation request consumes it atomically: a second one, or one after `expiresAt`,
- * creates nothing.
+ * creates nothing. A second one that repeats the first (its client never heard the 201) is
+ * told about the upload the first made, while that upload lasts (tus.ts, `createdAgain`).
  */
 import { randomBytes } from "node:crypto";
 import { and, eq, gt, isNull, lt } from "drizzle-orm";
@@ -62,13 +63,17 @@ export class DirectUploads {
     return { uploadUrl: `${DIRECT_UPLOADS_PATH}/${secret}`, videoId: row.videoId, expiresAt: row.expiresAt };
   }
 
-  /** The upload a URL secret stands for, if it may still be used; throws 403/410 otherwise. */
-  async usable(secret: string): Promise<DirectUploadRow> {
+  /** The direct upload a URL secret stands for, used or not; throws 403 when it is none this server issued. */
+  async issued(secret: string): Promise<DirectUploadRow> {
     const [row] = await this.db.select().from(this.directUploads).where(eq(this.directUploads.id, secretDigest(secret)));
     if (!row) throw directUploadInvalid();
+    return row;
+  }
+
+  /** Throws 410 unless the URL may still create its upload (unused, not expired). */
+  checkUsable(row: DirectUploadRow): void {
     if (row.usedAt) throw directUploadUsed();
     if (row.expiresAt.getTime() <= this.now()) throw directUploadExpired();
-    return row;
   }
 
   /** Marks it used; exactly one caller wins, however many processes try at once. */

@@ -43,7 +43,7 @@ import type { FileLocker } from "./file-locker.ts";
 import { UploadFiles } from "./upload-files.ts";
 import { UploadHandOver } from "./upload-hand-over.ts";
 import { UploadSweeps } from "./upload-sweeps.ts";
-import { newUploadId, videoIdOfUpload } from "./upload-ids.ts";
+import { directUploadId, newUploadId, videoIdOfUpload } from "./upload-ids.ts";
 
 export const UPLOADS_PATH = "/api/uploads";
 export const DEFAULT_UPLOAD_EXPIRY_MS = 24 * 60 * 60 * 1000;
@@ -119,6 +119,12 @@ function playbackOf(metadata: Upload["metadata"]): Playback | undefined {
   return value as Playback;
 }
 
+/** A creation through a direct upload URL: the URL's row, and the upload it makes (`directUploadId`). */
+interface DirectCreation {
+  row: DirectUploadRow;
+  uploadId: string;
+}
+
 export class ResumableUploads {
   readonly directory: string;
   readonly expiryMs: number;
@@ -129,8 +135,8 @@ export class ResumableUploads {
   private readonly sweeps: UploadSweeps;
   /** @tus/server, made on the first tus request (see `tus()`). */
   private server: Promise<Server> | undefined;
-  /** Creation requests that came through a direct upload URL (never a client-settable header). */
-  private readonly direct = new WeakMap<Request, DirectUploadRow>();
+  /** Creation requests that came through a direct upload URL (never a client-settable header), and the upload each makes. */
+  private readonly direct = new WeakMap<Request, DirectCreation>();
   /** The upload each creation request registered a video for, answered or not (a failed one has no Location). */
   private readonly creating = new WeakMap<Request, string>();
   /** Creation requests that used up their direct upload URL (given back if the creation then fails). */
@@ -182,11 +188,11 @@ export class ResumableUploads {
       relativeLocation: true,
       exposedHeaders: [VIDEO_ID_HEADER, "Upload-Expires"],
       allowedOrigins: tusOrigins(options.corsOrigins ?? ["*"]),
-      namingFunction: (req) => newUploadId(this.direct.get(req)?.videoId ?? newVideoId()),
+      namingFunction: (req) => this.direct.get(req)?.uploadId ?? newUploadId(newVideoId()),
       onUploadCreate: async (req, upload) => {
         try {
           this.ingest.requireTools();
-          const direct = this.direct.get(req);
+          const direct = this.direct.get(req)?.row;
           const playback = playbackOf(upload.metadata);
           // A direct upload's title and policy were fixed by the key holder who issued it.
           if (direct) {
@@ -279,8 +285,37 @@ export class ResumableUploads {
    * its CORS preflight): answered as a tus creation at /api/uploads, for that upload only.
    */
   async handleDirect(request: Request, secret: string): Promise<Response> {
-    const row = request.method === "OPTIONS" ? undefined : await this.directUploads.usable(secret);
-    return this.handle(request, { url: new URL(UPLOADS_PATH, absoluteUrl(request.url)).href, ...(row ? { direct: row } : {}) });
+    const url = new URL(UPLOADS_PATH, absoluteUrl(request.url)).href;
+    if (request.method === "OPTIONS") return this.handle(request, { url });
+    const row = await this.directUploads.issued(secret);
+    const uploadId = directUploadId(row.videoId, secret);
+    if (row.usedAt && request.method === "POST") {
+      const again = await this.createdAgain(request, uploadId);
+      if (again) return again;
+    }
+    this.directUploads.checkUsable(row);
+    return this.handle(request, { url, direct: { row, uploadId } });
+  }
+
+  /**
+   * A creation retried through the direct upload URL that made the upload (its client never
+   * heard the 201, so it holds no upload URL, and tus clients retry the creation): the 201 again,
+   * with the same Location, and the upload's offset now (`Upload-Offset`), from which the client
+   * resumes; the retry's own body is not taken. The answer is tus's own HEAD of that upload made
+   * into the 201, so it carries the same CORS headers. Null, and the URL stays used up (410),
+   * when that upload is gone (terminated, expired, its video deleted, or complete and forgotten)
+   * or the retry declares another length: it is not the same upload.
+   */
+  private async createdAgain(original: Request, uploadId: string): Promise<Response | null> {
+    const location = `${UPLOADS_PATH}/${uploadId}`;
+    const found = await this.handle(new Request(new URL(location, absoluteUrl(original.url)).href, { method: "HEAD", headers: original.headers, signal: original.signal }));
+    const declared = (headers: Headers) => headers.get("upload-length") ?? (headers.get("upload-defer-length") === "1" ? "deferred" : null);
+    if (found.status !== 200 || declared(found.headers) === null || declared(found.headers) !== declared(original.headers)) return null;
+    const headers = new Headers(found.headers);
+    for (const name of ["upload-length", "upload-defer-length", "upload-metadata", "content-length", "content-type"]) headers.delete(name);
+    headers.set("location", location);
+    headers.set(VIDEO_ID_HEADER, videoIdOfUpload(uploadId) ?? "");
+    return new Response(null, { status: 201, headers });
   }
 
   /**
@@ -294,7 +329,7 @@ export class ResumableUploads {
   }
 
   /** Answers one tus request; errors get Spool's JSON shape, tus headers are kept. */
-  async handle(original: Request, { url = original.url, direct }: { url?: string; direct?: DirectUploadRow } = {}): Promise<Response> {
+  async handle(original: Request, { url = original.url, direct }: { url?: string; direct?: DirectCreation } = {}): Promise<Response> {
     const request = this.forTus(original, url);
     if (direct) this.direct.set(request, direct);
     let response = await (await this.tus()).handleWeb(request);
@@ -351,7 +386,7 @@ export class ResumableUploads {
           // direct upload URL it used up works again: nothing was created (its retry may use it).
           if (row?.status === "uploading") await this.library.remove(id);
           await this.files.discardUpload(uploadId);
-          if (direct && this.consumed.has(request)) await this.directUploads.restore(direct);
+          if (direct && this.consumed.has(request)) await this.directUploads.restore(direct.row);
         } else if (row?.status !== "uploading") {
           // An upload that was completed (accepted or refused) leaves the tus store.
           await this.files.discardUpload(uploadId);

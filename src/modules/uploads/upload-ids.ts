@@ -4,13 +4,23 @@
  * not be derivable from the video id, which the library lists. The video id is still in it so
  * that every upload maps to its video without a lookup. Pure.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { isVideoId } from "../../library/ids.ts";
 
 const SECRET = /^[A-Za-z0-9_-]{32}$/;
 
 export function newUploadId(videoId: string): string {
   return `${videoId}.${randomBytes(24).toString("base64url")}`;
+}
+
+/**
+ * The upload a direct upload URL creates: derived from the URL's secret, so that a creation
+ * retried through the same URL (its client never heard the 201) finds the upload it made
+ * without the database keeping the upload's secret. Only the URL's holder can derive it (the
+ * database keeps a different digest of that secret, see `secretDigest`).
+ */
+export function directUploadId(videoId: string, directSecret: string): string {
+  return `${videoId}.${createHash("sha256").update("spool direct upload\0").update(directSecret).digest("base64url").slice(0, 32)}`;
 }
 
 /** The video an upload id belongs to, or null when it is not an upload id. */
