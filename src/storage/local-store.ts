@@ -1,10 +1,12 @@
 /**
  * ObjectStore on the local disk (`STORAGE=local`, the default): key `k` is the file
  * DATA_DIR/k, exactly today's layout (src/modules/videos/storage.ts). Puts are copied next to
- * their destination and renamed into place, so a reader never sees half a file.
+ * their destination and renamed into place, so a reader never sees half a file, and synced
+ * before and after the rename (src/lib/durable.ts), so a power loss cannot leave an empty one.
  */
-import { copyFile, mkdir, readdir, rename, rm, stat, unlink, access } from "node:fs/promises";
+import { copyFile, readdir, rename, rm, stat, unlink, access } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
+import { makeDirectoryDurably, syncDirectory, syncFile } from "../lib/durable.ts";
 import {
   absoluteRange,
   checkKey,
@@ -43,11 +45,13 @@ export class LocalStore implements ObjectStore {
 
   async putFile(key: string, path: string, _options?: PutOptions): Promise<void> {
     const dest = this.localPath(key);
-    await mkdir(dirname(dest), { recursive: true });
+    await makeDirectoryDurably(dirname(dest));
     const part = `${dest}.${crypto.randomUUID()}.part`;
     try {
       await copyFile(path, part);
+      await syncFile(part);
       await rename(part, dest);
+      await syncDirectory(dirname(dest));
     } catch (error) {
       await rm(part, { force: true });
       throw error;

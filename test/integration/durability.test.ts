@@ -71,10 +71,15 @@ interface Call {
   paths: string[];
 }
 
-/** The traced calls that succeeded, in order of time. */
-async function calls(): Promise<Call[]> {
+/** The traced calls of the server that succeeded, in order of time. */
+function calls(): Promise<Call[]> {
+  return callsIn(traceLog);
+}
+
+/** The calls that succeeded in one strace log, in order of time. */
+async function callsIn(log: string): Promise<Call[]> {
   const out: Call[] = [];
-  for (const line of (await readFile(traceLog, "utf8")).split("\n")) {
+  for (const line of (await readFile(log, "utf8")).split("\n")) {
     const m = line.match(/^\d+\s+(\d+\.\d+) (\w+)\((.*)\)\s+= 0$/);
     if (!m) continue;
     const [, at, name, args] = m;
@@ -146,3 +151,27 @@ test.skipIf(!runs)("an upload, its processing and its HLS ladder are on the disk
   expect(unsynced).toEqual([]);
   expect(synced(list, videoDir).some((c) => c.at >= published!.at && c.at <= hlsSeen)).toBe(true);
 }, 180_000);
+
+test.skipIf(!traceable)("a put into the local store (how the library-id marker gets into DATA_DIR) is synced before its rename, and its directory after", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "spool-durable-put-"));
+  try {
+    const root = join(dir, "data");
+    const source = join(dir, "marker.txt");
+    await Bun.write(source, "library\n");
+    const log = join(dir, "put.log");
+    const script = `const { LocalStore } = await import(${JSON.stringify(join(ROOT, "src/storage/local-store.ts"))}); await new LocalStore(${JSON.stringify(root)}).putFile("library-id", ${JSON.stringify(source)});`;
+    const run = Bun.spawnSync([strace!, "-f", "-qq", "-y", "-ttt", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-o", log, "--", process.execPath, "-e", script]);
+    expect(run.exitCode).toBe(0);
+    const list = await callsIn(log);
+    const dest = join(root, "library-id");
+    const [renamed] = renamedTo(list, dest);
+    expect(renamed).toBeDefined();
+    expect(await readFile(dest, "utf8")).toBe("library\n");
+    expect(synced(list, renamed!.paths[0]!).some((c) => c.at <= renamed!.at)).toBe(true);
+    expect(synced(list, root).some((c) => c.at >= renamed!.at)).toBe(true);
+    // DATA_DIR itself was new: an entry of its parent.
+    expect(synced(list, dir).length).toBeGreaterThan(0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
