@@ -5,12 +5,14 @@
  * as in the schema (the migrations did not drift from it either).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { SQL } from "bun";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase, type SpoolDb } from "../../src/db/client.ts";
 import { Storage } from "../../src/library/storage.ts";
 import { VideoLibrary } from "../../src/library/videos.ts";
+import { MIGRATIONS_DIR } from "../../src/paths.ts";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.ts";
 
 let pg: TestPostgres;
@@ -174,3 +176,37 @@ test("PostgreSQL: a process keeps at most DATABASE_POOL_SIZE connections (and on
     await admin.close();
   }
 });
+
+test("PostgreSQL: a database that held videos before the library migration is marked as an upgrade (it claims its media); a new one is not", async () => {
+  // The committed migrations up to the one before the library's, as an older Spool left them.
+  const folder = join(dir, "pg-before-library");
+  await cp(join(MIGRATIONS_DIR, "pg"), folder, { recursive: true });
+  const journal = JSON.parse(await readFile(join(folder, "meta", "_journal.json"), "utf8")) as { entries: { tag: string }[] };
+  const at = journal.entries.findIndex((e) => e.tag.endsWith("_library_identity"));
+  expect(at).toBeGreaterThan(0);
+  journal.entries = journal.entries.slice(0, at);
+  await writeFile(join(folder, "meta", "_journal.json"), JSON.stringify(journal));
+
+  const [{ drizzle }, { migrate }] = await Promise.all([import("drizzle-orm/bun-sql"), import("drizzle-orm/bun-sql/migrator")]);
+  const identities = [];
+  for (const held of [true, false]) {
+    const url = await pg.createDatabase();
+    const client = new SQL(url, { max: 1 });
+    try {
+      await migrate(drizzle({ client }), { migrationsFolder: folder });
+      if (held) await client`INSERT INTO videos (id, title, original_filename, storage_path, status, created_at, updated_at) VALUES ('v1', 't', 'a.mp4', 'videos/v1/source.mp4', 'ready', now(), now())`;
+    } finally {
+      await client.close();
+    }
+    // What Spool does at start: the rest of the migrations.
+    const handle = await openDatabase(url);
+    try {
+      identities.push(await new VideoLibrary(handle, new Storage(dir)).identity());
+    } finally {
+      await handle.close();
+    }
+  }
+  expect(identities.map((i) => i.hadVideos)).toEqual([true, false]);
+  for (const { id } of identities) expect(id).toMatch(/^[0-9a-f]{32}$/);
+  expect(identities[0]!.id).not.toBe(identities[1]!.id);
+}, 30_000);
