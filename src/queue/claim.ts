@@ -3,16 +3,19 @@
  * runnable job (queued and due, or running with a stale heartbeat and attempts left) so that
  * no two workers ever get the same one, whichever machine they run on.
  */
-import { and, asc, eq, inArray, lt, lte, or, sql, type AnyColumn } from "drizzle-orm";
+import { and, asc, eq, inArray, lt, lte, or, sql, type AnyColumn, type SQL } from "drizzle-orm";
 import { postgresOf, type SpoolDb } from "../db/client.ts";
 import type { JobKind, JobRow } from "../db/schema.ts";
+
+/** A time as the queue writes and compares it: a value, or SQL the database evaluates (its clock). */
+export type Moment = Date | SQL;
 
 export interface ClaimRequest {
   workerId: string;
   kinds: readonly JobKind[];
-  now: Date;
+  now: Moment;
   /** Running jobs whose heartbeat is older than this are up for takeover (null: none is). */
-  stale: Date | null;
+  stale: Moment | null;
   maxAttempts: number;
 }
 
@@ -74,7 +77,7 @@ async function claimPostgres(handle: SpoolDb, { workerId, kinds, now, stale, max
 }
 
 /** Queued and due, or running with a stale heartbeat and attempts left; of the given kinds. */
-function runnable(jobs: Record<"kind" | "state" | "runAfter" | "heartbeatAt" | "attempts", AnyColumn>, kinds: readonly JobKind[], now: Date, stale: Date | null, maxAttempts: number) {
+function runnable(jobs: Record<"kind" | "state" | "runAfter" | "heartbeatAt" | "attempts", AnyColumn>, kinds: readonly JobKind[], now: Moment, stale: Moment | null, maxAttempts: number) {
   return and(
     inArray(jobs.kind, [...kinds]),
     lt(jobs.attempts, maxAttempts),

@@ -7,17 +7,19 @@
  * worker's id and a heartbeat; a job whose heartbeat is older than `staleMs` is taken over by
  * the next claim (its worker died), and every later write by the old worker is refused because
  * each checks `locked_by`. At most one active (queued or running) job exists per video and kind
- * (a partial unique index), so enqueueing is idempotent.
+ * (a partial unique index), so enqueueing is idempotent. Every time the queue writes or compares
+ * comes from one clock (see `clock`), so workers whose own clocks disagree neither take over
+ * live jobs nor see due ones late.
  *
  * The queue knows nothing of videos beyond their ids: what a job's state means for a video
  * (its status, its HLS state) is written by the video library, called by the job's handler.
  */
-import { and, asc, count, eq, gte, inArray, lt, or } from "drizzle-orm";
+import { and, asc, count, eq, gte, inArray, lt, or, sql } from "drizzle-orm";
 import type { SpoolDb } from "../db/client.ts";
 import { ACTIVE_JOB_STATES, type JobKind, type JobRow, type JobState } from "../db/schema.ts";
 import { localPid, processAlive } from "../lib/process-identity.ts";
 import { backoffMs, type BackoffOptions } from "./backoff.ts";
-import { claimNext } from "./claim.ts";
+import { claimNext, type Moment } from "./claim.ts";
 
 export interface ClaimOptions {
   /** A running job whose heartbeat is older than this is considered abandoned. */
@@ -31,15 +33,36 @@ export interface FailOptions extends BackoffOptions {
   maxAttempts: number;
 }
 
-export type FailOutcome = { retrying: true; runAfter: Date; attempts: number } | { retrying: false; attempts: number };
+/** `delayMs`: how long after the failure `runAfter` is (a difference, the same on any clock). */
+export type FailOutcome = { retrying: true; runAfter: Date; delayMs: number; attempts: number } | { retrying: false; attempts: number };
 
 const oneLine = (message: string, max = 1000) => message.replace(/\s+/g, " ").trim().slice(0, max);
 
 export class JobQueue {
   constructor(
     readonly handle: SpoolDb,
+    /** This process's clock: the queue's on SQLite only (see `clock`). */
     private readonly now: () => number = Date.now,
   ) {}
+
+  /**
+   * One reading of the queue's clock, `now`, and `plus(ms)` that now plus `ms`, as the queue
+   * writes and compares them. PostgreSQL: the database's clock, read by the statement itself
+   * (`now()`, one value per statement), since workers on other machines share the jobs and
+   * their clocks may disagree: one ahead by more than `staleMs` would take over jobs whose
+   * workers are alive, one behind would see due jobs late. Truncated to the columns'
+   * milliseconds: a stored time rounded up could be later than the next statement's now (a job
+   * just queued not due yet). SQLite: this process's clock, since every process that opens the
+   * file runs on this machine, with the same clock (and tests step it through `now`).
+   */
+  private clock(): { now: Moment; plus(ms: number): Moment } {
+    if (this.handle.dialect !== "postgres") {
+      const now = this.now();
+      return { now: new Date(now), plus: (ms) => new Date(now + ms) };
+    }
+    const now = sql`date_trunc('milliseconds', now())`;
+    return { now, plus: (ms) => sql`(${now} + ${ms}::double precision * interval '1 millisecond')` };
+  }
 
   private get db() {
     return this.handle.db;
@@ -53,11 +76,11 @@ export class JobQueue {
    * Queues a job unless the video already has an active one of that kind (then null).
    * `payload` is the kind's input, stored as JSON.
    */
-  async enqueue(kind: JobKind, videoId: string, payload?: unknown, runAfter?: Date): Promise<JobRow | null> {
-    const now = new Date(this.now());
+  async enqueue(kind: JobKind, videoId: string, payload?: unknown): Promise<JobRow | null> {
+    const now = this.clock().now;
     const rows = await this.db
       .insert(this.jobs)
-      .values({ kind, videoId, state: "queued", attempts: 0, runAfter: runAfter ?? now, payload: payload === undefined ? null : JSON.stringify(payload), createdAt: now, updatedAt: now })
+      .values({ kind, videoId, state: "queued", attempts: 0, runAfter: now, payload: payload === undefined ? null : JSON.stringify(payload), createdAt: now, updatedAt: now })
       .onConflictDoNothing()
       .returning();
     return rows[0] ?? null;
@@ -72,11 +95,11 @@ export class JobQueue {
    */
   async claim(workerId: string, kinds: readonly JobKind[], options: ClaimOptions): Promise<{ job: JobRow | null; exhausted: JobRow[] }> {
     if (kinds.length === 0) return { job: null, exhausted: [] };
-    const now = this.now();
-    const stale = options.takeOver === false ? null : new Date(now - options.staleMs);
+    const { now, plus } = this.clock();
+    const stale = options.takeOver === false ? null : plus(-options.staleMs);
     const exhausted = await this.db
       .update(this.jobs)
-      .set({ state: "failed", lockedBy: null, updatedAt: new Date(now), error: "The worker running it stopped responding, and it has no attempts left" })
+      .set({ state: "failed", lockedBy: null, updatedAt: now, error: "The worker running it stopped responding, and it has no attempts left" })
       .where(
         and(
           inArray(this.jobs.kind, [...kinds]),
@@ -85,7 +108,7 @@ export class JobQueue {
         ),
       )
       .returning();
-    const job = await claimNext(this.handle, { workerId, kinds, now: new Date(now), stale, maxAttempts: options.maxAttempts });
+    const job = await claimNext(this.handle, { workerId, kinds, now, stale, maxAttempts: options.maxAttempts });
     return { job, exhausted };
   }
 
@@ -95,7 +118,7 @@ export class JobQueue {
 
   /** Proves the worker alive. False: the job is no longer this worker's (cancelled, deleted, taken over). */
   async heartbeat(jobId: number, workerId: string): Promise<boolean> {
-    const rows = await this.db.update(this.jobs).set({ heartbeatAt: new Date(this.now()) }).where(this.mine(jobId, workerId)).returning({ id: this.jobs.id });
+    const rows = await this.db.update(this.jobs).set({ heartbeatAt: this.clock().now }).where(this.mine(jobId, workerId)).returning({ id: this.jobs.id });
     return rows.length > 0;
   }
 
@@ -103,7 +126,7 @@ export class JobQueue {
   async complete(job: JobRow, workerId: string): Promise<boolean> {
     const rows = await this.db
       .update(this.jobs)
-      .set({ state: "done", error: null, lockedBy: null, updatedAt: new Date(this.now()) })
+      .set({ state: "done", error: null, lockedBy: null, updatedAt: this.clock().now })
       .where(this.mine(job.id, workerId))
       .returning({ id: this.jobs.id });
     return rows.length > 0;
@@ -115,23 +138,23 @@ export class JobQueue {
    */
   async fail(job: JobRow, workerId: string, message: string, options: FailOptions): Promise<FailOutcome | undefined> {
     const error = oneLine(message) || "failed";
-    const now = this.now();
+    const { now, plus } = this.clock();
     const attempts = job.attempts;
     if (attempts >= options.maxAttempts) {
       const rows = await this.db
         .update(this.jobs)
-        .set({ state: "failed", error, lockedBy: null, updatedAt: new Date(now) })
+        .set({ state: "failed", error, lockedBy: null, updatedAt: now })
         .where(this.mine(job.id, workerId))
         .returning({ id: this.jobs.id });
       return rows.length ? { retrying: false, attempts } : undefined;
     }
-    const runAfter = new Date(now + backoffMs(attempts, options));
-    const rows = await this.db
+    const delayMs = backoffMs(attempts, options);
+    const [row] = await this.db
       .update(this.jobs)
-      .set({ state: "queued", runAfter, error, lockedBy: null, updatedAt: new Date(now) })
+      .set({ state: "queued", runAfter: plus(delayMs), error, lockedBy: null, updatedAt: now })
       .where(this.mine(job.id, workerId))
-      .returning({ id: this.jobs.id });
-    return rows.length ? { retrying: true, runAfter, attempts } : undefined;
+      .returning({ runAfter: this.jobs.runAfter });
+    return row ? { retrying: true, runAfter: row.runAfter, delayMs, attempts } : undefined;
   }
 
   /**
@@ -140,19 +163,18 @@ export class JobQueue {
    * outage ends. Undefined when the job was no longer this worker's.
    */
   async defer(job: JobRow, workerId: string, message: string, delayMs: number): Promise<Date | undefined> {
-    const now = this.now();
-    const runAfter = new Date(now + delayMs);
-    const rows = await this.db
+    const { now, plus } = this.clock();
+    const [row] = await this.db
       .update(this.jobs)
-      .set({ state: "queued", attempts: Math.max(0, job.attempts - 1), runAfter, error: oneLine(message) || "deferred", lockedBy: null, updatedAt: new Date(now) })
+      .set({ state: "queued", attempts: Math.max(0, job.attempts - 1), runAfter: plus(delayMs), error: oneLine(message) || "deferred", lockedBy: null, updatedAt: now })
       .where(this.mine(job.id, workerId))
-      .returning({ id: this.jobs.id });
-    return rows.length ? runAfter : undefined;
+      .returning({ runAfter: this.jobs.runAfter });
+    return row?.runAfter;
   }
 
   /** A worker shutting down hands its job back: queued again at once, the attempt not counted. */
   async release(job: JobRow, workerId: string): Promise<boolean> {
-    const now = new Date(this.now());
+    const now = this.clock().now;
     const rows = await this.db
       .update(this.jobs)
       .set({ state: "queued", attempts: Math.max(0, job.attempts - 1), runAfter: now, lockedBy: null, updatedAt: now })
@@ -165,7 +187,7 @@ export class JobQueue {
   async cancelForVideo(videoId: string, kind?: JobKind): Promise<number> {
     const rows = await this.db
       .update(this.jobs)
-      .set({ state: "cancelled", lockedBy: null, updatedAt: new Date(this.now()) })
+      .set({ state: "cancelled", lockedBy: null, updatedAt: this.clock().now })
       .where(and(eq(this.jobs.videoId, videoId), kind ? eq(this.jobs.kind, kind) : undefined, inArray(this.jobs.state, [...ACTIVE_JOB_STATES])))
       .returning({ id: this.jobs.id });
     return rows.length;
@@ -185,7 +207,7 @@ export class JobQueue {
       if (pid === null) continue;
       const dead = pid === process.pid ? !isLiveHere(job.lockedBy) : !processAlive(pid);
       if (!dead) continue;
-      const now = new Date(this.now());
+      const now = this.clock().now;
       const rows = await this.db
         .update(this.jobs)
         .set({ state: "queued", runAfter: now, lockedBy: null, updatedAt: now })

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Database } from "bun:sqlite";
-import { eq } from "drizzle-orm";
+import { eq, sql, type AnyColumn } from "drizzle-orm";
 import { openDatabase, type SpoolDb } from "../../src/db/client.ts";
 import { JobQueue } from "../../src/queue/jobs.ts";
 import { JobRunner, outageDelayMs, type JobHandler } from "../../src/queue/runner.ts";
@@ -31,6 +31,23 @@ for (const dialect of ["sqlite", "postgres"] as const) {
     let handle: SpoolDb;
     let clock: number;
     let queue: JobQueue;
+
+    /**
+     * Lets `ms` pass for the queue. SQLite: its clock is the injected one. PostgreSQL: the queue
+     * reads the database's clock, which tests cannot step, so every stored job time moves back.
+     */
+    async function advance(ms: number) {
+      clock += ms;
+      if (dialect !== "postgres") return;
+      const { jobs } = handle.tables;
+      const back = (column: AnyColumn) => sql`${column} - ${ms}::double precision * interval '1 millisecond'`;
+      await handle.db.update(jobs).set({ runAfter: back(jobs.runAfter), heartbeatAt: back(jobs.heartbeatAt), createdAt: back(jobs.createdAt), updatedAt: back(jobs.updatedAt) });
+    }
+    /**
+     * Margin around a boundary in time: none needed on SQLite's stepped clock; on PostgreSQL the
+     * database's clock moves on between two statements (by far less than this).
+     */
+    const slack = dialect === "postgres" ? 1000 : 1;
 
     async function addVideo(id: string) {
       const now = new Date(clock);
@@ -74,7 +91,8 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       expect((await queue.claim("w1", ["ingest"], CLAIM)).job).toBeNull();
       const { job } = await queue.claim("w1", ["transcode"], CLAIM);
       expect(job).toMatchObject({ state: "running", lockedBy: "w1", attempts: 1 });
-      expect(job!.heartbeatAt!.getTime()).toBe(clock);
+      expect(job!.heartbeatAt).toEqual(job!.updatedAt);
+      if (dialect === "sqlite") expect(job!.heartbeatAt!.getTime()).toBe(clock);
       expect((await queue.claim("w2", ["transcode"], CLAIM)).job).toBeNull();
     });
 
@@ -82,14 +100,14 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       for (const id of ["v001", "v002"]) {
         await addVideo(id);
         await queue.enqueue("transcode", id);
-        clock += 1;
+        await advance(1);
       }
       const first = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
       expect(first.videoId).toBe("v001");
       await queue.fail(first, "w1", "boom", FAIL);
       expect((await queue.claim("w1", ["transcode"], CLAIM)).job!.videoId).toBe("v002");
       expect((await queue.claim("w1", ["transcode"], CLAIM)).job).toBeNull();
-      clock += 1000;
+      await advance(1000);
       expect((await queue.claim("w1", ["transcode"], CLAIM)).job!.videoId).toBe("v001");
     });
 
@@ -97,11 +115,11 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       await addVideo("aaaa");
       await queue.enqueue("ingest", "aaaa");
       const job = (await queue.claim("w1", ["ingest"], CLAIM)).job!;
-      clock += 5_000;
+      await advance(5_000);
       expect(await queue.heartbeat(job.id, "w1")).toBe(true);
-      clock += 9_999;
+      await advance(CLAIM.staleMs - slack);
       expect((await queue.claim("w2", ["ingest"], CLAIM)).job).toBeNull();
-      clock += 2;
+      await advance(2 * slack);
       const taken = (await queue.claim("w2", ["ingest"], CLAIM)).job!;
       expect(taken).toMatchObject({ id: job.id, lockedBy: "w2", attempts: 2 });
       expect(await queue.heartbeat(job.id, "w1")).toBe(false);
@@ -116,7 +134,7 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       await queue.enqueue("transcode", "aaaa");
       for (let i = 0; i < 3; i++) {
         expect((await queue.claim(`w${i}`, ["transcode"], CLAIM)).job).not.toBeNull();
-        clock += 20_000;
+        await advance(20_000);
       }
       const { job, exhausted } = await queue.claim("w9", ["transcode"], CLAIM);
       expect(job).toBeNull();
@@ -129,19 +147,23 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       await queue.enqueue("transcode", "aaaa");
       let job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
       const first = await queue.fail(job, "w1", "Invalid data found\nwhen processing input", { ...FAIL, jitter: 0 });
-      expect(first).toEqual({ retrying: true, runAfter: new Date(clock + 1000), attempts: 1 });
+      // The backoff counts from the failure, on the queue's clock (the row's updatedAt).
+      const failedAt = async () => (await queue.get(job.id))!.updatedAt.getTime();
+      expect(first).toEqual({ retrying: true, runAfter: new Date((await failedAt()) + 1000), delayMs: 1000, attempts: 1 });
+      if (dialect === "sqlite") expect(await failedAt()).toBe(clock);
       expect(await queue.get(job.id)).toMatchObject({ state: "queued", lockedBy: null, error: "Invalid data found when processing input" });
-      clock += 1000;
+      await advance(1000);
       job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
-      expect(await queue.fail(job, "w1", "again", FAIL)).toEqual({ retrying: true, runAfter: new Date(clock + 2000), attempts: 2 });
-      clock += 1999;
+      const second = await queue.fail(job, "w1", "again", FAIL);
+      expect(second).toEqual({ retrying: true, runAfter: new Date((await failedAt()) + 2000), delayMs: 2000, attempts: 2 });
+      await advance(2000 - slack);
       expect((await queue.claim("w1", ["transcode"], CLAIM)).job).toBeNull();
-      clock += 1;
+      await advance(slack);
       job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
       expect(job.attempts).toBe(3);
       expect(await queue.fail(job, "w1", "moov atom not found", FAIL)).toEqual({ retrying: false, attempts: 3 });
       expect(await queue.get(job.id)).toMatchObject({ state: "failed", error: "moov atom not found" });
-      clock += 3_600_000;
+      await advance(3_600_000);
       expect((await queue.claim("w1", ["transcode"], CLAIM)).job).toBeNull();
     });
 
@@ -210,10 +232,13 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       for (let i = 0; i < 5; i++) {
         const job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
         expect(job.attempts).toBe(1);
-        expect(await queue.defer(job, "w1", "object storage did not answer", 5000)).toEqual(new Date(clock + 5000));
-        expect(await queue.get(job.id)).toMatchObject({ state: "queued", attempts: 0, lockedBy: null, error: "object storage did not answer" });
+        const runAfter = await queue.defer(job, "w1", "object storage did not answer", 5000);
+        const row = (await queue.get(job.id))!;
+        expect(runAfter).toEqual(new Date(row.updatedAt.getTime() + 5000));
+        if (dialect === "sqlite") expect(row.updatedAt.getTime()).toBe(clock);
+        expect(row).toMatchObject({ state: "queued", attempts: 0, lockedBy: null, error: "object storage did not answer" });
         expect((await queue.claim("w1", ["transcode"], CLAIM)).job).toBeNull();
-        clock += 5000;
+        await advance(5000);
       }
       // Not this worker's any more: nothing changes.
       const job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
@@ -227,7 +252,7 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       const running = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
       await queue.enqueue("transcode", "bbbb");
       const exhausted = (await queue.claim("w1", ["transcode"], { ...CLAIM, maxAttempts: 1 })).job!;
-      clock += CLAIM.staleMs + 1;
+      await advance(CLAIM.staleMs + 1);
       // Both heartbeats are stale; the first job has attempts left, the second none.
       expect(await queue.claim("w2", ["transcode"], { ...CLAIM, maxAttempts: 1, takeOver: false })).toEqual({ job: null, exhausted: [] });
       expect(await queue.get(running.id)).toMatchObject({ state: "running", lockedBy: "w1" });
@@ -284,7 +309,7 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       for (const id of ["dead", "live", "remote", "mine"]) {
         await addVideo(id);
         await queue.enqueue("transcode", id);
-        clock += 1;
+        await advance(1);
       }
       const sleeper = Bun.spawn(["sleep", "30"]);
       const finished = Bun.spawn(["true"]);
