@@ -51,9 +51,10 @@ export interface JobHandler {
 export type Settled =
   | { outcome: "done" }
   | { outcome: "skipped"; reason: string }
-  | { outcome: "retrying"; error: string; runAfter: Date; attempts: number; maxAttempts: number }
+  /** `runAfter` is on the queue's clock, which may not be this process's; `delayMs` is how long from now it is. */
+  | { outcome: "retrying"; error: string; runAfter: Date; delayMs: number; attempts: number; maxAttempts: number }
   /** It met an outage (a `transient` error): it runs again at `runAfter`, the attempt not counted. */
-  | { outcome: "waiting"; error: string; runAfter: Date }
+  | { outcome: "waiting"; error: string; runAfter: Date; delayMs: number }
   | { outcome: "failed"; error: string }
   | { outcome: "released" };
 
@@ -293,10 +294,14 @@ export class JobRunner {
         else if (outcome === "cancelled") await this.queue.cancelForVideo(job.videoId, job.kind);
       } else if ((error as { transient?: boolean }).transient) {
         const message = messageOf(error);
-        const runAfter = await this.queue.defer(job, this.id, message, outageDelayMs(job, handler));
+        // Now on the queue's clock, which stamped createdAt and may not be this process's: the
+        // claim's heartbeat plus how long this run has taken here.
+        const queueNow = (job.heartbeatAt?.getTime() ?? started) + (Date.now() - started);
+        const delayMs = outageDelayMs(job, handler, queueNow);
+        const runAfter = await this.queue.defer(job, this.id, message, delayMs);
         outcome = runAfter === undefined ? "lost" : "waiting";
         this.log.warn(`video ${job.videoId}: ${job.kind} waits for an outage to end: ${message}`);
-        if (runAfter) await handler.settled?.(job, { outcome: "waiting", error: message, runAfter });
+        if (runAfter) await handler.settled?.(job, { outcome: "waiting", error: message, runAfter, delayMs });
       } else {
         const message = messageOf(error);
         // A permanent failure (the media itself is at fault) is not retried.
@@ -304,7 +309,7 @@ export class JobRunner {
         const result = await this.queue.fail(job, this.id, message, { maxAttempts, baseMs: handler.retryBaseMs, maxMs: handler.retryMaxMs, jitter: 0.2 });
         outcome = result === undefined ? "lost" : result.retrying ? "retrying" : "failed";
         this.log.warn(`video ${job.videoId}: ${job.kind} attempt ${job.attempts} failed: ${message}${result?.retrying ? " (will retry)" : ""}`);
-        if (result?.retrying) await handler.settled?.(job, { outcome: "retrying", error: message, runAfter: result.runAfter, attempts: job.attempts, maxAttempts: handler.maxAttempts });
+        if (result?.retrying) await handler.settled?.(job, { outcome: "retrying", error: message, runAfter: result.runAfter, delayMs: result.delayMs, attempts: job.attempts, maxAttempts: handler.maxAttempts });
         else if (result) await handler.settled?.(job, { outcome: "failed", error: message });
       }
     } finally {

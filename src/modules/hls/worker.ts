@@ -101,7 +101,7 @@ export class TranscodeJobs implements JobHandler {
       case "skipped":
         return void (await this.library.setHls(id, { status: "skipped", progress: 0, error: s.reason }));
       case "retrying": {
-        const seconds = Math.ceil((s.runAfter.getTime() - Date.now()) / 1000);
+        const seconds = Math.ceil(s.delayMs / 1000);
         const error = `Attempt ${s.attempts} of ${s.maxAttempts} failed (${s.error}); retrying in ${seconds} s`;
         return void (await this.library.setHls(id, { status: "queued", progress: 0, error }));
       }
@@ -111,7 +111,7 @@ export class TranscodeJobs implements JobHandler {
         await this.removeStaleTemps(this.library.storage.videoDir(id), "");
         return void (await this.library.setHls(id, { status: "failed", progress: 0, error: s.error }));
       case "waiting": {
-        const seconds = Math.ceil((s.runAfter.getTime() - Date.now()) / 1000);
+        const seconds = Math.ceil(s.delayMs / 1000);
         return void (await this.library.setHls(id, { status: "queued", progress: 0, error: `Waiting for object storage (${s.error}); trying again in ${seconds} s` }));
       }
       case "released":
