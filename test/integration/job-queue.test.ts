@@ -1,7 +1,8 @@
 /**
  * The durable job queue on both real databases (SQLite and PostgreSQL): enqueue (one active job
  * per video and kind), atomic claims (also across processes), heartbeats and takeover of
- * abandoned jobs, retries with backoff, failure, release, cancellation and crash recovery by pid.
+ * abandoned jobs, retries with backoff, failure, release, cancellation and crash recovery by pid;
+ * on PostgreSQL, all of it on the database's clock whatever the workers' clocks say.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -333,6 +334,89 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       } finally {
         sleeper.kill();
       }
+    });
+
+    // PostgreSQL only: workers there may run on several machines, whose clocks disagree; the
+    // queue reads the database's. (SQLite's processes share one machine, and its clock.)
+    if (dialect === "postgres") describe("workers whose clocks are ten minutes off", () => {
+      const SKEW = 10 * 60_000;
+      let fast: JobQueue;
+      let slow: JobQueue;
+      beforeEach(() => {
+        fast = new JobQueue(handle, () => Date.now() + SKEW);
+        slow = new JobQueue(handle, () => Date.now() - SKEW);
+      });
+      /** The database runs on this machine: its clock is this process's, within a few seconds. */
+      const near = (time: Date | null | undefined, expected: number) => expect(Math.abs(time!.getTime() - expected)).toBeLessThan(5_000);
+
+      test("one ahead takes over no job whose worker beat moments ago, nor fails one; one behind beats on the database's clock", async () => {
+        await addVideo("aaaa");
+        await addVideo("bbbb");
+        await queue.enqueue("transcode", "aaaa");
+        const live = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+        await queue.enqueue("transcode", "bbbb");
+        const lastTry = (await queue.claim("w1", ["transcode"], { ...CLAIM, maxAttempts: 1 })).job!;
+        expect(await queue.heartbeat(live.id, "w1")).toBe(true);
+        expect(await fast.claim("w2", ["transcode"], CLAIM)).toEqual({ job: null, exhausted: [] });
+        expect(await fast.claim("w2", ["transcode"], { ...CLAIM, maxAttempts: 1 })).toEqual({ job: null, exhausted: [] });
+        expect(await queue.get(live.id)).toMatchObject({ state: "running", lockedBy: "w1" });
+        expect(await queue.get(lastTry.id)).toMatchObject({ state: "running", lockedBy: "w1" });
+        // A job claimed and beaten by the slow worker looks fresh to everyone else.
+        expect(await queue.cancelForVideo("aaaa")).toBe(1);
+        await queue.enqueue("transcode", "aaaa");
+        const slowJob = (await slow.claim("w3", ["transcode"], CLAIM)).job!;
+        near(slowJob.heartbeatAt, Date.now());
+        expect(await slow.heartbeat(slowJob.id, "w3")).toBe(true);
+        near((await queue.get(slowJob.id))!.heartbeatAt, Date.now());
+        expect((await queue.claim("w4", ["transcode"], CLAIM)).job).toBeNull();
+        expect((await fast.claim("w4", ["transcode"], CLAIM)).job).toBeNull();
+      });
+
+      test("a job whose worker stopped beating is taken over after the stale period, by either", async () => {
+        await addVideo("aaaa");
+        await queue.enqueue("transcode", "aaaa");
+        const job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+        await advance(CLAIM.staleMs - slack);
+        expect((await fast.claim("w2", ["transcode"], CLAIM)).job).toBeNull();
+        await advance(2 * slack);
+        expect((await slow.claim("w2", ["transcode"], CLAIM)).job).toMatchObject({ id: job.id, lockedBy: "w2", attempts: 2 });
+      });
+
+      test("one behind claims a job due now; one ahead queues and hands back jobs that are due now, not in ten minutes", async () => {
+        await addVideo("aaaa");
+        await addVideo("bbbb");
+        await queue.enqueue("transcode", "aaaa");
+        expect((await slow.claim("w1", ["transcode"], CLAIM)).job).toMatchObject({ videoId: "aaaa", lockedBy: "w1" });
+        const queued = (await fast.enqueue("transcode", "bbbb"))!;
+        near(queued.runAfter, Date.now());
+        near(queued.createdAt, Date.now());
+        const job = (await queue.claim("w2", ["transcode"], CLAIM)).job!;
+        expect(job).toMatchObject({ videoId: "bbbb", lockedBy: "w2" });
+        expect(await fast.release(job, "w2")).toBe(true);
+        expect((await slow.claim("w3", ["transcode"], CLAIM)).job).toMatchObject({ videoId: "bbbb", lockedBy: "w3" });
+      });
+
+      test("backoff and deferrals count from the database's clock", async () => {
+        await addVideo("aaaa");
+        await queue.enqueue("transcode", "aaaa");
+        let job = (await queue.claim("w1", ["transcode"], CLAIM)).job!;
+        const failed = await slow.fail(job, "w1", "boom", { ...FAIL, jitter: 0 });
+        const row = (await queue.get(job.id))!;
+        near(row.runAfter, Date.now() + 1000);
+        expect(row.runAfter.getTime() - row.updatedAt.getTime()).toBe(1000);
+        expect(failed).toEqual({ retrying: true, runAfter: row.runAfter, delayMs: 1000, attempts: 1 });
+        // Not due yet, whoever asks.
+        expect((await fast.claim("w2", ["transcode"], CLAIM)).job).toBeNull();
+        expect((await queue.claim("w2", ["transcode"], CLAIM)).job).toBeNull();
+        await advance(1000);
+        job = (await queue.claim("w2", ["transcode"], CLAIM)).job!;
+        expect(job).toMatchObject({ videoId: "aaaa", lockedBy: "w2", attempts: 2 });
+        const runAfter = (await fast.defer(job, "w2", "object storage did not answer", 5000))!;
+        near(runAfter, Date.now() + 5000);
+        expect((await queue.claim("w3", ["transcode"], CLAIM)).job).toBeNull();
+        await advance(5000);
+        expect((await queue.claim("w3", ["transcode"], CLAIM)).job).toMatchObject({ videoId: "aaaa", lockedBy: "w3" });
+      });
     });
 
     test("claims from several processes never take the same job twice", async () => {
