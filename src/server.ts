@@ -6,6 +6,7 @@ import { DEMO_FIXTURE } from "./paths.ts";
 import { API_KEY_FILE, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
 import type { Server } from "bun";
 import { lookup } from "node:dns/promises";
+import type { StatsFs } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { isIP } from "node:net";
 import { createContext, nativeError, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
@@ -182,12 +183,15 @@ function jobGauges(ctx: AppContext): void {
  */
 function diskGauges(dataDir: string): void {
   const shared = { shared: true };
+  // One statfs per scrape for both: prom-client collects a scrape's gauges concurrently.
+  let reading: Promise<StatsFs> | undefined;
+  const read = () => (reading ??= statfs(dataDir).finally(() => (reading = undefined)));
   gauge("spool_data_dir_available_bytes", "Bytes Spool may still write on the file system of DATA_DIR (statfs f_bavail)", async () => {
-    const fs = await statfs(dataDir);
+    const fs = await read();
     return fs.bavail * fs.bsize;
   }, shared);
   gauge("spool_data_dir_size_bytes", "Size of the file system of DATA_DIR", async () => {
-    const fs = await statfs(dataDir);
+    const fs = await read();
     return fs.blocks * fs.bsize;
   }, shared);
 }
