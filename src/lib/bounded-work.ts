@@ -14,7 +14,7 @@ import { Limiter } from "./limiter.ts";
 export interface BoundedWorkLimits {
   concurrency: number;
   queue: number;
-  /** Default: half of all places, so one client never takes every one. */
+  /** Default: half of all places (rounded up), so one client never takes every one. */
   perClient?: number;
 }
 
@@ -35,7 +35,7 @@ export class BoundedWork {
     readonly limits: BoundedWorkLimits,
   ) {
     this.limiter = new Limiter(limits.concurrency);
-    this.perClient = limits.perClient ?? Math.max(1, Math.floor((limits.concurrency + limits.queue) / 2));
+    this.perClient = limits.perClient ?? Math.max(1, Math.ceil((limits.concurrency + limits.queue) / 2));
   }
 
   /** Tasks running or waiting. */

@@ -64,3 +64,13 @@ test("requests that arrive while a task runs are answered before the next task s
   expect(order.indexOf("other work")).toBeGreaterThan(-1);
   expect(order.indexOf("other work")).toBeLessThan(order.indexOf("task 2"));
 });
+
+test.each([
+  { places: "1 run + 3 waiting", limits: { concurrency: 1, queue: 3 }, perClient: 2 },
+  { places: "1 run + 2 waiting", limits: { concurrency: 1, queue: 2 }, perClient: 2 },
+  { places: "2 runs + 64 waiting", limits: { concurrency: 2, queue: 64 }, perClient: 33 },
+  { places: "1 run + 0 waiting", limits: { concurrency: 1, queue: 0 }, perClient: 1 },
+  { places: "1 run + 2 waiting, perClient 1", limits: { concurrency: 1, queue: 2, perClient: 1 }, perClient: 1 },
+])("a client's share of $places is $perClient (default: half of all places, rounded up)", ({ limits, perClient }) => {
+  expect(new BoundedWork("things", "things", limits).perClient).toBe(perClient);
+});
