@@ -1,17 +1,34 @@
 /** src/lib/bounded-work.ts: the places, the per-client share, the refusals, and the turns. */
 import { expect, test } from "bun:test";
-import { BoundedWork } from "../../src/lib/bounded-work.ts";
+import { BoundedWork, type RetryAfter } from "../../src/lib/bounded-work.ts";
+import { ObservedRetryAfter } from "../../src/lib/observed-retry-after.ts";
 import { HttpError } from "../../src/http/errors.ts";
 
 function refusal(run: () => unknown): { status: number; code: string; retryAfter: string | undefined } | null {
+  const error = refusalError(run);
+  return error && { status: error.status, code: error.code, retryAfter: error.headers?.["retry-after"] };
+}
+
+function refusalError(run: () => unknown): HttpError | null {
   try {
     run();
     return null;
   } catch (error) {
     if (!(error instanceof HttpError)) throw error;
-    return { status: error.status, code: error.code, retryAfter: error.headers?.["retry-after"] };
+    return error;
   }
 }
+
+/** A task that runs until its gate is opened. */
+function gated() {
+  const gates: (() => void)[] = [];
+  const task = () => new Promise<string>((resolve) => gates.push(() => resolve("done")));
+  return { gates, task };
+}
+
+const until = async (condition: () => boolean) => {
+  while (!condition()) await Bun.sleep(1);
+};
 
 test("admits concurrency + queue tasks, then refuses with 503 <code>_busy; one client gets its share, then 429 <code>_rate_limited; places come back as tasks end", async () => {
   const work = new BoundedWork("things", "things", { concurrency: 1, queue: 3 });
@@ -73,4 +90,69 @@ test.each([
   { places: "1 run + 2 waiting, perClient 1", limits: { concurrency: 1, queue: 2, perClient: 1 }, perClient: 1 },
 ])("a client's share of $places is $perClient (default: half of all places, rounded up)", ({ limits, perClient }) => {
   expect(new BoundedWork("things", "things", limits).perClient).toBe(perClient);
+});
+
+test("a refusal's Retry-After, in its header and its message, is what the estimator says for the tasks waiting then; it hears how long each task that succeeded ran", async () => {
+  const asked: { waiting: number; concurrency: number }[] = [];
+  const ran: number[] = [];
+  const retryAfter: RetryAfter = {
+    seconds: (waiting, concurrency) => {
+      asked.push({ waiting, concurrency });
+      return 7;
+    },
+    ran: (ms) => ran.push(ms),
+  };
+  const work = new BoundedWork("things", "things", { concurrency: 1, queue: 2, perClient: 2 }, { retryAfter });
+  const { gates, task } = gated();
+  const runs = [work.run("a", task), work.run("a", task)];
+  await until(() => gates.length === 1);
+  const limited = refusalError(() => work.run("a", task))!;
+  expect({ status: limited.status, retryAfter: limited.headers?.["retry-after"], message: limited.message }).toEqual({
+    status: 429,
+    retryAfter: "7",
+    message: "This client already has 2 things being made; try again in 7 s",
+  });
+  runs.push(work.run("b", task));
+  const busy = refusalError(() => work.run("c", task))!;
+  expect({ status: busy.status, retryAfter: busy.headers?.["retry-after"], message: busy.message }).toEqual({
+    status: 503,
+    retryAfter: "7",
+    message: "Too many things are being made; try again in 7 s",
+  });
+  expect(asked).toEqual([
+    { waiting: 1, concurrency: 1 },
+    { waiting: 2, concurrency: 1 },
+  ]);
+
+  await Bun.sleep(100);
+  gates.shift()!();
+  await runs[0];
+  expect(ran).toHaveLength(1);
+  // Its run: at least the 100 ms it was held.
+  expect(ran[0]!).toBeGreaterThanOrEqual(99);
+  for (const p of runs.slice(1)) {
+    await until(() => gates.length === 1);
+    gates.shift()!();
+    await p;
+  }
+  expect(ran).toHaveLength(3);
+  // The next one waited those 100 ms, then ran at once: its time in the queue is not its run's.
+  expect(ran[1]!).toBeLessThan(90);
+  // A task that fails says nothing about how long one takes.
+  await expect(work.run(undefined, () => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
+  expect(ran).toHaveLength(3);
+});
+
+test.each([
+  { case: "the first guess (500 ms), nothing waiting", runs: [], waiting: 0, concurrency: 1, seconds: 1 },
+  { case: "the first guess, 3 waiting for 1 slot", runs: [], waiting: 3, concurrency: 1, seconds: 2 },
+  { case: "the first guess, 4 waiting for 2 slots", runs: [], waiting: 4, concurrency: 2, seconds: 2 },
+  { case: "one run of 1.5 s moves the average to 700 ms", runs: [1500], waiting: 4, concurrency: 1, seconds: 4 },
+  { case: "fast runs: never less than 1 s", runs: [1, 1, 1, 1, 1, 1, 1, 1], waiting: 1, concurrency: 1, seconds: 1 },
+  { case: "a first guess of 0 ms: still 1 s", firstGuessMs: 0, runs: [], waiting: 3, concurrency: 1, seconds: 1 },
+  { case: "slow runs: never more than 30 s", runs: [60_000], waiting: 16, concurrency: 1, seconds: 30 },
+])("ObservedRetryAfter: $case → $seconds s", ({ firstGuessMs, runs, waiting, concurrency, seconds }) => {
+  const estimate = new ObservedRetryAfter(firstGuessMs);
+  for (const ms of runs) estimate.ran(ms);
+  expect(estimate.seconds(waiting, concurrency)).toBe(seconds);
 });
