@@ -7,10 +7,11 @@
  * - at most `queue` more waiting; a task beyond that is refused at once with 503 `<code>_busy`;
  * - one client at most `perClient` of those places; beyond that 429 `<code>_rate_limited`.
  * Both refusals carry Retry-After: 1 s, or what the `retryAfter` option estimates (see
- * ./observed-retry-after.ts). Work already cached never comes here.
+ * ./observed-retry-after.ts). A waiting task can be cancelled (its `signal`): it leaves the
+ * queue at once. Work already cached never comes here.
  */
 import { HttpError } from "../http/errors.ts";
-import { Limiter } from "./limiter.ts";
+import { Limiter, WaitAborted } from "./limiter.ts";
 
 export interface BoundedWorkLimits {
   concurrency: number;
@@ -30,6 +31,18 @@ export interface RetryAfter {
 export interface BoundedWorkOptions {
   /** Default: always 1 s (work that takes milliseconds). */
   retryAfter?: RetryAfter;
+  /** What the 429's message calls one client's tasks (default: `what`). */
+  clientWhat?: string;
+}
+
+export interface RunOptions {
+  /**
+   * Aborted before the task starts: it leaves the queue at once, freeing its place, and the run
+   * rejects with WaitAborted. A task already started is not told: give it the signal too.
+   */
+  signal?: AbortSignal;
+  /** Never refused (work with a bound of its own, such as ingest), though it takes a place. */
+  unrefused?: boolean;
 }
 
 const ONE_SECOND: RetryAfter = { seconds: () => 1 };
@@ -42,6 +55,7 @@ export class BoundedWork {
   private admitted = 0;
   private started = 0;
   private readonly retryAfter: RetryAfter;
+  private readonly clientWhat: string;
   readonly perClient: number;
 
   constructor(
@@ -52,7 +66,9 @@ export class BoundedWork {
     options: BoundedWorkOptions = {},
   ) {
     this.retryAfter = options.retryAfter ?? ONE_SECOND;
-    this.limiter = new Limiter(limits.concurrency);
+    this.clientWhat = options.clientWhat ?? what;
+    // No slot at all would admit tasks that never run.
+    this.limiter = new Limiter(Math.max(1, limits.concurrency));
     this.perClient = limits.perClient ?? Math.max(1, Math.ceil((limits.concurrency + limits.queue) / 2));
   }
 
@@ -72,7 +88,36 @@ export class BoundedWork {
   }
 
   /** Runs `task` in its turn, or throws the 503 or 429 that refuses it (synchronously, before anything starts). */
-  run<T>(client: string | undefined, task: () => T | Promise<T>): Promise<T> {
+  run<T>(client: string | undefined, task: () => T | Promise<T>, options: RunOptions = {}): Promise<T> {
+    if (!options.unrefused) this.admit(client);
+    this.admitted++;
+    if (client !== undefined) this.byClient.set(client, (this.byClient.get(client) ?? 0) + 1);
+    return this.limiter
+      .run(async () => {
+        this.started++;
+        try {
+          await nextTurn();
+          // Cancelled while it waited for this turn.
+          if (options.signal?.aborted) throw new WaitAborted();
+          const began = performance.now();
+          const result = await task();
+          this.retryAfter.ran?.(performance.now() - began);
+          return result;
+        } finally {
+          this.started--;
+        }
+      }, options.signal)
+      .finally(() => {
+        this.admitted--;
+        if (client === undefined) return;
+        const left = (this.byClient.get(client) ?? 1) - 1;
+        if (left > 0) this.byClient.set(client, left);
+        else this.byClient.delete(client);
+      });
+  }
+
+  /** Throws the 503 when every place is taken, or the 429 when `client` holds its share. */
+  private admit(client: string | undefined): void {
     // Worked out only for a refusal.
     const wait = () => String(this.retryAfter.seconds(this.waiting, this.limits.concurrency));
     if (this.admitted >= this.limits.concurrency + this.limits.queue) {
@@ -82,29 +127,7 @@ export class BoundedWork {
     const held = client === undefined ? 0 : (this.byClient.get(client) ?? 0);
     if (client !== undefined && held >= this.perClient) {
       const seconds = wait();
-      throw new HttpError(429, `${this.code}_rate_limited`, `This client already has ${this.perClient} ${this.what} being made; try again in ${seconds} s`, { "retry-after": seconds });
+      throw new HttpError(429, `${this.code}_rate_limited`, `This client already has ${this.perClient} ${this.clientWhat} being made; try again in ${seconds} s`, { "retry-after": seconds });
     }
-    this.admitted++;
-    if (client !== undefined) this.byClient.set(client, held + 1);
-    return this.limiter
-      .run(async () => {
-        this.started++;
-        try {
-          await nextTurn();
-          const began = performance.now();
-          const result = await task();
-          this.retryAfter.ran?.(performance.now() - began);
-          return result;
-        } finally {
-          this.started--;
-        }
-      })
-      .finally(() => {
-        this.admitted--;
-        if (client === undefined) return;
-        const left = (this.byClient.get(client) ?? 1) - 1;
-        if (left > 0) this.byClient.set(client, left);
-        else this.byClient.delete(client);
-      });
   }
 }

@@ -3,6 +3,7 @@ import { expect, test } from "bun:test";
 import { BoundedWork, type RetryAfter } from "../../src/lib/bounded-work.ts";
 import { ObservedRetryAfter } from "../../src/lib/observed-retry-after.ts";
 import { HttpError } from "../../src/http/errors.ts";
+import { WaitAborted } from "../../src/lib/limiter.ts";
 
 function refusal(run: () => unknown): { status: number; code: string; retryAfter: string | undefined } | null {
   const error = refusalError(run);
@@ -155,4 +156,90 @@ test.each([
   const estimate = new ObservedRetryAfter(firstGuessMs);
   for (const ms of runs) estimate.ran(ms);
   expect(estimate.seconds(waiting, concurrency)).toBe(seconds);
+});
+
+test.each([
+  { when: "before it is run", abort: "at once" },
+  { when: "while it waits behind another task", abort: "queued" },
+  { when: "once its slot is free, before its turn of the event loop", abort: "on its turn" },
+] as const)("a task cancelled $when never runs, rejects with WaitAborted without waiting for the task ahead, and frees its place and its client's share", async ({ abort }) => {
+  // Just the places the test takes, so that a place or share not freed refuses `again` below.
+  const queued = abort === "queued";
+  const work = new BoundedWork("things", "things", { concurrency: 1, queue: queued ? 1 : 0, perClient: queued ? 2 : 1 });
+  const { gates, task } = gated();
+  const ahead = queued ? work.run("a", task) : undefined;
+  await until(() => gates.length === (ahead ? 1 : 0));
+  const controller = new AbortController();
+  if (abort === "at once") controller.abort();
+  let ran = false;
+  const cancelled = work.run("a", () => void (ran = true), { signal: controller.signal });
+  expect({ running: work.running, waiting: work.waiting }).toEqual(abort === "on its turn" ? { running: 1, waiting: 0 } : { running: ahead ? 1 : 0, waiting: 1 });
+  controller.abort();
+  const outcome = await Promise.race([cancelled.then(() => "ran", (error: unknown) => error), Bun.sleep(1000).then(() => "still waiting")]);
+  expect(outcome).toBeInstanceOf(WaitAborted);
+  expect(ran).toBe(false);
+  expect({ pending: work.pending, waiting: work.waiting }).toEqual({ pending: ahead ? 1 : 0, waiting: 0 });
+  // Its place and its share are free again.
+  const again = work.run("a", task);
+  for (const p of ahead ? [ahead, again] : [again]) {
+    await until(() => gates.length === 1);
+    gates.shift()!();
+    expect(await p).toBe("done");
+  }
+  await Bun.sleep(5);
+  expect(ran).toBe(false);
+});
+
+test("a task already started is not stopped by its signal (the task is given it if it can stop)", async () => {
+  const work = new BoundedWork("things", "things", { concurrency: 1, queue: 0 });
+  const controller = new AbortController();
+  const { gates, task } = gated();
+  const run = work.run(undefined, task, { signal: controller.signal });
+  await until(() => gates.length === 1);
+  controller.abort();
+  gates.shift()!();
+  expect(await run).toBe("done");
+});
+
+test.each([
+  { full: "every place is taken", refused: 503 },
+  { full: "its client has its share", refused: 429 },
+])("an unrefused task is admitted when $full, and takes a place", async ({ full, refused }) => {
+  const work = new BoundedWork("things", "things", { concurrency: 1, queue: 1, perClient: 1 });
+  const { gates, task } = gated();
+  const runs = full === "every place is taken" ? [work.run("a", task), work.run("b", task)] : [work.run("a", task)];
+  expect(refusal(() => work.run("a", task))?.status).toBe(refused);
+  runs.push(work.run("a", task, { unrefused: true }));
+  expect(work.pending).toBe(runs.length);
+  // The place it took is not given to another client.
+  if (runs.length === 2) expect(refusal(() => work.run("c", task))?.status).toBe(503);
+  for (const p of runs) {
+    await until(() => gates.length === 1);
+    gates.shift()!();
+    expect(await p).toBe("done");
+  }
+  expect(work.pending).toBe(0);
+});
+
+test("no slot configured is one slot: tasks still run", async () => {
+  const work = new BoundedWork("things", "things", { concurrency: 0, queue: 2 });
+  expect(await Promise.all([work.run(undefined, () => 1), work.run(undefined, () => 2)])).toEqual([1, 2]);
+});
+
+test.each([
+  { case: "by default", options: {}, busy: "Too many things are being made; try again in 1 s", limited: "This client already has 1 things being made; try again in 1 s" },
+  { case: "with clientWhat", options: { clientWhat: "new things" }, busy: "Too many things are being made; try again in 1 s", limited: "This client already has 1 new things being made; try again in 1 s" },
+])("the refusals' messages $case: the 503 names `what`, the 429 `clientWhat`", async ({ options, busy, limited }) => {
+  const work = new BoundedWork("things", "things", { concurrency: 1, queue: 1, perClient: 1 }, options);
+  const { gates, task } = gated();
+  const runs = [work.run("a", task)];
+  const messages = [refusalError(() => work.run("a", task))?.message];
+  runs.push(work.run("b", task));
+  messages.push(refusalError(() => work.run("c", task))?.message);
+  expect(messages).toEqual([limited, busy]);
+  for (const p of runs) {
+    await until(() => gates.length === 1);
+    gates.shift()!();
+    await p;
+  }
 });
