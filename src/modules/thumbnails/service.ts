@@ -12,6 +12,7 @@
  *    and a Retry-After, instead of making every thumbnail wait behind the flood.
  *  - One client may have started at most `perClient` of those jobs (half of them by default);
  *    more get 429 `thumbnails_rate_limited`, so a flood from one client leaves room for others.
+ *    Both bounds are src/lib/bounded-work.ts's, with a Retry-After from observed run times.
  *  - A job nobody waits for any more (every request for it aborted) leaves the queue, or its
  *    ffmpeg is killed; no file is made for it.
  *  - Each video keeps at most MAX_CACHED thumbnails (least recently made evicted).
@@ -23,7 +24,8 @@ import type { VideoRow } from "../../db/schema.ts";
 import { HttpError, badRequest } from "../../http/errors.ts";
 import { ingestUnavailable, type MediaTools, type RunOptions } from "../../media/tools.ts";
 import { demuxerForContainer, type Demuxer } from "../../media/formats.ts";
-import { Limiter } from "../../lib/limiter.ts";
+import { BoundedWork } from "../../lib/bounded-work.ts";
+import { ObservedRetryAfter } from "../../lib/observed-retry-after.ts";
 import type { Storage } from "../../library/storage.ts";
 import { snapTimeMs, snapWidth } from "./grid.ts";
 import { ObjectNotFound, StorageUnavailable, videoKeys } from "../../storage/object-store.ts";
@@ -103,9 +105,6 @@ interface Job {
 
 const videoGone = (id: string) => new HttpError(404, "not_found", `No video with id ${id}`);
 
-/** Seconds a refused client is told to wait: never less than 1, never more than this. */
-const MAX_RETRY_AFTER_S = 30;
-
 /**
  * The request went away while its frame was being made. Nobody receives this answer; it only
  * ends the handler (499, as nginx logs a client that closed the connection).
@@ -114,16 +113,9 @@ export const clientGone = () => new HttpError(499, "client_closed_request", "The
 
 export class Thumbnails {
   private readonly jobs = new Map<string, Job>();
-  /** New jobs in the works per client (running or waiting): at most runs + queue entries. */
-  private readonly byClient = new Map<string, number>();
-  /** New jobs one client may have in the works (`perClient`, default half of runs and queue). */
-  private readonly clientShare: number;
-  private readonly limiter: Limiter;
+  /** The ffmpeg runs, running and waiting: the places, each client's share, the refusals. */
+  private readonly runs: BoundedWork;
   readonly limits: Readonly<ThumbnailLimits>;
-  private running = 0;
-  private waiting = 0;
-  /** Moving average of a run's duration, for Retry-After. */
-  private runMs = 500;
 
   constructor(
     private readonly storage: Storage,
@@ -139,8 +131,8 @@ export class Thumbnails {
   ) {
     const set = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
     this.limits = { ...THUMBNAIL_DEFAULTS, ...set };
-    this.clientShare = this.limits.perClient ?? Math.max(1, Math.ceil((this.limits.concurrency + this.limits.queue) / 2));
-    this.limiter = new Limiter(Math.max(1, this.limits.concurrency));
+    // A share counts new frames only: a request joining a frame being made takes no place.
+    this.runs = new BoundedWork("thumbnails", "thumbnails", this.limits, { retryAfter: new ObservedRetryAfter(), clientWhat: "new thumbnails" });
     this.frameClips = objects ? new ClipCache({ maxBytes: FRAME_CLIP_CACHE_BYTES, mediaFor: (base) => objects.clipMedia(base) }) : undefined;
   }
 
@@ -151,30 +143,7 @@ export class Thumbnails {
   get load(): { running: number; waiting: number; requests: number } {
     let requests = 0;
     for (const job of this.jobs.values()) requests += job.waiters;
-    return { running: this.running, waiting: this.waiting, requests };
-  }
-
-  /** Runs `task` in one of the `concurrency` slots; `signal` takes it out of the queue. */
-  private async slot<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    this.waiting++;
-    let started = false;
-    try {
-      return await this.limiter.run(async () => {
-        started = true;
-        this.waiting--;
-        this.running++;
-        const began = performance.now();
-        try {
-          const result = await task();
-          this.runMs = this.runMs * 0.8 + (performance.now() - began) * 0.2;
-          return result;
-        } finally {
-          this.running--;
-        }
-      }, signal);
-    } finally {
-      if (!started) this.waiting--;
-    }
+    return { running: this.runs.running, waiting: this.runs.waiting, requests };
   }
 
   /** Extracts one frame into `output` atomically; falls back to the last frame past the end. */
@@ -206,7 +175,7 @@ export class Thumbnails {
     await mkdir(this.storage.videoDir(id), { recursive: true });
     await removeStaleParts(this.storage.videoDir(id));
     // Ingest is never refused for want of a queue place: it has its own limit.
-    await this.slot(() => this.extract(source, output, media.demuxer, posterSeconds(media.duration), posterWidth(media.width), options), options.signal);
+    await this.runs.run(undefined, () => this.extract(source, output, media.demuxer, posterSeconds(media.duration), posterWidth(media.width), options), { signal: options.signal, unrefused: true });
     return output;
   }
 
@@ -258,7 +227,6 @@ export class Thumbnails {
 
     let job = this.jobs.get(output);
     if (!job) {
-      this.admit(client);
       const source = this.storage.absolute(row.storagePath);
       job = this.start(
         output,
@@ -295,7 +263,6 @@ export class Thumbnails {
     if (signal?.aborted) throw clientGone();
     let job = this.jobs.get(key);
     if (!job) {
-      this.admit(client);
       job = this.start(key, row.id, async (jobSignal) => {
         const base = join(this.storage.ownTmpDir, crypto.randomUUID());
         const source = `${base}.source`;
@@ -366,21 +333,6 @@ export class Thumbnails {
     }
   }
 
-  /** Refuses a new job when every run is taken and the queue is full, or `client` has its share. */
-  private admit(client: string | undefined): void {
-    const { concurrency, queue } = this.limits;
-    // The queue drains `concurrency` runs at a time. Worked out only for a refusal.
-    const retryAfter = () => String(Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(((this.waiting + 1) / concurrency) * (this.runMs / 1000)))));
-    if (this.running + this.waiting >= concurrency + queue) {
-      const wait = retryAfter();
-      throw new HttpError(503, "thumbnails_busy", `Too many thumbnails are being made; try again in ${wait} s`, { "retry-after": wait });
-    }
-    if (client !== undefined && (this.byClient.get(client) ?? 0) >= this.clientShare) {
-      const wait = retryAfter();
-      throw new HttpError(429, "thumbnails_rate_limited", `This client already has ${this.clientShare} new thumbnails being made; try again in ${wait} s`, { "retry-after": wait });
-    }
-  }
-
   /**
    * A video is being deleted: its frames being made stop (their ffmpeg killed, their queue places
    * freed), and whoever waits for them hears 404.
@@ -394,18 +346,16 @@ export class Thumbnails {
     }
   }
 
-  /** Runs `work` for the frame at `output` (a path, or a key) in a slot, shared by its requests. */
+  /**
+   * Runs `work` for the frame at `output` (a path, or a key) in its turn, shared by its requests;
+   * throws the 503 or 429 that refuses it before anything starts. Its controller takes it out of
+   * the queue, or stops its ffmpeg.
+   */
   private start(output: string, videoId: string, work: (signal: AbortSignal) => Promise<void>, client?: string): Job {
     const controller = new AbortController();
     const job: Job = { controller, waiters: 0, done: Promise.resolve(), videoId };
-    if (client !== undefined) this.byClient.set(client, (this.byClient.get(client) ?? 0) + 1);
-    job.done = this.slot(() => work(controller.signal), controller.signal).finally(() => {
+    job.done = this.runs.run(client, () => work(controller.signal), { signal: controller.signal }).finally(() => {
       if (this.jobs.get(output) === job) this.jobs.delete(output);
-      if (client !== undefined) {
-        const left = (this.byClient.get(client) ?? 1) - 1;
-        if (left > 0) this.byClient.set(client, left);
-        else this.byClient.delete(client);
-      }
     });
     // Its waiters see the outcome; a cancelled job has none left to see it.
     job.done.catch(() => {});
