@@ -20,16 +20,26 @@ function refusalError(run: () => unknown): HttpError | null {
   }
 }
 
-/** A task that runs until its gate is opened. */
-function gated() {
-  const gates: (() => void)[] = [];
-  const task = () => new Promise<string>((resolve) => gates.push(() => resolve("done")));
-  return { gates, task };
-}
-
 const until = async (condition: () => boolean) => {
   while (!condition()) await Bun.sleep(1);
 };
+
+/** Tasks that run until their gate is opened (concurrency 1: one gate at a time). */
+function gated() {
+  const gates: (() => void)[] = [];
+  const task = () => new Promise<string>((resolve) => gates.push(() => resolve("done")));
+  /** Lets `runs` finish in order, each once it has started; what they resolved to. */
+  const finish = async (runs: Promise<string>[]) => {
+    const results: string[] = [];
+    for (const run of runs) {
+      await until(() => gates.length === 1);
+      gates.shift()!();
+      results.push(await run);
+    }
+    return results;
+  };
+  return { gates, task, finish };
+}
 
 test("admits concurrency + queue tasks, then refuses with 503 <code>_busy; one client gets its share, then 429 <code>_rate_limited; places come back as tasks end", async () => {
   const work = new BoundedWork("things", "things", { concurrency: 1, queue: 3 });
@@ -104,7 +114,7 @@ test("a refusal's Retry-After, in its header and its message, is what the estima
     ran: (ms) => ran.push(ms),
   };
   const work = new BoundedWork("things", "things", { concurrency: 1, queue: 2, perClient: 2 }, { retryAfter });
-  const { gates, task } = gated();
+  const { gates, task, finish } = gated();
   const runs = [work.run("a", task), work.run("a", task)];
   await until(() => gates.length === 1);
   const limited = refusalError(() => work.run("a", task))!;
@@ -131,11 +141,7 @@ test("a refusal's Retry-After, in its header and its message, is what the estima
   expect(ran).toHaveLength(1);
   // Its run: at least the 100 ms it was held.
   expect(ran[0]!).toBeGreaterThanOrEqual(99);
-  for (const p of runs.slice(1)) {
-    await until(() => gates.length === 1);
-    gates.shift()!();
-    await p;
-  }
+  await finish(runs.slice(1));
   expect(ran).toHaveLength(3);
   // The next one waited those 100 ms, then ran at once: its time in the queue is not its run's.
   expect(ran[1]!).toBeLessThan(90);
@@ -166,7 +172,7 @@ test.each([
   // Just the places the test takes, so that a place or share not freed refuses `again` below.
   const queued = abort === "queued";
   const work = new BoundedWork("things", "things", { concurrency: 1, queue: queued ? 1 : 0, perClient: queued ? 2 : 1 });
-  const { gates, task } = gated();
+  const { gates, task, finish } = gated();
   const ahead = queued ? work.run("a", task) : undefined;
   await until(() => gates.length === (ahead ? 1 : 0));
   const controller = new AbortController();
@@ -181,11 +187,7 @@ test.each([
   expect({ pending: work.pending, waiting: work.waiting }).toEqual({ pending: ahead ? 1 : 0, waiting: 0 });
   // Its place and its share are free again.
   const again = work.run("a", task);
-  for (const p of ahead ? [ahead, again] : [again]) {
-    await until(() => gates.length === 1);
-    gates.shift()!();
-    expect(await p).toBe("done");
-  }
+  expect(await finish(ahead ? [ahead, again] : [again])).toEqual(ahead ? ["done", "done"] : ["done"]);
   await Bun.sleep(5);
   expect(ran).toBe(false);
 });
@@ -206,18 +208,14 @@ test.each([
   { full: "its client has its share", refused: 429 },
 ])("an unrefused task is admitted when $full, and takes a place", async ({ full, refused }) => {
   const work = new BoundedWork("things", "things", { concurrency: 1, queue: 1, perClient: 1 });
-  const { gates, task } = gated();
+  const { task, finish } = gated();
   const runs = full === "every place is taken" ? [work.run("a", task), work.run("b", task)] : [work.run("a", task)];
   expect(refusal(() => work.run("a", task))?.status).toBe(refused);
   runs.push(work.run("a", task, { unrefused: true }));
   expect(work.pending).toBe(runs.length);
   // The place it took is not given to another client.
   if (runs.length === 2) expect(refusal(() => work.run("c", task))?.status).toBe(503);
-  for (const p of runs) {
-    await until(() => gates.length === 1);
-    gates.shift()!();
-    expect(await p).toBe("done");
-  }
+  expect(await finish(runs)).toEqual(runs.map(() => "done"));
   expect(work.pending).toBe(0);
 });
 
@@ -231,15 +229,11 @@ test.each([
   { case: "with clientWhat", options: { clientWhat: "new things" }, busy: "Too many things are being made; try again in 1 s", limited: "This client already has 1 new things being made; try again in 1 s" },
 ])("the refusals' messages $case: the 503 names `what`, the 429 `clientWhat`", async ({ options, busy, limited }) => {
   const work = new BoundedWork("things", "things", { concurrency: 1, queue: 1, perClient: 1 }, options);
-  const { gates, task } = gated();
+  const { task, finish } = gated();
   const runs = [work.run("a", task)];
   const messages = [refusalError(() => work.run("a", task))?.message];
   runs.push(work.run("b", task));
   messages.push(refusalError(() => work.run("c", task))?.message);
   expect(messages).toEqual([limited, busy]);
-  for (const p of runs) {
-    await until(() => gates.length === 1);
-    gates.shift()!();
-    await p;
-  }
+  await finish(runs);
 });
