@@ -59,7 +59,7 @@ export class BoundedWork {
   readonly perClient: number;
 
   constructor(
-    /** The error codes' prefix and what the messages call the work (`clip`, "clip headers"). */
+    /** The error codes' prefix and what the messages call the work (`clips`, "clip headers"). */
     private readonly code: string,
     private readonly what: string,
     readonly limits: BoundedWorkLimits,

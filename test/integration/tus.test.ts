@@ -539,20 +539,21 @@ describe("a completed upload", () => {
   });
 });
 
-describe("a direct upload URL whose creation fails", () => {
-  const issue = async () => {
-    const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{}" });
-    expect(issued.status).toBe(201);
-    return (await issued.json()) as { uploadUrl: string; videoId: string };
-  };
+/** A direct upload URL (issued with the key), for a page without it. */
+async function issueDirect(): Promise<{ uploadUrl: string; videoId: string }> {
+  const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{}" });
+  expect(issued.status).toBe(201);
+  return (await issued.json()) as { uploadUrl: string; videoId: string };
+}
 
+describe("a direct upload URL whose creation fails", () => {
   test("(a body over its length, a client that hangs up) is not used up: nothing was created, and the retry creates the upload", async () => {
-    const over = await issue();
+    const over = await issueDirect();
     const refused = await fetch(spool.url + over.uploadUrl, { method: "POST", headers: { ...TUS, "content-type": "application/offset+octet-stream", "upload-length": "100" }, body: new Uint8Array(1000) });
     await expectError(refused, 413, "payload_too_large");
     expect(await spool.ctx.library.get(over.videoId)).toBeUndefined();
 
-    const cut = await issue();
+    const cut = await issueDirect();
     await withCapturedLogs(async (lines) => {
       const controller = new AbortController();
       let pulls = 0;
@@ -589,16 +590,10 @@ describe("a direct upload URL whose creation fails", () => {
 });
 
 describe("a direct upload creation whose answer is lost", () => {
-  const issue = async () => {
-    const issued = await fetch(`${spool.url}/api/uploads/direct`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{}" });
-    expect(issued.status).toBe(201);
-    return (await issued.json()) as { uploadUrl: string; videoId: string };
-  };
-
   test("tus-js-client's retried creation gets the upload the first one made: one video, stored byte for byte", async () => {
     const source = await makeVideo({ seconds: 1 });
     const data = Buffer.from(await Bun.file(source).arrayBuffer());
-    const { uploadUrl, videoId } = await issue();
+    const { uploadUrl, videoId } = await issueDirect();
     const before = (await listAll(spool.url)).length;
     const proxy = new FlakyProxy(spool.port);
     const base = await proxy.start();
@@ -626,7 +621,7 @@ describe("a direct upload creation whose answer is lost", () => {
   });
 
   test("a repeated creation: the same Location at the upload's offset now, with tus's CORS headers, its body not taken; another length, or an upload that is gone, 410", async () => {
-    const { uploadUrl, videoId } = await issue();
+    const { uploadUrl, videoId } = await issueDirect();
     const creation = { ...TUS, origin: "https://app.example", "upload-length": "1000", "content-type": "application/offset+octet-stream" };
     const first = await fetch(spool.url + uploadUrl, { method: "POST", headers: creation, body: new Uint8Array(400).fill(1) });
     expect(first.status).toBe(201);
