@@ -13,6 +13,7 @@ import { StorageUnavailable, type ObjectStore, type ReadOptions, type ReadRange 
 import { S3Store, type S3StoreOptions } from "../../src/storage/s3-store.ts";
 import { ObjectServer } from "../../src/storage/serve.ts";
 import { ROOT } from "../helpers/process.ts";
+import { filesBytes } from "../helpers/disk-usage.ts";
 import { startS3rver, type S3rver } from "../helpers/s3.ts";
 
 const BLOCK = 256 * 1024;
@@ -290,21 +291,6 @@ describe("BlockCache", () => {
 });
 
 /** Sizes of every file under the cache directory: block files and temporary files of fills in flight. */
-async function cacheFileBytes(dir: string): Promise<number> {
-  // By inode: a walk is not atomic, and a temporary file renamed into place between the listing
-  // of tmp/ and that of its block's subdirectory would otherwise be counted twice.
-  const sizes = new Map<number, number>();
-  for (const sub of await readdir(dir).catch(() => [] as string[])) {
-    for (const name of await readdir(join(dir, sub)).catch(() => [] as string[])) {
-      const info = await stat(join(dir, sub, name)).catch(() => null);
-      if (info) sizes.set(info.ino, info.size);
-    }
-  }
-  let total = 0;
-  for (const size of sizes.values()) total += size;
-  return total;
-}
-
 describe("the bound and blocks in use (under cache pressure)", () => {
   test("fills in flight count against CACHE_MAX_BYTES: blocks past it are served from memory, not kept; the directory never passes the bound", async () => {
     const maxBytes = 4 * BLOCK;
@@ -341,14 +327,14 @@ describe("the bound and blocks in use (under cache pressure)", () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        peak = Math.max(peak, await cacheFileBytes(cache.dir));
+        peak = Math.max(peak, await filesBytes(cache.dir));
         await Bun.sleep(2);
       }
     })();
     const asked = Array.from({ length: N }, (_, i) => cache.pieces(OBJECT, { start: i * BLOCK + 7, end: i * BLOCK + 5006 }));
     await all.promise;
     await Bun.sleep(150); // every fill has written its block's bytes by now
-    peak = Math.max(peak, await cacheFileBytes(cache.dir));
+    peak = Math.max(peak, await filesBytes(cache.dir));
     const results = await Promise.all(asked);
     sampling = false;
     await sampler;
@@ -359,7 +345,7 @@ describe("the bound and blocks in use (under cache pressure)", () => {
       const got = piece!.bytes ? piece!.bytes.subarray(piece!.offset, piece!.offset + piece!.length) : await bytesOf(pieces);
       expect(got).toEqual(want);
     }
-    expect(await cacheFileBytes(cache.dir)).toBeLessThanOrEqual(maxBytes);
+    expect(await filesBytes(cache.dir)).toBeLessThanOrEqual(maxBytes);
     expect(cache.stats()).toMatchObject({ fills: 4, unkept: N - 4 });
     expect(await readdir(join(cache.dir, "tmp"))).toEqual([]);
     // The bytes of a block not kept stream like any other.
@@ -388,7 +374,7 @@ describe("the bound and blocks in use (under cache pressure)", () => {
       expect(response.status).toBe(206);
       expect(new Uint8Array(await response.arrayBuffer())).toEqual(SOURCE.subarray(start, end + 1));
     }
-    expect(await cacheFileBytes(cache.dir)).toBeLessThanOrEqual(maxBytes);
+    expect(await filesBytes(cache.dir)).toBeLessThanOrEqual(maxBytes);
     expect(cache.stats().evictions).toBe(0);
   }, 30_000);
 });

@@ -16,6 +16,7 @@ import { AUTH, startTestSpool, testBucketStorage, testS3, type TestSpool } from 
 import type { S3rver } from "../helpers/s3.ts";
 import { hlsSettled, waitForVideo } from "./hls-support.ts";
 import { makeLargeVideo, makeVideo } from "../helpers/media.ts";
+import { filesBytes } from "../helpers/disk-usage.ts";
 import type { StorageConfig } from "../../src/storage/index.ts";
 import { OrphanSweeper, bucketOrphans } from "../../src/storage/orphans.ts";
 import { planClip, writeClip } from "../../src/media/mp4/clip.ts";
@@ -458,23 +459,11 @@ describe("the block cache under pressure", () => {
     });
     others.push(e);
     // Every file under CACHE_DIR (blocks and temporary files), sampled while the clients run.
-    const filesBytes = async () => {
-      let total = 0;
-      const walk = async (dir: string) => {
-        for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-          const path = join(dir, entry.name);
-          if (entry.isDirectory()) await walk(path);
-          else total += (await stat(path).catch(() => ({ size: 0 }))).size;
-        }
-      };
-      await walk(cacheDir);
-      return total;
-    };
     let peak = 0;
     let running = true;
     const sampler = (async () => {
       while (running) {
-        peak = Math.max(peak, await filesBytes());
+        peak = Math.max(peak, await filesBytes(cacheDir));
         await Bun.sleep(5);
       }
     })();
@@ -503,7 +492,7 @@ describe("the block cache under pressure", () => {
     expect(failures).toEqual([]);
     expect(peak).toBeGreaterThan(0);
     expect(peak).toBeLessThanOrEqual(bound);
-    expect(await filesBytes()).toBeLessThanOrEqual(bound);
+    expect(await filesBytes(cacheDir)).toBeLessThanOrEqual(bound);
   }, 90_000);
 });
 
