@@ -125,7 +125,12 @@ export function createContext(config: ResolvedConfig, db: SpoolDb): AppContext {
     clipHeaderBytes: config.clipHeaderCacheBytes,
   });
   clipHeaderCache(() => catalog.clipCache.store.bytes);
-  const access = new AccessControl(db, { apiKey: config.apiKey, signingSecret: config.signingSecret, trustProxy: config.trustProxy });
+  const access = new AccessControl(db, {
+    apiKey: config.apiKey,
+    signingSecret: config.signingSecret,
+    ...(config.previousSigningSecret ? { previousSigningSecret: config.previousSigningSecret } : {}),
+    trustProxy: config.trustProxy,
+  });
   const retention = new RetentionSweeper(library, () => uploads.videoIds(), {
     retentionMs: config.failedRetentionMs ?? DEFAULT_FAILED_RETENTION_MS,
     uploadExpiryMs: uploads.expiryMs,

@@ -62,6 +62,8 @@ export interface Config {
   apiKey?: string;
   /** HS256 secret of playback tokens (SIGNING_SECRET); when unset, generated once into DATA_DIR/signing-secret. */
   signingSecret?: string;
+  /** A former signing secret whose tokens are still accepted (SIGNING_SECRET_PREVIOUS); it signs nothing. */
+  previousSigningSecret?: string;
   /** Playback policy of new videos when the upload names none (DEFAULT_PLAYBACK). Default "public". */
   defaultPlayback?: Playback;
   /**
@@ -234,6 +236,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     corsOrigins: e.CORS_ORIGINS!,
     apiKey: e.API_KEY,
     signingSecret: e.SIGNING_SECRET,
+    ...(e.SIGNING_SECRET_PREVIOUS ? { previousSigningSecret: e.SIGNING_SECRET_PREVIOUS } : {}),
     defaultPlayback: e.DEFAULT_PLAYBACK as Playback,
     trustProxy: e.TRUST_PROXY!,
     logLevel: e.LOG_LEVEL as LogLevel,

@@ -178,7 +178,8 @@ export const ENV = {
     ),
     check: (key) => (TOKEN68.test(key) ? undefined : "must use only the characters a Bearer token may hold (A-Z a-z 0-9 - . _ ~ + /, and = at the end): no spaces or other punctuation, or no client could send it"),
   },
-  SIGNING_SECRET: text("HS256 secret of playback tokens (at least 32 characters); changing it revokes every token", undefined, "generated into `DATA_DIR/signing-secret`", MIN_SIGNING_SECRET_LENGTH),
+  SIGNING_SECRET: text("HS256 secret of playback tokens (at least 32 characters); changing it revokes every token (unless the old one stays as `SIGNING_SECRET_PREVIOUS`)", undefined, "generated into `DATA_DIR/signing-secret`", MIN_SIGNING_SECRET_LENGTH),
+  SIGNING_SECRET_PREVIOUS: text("A former `SIGNING_SECRET` whose tokens are still accepted until they expire (it signs nothing): for rotating the secret without breaking playback; remove it once the last token signed with it has expired (7 days at most for tokens Spool mints)", undefined, "", MIN_SIGNING_SECRET_LENGTH),
   DEFAULT_PLAYBACK: oneOf("Playback policy of new videos whose upload names none: `public` or `signed` (the demo is always public)", PLAYBACK_POLICIES, "public"),
   TRUST_PROXY: flag("`1` behind a reverse proxy that appends the client to `X-Forwarded-For`: the failure limit then counts per client, not per proxy, and a signed-in page's changes are checked against the host the proxy names in `X-Forwarded-Host` (which it must set, not pass on from the client) instead of `Host`", false),
   LOG_LEVEL: oneOf("Least severe log lines written: `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `silent`", LOG_LEVELS, "info"),
@@ -307,7 +308,7 @@ export function readEnv(env: Record<string, string | undefined> = process.env): 
     }
     const converted = accepted(variable, raw);
     if (converted === REFUSED) {
-      const secret = ["API_KEY", "SIGNING_SECRET", "S3_SECRET_ACCESS_KEY", "S3_SESSION_TOKEN"].includes(name);
+      const secret = ["API_KEY", "SIGNING_SECRET", "SIGNING_SECRET_PREVIOUS", "S3_SECRET_ACCESS_KEY", "S3_SESSION_TOKEN"].includes(name);
       const got = secret ? `${raw.length} characters` : JSON.stringify(redactUrl(raw));
       const trimmed = raw.trim();
       // `HOST=" 127.0.0.1"` was told it "must be a non-empty string": say what is wrong.

@@ -17,6 +17,8 @@ const log = logger("access");
 export interface AccessOptions {
   apiKey: string;
   signingSecret: string;
+  /** Verifies tokens too, until they expire; signs nothing (SIGNING_SECRET_PREVIOUS). */
+  previousSigningSecret?: string;
   trustProxy?: boolean;
   failureLimits?: WindowLimits;
 }
@@ -68,7 +70,7 @@ export class AccessControl {
     private readonly options: AccessOptions,
   ) {
     this.keyDigest = digestOf(options.apiKey);
-    this.tokens = new PlaybackTokens(options.signingSecret);
+    this.tokens = new PlaybackTokens(options.signingSecret, undefined, undefined, options.previousSigningSecret);
     this.sessions = new Sessions(db);
     this.failureLimits = options.failureLimits ?? DEFAULT_FAILURE_LIMITS;
     this.failures = new WindowLimiter(this.failureLimits);

@@ -1,7 +1,9 @@
 /**
  * Playback tokens: JWTs signed HS256 with SIGNING_SECRET, `sub` = the video id, `exp` required.
  * Any JWT library can mint them (the secret's UTF-8 bytes are the HMAC key), so a customer's
- * backend needs no call to Spool; `POST /api/videos/:id/tokens` mints them too.
+ * backend needs no call to Spool; `POST /api/videos/:id/tokens` mints them too. A token signed
+ * with SIGNING_SECRET_PREVIOUS is accepted too (a rotation without breaking playback); tokens
+ * carry no key id (other issuers' would not either), so such a token costs a second HMAC, once.
  *
  * Verifying costs a base64 decode, a JSON parse and an HMAC, too much for every 64 KiB range a
  * player asks for. So each distinct token is verified once (by jose) and remembered until its
@@ -49,14 +51,18 @@ const loadJose = () => (jose ??= import("jose"));
 
 export class PlaybackTokens {
   private readonly key: Uint8Array;
+  /** Keys that verify but never sign (SIGNING_SECRET_PREVIOUS). */
+  private readonly previousKeys: Uint8Array[];
   private readonly verified = new Map<string, Verified>();
 
   constructor(
     secret: string,
     private readonly maxCached = 10_000,
     private readonly now: () => number = Date.now,
+    previousSecret?: string,
   ) {
     this.key = new TextEncoder().encode(secret);
+    this.previousKeys = previousSecret ? [new TextEncoder().encode(previousSecret)] : [];
   }
 
   async mint(videoId: string, ttlSeconds = DEFAULT_TOKEN_TTL_S): Promise<MintedToken> {
@@ -90,18 +96,22 @@ export class PlaybackTokens {
 
   private async verify(token: string): Promise<Verified | TokenFailure> {
     const { jwtVerify } = await loadJose();
-    try {
-      const { payload } = await jwtVerify(token, this.key, {
-        algorithms: ["HS256"],
-        requiredClaims: ["sub", "exp"],
-        currentDate: new Date(this.now()),
-      });
-      const verified = { sub: payload.sub!, expMs: payload.exp! * 1000 };
-      this.remember(token, verified);
-      return verified;
-    } catch (error) {
-      return failureOf(error);
+    const options = { algorithms: ["HS256"], requiredClaims: ["sub", "exp"], currentDate: new Date(this.now()) };
+    let failure: TokenFailure = "token_invalid";
+    for (const key of [this.key, ...this.previousKeys]) {
+      try {
+        const { payload } = await jwtVerify(token, key, options);
+        const verified = { sub: payload.sub!, expMs: payload.exp! * 1000 };
+        this.remember(token, verified);
+        return verified;
+      } catch (error) {
+        failure = failureOf(error);
+        // Only a signature that is not this key's may be another key's; the claims are checked
+        // after the signature, so an expired token signed with this key is just expired.
+        if ((error as { code?: string }).code !== "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") return failure;
+      }
     }
+    return failure;
   }
 
   private remember(token: string, verified: Verified): void {

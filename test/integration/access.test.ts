@@ -10,7 +10,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { mkdtemp, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { SignJWT } from "jose";
+import { SignJWT, jwtVerify } from "jose";
 import * as tus from "tus-js-client";
 import { accessFor } from "../../src/access/policy.ts";
 import { loadConfig } from "../../src/config.ts";
@@ -825,6 +825,31 @@ describe("the key and secret files", () => {
       expect((await fetch(`${fresh.url}/api/videos`, { headers: AUTH })).status).toBe(401);
     } finally {
       await fresh.stop();
+    }
+  });
+});
+
+describe("rotating SIGNING_SECRET", () => {
+  test("with the old one as SIGNING_SECRET_PREVIOUS, tokens it signed still play until they expire; new ones are signed with the new secret", async () => {
+    const NEW = "the-signing-secret-after-rotation-0123456789";
+    const rotated = await startTestSpool({ signingSecret: NEW, previousSigningSecret: TEST_SIGNING_SECRET, jobKinds: ["ingest"] });
+    try {
+      const patched = await fetch(`${rotated.url}/api/videos/demo`, { method: "PATCH", headers: { ...AUTH, "content-type": "application/json" }, body: '{"playback":"signed"}' });
+      expect(patched.status).toBe(200);
+      const sign = (secret: string, exp: number) => new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("demo").setExpirationTime(exp).sign(new TextEncoder().encode(secret));
+      const play = (token: string) => fetch(`${rotated.url}/api/stream/demo?token=${token}`, { headers: { range: "bytes=0-9" } });
+      const inAnHour = Math.floor(Date.now() / 1000) + 3600;
+      expect((await play(await sign(TEST_SIGNING_SECRET, inAnHour))).status).toBe(206);
+      expect((await play(await sign(NEW, inAnHour))).status).toBe(206);
+      await expectError(await play(await sign(TEST_SIGNING_SECRET, Math.floor(Date.now() / 1000) - 10)), 403, "token_expired");
+      await expectError(await play(await sign("a-secret-nobody-configured-0123456789abc", inAnHour)), 403, "token_invalid");
+
+      const minted = await fetch(`${rotated.url}/api/videos/demo/tokens`, { method: "POST", headers: AUTH });
+      const { token } = (await minted.json()) as { token: string };
+      await expect(jwtVerify(token, new TextEncoder().encode(NEW))).resolves.toBeDefined();
+      await expect(jwtVerify(token, new TextEncoder().encode(TEST_SIGNING_SECRET))).rejects.toThrow();
+    } finally {
+      await rotated.stop();
     }
   });
 });

@@ -54,6 +54,35 @@ describe("PlaybackTokens.check", () => {
   });
 });
 
+describe("a rotation: SIGNING_SECRET_PREVIOUS", () => {
+  const PREVIOUS = "the-secret-before-the-rotation-0123456789";
+  const previousKey = new TextEncoder().encode(PREVIOUS);
+  const rotated = new PlaybackTokens(SECRET, 100, () => NOW, PREVIOUS);
+  const cases: [string, () => Promise<string>, TokenFailure | null][] = [
+    ["signed with the current secret", () => selfMinted({ sub: "vid1", exp: nowS + 60 }), null],
+    ["signed with the previous one", () => selfMinted({ sub: "vid1", exp: nowS + 60 }, previousKey), null],
+    ["signed with the previous one, expired", () => selfMinted({ sub: "vid1", exp: nowS - 1 }, previousKey), "token_expired"],
+    ["signed with the previous one, for another video", () => selfMinted({ sub: "vid2", exp: nowS + 60 }, previousKey), "token_wrong_video"],
+    ["signed with the previous one, tampered", async () => tamper(await selfMinted({ sub: "vid1", exp: nowS + 60 }, previousKey)), "token_invalid"],
+    ["signed with the current one, expired", () => selfMinted({ sub: "vid1", exp: nowS - 1 }), "token_expired"],
+    ["signed with neither", () => selfMinted({ sub: "vid1", exp: nowS + 60 }, new TextEncoder().encode("some-other-secret-0123456789abcdefgh")), "token_invalid"],
+    ["signed with the previous one, without exp", () => selfMinted({ sub: "vid1" }, previousKey), "token_invalid"],
+  ];
+  test.each(cases)("%s → %p", async (_name, make, expected) => {
+    expect(await rotated.check(await make(), "vid1")).toBe(expected);
+  });
+
+  test("new tokens are signed with the current secret only", async () => {
+    const { token } = await rotated.mint("vid1", 60);
+    expect(await new PlaybackTokens(SECRET, 100, () => NOW).check(token, "vid1")).toBeNull();
+    expect(await new PlaybackTokens(PREVIOUS, 100, () => NOW).check(token, "vid1")).toBe("token_invalid");
+  });
+
+  test("without it, a token of the previous secret is refused (the rotation revokes)", async () => {
+    expect(await new PlaybackTokens(SECRET, 100, () => NOW).check(await selfMinted({ sub: "vid1", exp: nowS + 60 }, previousKey), "vid1")).toBe("token_invalid");
+  });
+});
+
 describe("the verification cache", () => {
   test("a token verified once is checked synchronously afterwards, and expires on time", async () => {
     let now = NOW;

@@ -40,6 +40,7 @@ describe("readEnv", () => {
     ["CORS origins compared as browsers send them: lower case", { CORS_ORIGINS: "https://App.Example, HTTP://B.example" }, { CORS_ORIGINS: ["https://app.example", "http://b.example"] }],
     ["enums", { DEFAULT_PLAYBACK: "signed", TRANSCODE_PRESET: "slow" }, { DEFAULT_PLAYBACK: "signed", TRANSCODE_PRESET: "slow" }],
     ["secrets", { API_KEY: "k".repeat(16), SIGNING_SECRET: "s".repeat(32) }, { API_KEY: "k".repeat(16), SIGNING_SECRET: "s".repeat(32) }],
+    ["a previous signing secret", { SIGNING_SECRET_PREVIOUS: "p".repeat(32) }, { SIGNING_SECRET_PREVIOUS: "p".repeat(32) }],
   ];
   test.each(ok)("%s", (_name, env, expected) => expect(readEnv(env)).toMatchObject(expected));
 
@@ -77,6 +78,7 @@ describe("readEnv", () => {
     [{ MEMORY_CACHE_BYTES: "1125899906842624" }, 'MEMORY_CACHE_BYTES must be an integer >= 0 and <= 1099511627776 (1 TiB), got "1125899906842624"'],
     [{ MEMORY_CACHE_BYTES: "1099511627777" }, 'MEMORY_CACHE_BYTES must be an integer >= 0 and <= 1099511627776 (1 TiB), got "1099511627777"'],
     [{ SIGNING_SECRET: "s".repeat(31) }, "SIGNING_SECRET must be at least 32 characters with no surrounding whitespace, got 31 characters"],
+    [{ SIGNING_SECRET_PREVIOUS: "p".repeat(31) }, "SIGNING_SECRET_PREVIOUS must be at least 32 characters with no surrounding whitespace, got 31 characters"],
     [{ TRANSCODE_STALE_MS: "10" }, 'TRANSCODE_STALE_MS must be an integer >= 500 and <= 3153600000000 (a century), got "10"'],
     // Past 2^31-1 ms Bun fires a timer after 1 ms: every transcode would time out at once.
     [{ TRANSCODE_TIMEOUT_MS: "3000000000" }, 'TRANSCODE_TIMEOUT_MS must be an integer >= 1000 and <= 2147483647 (about 24.8 days, the longest timer delay), got "3000000000"'],
