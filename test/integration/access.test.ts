@@ -744,11 +744,18 @@ describe("uploads", () => {
     const create = () => fetch(spool.url + uploadUrl, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "100" } });
     const answers = await Promise.all([create(), create(), create()]);
     // One creates; one that comes after it is told about that upload (the same creation, as a
-    // client that lost the 201 would repeat it); one that races it gets 410.
+    // client that lost the 201 would repeat it); one that races it is told to try again (423,
+    // which tus clients do), and then learns the same upload.
     const created = answers.filter((r) => r.status === 201);
     expect(created.length).toBeGreaterThanOrEqual(1);
+    for (const refused of answers.filter((r) => r.status !== 201)) {
+      await expectError(refused, 423, "upload_creation_in_progress");
+      expect(refused.headers.get("retry-after")).toBe("1");
+      const again = await create();
+      expect(again.status).toBe(201);
+      created.push(again);
+    }
     expect(new Set(created.map((r) => r.headers.get("location"))).size).toBe(1);
-    for (const refused of answers.filter((r) => r.status !== 201)) await expectError(refused, 410, "upload_url_used");
     expect(await spool.ctx.library.get(videoId)).toMatchObject({ id: videoId, status: "uploading" });
     // One upload in the tus store: its bytes and its info file.
     expect(filesUnder(join(spool.dataDir, "uploads")).filter((f) => f.startsWith(videoId))).toHaveLength(2);

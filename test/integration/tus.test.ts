@@ -67,17 +67,22 @@ class FlakyProxy {
   forwarded = 0;
   /** Answers still to lose: the connection is dropped as the next one arrives. */
   loseAnswers = 0;
+  /** On a cut, how long the server's side stays open (a peer that vanished without a word), in ms. */
+  holdUpstreamMs = 0;
   port = 0;
 
   constructor(private readonly upstreamPort: number) {
     this.server = createServer((client: Socket) => {
       const upstream = connect(this.upstreamPort, "127.0.0.1");
-      client.on("data", (data) => {
+      client.on("data", (data: Buffer) => {
         this.forwarded += data.length;
         if (this.cutAfter > 0 && this.forwarded > this.cutAfter) {
+          // What came before the cut arrives; nothing after it.
+          upstream.write(data.subarray(0, data.length - (this.forwarded - this.cutAfter)));
           this.cutAfter = 0;
           client.destroy();
-          upstream.destroy();
+          if (this.holdUpstreamMs > 0) setTimeout(() => upstream.destroy(), this.holdUpstreamMs);
+          else upstream.destroy();
           return;
         }
         upstream.write(data);
@@ -91,10 +96,13 @@ class FlakyProxy {
         }
         client.write(data);
       });
-      for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
-        a.on("error", () => b.destroy());
-        a.on("close", () => b.destroy());
-      }
+      client.on("error", () => {});
+      upstream.on("error", () => client.destroy());
+      upstream.on("close", () => client.destroy());
+      // A held upstream outlives its client (see holdUpstreamMs).
+      client.on("close", () => {
+        if (this.holdUpstreamMs === 0) upstream.destroy();
+      });
     });
   }
 
@@ -637,11 +645,61 @@ describe("a direct upload creation whose answer is lost", () => {
     expect(state.headers.get("upload-offset")).toBe("400");
     expect(Buffer.from(await Bun.file(join(uploadsDir(), uploadIdOf(location))).arrayBuffer()).equals(Buffer.alloc(400, 1))).toBe(true);
 
+    // Not the same file: another length, or the same length with other metadata.
     await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: { ...creation, "upload-length": "999" } }), 410, "upload_url_used");
+    await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: { ...creation, "upload-metadata": `filename ${b64("other.mp4")}` } }), 410, "upload_url_used");
     expect((await fetch(spool.url + location, { method: "DELETE", headers: TUS })).status).toBe(204);
-    await expectError(await fetch(spool.url + uploadUrl, { method: "POST", headers: creation }), 410, "upload_url_used");
+    // Gone: 423 (try again) only while the creation that used the URL could still be registering
+    // its video, then 410 for good.
+    let gone = await fetch(spool.url + uploadUrl, { method: "POST", headers: creation });
+    for (let i = 0; i < 40 && gone.status === 423; i++) gone = (await Bun.sleep(100), await fetch(spool.url + uploadUrl, { method: "POST", headers: creation }));
+    await expectError(gone, 410, "upload_url_used");
     expect(await spool.ctx.library.get(videoId)).toBeUndefined();
     expect(uploadFiles(videoId)).toEqual([]);
+  });
+
+  test("tus-js-client's creation cut mid-body and retried at once, while the server still waits for the rest: the retry waits for that creation to fail and give the URL back, then makes the upload", async () => {
+    const source = await makeVideo({ seconds: 1 });
+    const data = Buffer.from(await Bun.file(source).arrayBuffer());
+    const { uploadUrl, videoId } = await issueDirect();
+    const proxy = new FlakyProxy(spool.port);
+    const base = await proxy.start();
+    try {
+      proxy.cutAfter = Math.floor(data.length / 2);
+      proxy.holdUpstreamMs = 500;
+      const answers: string[] = [];
+      const done = await runUpload(data, {
+        endpoint: base + uploadUrl,
+        uploadDataDuringCreation: true,
+        retryDelays: [0, 0],
+        onBeforeRequest: () => {},
+        onAfterResponse: (req, res) => void answers.push(`${req.getMethod()} ${res.getStatus()}`),
+      });
+      expect({ error: done.error?.message, answers }).toEqual({ error: undefined, answers: ["POST 201"] });
+      expect(await waitUntilSettled(spool.url, videoId)).toMatchObject({ status: "ready", size: data.length });
+      expect(await sha256File(join(spool.dataDir, "videos", videoId, "source.mp4"))).toBe(await sha256File(source));
+    } finally {
+      proxy.stop();
+    }
+  });
+
+  test("a creation whose video the database refused gives its URL back: the retry makes the upload", async () => {
+    const { uploadUrl, videoId } = await issueDirect();
+    const library = spool.ctx.library;
+    const begin = library.begin.bind(library);
+    // The database refuses the one write after the URL was used up (a busy SQLite, a PostgreSQL outage).
+    library.begin = async () => {
+      library.begin = begin;
+      throw Object.assign(new Error("database is locked"), { code: "SQLITE_BUSY" });
+    };
+    const creation = { ...TUS, "upload-length": "100" };
+    const refused = await fetch(spool.url + uploadUrl, { method: "POST", headers: creation });
+    expect(refused.status).toBe(503);
+    expect(await spool.ctx.library.get(videoId)).toBeUndefined();
+    const retried = await fetch(spool.url + uploadUrl, { method: "POST", headers: creation });
+    expect(retried.status).toBe(201);
+    expect(retried.headers.get("spool-video-id")).toBe(videoId);
+    expect((await fetch(`${spool.url}${retried.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
   });
 });
 

@@ -33,6 +33,16 @@ export interface IssuedDirectUpload {
 export const directUploadInvalid = () => new HttpError(403, "upload_url_invalid", "This is not a direct upload URL this server issued");
 export const directUploadUsed = () => new HttpError(410, "upload_url_used", "This direct upload URL was already used; ask for a new one");
 export const directUploadExpired = () => new HttpError(410, "upload_url_expired", "This direct upload URL has expired; ask for a new one");
+/** A repeat that came while the creation it repeats had neither made its upload nor given the URL back. */
+export const directUploadCreating = () =>
+  new HttpError(423, "upload_creation_in_progress", "This direct upload URL's upload is being created by an earlier request; try again shortly", { "retry-after": "1" });
+
+/**
+ * How long after a URL was used up a repeat that finds neither the upload nor its video is told
+ * to try again (423) rather than that the URL is used (410): the creation that used it registers
+ * the video within this (one database write). Compared with the consuming process's clock.
+ */
+export const DIRECT_CREATION_SETTLE_MS = 2_000;
 
 export class DirectUploads {
   constructor(

@@ -136,6 +136,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           201: { description: "Created; Location is the upload URL", headers: { ...commonHeaders, Location: header(t.String({ examples: ["/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.Zm9vYmFyYmF6cXV4cXV1eHh5ejEyMzQ1Njc4"] }), true), [VIDEO_ID_HEADER]: videoIdHeader } },
           ...tusError(403, "Not a direct upload URL this server issued", "upload_url_invalid", "This is not a direct upload URL this server issued"),
           ...tusError(410, "The URL was used already (`upload_url_used`) or has expired (`upload_url_expired`)", "upload_url_used", "This direct upload URL was already used; ask for a new one"),
+          ...tusError(423, "An earlier creation through this URL has neither made its upload nor failed yet: try again after Retry-After (tus clients do)", "upload_creation_in_progress", "This direct upload URL's upload is being created by an earlier request; try again shortly", { "Retry-After": header(t.String({ description: "Seconds", examples: ["1"] })) }),
           ...BadRequest,
           ...VersionRequired,
           ...TooLarge,

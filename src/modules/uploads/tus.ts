@@ -30,7 +30,7 @@ import { uploadBytes } from "../../metrics/metrics.ts";
 import { errorFields, logger } from "../../lib/log.ts";
 import type { Server, Upload } from "@tus/server";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
-import { errorResponse, badRequest, errorBody } from "../../http/errors.ts";
+import { HttpError, errorResponse, badRequest, errorBody } from "../../http/errors.ts";
 import { absoluteUrl } from "../../http/path.ts";
 import { isDiskFull } from "../../lib/disk-full.ts";
 import { isDatabaseUnavailable } from "../../db/unavailable.ts";
@@ -38,7 +38,7 @@ import { expectedErrorResponse } from "../expected-errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { isVideoId, newVideoId } from "../../library/ids.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
-import type { DirectUploads } from "./direct.ts";
+import { DIRECT_CREATION_SETTLE_MS, directUploadCreating, type DirectUploads } from "./direct.ts";
 import type { FileLocker } from "./file-locker.ts";
 import { UploadFiles } from "./upload-files.ts";
 import { UploadHandOver } from "./upload-hand-over.ts";
@@ -49,6 +49,9 @@ export const UPLOADS_PATH = "/api/uploads";
 export const DEFAULT_UPLOAD_EXPIRY_MS = 24 * 60 * 60 * 1000;
 /** Response header naming the video an upload becomes. */
 export const VIDEO_ID_HEADER = "Spool-Video-Id";
+
+/** How long a repeated direct creation waits for the one it repeats, in flight in this process. */
+const IN_FLIGHT_WAIT_MS = 10_000;
 
 /** The one tus version spoken (Tus-Resumable, Tus-Version). */
 const TUS_VERSION = "1.0.0";
@@ -141,6 +144,8 @@ export class ResumableUploads {
   private readonly creating = new WeakMap<Request, string>();
   /** Creation requests that used up their direct upload URL (given back if the creation then fails). */
   private readonly consumed = new WeakSet<Request>();
+  /** Direct creations in flight in this process, by upload id: a repeat waits for its outcome. */
+  private readonly directInFlight = new Map<string, Promise<void>>();
   /** The cross-process locks of uploads and of their hand-overs, made with @tus/server. */
   private locker: Promise<FileLocker> | undefined;
   /** The headers of a hook's error answer (Retry-After), which @tus/server does not send: see `handle`. */
@@ -196,7 +201,11 @@ export class ResumableUploads {
           const playback = playbackOf(upload.metadata);
           // A direct upload's title and policy were fixed by the key holder who issued it.
           if (direct) {
-            await this.directUploads.consume(direct);
+            // Used up by a creation that raced this one: which of them makes the upload is not
+            // known yet, so this one is told to try again (and then learns the upload, or gets it).
+            await this.directUploads.consume(direct).catch((error: unknown) => {
+              throw error instanceof HttpError && error.code === "upload_url_used" ? directUploadCreating() : error;
+            });
             this.consumed.add(req);
           }
           await this.library.begin({
@@ -207,6 +216,9 @@ export class ResumableUploads {
           });
           this.creating.set(req, upload.id);
         } catch (error) {
+          // Used up, then nothing made (the database refused the video): the URL works again.
+          const direct = this.direct.get(req)?.row;
+          if (direct && this.consumed.has(req) && !this.creating.has(req)) await this.directUploads.restore(direct).catch(() => {});
           throw await this.hookError(req, error);
         }
         return {};
@@ -287,14 +299,30 @@ export class ResumableUploads {
   async handleDirect(request: Request, secret: string): Promise<Response> {
     const url = new URL(UPLOADS_PATH, absoluteUrl(request.url)).href;
     if (request.method === "OPTIONS") return this.handle(request, { url });
-    const row = await this.directUploads.issued(secret);
+    let row = await this.directUploads.issued(secret);
     const uploadId = directUploadId(row.videoId, secret);
     if (row.usedAt && request.method === "POST") {
+      // The creation it repeats, still in flight here: its outcome decides (made, or failed and
+      // the URL given back). Bounded: a creation whose client vanished ends with its connection.
+      const inFlight = this.directInFlight.get(uploadId);
+      if (inFlight) await Promise.race([inFlight, Bun.sleep(IN_FLIGHT_WAIT_MS)]);
       const again = await this.createdAgain(request, uploadId);
-      if (again) return again;
+      if (again instanceof Response) return again;
+      // Given back meanwhile (the creation failed): this one may create the upload.
+      row = await this.directUploads.issued(secret);
+      if (row.usedAt && again === "absent" && (await this.creationUnsettled(row))) throw directUploadCreating();
     }
     this.directUploads.checkUsable(row);
-    return this.handle(request, { url, direct: { row, uploadId } });
+    const creation = this.handle(request, { url, direct: { row, uploadId } });
+    const settled = creation.then(
+      () => {},
+      () => {},
+    );
+    this.directInFlight.set(uploadId, settled);
+    void settled.then(() => {
+      if (this.directInFlight.get(uploadId) === settled) this.directInFlight.delete(uploadId);
+    });
+    return creation;
   }
 
   /**
@@ -302,15 +330,20 @@ export class ResumableUploads {
    * heard the 201, so it holds no upload URL, and tus clients retry the creation): the 201 again,
    * with the same Location, and the upload's offset now (`Upload-Offset`), from which the client
    * resumes; the retry's own body is not taken. The answer is tus's own HEAD of that upload made
-   * into the 201, so it carries the same CORS headers. Null, and the URL stays used up (410),
-   * when that upload is gone (terminated, expired, its video deleted, or complete and forgotten)
-   * or the retry declares another length: it is not the same upload.
+   * into the 201, so it carries the same CORS headers. "another" when the repeat declares
+   * another length or other metadata (not the same file: 410), "absent" when there is no such
+   * upload (not made yet, or gone: see `creationUnsettled`).
    */
-  private async createdAgain(original: Request, uploadId: string): Promise<Response | null> {
+  private async createdAgain(original: Request, uploadId: string): Promise<Response | "absent" | "another"> {
     const location = `${UPLOADS_PATH}/${uploadId}`;
     const found = await this.handle(new Request(new URL(location, absoluteUrl(original.url)).href, { method: "HEAD", headers: original.headers, signal: original.signal }));
+    if (found.status !== 200) return "absent";
     const declared = (headers: Headers) => headers.get("upload-length") ?? (headers.get("upload-defer-length") === "1" ? "deferred" : null);
-    if (found.status !== 200 || declared(found.headers) === null || declared(found.headers) !== declared(original.headers)) return null;
+    if (declared(found.headers) === null || declared(found.headers) !== declared(original.headers)) return "another";
+    // The same file as far as tus can tell: a client repeating its creation sends the same
+    // metadata (a completed upload no longer has any to compare).
+    const complete = found.headers.get("upload-offset") === found.headers.get("upload-length");
+    if (!complete && metadataKey(found.headers.get("upload-metadata")) !== metadataKey(original.headers.get("upload-metadata"))) return "another";
     const headers = new Headers(found.headers);
     for (const name of ["upload-length", "upload-defer-length", "upload-metadata", "content-length", "content-type"]) headers.delete(name);
     headers.set("location", location);
@@ -326,6 +359,17 @@ export class ResumableUploads {
     const headers = new Headers(request.headers);
     for (const name of FORWARDING_HEADERS) headers.delete(name);
     return new Request(absoluteUrl(url), { method: request.method, headers, body: request.body, duplex: "half", signal: request.signal } as RequestInit);
+  }
+
+  /**
+   * Whether the creation that used up this direct URL may still make its upload, in whichever
+   * process it runs: its video is registered (`uploading`) but the upload not yet there, or the
+   * URL was used up too lately for the video to be registered yet. Otherwise the upload is gone
+   * (terminated, expired, its video deleted) and the URL is used up for good.
+   */
+  private async creationUnsettled(row: DirectUploadRow): Promise<boolean> {
+    if ((await this.library.get(row.videoId))?.status === "uploading") return true;
+    return row.usedAt !== null && Date.now() - row.usedAt.getTime() < DIRECT_CREATION_SETTLE_MS;
   }
 
   /** Answers one tus request; errors get Spool's JSON shape, tus headers are kept. */
@@ -420,6 +464,18 @@ export class ResumableUploads {
     headers.delete("content-length");
     return new Response(request.method === "HEAD" ? null : body, { status, headers });
   }
+}
+
+/** Upload-Metadata in a form that compares equal however its pairs are ordered or spaced. */
+function metadataKey(header: string | null): string {
+  if (!header) return "";
+  return header
+    .split(",")
+    .map((pair) => pair.trim().split(/\s+/))
+    .filter(([key]) => key)
+    .map(([key, value = ""]) => `${key} ${value}`)
+    .sort()
+    .join(",");
 }
 
 /**
