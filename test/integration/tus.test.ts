@@ -652,6 +652,7 @@ describe("a direct upload creation whose answer is lost", () => {
     // Gone: 423 (try again) only while the creation that used the URL could still be registering
     // its video, then 410 for good.
     let gone = await fetch(spool.url + uploadUrl, { method: "POST", headers: creation });
+    expect([gone.status, gone.headers.get("retry-after"), gone.headers.get("tus-resumable"), gone.headers.get("access-control-allow-origin")]).toEqual([423, "1", "1.0.0", "*"]);
     for (let i = 0; i < 40 && gone.status === 423; i++) gone = (await Bun.sleep(100), await fetch(spool.url + uploadUrl, { method: "POST", headers: creation }));
     await expectError(gone, 410, "upload_url_used");
     expect(await spool.ctx.library.get(videoId)).toBeUndefined();

@@ -98,7 +98,8 @@ export class IngestJobs implements JobHandler {
       // later run once that machine has shared them (VideoLibrary.shareWaitingUploads),
       // processes them; this attempt is not the media's fault, and is not counted.
       if (payload.shared === false) {
-        if (Date.now() - job.createdAt.getTime() < STAGED_ELSEWHERE_PATIENCE_MS) {
+        // Both times on the queue's clock (the claim stamped heartbeatAt), not this machine's.
+        if ((job.heartbeatAt ?? new Date()).getTime() - job.createdAt.getTime() < STAGED_ELSEWHERE_PATIENCE_MS) {
           throw new StagedElsewhere(`the received bytes of video ${id} are only on the machine that accepted them, which shares them once the bucket answers`);
         }
         await this.library.markFailed(id, "The server that accepted the upload never shared its bytes through object storage", "processing");
