@@ -70,7 +70,8 @@ export class AccessControl {
     private readonly options: AccessOptions,
   ) {
     this.keyDigest = digestOf(options.apiKey);
-    this.tokens = new PlaybackTokens(options.signingSecret, undefined, undefined, options.previousSigningSecret);
+    const { signingSecret, previousSigningSecret } = options;
+    this.tokens = new PlaybackTokens(previousSigningSecret ? [signingSecret, previousSigningSecret] : signingSecret);
     this.sessions = new Sessions(db);
     this.failureLimits = options.failureLimits ?? DEFAULT_FAILURE_LIMITS;
     this.failures = new WindowLimiter(this.failureLimits);

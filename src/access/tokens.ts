@@ -56,13 +56,14 @@ export class PlaybackTokens {
   private readonly verified = new Map<string, Verified>();
 
   constructor(
-    secret: string,
+    /** SIGNING_SECRET, or it and the secrets before it (SIGNING_SECRET_PREVIOUS): the first signs. */
+    secrets: string | readonly [string, ...string[]],
     private readonly maxCached = 10_000,
     private readonly now: () => number = Date.now,
-    previousSecret?: string,
   ) {
-    this.key = new TextEncoder().encode(secret);
-    this.previousKeys = previousSecret ? [new TextEncoder().encode(previousSecret)] : [];
+    const [signing, ...previous] = typeof secrets === "string" ? [secrets] : secrets;
+    this.key = new TextEncoder().encode(signing);
+    this.previousKeys = previous.map((secret) => new TextEncoder().encode(secret));
   }
 
   async mint(videoId: string, ttlSeconds = DEFAULT_TOKEN_TTL_S): Promise<MintedToken> {

@@ -57,7 +57,7 @@ describe("PlaybackTokens.check", () => {
 describe("a rotation: SIGNING_SECRET_PREVIOUS", () => {
   const PREVIOUS = "the-secret-before-the-rotation-0123456789";
   const previousKey = new TextEncoder().encode(PREVIOUS);
-  const rotated = new PlaybackTokens(SECRET, 100, () => NOW, PREVIOUS);
+  const rotated = new PlaybackTokens([SECRET, PREVIOUS], 100, () => NOW);
   const cases: [string, () => Promise<string>, TokenFailure | null][] = [
     ["signed with the current secret", () => selfMinted({ sub: "vid1", exp: nowS + 60 }), null],
     ["signed with the previous one", () => selfMinted({ sub: "vid1", exp: nowS + 60 }, previousKey), null],

@@ -314,14 +314,13 @@ export class ResumableUploads {
     }
     this.directUploads.checkUsable(row);
     const creation = this.handle(request, { url, direct: { row, uploadId } });
+    // Known as in flight until it has answered (and tidied up after itself), however it ends.
     const settled = creation.then(
-      () => {},
-      () => {},
+      () => undefined,
+      () => undefined,
     );
     this.directInFlight.set(uploadId, settled);
-    void settled.then(() => {
-      if (this.directInFlight.get(uploadId) === settled) this.directInFlight.delete(uploadId);
-    });
+    void settled.then(() => this.directInFlight.get(uploadId) === settled && this.directInFlight.delete(uploadId));
     return creation;
   }
 
