@@ -9,7 +9,7 @@
  * primary is gone, however it died, stops within a second: it must not keep serving a port
  * that a restarted cluster will bind again.
  */
-import { AggregatorRegistry } from "prom-client";
+import { AggregatorRegistry } from "./metrics/prom-client.ts";
 import { isMetricsReply, isMetricsRequest, isRelayMessage, relayChanges, type MetricsReply, type RelayMessage } from "./cluster.ts";
 import { registry } from "./metrics/metrics.ts";
 import { loadConfigOrExit } from "./config.ts";

@@ -6,7 +6,7 @@
  * numbers at scrape time. Everything else (Elysia routes, uploads, jobs) uses prom-client's
  * own counters and histograms, whose label lookups would cost more than the stream can afford.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "./prom-client.ts";
 
 /** Status code → count, for the native stream route (indexes 100-599). */
 const STREAM_STATUSES = new Float64Array(600);

@@ -3,8 +3,9 @@
  * costs resident memory, and a full collection marks all of them). A real `bun src/index.ts`,
  * its module registry read by bench/lib/heap-probe.ts (preloaded; SIGUSR2 writes a report):
  * after streaming, answering the API and logging JSON it has not loaded @tus/server, jose,
- * pino-pretty or PostgreSQL's Drizzle dialect; the first tus upload and the first token mint
- * then load what they need, and work.
+ * pino-pretty, PostgreSQL's Drizzle dialect, the URL importer's downloader or prom-client's
+ * Pushgateway; the first tus upload, the first token mint and the first URL import then load
+ * what they need, and work (the Pushgateway never).
  */
 import { afterAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
@@ -29,6 +30,9 @@ const LAZY = {
   pinoPretty: /node_modules\/pino-pretty\//,
   // (drizzle-orm's relations.js loads pg-core in any process; the Bun.SQL driver and our PostgreSQL schema are the dialect's own)
   postgresDialect: /node_modules\/drizzle-orm\/bun-sql\/|\/src\/db\/schema\/pg\.ts$/,
+  // node:http, node:https and node:zlib come with these two (src/metrics/prom-client.ts)
+  downloader: /\/src\/media\/import\/download\.ts$/,
+  pushgateway: /node_modules\/prom-client\/lib\/pushgateway\.js$/,
 };
 
 function freePort(): number {
@@ -48,14 +52,14 @@ async function loaded(pid: number, out: string): Promise<Record<keyof typeof LAZ
   return Object.fromEntries(Object.entries(LAZY).map(([name, pattern]) => [name, paths.some((p) => pattern.test(p))])) as Record<keyof typeof LAZY, boolean>;
 }
 
-test("a serving process loads tus, jose, pino-pretty and the PostgreSQL dialect only when it needs them", async () => {
+test("a serving process loads tus, jose, pino-pretty, the PostgreSQL dialect and the URL downloader only when it needs them, and prom-client's Pushgateway never", async () => {
   root = await mkdtemp(join(tmpdir(), "spool-lazy-"));
   const out = join(root, "probe.json");
   const port = freePort();
   let output = "";
   server = Bun.spawn([process.execPath, "--preload", join(ROOT, "bench/lib/heap-probe.ts"), join(ROOT, "src/index.ts")], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", LOG_FORMAT: "json", DATA_DIR: join(root, "data"), API_KEY: TEST_API_KEY, SPOOL_HEAP_PROBE_OUT: out },
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", LOG_FORMAT: "json", IMPORT_ALLOW_PRIVATE: "1", DATA_DIR: join(root, "data"), API_KEY: TEST_API_KEY, SPOOL_HEAP_PROBE_OUT: out },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -79,7 +83,7 @@ test("a serving process loads tus, jose, pino-pretty and the PostgreSQL dialect 
   expect(list.status).toBe(200);
   await list.arrayBuffer();
   expect((await fetch(`${base}/metrics`, { headers: AUTH })).status).toBe(200);
-  expect(await loaded(server.pid, out)).toEqual({ tus: false, jose: false, pinoPretty: false, postgresDialect: false });
+  expect(await loaded(server.pid, out)).toEqual({ tus: false, jose: false, pinoPretty: false, postgresDialect: false, downloader: false, pushgateway: false });
 
   // The first tus creation and the first token mint load theirs, and answer as always.
   const created = await fetch(`${base}/api/uploads`, { method: "POST", headers: { ...AUTH, "tus-resumable": "1.0.0", "upload-length": "10" } });
@@ -89,7 +93,26 @@ test("a serving process loads tus, jose, pino-pretty and the PostgreSQL dialect 
   expect(minted.status).toBe(201);
   const { token } = (await minted.json()) as { token: string };
   expect(token.split(".")).toHaveLength(3);
-  expect(await loaded(server.pid, out)).toEqual({ tus: true, jose: true, pinoPretty: false, postgresDialect: false });
+  expect(await loaded(server.pid, out)).toEqual({ tus: true, jose: true, pinoPretty: false, postgresDialect: false, downloader: false, pushgateway: false });
+
+  // The first URL import loads the downloader, and the video arrives byte for byte.
+  const demo = await Bun.file(join(ROOT, "fixtures/demo.mp4")).bytes();
+  const source = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(demo, { headers: { "content-type": "video/mp4" } }) });
+  try {
+    const imported = await fetch(`${base}/api/videos`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify({ url: `http://127.0.0.1:${source.port}/demo.mp4` }) });
+    expect(imported.status).toBe(201);
+    const { id } = (await imported.json()) as { id: string };
+    let status = "";
+    for (let i = 0; i < 600 && status !== "ready" && status !== "failed"; i++) {
+      await Bun.sleep(50);
+      status = ((await (await fetch(`${base}/api/videos/${id}`, { headers: AUTH })).json()) as { status: string }).status;
+    }
+    expect(status).toBe("ready");
+    expect(new Uint8Array(await (await fetch(`${base}/api/stream/${id}`)).arrayBuffer())).toEqual(demo);
+  } finally {
+    source.stop(true);
+  }
+  expect(await loaded(server.pid, out)).toEqual({ tus: true, jose: true, pinoPretty: false, postgresDialect: false, downloader: true, pushgateway: false });
 }, 60_000);
 
 /** The processes whose parent is `pid`. */

@@ -47,6 +47,7 @@ import { formatBytes, formatDuration, formatSeconds } from "../bytes.ts";
 import { classifyAddress, inNetworks, isIpLiteral } from "./addresses.ts";
 import { ImportError } from "./errors.ts";
 import { bareHost, checkAddress, checkSourceUrl, type ImportPolicy } from "./policy.ts";
+import { filenameFor } from "./filename.ts";
 
 export interface DownloadProgress {
   /** Bytes written so far. */
@@ -322,29 +323,6 @@ function partialMismatch(response: IncomingMessage, offset: number, total: numbe
   const length = contentLength(response);
   if (length !== null && length !== range.end - range.start + 1) return `its Content-Length ${length} does not match its Content-Range ${raw}`;
   return null;
-}
-
-/** A file name from Content-Disposition (`filename*` or `filename`), else the URL's last path segment. */
-export function filenameFor(url: URL, disposition: string | undefined): string | null {
-  if (disposition) {
-    const star = /filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)/.exec(disposition);
-    if (star) {
-      try {
-        return decodeURIComponent(star[1]!.trim());
-      } catch {
-        // fall through to the plain form
-      }
-    }
-    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/.exec(disposition);
-    if (plain) return (plain[1] ?? plain[2]!).replace(/\\(.)/g, "$1");
-  }
-  const segment = url.pathname.split("/").filter(Boolean).pop();
-  if (!segment) return null;
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
 }
 
 /** `size` announced by the source, or (undefined) counted past the limit. */
