@@ -2,9 +2,10 @@
  * Configuration from the environment. Every variable is optional; defaults run Spool on one
  * machine with an embedded SQLite database under DATA_DIR.
  */
-import { resolve } from "node:path";
+import { isAbsolute, relative, resolve, sep } from "node:path";
 import { availableParallelism } from "node:os";
 import type { JobKind, Playback } from "./db/schema.ts";
+import { sqlitePath } from "./db/url.ts";
 import { ConfigError, readEnv, type X264_PRESETS } from "./env.ts";
 import type { LogFormat, LogLevel } from "./lib/log.ts";
 import { parseNetwork } from "./media/import/addresses.ts";
@@ -192,7 +193,7 @@ export function transcodeConfig(config: Pick<Config, "transcode">): TranscodeCon
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const e = readEnv(env);
   const dataDir = resolve(e.DATA_DIR!);
-  return {
+  const config: Config = {
     port: e.PORT!,
     host: e.HOST!,
     dataDir,
@@ -256,6 +257,42 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxRedirects: e.IMPORT_MAX_REDIRECTS!,
     },
   };
+  checkStaticDir(config);
+  return config;
+}
+
+/** Whether `path` is `dir` or lies below it (both absolute; no file system access). */
+function within(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}
+
+/**
+ * The library's own files, which /static must never serve: DATA_DIR (the API key, the signing
+ * secret, media, uploads, SQLite's files by default), SQLite's files, and with STORAGE=s3 the
+ * block cache (video bytes, signed ones among them). Absolute paths, named by their variable.
+ */
+export function libraryPaths(config: Pick<Config, "dataDir" | "databaseUrl" | "storage">): { variable: string; path: string }[] {
+  const paths = [{ variable: "DATA_DIR", path: config.dataDir }];
+  const sqlite = sqlitePath(config.databaseUrl);
+  // With its write-ahead log, shared memory and rollback journal.
+  if (sqlite !== null) for (const suffix of ["", "-wal", "-shm", "-journal"]) paths.push({ variable: "DATABASE_URL", path: resolve(sqlite) + suffix });
+  if (config.storage?.kind === "s3") paths.push({ variable: "CACHE_DIR", path: config.storage.cacheDir });
+  return paths;
+}
+
+/**
+ * STATIC_DIR must not overlap the library's own files, either way: `STATIC_DIR=.` beside the
+ * default `DATA_DIR=./data` would serve `/static/data/api-key` to anyone, and a STATIC_DIR inside
+ * DATA_DIR would serve signed videos without a token. (src/modules/static/resolve.ts refuses
+ * them by real path too, for a STATIC_DIR that reaches them through a symlink.)
+ */
+function checkStaticDir(config: Config): void {
+  for (const { variable, path } of libraryPaths(config)) {
+    if (within(path, config.staticDir) || within(config.staticDir, path)) {
+      throw new ConfigError(`STATIC_DIR (${config.staticDir}) and ${variable} (${path}) overlap: /static/ would serve Spool's own files (its API key, signing secret, database or videos); give STATIC_DIR a folder of its own`);
+    }
+  }
 }
 
 /** For the commands: a bad variable stops start-up with one line naming it (exit code 2), not a stack trace. */

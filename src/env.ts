@@ -152,7 +152,7 @@ export const ENV = {
   PORT: int("Port to listen on (`0`: any free port)", 3000, { maximum: 65535 }),
   HOST: text("Address to bind", "0.0.0.0"),
   DATA_DIR: text("Library files and the SQLite database", "./data"),
-  STATIC_DIR: text("Served at `/static/...`", "./static"),
+  STATIC_DIR: text("Served at `/static/...`; must not overlap `DATA_DIR`, the SQLite file or `CACHE_DIR` (start-up refuses it: they hold the API key, the signing secret, the database and the videos)", "./static"),
   DATABASE_URL: {
     ...text("`postgres://user:pass@host:5432/db` (or `postgresql://`; the host is required) for PostgreSQL (several servers and workers); otherwise an embedded SQLite file, as `file:/path/x.db` or a path; any other `scheme://` is refused", undefined, "`file:$DATA_DIR/spool.db`"),
     check: databaseUrlProblem,

@@ -7,6 +7,7 @@
  */
 import { access, constants } from "node:fs/promises";
 import type { AppContext } from "./app.ts";
+import { libraryPaths } from "./config.ts";
 import { nativeMetricsRoute } from "./metrics/native.ts";
 import { readiness, type Readiness } from "./modules/health/answers.ts";
 import { nativeHealthRoutes } from "./modules/health/native.ts";
@@ -24,7 +25,8 @@ function readinessOf(ctx: AppContext): Readiness {
 }
 
 export function nativeRoutes(ctx: AppContext) {
-  const statics = staticHandler(ctx.config.staticDir, ctx.config.cacheTtlMs, ctx.catalog.memory, ctx.catalog.descriptors);
+  const excluded = libraryPaths(ctx.config).map(({ path }) => path);
+  const statics = staticHandler(ctx.config.staticDir, ctx.config.cacheTtlMs, excluded, ctx.catalog.memory, ctx.catalog.descriptors);
   const metrics = ctx.config.metrics ?? true;
   const origins = ctx.config.corsOrigins ?? ["*"];
   const stream = nativeStreamRoute(ctx.catalog, ctx.access, origins, { metrics });

@@ -26,7 +26,7 @@ import type { Tables } from "./schema.ts";
 import { postgresRevision, sqliteRevision, type Revision } from "./revision.ts";
 import { boundedClient, DEFAULT_QUERY_TIMEOUT_MS } from "./deadline.ts";
 import { driverError } from "./unavailable.ts";
-import { POSTGRES_URL, redactUrl } from "./url.ts";
+import { POSTGRES_URL, redactUrl, sqlitePath } from "./url.ts";
 import { StartupError } from "../lib/startup.ts";
 
 export type Dialect = "sqlite" | "postgres";
@@ -133,12 +133,12 @@ function sqliteWritable(sqlite: Database, busyMs: number): boolean {
 }
 
 function openSqlite(url: string): SpoolDb {
-  const path = url.startsWith("file:") ? url.slice("file:".length) : url;
+  const path = sqlitePath(url);
   let sqlite: Database | undefined;
   let db: BunSQLiteDatabase;
   try {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    sqlite = new Database(path, { create: true, strict: true });
+    if (path !== null) mkdirSync(dirname(path), { recursive: true });
+    sqlite = new Database(path ?? ":memory:", { create: true, strict: true });
     // WAL lets the streaming server read while an ingest or worker process writes. FULL, not
     // NORMAL: with NORMAL a commit reaches the disk only at the next checkpoint, so a power loss
     // can take back minutes of commits (an accepted upload's row among them: its bytes, synced

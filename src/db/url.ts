@@ -7,3 +7,10 @@ export const POSTGRES_URL = /^postgres(ql)?:\/\//i;
 export function redactUrl(text: string): string {
   return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:@/?#\s]*:)[^@/?#\s]*@/gi, "$1***@");
 }
+
+/** The SQLite file a database URL names (`file:<path>`, a bare path), or null for PostgreSQL and `:memory:`. */
+export function sqlitePath(url: string): string | null {
+  if (POSTGRES_URL.test(url)) return null;
+  const path = url.startsWith("file:") ? url.slice("file:".length) : url;
+  return path === ":memory:" ? null : path;
+}

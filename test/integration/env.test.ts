@@ -88,6 +88,13 @@ describe("a bad variable stops start-up with one line naming it", () => {
     expect(code).toBe(2);
   });
 
+  test("STATIC_DIR=. beside the default ./data (it would serve /static/data/api-key): exit 2, nothing made", async () => {
+    const { code, output, cwd } = await start({ STATIC_DIR: "." });
+    expect(output).toBe(`spool: STATIC_DIR (${cwd}) and DATA_DIR (${join(cwd, "data")}) overlap: /static/ would serve Spool's own files (its API key, signing secret, database or videos); give STATIC_DIR a folder of its own`);
+    expect(code).toBe(2);
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
   test("a DATABASE_URL of another scheme is refused, not opened as ./mysql:/... with SQLite: exit 2", async () => {
     const { code, output, cwd } = await start({ DATABASE_URL: "mysql://spool:hunter2@db/spool" });
     expect(output).toBe('spool: DATABASE_URL must be `postgres://user:pass@host:5432/db` (PostgreSQL), or a `file:` URL or path (SQLite), got "mysql://spool:***@db/spool"');

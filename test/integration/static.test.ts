@@ -1,6 +1,7 @@
 /** /static/...: the same engine as the stream route, confined to STATIC_DIR. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir, rename, symlink, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rename, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { comparableHeaders, get, rawRequest } from "../helpers/http.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
@@ -151,6 +152,32 @@ describe("confinement: every escape is a 404 and never the secret", () => {
     expect(r.body.toString()).not.toContain("SECRET=1");
     expect(JSON.parse(r.body.toString()).error.code).toBe("not_found");
   });
+});
+
+test("a STATIC_DIR that reaches DATA_DIR through a symlink serves nothing of the library's own", async () => {
+  // Names that do not overlap (config.ts refuses those at start), a real path that does: STATIC_DIR
+  // is a link to DATA_DIR's parent.
+  const parent = await mkdtemp(join(tmpdir(), "spool-static-link-"));
+  await mkdir(join(parent, "data"));
+  await writeFile(join(parent, "data", "secret.txt"), "TOP SECRET");
+  await writeFile(join(parent, "page.txt"), "public page");
+  const site = join(parent, "site");
+  await symlink(parent, site);
+  const other = await startTestSpool({ seedDemo: false, staticDir: site, dataDir: join(parent, "data") });
+  try {
+    expect(await (await fetch(`${other.url}/static/page.txt`)).text()).toBe("public page");
+    const library = ["data/secret.txt", "data", ...(await readdir(join(parent, "data"))).map((name) => `data/${encodeURIComponent(name)}`), "site/data/secret.txt"];
+    // Spool's own files are there (its database with SQLite, its media directory), and none is served.
+    expect(library.length).toBeGreaterThan(3);
+    for (const path of library) {
+      const r = await fetch(`${other.url}/static/${path}`);
+      expect({ path, status: r.status }).toEqual({ path, status: 404 });
+      expect(await r.text()).not.toContain("TOP SECRET");
+    }
+  } finally {
+    await other.stop();
+    await rm(parent, { recursive: true, force: true });
+  }
 });
 
 test("a STATIC_DIR symlink re-pointed to a new release is followed after the cache window", async () => {

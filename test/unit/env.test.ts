@@ -176,4 +176,27 @@ describe("loadConfig", () => {
     expect(config).toMatchObject({ port: 0, workers: 1, dataDir: "/srv/spool", databaseUrl: "file:/srv/spool/spool.db" });
     expect(config.transcode).toMatchObject({ heartbeatMs: 2000, staleMs: 30_000, pollMs: 1000, preset: "veryfast" });
   });
+
+  // /static/ must never serve the API key, the signing secret, the database or signed videos.
+  const S3 = { STORAGE: "s3", S3_BUCKET: "spool" };
+  test.each([
+    ["STATIC_DIR is DATA_DIR", { STATIC_DIR: "/srv/spool", DATA_DIR: "/srv/spool" }, "DATA_DIR"],
+    ["STATIC_DIR holds DATA_DIR (STATIC_DIR=. beside ./data)", { STATIC_DIR: "/srv", DATA_DIR: "/srv/data" }, "DATA_DIR"],
+    ["STATIC_DIR is the root", { STATIC_DIR: "/", DATA_DIR: "/srv/data" }, "DATA_DIR"],
+    ["DATA_DIR's name starts with two dots (still inside)", { STATIC_DIR: "/srv", DATA_DIR: "/srv/..data" }, "DATA_DIR"],
+    ["STATIC_DIR inside DATA_DIR (its videos)", { STATIC_DIR: "/srv/data/videos", DATA_DIR: "/srv/data" }, "DATA_DIR"],
+    ["the SQLite file inside STATIC_DIR", { STATIC_DIR: "/srv/www", DATA_DIR: "/srv/data", DATABASE_URL: "file:/srv/www/db/spool.db" }, "DATABASE_URL"],
+    ["the bucket's block cache inside STATIC_DIR", { STATIC_DIR: "/srv/www", DATA_DIR: "/srv/data", CACHE_DIR: "/srv/www/cache", ...S3 }, "CACHE_DIR"],
+  ])("refused: %s", (_, env, variable) => {
+    expect(() => loadConfig(env)).toThrow(new RegExp(`^STATIC_DIR \\(.*\\) and ${variable} \\(.*\\) overlap`));
+  });
+
+  test.each([
+    ["side by side", { STATIC_DIR: "/srv/static", DATA_DIR: "/srv/data" }],
+    ["a name that only starts like DATA_DIR", { STATIC_DIR: "/srv/data-public", DATA_DIR: "/srv/data" }],
+    ["PostgreSQL: no SQLite file", { STATIC_DIR: "/srv/www", DATA_DIR: "/srv/data", DATABASE_URL: "postgres://u:p@db/spool" }],
+    ["CACHE_DIR is unused with local storage", { STATIC_DIR: "/srv/www", DATA_DIR: "/srv/data", CACHE_DIR: "/srv/www/cache" }],
+  ])("accepted: %s", (_, env) => {
+    expect(() => loadConfig(env)).not.toThrow();
+  });
 });

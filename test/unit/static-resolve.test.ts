@@ -27,7 +27,7 @@ describe("StaticRoot's cache of resolutions stays bounded under a flood of misse
 
   test("distinct long misses are held up to maxBytes, not maxEntries of them", async () => {
     const maxBytes = 64 * 1024;
-    const resolver = new StaticRoot(root, 60_000, 10_000, maxBytes);
+    const resolver = new StaticRoot(root, 60_000, { maxBytes });
     for (let n = 0; n < 1000; n++) await resolver.resolve(`${"a".repeat(4000)}${n}`);
     expect(resolver.cacheSize.bytes).toBeLessThanOrEqual(maxBytes);
     expect(resolver.cacheSize.entries).toBeLessThanOrEqual(Math.ceil(maxBytes / 4000));

@@ -22,11 +22,12 @@ function rawRelativePath(url: string): string {
 export type StaticHandler = (request: Request) => Promise<Response>;
 
 /**
- * `memory`: the RAM tier the stream route uses (small files and heads of large ones);
- * `descriptors`: its kept descriptors (short ranges past offset 0; src/files/open-files.ts).
+ * `excluded`: the library's own files, never served (config.ts `libraryPaths`); `memory`: the RAM
+ * tier the stream route uses (small files and heads of large ones); `descriptors`: its kept
+ * descriptors (short ranges past offset 0; src/files/open-files.ts).
  */
-export function staticHandler(staticDir: string, cacheTtlMs: number, memory?: MemoryTier, descriptors?: OpenFiles): StaticHandler {
-  const root = new StaticRoot(staticDir, cacheTtlMs);
+export function staticHandler(staticDir: string, cacheTtlMs: number, excluded: readonly string[], memory?: MemoryTier, descriptors?: OpenFiles): StaticHandler {
+  const root = new StaticRoot(staticDir, cacheTtlMs, { excluded });
   const cache = new FileCache(cacheTtlMs);
   const options = { ...(memory ? { memory } : {}), ...(descriptors ? { descriptors } : {}) };
   return async (request) => {

@@ -1,7 +1,8 @@
 /**
  * Maps a URL path under /static/ to a file inside STATIC_DIR, or to nothing. The request path is
  * percent-decoded exactly once; every segment must be an ordinary, visible name; and the real
- * path (symlinks followed) must still lie inside the real root, with no dot segment below it.
+ * path (symlinks followed) must still lie inside the real root, with no dot segment below it,
+ * and outside the library's own files (DATA_DIR and the like, `excluded`).
  */
 import { realpath } from "node:fs/promises";
 import { join, sep } from "node:path";
@@ -59,12 +60,26 @@ export class StaticRoot {
   private readonly resolved = new Map<string, Resolution>();
   private heldBytes = 0;
 
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly excluded: readonly string[];
+  /** The real paths of `excluded`, re-resolved with the root's. */
+  private realExcluded: Promise<string[]> = Promise.resolve([]);
+
+  /**
+   * `excluded`: directories and files never served, whatever path reaches them (config.ts
+   * refuses a STATIC_DIR that overlaps them by name; this catches one that reaches them through
+   * a symlink, such as a STATIC_DIR linked to DATA_DIR's parent).
+   */
   constructor(
     readonly root: string,
     private readonly ttlMs = 1000,
-    private readonly maxEntries = 10_000,
-    private readonly maxBytes = 1024 * 1024,
-  ) {}
+    { maxEntries = 10_000, maxBytes = 1024 * 1024, excluded = [] as readonly string[] } = {},
+  ) {
+    this.maxEntries = maxEntries;
+    this.maxBytes = maxBytes;
+    this.excluded = excluded;
+  }
 
   /** Entries and characters held: for tests and metrics. */
   get cacheSize(): { entries: number; bytes: number } {
@@ -75,6 +90,8 @@ export class StaticRoot {
     const now = Date.now();
     if (!this.realRoot || this.realRoot.expires <= now) {
       this.realRoot = { path: realpath(this.root).catch(() => undefined), expires: now + this.ttlMs };
+      // One that does not exist yet is refused by its name until it does.
+      this.realExcluded = Promise.all(this.excluded.map((path) => realpath(path).catch(() => path)));
     }
     return this.realRoot.path;
   }
@@ -121,6 +138,7 @@ export class StaticRoot {
       // A symlink may lead to a dotfile or into a dot directory inside the root (static/x →
       // .env): what is below the root must be visible in the real path too, not only in the URL.
       if (real.slice(root.length + 1).split(sep).some((segment) => segment.startsWith("."))) return undefined;
+      for (const excluded of await this.realExcluded) if (real === excluded || real.startsWith(excluded + sep)) return undefined;
       return { path: real, name: segments[segments.length - 1]! };
     } catch {
       return undefined;
