@@ -16,6 +16,8 @@ export interface Config {
   host: string;
   dataDir: string;
   staticDir: string;
+  /** STATIC_SANDBOX: HTML, SVG and XML under /static run sandboxed (src/modules/static/native.ts); default true. */
+  staticSandbox?: boolean;
   /** `file:<path>` / a bare path for SQLite (default `<DATA_DIR>/spool.db`). */
   databaseUrl: string;
   /** PostgreSQL: the longest a service's query may take (DATABASE_QUERY_TIMEOUT_MS); unset: 10 s. */
@@ -198,6 +200,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST!,
     dataDir,
     staticDir: resolve(e.STATIC_DIR!),
+    staticSandbox: e.STATIC_SANDBOX!,
     databaseUrl: e.DATABASE_URL ?? `file:${resolve(dataDir, "spool.db")}`,
     databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS!,
     databasePoolSize: e.DATABASE_POOL_SIZE!,

@@ -153,6 +153,7 @@ export const ENV = {
   HOST: text("Address to bind", "0.0.0.0"),
   DATA_DIR: text("Library files and the SQLite database", "./data"),
   STATIC_DIR: text("Served at `/static/...`; must not overlap `DATA_DIR`, the SQLite file or `CACHE_DIR` (start-up refuses it: they hold the API key, the signing secret, the database and the videos)", "./static"),
+  STATIC_SANDBOX: flag("HTML, SVG and XML files under `/static/` are sent with `Content-Security-Policy: sandbox …`: their scripts run in an opaque origin, never with a signed-in owner's session; `0` serves them as pages of Spool's own origin (only for files you trust as much as Spool)", true),
   DATABASE_URL: {
     ...text("`postgres://user:pass@host:5432/db` (or `postgresql://`; the host is required) for PostgreSQL (several servers and workers); otherwise an embedded SQLite file, as `file:/path/x.db` or a path; any other `scheme://` is refused", undefined, "`file:$DATA_DIR/spool.db`"),
     check: databaseUrlProblem,

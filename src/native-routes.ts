@@ -26,7 +26,12 @@ function readinessOf(ctx: AppContext): Readiness {
 
 export function nativeRoutes(ctx: AppContext) {
   const excluded = libraryPaths(ctx.config).map(({ path }) => path);
-  const statics = staticHandler(ctx.config.staticDir, ctx.config.cacheTtlMs, excluded, ctx.catalog.memory, ctx.catalog.descriptors);
+  const statics = staticHandler(ctx.config.staticDir, ctx.config.cacheTtlMs, {
+    excluded,
+    sandbox: ctx.config.staticSandbox ?? true,
+    ...(ctx.catalog.memory ? { memory: ctx.catalog.memory } : {}),
+    ...(ctx.catalog.descriptors ? { descriptors: ctx.catalog.descriptors } : {}),
+  });
   const metrics = ctx.config.metrics ?? true;
   const origins = ctx.config.corsOrigins ?? ["*"];
   const stream = nativeStreamRoute(ctx.catalog, ctx.access, origins, { metrics });

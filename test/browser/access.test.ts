@@ -8,7 +8,7 @@ import type { Browser } from "playwright-core";
 import { AUTH, TEST_API_KEY, startTestSpool, type TestSpool } from "../helpers/spool.ts";
 import { uploadMultipart, type VideoJson } from "../helpers/library.ts";
 import { makeSource } from "../integration/hls-support.ts";
-import { expectFrame, hasChromium, launch, recordNetwork, videoState, waitForEvent, withPage } from "./support.ts";
+import { expectFrame, hasChromium, launch, recordNetwork, signIn, videoState, waitForEvent, withPage } from "./support.ts";
 
 let browser: Browser;
 let spool: TestSpool;
@@ -116,3 +116,30 @@ test("a signed video plays through /watch/:id?token= with hls.js; every request 
     }
   });
 }, 120_000);
+
+test("a page under /static runs its scripts sandboxed: not with the signed-in owner's session or storage", async () => {
+  // What a hostile page (or an XSS in a trusted one) would try once the owner has signed in.
+  await Bun.write(
+    `${spool.staticDir}/probe.html`,
+    `<!doctype html><title>probe</title><body><script>
+    (async () => {
+      const out = { origin: self.origin };
+      try { out.list = (await fetch("/api/videos", { credentials: "include" })).status; } catch { out.list = "refused"; }
+      try { out.mint = (await fetch("/api/videos/x/tokens", { method: "POST", credentials: "include", headers: { "content-type": "application/json" }, body: "{}" })).status; } catch { out.mint = "refused"; }
+      try { localStorage.setItem("k", "v"); out.storage = "open"; } catch { out.storage = "blocked"; }
+      document.body.dataset.out = JSON.stringify(out);
+    })();
+    </script>`,
+  );
+  await withPage(browser, "access-static-sandbox", async (page) => {
+    await signIn(page, spool.url);
+    const response = await page.goto(`${spool.url}/static/probe.html`);
+    expect(response!.headers()["content-security-policy"]).toStartWith("sandbox allow-scripts ");
+    const out = await page.waitForFunction(() => document.body.dataset.out ?? null, undefined, { timeout: 10_000 });
+    // Its script ran, in an opaque origin: the API's answers are not its to read.
+    expect(JSON.parse((await out.jsonValue()) as string)).toEqual({ origin: "null", list: "refused", mint: "refused", storage: "blocked" });
+    // The owner's own page still works with the session.
+    await page.goto(`${spool.url}/`);
+    expect(await page.isVisible("#upload-form")).toBe(true);
+  });
+});

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { comparableHeaders, get, rawRequest } from "../helpers/http.ts";
 import { startTestSpool, type TestSpool } from "../helpers/spool.ts";
+import { STATIC_SANDBOX_POLICY } from "../../src/modules/static/native.ts";
 
 let spool: TestSpool;
 const TEXT = "hello, static world\n";
@@ -151,6 +152,41 @@ describe("confinement: every escape is a 404 and never the secret", () => {
     expect(r.body.toString()).not.toContain("TOP SECRET");
     expect(r.body.toString()).not.toContain("SECRET=1");
     expect(JSON.parse(r.body.toString()).error.code).toBe("not_found");
+  });
+});
+
+describe("documents that can run script are sandboxed (STATIC_SANDBOX)", () => {
+  const NAMES = ["page.html", "page.htm", "icon.svg", "feed.xml", "stream.mpd", "notes.txt", "script.js", "style.css", "data.json", "doc.pdf", "video.mp4"].map((name) => `sandbox-${name}`);
+  const SANDBOXED = ["page.html", "page.htm", "icon.svg", "feed.xml", "stream.mpd"].map((name) => `sandbox-${name}`);
+
+  test("HTML, SVG and any XML get the sandbox policy, on 200, 206 and 304 alike; scripts, styles, data and media do not", async () => {
+    for (const name of NAMES) await writeFile(join(spool.staticDir, name), "<x/>");
+    for (const name of NAMES) {
+      const expected = SANDBOXED.includes(name) ? STATIC_SANDBOX_POLICY : null;
+      const full = await fetch(`${spool.url}/static/${name}`);
+      await full.arrayBuffer();
+      const ranged = await fetch(`${spool.url}/static/${name}`, { headers: { range: "bytes=0-1" } });
+      await ranged.arrayBuffer();
+      const revalidated = await fetch(`${spool.url}/static/${name}`, { headers: { "if-none-match": full.headers.get("etag")! } });
+      expect({ name, statuses: [full.status, ranged.status, revalidated.status], policies: [full, ranged, revalidated].map((r) => r.headers.get("content-security-policy")) }).toEqual({
+        name,
+        statuses: [200, 206, 304],
+        policies: [expected, expected, expected],
+      });
+    }
+  });
+
+  test("STATIC_SANDBOX=0 serves them as ordinary pages", async () => {
+    const other = await startTestSpool({ seedDemo: false, staticSandbox: false });
+    try {
+      await writeFile(join(other.staticDir, "page.html"), "<p>hi</p>");
+      const r = await fetch(`${other.url}/static/page.html`);
+      expect(await r.text()).toBe("<p>hi</p>");
+      expect(r.headers.get("content-type")).toBe("text/html; charset=utf-8");
+      expect(r.headers.get("content-security-policy")).toBeNull();
+    } finally {
+      await other.stop();
+    }
   });
 });
 

@@ -22,20 +22,42 @@ function rawRelativePath(url: string): string {
 export type StaticHandler = (request: Request) => Promise<Response>;
 
 /**
- * `excluded`: the library's own files, never served (config.ts `libraryPaths`); `memory`: the RAM
- * tier the stream route uses (small files and heads of large ones); `descriptors`: its kept
- * descriptors (short ranges past offset 0; src/files/open-files.ts).
+ * What HTML, SVG and XML documents under /static run under (STATIC_SANDBOX): their scripts,
+ * forms and popups work, in an opaque origin. The API, the pages and the owner's session share
+ * Spool's origin, so a same-origin document there (a third-party page, or one with an XSS) could
+ * act as the signed-in owner: list the library, mint tokens, delete videos. Sandboxed, it has no
+ * cookies or storage of that origin, and its requests carry `Origin: null`, which the session's
+ * CSRF check refuses; it can still play public videos and call the API with a key, as any site.
  */
-export function staticHandler(staticDir: string, cacheTtlMs: number, excluded: readonly string[], memory?: MemoryTier, descriptors?: OpenFiles): StaticHandler {
+export const STATIC_SANDBOX_POLICY = "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads allow-presentation";
+
+/** Types a browser renders as a document that can run script: HTML, and XML of any kind (SVG, XHTML, a DASH manifest opened as a page). */
+const DOCUMENT_TYPE = /^(?:text\/html|[\w.+-]+\/(?:[\w.-]+\+)?xml)(?:;|$)/;
+
+export interface StaticOptions {
+  /** The library's own files, never served (config.ts `libraryPaths`). */
+  excluded?: readonly string[];
+  /** STATIC_SANDBOX (default true): documents get STATIC_SANDBOX_POLICY. */
+  sandbox?: boolean;
+  /** The RAM tier the stream route uses (small files and heads of large ones). */
+  memory?: MemoryTier;
+  /** Its kept descriptors (short ranges past offset 0; src/files/open-files.ts). */
+  descriptors?: OpenFiles;
+}
+
+export function staticHandler(staticDir: string, cacheTtlMs: number, { excluded = [], sandbox = true, memory, descriptors }: StaticOptions = {}): StaticHandler {
   const root = new StaticRoot(staticDir, cacheTtlMs, { excluded });
   const cache = new FileCache(cacheTtlMs);
   const options = { ...(memory ? { memory } : {}), ...(descriptors ? { descriptors } : {}) };
+  const sandboxed = { "content-security-policy": STATIC_SANDBOX_POLICY };
   return async (request) => {
     const file = await root.resolve(rawRelativePath(request.url));
     if (!file) return errorResponse(404, "not_found", "No such file");
     // The type of the name asked for, as nginx does: a link `app.js` → `build/app-3f2a` is a
     // script, and with nosniff a browser runs nothing typed application/octet-stream.
-    return serveFile(request, file.path, { ...options, contentType: contentTypeFor(file.name) }, cache);
+    const contentType = contentTypeFor(file.name);
+    const headers = sandbox && DOCUMENT_TYPE.test(contentType) ? { headers: sandboxed } : {};
+    return serveFile(request, file.path, { ...options, contentType, ...headers }, cache);
   };
 }
 
