@@ -32,18 +32,31 @@ export function matchesDigest(given: string, expected: Uint8Array): boolean {
 }
 
 
-/** A cookie's value from a Cookie header (RFC 6265 §5.4), or null. */
-export function cookieValue(header: string | null, name: string): string | null {
-  if (!header) return null;
+/**
+ * Most values of one cookie name looked at. Each is a database lookup, so a request cannot make
+ * that work as large as its header; a browser sends one per path and domain set (a sibling
+ * host's tossed cookies among them), a few at most.
+ */
+export const MAX_COOKIE_VALUES = 8;
+
+/**
+ * The distinct values of a cookie in a Cookie header (RFC 6265 §5.4), in the order sent: the
+ * browser puts longer paths first, so a cookie another host of the site planted for `/api`
+ * (a sibling subdomain may set one for the parent domain) comes before Spool's own, and
+ * reading only the first would lock the owner out. At most MAX_COOKIE_VALUES.
+ */
+export function cookieValues(header: string | null, name: string): string[] {
+  const values: string[] = [];
+  if (!header) return values;
   for (const pair of header.split(";")) {
     const eq = pair.indexOf("=");
-    if (eq < 0) continue;
-    if (pair.slice(0, eq).trim() === name) {
-      const value = pair.slice(eq + 1).trim();
-      return value.startsWith('"') && value.endsWith('"') && value.length >= 2 ? value.slice(1, -1) : value;
-    }
+    if (eq < 0 || pair.slice(0, eq).trim() !== name) continue;
+    const raw = pair.slice(eq + 1).trim();
+    const value = raw.startsWith('"') && raw.endsWith('"') && raw.length >= 2 ? raw.slice(1, -1) : raw;
+    if (!values.includes(value)) values.push(value);
+    if (values.length === MAX_COOKIE_VALUES) break;
   }
-  return null;
+  return values;
 }
 
 /**

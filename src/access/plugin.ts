@@ -9,7 +9,7 @@ import { errorSchema } from "../http/error-schemas.ts";
 import { HttpError } from "../http/errors.ts";
 import { requestPath } from "../http/path.ts";
 import { jsonContent } from "../schemas/openapi.ts";
-import { SESSION_COOKIE, cookieValue, isHttps, isSameOrigin } from "./credentials.ts";
+import { SESSION_COOKIE, cookieValues, isHttps, isSameOrigin } from "./credentials.ts";
 import { accessFor } from "./policy.ts";
 import type { AccessControl } from "./service.ts";
 import { SESSION_MAX_AGE_S, SIGN_IN_BODY_LIMIT } from "./sessions.ts";
@@ -106,8 +106,8 @@ export function accessRoutes(access: AccessControl) {
     .delete(
       "/api/session",
       async ({ request, set }) => {
-        const secret = cookieValue(request.headers.get("cookie"), SESSION_COOKIE);
-        if (secret) await access.sessions.remove(secret);
+        // Every session the browser sent (one planted by another host of the site comes first).
+        for (const secret of cookieValues(request.headers.get("cookie"), SESSION_COOKIE)) if (secret) await access.sessions.remove(secret);
         set.status = 204;
         set.headers["set-cookie"] = sessionCookie("", 0, isHttps(request.url, request.headers));
         set.headers["cache-control"] = "no-store";

@@ -7,7 +7,7 @@ import type { SpoolDb } from "../db/client.ts";
 import { HttpError } from "../http/errors.ts";
 import { logger } from "../lib/log.ts";
 import { queryParam } from "../http/path.ts";
-import { SESSION_COOKIE, bearerToken, clientAddress, cookieValue, digestOf, isSameOrigin, matchesDigest, ownOrigin } from "./credentials.ts";
+import { SESSION_COOKIE, bearerToken, clientAddress, cookieValues, digestOf, isSameOrigin, matchesDigest, ownOrigin } from "./credentials.ts";
 import { DEFAULT_FAILURE_LIMITS, WindowLimiter, type WindowLimits } from "./window-limiter.ts";
 import { Sessions } from "./sessions.ts";
 import { PlaybackTokens, TOKEN_FAILURE_MESSAGES, type TokenFailure } from "./tokens.ts";
@@ -124,14 +124,20 @@ export class AccessControl {
       if (!this.checkKey(key, request, server)) throw unauthorized("The API key is not valid", "invalid_token");
       return "key";
     }
-    const session = cookieValue(request.headers.get("cookie"), SESSION_COOKIE);
-    if (session === null) return null;
+    const sessions = cookieValues(request.headers.get("cookie"), SESSION_COOKIE);
+    if (sessions.length === 0) return null;
     // Neither counted nor blocked: a session is 256 random bits, which no one guesses, and a
     // stale cookie (expired, signed out, its row deleted) is what every returning browser sends.
     // Counting them let ten reloads of an old tab, or anyone behind the same address, lock the
     // owner out of the key and of signing in for a minute.
-    if (await this.sessions.isValid(session)) return "session";
+    if (await this.anyValid(sessions)) return "session";
     throw unauthorized("The session has expired or was signed out; sign in again");
+  }
+
+  /** Whether any of the session cookies sent is signed in (see `cookieValues`). */
+  private async anyValid(sessions: readonly string[]): Promise<boolean> {
+    for (const session of sessions) if (await this.sessions.isValid(session)) return true;
+    return false;
   }
 
   /**
@@ -154,8 +160,8 @@ export class AccessControl {
    */
   sessionCheck(request: Request): (() => Promise<boolean>) | null {
     if (request.headers.get("authorization") !== null) return null;
-    const session = cookieValue(request.headers.get("cookie"), SESSION_COOKIE);
-    return session === null ? null : () => this.sessions.isValid(session);
+    const sessions = cookieValues(request.headers.get("cookie"), SESSION_COOKIE);
+    return sessions.length === 0 ? null : () => this.anyValid(sessions);
   }
 
   /**

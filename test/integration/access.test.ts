@@ -347,6 +347,19 @@ describe("sessions", () => {
     await expectError(await fetch(`${spool.url}/api/videos`, { headers: { cookie, ...freshClient() } }), 401, "unauthorized");
   });
 
+  test("a cookie of the same name planted by another host of the site (sent first) neither locks the owner out nor survives sign-out", async () => {
+    const cookie = await signIn();
+    const own = cookie.slice(cookie.indexOf("=") + 1);
+    // What the browser sends after evil.example.com set `spool_session=…; Domain=example.com; Path=/api`.
+    const tossed = `spool_session=${"B".repeat(43)}; ${cookie}`;
+    expect((await fetch(`${spool.url}/api/videos`, { headers: { cookie: tossed } })).status).toBe(200);
+    const renamed = await fetch(`${spool.url}/api/videos/demo`, { method: "PATCH", headers: { cookie: tossed, origin: spool.url, "content-type": "application/json" }, body: JSON.stringify({ title: "Spool demo (test pattern)" }) });
+    expect(renamed.status).toBe(200);
+    // Signing out ends the owner's session even with the planted cookie in front of it.
+    expect((await fetch(`${spool.url}/api/session`, { method: "DELETE", headers: { cookie: tossed, origin: spool.url } })).status).toBe(204);
+    await expectError(await fetch(`${spool.url}/api/videos`, { headers: { cookie: `spool_session=${own}`, ...freshClient() } }), 401, "unauthorized");
+  });
+
   test("signing out ends the event streams the session opened (within the 15 s recheck); another session's stream goes on", async () => {
     const [leaving, staying] = [await signIn(), await signIn()];
     const started = Date.now();

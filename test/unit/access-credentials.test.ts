@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { bearerToken, clientAddress, cookieValue, isHttps, isSameOrigin, ownOrigin, digestOf, matchesDigest } from "../../src/access/credentials.ts";
+import { MAX_COOKIE_VALUES, bearerToken, clientAddress, cookieValues, isHttps, isSameOrigin, ownOrigin, digestOf, matchesDigest } from "../../src/access/credentials.ts";
 import { WindowLimiter } from "../../src/access/window-limiter.ts";
 import { absoluteUrl, loggedPath, queryParam, requestPath, withToken } from "../../src/http/path.ts";
 import { withoutSecrets } from "../../src/lib/log.ts";
@@ -31,18 +31,26 @@ describe("matchesDigest", () => {
   ] as const)("%p vs %p → %p", (a, b, expected) => expect(matchesDigest(a, digestOf(b))).toBe(expected));
 });
 
-describe("cookieValue", () => {
-  const cases: [string | null, string | null][] = [
-    [null, null],
-    ["spool_session=abc", "abc"],
-    ["a=1; spool_session=abc; b=2", "abc"],
-    ["a=1;spool_session=abc", "abc"],
-    ['spool_session="abc"', "abc"],
-    ["xspool_session=abc", null],
-    ["spool_session", null],
-    ["spool_session=", ""],
+describe("cookieValues", () => {
+  const cases: [string | null, string[]][] = [
+    [null, []],
+    ["spool_session=abc", ["abc"]],
+    ["a=1; spool_session=abc; b=2", ["abc"]],
+    ["a=1;spool_session=abc", ["abc"]],
+    ['spool_session="abc"', ["abc"]],
+    ["xspool_session=abc", []],
+    ["spool_session", []],
+    ["spool_session=", [""]],
+    // A cookie planted for a longer path comes first; both are looked at, each once.
+    ["spool_session=tossed; a=1; spool_session=abc", ["tossed", "abc"]],
+    ["spool_session=abc; spool_session=abc", ["abc"]],
   ];
-  test.each(cases)("%p → %p", (header, expected) => expect(cookieValue(header, "spool_session")).toBe(expected));
+  test.each(cases)("%p → %p", (header, expected) => expect(cookieValues(header, "spool_session")).toEqual(expected));
+
+  test(`at most ${MAX_COOKIE_VALUES} values, however many are sent`, () => {
+    const header = Array.from({ length: 500 }, (_, i) => `spool_session=v${i}`).join("; ");
+    expect(cookieValues(header, "spool_session")).toEqual(Array.from({ length: MAX_COOKIE_VALUES }, (_, i) => `v${i}`));
+  });
 });
 
 describe("ownOrigin and isSameOrigin (CSRF)", () => {
