@@ -345,7 +345,7 @@ describe("library API", () => {
     const first = await fetch(`${spool.url}/api/videos?limit=2`, { headers: AUTH });
     expect(first.status).toBe(200);
     expect(first.headers.get("content-type")).toBe("application/json; charset=utf-8");
-    expect(first.headers.get("cache-control")).toBe("no-cache");
+    expect(first.headers.get("cache-control")).toBe("private, no-cache");
     const etag = first.headers.get("etag")!;
     expect(etag).toMatch(/^"[0-9a-f]+"$/);
     const body = await first.text();

@@ -82,8 +82,8 @@ const NotJson = errorSchema("A body that is not JSON", "unsupported_media_type",
 
 const PreconditionFailed = errorSchema("If-Match named an ETag the resource no longer has", "precondition_failed", "A precondition in the request did not hold");
 
-/** Clients may keep a page but must revalidate it (cheap: 304 when nothing changed). */
-const LIST_CACHE_CONTROL = "no-cache";
+/** The owner's browser may keep a page but must revalidate it (cheap: 304 when nothing changed); no shared cache may keep it (it answers the key or a session cookie). */
+const LIST_CACHE_CONTROL = "private, no-cache";
 
 const TokenBody = t.Object(
   {
@@ -189,7 +189,7 @@ export function videoRoutes(
           tags: ["videos"],
           summary: "List videos, newest first",
           description:
-            "Cursor pagination: pass the previous page's `nextCursor` as `cursor`. Filter by `status`. Each page has a strong `ETag`; send it back as `If-None-Match` to get 304 without a body while nothing changed (`Cache-Control: no-cache`).",
+            "Cursor pagination: pass the previous page's `nextCursor` as `cursor`. Filter by `status`. Each page has a strong `ETag`; send it back as `If-None-Match` to get 304 without a body while nothing changed (`Cache-Control: private, no-cache`).",
           responses: {
             200: {
               description: VideoListSchema.description!,
