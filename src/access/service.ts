@@ -72,7 +72,7 @@ export class AccessControl {
     this.keyDigest = digestOf(options.apiKey);
     const { signingSecret, previousSigningSecret } = options;
     this.tokens = new PlaybackTokens(previousSigningSecret ? [signingSecret, previousSigningSecret] : signingSecret);
-    this.sessions = new Sessions(db);
+    this.sessions = new Sessions(db, this.keyDigest);
     this.failureLimits = options.failureLimits ?? DEFAULT_FAILURE_LIMITS;
     this.failures = new WindowLimiter(this.failureLimits);
   }

@@ -3,10 +3,9 @@
  * carries its secret, `DELETE /api/session` ends it. Kept in the database, so a session works
  * on every process and server sharing it, and signing out ends it everywhere at once.
  */
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { and, eq, gt, lte } from "drizzle-orm";
 import type { SpoolDb } from "../db/client.ts";
-import { secretDigest } from "./credentials.ts";
 
 /** A session lasts a week from sign-in (the cookie's Max-Age says the same). */
 export const SESSION_MAX_AGE_S = 7 * 24 * 60 * 60;
@@ -18,10 +17,22 @@ export const SESSION_MAX_AGE_S = 7 * 24 * 60 * 60;
 export const SIGN_IN_BODY_LIMIT = 4 * 1024;
 
 export class Sessions {
+  /**
+   * `keyDigest`: the API key's SHA-256. A session's row is named by an HMAC of its secret keyed
+   * with it, so a session stands for the key it was opened with: rotating API_KEY ends every
+   * session on every server at once (no row matches any more), as a rotated key must. A copy
+   * of the database still reveals no cookie.
+   */
   constructor(
     private readonly handle: SpoolDb,
+    private readonly keyDigest: Uint8Array,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** The row id of a session secret (hex). */
+  private idOf(secret: string): string {
+    return createHmac("sha256", this.keyDigest).update(secret).digest("hex");
+  }
 
   private get db() {
     return this.handle.db;
@@ -37,7 +48,7 @@ export class Sessions {
     const now = this.now();
     // Expired sessions go as new ones come: the table holds only live ones and a few stale.
     await this.db.delete(this.sessions).where(lte(this.sessions.expiresAt, new Date(now)));
-    await this.db.insert(this.sessions).values({ id: secretDigest(secret), createdAt: new Date(now), expiresAt: new Date(now + SESSION_MAX_AGE_S * 1000) });
+    await this.db.insert(this.sessions).values({ id: this.idOf(secret), createdAt: new Date(now), expiresAt: new Date(now + SESSION_MAX_AGE_S * 1000) });
     return secret;
   }
 
@@ -46,11 +57,11 @@ export class Sessions {
     const rows = await this.db
       .select({ id: this.sessions.id })
       .from(this.sessions)
-      .where(and(eq(this.sessions.id, secretDigest(secret)), gt(this.sessions.expiresAt, new Date(this.now()))));
+      .where(and(eq(this.sessions.id, this.idOf(secret)), gt(this.sessions.expiresAt, new Date(this.now()))));
     return rows.length > 0;
   }
 
   async remove(secret: string): Promise<void> {
-    await this.db.delete(this.sessions).where(eq(this.sessions.id, secretDigest(secret)));
+    await this.db.delete(this.sessions).where(eq(this.sessions.id, this.idOf(secret)));
   }
 }

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { mkdtemp, stat } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { SignJWT, jwtVerify } from "jose";
 import * as tus from "tus-js-client";
@@ -345,6 +345,36 @@ describe("sessions", () => {
     expect(out.headers.get("set-cookie")).toStartWith("spool_session=; Path=/; Max-Age=0;");
     // The old cookie is dead on the server, not only in the browser.
     await expectError(await fetch(`${spool.url}/api/videos`, { headers: { cookie, ...freshClient() } }), 401, "unauthorized");
+  });
+
+  test("rotating API_KEY ends every session: a restart with the same key keeps them, one with a new key refuses them", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "spool-rotate-"));
+    const serve = async <T>(apiKey: string, body: (s: TestSpool) => Promise<T>): Promise<T> => {
+      const server = await startTestSpool({ dataDir, seedDemo: false, apiKey });
+      try {
+        return await body(server);
+      } finally {
+        await server.stop();
+      }
+    };
+    const list = (s: TestSpool, cookie: string) => fetch(`${s.url}/api/videos`, { headers: { cookie, ...freshClient() } });
+    try {
+      const cookie = await serve(TEST_API_KEY, async (s) => {
+        const c = await signIn(s.url);
+        expect((await list(s, c)).status).toBe(200);
+        return c;
+      });
+      await serve(TEST_API_KEY, async (s) => expect((await list(s, cookie)).status).toBe(200));
+      await serve("a-rotated-api-key-0123456789", async (s) => {
+        await expectError(await list(s, cookie), 401, "unauthorized");
+        // The new key signs in as ever.
+        const fresh = await fetch(`${s.url}/api/session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: "a-rotated-api-key-0123456789" }) });
+        expect(fresh.status).toBe(204);
+        expect((await list(s, fresh.headers.get("set-cookie")!.split(";")[0]!)).status).toBe(200);
+      });
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   test("a cookie of the same name planted by another host of the site (sent first) neither locks the owner out nor survives sign-out", async () => {

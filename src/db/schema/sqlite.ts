@@ -107,7 +107,7 @@ export const jobs = sqliteTable(
 export const sessions = sqliteTable(
   "sessions",
   {
-    /** Hex SHA-256 of the cookie value. */
+    /** Hex HMAC-SHA-256 of the cookie value, keyed with the API key's digest (src/access/sessions.ts). */
     id: text("id").primaryKey(),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
