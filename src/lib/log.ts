@@ -107,10 +107,12 @@ export function errorFields(error: unknown): Record<string, unknown> {
 /**
  * An error's text with the secrets of upload URLs out, as request log lines write their paths
  * (src/http/path.ts `loggedPath`): a Request that could not be made, for one, names its URL. A
- * tus upload URL keeps its video id (`/api/uploads/<video id>.<secret>`).
+ * tus upload URL keeps its video id (`/api/uploads/<video id>.<secret>`). A playback token in a
+ * query (`?token=`) goes too: no log line writes a query, but an error's text may quote a URL.
  */
 const UPLOAD_URL = /(\/api\/uploads\/)(direct\/|[A-Za-z0-9_-]{22}\.)([^\s"'<>)]+)/gi;
+const TOKEN_PARAMETER = /([?&]token=)[^&#\s"'<>)]+/gi;
 
 export function withoutSecrets(text: string): string {
-  return text.replace(UPLOAD_URL, "$1$2<secret>");
+  return text.replace(UPLOAD_URL, "$1$2<secret>").replace(TOKEN_PARAMETER, "$1<token>");
 }

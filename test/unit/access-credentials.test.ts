@@ -202,13 +202,17 @@ describe("absoluteUrl: a URL object can always be made of a request's URL", () =
   });
 });
 
-describe("withoutSecrets: an error's text never carries an upload URL's secret", () => {
+describe("withoutSecrets: an error's text never carries an upload URL's secret or a playback token", () => {
   const secret = "Zm9vYmFyYmF6cXV4cXV1eHh5ejEyMzQ1";
   test.each([
     [`Failed to construct 'Request': Invalid URL "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.${secret}"`, `Failed to construct 'Request': Invalid URL "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.<secret>"`],
     [`GET http://x/API/Uploads/direct/${secret}?a failed`, "GET http://x/API/Uploads/direct/<secret> failed"],
     ["no URL here", "no URL here"],
     ["/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA", "/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA"],
+    // A playback token quoted in an error's URL.
+    [`fetch http://x/api/stream/abc?token=${secret}&start=1 failed`, "fetch http://x/api/stream/abc?token=<token>&start=1 failed"],
+    [`"/api/hls/abc/master.m3u8?a=1&TOKEN=${secret}"`, `"/api/hls/abc/master.m3u8?a=1&TOKEN=<token>"`],
+    ["?notatoken=1", "?notatoken=1"],
   ] as const)("%s", (text, expected) => {
     expect(withoutSecrets(text)).toBe(expected);
     expect(withoutSecrets(text)).not.toContain(secret);
