@@ -189,7 +189,10 @@ describe("a bucket outage when an HLS ladder is ready to be put", () => {
     expect(uploaded.status).toBe(201);
     const { id } = (await uploaded.json()) as { id: string };
     expect((await waitUntilSettled(first.url, id)).status).toBe("ready");
-    const [queued] = await first.ctx.jobs.forVideo(id, "transcode");
+    // The transcode job is queued by a write of its own just after the video turns ready.
+    let queued: { id: number } | undefined;
+    for (let i = 0; i < 500 && !(queued = (await first.ctx.jobs.forVideo(id, "transcode"))[0]); i++) await Bun.sleep(10);
+    expect(queued).toBeDefined();
     // The transcode's directory (named after its job) appears once the source has come down from the bucket.
     const tmp = first.ctx.library.storage.ownTmpDir;
     const building = async () => (await readdir(tmp).catch(() => [] as string[])).find((n) => n.startsWith(`.hls-tmp-${queued!.id}-`) && !n.endsWith(".source"));
