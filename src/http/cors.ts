@@ -12,13 +12,16 @@ const MAX_AGE = "86400";
 
 export type CorsHeaders = Record<string, string>;
 
-/** The CORS response headers for a request from `origin` (null: not a cross-origin request). Pure. */
-export function corsHeaders(allowed: readonly string[], origin: string | null): CorsHeaders | null {
+/**
+ * The CORS response headers for a request from `origin` (null: not a cross-origin request), with
+ * `exposed` the headers a script may read (the media routes' by default). Pure.
+ */
+export function corsHeaders(allowed: readonly string[], origin: string | null, exposed = EXPOSED_HEADERS): CorsHeaders | null {
   if (allowed.length === 0) return null;
-  if (allowed.includes("*")) return { "access-control-allow-origin": "*", "access-control-expose-headers": EXPOSED_HEADERS };
+  if (allowed.includes("*")) return { "access-control-allow-origin": "*", "access-control-expose-headers": exposed };
   // A list: the answer depends on Origin, so caches must key on it even when it is refused.
   if (origin === null || !allowed.includes(origin)) return { vary: "Origin" };
-  return { "access-control-allow-origin": origin, "access-control-expose-headers": EXPOSED_HEADERS, vary: "Origin" };
+  return { "access-control-allow-origin": origin, "access-control-expose-headers": exposed, vary: "Origin" };
 }
 
 /** The preflight answer's extra headers. Pure. */

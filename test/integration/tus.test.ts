@@ -719,8 +719,12 @@ describe("what Spool answers before tus does", () => {
       [await fetch(`${spool.url}/api/uploads/direct/${"x".repeat(43)}`, { method: "POST", headers: creation }), 403, "upload_url_invalid"],
       [await fetch(`${spool.url}/api/uploads`, { method: "POST", headers: creation }), 401, "unauthorized"],
     ] as const;
+    // What the page may read of them is what it may read of tus's own answers, Tus-Resumable included.
+    const exposed = (r: Response) => new Set(r.headers.get("access-control-expose-headers")!.split(", ").map((h) => h.toLowerCase()));
+    for (const name of ["tus-resumable", "upload-offset", "location", "spool-video-id", "retry-after"]) expect(exposed(created).has(name)).toBe(true);
     for (const [response, status, code] of refusals) {
       expect({ code, cors: response.headers.get("access-control-allow-origin"), tus: response.headers.get("tus-resumable") }).toEqual({ code, cors: "*", tus: "1.0.0" });
+      expect([...exposed(created)].filter((h) => !exposed(response).has(h) && !["authorization", "content-type", "x-http-method-override", "x-requested-with"].includes(h))).toEqual([]);
       await expectError(response, status, code);
     }
     expect((await fetch(`${spool.url}${created.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);

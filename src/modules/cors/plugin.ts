@@ -11,7 +11,7 @@ import { Elysia } from "elysia";
 import { corsHeaders, preflightFor } from "../../http/cors.ts";
 import { requestPath } from "../../http/path.ts";
 import { DIRECT_UPLOADS_PATH } from "../uploads/direct.ts";
-import { UPLOADS_PATH } from "../uploads/tus.ts";
+import { TUS_EXPOSED_HEADERS, UPLOADS_PATH } from "../uploads/tus.ts";
 
 export const CORS_PREFIXES = ["/api/stream/", "/api/hls/"] as const;
 
@@ -29,7 +29,8 @@ function isTusPath(path: string): boolean {
 export function corsRoutes(allowed: readonly string[], prefixes: readonly string[] = CORS_PREFIXES) {
   return new Elysia({ name: "spool.cors" }).onRequest(({ request, set }) => {
     const path = requestPath(request.url);
-    if (isTusPath(path)) {
+    const tus = isTusPath(path);
+    if (tus) {
       if (request.method === "OPTIONS") return;
       set.headers["tus-resumable"] = "1.0.0";
     } else {
@@ -39,7 +40,7 @@ export function corsRoutes(allowed: readonly string[], prefixes: readonly string
         if (preflight) return new Response(null, { status: 204, headers: preflight });
       }
     }
-    const headers = allowed.length > 0 ? corsHeaders(allowed, request.headers.get("origin")) : null;
+    const headers = allowed.length > 0 ? corsHeaders(allowed, request.headers.get("origin"), tus ? TUS_EXPOSED_HEADERS : undefined) : null;
     if (headers) Object.assign(set.headers, headers);
   });
 }

@@ -50,6 +50,16 @@ export const DEFAULT_UPLOAD_EXPIRY_MS = 24 * 60 * 60 * 1000;
 /** Response header naming the video an upload becomes. */
 export const VIDEO_ID_HEADER = "Spool-Video-Id";
 
+/** Headers a page may read on tus answers besides @tus/server's own list: Spool's, and the Retry-After of a 423, 429 or 503. */
+const SPOOL_TUS_HEADERS = [VIDEO_ID_HEADER, "Upload-Expires", "Retry-After"];
+/**
+ * What a page may read from what Spool answers on a tus route before @tus/server does (401,
+ * 403, 410, 423, 429: src/modules/cors/plugin.ts): the response headers @tus/server exposes on
+ * its own answers (its list in @tus/utils 0.x also names request headers, which expose nothing),
+ * and Spool's.
+ */
+export const TUS_EXPOSED_HEADERS = ["Location", "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Upload-Offset", "Upload-Length", "Upload-Defer-Length", "Upload-Metadata", "Upload-Concat", ...SPOOL_TUS_HEADERS].join(", ");
+
 /** How long a repeated direct creation waits for the one it repeats, in flight in this process. */
 const IN_FLIGHT_WAIT_MS = 10_000;
 
@@ -191,7 +201,7 @@ export class ResumableUploads {
       locker,
       maxSize: options.maxUploadBytes,
       relativeLocation: true,
-      exposedHeaders: [VIDEO_ID_HEADER, "Upload-Expires"],
+      exposedHeaders: SPOOL_TUS_HEADERS,
       allowedOrigins: tusOrigins(options.corsOrigins ?? ["*"]),
       namingFunction: (req) => this.direct.get(req)?.uploadId ?? newUploadId(newVideoId()),
       onUploadCreate: async (req, upload) => {
