@@ -97,6 +97,7 @@ export const directUploads = pgTable(
     createdAt: at("created_at").notNull(),
     expiresAt: at("expires_at").notNull(),
     usedAt: at("used_at"),
+    settledAt: at("settled_at"),
   },
   (t) => [index("direct_uploads_expires_idx").on(t.expiresAt)],
 );

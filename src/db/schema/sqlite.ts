@@ -131,6 +131,8 @@ export const directUploads = sqliteTable(
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     /** Set by the one creation request that used it. */
     usedAt: integer("used_at", { mode: "timestamp_ms" }),
+    /** Set once that request made its upload, which it then never rolls back (tus.ts). */
+    settledAt: integer("settled_at", { mode: "timestamp_ms" }),
   },
   (t) => [index("direct_uploads_expires_idx").on(t.expiresAt)],
 );
