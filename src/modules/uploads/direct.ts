@@ -5,9 +5,13 @@
  * The first creation request consumes it atomically: a second one, or one after `expiresAt`,
  * creates nothing. A second one that repeats the first (its client never heard the 201) is
  * told about the upload the first made, while that upload lasts (tus.ts, `createdAgain`).
+ *
+ * `used_at` is set when a creation consumes the URL, `settled_at` once that creation made its
+ * upload and will not roll it back: a repeat, in any process, knows from them whether the
+ * creation is still in flight (423) or what it made (201 or, gone, 410).
  */
 import { randomBytes } from "node:crypto";
-import { and, eq, gt, isNull, lt } from "drizzle-orm";
+import { and, eq, gt, isNull, lt, sql, type SQL } from "drizzle-orm";
 import { secretDigest } from "../../access/credentials.ts";
 import type { SpoolDb } from "../../db/client.ts";
 import type { DirectUploadRow, Playback } from "../../db/schema.ts";
@@ -38,11 +42,13 @@ export const directUploadCreating = () =>
   new HttpError(423, "upload_creation_in_progress", "This direct upload URL's upload is being created by an earlier request; try again shortly", { "retry-after": "1" });
 
 /**
- * How long after a URL was used up a repeat that finds neither the upload nor its video is told
- * to try again (423) rather than that the URL is used (410): the creation that used it registers
- * the video within this (one database write). Compared with the consuming process's clock.
+ * How long a URL may stay used up but unsettled before the creation that used it is presumed
+ * dead (a crash between the two writes): a repeat then settles the upload it finds, or gives
+ * the URL back and creates. A live creation goes from one to the other through a few database
+ * writes (each under DATABASE_QUERY_TIMEOUT_MS, 10 s by default) and the upload's lock (at most
+ * 30 s), far less than this; a client meanwhile hears 423 and retries.
  */
-export const DIRECT_CREATION_SETTLE_MS = 2_000;
+export const DIRECT_CREATION_STALE_MS = 2 * 60_000;
 
 export class DirectUploads {
   constructor(
@@ -86,25 +92,83 @@ export class DirectUploads {
     if (row.expiresAt.getTime() <= this.now()) throw directUploadExpired();
   }
 
-  /** Marks it used; exactly one caller wins, however many processes try at once. */
-  async consume(row: DirectUploadRow): Promise<void> {
+  /**
+   * Times of `used_at` and `settled_at`, and the stale cutoff, on one clock: on PostgreSQL the
+   * database's (servers on other machines compare them), truncated to the columns'
+   * milliseconds so that the value `consume` returns matches the stored one; on SQLite this
+   * process's, as every process that opens the file runs on this machine.
+   */
+  private clock(): { now: Date | SQL; ago(ms: number): Date | SQL } {
+    if (this.handle.dialect !== "postgres") {
+      const now = this.now();
+      return { now: new Date(now), ago: (ms) => new Date(now - ms) };
+    }
+    const now = sql`date_trunc('milliseconds', now())`;
+    return { now, ago: (ms) => sql`(${now} - ${ms}::double precision * interval '1 millisecond')` };
+  }
+
+  /** Marks it used; exactly one caller wins, however many processes try at once. Returns the `used_at` it wrote, its claim. */
+  async consume(row: DirectUploadRow): Promise<Date> {
     const now = new Date(this.now());
     const won = await this.db
       .update(this.directUploads)
-      .set({ usedAt: now })
+      .set({ usedAt: this.clock().now, settledAt: null })
       .where(and(eq(this.directUploads.id, row.id), isNull(this.directUploads.usedAt), gt(this.directUploads.expiresAt, now)))
-      .returning({ id: this.directUploads.id });
-    if (won.length === 0) {
+      .returning({ usedAt: this.directUploads.usedAt });
+    if (!won[0]?.usedAt) {
       throw row.expiresAt.getTime() <= now.getTime() ? directUploadExpired() : directUploadUsed();
     }
+    return won[0].usedAt;
+  }
+
+  /** Records that the creation holding claim `usedAt` made its upload; false if the URL is no longer its claim. */
+  async settle(row: DirectUploadRow, usedAt: Date): Promise<boolean> {
+    const settled = await this.db
+      .update(this.directUploads)
+      .set({ settledAt: this.clock().now })
+      .where(and(eq(this.directUploads.id, row.id), eq(this.directUploads.usedAt, usedAt)))
+      .returning({ id: this.directUploads.id });
+    return settled.length > 0;
   }
 
   /**
    * Gives back a URL that a creation request used up and then failed with (nothing was
-   * created): the browser's retry may use it. Only the request that consumed it calls this.
+   * created): the browser's retry may use it. Only the creation holding claim `usedAt` calls
+   * this, and only while it has not settled; false if the URL is no longer its claim.
    */
-  async restore(row: DirectUploadRow): Promise<void> {
-    await this.db.update(this.directUploads).set({ usedAt: null }).where(eq(this.directUploads.id, row.id));
+  async restore(row: DirectUploadRow, usedAt: Date): Promise<boolean> {
+    const restored = await this.db
+      .update(this.directUploads)
+      .set({ usedAt: null, settledAt: null })
+      .where(and(eq(this.directUploads.id, row.id), eq(this.directUploads.usedAt, usedAt), isNull(this.directUploads.settledAt)))
+      .returning({ id: this.directUploads.id });
+    return restored.length > 0;
+  }
+
+  /** Whether the URL is still the unsettled claim `usedAt` of the creation that wrote it. */
+  async holds(row: DirectUploadRow, usedAt: Date): Promise<boolean> {
+    const t = this.directUploads;
+    const found = await this.db.select({ id: t.id }).from(t).where(and(eq(t.id, row.id), eq(t.usedAt, usedAt), isNull(t.settledAt)));
+    return found.length > 0;
+  }
+
+  /** Whether `row` (as read) was used up more than DIRECT_CREATION_STALE_MS ago and is still unsettled: its creation is presumed dead. */
+  async stale(row: DirectUploadRow): Promise<boolean> {
+    if (!row.usedAt || row.settledAt) return false;
+    const found = await this.db.select({ id: this.directUploads.id }).from(this.directUploads).where(this.staleClaim(row));
+    return found.length > 0;
+  }
+
+  /** Gives back a stale claim that made no upload (see `stale`); of the processes that try, one wins. */
+  async release(row: DirectUploadRow): Promise<boolean> {
+    if (!row.usedAt) return false;
+    const released = await this.db.update(this.directUploads).set({ usedAt: null, settledAt: null }).where(this.staleClaim(row)).returning({ id: this.directUploads.id });
+    return released.length > 0;
+  }
+
+  private staleClaim(row: DirectUploadRow) {
+    const t = this.directUploads;
+    return and(eq(t.id, row.id), eq(t.usedAt, row.usedAt!), isNull(t.settledAt), lt(t.usedAt, this.clock().ago(DIRECT_CREATION_STALE_MS)));
   }
 
   /** Forgets URLs that expired (or were used) more than a day ago. */

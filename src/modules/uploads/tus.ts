@@ -38,7 +38,7 @@ import { expectedErrorResponse } from "../expected-errors.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import { isVideoId, newVideoId } from "../../library/ids.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
-import { DIRECT_CREATION_SETTLE_MS, directUploadCreating, type DirectUploads } from "./direct.ts";
+import { directUploadCreating, directUploadUsed, type DirectUploads } from "./direct.ts";
 import type { FileLocker } from "./file-locker.ts";
 import { UploadFiles } from "./upload-files.ts";
 import { UploadHandOver } from "./upload-hand-over.ts";
@@ -136,6 +136,8 @@ function playbackOf(metadata: Upload["metadata"]): Playback | undefined {
 interface DirectCreation {
   row: DirectUploadRow;
   uploadId: string;
+  /** Called once the creation has settled (made its upload, for good). */
+  onSettled?: () => void;
 }
 
 export class ResumableUploads {
@@ -152,9 +154,13 @@ export class ResumableUploads {
   private readonly direct = new WeakMap<Request, DirectCreation>();
   /** The upload each creation request registered a video for, answered or not (a failed one has no Location). */
   private readonly creating = new WeakMap<Request, string>();
-  /** Creation requests that used up their direct upload URL (given back if the creation then fails). */
-  private readonly consumed = new WeakSet<Request>();
-  /** Direct creations in flight in this process, by upload id: a repeat waits for its outcome. */
+  /** Creation requests that used up their direct upload URL, and the `used_at` each wrote (its claim, given back if the creation fails before it settles). */
+  private readonly consumed = new WeakMap<Request, Date>();
+  /** Direct creations whose upload the store made, each its request's: settled as soon as it is made (see `settle`). */
+  private readonly toSettle = new WeakMap<Upload, Request>();
+  /** Direct creation requests that settled: whatever happens to their body, their upload stays. */
+  private readonly settled = new WeakSet<Request>();
+  /** Direct creations in flight in this process, by upload id, until they settle or end: a repeat waits for that. */
   private readonly directInFlight = new Map<string, Promise<void>>();
   /** The cross-process locks of uploads and of their hand-overs, made with @tus/server. */
   private locker: Promise<FileLocker> | undefined;
@@ -194,9 +200,19 @@ export class ResumableUploads {
   private async makeServer(): Promise<Server> {
     const [{ Server }, { FileStore }, locker] = await Promise.all([import("@tus/server"), import("@tus/file-store"), this.fileLocker()]);
     const options = this.options;
+    const datastore = new FileStore({ directory: this.files.directory, expirationPeriodInMilliseconds: this.expiryMs });
+    // A direct creation settles as soon as its upload exists: before a creation-with-upload's
+    // body, which can take minutes and, if it fails, leaves an upload its client resumes.
+    const create = datastore.create.bind(datastore);
+    datastore.create = async (upload) => {
+      const made = await create(upload);
+      const req = this.toSettle.get(upload);
+      if (req) await this.settle(req);
+      return made;
+    };
     return new Server({
       path: UPLOADS_PATH,
-      datastore: new FileStore({ directory: this.files.directory, expirationPeriodInMilliseconds: this.expiryMs }),
+      datastore,
       // Exclusive across every process sharing DATA_DIR, not just this one (WORKERS > 1).
       locker,
       maxSize: options.maxUploadBytes,
@@ -213,10 +229,10 @@ export class ResumableUploads {
           if (direct) {
             // Used up by a creation that raced this one: which of them makes the upload is not
             // known yet, so this one is told to try again (and then learns the upload, or gets it).
-            await this.directUploads.consume(direct).catch((error: unknown) => {
+            const claim = await this.directUploads.consume(direct).catch((error: unknown) => {
               throw error instanceof HttpError && error.code === "upload_url_used" ? directUploadCreating() : error;
             });
-            this.consumed.add(req);
+            this.consumed.set(req, claim);
           }
           await this.library.begin({
             id: videoIdOfUpload(upload.id)!,
@@ -225,10 +241,12 @@ export class ResumableUploads {
             playback: direct ? direct.playback : playback,
           });
           this.creating.set(req, upload.id);
+          if (direct) this.toSettle.set(upload, req);
         } catch (error) {
           // Used up, then nothing made (the database refused the video): the URL works again.
           const direct = this.direct.get(req)?.row;
-          if (direct && this.consumed.has(req) && !this.creating.has(req)) await this.directUploads.restore(direct).catch(() => {});
+          const claim = this.consumed.get(req);
+          if (direct && claim && !this.creating.has(req)) await this.directUploads.restore(direct, claim).catch(() => {});
           throw await this.hookError(req, error);
         }
         return {};
@@ -248,6 +266,23 @@ export class ResumableUploads {
         return { headers: { [VIDEO_ID_HEADER]: videoIdOfUpload(upload.id) ?? "" } };
       },
     });
+  }
+
+  /**
+   * Marks the direct creation `req` settled: its upload is made and is not rolled back from now
+   * on, so a repeat anywhere may be told its Location. A creation whose claim was taken from it
+   * (presumed dead after DIRECT_CREATION_STALE_MS) is told to try again, and leaves the URL to
+   * whoever holds it now.
+   */
+  private async settle(req: Request): Promise<void> {
+    const direct = this.direct.get(req)!;
+    try {
+      if (!(await this.directUploads.settle(direct.row, this.consumed.get(req)!))) throw directUploadCreating();
+    } catch (error) {
+      throw await this.hookError(req, error);
+    }
+    this.settled.add(req);
+    direct.onSettled?.();
   }
 
   /** A hook's error for @tus/server to answer, with the headers it drops kept for `handle`. */
@@ -312,22 +347,27 @@ export class ResumableUploads {
     let row = await this.directUploads.issued(secret);
     const uploadId = directUploadId(row.videoId, secret);
     if (row.usedAt && request.method === "POST") {
-      // The creation it repeats, still in flight here: its outcome decides (made, or failed and
+      // The creation it repeats, still in flight here: its outcome decides (settled, or failed and
       // the URL given back). Bounded: a creation whose client vanished ends with its connection.
       const inFlight = this.directInFlight.get(uploadId);
-      if (inFlight) await Promise.race([inFlight, Bun.sleep(IN_FLIGHT_WAIT_MS)]);
-      const again = await this.createdAgain(request, uploadId);
-      if (again instanceof Response) return again;
-      // Given back meanwhile (the creation failed): this one may create the upload.
-      row = await this.directUploads.issued(secret);
-      if (row.usedAt && again === "absent" && (await this.creationUnsettled(row))) throw directUploadCreating();
+      if (inFlight) {
+        await Promise.race([inFlight, Bun.sleep(IN_FLIGHT_WAIT_MS)]);
+        row = await this.directUploads.issued(secret);
+      }
+      if (row.usedAt) {
+        const answer = await this.repeated(request, row, uploadId);
+        if (answer) return answer;
+        // Given back (its creation presumed dead, having made nothing): this request creates.
+        row = { ...row, usedAt: null, settledAt: null };
+      }
     }
     this.directUploads.checkUsable(row);
-    const creation = this.handle(request, { url, direct: { row, uploadId } });
-    // Known as in flight until it has answered (and tidied up after itself), however it ends.
-    const settled = creation.then(
-      () => undefined,
-      () => undefined,
+    const { promise: settled, resolve } = Promise.withResolvers<void>();
+    const creation = this.handle(request, { url, direct: { row, uploadId, onSettled: () => resolve() } });
+    // Known as in flight until it settles or has answered (and tidied up after itself), however it ends.
+    void creation.then(
+      () => resolve(),
+      () => resolve(),
     );
     this.directInFlight.set(uploadId, settled);
     void settled.then(() => this.directInFlight.get(uploadId) === settled && this.directInFlight.delete(uploadId));
@@ -335,13 +375,40 @@ export class ResumableUploads {
   }
 
   /**
+   * A creation through a used direct upload URL (`row`, as read now). Settled: the upload its
+   * creation made (`createdAgain`), or 410 when that is gone (terminated, expired, its video
+   * deleted, completed and forgotten) or another file is declared. Not settled: its creation is
+   * still in flight somewhere, or failing and giving the URL back, so 423 (tus clients retry),
+   * unless it was used up more than DIRECT_CREATION_STALE_MS ago: its creation is then presumed
+   * dead, and what it left decides: an upload is settled and answered as made; none, the URL is
+   * given back (undefined: this request creates).
+   */
+  private async repeated(request: Request, row: DirectUploadRow, uploadId: string): Promise<Response | undefined> {
+    if (row.settledAt) {
+      const again = await this.createdAgain(request, uploadId);
+      if (again instanceof Response) return again;
+      throw directUploadUsed();
+    }
+    if (!(await this.directUploads.stale(row))) throw directUploadCreating();
+    const again = await this.createdAgain(request, uploadId);
+    if (again === "absent") {
+      if (await this.directUploads.release(row)) return undefined;
+    } else if (await this.directUploads.settle(row, row.usedAt!)) {
+      if (again instanceof Response) return again;
+      throw directUploadUsed();
+    }
+    // Another request settled or took the URL meanwhile: the next try hears what it did.
+    throw directUploadCreating();
+  }
+
+  /**
    * A creation retried through the direct upload URL that made the upload (its client never
    * heard the 201, so it holds no upload URL, and tus clients retry the creation): the 201 again,
    * with the same Location, and the upload's offset now (`Upload-Offset`), from which the client
    * resumes; the retry's own body is not taken. The answer is tus's own HEAD of that upload made
-   * into the 201, so it carries the same CORS headers. "another" when the repeat declares
-   * another length or other metadata (not the same file: 410), "absent" when there is no such
-   * upload (not made yet, or gone: see `creationUnsettled`).
+   * into the 201, so it carries the same CORS headers, and the `Upload-Expires` of tus's own
+   * 201 (an upload not complete yet). "another" when the repeat declares another length or
+   * other metadata (not the same file), "absent" when there is no such upload (not made, or gone).
    */
   private async createdAgain(original: Request, uploadId: string): Promise<Response | "absent" | "another"> {
     const location = `${UPLOADS_PATH}/${uploadId}`;
@@ -355,6 +422,9 @@ export class ResumableUploads {
     if (!complete && metadataKey(found.headers.get("upload-metadata")) !== metadataKey(original.headers.get("upload-metadata"))) return "another";
     const headers = new Headers(found.headers);
     for (const name of ["upload-length", "upload-defer-length", "upload-metadata", "content-length", "content-type"]) headers.delete(name);
+    // As @tus/server computes it: the creation date in the upload's info file plus the expiry.
+    const created = complete ? 0 : await this.files.createdAt(uploadId);
+    if (created > 0 && this.expiryMs > 0) headers.set("upload-expires", new Date(created + this.expiryMs).toUTCString());
     headers.set("location", location);
     headers.set(VIDEO_ID_HEADER, videoIdOfUpload(uploadId) ?? "");
     return new Response(null, { status: 201, headers });
@@ -368,17 +438,6 @@ export class ResumableUploads {
     const headers = new Headers(request.headers);
     for (const name of FORWARDING_HEADERS) headers.delete(name);
     return new Request(absoluteUrl(url), { method: request.method, headers, body: request.body, duplex: "half", signal: request.signal } as RequestInit);
-  }
-
-  /**
-   * Whether the creation that used up this direct URL may still make its upload, in whichever
-   * process it runs: its video is registered (`uploading`) but the upload not yet there, or the
-   * URL was used up too lately for the video to be registered yet. Otherwise the upload is gone
-   * (terminated, expired, its video deleted) and the URL is used up for good.
-   */
-  private async creationUnsettled(row: DirectUploadRow): Promise<boolean> {
-    if ((await this.library.get(row.videoId))?.status === "uploading") return true;
-    return row.usedAt !== null && Date.now() - row.usedAt.getTime() < DIRECT_CREATION_SETTLE_MS;
   }
 
   /** Answers one tus request; errors get Spool's JSON shape, tus headers are kept. */
@@ -405,7 +464,9 @@ export class ResumableUploads {
       const stored = Number(headers.get("upload-offset") ?? 0) - Number(request.method === "PATCH" ? (request.headers.get("upload-offset") ?? 0) : 0);
       if (stored > 0) uploadBytes.inc({ via: "tus" }, stored);
     }
-    if (request.method === "PATCH" && response.status === 413 && uploadId && !original.signal.aborted) await this.handOver.finishIfComplete(uploadId);
+    // A settled direct creation's body over its length is a PATCH's: the upload stays, with what fit.
+    const kept = request.method === "PATCH" || this.settled.has(request);
+    if (kept && response.status === 413 && uploadId && !original.signal.aborted) await this.handOver.finishIfComplete(uploadId);
     // A completed upload's URL: its bytes have left the store, and it still says it is complete.
     if ((request.method === "HEAD" || request.method === "PATCH") && response.status === 404 && uploadId) {
       const size = await this.files.completedSize(uploadId);
@@ -433,13 +494,17 @@ export class ResumableUploads {
       const id = videoIdOfUpload(uploadId);
       if (id) {
         const row = await this.library.get(id);
-        if (request.method === "POST" && response.status >= 400) {
-          // A failed creation (a creation-with-upload body over its length, say): its client
-          // got no upload URL, so nothing can resume it. Its video and bytes go at once, and a
-          // direct upload URL it used up works again: nothing was created (its retry may use it).
+        const claim = this.consumed.get(request);
+        if (request.method === "POST" && response.status >= 400 && !this.settled.has(request)) {
+          // A failed creation (a creation-with-upload body over its length, say) that did not
+          // settle: its client got no upload URL, so nothing can resume it. Its video and bytes
+          // go at once, and a direct upload URL it used up works again: nothing was created (its
+          // retry may use it). Unless the URL was taken from it (presumed dead): then they are
+          // the new holder's.
+          if (direct && claim && !(await this.directUploads.holds(direct.row, claim))) return;
           if (row?.status === "uploading") await this.library.remove(id);
           await this.files.discardUpload(uploadId);
-          if (direct && this.consumed.has(request)) await this.directUploads.restore(direct.row);
+          if (direct && claim) await this.directUploads.restore(direct.row, claim);
         } else if (row?.status !== "uploading") {
           // An upload that was completed (accepted or refused) leaves the tus store.
           await this.files.discardUpload(uploadId);
