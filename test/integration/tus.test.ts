@@ -9,6 +9,7 @@ import { appendFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer, connect, type Server as NetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { eq } from "drizzle-orm";
 import * as tus from "tus-js-client";
 import { expectError, filesUnder, listAll, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeLargeVideo, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
@@ -697,6 +698,129 @@ describe("a direct upload creation whose answer is lost", () => {
     expect(retried.status).toBe(201);
     expect(retried.headers.get("spool-video-id")).toBe(videoId);
     expect((await fetch(`${spool.url}${retried.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+  });
+});
+
+/** The direct_uploads row of a video's direct upload URL, as the database has it. */
+async function directRow(videoId: string) {
+  const { db, tables } = spool.ctx.db;
+  const [row] = await db.select().from(tables.directUploads).where(eq(tables.directUploads.videoId, videoId));
+  return row!;
+}
+
+/** Writes a direct upload URL's row as a creation that used it (and settled, or not) would have left it. */
+async function setDirectRow(videoId: string, fields: { usedAt?: Date; settledAt?: Date | null }): Promise<void> {
+  const { db, tables } = spool.ctx.db;
+  await db.update(tables.directUploads).set(fields).where(eq(tables.directUploads.videoId, videoId));
+}
+
+describe("a repeated direct upload creation, decided by the URL's settled marker", () => {
+  /** Another server on the same DATA_DIR and database (another process, as far as either can tell). */
+  let other: TestSpool;
+  beforeAll(async () => {
+    other = await startTestSpool({ dataDir: spool.dataDir, seedDemo: false, maxUploadBytes: LIMIT, jobKinds: [] });
+  });
+  afterAll(async () => {
+    await other?.stop();
+  });
+
+  test("through another server while the creation has not settled (its database takes over 2 s to register the video): 423 with Retry-After, Tus-Resumable and CORS; once it settled, its 201", async () => {
+    const { uploadUrl, videoId } = await issueDirect();
+    const library = spool.ctx.library;
+    const begin = library.begin.bind(library);
+    const slow = Promise.withResolvers<void>();
+    library.begin = async (...args: Parameters<typeof begin>) => {
+      library.begin = begin;
+      await slow.promise;
+      return begin(...args);
+    };
+    try {
+      const creation = { ...TUS, origin: "https://app.example", "upload-length": "100" };
+      const first = fetch(spool.url + uploadUrl, { method: "POST", headers: creation });
+      for (let i = 0; i < 250 && !(await directRow(videoId)).usedAt; i++) await Bun.sleep(20);
+      await Bun.sleep(2_500);
+      const early = await fetch(other.url + uploadUrl, { method: "POST", headers: creation });
+      expect([early.status, early.headers.get("retry-after"), early.headers.get("tus-resumable"), early.headers.get("access-control-allow-origin")]).toEqual([423, "1", "1.0.0", "*"]);
+      await expectError(early, 423, "upload_creation_in_progress");
+      slow.resolve();
+      const made = await first;
+      expect(made.status).toBe(201);
+      const again = await fetch(other.url + uploadUrl, { method: "POST", headers: creation });
+      expect([again.status, again.headers.get("location")]).toEqual([201, made.headers.get("location")]);
+      expect(await spool.ctx.library.get(videoId)).toMatchObject({ status: "uploading" });
+      expect((await fetch(`${spool.url}${made.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+    } finally {
+      library.begin = begin;
+      slow.resolve();
+    }
+  });
+
+  test("a creation that fails once its upload is made (its client hangs up mid-body) never leaves a repeat elsewhere with a Location that 404s", async () => {
+    const { uploadUrl, videoId } = await issueDirect();
+    const library = spool.ctx.library;
+    const remove = library.remove.bind(library);
+    // A rollback, were there one, would take a second (a slow database): a repeat meanwhile must
+    // not be told of an upload it then deletes.
+    library.remove = async (...args: Parameters<typeof remove>) => {
+      await Bun.sleep(1_000);
+      return remove(...args);
+    };
+    try {
+      await withCapturedLogs(async (lines) => {
+        const controller = new AbortController();
+        let pulls = 0;
+        const body = new ReadableStream<Uint8Array>({
+          async pull(stream) {
+            if (++pulls === 1) return stream.enqueue(new Uint8Array(1000));
+            await new Promise((resolve) => controller.signal.addEventListener("abort", resolve));
+          },
+        });
+        const creation = { ...TUS, "content-type": "application/offset+octet-stream", "upload-length": "100000" };
+        const request = fetch(spool.url + uploadUrl, { method: "POST", headers: creation, body, duplex: "half", signal: controller.signal } as RequestInit);
+        // The upload is made and holds the first bytes.
+        const stored = () => uploadFiles(videoId).filter((f) => !f.endsWith(".json")).map((f) => Bun.file(join(uploadsDir(), f)).size);
+        for (let i = 0; i < 250 && stored()[0] !== 1000; i++) await Bun.sleep(20);
+        expect(stored()).toEqual([1000]);
+        controller.abort();
+        await expect(request).rejects.toThrow();
+        const repeat = await fetch(other.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": "100000" } });
+        // The creation has answered, after whatever it does when it fails.
+        for (let i = 0; i < 250 && !lines().some((l) => l.route === "/api/uploads/direct/:secret" && l.status === 499); i++) await Bun.sleep(20);
+        expect(repeat.status).toBe(201);
+        const state = await head(spool.url + repeat.headers.get("location"));
+        expect([state.status, state.headers.get("upload-offset")]).toEqual([200, "1000"]);
+        library.remove = remove;
+        expect((await fetch(`${spool.url}${repeat.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+      });
+    } finally {
+      library.remove = remove;
+    }
+  });
+
+  test("a URL used up over 2 minutes ago by a creation that never settled (its process died): with no upload, the repeat creates it; with one, the repeat settles it and gets its Location; less long ago, 423", async () => {
+    const { uploadUrl, videoId } = await issueDirect();
+    const creation = { ...TUS, "upload-length": "100" };
+    const post = () => fetch(other.url + uploadUrl, { method: "POST", headers: creation });
+    // Used up a minute ago and nothing made: its creation may still be alive.
+    await setDirectRow(videoId, { usedAt: new Date(Date.now() - 60_000), settledAt: null });
+    await expectError(await post(), 423, "upload_creation_in_progress");
+    await setDirectRow(videoId, { usedAt: new Date(Date.now() - 3 * 60_000) });
+    const made = await post();
+    expect([made.status, made.headers.get("spool-video-id")]).toEqual([201, videoId]);
+    expect(await spool.ctx.library.get(videoId)).toMatchObject({ status: "uploading" });
+    expect(uploadFiles(videoId)).toHaveLength(2);
+    expect((await directRow(videoId)).settledAt).toBeInstanceOf(Date);
+
+    // The upload made, its creator died before settling: not told while it might still be rolled back.
+    await setDirectRow(videoId, { usedAt: new Date(Date.now() - 60_000), settledAt: null });
+    await expectError(await post(), 423, "upload_creation_in_progress");
+    await setDirectRow(videoId, { usedAt: new Date(Date.now() - 3 * 60_000) });
+    const found = await post();
+    expect([found.status, found.headers.get("location"), found.headers.get("upload-offset")]).toEqual([201, made.headers.get("location"), "0"]);
+    expect((await directRow(videoId)).settledAt).toBeInstanceOf(Date);
+    expect(uploadFiles(videoId)).toHaveLength(2);
+    expect((await fetch(`${spool.url}${made.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+    await expectError(await post(), 410, "upload_url_used");
   });
 });
 
