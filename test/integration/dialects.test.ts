@@ -210,3 +210,63 @@ test("PostgreSQL: a database that held videos before the library migration is ma
   for (const { id } of identities) expect(id).toMatch(/^[0-9a-f]{32}$/);
   expect(identities[0]!.id).not.toBe(identities[1]!.id);
 }, 30_000);
+
+test("a direct upload URL used before the settled marker's migration counts as settled after it (a repeat is told about its upload, not 423); an unused one stays unused", async () => {
+  const usedAt = new Date(Date.UTC(2026, 11, 1, 9, 30, 0, 456));
+  /** The committed migrations of `dialect` up to the one before the marker's, as an older Spool left them. */
+  const before = async (dialect: "sqlite" | "pg") => {
+    const folder = join(dir, `${dialect}-before-settled`);
+    await cp(join(MIGRATIONS_DIR, dialect), folder, { recursive: true });
+    const journal = JSON.parse(await readFile(join(folder, "meta", "_journal.json"), "utf8")) as { entries: { tag: string }[] };
+    const at = journal.entries.findIndex((e) => e.tag.endsWith("_direct_upload_settled"));
+    expect(at).toBeGreaterThan(0);
+    journal.entries = journal.entries.slice(0, at);
+    await writeFile(join(folder, "meta", "_journal.json"), JSON.stringify(journal));
+    return folder;
+  };
+  /** One URL used before the upgrade, one not: id, video id, used_at. */
+  const rows: [string, string, Date | null][] = [
+    ["used-0123456789abcdefghij", "vid-used-0123456789ab", usedAt],
+    ["unused-0123456789abcdefgh", "vid-unused-0123456789a", null],
+  ];
+
+  const sqlitePath = join(dir, "before-settled.db");
+  const { Database } = await import("bun:sqlite");
+  const [{ drizzle: sqliteDrizzle }, { migrate: sqliteMigrate }] = await Promise.all([import("drizzle-orm/bun-sqlite"), import("drizzle-orm/bun-sqlite/migrator")]);
+  const old = new Database(sqlitePath);
+  sqliteMigrate(sqliteDrizzle(old), { migrationsFolder: await before("sqlite") });
+  for (const [id, video, at] of rows) {
+    old.query("INSERT INTO direct_uploads (id, video_id, playback, created_at, expires_at, used_at) VALUES (?, ?, 'public', ?, ?, ?)").run(id, video, usedAt.getTime(), usedAt.getTime(), at?.getTime() ?? null);
+  }
+  old.close();
+
+  const pgUrl = await pg.createDatabase();
+  const [{ drizzle: pgDrizzle }, { migrate: pgMigrate }] = await Promise.all([import("drizzle-orm/bun-sql"), import("drizzle-orm/bun-sql/migrator")]);
+  const client = new SQL(pgUrl, { max: 1 });
+  try {
+    await pgMigrate(pgDrizzle({ client }), { migrationsFolder: await before("pg") });
+    for (const [id, video, at] of rows) {
+      await client`INSERT INTO direct_uploads (id, video_id, playback, created_at, expires_at, used_at) VALUES (${id}, ${video}, 'public', ${usedAt.toISOString()}, ${usedAt.toISOString()}, ${at?.toISOString() ?? null})`;
+    }
+  } finally {
+    await client.close();
+  }
+
+  // What Spool does at start: the rest of the migrations.
+  for (const url of [`file:${sqlitePath}`, pgUrl]) {
+    const handle = await openDatabase(url);
+    try {
+      const t = handle.tables.directUploads;
+      const found = await handle.db.select({ id: t.id, usedAt: t.usedAt, settledAt: t.settledAt }).from(t).orderBy(t.id);
+      expect({ url, found }).toEqual({
+        url,
+        found: [
+          { id: "unused-0123456789abcdefgh", usedAt: null, settledAt: null },
+          { id: "used-0123456789abcdefghij", usedAt, settledAt: usedAt },
+        ],
+      });
+    } finally {
+      await handle.close();
+    }
+  }
+}, 30_000);
