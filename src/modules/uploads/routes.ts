@@ -115,7 +115,7 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
           summary: "A one-time upload URL for a browser without the key",
           requestBody: { required: false, content: jsonContent(DirectUploadBody) },
           description:
-            "For uploads straight from a user's browser, as Mux's direct uploads: your backend (with the key) asks for a URL and passes it to the page, which uploads with tus-js-client (`endpoint: uploadUrl`) and no key. The URL creates one upload, for `videoId`, with the title and playback policy chosen here. A creation sent again through it with the same `Upload-Length` and `Upload-Metadata` (a client that never got the first 201) is answered 201 with that upload's `Location` and its `Upload-Offset` now, while that upload lasts (423 `upload_creation_in_progress` while the first creation is still being made); any other second use answers 410 `upload_url_used`, a first use after `expiresAt` 410 `upload_url_expired`, and a URL this server never issued 403 `upload_url_invalid`. Nothing is created in any of these cases.",
+            "For uploads straight from a user's browser, as Mux's direct uploads: your backend (with the key) asks for a URL and passes it to the page, which uploads with tus-js-client (`endpoint: uploadUrl`) and no key. The URL creates one upload, for `videoId`, with the title and playback policy chosen here. A creation sent again through it with the same `Upload-Length` and `Upload-Metadata` (a client that never got the first 201) is answered 201 with that upload's `Location` and its `Upload-Offset` now, while that upload lasts (423 `upload_creation_in_progress` until the first creation has made its upload for good, or failed and given the URL back; after 2 minutes without either it is presumed dead and the repeat takes over); any other second use answers 410 `upload_url_used`, a first use after `expiresAt` 410 `upload_url_expired`, and a URL this server never issued 403 `upload_url_invalid`. Nothing is created in any of these cases.",
         },
       },
     )
@@ -131,12 +131,12 @@ export function uploadRoutes(uploads: ResumableUploads, ingest: { requireTools()
         operationId: "createUploadDirect",
         tags: ["uploads"],
         summary: "tus: create the upload of a direct upload URL (no key)",
-        description: "A tus creation request, as `POST /api/uploads`, authorised by the URL. It creates one upload: repeated with the same `Upload-Length` and `Upload-Metadata` while that upload lasts, it answers 201 with the same `Location` and the upload's `Upload-Offset` now (its body is not taken), or 423 while the first creation is still being made; otherwise 410.",
+        description: "A tus creation request, as `POST /api/uploads`, authorised by the URL. It creates one upload: repeated with the same `Upload-Length` and `Upload-Metadata` while that upload lasts, it answers 201 with the same `Location` and the upload's `Upload-Offset` now (its body is not taken), or 423 until the first creation has made its upload for good; otherwise 410. A creation-with-upload whose body then fails keeps its upload with what was stored: a repeat gets it.",
         responses: {
           201: { description: "Created; Location is the upload URL", headers: { ...commonHeaders, Location: header(t.String({ examples: ["/api/uploads/q7cN0l1dQ5m0tS9xYk3eZA.Zm9vYmFyYmF6cXV4cXV1eHh5ejEyMzQ1Njc4"] }), true), [VIDEO_ID_HEADER]: videoIdHeader } },
           ...tusError(403, "Not a direct upload URL this server issued", "upload_url_invalid", "This is not a direct upload URL this server issued"),
           ...tusError(410, "The URL was used already (`upload_url_used`) or has expired (`upload_url_expired`)", "upload_url_used", "This direct upload URL was already used; ask for a new one"),
-          ...tusError(423, "An earlier creation through this URL has neither made its upload nor failed yet: try again after Retry-After (tus clients do)", "upload_creation_in_progress", "This direct upload URL's upload is being created by an earlier request; try again shortly", { "Retry-After": header(t.String({ description: "Seconds", examples: ["1"] })) }),
+          ...tusError(423, "An earlier creation through this URL has neither made its upload for good nor failed yet: try again after Retry-After (tus clients do)", "upload_creation_in_progress", "This direct upload URL's upload is being created by an earlier request; try again shortly", { "Retry-After": header(t.String({ description: "Seconds", examples: ["1"] })) }),
           ...BadRequest,
           ...VersionRequired,
           ...TooLarge,

@@ -11,7 +11,9 @@
  * non-media is refused with 415, media over the ingest limits with 422, and nothing kept.
  * Each request body is bounded by @tus/server to what the upload declared (at most
  * MAX_UPLOAD_BYTES), chunked or not. A creation request that fails (a creation-with-upload body
- * over its length: 413) leaves neither files nor a video: nobody holds its upload URL.
+ * over its length: 413) leaves neither files nor a video: nobody holds its upload URL. Except
+ * through a direct upload URL, where a repeat of the creation learns it: once its upload is made
+ * the creation has settled (direct.ts), and whatever its body does, the upload stays.
  *
  * Partial uploads live in DATA_DIR/uploads (not tmp/, which start-up clears), so they survive a
  * restart too. An upload not completed UPLOAD_EXPIRY_MS after its creation expires (tus
