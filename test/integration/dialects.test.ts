@@ -2,11 +2,13 @@
  * Both dialects behave the same as the application sees them, on real databases with their
  * committed migrations applied: sizes past 2^31 (a 5 GB file) and up to 2^53, times with
  * milliseconds, text ids, the list's order and cursors, and the same indexes in the database
- * as in the schema (the migrations did not drift from it either).
+ * as in the schema (the migrations did not drift from it either); upgrades of databases older
+ * Spools left; and, on PostgreSQL, times compared on the database's clock.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { SQL } from "bun";
+import { eq } from "drizzle-orm";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase, type SpoolDb } from "../../src/db/client.ts";
@@ -270,3 +272,28 @@ test("a direct upload URL used before the settled marker's migration counts as s
     }
   }
 }, 30_000);
+
+test("PostgreSQL: whether a direct upload creation is presumed dead is judged on the database's clock: a server ten minutes ahead does not take over a fresh one, and one behind does take over a stale one", async () => {
+  const { DirectUploads, DIRECT_CREATION_STALE_MS } = await import("../../src/modules/uploads/direct.ts");
+  const SKEW = 10 * 60_000;
+  const here = new DirectUploads(handles.postgres);
+  const ahead = new DirectUploads(handles.postgres, () => Date.now() + SKEW);
+  const behind = new DirectUploads(handles.postgres, () => Date.now() - SKEW);
+  const { uploadUrl } = await here.issue({ playback: "public", expiresIn: 3600 });
+  const secret = uploadUrl.slice(uploadUrl.lastIndexOf("/") + 1);
+  const claim = await here.consume(await here.issued(secret));
+  const fresh = await here.issued(secret);
+  expect(fresh.usedAt).toEqual(claim);
+  expect(await ahead.stale(fresh)).toBe(false);
+  expect(await ahead.release(fresh)).toBe(false);
+
+  const t = handles.postgres.tables.directUploads;
+  const old = new Date(claim.getTime() - DIRECT_CREATION_STALE_MS - 1000);
+  await handles.postgres.db.update(t).set({ usedAt: old }).where(eq(t.id, fresh.id));
+  const stale = await here.issued(secret);
+  expect(await behind.stale(stale)).toBe(true);
+  expect(await behind.release(stale)).toBe(true);
+  // Given back once: the next one finds nothing to release.
+  expect(await here.release(stale)).toBe(false);
+  expect((await here.issued(secret)).usedAt).toBeNull();
+});
