@@ -415,7 +415,10 @@ export class ResumableUploads {
   private async createdAgain(original: Request, uploadId: string): Promise<Response | "absent" | "another"> {
     const location = `${UPLOADS_PATH}/${uploadId}`;
     const found = await this.handle(new Request(new URL(location, absoluteUrl(original.url)).href, { method: "HEAD", headers: original.headers, signal: original.signal }));
-    if (found.status !== 200) return "absent";
+    // Gone (404, or 410 expired). Anything else (the lock held elsewhere past its wait, a disk
+    // error) says nothing about whether it exists: the client is told to try again.
+    if (found.status === 404 || found.status === 410) return "absent";
+    if (found.status !== 200) throw directUploadCreating();
     const declared = (headers: Headers) => headers.get("upload-length") ?? (headers.get("upload-defer-length") === "1" ? "deferred" : null);
     if (declared(found.headers) === null || declared(found.headers) !== declared(original.headers)) return "another";
     // The same file as far as tus can tell: a client repeating its creation sends the same
