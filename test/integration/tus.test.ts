@@ -14,6 +14,7 @@ import * as tus from "tus-js-client";
 import { expectError, filesUnder, listAll, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeLargeVideo, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
 import { AUTH, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
+import { QueryTimeout } from "../../src/db/deadline.ts";
 
 // Uploads, processing and ffmpeg on a busy 2-core machine take longer than bun's default 5 s.
 setDefaultTimeout(30_000);
@@ -826,6 +827,40 @@ describe("a repeated direct upload creation, decided by the URL's settled marker
     expect(uploadFiles(videoId)).toHaveLength(2);
     expect((await fetch(`${spool.url}${made.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
     await expectError(await post(), 410, "upload_url_used");
+  });
+  test("a creation that registered its video and then died before making its upload leaves no video in the way: the repeat after 2 minutes creates the upload (not a 500 for ever)", async () => {
+    const { uploadUrl, videoId } = await issueDirect();
+    // What a creation leaves when its process dies between registering the video and making the upload.
+    await spool.ctx.library.begin({ id: videoId, originalFilename: "upload" });
+    await setDirectRow(videoId, { usedAt: new Date(Date.now() - 3 * 60_000), settledAt: null });
+    const made = await fetch(other.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+    expect([made.status, made.headers.get("spool-video-id")]).toEqual([201, videoId]);
+    expect(await spool.ctx.library.get(videoId)).toMatchObject({ status: "uploading" });
+    expect(uploadFiles(videoId)).toHaveLength(2);
+    expect((await directRow(videoId)).settledAt).toBeInstanceOf(Date);
+    expect((await fetch(`${spool.url}${made.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+  });
+
+  test("a video INSERT that committed but whose answer was lost (a query deadline): the URL comes back, and tus-js-client's retry uploads the file", async () => {
+    const { uploadUrl, videoId } = await issueDirect();
+    const library = spool.ctx.library;
+    const begin = library.begin.bind(library);
+    library.begin = async (...args: Parameters<typeof begin>) => {
+      library.begin = begin;
+      await begin(...args);
+      throw new QueryTimeout(10_000);
+    };
+    try {
+      const data = Buffer.from(await Bun.file(new URL("../../fixtures/demo.mp4", import.meta.url)).arrayBuffer());
+      const statuses: string[] = [];
+      const done = await runUpload(data, { endpoint: spool.url + uploadUrl, retryDelays: [0, 500, 1000], onAfterResponse: (req, res) => void statuses.push(`${req.getMethod()} ${res.getStatus()}`) });
+      expect(done.error).toBeUndefined();
+      expect(statuses).toEqual(["POST 503", "POST 201", "PATCH 204"]);
+      expect((await waitUntilSettled(spool.url, videoId)).status).toBe("ready");
+      expect(Buffer.from(await (await fetch(`${spool.url}/api/stream/${videoId}`)).arrayBuffer())).toEqual(data);
+    } finally {
+      library.begin = begin;
+    }
   });
 });
 

@@ -207,8 +207,11 @@ export class ResumableUploads {
     // body, which can take minutes and, if it fails, leaves an upload its client resumes.
     const create = datastore.create.bind(datastore);
     datastore.create = async (upload) => {
-      const made = await create(upload);
       const req = this.toSettle.get(upload);
+      // A creation that stalled past DIRECT_CREATION_STALE_MS and was taken over must not make
+      // (truncate) the upload file the new holder made under the same id.
+      if (req) await this.stillHolds(req);
+      const made = await create(upload);
       if (req) await this.settle(req);
       return made;
     };
@@ -235,6 +238,17 @@ export class ResumableUploads {
               throw error instanceof HttpError && error.code === "upload_url_used" ? directUploadCreating() : error;
             });
             this.consumed.set(req, claim);
+            // The URL is this creation's alone now. A video already under its id was registered
+            // by an earlier creation through it that then died, or lost its INSERT's answer,
+            // before settling: nobody was told that upload's URL, so the video goes (begin would
+            // refuse the id, and every retry with it). One past uploading (it cannot be, short
+            // of a hand-edited database) means the URL did make a video: used for good.
+            const leftover = await this.library.get(videoIdOfUpload(upload.id)!);
+            if (leftover && leftover.status !== "uploading" && leftover.status !== "failed") {
+              await this.directUploads.settle(direct, claim);
+              throw directUploadUsed();
+            }
+            if (leftover) await this.library.remove(leftover.id);
           }
           await this.library.begin({
             id: videoIdOfUpload(upload.id)!,
@@ -268,6 +282,15 @@ export class ResumableUploads {
         return { headers: { [VIDEO_ID_HEADER]: videoIdOfUpload(upload.id) ?? "" } };
       },
     });
+  }
+
+  /** Throws (try again: 423) unless the direct creation `req` still holds the URL it used up. */
+  private async stillHolds(req: Request): Promise<void> {
+    try {
+      if (!(await this.directUploads.holds(this.direct.get(req)!.row, this.consumed.get(req)!))) throw directUploadCreating();
+    } catch (error) {
+      throw await this.hookError(req, error);
+    }
   }
 
   /**
