@@ -828,6 +828,50 @@ describe("a repeated direct upload creation, decided by the URL's settled marker
     expect((await fetch(`${spool.url}${made.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
     await expectError(await post(), 410, "upload_url_used");
   });
+  test("a creation that stalled past 2 minutes and then fails renews its claim before undoing its upload: a repeat meanwhile is told to wait, never given a Location the undoing deletes", async () => {
+    const { uploadUrl, videoId } = await issueDirect();
+    const directs = spool.ctx.uploads.directUploads;
+    const settle = directs.settle.bind(directs);
+    const { db, tables } = spool.ctx.db;
+    // The creation's own settle fails after it stalled for 3 minutes (its claim, and the row, that old).
+    directs.settle = async (row, usedAt) => {
+      directs.settle = settle;
+      usedAt.setTime(usedAt.getTime() - 3 * 60_000);
+      await db.update(tables.directUploads).set({ usedAt }).where(eq(tables.directUploads.videoId, videoId));
+      throw new Error("the settle write failed");
+    };
+    const library = spool.ctx.library;
+    const remove = library.remove.bind(library);
+    const undoing = Promise.withResolvers<void>();
+    const resume = Promise.withResolvers<void>();
+    library.remove = async (...args: Parameters<typeof remove>) => {
+      library.remove = remove;
+      undoing.resolve();
+      await resume.promise;
+      return remove(...args);
+    };
+    try {
+      const first = fetch(spool.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+      await undoing.promise;
+      // The creation is undoing its upload: a repeat elsewhere must not be handed that upload.
+      const during = await fetch(other.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+      resume.resolve();
+      expect((await first).status).toBeGreaterThanOrEqual(500);
+      if (during.status === 201) expect((await head(spool.url + during.headers.get("location"))).status).toBe(200);
+      else await expectError(during, 423, "upload_creation_in_progress");
+      // Undone, the URL works again.
+      for (let i = 0; i < 250 && (await directRow(videoId)).usedAt !== null; i++) await Bun.sleep(20);
+      const retried = await fetch(other.url + uploadUrl, { method: "POST", headers: { ...TUS, "upload-length": "100" } });
+      expect(retried.status).toBe(201);
+      expect((await head(spool.url + retried.headers.get("location"))).status).toBe(200);
+      expect((await fetch(`${spool.url}${retried.headers.get("location")}`, { method: "DELETE", headers: TUS })).status).toBe(204);
+    } finally {
+      directs.settle = settle;
+      library.remove = remove;
+      resume.resolve();
+    }
+  });
+
   test("a creation that registered its video and then died before making its upload leaves no video in the way: the repeat after 2 minutes creates the upload (not a 500 for ever)", async () => {
     const { uploadUrl, videoId } = await issueDirect();
     // What a creation leaves when its process dies between registering the video and making the upload.

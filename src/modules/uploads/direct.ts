@@ -152,6 +152,22 @@ export class DirectUploads {
     return found.length > 0;
   }
 
+  /**
+   * For a creation about to undo what it made: renews its unsettled claim `usedAt` (now, on the
+   * same clock) and returns the renewed one, or null when the URL is no longer its claim. A
+   * takeover needs a claim older than DIRECT_CREATION_STALE_MS, so none can come between this
+   * and the undoing (a check that only read the claim left that gap to one already stale).
+   */
+  async fence(row: DirectUploadRow, usedAt: Date): Promise<Date | null> {
+    const t = this.directUploads;
+    const renewed = await this.db
+      .update(t)
+      .set({ usedAt: this.clock().now })
+      .where(and(eq(t.id, row.id), eq(t.usedAt, usedAt), isNull(t.settledAt)))
+      .returning({ usedAt: t.usedAt });
+    return renewed[0]?.usedAt ?? null;
+  }
+
   /** Whether `row` (as read) was used up more than DIRECT_CREATION_STALE_MS ago and is still unsettled: its creation is presumed dead. */
   async stale(row: DirectUploadRow): Promise<boolean> {
     if (!row.usedAt || row.settledAt) return false;

@@ -528,11 +528,12 @@ export class ResumableUploads {
           // settle: its client got no upload URL, so nothing can resume it. Its video and bytes
           // go at once, and a direct upload URL it used up works again: nothing was created (its
           // retry may use it). Unless the URL was taken from it (presumed dead): then they are
-          // the new holder's.
-          if (direct && claim && !(await this.directUploads.holds(direct.row, claim))) return;
+          // the new holder's. The claim is renewed first, so that no takeover comes in between.
+          const held = direct && claim ? await this.directUploads.fence(direct.row, claim) : null;
+          if (direct && claim && !held) return;
           if (row?.status === "uploading") await this.library.remove(id);
           await this.files.discardUpload(uploadId);
-          if (direct && claim) await this.directUploads.restore(direct.row, claim);
+          if (direct && held) await this.directUploads.restore(direct.row, held);
         } else if (row?.status !== "uploading") {
           // An upload that was completed (accepted or refused) leaves the tus store.
           await this.files.discardUpload(uploadId);
