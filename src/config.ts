@@ -2,12 +2,13 @@
  * Configuration from the environment. Every variable is optional; defaults run Spool on one
  * machine with an embedded SQLite database under DATA_DIR.
  */
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import type { JobKind, Playback } from "./db/schema.ts";
 import { sqlitePath } from "./db/url.ts";
 import { ConfigError, readEnv, type X264_PRESETS } from "./env.ts";
 import type { LogFormat, LogLevel } from "./lib/log.ts";
+import { isWithin } from "./lib/within.ts";
 import { parseNetwork } from "./media/import/addresses.ts";
 import { storageFromEnv, type StorageConfig } from "./storage/index.ts";
 
@@ -264,12 +265,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return config;
 }
 
-/** Whether `path` is `dir` or lies below it (both absolute; no file system access). */
-function within(path: string, dir: string): boolean {
-  const rel = relative(dir, path);
-  return rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
-}
-
 /**
  * The library's own files, which /static must never serve: DATA_DIR (the API key, the signing
  * secret, media, uploads, SQLite's files by default), SQLite's files, and with STORAGE=s3 the
@@ -292,7 +287,7 @@ export function libraryPaths(config: Pick<Config, "dataDir" | "databaseUrl" | "s
  */
 function checkStaticDir(config: Config): void {
   for (const { variable, path } of libraryPaths(config)) {
-    if (within(path, config.staticDir) || within(config.staticDir, path)) {
+    if (isWithin(path, config.staticDir) || isWithin(config.staticDir, path)) {
       throw new ConfigError(`STATIC_DIR (${config.staticDir}) and ${variable} (${path}) overlap: /static/ would serve Spool's own files (its API key, signing secret, database or videos); give STATIC_DIR a folder of its own`);
     }
   }

@@ -6,6 +6,7 @@
  */
 import { realpath } from "node:fs/promises";
 import { join, sep } from "node:path";
+import { isWithin } from "../../lib/within.ts";
 
 /** Pure: the decoded, checked segments of a raw (still percent-encoded) relative path. */
 export function safeSegments(rawPath: string): string[] | undefined {
@@ -138,7 +139,7 @@ export class StaticRoot {
       // A symlink may lead to a dotfile or into a dot directory inside the root (static/x →
       // .env): what is below the root must be visible in the real path too, not only in the URL.
       if (real.slice(root.length + 1).split(sep).some((segment) => segment.startsWith("."))) return undefined;
-      for (const excluded of await this.realExcluded) if (real === excluded || real.startsWith(excluded + sep)) return undefined;
+      for (const excluded of await this.realExcluded) if (isWithin(real, excluded)) return undefined;
       return { path: real, name: segments[segments.length - 1]! };
     } catch {
       return undefined;

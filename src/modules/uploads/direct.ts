@@ -145,18 +145,12 @@ export class DirectUploads {
     return restored.length > 0;
   }
 
-  /** Whether the URL is still the unsettled claim `usedAt` of the creation that wrote it. */
-  async holds(row: DirectUploadRow, usedAt: Date): Promise<boolean> {
-    const t = this.directUploads;
-    const found = await this.db.select({ id: t.id }).from(t).where(and(eq(t.id, row.id), eq(t.usedAt, usedAt), isNull(t.settledAt)));
-    return found.length > 0;
-  }
-
   /**
-   * For a creation about to undo what it made: renews its unsettled claim `usedAt` (now, on the
-   * same clock) and returns the renewed one, or null when the URL is no longer its claim. A
-   * takeover needs a claim older than DIRECT_CREATION_STALE_MS, so none can come between this
-   * and the undoing (a check that only read the claim left that gap to one already stale).
+   * For a creation about to act on its claim (make its upload file, or undo what it made):
+   * renews its unsettled claim `usedAt` (now, on the same clock) and returns the renewed one, or
+   * null when the URL is no longer its claim. A takeover needs a claim older than
+   * DIRECT_CREATION_STALE_MS, so none can come between this and the act (a check that only read
+   * the claim left that gap to one already stale).
    */
   async fence(row: DirectUploadRow, usedAt: Date): Promise<Date | null> {
     const t = this.directUploads;

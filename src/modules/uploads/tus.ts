@@ -210,7 +210,7 @@ export class ResumableUploads {
       const req = this.toSettle.get(upload);
       // A creation that stalled past DIRECT_CREATION_STALE_MS and was taken over must not make
       // (truncate) the upload file the new holder made under the same id.
-      if (req) await this.stillHolds(req);
+      if (req) await this.renewClaim(req);
       const made = await create(upload);
       if (req) await this.settle(req);
       return made;
@@ -284,10 +284,12 @@ export class ResumableUploads {
     });
   }
 
-  /** Throws (try again: 423) unless the direct creation `req` still holds the URL it used up. */
-  private async stillHolds(req: Request): Promise<void> {
+  /** Renews the direct creation `req`'s claim on its URL (`DirectUploads.fence`); throws (try again: 423) when the URL is no longer its. */
+  private async renewClaim(req: Request): Promise<void> {
     try {
-      if (!(await this.directUploads.holds(this.direct.get(req)!.row, this.consumed.get(req)!))) throw directUploadCreating();
+      const renewed = await this.directUploads.fence(this.direct.get(req)!.row, this.consumed.get(req)!);
+      if (!renewed) throw directUploadCreating();
+      this.consumed.set(req, renewed);
     } catch (error) {
       throw await this.hookError(req, error);
     }
