@@ -1,8 +1,10 @@
 /**
- * Change relay between `WORKERS` processes. Each serving process caches video metadata (the
- * stream catalog, the HLS file cache) and drops an entry the moment it writes that video; this
- * tells its siblings at once, instead of leaving them to find out when their cache entry ages
- * out (CACHE_TTL_MS). Messages go child → primary → every other child over Bun's IPC channel.
+ * What `WORKERS` processes pass each other: a child's configuration at start, changes, and metrics.
+ *
+ * Changes: each serving process caches video metadata (the stream catalog, the HLS file cache)
+ * and drops an entry the moment it writes that video; the relay tells its siblings at once,
+ * instead of leaving them to find out when their cache entry ages out (CACHE_TTL_MS). Messages
+ * go child → primary → every other child over Bun's IPC channel.
  * On PostgreSQL every process hears every other through the database as well (NOTIFY); the
  * relay stays for SQLite clusters.
  *
@@ -12,7 +14,28 @@
  * ingest, `bun run worker`) are seen through the TTL, and their download progress not at all.
  */
 import type { AppContext } from "./app.ts";
+import type { Config } from "./config.ts";
 import { isImportProgress, type ImportProgress } from "./modules/imports/service.ts";
+
+/**
+ * The configuration a WORKERS child is started with: its primary's, read and checked from the
+ * environment once, as JSON. A child therefore never loads src/env.ts's TypeBox schemas, which
+ * would cost a process that may only ever stream about 3.5 MiB and 2.7k live objects for
+ * every full collection to mark (issue 15; bench/heap.ts --child).
+ */
+export const WORKER_CONFIG_VARIABLE = "SPOOL_WORKER_CONFIG";
+
+/**
+ * The config the primary gave this process, taken out of its environment (nothing this process
+ * starts inherits it); undefined when none was given (a child started by hand with
+ * SPOOL_WORKER_ID alone reads the environment as a primary does).
+ */
+export function configFromPrimary(): Config | undefined {
+  const given = process.env[WORKER_CONFIG_VARIABLE];
+  if (!given) return undefined;
+  delete process.env[WORKER_CONFIG_VARIABLE];
+  return JSON.parse(given) as Config;
+}
 
 export interface ChangeMessage {
   spool: "changed";

@@ -11,6 +11,8 @@ import { DEFAULT_BLOCK_SIZE } from "./storage/blocks.ts";
 import { DEFAULT_QUERY_TIMEOUT_MS } from "./db/deadline.ts";
 import { POSTGRES_URL, redactUrl } from "./db/url.ts";
 import { TOKEN68 } from "./access/credentials.ts";
+import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH } from "./access/secrets.ts";
+import { ConfigError } from "./lib/config-error.ts";
 
 export interface EnvVar<S extends TSchema = TSchema> {
   schema: S;
@@ -142,10 +144,6 @@ function databaseUrlProblem(url: string): string | undefined {
  */
 export const MAX_MEMORY_CACHE_BYTES = 1024 ** 4;
 
-/** Shortest API_KEY accepted: anything shorter can be guessed despite the rate limit. */
-export const MIN_API_KEY_LENGTH = 16;
-/** Shortest SIGNING_SECRET accepted: an HS256 key of fewer than 256 bits weakens every token. */
-export const MIN_SIGNING_SECRET_LENGTH = 32;
 
 /** In README order. */
 export const ENV = {
@@ -268,10 +266,7 @@ export const ENV = {
 export type EnvName = keyof typeof ENV;
 export type EnvValues = { [K in EnvName]: Static<(typeof ENV)[K]["schema"]> | undefined };
 
-/** A variable with a value Spool cannot use: the message is one line that names it. */
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export { ConfigError };
 
 /** What a schema accepts, in words, for the error message. */
 function expectation(schema: TSchema): string {

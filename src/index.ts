@@ -10,19 +10,19 @@
  * that a restarted cluster will bind again.
  */
 import { AggregatorRegistry } from "./metrics/prom-client.ts";
-import { isMetricsReply, isMetricsRequest, isRelayMessage, relayChanges, type MetricsReply, type RelayMessage } from "./cluster.ts";
+import { configFromPrimary, isMetricsReply, isMetricsRequest, isRelayMessage, relayChanges, WORKER_CONFIG_VARIABLE, type MetricsReply, type RelayMessage } from "./cluster.ts";
 import { registry } from "./metrics/metrics.ts";
-import { loadConfigOrExit } from "./config.ts";
 import { configureLogging, errorFields, flushLogs, logger } from "./lib/log.ts";
 import { DEMO_VIDEO_ID, startSpool, type RunningSpool } from "./server.ts";
 import { orExit } from "./lib/startup.ts";
 import { redactUrl } from "./db/url.ts";
 
-const config = loadConfigOrExit();
-configureLogging(config.logLevel ?? "info", config.logFormat, undefined, true);
-const log = logger("spool");
 const workerId = process.env.SPOOL_WORKER_ID;
 const isPrimary = workerId === undefined;
+// Loaded only when read here: a WORKERS child is given its primary's (src/cluster.ts).
+const config = (isPrimary ? undefined : configFromPrimary()) ?? (await import("./load-config.ts")).loadConfigOrExit();
+configureLogging(config.logLevel ?? "info", config.logFormat, undefined, true);
+const log = logger("spool");
 
 // One line, no stack, for what only shows when Spool tries: a HOST or port it cannot listen on,
 // a PostgreSQL it cannot reach.
@@ -129,7 +129,7 @@ const restartDelays = new Map<number, number>();
 function spawnWorker(id: number): void {
   const startedAt = Date.now();
   const child: ReturnType<typeof Bun.spawn> = Bun.spawn([process.execPath, import.meta.path], {
-    env: { ...process.env, SPOOL_WORKER_ID: String(id) },
+    env: { ...process.env, SPOOL_WORKER_ID: String(id), [WORKER_CONFIG_VARIABLE]: JSON.stringify(config) },
     stdio: ["ignore", "inherit", "inherit"],
     ipc(message) {
       onPrimaryMessage(child, message);

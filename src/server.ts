@@ -3,14 +3,14 @@
  * Used by src/index.ts and by the tests (which pass PORT=0 for an ephemeral port).
  */
 import { DEMO_FIXTURE } from "./paths.ts";
-import { API_KEY_FILE, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
+import { API_KEY_FILE, MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, SIGNING_SECRET_FILE, describeApiKey, generateApiKey, generateSigningSecret, resolveSecret } from "./access/secrets.ts";
 import type { Server } from "bun";
 import { lookup } from "node:dns/promises";
 import type { StatsFs } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { isIP } from "node:net";
 import { createContext, nativeError, startWorker, stopWorker, type AppContext, type ResolvedConfig } from "./app.ts";
-import { MIN_API_KEY_LENGTH, MIN_SIGNING_SECRET_LENGTH, transcodeConfig, type Config } from "./config.ts";
+import { transcodeConfig, type Config } from "./config.ts";
 import { StartupError } from "./lib/startup.ts";
 import { openDatabase } from "./db/client.ts";
 import { LocalHousekeeping } from "./library/housekeeping.ts";

@@ -12,6 +12,11 @@ import { StartupError } from "../lib/startup.ts";
 export const API_KEY_FILE = "api-key";
 export const SIGNING_SECRET_FILE = "signing-secret";
 
+/** Shortest API_KEY accepted: anything shorter can be guessed despite the rate limit. */
+export const MIN_API_KEY_LENGTH = 16;
+/** Shortest SIGNING_SECRET accepted: an HS256 key of fewer than 256 bits weakens every token. */
+export const MIN_SIGNING_SECRET_LENGTH = 32;
+
 export interface Secret {
   value: string;
   /** Where it came from: the variable's name, or the file it is kept in. */

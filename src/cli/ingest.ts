@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { resolve, basename } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { resolveSecrets } from "../server.ts";
-import { loadConfigOrExit } from "../config.ts";
+import { loadConfigOrExit } from "../load-config.ts";
 import { configureLogging } from "../lib/log.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext, startWorker, stopWorker } from "../app.ts";

@@ -10,7 +10,8 @@
 import { configureLogging, flushLogs, logger } from "../lib/log.ts";
 import { parseArgs } from "node:util";
 import { resolveSecrets } from "../server.ts";
-import { loadConfigOrExit, transcodeConfig } from "../config.ts";
+import { transcodeConfig } from "../config.ts";
+import { loadConfigOrExit } from "../load-config.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext, startWorker, stopWorker } from "../app.ts";
 import { argsOrExit, orExit } from "../lib/startup.ts";

@@ -4,7 +4,8 @@
  * bytes from local disk. See object-store.ts for the key layout, block-cache.ts for the cache.
  */
 import { join, resolve } from "node:path";
-import { ConfigError, type EnvValues } from "../env.ts";
+import type { EnvValues } from "../env.ts";
+import { ConfigError } from "../lib/config-error.ts";
 import { BlockCache } from "./block-cache.ts";
 import { LocalStore } from "./local-store.ts";
 import type { ObjectStore } from "./object-store.ts";

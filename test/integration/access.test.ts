@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { SignJWT, jwtVerify } from "jose";
 import * as tus from "tus-js-client";
 import { accessFor } from "../../src/access/policy.ts";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/load-config.ts";
 import { createApp } from "../../src/web.ts";
 import { expectError, filesUnder, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { allRows } from "../helpers/db.ts";

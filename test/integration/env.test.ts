@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/load-config.ts";
 import { StartupError } from "../../src/lib/startup.ts";
 import { startSpool } from "../../src/server.ts";
 import { SQL } from "bun";

@@ -140,8 +140,11 @@ async function modules(pid: number, out: string): Promise<string[]> {
 }
 
 const ELYSIA = /node_modules\/elysia\/|\/src\/web\.ts$/;
+/** The environment's schemas (src/env.ts, TypeBox): the primary reads the configuration, its children are given it. */
+const SCHEMAS = /node_modules\/@sinclair\/typebox\/|\/src\/env\.ts$/;
+const holds = (paths: string[]) => ({ elysia: paths.some((p) => ELYSIA.test(p)), schemas: paths.some((p) => SCHEMAS.test(p)) });
 
-test("a WORKERS child streams, serves HLS files and answers /health, /ready and /metrics without the Elysia app, and builds it on its first other request", async () => {
+test("a WORKERS child streams, serves HLS files and answers /health, /ready and /metrics without the Elysia app or the environment's schemas, and builds the app on its first other request", async () => {
   const dir = await mkdtemp(join(tmpdir(), "spool-lean-"));
   const out = join(dir, "probe-%p.json");
   await Bun.write(join(dir, "static", "hello.txt"), "hello");
@@ -168,9 +171,10 @@ test("a WORKERS child streams, serves HLS files and answers /health, /ready and 
     const [child] = childrenOf(primary.pid);
     expect(child).toBeDefined();
     const base = `http://127.0.0.1:${port}`;
-    // The primary serves every route from the start; the child has not loaded Elysia.
-    expect((await modules(primary.pid, out)).some((p) => ELYSIA.test(p))).toBe(true);
-    expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
+    // The primary serves every route from the start; the child has not loaded Elysia, nor the
+    // schemas its configuration was read with (the primary gave it the result).
+    expect(holds(await modules(primary.pid, out))).toEqual({ elysia: true, schemas: true });
+    expect(holds(await modules(child!, out))).toEqual({ elysia: false, schemas: false });
 
     // New connections, spread by the kernel over both processes: the child streams (its
     // counter moves) and still holds no Elysia.
@@ -183,7 +187,7 @@ test("a WORKERS child streams, serves HLS files and answers /health, /ready and 
       }
     };
     await streamed();
-    expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
+    expect(holds(await modules(child!, out))).toEqual({ elysia: false, schemas: false });
     // Static files are a native route too (src/native-routes.ts): served without Elysia, whatever the Host.
     for (let i = 0; i < 40; i++) {
       const r = await fetch(`${base}/static/hello.txt`, { headers: { connection: "close", ...(i % 2 ? { host: "web" } : {}) } });
@@ -191,7 +195,7 @@ test("a WORKERS child streams, serves HLS files and answers /health, /ready and 
       expect(await r.text()).toBe("hello");
       expect(r.headers.get("x-request-id")).toBeTruthy();
     }
-    expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
+    expect(holds(await modules(child!, out))).toEqual({ elysia: false, schemas: false });
 
     // The operations probes are native routes too: a load balancer's /health and /ready and a
     // Prometheus scrape of /metrics reach every process and must not build the app. The child's
@@ -221,8 +225,7 @@ test("a WORKERS child streams, serves HLS files and answers /health, /ready and 
         else await r.arrayBuffer();
         await Bun.sleep(20);
       }
-      const elysia = (await modules(child!, out)).some((p) => ELYSIA.test(p));
-      expect({ method, path, status, answeredByChild: answeredByChild(path, status), elysia }).toEqual({ method, path, status, answeredByChild: true, elysia: false });
+      expect({ method, path, status, answeredByChild: answeredByChild(path, status), ...holds(await modules(child!, out)) }).toEqual({ method, path, status, answeredByChild: true, elysia: false, schemas: false });
     }
 
     // So are the HLS ladder's files, which every HLS player asks every process for: once the
@@ -240,7 +243,7 @@ test("a WORKERS child streams, serves HLS files and answers /health, /ready and 
       await Bun.sleep(20);
     }
     expect(answeredByChild("/api/hls/:id/:name", 200)).toBe(true);
-    expect((await modules(child!, out)).some((p) => ELYSIA.test(p))).toBe(false);
+    expect(holds(await modules(child!, out))).toEqual({ elysia: false, schemas: false });
 
     // Another request, until one has reached the child (the first, which builds the app, is
     // answered by the app's own router): answered as the primary would, whatever the Host (a
@@ -250,7 +253,7 @@ test("a WORKERS child streams, serves HLS files and answers /health, /ready and 
       const list = await fetch(`${base}/api/videos`, { headers: { ...AUTH, connection: "close", host: "api" } });
       expect(list.status).toBe(200);
       expect(((await list.json()) as { items: { id: string }[] }).items.some((v) => v.id === "demo")).toBe(true);
-      built = (await modules(child!, out)).some((p) => ELYSIA.test(p));
+      built = holds(await modules(child!, out)).elysia;
     }
     expect(built).toBe(true);
     for (let i = 0; i < 6; i++) {

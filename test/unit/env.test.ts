@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/load-config.ts";
 import { ConfigError, ENV, envTable, MAX_CLOCK_SPAN_MS, MAX_MEMORY_CACHE_BYTES, MAX_TIMER_MS, readEnv } from "../../src/env.ts";
 
 describe("the README's configuration table", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { join, resolve } from "node:path";
-import { ConfigError, loadConfig } from "../../src/config.ts";
+import { ConfigError, loadConfig } from "../../src/load-config.ts";
 import { createBlockCache, createObjectStore } from "../../src/storage/index.ts";
 import { LocalStore } from "../../src/storage/local-store.ts";
 import { S3Store } from "../../src/storage/s3-store.ts";

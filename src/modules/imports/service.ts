@@ -27,7 +27,6 @@ import { ImportError } from "../../media/import/errors.ts";
 import { bareHost, checkSourceUrl, type ImportPolicy } from "../../media/import/policy.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
 import type { JobQueue } from "../../queue/jobs.ts";
-import { importConfig, loadConfig } from "../../config.ts";
 
 const log = logger("import");
 
@@ -244,10 +243,3 @@ export class ImportStopped extends Error {
   }
 }
 
-/**
- * The import settings from the environment (IMPORT_*), for a server whose wiring passes none.
- * `maxBytes` is MAX_UPLOAD_BYTES as the caller knows it.
- */
-export function importSettingsFromEnv(maxBytes: number, env: Record<string, string | undefined> = process.env): ImportSettings {
-  return { ...importConfig(loadConfig(env)), maxBytes };
-}
