@@ -905,17 +905,37 @@ describe("rotating SIGNING_SECRET", () => {
 });
 
 describe("tus CORS follows CORS_ORIGINS", () => {
-  test("a listed origin gets its CORS headers; another gets none", async () => {
+  test("a listed origin gets its CORS headers; another gets none; every answer varies on Origin", async () => {
     const listed = await startTestSpool({ corsOrigins: ["https://app.example"], seedDemo: false, jobKinds: ["ingest"] });
     try {
       const preflight = (origin: string) =>
         fetch(`${listed.url}/api/uploads`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, tus-resumable, upload-length" } });
-      expect((await preflight("https://app.example")).headers.get("access-control-allow-origin")).toBe("https://app.example");
-      expect((await preflight("https://evil.example")).headers.get("access-control-allow-origin")).toBeNull();
+      const [ours, theirs] = [await preflight("https://app.example"), await preflight("https://evil.example")];
+      expect(ours.headers.get("access-control-allow-origin")).toBe("https://app.example");
+      expect(theirs.headers.get("access-control-allow-origin")).toBeNull();
+      // The answer depends on Origin: a shared cache must key on it (Fetch, "CORS protocol and HTTP caches").
+      expect([ours.headers.get("vary"), theirs.headers.get("vary")]).toEqual(["Origin", "Origin"]);
       const created = await fetch(`${listed.url}/api/uploads`, { method: "POST", headers: { ...AUTH, origin: "https://evil.example", "tus-resumable": "1.0.0", "upload-length": "10" } });
+      expect(created.status).toBe(201);
       expect(created.headers.get("access-control-allow-origin")).toBeNull();
+      expect(created.headers.get("vary")).toBe("Origin");
+      const location = new URL(created.headers.get("location")!, listed.url).href;
+      const head = await fetch(location, { method: "HEAD", headers: { ...AUTH, origin: "https://app.example", "tus-resumable": "1.0.0" } });
+      expect([head.status, head.headers.get("access-control-allow-origin"), head.headers.get("vary")]).toEqual([200, "https://app.example", "Origin"]);
     } finally {
       await listed.stop();
+    }
+  });
+
+  test("with the `*` policy or none, tus's answers do not vary on Origin", async () => {
+    for (const corsOrigins of [["*"], []]) {
+      const spool = await startTestSpool({ corsOrigins, seedDemo: false, jobKinds: ["ingest"] });
+      try {
+        const preflight = await fetch(`${spool.url}/api/uploads`, { method: "OPTIONS", headers: { origin: "https://app.example", "access-control-request-method": "POST" } });
+        expect([corsOrigins, preflight.status, preflight.headers.get("vary")]).toEqual([corsOrigins, 204, null]);
+      } finally {
+        await spool.stop();
+      }
     }
   });
 });

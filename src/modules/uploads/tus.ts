@@ -127,6 +127,13 @@ function tusOrigins(allowed: readonly string[]): ((origin: string) => boolean) |
   return (origin) => allowed.includes(origin);
 }
 
+/** Adds Origin to `headers`' Vary, once. */
+function varyOnOrigin(headers: Headers): void {
+  const vary = headers.get("vary");
+  if (vary === null) headers.set("vary", "Origin");
+  else if (!vary.split(",").some((v) => ["origin", "*"].includes(v.trim().toLowerCase()))) headers.set("vary", `${vary}, Origin`);
+}
+
 function playbackOf(metadata: Upload["metadata"]): Playback | undefined {
   const value = metadataValue(metadata, "playback");
   if (value === undefined) return undefined;
@@ -487,6 +494,11 @@ export class ResumableUploads {
       const listed = headers.get(name);
       if (listed !== null) headers.set(name, listed.split(",").map((h) => h.trim()).filter((h) => !FORWARDING_HEADERS.includes(h.toLowerCase())).join(", "));
     }
+    // With an origin list, tus's CORS headers depend on the request's Origin, which @tus/server
+    // 2.x does not say: a cache must not give one origin's answer to another (as corsHeaders does
+    // for every other route).
+    const origins = this.options.corsOrigins ?? ["*"];
+    if (origins.length > 0 && !origins.includes("*")) varyOnOrigin(headers);
     const lastSegment = (path: string) => path.slice(path.lastIndexOf("/") + 1);
     const uploadId = request.method === "POST" ? this.creating.get(request) : lastSegment(new URL(request.url).pathname);
     // Bytes stored by this request (an append, or a creation-with-upload).
