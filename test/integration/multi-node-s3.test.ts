@@ -133,3 +133,41 @@ test("a first start while the bucket is down: the server listens within seconds,
     await fresh.stop();
   }
 });
+
+test("a large upload still being put into the bucket is not failed by a worker elsewhere whose sweep found its video processing without a job", async () => {
+  const source = await makeVideo({ seconds: 2 });
+  // The server's put of the received bytes takes as long as a gigabyte's would (held until the
+  // worker has run a job for the video, or long enough for its ingest sweep, every 5 s, to have looked).
+  const store = server.ctx.store;
+  const putFile = store.putFile.bind(store);
+  let heldFor: string | undefined;
+  store.putFile = async (key, path, options) => {
+    if (key.endsWith("/incoming")) {
+      heldFor = key.split("/")[1];
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, 8000);
+        function done() {
+          clearTimeout(timer);
+          worker.ctx.worker?.events.off("job", onJob);
+          resolve();
+        }
+        function onJob(event: { videoId: string }) {
+          if (event.videoId === heldFor) done();
+        }
+        worker.ctx.worker?.events.on("job", onJob);
+      });
+    }
+    return putFile(key, path, options);
+  };
+  try {
+    const response = await uploadMultipart(server.url, source, { name: "large.mp4", type: "video/mp4" });
+    expect(response.status).toBe(201);
+    const { id } = (await response.json()) as { id: string };
+    expect(heldFor).toBe(id);
+    const video = await waitUntilSettled(server.url, id, 60_000);
+    // Before: failed, "Processing was interrupted and the uploaded file was lost", after its 201.
+    expect({ status: video.status, error: video.error }).toEqual({ status: "ready", error: null });
+  } finally {
+    store.putFile = putFile;
+  }
+});

@@ -163,7 +163,6 @@ export class IngestPipeline {
       throw refusal;
     }
     const staged = this.library.storage.stagedPath(id);
-    let processing: VideoRow | undefined;
     try {
       // Durable before the row says so and the client hears 201 (src/lib/durable.ts): the bytes,
       // then the directory entries the rename (and a new video directory) made.
@@ -172,27 +171,40 @@ export class IngestPipeline {
       await makeDirectoryDurably(videoDir);
       await rename(stagedFrom, staged);
       await syncDirectory(videoDir);
+    } catch (error) {
+      await this.library.abandon(id, stagedFrom);
+      throw error;
+    }
+    // STORAGE=s3: the job may run on another machine's worker (a separate `bun run worker`, a
+    // replica), which has the database and the bucket but not this disk. A bucket that does not
+    // answer now does not refuse the upload: the bytes stay here, and this machine's worker (or
+    // a later one, once they are shared) processes them. Shared before the row says
+    // `processing`: any worker's ingest sweep queues a job for a `processing` video without one,
+    // and that job, run on a machine without these bytes while the put was still going (seconds
+    // a gigabyte), found them neither on its disk nor in the bucket and failed the video as
+    // "the uploaded file was lost" while its client was being told 201.
+    let shared: boolean | undefined;
+    try {
+      shared = (await this.library.storage.shareStaged(id)) || undefined;
+    } catch (error) {
+      if (!(error instanceof StorageUnavailable)) {
+        await this.library.abandon(id);
+        throw error;
+      }
+      shared = false;
+      logger("ingest").warn({ video: id, ...errorFields(error) }, "the bucket did not take the received bytes: only this machine's worker can process them");
+    }
+    let processing: VideoRow | undefined;
+    try {
       processing = await this.library.markProcessing(id, mediaFields(info), { sha256: options.sha256, size });
     } catch (error) {
       await this.library.abandon(id, stagedFrom);
       throw error;
     }
     if (!processing) {
-      // Deleted while its bytes were arriving.
+      // Deleted while its bytes were arriving (or being shared).
       await this.library.storage.removeVideo(id);
       throw notFound(`Video ${id} was deleted during its upload`);
-    }
-    // STORAGE=s3: the job may run on another machine's worker (a separate `bun run worker`, a
-    // replica), which has the database and the bucket but not this disk. A bucket that does not
-    // answer now does not refuse the upload: the bytes stay here, and this machine's worker (or
-    // a later one, once they are shared) processes them.
-    let shared: boolean | undefined;
-    try {
-      shared = (await this.library.storage.shareStaged(id)) || undefined;
-    } catch (error) {
-      if (!(error instanceof StorageUnavailable)) throw error;
-      shared = false;
-      logger("ingest").warn({ video: id, ...errorFields(error) }, "the bucket did not take the received bytes: only this machine's worker can process them");
     }
     // A crash between these two writes leaves a `processing` video without a job: the ingest
     // handler's sweep queues it.
