@@ -15,6 +15,7 @@ import { loadConfigOrExit } from "../load-config.ts";
 import { openDatabase } from "../db/client.ts";
 import { createContext, startWorker, stopWorker } from "../app.ts";
 import { argsOrExit, orExit } from "../lib/startup.ts";
+import { LocalHousekeeping } from "../library/housekeeping.ts";
 
 const USAGE = "usage: bun run worker   (configuration from the environment: DATA_DIR, DATABASE_URL, TRANSCODE_*)";
 
@@ -39,8 +40,15 @@ const log = logger("worker");
 const { config } = await orExit(resolveSecrets(base));
 const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs, poolSize: config.databasePoolSize }));
 const ctx = createContext(config, handle);
-await ctx.library.storage.init();
+// A worker with a DATA_DIR of its own (STORAGE=s3, another machine) is the only process that
+// cleans it: what a killed run left in tmp/ (a source copy and a partial ladder per transcode)
+// and, with a bucket, the working copies of videos processed or deleted since. Without this,
+// each crash of a worker left them there for ever (a server's primary sweeps only its own DATA_DIR).
+await ctx.library.storage.init(true);
 const worker = await startWorker(ctx);
+// Uploads are never accepted here: nothing to share with the bucket (`ingestsHere`).
+const housekeeping = new LocalHousekeeping(ctx.library, () => true);
+if (worker) housekeeping.start();
 if (!worker) {
   await ctx.library.storage.close();
   await handle.close();
@@ -58,6 +66,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, `${signal}: stopping`);
+    housekeeping.stop();
     await stopWorker(ctx);
     await ctx.library.storage.close();
     await handle.close();
