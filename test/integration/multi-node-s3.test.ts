@@ -171,3 +171,18 @@ test("a large upload still being put into the bucket is not failed by a worker e
     store.putFile = putFile;
   }
 });
+
+test("an ingest run again after its video became ready (its worker died before dropping the bucket's copy of the received bytes) drops that copy", async () => {
+  const source = await makeVideo({ seconds: 2 });
+  const response = await uploadMultipart(server.url, source, { name: "dropped.mp4", type: "video/mp4" });
+  const { id } = (await response.json()) as { id: string };
+  expect((await waitUntilSettled(server.url, id, 60_000)).status).toBe("ready");
+  // As the dead worker left it: the video ready, `incoming` still in the bucket, its job to run again.
+  await server.ctx.store.putFile(`videos/${id}/incoming`, source);
+  const job = await worker.ctx.jobs.enqueue("ingest", id);
+  expect(job).not.toBeNull();
+  for (let i = 0; i < 100 && (await worker.ctx.jobs.get(job!.id))?.state !== "done"; i++) await Bun.sleep(100);
+  expect((await worker.ctx.jobs.get(job!.id))?.state).toBe("done");
+  // Before: kept for as long as the video exists (the orphan sweep skips videos with a row).
+  expect(await server.ctx.store.exists(`videos/${id}/incoming`)).toBe(false);
+});

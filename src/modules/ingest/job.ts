@@ -82,8 +82,14 @@ export class IngestJobs implements JobHandler {
   async run(job: JobRow, { signal }: JobContext): Promise<void> {
     const id = job.videoId;
     const row = await this.library.get(id);
-    if (!row || row.status !== "processing") return;
     const storage = this.library.storage;
+    if (!row || row.status !== "processing") {
+      // Run again after the video became ready: its worker died between `markReady` and dropping
+      // the bucket's copy of the received bytes, which no sweep would ever remove (its row owns
+      // `videos/<id>/`), a second full-size object for the video's whole life.
+      if (row?.status === "ready") await storage.dropShared(id);
+      return;
+    }
     const staged = storage.stagedPath(id);
     const payload = parsePayload(job.payload);
     const stored = row.container ? storage.sourcePath(id, row.container) : undefined;
