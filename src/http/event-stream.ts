@@ -27,6 +27,30 @@ export function eventStreamResponse(stream: ReadableStream<Uint8Array>, { allowe
 export const RECHECK_MS = 15_000;
 
 /**
+ * Bytes of events one stream may hold for a client that does not read them (its socket's buffers
+ * full). Events are pushed as they happen, whether or not the client reads: without a bound, a
+ * client that opens streams and stops reading makes the server keep every later event for each
+ * of them (50 stalled streams held 500 MB after 9,000 changes). Past it the stream ends: the
+ * client, if it is still there, reconnects (EventSource does, after `retry`) and starts afresh.
+ */
+export const EVENT_BACKLOG_BYTES = 1024 * 1024;
+
+/** The queue of an event stream's source: its desiredSize is minus the bytes not yet taken by the client. */
+export const EVENT_QUEUE: QueuingStrategy<Uint8Array> = { highWaterMark: 0, size: (chunk) => chunk?.byteLength ?? 0 };
+
+/**
+ * Queues `bytes` on a stream made with EVENT_QUEUE; false (and the stream errored, its backlog
+ * dropped) when the client has left more than EVENT_BACKLOG_BYTES unread. The caller stops
+ * writing then, as after its client went away.
+ */
+export function enqueueEvent(controller: ReadableStreamDefaultController<Uint8Array>, bytes: Uint8Array): boolean {
+  controller.enqueue(bytes);
+  if ((controller.desiredSize ?? 0) >= -EVENT_BACKLOG_BYTES) return true;
+  controller.error(new Error("the client is not reading its event stream"));
+  return false;
+}
+
+/**
  * `stream`, ended as soon as `allowed` says no (asked every `everyMs`): an event stream outlives
  * the check made when it opened, and a session signed out or expired must not keep receiving.
  * A check that fails (the database is away) ends it too: the client reconnects and is asked anew.

@@ -16,7 +16,7 @@ import { VIDEO_ID_PATTERN, assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, NotFound, VIDEO_ID_PARAMETER, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../../schemas/video.ts";
 import type { HlsService } from "./service.ts";
-import { eventStreamResponse, type EventStreamBounds } from "../../http/event-stream.ts";
+import { EVENT_QUEUE, enqueueEvent, eventStreamResponse, type EventStreamBounds } from "../../http/event-stream.ts";
 import { VideoWatch } from "../../library/watch.ts";
 import { SEGMENT_CACHE_CONTROL, type LadderServer } from "./files.ts";
 
@@ -43,9 +43,12 @@ function sseEvents(watch: VideoWatch, request: Request, id: string, first: Video
 
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
-      const send = (event: string, data: unknown) => {
-        if (closed) return;
-        controller.enqueue(encoder.encode(`id: ${++counter}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+      const send = (event: string, data: unknown) => push(`id: ${++counter}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      // A client that does not read: the backlog is dropped, the stream ends (enqueueEvent).
+      const push = (text: string) => {
+        if (closed || enqueueEvent(controller, encoder.encode(text))) return;
+        closed = true;
+        cleanup();
       };
       const close = () => {
         if (closed) return;
@@ -78,23 +81,21 @@ function sseEvents(watch: VideoWatch, request: Request, id: string, first: Video
         if (p.id === id) send("import", { id, bytes: p.bytes, total: p.total ?? null });
       };
       downloads?.on("progress", onDownload);
-      const ping = setInterval(() => {
-        if (!closed) controller.enqueue(encoder.encode(": ping\n\n"));
-      }, SSE_PING_MS);
+      const ping = setInterval(() => push(": ping\n\n"), SSE_PING_MS);
       cleanup = () => {
         unwatch();
         clearInterval(ping);
         downloads?.off("progress", onDownload);
       };
       request.signal.addEventListener("abort", close, { once: true });
-      controller.enqueue(encoder.encode("retry: 2000\n\n"));
+      push("retry: 2000\n\n");
       send("status", first);
     },
     cancel() {
       closed = true;
       cleanup();
     },
-  });
+  }, EVENT_QUEUE);
   return eventStreamResponse(stream, bounds);
 }
 

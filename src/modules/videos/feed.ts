@@ -18,7 +18,7 @@ import type { VideoLibrary } from "../../library/videos.ts";
 import type { ImportService } from "../imports/service.ts";
 import { AUTH_RESPONSES } from "../../access/plugin.ts";
 import { toVideoJson } from "../../schemas/video.ts";
-import { eventStreamResponse, type EventStreamBounds } from "../../http/event-stream.ts";
+import { EVENT_QUEUE, enqueueEvent, eventStreamResponse, type EventStreamBounds } from "../../http/event-stream.ts";
 
 export const FEED_POLL_MS = 2000;
 const PING_MS = 15_000;
@@ -141,7 +141,11 @@ export function feedResponse(feed: LibraryFeed, request: Request, bounds: EventS
       const write = (text: string) => {
         if (closed) return;
         try {
-          controller.enqueue(encoder.encode(text));
+          if (enqueueEvent(controller, encoder.encode(text))) return;
+          // A client that does not read: the backlog is dropped, the stream ends.
+          closed = true;
+          unsubscribe();
+          clearInterval(ping);
         } catch {
           close();
         }
@@ -155,7 +159,7 @@ export function feedResponse(feed: LibraryFeed, request: Request, bounds: EventS
       unsubscribe();
       clearInterval(ping);
     },
-  });
+  }, EVENT_QUEUE);
   return eventStreamResponse(stream, bounds);
 }
 
