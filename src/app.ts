@@ -159,7 +159,7 @@ export async function startWorker(ctx: AppContext): Promise<JobRunner | undefine
   const settings = transcodeConfig(ctx.config);
   const kinds = ctx.config.jobKinds;
   const handlers: JobHandler[] = [
-    new IngestJobs(ctx.library, ctx.media, ctx.thumbnails, ctx.jobs, settings),
+    new IngestJobs(ctx.library, ctx.media, ctx.thumbnails, ctx.jobs, settings, ctx.ingest.limits),
     new TranscodeJobs(ctx.library, ctx.jobs, ctx.media, settings),
     new ImportJobs(ctx.imports, ctx.library, ctx.jobs, settings),
   ].filter((h) => !kinds || kinds.includes(h.kind));

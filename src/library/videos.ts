@@ -282,15 +282,16 @@ export class VideoLibrary {
    * The stored file is in place: the video becomes streamable. With a bucket (STORAGE=s3) the
    * file and poster are uploaded first, so a ready row never names a missing object (a crash
    * before the update leaves the video `processing`, and its job runs again); the local copies
-   * go once the row is ready.
+   * go once the row is ready. `media`: what processing found out about the media (a remux's
+   * duration, when the received file named none), recorded with it.
    */
-  async markReady(id: string, stored: { storagePath: string; size: number; sha256: string }, source?: { sha256: string; size: number }): Promise<VideoRow | undefined> {
+  async markReady(id: string, stored: { storagePath: string; size: number; sha256: string }, source?: { sha256: string; size: number }, media?: MediaFields): Promise<VideoRow | undefined> {
     const { videos } = this.t;
     const received = source ? { sourceSha256: source.sha256, sourceSize: source.size } : {};
     await this.storage.upload(id, stored.storagePath);
     const rows = await this.db
       .update(videos)
-      .set({ ...stored, ...received, status: "ready", error: null, updatedAt: new Date() })
+      .set({ ...stored, ...received, ...media, status: "ready", error: null, updatedAt: new Date() })
       .where(and(eq(videos.id, id), eq(videos.status, "processing")))
       .returning({ id: videos.id });
     if (this.storage.objects) {

@@ -126,6 +126,18 @@ export function isoMuxerFor(container: string): string | undefined {
   }
 }
 
+/** The muxer that rewrites a Matroska file of this container with its duration and cues (see MediaTools.remuxIndexed). */
+export function matroskaMuxerFor(container: string): string | undefined {
+  switch (container) {
+    case "webm":
+      return "webm";
+    case "mkv":
+      return "matroska";
+    default:
+      return undefined;
+  }
+}
+
 /**
  * Reads the EBML DocType ("webm" / "matroska") from the first bytes of a Matroska file.
  * Returns undefined when the header is not where EBML puts it.

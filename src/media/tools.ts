@@ -158,6 +158,20 @@ export class MediaTools {
 
   /** Stream-copies an ISO BMFF file with its `moov` box first. No re-encoding. */
   async remuxFaststart(input: string, output: string, demuxer: Demuxer, muxer: string, options: RunOptions = {}): Promise<void> {
+    await this.remux(input, output, demuxer, muxer, ["-movflags", "+faststart"], options);
+  }
+
+  /**
+   * A Matroska/WebM file written as it was recorded (a browser's MediaRecorder, OBS, ffmpeg to a
+   * pipe) has no duration and no cues (its index) in its header: browsers cannot seek in it, and
+   * nothing can tell how long it is. A stream copy into a file writes both.
+   */
+  async remuxIndexed(input: string, output: string, demuxer: Demuxer, muxer: string, options: RunOptions = {}): Promise<void> {
+    await this.remux(input, output, demuxer, muxer, [], options);
+  }
+
+  /** A stream copy of every video, audio and subtitle stream into `muxer`, at most a little larger than the input. */
+  private async remux(input: string, output: string, demuxer: Demuxer, muxer: string, muxerArgs: string[], options: RunOptions): Promise<void> {
     const limit = Math.ceil(Bun.file(input).size * 1.1) + 16 * 1024 * 1024;
     await this.run(
       "ffmpeg",
@@ -166,7 +180,7 @@ export class MediaTools {
         ...this.input(input, demuxer),
         "-map", "0:v?", "-map", "0:a?", "-map", "0:s?",
         "-c", "copy", "-dn", "-map_metadata", "0",
-        "-movflags", "+faststart",
+        ...muxerArgs,
         "-fs", String(limit),
         "-f", muxer, "-y", this.url(output),
       ],

@@ -56,10 +56,10 @@ export const VideoSchema = t.Object(
     originalFilename: t.String({ description: "The file name the client sent; informative only, never trusted", examples: ["holiday.mov"] }),
     size: Integer({ description: "Bytes of the stored file (0 until ready)", examples: [48213344] }),
     contentType: t.String({ description: "Media type of the stored file, from the detected container", examples: ["video/mp4"] }),
-    sha256: t.Nullable(t.String({ description: "Hex SHA-256 of the stored bytes (after faststart remux); null until ready", examples: ["5e8d2c0a3b7f41d69c1e0f2a4b6d8e0f1a3c5e7092b4d6f8a0c2e4f6081a3c5e"] })),
+    sha256: t.Nullable(t.String({ description: "Hex SHA-256 of the stored bytes (after a remux); null until ready", examples: ["5e8d2c0a3b7f41d69c1e0f2a4b6d8e0f1a3c5e7092b4d6f8a0c2e4f6081a3c5e"] })),
     sourceSha256: t.Nullable(
       t.String({
-        description: "Hex SHA-256 of the bytes as received (the upload, or the import's download), for a client to check what it sent; differs from `sha256` when a faststart remux rewrote the file. Null until known",
+        description: "Hex SHA-256 of the bytes as received (the upload, or the import's download), for a client to check what it sent; differs from `sha256` when a remux rewrote the file (faststart, or a recording's WebM given its duration). Null until known",
         examples: ["0f3b9d1c2a4e6f8091b3d5e7f9a1c3e5072b4d6f8a0c2e4f6081a3c5e7f90b1d"],
       }),
     ),

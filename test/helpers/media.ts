@@ -30,6 +30,11 @@ export interface VideoOptions {
   fps?: number;
   /** Frames between keyframes (default: one a second). Long ones make late frames slow to decode. */
   keyframeInterval?: number;
+  /**
+   * WebM/Matroska only: written as a recording is (a browser's MediaRecorder, a live encoder),
+   * with no duration and no cues in its header (the muxer's `live` mode).
+   */
+  recorded?: boolean;
 }
 
 export interface AudioOptions {
@@ -81,6 +86,7 @@ export function makeVideo(options: VideoOptions = {}): Promise<string> {
       "-t", String(o.seconds),
       ...codecs,
       ...(iso && o.faststart ? ["-movflags", "+faststart"] : []),
+      ...(!iso && o.recorded ? ["-live", "1"] : []),
       "-f", o.container === "mkv" ? "matroska" : o.container,
       "-y", target,
     ]);
@@ -116,6 +122,15 @@ export function makeLargeVideo(megabytes = 4): Promise<string> {
 }
 
 /** The SHA-256 of a file, hex. */
+/** The duration ffprobe reads from a file's header (format, else its longest stream), or null when it names none. */
+export async function probeDuration(path: string): Promise<number | null> {
+  const proc = Bun.spawn(["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=duration", "-of", "json", path], { stdout: "pipe", stderr: "pipe" });
+  const out = JSON.parse(await new Response(proc.stdout).text()) as { format?: { duration?: string }; streams?: { duration?: string }[] };
+  await proc.exited;
+  const values = [out.format?.duration, ...(out.streams ?? []).map((s) => s.duration)].map(Number).filter((n) => Number.isFinite(n) && n > 0);
+  return values.length ? Math.max(...values) : null;
+}
+
 export async function sha256File(path: string): Promise<string> {
   const hasher = new Bun.CryptoHasher("sha256");
   hasher.update(new Uint8Array(await Bun.file(path).arrayBuffer()));

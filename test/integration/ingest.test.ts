@@ -15,7 +15,7 @@ import { Storage } from "../../src/library/storage.ts";
 import { openDatabase } from "../../src/db/client.ts";
 import { mediaFields } from "../../src/modules/ingest/pipeline.ts";
 import { expectError, filesUnder, listAll, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
-import { makeAudio, makeUndecodableVideo, makeVideo, sha256File, topLevelBoxes } from "../helpers/media.ts";
+import { makeAudio, makeUndecodableVideo, makeVideo, probeDuration, sha256File, topLevelBoxes } from "../helpers/media.ts";
 import { startWorker, stopWorker } from "../../src/app.ts";
 import { sendUntilAnswered, type RawAnswer } from "../helpers/http.ts";
 import { AUTH, startTestSpool, withCapturedLogs, type TestSpool } from "../helpers/spool.ts";
@@ -168,6 +168,43 @@ describe("upload → processing → ready", () => {
     expect(video.status).toBe("ready");
     expect(filesUnder(videoDir(video.id))).toEqual(["poster.jpg", "source.webm"]);
     expect((await fetch(spool.url + video.streamUrl, { method: "HEAD" })).headers.get("content-type")).toBe("video/webm");
+  });
+
+  test("a recording's WebM with no duration in its header (MediaRecorder) is remuxed: stored with its duration and cues, the received bytes' hash kept", async () => {
+    const source = await makeVideo({ container: "webm", seconds: 3, recorded: true });
+    expect(await probeDuration(source)).toBeNull();
+    const first = await created(await uploadMultipart(spool.url, source, { name: "recording.webm" }));
+    expect(first).toMatchObject({ container: "webm", duration: null });
+    const video = await waitUntilSettled(spool.url, first.id);
+    expect(video).toMatchObject({ status: "ready", container: "webm", contentType: "video/webm", sourceSha256: await sha256File(source) });
+    // What the stored file says, and the row with it.
+    expect(video.duration).toBeCloseTo(3, 1);
+    expect(video.bitrate).toBeGreaterThan(0);
+    const stored = join(videoDir(video.id), "source.webm");
+    expect(await probeDuration(stored)).toBeCloseTo(3, 1);
+    expect(filesUnder(videoDir(video.id))).toEqual(["poster.jpg", "source.webm"]);
+    // The stream answers the stored bytes, and it is no longer the received file.
+    const streamed = new Uint8Array(await (await fetch(spool.url + video.streamUrl)).arrayBuffer());
+    expect(streamed).toEqual(await Bun.file(stored).bytes());
+    expect(video.sha256).toBe(await sha256File(stored));
+    expect(video.sha256).not.toBe(video.sourceSha256);
+  });
+
+  test("a recording's WebM longer than MAX_DURATION_S, which only its remux can tell, fails with the limit's reason", async () => {
+    const limited = await startTestSpool({ seedDemo: false, maxDurationS: 2, jobKinds: NO_HLS });
+    try {
+      const source = await makeVideo({ container: "webm", seconds: 3, recorded: true });
+      const first = await created(await uploadMultipart(limited.url, source, { name: "recording.webm" }));
+      const video = await waitUntilSettled(limited.url, first.id);
+      expect(video.status).toBe("failed");
+      expect(video.error).toContain("MAX_DURATION_S");
+      expect(filesUnder(join(limited.dataDir, "videos", video.id))).toEqual([]);
+      // A file whose header tells its duration is refused at once, as before.
+      const told = await uploadMultipart(limited.url, await makeVideo({ container: "webm", seconds: 3 }), { name: "told.webm" });
+      await expectError(told, 422, "media_limit_exceeded");
+    } finally {
+      await limited.stop();
+    }
   });
 
   test("audio only: ready, with no picture and no poster", async () => {

@@ -1,8 +1,9 @@
 /**
  * The `ingest` job: what happens to an accepted upload after the response, run by any worker
- * (./pipeline.ts queues it). Faststart remux of ISO BMFF files whose `moov` box follows their
- * media data (stream copy), the poster (or, for audio, a decode test), the SHA-256 of the
- * stored bytes, and only then `ready`: nothing half-written is ever served.
+ * (./pipeline.ts queues it). A stream-copy remux of ISO BMFF files whose `moov` box follows
+ * their media data (faststart) and of Matroska/WebM recordings whose header has no duration,
+ * the poster (or, for audio, a decode test), the SHA-256 of the stored bytes, and only then
+ * `ready`: nothing half-written is ever served.
  *
  * Idempotent, because a job can run again (its worker died, or shut down mid-way): it starts
  * from the staged bytes, or from the stored file when an earlier run got that far, and does
@@ -19,14 +20,14 @@ import { syncDirectory, syncFile } from "../../lib/durable.ts";
 import { hashFile } from "../../lib/hash.ts";
 import { logger } from "../../lib/log.ts";
 import type { VideoLibrary } from "../../library/videos.ts";
-import { isoMuxerFor } from "../../media/formats.ts";
+import { isoMuxerFor, matroskaMuxerFor } from "../../media/formats.ts";
 import { BoxError, isFaststart, scanFile } from "../../media/mp4-atoms.ts";
-import { NotMediaError, type MediaInfo } from "../../media/probe.ts";
+import { DEFAULT_INGEST_LIMITS, NotMediaError, checkLimits, type IngestLimits, type MediaInfo } from "../../media/probe.ts";
 import { ToolError, type MediaTools } from "../../media/tools.ts";
 import type { JobContext, JobHandler, Settled } from "../../queue/runner.ts";
 import { StorageUnavailable } from "../../storage/object-store.ts";
 import type { Thumbnails } from "../thumbnails/service.ts";
-import type { IngestPayload } from "./pipeline.ts";
+import { mediaFields, type IngestPayload } from "./pipeline.ts";
 
 const log = logger("ingest");
 
@@ -70,6 +71,8 @@ export class IngestJobs implements JobHandler {
     private readonly thumbnails: Thumbnails,
     private readonly queue: { enqueue(kind: "ingest", videoId: string): Promise<unknown>; hasActive(videoId: string, kind: "ingest"): Promise<boolean> },
     settings: Pick<TranscodeConfig, "maxAttempts" | "retryBaseMs">,
+    /** The server's limits, for what only processing can tell (the duration of a file whose header has none). */
+    private readonly limits: Readonly<IngestLimits> = DEFAULT_INGEST_LIMITS,
     /** Processing jobs at once in one worker (each runs ffmpeg). */
     readonly concurrency = 2,
   ) {
@@ -119,7 +122,9 @@ export class IngestJobs implements JobHandler {
     }
     const remuxed = join(storage.videoDir(id), "remux.part");
     try {
-      const info: MediaInfo = payload.info ?? (await this.tools.probe(staged, { signal }));
+      let info: MediaInfo = payload.info ?? (await this.tools.probe(staged, { signal }));
+      // Known only now: what ffprobe says about the remux of a file whose header had no duration.
+      let found: MediaInfo | undefined;
       const final = storage.sourcePath(id, info.extension);
       let digest = resumed ? undefined : payload.sha256;
       // The received bytes' hash, for clients to check what they sent (the stored file's differs
@@ -130,9 +135,21 @@ export class IngestJobs implements JobHandler {
       if (source) await this.library.recordReceived(id, source);
       digest ??= source?.sha256;
       const muxer = isoMuxerFor(info.container);
+      const matroska = info.duration === null ? matroskaMuxerFor(info.container) : undefined;
       if (muxer && !isFaststart(await scanFile(staged))) {
         await this.tools.remuxFaststart(staged, remuxed, info.demuxer, muxer, { signal });
         if (!isFaststart(await scanFile(remuxed))) throw new Error("the remuxed file still has its index after the media data");
+        await rename(remuxed, final);
+        await rm(staged, { force: true });
+        digest = undefined;
+      } else if (matroska) {
+        // A recording's WebM (MediaRecorder) names neither its duration nor its cues: browsers
+        // could not seek in it, HLS could not segment it, thumbnails had no end to snap to, and
+        // MAX_DURATION_S could not judge it when it was accepted. The remux has both: judged now.
+        await this.tools.remuxIndexed(staged, remuxed, info.demuxer, matroska, { signal });
+        found = await this.tools.probe(remuxed, { signal });
+        checkLimits(found, this.limits);
+        info = found;
         await rename(remuxed, final);
         await rm(staged, { force: true });
         digest = undefined;
@@ -150,7 +167,7 @@ export class IngestJobs implements JobHandler {
         if (poster) await syncFile(poster);
         await syncDirectory(storage.videoDir(id));
         const hashed = digest ? { sha256: digest, size: (await stat(final)).size } : await hashFile(final);
-        await this.library.markReady(id, { storagePath: storage.relative(final), ...hashed }, source);
+        await this.library.markReady(id, { storagePath: storage.relative(final), ...hashed }, source, found && mediaFields(found));
         await storage.dropShared(id);
       } catch (error) {
         // Stopped (a shutdown, the job taken away): the next run starts from the staged bytes
