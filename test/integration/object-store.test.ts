@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { LocalStore } from "../../src/storage/local-store.ts";
 import { ObjectNotFound, StorageUnavailable, type ObjectStore } from "../../src/storage/object-store.ts";
 import { S3Store } from "../../src/storage/s3-store.ts";
+import { putLadder } from "../../src/modules/hls/worker.ts";
 import { startS3rver, type S3rver } from "../helpers/s3.ts";
 
 /** Deterministic bytes that differ at every offset mod 251 and between files. */
@@ -287,4 +288,38 @@ describe("S3Store", () => {
     if (received < big.length) expect(error).toBeInstanceOf(StorageUnavailable);
     else expect(error).toBeUndefined();
   }, 30_000);
+});
+
+describe("an HLS ladder's publish into the bucket (putLadder)", () => {
+  const ladder = async (name: string, files: Record<string, string>) => {
+    const dir = join(work, name);
+    for (const [file, text] of Object.entries(files)) {
+      await mkdir(join(dir, file, ".."), { recursive: true });
+      await writeFile(join(dir, file), text);
+    }
+    return dir;
+  };
+  const keys = async (store: ObjectStore, prefix: string) => {
+    const found: string[] = [];
+    for await (const object of store.list(prefix)) found.push(object.key);
+    return found.sort();
+  };
+
+  test("replaces the previous ladder and deletes what it no longer has, unless the job was taken away meanwhile", async () => {
+    const store = stores.find(([k]) => k === "s3")![1];
+    const prefix = "videos/ladder/hls/";
+    await putLadder(store, prefix, await ladder("old", { "master.m3u8": "old", "360p/index.m3u8": "old", "720p/seg_1.m4s": "old" }), async () => true);
+    // A worker paused past TRANSCODE_STALE_MS: another took its job over (and may have put a
+    // ladder whose files this one would call stale). It puts its files, and deletes nothing.
+    const paused = await ladder("paused", { "master.m3u8": "paused", "360p/index.m3u8": "paused" });
+    await expect(putLadder(store, prefix, paused, async () => false)).rejects.toThrow("the job was taken away");
+    expect(await keys(store, prefix)).toEqual([`${prefix}360p/index.m3u8`, `${prefix}720p/seg_1.m4s`, `${prefix}master.m3u8`]);
+    // A database that does not answer: the same, without failing the publish.
+    await putLadder(store, prefix, paused, () => Promise.reject(new Error("database unavailable")));
+    expect(await keys(store, prefix)).toHaveLength(3);
+    // Still its job: the previous ladder's extra file goes.
+    await putLadder(store, prefix, paused, async () => true);
+    expect(await keys(store, prefix)).toEqual([`${prefix}360p/index.m3u8`, `${prefix}master.m3u8`]);
+    expect(await new Response((await store.read(`${prefix}master.m3u8`, { start: 0, end: 5 })).stream).text()).toBe("paused");
+  });
 });

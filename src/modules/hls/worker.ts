@@ -59,10 +59,16 @@ async function download(store: ObjectStore, key: string, size: number, path: str
 /**
  * Puts every file of the ladder (replacing the previous ladder's files of the same name), then
  * deletes what the previous ladder had and this one does not. Idempotent: a retry after a
- * failure part-way puts everything again.
+ * failure part-way puts everything again. A worker that lost its job during the puts (paused past
+ * TRANSCODE_STALE_MS, so another worker took the job over) deletes nothing: what it would call
+ * stale may be the new holder's files. Nor does one that cannot ask the database: the old files
+ * are then left (no playlist names them; they go with the video).
  */
-async function putLadder(objects: ObjectStore, prefix: string, dir: string): Promise<void> {
+export async function putLadder(objects: ObjectStore, prefix: string, dir: string, stillMine: () => Promise<boolean>): Promise<void> {
   const keys = new Set(await objects.putDirectory(prefix, dir));
+  const mine = await stillMine().catch(() => undefined);
+  if (mine === false) throw new TranscodeError("the job was taken away", "", "cancelled");
+  if (mine === undefined) return;
   const stale: string[] = [];
   for await (const object of objects.list(prefix)) if (!keys.has(object.key)) stale.push(object.key);
   for (const key of stale) await objects.delete(key);
@@ -285,7 +291,7 @@ export class TranscodeJobs implements JobHandler {
     const deadline = Date.now() + PUBLISH_PATIENCE_MS;
     for (let delay = 1000, waited = false; ; delay = Math.min(delay * 2, PUBLISH_RETRY_MAX_MS)) {
       try {
-        await putLadder(objects, videoKeys.hls(id), tempDir);
+        await putLadder(objects, videoKeys.hls(id), tempDir, stillMine);
         if (waited) log.info(`video ${id}: the bucket took the HLS ladder after an outage`);
         return;
       } catch (error) {
