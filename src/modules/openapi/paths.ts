@@ -30,6 +30,8 @@ const entityHeaders = {
   ...notModifiedHeaders,
   "Last-Modified": header(t.String({ description: "When the video was created", examples: ["Sun, 22 Nov 2026 10:00:00 GMT"] }), true),
   ...commonEntityHeaders,
+  // Bun sends a streamed body chunked, whatever length it is told.
+  "Content-Length": header(Integer({ description: "Bytes in this response. Always on a HEAD; a GET whose body is streamed is sent chunked without it: a multipart/byteranges 206, a 200 for a Range that If-Range refused, a clip not yet kept as a file" })),
   "Content-Disposition": header(t.String({ description: "`inline`, or `attachment` with the title as file name for `?download=1`", examples: ['attachment; filename="Holiday 2026.mp4"'] }), true),
 };
 
