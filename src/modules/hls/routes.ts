@@ -11,7 +11,7 @@ import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURIT
 import type { AccessControl } from "../../access/service.ts";
 import { optionsAnswer } from "../../http/allow.ts";
 import { HttpError } from "../../http/errors.ts";
-import { FILE_REQUEST_HEADERS, header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
+import { BYTERANGES_CONTENT, FILE_REQUEST_HEADERS, header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
 import { VIDEO_ID_PATTERN, assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, NotFound, VIDEO_ID_PARAMETER, VideoIdParams, VideoSchema, toVideoJson, type VideoJson } from "../../schemas/video.ts";
@@ -122,7 +122,11 @@ function fileResponses(types: Record<string, string>) {
   const content = Object.fromEntries(Object.entries(types).map(([type, description]) => [type, { schema: binary(description) }]));
   return {
     200: { description: "The file", headers: fileHeaders, content },
-    206: { description: "A byte range of the file", headers: { ...fileHeaders, "Content-Range": header(t.String({ examples: ["bytes 0-65535/181590"] }), true) }, content },
+    206: {
+      description: "Byte ranges of the file: one (with Content-Range), or several as multipart/byteranges",
+      headers: { ...fileHeaders, "Content-Range": header(t.String({ description: "For a single range", examples: ["bytes 0-65535/181590"] })) },
+      content: { ...content, ...BYTERANGES_CONTENT },
+    },
     304: { description: "Not Modified (If-None-Match / If-Modified-Since matched)" },
     ...PLAYBACK_OWNER_RESPONSES,
     403: {

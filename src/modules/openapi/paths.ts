@@ -9,7 +9,7 @@ import { t } from "elysia";
 import { CLIP_SECONDS, CLIP_SECONDS_MAX_LENGTH } from "../../files/clip.ts";
 import { VIDEO_ID_PARAMETER } from "../../schemas/video.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
-import { FILE_REQUEST_HEADERS, Integer, header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
+import { BYTERANGES_CONTENT, FILE_REQUEST_HEADERS, Integer, header, jsonContent, moreDocs } from "../../schemas/openapi.ts";
 import { OPEN_SECURITY, PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 
 const VideoBytes = t.String({ format: "binary", description: "The stored file's bytes (or the requested range)" });
@@ -133,7 +133,7 @@ function streamOperation() {
           ...entityHeaders,
           "Content-Range": header(t.String({ description: "For a single range", examples: ["bytes 0-1048575/48213344"] })),
         },
-        content: { "video/*": { schema: VideoBytes }, "multipart/byteranges": { schema: t.String({ format: "binary", description: "One part per range, each with Content-Type and Content-Range" }) } },
+        content: { "video/*": { schema: VideoBytes }, ...BYTERANGES_CONTENT },
       },
       302: {
         description: "With `STORAGE=s3` and `S3_DELIVERY=redirect`: a presigned URL of the object, which answers the ranges itself",

@@ -6,7 +6,7 @@ import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
 import { HttpError } from "../../http/errors.ts";
 import type { ObjectServer } from "../../storage/serve.ts";
-import { FILE_REQUEST_HEADERS, Integer, header, jsonContent, moreDocs, numericQueryParameter } from "../../schemas/openapi.ts";
+import { BYTERANGES_CONTENT, FILE_REQUEST_HEADERS, Integer, header, jsonContent, moreDocs, numericQueryParameter } from "../../schemas/openapi.ts";
 import { assertVideoId } from "../../library/ids.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { BadRequest, VIDEO_ID_PARAMETER, VideoIdParams } from "../../schemas/video.ts";
@@ -97,9 +97,9 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
         responses: {
           200: { description: "The JPEG", headers: jpegHeaders, content: { "image/jpeg": { schema: Jpeg } } },
           206: {
-            description: "A byte range of the JPEG (Range header)",
-            headers: { ...jpegHeaders, "Content-Range": header(t.String({ examples: ["bytes 0-1023/10240"] }), true) },
-            content: { "image/jpeg": { schema: Jpeg } },
+            description: "Byte ranges of the JPEG (Range header): one (with Content-Range), or several as multipart/byteranges",
+            headers: { ...jpegHeaders, "Content-Range": header(t.String({ description: "For a single range", examples: ["bytes 0-1023/10240"] })) },
+            content: { "image/jpeg": { schema: Jpeg }, ...BYTERANGES_CONTENT },
           },
           304: { description: "Not modified (If-None-Match / If-Modified-Since matched)" },
           401: PLAYBACK_OWNER_RESPONSES[401],
