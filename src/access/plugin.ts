@@ -56,6 +56,15 @@ export const PLAYBACK_OWNER_RESPONSES = {
   429: AUTH_RESPONSES[429],
 };
 
+/**
+ * The 401 of a video's JSON and its pictures: their open row in the access table names ids of
+ * the id alphabet only, so a path with any other character needs the key (deny by default).
+ */
+export const PLAYBACK_OWNER_BAD_ID_401 = {
+  ...PLAYBACK_OWNER_RESPONSES[401],
+  description: `${PLAYBACK_OWNER_RESPONSES[401].description}; or an id with characters other than A-Z a-z 0-9 _ - asked without the key (with it: 400)`,
+};
+
 export function accessRoutes(access: AccessControl) {
   return new Elysia({ name: "spool.access" })
     .onRequest(async ({ request, server }) => {

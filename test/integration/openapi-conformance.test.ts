@@ -417,6 +417,7 @@ const cases: Case[] = [
   { name: "storyboard", method: "GET", path: `/api/hls/${V}/storyboard.vtt`, status: 200 },
   { name: "storyboard sprite", method: "GET", path: `/api/hls/${V}/storyboard_1.jpg`, status: 200 },
   { name: "an unknown HLS file", method: "GET", path: `/api/hls/${V}/nosuch.m3u8`, status: 404 },
+  { name: "HLS, a bad id", method: "GET", path: "/api/hls/a!b/master.m3u8", status: 404 },
   { name: "HLS of an unknown video", method: "GET", path: "/api/hls/nosuchvideo/master.m3u8", status: 404 },
   { name: "HLS of a signed video, no token", method: "GET", path: () => `/api/hls/${state.signed}/master.m3u8`, status: [403, 404] },
   { name: "media playlist", method: "GET", path: () => `/api/hls/${V}/${state.rendition}/index.m3u8`, status: 200 },

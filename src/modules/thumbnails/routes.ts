@@ -1,6 +1,6 @@
 /** `GET`/`HEAD /api/videos/:id/thumbnail.jpg[?t=&width=]`: frames through the file engine. */
 import { Elysia, t } from "elysia";
-import { PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
+import { PLAYBACK_OWNER_BAD_ID_401, PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { FileCache } from "../../files/cache.ts";
 import { serveFile } from "../../files/send-file.ts";
@@ -102,7 +102,7 @@ export function thumbnailRoutes(library: VideoLibrary, thumbnails: Thumbnails, a
             content: { "image/jpeg": { schema: Jpeg }, ...BYTERANGES_CONTENT },
           },
           304: { description: "Not modified (If-None-Match / If-Modified-Since matched)" },
-          401: PLAYBACK_OWNER_RESPONSES[401],
+          401: PLAYBACK_OWNER_BAD_ID_401,
           400: { description: BadRequest.description!, content: jsonContent(errorSchema("Malformed id, `t` or `width`", "bad_request", "query width: must be an integer from 16 to 3840")) },
           403: { description: TokenRefused.description!, content: jsonContent(TokenRefused) },
           404: { description: NoPicture.description!, content: jsonContent(NoPicture) },

@@ -4,7 +4,7 @@ import { VIDEO_STATUSES, type VideoStatus } from "../../db/schema.ts";
 import { errorSchema } from "../../http/error-schemas.ts";
 import { contentEtag, evaluatePreconditions } from "../../http/conditional.ts";
 import { HttpError, JSON_TYPE, badRequest, preconditionFailed } from "../../http/errors.ts";
-import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
+import { AUTH_ERRORS, AUTH_RESPONSES, PLAYBACK_OWNER_BAD_ID_401, PLAYBACK_OWNER_RESPONSES, PLAYBACK_SECURITY } from "../../access/plugin.ts";
 import type { AccessControl } from "../../access/service.ts";
 import { DEFAULT_TOKEN_TTL_S, MAX_TOKEN_TTL_S } from "../../access/tokens.ts";
 import type { IngestPipeline } from "../ingest/pipeline.ts";
@@ -256,6 +256,7 @@ export function videoRoutes(
             responses: {
               200: { description: "The video", headers: { ETag: VIDEO_ETAG_HEADER, "Cache-Control": VIDEO_CACHE_CONTROL_HEADER } },
               ...PLAYBACK_OWNER_RESPONSES,
+              401: PLAYBACK_OWNER_BAD_ID_401,
               304: {
                 description: "Not Modified: the video is unchanged since the ETag sent in If-None-Match",
                 headers: { ETag: VIDEO_ETAG_HEADER, "Cache-Control": VIDEO_CACHE_CONTROL_HEADER },
