@@ -42,12 +42,12 @@ export function jsonContent(schema: TSchema): Record<string, { schema: object; e
   return { "application/json": { schema, ...(example === undefined ? {} : { example }) } };
 }
 
-/** A response header documented with a `t` schema. */
 /** A 206 for several ranges (the file engine's): one part per range, and no Content-Range of its own. */
 export const BYTERANGES_CONTENT = {
   "multipart/byteranges": { schema: Type.String({ format: "binary", description: "One part per range, each with Content-Type and Content-Range" }) },
 };
 
+/** A response header documented with a `t` schema. */
 export function header(schema: TSchema, required = false): { schema: object; description?: string; required?: boolean } {
   return { schema, description: schema.description, ...(required ? { required } : {}) };
 }
