@@ -22,7 +22,9 @@
  * --child: WORKERS=2, and every figure is the WORKERS child's (the primary serves every route
  * from the start; a child only what it has been asked for). Requests go to both processes (the
  * kernel spreads connections), so the child sees about half of each phase's; the `other` phase
- * repeats its requests on new connections until one has reached the child.
+ * repeats its requests on new connections until one has reached the child; the slow readers
+ * are all the child's (bench/lib/slow-readers.ts `onlyPid`: a connection the primary accepted
+ * is closed before its request and made again).
  *
  * Server on core 0, clients on core 1 (as the bench), when taskset exists.
  */
@@ -135,7 +137,8 @@ async function slowReaders(): Promise<{ peak: number; served: string }> {
       peak = Math.max(peak, kb * 1024);
     } catch {}
   }, 100);
-  const spec = { host: LOOPBACK, port, path: `/api/stream/${id}`, fileSize: size, n: readers, rateBps: 250_000, seconds, seed: 42 };
+  // --child: every reader on the child (connections the kernel gives the primary are made again).
+  const spec = { host: LOOPBACK, port, path: `/api/stream/${id}`, fileSize: size, n: readers, rateBps: 250_000, seconds, seed: 42, ...(childMode ? { onlyPid: pid } : {}) };
   const r = await run(pinned(CLIENT_CORE, [BUN, resolve(REPO_ROOT, "bench/lib/slow-readers.ts"), JSON.stringify(spec)]), { timeoutMs: (seconds + 40) * 1000, name: "slow" });
   clearInterval(sampler);
   const line = r.stdout.split("\n").find((l) => l.startsWith("@@SLOWJSON "));

@@ -7,6 +7,7 @@
  * Usage: bun bench/lib/slow-readers.ts '<SlowSpec JSON>'
  */
 import type { Socket } from "bun";
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { ParkMiller } from "./prng.ts";
 
 export interface SlowSpec {
@@ -19,6 +20,12 @@ export interface SlowSpec {
   rateBps: number;
   seconds: number;
   seed: number;
+  /**
+   * Only readers whose connection this process accepted (a WORKERS child, where several
+   * processes share the port and the kernel picks one per connection): the others are closed
+   * before they send anything and opened again (Linux: read from /proc). Unset: any process.
+   */
+  onlyPid?: number;
 }
 
 export interface SlowResult {
@@ -49,6 +56,35 @@ interface Reader {
   failed: boolean;
 }
 
+/**
+ * For each of the client ports, whether process `pid` holds the server's end of its connection
+ * (undefined while no process has accepted it yet): the socket inodes in /proc/<pid>/fd against
+ * /proc/net/tcp{,6}'s entries for the server's port.
+ */
+function heldBy(pid: number, serverPort: number, clientPorts: number[]): Map<number, boolean | undefined> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (link.startsWith("socket:[")) inodes.add(link.slice(8, -1));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const local = `:${serverPort.toString(16).toUpperCase().padStart(4, "0")}`;
+  const inodeOf = new Map<number, string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[1]?.endsWith(local)) inodeOf.set(parseInt(fields[2]!.split(":").pop()!, 16), fields[9]!);
+    }
+  }
+  return new Map(clientPorts.map((port) => {
+    const inode = inodeOf.get(port);
+    return [port, inode === undefined || inode === "0" ? undefined : inodes.has(inode)];
+  }));
+}
+
 function pct(xs: number[], p: number): number {
   if (!xs.length) return 0;
   const s = [...xs].sort((a, b) => a - b);
@@ -66,13 +102,13 @@ async function main(spec: SlowSpec): Promise<SlowResult> {
 
   const allowance = (r: Reader, now: number) => burst + ((now - r.opened) / 1000) * spec.rateBps;
 
-  const openOne = async () => {
+  const openOne = async (keep = true): Promise<Reader> => {
     const start = rng.below(spec.fileSize - rangeLen + 1);
     const req =
       `GET ${spec.path} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\n` +
       `Range: bytes=${start}-${start + rangeLen - 1}\r\nUser-Agent: spool-bench-slow-reader\r\n\r\n`;
     const r: Reader = { opened: performance.now(), firstByte: 0, bytes: 0, status: "", socket: null, paused: false, closed: false, failed: false };
-    readers.push(r);
+    if (keep) readers.push(r);
     try {
       r.socket = await Bun.connect({
         hostname: spec.host,
@@ -111,12 +147,32 @@ async function main(spec: SlowSpec): Promise<SlowResult> {
       if (!r.failed) connectErrors++;
       r.failed = true;
     }
+    return r;
+  };
+
+  /**
+   * onlyPid: batches of readers, each kept if that process holds its connection. Known only once
+   * the request is sent: the server's listening sockets defer accepting a connection until its
+   * first bytes arrive (TCP_DEFER_ACCEPT), so the other process may have begun to answer one it
+   * then loses.
+   */
+  const rampOnto = async (pid: number) => {
+    for (let tries = 0; readers.length < spec.n && performance.now() < endAt && tries < spec.n * 30; ) {
+      const batch = await Promise.all(Array.from({ length: Math.min(50, spec.n - readers.length) }, () => openOne(false)));
+      tries += batch.length;
+      await Bun.sleep(30);
+      const held = heldBy(pid, spec.port, batch.flatMap((r) => (r.socket && !r.closed ? [r.socket.localPort] : [])));
+      for (const r of batch) {
+        if (r.socket && !r.closed && held.get(r.socket.localPort) === true) readers.push(r);
+        else r.socket?.terminate();
+      }
+    }
   };
 
   // Ramp: batches of 50 every 20 ms (1,000 readers in ~0.4 s), bounded by the run's end.
-  const ramp = (async () => {
+  const ramp = spec.onlyPid ? rampOnto(spec.onlyPid) : (async () => {
     for (let i = 0; i < spec.n && performance.now() < endAt; i += 50) {
-      const batch: Promise<void>[] = [];
+      const batch: Promise<unknown>[] = [];
       for (let j = i; j < Math.min(spec.n, i + 50); j++) batch.push(openOne());
       await Promise.all(batch);
       await Bun.sleep(20);
