@@ -44,11 +44,9 @@ function sseEvents(watch: VideoWatch, request: Request, id: string, first: Video
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
       const send = (event: string, data: unknown) => push(`id: ${++counter}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-      // A client that does not read: the backlog is dropped, the stream ends (enqueueEvent).
+      // A client that does not read: the backlog is dropped (the stream errored), and it ends.
       const push = (text: string) => {
-        if (closed || enqueueEvent(controller, encoder.encode(text))) return;
-        closed = true;
-        cleanup();
+        if (!closed && !enqueueEvent(controller, encoder.encode(text))) close();
       };
       const close = () => {
         if (closed) return;

@@ -136,12 +136,10 @@ export class IngestJobs implements JobHandler {
       digest ??= source?.sha256;
       const muxer = isoMuxerFor(info.container);
       const matroska = info.duration === null ? matroskaMuxerFor(info.container) : undefined;
+      let remux = true;
       if (muxer && !isFaststart(await scanFile(staged))) {
         await this.tools.remuxFaststart(staged, remuxed, info.demuxer, muxer, { signal });
         if (!isFaststart(await scanFile(remuxed))) throw new Error("the remuxed file still has its index after the media data");
-        await rename(remuxed, final);
-        await rm(staged, { force: true });
-        digest = undefined;
       } else if (matroska) {
         // A recording's WebM (MediaRecorder) names neither its duration nor its cues: browsers
         // could not seek in it, HLS could not segment it, thumbnails had no end to snap to, and
@@ -150,6 +148,8 @@ export class IngestJobs implements JobHandler {
         found = await this.tools.probe(remuxed, { signal });
         checkLimits(found, this.limits);
         info = found;
+      } else remux = false;
+      if (remux) {
         await rename(remuxed, final);
         await rm(staged, { force: true });
         digest = undefined;

@@ -198,7 +198,7 @@ export class IngestPipeline {
     try {
       processing = await this.library.markProcessing(id, mediaFields(info), { sha256: options.sha256, size });
     } catch (error) {
-      await this.library.abandon(id, stagedFrom);
+      await this.library.abandon(id);
       throw error;
     }
     if (!processing) {

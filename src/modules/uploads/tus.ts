@@ -33,6 +33,7 @@ import { errorFields, logger } from "../../lib/log.ts";
 import type { Server, Upload } from "@tus/server";
 import { PLAYBACK_POLICIES, type DirectUploadRow, type Playback } from "../../db/schema.ts";
 import { HttpError, errorResponse, badRequest, errorBody } from "../../http/errors.ts";
+import { corsHeaders } from "../../http/cors.ts";
 import { absoluteUrl } from "../../http/path.ts";
 import { isDiskFull } from "../../lib/disk-full.ts";
 import { isDatabaseUnavailable } from "../../db/unavailable.ts";
@@ -497,8 +498,7 @@ export class ResumableUploads {
     // With an origin list, tus's CORS headers depend on the request's Origin, which @tus/server
     // 2.x does not say: a cache must not give one origin's answer to another (as corsHeaders does
     // for every other route).
-    const origins = this.options.corsOrigins ?? ["*"];
-    if (origins.length > 0 && !origins.includes("*")) varyOnOrigin(headers);
+    if (corsHeaders(this.options.corsOrigins ?? ["*"], null)?.vary) varyOnOrigin(headers);
     const lastSegment = (path: string) => path.slice(path.lastIndexOf("/") + 1);
     const uploadId = request.method === "POST" ? this.creating.get(request) : lastSegment(new URL(request.url).pathname);
     // Bytes stored by this request (an append, or a creation-with-upload).

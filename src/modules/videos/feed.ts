@@ -141,11 +141,8 @@ export function feedResponse(feed: LibraryFeed, request: Request, bounds: EventS
       const write = (text: string) => {
         if (closed) return;
         try {
-          if (enqueueEvent(controller, encoder.encode(text))) return;
-          // A client that does not read: the backlog is dropped, the stream ends.
-          closed = true;
-          unsubscribe();
-          clearInterval(ping);
+          // A client that does not read: the backlog is dropped (the stream errored), and it ends.
+          if (!enqueueEvent(controller, encoder.encode(text))) close();
         } catch {
           close();
         }
