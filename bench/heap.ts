@@ -13,7 +13,8 @@
  *   stream        after 2,000 stream answers (probes, 64 KiB ranges, 304s)
  *   slow-stream   1,000 slow readers (bench/lib/slow-readers.ts, 2 Mbit/s) with only the stream
  *                 route used so far: what a WORKERS child behind a balancer that sends it video
- *                 traffic holds. Peak RSS from VmHWM (reset at the start) and 100 ms samples.
+ *                 traffic holds. Peak RSS from VmHWM (reset at the start) and 100 ms samples;
+ *                 flat as in the bench's slow-reader table (bench/lib/rss.ts rssTrend).
  *   other         after one of every other kind of request the bench makes (GET /api/videos,
  *                 a token mint, /metrics, /ready, /openapi.json, a missing static file, a watch page)
  *   slow-all      1,000 slow readers again: the bench's own case (its checks touch the API
@@ -31,7 +32,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { resetHwm, treeHwm } from "./lib/rss.ts";
+import { RssSampler, resetHwm, rssTrend, treeHwm } from "./lib/rss.ts";
 import { CACHE_DIR, CLIENT_CORE, LOOPBACK, REPO_ROOT, SERVER_CORE, freePort, spoolEntry, pinned, run, sleep, spawnTracked, stopTracked, waitForHttp } from "./lib/util.ts";
 
 const args = new Map(process.argv.slice(2).map((a) => [a.replace(/=.*/, ""), a.includes("=") ? a.slice(a.indexOf("=") + 1) : "1"]));
@@ -101,9 +102,9 @@ interface Snapshot {
   gaps: { ticks: number; p50: number; p99: number; max: number; over10: number; over20: number };
   topTypes: Record<string, number>;
 }
-const rows: { phase: string; snap: Snapshot; peak?: number; served?: string }[] = [];
+const rows: { phase: string; snap: Snapshot; peak?: number; served?: string; trend?: string }[] = [];
 
-async function snapshot(phase: string, extra: { peak?: number; served?: string } = {}): Promise<void> {
+async function snapshot(phase: string, extra: { peak?: number; served?: string; trend?: string } = {}): Promise<void> {
   rmSync(out, { force: true });
   process.kill(pid, "SIGUSR2");
   for (let i = 0; i < 100 && !existsSync(out); i++) await sleep(50);
@@ -127,24 +128,21 @@ async function streamLoad(n: number): Promise<void> {
   }
 }
 
-async function slowReaders(): Promise<{ peak: number; served: string }> {
+async function slowReaders(): Promise<{ peak: number; served: string; trend: string }> {
   const tree = [pid];
   resetHwm(tree);
-  let peak = 0;
-  const sampler = setInterval(() => {
-    try {
-      const kb = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
-      peak = Math.max(peak, kb * 1024);
-    } catch {}
-  }, 100);
+  // The process measured and its descendants (--child: the child's, not the primary beside it).
+  const sampler = new RssSampler(pid, 100);
+  sampler.start();
   // --child: every reader on the child (connections the kernel gives the primary are made again).
   const spec = { host: LOOPBACK, port, path: `/api/stream/${id}`, fileSize: size, n: readers, rateBps: 250_000, seconds, seed: 42, ...(childMode ? { onlyPid: pid } : {}) };
   const r = await run(pinned(CLIENT_CORE, [BUN, resolve(REPO_ROOT, "bench/lib/slow-readers.ts"), JSON.stringify(spec)]), { timeoutMs: (seconds + 40) * 1000, name: "slow" });
-  clearInterval(sampler);
+  const samples = sampler.stop();
   const line = r.stdout.split("\n").find((l) => l.startsWith("@@SLOWJSON "));
   const res = line ? (JSON.parse(line.slice(11)) as { connected: number; n: number; statuses: Record<string, number> }) : undefined;
-  peak = Math.max(peak, treeHwm(tree) ?? 0);
-  return { peak, served: res ? `${res.connected}/${res.n} ${JSON.stringify(res.statuses)}` : `failed: ${r.stderr.slice(-300)}` };
+  const peak = Math.max(...samples.map((s) => s.rss), treeHwm(tree) ?? 0);
+  const { mid, last, flat } = rssTrend(samples);
+  return { peak, served: res ? `${res.connected}/${res.n} ${JSON.stringify(res.statuses)}` : `failed: ${r.stderr.slice(-300)}`, trend: `${mib(mid)} → ${mib(last)}, ${flat ? "flat" : "**growing**"}` };
 }
 
 async function otherRoutes(): Promise<void> {
@@ -206,12 +204,12 @@ try {
 
 if (args.has("--json")) console.log(JSON.stringify(rows, null, 2));
 console.log(`\nSpool heap probe${childMode ? " (the WORKERS child)" : ""}: MEMORY_CACHE_BYTES=${tier}${smol ? ", --smol" : ""}, ${readers} slow readers x ${seconds} s, ${mainVideo.split("/").pop()}\n`);
-console.log("| phase | RSS MiB | anon / file MiB | peak RSS MiB | RSS after full GC | live heap MiB | objects | modules (src) | full GC ms | loop stalls p99 / max ms, >10 ms | readers |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-for (const { phase, snap, peak, served } of rows) {
+console.log("| phase | RSS MiB | anon / file MiB | peak RSS MiB | RSS 2nd → last quarter MiB | RSS after full GC | live heap MiB | objects | modules (src) | full GC ms | loop stalls p99 / max ms, >10 ms | readers |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+for (const { phase, snap, peak, served, trend } of rows) {
   const g = snap.gaps;
   console.log(
-    `| ${phase} | ${mib(snap.rss)} | ${mib(snap.anon)} / ${mib(snap.file)} | ${peak ? mib(peak) : "–"} | ${mib(snap.rssAfterGc)} | ${mib(snap.heap)} | ${snap.objects} | ${snap.modules} (${snap.byPackage.src ?? 0}) | ${snap.fullGcMs.toFixed(1)} | ${g.p99.toFixed(1)} / ${g.max.toFixed(1)}, ${g.over10} | ${served ?? ""} |`,
+    `| ${phase} | ${mib(snap.rss)} | ${mib(snap.anon)} / ${mib(snap.file)} | ${peak ? mib(peak) : "–"} | ${trend ?? "–"} | ${mib(snap.rssAfterGc)} | ${mib(snap.heap)} | ${snap.objects} | ${snap.modules} (${snap.byPackage.src ?? 0}) | ${snap.fullGcMs.toFixed(1)} | ${g.p99.toFixed(1)} / ${g.max.toFixed(1)}, ${g.over10} | ${served ?? ""} |`,
   );
 }
 const last = rows.at(-1)!.snap;

@@ -21,7 +21,7 @@ import { machineInfo } from "./lib/machine.ts";
 import { FILM_RECIPES, ensureFilm, ensureLibrary, ensureMainVideo, ensureSweep, freeBytes, type FilmVideo, type LibraryVideo, type MediaFile } from "./lib/media.ts";
 import { MIX_HEAD_BYTES, MIX_ZIPF_S, buildMix, mixByteBounds, topShare, writeMix, writePaths, type MixRequest } from "./lib/player-mix.ts";
 import { tierBytesOf, writeReports, type MixInfo, type SlowCell, type TierDelta, type SuiteResult, type TargetSummary, type WorkloadResult } from "./lib/report.ts";
-import { NoiseMeter, RssSampler, resetHwm, treeHwm, treeRss, waitIdle, type RssSample } from "./lib/rss.ts";
+import { NoiseMeter, RssSampler, resetHwm, rssTrend, treeHwm, treeRss, waitIdle, type RssSample } from "./lib/rss.ts";
 import { runSoak } from "./lib/soak.ts";
 import type { SlowResult, SlowSpec } from "./lib/slow-readers.ts";
 import {
@@ -867,15 +867,7 @@ function summarizeSlow(samples: RssSample[], baseline: number, hwm: number | nul
   const highest = samples.reduce<RssSample | undefined>((m, s) => (m && m.rss >= s.rss ? m : s), undefined);
   const peakSample = highest?.rss ?? 0;
   const peakRss = Math.max(peakSample, hwm ?? 0);
-  const end = samples.at(-1)?.t ?? 0;
-  const window = (a: number, b: number) => {
-    const xs = samples.filter((s) => s.t >= a * end && s.t <= b * end).map((s) => s.rss);
-    return xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : NaN;
-  };
-  const mid = window(0.25, 0.5);
-  const last = window(0.75, 1);
-  const growth = last - mid;
-  const flat = Number.isFinite(growth) ? growth <= Math.max(10 * 2 ** 20, 0.1 * mid) : false;
+  const { mid, last, flat } = rssTrend(samples);
   const step = Math.max(1, Math.floor(samples.length / 60));
   return {
     peakRss,

@@ -123,6 +123,23 @@ export interface RssSample {
   split?: RssSplit;
 }
 
+/**
+ * Whether RSS stayed flat over a run: the mean of its last quarter against that of its second
+ * (the first is start-up: connections being made, caches filling), allowing 10 MiB or 10%.
+ * The slow-reader table's rule (bench/run.ts) and bench/heap.ts's.
+ */
+export function rssTrend(samples: RssSample[]): { mid: number; last: number; flat: boolean } {
+  const end = samples.at(-1)?.t ?? 0;
+  const window = (a: number, b: number) => {
+    const xs = samples.filter((s) => s.t >= a * end && s.t <= b * end).map((s) => s.rss);
+    return xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : NaN;
+  };
+  const mid = window(0.25, 0.5);
+  const last = window(0.75, 1);
+  const growth = last - mid;
+  return { mid, last, flat: Number.isFinite(growth) ? growth <= Math.max(10 * 2 ** 20, 0.1 * mid) : false };
+}
+
 export class RssSampler {
   readonly samples: RssSample[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
