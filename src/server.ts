@@ -20,9 +20,10 @@ import { gauge } from "./metrics/metrics.ts";
 import { nativeRoutes } from "./native-routes.ts";
 import { OrphanSweeper, bucketOrphans } from "./storage/orphans.ts";
 import { libraryOwnership } from "./library/ownership.ts";
+import { DEMO_VIDEO_ID } from "./library/ids.ts";
 import type { App } from "./web.ts";
 
-export const DEMO_VIDEO_ID = "demo";
+export { DEMO_VIDEO_ID };
 
 export interface RunningSpool {
   url: string;

@@ -5,6 +5,9 @@ export function newVideoId(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
 }
 
+/** The demo's id: seeded into every library a server starts on (unless SEED_DEMO=0), with the same files. */
+export const DEMO_VIDEO_ID = "demo";
+
 /** Generated ids are 22 characters; short fixed ids (the demo's) are allowed too. */
 export const VIDEO_ID_PATTERN = /^[A-Za-z0-9_-]{4,64}$/;
 

@@ -8,14 +8,19 @@
  * Each database has an id (the `library` table, made by its migration) and the media carry the
  * id of the library they belong to (`library-id`, in DATA_DIR or at the top of the bucket). The
  * sweep deletes only when the two agree. A store without the marker is claimed (the marker is
- * written) by a database that already held videos when its id was made (an upgrade from before
- * markers) or when nothing in the store is foreign to it (a new library, or one whose store
- * holds only its own videos); otherwise nothing is deleted and the log says why, once.
+ * written) when nothing in the store is foreign to the database (a new library, or one whose
+ * store holds only its own videos), or by a database that already held videos when its id was
+ * made (an upgrade from before markers) and finds some of them in the store: not the demo
+ * alone, which every database a server started on holds, with the same files under the same id
+ * (a PostgreSQL once tried on an existing DATA_DIR held only that, and would otherwise have
+ * claimed the SQLite library's media at the upgrade and deleted them all). Otherwise nothing is
+ * deleted and the log says why, once.
  */
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { logger } from "../lib/log.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import { DEMO_VIDEO_ID } from "./ids.ts";
 import type { LibraryIdentity, VideoLibrary } from "./videos.ts";
 
 export const LIBRARY_MARKER_KEY = "library-id";
@@ -44,9 +49,10 @@ export class StorageOwnership {
 
   /**
    * Whether the sweep may delete the files of `unowned` (the ids in the store whose videos own no
-   * files, whatever their age). Decides, and claims the store, the first time it can.
+   * files, whatever their age); `owned` are the ids in the store whose videos this database has.
+   * Decides, and claims the store, the first time it can.
    */
-  async mayDelete(unowned: readonly string[]): Promise<boolean> {
+  async mayDelete(unowned: readonly string[], owned: readonly string[] = []): Promise<boolean> {
     if (this.owned) return true;
     const library = await this.identity();
     const marker = await this.readMarker();
@@ -56,8 +62,10 @@ export class StorageOwnership {
       return false;
     }
     const foreign: string[] = [];
-    if (!library.hadVideos) for (const id of unowned) if (!(await this.hasRow(id))) foreign.push(id);
-    if (foreign.length > 0) {
+    for (const id of unowned) if (!(await this.hasRow(id))) foreign.push(id);
+    // An upgraded library's store holds its videos (and maybe orphans of its own, theirs to sweep).
+    const upgrade = library.hadVideos && owned.some((id) => id !== DEMO_VIDEO_ID);
+    if (foreign.length > 0 && !upgrade) {
       this.say(
         `${this.where} holds the files of ${foreign.length} video(s) this database has never known (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}): is DATABASE_URL the database of these media? They are kept, never swept as orphans. If they are leftovers to delete, write "${library.id}" to ${LIBRARY_MARKER_KEY} there`,
       );

@@ -55,12 +55,13 @@ export function bucketOrphans(store: ObjectStore): OrphanSource {
 
 /**
  * Asked before anything is deleted: whether the store belongs to this database's library at all
- * (src/library/ownership.ts). Until it has said yes, a pass looks at every unowned video, young
- * or old, so that it can tell a store of another library from a few orphans.
+ * (src/library/ownership.ts). Until it has said yes, a pass looks at every video in the store,
+ * young or old, so that it can tell a store of another library from a few orphans: `unowned`
+ * are the ids whose videos own no files, `owned` those whose videos do.
  */
 export interface OrphanGuard {
   readonly confirmed: boolean;
-  mayDelete(unowned: readonly string[]): Promise<boolean>;
+  mayDelete(unowned: readonly string[], owned: readonly string[]): Promise<boolean>;
 }
 
 export class OrphanSweeper {
@@ -109,12 +110,17 @@ export class OrphanSweeper {
     const removed: string[] = [];
     const undecided = this.guard !== undefined && !this.guard.confirmed;
     const unowned: { id: string; young: boolean }[] = [];
+    const owned: string[] = [];
     for await (const [id, at] of this.source.videos()) {
       const young = now - at < this.graceMs;
-      if ((young && !undecided) || (await this.known(id))) continue;
+      if (young && !undecided) continue;
+      if (await this.known(id)) {
+        if (undecided) owned.push(id);
+        continue;
+      }
       unowned.push({ id, young });
     }
-    if (this.guard && !(await this.guard.mayDelete(unowned.map((u) => u.id)))) return removed;
+    if (this.guard && !(await this.guard.mayDelete(unowned.map((u) => u.id), owned))) return removed;
     for (const { id, young } of unowned) {
       if (young) continue;
       const count = await this.source.remove(id);

@@ -58,7 +58,7 @@ for (const kind of ["local", "s3"] as const) {
       roots.push(root);
       const dataDir = join(root, "data");
       const storage: StorageConfig = kind === "s3" ? await testBucketStorage(dataDir) : defaultStorageConfig(dataDir);
-      const start = (databaseUrl: string) => startTestSpool({ dataDir, storage, databaseUrl, seedDemo: false, jobKinds: ["ingest"] });
+      const start = (databaseUrl: string, seedDemo = false) => startTestSpool({ dataDir, storage, databaseUrl, seedDemo, jobKinds: ["ingest"] });
       return { start, first: await databaseFor(dataDir), second: await databaseFor(join(root, "another-database")) };
     }
 
@@ -132,6 +132,50 @@ for (const kind of ["local", "s3"] as const) {
       spool = await start(first);
       try {
         const orphan = "PPPPPPPPPPPPPPPPPPPPPP";
+        await plantOrphan(spool, orphan);
+        expect(await sweepNow(spool)).toEqual([orphan]);
+        expect(await marker(spool)).toBe((await spool.ctx.library.identity()).id);
+        expect(await hasFiles(spool, video.id)).toBe(true);
+      } finally {
+        await spool.stop();
+      }
+    }, 60_000);
+
+    test("media from before markers: another database from before markers, which only ever held the demo (a PostgreSQL tried on the same DATA_DIR), claims nothing and deletes nothing; the library's own database still does", async () => {
+      const { start, first, second } = await servers();
+      // Both databases from before markers: their migration found videos (the demo, at least).
+      const asUpgraded = async (spool: TestSpool) => {
+        await spool.ctx.library.db.update(spool.ctx.library.handle.tables.library).set({ hadVideos: true });
+        await spool.ctx.store.delete(LIBRARY_MARKER_KEY);
+      };
+      let spool = await start(first, true);
+      let video: VideoJson;
+      try {
+        video = await upload(spool);
+        await asUpgraded(spool);
+      } finally {
+        await spool.stop();
+      }
+
+      // The other database seeds its own demo (the same files, under the same id) into this store.
+      spool = await start(second, true);
+      try {
+        expect((await spool.ctx.library.get("demo"))?.status).toBe("ready");
+        await asUpgraded(spool);
+        const logged = await withCapturedLogs(async (lines) => {
+          expect(await sweepNow(spool)).toEqual([]);
+          return lines().map((l) => String(l.msg));
+        });
+        expect(logged.filter((m) => m.includes("this database has never known") && m.includes(video.id))).toHaveLength(1);
+        expect(await hasFiles(spool, video.id)).toBe(true);
+        expect(await marker(spool)).toBeNull();
+      } finally {
+        await spool.stop();
+      }
+
+      spool = await start(first);
+      try {
+        const orphan = "QQQQQQQQQQQQQQQQQQQQQQ";
         await plantOrphan(spool, orphan);
         expect(await sweepNow(spool)).toEqual([orphan]);
         expect(await marker(spool)).toBe((await spool.ctx.library.identity()).id);
