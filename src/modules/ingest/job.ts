@@ -65,6 +65,8 @@ export class IngestJobs implements JobHandler {
   readonly maxAttempts: number;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
+  /** Videos seen `processing` without a job by the last sweep (queued if still so). */
+  private suspects = new Set<string>();
   constructor(
     private readonly library: VideoLibrary,
     private readonly tools: MediaTools,
@@ -200,11 +202,17 @@ export class IngestJobs implements JobHandler {
 
   /** `processing` videos without an ingest job (a crash between accepting and queueing). */
   async sweep(): Promise<void> {
-    // A sweep that falls between accepting and queueing queues the job itself: the accept's own
-    // enqueue then finds it (one active job per video), and the job probes the bytes again.
+    // Seen twice, a sweep interval apart: accepting marks the video `processing`, then queues its
+    // job, and a job queued by a sweep in between would take the place of the accept's (one active
+    // job per video), without its payload: its hash, its probe, and `shared: false`, without
+    // which a worker elsewhere fails the video as lost instead of waiting for its bytes.
+    const suspects = new Set<string>();
     for (const id of await this.library.idsWithStatus("processing")) {
-      if (!(await this.queue.hasActive(id, "ingest"))) await this.queue.enqueue("ingest", id);
+      if (await this.queue.hasActive(id, "ingest")) continue;
+      if (this.suspects.has(id)) await this.queue.enqueue("ingest", id);
+      else suspects.add(id);
     }
+    this.suspects = suspects;
   }
 }
 

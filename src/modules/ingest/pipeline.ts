@@ -207,7 +207,7 @@ export class IngestPipeline {
       throw notFound(`Video ${id} was deleted during its upload`);
     }
     // A crash between these two writes leaves a `processing` video without a job: the ingest
-    // handler's sweep queues it.
+    // handler's sweep queues it, once two sweeps have found it so (not a sweep in between).
     await this.queue.enqueue("ingest", id, { sha256: options.sha256, info, ...(shared === false ? { shared } : {}) } satisfies IngestPayload);
     this.queued();
     return processing;
