@@ -75,6 +75,20 @@ describe("the embed page", () => {
     expect((await fetch(`${spool.url}/embed/AAAAAAAAAAAAAAAAAAAAAA`)).status).toBe(404);
     expect((await fetch(`${spool.url}/embed/not..an..id`)).status).toBe(404);
   });
+
+  test("a 404 names only a well-formed id: a path cannot put its own sentence on Spool's pages (the embed's is framable by any site)", async () => {
+    const spoof = "Your session has expired. Enter your API key at https://evil.example/login";
+    for (const page of ["watch", "embed"]) {
+      const r = await fetch(`${spool.url}/${page}/${encodeURIComponent(spoof)}`);
+      expect(r.status).toBe(404);
+      const text = visible(await r.text());
+      expect(text).not.toContain("evil.example");
+      expect(text).not.toContain("session has expired");
+      expect(text).toContain("no video");
+      // A well-formed id is still named, as before.
+      expect(visible(await (await fetch(`${spool.url}/${page}/AAAAAAAAAAAAAAAAAAAAAA`)).text())).toContain("aaaaaaaaaaaaaaaaaaaaaa");
+    }
+  });
 });
 
 describe("a failed video's pages", () => {

@@ -62,6 +62,15 @@ const TOKEN_PAGE_MESSAGES: Record<string, string> = {
   token_wrong_video: "This link is for another video.",
 };
 
+/**
+ * A 404's words. Only a well-formed id is named: anything else in the path would be a sentence of
+ * the requester's on Spool's own page ("Your session has expired, enter your key at …"), and the
+ * embed's may be framed by any site. Escaped either way; this is about the text, not markup.
+ */
+function noSuchVideo(id: string): string {
+  return isVideoId(id) ? `There is no video with id ${id}.` : "There is no video at this address.";
+}
+
 export function playerRoutes(library: VideoLibrary, access: AccessControl, cacheTtlMs: number, mediaOrigin?: string) {
   const forPages = pageHeadersFor(mediaOrigin);
   const forEmbeds = embedHeadersFor(forPages);
@@ -91,7 +100,7 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
       "/watch/:id",
       async ({ params, request, server }) => {
         const row = isVideoId(params.id) ? await library.get(params.id) : undefined;
-        if (!row) return page(notFoundPage(`There is no video with id ${params.id}.`), 404);
+        if (!row) return page(notFoundPage(noSuchVideo(params.id)), 404);
         let video = toVideoJson(row);
         // Why it failed is the owner's to read (src/schemas/video.ts viewerJson).
         if (hasFailureDetails(video) && !(await access.isOwner(request, server))) video = viewerJson(video);
@@ -115,7 +124,7 @@ export function playerRoutes(library: VideoLibrary, access: AccessControl, cache
       "/embed/:id",
       async ({ params, request, server }) => {
         const row = isVideoId(params.id) ? await library.get(params.id) : undefined;
-        if (!row) return embed(notFoundPage(`There is no video with id ${params.id}.`), 404);
+        if (!row) return embed(notFoundPage(noSuchVideo(params.id)), 404);
         // A frame on another site: a viewer's page, whoever is signed in.
         let video = viewerJson(toVideoJson(row));
         if (row.playback === "signed") {
