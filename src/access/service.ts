@@ -92,10 +92,23 @@ export class AccessControl {
    * client's address is looked up only when someone has failed lately, or this one fails.
    */
   checkKey(key: string, request: Request, server: PeerSource): boolean {
-    if (!this.failures.empty) this.throwIfBlocked(this.client(request, server));
+    if (!this.failures.empty) this.throwIfBlocked(this.failureCount(request, server));
     if (matchesDigest(key, this.keyDigest)) return true;
-    this.recordFailure(this.client(request, server));
+    this.recordFailure(this.failureCount(request, server));
     return false;
+  }
+
+  /**
+   * What a wrong key counts against: the client, and apart from it that client's requests from
+   * another site's pages (an Origin that is not ours). Any site can make its visitors' browsers
+   * send wrong keys (CORS lets other sites call the API with a key); counted together, ten such
+   * requests locked the visitor's address out of the key and of signing in on Spool's own page.
+   * A guesser who sets Origin itself gets the two counts: twenty keys a minute, not ten.
+   */
+  private failureCount(request: Request, server: PeerSource): string {
+    const client = this.client(request, server);
+    const origin = request.headers.get("origin");
+    return origin === null || origin.toLowerCase() === this.ownOrigin(request) ? client : `${client} from other sites`;
   }
 
   /**

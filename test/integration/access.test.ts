@@ -252,6 +252,23 @@ describe("the failure limit", () => {
   });
 });
 
+describe("the failure limit and other sites' pages", () => {
+  test("wrong keys sent from another site's page count apart: they lock out neither the client's key nor signing in on Spool's own page, only more keys from other sites", async () => {
+    const client = { "x-forwarded-for": "203.0.113.81" };
+    // What any page can make its visitor's browser send (CORS allows Authorization from other sites).
+    const foreign = { ...client, origin: "https://evil.example", authorization: "Bearer wrong-key-wrong-key" };
+    for (let i = 0; i < 12; i++) expect((await fetch(`${spool.url}/api/videos`, { headers: foreign })).status).toBe(i < 10 ? 401 : 429);
+    await expectError(await fetch(`${spool.url}/api/videos`, { headers: { ...client, origin: "https://other.example", ...AUTH } }), 429, "too_many_attempts");
+    // The same address without a foreign Origin (a script, the CLI) and Spool's own sign-in page.
+    expect((await fetch(`${spool.url}/api/videos`, { headers: { ...client, ...AUTH } })).status).toBe(200);
+    const signIn = await fetch(`${spool.url}/api/session`, { method: "POST", headers: { ...client, origin: spool.url, "content-type": "application/json" }, body: JSON.stringify({ key: TEST_API_KEY }) });
+    expect(signIn.status).toBe(204);
+    // Those have their own count: ten wrong keys without an Origin block them in turn.
+    for (let i = 0; i < 10; i++) await fetch(`${spool.url}/api/videos`, { headers: { ...client, authorization: "Bearer wrong-key-wrong-key" } });
+    await expectError(await fetch(`${spool.url}/api/videos`, { headers: { ...client, ...AUTH } }), 429, "too_many_attempts");
+  });
+});
+
 describe("the failure limit and sessions", () => {
   test("stale session cookies are not guesses: twenty of them lock no one out, and a valid session passes even from a blocked address", async () => {
     const client = { "x-forwarded-for": "203.0.113.90" };
