@@ -66,6 +66,22 @@ describe("POST /api/videos", () => {
     expect((await waitUntilSettled(created.id)).title).toBe("Late title");
   });
 
+  test("a file name in UTF-8, as browsers send it: kept as sent, and the title made from it", async () => {
+    // Browsers (and curl -F) put the name's UTF-8 bytes in the header as they are; busboy 1.6
+    // reads header parameters as Latin-1 unless told otherwise ("cafÃ©").
+    const boundary = "utf8boundary";
+    const name = "café – 日本.mp4";
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: video/mp4\r\n\r\n`, "utf8"),
+      bytes,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body, headers: { ...AUTH, "content-type": `multipart/form-data; boundary=${boundary}` } });
+    expect(r.status).toBe(201);
+    const created = (await r.json()) as Video & { originalFilename: string };
+    expect([created.originalFilename, created.title]).toEqual([name, "café – 日本"]);
+  });
+
   test("no file field: 400", async () => {
     const before = await listIds();
     const r = await fetch(`${spool.url}/api/videos`, { method: "POST", body: form(undefined, "", "nothing"), headers: AUTH });

@@ -46,6 +46,9 @@ export async function receiveUpload(request: Request, library: VideoLibrary, ing
   try {
     parser = busboy({
       headers: { "content-type": type },
+      // Browsers and curl send a file name's UTF-8 bytes as they are (HTML's form-data
+      // encoding); busboy 1.6 would read them as Latin-1 ("café" became "cafÃ©").
+      defParamCharset: "utf8",
       limits: { files: 1, fileSize: maxBytes, fields: 4, fieldSize: 4096, parts: 8 },
     });
   } catch {
