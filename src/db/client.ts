@@ -14,7 +14,7 @@
  */
 import { Database } from "bun:sqlite";
 import { SQL } from "bun";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { MIGRATIONS_DIR } from "../paths.ts";
 import { drizzle as drizzleSqlite, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
@@ -147,6 +147,7 @@ function openSqlite(url: string): SpoolDb {
     sqlite.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = ${SQLITE_BUSY_MS}; PRAGMA foreign_keys = ON;`);
     db = drizzleSqlite({ client: sqlite });
     migrateSqlite(db, { migrationsFolder: join(MIGRATIONS_DIR, "sqlite") });
+    refuseNewerSchema(sqlite.query<{ at: number | null }, []>("SELECT max(created_at) AS at FROM __drizzle_migrations").get()?.at ?? null, "sqlite", `the SQLite database ${path ?? ":memory:"}`);
     // Refused at start rather than found by the first upload (and by a worker every second).
     sqliteWritable(sqlite, SQLITE_BUSY_MS);
   } catch (error) {
@@ -201,6 +202,8 @@ async function openPostgres(url: string, queryTimeoutMs: number, poolSize: numbe
     // On the locking connection itself: one more from the pool may be refused (max_connections
     // reached), and a start waiting for it while holding the lock held up every other server's.
     await migratePg(drizzlePg({ client: lock }), { migrationsFolder: join(MIGRATIONS_DIR, "pg") });
+    const [applied] = (await lock`SELECT max(created_at) AS at FROM drizzle.__drizzle_migrations`) as { at: string | number | null }[];
+    refuseNewerSchema(applied?.at == null ? null : Number(applied.at), "pg", `the PostgreSQL database at ${redactUrl(url)}`);
   } catch (error) {
     failure = { error };
   } finally {
@@ -208,6 +211,10 @@ async function openPostgres(url: string, queryTimeoutMs: number, poolSize: numbe
     lock.release();
   }
   if (failure) {
+    if (failure.error instanceof StartupError) {
+      await client.close({ timeout: 0 }).catch(() => {});
+      throw failure.error;
+    }
     // One line at start-up (too many clients, no right to create tables...), not a stack trace.
     await client.close({ timeout: 0 }).catch(() => {});
     throw unreachable(url, failure.error, "cannot prepare the tables in PostgreSQL at");
@@ -275,6 +282,23 @@ async function openPostgres(url: string, queryTimeoutMs: number, poolSize: numbe
  * line naming DATABASE_URL and where it points, instead of Bun's bare "PostgresError: Failed to
  * connect", which says neither. The password is left out, from the reason too.
  */
+/**
+ * Drizzle's migrator applies the migrations newer than the database's last one and says nothing
+ * of a database whose last one is newer than any it knows: a newer Spool's, started on by an
+ * older one (a rollback). Its tables may have changed under the queries of this one (a column it
+ * does not fill, a state it does not know), so it is refused at start with what to do instead.
+ */
+function refuseNewerSchema(applied: number | null, dialect: "sqlite" | "pg", what: string): void {
+  const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, dialect, "meta", "_journal.json"), "utf8")) as { entries: { when: number }[] };
+  const known = Math.max(...journal.entries.map((entry) => entry.when));
+  if (applied === null || !(applied > known)) return;
+  const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  throw new StartupError(
+    `DATABASE_URL: ${what} was migrated by a newer Spool (its schema is of ${day(applied)}, this Spool's of ${day(known)}): run that Spool or a newer one on it, or restore the database from before the upgrade`,
+    2,
+  );
+}
+
 function unreachable(url: string, error: unknown, what = "cannot connect to PostgreSQL at"): StartupError {
   const parsed = URL.parse(url);
   const socket = parsed?.searchParams.get("host");

@@ -213,6 +213,34 @@ test("PostgreSQL: a database that held videos before the library migration is ma
   expect(identities[0]!.id).not.toBe(identities[1]!.id);
 }, 30_000);
 
+test("a database a newer Spool migrated (a migration this one does not know) is refused at start with what to do, on both; the data stays as it was", async () => {
+  const newest = async (dialect: "sqlite" | "pg") =>
+    Math.max(...(JSON.parse(await readFile(join(MIGRATIONS_DIR, dialect, "meta", "_journal.json"), "utf8")) as { entries: { when: number }[] }).entries.map((e) => e.when));
+  // A day after this Spool's newest migration, as a later release would add.
+  const later = { sqlite: (await newest("sqlite")) + 86_400_000, pg: (await newest("pg")) + 86_400_000 };
+  const sqliteUrl = `file:${join(dir, "newer.db")}`;
+  const pgUrl = await pg.createDatabase();
+  for (const url of [sqliteUrl, pgUrl]) {
+    const handle = await openDatabase(url);
+    if (handle.dialect === "sqlite") handle.sqlite!.run("INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('later', ?)", [later.sqlite]);
+    else await handle.pg!`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('later', ${later.pg})`;
+    await handle.close();
+  }
+  for (const [url, day] of [[sqliteUrl, later.sqlite], [pgUrl, later.pg]] as const) {
+    const refused = await openDatabase(url).then(
+      async (handle) => (await handle.close(), null),
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ name: "StartupError", exitCode: 2 });
+    expect((refused as Error).message).toContain(`was migrated by a newer Spool (its schema is of ${new Date(day).toISOString().slice(0, 10)}`);
+    expect((refused as Error).message).toContain("restore the database from before the upgrade");
+  }
+  // Nothing was applied or undone: the newer migration's row is still the last.
+  const sqlite = new (await import("bun:sqlite")).Database(join(dir, "newer.db"));
+  expect(sqlite.query("SELECT hash FROM __drizzle_migrations ORDER BY created_at DESC LIMIT 1").get()).toEqual({ hash: "later" });
+  sqlite.close();
+}, 30_000);
+
 test("a direct upload URL used before the settled marker's migration counts as settled after it (a repeat is told about its upload, not 423); an unused one stays unused", async () => {
   const usedAt = new Date(Date.UTC(2026, 11, 1, 9, 30, 0, 456));
   /** The committed migrations of `dialect` up to the one before the marker's, as an older Spool left them. */
