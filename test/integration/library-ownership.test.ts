@@ -51,6 +51,31 @@ async function plantOrphan(spool: TestSpool, id: string): Promise<void> {
   await spool.ctx.store.putFile(videoKeys.poster(id), path);
 }
 
+/** As a database from before markers that held videos when it was upgraded, on a store with no marker yet. */
+async function asUpgraded(spool: TestSpool): Promise<void> {
+  await spool.ctx.library.db.update(spool.ctx.library.handle.tables.library).set({ hadVideos: true });
+  await spool.ctx.store.delete(LIBRARY_MARKER_KEY);
+}
+
+/** A sweep that deletes nothing, leaves the store unclaimed and says once that it never knew `video`. */
+async function expectUnclaimed(spool: TestSpool, video: string): Promise<void> {
+  const logged = await withCapturedLogs(async (lines) => {
+    expect(await sweepNow(spool)).toEqual([]);
+    return lines().map((l) => String(l.msg));
+  });
+  expect(logged.filter((m) => m.includes("this database has never known") && m.includes(video))).toHaveLength(1);
+  expect(await hasFiles(spool, video)).toBe(true);
+  expect(await marker(spool)).toBeNull();
+}
+
+/** A sweep that claims the store for the server's library and deletes a planted orphan, and only it. */
+async function expectClaimsAndSweeps(spool: TestSpool, video: string, orphan: string): Promise<void> {
+  await plantOrphan(spool, orphan);
+  expect(await sweepNow(spool)).toEqual([orphan]);
+  expect(await marker(spool)).toBe((await spool.ctx.library.identity()).id);
+  expect(await hasFiles(spool, video)).toBe(true);
+}
+
 for (const kind of ["local", "s3"] as const) {
   describe(`${kind} storage`, () => {
     async function servers() {
@@ -109,33 +134,21 @@ for (const kind of ["local", "s3"] as const) {
       let video: VideoJson;
       try {
         video = await upload(spool);
-        // As an upgraded database: it held videos when its library row was made, and the store has no marker yet.
-        await spool.ctx.library.db.update(spool.ctx.library.handle.tables.library).set({ hadVideos: true });
-        await spool.ctx.store.delete(LIBRARY_MARKER_KEY);
+        await asUpgraded(spool);
       } finally {
         await spool.stop();
       }
 
       spool = await start(second);
       try {
-        const logged = await withCapturedLogs(async (lines) => {
-          expect(await sweepNow(spool)).toEqual([]);
-          return lines().map((l) => String(l.msg));
-        });
-        expect(logged.filter((m) => m.includes("this database has never known") && m.includes(video.id))).toHaveLength(1);
-        expect(await hasFiles(spool, video.id)).toBe(true);
-        expect(await marker(spool)).toBeNull();
+        await expectUnclaimed(spool, video.id);
       } finally {
         await spool.stop();
       }
 
       spool = await start(first);
       try {
-        const orphan = "PPPPPPPPPPPPPPPPPPPPPP";
-        await plantOrphan(spool, orphan);
-        expect(await sweepNow(spool)).toEqual([orphan]);
-        expect(await marker(spool)).toBe((await spool.ctx.library.identity()).id);
-        expect(await hasFiles(spool, video.id)).toBe(true);
+        await expectClaimsAndSweeps(spool, video.id, "PPPPPPPPPPPPPPPPPPPPPP");
       } finally {
         await spool.stop();
       }
@@ -144,10 +157,6 @@ for (const kind of ["local", "s3"] as const) {
     test("media from before markers: another database from before markers, which only ever held the demo (a PostgreSQL tried on the same DATA_DIR), claims nothing and deletes nothing; the library's own database still does", async () => {
       const { start, first, second } = await servers();
       // Both databases from before markers: their migration found videos (the demo, at least).
-      const asUpgraded = async (spool: TestSpool) => {
-        await spool.ctx.library.db.update(spool.ctx.library.handle.tables.library).set({ hadVideos: true });
-        await spool.ctx.store.delete(LIBRARY_MARKER_KEY);
-      };
       let spool = await start(first, true);
       let video: VideoJson;
       try {
@@ -162,24 +171,14 @@ for (const kind of ["local", "s3"] as const) {
       try {
         expect((await spool.ctx.library.get("demo"))?.status).toBe("ready");
         await asUpgraded(spool);
-        const logged = await withCapturedLogs(async (lines) => {
-          expect(await sweepNow(spool)).toEqual([]);
-          return lines().map((l) => String(l.msg));
-        });
-        expect(logged.filter((m) => m.includes("this database has never known") && m.includes(video.id))).toHaveLength(1);
-        expect(await hasFiles(spool, video.id)).toBe(true);
-        expect(await marker(spool)).toBeNull();
+        await expectUnclaimed(spool, video.id);
       } finally {
         await spool.stop();
       }
 
       spool = await start(first);
       try {
-        const orphan = "QQQQQQQQQQQQQQQQQQQQQQ";
-        await plantOrphan(spool, orphan);
-        expect(await sweepNow(spool)).toEqual([orphan]);
-        expect(await marker(spool)).toBe((await spool.ctx.library.identity()).id);
-        expect(await hasFiles(spool, video.id)).toBe(true);
+        await expectClaimsAndSweeps(spool, video.id, "QQQQQQQQQQQQQQQQQQQQQQ");
       } finally {
         await spool.stop();
       }
