@@ -4,10 +4,15 @@
  * through the same pipeline as uploads (probe, then a processing job: faststart, poster) and
  * print its final JSON (after processing). Without --playback the video gets the library's
  * default (DEFAULT_PLAYBACK).
+ *
+ * SIGINT (Ctrl-C) or SIGTERM cancels: the video this command was adding is removed, row and
+ * files, at whatever stage it was (copying, probing, processing, downloading), whatever else the
+ * worker had claimed goes back to the queue, and the command exits 130 (143 for SIGTERM).
  */
 import { parseArgs } from "node:util";
 import { resolve, basename } from "node:path";
 import { existsSync, statSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit } from "../load-config.ts";
 import { configureLogging } from "../lib/log.ts";
@@ -17,6 +22,7 @@ import { toVideoJson } from "../schemas/video.ts";
 import { HttpError } from "../http/errors.ts";
 import { PLAYBACK_POLICIES, type Playback } from "../db/schema.ts";
 import { argsOrExit, orExit } from "../lib/startup.ts";
+import { newVideoId } from "../library/ids.ts";
 
 const USAGE = `usage: bun run ingest <file|http(s) URL> [--title T] [--playback ${PLAYBACK_POLICIES.join("|")}]`;
 
@@ -65,24 +71,65 @@ const { config: loaded } = await orExit(resolveSecrets(base));
 const config = { ...loaded, jobKinds: ["ingest", "import"] as const };
 const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs, poolSize: config.databasePoolSize }));
 const ctx = createContext(config, handle);
+// Named before its row exists, so that an interruption at any stage knows what to remove.
+const videoId = newVideoId();
+let interrupted = false;
+/**
+ * Ctrl-C or SIGTERM: without this the process died where it stood, leaving an `uploading` row
+ * listed for days (FAILED_RETENTION_MS), a partial copy in tmp/, or a job held by a dead process
+ * until another worker took it over and finished adding a video the user had cancelled.
+ */
+async function interrupt(signal: "SIGINT" | "SIGTERM"): Promise<void> {
+  const code = signal === "SIGINT" ? 130 : 143;
+  // A second signal while cleaning up: leave at once.
+  if (interrupted) process.exit(code);
+  interrupted = true;
+  let outcome = "nothing was added";
+  try {
+    const row = await ctx.library.get(videoId);
+    if (row?.status === "ready") outcome = `video ${videoId} had already been added`;
+    else if (row) {
+      // Stops its job here (the library's remove hook) and deletes its files; the queue row goes with it.
+      await ctx.library.remove(videoId);
+      outcome = `video ${videoId} was removed`;
+    }
+    await stopWorker(ctx);
+  } catch (error) {
+    outcome = `video ${videoId} may be left behind (${error instanceof Error ? error.message : String(error)})`;
+  }
+  // This process's own tmp/ directory: a copy or download cut short is inside.
+  await rm(ctx.library.storage.ownTmpDir, { recursive: true, force: true }).catch(() => {});
+  await ctx.library.storage.close().catch(() => {});
+  await handle.close().catch(() => {});
+  console.error(`ingest: interrupted (${signal}); ${outcome}`);
+  process.exit(code);
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void interrupt(signal));
 try {
   await ctx.library.storage.init();
   ctx.ingest.requireTools();
   // This process works the queue while it waits, so a library without a running server or
   // worker still gets its video processed; whatever else it claimed goes back on exit.
   await startWorker(ctx);
-  const meta = { title: values.title, playback: playback as Playback | undefined };
+  const meta = { id: videoId, title: values.title, playback: playback as Playback | undefined };
   const row = isUrl
     ? ((await ctx.ingest.settled((await ctx.imports.start(source, meta)).id)) ?? { status: "deleted" as const })
     : await ctx.ingest.ingestPath(source, { ...meta, originalFilename: basename(source) });
-  if (!("id" in row)) throw new Error("the video was deleted while it was imported");
-  console.log(JSON.stringify(toVideoJson(row), null, 2));
-  if (row.status !== "ready") process.exitCode = 1;
+  // Interrupted meanwhile: `interrupt` says what became of the video, and exits.
+  if (!interrupted) {
+    if (!("id" in row)) throw new Error("the video was deleted while it was imported");
+    console.log(JSON.stringify(toVideoJson(row), null, 2));
+    if (row.status !== "ready") process.exitCode = 1;
+  }
 } catch (error) {
-  console.error(`ingest: ${error instanceof HttpError ? error.message : String(error)}`);
-  process.exitCode = 1;
+  if (!interrupted) {
+    console.error(`ingest: ${error instanceof HttpError ? error.message : String(error)}`);
+    process.exitCode = 1;
+  }
 } finally {
-  await stopWorker(ctx);
-  await ctx.library.storage.close();
-  await handle.close();
+  if (!interrupted) {
+    await stopWorker(ctx);
+    await ctx.library.storage.close();
+    await handle.close();
+  }
 }

@@ -725,6 +725,55 @@ describe("bun run ingest", () => {
     expect({ code: missing.code, stderr: missing.stderr.trim() }).toEqual({ code: 1, stderr: `ingest: no such file: ${join(scratch, "nowhere.mp4")}` });
     expect(existsSync(join(dataDir, "spool.db"))).toBe(false);
   }, 30_000);
+
+  /**
+   * A stand-in for ffprobe or ffmpeg that says when it was started, then never finishes (it
+   * dies with its parent: Spool runs the tools under `setpriv --pdeathsig`): the ingest is held
+   * at that stage for as long as the test needs.
+   */
+  async function stuckTool(name: string): Promise<{ path: string; started: string }> {
+    const started = join(scratch, `${name}-started-${crypto.randomUUID()}`);
+    const path = join(scratch, `${name}-${crypto.randomUUID()}`);
+    await writeFile(path, `#!/bin/sh\ntouch '${started}'\nexec sleep 60\n`, { mode: 0o755 });
+    return { path, started };
+  }
+
+  const interruptions = [
+    { stage: "probing (the row `uploading`, the copy in tmp/)", tool: "FFPROBE_PATH", signal: "SIGINT", code: 130 },
+    { stage: "processing (the row `processing`, its job running)", tool: "FFMPEG_PATH", signal: "SIGTERM", code: 143 },
+  ] as const;
+  for (const { stage, tool, signal, code } of interruptions) {
+    test(`${signal} while ${stage}: the video is removed, nothing is left, exit ${code}`, async () => {
+      const dataDir = join(scratch, `cli-${signal}`);
+      const stuck = await stuckTool(tool);
+      const source = await makeVideo({ seconds: 1, faststart: false });
+      const proc = Bun.spawn([process.execPath, "src/cli/ingest.ts", source], {
+        cwd: ROOT,
+        env: { ...process.env, DATA_DIR: dataDir, DATABASE_URL: "", LOG_FORMAT: "json", [tool]: stuck.path },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      for (let waited = 0; !existsSync(stuck.started); waited += 50) {
+        if (waited > 20_000 || proc.exitCode !== null) throw new Error(`the ingest never reached ${tool}: ${(await output).join("\n")}`);
+        await Bun.sleep(50);
+      }
+      proc.kill(signal);
+      const exited = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "still running")]);
+      if (exited === "still running") proc.kill("SIGKILL");
+      const [stdout, stderr] = await output;
+      expect({ exited, stdout }).toEqual({ exited: code, stdout: "" });
+      expect(stderr.trim().split("\n").at(-1)).toMatch(new RegExp(`^ingest: interrupted \\(${signal}\\); video [\\w-]{22} was removed$`));
+      const handle = await openDatabase(`file:${join(dataDir, "spool.db")}`);
+      try {
+        expect(await handle.db.select({ id: handle.tables.videos.id, status: handle.tables.videos.status }).from(handle.tables.videos)).toEqual([]);
+        expect(await handle.db.select({ id: handle.tables.jobs.id }).from(handle.tables.jobs)).toEqual([]);
+      } finally {
+        await handle.close();
+      }
+      expect({ videos: filesUnder(join(dataDir, "videos")), tmp: filesUnder(join(dataDir, "tmp")) }).toEqual({ videos: [], tmp: [] });
+    }, 30_000);
+  }
 });
 
 describe("restarts", () => {

@@ -49,6 +49,8 @@ export interface ImportSettings extends ImportPolicy {
 export interface ImportMeta {
   title?: string;
   playback?: Playback;
+  /** The new video's id (the CLI names it first, to remove it if interrupted); otherwise a random one. */
+  id?: string;
 }
 
 export interface ImportProgress extends DownloadProgress {
@@ -119,7 +121,7 @@ export class ImportService {
   async start(url: string, meta: ImportMeta = {}): Promise<VideoRow> {
     const source = this.check(url);
     this.ingest.requireTools();
-    const row = await this.library.begin({ title: meta.title, playback: meta.playback, originalFilename: filenameFor(source, undefined) ?? bareHost(source) }, "importing");
+    const row = await this.library.begin({ id: meta.id, title: meta.title, playback: meta.playback, originalFilename: filenameFor(source, undefined) ?? bareHost(source) }, "importing");
     await this.queue.enqueue("import", row.id, { url: source.href } satisfies ImportPayload);
     this.queued();
     return row;
