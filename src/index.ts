@@ -14,11 +14,23 @@ import { configFromPrimary, isMetricsReply, isMetricsRequest, isRelayMessage, re
 import { registry } from "./metrics/metrics.ts";
 import { configureLogging, errorFields, flushLogs, logger } from "./lib/log.ts";
 import { DEMO_VIDEO_ID, startSpool, type RunningSpool } from "./server.ts";
-import { orExit } from "./lib/startup.ts";
+import { argsOrExit, orExit } from "./lib/startup.ts";
 import { redactUrl } from "./db/url.ts";
+import { parseArgs } from "node:util";
 
 const workerId = process.env.SPOOL_WORKER_ID;
 const isPrimary = workerId === undefined;
+
+const USAGE = "usage: npm start (the bundle) | npm run dev | bun src/index.ts   (no options: configuration from the environment, PORT, HOST, DATA_DIR, DATABASE_URL...; see README, Configuration)";
+if (isPrimary) {
+  // Spool takes no options: `npm start -- --help` or `--port 8080` must not start a server on
+  // the defaults (every address, port 3000, ./data) as if nothing had been said.
+  const { values } = argsOrExit(() => parseArgs({ args: Bun.argv.slice(2), options: { help: { type: "boolean", short: "h" } } }), USAGE);
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+}
 // Loaded only when read here: a WORKERS child is given its primary's (src/cluster.ts).
 const config = (isPrimary ? undefined : configFromPrimary()) ?? (await import("./load-config.ts")).loadConfigOrExit();
 configureLogging(config.logLevel ?? "info", config.logFormat, undefined, true);

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { readFileSync, statfsSync } from "node:fs";
+import { existsSync, readFileSync, statfsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -734,5 +734,22 @@ describe("the process lifecycle", () => {
     const bad = spawnSpool({ PORT: "3000", SHUTDOWN_GRACE_MS: "soon", DATA_DIR: join(scratch, "bad") });
     expect(await bad.proc.exited).toBe(2);
     expect(bad.output().trim()).toBe('spool: SHUTDOWN_GRACE_MS must be an integer >= 0, got "soon"');
+  });
+
+  test("options: --help prints the usage (exit 0), any other is refused (exit 2); neither starts a server nor makes DATA_DIR", async () => {
+    const port = freePort();
+    const dataDir = join(scratch, "options");
+    const run = async (...args: string[]) => {
+      const proc = Bun.spawn([process.execPath, "src/index.ts", ...args], { cwd: ROOT, env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", DATA_DIR: dataDir }, stdout: "pipe", stderr: "pipe" });
+      const exited = await Promise.race([proc.exited, Bun.sleep(5000).then(() => "still running")]);
+      const serving = await listening(port);
+      proc.kill("SIGKILL");
+      const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      return { exited, serving, stdout: stdout.split("\n")[0], stderr: stderr.split("\n")[0] };
+    };
+    expect(await run("--help")).toEqual({ exited: 0, serving: false, stdout: expect.stringMatching(/^usage: npm start/), stderr: "" });
+    expect(await run("--port", "8080")).toEqual({ exited: 2, serving: false, stdout: "", stderr: "spool: unknown option --port" });
+    expect(await run("serve")).toEqual({ exited: 2, serving: false, stdout: "", stderr: expect.stringContaining("Unexpected argument 'serve'") });
+    expect(existsSync(dataDir)).toBe(false);
   });
 });
