@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { resolve, basename } from "node:path";
-import { existsSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { resolveSecrets } from "../server.ts";
 import { loadConfigOrExit } from "../load-config.ts";
@@ -59,6 +59,16 @@ const kind = isUrl ? undefined : statSync(source);
 if (kind && !kind.isFile()) {
   console.error(`ingest: ${source} is ${kind.isDirectory() ? "a directory" : "not a regular file"}; give a video or audio file`);
   process.exit(1);
+}
+// A file this user may not read would fail in copyFile, with a raw errno naming a path in tmp/.
+if (!isUrl) {
+  try {
+    accessSync(source, constants.R_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    console.error(`ingest: cannot read ${source} (${code === "EACCES" || code === "EPERM" ? `permission denied to this user (uid ${process.getuid?.()})` : code})`);
+    process.exit(1);
+  }
 }
 
 const base = loadConfigOrExit();

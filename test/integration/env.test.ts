@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { chmod, chown, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../../src/load-config.ts";
@@ -234,6 +234,17 @@ describe("settings found unusable only at start: one line naming the setting, ex
     );
     expect(output).toBe(`spool: DATA_DIR=${dataDir} cannot be written (permission denied to this user (uid 65534)): make it a directory this user (uid 65534) can write, or set DATA_DIR elsewhere`);
     expect(code).toBe(2);
+  });
+
+  test.skipIf(!asRoot)("bun run ingest as another user, a file it may not read: one line naming it, exit 1, before DATA_DIR is touched", async () => {
+    // Root's, mode 0600, in a directory `nobody` may enter.
+    const source = join(scratch, "private.mp4");
+    await copyFile(resolve(ROOT, "fixtures/demo.mp4"), source);
+    await chmod(source, 0o600);
+    let dataDir = "";
+    const { code, output } = await run("src/cli/ingest.ts", [source], (cwd) => ({ DATA_DIR: (dataDir = join(cwd, "data")) }), { user: "nobody" });
+    expect({ code, output }).toEqual({ code: 1, output: `ingest: cannot read ${source} (permission denied to this user (uid 65534))` });
+    expect(existsSync(dataDir)).toBe(false);
   });
 
   test.skipIf(!asRoot)("as another user, a kept secret it may not read (another user's DATA_DIR/signing-secret): no EACCES stack", async () => {
