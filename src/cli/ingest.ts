@@ -36,9 +36,14 @@ const { values, positionals } = argsOrExit(
   USAGE,
 );
 
-if (values.help || positionals.length !== 1) {
+// Asked for, the usage is the output (stdout, as `bun run worker --help`); a mistake's goes to stderr.
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (positionals.length !== 1) {
   console.error(USAGE);
-  process.exit(values.help ? 0 : 2);
+  process.exit(2);
 }
 
 const playback = values.playback;

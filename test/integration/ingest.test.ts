@@ -716,6 +716,15 @@ describe("bun run ingest", () => {
     expect(wrong.stderr).toContain("--playback must be public or signed");
   }, 30_000);
 
+  test("--help: the usage on stdout, exit 0; no file or two: the usage on stderr, exit 2", async () => {
+    const dataDir = join(scratch, "cli-usage");
+    const usage = "usage: bun run ingest <file|http(s) URL> [--title T] [--playback public|signed]\n";
+    expect(await ingest(dataDir, "--help")).toEqual({ stdout: usage, stderr: "", code: 0 });
+    expect(await ingest(dataDir)).toEqual({ stdout: "", stderr: usage, code: 2 });
+    expect(await ingest(dataDir, "a.mp4", "b.mp4")).toEqual({ stdout: "", stderr: usage, code: 2 });
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
   test("a directory or a missing file: one clear line, exit 1, nothing created", async () => {
     const dataDir = join(scratch, "cli-not-files");
     const directory = await mkdtemp(join(scratch, "a-directory-"));
