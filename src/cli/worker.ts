@@ -40,6 +40,13 @@ const log = logger("worker");
 const { config } = await orExit(resolveSecrets(base));
 const handle = await orExit(openDatabase(config.databaseUrl, { queryTimeoutMs: config.databaseQueryTimeoutMs, poolSize: config.databasePoolSize }));
 const ctx = createContext(config, handle);
+// Every job a worker runs needs them: say so and stop, rather than log that jobs "wait for a
+// worker" (this one) and exit 1 without a word about why.
+if (!ctx.media) {
+  await handle.close();
+  console.error(`spool: a worker needs ffmpeg and ffprobe, which were not found (FFMPEG_PATH=${config.ffmpegPath ?? "ffmpeg"}, FFPROBE_PATH=${config.ffprobePath ?? "ffprobe"}): install ffmpeg, or set FFMPEG_PATH and FFPROBE_PATH`);
+  process.exit(1);
+}
 // A worker with a DATA_DIR of its own (STORAGE=s3, another machine) is the only process that
 // cleans it: what a killed run left in tmp/ (a source copy and a partial ladder per transcode)
 // and, with a bucket, the working copies of videos processed or deleted since. Without this,

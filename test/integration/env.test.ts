@@ -206,6 +206,11 @@ describe("settings found unusable only at start: one line naming the setting, ex
     expect(code).toBe(2);
   });
 
+  test("bun run worker without ffmpeg: one line saying what it needs, exit 1", async () => {
+    const { code, output } = await run("src/cli/worker.ts", [], { FFMPEG_PATH: "/nonexistent/ffmpeg" });
+    expect({ code, output }).toEqual({ code: 1, output: "spool: a worker needs ffmpeg and ffprobe, which were not found (FFMPEG_PATH=/nonexistent/ffmpeg, FFPROBE_PATH=ffprobe): install ffmpeg, or set FFMPEG_PATH and FFPROBE_PATH" });
+  });
+
   test("a kept secret too short to use: one line naming the file and the fix, not a stack", async () => {
     let path = "";
     const { code, output } = await run("src/index.ts", [], async (cwd) => {
