@@ -100,15 +100,20 @@ async function interrupt(signal: "SIGINT" | "SIGTERM"): Promise<void> {
   if (interrupted) process.exit(code);
   interrupted = true;
   let outcome = "nothing was added";
-  try {
+  /** Stops its job here (the library's remove hook) and deletes its files; the queue row goes with it. */
+  const removeVideo = async () => {
     const row = await ctx.library.get(videoId);
     if (row?.status === "ready") outcome = `video ${videoId} had already been added`;
     else if (row) {
-      // Stops its job here (the library's remove hook) and deletes its files; the queue row goes with it.
       await ctx.library.remove(videoId);
       outcome = `video ${videoId} was removed`;
     }
+  };
+  try {
+    await removeVideo();
     await stopWorker(ctx);
+    // Its row may have been written meanwhile (the signal came while it was being inserted).
+    if (outcome === "nothing was added") await removeVideo();
   } catch (error) {
     outcome = `video ${videoId} may be left behind (${error instanceof Error ? error.message : String(error)})`;
   }
