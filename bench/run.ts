@@ -60,8 +60,8 @@ interface Args {
   soakRate: number;
 }
 
-function usage(): never {
-  console.log(
+function usage(): string {
+  return (
     [
       "usage: bun bench/run.ts [--quick | --smoke] [options]",
       "  --targets=spool,nginx,bun,express,fastapi   subset of targets (default: all available)",
@@ -72,10 +72,19 @@ function usage(): never {
       "  --workloads=range64k,revalidate,slow         only these workloads (ids as in latest.json; slow = slow readers)",
       "  --rerender[=FILE]                            only re-render md/svg from a results JSON (default bench/results/latest.json)",
       "  --soak [--soak-seconds=600] [--soak-rate=150]  leak test instead: Spool alone, mixed loopback traffic, RSS/fds/errors -> soak.{json,md}",
-    ].join("\n"),
+    ].join("\n")
   );
-  process.exit(0);
 }
+
+/** A whole number in [min, max] from an option's value, or a usage error naming the option. */
+function wholeNumber(option: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (value === "" || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`${option} must be a whole number from ${min} to ${max} (got "${value}")`);
+  return n;
+}
+
+/** A mistake on the command line: one line and the usage (exit 2), not a stack trace or a full run on defaults. */
+class UsageError extends Error {}
 
 /** How long each target idles before its slow readers start (see the slow-reader loop). */
 const SLOW_SETTLE_MS = 2000;
@@ -106,18 +115,19 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--targets": {
         const ids = v.split(",").filter(Boolean);
-        for (const id of ids) if (!TARGET_ORDER.includes(id as TargetId)) throw new Error(`unknown target ${id}`);
+        if (ids.length === 0) throw new UsageError(`--targets names no target (${TARGET_ORDER.join(",")})`);
+        for (const id of ids) if (!TARGET_ORDER.includes(id as TargetId)) throw new UsageError(`unknown target ${id} (${TARGET_ORDER.join(",")})`);
         a.targets = TARGET_ORDER.filter((t) => ids.includes(t));
         break;
       }
       case "--rounds":
-        a.rounds = Math.max(1, Math.min(20, Number(v)));
+        a.rounds = wholeNumber(k, v, 1, 20);
         break;
       case "--duration":
-        a.durationS = Math.max(1, Math.min(60, Math.round(Number(v))));
+        a.durationS = wholeNumber(k, v, 1, 60);
         break;
       case "--generator":
-        if (v !== "wrk" && v !== "autocannon") throw new Error("--generator must be wrk or autocannon");
+        if (v !== "wrk" && v !== "autocannon") throw new UsageError("--generator must be wrk or autocannon");
         a.generator = v;
         break;
       case "--readme":
@@ -131,27 +141,26 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--workloads":
         a.workloads = v.split(",").filter(Boolean);
+        if (a.workloads.length === 0) throw new UsageError("--workloads names no workload");
         break;
       case "--soak":
         a.soak = true;
         break;
       case "--soak-seconds":
-        a.soakSeconds = Math.round(Number(v));
-        if (!Number.isFinite(a.soakSeconds) || a.soakSeconds < 1 || a.soakSeconds > 86_400) throw new Error("--soak-seconds must be 1..86400");
+        a.soakSeconds = wholeNumber(k, v, 1, 86_400);
         break;
       case "--soak-rate":
-        a.soakRate = Number(v);
-        if (!Number.isFinite(a.soakRate) || a.soakRate < 1 || a.soakRate > 5000) throw new Error("--soak-rate must be 1..5000 requests/s");
+        a.soakRate = wholeNumber(k, v, 1, 5000);
         break;
       case "--rerender":
         a.rerender = v ? resolve(v) : resolve(RESULTS_DIR, "latest.json");
         break;
       case "--help":
       case "-h":
-        usage();
-        break;
+        console.log(usage());
+        process.exit(0);
       default:
-        throw new Error(`unknown option ${arg} (--help)`);
+        throw new UsageError(`unknown option ${arg}`);
     }
   }
   return a;
@@ -161,7 +170,15 @@ function parseArgs(argv: string[]): Args {
 // Suite
 // ---------------------------------------------------------------------------------------------
 
-const args = parseArgs(process.argv.slice(2));
+const args = (() => {
+  try {
+    return parseArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`bench: ${error.message}\n${usage()}`);
+    process.exit(2);
+  }
+})();
 const startedAt = new Date();
 const notes: string[] = [];
 let tmp: string | null = null;
