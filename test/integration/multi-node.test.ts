@@ -4,6 +4,10 @@
  * The servers run no worker (TRANSCODE_IN_SERVER=0) and cache for ten minutes
  * (CACHE_TTL_MS=600000): what one server or the worker writes reaches the other server through
  * the database's notifications, not through time.
+ * Always PostgreSQL, whatever SPOOL_TEST_DATABASE says: on SQLite, separate processes see each
+ * other's writes only once their cache expires and never hear a worker's download progress
+ * (README "Scaling out"), so these tests have no SQLite form; multi-node-s3.test.ts runs its
+ * nodes on the suite's database, either one.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";

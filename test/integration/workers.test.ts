@@ -1,7 +1,9 @@
 /**
  * WORKERS > 1 as `npm start` runs it: several real processes on one port (SO_REUSEPORT). A
  * change made through one process is seen at once by all of them, even with a cache TTL of a
- * minute: the processes relay their changes over IPC (src/cluster.ts).
+ * minute: the processes relay their changes over IPC (src/cluster.ts). On the suite's database
+ * (SPOOL_TEST_DATABASE): SQLite, where the relay is the only way, or PostgreSQL, where NOTIFY
+ * carries the changes too (the Compose file's WORKERS=2 on PostgreSQL).
  */
 import { afterAll, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -9,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { get, slowSource } from "../helpers/http.ts";
 import { readEvents } from "./hls-support.ts";
-import { AUTH, TEST_API_KEY } from "../helpers/spool.ts";
+import { AUTH, databaseFor, TEST_API_KEY } from "../helpers/spool.ts";
 import { ROOT, freePort, spawnSpool, type SpoolProcess } from "../helpers/process.ts";
 
 let root: string | undefined;
@@ -24,7 +26,8 @@ afterAll(async () => {
 test("a title changed through one worker is what every worker serves at once, not after the cache's minute", async () => {
   root = await mkdtemp(join(tmpdir(), "spool-workers-"));
   port = freePort();
-  server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: join(root, "data"), API_KEY: TEST_API_KEY, IMPORT_ALLOW_PRIVATE: "1" });
+  const dataDir = join(root, "data");
+  server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "2", CACHE_TTL_MS: "60000", DATA_DIR: dataDir, DATABASE_URL: await databaseFor(dataDir), API_KEY: TEST_API_KEY, IMPORT_ALLOW_PRIVATE: "1" });
   await server.waitFor(["Spool listening", "worker 1 serving"], 20_000);
 
   // Fresh connections, which the kernel spreads over both processes; each caches the demo.
