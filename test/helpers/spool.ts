@@ -129,6 +129,20 @@ export async function startTestSpool(overrides: Partial<Config> = {}): Promise<T
 /**
  * Runs `body` with Spool's log lines captured (JSON objects), then restores the tests' logging.
  */
+/**
+ * Two machines sharing a database (SPOOL_TEST_DATABASE's) and a bucket: a server that takes
+ * uploads and runs no worker (TRANSCODE_IN_SERVER=0), and a worker node with its own DATA_DIR
+ * and block cache that runs ingest jobs, one attempt each (an outage must not spend attempts:
+ * a failed one would fail the video). Both under `root`.
+ */
+export async function serverAndWorker(root: string, overrides: Partial<Config> = {}): Promise<{ server: TestSpool; worker: TestSpool }> {
+  const storage = await testBucketStorage(join(root, "server"));
+  const databaseUrl = await databaseFor(join(root, "shared"));
+  const server = await startTestSpool({ dataDir: join(root, "server"), databaseUrl, storage, seedDemo: false, ...overrides, transcode: { inServer: false } });
+  const worker = await startTestSpool({ dataDir: join(root, "worker"), databaseUrl, storage: { ...storage, cacheDir: join(root, "worker", "cache") }, seedDemo: false, ...overrides, jobKinds: ["ingest"], transcode: { maxAttempts: 1, retryBaseMs: 200 } });
+  return { server, worker };
+}
+
 export async function withCapturedLogs<T>(body: (lines: () => Record<string, unknown>[]) => Promise<T>): Promise<T> {
   const captured: Record<string, unknown>[] = [];
   configureLogging("info", "json", { write: (line: string) => void captured.push(JSON.parse(line) as Record<string, unknown>) });

@@ -15,7 +15,7 @@ import { transcodeConfig } from "../../src/config.ts";
 import { IngestJobs } from "../../src/modules/ingest/job.ts";
 import { uploadMultipart, waitUntilSettled } from "../helpers/library.ts";
 import { makeVideo } from "../helpers/media.ts";
-import { databaseFor, startTestSpool, testBucketStorage, testS3, type TestSpool } from "../helpers/spool.ts";
+import { serverAndWorker, testS3, type TestSpool } from "../helpers/spool.ts";
 
 setDefaultTimeout(60_000);
 
@@ -25,12 +25,7 @@ let worker: TestSpool;
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "spool-sweep-race-"));
-  const storage = await testBucketStorage(join(root, "server"));
-  const databaseUrl = await databaseFor(join(root, "shared"));
-  // As on two machines: the server takes uploads and runs no worker; the worker has its own
-  // DATA_DIR, the same database and bucket.
-  server = await startTestSpool({ dataDir: join(root, "server"), databaseUrl, storage, seedDemo: false, transcode: { inServer: false } });
-  worker = await startTestSpool({ dataDir: join(root, "worker"), databaseUrl, storage: { ...storage, cacheDir: join(root, "worker", "cache") }, seedDemo: false, jobKinds: ["ingest"], transcode: { maxAttempts: 1, retryBaseMs: 200 } });
+  ({ server, worker } = await serverAndWorker(root));
 });
 
 afterAll(async () => {

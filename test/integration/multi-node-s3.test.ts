@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectError, uploadMultipart, waitUntilSettled, type VideoJson } from "../helpers/library.ts";
 import { makeVideo } from "../helpers/media.ts";
-import { AUTH, databaseFor, startTestSpool, TEST_DIALECT, testBucketStorage, testS3, type TestSpool } from "../helpers/spool.ts";
+import { AUTH, databaseFor, serverAndWorker, startTestSpool, TEST_DIALECT, testBucketStorage, testS3, type TestSpool } from "../helpers/spool.ts";
 
 setDefaultTimeout(60_000);
 
@@ -32,13 +32,7 @@ let worker: TestSpool;
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "spool-nodes-s3-"));
-  const storage = await testBucketStorage(join(root, "server"));
-  const databaseUrl = await databaseFor(join(root, "shared"));
-  // The server takes uploads and runs no worker (TRANSCODE_IN_SERVER=0); the "worker machine"
-  // has its own DATA_DIR and cache, the same database and bucket.
-  server = await startTestSpool({ dataDir: join(root, "server"), databaseUrl, storage, seedDemo: false, cacheTtlMs: CACHE_TTL_MS, transcode: { inServer: false } });
-  // One attempt per job: an outage must not spend attempts (a failed attempt would fail the video).
-  worker = await startTestSpool({ dataDir: join(root, "worker"), databaseUrl, storage: { ...storage, cacheDir: join(root, "worker", "cache") }, seedDemo: false, cacheTtlMs: CACHE_TTL_MS, jobKinds: ["ingest"], transcode: { maxAttempts: 1, retryBaseMs: 200 } });
+  ({ server, worker } = await serverAndWorker(root, { cacheTtlMs: CACHE_TTL_MS }));
 });
 
 afterAll(async () => {
