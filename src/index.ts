@@ -162,6 +162,28 @@ function spawnWorker(id: number): void {
   children[id - 1] = child;
 }
 
+/** When the first signal came: a second one later than this after it stops at once. */
+let signalledAt: number | undefined;
+/**
+ * A second Ctrl-C (or SIGTERM) more than a second after the first: the operator will not wait
+ * out SHUTDOWN_GRACE_MS for a download in flight. Within the second it is the same keypress
+ * delivered twice (npm passes its terminal's SIGINT on to the process group it already reached).
+ */
+const FORCE_AFTER_MS = 1000;
+
+function signalled(signal: "SIGINT" | "SIGTERM"): void {
+  const now = Date.now();
+  if (signalledAt !== undefined && now - signalledAt >= FORCE_AFTER_MS) {
+    log.warn({ signal }, "second signal: stopping now, without waiting for the requests in flight");
+    flushLogs();
+    for (const child of children) child?.kill("SIGTERM");
+    // A transcode cut short here is taken up again once its lease runs out (TRANSCODE_STALE_MS).
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  }
+  signalledAt ??= now;
+  void shutdown(signal, config.shutdownGraceMs ?? 30_000);
+}
+
 async function shutdown(reason: string, graceMs: number): Promise<never> {
   if (stopping) return new Promise<never>(() => {});
   stopping = true;
@@ -174,9 +196,7 @@ async function shutdown(reason: string, graceMs: number): Promise<never> {
   process.exit(0);
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => void shutdown(signal, config.shutdownGraceMs ?? 30_000));
-}
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => signalled(signal));
 
 if (!isPrimary) {
   process.on("message", (message: unknown) => {

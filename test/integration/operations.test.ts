@@ -573,6 +573,32 @@ describe("the process lifecycle", () => {
     expect(server.output()).toContain('"msg":"stopped"');
   });
 
+  test("Ctrl-C twice: a second SIGINT more than a second after the first stops at once (exit 130) instead of waiting out SHUTDOWN_GRACE_MS for a download; two within a moment (npm passing one on) still drain", async () => {
+    const dataDir = join(scratch, "second-signal");
+    const source = await makeLargeVideo(24);
+    const ingest = Bun.spawn([process.execPath, "src/cli/ingest.ts", source], { cwd: ROOT, env: { ...process.env, DATA_DIR: dataDir }, stdout: "pipe", stderr: "pipe" });
+    const video = JSON.parse(await new Response(ingest.stdout).text()) as VideoJson;
+    expect(await ingest.exited).toBe(0);
+    const port = freePort();
+    const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", DATA_DIR: dataDir, TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY, SEED_DEMO: "0", SHUTDOWN_GRACE_MS: "60000" });
+    await server.waitFor(["Spool listening"]);
+    // A download that stalls (a paused browser tab): the drain would wait the whole minute for it.
+    const reader = (await fetch(`http://127.0.0.1:${port}${video.streamUrl}`)).body!.getReader();
+    expect((await reader.read()).done).toBe(false);
+    server.proc.kill("SIGINT");
+    await Bun.sleep(50);
+    server.proc.kill("SIGINT");
+    await server.waitFor(["shutting down"]);
+    await Bun.sleep(1500);
+    expect(server.proc.exitCode).toBeNull();
+    const forced = Date.now();
+    server.proc.kill("SIGINT");
+    expect(await server.proc.exited).toBe(130);
+    expect(Date.now() - forced).toBeLessThan(5000);
+    expect(server.output()).toContain("second signal: stopping now");
+    await reader.cancel().catch(() => {});
+  }, 60_000);
+
   test("SIGTERM with event streams open (a library page, a video page): they end at once, and the server stops without waiting out SHUTDOWN_GRACE_MS", async () => {
     const port = freePort();
     const server = spawnSpool({ PORT: String(port), HOST: "127.0.0.1", WORKERS: "1", DATA_DIR: join(scratch, "sse-drain"), TRANSCODE_IN_SERVER: "0", API_KEY: TEST_API_KEY, SEED_DEMO: "0", SHUTDOWN_GRACE_MS: "60000" });
